@@ -1,0 +1,3 @@
+module github.com/loadprof/loadprof
+
+go 1.26.8
