@@ -1,0 +1,143 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loadprof/loadprof/load"
+)
+
+// WriteSummary prints the human summary of a run.
+func WriteSummary(w io.Writer, r *Result) {
+	loop := "closed loop"
+	if r.Loop == "open" {
+		loop = "open loop"
+	}
+	if rate, ok := r.Config["rate"]; ok && r.Loop == "open" {
+		loop = fmt.Sprintf("open loop at %v req/s", rate)
+	} else if c, ok := r.Config["concurrency"]; ok && r.Loop == "closed" {
+		loop = fmt.Sprintf("closed loop, concurrency %v", c)
+	}
+	from := "send time"
+	if r.LatencyFrom == "intended_send" {
+		from = "intended send time"
+	}
+	fmt.Fprintf(w, "loadprof run: %s %s (%s; latency from %s)\n", strings.ToUpper(r.Transport), r.Target, loop, from)
+	if r.Interrupted {
+		fmt.Fprintf(w, "  INTERRUPTED: partial results")
+		if r.Unfinished > 0 {
+			fmt.Fprintf(w, " (%d requests still in flight were not counted)", r.Unfinished)
+		}
+		fmt.Fprintln(w)
+	}
+	wu, st := r.Phases.Warmup, r.Phases.Steady
+	if wu.Requests > 0 {
+		fmt.Fprintf(w, "  warm-up  %7.1fs %9d requests %6d errors  (not in the statistics)\n", wu.End-wu.Start, wu.Requests, sum(wu.Errors))
+	}
+	fmt.Fprintf(w, "  steady   %7.1fs %9d requests %6d errors  %.1f req/s (%.1f ok/s)\n", st.End-st.Start, r.Requests, sum(r.Errors), r.ThroughputRPS, r.SuccessRPS)
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  %-8s %9s %8s %8s %8s %8s %8s %8s %8s %8s\n", "latency", "count", "min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max")
+	row := func(name string, s Stats) {
+		fmt.Fprintf(w, "  %-8s %9d %8s %8s %8s %8s %8s %8s %8s %8s\n", name, s.Count,
+			ms(s.Min), ms(s.Mean), ms(s.P50), ms(s.P90), ms(s.P95), ms(s.P99), ms(s.P999), ms(s.Max))
+	}
+	row("all", r.Latency)
+	if r.Window != nil {
+		row("window", r.Window.Latency)
+		if r.Outside != nil {
+			row("outside", r.Outside.Latency)
+		}
+	}
+	fmt.Fprintln(w, "  (milliseconds; requests that got a response of any status)")
+	if len(r.Errors) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "  errors:")
+		for _, k := range sortedKeys(r.Errors) {
+			pct := 100 * float64(r.Errors[k]) / float64(max(r.Requests, 1))
+			fmt.Fprintf(w, "    %-20s %9d  %5.1f%%", k, r.Errors[k], pct)
+			if msg := r.ErrorSamples[k]; msg != "" && msg != k {
+				fmt.Fprintf(w, "  e.g. %s", oneLine(msg, 100))
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	c := r.Client
+	if c.Saturated > 0 {
+		fmt.Fprintf(w, "\n  note: %d requests waited for a free slot under --max-inflight (peak %d in flight); their wait is in the latency\n", c.Saturated, c.PeakInflight)
+	}
+	if r.Loop == "open" && c.MaxSendLagMs > 10 {
+		fmt.Fprintf(w, "\n  note: the client fell up to %.1f ms behind its schedule (a busy client machine); latency still counts from the schedule\n", c.MaxSendLagMs)
+	}
+}
+
+func sum(m map[string]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func ms(v float64) string {
+	switch {
+	case v == 0:
+		return "-"
+	case v < 10:
+		return fmt.Sprintf("%.3f", v)
+	case v < 1000:
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = s[:n] + "..."
+	}
+	return s
+}
+
+// IsTerminal reports whether f is a terminal, where live progress belongs.
+func IsTerminal(f *os.File) bool {
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+// startProgress prints one progress line a second to w (overwriting itself)
+// until the returned function is called.
+func startProgress(w io.Writer, rec *load.Recorder) func() {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		printed := false
+		for {
+			select {
+			case <-stop:
+				if printed {
+					fmt.Fprintln(w)
+				}
+				return
+			case <-t.C:
+				rec.Tick()
+				elapsed := rec.Now()
+				if w == nil {
+					continue
+				}
+				p := rec.Progress()
+				fmt.Fprintf(w, "\r\033[K[%5.0fs] %-7s %9d requests %6d errors %8d req/s last second  p99 %s ms",
+					elapsed.Seconds(), p.Phase, p.Requests, p.Errors, p.LastSecond.Requests, ms(float64(p.SteadyP99Us)/usPerMs))
+				printed = true
+			}
+		}
+	}()
+	return func() { close(stop); wg.Wait() }
+}

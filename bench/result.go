@@ -1,0 +1,215 @@
+package bench
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/loadprof/loadprof/load"
+)
+
+// ResultVersion is the version of the result.json schema.
+const ResultVersion = 1
+
+// Result is a finished (or interrupted) run, as written to result.json.
+// Other tools read this file: keys are only ever added.
+type Result struct {
+	Version       int               `json:"version"`
+	Tool          string            `json:"tool"`
+	Config        map[string]any    `json:"config"`
+	StartedAt     time.Time         `json:"started_at"`
+	Target        string            `json:"target"`
+	Transport     string            `json:"transport"`
+	Loop          string            `json:"loop"`                  // "open" or "closed"
+	LatencyFrom   string            `json:"latency_measured_from"` // "intended_send" or "send"
+	Phases        Phases            `json:"phases"`
+	Requests      int64             `json:"requests"` // steady phase, finished
+	Errors        map[string]int64  `json:"errors"`   // steady phase, by class
+	ErrorSamples  map[string]string `json:"error_samples,omitempty"`
+	ThroughputRPS float64           `json:"throughput_rps"`
+	SuccessRPS    float64           `json:"success_rps"`
+	Latency       Stats             `json:"latency_ms"`
+	Window        *Slice            `json:"window"`  // steady requests sent while the profile window was open
+	Outside       *Slice            `json:"outside"` // the other steady requests
+	Histogram     string            `json:"histogram"`
+	Series        []load.Second     `json:"series"`
+	Profile       any               `json:"profile"`
+	Client        ClientStats       `json:"client"`
+	Interrupted   bool              `json:"interrupted"`
+	Unfinished    int64             `json:"unfinished"`
+}
+
+// Phases are the warm-up and steady parts of a run.
+type Phases struct {
+	Warmup Phase `json:"warmup"`
+	Steady Phase `json:"steady"`
+}
+
+// Phase is one part of a run, in seconds since the run started.
+type Phase struct {
+	Start    float64          `json:"start_s"`
+	End      float64          `json:"end_s"`
+	Requests int64            `json:"requests"`
+	Errors   map[string]int64 `json:"errors"`
+	Latency  Stats            `json:"latency_ms"`
+}
+
+// Slice is the statistics of a subset of the steady requests.
+type Slice struct {
+	Requests  int64            `json:"requests"`
+	Errors    map[string]int64 `json:"errors"`
+	Latency   Stats            `json:"latency_ms"`
+	Histogram string           `json:"histogram"`
+}
+
+// Stats summarises a latency histogram, in milliseconds.
+type Stats struct {
+	Count  int64   `json:"count"`
+	Min    float64 `json:"min"`
+	Mean   float64 `json:"mean"`
+	Stddev float64 `json:"stddev"`
+	P50    float64 `json:"p50"`
+	P90    float64 `json:"p90"`
+	P95    float64 `json:"p95"`
+	P99    float64 `json:"p99"`
+	P999   float64 `json:"p999"`
+	Max    float64 `json:"max"`
+}
+
+// ClientStats say whether the client itself kept up.
+type ClientStats struct {
+	MaxSendLagMs float64 `json:"max_send_lag_ms"` // open loop: worst delay behind the schedule
+	Saturated    int64   `json:"saturated"`       // open loop: requests that waited for --max-inflight
+	PeakInflight int64   `json:"peak_inflight"`
+	LateSamples  int64   `json:"late_samples"` // finished after an interrupted run stopped waiting
+}
+
+const usPerMs = 1000.0
+
+// StatsOf summarises h (values in microseconds).
+func StatsOf(h *hdrhistogram.Histogram) Stats {
+	if h.TotalCount() == 0 {
+		return Stats{}
+	}
+	q := func(p float64) float64 { return float64(h.ValueAtQuantile(p)) / usPerMs }
+	return Stats{
+		Count: h.TotalCount(),
+		Min:   float64(h.Min()) / usPerMs, Mean: h.Mean() / usPerMs, Stddev: h.StdDev() / usPerMs,
+		P50: q(50), P90: q(90), P95: q(95), P99: q(99), P999: q(99.9),
+		Max: float64(h.Max()) / usPerMs,
+	}
+}
+
+// EncodeHistogram returns h in HdrHistogram's V2 compressed encoding, base64
+// encoded, which every HdrHistogram implementation decodes.
+func EncodeHistogram(h *hdrhistogram.Histogram) (string, error) {
+	b, err := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+	return string(b), err
+}
+
+// DecodeHistogram is the inverse of EncodeHistogram.
+func DecodeHistogram(s string) (*hdrhistogram.Histogram, error) {
+	if _, err := base64.StdEncoding.DecodeString(s); err != nil {
+		return nil, fmt.Errorf("histogram is not base64: %w", err)
+	}
+	return hdrhistogram.Decode([]byte(s))
+}
+
+func errorNames(m map[load.ErrorKey]int64) map[string]int64 {
+	out := make(map[string]int64, len(m))
+	for k, v := range m {
+		out[k.String()] += v
+	}
+	return out
+}
+
+func sliceOf(p *load.PhaseStats) (*Slice, error) {
+	enc, err := EncodeHistogram(p.Histogram)
+	if err != nil {
+		return nil, err
+	}
+	return &Slice{Requests: p.Requests, Errors: errorNames(p.Errors), Latency: StatsOf(p.Histogram), Histogram: enc}, nil
+}
+
+// WriteJSON writes r to path atomically: a reader sees the old file or the
+// whole new one, never half of it.
+func (r *Result) WriteJSON(path string) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(path, append(data, '\n'))
+}
+
+// ReadResult reads a result.json.
+func ReadResult(path string) (*Result, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r Result
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%s: not a loadprof result: %w", path, err)
+	}
+	if r.Version == 0 {
+		return nil, fmt.Errorf("%s: not a loadprof result: no \"version\"", path)
+	}
+	return &r, nil
+}
+
+// WriteFileAtomic writes data to a temporary file beside path and renames
+// it into place.
+func WriteFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// WriteHGRM writes h as HdrHistogram's percentile distribution text (the
+// .hgrm format HdrHistogram's plotter reads), with values in milliseconds.
+func WriteHGRM(path string, h *hdrhistogram.Histogram) error {
+	var b strings.Builder
+	if _, err := h.PercentilesPrint(&b, 5, usPerMs); err != nil {
+		return err
+	}
+	return WriteFileAtomic(path, []byte(b.String()))
+}
+
+// sortedKeys returns the keys of m, largest count first.
+func sortedKeys(m map[string]int64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
+}

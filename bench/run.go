@@ -1,0 +1,274 @@
+// Package bench runs one benchmark: it loads the payloads, checks the
+// target, drives warm-up and steady load, and turns what was recorded into
+// a Result with its reports.
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/payloads"
+)
+
+// Version is loadprof's version, written into results.
+const Version = "0.1.0"
+
+// InputError is bad usage or bad input: a flag or a payload file. The
+// command exits 2 on it.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
+// TargetError is a target that cannot be reached or that fails every
+// request. The command exits 3 on it.
+type TargetError struct{ Err error }
+
+func (e *TargetError) Error() string { return e.Err.Error() }
+func (e *TargetError) Unwrap() error { return e.Err }
+
+// TLSFiles are the TLS settings of a target.
+type TLSFiles struct {
+	CA                 string
+	Cert, Key          string
+	InsecureSkipVerify bool
+}
+
+// Config is everything one run needs.
+type Config struct {
+	URL              string
+	Headers          []load.Header
+	DataPath         string
+	Stdin            io.Reader
+	Plan             load.Plan
+	Timeout          time.Duration
+	MaxResponseBytes int
+	TLS              TLSFiles
+
+	OutPath  string // result.json, written even when interrupted
+	HGRMPath string
+
+	Progress io.Writer      // live progress once a second; nil for none
+	Settings map[string]any // the flags that shaped the run, for result.json
+}
+
+// Run performs a run. It returns the Result whenever load was sent, also
+// with an error (a target that failed every request) and when ctx was
+// cancelled (Result.Interrupted). Output files are written before it
+// returns.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Plan.Check(); err != nil {
+		return nil, &InputError{err}
+	}
+	set, err := payloads.Load(cfg.DataPath, payloads.Options{Stdin: cfg.Stdin})
+	if err != nil {
+		return nil, &InputError{err}
+	}
+	tlsConfig, err := cfg.TLS.config()
+	if err != nil {
+		return nil, &InputError{err}
+	}
+	bodies := make([][]byte, set.Len())
+	for i, p := range set.Payloads {
+		bodies[i] = p.Body
+	}
+	conns := cfg.Plan.Concurrency
+	if cfg.Plan.Rate > 0 {
+		conns = cfg.Plan.MaxInflight
+	}
+	rest, err := load.NewREST(load.RESTConfig{
+		URL: cfg.URL, Headers: cfg.Headers, Bodies: bodies, Timeout: cfg.Timeout,
+		MaxConns: conns, MaxResponseBytes: cfg.MaxResponseBytes, TLS: tlsConfig,
+	})
+	if err != nil {
+		return nil, &InputError{err}
+	}
+	defer rest.Close()
+	if err := preflight(rest, set, cfg.URL); err != nil {
+		return nil, err
+	}
+
+	rec := load.NewRecorder()
+	stopProgress := startProgress(cfg.Progress, rec)
+	timing, err := load.Run(ctx, cfg.Plan, rest, set, rec)
+	stopProgress()
+	if err != nil {
+		return nil, &InputError{err}
+	}
+	res, err := buildResult(cfg, timing, rec.Snapshot(true))
+	if err != nil {
+		return nil, err
+	}
+	if err := writeOutputs(cfg, res); err != nil {
+		return res, err
+	}
+	if res.Requests > 0 && res.Latency.Count == 0 && !res.Interrupted {
+		return res, &TargetError{fmt.Errorf("%s: no request got a response (%s)", cfg.URL, describeErrors(res))}
+	}
+	return res, nil
+}
+
+// preflight sends the first payload once. A target that cannot be reached,
+// or that rejects the payload (4xx), fails the run before any load is sent;
+// a transient 5xx or 429 is left to the run to count.
+func preflight(rest *load.REST, set *payloads.Set, url string) error {
+	out, body := rest.Probe(0)
+	switch {
+	case out.Class == load.OK:
+		return nil
+	case out.Class == load.HTTPStatus && (out.Code >= 500 || out.Code == 429):
+		return nil
+	case out.Class == load.HTTPStatus:
+		return &TargetError{fmt.Errorf("%s answered %d to %s: %s", url, out.Code, set.Payloads[0].Source, strings.TrimSpace(body))}
+	}
+	return &TargetError{fmt.Errorf("%s: %s: %v", url, out.Key(), out.Err)}
+}
+
+func (t TLSFiles) config() (*tls.Config, error) {
+	if t.CA == "" && t.Cert == "" && t.Key == "" && !t.InsecureSkipVerify {
+		return nil, nil
+	}
+	c := &tls.Config{InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // the user asked for it
+	if t.CA != "" {
+		pem, err := os.ReadFile(t.CA)
+		if err != nil {
+			return nil, fmt.Errorf("--ca %s: %w", t.CA, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca %s: no PEM certificate in the file", t.CA)
+		}
+		c.RootCAs = pool
+	}
+	if (t.Cert == "") != (t.Key == "") {
+		return nil, errors.New("--cert and --key go together")
+	}
+	if t.Cert != "" {
+		pair, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+		if err != nil {
+			return nil, fmt.Errorf("--cert %s / --key %s: %w", t.Cert, t.Key, err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	}
+	return c, nil
+}
+
+func buildResult(cfg Config, timing load.Timing, snap load.Snapshot) (*Result, error) {
+	seconds := func(d time.Duration) float64 { return d.Seconds() }
+	res := &Result{
+		Version:     ResultVersion,
+		Tool:        "loadprof " + Version,
+		Config:      cfg.Settings,
+		StartedAt:   timing.Start.UTC(),
+		Target:      cfg.URL,
+		Transport:   "rest",
+		Loop:        "closed",
+		LatencyFrom: "send",
+		Requests:    snap.Steady.Requests,
+		Errors:      errorNames(snap.Steady.Errors),
+		Latency:     StatsOf(snap.Steady.Histogram),
+		Series:      snap.Series,
+		Interrupted: timing.Interrupted,
+		Unfinished:  timing.Unfinished,
+		Client: ClientStats{
+			MaxSendLagMs: float64(timing.MaxSendLag) / float64(time.Millisecond),
+			Saturated:    timing.Saturated, PeakInflight: timing.PeakInflight, LateSamples: snap.Late,
+		},
+	}
+	if cfg.Plan.Rate > 0 {
+		res.Loop, res.LatencyFrom = "open", "intended_send"
+	}
+	if len(snap.FirstErrors) > 0 {
+		res.ErrorSamples = map[string]string{}
+		for k, msg := range snap.FirstErrors {
+			res.ErrorSamples[k.String()] = msg
+		}
+	}
+	phase := func(p *load.PhaseStats) Phase {
+		ph := Phase{Requests: p.Requests, Errors: errorNames(p.Errors), Latency: StatsOf(p.Histogram)}
+		if p.Requests > 0 {
+			ph.Start, ph.End = seconds(p.FirstAt), seconds(p.LastAt)
+		}
+		return ph
+	}
+	res.Phases = Phases{Warmup: phase(snap.Warmup), Steady: phase(snap.Steady)}
+	if span := snap.Steady.LastAt - snap.Steady.FirstAt; snap.Steady.Requests > 0 && span > 0 {
+		res.ThroughputRPS = float64(snap.Steady.Requests) / span.Seconds()
+		res.SuccessRPS = float64(snap.Steady.Requests-snap.Steady.ErrorTotal()) / span.Seconds()
+	}
+	var err error
+	if res.Histogram, err = EncodeHistogram(snap.Steady.Histogram); err != nil {
+		return nil, err
+	}
+	if snap.Window.Requests > 0 {
+		if res.Window, err = sliceOf(snap.Window); err != nil {
+			return nil, err
+		}
+	}
+	if res.Outside, err = sliceOf(snap.Outside); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func writeOutputs(cfg Config, res *Result) error {
+	if cfg.OutPath != "" {
+		if err := res.WriteJSON(cfg.OutPath); err != nil {
+			return fmt.Errorf("--out %s: %w", cfg.OutPath, err)
+		}
+	}
+	if cfg.HGRMPath != "" {
+		h, err := DecodeHistogram(res.Histogram)
+		if err == nil {
+			err = WriteHGRM(cfg.HGRMPath, h)
+		}
+		if err != nil {
+			return fmt.Errorf("--hgrm %s: %w", cfg.HGRMPath, err)
+		}
+	}
+	return nil
+}
+
+func describeErrors(res *Result) string {
+	var parts []string
+	for _, k := range sortedKeys(res.Errors) {
+		s := fmt.Sprintf("%s: %d", k, res.Errors[k])
+		if msg := res.ErrorSamples[k]; msg != "" && msg != k {
+			s += " (" + msg + ")"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// RedactHeaders returns headers as "Key: value" strings with the values of
+// credentials replaced, for results and logs.
+func RedactHeaders(headers []load.Header) []string {
+	out := make([]string, len(headers))
+	for i, h := range headers {
+		v := h.Value
+		if isSecretHeader(h.Key) {
+			v = "<redacted>"
+		}
+		out[i] = h.Key + ": " + v
+	}
+	return out
+}
+
+func isSecretHeader(key string) bool {
+	k := strings.ToLower(key)
+	for _, s := range []string{"authorization", "cookie", "token", "secret", "api-key", "apikey", "password", "x-api-key"} {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,106 @@
+// Command loadprof drives predict load at a TensorFlow Serving model server,
+// reports HDR latency histograms and (with --profile) captures a server
+// profile in the middle of the steady load. This file holds flag parsing
+// and wiring only.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/loadprof/loadprof/bench"
+	"github.com/spf13/pflag"
+)
+
+// Exit codes: a contract with scripts and CI.
+const (
+	exitOK          = 0
+	exitRegression  = 1
+	exitBadInput    = 2
+	exitTarget      = 3
+	exitInterrupted = 130
+)
+
+const usage = `loadprof: how fast is my model in production, and where does the time go?
+
+Usage:
+  loadprof run    --url URL --data FILE (--rate R | --concurrency N) [flags]
+  loadprof sim    [--rest ADDR] [--model NAME] [--latency D] [flags]
+  loadprof demo   a short run against the embedded simulator
+
+Run 'loadprof COMMAND --help' for the flags of a command.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitBadInput
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return runCommand(ctx, rest, stdin, stdout, stderr)
+	case "sim":
+		return simCommand(ctx, rest, stdout, stderr)
+	case "demo":
+		return demoCommand(ctx, rest, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case "version", "--version":
+		fmt.Fprintln(stdout, "loadprof", bench.Version)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "loadprof: unknown command %q\n\n%s", cmd, usage)
+	return exitBadInput
+}
+
+// parseFlags parses args into fs and reports a usage error as one line.
+// done is true when the command should exit with code.
+func parseFlags(fs *pflag.FlagSet, args []string, stdout, stderr io.Writer) (code int, done bool) {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return exitOK, true
+		}
+		fmt.Fprintf(stderr, "loadprof %s: %v (see 'loadprof %s --help')\n", fs.Name(), err, fs.Name())
+		return exitBadInput, true
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "loadprof %s: unexpected argument %q (see 'loadprof %s --help')\n", fs.Name(), fs.Arg(0), fs.Name())
+		return exitBadInput, true
+	}
+	return 0, false
+}
+
+// exitCode maps a run's error to the documented exit codes.
+func exitCode(err error, interrupted bool) int {
+	var in *bench.InputError
+	var target *bench.TargetError
+	switch {
+	case err == nil && interrupted:
+		return exitInterrupted
+	case err == nil:
+		return exitOK
+	case errors.As(err, &in):
+		return exitBadInput
+	case errors.As(err, &target):
+		return exitTarget
+	case interrupted:
+		return exitInterrupted
+	}
+	return exitBadInput
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/loadprof/loadprof/bench"
+	"github.com/loadprof/loadprof/load"
+	"github.com/spf13/pflag"
+)
+
+const runExamples = `
+Examples:
+  # 200 requests/s for 60s after a 10s warm-up, the body curl would send
+  loadprof run --url http://localhost:8501/v1/models/test_model:predict \
+      --data data.json --rate 200 --warmup 10s --duration 60s --out result.json
+
+  # 16 requests in flight, 10000 requests, many payloads round-robin
+  loadprof run --url http://localhost:8501/v1/models/test_model:predict \
+      --data bodies.jsonl --concurrency 16 --requests 10000 --warmup 500
+
+  # body from stdin, with an auth header (redacted in result.json)
+  cat data.json | loadprof run --url https://model.example/v1/models/m:predict \
+      --data - --rate 50 -H "Authorization: Bearer $TOKEN"
+`
+
+// warmupValue is --warmup: a duration ("10s") or a request count ("500").
+type warmupValue struct {
+	d time.Duration
+	n int64
+	s string
+}
+
+func (w *warmupValue) String() string { return w.s }
+func (w *warmupValue) Type() string   { return "duration|count" }
+func (w *warmupValue) Set(s string) error {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n < 0 {
+			return fmt.Errorf("must not be negative")
+		}
+		*w = warmupValue{n: n, s: s}
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return fmt.Errorf("want a duration like 10s or a request count like 500")
+	}
+	*w = warmupValue{d: d, s: s}
+	return nil
+}
+
+func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	url := fs.String("url", "", "REST endpoint, e.g. http://HOST:8501/v1/models/NAME:predict")
+	data := fs.String("data", "", "payload: a TF Serving JSON body, a .jsonl file (one body per line), a directory of them, or - for stdin")
+	headers := fs.StringArrayP("header", "H", nil, "extra header \"Key: value\" (repeatable)")
+	rate := fs.Float64("rate", 0, "open loop: requests per second; latency counts from each request's intended send time")
+	concurrency := fs.Int("concurrency", 0, "closed loop: requests in flight")
+	duration := fs.Duration("duration", 0, "length of the steady phase (default 10s unless --requests is given)")
+	requests := fs.Int64("requests", 0, "number of steady requests")
+	warmup := &warmupValue{s: "0"}
+	fs.Var(warmup, "warmup", "warm-up before the steady phase, a duration (10s) or a request count (500); not in the statistics")
+	timeout := fs.Duration("timeout", 10*time.Second, "per-request timeout")
+	maxInflight := fs.Int("max-inflight", 1000, "open loop: most requests in flight (and connections) at once")
+	maxResponse := fs.Int("max-response", 64<<20, "largest response body accepted, in bytes")
+	grace := fs.Duration("grace", 2*time.Second, "after Ctrl-C, how long to wait for requests in flight")
+	out := fs.String("out", "", "write the result as JSON to this file")
+	hgrm := fs.String("hgrm", "", "write the steady latency distribution as HdrHistogram .hgrm text to this file")
+	quiet := fs.BoolP("quiet", "q", false, "no live progress on stderr")
+	ca := fs.String("ca", "", "PEM file of the CA that signed the server certificate (https)")
+	cert := fs.String("cert", "", "client certificate PEM for mutual TLS")
+	key := fs.String("key", "", "client key PEM for mutual TLS")
+	insecure := fs.Bool("insecure-skip-verify", false, "do not verify the server certificate")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: loadprof run --url URL --data FILE (--rate R | --concurrency N) [flags]\n\nFlags:\n%s%s", fs.FlagUsages(), runExamples)
+	}
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return code
+	}
+	if *url == "" {
+		fmt.Fprintln(stderr, "loadprof run: --url is required (see 'loadprof run --help')")
+		return exitBadInput
+	}
+	if *data == "" {
+		fmt.Fprintln(stderr, "loadprof run: --data is required (see 'loadprof run --help')")
+		return exitBadInput
+	}
+	var hs []load.Header
+	for _, h := range *headers {
+		parsed, err := load.ParseHeader(h)
+		if err != nil {
+			fmt.Fprintf(stderr, "loadprof run: -H: %v\n", err)
+			return exitBadInput
+		}
+		hs = append(hs, parsed)
+	}
+	if *duration == 0 && *requests == 0 {
+		*duration = 10 * time.Second
+	}
+	cfg := bench.Config{
+		URL: *url, Headers: hs, DataPath: *data, Stdin: stdin,
+		Plan: load.Plan{
+			Rate: *rate, Concurrency: *concurrency,
+			WarmupDuration: warmup.d, WarmupRequests: warmup.n,
+			Duration: *duration, Requests: *requests,
+			MaxInflight: *maxInflight, Grace: *grace,
+		},
+		Timeout: *timeout, MaxResponseBytes: *maxResponse,
+		TLS:     bench.TLSFiles{CA: *ca, Cert: *cert, Key: *key, InsecureSkipVerify: *insecure},
+		OutPath: *out, HGRMPath: *hgrm,
+		Settings: settings(fs, hs),
+	}
+	if f, ok := stderr.(*os.File); ok && !*quiet && bench.IsTerminal(f) {
+		cfg.Progress = stderr
+	}
+	return runAndReport(ctx, cfg, stdout, stderr)
+}
+
+// runAndReport runs cfg, prints the summary and maps the outcome to an exit
+// code. Results already measured are printed and written in every case.
+func runAndReport(ctx context.Context, cfg bench.Config, stdout, stderr io.Writer) int {
+	res, err := bench.Run(ctx, cfg)
+	interrupted := ctx.Err() != nil
+	if res != nil {
+		bench.WriteSummary(stdout, res)
+		if cfg.OutPath != "" {
+			fmt.Fprintf(stdout, "\nresult written to %s\n", cfg.OutPath)
+		}
+		if cfg.HGRMPath != "" {
+			fmt.Fprintf(stdout, "latency distribution written to %s\n", cfg.HGRMPath)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "loadprof run: %v\n", err)
+	}
+	return exitCode(err, interrupted)
+}
+
+// settings records every flag that shaped the run for result.json, with
+// header values of credentials redacted.
+func settings(fs *pflag.FlagSet, headers []load.Header) map[string]any {
+	m := map[string]any{}
+	fs.VisitAll(func(f *pflag.Flag) {
+		switch f.Name {
+		case "header":
+			m[f.Name] = bench.RedactHeaders(headers)
+		case "quiet":
+		default:
+			m[f.Name] = f.Value.String()
+		}
+	})
+	return m
+}

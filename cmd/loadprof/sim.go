@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/loadprof/loadprof/bench"
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/sim"
+	"github.com/spf13/pflag"
+)
+
+// simFlags are the simulator's settings, shared by sim and demo.
+type simFlags struct {
+	model             string
+	latency, jitter   time.Duration
+	stall, stallEvery time.Duration
+	errorRate         float64
+	errorStatus       int
+	inputs            []string
+	restAddr          string
+	signatureName     string
+}
+
+func (s *simFlags) register(fs *pflag.FlagSet, restDefault string) {
+	fs.StringVar(&s.restAddr, "rest", restDefault, "REST listen address (TF Serving's --rest_api_port)")
+	fs.StringVar(&s.model, "model", "test_model", "model name")
+	fs.StringVar(&s.signatureName, "signature", "serving_default", "signature name")
+	fs.StringArrayVar(&s.inputs, "input", nil, "signature input NAME:TYPE[:DIMS], e.g. x:float:-1,4 or text:string:-1 (repeatable; default x:float:-1,4)")
+	fs.DurationVar(&s.latency, "latency", 2*time.Millisecond, "fixed service time of a predict call")
+	fs.DurationVar(&s.jitter, "jitter", time.Millisecond, "plus a uniform random part in [0, jitter)")
+	fs.DurationVar(&s.stall, "stall", 0, "a periodic server-wide pause of this length (with --stall-every)")
+	fs.DurationVar(&s.stallEvery, "stall-every", time.Second, "period of the pauses")
+	fs.Float64Var(&s.errorRate, "error-rate", 0, "fraction of predict calls that fail")
+	fs.IntVar(&s.errorStatus, "error-status", 503, "HTTP status of the simulated failures")
+}
+
+func (s *simFlags) config() (sim.Config, error) {
+	cfg := sim.Config{
+		Model: s.model,
+		Latency: sim.Latency{
+			Fixed: s.latency, Jitter: s.jitter, Stall: s.stall, StallEvery: s.stallEvery,
+			ErrorRate: s.errorRate, ErrorStatus: s.errorStatus,
+		},
+	}
+	if s.errorRate < 0 || s.errorRate > 1 {
+		return cfg, fmt.Errorf("--error-rate %v: want a fraction between 0 and 1", s.errorRate)
+	}
+	if s.latency < 0 || s.jitter < 0 || s.stall < 0 || s.stallEvery < 0 {
+		return cfg, fmt.Errorf("--latency, --jitter, --stall and --stall-every must not be negative")
+	}
+	cfg.Signature = sim.DefaultSignature()
+	cfg.Signature.Name = s.signatureName
+	if len(s.inputs) > 0 {
+		cfg.Signature.Inputs = nil
+		for _, in := range s.inputs {
+			spec, err := sim.ParseTensorSpec(in)
+			if err != nil {
+				return cfg, err
+			}
+			cfg.Signature.Inputs = append(cfg.Signature.Inputs, spec)
+		}
+	}
+	return cfg, nil
+}
+
+func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("sim", pflag.ContinueOnError)
+	var flags simFlags
+	flags.register(fs, "127.0.0.1:8501")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: loadprof sim [flags]\n\nA simulated TensorFlow Serving model server on loopback, for demos and tests.\nIt is not TensorFlow Serving.\n\nFlags:\n%s", fs.FlagUsages())
+	}
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return code
+	}
+	cfg, err := flags.config()
+	if err != nil {
+		fmt.Fprintf(stderr, "loadprof sim: %v\n", err)
+		return exitBadInput
+	}
+	srv, err := sim.Start(cfg, flags.restAddr)
+	if err != nil {
+		fmt.Fprintf(stderr, "loadprof sim: %v\n", err)
+		return exitBadInput
+	}
+	fmt.Fprintf(stdout, "loadprof sim: simulated model %q (a simulator, not TensorFlow Serving)\n  REST predict: %s\n", cfg.Model, srv.PredictURL())
+	<-ctx.Done()
+	srv.Close()
+	return exitOK
+}
+
+const demoPayload = `{"instances": [[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]}` + "\n"
+
+func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("demo", pflag.ContinueOnError)
+	var flags simFlags
+	flags.register(fs, "127.0.0.1:0")
+	rate := fs.Float64("rate", 200, "requests per second")
+	duration := fs.Duration("duration", 5*time.Second, "steady phase")
+	warmup := fs.Duration("warmup", time.Second, "warm-up")
+	out := fs.String("out", "", "write the result as JSON to this file")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: loadprof demo [flags]\n\nStarts the simulator on loopback and runs a short load against it.\n\nFlags:\n%s", fs.FlagUsages())
+	}
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return code
+	}
+	cfg, err := flags.config()
+	if err != nil {
+		fmt.Fprintf(stderr, "loadprof demo: %v\n", err)
+		return exitBadInput
+	}
+	srv, err := sim.Start(cfg, flags.restAddr)
+	if err != nil {
+		fmt.Fprintf(stderr, "loadprof demo: %v\n", err)
+		return exitBadInput
+	}
+	defer srv.Close()
+	dir, err := os.MkdirTemp("", "loadprof-demo")
+	if err != nil {
+		fmt.Fprintf(stderr, "loadprof demo: %v\n", err)
+		return exitBadInput
+	}
+	defer os.RemoveAll(dir)
+	dataPath := filepath.Join(dir, "data.json")
+	if err := os.WriteFile(dataPath, []byte(demoPayload), 0o644); err != nil {
+		fmt.Fprintf(stderr, "loadprof demo: %v\n", err)
+		return exitBadInput
+	}
+	fmt.Fprintf(stdout, "loadprof demo: simulated TF Serving model at %s (a simulator, not TensorFlow Serving)\n", srv.PredictURL())
+	fmt.Fprintf(stdout, "  the same as: loadprof run --url %s --data data.json --rate %g --warmup %s --duration %s\n", srv.PredictURL(), *rate, *warmup, *duration)
+	fmt.Fprintf(stdout, "  data.json: %s\n", demoPayload)
+	runCfg := bench.Config{
+		URL: srv.PredictURL(), DataPath: dataPath,
+		Plan: load.Plan{
+			Rate: *rate, WarmupDuration: *warmup, Duration: *duration,
+			MaxInflight: 1000, Grace: 2 * time.Second,
+		},
+		Timeout: 10 * time.Second, OutPath: *out,
+		Settings: map[string]any{"rate": *rate, "duration": duration.String(), "warmup": warmup.String(), "demo": true},
+	}
+	if f, ok := stderr.(*os.File); ok && bench.IsTerminal(f) {
+		runCfg.Progress = stderr
+	}
+	return runAndReport(ctx, runCfg, stdout, stderr)
+}

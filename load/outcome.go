@@ -1,0 +1,107 @@
+// Package load drives requests at a target and records how they went: a
+// scheduler decides when each request is sent (open loop at a fixed rate,
+// or closed loop at a fixed concurrency), a Transport sends it, and a
+// Recorder keeps latency histograms and error counts.
+package load
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+)
+
+// ErrorClass says whether a request succeeded and, if not, how it failed.
+type ErrorClass uint8
+
+// The ways a request can end.
+const (
+	OK           ErrorClass = iota
+	HTTPStatus              // a response with a non-2xx status
+	GRPCStatus              // a gRPC status other than OK
+	Timeout                 // no response before the deadline
+	ConnRefused             // nothing listens at the address
+	ConnReset               // the peer reset the connection
+	ConnClosed              // the peer closed the connection before answering
+	TooLarge                // the response exceeded the size limit
+	OtherFailure            // anything else (DNS, TLS, protocol errors)
+)
+
+// Outcome is how one request ended.
+type Outcome struct {
+	Class ErrorClass
+	Code  int   // HTTP status or gRPC code, when there was one
+	Err   error // the transport's error, for the first failure of a class
+}
+
+// Responded reports whether the server answered, whatever the status: such
+// requests have a meaningful latency.
+func (o Outcome) Responded() bool {
+	return o.Class == OK || o.Class == HTTPStatus || o.Class == GRPCStatus
+}
+
+// ErrorKey names a failure class the way result.json and reports show it.
+type ErrorKey struct {
+	Class ErrorClass
+	Code  int
+}
+
+// Key returns the ErrorKey of o.
+func (o Outcome) Key() ErrorKey { return ErrorKey{Class: o.Class, Code: o.Code} }
+
+// String is the stable name of an error class in results: "http_503",
+// "grpc_14", "timeout", "connection_refused", ...
+func (k ErrorKey) String() string {
+	switch k.Class {
+	case OK:
+		return "ok"
+	case HTTPStatus:
+		return fmt.Sprintf("http_%d", k.Code)
+	case GRPCStatus:
+		return fmt.Sprintf("grpc_%s", grpcCodeName(k.Code))
+	case Timeout:
+		return "timeout"
+	case ConnRefused:
+		return "connection_refused"
+	case ConnReset:
+		return "connection_reset"
+	case ConnClosed:
+		return "connection_closed"
+	case TooLarge:
+		return "response_too_large"
+	}
+	return "other"
+}
+
+var grpcCodeNames = []string{"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+	"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+	"ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"}
+
+func grpcCodeName(code int) string {
+	if code >= 0 && code < len(grpcCodeNames) {
+		return grpcCodeNames[code]
+	}
+	return fmt.Sprint(code)
+}
+
+// ClassifyNetError maps a transport error to its class. Transports call it
+// for errors that are not their own protocol's statuses.
+func ClassifyNetError(err error) ErrorClass {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return OK
+	case errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		return Timeout
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return ConnRefused
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
+		return ConnReset
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "closed connection"):
+		return ConnClosed
+	}
+	return OtherFailure
+}

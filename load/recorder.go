@@ -1,0 +1,302 @@
+package load
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Histogram range: 1 us to 1 hour at 3 significant digits, in microseconds.
+const (
+	HistogramMinUs   = 1
+	HistogramMaxUs   = 3_600_000_000
+	HistogramDigits  = 3
+	maxSeriesSeconds = 7 * 24 * 3600 // a week of per-second points; later seconds fold into the last
+)
+
+// NewHistogram returns an empty latency histogram with loadprof's range.
+func NewHistogram() *hdrhistogram.Histogram {
+	return hdrhistogram.New(HistogramMinUs, HistogramMaxUs, HistogramDigits)
+}
+
+// Phase is the part of a run a request belongs to.
+type Phase uint8
+
+// Warm-up requests are kept apart from the steady state statistics.
+const (
+	Warmup Phase = iota
+	Steady
+)
+
+func (p Phase) String() string {
+	if p == Warmup {
+		return "warmup"
+	}
+	return "steady"
+}
+
+// Sample is one finished request. Times are offsets from the run's start on
+// its monotonic clock. Start is the intended send time in an open loop and
+// the actual send time in a closed loop: latency is Done - Start.
+type Sample struct {
+	Phase    Phase
+	InWindow bool
+	Start    time.Duration
+	Done     time.Duration
+	Outcome  Outcome
+}
+
+// Second is one point of the per-second series, by completion time.
+type Second struct {
+	Second   int   `json:"t"` // seconds since the run started
+	Requests int64 `json:"requests"`
+	Errors   int64 `json:"errors"`
+	P50Us    int64 `json:"p50_us"`
+	P99Us    int64 `json:"p99_us"`
+	MaxUs    int64 `json:"max_us"`
+}
+
+// PhaseStats are the counts and histograms of one phase, or of the steady
+// requests inside or outside the profile window.
+type PhaseStats struct {
+	Requests  int64 // finished, successful or not
+	Errors    map[ErrorKey]int64
+	Histogram *hdrhistogram.Histogram // latency in us of requests that got a response
+	FirstAt   time.Duration           // earliest Start
+	LastAt    time.Duration           // latest Done
+}
+
+func newPhaseStats() *PhaseStats {
+	return &PhaseStats{Errors: map[ErrorKey]int64{}, Histogram: NewHistogram(), FirstAt: -1}
+}
+
+func (p *PhaseStats) add(s *Sample, latencyUs int64) {
+	p.Requests++
+	if s.Outcome.Class != OK {
+		p.Errors[s.Outcome.Key()]++
+	}
+	if s.Outcome.Responded() {
+		_ = p.Histogram.RecordValue(latencyUs)
+	}
+	if p.FirstAt < 0 || s.Start < p.FirstAt {
+		p.FirstAt = s.Start
+	}
+	if s.Done > p.LastAt {
+		p.LastAt = s.Done
+	}
+}
+
+// ErrorTotal is the number of failed requests.
+func (p *PhaseStats) ErrorTotal() int64 {
+	var n int64
+	for _, c := range p.Errors {
+		n += c
+	}
+	return n
+}
+
+func (p *PhaseStats) clone() *PhaseStats {
+	c := *p
+	c.Histogram = p.Histogram.Clone()
+	c.Errors = make(map[ErrorKey]int64, len(p.Errors))
+	for k, v := range p.Errors {
+		c.Errors[k] = v
+	}
+	return &c
+}
+
+// Recorder collects samples from concurrent workers. Record does not
+// allocate once every error class it sees has been seen before.
+type Recorder struct {
+	origin     time.Time // the run's clock: every offset is measured from here
+	windowOpen atomic.Bool
+	frozen     atomic.Bool
+
+	mu          sync.Mutex
+	warmup      *PhaseStats
+	steady      *PhaseStats
+	window      *PhaseStats
+	outside     *PhaseStats
+	firstErrors map[ErrorKey]string
+	late        int64 // samples that arrived after Freeze
+
+	interval    *hdrhistogram.Histogram
+	intervalReq int64
+	intervalErr int64
+	second      int
+	series      []Second
+}
+
+// NewRecorder returns an empty Recorder whose clock starts now.
+func NewRecorder() *Recorder {
+	return &Recorder{
+		origin:      time.Now(),
+		warmup:      newPhaseStats(),
+		steady:      newPhaseStats(),
+		window:      newPhaseStats(),
+		outside:     newPhaseStats(),
+		firstErrors: map[ErrorKey]string{},
+		interval:    NewHistogram(),
+	}
+}
+
+// SetWindow marks the profile window open or closed. Requests sent while it
+// is open are counted in the window statistics.
+func (r *Recorder) SetWindow(open bool) { r.windowOpen.Store(open) }
+
+// WindowOpen reports whether the profile window is open now.
+func (r *Recorder) WindowOpen() bool { return r.windowOpen.Load() }
+
+// Freeze stops recording: samples that finish later (requests still in
+// flight when an interrupted run gave up waiting) are counted as late only.
+func (r *Recorder) Freeze() { r.frozen.Store(true) }
+
+// Record adds one finished request.
+func (r *Recorder) Record(s Sample) {
+	latencyUs := int64((s.Done - s.Start) / time.Microsecond)
+	if latencyUs < HistogramMinUs {
+		latencyUs = HistogramMinUs
+	} else if latencyUs > HistogramMaxUs {
+		latencyUs = HistogramMaxUs
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.frozen.Load() {
+		r.late++
+		return
+	}
+	if s.Outcome.Class != OK {
+		if _, seen := r.firstErrors[s.Outcome.Key()]; !seen {
+			msg := s.Outcome.Key().String()
+			if s.Outcome.Err != nil {
+				msg = s.Outcome.Err.Error()
+			}
+			r.firstErrors[s.Outcome.Key()] = msg
+		}
+	}
+	if s.Phase == Warmup {
+		r.warmup.add(&s, latencyUs)
+	} else {
+		r.steady.add(&s, latencyUs)
+		if s.InWindow {
+			r.window.add(&s, latencyUs)
+		} else {
+			r.outside.add(&s, latencyUs)
+		}
+	}
+	r.advanceTo(int(s.Done / time.Second))
+	r.intervalReq++
+	if s.Outcome.Class != OK {
+		r.intervalErr++
+	}
+	if s.Outcome.Responded() {
+		_ = r.interval.RecordValue(latencyUs)
+	}
+}
+
+// advanceTo closes the per-second points before second sec. Seconds with no
+// completions get a zero point, so a stalled server shows as a gap.
+func (r *Recorder) advanceTo(sec int) {
+	for r.second < sec {
+		r.flushSecond()
+		r.second++
+	}
+}
+
+func (r *Recorder) flushSecond() {
+	p := Second{Second: r.second, Requests: r.intervalReq, Errors: r.intervalErr}
+	if r.interval.TotalCount() > 0 {
+		p.P50Us = r.interval.ValueAtQuantile(50)
+		p.P99Us = r.interval.ValueAtQuantile(99)
+		p.MaxUs = r.interval.Max()
+		r.interval.Reset()
+	}
+	if len(r.series) >= maxSeriesSeconds {
+		last := &r.series[len(r.series)-1]
+		last.Requests += p.Requests
+		last.Errors += p.Errors
+		if p.MaxUs > last.MaxUs {
+			last.MaxUs = p.MaxUs
+		}
+	} else {
+		r.series = append(r.series, p)
+	}
+	r.intervalReq, r.intervalErr = 0, 0
+}
+
+// Origin is the instant all offsets of this recorder are measured from.
+func (r *Recorder) Origin() time.Time { return r.origin }
+
+// Now is the offset of the present instant from Origin, on the monotonic
+// clock.
+func (r *Recorder) Now() time.Duration { return time.Since(r.origin) }
+
+// Tick closes the per-second points up to now, so that seconds in which
+// nothing finished (a stalled server) still appear in the series.
+func (r *Recorder) Tick() {
+	now := r.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.frozen.Load() {
+		r.advanceTo(int(now / time.Second))
+	}
+}
+
+// Snapshot is a copy of everything recorded so far.
+type Snapshot struct {
+	Warmup, Steady, Window, Outside *PhaseStats
+	FirstErrors                     map[ErrorKey]string
+	Series                          []Second
+	Late                            int64
+}
+
+// Snapshot copies the recorded data. With final set, the current partial
+// second is closed into the series first.
+func (r *Recorder) Snapshot(final bool) Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if final && (r.intervalReq > 0) {
+		r.flushSecond()
+		r.second++
+	}
+	s := Snapshot{
+		Warmup: r.warmup.clone(), Steady: r.steady.clone(),
+		Window: r.window.clone(), Outside: r.outside.clone(),
+		FirstErrors: make(map[ErrorKey]string, len(r.firstErrors)),
+		Series:      append([]Second(nil), r.series...),
+		Late:        r.late,
+	}
+	for k, v := range r.firstErrors {
+		s.FirstErrors[k] = v
+	}
+	return s
+}
+
+// Progress is what the live progress line shows.
+type Progress struct {
+	Phase       Phase
+	Requests    int64 // all finished, both phases
+	Errors      int64
+	LastSecond  Second // the last complete second
+	SteadyP99Us int64
+}
+
+// Progress returns a cheap summary for the live progress line.
+func (r *Recorder) Progress() Progress {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := Progress{
+		Requests: r.warmup.Requests + r.steady.Requests,
+		Errors:   r.warmup.ErrorTotal() + r.steady.ErrorTotal(),
+	}
+	if r.steady.Requests > 0 {
+		p.Phase = Steady
+		p.SteadyP99Us = r.steady.Histogram.ValueAtQuantile(99)
+	}
+	if n := len(r.series); n > 0 {
+		p.LastSecond = r.series[n-1]
+	}
+	return p
+}

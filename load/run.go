@@ -1,0 +1,278 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Plan says how much load to send and when. Exactly one of Rate (open loop)
+// and Concurrency (closed loop) is set; the steady phase ends after Duration
+// or Requests, whichever comes first (at least one is set).
+type Plan struct {
+	Rate        float64 // requests per second, open loop
+	Concurrency int     // requests in flight, closed loop
+
+	WarmupDuration time.Duration
+	WarmupRequests int64
+	Duration       time.Duration
+	Requests       int64
+
+	// MaxInflight bounds the requests in flight in an open loop. When it is
+	// reached, further requests wait for a free slot; their latency still
+	// counts from their intended send time.
+	MaxInflight int
+
+	// Grace is how long an interrupted run waits for requests in flight.
+	Grace time.Duration
+
+	// Hold, when set, keeps the steady phase running past Duration until it
+	// is closed (a profile window that has not returned yet).
+	Hold <-chan struct{}
+
+	// SteadyStarted, when set, is called once when the first steady request
+	// is sent.
+	SteadyStarted func()
+}
+
+// Check reports the first thing wrong with p.
+func (p *Plan) Check() error {
+	switch {
+	case p.Rate < 0:
+		return errors.New("--rate must be positive")
+	case p.Rate > 0 && p.Concurrency > 0:
+		return errors.New("--rate and --concurrency exclude each other: choose an open or a closed loop")
+	case p.Rate == 0 && p.Concurrency <= 0:
+		return errors.New("give --rate (open loop) or --concurrency (closed loop)")
+	case p.Duration < 0 || p.Requests < 0 || p.WarmupDuration < 0 || p.WarmupRequests < 0:
+		return errors.New("--duration, --requests and --warmup must not be negative")
+	case p.Duration == 0 && p.Requests == 0:
+		return errors.New("give --duration or --requests")
+	case p.Rate > 0 && p.MaxInflight <= 0:
+		return errors.New("--max-inflight must be at least 1")
+	}
+	return nil
+}
+
+// Timing is how a run went, apart from the samples.
+type Timing struct {
+	Start        time.Time     // wall clock at the run's origin
+	Dispatched   int64         // requests handed to a sender
+	Unfinished   int64         // requests still in flight when the run stopped waiting
+	Interrupted  bool          // ctx was cancelled before the plan finished
+	MaxSendLag   time.Duration // open loop: worst delay between intended and actual send
+	Saturated    int64         // open loop: requests that waited for a free slot under MaxInflight
+	PeakInflight int64
+	Elapsed      time.Duration
+}
+
+// Run sends load according to plan until it is done or ctx is cancelled,
+// and records every finished request in rec. The run's clock is rec's:
+// time zero is rec.Origin().
+func Run(ctx context.Context, plan Plan, tr Transport, pick Picker, rec *Recorder) (Timing, error) {
+	if err := plan.Check(); err != nil {
+		return Timing{}, err
+	}
+	r := &runner{plan: plan, tr: tr, pick: pick, rec: rec, start: rec.Origin(), steadyStart: -1}
+	if plan.Rate > 0 {
+		r.openLoop(ctx)
+	} else {
+		r.closedLoop(ctx)
+	}
+	r.timing.Interrupted = ctx.Err() != nil
+	r.wait()
+	r.timing.Start = r.start
+	r.timing.Dispatched = r.dispatched.Load()
+	r.timing.PeakInflight = r.peak.Load()
+	r.timing.Elapsed = time.Since(r.start)
+	return r.timing, nil
+}
+
+type runner struct {
+	plan  Plan
+	tr    Transport
+	pick  Picker
+	rec   *Recorder
+	start time.Time
+
+	wg         sync.WaitGroup
+	dispatched atomic.Int64
+	finished   atomic.Int64
+	inflight   atomic.Int64
+	peak       atomic.Int64
+	timing     Timing
+
+	// phase bookkeeping, used by one goroutine in an open loop and under
+	// phaseMu in a closed loop
+	phaseMu      sync.Mutex
+	warmupSent   int64
+	steadySent   int64
+	steadyStart  time.Duration
+	steadyNotify sync.Once
+}
+
+// phaseOf decides the phase of a request about to be sent at offset at, or
+// reports that the plan is complete.
+func (r *runner) phaseOf(at time.Duration) (Phase, bool) {
+	p := &r.plan
+	if (p.WarmupRequests > 0 && r.warmupSent < p.WarmupRequests) ||
+		(p.WarmupDuration > 0 && at < p.WarmupDuration) {
+		r.warmupSent++
+		return Warmup, true
+	}
+	if r.steadyStart < 0 {
+		r.steadyStart = at
+		if p.SteadyStarted != nil {
+			r.steadyNotify.Do(p.SteadyStarted)
+		}
+	}
+	countDone := p.Requests > 0 && r.steadySent >= p.Requests
+	timeDone := p.Duration > 0 && at-r.steadyStart >= p.Duration
+	if countDone || timeDone {
+		if p.Hold != nil {
+			select {
+			case <-p.Hold:
+			default:
+				r.steadySent++
+				return Steady, true // the profile window is still open: keep the load on
+			}
+		}
+		return Steady, false
+	}
+	r.steadySent++
+	return Steady, true
+}
+
+func (r *runner) since() time.Duration { return r.rec.Now() }
+
+func (r *runner) record(phase Phase, inWindow bool, startAt time.Duration, out Outcome) {
+	r.rec.Record(Sample{Phase: phase, InWindow: inWindow, Start: startAt, Done: r.since(), Outcome: out})
+	r.finished.Add(1)
+}
+
+func (r *runner) trackInflight() {
+	n := r.inflight.Add(1)
+	for {
+		p := r.peak.Load()
+		if n <= p || r.peak.CompareAndSwap(p, n) {
+			return
+		}
+	}
+}
+
+type job struct {
+	intended time.Duration
+	phase    Phase
+	inWindow bool
+}
+
+// openLoop sends request i at start + i/rate whatever happened to earlier
+// requests. A worker that is free takes it; when none is, a new worker is
+// started, up to MaxInflight.
+func (r *runner) openLoop(ctx context.Context) {
+	jobs := make(chan job)
+	workers := 0
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	interval := float64(time.Second) / r.plan.Rate
+	worker := func(first job) {
+		defer r.wg.Done()
+		s := r.tr.NewSender()
+		for j, ok := first, true; ok; j, ok = <-jobs {
+			r.trackInflight()
+			out := s.Send(r.pick.Next())
+			r.inflight.Add(-1)
+			r.record(j.phase, j.inWindow, j.intended, out)
+		}
+	}
+	defer close(jobs)
+	for i := int64(0); ; i++ {
+		intended := time.Duration(float64(i) * interval)
+		phase, more := r.phaseOf(intended)
+		if !more {
+			return
+		}
+		if wait := intended - r.since(); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+		} else if ctx.Err() != nil {
+			return
+		}
+		if lag := r.since() - intended; lag > r.timing.MaxSendLag {
+			r.timing.MaxSendLag = lag
+		}
+		j := job{intended: intended, phase: phase, inWindow: r.rec.WindowOpen()}
+		select {
+		case jobs <- j:
+		default:
+			if workers < r.plan.MaxInflight {
+				workers++
+				r.wg.Add(1)
+				go worker(j)
+			} else {
+				r.timing.Saturated++
+				select {
+				case jobs <- j:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+		r.dispatched.Add(1)
+	}
+}
+
+// closedLoop keeps Concurrency requests in flight: each worker sends the
+// next request as soon as its previous one finished.
+func (r *runner) closedLoop(ctx context.Context) {
+	for w := 0; w < r.plan.Concurrency; w++ {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			s := r.tr.NewSender()
+			for ctx.Err() == nil {
+				r.phaseMu.Lock()
+				sent := r.since()
+				phase, more := r.phaseOf(sent)
+				r.phaseMu.Unlock()
+				if !more {
+					return
+				}
+				inWindow := r.rec.WindowOpen()
+				r.dispatched.Add(1)
+				r.trackInflight()
+				out := s.Send(r.pick.Next())
+				r.inflight.Add(-1)
+				r.record(phase, inWindow, sent, out)
+			}
+		}()
+	}
+}
+
+// wait waits for the workers. A run that finished its plan waits for every
+// request (each is bounded by the transport's timeout); an interrupted one
+// waits at most Grace and then freezes the recorder.
+func (r *runner) wait() {
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	if !r.timing.Interrupted {
+		<-done
+		return
+	}
+	grace := r.plan.Grace
+	if grace <= 0 {
+		grace = 2 * time.Second
+	}
+	select {
+	case <-done:
+	case <-time.After(grace):
+		r.rec.Freeze()
+		r.timing.Unfinished = r.dispatched.Load() - r.finished.Load()
+	}
+}

@@ -1,0 +1,369 @@
+package sim
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/loadprof/loadprof/payloads"
+	"github.com/valyala/fasthttp"
+)
+
+// Latency is the simulated service time of one predict call.
+type Latency struct {
+	Fixed  time.Duration // every call takes at least this
+	Jitter time.Duration // plus a uniform random part in [0, Jitter)
+
+	// Every StallEvery the whole server stops answering for Stall (a GC
+	// pause, a noisy neighbour): calls that arrive or are running then
+	// finish no earlier than the end of the stall.
+	StallEvery time.Duration
+	Stall      time.Duration
+
+	ErrorRate   float64 // fraction of calls that fail with ErrorStatus
+	ErrorStatus int     // HTTP status of simulated failures; 503 when 0
+}
+
+// Config describes the simulated server.
+type Config struct {
+	Model     string // "test_model" when empty
+	Version   int64  // 1 when 0
+	Labels    map[string]int64
+	Signature Signature // DefaultSignature() when it has no inputs
+	Latency   Latency
+}
+
+// Server is a running simulator.
+type Server struct {
+	cfg   Config
+	start time.Time
+	rest  *fasthttp.Server
+	ln    net.Listener
+	wg    sync.WaitGroup
+
+	predicts atomic.Int64
+}
+
+// Start starts the simulator's REST API on restAddr ("127.0.0.1:0" picks a
+// free port).
+func Start(cfg Config, restAddr string) (*Server, error) {
+	if cfg.Model == "" {
+		cfg.Model = "test_model"
+	}
+	if cfg.Version == 0 {
+		cfg.Version = 1
+	}
+	if cfg.Labels == nil {
+		cfg.Labels = map[string]int64{"stable": cfg.Version}
+	}
+	if len(cfg.Signature.Inputs) == 0 {
+		cfg.Signature = DefaultSignature()
+	}
+	if cfg.Signature.Name == "" {
+		cfg.Signature.Name = "serving_default"
+	}
+	if cfg.Latency.ErrorStatus == 0 {
+		cfg.Latency.ErrorStatus = fasthttp.StatusServiceUnavailable
+	}
+	ln, err := net.Listen("tcp", restAddr)
+	if err != nil {
+		return nil, fmt.Errorf("sim: --rest %s: %w", restAddr, err)
+	}
+	s := &Server{cfg: cfg, start: time.Now(), ln: ln}
+	s.rest = &fasthttp.Server{
+		Handler:               s.handle,
+		Name:                  "loadprof-sim",
+		NoDefaultServerHeader: true,
+		MaxRequestBodySize:    64 << 20,
+		ReadTimeout:           time.Minute,
+		CloseOnShutdown:       true,
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = s.rest.Serve(ln)
+	}()
+	return s, nil
+}
+
+// RESTAddr is the address the REST API listens on.
+func (s *Server) RESTAddr() string { return s.ln.Addr().String() }
+
+// PredictURL is the TF Serving predict URL of the simulated model.
+func (s *Server) PredictURL() string {
+	return fmt.Sprintf("http://%s/v1/models/%s:predict", s.RESTAddr(), s.cfg.Model)
+}
+
+// Predicts counts the predict calls answered so far.
+func (s *Server) Predicts() int64 { return s.predicts.Load() }
+
+// Close stops the server and closes open connections.
+func (s *Server) Close() error {
+	err := s.rest.Shutdown()
+	s.wg.Wait()
+	return err
+}
+
+// route is a parsed /v1/models/... path.
+type route struct {
+	model   string
+	version int64
+	label   string
+	verb    string // "predict", "classify", "regress", "metadata" or "" for status
+}
+
+// parseRoute reads TF Serving's REST paths:
+// /v1/models/NAME[/versions/N|/labels/L][:VERB|/metadata].
+func parseRoute(path string) (route, error) {
+	var r route
+	const prefix = "/v1/models/"
+	if len(path) < len(prefix) || !strings.EqualFold(path[:len(prefix)], prefix) {
+		return r, errNotFound
+	}
+	rest := path[len(prefix):]
+	if i := strings.LastIndexByte(rest, ':'); i >= 0 {
+		r.verb = strings.ToLower(rest[i+1:])
+		rest = rest[:i]
+		if r.verb != "predict" && r.verb != "classify" && r.verb != "regress" {
+			return r, errNotFound
+		}
+	} else if i := strings.LastIndexByte(rest, '/'); i >= 0 && strings.EqualFold(rest[i+1:], "metadata") {
+		r.verb = "metadata"
+		rest = rest[:i]
+	}
+	parts := strings.Split(rest, "/")
+	r.model = parts[0]
+	if r.model == "" {
+		return r, errNotFound
+	}
+	parts = parts[1:]
+	for len(parts) >= 2 {
+		switch strings.ToLower(parts[0]) {
+		case "versions":
+			if r.version != 0 {
+				return r, errNotFound
+			}
+			v, err := strconv.ParseInt(parts[1], 10, 64)
+			if err != nil || v <= 0 {
+				return r, errNotFound
+			}
+			r.version = v
+		case "labels":
+			if r.label != "" {
+				return r, errNotFound
+			}
+			r.label = parts[1]
+		default:
+			return r, errNotFound
+		}
+		parts = parts[2:]
+	}
+	if len(parts) != 0 {
+		return r, errNotFound
+	}
+	if r.version != 0 && r.label != "" {
+		return r, errBothVersionAndLabel
+	}
+	return r, nil
+}
+
+var (
+	errNotFound            = errors.New("Malformed request")
+	errBothVersionAndLabel = errors.New("May not specify both version and label")
+)
+
+func writeError(ctx *fasthttp.RequestCtx, status int, msg string) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	body, _ := json.Marshal(map[string]string{"error": msg})
+	ctx.SetBody(body)
+}
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	path := string(ctx.Path())
+	r, err := parseRoute(path)
+	switch {
+	case errors.Is(err, errBothVersionAndLabel):
+		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
+		return
+	case err != nil:
+		writeError(ctx, fasthttp.StatusNotFound, fmt.Sprintf("Malformed request: %s %s", ctx.Method(), path))
+		return
+	}
+	if r.model != s.cfg.Model {
+		writeError(ctx, fasthttp.StatusNotFound, fmt.Sprintf("Servable not found for request: Latest(%s)", r.model))
+		return
+	}
+	version := s.cfg.Version
+	switch {
+	case r.label != "":
+		v, ok := s.cfg.Labels[r.label]
+		if !ok {
+			writeError(ctx, fasthttp.StatusNotFound, fmt.Sprintf("Unrecognized servable version label: %s", r.label))
+			return
+		}
+		version = v
+	case r.version != 0 && r.version != s.cfg.Version:
+		writeError(ctx, fasthttp.StatusNotFound, fmt.Sprintf("Servable not found for request: Specific(%s, %d)", r.model, r.version))
+		return
+	}
+	switch {
+	case r.verb == "" && ctx.IsGet():
+		s.status(ctx, version)
+	case r.verb == "metadata" && ctx.IsGet():
+		s.metadata(ctx, version)
+	case r.verb == "predict" && ctx.IsPost():
+		s.predict(ctx)
+	case (r.verb == "classify" || r.verb == "regress") && ctx.IsPost():
+		writeError(ctx, fasthttp.StatusBadRequest, fmt.Sprintf("the simulated model has no %s signature", r.verb))
+	default:
+		writeError(ctx, fasthttp.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s", ctx.Method(), path))
+	}
+}
+
+func (s *Server) status(ctx *fasthttp.RequestCtx, version int64) {
+	ctx.SetContentType("application/json")
+	fmt.Fprintf(ctx, `{"model_version_status": [{"version": "%d", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}`, version)
+}
+
+type tensorInfoJSON struct {
+	DType       string          `json:"dtype"`
+	TensorShape json.RawMessage `json:"tensor_shape"`
+	Name        string          `json:"name"`
+}
+
+func shapeJSON(shape []int64) json.RawMessage {
+	if shape == nil {
+		return json.RawMessage(`{"dim": [], "unknown_rank": true}`)
+	}
+	dims := make([]map[string]string, len(shape))
+	for i, d := range shape {
+		dims[i] = map[string]string{"size": strconv.FormatInt(d, 10), "name": ""}
+	}
+	b, _ := json.Marshal(map[string]any{"dim": dims, "unknown_rank": false})
+	return b
+}
+
+func specsJSON(specs []TensorSpec) map[string]tensorInfoJSON {
+	m := make(map[string]tensorInfoJSON, len(specs))
+	for _, sp := range specs {
+		m[sp.Name] = tensorInfoJSON{DType: sp.DType, TensorShape: shapeJSON(sp.Shape), Name: sp.Name + ":0"}
+	}
+	return m
+}
+
+// metadata answers like TF Serving: the signatures nest under
+// metadata.signature_def.signature_def.
+func (s *Server) metadata(ctx *fasthttp.RequestCtx, version int64) {
+	sig := s.cfg.Signature
+	doc := map[string]any{
+		"model_spec": map[string]any{"name": s.cfg.Model, "signature_name": "", "version": strconv.FormatInt(version, 10)},
+		"metadata": map[string]any{"signature_def": map[string]any{"signature_def": map[string]any{
+			sig.Name: map[string]any{
+				"inputs":      specsJSON(sig.Inputs),
+				"outputs":     specsJSON(sig.Outputs),
+				"method_name": "tensorflow/serving/predict",
+			},
+		}}},
+	}
+	body, _ := json.Marshal(doc)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+}
+
+// delay is the service time of a call that arrives now: it starts after
+// any stall in progress, takes the fixed and random parts, and if it would
+// finish inside a later stall it finishes at that stall's end.
+func (s *Server) delay(now time.Time) time.Duration {
+	l := &s.cfg.Latency
+	work := l.Fixed
+	if l.Jitter > 0 {
+		work += time.Duration(rand.Int64N(int64(l.Jitter)))
+	}
+	at := now.Sub(s.start)
+	begin := s.afterStall(at)
+	return s.afterStall(begin+work) - at
+}
+
+// afterStall returns t, or the end of the stall that t falls in.
+func (s *Server) afterStall(t time.Duration) time.Duration {
+	l := &s.cfg.Latency
+	if l.StallEvery <= 0 || l.Stall <= 0 {
+		return t
+	}
+	if into := t % l.StallEvery; into < l.Stall {
+		return t + l.Stall - into
+	}
+	return t
+}
+
+func (s *Server) predict(ctx *fasthttp.RequestCtx) {
+	arrived := time.Now()
+	req, err := payloads.ParseBody(ctx.PostBody())
+	if err != nil {
+		writeError(ctx, fasthttp.StatusBadRequest, "JSON Parse error: "+err.Error())
+		return
+	}
+	sig := &s.cfg.Signature
+	if req.SignatureName != "" && req.SignatureName != sig.Name {
+		writeError(ctx, fasthttp.StatusBadRequest, fmt.Sprintf("Serving signature name: %q not found in signature def", req.SignatureName))
+		return
+	}
+	bound, err := sig.bind(req)
+	if err != nil {
+		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
+	out, err := predict(bound)
+	if err != nil {
+		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
+	if d := s.delay(arrived) - time.Since(arrived); d > 0 {
+		time.Sleep(d)
+	}
+	s.predicts.Add(1)
+	if l := &s.cfg.Latency; l.ErrorRate > 0 && rand.Float64() < l.ErrorRate {
+		writeError(ctx, l.ErrorStatus, "simulated failure")
+		return
+	}
+	ctx.SetContentType("application/json")
+	key := "predictions"
+	if req.Format == payloads.ColumnarFormat {
+		key = "outputs"
+	}
+	buf := make([]byte, 0, 32+16*len(out))
+	buf = append(buf, `{"`...)
+	buf = append(buf, key...)
+	buf = append(buf, `": [`...)
+	for i, v := range out {
+		if i > 0 {
+			buf = append(buf, ", "...)
+		}
+		buf = appendFloat(buf, v)
+	}
+	buf = append(buf, "]}"...)
+	ctx.SetBody(buf)
+}
+
+// appendFloat writes v as TF Serving does, including its bare NaN and
+// Infinity tokens.
+func appendFloat(buf []byte, v float64) []byte {
+	switch {
+	case math.IsNaN(v):
+		return append(buf, "NaN"...)
+	case math.IsInf(v, 1):
+		return append(buf, "Infinity"...)
+	case math.IsInf(v, -1):
+		return append(buf, "-Infinity"...)
+	}
+	return strconv.AppendFloat(buf, v, 'g', -1, 32)
+}
