@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -190,13 +191,37 @@ func WriteFileAtomic(path string, data []byte) error {
 }
 
 // WriteHGRM writes h as HdrHistogram's percentile distribution text (the
-// .hgrm format HdrHistogram's plotter reads), with values in milliseconds.
+// .hgrm format HdrHistogram's plotter reads, laid out as the Java
+// implementation does), with values in milliseconds.
 func WriteHGRM(path string, h *hdrhistogram.Histogram) error {
 	var b strings.Builder
-	if _, err := h.PercentilesPrint(&b, 5, usPerMs); err != nil {
-		return err
-	}
+	FormatHGRM(&b, h, usPerMs)
 	return WriteFileAtomic(path, []byte(b.String()))
+}
+
+// FormatHGRM writes the percentile distribution of h, values divided by
+// scale, five ticks per half distance.
+func FormatHGRM(b *strings.Builder, h *hdrhistogram.Histogram, scale float64) {
+	fmt.Fprintf(b, "%12s %14s %10s %14s\n\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)")
+	for _, br := range h.CumulativeDistributionWithTicks(5) {
+		q := br.Quantile / 100
+		if q >= 1 {
+			fmt.Fprintf(b, "%12.3f %2.12f %10d\n", float64(br.ValueAt)/scale, q, br.Count)
+			continue
+		}
+		fmt.Fprintf(b, "%12.3f %2.12f %10d %14.2f\n", float64(br.ValueAt)/scale, q, br.Count, 1/(1-q))
+	}
+	subBuckets := int64(1)
+	for subBuckets < 2*int64(math.Pow10(int(h.SignificantFigures()))) {
+		subBuckets <<= 1
+	}
+	buckets := 1
+	for v := subBuckets * h.LowestTrackableValue(); v <= h.HighestTrackableValue(); v <<= 1 {
+		buckets++
+	}
+	fmt.Fprintf(b, "#[Mean    = %12.3f, StdDeviation   = %12.3f]\n", h.Mean()/scale, h.StdDev()/scale)
+	fmt.Fprintf(b, "#[Max     = %12.3f, Total count    = %12d]\n", float64(h.Max())/scale, h.TotalCount())
+	fmt.Fprintf(b, "#[Buckets = %12d, SubBuckets     = %12d]\n", buckets, subBuckets)
 }
 
 // sortedKeys returns the keys of m, largest count first.

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strings"
 	"syscall"
@@ -90,11 +89,11 @@ func grpcCodeName(code int) string {
 // ClassifyNetError maps a transport error to its class. Transports call it
 // for errors that are not their own protocol's statuses.
 func ClassifyNetError(err error) ErrorClass {
-	var ne net.Error
+	var te interface{ Timeout() bool }
 	switch {
 	case err == nil:
 		return OK
-	case errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+	case errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &te) && te.Timeout()):
 		return Timeout
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return ConnRefused

@@ -229,8 +229,17 @@ func (r *runner) openLoop(ctx context.Context) {
 }
 
 // closedLoop keeps Concurrency requests in flight: each worker sends the
-// next request as soon as its previous one finished.
+// next request as soon as its previous one finished. It returns when the
+// plan is done or ctx is cancelled, whichever is first.
 func (r *runner) closedLoop(ctx context.Context) {
+	defer func() {
+		done := make(chan struct{})
+		go func() { r.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+	}()
 	for w := 0; w < r.plan.Concurrency; w++ {
 		r.wg.Add(1)
 		go func() {
