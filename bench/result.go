@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -141,11 +142,14 @@ func sliceOf(p *load.PhaseStats) (*Slice, error) {
 // WriteJSON writes r to path atomically: a reader sees the old file or the
 // whole new one, never half of it.
 func (r *Result) WriteJSON(path string) error {
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep "<redacted>" readable
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, append(data, '\n'))
+	return WriteFileAtomic(path, buf.Bytes())
 }
 
 // ReadResult reads a result.json.

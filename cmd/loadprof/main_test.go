@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/loadprof/loadprof/sim"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "loadprof-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "loadprof")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		panic("go build: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func startSim(t *testing.T, cfg sim.Config) *sim.Server {
+	t.Helper()
+	srv, err := sim.Start(cfg, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// loadprof runs the binary and returns its exit code, stdout and stderr.
+func loadprof(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+func TestBadInputExitsTwoWithOneLineNamingTheProblem(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	url := srv.PredictURL()
+	good := writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`)
+	ragged := writeFile(t, "ragged.json", "{\"instances\": [\n  [1, 2, 3, 4],\n  [1, 2]\n]}")
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--data", good, "--rate", "10"}, "--url is required"},
+		{[]string{"run", "--url", url, "--rate", "10"}, "--data is required"},
+		{[]string{"run", "--url", url, "--data", good}, "give --rate (open loop) or --concurrency"},
+		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "--concurrency", "2"}, "exclude each other"},
+		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "--warmup", "soon"}, `invalid argument "soon" for "--warmup"`},
+		{[]string{"run", "--url", url, "--data", good, "--rate", "ten"}, `invalid argument "ten" for "--rate"`},
+		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "-H", "nocolon"}, `-H: header "nocolon"`},
+		{[]string{"run", "--url", "ftp://x/y", "--data", good, "--rate", "10"}, "scheme must be http or https"},
+		{[]string{"run", "--url", url, "--data", ragged, "--rate", "10"}, "ragged.json: line 3: instances is ragged"},
+		{[]string{"run", "--url", url, "--data", filepath.Join(t.TempDir(), "nope.json"), "--rate", "10"}, "nope.json: no such file"},
+		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "--ca", "/nonexistent/ca.pem"}, "--ca /nonexistent/ca.pem"},
+		{[]string{"sim", "--input", "x:complex"}, `unknown type "complex"`},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+	}
+	for _, c := range cases {
+		code, _, stderr := loadprof(t, c.args...)
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		if code != 2 || !strings.Contains(lines[0], c.want) {
+			t.Errorf("loadprof %s: exit %d, stderr %q; want exit 2 and %q", strings.Join(c.args, " "), code, stderr, c.want)
+		}
+		if c.args[0] == "run" && len(lines) != 1 {
+			t.Errorf("loadprof %s: %d lines of error, want one: %q", strings.Join(c.args, " "), len(lines), stderr)
+		}
+	}
+	if srv.Predicts() != 0 {
+		t.Fatalf("bad input still sent %d requests", srv.Predicts())
+	}
+}
+
+func TestUnreachableTargetExitsThree(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	good := writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`)
+	code, _, stderr := loadprof(t, "run", "--url", "http://"+addr+"/v1/models/m:predict", "--data", good, "--rate", "10", "--duration", "1s")
+	if code != 3 || !strings.Contains(stderr, "connection_refused") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestRunWritesResultAndSummary(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	dir := t.TempDir()
+	out, hgrm := filepath.Join(dir, "result.json"), filepath.Join(dir, "latency.hgrm")
+	code, stdout, stderr := loadprof(t, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`),
+		"--concurrency", "2", "--requests", "200", "--warmup", "20", "--out", out, "--hgrm", hgrm, "-H", "Authorization: Bearer hunter2")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"closed loop, concurrency 2", "steady", "200 requests", "p99.9", "result written to " + out} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("summary has no %q:\n%s", want, stdout)
+		}
+	}
+	raw, _ := os.ReadFile(out)
+	if strings.Contains(string(raw), "hunter2") || !strings.Contains(string(raw), "Authorization: <redacted>") {
+		t.Fatalf("the header is not redacted in result.json")
+	}
+	var res struct {
+		Requests int64          `json:"requests"`
+		Config   map[string]any `json:"config"`
+	}
+	json.Unmarshal(raw, &res)
+	if res.Requests != 200 || res.Config["concurrency"] != "2" || res.Config["warmup"] != "20" {
+		t.Fatalf("result: %+v", res)
+	}
+	if _, err := os.Stat(hgrm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCtrlCWritesPartialResultsAndExits130(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	out := filepath.Join(t.TempDir(), "result.json")
+	cmd := exec.Command(binary, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`),
+		"--rate", "200", "--duration", "1m", "--out", out)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("loadprof did not stop within 10s of SIGINT")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Fatalf("exit %d, want 130", code)
+	}
+	var res struct {
+		Interrupted bool  `json:"interrupted"`
+		Requests    int64 `json:"requests"`
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(raw, &res)
+	if !res.Interrupted || res.Requests < 100 {
+		t.Fatalf("result after SIGINT: %+v", res)
+	}
+	if !strings.Contains(stdout.String(), "INTERRUPTED: partial results") {
+		t.Fatalf("summary:\n%s", stdout.String())
+	}
+}
+
+func TestDemoRunsAgainstTheEmbeddedSimulator(t *testing.T) {
+	code, stdout, stderr := loadprof(t, "demo", "--duration", "1s", "--warmup", "200ms")
+	if code != 0 || !strings.Contains(stdout, "a simulator, not TensorFlow Serving") || !strings.Contains(stdout, "200 requests") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}
+
+func TestHelpShowsExamples(t *testing.T) {
+	code, stdout, _ := loadprof(t, "run", "--help")
+	if code != 0 || !strings.Contains(stdout, "Examples:") || !strings.Contains(stdout, "--max-inflight") {
+		t.Fatalf("exit %d:\n%s", code, stdout)
+	}
+}
