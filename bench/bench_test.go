@@ -289,7 +289,7 @@ func TestInterruptedRunWritesPartialResult(t *testing.T) {
 }
 
 func TestRedactHeadersHidesCredentials(t *testing.T) {
-	got := RedactHeaders([]load.Header{{"Authorization", "Bearer s3cret"}, {"X-Api-Key", "k"}, {"X-Request-Source", "ci"}})
+	got := RedactHeaders([]load.Header{{Key: "Authorization", Value: "Bearer s3cret"}, {Key: "X-Api-Key", Value: "k"}, {Key: "X-Request-Source", Value: "ci"}})
 	want := []string{"Authorization: <redacted>", "X-Api-Key: <redacted>", "X-Request-Source: ci"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("got %v", got)

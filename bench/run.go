@@ -80,13 +80,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for i, p := range set.Payloads {
 		bodies[i] = p.Body
 	}
-	conns := cfg.Plan.Concurrency
-	if cfg.Plan.Rate > 0 {
-		conns = cfg.Plan.MaxInflight
-	}
 	rest, err := load.NewREST(load.RESTConfig{
 		URL: cfg.URL, Headers: cfg.Headers, Bodies: bodies, Timeout: cfg.Timeout,
-		MaxConns: conns, MaxResponseBytes: cfg.MaxResponseBytes, TLS: tlsConfig,
+		MaxResponseBytes: cfg.MaxResponseBytes, TLS: tlsConfig,
 	})
 	if err != nil {
 		return nil, &InputError{err}

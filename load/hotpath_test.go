@@ -28,7 +28,7 @@ func startEcho(tb testing.TB) string {
 func newTestREST(tb testing.TB, url string) *REST {
 	tb.Helper()
 	r, err := NewREST(RESTConfig{URL: url, Bodies: [][]byte{[]byte(`{"instances": [1]}`), []byte(`{"instances": [2]}`)},
-		Headers: []Header{{"X-Trace", "1"}}, MaxConns: 4, Timeout: 5 * time.Second})
+		Headers: []Header{{Key: "X-Trace", Value: "1"}}, Timeout: 5 * time.Second})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,12 +1,15 @@
 package load
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -34,20 +37,27 @@ type RESTConfig struct {
 	Headers          []Header
 	Bodies           [][]byte // indexed by payload number
 	Timeout          time.Duration
-	MaxConns         int // connections kept open at most; one request in flight on each
 	MaxResponseBytes int // larger responses fail as TooLarge; 0 means 64 MiB
 	TLS              *tls.Config
 }
 
-// REST is a Transport for HTTP/1.1 POST requests over a keep-alive
-// connection pool (fasthttp).
+// REST is a Transport for HTTP/1.1 requests on keep-alive connections.
+// Each Sender owns one connection and sends one request at a time on it,
+// so the number of connections is the number of requests in flight. Every
+// payload's request is rendered once (by fasthttp) before the load starts;
+// sending is one write of those bytes and fasthttp's response parser.
 type REST struct {
-	cfg    RESTConfig
-	client *fasthttp.HostClient
+	cfg      RESTConfig
+	addr     string
+	tls      *tls.Config
+	requests [][]byte // rendered request per payload
+
+	mu    sync.Mutex
+	conns map[*restSender]struct{}
 }
 
-// NewREST checks cfg and prepares the connection pool. No connection is
-// made until the first request.
+// NewREST checks cfg and renders the requests. No connection is made until
+// the first request.
 func NewREST(cfg RESTConfig) (*REST, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil {
@@ -73,57 +83,137 @@ func NewREST(cfg RESTConfig) (*REST, error) {
 	if cfg.Method == "" {
 		cfg.Method = fasthttp.MethodPost
 	}
-	if cfg.MaxConns <= 0 {
-		cfg.MaxConns = 1
-	}
 	if cfg.MaxResponseBytes <= 0 {
 		cfg.MaxResponseBytes = 64 << 20
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	client := &fasthttp.HostClient{
-		Addr:                      addr,
-		IsTLS:                     u.Scheme == "https",
-		TLSConfig:                 cfg.TLS,
-		MaxConns:                  cfg.MaxConns,
-		MaxResponseBodySize:       cfg.MaxResponseBytes,
-		MaxIdemponentCallAttempts: 1, // a retried request would hide its failure and double its latency
-		RetryIf:                   func(*fasthttp.Request) bool { return false },
-		NoDefaultUserAgentHeader:  true,
-		DisablePathNormalizing:    true,
-		MaxConnWaitTimeout:        cfg.Timeout,
-		ReadBufferSize:            16 << 10,
+	r := &REST{cfg: cfg, addr: addr, conns: map[*restSender]struct{}{}}
+	if u.Scheme == "https" {
+		r.tls = &tls.Config{}
+		if cfg.TLS != nil {
+			r.tls = cfg.TLS.Clone()
+		}
+		if r.tls.ServerName == "" {
+			r.tls.ServerName = u.Hostname()
+		}
 	}
-	return &REST{cfg: cfg, client: client}, nil
-}
-
-// NewSender returns a Sender with its own request and response buffers.
-func (r *REST) NewSender() Sender {
 	req := fasthttp.AcquireRequest()
-	req.SetRequestURI(r.cfg.URL)
-	req.Header.SetMethod(r.cfg.Method)
+	defer fasthttp.ReleaseRequest(req)
+	req.SetRequestURI(cfg.URL)
+	req.Header.SetMethod(cfg.Method)
 	req.Header.SetContentType("application/json")
 	req.Header.Set("User-Agent", "loadprof")
-	for _, h := range r.cfg.Headers {
+	for _, h := range cfg.Headers {
 		req.Header.Set(h.Key, h.Value)
 	}
-	return &restSender{rest: r, req: req, resp: fasthttp.AcquireResponse()}
+	for _, body := range cfg.Bodies {
+		req.SetBodyRaw(body)
+		var buf bytes.Buffer
+		w := bufio.NewWriter(&buf)
+		if err := req.Write(w); err != nil {
+			return nil, fmt.Errorf("rest: rendering the request: %w", err)
+		}
+		w.Flush()
+		r.requests = append(r.requests, buf.Bytes())
+	}
+	return r, nil
 }
 
-// Close drops idle connections.
-func (r *REST) Close() { r.client.CloseIdleConnections() }
+// NewSender returns a Sender with its own connection and buffers.
+func (r *REST) NewSender() Sender { return r.newSender() }
+
+func (r *REST) newSender() *restSender {
+	s := &restSender{rest: r, resp: &fasthttp.Response{}}
+	r.mu.Lock()
+	r.conns[s] = struct{}{}
+	r.mu.Unlock()
+	return s
+}
+
+// Close closes every connection.
+func (r *REST) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for s := range r.conns {
+		s.mu.Lock()
+		s.drop()
+		s.mu.Unlock()
+	}
+}
 
 type restSender struct {
 	rest *REST
-	req  *fasthttp.Request
+	mu   sync.Mutex // held while sending; Close takes it to drop the connection
+	conn net.Conn
+	br   *bufio.Reader
 	resp *fasthttp.Response
 }
 
-func (s *restSender) Send(payload int) Outcome {
-	s.req.SetBodyRaw(s.rest.cfg.Bodies[payload])
-	err := s.rest.client.DoTimeout(s.req, s.resp, s.rest.cfg.Timeout)
+func (s *restSender) dial(deadline time.Time) error {
+	d := net.Dialer{Deadline: deadline}
+	conn, err := d.Dial("tcp", s.rest.addr)
 	if err != nil {
+		return err
+	}
+	if s.rest.tls != nil {
+		tc := tls.Client(conn, s.rest.tls)
+		_ = tc.SetDeadline(deadline)
+		if err := tc.Handshake(); err != nil {
+			conn.Close()
+			return fmt.Errorf("TLS handshake with %s: %w", s.rest.addr, err)
+		}
+		conn = tc
+	}
+	s.conn = conn
+	if s.br == nil {
+		s.br = bufio.NewReaderSize(conn, 16<<10)
+	} else {
+		s.br.Reset(conn)
+	}
+	return nil
+}
+
+func (s *restSender) drop() {
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
+	}
+}
+
+// roundTrip sends the rendered request of payload and reads the response
+// into s.resp. A connection that failed or that the server closes is
+// dropped, and the next request dials a new one.
+func (s *restSender) roundTrip(payload int) error {
+	deadline := time.Now().Add(s.rest.cfg.Timeout)
+	if s.conn == nil {
+		if err := s.dial(deadline); err != nil {
+			return err
+		}
+	}
+	if err := s.conn.SetDeadline(deadline); err != nil {
+		s.drop()
+		return err
+	}
+	if _, err := s.conn.Write(s.rest.requests[payload]); err != nil {
+		s.drop()
+		return err
+	}
+	if err := s.resp.ReadLimitBody(s.br, s.rest.cfg.MaxResponseBytes); err != nil {
+		s.drop()
+		return err
+	}
+	if s.resp.ConnectionClose() {
+		s.drop()
+	}
+	return nil
+}
+
+func (s *restSender) Send(payload int) Outcome {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.roundTrip(payload); err != nil {
 		return restError(err)
 	}
 	code := s.resp.StatusCode()
@@ -135,24 +225,24 @@ func (s *restSender) Send(payload int) Outcome {
 }
 
 func restError(err error) Outcome {
-	switch {
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		return Outcome{Class: TooLarge, Err: err}
-	case errors.Is(err, fasthttp.ErrNoFreeConns):
-		return Outcome{Class: Timeout, Err: fmt.Errorf("no free connection within the timeout: %w", err)}
 	}
 	return Outcome{Class: ClassifyNetError(err), Err: err}
 }
 
-// Probe sends payload once and returns its outcome and up to 512 bytes of
-// the response body, so that a failing target can be explained before the
-// load starts.
+// Probe sends payload once on a new connection and returns its outcome and
+// up to 512 bytes of the response body, so that a failing target can be
+// explained before the load starts.
 func (r *REST) Probe(payload int) (Outcome, string) {
-	s := r.NewSender().(*restSender)
-	defer fasthttp.ReleaseRequest(s.req)
-	defer fasthttp.ReleaseResponse(s.resp)
-	s.req.SetBodyRaw(r.cfg.Bodies[payload])
-	if err := r.client.DoTimeout(s.req, s.resp, r.cfg.Timeout); err != nil {
+	s := r.newSender()
+	defer func() {
+		r.mu.Lock()
+		delete(r.conns, s)
+		r.mu.Unlock()
+		s.drop()
+	}()
+	if err := s.roundTrip(payload); err != nil {
 		return restError(err), ""
 	}
 	body := s.resp.Body()

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -75,6 +77,9 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	cert := fs.String("cert", "", "client certificate PEM for mutual TLS")
 	key := fs.String("key", "", "client key PEM for mutual TLS")
 	insecure := fs.Bool("insecure-skip-verify", false, "do not verify the server certificate")
+	cpus := fs.Int("cpus", 0, "OS threads running Go code (GOMAXPROCS); 0 keeps all cores. 1 matches wrk -t1")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of loadprof itself to this file")
+	_ = fs.MarkHidden("cpuprofile")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: loadprof run --url URL --data FILE (--rate R | --concurrency N) [flags]\n\nFlags:\n%s%s", fs.FlagUsages(), runExamples)
 	}
@@ -116,6 +121,26 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	if f, ok := stderr.(*os.File); ok && !*quiet && bench.IsTerminal(f) {
 		cfg.Progress = stderr
+	}
+	if *cpus < 0 {
+		fmt.Fprintln(stderr, "loadprof run: --cpus must not be negative")
+		return exitBadInput
+	}
+	if *cpus > 0 {
+		runtime.GOMAXPROCS(*cpus)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "loadprof run: --cpuprofile: %v\n", err)
+			return exitBadInput
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "loadprof run: --cpuprofile: %v\n", err)
+			return exitBadInput
+		}
+		defer pprof.StopCPUProfile()
 	}
 	return runAndReport(ctx, cfg, stdout, stderr)
 }
