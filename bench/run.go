@@ -37,14 +37,17 @@ func (e *TargetError) Unwrap() error { return e.Err }
 
 // TLSFiles are the TLS settings of a target.
 type TLSFiles struct {
+	Enabled            bool // --tls: TLS for a gRPC target (https:// URLs imply it)
 	CA                 string
 	Cert, Key          string
 	InsecureSkipVerify bool
 }
 
-// Config is everything one run needs.
+// Config is everything one run needs. The target is URL (REST) or GRPC.
 type Config struct {
-	URL              string
+	URL  string
+	GRPC GRPCTarget
+
 	Headers          []load.Header
 	DataPath         string
 	Stdin            io.Reader
@@ -72,10 +75,56 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, &InputError{err}
 	}
+	if (cfg.URL == "") == (cfg.GRPC.Addr == "") {
+		return nil, &InputError{errors.New("give one target: --url (REST) or --grpc (gRPC)")}
+	}
 	tlsConfig, err := cfg.TLS.config()
 	if err != nil {
 		return nil, &InputError{err}
 	}
+	var t *target
+	if cfg.GRPC.Addr != "" {
+		t, err = prepareGRPC(ctx, cfg, set, tlsConfig)
+	} else {
+		t, err = prepareREST(cfg, set, tlsConfig)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer t.tr.Close()
+	if err := t.preflight(); err != nil {
+		return nil, err
+	}
+
+	rec := load.NewRecorder()
+	stopProgress := startProgress(cfg.Progress, rec)
+	timing, err := load.Run(ctx, cfg.Plan, t.tr, set, rec)
+	stopProgress()
+	if err != nil {
+		return nil, &InputError{err}
+	}
+	res, err := buildResult(cfg, t, timing, rec.Snapshot(true))
+	if err != nil {
+		return nil, err
+	}
+	if err := writeOutputs(cfg, res); err != nil {
+		return res, err
+	}
+	if res.Requests > 0 && res.Latency.Count == 0 && !res.Interrupted {
+		return res, &TargetError{fmt.Errorf("%s: no request got a response (%s)", t.name, describeErrors(res))}
+	}
+	return res, nil
+}
+
+// target is a transport ready to send, and how to check it first.
+type target struct {
+	name      string // what the results call it
+	kind      string // "rest" or "grpc"
+	tr        load.Transport
+	preflight func() error
+}
+
+func prepareREST(cfg Config, set *payloads.Set, tlsConfig *tls.Config) (*target, error) {
 	bodies := make([][]byte, set.Len())
 	for i, p := range set.Payloads {
 		bodies[i] = p.Body
@@ -87,39 +136,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, &InputError{err}
 	}
-	defer rest.Close()
-	if err := preflight(rest, set, cfg.URL); err != nil {
-		return nil, err
-	}
-
-	rec := load.NewRecorder()
-	stopProgress := startProgress(cfg.Progress, rec)
-	timing, err := load.Run(ctx, cfg.Plan, rest, set, rec)
-	stopProgress()
-	if err != nil {
-		return nil, &InputError{err}
-	}
-	res, err := buildResult(cfg, timing, rec.Snapshot(true))
-	if err != nil {
-		return nil, err
-	}
-	if err := writeOutputs(cfg, res); err != nil {
-		return res, err
-	}
-	if res.Requests > 0 && res.Latency.Count == 0 && !res.Interrupted {
-		return res, &TargetError{fmt.Errorf("%s: no request got a response (%s)", cfg.URL, describeErrors(res))}
-	}
-	return res, nil
+	return &target{name: cfg.URL, kind: "rest", tr: rest, preflight: func() error { return preflightREST(rest, set, cfg.URL) }}, nil
 }
 
-// preflight sends the first payload once. A target that cannot be reached,
-// or that rejects the payload (4xx), fails the run before any load is sent;
-// a transient 5xx or 429 is left to the run to count.
-func preflight(rest *load.REST, set *payloads.Set, url string) error {
+// preflightREST sends the first payload once. A target that cannot be
+// reached, or that rejects the payload (4xx), fails the run before any load
+// is sent; a timeout or a transient 5xx or 429 is left to the run to count.
+func preflightREST(rest *load.REST, set *payloads.Set, url string) error {
 	out, body := rest.Probe(0)
 	switch {
-	case out.Class == load.OK:
-		return nil
+	case out.Class == load.OK || out.Class == load.Timeout:
+		return nil // a slow first call (lazy initialisation) is the warm-up's business
 	case out.Class == load.HTTPStatus && (out.Code >= 500 || out.Code == 429):
 		return nil
 	case out.Class == load.HTTPStatus:
@@ -128,8 +155,10 @@ func preflight(rest *load.REST, set *payloads.Set, url string) error {
 	return &TargetError{fmt.Errorf("%s: %s: %v", url, out.Key(), out.Err)}
 }
 
+// config returns the TLS settings, or nil for plaintext (a gRPC target
+// without --tls; an https:// URL gets default settings from the transport).
 func (t TLSFiles) config() (*tls.Config, error) {
-	if t.CA == "" && t.Cert == "" && t.Key == "" && !t.InsecureSkipVerify {
+	if !t.Enabled && t.CA == "" && t.Cert == "" && t.Key == "" && !t.InsecureSkipVerify {
 		return nil, nil
 	}
 	c := &tls.Config{InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // the user asked for it
@@ -157,15 +186,15 @@ func (t TLSFiles) config() (*tls.Config, error) {
 	return c, nil
 }
 
-func buildResult(cfg Config, timing load.Timing, snap load.Snapshot) (*Result, error) {
+func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) (*Result, error) {
 	seconds := func(d time.Duration) float64 { return d.Seconds() }
 	res := &Result{
 		Version:     ResultVersion,
 		Tool:        "loadprof " + Version,
 		Config:      cfg.Settings,
 		StartedAt:   timing.Start.UTC(),
-		Target:      cfg.URL,
-		Transport:   "rest",
+		Target:      t.name,
+		Transport:   t.kind,
 		Loop:        "closed",
 		LatencyFrom: "send",
 		Requests:    snap.Steady.Requests,

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/loadprof/loadprof/payloads"
+	"github.com/loadprof/loadprof/tfproto"
 	"github.com/valyala/fasthttp"
+	"google.golang.org/grpc"
 )
 
 // Latency is the simulated service time of one predict call.
@@ -34,6 +36,9 @@ type Latency struct {
 
 // Config describes the simulated server.
 type Config struct {
+	REST string // REST listen address, e.g. "127.0.0.1:0"; empty for none
+	GRPC string // gRPC listen address (PredictionService); empty for none
+
 	Model     string // "test_model" when empty
 	Version   int64  // 1 when 0
 	Labels    map[string]int64
@@ -43,18 +48,20 @@ type Config struct {
 
 // Server is a running simulator.
 type Server struct {
-	cfg   Config
-	start time.Time
-	rest  *fasthttp.Server
-	ln    net.Listener
-	wg    sync.WaitGroup
+	cfg    Config
+	start  time.Time
+	rest   *fasthttp.Server
+	ln     net.Listener
+	grpc   *grpc.Server
+	grpcLn net.Listener
+	wg     sync.WaitGroup
 
 	predicts atomic.Int64
 }
 
-// Start starts the simulator's REST API on restAddr ("127.0.0.1:0" picks a
-// free port).
-func Start(cfg Config, restAddr string) (*Server, error) {
+// Start starts the simulator on the addresses in cfg ("127.0.0.1:0"
+// picks a free port).
+func Start(cfg Config) (*Server, error) {
 	if cfg.Model == "" {
 		cfg.Model = "test_model"
 	}
@@ -65,34 +72,68 @@ func Start(cfg Config, restAddr string) (*Server, error) {
 		cfg.Labels = map[string]int64{"stable": cfg.Version}
 	}
 	if len(cfg.Signature.Inputs) == 0 {
+		name := cfg.Signature.Name
 		cfg.Signature = DefaultSignature()
+		if name != "" {
+			cfg.Signature.Name = name
+		}
 	}
 	if cfg.Signature.Name == "" {
 		cfg.Signature.Name = "serving_default"
 	}
+	if len(cfg.Signature.Outputs) == 0 {
+		cfg.Signature.Outputs = DefaultSignature().Outputs
+	}
 	if cfg.Latency.ErrorStatus == 0 {
 		cfg.Latency.ErrorStatus = fasthttp.StatusServiceUnavailable
 	}
-	ln, err := net.Listen("tcp", restAddr)
-	if err != nil {
-		return nil, fmt.Errorf("sim: --rest %s: %w", restAddr, err)
+	if cfg.REST == "" && cfg.GRPC == "" {
+		return nil, errors.New("sim: no REST and no gRPC address")
 	}
-	s := &Server{cfg: cfg, start: time.Now(), ln: ln}
-	s.rest = &fasthttp.Server{
-		Handler:               s.handle,
-		Name:                  "loadprof-sim",
-		NoDefaultServerHeader: true,
-		MaxRequestBodySize:    64 << 20,
-		ReadTimeout:           time.Minute,
-		CloseOnShutdown:       true,
+	s := &Server{cfg: cfg, start: time.Now()}
+	if cfg.REST != "" {
+		ln, err := net.Listen("tcp", cfg.REST)
+		if err != nil {
+			return nil, fmt.Errorf("sim: --rest %s: %w", cfg.REST, err)
+		}
+		s.ln = ln
+		s.rest = &fasthttp.Server{
+			Handler:               s.handle,
+			Name:                  "loadprof-sim",
+			NoDefaultServerHeader: true,
+			MaxRequestBodySize:    64 << 20,
+			ReadTimeout:           time.Minute,
+			CloseOnShutdown:       true,
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			_ = s.rest.Serve(ln)
+		}()
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		_ = s.rest.Serve(ln)
-	}()
+	if cfg.GRPC != "" {
+		ln, err := net.Listen("tcp", cfg.GRPC)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sim: --grpc %s: %w", cfg.GRPC, err)
+		}
+		s.grpcLn = ln
+		s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(256 << 20))
+		tfproto.RegisterPredictionServiceServer(s.grpc, &predictionService{s: s})
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			_ = s.grpc.Serve(ln)
+		}()
+	}
 	return s, nil
 }
+
+// GRPCAddr is the address the gRPC API listens on.
+func (s *Server) GRPCAddr() string { return s.grpcLn.Addr().String() }
+
+// Model is the simulated model's name.
+func (s *Server) Model() string { return s.cfg.Model }
 
 // RESTAddr is the address the REST API listens on.
 func (s *Server) RESTAddr() string { return s.ln.Addr().String() }
@@ -107,7 +148,13 @@ func (s *Server) Predicts() int64 { return s.predicts.Load() }
 
 // Close stops the server and closes open connections.
 func (s *Server) Close() error {
-	err := s.rest.Shutdown()
+	var err error
+	if s.rest != nil {
+		err = s.rest.Shutdown()
+	}
+	if s.grpc != nil {
+		s.grpc.Stop()
+	}
 	s.wg.Wait()
 	return err
 }

@@ -29,7 +29,7 @@ const (
 const usage = `loadprof: how fast is my model in production, and where does the time go?
 
 Usage:
-  loadprof run    --url URL --data FILE (--rate R | --concurrency N) [flags]
+  loadprof run    (--url URL | --grpc HOST:PORT --model NAME) --data FILE (--rate R | --concurrency N) [flags]
   loadprof sim    [--rest ADDR] [--model NAME] [--latency D] [flags]
   loadprof demo   a short run against the embedded simulator
 

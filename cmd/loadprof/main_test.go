@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 
 func startSim(t *testing.T, cfg sim.Config) *sim.Server {
 	t.Helper()
-	srv, err := sim.Start(cfg, "127.0.0.1:0")
+	srv, err := sim.Start(withAddrs(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestBadInputExitsTwoWithOneLineNamingTheProblem(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"run", "--data", good, "--rate", "10"}, "--url is required"},
+		{[]string{"run", "--data", good, "--rate", "10"}, "give one target, --url (REST) or --grpc"},
 		{[]string{"run", "--url", url, "--rate", "10"}, "--data is required"},
 		{[]string{"run", "--url", url, "--data", good}, "give --rate (open loop) or --concurrency"},
 		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "--concurrency", "2"}, "exclude each other"},
@@ -199,4 +199,15 @@ func TestHelpShowsExamples(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "Examples:") || !strings.Contains(stdout, "--max-inflight") {
 		t.Fatalf("exit %d:\n%s", code, stdout)
 	}
+}
+
+// withAddrs fills in loopback addresses with free ports for REST and gRPC.
+func withAddrs(cfg sim.Config) sim.Config {
+	if cfg.REST == "" {
+		cfg.REST = "127.0.0.1:0"
+	}
+	if cfg.GRPC == "" {
+		cfg.GRPC = "127.0.0.1:0"
+	}
+	return cfg
 }

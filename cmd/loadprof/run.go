@@ -25,6 +25,10 @@ Examples:
   loadprof run --url http://localhost:8501/v1/models/test_model:predict \
       --data bodies.jsonl --concurrency 16 --requests 10000 --warmup 500
 
+  # the same data.json over gRPC (TF Serving's port 8500), 4 connections
+  loadprof run --grpc localhost:8500 --model test_model --data data.json \
+      --rate 500 --duration 60s --connections 4
+
   # body from stdin, with an auth header (redacted in result.json)
   cat data.json | loadprof run --url https://model.example/v1/models/m:predict \
       --data - --rate 50 -H "Authorization: Bearer $TOKEN"
@@ -58,6 +62,14 @@ func (w *warmupValue) Set(s string) error {
 func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	url := fs.String("url", "", "REST endpoint, e.g. http://HOST:8501/v1/models/NAME:predict")
+	grpcAddr := fs.String("grpc", "", "gRPC target HOST:PORT of a TF Serving PredictionService (port 8500), instead of --url")
+	model := fs.String("model", "", "with --grpc: model name")
+	signature := fs.String("signature", "serving_default", "with --grpc: signature for payloads that name none")
+	modelVersion := fs.Int64("model-version", 0, "with --grpc: model version (default: the latest)")
+	modelLabel := fs.String("model-label", "", "with --grpc: model version label, instead of --model-version")
+	connections := fs.Int("connections", 1, "with --grpc: HTTP/2 connections to spread requests over")
+	tensorContent := fs.Bool("tensor-content", false, "with --grpc: send numeric tensors as tensor_content bytes instead of typed fields")
+	useTLS := fs.Bool("tls", false, "with --grpc: use TLS (https:// URLs always do)")
 	data := fs.String("data", "", "payload: a TF Serving JSON body, a .jsonl file (one body per line), a directory of them, or - for stdin")
 	headers := fs.StringArrayP("header", "H", nil, "extra header \"Key: value\" (repeatable)")
 	rate := fs.Float64("rate", 0, "open loop: requests per second; latency counts from each request's intended send time")
@@ -81,13 +93,13 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of loadprof itself to this file")
 	_ = fs.MarkHidden("cpuprofile")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: loadprof run --url URL --data FILE (--rate R | --concurrency N) [flags]\n\nFlags:\n%s%s", fs.FlagUsages(), runExamples)
+		fmt.Fprintf(fs.Output(), "Usage: loadprof run (--url URL | --grpc HOST:PORT --model NAME) --data FILE (--rate R | --concurrency N) [flags]\n\nFlags:\n%s%s", fs.FlagUsages(), runExamples)
 	}
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}
-	if *url == "" {
-		fmt.Fprintln(stderr, "loadprof run: --url is required (see 'loadprof run --help')")
+	if (*url == "") == (*grpcAddr == "") {
+		fmt.Fprintln(stderr, "loadprof run: give one target, --url (REST) or --grpc HOST:PORT (see 'loadprof run --help')")
 		return exitBadInput
 	}
 	if *data == "" {
@@ -108,6 +120,10 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	cfg := bench.Config{
 		URL: *url, Headers: hs, DataPath: *data, Stdin: stdin,
+		GRPC: bench.GRPCTarget{
+			Addr: *grpcAddr, Model: *model, Signature: *signature, Version: *modelVersion, Label: *modelLabel,
+			Connections: *connections, TensorContent: *tensorContent,
+		},
 		Plan: load.Plan{
 			Rate: *rate, Concurrency: *concurrency,
 			WarmupDuration: warmup.d, WarmupRequests: warmup.n,
@@ -115,7 +131,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 			MaxInflight: *maxInflight, Grace: *grace,
 		},
 		Timeout: *timeout, MaxResponseBytes: *maxResponse,
-		TLS:     bench.TLSFiles{CA: *ca, Cert: *cert, Key: *key, InsecureSkipVerify: *insecure},
+		TLS:     bench.TLSFiles{Enabled: *useTLS, CA: *ca, Cert: *cert, Key: *key, InsecureSkipVerify: *insecure},
 		OutPath: *out, HGRMPath: *hgrm,
 		Settings: settings(fs, hs),
 	}

@@ -23,11 +23,13 @@ type simFlags struct {
 	errorStatus       int
 	inputs            []string
 	restAddr          string
+	grpcAddr          string
 	signatureName     string
 }
 
-func (s *simFlags) register(fs *pflag.FlagSet, restDefault string) {
-	fs.StringVar(&s.restAddr, "rest", restDefault, "REST listen address (TF Serving's --rest_api_port)")
+func (s *simFlags) register(fs *pflag.FlagSet, restDefault, grpcDefault string) {
+	fs.StringVar(&s.restAddr, "rest", restDefault, "REST listen address (TF Serving's --rest_api_port); empty for none")
+	fs.StringVar(&s.grpcAddr, "grpc", grpcDefault, "gRPC listen address (TF Serving's --port); empty for none")
 	fs.StringVar(&s.model, "model", "test_model", "model name")
 	fs.StringVar(&s.signatureName, "signature", "serving_default", "signature name")
 	fs.StringArrayVar(&s.inputs, "input", nil, "signature input NAME:TYPE[:DIMS], e.g. x:float:-1,4 or text:string:-1 (repeatable; default x:float:-1,4)")
@@ -41,6 +43,7 @@ func (s *simFlags) register(fs *pflag.FlagSet, restDefault string) {
 
 func (s *simFlags) config() (sim.Config, error) {
 	cfg := sim.Config{
+		REST: s.restAddr, GRPC: s.grpcAddr,
 		Model: s.model,
 		Latency: sim.Latency{
 			Fixed: s.latency, Jitter: s.jitter, Stall: s.stall, StallEvery: s.stallEvery,
@@ -71,7 +74,7 @@ func (s *simFlags) config() (sim.Config, error) {
 func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("sim", pflag.ContinueOnError)
 	var flags simFlags
-	flags.register(fs, "127.0.0.1:8501")
+	flags.register(fs, "127.0.0.1:8501", "127.0.0.1:8500")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: loadprof sim [flags]\n\nA simulated TensorFlow Serving model server on loopback, for demos and tests.\nIt is not TensorFlow Serving.\n\nFlags:\n%s", fs.FlagUsages())
 	}
@@ -83,12 +86,18 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "loadprof sim: %v\n", err)
 		return exitBadInput
 	}
-	srv, err := sim.Start(cfg, flags.restAddr)
+	srv, err := sim.Start(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "loadprof sim: %v\n", err)
 		return exitBadInput
 	}
-	fmt.Fprintf(stdout, "loadprof sim: simulated model %q (a simulator, not TensorFlow Serving)\n  REST predict: %s\n", cfg.Model, srv.PredictURL())
+	fmt.Fprintf(stdout, "loadprof sim: simulated model %q (a simulator, not TensorFlow Serving)\n", cfg.Model)
+	if cfg.REST != "" {
+		fmt.Fprintf(stdout, "  REST predict: %s\n", srv.PredictURL())
+	}
+	if cfg.GRPC != "" {
+		fmt.Fprintf(stdout, "  gRPC: %s (tensorflow.serving.PredictionService)\n", srv.GRPCAddr())
+	}
 	<-ctx.Done()
 	srv.Close()
 	return exitOK
@@ -99,7 +108,7 @@ const demoPayload = `{"instances": [[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]}
 func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("demo", pflag.ContinueOnError)
 	var flags simFlags
-	flags.register(fs, "127.0.0.1:0")
+	flags.register(fs, "127.0.0.1:0", "127.0.0.1:0")
 	rate := fs.Float64("rate", 200, "requests per second")
 	duration := fs.Duration("duration", 5*time.Second, "steady phase")
 	warmup := fs.Duration("warmup", time.Second, "warm-up")
@@ -115,7 +124,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "loadprof demo: %v\n", err)
 		return exitBadInput
 	}
-	srv, err := sim.Start(cfg, flags.restAddr)
+	srv, err := sim.Start(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "loadprof demo: %v\n", err)
 		return exitBadInput

@@ -1,0 +1,169 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/payloads"
+	"github.com/loadprof/loadprof/tfproto"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// GRPCTarget is a TF Serving PredictionService and the model to call.
+type GRPCTarget struct {
+	Addr          string // HOST:PORT
+	Model         string
+	Signature     string // used when a payload names none; "serving_default" when empty
+	Version       int64  // 0: the latest
+	Label         string // instead of Version
+	Connections   int    // HTTP/2 connections; 1 when 0
+	TensorContent bool   // numeric tensors as tensor_content
+}
+
+func (g GRPCTarget) modelSpec() *tfproto.ModelSpec {
+	spec := &tfproto.ModelSpec{Name: g.Model}
+	switch {
+	case g.Version > 0:
+		spec.VersionChoice = &tfproto.ModelSpec_Version{Version: wrapperspb.Int64(g.Version)}
+	case g.Label != "":
+		spec.VersionChoice = &tfproto.ModelSpec_VersionLabel{VersionLabel: g.Label}
+	}
+	return spec
+}
+
+func (g GRPCTarget) describe() string {
+	s := "grpc://" + g.Addr + " model " + g.Model
+	switch {
+	case g.Version > 0:
+		s += fmt.Sprintf(" version %d", g.Version)
+	case g.Label != "":
+		s += " label " + g.Label
+	}
+	return s
+}
+
+// prepareGRPC fetches the model's signatures once, converts every payload
+// into a serialized PredictRequest with them, and opens the connections.
+func prepareGRPC(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *tls.Config) (*target, error) {
+	g := cfg.GRPC
+	switch {
+	case g.Model == "":
+		return nil, &InputError{errors.New("--grpc needs --model NAME")}
+	case g.Version > 0 && g.Label != "":
+		return nil, &InputError{errors.New("--model-version and --model-label exclude each other")}
+	case g.Version < 0:
+		return nil, &InputError{errors.New("--model-version must be positive")}
+	}
+	if g.Signature == "" {
+		g.Signature = "serving_default"
+	}
+	conns, err := load.DialGRPC(g.Addr, g.Connections, tlsConfig)
+	if err != nil {
+		return nil, &InputError{err}
+	}
+	fail := func(err error) (*target, error) {
+		load.CloseConns(conns)
+		return nil, err
+	}
+	sigs, err := fetchSignatures(ctx, cfg, conns[0].Invoke)
+	if err != nil {
+		return fail(err)
+	}
+	requests := make([][]byte, set.Len())
+	for i := range set.Payloads {
+		p := &set.Payloads[i]
+		name := p.Request.SignatureNameOr(g.Signature)
+		sig, ok := sigs[name]
+		if !ok {
+			return fail(&InputError{&payloads.Error{Source: p.Source, Msg: fmt.Sprintf("signature %q is not in the model (signatures: %s)", name, strings.Join(sortedNames(sigs), ", "))}})
+		}
+		inputs, err := p.Request.ToTensorProtos(sig, payloads.ConvertOptions{TensorContent: g.TensorContent})
+		if err != nil {
+			return fail(&InputError{&payloads.Error{Source: p.Source, Msg: err.Error(), Err: err}})
+		}
+		spec := g.modelSpec()
+		spec.SignatureName = name
+		data, err := proto.Marshal(&tfproto.PredictRequest{ModelSpec: spec, Inputs: inputs})
+		if err != nil {
+			return fail(err)
+		}
+		requests[i] = data
+	}
+	tr, err := load.NewGRPC(load.GRPCConfig{Conns: conns, Requests: requests, Headers: cfg.Headers, Timeout: cfg.Timeout})
+	if err != nil {
+		return fail(&InputError{err})
+	}
+	name := g.describe()
+	return &target{name: name, kind: "grpc", tr: closing{tr, conns}, preflight: func() error {
+		out, _ := tr.Call(0)
+		switch {
+		case out.Class == load.OK || out.Class == load.Timeout:
+			return nil // a slow first call (lazy initialisation) is the warm-up's business
+		case out.Class == load.GRPCStatus && (codes.Code(out.Code) == codes.Unavailable || codes.Code(out.Code) == codes.ResourceExhausted || codes.Code(out.Code) == codes.Internal):
+			return nil // transient: the run counts them
+		}
+		return &TargetError{fmt.Errorf("%s rejected %s: %s: %v", name, set.Payloads[0].Source, out.Key(), status.Convert(out.Err).Message())}
+	}}, nil
+}
+
+// closing closes the connections with the transport.
+type closing struct {
+	*load.GRPC
+	conns []*grpc.ClientConn
+}
+
+func (c closing) Close() { load.CloseConns(c.conns) }
+
+type invokeFunc = func(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error
+
+// fetchSignatures calls GetModelMetadata for the model's SignatureDefMap.
+func fetchSignatures(ctx context.Context, cfg Config, invoke invokeFunc) (map[string]*tfproto.SignatureDef, error) {
+	g := cfg.GRPC
+	ctx, cancel := context.WithTimeout(ctx, max(cfg.Timeout, 10*time.Second))
+	defer cancel()
+	if len(cfg.Headers) > 0 {
+		md := metadata.MD{}
+		for _, h := range cfg.Headers {
+			md.Append(strings.ToLower(h.Key), h.Value)
+		}
+		ctx = metadata.NewOutgoingContext(ctx, md)
+	}
+	req := &tfproto.GetModelMetadataRequest{ModelSpec: g.modelSpec(), MetadataField: []string{"signature_def"}}
+	resp := &tfproto.GetModelMetadataResponse{}
+	if err := invoke(ctx, "/tensorflow.serving.PredictionService/GetModelMetadata", req, resp); err != nil {
+		st := status.Convert(err)
+		if st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded {
+			return nil, &TargetError{fmt.Errorf("--grpc %s: unreachable: %s", g.Addr, st.Message())}
+		}
+		return nil, &TargetError{fmt.Errorf("--grpc %s: GetModelMetadata for model %q: %s: %s", g.Addr, g.Model, st.Code(), st.Message())}
+	}
+	packed, ok := resp.GetMetadata()["signature_def"]
+	if !ok {
+		return nil, &TargetError{fmt.Errorf("--grpc %s: GetModelMetadata returned no signature_def", g.Addr)}
+	}
+	var sigs tfproto.SignatureDefMap
+	if err := packed.UnmarshalTo(&sigs); err != nil {
+		return nil, &TargetError{fmt.Errorf("--grpc %s: signature_def metadata: %v", g.Addr, err)}
+	}
+	return sigs.GetSignatureDef(), nil
+}
+
+func sortedNames(m map[string]*tfproto.SignatureDef) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

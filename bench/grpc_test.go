@@ -1,0 +1,163 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/sim"
+)
+
+// mixedSignature has float, int, string (also b64) and bool inputs.
+var mixedSignature = sim.Signature{
+	Name: "serving_default",
+	Inputs: []sim.TensorSpec{
+		{Name: "x", DType: "DT_FLOAT", Shape: []int64{-1, 3}},
+		{Name: "ids", DType: "DT_INT64", Shape: []int64{-1}},
+		{Name: "text", DType: "DT_STRING", Shape: []int64{-1}},
+		{Name: "image", DType: "DT_STRING", Shape: []int64{-1}},
+	},
+}
+
+const mixedRows = `{"instances": [
+	{"x": [1, 2, 3], "ids": 7, "text": "hello", "image": {"b64": "AAECAw=="}},
+	{"x": [4, 5, 6], "ids": 8, "text": "hi", "image": {"b64": "AA=="}}
+]}`
+
+const mixedColumns = `{"inputs": {"x": [[1, 2, 3]], "ids": [7], "text": ["hello"], "image": [{"b64": "AAECAw=="}]}}`
+
+func grpcConfig(srv *sim.Server, data string, plan load.Plan) Config {
+	return Config{
+		GRPC:     GRPCTarget{Addr: srv.GRPCAddr(), Model: srv.Model()},
+		DataPath: data, Plan: plan, Timeout: 5 * time.Second,
+	}
+}
+
+func TestGRPCLoadFromRowAndColumnarJSON(t *testing.T) {
+	srv := startSim(t, sim.Config{Signature: mixedSignature, Latency: sim.Latency{Fixed: time.Millisecond}})
+	for _, c := range []struct {
+		name, body string
+		opts       GRPCTarget
+		plan       load.Plan
+	}{
+		{"rows, open loop", mixedRows, GRPCTarget{}, load.Plan{Rate: 300, Requests: 300, MaxInflight: 100}},
+		{"columns, closed loop", mixedColumns, GRPCTarget{Connections: 3}, load.Plan{Concurrency: 8, Requests: 300}},
+		{"tensor_content", mixedRows, GRPCTarget{TensorContent: true, Version: 1}, load.Plan{Concurrency: 2, Requests: 50}},
+		{"label", mixedRows, GRPCTarget{Label: "stable"}, load.Plan{Concurrency: 2, Requests: 50}},
+	} {
+		before := srv.Predicts()
+		cfg := grpcConfig(srv, writeFile(t, "data.json", c.body), c.plan)
+		cfg.GRPC.Connections, cfg.GRPC.TensorContent, cfg.GRPC.Version, cfg.GRPC.Label = c.opts.Connections, c.opts.TensorContent, c.opts.Version, c.opts.Label
+		res, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if res.Transport != "grpc" || res.Requests != c.plan.Requests || len(res.Errors) != 0 || res.Latency.Count != c.plan.Requests {
+			t.Fatalf("%s: transport %s, %d requests, errors %v", c.name, res.Transport, res.Requests, res.Errors)
+		}
+		if got := srv.Predicts() - before; got != c.plan.Requests+1 {
+			t.Fatalf("%s: the sim answered %d predicts, want %d", c.name, got, c.plan.Requests+1)
+		}
+	}
+}
+
+func TestSamePayloadOverRESTAndGRPCReachesTheSameModel(t *testing.T) {
+	srv := startSim(t, sim.Config{Signature: mixedSignature})
+	data := writeFile(t, "data.json", mixedRows)
+	plan := load.Plan{Concurrency: 2, Requests: 100}
+	rest, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: data, Plan: plan})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grpcRes, err := Run(context.Background(), grpcConfig(srv, data, plan))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rest.Requests != 100 || grpcRes.Requests != 100 || len(rest.Errors)+len(grpcRes.Errors) != 0 || srv.Predicts() != 202 {
+		t.Fatalf("rest %d %v, grpc %d %v, predicts %d", rest.Requests, rest.Errors, grpcRes.Requests, grpcRes.Errors, srv.Predicts())
+	}
+}
+
+func TestGRPCBadPayloadsAreInputErrorsNamingPayloadAndInput(t *testing.T) {
+	srv := startSim(t, sim.Config{Signature: mixedSignature})
+	cases := map[string]string{
+		`{"instances": [{"x": [1, 2, 3], "ids": 7, "text": "a", "image": "b", "extra": 1}]}`:  `input "extra" is not in the signature`,
+		`{"instances": [{"x": [1, 2], "ids": 7, "text": "a", "image": "b"}]}`:                 `input "x": dimension 1 is 2, the signature wants 3`,
+		`{"instances": [{"x": [[1, 2, 3]], "ids": 7, "text": "a", "image": "b"}]}`:            `input "x": rank 3`,
+		`{"instances": [{"x": [1, 2, 3], "ids": 7.5, "text": "a", "image": "b"}]}`:            `input "ids": line 1: 7.5 is not an integer that fits in DT_INT64`,
+		`{"instances": [{"x": [1, 2, 3], "ids": 7, "text": 5, "image": "b"}]}`:                `input "text": the signature wants DT_STRING, the payload has numbers`,
+		`{"instances": [{"x": [1, 2, 3], "ids": 7, "text": "a"}]}`:                            `input "image" of the signature is missing`,
+		`{"signature_name": "other", "instances": [{"x": [1, 2, 3], "ids": 7, "text": "a"}]}`: `signature "other" is not in the model (signatures: serving_default)`,
+	}
+	for body, want := range cases {
+		_, err := Run(context.Background(), grpcConfig(srv, writeFile(t, "data.json", body), load.Plan{Concurrency: 1, Requests: 1}))
+		var in *InputError
+		if !errors.As(err, &in) || !strings.Contains(err.Error(), "data.json: "+want) && !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), "payloads: ") {
+			t.Errorf("%s:\n got %v\nwant an input error with %q", body, err, want)
+		}
+	}
+	if srv.Predicts() != 0 {
+		t.Fatalf("bad payloads sent %d predicts", srv.Predicts())
+	}
+}
+
+func TestGRPCTargetFailures(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	data := writeFile(t, "data.json", body)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed := ln.Addr().String()
+	ln.Close()
+	cases := []struct {
+		target GRPCTarget
+		want   string
+		input  bool
+	}{
+		{GRPCTarget{Addr: closed, Model: "test_model"}, "unreachable", false},
+		{GRPCTarget{Addr: srv.GRPCAddr(), Model: "nope"}, "NotFound: Servable not found for request: Latest(nope)", false},
+		{GRPCTarget{Addr: srv.GRPCAddr(), Model: "test_model", Version: 3}, "Specific(test_model, 3)", false},
+		{GRPCTarget{Addr: srv.GRPCAddr()}, "--grpc needs --model", true},
+		{GRPCTarget{Addr: srv.GRPCAddr(), Model: "m", Version: 1, Label: "x"}, "exclude each other", true},
+	}
+	for _, c := range cases {
+		_, err := Run(context.Background(), Config{GRPC: c.target, DataPath: data, Plan: load.Plan{Concurrency: 1, Requests: 1}, Timeout: 2 * time.Second})
+		var te *TargetError
+		var in *InputError
+		ok := errors.As(err, &te)
+		if c.input {
+			ok = errors.As(err, &in)
+		}
+		if !ok || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: got %v, want %q", c.target, err, c.want)
+		}
+	}
+}
+
+func TestGRPCErrorsAreClassifiedByStatusCode(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{ErrorRate: 0.25, ErrorStatus: 503}})
+	res, err := Run(context.Background(), grpcConfig(srv, writeFile(t, "data.json", body), load.Plan{Concurrency: 4, Requests: 800}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := res.Errors["grpc_UNAVAILABLE"]
+	if n < 120 || n > 280 || len(res.Errors) != 1 || !strings.Contains(res.ErrorSamples["grpc_UNAVAILABLE"], "simulated failure") {
+		t.Fatalf("errors %v samples %v", res.Errors, res.ErrorSamples)
+	}
+}
+
+func TestGRPCTimeoutIsClassifiedAsTimeout(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: 300 * time.Millisecond}})
+	cfg := grpcConfig(srv, writeFile(t, "data.json", body), load.Plan{Concurrency: 2, Requests: 4})
+	cfg.Timeout = 100 * time.Millisecond
+	res, err := Run(context.Background(), cfg)
+	var te *TargetError
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "no request got a response (timeout: 4") {
+		t.Fatalf("got %v", err)
+	}
+	if res == nil || res.Errors["timeout"] != 4 {
+		t.Fatalf("result %+v", res)
+	}
+}
