@@ -16,30 +16,13 @@ import argparse
 import json
 import os
 import re
-import resource
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common import build_loadprof, print_rows, start_sim, timed, workdir
+
 BODY = '{"instances": [[1.0, 2.0, 3.0, 4.0]]}'
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def timed(cmd, **kw):
-    """Runs cmd to completion; returns (stdout, (user, system) cpu seconds of the child)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return out.stdout, (after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime)
 
 
 def ensure_wrk():
@@ -60,9 +43,8 @@ def main():
     args = ap.parse_args()
     ensure_wrk()
 
-    work = tempfile.mkdtemp(prefix="loadprof-bench-")
-    binary = os.path.join(work, "loadprof")
-    subprocess.run(["go", "build", "-o", binary, "./cmd/loadprof"], check=True, cwd=ROOT)
+    work = workdir()
+    binary = build_loadprof(work)
     data = os.path.join(work, "data.json")
     with open(data, "w") as f:
         f.write(BODY)
@@ -70,18 +52,9 @@ def main():
     with open(lua, "w") as f:
         f.write('wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n' % json.dumps(BODY))
 
-    port = free_port()
-    sim = subprocess.Popen([binary, "sim", "--rest", "127.0.0.1:%d" % port, "--latency", "0", "--jitter", "0"],
-                           stdout=subprocess.DEVNULL)
+    sim, port, _ = start_sim(binary)
     url = "http://127.0.0.1:%d/v1/models/test_model:predict" % port
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-
         def run_wrk(threads):
             out, cpu = timed(["wrk", "-t%d" % threads, "-c%d" % args.connections, "-d%ds" % args.seconds, "-s", lua, url])
             n = int(re.search(r"(\d+) requests in", out).group(1))
@@ -102,9 +75,7 @@ def main():
 
         # Interleaved, so that both tools see the same machine.
         rows = [run_wrk(1), run_loadprof(1), run_wrk(2), run_loadprof(2)]
-        print("%-26s %10s %12s %8s %8s %10s %10s" % ("client", "requests", "requests/s", "user s", "sys s", "user us/r", "cpu us/r"))
-        for name, n, rps, (user, system) in rows:
-            print("%-26s %10d %12.0f %8.2f %8.2f %10.2f %10.2f" % (name, n, rps, user, system, 1e6 * user / n, 1e6 * (user + system) / n))
+        print_rows(rows)
         per = [sum(r[3]) / r[1] for r in rows]
         print("loadprof CPU per request / wrk CPU per request: %.2f with one thread each, %.2f with two"
               % (per[1] / per[0], per[3] / per[2]))

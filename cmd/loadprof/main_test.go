@@ -70,6 +70,7 @@ func TestBadInputExitsTwoWithOneLineNamingTheProblem(t *testing.T) {
 	srv := startSim(t, sim.Config{})
 	url := srv.PredictURL()
 	good := writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`)
+	wide := writeFile(t, "wide.json", `{"instances": [[1, 2, 3]]}`)
 	ragged := writeFile(t, "ragged.json", "{\"instances\": [\n  [1, 2, 3, 4],\n  [1, 2]\n]}")
 	cases := []struct {
 		args []string
@@ -87,6 +88,9 @@ func TestBadInputExitsTwoWithOneLineNamingTheProblem(t *testing.T) {
 		{[]string{"run", "--url", url, "--data", ragged, "--rate", "10"}, "ragged.json: line 3: instances is ragged"},
 		{[]string{"run", "--url", url, "--data", filepath.Join(t.TempDir(), "nope.json"), "--rate", "10"}, "nope.json: no such file"},
 		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "--ca", "/nonexistent/ca.pem"}, "--ca /nonexistent/ca.pem"},
+		{[]string{"run", "--grpc", srv.GRPCAddr(), "--data", good, "--rate", "10"}, "--grpc needs --model"},
+		{[]string{"run", "--grpc", srv.GRPCAddr(), "--model", "test_model", "--data", wide, "--rate", "10"}, `wide.json: input "x": dimension 1 is 3, the signature wants 4`},
+		{[]string{"run", "--url", url, "--grpc", srv.GRPCAddr(), "--data", good, "--rate", "10"}, "give one target"},
 		{[]string{"sim", "--input", "x:complex"}, `unknown type "complex"`},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 	}
