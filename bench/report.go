@@ -65,6 +65,9 @@ func WriteSummary(w io.Writer, r *Result) {
 			fmt.Fprintln(w)
 		}
 	}
+	if r.Profile != nil {
+		writeProfileSummary(w, r.Profile)
+	}
 	c := r.Client
 	if c.Saturated > 0 {
 		fmt.Fprintf(w, "\n  note: %d requests waited for a free slot under --max-inflight (peak %d in flight); their wait is in the latency\n", c.Saturated, c.PeakInflight)

@@ -41,7 +41,7 @@ type Result struct {
 	Outside       *Slice            `json:"outside"` // the other steady requests
 	Histogram     string            `json:"histogram"`
 	Series        []load.Second     `json:"series"`
-	Profile       any               `json:"profile"`
+	Profile       *ProfileReport    `json:"profile"`
 	Client        ClientStats       `json:"client"`
 	Interrupted   bool              `json:"interrupted"`
 	Unfinished    int64             `json:"unfinished"`

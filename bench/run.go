@@ -56,6 +56,8 @@ type Config struct {
 	MaxResponseBytes int
 	TLS              TLSFiles
 
+	Profile *ProfileConfig // a profile window in the steady phase; nil for none
+
 	OutPath  string // result.json, written even when interrupted
 	HGRMPath string
 
@@ -97,8 +99,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	rec := load.NewRecorder()
+	plan := cfg.Plan
+	var win *window
+	if cfg.Profile != nil {
+		win = newWindow(*cfg.Profile, tlsConfig, rec)
+		plan.Hold = win.hold
+		plan.SteadyStarted = func() { win.start(ctx) }
+	}
 	stopProgress := startProgress(cfg.Progress, rec)
-	timing, err := load.Run(ctx, cfg.Plan, t.tr, set, rec)
+	timing, err := load.Run(ctx, plan, t.tr, set, rec)
 	stopProgress()
 	if err != nil {
 		return nil, &InputError{err}
@@ -107,8 +116,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if win != nil {
+		res.Profile = win.finish()
+	}
 	if err := writeOutputs(cfg, res); err != nil {
 		return res, err
+	}
+	if win != nil && win.err != nil && cfg.Profile.Required && !res.Interrupted {
+		return res, &TargetError{win.err}
 	}
 	if res.Requests > 0 && res.Latency.Count == 0 && !res.Interrupted {
 		return res, &TargetError{fmt.Errorf("%s: no request got a response (%s)", t.name, describeErrors(res))}

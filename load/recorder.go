@@ -122,6 +122,8 @@ type Recorder struct {
 	firstErrors map[ErrorKey]string
 	late        int64 // samples that arrived after Freeze
 
+	windowEvents []Sample // steady requests sent in the profile window, for the client trace
+
 	interval    *hdrhistogram.Histogram
 	intervalReq int64
 	intervalErr int64
@@ -142,9 +144,31 @@ func NewRecorder() *Recorder {
 	}
 }
 
+// MaxWindowEvents bounds the requests kept one by one for the client trace
+// of a profile window.
+const MaxWindowEvents = 200_000
+
 // SetWindow marks the profile window open or closed. Requests sent while it
-// is open are counted in the window statistics.
-func (r *Recorder) SetWindow(open bool) { r.windowOpen.Store(open) }
+// is open are counted in the window statistics and kept for the client
+// trace.
+func (r *Recorder) SetWindow(open bool) {
+	if open {
+		r.mu.Lock()
+		if r.windowEvents == nil {
+			r.windowEvents = make([]Sample, 0, 4096)
+		}
+		r.mu.Unlock()
+	}
+	r.windowOpen.Store(open)
+}
+
+// WindowSamples returns the requests recorded in the profile window (at
+// most MaxWindowEvents).
+func (r *Recorder) WindowSamples() []Sample {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Sample(nil), r.windowEvents...)
+}
 
 // WindowOpen reports whether the profile window is open now.
 func (r *Recorder) WindowOpen() bool { return r.windowOpen.Load() }
@@ -182,6 +206,9 @@ func (r *Recorder) Record(s Sample) {
 		r.steady.add(&s, latencyUs)
 		if s.InWindow {
 			r.window.add(&s, latencyUs)
+			if len(r.windowEvents) < MaxWindowEvents {
+				r.windowEvents = append(r.windowEvents, s)
+			}
 		} else {
 			r.outside.add(&s, latencyUs)
 		}

@@ -154,7 +154,7 @@ func (p *predictionService) Predict(ctx context.Context, req *tfproto.PredictReq
 // wait holds a call for its simulated service time, or until the client
 // gives up.
 func (s *Server) wait(ctx context.Context, arrived time.Time) error {
-	d := s.delay(arrived) - time.Since(arrived)
+	d := s.serveTime(arrived) - time.Since(arrived)
 	if d <= 0 {
 		return nil
 	}

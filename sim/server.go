@@ -30,6 +30,10 @@ type Latency struct {
 	StallEvery time.Duration
 	Stall      time.Duration
 
+	// WhileProfiling is added to calls that arrive while a profile window
+	// is open (the tracing overhead a real server shows).
+	WhileProfiling time.Duration
+
 	ErrorRate   float64 // fraction of calls that fail with ErrorStatus
 	ErrorStatus int     // HTTP status of simulated failures; 503 when 0
 }
@@ -44,6 +48,7 @@ type Config struct {
 	Labels    map[string]int64
 	Signature Signature // DefaultSignature() when it has no inputs
 	Latency   Latency
+	Profiler  ProfilerConfig
 }
 
 // Server is a running simulator.
@@ -55,6 +60,7 @@ type Server struct {
 	grpc   *grpc.Server
 	grpcLn net.Listener
 	wg     sync.WaitGroup
+	prof   profilerState
 
 	predicts atomic.Int64
 }
@@ -120,6 +126,9 @@ func Start(cfg Config) (*Server, error) {
 		s.grpcLn = ln
 		s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(256 << 20))
 		tfproto.RegisterPredictionServiceServer(s.grpc, &predictionService{s: s})
+		if !cfg.Profiler.Disabled {
+			tfproto.RegisterProfilerServiceServer(s.grpc, &profilerService{s: s})
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -340,6 +349,17 @@ func (s *Server) delay(now time.Time) time.Duration {
 	return s.afterStall(begin+work) - at
 }
 
+// serveTime is how long a call that arrived at arrived takes, with the
+// profiling overhead, and it notes the call for an open profile window.
+func (s *Server) serveTime(arrived time.Time) time.Duration {
+	d := s.delay(arrived)
+	if s.Profiling() {
+		d += s.cfg.Latency.WhileProfiling
+		s.noteCall(arrived, arrived.Add(d))
+	}
+	return d
+}
+
 // afterStall returns t, or the end of the stall that t falls in.
 func (s *Server) afterStall(t time.Duration) time.Duration {
 	l := &s.cfg.Latency
@@ -374,7 +394,7 @@ func (s *Server) predict(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
-	if d := s.delay(arrived) - time.Since(arrived); d > 0 {
+	if d := s.serveTime(arrived) - time.Since(arrived); d > 0 {
 		time.Sleep(d)
 	}
 	s.predicts.Add(1)

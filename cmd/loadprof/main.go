@@ -31,7 +31,9 @@ const usage = `loadprof: how fast is my model in production, and where does the 
 Usage:
   loadprof run    (--url URL | --grpc HOST:PORT --model NAME) --data FILE (--rate R | --concurrency N) [flags]
   loadprof sim    [--rest ADDR] [--model NAME] [--latency D] [flags]
-  loadprof demo   a short run against the embedded simulator
+  loadprof profile --addr HOST:PORT [--profile-duration D] [--logdir DIR]
+  loadprof trace summary PATH
+  loadprof demo   a short profiled run against the embedded simulator
 
 Run 'loadprof COMMAND --help' for the flags of a command.
 `
@@ -53,6 +55,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCommand(ctx, rest, stdin, stdout, stderr)
 	case "sim":
 		return simCommand(ctx, rest, stdout, stderr)
+	case "profile":
+		return profileCommand(ctx, rest, stdout, stderr)
+	case "trace":
+		return traceCommand(rest, stdout, stderr)
 	case "demo":
 		return demoCommand(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":

@@ -29,6 +29,10 @@ Examples:
   loadprof run --grpc localhost:8500 --model test_model --data data.json \
       --rate 500 --duration 60s --connections 4
 
+  # profile 4 seconds of the steady load; the trace goes where TensorBoard looks
+  loadprof run --url http://gpu-box:8501/v1/models/test_model:predict --data data.json \
+      --rate 200 --warmup 10s --duration 60s --profile gpu-box:8500 --logdir ./tb
+
   # body from stdin, with an auth header (redacted in result.json)
   cat data.json | loadprof run --url https://model.example/v1/models/m:predict \
       --data - --rate 50 -H "Authorization: Bearer $TOKEN"
@@ -89,6 +93,10 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	cert := fs.String("cert", "", "client certificate PEM for mutual TLS")
 	key := fs.String("key", "", "client key PEM for mutual TLS")
 	insecure := fs.Bool("insecure-skip-verify", false, "do not verify the server certificate")
+	prof := addProfileFlags(fs)
+	profileAddr := fs.String("profile", "", "open a profile window through the ProfilerService at HOST:PORT (TF Serving's gRPC port, 8500) during the steady load")
+	profileDelay := fs.Duration("profile-delay", 0, "open the window this long after the steady phase starts")
+	profileRequired := fs.Bool("profile-required", false, "exit 3 when the capture fails (by default the load results still count)")
 	cpus := fs.Int("cpus", 0, "OS threads running Go code (GOMAXPROCS); 0 keeps all cores. 1 matches wrk -t1")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of loadprof itself to this file")
 	_ = fs.MarkHidden("cpuprofile")
@@ -135,6 +143,14 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		OutPath: *out, HGRMPath: *hgrm,
 		Settings: settings(fs, hs),
 	}
+	if *profileAddr != "" {
+		opts, err := prof.options()
+		if err != nil {
+			fmt.Fprintf(stderr, "loadprof run: %v\n", err)
+			return exitBadInput
+		}
+		cfg.Profile = &bench.ProfileConfig{Addr: *profileAddr, Delay: *profileDelay, Required: *profileRequired, Options: opts}
+	}
 	if f, ok := stderr.(*os.File); ok && !*quiet && bench.IsTerminal(f) {
 		cfg.Progress = stderr
 	}
@@ -177,6 +193,8 @@ func runAndReport(ctx context.Context, cfg bench.Config, stdout, stderr io.Write
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "loadprof run: %v\n", err)
+	} else if res != nil && res.Profile != nil && res.Profile.Error != "" {
+		fmt.Fprintf(stderr, "loadprof run: warning: %s (load results are complete)\n", res.Profile.Error)
 	}
 	return exitCode(err, interrupted)
 }

@@ -1,0 +1,180 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/profile"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+)
+
+// ProfileConfig asks for a profile window in the middle of the steady load.
+type ProfileConfig struct {
+	Addr     string        // the server's gRPC port (TF Serving: 8500)
+	Delay    time.Duration // after the steady phase starts
+	Required bool          // a failed capture fails the run (exit 3)
+	Options  profile.Options
+}
+
+// ProfileReport is the "profile" object of result.json.
+type ProfileReport struct {
+	*profile.Result
+	Error        string       `json:"error,omitempty"`
+	WindowStartS float64      `json:"window_start_s"` // run clock, like phases
+	WindowEndS   float64      `json:"window_end_s"`
+	ClientTrace  string       `json:"client_trace,omitempty"` // loadprof's own plane, beside the server's
+	SpanMs       float64      `json:"span_ms"`
+	TopOps       []profile.Op `json:"top_ops"`
+}
+
+// window runs one capture while the load runs and holds the steady phase
+// open until the capture returns.
+type window struct {
+	cfg    ProfileConfig
+	tls    *tls.Config
+	rec    *load.Recorder
+	hold   chan struct{}
+	report *ProfileReport
+	err    error
+}
+
+func newWindow(cfg ProfileConfig, tlsConfig *tls.Config, rec *load.Recorder) *window {
+	return &window{cfg: cfg, tls: tlsConfig, rec: rec, hold: make(chan struct{}), report: &ProfileReport{}}
+}
+
+// start is called when the first steady request is sent.
+func (w *window) start(ctx context.Context) {
+	go func() {
+		defer close(w.hold)
+		t := time.NewTimer(w.cfg.Delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			w.fail(fmt.Errorf("profile %s: interrupted before the window opened", w.cfg.Addr))
+			return
+		}
+		creds := insecure.NewCredentials()
+		if w.tls != nil {
+			creds = credentials.NewTLS(w.tls)
+		}
+		conn, err := grpc.NewClient(w.cfg.Addr, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			w.fail(fmt.Errorf("profile %s: %w", w.cfg.Addr, err))
+			return
+		}
+		defer conn.Close()
+		w.rec.SetWindow(true)
+		w.report.WindowStartS = w.rec.Now().Seconds()
+		res, err := profile.Capture(ctx, conn, w.cfg.Addr, w.cfg.Options)
+		w.rec.SetWindow(false)
+		w.report.WindowEndS = w.rec.Now().Seconds()
+		w.report.Result = res
+		if err != nil {
+			w.fail(err)
+		}
+	}()
+}
+
+func (w *window) fail(err error) {
+	w.err = err
+	w.report.Error = err.Error()
+}
+
+// finish waits for the capture (bounded), then writes the client plane and
+// summarises the trace.
+func (w *window) finish() *ProfileReport {
+	o := w.cfg.Options
+	select {
+	case <-w.hold:
+	case <-time.After(o.Duration + o.Slack + 10*time.Second):
+		w.fail(fmt.Errorf("profile %s: the capture did not return", w.cfg.Addr))
+		return w.report
+	}
+	res := w.report.Result
+	if res == nil {
+		return w.report
+	}
+	if res.Space != nil {
+		sum := profile.Summarize(res.Space)
+		w.report.SpanMs, w.report.TopOps = sum.SpanMs, sum.Top(20)
+	}
+	if samples := w.rec.WindowSamples(); len(samples) > 0 && o.LogDir != "" {
+		origin := w.rec.Origin()
+		events := make([]profile.ClientEvent, len(samples))
+		for i, s := range samples {
+			events[i] = profile.ClientEvent{Start: origin.Add(s.Start), End: origin.Add(s.Done), Status: s.Outcome.Key().String()}
+		}
+		data, err := proto.Marshal(profile.ClientSpace(events, "loadprof-client"))
+		if err == nil {
+			var path string
+			path, err = profile.Store{LogDir: o.LogDir, Run: res.Run}.Write("loadprof-client.xplane.pb", data)
+			w.report.ClientTrace = path
+		}
+		if err != nil && w.err == nil {
+			w.fail(fmt.Errorf("writing the client trace: %w", err))
+		}
+	}
+	return w.report
+}
+
+// writeProfileSummary prints where the trace is and its top ops.
+func writeProfileSummary(w io.Writer, p *ProfileReport) {
+	fmt.Fprintln(w)
+	if p.Result == nil {
+		fmt.Fprintf(w, "  profile: FAILED: %s\n", p.Error)
+		return
+	}
+	r := p.Result
+	fmt.Fprintf(w, "  profile window %.1fs..%.1fs on %s, run %s", p.WindowStartS, p.WindowEndS, r.Address, r.Run)
+	if r.Terminated {
+		fmt.Fprint(w, " (ended early)")
+	}
+	fmt.Fprintln(w)
+	switch r.Saved {
+	case profile.SavedLocal:
+		for _, f := range r.Files {
+			fmt.Fprintf(w, "  server trace written here: %s\n", f)
+		}
+	case profile.SavedServer:
+		fmt.Fprintf(w, "  server trace saved by the SERVER on its own disk: %s\n", r.ServerPath)
+		fmt.Fprintf(w, "  (not on this machine; copy it into %s to open it here)\n", profile.Store{LogDir: r.LogDir, Run: r.Run}.Dir())
+	default:
+		fmt.Fprintln(w, "  no server trace was captured")
+	}
+	if r.EmptyTrace {
+		fmt.Fprintf(w, "  the server reported an EMPTY trace after %d attempt(s)\n", r.Attempts)
+	}
+	if p.ClientTrace != "" {
+		fmt.Fprintf(w, "  client trace (one event per request): %s\n", p.ClientTrace)
+	}
+	if r.Saved == profile.SavedLocal || p.ClientTrace != "" {
+		fmt.Fprintf(w, "  open with: tensorboard --logdir %s  (Profile tab, run %s)\n", r.LogDir, r.Run)
+	}
+	if p.Error != "" {
+		fmt.Fprintf(w, "  profile: %s\n", p.Error)
+	}
+	if len(p.TopOps) > 0 {
+		fmt.Fprintln(w)
+		profile.Summary{SpanMs: p.SpanMs, Ops: p.TopOps, Planes: planesOf(p.TopOps)}.Write(w, 10)
+	}
+}
+
+func planesOf(ops []profile.Op) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, op := range ops {
+		if !seen[op.Plane] {
+			seen[op.Plane] = true
+			out = append(out, op.Plane)
+		}
+	}
+	return out
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/loadprof/loadprof/profile"
+	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// profileFlags are the capture settings shared by run and profile.
+type profileFlags struct {
+	duration, slack        time.Duration
+	logdir, serverLogdir   string
+	hostName               string
+	hostLevel, deviceLevel uint32
+	pythonLevel            uint32
+	attempts               int
+}
+
+func addProfileFlags(fs *pflag.FlagSet) *profileFlags {
+	p := &profileFlags{}
+	fs.DurationVar(&p.duration, "profile-duration", 4*time.Second, "length of the profile window")
+	fs.StringVar(&p.logdir, "logdir", "tb", "TensorBoard logdir: traces go under LOGDIR/plugins/profile/RUN")
+	fs.StringVar(&p.serverLogdir, "server-logdir", "", "the logdir as the server sees it, for servers that save traces on their own disk (default: --logdir)")
+	fs.StringVar(&p.hostName, "profile-host-name", "", "host name in the request and the trace file name (default: the profile address's host)")
+	fs.Uint32Var(&p.hostLevel, "host-tracer-level", 2, "host tracer level 1-3")
+	fs.Uint32Var(&p.deviceLevel, "device-tracer-level", 1, "device tracer level 0-1")
+	fs.Uint32Var(&p.pythonLevel, "python-tracer-level", 0, "python tracer level 0-1")
+	fs.IntVar(&p.attempts, "profile-attempts", 3, "captures tried while the server reports an empty trace")
+	fs.DurationVar(&p.slack, "profile-timeout", 60*time.Second, "time allowed past the window for the server to collect and return the trace")
+	return p
+}
+
+func (p *profileFlags) options() (profile.Options, error) {
+	switch {
+	case p.duration <= 0:
+		return profile.Options{}, errors.New("--profile-duration must be positive")
+	case p.hostLevel > 3 || p.deviceLevel > 1 || p.pythonLevel > 1:
+		return profile.Options{}, errors.New("tracer levels: --host-tracer-level 0-3, --device-tracer-level and --python-tracer-level 0-1")
+	case p.logdir == "":
+		return profile.Options{}, errors.New("--logdir must not be empty")
+	case p.attempts < 1:
+		return profile.Options{}, errors.New("--profile-attempts must be at least 1")
+	}
+	return profile.Options{
+		Duration: p.duration, LogDir: p.logdir, ServerLogDir: p.serverLogdir, HostName: p.hostName,
+		HostTracerLevel: p.hostLevel, DeviceTracerLevel: p.deviceLevel, NoDeviceTracer: p.deviceLevel == 0,
+		PythonTracerLevel: p.pythonLevel, Attempts: p.attempts, Slack: p.slack,
+	}, nil
+}
+
+// profileCommand captures a profile with no load: the seed's manual
+// CAPTURE step, scripted.
+func profileCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("profile", pflag.ContinueOnError)
+	addr := fs.String("addr", "", "ProfilerService HOST:PORT (TF Serving's gRPC port, 8500)")
+	p := addProfileFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: loadprof profile --addr HOST:PORT [--profile-duration D] [--logdir DIR]\n\nCaptures one profile window, like TensorBoard's CAPTURE button.\n\nFlags:\n%s", fs.FlagUsages())
+	}
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return code
+	}
+	if *addr == "" {
+		fmt.Fprintln(stderr, "loadprof profile: --addr is required (see 'loadprof profile --help')")
+		return exitBadInput
+	}
+	opts, err := p.options()
+	if err != nil {
+		fmt.Fprintf(stderr, "loadprof profile: %v\n", err)
+		return exitBadInput
+	}
+	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		fmt.Fprintf(stderr, "loadprof profile: --addr %s: %v\n", *addr, err)
+		return exitBadInput
+	}
+	defer conn.Close()
+	res, err := profile.Capture(ctx, conn, *addr, opts)
+	if res != nil {
+		switch res.Saved {
+		case profile.SavedLocal:
+			for _, f := range res.Files {
+				fmt.Fprintf(stdout, "trace written here: %s\n", f)
+			}
+			fmt.Fprintf(stdout, "open with: tensorboard --logdir %s  (Profile tab, run %s)\n", opts.LogDir, res.Run)
+		case profile.SavedServer:
+			fmt.Fprintf(stdout, "trace saved by the SERVER on its own disk: %s (not on this machine)\n", res.ServerPath)
+		}
+		if res.EmptyTrace {
+			fmt.Fprintf(stdout, "the server reported an empty trace after %d attempt(s)\n", res.Attempts)
+		}
+		if res.Space != nil {
+			fmt.Fprintln(stdout)
+			profile.Summarize(res.Space).Write(stdout, 10)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "loadprof profile: %v\n", err)
+		if ctx.Err() != nil {
+			return exitInterrupted
+		}
+		return exitTarget
+	}
+	if ctx.Err() != nil {
+		return exitInterrupted
+	}
+	return exitOK
+}
+
+// traceCommand is `loadprof trace summary PATH`.
+func traceCommand(args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("trace summary", pflag.ContinueOnError)
+	top := fs.Int("top", 20, "ops to show")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: loadprof trace summary PATH [--top N]\n\nTop ops by self time of an .xplane.pb file, a run directory, or the newest run of a logdir.\n\nFlags:\n%s", fs.FlagUsages())
+	}
+	if len(args) == 0 || args[0] != "summary" {
+		fmt.Fprintln(stderr, "loadprof trace: usage: loadprof trace summary PATH")
+		return exitBadInput
+	}
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "loadprof trace summary: %v\n", err)
+		return exitBadInput
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "loadprof trace summary: give one PATH (an .xplane.pb file, a run directory or a logdir)")
+		return exitBadInput
+	}
+	space, files, err := profile.ReadXSpace(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "loadprof trace summary: %v\n", err)
+		return exitBadInput
+	}
+	for _, f := range files {
+		fmt.Fprintf(stdout, "trace: %s\n", f)
+	}
+	profile.Summarize(space).Write(stdout, *top)
+	return exitOK
+}

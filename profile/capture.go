@@ -1,0 +1,241 @@
+package profile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+
+	"github.com/loadprof/loadprof/tfproto"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// Options describe one capture. The zero value of each field has a useful
+// default.
+type Options struct {
+	Duration          time.Duration // window length; 4s when 0
+	LogDir            string        // TensorBoard logdir (local); the run goes under plugins/profile
+	ServerLogDir      string        // the logdir as the server sees it, when it saves the trace itself; LogDir when empty
+	HostName          string        // host_name in the request (the trace file's name); the address's host when empty
+	Run               string        // run (session) name; RunName(now) when empty
+	HostTracerLevel   uint32        // 0-3; 2 when 0
+	DeviceTracerLevel uint32        // 0-1; 1 when 0
+	PythonTracerLevel uint32
+	NoDeviceTracer    bool          // DeviceTracerLevel 0
+	Attempts          int           // tries while the server reports an empty trace; 3 when 0
+	Slack             time.Duration // RPC deadline beyond the window, for collection; 60s when 0
+	MaxEvents         uint64        // 1e6 when 0
+	Tools             []string      // tools asked of servers that return tool_data
+}
+
+func (o *Options) defaults(addr string) {
+	if o.Duration <= 0 {
+		o.Duration = 4 * time.Second
+	}
+	if o.HostName == "" {
+		o.HostName = addr
+		if h, _, err := net.SplitHostPort(addr); err == nil {
+			o.HostName = h
+		}
+	}
+	if o.Run == "" {
+		o.Run = RunName(time.Now())
+	}
+	if o.HostTracerLevel == 0 {
+		o.HostTracerLevel = 2
+	}
+	if o.DeviceTracerLevel == 0 && !o.NoDeviceTracer {
+		o.DeviceTracerLevel = 1
+	}
+	if o.Attempts <= 0 {
+		o.Attempts = 3
+	}
+	if o.Slack <= 0 {
+		o.Slack = 60 * time.Second
+	}
+	if o.MaxEvents == 0 {
+		o.MaxEvents = 1_000_000
+	}
+	if len(o.Tools) == 0 {
+		o.Tools = []string{"trace_viewer", "tensorflow_stats", "overview_page"}
+	}
+	if o.ServerLogDir == "" {
+		o.ServerLogDir = o.LogDir
+	}
+}
+
+// Where a trace ended up.
+const (
+	SavedLocal  = "local"  // loadprof wrote it under LogDir on this machine
+	SavedServer = "server" // the server saved it on its own disk
+	SavedNone   = "none"   // nothing was captured
+)
+
+// Result says what a capture produced and where it is.
+type Result struct {
+	Address    string    `json:"address"`
+	Run        string    `json:"run"`
+	SessionID  string    `json:"session_id"`
+	LogDir     string    `json:"logdir"`
+	Saved      string    `json:"saved"` // SavedLocal, SavedServer or SavedNone
+	Files      []string  `json:"files,omitempty"`
+	ServerPath string    `json:"server_path,omitempty"`
+	EmptyTrace bool      `json:"empty_trace"`
+	Attempts   int       `json:"attempts"`
+	Terminated bool      `json:"terminated,omitempty"` // ended early on request
+	Started    time.Time `json:"started"`
+	Finished   time.Time `json:"finished"`
+
+	// Space is the server's trace when it came back in the response.
+	Space *tfproto.XSpace `json:"-"`
+}
+
+// Error is a capture that failed, with what the user can do about it.
+type Error struct {
+	Addr string
+	Msg  string
+	Err  error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("profile %s: %s", e.Addr, e.Msg) }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Capture opens a profile window of opts.Duration on the ProfilerService at
+// addr over conn and stores what comes back. Cancelling ctx ends the
+// window early through Terminate, so the data collected so far is kept.
+func Capture(ctx context.Context, conn *grpc.ClientConn, addr string, opts Options) (*Result, error) {
+	opts.defaults(addr)
+	res := &Result{Address: addr, Run: opts.Run, SessionID: opts.Run, LogDir: opts.LogDir, Saved: SavedNone, Started: time.Now()}
+	client := tfproto.NewProfilerServiceClient(conn)
+	req := &tfproto.ProfileRequest{
+		DurationMs:     uint64(opts.Duration / time.Millisecond),
+		MaxEvents:      opts.MaxEvents,
+		Tools:          opts.Tools,
+		RepositoryRoot: path.Join(filepath.ToSlash(opts.ServerLogDir), "plugins", "profile"),
+		SessionId:      opts.Run,
+		HostName:       opts.HostName,
+		EmitXspace:     true,
+		Opts: &tfproto.ProfileOptions{
+			Version:           1,
+			HostTracerLevel:   opts.HostTracerLevel,
+			DeviceTracerLevel: opts.DeviceTracerLevel,
+			PythonTracerLevel: opts.PythonTracerLevel,
+			DurationMs:        uint64(opts.Duration / time.Millisecond), // the server times the window by this one
+			SessionId:         opts.Run,
+		},
+	}
+	var resp *tfproto.ProfileResponse
+	for attempt := 1; attempt <= opts.Attempts; attempt++ {
+		res.Attempts = attempt
+		var err error
+		resp, err = profileOnce(ctx, client, req, opts, res)
+		if err != nil {
+			res.Finished = time.Now()
+			return res, describe(addr, err, opts)
+		}
+		if !resp.GetEmptyTrace() || ctx.Err() != nil {
+			break
+		}
+	}
+	res.Finished = time.Now()
+	res.EmptyTrace = resp.GetEmptyTrace()
+	return res, store(res, resp, req, opts)
+}
+
+// profileOnce makes one Profile call. When ctx is cancelled during the
+// window, it asks the server to end the session (Terminate) and still
+// waits for the response: cancelling the call itself would lose the data.
+func profileOnce(ctx context.Context, client tfproto.ProfilerServiceClient, req *tfproto.ProfileRequest, opts Options, res *Result) (*tfproto.ProfileResponse, error) {
+	callCtx, cancel := context.WithTimeout(context.Background(), opts.Duration+opts.Slack)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			tctx, tcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer tcancel()
+			if _, err := client.Terminate(tctx, &tfproto.TerminateRequest{SessionId: req.GetSessionId()}); err == nil {
+				res.Terminated = true
+			} else {
+				cancel() // the server cannot end it early: give up on this window
+			}
+		}
+	}()
+	return client.Profile(callCtx, req, grpc.MaxCallRecvMsgSize(1<<30))
+}
+
+func describe(addr string, err error, opts Options) error {
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.Unimplemented:
+		return &Error{Addr: addr, Err: err, Msg: "the server has no ProfilerService (TF Serving: it is on the gRPC port, 8500, unless --enable_profiler=false)"}
+	case codes.Unavailable:
+		return &Error{Addr: addr, Err: err, Msg: "unreachable: " + st.Message()}
+	case codes.DeadlineExceeded:
+		return &Error{Addr: addr, Err: err, Msg: fmt.Sprintf("no answer within the %s window plus %s for collection (raise --profile-timeout)", opts.Duration, opts.Slack)}
+	case codes.Canceled:
+		return &Error{Addr: addr, Err: err, Msg: "interrupted before the server returned the trace"}
+	}
+	return &Error{Addr: addr, Err: err, Msg: fmt.Sprintf("%s: %s", st.Code(), st.Message())}
+}
+
+// store writes the trace the way the response carries it and fills in
+// where it is.
+func store(res *Result, resp *tfproto.ProfileResponse, req *tfproto.ProfileRequest, opts Options) error {
+	st := Store{LogDir: opts.LogDir, Run: opts.Run}
+	switch {
+	case resp.GetXspace() != nil && len(resp.GetXspace().GetPlanes()) > 0:
+		res.Space = resp.GetXspace()
+		data, err := proto.Marshal(res.Space)
+		if err != nil {
+			return &Error{Addr: res.Address, Msg: err.Error(), Err: err}
+		}
+		p, err := st.Write(opts.HostName+".xplane.pb", data)
+		if err != nil {
+			return &Error{Addr: res.Address, Msg: "writing the trace: " + err.Error(), Err: err}
+		}
+		res.Saved, res.Files = SavedLocal, append(res.Files, p)
+	case len(resp.GetToolData()) > 0:
+		var errs []error
+		for _, td := range resp.GetToolData() {
+			p, err := st.Write(td.GetName(), td.GetData())
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			res.Files = append(res.Files, p)
+			if res.Space == nil && filepath.Ext(td.GetName()) == ".pb" {
+				var space tfproto.XSpace
+				if proto.Unmarshal(td.GetData(), &space) == nil && len(space.GetPlanes()) > 0 {
+					res.Space = &space
+				}
+			}
+		}
+		if len(res.Files) > 0 {
+			res.Saved = SavedLocal
+		}
+		if err := errors.Join(errs...); err != nil {
+			return &Error{Addr: res.Address, Msg: err.Error(), Err: err}
+		}
+	case !resp.GetEmptyTrace():
+		// An older server saved the trace on its own disk.
+		res.ServerPath = path.Join(req.GetRepositoryRoot(), req.GetSessionId(), req.GetHostName()+".xplane.pb")
+		res.Saved = SavedServer
+		local := filepath.Join(st.Dir(), req.GetHostName()+".xplane.pb")
+		if opts.ServerLogDir == opts.LogDir {
+			if _, err := os.Stat(local); err == nil {
+				res.Saved, res.Files = SavedLocal, []string{local} // the server shares this disk
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+// Package profile captures server profiles through TensorFlow's gRPC
+// ProfilerService (what TensorBoard's "Capture profile" does), stores the
+// traces where TensorBoard's profile plugin looks for them, and summarises
+// XSpace traces into top ops.
+package profile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// PluginDir is where TensorBoard's profile plugin finds runs under a logdir.
+func PluginDir(logdir string) string { return filepath.Join(logdir, "plugins", "profile") }
+
+// RunName names a capture the way TensorFlow's python client does:
+// 2026_11_24_18_30_00.
+func RunName(t time.Time) string { return t.Format("2006_01_02_15_04_05") }
+
+// SafeName checks that a file name from a server (untrusted) is a plain
+// name: no path separators, no "..", nothing hidden, nothing empty.
+func SafeName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return fmt.Errorf("file name %q is empty or a directory reference", name)
+	case strings.ContainsAny(name, `/\`) || strings.ContainsRune(name, 0):
+		return fmt.Errorf("file name %q contains a path separator", name)
+	case strings.HasPrefix(name, "."):
+		return fmt.Errorf("file name %q is hidden or relative", name)
+	case len(name) > 255:
+		return fmt.Errorf("file name of %d bytes is too long", len(name))
+	}
+	return nil
+}
+
+// Store writes the files of one run under LOGDIR/plugins/profile/RUN.
+type Store struct {
+	LogDir string
+	Run    string
+}
+
+// Dir is the run's directory.
+func (s Store) Dir() string { return filepath.Join(PluginDir(s.LogDir), s.Run) }
+
+// ErrExists is returned when a file of the run is already there: traces
+// are never overwritten silently.
+var ErrExists = errors.New("already exists")
+
+// Write stores data as the file name (checked with SafeName) in the run's
+// directory and returns its path. The file is written to a temporary name
+// and linked into place, so that an existing file is never replaced.
+func (s Store) Write(name string, data []byte) (string, error) {
+	if err := SafeName(name); err != nil {
+		return "", fmt.Errorf("refusing to write a trace file from the server: %w", err)
+	}
+	dir := s.Dir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, name)
+	if rel, err := filepath.Rel(s.LogDir, path); err != nil || strings.HasPrefix(rel, "..") {
+		return "", fmt.Errorf("refusing to write %q outside the logdir", name)
+	}
+	tmp, err := os.CreateTemp(dir, ".loadprof-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("%s: %w", path, ErrExists)
+		}
+		return "", err
+	}
+	return path, nil
+}
