@@ -71,4 +71,3 @@ func ClientSpace(events []ClientEvent, host string) *tfproto.XSpace {
 	}
 	return &tfproto.XSpace{Planes: []*tfproto.XPlane{plane}, Hostnames: []string{host}}
 }
-

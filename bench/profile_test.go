@@ -1,0 +1,166 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/sim"
+)
+
+func profiled(srv *sim.Server, logdir string) *ProfileConfig {
+	return &ProfileConfig{Addr: srv.GRPCAddr(), Delay: 300 * time.Millisecond,
+		Options: profile.Options{Duration: time.Second, LogDir: logdir, Slack: 5 * time.Second}}
+}
+
+func TestWindowTaggingShowsTheProfilingSlowdownOnlyInTheWindow(t *testing.T) {
+	// The sim is 20 ms slower while a profile window is open.
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond, WhileProfiling: 20 * time.Millisecond}})
+	logdir := t.TempDir()
+	for _, transport := range []string{"rest", "grpc"} {
+		cfg := Config{DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
+			Plan:    load.Plan{Rate: 200, WarmupDuration: 200 * time.Millisecond, Duration: 2 * time.Second, MaxInflight: 200},
+			Profile: profiled(srv, logdir)}
+		if transport == "rest" {
+			cfg.URL = srv.PredictURL()
+		} else {
+			cfg.GRPC = GRPCTarget{Addr: srv.GRPCAddr(), Model: srv.Model()}
+		}
+		res, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", transport, err)
+		}
+		if res.Window == nil || res.Outside == nil || res.Profile == nil || res.Profile.Error != "" {
+			t.Fatalf("%s: window %v outside %v profile %+v", transport, res.Window, res.Outside, res.Profile)
+		}
+		// Requests sent in the window are slow; the ones sent outside it
+		// are not, except the few in flight when it opened.
+		if res.Window.Latency.P50 < 20 || res.Outside.Latency.P50 > 10 {
+			t.Fatalf("%s: window p50 %.1f ms, outside p50 %.1f ms", transport, res.Window.Latency.P50, res.Outside.Latency.P50)
+		}
+		if n := res.Window.Requests; n < 150 || n > 260 {
+			t.Fatalf("%s: %d requests in a 1 s window at 200/s", transport, n)
+		}
+		p := res.Profile
+		if p.Saved != profile.SavedLocal || len(p.Files) != 1 || p.WindowEndS-p.WindowStartS < 0.9 {
+			t.Fatalf("%s: profile %+v", transport, p.Result)
+		}
+		// TensorBoard's layout: LOGDIR/plugins/profile/RUN/HOST.xplane.pb
+		rel, _ := filepath.Rel(logdir, p.Files[0])
+		if !regexp.MustCompile(`^plugins/profile/\d{4}_\d\d_\d\d_\d\d_\d\d_\d\d/127\.0\.0\.1\.xplane\.pb$`).MatchString(rel) {
+			t.Fatalf("%s: trace at %s", transport, rel)
+		}
+		if _, err := os.Stat(p.ClientTrace); err != nil || filepath.Dir(p.ClientTrace) != filepath.Dir(p.Files[0]) {
+			t.Fatalf("%s: client trace %q: %v", transport, p.ClientTrace, err)
+		}
+		if len(p.TopOps) == 0 || p.TopOps[0].Name != "serving_default/dense/MatMul" {
+			t.Fatalf("%s: top ops %+v", transport, p.TopOps)
+		}
+		// The client plane has one event per request in the window.
+		space, _, err := profile.ReadXSpace(p.ClientTrace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var events int64
+		for _, l := range space.Planes[0].Lines {
+			events += int64(len(l.Events))
+		}
+		if events != res.Window.Requests {
+			t.Fatalf("%s: client plane has %d events, window %d requests", transport, events, res.Window.Requests)
+		}
+		time.Sleep(1100 * time.Millisecond) // a new run name: runs are named by the second
+	}
+}
+
+func TestTraceSavedOnTheServerDiskIsReportedAsSuch(t *testing.T) {
+	serverDisk := t.TempDir()
+	srv := startSim(t, sim.Config{Profiler: sim.ProfilerConfig{Mode: sim.ProfileSaveOnServer, DiskRoot: serverDisk}})
+	logdir := t.TempDir()
+	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body),
+		Plan: load.Plan{Rate: 100, Duration: time.Second, MaxInflight: 50}, Profile: profiled(srv, logdir)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := res.Profile
+	if p.Saved != profile.SavedServer || len(p.Files) != 0 || !strings.HasSuffix(p.ServerPath, "/127.0.0.1.xplane.pb") {
+		t.Fatalf("profile %+v", p.Result)
+	}
+	if _, err := os.Stat(filepath.Join(serverDisk, p.ServerPath)); err != nil {
+		t.Fatalf("the sim did not save %s on its disk: %v", p.ServerPath, err)
+	}
+	if _, err := os.Stat(filepath.Join(logdir, "plugins", "profile", p.Run, "127.0.0.1.xplane.pb")); err == nil {
+		t.Fatal("a local server trace exists though the server saved it elsewhere")
+	}
+	var out strings.Builder
+	WriteSummary(&out, res)
+	if !strings.Contains(out.String(), "saved by the SERVER on its own disk: "+p.ServerPath) || strings.Contains(out.String(), "server trace written here") {
+		t.Fatalf("summary:\n%s", out.String())
+	}
+}
+
+func TestHostileToolDataNamesAreRefused(t *testing.T) {
+	srv := startSim(t, sim.Config{Profiler: sim.ProfilerConfig{Mode: sim.ProfileReturnToolData,
+		ToolDataNames: []string{"../../escape.pb", "/etc/evil.pb", ".hidden", "good.trace.json.gz"}}})
+	parent := t.TempDir()
+	logdir := filepath.Join(parent, "tb")
+	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body),
+		Plan: load.Plan{Rate: 100, Duration: time.Second, MaxInflight: 50}, Profile: profiled(srv, logdir)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := res.Profile
+	if len(p.Files) != 1 || filepath.Base(p.Files[0]) != "good.trace.json.gz" || !strings.Contains(p.Error, "path separator") || !strings.Contains(p.Error, "hidden") {
+		t.Fatalf("files %v error %q", p.Files, p.Error)
+	}
+	var found []string
+	filepath.Walk(parent, func(path string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			found = append(found, path)
+		}
+		return nil
+	})
+	for _, f := range found {
+		if !strings.HasPrefix(f, logdir) || strings.Contains(f, "escape") || strings.Contains(f, "evil") {
+			t.Fatalf("wrote %s", f)
+		}
+	}
+}
+
+func TestProfilerFailuresKeepTheLoadResults(t *testing.T) {
+	disabled := startSim(t, sim.Config{Profiler: sim.ProfilerConfig{Disabled: true}})
+	hung := startSim(t, sim.Config{Profiler: sim.ProfilerConfig{Hang: true}})
+	cases := []struct {
+		srv  *sim.Server
+		want string
+	}{
+		{disabled, "the server has no ProfilerService"},
+		{hung, "no answer within the 1s window plus 1s"},
+	}
+	for _, c := range cases {
+		out := filepath.Join(t.TempDir(), "result.json")
+		prof := profiled(c.srv, t.TempDir())
+		prof.Options.Slack = time.Second
+		cfg := Config{URL: c.srv.PredictURL(), DataPath: writeFile(t, "data.json", body), OutPath: out,
+			Plan: load.Plan{Rate: 100, Duration: time.Second, MaxInflight: 50}, Profile: prof}
+		res, err := Run(context.Background(), cfg)
+		if err != nil || res.Requests < 100 || !strings.Contains(res.Profile.Error, c.want) {
+			t.Fatalf("%s: err %v, %d requests, profile error %q", c.want, err, res.Requests, res.Profile.Error)
+		}
+		if back, err := ReadResult(out); err != nil || back.Profile == nil || back.Profile.Error == "" {
+			t.Fatalf("result.json: %v", err)
+		}
+		cfg.Profile.Required = true
+		_, err = Run(context.Background(), cfg)
+		var te *TargetError
+		if !errors.As(err, &te) || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("required profile: got %v", err)
+		}
+	}
+}

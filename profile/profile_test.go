@@ -1,0 +1,120 @@
+package profile
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadprof/loadprof/tfproto"
+	"google.golang.org/protobuf/proto"
+)
+
+func ev(md int64, offsetNs, durNs int64) *tfproto.XEvent {
+	return &tfproto.XEvent{MetadataId: md, Data: &tfproto.XEvent_OffsetPs{OffsetPs: offsetNs * 1000}, DurationPs: durNs * 1000}
+}
+
+// craftedSpace: on /host:CPU, a 10 ms "SessionRun" holding MatMul (4 ms)
+// and Relu (1 ms) on one thread, another MatMul (2 ms) on a second thread;
+// a GPU plane with one 3 ms kernel; and loadprof's client plane, which is
+// not the server's and must be left out.
+func craftedSpace() *tfproto.XSpace {
+	md := map[int64]*tfproto.XEventMetadata{
+		1: {Id: 1, Name: "SessionRun"},
+		2: {Id: 2, Name: "model/dense/MatMul:MatMul"},
+		3: {Id: 3, Name: "model/dense/Relu:Relu"},
+	}
+	host := &tfproto.XPlane{Id: 1, Name: "/host:CPU", EventMetadata: md, Lines: []*tfproto.XLine{
+		{Id: 1, TimestampNs: 1_000_000, Events: []*tfproto.XEvent{ev(1, 0, 10_000_000), ev(2, 1_000_000, 4_000_000), ev(3, 6_000_000, 1_000_000)}},
+		{Id: 2, TimestampNs: 1_000_000, Events: []*tfproto.XEvent{ev(2, 12_000_000, 2_000_000)}},
+	}}
+	gpu := &tfproto.XPlane{Id: 2, Name: "/device:GPU:0", EventMetadata: map[int64]*tfproto.XEventMetadata{1: {Id: 1, Name: "volta_sgemm", DisplayName: "sgemm"}},
+		Lines: []*tfproto.XLine{{Id: 1, TimestampNs: 3_000_000, Events: []*tfproto.XEvent{ev(1, 0, 3_000_000)}}}}
+	client := &tfproto.XPlane{Id: 3, Name: ClientPlaneName, EventMetadata: map[int64]*tfproto.XEventMetadata{1: {Id: 1, Name: "request ok"}},
+		Lines: []*tfproto.XLine{{Id: 1, TimestampNs: 0, Events: []*tfproto.XEvent{ev(1, 0, 99_000_000)}}}}
+	return &tfproto.XSpace{Planes: []*tfproto.XPlane{host, gpu, client}}
+}
+
+func TestSummarizeCraftedSpaceExactly(t *testing.T) {
+	s := Summarize(craftedSpace())
+	if s.SpanMs != 14 || strings.Join(s.Planes, ",") != "/host:CPU,/device:GPU:0" {
+		t.Fatalf("span %v planes %v", s.SpanMs, s.Planes)
+	}
+	want := []Op{
+		{Name: "model/dense/MatMul", Type: "MatMul", Plane: "/host:CPU", Count: 2, TotalMs: 6, SelfMs: 6},
+		{Name: "SessionRun", Plane: "/host:CPU", Count: 1, TotalMs: 10, SelfMs: 5},
+		{Name: "sgemm", Plane: "/device:GPU:0", Count: 1, TotalMs: 3, SelfMs: 3},
+		{Name: "model/dense/Relu", Type: "Relu", Plane: "/host:CPU", Count: 1, TotalMs: 1, SelfMs: 1},
+	}
+	if len(s.Ops) != len(want) {
+		t.Fatalf("ops %+v", s.Ops)
+	}
+	for i, w := range want {
+		got := s.Ops[i]
+		w.Share = w.SelfMs / 14
+		if got != w {
+			t.Errorf("op %d: got %+v, want %+v", i, got, w)
+		}
+	}
+}
+
+func TestReadXSpaceFindsTheNewestRunOfALogdir(t *testing.T) {
+	logdir := t.TempDir()
+	data, _ := proto.Marshal(craftedSpace())
+	for _, run := range []string{"2026_01_01_00_00_00", "2026_02_01_00_00_00"} {
+		if _, err := (Store{LogDir: logdir, Run: run}).Write("host.xplane.pb", data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, files, err := ReadXSpace(logdir)
+	if err != nil || len(files) != 1 || !strings.Contains(files[0], "2026_02_01") {
+		t.Fatalf("files %v err %v", files, err)
+	}
+	if _, _, err := ReadXSpace(t.TempDir()); err == nil {
+		t.Fatal("an empty directory gave a trace")
+	}
+	bad := filepath.Join(t.TempDir(), "x.xplane.pb")
+	os.WriteFile(bad, []byte("\xff\xff\xff"), 0o644)
+	if _, _, err := ReadXSpace(bad); err == nil || !strings.Contains(err.Error(), "not an XSpace") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestStoreRefusesUnsafeNamesAndNeverOverwrites(t *testing.T) {
+	st := Store{LogDir: t.TempDir(), Run: "r"}
+	for _, name := range []string{"../x", "a/b", `a\b`, "..", ".", "", ".hidden", strings.Repeat("a", 300)} {
+		if _, err := st.Write(name, []byte("x")); err == nil {
+			t.Errorf("Write(%q) accepted", name)
+		}
+	}
+	if _, err := st.Write("t.pb", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Write("t.pb", []byte("two")); !errors.Is(err, ErrExists) {
+		t.Fatalf("second write: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(st.Dir(), "t.pb")); string(b) != "one" {
+		t.Fatalf("file now holds %q", b)
+	}
+}
+
+func TestClientSpaceSpreadsOverlappingRequestsOverLines(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	space := ClientSpace([]ClientEvent{{ms(0), ms(10), "ok"}, {ms(5), ms(8), "http_503"}, {ms(10), ms(12), "ok"}}, "h")
+	p := space.Planes[0]
+	if p.Name != ClientPlaneName || len(p.Lines) != 2 || len(p.Lines[0].Events) != 2 || len(p.Lines[1].Events) != 1 || len(p.EventMetadata) != 2 {
+		t.Fatalf("plane %v", p)
+	}
+	if p.Lines[0].TimestampNs != t0.UnixNano() || p.Lines[0].Events[1].GetOffsetPs() != 10_000_000_000 {
+		t.Fatalf("line 0 %v", p.Lines[0])
+	}
+}
+
+func TestRunNameLikeThePythonClient(t *testing.T) {
+	if got := RunName(time.Date(2026, 11, 24, 18, 30, 0, 0, time.UTC)); got != "2026_11_24_18_30_00" {
+		t.Fatal(got)
+	}
+}
