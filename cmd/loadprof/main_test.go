@@ -198,6 +198,32 @@ func TestDemoRunsAgainstTheEmbeddedSimulator(t *testing.T) {
 	}
 }
 
+func TestProfileCommandAndTraceSummary(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	logdir := t.TempDir()
+	// Some load for the window to see, from a second run in the background.
+	go loadprof(t, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`), "--rate", "100", "--duration", "2s", "-q")
+	code, stdout, stderr := loadprof(t, "profile", "--addr", srv.GRPCAddr(), "--profile-duration", "1s", "--logdir", logdir)
+	if code != 0 || !strings.Contains(stdout, "trace written here: "+logdir) || !strings.Contains(stdout, "serving_default/dense/MatMul") {
+		t.Fatalf("profile: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = loadprof(t, "trace", "summary", logdir)
+	if code != 0 || !strings.Contains(stdout, "serving_default/dense/MatMul") || !strings.Contains(stdout, "MatMul") {
+		t.Fatalf("trace summary: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, _, stderr = loadprof(t, "trace", "summary", t.TempDir())
+	if code != 2 || !strings.Contains(stderr, "no .xplane.pb file") {
+		t.Fatalf("empty dir: exit %d %s", code, stderr)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed := ln.Addr().String()
+	ln.Close()
+	code, _, stderr = loadprof(t, "profile", "--addr", closed, "--profile-duration", "1s", "--logdir", logdir)
+	if code != 3 || !strings.Contains(stderr, "unreachable") {
+		t.Fatalf("unreachable: exit %d %s", code, stderr)
+	}
+}
+
 func TestHelpShowsExamples(t *testing.T) {
 	code, stdout, _ := loadprof(t, "run", "--help")
 	if code != 0 || !strings.Contains(stdout, "Examples:") || !strings.Contains(stdout, "--max-inflight") {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/loadprof/loadprof/bench"
 	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/profile"
 	"github.com/loadprof/loadprof/sim"
 	"github.com/spf13/pflag"
 )
@@ -113,8 +114,9 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	duration := fs.Duration("duration", 5*time.Second, "steady phase")
 	warmup := fs.Duration("warmup", time.Second, "warm-up")
 	out := fs.String("out", "", "write the result as JSON to this file")
+	logdir := fs.String("logdir", "", "keep the profile under this TensorBoard logdir (default: a temporary directory, removed)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: loadprof demo [flags]\n\nStarts the simulator on loopback and runs a short load against it.\n\nFlags:\n%s", fs.FlagUsages())
+		fmt.Fprintf(fs.Output(), "Usage: loadprof demo [flags]\n\nStarts the simulator on loopback and runs a short profiled load against it.\n\nFlags:\n%s", fs.FlagUsages())
 	}
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code
@@ -141,8 +143,14 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "loadprof demo: %v\n", err)
 		return exitBadInput
 	}
-	fmt.Fprintf(stdout, "loadprof demo: simulated TF Serving model at %s (a simulator, not TensorFlow Serving)\n", srv.PredictURL())
-	fmt.Fprintf(stdout, "  the same as: loadprof run --url %s --data data.json --rate %g --warmup %s --duration %s\n", srv.PredictURL(), *rate, *warmup, *duration)
+	tb := *logdir
+	if tb == "" {
+		tb = filepath.Join(dir, "tb")
+	}
+	window := *duration / 2
+	fmt.Fprintf(stdout, "loadprof demo: simulated TF Serving model at %s, profiler at %s (a simulator, not TensorFlow Serving)\n", srv.PredictURL(), srv.GRPCAddr())
+	fmt.Fprintf(stdout, "  the same as: loadprof run --url %s --data data.json --rate %g --warmup %s --duration %s --profile %s --profile-duration %s --logdir %s\n",
+		srv.PredictURL(), *rate, *warmup, *duration, srv.GRPCAddr(), window, tb)
 	fmt.Fprintf(stdout, "  data.json: %s\n", demoPayload)
 	runCfg := bench.Config{
 		URL: srv.PredictURL(), DataPath: dataPath,
@@ -151,10 +159,16 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			MaxInflight: 1000, Grace: 2 * time.Second,
 		},
 		Timeout: 10 * time.Second, OutPath: *out,
+		Profile: &bench.ProfileConfig{Addr: srv.GRPCAddr(), Delay: *duration / 4,
+			Options: profile.Options{Duration: window, LogDir: tb, Slack: 10 * time.Second}},
 		Settings: map[string]any{"rate": *rate, "duration": duration.String(), "warmup": warmup.String(), "demo": true},
 	}
 	if f, ok := stderr.(*os.File); ok && bench.IsTerminal(f) {
 		runCfg.Progress = stderr
 	}
-	return runAndReport(ctx, runCfg, stdout, stderr)
+	code := runAndReport(ctx, runCfg, stdout, stderr)
+	if *logdir == "" {
+		fmt.Fprintln(stdout, "\n(the demo's logdir is temporary and removed now; 'loadprof demo --logdir tb' keeps the traces)")
+	}
+	return code
 }
