@@ -202,7 +202,11 @@ func TestProfileCommandAndTraceSummary(t *testing.T) {
 	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
 	logdir := t.TempDir()
 	// Some load for the window to see, from a second run in the background.
-	go loadprof(t, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`), "--rate", "100", "--duration", "2s", "-q")
+	bg := exec.Command(binary, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`), "--rate", "100", "--duration", "2s", "-q")
+	if err := bg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer bg.Wait()
 	code, stdout, stderr := loadprof(t, "profile", "--addr", srv.GRPCAddr(), "--profile-duration", "1s", "--logdir", logdir)
 	if code != 0 || !strings.Contains(stdout, "trace written here: "+logdir) || !strings.Contains(stdout, "serving_default/dense/MatMul") {
 		t.Fatalf("profile: exit %d\n%s\n%s", code, stdout, stderr)
