@@ -115,7 +115,7 @@ func (w *window) finish() *ProfileReport {
 		data, err := proto.Marshal(profile.ClientSpace(events, "loadprof-client"))
 		if err == nil {
 			var path string
-			path, err = profile.Store{LogDir: o.LogDir, Run: res.Run}.Write("loadprof-client.xplane.pb", data)
+			path, err = profile.Store{LogDir: o.LogDir, Run: res.Run}.Write(profile.ClientFile, data)
 			w.report.ClientTrace = path
 		}
 		if err != nil && w.err == nil {

@@ -124,7 +124,9 @@ func grpcOutcome(err error, timedOut bool) Outcome {
 	}
 	st, ok := status.FromError(err)
 	switch {
-	case timedOut:
+	case timedOut || st.Code() == codes.DeadlineExceeded:
+		// The deadline is ours (the server sees it in grpc-timeout and may
+		// give up first): either way it is our timeout.
 		return Outcome{Class: Timeout, Err: err}
 	case !ok:
 		return Outcome{Class: ClassifyNetError(err), Err: err}

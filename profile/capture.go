@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/loadprof/loadprof/tfproto"
@@ -23,7 +23,7 @@ type Options struct {
 	Duration          time.Duration // window length; 4s when 0
 	LogDir            string        // TensorBoard logdir (local); the run goes under plugins/profile
 	ServerLogDir      string        // the logdir as the server sees it, when it saves the trace itself; LogDir when empty
-	HostName          string        // host_name in the request (the trace file's name); the address's host when empty
+	HostName          string        // host_name in the request (the trace file's name); "HOST_PORT" of the address when empty
 	Run               string        // run (session) name; RunName(now) when empty
 	HostTracerLevel   uint32        // 0-3; 2 when 0
 	DeviceTracerLevel uint32        // 0-1; 1 when 0
@@ -40,10 +40,8 @@ func (o *Options) defaults(addr string) {
 		o.Duration = 4 * time.Second
 	}
 	if o.HostName == "" {
-		o.HostName = addr
-		if h, _, err := net.SplitHostPort(addr); err == nil {
-			o.HostName = h
-		}
+		// As TensorFlow's python client names it: the address, ':' as '_'.
+		o.HostName = strings.NewReplacer(":", "_", "/", "_", "[", "", "]", "").Replace(addr)
 	}
 	if o.Run == "" {
 		o.Run = RunName(time.Now())

@@ -17,12 +17,13 @@ type ClientEvent struct {
 
 // ClientSpace returns an XSpace with loadprof's client plane: one event per
 // request, spread over lines so that no two events on a line overlap (the
-// trace viewer draws a line as one row). Put beside the server's trace, it
+// trace viewer draws a line as one row). Written as its own host file in
+// the run, it is a host of its own in TensorBoard's host selector. Put beside the server's trace, it
 // shows client latency against the server's ops on one time axis.
 func ClientSpace(events []ClientEvent, host string) *tfproto.XSpace {
 	sort.Slice(events, func(i, j int) bool { return events[i].Start.Before(events[j].Start) })
 	plane := &tfproto.XPlane{
-		Id: 1, Name: ClientPlaneName,
+		Id: 1, Name: "/host:CPU",
 		EventMetadata: map[int64]*tfproto.XEventMetadata{},
 		StatMetadata:  map[int64]*tfproto.XStatMetadata{1: {Id: 1, Name: "status"}},
 	}
@@ -50,7 +51,7 @@ func ClientSpace(events []ClientEvent, host string) *tfproto.XSpace {
 			slot = len(lineEnds)
 			lineEnds = append(lineEnds, time.Time{})
 			plane.Lines = append(plane.Lines, &tfproto.XLine{
-				Id: int64(slot + 1), Name: "requests in flight", DisplayName: "request slot " + strconv.Itoa(slot+1),
+				Id: int64(slot + 1), Name: ClientLinePrefix + strconv.Itoa(slot+1),
 				TimestampNs: base.UnixNano(),
 			})
 		}

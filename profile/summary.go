@@ -62,7 +62,7 @@ func traceFiles(path string) ([]string, error) {
 	if !info.IsDir() {
 		return []string{path}, nil
 	}
-	if files, _ := filepath.Glob(filepath.Join(path, "*.xplane.pb")); len(files) > 0 {
+	if files := serverTraces(path); len(files) > 0 {
 		return files, nil // a run directory
 	}
 	runsDir := path
@@ -81,11 +81,24 @@ func traceFiles(path string) ([]string, error) {
 	}
 	sort.Strings(runs) // run names are timestamps: the last is the newest
 	for i := len(runs) - 1; i >= 0; i-- {
-		if files, _ := filepath.Glob(filepath.Join(runsDir, runs[i], "*.xplane.pb")); len(files) > 0 {
+		if files := serverTraces(filepath.Join(runsDir, runs[i])); len(files) > 0 {
 			return files, nil
 		}
 	}
 	return nil, fmt.Errorf("%s: no .xplane.pb file in it or in a run under it", path)
+}
+
+// serverTraces lists the .xplane.pb files of a run directory, without
+// loadprof's client trace.
+func serverTraces(dir string) []string {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.xplane.pb"))
+	out := files[:0]
+	for _, f := range files {
+		if filepath.Base(f) != ClientFile {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func isDir(p string) bool {
@@ -93,12 +106,17 @@ func isDir(p string) bool {
 	return err == nil && info.IsDir()
 }
 
-// ClientPlaneName is the plane loadprof writes with one event per request.
-const ClientPlaneName = "/host:loadprof-client"
+// ClientFile is the file loadprof writes beside the server's trace, with one
+// event per request. Its plane is a "/host:CPU" plane, the only host plane
+// xprof's trace viewer draws; its lines are named ClientLinePrefix + N.
+const (
+	ClientFile       = "loadprof-client.xplane.pb"
+	ClientLinePrefix = "loadprof client requests #"
+)
 
 // Summarize returns the ops of the server's planes: "/host:CPU" (TensorFlow
 // ops and runtime events) and "/device:*" planes, without loadprof's own
-// client plane. Events are grouped by name per plane.
+// client lines. Events are grouped by name per plane.
 func Summarize(space *tfproto.XSpace) Summary {
 	type key struct{ plane, name string }
 	agg := map[key]*Op{}
@@ -106,11 +124,17 @@ func Summarize(space *tfproto.XSpace) Summary {
 	var first, last int64 = -1, -1
 	for _, plane := range space.GetPlanes() {
 		name := plane.GetName()
-		if name == ClientPlaneName || !(strings.HasPrefix(name, "/host:") || strings.HasPrefix(name, "/device:")) {
+		if !(strings.HasPrefix(name, "/host:") || strings.HasPrefix(name, "/device:")) {
 			continue
 		}
-		sum.Planes = append(sum.Planes, name)
+		counted := false
 		for _, line := range plane.GetLines() {
+			if strings.HasPrefix(line.GetName(), ClientLinePrefix) {
+				continue // loadprof's own requests, not the server's work
+			}
+			if !counted {
+				sum.Planes, counted = append(sum.Planes, name), true
+			}
 			events := line.GetEvents()
 			// Self time: subtract, from each event, the events nested in it.
 			type span struct{ start, end int64 }
@@ -149,7 +173,10 @@ func Summarize(space *tfproto.XSpace) Summary {
 				op := agg[k]
 				if op == nil {
 					op = &Op{Name: opName, Plane: name}
-					if j := strings.LastIndexByte(opName, ':'); j > 0 && j < len(opName)-1 {
+					// TensorFlow names op events "name:Type"; C++ scopes
+					// ("ExecutorState::Process") and labels ("EagerLocalExecute:
+					// _EagerConst") are not that.
+					if j := strings.LastIndexByte(opName, ':'); j > 0 && j < len(opName)-1 && !strings.Contains(opName, "::") && !strings.Contains(opName, ": ") {
 						op.Name, op.Type = opName[:j], opName[j+1:]
 					}
 					agg[k] = op

@@ -14,8 +14,12 @@ fi
 echo "== go vet"
 go vet ./...
 
+echo "== python peers for the conformance suite (cached virtualenv)"
+venv=$(bash scripts/pyenv.sh)
+export LOADPROF_PYTHON="$venv/bin/python"
+
 echo "== go test"
-go test -count=1 ./...
+go test -count=1 -timeout 20m ./...
 
 echo "== fuzz (short): payload parser"
 go test -run '^$' -fuzz '^FuzzParseBody$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./payloads
