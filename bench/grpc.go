@@ -144,7 +144,7 @@ func fetchSignatures(ctx context.Context, cfg Config, invoke invokeFunc) (map[st
 	if err := invoke(ctx, "/tensorflow.serving.PredictionService/GetModelMetadata", req, resp); err != nil {
 		st := status.Convert(err)
 		if st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded {
-			return nil, &TargetError{fmt.Errorf("--grpc %s: unreachable: %s", g.Addr, st.Message())}
+			return nil, &TargetError{fmt.Errorf("--grpc %s: %s", g.Addr, connectionHint(st.Message(), cfg.TLS))}
 		}
 		return nil, &TargetError{fmt.Errorf("--grpc %s: GetModelMetadata for model %q: %s: %s", g.Addr, g.Model, st.Code(), st.Message())}
 	}
@@ -166,4 +166,20 @@ func sortedNames(m map[string]*tfproto.SignatureDef) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// connectionHint says what a failed gRPC connection most likely means.
+func connectionHint(msg string, t TLSFiles) string {
+	usesTLS := t.Enabled || t.CA != "" || t.Cert != ""
+	switch {
+	case !usesTLS && (strings.Contains(msg, "server preface") || strings.Contains(msg, "EOF")):
+		return "the server closed the connection; does it expect TLS (--tls)? " + msg
+	case usesTLS && t.Cert == "" && (strings.Contains(msg, "broken pipe") || strings.Contains(msg, "reset") || strings.Contains(msg, "certificate required")):
+		return "the server dropped the TLS connection; does it require a client certificate (--cert, --key)? " + msg
+	case strings.Contains(msg, "x509") || strings.Contains(msg, "tls:") || strings.Contains(msg, "handshake"):
+		return "TLS handshake failed (check --tls, --ca, --cert/--key): " + msg
+	case strings.Contains(msg, "connection refused"):
+		return "unreachable (nothing listens there): " + msg
+	}
+	return "connection failed: " + msg
 }

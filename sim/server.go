@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/loadprof/loadprof/tfproto"
 	"github.com/valyala/fasthttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // Latency is the simulated service time of one predict call.
@@ -49,6 +51,10 @@ type Config struct {
 	Signature Signature // DefaultSignature() when it has no inputs
 	Latency   Latency
 	Profiler  ProfilerConfig
+
+	// TLS, when set, serves REST as HTTPS and gRPC over TLS (with
+	// ClientAuth set, mutual TLS).
+	TLS *tls.Config
 }
 
 // Server is a running simulator.
@@ -103,6 +109,9 @@ func Start(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("sim: --rest %s: %w", cfg.REST, err)
 		}
 		s.ln = ln
+		if cfg.TLS != nil {
+			ln = tls.NewListener(ln, cfg.TLS)
+		}
 		s.rest = &fasthttp.Server{
 			Handler:               s.handle,
 			Name:                  "loadprof-sim",
@@ -124,7 +133,11 @@ func Start(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("sim: --grpc %s: %w", cfg.GRPC, err)
 		}
 		s.grpcLn = ln
-		s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(256 << 20))
+		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(256 << 20)}
+		if cfg.TLS != nil {
+			opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+		}
+		s.grpc = grpc.NewServer(opts...)
 		tfproto.RegisterPredictionServiceServer(s.grpc, &predictionService{s: s})
 		if !cfg.Profiler.Disabled {
 			tfproto.RegisterProfilerServiceServer(s.grpc, &profilerService{s: s})
@@ -149,7 +162,11 @@ func (s *Server) RESTAddr() string { return s.ln.Addr().String() }
 
 // PredictURL is the TF Serving predict URL of the simulated model.
 func (s *Server) PredictURL() string {
-	return fmt.Sprintf("http://%s/v1/models/%s:predict", s.RESTAddr(), s.cfg.Model)
+	scheme := "http"
+	if s.cfg.TLS != nil {
+		scheme = "https"
+	}
+	return fmt.Sprintf("%s://%s/v1/models/%s:predict", scheme, s.RESTAddr(), s.cfg.Model)
 }
 
 // Predicts counts the predict calls answered so far.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +27,8 @@ type simFlags struct {
 	inputs            []string
 	restAddr          string
 	grpcAddr          string
+	tlsCert, tlsKey   string
+	clientCA          string
 	signatureName     string
 }
 
@@ -40,6 +44,9 @@ func (s *simFlags) register(fs *pflag.FlagSet, restDefault, grpcDefault string) 
 	fs.DurationVar(&s.stallEvery, "stall-every", time.Second, "period of the pauses")
 	fs.Float64Var(&s.errorRate, "error-rate", 0, "fraction of predict calls that fail")
 	fs.IntVar(&s.errorStatus, "error-status", 503, "HTTP status of the simulated failures")
+	fs.StringVar(&s.tlsCert, "tls-cert", "", "serve REST as HTTPS and gRPC over TLS with this certificate (PEM; with --tls-key)")
+	fs.StringVar(&s.tlsKey, "tls-key", "", "the key of --tls-cert (PEM)")
+	fs.StringVar(&s.clientCA, "client-ca", "", "require client certificates signed by this CA (mutual TLS)")
 }
 
 func (s *simFlags) config() (sim.Config, error) {
@@ -56,6 +63,29 @@ func (s *simFlags) config() (sim.Config, error) {
 	}
 	if s.latency < 0 || s.jitter < 0 || s.stall < 0 || s.stallEvery < 0 {
 		return cfg, fmt.Errorf("--latency, --jitter, --stall and --stall-every must not be negative")
+	}
+	if (s.tlsCert == "") != (s.tlsKey == "") {
+		return cfg, fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	if s.tlsCert != "" {
+		pair, err := tls.LoadX509KeyPair(s.tlsCert, s.tlsKey)
+		if err != nil {
+			return cfg, fmt.Errorf("--tls-cert %s / --tls-key %s: %v", s.tlsCert, s.tlsKey, err)
+		}
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
+		if s.clientCA != "" {
+			pem, err := os.ReadFile(s.clientCA)
+			if err != nil {
+				return cfg, fmt.Errorf("--client-ca: %v", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return cfg, fmt.Errorf("--client-ca %s: no PEM certificate in the file", s.clientCA)
+			}
+			cfg.TLS.ClientCAs, cfg.TLS.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		}
+	} else if s.clientCA != "" {
+		return cfg, fmt.Errorf("--client-ca needs --tls-cert and --tls-key")
 	}
 	cfg.Signature = sim.DefaultSignature()
 	cfg.Signature.Name = s.signatureName
