@@ -161,3 +161,25 @@ func TestGRPCTimeoutIsClassifiedAsTimeout(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 }
+
+func TestHeadersReachTheServerAsHTTPHeadersAndGRPCMetadata(t *testing.T) {
+	srv := startSim(t, sim.Config{Authorization: "Bearer s3cret"})
+	data := writeFile(t, "data.json", body)
+	auth := []load.Header{{Key: "Authorization", Value: "Bearer s3cret"}}
+	for _, cfg := range []Config{
+		{URL: srv.PredictURL()},
+		{GRPC: GRPCTarget{Addr: srv.GRPCAddr(), Model: srv.Model()}},
+	} {
+		cfg.DataPath, cfg.Plan = data, load.Plan{Concurrency: 2, Requests: 50}
+		cfg.Headers = auth
+		if res, err := Run(context.Background(), cfg); err != nil || len(res.Errors) != 0 {
+			t.Fatalf("%s with the header: %v", cfg.URL+cfg.GRPC.Addr, err)
+		}
+		cfg.Headers = nil
+		_, err := Run(context.Background(), cfg)
+		var te *TargetError
+		if !errors.As(err, &te) || !(strings.Contains(err.Error(), "401") || strings.Contains(err.Error(), "UNAUTHENTICATED")) {
+			t.Fatalf("%s without the header: %v", cfg.URL+cfg.GRPC.Addr, err)
+		}
+	}
+}

@@ -190,6 +190,9 @@ func describe(addr string, err error, opts Options) error {
 // where it is.
 func store(res *Result, resp *tfproto.ProfileResponse, req *tfproto.ProfileRequest, opts Options) error {
 	st := Store{LogDir: opts.LogDir, Run: opts.Run}
+	if resp.GetEmptyTrace() {
+		return nil // nothing worth a file: the result says the trace was empty
+	}
 	switch {
 	case resp.GetXspace() != nil && len(resp.GetXspace().GetPlanes()) > 0:
 		res.Space = resp.GetXspace()
@@ -224,7 +227,7 @@ func store(res *Result, resp *tfproto.ProfileResponse, req *tfproto.ProfileReque
 		if err := errors.Join(errs...); err != nil {
 			return &Error{Addr: res.Address, Msg: err.Error(), Err: err}
 		}
-	case !resp.GetEmptyTrace():
+	default:
 		// An older server saved the trace on its own disk.
 		res.ServerPath = path.Join(req.GetRepositoryRoot(), req.GetSessionId(), req.GetHostName()+".xplane.pb")
 		res.Saved = SavedServer

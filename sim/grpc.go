@@ -12,6 +12,7 @@ import (
 
 	"github.com/loadprof/loadprof/tfproto"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -89,6 +90,12 @@ func (p *predictionService) GetModelMetadata(_ context.Context, req *tfproto.Get
 func (p *predictionService) Predict(ctx context.Context, req *tfproto.PredictRequest) (*tfproto.PredictResponse, error) {
 	arrived := time.Now()
 	s := p.s
+	if want := s.cfg.Authorization; want != "" {
+		md, _ := metadata.FromIncomingContext(ctx)
+		if got := md.Get("authorization"); len(got) != 1 || got[0] != want {
+			return nil, status.Error(codes.Unauthenticated, "missing or wrong authorization metadata")
+		}
+	}
 	version, err := s.resolve(req.GetModelSpec())
 	if err != nil {
 		return nil, err

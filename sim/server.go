@@ -52,6 +52,10 @@ type Config struct {
 	Latency   Latency
 	Profiler  ProfilerConfig
 
+	// Authorization, when set, is the value every predict call must carry
+	// in its Authorization header (REST) or metadata (gRPC).
+	Authorization string
+
 	// TLS, when set, serves REST as HTTPS and gRPC over TLS (with
 	// ClientAuth set, mutual TLS).
 	TLS *tls.Config
@@ -391,6 +395,10 @@ func (s *Server) afterStall(t time.Duration) time.Duration {
 
 func (s *Server) predict(ctx *fasthttp.RequestCtx) {
 	arrived := time.Now()
+	if want := s.cfg.Authorization; want != "" && string(ctx.Request.Header.Peek("Authorization")) != want {
+		writeError(ctx, fasthttp.StatusUnauthorized, "missing or wrong Authorization header")
+		return
+	}
 	req, err := payloads.ParseBody(ctx.PostBody())
 	if err != nil {
 		writeError(ctx, fasthttp.StatusBadRequest, "JSON Parse error: "+err.Error())

@@ -1,0 +1,82 @@
+package profile_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/sim"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+func startSim(t *testing.T, cfg sim.Config) (*sim.Server, *grpc.ClientConn) {
+	t.Helper()
+	cfg.REST, cfg.GRPC = "127.0.0.1:0", "127.0.0.1:0"
+	srv, err := sim.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return srv, conn
+}
+
+func TestEmptyTraceIsRetriedAndReported(t *testing.T) {
+	srv, conn := startSim(t, sim.Config{})
+	res, err := profile.Capture(context.Background(), conn, srv.GRPCAddr(), profile.Options{Duration: 200 * time.Millisecond, LogDir: t.TempDir(), Attempts: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.EmptyTrace || res.Attempts != 3 || res.Saved != profile.SavedNone || len(res.Files) != 0 {
+		t.Fatalf("result %+v", res)
+	}
+}
+
+func TestCancelEndsTheWindowThroughTerminateAndKeepsTheData(t *testing.T) {
+	srv, conn := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // some calls for the window to record
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				predict(srv)
+			}
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(500*time.Millisecond, cancel)
+	start := time.Now()
+	res, err := profile.Capture(ctx, conn, srv.GRPCAddr(), profile.Options{Duration: 10 * time.Second, LogDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the 10 s window took %v after a cancel at 0.5 s", took)
+	}
+	if !res.Terminated || res.Saved != profile.SavedLocal || res.EmptyTrace {
+		t.Fatalf("result %+v", res)
+	}
+	if _, err := os.Stat(res.Files[0]); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// predict sends one predict call to the simulator.
+func predict(srv *sim.Server) {
+	resp, err := http.Post(srv.PredictURL(), "application/json", strings.NewReader(`{"instances": [[1, 2, 3, 4]]}`))
+	if err == nil {
+		resp.Body.Close()
+	}
+}
