@@ -33,6 +33,8 @@ Usage:
   loadprof sim    [--rest ADDR] [--model NAME] [--latency D] [flags]
   loadprof profile --addr HOST:PORT [--profile-duration D] [--logdir DIR]
   loadprof trace summary PATH
+  loadprof compare BASE.json NEW.json [--max p99=+10%,p50=+10%,rps=-5%,errors=0]
+  loadprof merge A.json B.json ... -o OUT.json
   loadprof demo   a short profiled run against the embedded simulator
 
 Run 'loadprof COMMAND --help' for the flags of a command.
@@ -59,6 +61,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return profileCommand(ctx, rest, stdout, stderr)
 	case "trace":
 		return traceCommand(rest, stdout, stderr)
+	case "compare":
+		return compareCommand(rest, stdout, stderr)
+	case "merge":
+		return mergeCommand(rest, stdout, stderr)
 	case "demo":
 		return demoCommand(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
@@ -69,6 +75,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "loadprof: unknown command %q\n\n%s", cmd, usage)
+	return exitBadInput
+}
+
+// usageError reports a flag parse error (or prints help) for commands that
+// take positional arguments.
+func usageError(fs *pflag.FlagSet, err error, stdout, stderr io.Writer) int {
+	if errors.Is(err, pflag.ErrHelp) {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "loadprof %s: %v (see 'loadprof %s --help')\n", fs.Name(), err, fs.Name())
 	return exitBadInput
 }
 

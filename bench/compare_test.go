@@ -1,0 +1,107 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/loadprof/loadprof/load"
+)
+
+// crafted returns a result whose histogram holds n requests spread evenly
+// between 1 ms and maxMs, with the given throughput and errors.
+func crafted(t *testing.T, n int, maxMs float64, rps float64, errors int64) *Result {
+	t.Helper()
+	h := load.NewHistogram()
+	for i := 1; i <= n; i++ {
+		h.RecordValue(int64(1000 + (maxMs-1)*1000*float64(i)/float64(n)))
+	}
+	enc, err := EncodeHistogram(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Result{Version: 1, LatencyFrom: "intended_send", Target: "t", Requests: int64(n), ThroughputRPS: rps, SuccessRPS: rps,
+		Latency: StatsOf(h), Histogram: enc, Errors: map[string]int64{}}
+	if errors > 0 {
+		r.Errors["http_503"] = errors
+	}
+	return r
+}
+
+func TestCompareFlagsOnlyBrokenLimits(t *testing.T) {
+	base := crafted(t, 10000, 100, 1000, 0)
+	limits, err := ParseLimits("p99=+10%,p50=+2ms,rps=-5%,errors=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := Compare(base, crafted(t, 10000, 100, 1000, 0), limits)
+	if len(same.Broken) != 0 {
+		t.Fatalf("identical runs broke %v", same.Broken)
+	}
+	slower := Compare(base, crafted(t, 10000, 120, 940, 3), limits) // p99 +20%, p50 +10 ms, rps -6%, 3 errors
+	if strings.Join(slower.Broken, ",") != "rps,p50,p99,errors" {
+		t.Fatalf("broken %v", slower.Broken)
+	}
+	within := Compare(base, crafted(t, 10000, 105, 960, 0), limits) // p99 +5%, p50 +2.5 ms
+	if strings.Join(within.Broken, ",") != "p50" {
+		t.Fatalf("broken %v", within.Broken)
+	}
+	rate, _ := ParseLimits("errors=0.1%")
+	if c := Compare(base, crafted(t, 10000, 100, 1000, 5), rate); len(c.Broken) != 0 {
+		t.Fatalf("5 errors in 10000 is 0.05%%: broken %v", c.Broken)
+	}
+	if c := Compare(base, crafted(t, 10000, 100, 1000, 20), rate); len(c.Broken) != 1 {
+		t.Fatalf("20 errors in 10000 is 0.2%%: broken %v", c.Broken)
+	}
+}
+
+func TestCompareSaysWhenAPercentileIsNoise(t *testing.T) {
+	c := Compare(crafted(t, 500, 100, 100, 0), crafted(t, 500, 100, 100, 0), nil)
+	var out strings.Builder
+	c.Write(&out)
+	if !strings.Contains(out.String(), "p999 from 500 requests: 0.5 above it") || strings.Contains(out.String(), "p50 from") {
+		t.Fatalf("table:\n%s", out.String())
+	}
+}
+
+func TestParseLimitsRejectsNonsense(t *testing.T) {
+	for _, bad := range []string{"p98=+1%", "p99", "p99=+10", "p99=fast", "errors=-1", "rps=+x%"} {
+		if _, err := ParseLimits(bad); err == nil {
+			t.Errorf("ParseLimits(%q) accepted", bad)
+		}
+	}
+}
+
+func TestMergeOfTwoHalvesEqualsOneRun(t *testing.T) {
+	all, a, b := load.NewHistogram(), load.NewHistogram(), load.NewHistogram()
+	for i := int64(1); i <= 20000; i++ {
+		v := 500 + (i*7919)%90000
+		all.RecordValue(v)
+		if i%2 == 0 {
+			a.RecordValue(v)
+		} else {
+			b.RecordValue(v)
+		}
+	}
+	ra, rb := &Result{Version: 1, LatencyFrom: "send", Requests: 10000, ThroughputRPS: 100, Errors: map[string]int64{"timeout": 2}},
+		&Result{Version: 1, LatencyFrom: "send", Requests: 10000, ThroughputRPS: 150, Errors: map[string]int64{"timeout": 1, "http_503": 4}}
+	ra.Histogram, _ = EncodeHistogram(a)
+	rb.Histogram, _ = EncodeHistogram(b)
+	m, err := Merge([]*Result{ra, rb}, []string{"a.json", "b.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeHistogram(m.Histogram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Equals(all) || m.Latency != StatsOf(all) {
+		t.Fatalf("merged histogram differs: %+v vs %+v", m.Latency, StatsOf(all))
+	}
+	if m.Requests != 20000 || m.ThroughputRPS != 250 || m.Errors["timeout"] != 3 || m.Errors["http_503"] != 4 {
+		t.Fatalf("merged %+v", m)
+	}
+	rb.LatencyFrom = "intended_send"
+	if _, err := Merge([]*Result{ra, rb}, []string{"a.json", "b.json"}); err == nil {
+		t.Fatal("merged an open-loop and a closed-loop run")
+	}
+}
