@@ -102,10 +102,11 @@ type runner struct {
 	finished   atomic.Int64
 	inflight   atomic.Int64
 	peak       atomic.Int64
+	saturated  atomic.Int64
+	maxLag     atomic.Int64 // ns
 	timing     Timing
 
-	// phase bookkeeping, used by one goroutine in an open loop and under
-	// phaseMu in a closed loop
+	// phase bookkeeping, under phaseMu
 	phaseMu      sync.Mutex
 	warmupSent   int64
 	steadySent   int64
@@ -162,69 +163,89 @@ func (r *runner) trackInflight() {
 	}
 }
 
-type job struct {
-	intended time.Duration
-	phase    Phase
-	inWindow bool
-}
+// initialOpenLoopWorkers is how many senders an open loop starts with; it
+// adds one whenever a request is due and every sender is busy.
+const initialOpenLoopWorkers = 8
 
 // openLoop sends request i at start + i/rate whatever happened to earlier
-// requests. A worker that is free takes it; when none is, a new worker is
-// started, up to MaxInflight.
+// requests. Each sender claims the next request number, sleeps until its
+// intended time and sends it, so no goroutine hands requests to another.
+// A request that is already due when claimed means every sender was busy:
+// another sender is started, up to MaxInflight; beyond that the request
+// waits for a free sender and its latency still counts from its intended
+// time.
 func (r *runner) openLoop(ctx context.Context) {
-	jobs := make(chan job)
-	workers := 0
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	interval := float64(time.Second) / r.plan.Rate
-	worker := func(first job) {
+	var next int64 // guarded by phaseMu
+	var workers atomic.Int64
+	var spawn func() bool
+	worker := func() {
 		defer r.wg.Done()
 		s := r.tr.NewSender()
-		for j, ok := first, true; ok; j, ok = <-jobs {
+		timer := time.NewTimer(time.Hour)
+		defer timer.Stop()
+		for {
+			r.phaseMu.Lock()
+			intended := time.Duration(float64(next) * interval)
+			next++
+			phase, more := r.phaseOf(intended)
+			r.phaseMu.Unlock()
+			if !more {
+				return
+			}
+			if wait := intended - r.since(); wait > 0 {
+				timer.Reset(wait)
+				select {
+				case <-ctx.Done():
+					return
+				case <-timer.C:
+				}
+			} else {
+				if ctx.Err() != nil {
+					return
+				}
+				if !spawn() {
+					r.saturated.Add(1)
+				}
+			}
+			lag := int64(r.since() - intended)
+			for {
+				m := r.maxLag.Load()
+				if lag <= m || r.maxLag.CompareAndSwap(m, lag) {
+					break
+				}
+			}
+			inWindow := r.rec.WindowOpen()
+			r.dispatched.Add(1)
 			r.trackInflight()
 			out := s.Send(r.pick.Next())
 			r.inflight.Add(-1)
-			r.record(j.phase, j.inWindow, j.intended, out)
+			r.record(phase, inWindow, intended, out)
 		}
 	}
-	defer close(jobs)
-	for i := int64(0); ; i++ {
-		intended := time.Duration(float64(i) * interval)
-		phase, more := r.phaseOf(intended)
-		if !more {
-			return
+	spawn = func() bool {
+		if workers.Add(1) > int64(r.plan.MaxInflight) {
+			workers.Add(-1)
+			return false
 		}
-		if wait := intended - r.since(); wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-ctx.Done():
-				return
-			case <-timer.C:
-			}
-		} else if ctx.Err() != nil {
-			return
-		}
-		if lag := r.since() - intended; lag > r.timing.MaxSendLag {
-			r.timing.MaxSendLag = lag
-		}
-		j := job{intended: intended, phase: phase, inWindow: r.rec.WindowOpen()}
-		select {
-		case jobs <- j:
-		default:
-			if workers < r.plan.MaxInflight {
-				workers++
-				r.wg.Add(1)
-				go worker(j)
-			} else {
-				r.timing.Saturated++
-				select {
-				case jobs <- j:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-		r.dispatched.Add(1)
+		r.wg.Add(1)
+		go worker()
+		return true
+	}
+	for i := 0; i < initialOpenLoopWorkers && spawn(); i++ {
+	}
+	r.waitForWorkersOr(ctx)
+	r.timing.Saturated = r.saturated.Load()
+	r.timing.MaxSendLag = time.Duration(r.maxLag.Load())
+}
+
+// waitForWorkersOr returns when every worker is done or ctx is cancelled.
+func (r *runner) waitForWorkersOr(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
 }
 
@@ -232,14 +253,7 @@ func (r *runner) openLoop(ctx context.Context) {
 // next request as soon as its previous one finished. It returns when the
 // plan is done or ctx is cancelled, whichever is first.
 func (r *runner) closedLoop(ctx context.Context) {
-	defer func() {
-		done := make(chan struct{})
-		go func() { r.wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
-		}
-	}()
+	defer r.waitForWorkersOr(ctx)
 	for w := 0; w < r.plan.Concurrency; w++ {
 		r.wg.Add(1)
 		go func() {
