@@ -20,7 +20,7 @@ import (
 
 func startSim(t *testing.T, cfg sim.Config) *sim.Server {
 	t.Helper()
-	srv, err := sim.Start(withAddrs(cfg))
+	srv, err := sim.StartLoopback(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,15 +294,4 @@ func TestRedactHeadersHidesCredentials(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("got %v", got)
 	}
-}
-
-// withAddrs fills in loopback addresses with free ports for REST and gRPC.
-func withAddrs(cfg sim.Config) sim.Config {
-	if cfg.REST == "" {
-		cfg.REST = "127.0.0.1:0"
-	}
-	if cfg.GRPC == "" {
-		cfg.GRPC = "127.0.0.1:0"
-	}
-	return cfg
 }

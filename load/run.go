@@ -153,11 +153,13 @@ func (r *runner) record(phase Phase, inWindow bool, startAt time.Duration, out O
 	r.finished.Add(1)
 }
 
-func (r *runner) trackInflight() {
-	n := r.inflight.Add(1)
+func (r *runner) trackInflight() { raiseTo(&r.peak, r.inflight.Add(1)) }
+
+// raiseTo sets a to v if v is larger, safely against concurrent callers.
+func raiseTo(a *atomic.Int64, v int64) {
 	for {
-		p := r.peak.Load()
-		if n <= p || r.peak.CompareAndSwap(p, n) {
+		cur := a.Load()
+		if v <= cur || a.CompareAndSwap(cur, v) {
 			return
 		}
 	}
@@ -208,13 +210,7 @@ func (r *runner) openLoop(ctx context.Context) {
 					r.saturated.Add(1)
 				}
 			}
-			lag := int64(r.since() - intended)
-			for {
-				m := r.maxLag.Load()
-				if lag <= m || r.maxLag.CompareAndSwap(m, lag) {
-					break
-				}
-			}
+			raiseTo(&r.maxLag, int64(r.since()-intended))
 			inWindow := r.rec.WindowOpen()
 			r.dispatched.Add(1)
 			r.trackInflight()

@@ -16,8 +16,7 @@ import (
 
 func startSim(t *testing.T, cfg sim.Config) (*sim.Server, *grpc.ClientConn) {
 	t.Helper()
-	cfg.REST, cfg.GRPC = "127.0.0.1:0", "127.0.0.1:0"
-	srv, err := sim.Start(cfg)
+	srv, err := sim.StartLoopback(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

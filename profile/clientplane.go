@@ -28,7 +28,7 @@ func ClientSpace(events []ClientEvent, host string) *tfproto.XSpace {
 		StatMetadata:  map[int64]*tfproto.XStatMetadata{1: {Id: 1, Name: "status"}},
 	}
 	statusIDs := map[string]int64{}
-	var lineEnds []time.Time
+	var lanes Lanes
 	var base time.Time
 	if len(events) > 0 {
 		base = events[0].Start
@@ -40,22 +40,13 @@ func ClientSpace(events []ClientEvent, host string) *tfproto.XSpace {
 			statusIDs[e.Status] = id
 			plane.EventMetadata[id] = &tfproto.XEventMetadata{Id: id, Name: "request " + e.Status}
 		}
-		slot := -1
-		for i, end := range lineEnds {
-			if !end.After(e.Start) {
-				slot = i
-				break
-			}
-		}
-		if slot < 0 {
-			slot = len(lineEnds)
-			lineEnds = append(lineEnds, time.Time{})
+		slot, added := lanes.Place(e.Start, e.End)
+		if added {
 			plane.Lines = append(plane.Lines, &tfproto.XLine{
 				Id: int64(slot + 1), Name: ClientLinePrefix + strconv.Itoa(slot+1),
 				TimestampNs: base.UnixNano(),
 			})
 		}
-		lineEnds[slot] = e.End
 		line := plane.Lines[slot]
 		line.Events = append(line.Events, &tfproto.XEvent{
 			MetadataId: id,

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/loadprof/loadprof/profile"
 	"github.com/loadprof/loadprof/tfproto"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -191,21 +192,12 @@ func (s *Server) traceOf(calls []profiledCall, host string) *tfproto.XSpace {
 			base = c.start
 		}
 	}
-	var lineEnds []time.Time
+	var lanes profile.Lanes
 	for _, c := range calls {
-		slot := -1
-		for i, end := range lineEnds {
-			if !end.After(c.start) {
-				slot = i
-				break
-			}
-		}
-		if slot < 0 {
-			slot = len(lineEnds)
-			lineEnds = append(lineEnds, time.Time{})
+		slot, added := lanes.Place(c.start, c.end)
+		if added {
 			plane.Lines = append(plane.Lines, &tfproto.XLine{Id: int64(slot + 1), Name: "tf_serving_worker_" + strconv.Itoa(slot+1), TimestampNs: base.UnixNano()})
 		}
-		lineEnds[slot] = c.end
 		line := plane.Lines[slot]
 		offset := c.start.Sub(base).Nanoseconds() * 1000
 		dur := c.end.Sub(c.start).Nanoseconds() * 1000

@@ -155,6 +155,13 @@ func Start(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// StartLoopback starts the simulator with REST and gRPC on free 127.0.0.1
+// ports, for tests and the demo.
+func StartLoopback(cfg Config) (*Server, error) {
+	cfg.REST, cfg.GRPC = "127.0.0.1:0", "127.0.0.1:0"
+	return Start(cfg)
+}
+
 // GRPCAddr is the address the gRPC API listens on.
 func (s *Server) GRPCAddr() string { return s.grpcLn.Addr().String() }
 

@@ -11,7 +11,7 @@ import (
 
 func start(t *testing.T, cfg Config) *Server {
 	t.Helper()
-	s, err := Start(withAddrs(cfg))
+	s, err := StartLoopback(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,15 +114,4 @@ func TestParseTensorSpec(t *testing.T) {
 			t.Errorf("ParseTensorSpec(%q) accepted", bad)
 		}
 	}
-}
-
-// withAddrs fills in loopback addresses with free ports for REST and gRPC.
-func withAddrs(cfg Config) Config {
-	if cfg.REST == "" {
-		cfg.REST = "127.0.0.1:0"
-	}
-	if cfg.GRPC == "" {
-		cfg.GRPC = "127.0.0.1:0"
-	}
-	return cfg
 }

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 
 func startSim(t *testing.T, cfg sim.Config) *sim.Server {
 	t.Helper()
-	srv, err := sim.Start(withAddrs(cfg))
+	srv, err := sim.StartLoopback(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,49 +232,5 @@ func TestHelpShowsExamples(t *testing.T) {
 	code, stdout, _ := loadprof(t, "run", "--help")
 	if code != 0 || !strings.Contains(stdout, "Examples:") || !strings.Contains(stdout, "--max-inflight") {
 		t.Fatalf("exit %d:\n%s", code, stdout)
-	}
-}
-
-// withAddrs fills in loopback addresses with free ports for REST and gRPC.
-func withAddrs(cfg sim.Config) sim.Config {
-	if cfg.REST == "" {
-		cfg.REST = "127.0.0.1:0"
-	}
-	if cfg.GRPC == "" {
-		cfg.GRPC = "127.0.0.1:0"
-	}
-	return cfg
-}
-
-func TestCompareAndMergeExitCodes(t *testing.T) {
-	srv := startSim(t, sim.Config{})
-	dir := t.TempDir()
-	data := writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`)
-	base, next := filepath.Join(dir, "base.json"), filepath.Join(dir, "new.json")
-	for _, out := range []string{base, next} {
-		if code, _, stderr := loadprof(t, "run", "--url", srv.PredictURL(), "--data", data, "--concurrency", "2", "--requests", "300", "--out", out); code != 0 {
-			t.Fatalf("run: %d %s", code, stderr)
-		}
-	}
-	if code, stdout, _ := loadprof(t, "compare", base, next, "--max", "errors=0"); code != 0 || !strings.Contains(stdout, "no limit broken") {
-		t.Fatalf("compare: exit %d\n%s", code, stdout)
-	}
-	// An impossible limit: throughput may not drop at all and must rise 1000%.
-	if code, stdout, _ := loadprof(t, "compare", base, next, "--max", "rps=+1000%"); code != 1 || !strings.Contains(stdout, "REGRESSION: rps") {
-		t.Fatalf("compare: exit %d\n%s", code, stdout)
-	}
-	for _, args := range [][]string{
-		{"compare", base},
-		{"compare", base, filepath.Join(dir, "missing.json")},
-		{"compare", base, data},
-		{"compare", base, next, "--max", "p42=+1%"},
-	} {
-		if code, _, stderr := loadprof(t, args...); code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
-			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
-		}
-	}
-	merged := filepath.Join(dir, "merged.json")
-	if code, stdout, stderr := loadprof(t, "merge", base, next, "-o", merged); code != 0 || !strings.Contains(stdout, "600 requests") {
-		t.Fatalf("merge: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
