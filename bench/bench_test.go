@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/sim"
 	"github.com/valyala/fasthttp"
@@ -293,5 +294,39 @@ func TestRedactHeadersHidesCredentials(t *testing.T) {
 	want := []string{"Authorization: <redacted>", "X-Api-Key: <redacted>", "X-Request-Source: ci"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("got %v", got)
+	}
+}
+
+func TestHlogHoldsOneIntervalHistogramPerSecond(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	path := filepath.Join(t.TempDir(), "run.hlog")
+	res, err := Run(context.Background(), Config{
+		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), HlogPath: path,
+		Plan: load.Plan{Rate: 200, WarmupDuration: 500 * time.Millisecond, Duration: 2 * time.Second, MaxInflight: 50},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	reader := hdrhistogram.NewHistogramLogReader(f)
+	var intervals int
+	var total int64
+	for {
+		h, err := reader.NextIntervalHistogram()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h == nil {
+			break
+		}
+		intervals++
+		total += h.TotalCount()
+	}
+	if want := res.Requests + res.Phases.Warmup.Requests; total != want || intervals < 3 || intervals > 4 {
+		t.Fatalf("%d intervals with %d values; the run had %d requests in 2.5 s", intervals, total, want)
 	}
 }

@@ -60,6 +60,7 @@ type Config struct {
 
 	OutPath  string // result.json, written even when interrupted
 	HGRMPath string
+	HlogPath string // HdrHistogram interval log, one histogram per second
 
 	Progress io.Writer      // live progress once a second; nil for none
 	Settings map[string]any // the flags that shaped the run, for result.json
@@ -99,6 +100,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	rec := load.NewRecorder()
+	var hlog *hlogWriter
+	if cfg.HlogPath != "" {
+		if hlog, err = newHlogWriter(cfg.HlogPath, rec.Origin()); err != nil {
+			return nil, &InputError{err}
+		}
+		rec.SetIntervalSink(hlog)
+	}
 	plan := cfg.Plan
 	var win *window
 	if cfg.Profile != nil {
@@ -115,6 +123,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res, err := buildResult(cfg, t, timing, rec.Snapshot(true))
 	if err != nil {
 		return nil, err
+	}
+	if hlog != nil {
+		if err := hlog.close(); err != nil {
+			return res, err
+		}
 	}
 	if win != nil {
 		res.Profile = win.finish()

@@ -125,6 +125,7 @@ type Recorder struct {
 	windowEvents []Sample // steady requests sent in the profile window, for the client trace
 
 	interval    *hdrhistogram.Histogram
+	sink        IntervalSink
 	intervalReq int64
 	intervalErr int64
 	second      int
@@ -234,6 +235,9 @@ func (r *Recorder) advanceTo(sec int) {
 
 func (r *Recorder) flushSecond() {
 	p := Second{Second: r.second, Requests: r.intervalReq, Errors: r.intervalErr}
+	if r.sink != nil {
+		r.sink.Interval(r.second, r.interval)
+	}
 	if r.interval.TotalCount() > 0 {
 		p.P50Us = r.interval.ValueAtQuantile(50)
 		p.P99Us = r.interval.ValueAtQuantile(99)
@@ -251,6 +255,21 @@ func (r *Recorder) flushSecond() {
 		r.series = append(r.series, p)
 	}
 	r.intervalReq, r.intervalErr = 0, 0
+}
+
+// IntervalSink receives the latency histogram of every second of the run
+// (by completion time, warm-up included), e.g. to write an HdrHistogram
+// interval log. It is called with the recorder locked and must not keep h.
+type IntervalSink interface {
+	Interval(second int, h *hdrhistogram.Histogram)
+}
+
+// SetIntervalSink sets where per-second histograms go. Set it before the
+// run starts.
+func (r *Recorder) SetIntervalSink(s IntervalSink) {
+	r.mu.Lock()
+	r.sink = s
+	r.mu.Unlock()
 }
 
 // Origin is the instant all offsets of this recorder are measured from.

@@ -88,6 +88,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	grace := fs.Duration("grace", 2*time.Second, "after Ctrl-C, how long to wait for requests in flight")
 	out := fs.String("out", "", "write the result as JSON to this file")
 	hgrm := fs.String("hgrm", "", "write the steady latency distribution as HdrHistogram .hgrm text to this file")
+	hlog := fs.String("hlog", "", "write an HdrHistogram interval log (one histogram per second, values in microseconds) to this file")
 	quiet := fs.BoolP("quiet", "q", false, "no live progress on stderr")
 	ca := fs.String("ca", "", "PEM file of the CA that signed the server certificate (https)")
 	cert := fs.String("cert", "", "client certificate PEM for mutual TLS")
@@ -140,7 +141,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		},
 		Timeout: *timeout, MaxResponseBytes: *maxResponse,
 		TLS:     bench.TLSFiles{Enabled: *useTLS, CA: *ca, Cert: *cert, Key: *key, InsecureSkipVerify: *insecure},
-		OutPath: *out, HGRMPath: *hgrm,
+		OutPath: *out, HGRMPath: *hgrm, HlogPath: *hlog,
 		Settings: settings(fs, hs),
 	}
 	if *profileAddr != "" {
@@ -189,6 +190,9 @@ func runAndReport(ctx context.Context, cfg bench.Config, stdout, stderr io.Write
 		}
 		if cfg.HGRMPath != "" {
 			fmt.Fprintf(stdout, "latency distribution written to %s\n", cfg.HGRMPath)
+		}
+		if cfg.HlogPath != "" {
+			fmt.Fprintf(stdout, "interval log written to %s\n", cfg.HlogPath)
 		}
 	}
 	if err != nil {
