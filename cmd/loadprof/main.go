@@ -35,6 +35,7 @@ Usage:
   loadprof trace summary PATH
   loadprof compare BASE.json NEW.json [--max p99=+10%,p50=+10%,rps=-5%,errors=0]
   loadprof merge A.json B.json ... -o OUT.json
+  loadprof report RESULT.json [MORE.json ...] [--html FILE] [--hgrm FILE]
   loadprof demo   a short profiled run against the embedded simulator
 
 Run 'loadprof COMMAND --help' for the flags of a command.
@@ -63,6 +64,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return traceCommand(rest, stdout, stderr)
 	case "compare":
 		return compareCommand(rest, stdout, stderr)
+	case "report":
+		return reportCommand(rest, stdout, stderr)
 	case "merge":
 		return mergeCommand(rest, stdout, stderr)
 	case "demo":

@@ -88,6 +88,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	grace := fs.Duration("grace", 2*time.Second, "after Ctrl-C, how long to wait for requests in flight")
 	out := fs.String("out", "", "write the result as JSON to this file")
 	hgrm := fs.String("hgrm", "", "write the steady latency distribution as HdrHistogram .hgrm text to this file")
+	htmlOut := fs.String("html", "", "write a self-contained HTML report of the run to this file")
 	hlog := fs.String("hlog", "", "write an HdrHistogram interval log (one histogram per second, values in microseconds) to this file")
 	quiet := fs.BoolP("quiet", "q", false, "no live progress on stderr")
 	ca := fs.String("ca", "", "PEM file of the CA that signed the server certificate (https)")
@@ -175,12 +176,24 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		}
 		defer pprof.StopCPUProfile()
 	}
-	return runAndReport(ctx, cfg, stdout, stderr)
+	code, res := runAndReport(ctx, cfg, stdout, stderr)
+	if *htmlOut != "" && res != nil {
+		name := *out
+		if name == "" {
+			name = "run"
+		}
+		if err := writeHTML(*htmlOut, []*bench.Result{res}, []string{name}); err != nil {
+			fmt.Fprintf(stderr, "loadprof run: %v\n", err)
+			return exitBadInput
+		}
+		fmt.Fprintf(stdout, "HTML report written to %s\n", *htmlOut)
+	}
+	return code
 }
 
 // runAndReport runs cfg, prints the summary and maps the outcome to an exit
 // code. Results already measured are printed and written in every case.
-func runAndReport(ctx context.Context, cfg bench.Config, stdout, stderr io.Writer) int {
+func runAndReport(ctx context.Context, cfg bench.Config, stdout, stderr io.Writer) (int, *bench.Result) {
 	res, err := bench.Run(ctx, cfg)
 	interrupted := ctx.Err() != nil
 	if res != nil {
@@ -200,7 +213,7 @@ func runAndReport(ctx context.Context, cfg bench.Config, stdout, stderr io.Write
 	} else if res != nil && res.Profile != nil && res.Profile.Error != "" {
 		fmt.Fprintf(stderr, "loadprof run: warning: %s (load results are complete)\n", res.Profile.Error)
 	}
-	return exitCode(err, interrupted)
+	return exitCode(err, interrupted), res
 }
 
 // settings records every flag that shaped the run for result.json, with

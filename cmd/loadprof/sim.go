@@ -196,7 +196,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if f, ok := stderr.(*os.File); ok && bench.IsTerminal(f) {
 		runCfg.Progress = stderr
 	}
-	code := runAndReport(ctx, runCfg, stdout, stderr)
+	code, _ := runAndReport(ctx, runCfg, stdout, stderr)
 	if *logdir == "" {
 		fmt.Fprintln(stdout, "\n(the demo's logdir is temporary and removed now; 'loadprof demo --logdir tb' keeps the traces)")
 	}
