@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/loadprof/loadprof/load"
 )
 
 // The chart library is uPlot from npm (bench/assets/VERSIONS), embedded so
@@ -102,7 +104,7 @@ func WriteHTML(w io.Writer, results []*Result, names []string, opts ReportOption
 				cs.PercentileMs = append(cs.PercentileMs, nil)
 				continue
 			}
-			v := float64(h.ValueAtQuantile(100*(1-1/x))) / usPerMs
+			v := float64(load.ValueAtPercentile(h, 100*(1-1/x))) / usPerMs
 			cs.PercentileMs = append(cs.PercentileMs, &v)
 		}
 		perSecond := map[int]int{}

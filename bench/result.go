@@ -99,7 +99,7 @@ func StatsOf(h *hdrhistogram.Histogram) Stats {
 	if h.TotalCount() == 0 {
 		return Stats{}
 	}
-	q := func(p float64) float64 { return float64(h.ValueAtQuantile(p)) / usPerMs }
+	q := func(p float64) float64 { return float64(load.ValueAtPercentile(h, p)) / usPerMs }
 	return Stats{
 		Count: h.TotalCount(),
 		Min:   float64(h.Min()) / usPerMs, Mean: h.Mean() / usPerMs, Stddev: h.StdDev() / usPerMs,

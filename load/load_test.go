@@ -194,3 +194,18 @@ func TestParseHeader(t *testing.T) {
 		}
 	}
 }
+
+func TestValueAtPercentileRoundsTheRankUpLikeJavaAndJS(t *testing.T) {
+	h := NewHistogram()
+	for v := int64(1); v <= 800; v++ {
+		h.RecordValue(v)
+	}
+	for p, want := range map[float64]int64{0: 1, 50: 400, 99: 792, 99.9: 800, 100: 800, 12.5: 100} {
+		if got := ValueAtPercentile(h, p); got != want {
+			t.Errorf("p%v = %d, want %d", p, got, want)
+		}
+	}
+	if ValueAtPercentile(NewHistogram(), 99) != 0 {
+		t.Error("empty histogram")
+	}
+}

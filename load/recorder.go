@@ -1,6 +1,7 @@
 package load
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,23 @@ const (
 // NewHistogram returns an empty latency histogram with loadprof's range.
 func NewHistogram() *hdrhistogram.Histogram {
 	return hdrhistogram.New(HistogramMinUs, HistogramMaxUs, HistogramDigits)
+}
+
+// ValueAtPercentile returns the value at percentile p (0-100) the way
+// HdrHistogram's Java and JavaScript implementations do: the smallest
+// recorded value with at least ceil(p% of the count) values at or below it.
+// (hdrhistogram-go rounds the rank to nearest instead, which can report a
+// lower tail than other tools read from the same histogram.)
+func ValueAtPercentile(h *hdrhistogram.Histogram, p float64) int64 {
+	n := h.TotalCount()
+	if n == 0 {
+		return 0
+	}
+	p = math.Min(math.Max(math.Nextafter(p, math.Inf(-1)), 0), 100)
+	rank := math.Max(math.Ceil(p/100*float64(n)), 1)
+	// hdrhistogram-go takes the rank as int(q/100*n + 0.5): ask for the
+	// quantile whose rounded rank is ours.
+	return h.ValueAtQuantile(100 * rank / float64(n))
 }
 
 // Phase is the part of a run a request belongs to.
@@ -239,8 +257,8 @@ func (r *Recorder) flushSecond() {
 		r.sink.Interval(r.second, r.interval)
 	}
 	if r.interval.TotalCount() > 0 {
-		p.P50Us = r.interval.ValueAtQuantile(50)
-		p.P99Us = r.interval.ValueAtQuantile(99)
+		p.P50Us = ValueAtPercentile(r.interval, 50)
+		p.P99Us = ValueAtPercentile(r.interval, 99)
 		p.MaxUs = r.interval.Max()
 		r.interval.Reset()
 	}
@@ -339,7 +357,7 @@ func (r *Recorder) Progress() Progress {
 	}
 	if r.steady.Requests > 0 {
 		p.Phase = Steady
-		p.SteadyP99Us = r.steady.Histogram.ValueAtQuantile(99)
+		p.SteadyP99Us = ValueAtPercentile(r.steady.Histogram, 99)
 	}
 	if n := len(r.series); n > 0 {
 		p.LastSecond = r.series[n-1]

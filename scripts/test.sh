@@ -18,6 +18,17 @@ echo "== python peers for the conformance suite (cached virtualenv)"
 venv=$(bash scripts/pyenv.sh)
 export LOADPROF_PYTHON="$venv/bin/python"
 
+echo "== chromium (renders the HTML report) and npm's hdr-histogram-js (decodes our histograms)"
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null
+  fi
+fi
+command -v chromium >/dev/null 2>&1 || { echo "chromium is missing and could not be installed (apt-get install chromium)"; exit 1; }
+export LOADPROF_CHROMIUM=$(command -v chromium)
+LOADPROF_NODE_MODULES=$(bash scripts/nodeenv.sh)
+export LOADPROF_NODE_MODULES
+
 echo "== go test"
 go test -count=1 -timeout 20m ./...
 

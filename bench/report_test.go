@@ -1,0 +1,190 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/sim"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// goldenResult is a result with fixed numbers, for the template's golden file.
+func goldenResult(t *testing.T) *Result {
+	h := load.NewHistogram()
+	for i := int64(1); i <= 1000; i++ {
+		h.RecordValue(1000 + i*10)
+	}
+	enc, err := EncodeHistogram(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Result{
+		Version: 1, Tool: "loadprof test", Target: "http://127.0.0.1:8501/v1/models/m:predict", Transport: "rest",
+		Loop: "open", LatencyFrom: "intended_send", Requests: 1000, ThroughputRPS: 250, SuccessRPS: 249,
+		Errors: map[string]int64{"http_503": 1}, Latency: StatsOf(h), Histogram: enc,
+		Config: map[string]any{"rate": "250", "header": []string{"Authorization: <redacted>"}},
+		Phases: Phases{Warmup: Phase{Start: 0, End: 1, Requests: 250}, Steady: Phase{Start: 1, End: 5, Requests: 1000}},
+		Series: []load.Second{{Second: 0, Requests: 250, P50Us: 5000, P99Us: 9000}, {Second: 1, Requests: 250, P50Us: 6000, P99Us: 11000},
+			{Second: 2, Requests: 249, Errors: 1, P50Us: 6000, P99Us: 11000}, {Second: 3, Requests: 250, P50Us: 6000, P99Us: 10000}},
+		Profile: &ProfileReport{Result: &profile.Result{Address: "127.0.0.1:8500", Run: "2026_11_24_18_30_00", LogDir: "tb", Saved: profile.SavedLocal,
+			Files: []string{"tb/plugins/profile/2026_11_24_18_30_00/127.0.0.1_8500.xplane.pb"}},
+			WindowStartS: 2, WindowEndS: 3, TopOps: []profile.Op{{Name: "dense/MatMul", Type: "MatMul", Plane: "/host:CPU", Count: 10, TotalMs: 4, SelfMs: 3, Share: 0.3}}},
+	}
+}
+
+func TestHTMLTemplateGolden(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteHTML(&buf, []*Result{goldenResult(t)}, []string{"base.json"}, ReportOptions{NoAssets: true}); err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "report.golden.html")
+	if *update {
+		os.WriteFile(golden, buf.Bytes(), 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), want) {
+		os.WriteFile(filepath.Join(t.TempDir(), "got.html"), buf.Bytes(), 0o644)
+		t.Fatalf("the report differs from %s (after checking the change: go test ./bench -run Golden -args -update)", golden)
+	}
+}
+
+func chromium(t *testing.T) string {
+	if p := os.Getenv("LOADPROF_CHROMIUM"); p != "" {
+		return p
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	t.Skip("no chromium (scripts/test.sh installs Debian's chromium and sets LOADPROF_CHROMIUM)")
+	return ""
+}
+
+func headless(t *testing.T, bin string, args ...string) []byte {
+	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+		"--disable-sync", "--no-first-run", "--user-data-dir=" + t.TempDir(), "--window-size=1000,2400"}
+	cmd := exec.Command(bin, append(base, args...)...)
+	cmd.Stderr = nil
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium %v: %v", args, err)
+	}
+	return out
+}
+
+func TestHTMLReportRendersInChromiumWithTheRunsData(t *testing.T) {
+	bin := chromium(t)
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond, WhileProfiling: 5 * time.Millisecond}})
+	res, err := Run(context.Background(), Config{
+		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body),
+		Plan:    load.Plan{Rate: 100, WarmupDuration: time.Second, Duration: 2 * time.Second, MaxInflight: 50},
+		Profile: &ProfileConfig{Addr: srv.GRPCAddr(), Options: profile.Options{Duration: time.Second, LogDir: t.TempDir()}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := goldenResult(t) // a second run on the same charts
+	dir := t.TempDir()
+	page := filepath.Join(dir, "report.html")
+	var buf bytes.Buffer
+	if err := WriteHTML(&buf, []*Result{res, other}, []string{"run.json", "base.json"}, ReportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(page, buf.Bytes(), 0o644)
+	if strings.Contains(buf.String(), "<script src=") || strings.Contains(buf.String(), "<link ") {
+		t.Fatal("the report loads something from outside itself")
+	}
+	dom := string(headless(t, bin, "--dump-dom", "file://"+page))
+	attr := func(id, name string) string {
+		m := regexp.MustCompile(`id="` + id + `"[^>]*` + name + `="([^"]*)"`).FindStringSubmatch(dom)
+		if m == nil {
+			t.Fatalf("no %s on #%s in the rendered page", name, id)
+		}
+		return m[1]
+	}
+	if !strings.Contains(dom, `data-errors=""`) || !strings.Contains(dom, `data-rendered="true"`) {
+		t.Fatalf("the page reported script errors: %s", regexp.MustCompile(`data-errors="[^"]*"`).FindString(dom))
+	}
+	if attr("percentiles", "data-series") != "2" || attr("percentiles", "data-points") != strconv.Itoa(2*len(percentileAxis())) {
+		t.Fatalf("percentile chart: %s series, %s points", attr("percentiles", "data-series"), attr("percentiles", "data-points"))
+	}
+	if got, want := attr("throughput", "data-points"), strconv.Itoa(len(res.Series)+len(other.Series)); got != want {
+		t.Fatalf("throughput chart has %s points, the runs have %s seconds", got, want)
+	}
+	if attr("percentiles", "data-x-labels") != "0%,90%,99%,99.9%,99.99%,99.999%,99.9999%" {
+		t.Fatalf("percentile axis labels %q", attr("percentiles", "data-x-labels"))
+	}
+	for _, want := range []string{"dense/MatMul", res.Profile.Files[0], "serving_default/dense/MatMul"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the page does not show %q", want)
+		}
+	}
+	shot := filepath.Join(dir, "report.png")
+	headless(t, bin, "--screenshot="+shot, "file://"+page)
+	png, err := os.ReadFile(shot)
+	if err != nil || len(png) < 10000 || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Fatalf("screenshot: %d bytes, %v", len(png), err)
+	}
+}
+
+func TestHistogramsDecodeInHdrHistogramJS(t *testing.T) {
+	modules := os.Getenv("LOADPROF_NODE_MODULES")
+	if modules == "" {
+		t.Skip("LOADPROF_NODE_MODULES is not set (scripts/test.sh installs hdr-histogram-js and sets it)")
+	}
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "..", "scripts", "node", "hdrdecode.js")
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond, Jitter: 3 * time.Millisecond}})
+	dir := t.TempDir()
+	out, hlog := filepath.Join(dir, "result.json"), filepath.Join(dir, "run.hlog")
+	res, err := Run(context.Background(), Config{
+		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), OutPath: out, HlogPath: hlog,
+		Plan: load.Plan{Rate: 300, WarmupDuration: 500 * time.Millisecond, Duration: 2 * time.Second, MaxInflight: 100},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	decode := func(kind, path string) map[string]float64 {
+		cmd := exec.Command("node", script, kind, path)
+		cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
+		raw, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("node %s: %v", kind, err)
+		}
+		var m map[string]float64
+		json.Unmarshal(raw, &m)
+		return m
+	}
+	js := decode("result", out)
+	us := func(ms float64) float64 { return math.Round(ms * 1000) }
+	l := res.Latency
+	for name, pair := range map[string][2]float64{
+		"count": {js["count"], float64(l.Count)}, "min": {js["min"], us(l.Min)}, "max": {js["max"], us(l.Max)},
+		"p50": {js["p50"], us(l.P50)}, "p90": {js["p90"], us(l.P90)}, "p99": {js["p99"], us(l.P99)}, "p999": {js["p999"], us(l.P999)},
+	} {
+		if pair[0] != pair[1] {
+			t.Errorf("%s: hdr-histogram-js reads %v, loadprof printed %v", name, pair[0], pair[1])
+		}
+	}
+	jl := decode("hlog", hlog)
+	if jl["count"] != float64(res.Requests+res.Phases.Warmup.Requests) || jl["intervals"] < 3 {
+		t.Fatalf("hlog as hdr-histogram-js reads it: %v; the run had %d requests", jl, res.Requests+res.Phases.Warmup.Requests)
+	}
+}
