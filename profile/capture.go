@@ -154,21 +154,33 @@ func profileOnce(ctx context.Context, client tfproto.ProfilerServiceClient, req 
 	callCtx, cancel := context.WithTimeout(context.Background(), opts.Duration+opts.Slack)
 	defer cancel()
 	done := make(chan struct{})
-	defer close(done)
+	terminated := make(chan bool, 1)
 	go func() {
 		select {
 		case <-done:
+			terminated <- false
 		case <-ctx.Done():
+			select {
+			case <-done: // the window had already ended
+				terminated <- false
+				return
+			default:
+			}
 			tctx, tcancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer tcancel()
-			if _, err := client.Terminate(tctx, &tfproto.TerminateRequest{SessionId: req.GetSessionId()}); err == nil {
-				res.Terminated = true
-			} else {
+			_, err := client.Terminate(tctx, &tfproto.TerminateRequest{SessionId: req.GetSessionId()})
+			if err != nil {
 				cancel() // the server cannot end it early: give up on this window
 			}
+			terminated <- err == nil
 		}
 	}()
-	return client.Profile(callCtx, req, grpc.MaxCallRecvMsgSize(1<<30))
+	resp, err := client.Profile(callCtx, req, grpc.MaxCallRecvMsgSize(1<<30))
+	close(done)
+	if <-terminated {
+		res.Terminated = true
+	}
+	return resp, err
 }
 
 func describe(addr string, err error, opts Options) error {
