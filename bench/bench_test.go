@@ -58,10 +58,12 @@ func TestOpenLoopAgainstStallingSimReportsAnalyticP99(t *testing.T) {
 	if res.LatencyFrom != "intended_send" || res.Requests != 2000 || len(res.Errors) != 0 {
 		t.Fatalf("latency from %s, %d requests, errors %v", res.LatencyFrom, res.Requests, res.Errors)
 	}
-	if p99 := res.Latency.P99; math.Abs(p99-491) > 25 {
+	// Client-side delays on a busy machine can only add latency, so the
+	// bounds are wider above the analytic values than below.
+	if p99 := res.Latency.P99; p99 < 466 || p99 > 540 {
 		t.Fatalf("p99 %.1f ms, analytic value about 491 ms", p99)
 	}
-	if p90 := res.Latency.P90; math.Abs(p90-401) > 30 {
+	if p90 := res.Latency.P90; p90 < 376 || p90 > 460 {
 		t.Fatalf("p90 %.1f ms, analytic value about 401 ms", p90)
 	}
 }
