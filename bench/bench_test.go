@@ -14,29 +14,17 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/loadprof/loadprof/internal/testkit"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/sim"
 	"github.com/valyala/fasthttp"
 )
 
-func startSim(t *testing.T, cfg sim.Config) *sim.Server {
-	t.Helper()
-	srv, err := sim.StartLoopback(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
-}
-
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+// The shared helpers, under the names these tests use.
+var (
+	startSim  = testkit.Sim
+	writeFile = testkit.File
+)
 
 const body = `{"instances": [[1, 2, 3, 4]]}`
 

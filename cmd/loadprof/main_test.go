@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadprof/loadprof/internal/testkit"
 	"github.com/loadprof/loadprof/sim"
 )
 
@@ -31,24 +32,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func startSim(t *testing.T, cfg sim.Config) *sim.Server {
-	t.Helper()
-	srv, err := sim.StartLoopback(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
-}
-
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+// The shared helpers, under the names these tests use.
+var (
+	startSim  = testkit.Sim
+	writeFile = testkit.File
+)
 
 // loadprof runs the binary and returns its exit code, stdout and stderr.
 func loadprof(t *testing.T, args ...string) (int, string, string) {

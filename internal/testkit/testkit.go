@@ -1,0 +1,35 @@
+// Package testkit holds what loadprof's tests share: the simulator started
+// on loopback for one test, and payload files in a test's temporary
+// directory.
+package testkit
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/loadprof/loadprof/sim"
+)
+
+// Sim starts the simulator with REST and gRPC on free 127.0.0.1 ports and
+// stops it when the test ends.
+func Sim(tb testing.TB, cfg sim.Config) *sim.Server {
+	tb.Helper()
+	srv, err := sim.StartLoopback(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// File writes content to name in a temporary directory of the test and
+// returns its path.
+func File(tb testing.TB, name, content string) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
