@@ -161,6 +161,7 @@ func TestHistogramsDecodeInHdrHistogramJS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var intervals []struct{ Count, P50, P99, Max int64 }
 	decode := func(kind, path string) map[string]float64 {
 		cmd := exec.Command("node", script, kind, path)
 		cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
@@ -168,8 +169,18 @@ func TestHistogramsDecodeInHdrHistogramJS(t *testing.T) {
 		if err != nil {
 			t.Fatalf("node %s: %v", kind, err)
 		}
-		var m map[string]float64
-		json.Unmarshal(raw, &m)
+		m := map[string]float64{}
+		var doc map[string]json.RawMessage
+		json.Unmarshal(raw, &doc)
+		for k, v := range doc {
+			if k == "each" {
+				json.Unmarshal(v, &intervals)
+				continue
+			}
+			var f float64
+			json.Unmarshal(v, &f)
+			m[k] = f
+		}
 		return m
 	}
 	js := decode("result", out)
@@ -184,7 +195,14 @@ func TestHistogramsDecodeInHdrHistogramJS(t *testing.T) {
 		}
 	}
 	jl := decode("hlog", hlog)
-	if jl["count"] != float64(res.Requests+res.Phases.Warmup.Requests) || jl["intervals"] < 3 {
-		t.Fatalf("hlog as hdr-histogram-js reads it: %v; the run had %d requests", jl, res.Requests+res.Phases.Warmup.Requests)
+	if jl["count"] != float64(res.Requests+res.Phases.Warmup.Requests) || jl["intervals"] < 3 || len(intervals) != len(res.Series) {
+		t.Fatalf("hlog as hdr-histogram-js reads it: %v; the run had %d requests, %d seconds", jl, res.Requests+res.Phases.Warmup.Requests, len(res.Series))
+	}
+	// Each interval gives the same numbers as the per-second series.
+	for i, s := range res.Series {
+		in := intervals[i]
+		if in.Count != s.Requests || in.P50 != s.P50Us || in.P99 != s.P99Us || in.Max != s.MaxUs {
+			t.Fatalf("second %d: hdr-histogram-js reads %+v, loadprof printed %+v", i, in, s)
+		}
 	}
 }

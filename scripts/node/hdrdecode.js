@@ -20,14 +20,17 @@ if (kind === "result") {
   const reader = new hdr.HistogramLogReader(text);
   let total = null;
   let intervals = 0;
+  const each = [];
   for (let h = reader.nextIntervalHistogram(); h !== null; h = reader.nextIntervalHistogram()) {
     intervals++;
+    each.push({ start_ms: h.startTimeStampMsec, count: h.totalCount, p50: h.totalCount ? h.getValueAtPercentile(50) : 0,
+                p99: h.totalCount ? h.getValueAtPercentile(99) : 0, max: h.maxValue });
     if (total === null) {
       total = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3600000000, numberOfSignificantValueDigits: 3 });
     }
     total.add(h);
   }
-  console.log(JSON.stringify(Object.assign({ intervals }, summary(total))));
+  console.log(JSON.stringify(Object.assign({ intervals, each }, summary(total))));
 } else {
   console.error("usage: node hdrdecode.js result|hlog FILE");
   process.exit(2);
