@@ -141,12 +141,14 @@ func sliceOf(p *load.PhaseStats) (*Slice, error) {
 
 // WriteJSON writes r to path atomically: a reader sees the old file or the
 // whole new one, never half of it.
-func (r *Result) WriteJSON(path string) error {
+func (r *Result) WriteJSON(path string) error { return writeJSON(path, r) }
+
+func writeJSON(path string, v any) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // keep "<redacted>" readable
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(r); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return err
 	}
 	return WriteFileAtomic(path, buf.Bytes())

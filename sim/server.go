@@ -32,6 +32,12 @@ type Latency struct {
 	StallEvery time.Duration
 	Stall      time.Duration
 
+	// Workers, when set, makes the server a FIFO queue with this many
+	// workers: a call waits for a free worker, then takes its service time
+	// (Fixed + Jitter). Its capacity is Workers / service time; above it
+	// the queue and the latency grow without bound.
+	Workers int
+
 	// WhileProfiling is added to calls that arrive while a profile window
 	// is open (the tracing overhead a real server shows).
 	WhileProfiling time.Duration
@@ -71,6 +77,9 @@ type Server struct {
 	grpcLn net.Listener
 	wg     sync.WaitGroup
 	prof   profilerState
+
+	queueMu sync.Mutex
+	freeAt  []time.Duration // per worker, when it is next free (Latency.Workers)
 
 	predicts atomic.Int64
 }
@@ -374,6 +383,25 @@ func (s *Server) delay(now time.Time) time.Duration {
 	}
 	at := now.Sub(s.start)
 	begin := s.afterStall(at)
+	if l.Workers > 0 {
+		s.queueMu.Lock()
+		if s.freeAt == nil {
+			s.freeAt = make([]time.Duration, l.Workers)
+		}
+		w := 0
+		for i, f := range s.freeAt {
+			if f < s.freeAt[w] {
+				w = i
+			}
+		}
+		if s.freeAt[w] > begin {
+			begin = s.freeAt[w]
+		}
+		end := s.afterStall(begin + work)
+		s.freeAt[w] = end
+		s.queueMu.Unlock()
+		return end - at
+	}
 	return s.afterStall(begin+work) - at
 }
 

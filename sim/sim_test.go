@@ -115,3 +115,17 @@ func TestParseTensorSpec(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkersQueueCallsFIFO(t *testing.T) {
+	s := &Server{cfg: Config{Latency: Latency{Fixed: 10 * time.Millisecond, Workers: 2}}, start: time.Unix(0, 0)}
+	at := func(ms int) time.Time { return s.start.Add(time.Duration(ms) * time.Millisecond) }
+	for i, c := range []struct{ arrive, want int }{
+		{0, 10}, {0, 10}, // two workers free
+		{0, 20}, {1, 19}, // both busy until 10, then until 20
+		{30, 10}, // queue drained
+	} {
+		if got := s.delay(at(c.arrive)); got != time.Duration(c.want)*time.Millisecond {
+			t.Errorf("call %d arriving at %d ms: delay %v, want %d ms", i, c.arrive, got, c.want)
+		}
+	}
+}

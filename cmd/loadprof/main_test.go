@@ -68,8 +68,12 @@ func TestBadInputExitsTwoWithOneLineNamingTheProblem(t *testing.T) {
 		{[]string{"run", "--url", url, "--rate", "10"}, "--data is required"},
 		{[]string{"run", "--url", url, "--data", good}, "give --rate (open loop) or --concurrency"},
 		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "--concurrency", "2"}, "exclude each other"},
+		{[]string{"run", "--url", url, "--data", good, "--rate", "10:1:5"}, "FROM and TO must be positive numbers with FROM <= TO"},
+		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "--slo", "p99<5ms"}, "go with a sweep"},
+		{[]string{"run", "--url", url, "--data", good, "--rate", "10:20:10", "--slo", "p99<5"}, "needs a unit"},
+		{[]string{"run", "--url", url, "--data", good, "--concurrency", "2.5"}, "want a positive number of requests"},
 		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "--warmup", "soon"}, `invalid argument "soon" for "--warmup"`},
-		{[]string{"run", "--url", url, "--data", good, "--rate", "ten"}, `invalid argument "ten" for "--rate"`},
+		{[]string{"run", "--url", url, "--data", good, "--rate", "ten"}, `--rate "ten": want a positive number`},
 		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "-H", "nocolon"}, `-H: header "nocolon"`},
 		{[]string{"run", "--url", "ftp://x/y", "--data", good, "--rate", "10"}, "scheme must be http or https"},
@@ -220,5 +224,24 @@ func TestHelpShowsExamples(t *testing.T) {
 	code, stdout, _ := loadprof(t, "run", "--help")
 	if code != 0 || !strings.Contains(stdout, "Examples:") || !strings.Contains(stdout, "--max-inflight") {
 		t.Fatalf("exit %d:\n%s", code, stdout)
+	}
+}
+
+func TestRateSweepFromTheCommandLine(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: 10 * time.Millisecond, Workers: 2}})
+	out := filepath.Join(t.TempDir(), "sweep.json")
+	code, stdout, stderr := loadprof(t, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`),
+		"--rate", "100:300:100", "--slo", "p99<50ms", "--warmup", "300ms", "--duration", "1500ms", "--out", out)
+	if code != 0 || !strings.Contains(stdout, "highest rate meeting the SLO (p99<50ms): 200") || !strings.Contains(stdout, "FAIL") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var doc struct {
+		Kind       string
+		MaxPassing float64 `json:"max_passing"`
+		Steps      []struct{ Level float64 }
+	}
+	raw, _ := os.ReadFile(out)
+	if err := json.Unmarshal(raw, &doc); err != nil || doc.Kind != "sweep" || doc.MaxPassing != 200 || len(doc.Steps) != 3 {
+		t.Fatalf("sweep.json: %+v %v", doc, err)
 	}
 }

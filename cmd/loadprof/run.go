@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/loadprof/loadprof/bench"
@@ -76,8 +77,14 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	useTLS := fs.Bool("tls", false, "with --grpc: use TLS (https:// URLs always do)")
 	data := fs.String("data", "", "payload: a TF Serving JSON body, a .jsonl file (one body per line), a directory of them, or - for stdin")
 	headers := fs.StringArrayP("header", "H", nil, "extra header \"Key: value\" (repeatable)")
-	rate := fs.Float64("rate", 0, "open loop: requests per second; latency counts from each request's intended send time")
-	concurrency := fs.Int("concurrency", 0, "closed loop: requests in flight")
+	rateSpec := fs.String("rate", "", "open loop: requests per second; latency counts from each request's intended send time. FROM:TO:STEP sweeps (50:500:50)")
+	concSpec := fs.String("concurrency", "", "closed loop: requests in flight. FROM:TO:STEP or FROM:TO:xFACTOR sweeps (1:64:x2)")
+	sloSpec := fs.String("slo", "", "sweep: stop at the first step that breaks this objective, e.g. p99<50ms,errors<0.1%")
+	search := fs.String("search", "", "sweep: \"binary\" narrows the highest passing level between the last passing and the first broken step")
+	tolerance := fs.Float64("search-tolerance", 0.05, "sweep: relative width at which the binary search stops")
+	profileSteps := fs.String("profile-steps", "", "sweep: profile at steps all, first, last, max (the highest passing, run again) or N,M (1-based)")
+	repeats := fs.Int("step-repeats", 1, "sweep: tries of an unstable step beyond the first")
+	stability := fs.Float64("step-stability", 0.2, "sweep: a step whose halves differ by more than this in throughput or p99 is unstable")
 	duration := fs.Duration("duration", 0, "length of the steady phase (default 10s unless --requests is given)")
 	requests := fs.Int64("requests", 0, "number of steady requests")
 	warmup := &warmupValue{s: "0"}
@@ -125,6 +132,53 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		}
 		hs = append(hs, parsed)
 	}
+	if *rateSpec != "" && *concSpec != "" {
+		fmt.Fprintln(stderr, "loadprof run: --rate and --concurrency exclude each other: choose an open or a closed loop")
+		return exitBadInput
+	}
+	var rate float64
+	var concurrency int
+	var sweep *bench.Steps
+	for _, f := range []struct {
+		name, spec string
+		closed     bool
+	}{{"--rate", *rateSpec, false}, {"--concurrency", *concSpec, true}} {
+		if f.spec == "" {
+			continue
+		}
+		if strings.Contains(f.spec, ":") {
+			steps, err := bench.ParseSteps(f.name, f.spec)
+			if err != nil {
+				fmt.Fprintf(stderr, "loadprof run: %v\n", err)
+				return exitBadInput
+			}
+			sweep = &steps
+			if f.closed {
+				concurrency = 1 // replaced per step
+			} else {
+				rate = 1
+			}
+			continue
+		}
+		v, err := strconv.ParseFloat(f.spec, 64)
+		if err != nil || v <= 0 || (f.closed && v != float64(int(v))) {
+			fmt.Fprintf(stderr, "loadprof run: %s %q: want a positive number%s, or a FROM:TO:STEP sweep\n", f.name, f.spec, map[bool]string{true: " of requests"}[f.closed])
+			return exitBadInput
+		}
+		if f.closed {
+			concurrency = int(v)
+		} else {
+			rate = v
+		}
+	}
+	if (*sloSpec != "" || *search != "" || *profileSteps != "") && sweep == nil {
+		fmt.Fprintln(stderr, "loadprof run: --slo, --search and --profile-steps go with a sweep (--rate FROM:TO:STEP or --concurrency FROM:TO:STEP)")
+		return exitBadInput
+	}
+	if *search != "" && *search != "binary" {
+		fmt.Fprintf(stderr, "loadprof run: --search %q: the only search is binary\n", *search)
+		return exitBadInput
+	}
 	if *duration == 0 && *requests == 0 {
 		*duration = 10 * time.Second
 	}
@@ -135,7 +189,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 			Connections: *connections, TensorContent: *tensorContent,
 		},
 		Plan: load.Plan{
-			Rate: *rate, Concurrency: *concurrency,
+			Rate: rate, Concurrency: concurrency,
 			WarmupDuration: warmup.d, WarmupRequests: warmup.n,
 			Duration: *duration, Requests: *requests,
 			MaxInflight: *maxInflight, Grace: *grace,
@@ -176,6 +230,9 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if sweep != nil {
+		return sweepAndReport(ctx, cfg, *sweep, concurrency > 0, *sloSpec, *search == "binary", *tolerance, *profileSteps, *repeats, *stability, stdout, stderr)
+	}
 	code, res := runAndReport(ctx, cfg, stdout, stderr)
 	if *htmlOut != "" && res != nil {
 		name := *out
@@ -214,6 +271,46 @@ func runAndReport(ctx context.Context, cfg bench.Config, stdout, stderr io.Write
 		fmt.Fprintf(stderr, "loadprof run: warning: %s (load results are complete)\n", res.Profile.Error)
 	}
 	return exitCode(err, interrupted), res
+}
+
+// sweepAndReport runs a sweep and prints its table; result.json holds
+// every step.
+func sweepAndReport(ctx context.Context, cfg bench.Config, steps bench.Steps, closed bool, sloSpec string, binary bool,
+	tolerance float64, profileSteps string, repeats int, stability float64, stdout, stderr io.Writer) int {
+	slo := bench.SLO{ErrPct: -1}
+	if sloSpec != "" {
+		var err error
+		if slo, err = bench.ParseSLO(sloSpec); err != nil {
+			fmt.Fprintf(stderr, "loadprof run: %v\n", err)
+			return exitBadInput
+		}
+	}
+	if profileSteps != "" && cfg.Profile == nil {
+		fmt.Fprintln(stderr, "loadprof run: --profile-steps needs --profile HOST:PORT")
+		return exitBadInput
+	}
+	sc := bench.SweepConfig{Base: cfg, Closed: closed, Steps: steps, SLO: slo, Binary: binary, Tolerance: tolerance,
+		ProfileSteps: profileSteps, Repeats: repeats, Stability: stability, Progress: cfg.Progress}
+	if sc.Progress == nil {
+		sc.Progress = io.Discard
+	}
+	sc.Base.Progress = nil
+	res, err := bench.RunSweep(ctx, sc)
+	if res != nil {
+		res.SLO, res.Config = sloSpec, cfg.Settings
+		bench.WriteSweepSummary(stdout, res)
+		if cfg.OutPath != "" {
+			if werr := res.WriteJSON(cfg.OutPath); werr != nil {
+				fmt.Fprintf(stderr, "loadprof run: --out %s: %v\n", cfg.OutPath, werr)
+				return exitBadInput
+			}
+			fmt.Fprintf(stdout, "\nresult written to %s\n", cfg.OutPath)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "loadprof run: %v\n", err)
+	}
+	return exitCode(err, ctx.Err() != nil)
 }
 
 // settings records every flag that shaped the run for result.json, with

@@ -24,6 +24,7 @@ type simFlags struct {
 	stall, stallEvery time.Duration
 	errorRate         float64
 	errorStatus       int
+	workers           int
 	inputs            []string
 	restAddr          string
 	grpcAddr          string
@@ -44,6 +45,7 @@ func (s *simFlags) register(fs *pflag.FlagSet, restDefault, grpcDefault string) 
 	fs.DurationVar(&s.stallEvery, "stall-every", time.Second, "period of the pauses")
 	fs.Float64Var(&s.errorRate, "error-rate", 0, "fraction of predict calls that fail")
 	fs.IntVar(&s.errorStatus, "error-status", 503, "HTTP status of the simulated failures")
+	fs.IntVar(&s.workers, "workers", 0, "serve calls with this many workers and queue the rest (capacity = workers / latency); 0: unlimited")
 	fs.StringVar(&s.tlsCert, "tls-cert", "", "serve REST as HTTPS and gRPC over TLS with this certificate (PEM; with --tls-key)")
 	fs.StringVar(&s.tlsKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	fs.StringVar(&s.clientCA, "client-ca", "", "require client certificates signed by this CA (mutual TLS)")
@@ -55,7 +57,7 @@ func (s *simFlags) config() (sim.Config, error) {
 		Model: s.model,
 		Latency: sim.Latency{
 			Fixed: s.latency, Jitter: s.jitter, Stall: s.stall, StallEvery: s.stallEvery,
-			ErrorRate: s.errorRate, ErrorStatus: s.errorStatus,
+			ErrorRate: s.errorRate, ErrorStatus: s.errorStatus, Workers: s.workers,
 		},
 	}
 	if s.errorRate < 0 || s.errorRate > 1 {

@@ -1,0 +1,402 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Steps is a sweep's list of load levels: "50:500:50" (from:to:step) or
+// "1:64:x2" (from:to:xFACTOR), as given to --rate or --concurrency.
+type Steps struct {
+	Values []float64
+}
+
+// ParseSteps reads a step range; a plain number is not a range.
+func ParseSteps(flag, spec string) (Steps, error) {
+	parts := strings.Split(spec, ":")
+	if len(parts) != 3 {
+		return Steps{}, fmt.Errorf("%s %q: want FROM:TO:STEP (50:500:50) or FROM:TO:xFACTOR (1:64:x2)", flag, spec)
+	}
+	from, err1 := strconv.ParseFloat(parts[0], 64)
+	to, err2 := strconv.ParseFloat(parts[1], 64)
+	if err1 != nil || err2 != nil || from <= 0 || to < from {
+		return Steps{}, fmt.Errorf("%s %q: FROM and TO must be positive numbers with FROM <= TO", flag, spec)
+	}
+	var s Steps
+	if f, ok := strings.CutPrefix(parts[2], "x"); ok {
+		factor, err := strconv.ParseFloat(f, 64)
+		if err != nil || factor <= 1 {
+			return Steps{}, fmt.Errorf("%s %q: the factor must be a number above 1", flag, spec)
+		}
+		for v := from; v <= to*(1+1e-9); v *= factor {
+			s.Values = append(s.Values, v)
+		}
+	} else {
+		step, err := strconv.ParseFloat(parts[2], 64)
+		if err != nil || step <= 0 {
+			return Steps{}, fmt.Errorf("%s %q: STEP must be a positive number", flag, spec)
+		}
+		for v := from; v <= to*(1+1e-9); v += step {
+			s.Values = append(s.Values, v)
+		}
+	}
+	if len(s.Values) > 1000 {
+		return Steps{}, fmt.Errorf("%s %q: %d steps; at most 1000", flag, spec, len(s.Values))
+	}
+	return s, nil
+}
+
+// SLO is a latency and error objective: "p99<50ms,errors<0.1%".
+type SLO struct {
+	Latency map[string]float64 // metric (p50, p90, p95, p99, p999, max, mean) -> ms
+	ErrPct  float64            // errors as % of requests; -1 when not set
+}
+
+// ParseSLO reads --slo.
+func ParseSLO(spec string) (SLO, error) {
+	slo := SLO{Latency: map[string]float64{}, ErrPct: -1}
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.TrimSpace(part)
+		name, val, ok := strings.Cut(part, "<")
+		if !ok {
+			return slo, fmt.Errorf("--slo %q: want METRIC<LIMIT, e.g. p99<50ms or errors<0.1%%", part)
+		}
+		name = strings.ToLower(strings.TrimSpace(name))
+		if name == "p99.9" {
+			name = "p999"
+		}
+		switch {
+		case name == "errors":
+			v, err := strconv.ParseFloat(strings.TrimSuffix(val, "%"), 64)
+			if err != nil || !strings.HasSuffix(val, "%") || v < 0 {
+				return slo, fmt.Errorf("--slo %q: errors take a percentage, e.g. errors<0.1%%", part)
+			}
+			slo.ErrPct = v
+		case name == "p50" || name == "p90" || name == "p95" || name == "p99" || name == "p999" || name == "max" || name == "mean":
+			ms, err := parseMs(val)
+			if err != nil {
+				return slo, fmt.Errorf("--slo %q: %v", part, err)
+			}
+			slo.Latency[name] = ms
+		default:
+			return slo, fmt.Errorf("--slo %q: unknown metric %q (p50, p90, p95, p99, p999, max, mean, errors)", part, name)
+		}
+	}
+	return slo, nil
+}
+
+func parseMs(v string) (float64, error) {
+	v = strings.TrimSpace(v)
+	for _, u := range []struct {
+		suffix string
+		ms     float64
+	}{{"ms", 1}, {"us", 0.001}, {"s", 1000}} {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			f, err := strconv.ParseFloat(n, 64)
+			if err != nil || f <= 0 {
+				return 0, fmt.Errorf("%q is not a positive duration", v)
+			}
+			return f * u.ms, nil
+		}
+	}
+	return 0, fmt.Errorf("%q needs a unit: ms, us or s", v)
+}
+
+// check returns why r breaks the SLO (nothing when it passes).
+func (s SLO) check(r *Result) []string {
+	var broken []string
+	stats := map[string]float64{"p50": r.Latency.P50, "p90": r.Latency.P90, "p95": r.Latency.P95, "p99": r.Latency.P99,
+		"p999": r.Latency.P999, "max": r.Latency.Max, "mean": r.Latency.Mean}
+	for _, name := range []string{"p50", "p90", "p95", "p99", "p999", "max", "mean"} {
+		if limit, ok := s.Latency[name]; ok && !(stats[name] < limit) {
+			broken = append(broken, fmt.Sprintf("%s %.1fms >= %gms", name, stats[name], limit))
+		}
+	}
+	if r.Latency.Count == 0 && len(s.Latency) > 0 {
+		broken = append(broken, "no request got a response")
+	}
+	if s.ErrPct >= 0 && r.Requests > 0 {
+		if pct := 100 * float64(sum(r.Errors)) / float64(r.Requests); !(pct < s.ErrPct) && !(s.ErrPct == 0 && pct == 0) {
+			broken = append(broken, fmt.Sprintf("errors %.3f%% >= %g%%", pct, s.ErrPct))
+		}
+	}
+	return broken
+}
+
+// SweepConfig is a sweep: the run settings of every step, the levels, the
+// objective and where to profile.
+type SweepConfig struct {
+	Base         Config // Plan.Rate or Plan.Concurrency is replaced per step
+	Closed       bool   // steps are concurrency levels, not rates
+	Steps        Steps
+	SLO          SLO
+	Binary       bool    // after a broken step, narrow the max passing level down by bisection
+	Tolerance    float64 // relative width at which bisection stops (0.05)
+	ProfileSteps string  // "", "all", "first", "last", "max" or "N,M" (1-based step numbers)
+	Repeats      int     // tries of an unstable step (halves differ) beyond the first
+	Stability    float64 // relative difference between halves that makes a step unstable (0.2)
+	Progress     io.Writer
+}
+
+// StepResult is one level of a sweep.
+type StepResult struct {
+	Level     float64  `json:"level"` // requests/s (open loop) or requests in flight (closed loop)
+	Pass      bool     `json:"pass"`
+	Broken    []string `json:"broken,omitempty"`
+	Attempts  int      `json:"attempts"`
+	Unstable  string   `json:"unstable,omitempty"` // why the halves of the step disagreed on its last try
+	TraceRun  string   `json:"trace_run,omitempty"`
+	Bisection bool     `json:"bisection,omitempty"`
+	Result    *Result  `json:"result"`
+}
+
+// SweepResult is what a sweep writes to result.json.
+type SweepResult struct {
+	Version    int            `json:"version"`
+	Tool       string         `json:"tool"`
+	Kind       string         `json:"kind"` // "sweep"
+	Loop       string         `json:"loop"`
+	SLO        string         `json:"slo"`
+	Config     map[string]any `json:"config"`
+	Steps      []StepResult   `json:"steps"`
+	MaxPassing *float64       `json:"max_passing"` // highest passing level, nil when none passed
+	Stopped    string         `json:"stopped"`     // why the sweep ended
+}
+
+// RunSweep runs the steps in order until one breaks the SLO (then, with
+// Binary, bisects between the last passing and the first broken level).
+func RunSweep(ctx context.Context, sc SweepConfig) (*SweepResult, error) {
+	if len(sc.Steps.Values) == 0 {
+		return nil, &InputError{errors.New("a sweep needs steps")}
+	}
+	if sc.Tolerance <= 0 {
+		sc.Tolerance = 0.05
+	}
+	if sc.Stability <= 0 {
+		sc.Stability = 0.2
+	}
+	out := &SweepResult{Version: ResultVersion, Tool: "loadprof " + Version, Kind: "sweep", Loop: "open"}
+	if sc.Closed {
+		out.Loop = "closed"
+	}
+	profileAt, err := profileSelection(sc.ProfileSteps, len(sc.Steps.Values))
+	if err != nil {
+		return nil, &InputError{err}
+	}
+	lastPass, firstFail := -1.0, -1.0
+	for i, level := range sc.Steps.Values {
+		if ctx.Err() != nil {
+			out.Stopped = "interrupted"
+			break
+		}
+		step, err := runStep(ctx, sc, level, profileAt[i])
+		if step != nil {
+			out.Steps = append(out.Steps, *step)
+		}
+		if err != nil {
+			return out, err
+		}
+		if !step.Pass {
+			firstFail = level
+			out.Stopped = fmt.Sprintf("step %d (%g) broke the SLO: %s", i+1, level, strings.Join(step.Broken, "; "))
+			break
+		}
+		lastPass = level
+	}
+	if out.Stopped == "" {
+		out.Stopped = "every step passed"
+	}
+	if sc.Binary && firstFail > 0 && ctx.Err() == nil {
+		lo, hi := lastPass, firstFail
+		if lo < 0 {
+			lo = 0
+		}
+		for (hi-lo)/hi > sc.Tolerance && ctx.Err() == nil {
+			mid := (lo + hi) / 2
+			if sc.Closed {
+				mid = math.Floor(mid)
+				if mid <= lo {
+					break
+				}
+			}
+			step, err := runStep(ctx, sc, mid, false)
+			if step != nil {
+				step.Bisection = true
+				out.Steps = append(out.Steps, *step)
+			}
+			if err != nil {
+				return out, err
+			}
+			if step.Pass {
+				lo, lastPass = mid, mid
+			} else {
+				hi = mid
+			}
+		}
+		out.Stopped += fmt.Sprintf("; bisection to within %g%%", 100*sc.Tolerance)
+	}
+	if lastPass > 0 {
+		v := lastPass
+		out.MaxPassing = &v
+		if sc.ProfileSteps == "max" && ctx.Err() == nil {
+			step, err := runStep(ctx, sc, lastPass, true)
+			if step != nil {
+				out.Steps = append(out.Steps, *step)
+			}
+			if err != nil {
+				return out, err
+			}
+		}
+	}
+	return out, nil
+}
+
+func profileSelection(spec string, n int) ([]bool, error) {
+	at := make([]bool, n)
+	switch spec {
+	case "", "max":
+	case "last":
+		at[n-1] = true
+	case "all":
+		for i := range at {
+			at[i] = true
+		}
+	case "first":
+		at[0] = true
+	default:
+		for _, f := range strings.Split(spec, ",") {
+			k, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || k < 1 || k > n {
+				return nil, fmt.Errorf("--profile-steps %q: want all, first, last, max or step numbers 1..%d", spec, n)
+			}
+			at[k-1] = true
+		}
+	}
+	return at, nil
+}
+
+// runStep runs one level, again while its halves disagree (up to Repeats).
+func runStep(ctx context.Context, sc SweepConfig, level float64, withProfile bool) (*StepResult, error) {
+	cfg := sc.Base
+	cfg.OutPath, cfg.HGRMPath, cfg.HlogPath = "", "", ""
+	name := fmt.Sprintf("rate_%g", level)
+	if sc.Closed {
+		cfg.Plan.Concurrency, cfg.Plan.Rate = int(level), 0
+		name = fmt.Sprintf("concurrency_%d", int(level))
+	} else {
+		cfg.Plan.Rate, cfg.Plan.Concurrency = level, 0
+	}
+	if !withProfile {
+		cfg.Profile = nil
+	} else if cfg.Profile != nil {
+		p := *cfg.Profile
+		p.Options.Run = name // each trace is a TensorBoard run named after its step
+		cfg.Profile = &p
+	}
+	step := &StepResult{Level: level}
+	for attempt := 0; attempt <= sc.Repeats; attempt++ {
+		step.Attempts = attempt + 1
+		res, err := Run(ctx, cfg)
+		if res != nil {
+			step.Result = res
+		}
+		var te *TargetError
+		if err != nil && !errors.As(err, &te) {
+			return step, err
+		}
+		step.Broken = sc.SLO.check(res)
+		if err != nil {
+			step.Broken = append(step.Broken, err.Error())
+		}
+		step.Pass = len(step.Broken) == 0
+		if res.Profile != nil && res.Profile.Result != nil {
+			step.TraceRun = res.Profile.Run
+		}
+		step.Unstable = unstable(res, sc.Stability)
+		if sc.Progress != nil {
+			fmt.Fprintf(sc.Progress, "step %s: %.1f req/s, p99 %s ms, pass %v %s\n", name, res.ThroughputRPS, ms(res.Latency.P99), step.Pass, step.Unstable)
+		}
+		if step.Unstable == "" || ctx.Err() != nil {
+			break
+		}
+	}
+	return step, nil
+}
+
+// unstable compares the two halves of a step's steady seconds: throughput
+// and p99 that differ by more than tol mean the step had not settled.
+func unstable(r *Result, tol float64) string {
+	var steady []int
+	for i, s := range r.Series {
+		if float64(s.Second) >= r.Phases.Steady.Start && float64(s.Second+1) <= r.Phases.Steady.End {
+			steady = append(steady, i)
+		}
+	}
+	if len(steady) < 4 {
+		return ""
+	}
+	half := len(steady) / 2
+	avg := func(idx []int) (rps, p99 float64) {
+		for _, i := range idx {
+			rps += float64(r.Series[i].Requests)
+			p99 += float64(r.Series[i].P99Us)
+		}
+		return rps / float64(len(idx)), p99 / float64(len(idx))
+	}
+	r1, p1 := avg(steady[:half])
+	r2, p2 := avg(steady[half:])
+	rel := func(a, b float64) float64 {
+		if math.Max(a, b) == 0 {
+			return 0
+		}
+		return math.Abs(a-b) / math.Max(a, b)
+	}
+	switch {
+	case rel(r1, r2) > tol:
+		return fmt.Sprintf("throughput %.0f vs %.0f req/s between halves", r1, r2)
+	case rel(p1, p2) > tol:
+		return fmt.Sprintf("p99 %.1f vs %.1f ms between halves", p1/usPerMs, p2/usPerMs)
+	}
+	return ""
+}
+
+// WriteSweepSummary prints the table of steps.
+func WriteSweepSummary(w io.Writer, s *SweepResult) {
+	level := "rate"
+	if s.Loop == "closed" {
+		level = "concurrency"
+	}
+	fmt.Fprintf(w, "loadprof sweep (%s loop): %s\n\n", s.Loop, s.Stopped)
+	fmt.Fprintf(w, "  %-12s %12s %10s %10s %8s %-6s %s\n", level, "achieved/s", "p50 ms", "p99 ms", "errors", "SLO", "trace run / notes")
+	for _, st := range s.Steps {
+		r := st.Result
+		if r == nil {
+			continue
+		}
+		verdict := "pass"
+		if !st.Pass {
+			verdict = "FAIL"
+		}
+		notes := st.TraceRun
+		if st.Bisection {
+			notes = strings.TrimSpace(notes + " (bisection)")
+		}
+		if st.Unstable != "" {
+			notes = strings.TrimSpace(fmt.Sprintf("%s unstable after %d tries: %s", notes, st.Attempts, st.Unstable))
+		}
+		fmt.Fprintf(w, "  %-12g %12.1f %10s %10s %8d %-6s %s\n", st.Level, r.ThroughputRPS, ms(r.Latency.P50), ms(r.Latency.P99), sum(r.Errors), verdict, notes)
+	}
+	if s.MaxPassing != nil {
+		fmt.Fprintf(w, "\n  highest %s meeting the SLO (%s): %g\n", level, s.SLO, *s.MaxPassing)
+	} else {
+		fmt.Fprintf(w, "\n  no step met the SLO (%s)\n", s.SLO)
+	}
+}
+
+// WriteJSON writes the sweep to path atomically.
+func (s *SweepResult) WriteJSON(path string) error { return writeJSON(path, s) }

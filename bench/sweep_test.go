@@ -1,0 +1,80 @@
+package bench
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/sim"
+)
+
+func TestParseStepsAndSLO(t *testing.T) {
+	s, err := ParseSteps("--rate", "50:200:50")
+	if err != nil || !reflect.DeepEqual(s.Values, []float64{50, 100, 150, 200}) {
+		t.Fatalf("%v %v", s, err)
+	}
+	s, err = ParseSteps("--concurrency", "1:64:x2")
+	if err != nil || !reflect.DeepEqual(s.Values, []float64{1, 2, 4, 8, 16, 32, 64}) {
+		t.Fatalf("%v %v", s, err)
+	}
+	for _, bad := range []string{"1:2", "5:1:1", "1:10:0", "1:10:x1", "a:b:c"} {
+		if _, err := ParseSteps("--rate", bad); err == nil {
+			t.Errorf("ParseSteps(%q) accepted", bad)
+		}
+	}
+	slo, err := ParseSLO("p99<50ms,p50<0.5s,errors<0.1%")
+	if err != nil || slo.Latency["p99"] != 50 || slo.Latency["p50"] != 500 || slo.ErrPct != 0.1 {
+		t.Fatalf("%+v %v", slo, err)
+	}
+	for _, bad := range []string{"p99>50ms", "p99<50", "p98<1ms", "errors<1"} {
+		if _, err := ParseSLO(bad); err == nil {
+			t.Errorf("ParseSLO(%q) accepted", bad)
+		}
+	}
+}
+
+func TestSweepFindsTheCapacityOfAQueueingServer(t *testing.T) {
+	// Two workers, 10 ms each: the server serves 200 requests/s. Below that
+	// latency is 10 ms; above it the queue grows by (rate-200) requests a
+	// second, so over a 2.5 s step the p99 passes 50 ms once the rate is a
+	// few requests/s above 200. The highest rate under p99<50ms is 200-204.
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: 10 * time.Millisecond, Workers: 2}})
+	logdir := t.TempDir()
+	steps, _ := ParseSteps("--rate", "100:400:100")
+	slo, _ := ParseSLO("p99<50ms,errors<1%")
+	res, err := RunSweep(context.Background(), SweepConfig{
+		Base: Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 10 * time.Second,
+			Plan:    load.Plan{WarmupDuration: 500 * time.Millisecond, Duration: 2 * time.Second, MaxInflight: 2000},
+			Profile: &ProfileConfig{Addr: srv.GRPCAddr(), Delay: 500 * time.Millisecond, Options: profile.Options{Duration: 500 * time.Millisecond, LogDir: logdir}}},
+		Steps: steps, SLO: slo, Binary: true, Tolerance: 0.05, ProfileSteps: "1,2",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.MaxPassing == nil || *res.MaxPassing < 190 || *res.MaxPassing > 206 {
+		t.Fatalf("max passing %v; steps %+v", res.MaxPassing, summarize(res))
+	}
+	if len(res.Steps) < 4 || res.Steps[2].Pass || !res.Steps[0].Pass || !strings.Contains(res.Stopped, "step 3 (300) broke the SLO") {
+		t.Fatalf("steps %v, stopped %q", summarize(res), res.Stopped)
+	}
+	if res.Steps[0].TraceRun != "rate_100" || res.Steps[1].TraceRun != "rate_200" || res.Steps[2].TraceRun != "" {
+		t.Fatalf("trace runs %q %q %q", res.Steps[0].TraceRun, res.Steps[1].TraceRun, res.Steps[2].TraceRun)
+	}
+	var out strings.Builder
+	WriteSweepSummary(&out, res)
+	if !strings.Contains(out.String(), "highest rate meeting the SLO") || !strings.Contains(out.String(), "FAIL") {
+		t.Fatalf("summary:\n%s", out.String())
+	}
+}
+
+func summarize(r *SweepResult) []string {
+	var s []string
+	for _, st := range r.Steps {
+		s = append(s, strings.TrimSpace(strings.Join([]string{ms(st.Level), map[bool]string{true: "pass", false: "fail"}[st.Pass], ms(st.Result.Latency.P99)}, " ")))
+	}
+	return s
+}
