@@ -41,6 +41,7 @@ type kv struct{ Key, Value string }
 
 // chartData is what the page's script plots.
 type chartData struct {
+	Sweep       *sweepChart   `json:"sweep,omitempty"`
 	PercentileX []float64     `json:"percentile_x"`
 	TimeX       []float64     `json:"time_x"`
 	Runs        []chartSeries `json:"runs"`
@@ -57,6 +58,13 @@ type chartSeries struct {
 	Window       []float64  `json:"window"`
 }
 
+// sweepChart is latency against achieved throughput, one point a step.
+type sweepChart struct {
+	RPS   []float64 `json:"rps"`
+	P50Ms []float64 `json:"p50_ms"`
+	P99Ms []float64 `json:"p99_ms"`
+}
+
 // percentileAxis is HdrHistogram's plotter axis: x = 1/(1-percentile), from
 // 0% to 99.9999%, ten points a decade.
 func percentileAxis() []float64 {
@@ -69,6 +77,9 @@ func percentileAxis() []float64 {
 
 // ReportOptions tune WriteHTML.
 type ReportOptions struct {
+	// Sweep, when set, adds latency against throughput over its steps.
+	Sweep *SweepResult
+
 	// NoAssets leaves the chart library out (for golden-file tests of the
 	// template itself).
 	NoAssets bool
@@ -136,6 +147,16 @@ func WriteHTML(w io.Writer, results []*Result, names []string, opts ReportOption
 		data.Runs = append(data.Runs, cs)
 		runs = append(runs, reportRun{Name: name, Result: r, Errors: sum(r.Errors), Config: configRows(r.Config)})
 	}
+	if sw := opts.Sweep; sw != nil {
+		steps := append([]StepResult(nil), sw.Steps...)
+		sort.SliceStable(steps, func(i, j int) bool { return steps[i].Result.ThroughputRPS < steps[j].Result.ThroughputRPS })
+		data.Sweep = &sweepChart{}
+		for _, st := range steps {
+			data.Sweep.RPS = append(data.Sweep.RPS, st.Result.ThroughputRPS)
+			data.Sweep.P50Ms = append(data.Sweep.P50Ms, st.Result.Latency.P50)
+			data.Sweep.P99Ms = append(data.Sweep.P99Ms, st.Result.Latency.P99)
+		}
+	}
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return err
@@ -146,6 +167,7 @@ func WriteHTML(w io.Writer, results []*Result, names []string, opts ReportOption
 	}
 	view := struct {
 		Title, Version, LatencyFrom string
+		Sweep                       string
 		Runs                        []reportRun
 		Data                        template.JS
 		JS                          template.JS
@@ -153,6 +175,12 @@ func WriteHTML(w io.Writer, results []*Result, names []string, opts ReportOption
 	}{
 		Title: strings.Join(titles, " vs "), Version: Version, LatencyFrom: latencyFrom(results),
 		Runs: runs, Data: template.JS(raw),
+	}
+	if opts.Sweep != nil {
+		view.Sweep = opts.Sweep.Stopped
+		if opts.Sweep.SLO != "" {
+			view.Sweep = "SLO " + opts.Sweep.SLO + "; " + view.Sweep
+		}
 	}
 	if !opts.NoAssets {
 		view.JS, view.CSS = template.JS(uplotJS), template.CSS(uplotCSS)
@@ -181,4 +209,26 @@ func configRows(cfg map[string]any) []kv {
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Key < rows[j].Key })
 	return rows
+}
+
+// WriteSweepHTML writes the report of a sweep: latency against throughput,
+// then every step as a run.
+func WriteSweepHTML(w io.Writer, sw *SweepResult) error {
+	var results []*Result
+	var names []string
+	for _, st := range sw.Steps {
+		if st.Result == nil {
+			continue
+		}
+		results = append(results, st.Result)
+		name := fmt.Sprintf("rate_%g", st.Level)
+		if sw.Loop == "closed" {
+			name = fmt.Sprintf("concurrency_%g", st.Level)
+		}
+		names = append(names, name)
+	}
+	if len(results) == 0 {
+		return fmt.Errorf("the sweep has no finished step")
+	}
+	return WriteHTML(w, results, names, ReportOptions{Sweep: sw})
 }

@@ -206,3 +206,21 @@ func TestHistogramsDecodeInHdrHistogramJS(t *testing.T) {
 		}
 	}
 }
+
+func TestSweepReportPlotsLatencyAgainstThroughput(t *testing.T) {
+	bin := chromium(t)
+	a, b := goldenResult(t), goldenResult(t)
+	b.ThroughputRPS = 500
+	sw := &SweepResult{Version: 1, Kind: "sweep", Loop: "open", SLO: "p99<50ms", Stopped: "every step passed",
+		Steps: []StepResult{{Level: 250, Pass: true, Result: a}, {Level: 500, Pass: true, Result: b}}}
+	var buf bytes.Buffer
+	if err := WriteSweepHTML(&buf, sw); err != nil {
+		t.Fatal(err)
+	}
+	page := filepath.Join(t.TempDir(), "sweep.html")
+	os.WriteFile(page, buf.Bytes(), 0o644)
+	dom := string(headless(t, bin, "--dump-dom", "file://"+page))
+	if !strings.Contains(dom, `data-errors=""`) || !regexp.MustCompile(`id="sweep"[^>]*data-points="4"`).MatchString(dom) || !strings.Contains(dom, "rate_500") {
+		t.Fatalf("sweep page: %s", regexp.MustCompile(`data-errors="[^"]*"|id="sweep"[^>]*`).FindAllString(dom, -1))
+	}
+}

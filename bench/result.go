@@ -154,6 +154,29 @@ func writeJSON(path string, v any) error {
 	return WriteFileAtomic(path, buf.Bytes())
 }
 
+// ReadSweep reads the result.json of a sweep.
+func ReadSweep(path string) (*SweepResult, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var s SweepResult
+	if err := json.Unmarshal(data, &s); err != nil || s.Kind != "sweep" {
+		return nil, fmt.Errorf("%s: not a loadprof sweep result", path)
+	}
+	return &s, nil
+}
+
+// IsSweep reports whether path holds a sweep's result.
+func IsSweep(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	var head struct{ Kind string }
+	return json.Unmarshal(data, &head) == nil && head.Kind == "sweep"
+}
+
 // ReadResult reads a result.json.
 func ReadResult(path string) (*Result, error) {
 	data, err := os.ReadFile(path)
@@ -166,6 +189,9 @@ func ReadResult(path string) (*Result, error) {
 	}
 	if r.Version == 0 {
 		return nil, fmt.Errorf("%s: not a loadprof result: no \"version\"", path)
+	}
+	if IsSweep(path) {
+		return nil, fmt.Errorf("%s: a sweep, not one run (loadprof report takes it alone)", path)
 	}
 	return &r, nil
 }

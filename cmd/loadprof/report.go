@@ -29,6 +29,9 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "loadprof report: --hgrm takes one result")
 		return exitBadInput
 	}
+	if fs.NArg() == 1 && bench.IsSweep(fs.Arg(0)) {
+		return reportSweep(fs.Arg(0), *html, stdout, stderr)
+	}
 	var results []*bench.Result
 	for _, path := range fs.Args() {
 		r, err := bench.ReadResult(path)
@@ -73,4 +76,27 @@ func writeHTML(path string, results []*bench.Result, names []string) error {
 		return fmt.Errorf("--html %s: %w", path, err)
 	}
 	return nil
+}
+
+func reportSweep(path, html string, stdout, stderr io.Writer) int {
+	sw, err := bench.ReadSweep(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "loadprof report: %v\n", err)
+		return exitBadInput
+	}
+	if html == "" {
+		bench.WriteSweepSummary(stdout, sw)
+		return exitOK
+	}
+	var buf bytes.Buffer
+	if err := bench.WriteSweepHTML(&buf, sw); err != nil {
+		fmt.Fprintf(stderr, "loadprof report: %s: %v\n", path, err)
+		return exitBadInput
+	}
+	if err := bench.WriteFileAtomic(html, buf.Bytes()); err != nil {
+		fmt.Fprintf(stderr, "loadprof report: --html %s: %v\n", html, err)
+		return exitBadInput
+	}
+	fmt.Fprintf(stdout, "HTML report written to %s\n", html)
+	return exitOK
 }
