@@ -78,3 +78,37 @@ func summarize(r *SweepResult) []string {
 	}
 	return s
 }
+
+func TestUnstableStepsAreThoseWhoseHalvesDisagree(t *testing.T) {
+	steady := func(rps []int64, p99 []int64) *Result {
+		r := &Result{Phases: Phases{Steady: Phase{Start: 0, End: float64(len(rps))}}}
+		for i := range rps {
+			r.Series = append(r.Series, load.Second{Second: i, Requests: rps[i], P99Us: p99[i]})
+		}
+		return r
+	}
+	if why := unstable(steady([]int64{100, 100, 100, 100}, []int64{5000, 5000, 5100, 5000}), 0.2); why != "" {
+		t.Fatalf("a steady step is unstable: %s", why)
+	}
+	if why := unstable(steady([]int64{100, 100, 60, 60}, []int64{5000, 5000, 5000, 5000}), 0.2); !strings.Contains(why, "throughput 100 vs 60") {
+		t.Fatalf("got %q", why)
+	}
+	if why := unstable(steady([]int64{100, 100, 100, 100}, []int64{5000, 5000, 9000, 9000}), 0.2); !strings.Contains(why, "p99 5.0 vs 9.0 ms") {
+		t.Fatalf("got %q", why)
+	}
+}
+
+func TestProfileStepSelection(t *testing.T) {
+	for spec, want := range map[string][]bool{
+		"": {false, false, false}, "all": {true, true, true}, "first": {true, false, false},
+		"last": {false, false, true}, "max": {false, false, false}, "1,3": {true, false, true},
+	} {
+		got, err := profileSelection(spec, 3)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: %v %v", spec, got, err)
+		}
+	}
+	if _, err := profileSelection("4", 3); err == nil {
+		t.Error("step 4 of 3 accepted")
+	}
+}
