@@ -137,7 +137,7 @@ type SweepConfig struct {
 	SLO          SLO
 	Binary       bool    // after a broken step, narrow the max passing level down by bisection
 	Tolerance    float64 // relative width at which bisection stops (0.05)
-	ProfileSteps string  // "", "all", "first", "last", "max" or "N,M" (1-based step numbers)
+	ProfileSteps string  // comma list of all, first, last, max and 1-based step numbers
 	Repeats      int     // tries of an unstable step (halves differ) beyond the first
 	Stability    float64 // relative difference between halves that makes a step unstable (0.2)
 	Progress     io.Writer
@@ -184,7 +184,7 @@ func RunSweep(ctx context.Context, sc SweepConfig) (*SweepResult, error) {
 	if sc.Closed {
 		out.Loop = "closed"
 	}
-	profileAt, err := profileSelection(sc.ProfileSteps, len(sc.Steps.Values))
+	profileAt, profileMax, err := profileSelection(sc.ProfileSteps, len(sc.Steps.Values))
 	if err != nil {
 		return nil, &InputError{err}
 	}
@@ -194,7 +194,7 @@ func RunSweep(ctx context.Context, sc SweepConfig) (*SweepResult, error) {
 			out.Stopped = "interrupted"
 			break
 		}
-		step, err := runStep(ctx, sc, level, profileAt[i])
+		step, err := runStep(ctx, sc, level, profileAt[i], "")
 		if step != nil {
 			out.Steps = append(out.Steps, *step)
 		}
@@ -224,7 +224,7 @@ func RunSweep(ctx context.Context, sc SweepConfig) (*SweepResult, error) {
 					break
 				}
 			}
-			step, err := runStep(ctx, sc, mid, false)
+			step, err := runStep(ctx, sc, mid, false, "")
 			if step != nil {
 				step.Bisection = true
 				out.Steps = append(out.Steps, *step)
@@ -243,8 +243,9 @@ func RunSweep(ctx context.Context, sc SweepConfig) (*SweepResult, error) {
 	if lastPass > 0 {
 		v := lastPass
 		out.MaxPassing = &v
-		if sc.ProfileSteps == "max" && ctx.Err() == nil {
-			step, err := runStep(ctx, sc, lastPass, true)
+		if profileMax && ctx.Err() == nil {
+			// Its own run name: the step may have been profiled already.
+			step, err := runStep(ctx, sc, lastPass, true, "max_")
 			if step != nil {
 				out.Steps = append(out.Steps, *step)
 			}
@@ -256,38 +257,46 @@ func RunSweep(ctx context.Context, sc SweepConfig) (*SweepResult, error) {
 	return out, nil
 }
 
-func profileSelection(spec string, n int) ([]bool, error) {
+// profileSelection reads --profile-steps: a comma list of all, first,
+// last, max and 1-based step numbers. It returns the steps to profile and
+// whether to run the highest passing level again with a profile.
+func profileSelection(spec string, n int) ([]bool, bool, error) {
 	at := make([]bool, n)
-	switch spec {
-	case "", "max":
-	case "last":
-		at[n-1] = true
-	case "all":
-		for i := range at {
-			at[i] = true
-		}
-	case "first":
-		at[0] = true
-	default:
-		for _, f := range strings.Split(spec, ",") {
-			k, err := strconv.Atoi(strings.TrimSpace(f))
+	wantMax := false
+	if strings.TrimSpace(spec) == "" {
+		return at, false, nil
+	}
+	for _, f := range strings.Split(spec, ",") {
+		switch f = strings.TrimSpace(f); f {
+		case "max":
+			wantMax = true
+		case "all":
+			for i := range at {
+				at[i] = true
+			}
+		case "first":
+			at[0] = true
+		case "last":
+			at[n-1] = true
+		default:
+			k, err := strconv.Atoi(f)
 			if err != nil || k < 1 || k > n {
-				return nil, fmt.Errorf("--profile-steps %q: want all, first, last, max or step numbers 1..%d", spec, n)
+				return nil, false, fmt.Errorf("--profile-steps %q: want all, first, last, max or step numbers 1..%d", spec, n)
 			}
 			at[k-1] = true
 		}
 	}
-	return at, nil
+	return at, wantMax, nil
 }
 
 // runStep runs one level, again while its halves disagree (up to Repeats).
-func runStep(ctx context.Context, sc SweepConfig, level float64, withProfile bool) (*StepResult, error) {
+func runStep(ctx context.Context, sc SweepConfig, level float64, withProfile bool, runPrefix string) (*StepResult, error) {
 	cfg := sc.Base
 	cfg.OutPath, cfg.HGRMPath, cfg.HlogPath = "", "", ""
-	name := fmt.Sprintf("rate_%g", level)
+	name := fmt.Sprintf("%srate_%g", runPrefix, level)
 	if sc.Closed {
 		cfg.Plan.Concurrency, cfg.Plan.Rate = int(level), 0
-		name = fmt.Sprintf("concurrency_%d", int(level))
+		name = fmt.Sprintf("%sconcurrency_%d", runPrefix, int(level))
 	} else {
 		cfg.Plan.Rate, cfg.Plan.Concurrency = level, 0
 	}

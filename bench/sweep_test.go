@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -50,7 +51,7 @@ func TestSweepFindsTheCapacityOfAQueueingServer(t *testing.T) {
 		Base: Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 10 * time.Second,
 			Plan:    load.Plan{WarmupDuration: 500 * time.Millisecond, Duration: 2 * time.Second, MaxInflight: 2000},
 			Profile: &ProfileConfig{Addr: srv.GRPCAddr(), Delay: 500 * time.Millisecond, Options: profile.Options{Duration: 500 * time.Millisecond, LogDir: logdir}}},
-		Steps: steps, SLO: slo, Binary: true, Tolerance: 0.05, ProfileSteps: "1,2",
+		Steps: steps, SLO: slo, Binary: true, Tolerance: 0.05, ProfileSteps: "first,2,max",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +64,10 @@ func TestSweepFindsTheCapacityOfAQueueingServer(t *testing.T) {
 	}
 	if res.Steps[0].TraceRun != "rate_100" || res.Steps[1].TraceRun != "rate_200" || res.Steps[2].TraceRun != "" {
 		t.Fatalf("trace runs %q %q %q", res.Steps[0].TraceRun, res.Steps[1].TraceRun, res.Steps[2].TraceRun)
+	}
+	// "max": the highest passing level once more, with a profile.
+	if last := res.Steps[len(res.Steps)-1]; last.Level != *res.MaxPassing || last.TraceRun != fmt.Sprintf("max_rate_%g", *res.MaxPassing) || last.Bisection || last.Result.Profile.Error != "" {
+		t.Fatalf("last step %+v", last)
 	}
 	var out strings.Builder
 	WriteSweepSummary(&out, res)
@@ -101,14 +106,14 @@ func TestUnstableStepsAreThoseWhoseHalvesDisagree(t *testing.T) {
 func TestProfileStepSelection(t *testing.T) {
 	for spec, want := range map[string][]bool{
 		"": {false, false, false}, "all": {true, true, true}, "first": {true, false, false},
-		"last": {false, false, true}, "max": {false, false, false}, "1,3": {true, false, true},
+		"last": {false, false, true}, "max": {false, false, false}, "1,3": {true, false, true}, "first,max": {true, false, false},
 	} {
-		got, err := profileSelection(spec, 3)
-		if err != nil || !reflect.DeepEqual(got, want) {
-			t.Errorf("%q: %v %v", spec, got, err)
+		got, wantMax, err := profileSelection(spec, 3)
+		if err != nil || !reflect.DeepEqual(got, want) || wantMax != strings.Contains(spec, "max") {
+			t.Errorf("%q: %v %v %v", spec, got, wantMax, err)
 		}
 	}
-	if _, err := profileSelection("4", 3); err == nil {
+	if _, _, err := profileSelection("4", 3); err == nil {
 		t.Error("step 4 of 3 accepted")
 	}
 }
