@@ -179,6 +179,8 @@ func preflightREST(rest *load.REST, set *payloads.Set, url string) error {
 		return nil
 	case out.Class == load.HTTPStatus:
 		return &TargetError{fmt.Errorf("%s answered %d to %s: %s", url, out.Code, set.Payloads[0].Source, strings.TrimSpace(body))}
+	case out.Class == load.TooLarge:
+		return &TargetError{fmt.Errorf("%s: the response to %s is larger than --max-response allows (%v)", url, set.Payloads[0].Source, out.Err)}
 	}
 	return &TargetError{fmt.Errorf("%s: %s: %v", url, out.Key(), out.Err)}
 }

@@ -200,6 +200,12 @@ func (s *restSender) roundTrip(payload int) error {
 		s.drop()
 		return err
 	}
+	// fasthttp reports every failure before the first response byte as
+	// EOF; wait for that byte here so that a reset stays a reset.
+	if _, err := s.br.Peek(1); err != nil {
+		s.drop()
+		return err
+	}
 	if err := s.resp.ReadLimitBody(s.br, s.rest.cfg.MaxResponseBytes); err != nil {
 		s.drop()
 		return err

@@ -32,5 +32,6 @@ export LOADPROF_NODE_MODULES
 echo "== go test"
 go test -count=1 -timeout 20m ./...
 
-echo "== fuzz (short): payload parser"
+echo "== fuzz (short): payload parser and JSON-to-TensorProto conversion"
 go test -run '^$' -fuzz '^FuzzParseBody$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./payloads
+go test -run '^$' -fuzz '^FuzzToTensorProtos$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./payloads

@@ -46,6 +46,13 @@ type Latency struct {
 	ErrorStatus int     // HTTP status of simulated failures; 503 when 0
 }
 
+// Faults make the REST server misbehave on a fraction of predict calls.
+type Faults struct {
+	ResetRate     float64 // answer with a TCP reset instead of a response
+	HalfCloseRate float64 // close the write side of the connection without answering
+	ResponseBytes int     // pad every response body to at least this many bytes
+}
+
 // Config describes the simulated server.
 type Config struct {
 	REST string // REST listen address, e.g. "127.0.0.1:0"; empty for none
@@ -57,6 +64,9 @@ type Config struct {
 	Signature Signature // DefaultSignature() when it has no inputs
 	Latency   Latency
 	Profiler  ProfilerConfig
+
+	// Faults are misbehaviours of the REST server, for fault tests.
+	Faults Faults
 
 	// Authorization, when set, is the value every predict call must carry
 	// in its Authorization header (REST) or metadata (gRPC).
@@ -127,6 +137,7 @@ func Start(cfg Config) (*Server, error) {
 		}
 		s.rest = &fasthttp.Server{
 			Handler:               s.handle,
+			Logger:                quietLogger{}, // faults and killed clients are expected here
 			Name:                  "loadprof-sim",
 			NoDefaultServerHeader: true,
 			MaxRequestBodySize:    64 << 20,
@@ -176,6 +187,10 @@ func (s *Server) GRPCAddr() string { return s.grpcLn.Addr().String() }
 
 // Model is the simulated model's name.
 func (s *Server) Model() string { return s.cfg.Model }
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
 
 // RESTAddr is the address the REST API listens on.
 func (s *Server) RESTAddr() string { return s.ln.Addr().String() }
@@ -458,6 +473,19 @@ func (s *Server) predict(ctx *fasthttp.RequestCtx) {
 		time.Sleep(d)
 	}
 	s.predicts.Add(1)
+	if f := &s.cfg.Faults; f.ResetRate > 0 || f.HalfCloseRate > 0 {
+		roll := rand.Float64()
+		if tcp, ok := ctx.Conn().(*net.TCPConn); ok && roll < f.ResetRate+f.HalfCloseRate {
+			if roll < f.ResetRate {
+				_ = tcp.SetLinger(0) // close sends RST
+				_ = tcp.Close()
+			} else {
+				_ = tcp.CloseWrite()
+			}
+			ctx.SetConnectionClose()
+			return
+		}
+	}
 	if l := &s.cfg.Latency; l.ErrorRate > 0 && rand.Float64() < l.ErrorRate {
 		writeError(ctx, l.ErrorStatus, "simulated failure")
 		return
@@ -477,7 +505,13 @@ func (s *Server) predict(ctx *fasthttp.RequestCtx) {
 		}
 		buf = appendFloat(buf, v)
 	}
-	buf = append(buf, "]}"...)
+	buf = append(buf, ']')
+	if pad := s.cfg.Faults.ResponseBytes - len(buf) - 20; pad > 0 {
+		buf = append(buf, `, "padding": "`...)
+		buf = append(buf, strings.Repeat("x", pad)...)
+		buf = append(buf, '"')
+	}
+	buf = append(buf, '}')
 	ctx.SetBody(buf)
 }
 

@@ -245,3 +245,35 @@ func TestRateSweepFromTheCommandLine(t *testing.T) {
 		t.Fatalf("sweep.json: %+v %v", doc, err)
 	}
 }
+
+func TestSecretsNeverAppearInResultsReportsOrLogs(t *testing.T) {
+	srv := startSim(t, sim.Config{Authorization: "Bearer s3cr3t-t0ken"})
+	dir := t.TempDir()
+	out, html, hlog := filepath.Join(dir, "result.json"), filepath.Join(dir, "report.html"), filepath.Join(dir, "run.hlog")
+	code, stdout, stderr := loadprof(t, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`),
+		"--concurrency", "2", "--requests", "50", "-H", "Authorization: Bearer s3cr3t-t0ken", "-H", "X-Api-Key: k3y-value",
+		"--out", out, "--html", html, "--hlog", hlog)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	files := []string{stdout, stderr}
+	for _, f := range []string{out, html, hlog} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, string(b))
+	}
+	for i, text := range files {
+		if strings.Contains(text, "s3cr3t-t0ken") || strings.Contains(text, "k3y-value") {
+			t.Errorf("output %d holds a secret", i)
+		}
+	}
+	// Leftover temporary files would mean a write that was not atomic.
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp") {
+			t.Errorf("temporary file left behind: %s", e.Name())
+		}
+	}
+}
