@@ -117,3 +117,31 @@ func TestResponsesLargerThanMaxResponseAreRefused(t *testing.T) {
 		t.Fatalf("errors %v", res.Errors)
 	}
 }
+
+func TestProfilerAnsweringGarbageKeepsTheLoadResults(t *testing.T) {
+	srv := startSim(t, sim.Config{Profiler: sim.ProfilerConfig{Garbage: true}})
+	prof := profiled(srv, t.TempDir())
+	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body),
+		Plan: load.Plan{Rate: 100, Duration: time.Second, MaxInflight: 50}, Profile: prof})
+	if err != nil || res.Requests != 100 || len(res.Errors) != 0 {
+		t.Fatalf("err %v, %d requests, errors %v", err, res.Requests, res.Errors)
+	}
+	if !strings.Contains(res.Profile.Error, "not a ProfileResponse (truncated or garbage)") {
+		t.Fatalf("profile error %q", res.Profile.Error)
+	}
+}
+
+func TestOversizedToolDataIsRefused(t *testing.T) {
+	srv := startSim(t, sim.Config{Profiler: sim.ProfilerConfig{Mode: sim.ProfileReturnToolData}})
+	logdir := t.TempDir()
+	prof := profiled(srv, logdir)
+	prof.Options.MaxFileBytes = 64
+	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body),
+		Plan: load.Plan{Rate: 100, Duration: time.Second, MaxInflight: 50}, Profile: prof})
+	if err != nil || res.Requests < 100 { // the window holds the steady phase open past 1 s
+		t.Fatalf("err %v, %d requests", err, res.Requests)
+	}
+	if !strings.Contains(res.Profile.Error, "refusing tool_data") || len(res.Profile.Files) != 0 {
+		t.Fatalf("profile %+v error %q", res.Profile.Result, res.Profile.Error)
+	}
+}

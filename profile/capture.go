@@ -32,6 +32,7 @@ type Options struct {
 	Attempts          int           // tries while the server reports an empty trace; 3 when 0
 	Slack             time.Duration // RPC deadline beyond the window, for collection; 60s when 0
 	MaxEvents         uint64        // 1e6 when 0
+	MaxFileBytes      int           // largest trace file written from a response; 1 GiB when 0
 	Tools             []string      // tools asked of servers that return tool_data
 }
 
@@ -57,6 +58,9 @@ func (o *Options) defaults(addr string) {
 	}
 	if o.Slack <= 0 {
 		o.Slack = 60 * time.Second
+	}
+	if o.MaxFileBytes <= 0 {
+		o.MaxFileBytes = 1 << 30
 	}
 	if o.MaxEvents == 0 {
 		o.MaxEvents = 1_000_000
@@ -194,6 +198,10 @@ func describe(addr string, err error, opts Options) error {
 		return &Error{Addr: addr, Err: err, Msg: fmt.Sprintf("no answer within the %s window plus %s for collection (raise --profile-timeout)", opts.Duration, opts.Slack)}
 	case codes.Canceled:
 		return &Error{Addr: addr, Err: err, Msg: "interrupted before the server returned the trace"}
+	case codes.Internal:
+		if strings.Contains(st.Message(), "unmarshal") {
+			return &Error{Addr: addr, Err: err, Msg: "the server's answer is not a ProfileResponse (truncated or garbage): " + st.Message()}
+		}
 	}
 	return &Error{Addr: addr, Err: err, Msg: fmt.Sprintf("%s: %s", st.Code(), st.Message())}
 }
@@ -220,6 +228,10 @@ func store(res *Result, resp *tfproto.ProfileResponse, req *tfproto.ProfileReque
 	case len(resp.GetToolData()) > 0:
 		var errs []error
 		for _, td := range resp.GetToolData() {
+			if len(td.GetData()) > opts.MaxFileBytes {
+				errs = append(errs, fmt.Errorf("refusing tool_data %q of %d bytes (over %d)", td.GetName(), len(td.GetData()), opts.MaxFileBytes))
+				continue
+			}
 			p, err := st.Write(td.GetName(), td.GetData())
 			if err != nil {
 				errs = append(errs, err)

@@ -10,7 +10,10 @@ import (
 
 	"github.com/loadprof/loadprof/profile"
 	"github.com/loadprof/loadprof/tfproto"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -35,6 +38,40 @@ type ProfilerConfig struct {
 	ToolDataNames []string
 	// Hang makes Profile never answer (until the client gives up).
 	Hang bool
+	// Garbage makes Profile answer with bytes that are not a
+	// ProfileResponse (a truncated message).
+	Garbage bool
+}
+
+// rawReply is sent by the codec as it is: how the simulator answers with
+// bytes that are not the message the client expects.
+type rawReply []byte
+
+// simCodec is the proto codec, but for rawReply.
+type simCodec struct{ proto encoding.CodecV2 }
+
+func (c simCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if r, ok := v.(rawReply); ok {
+		return mem.BufferSlice{mem.SliceBuffer(r)}, nil
+	}
+	return c.proto.Marshal(v)
+}
+
+func (c simCodec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unmarshal(data, v) }
+func (c simCodec) Name() string                                { return "proto" }
+
+// garbageProfiler answers every ProfilerService call with a truncated
+// message: a length-delimited field that claims more bytes than follow.
+func garbageProfiler(_ any, stream grpc.ServerStream) error {
+	method, _ := grpc.MethodFromServerStream(stream)
+	if method != "/tensorflow.ProfilerService/Profile" {
+		return status.Errorf(codes.Unimplemented, "unknown method %s", method)
+	}
+	var req tfproto.ProfileRequest
+	if err := stream.RecvMsg(&req); err != nil {
+		return err
+	}
+	return stream.SendMsg(rawReply{0x32, 0x7f, 0x0a, 0x03, 'a', 'b'})
 }
 
 // profiledCall is one predict call seen while a window was open.

@@ -19,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/encoding"
 )
 
 // Latency is the simulated service time of one predict call.
@@ -158,12 +159,15 @@ func Start(cfg Config) (*Server, error) {
 		}
 		s.grpcLn = ln
 		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(256 << 20)}
+		if cfg.Profiler.Garbage {
+			opts = append(opts, grpc.ForceServerCodecV2(simCodec{encoding.GetCodecV2("proto")}), grpc.UnknownServiceHandler(garbageProfiler))
+		}
 		if cfg.TLS != nil {
 			opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 		}
 		s.grpc = grpc.NewServer(opts...)
 		tfproto.RegisterPredictionServiceServer(s.grpc, &predictionService{s: s})
-		if !cfg.Profiler.Disabled {
+		if !cfg.Profiler.Disabled && !cfg.Profiler.Garbage {
 			tfproto.RegisterProfilerServiceServer(s.grpc, &profilerService{s: s})
 		}
 		s.wg.Add(1)
