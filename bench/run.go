@@ -172,6 +172,9 @@ func prepareREST(cfg Config, set *payloads.Set, tlsConfig *tls.Config) (*target,
 // is sent; a timeout or a transient 5xx or 429 is left to the run to count.
 func preflightREST(rest *load.REST, set *payloads.Set, url string) error {
 	out, body := rest.Probe(0)
+	for try := 1; try < 3 && (out.Class == load.ConnReset || out.Class == load.ConnClosed); try++ {
+		out, body = rest.Probe(0) // a dropped connection may be a one-off; a refused one is not
+	}
 	switch {
 	case out.Class == load.OK || out.Class == load.Timeout:
 		return nil // a slow first call (lazy initialisation) is the warm-up's business

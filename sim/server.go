@@ -52,6 +52,7 @@ type Faults struct {
 	ResetRate     float64 // answer with a TCP reset instead of a response
 	HalfCloseRate float64 // close the write side of the connection without answering
 	ResponseBytes int     // pad every response body to at least this many bytes
+	AfterCalls    int64   // the first this many predict calls are spared
 }
 
 // Config describes the simulated server.
@@ -476,8 +477,8 @@ func (s *Server) predict(ctx *fasthttp.RequestCtx) {
 	if d := s.serveTime(arrived) - time.Since(arrived); d > 0 {
 		time.Sleep(d)
 	}
-	s.predicts.Add(1)
-	if f := &s.cfg.Faults; f.ResetRate > 0 || f.HalfCloseRate > 0 {
+	n := s.predicts.Add(1)
+	if f := &s.cfg.Faults; (f.ResetRate > 0 || f.HalfCloseRate > 0) && n > f.AfterCalls {
 		roll := rand.Float64()
 		if tcp, ok := ctx.Conn().(*net.TCPConn); ok && roll < f.ResetRate+f.HalfCloseRate {
 			if roll < f.ResetRate {
