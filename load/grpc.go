@@ -142,11 +142,6 @@ func (g *GRPC) Call(payload int) (Outcome, []byte) {
 	return out, s.resp.data
 }
 
-// IsUnreachable reports whether a gRPC error means nothing answered.
-func IsUnreachable(err error) bool {
-	return status.Code(err) == codes.Unavailable
-}
-
 // rawMessage is an already serialized protobuf message. A response is
 // copied out of gRPC's buffers only when keep is set.
 type rawMessage struct {
