@@ -179,9 +179,7 @@ func TestBadPayloadFailsBeforeAnyLoadIsSent(t *testing.T) {
 func TestTargetFailuresAreTargetErrors(t *testing.T) {
 	srv := startSim(t, sim.Config{})
 	data := writeFile(t, "data.json", body)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	closedAddr := ln.Addr().String()
-	ln.Close()
+	closedAddr := testkit.ClosedAddr(t)
 	cases := map[string]string{
 		"http://" + closedAddr + "/v1/models/test_model:predict":                "connection_refused",
 		"http://" + srv.RESTAddr() + "/v1/models/other_model:predict":           "answered 404",

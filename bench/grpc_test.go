@@ -3,11 +3,11 @@ package bench
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/loadprof/loadprof/internal/testkit"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/sim"
 )
@@ -108,9 +108,7 @@ func TestGRPCBadPayloadsAreInputErrorsNamingPayloadAndInput(t *testing.T) {
 func TestGRPCTargetFailures(t *testing.T) {
 	srv := startSim(t, sim.Config{})
 	data := writeFile(t, "data.json", body)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	closed := ln.Addr().String()
-	ln.Close()
+	closed := testkit.ClosedAddr(t)
 	cases := []struct {
 		target GRPCTarget
 		want   string

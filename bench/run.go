@@ -188,6 +188,20 @@ func preflightREST(rest *load.REST, set *payloads.Set, url string) error {
 	return &TargetError{fmt.Errorf("%s: %s: %v", url, out.Key(), out.Err)}
 }
 
+// LoadCertPool reads the PEM certificates of path, named after flag in
+// errors.
+func LoadCertPool(flag, path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", flag, path, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s %s: no PEM certificate in the file", flag, path)
+	}
+	return pool, nil
+}
+
 // config returns the TLS settings, or nil for plaintext (a gRPC target
 // without --tls; an https:// URL gets default settings from the transport).
 func (t TLSFiles) config() (*tls.Config, error) {
@@ -196,13 +210,9 @@ func (t TLSFiles) config() (*tls.Config, error) {
 	}
 	c := &tls.Config{InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // the user asked for it
 	if t.CA != "" {
-		pem, err := os.ReadFile(t.CA)
+		pool, err := LoadCertPool("--ca", t.CA)
 		if err != nil {
-			return nil, fmt.Errorf("--ca %s: %w", t.CA, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca %s: no PEM certificate in the file", t.CA)
+			return nil, err
 		}
 		c.RootCAs = pool
 	}

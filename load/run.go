@@ -148,7 +148,15 @@ func (r *runner) phaseOf(at time.Duration) (Phase, bool) {
 
 func (r *runner) since() time.Duration { return r.rec.Now() }
 
-func (r *runner) record(phase Phase, inWindow bool, startAt time.Duration, out Outcome) {
+// send sends the next payload with s and records it. startAt is the
+// intended (open loop) or actual (closed loop) send time; the request is in
+// the profile window if the window is open now.
+func (r *runner) send(s Sender, phase Phase, startAt time.Duration) {
+	inWindow := r.rec.WindowOpen()
+	r.dispatched.Add(1)
+	r.trackInflight()
+	out := s.Send(r.pick.Next())
+	r.inflight.Add(-1)
 	r.rec.Record(Sample{Phase: phase, InWindow: inWindow, Start: startAt, Done: r.since(), Outcome: out})
 	r.finished.Add(1)
 }
@@ -211,12 +219,7 @@ func (r *runner) openLoop(ctx context.Context) {
 				}
 			}
 			raiseTo(&r.maxLag, int64(r.since()-intended))
-			inWindow := r.rec.WindowOpen()
-			r.dispatched.Add(1)
-			r.trackInflight()
-			out := s.Send(r.pick.Next())
-			r.inflight.Add(-1)
-			r.record(phase, inWindow, intended, out)
+			r.send(s, phase, intended)
 		}
 	}
 	spawn = func() bool {
@@ -263,12 +266,7 @@ func (r *runner) closedLoop(ctx context.Context) {
 				if !more {
 					return
 				}
-				inWindow := r.rec.WindowOpen()
-				r.dispatched.Add(1)
-				r.trackInflight()
-				out := s.Send(r.pick.Next())
-				r.inflight.Add(-1)
-				r.record(phase, inWindow, sent, out)
+				r.send(s, phase, sent)
 			}
 		}()
 	}

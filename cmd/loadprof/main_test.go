@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,9 +101,7 @@ func TestBadInputExitsTwoWithOneLineNamingTheProblem(t *testing.T) {
 }
 
 func TestUnreachableTargetExitsThree(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testkit.ClosedAddr(t)
 	good := writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`)
 	code, _, stderr := loadprof(t, "run", "--url", "http://"+addr+"/v1/models/m:predict", "--data", good, "--rate", "10", "--duration", "1s")
 	if code != 3 || !strings.Contains(stderr, "connection_refused") {
@@ -211,9 +208,7 @@ func TestProfileCommandAndTraceSummary(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "no .xplane.pb file") {
 		t.Fatalf("empty dir: exit %d %s", code, stderr)
 	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	closed := ln.Addr().String()
-	ln.Close()
+	closed := testkit.ClosedAddr(t)
 	code, _, stderr = loadprof(t, "profile", "--addr", closed, "--profile-duration", "1s", "--logdir", logdir)
 	if code != 3 || !strings.Contains(stderr, "unreachable") {
 		t.Fatalf("unreachable: exit %d %s", code, stderr)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"os"
@@ -76,13 +75,9 @@ func (s *simFlags) config() (sim.Config, error) {
 		}
 		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
 		if s.clientCA != "" {
-			pem, err := os.ReadFile(s.clientCA)
+			pool, err := bench.LoadCertPool("--client-ca", s.clientCA)
 			if err != nil {
-				return cfg, fmt.Errorf("--client-ca: %v", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return cfg, fmt.Errorf("--client-ca %s: no PEM certificate in the file", s.clientCA)
+				return cfg, err
 			}
 			cfg.TLS.ClientCAs, cfg.TLS.ClientAuth = pool, tls.RequireAndVerifyClientCert
 		}

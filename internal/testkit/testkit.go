@@ -4,6 +4,7 @@
 package testkit
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -32,4 +33,17 @@ func File(tb testing.TB, name, content string) string {
 		tb.Fatal(err)
 	}
 	return path
+}
+
+// ClosedAddr returns a 127.0.0.1 address nothing listens on: a port that
+// was free a moment ago.
+func ClosedAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }
