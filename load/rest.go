@@ -39,15 +39,46 @@ type RESTConfig struct {
 	Timeout          time.Duration
 	MaxResponseBytes int // larger responses fail as TooLarge; 0 means 64 MiB
 	TLS              *tls.Config
+	Engine           Engine
 }
 
-// REST is a Transport for HTTP/1.1 requests on keep-alive connections.
-// Each Sender owns one connection and sends one request at a time on it,
-// so the number of connections is the number of requests in flight. Every
-// payload's request is rendered once (by fasthttp) before the load starts;
-// sending is one write of those bytes and fasthttp's response parser.
+// Engine is how REST requests are driven.
+type Engine string
+
+// The REST engines. Both send the same bytes (rendered by fasthttp) and
+// classify outcomes the same way.
+const (
+	// EngineAuto picks epoll for http:// on Linux and goroutines otherwise.
+	EngineAuto Engine = ""
+	// EngineEpoll drives plaintext connections from a few event loops
+	// (one per GOMAXPROCS thread), like wrk; Linux only.
+	EngineEpoll Engine = "epoll"
+	// EngineGoroutines gives each connection a goroutine and blocking I/O
+	// through Go's netpoller; it also does TLS.
+	EngineGoroutines Engine = "goroutines"
+)
+
+// ParseEngine reads the --rest-engine flag.
+func ParseEngine(s string) (Engine, error) {
+	switch e := Engine(s); e {
+	case "auto":
+		return EngineAuto, nil
+	case EngineEpoll, EngineGoroutines:
+		return e, nil
+	}
+	return "", fmt.Errorf("--rest-engine %q: want auto, epoll or goroutines", s)
+}
+
+// REST is a Transport for HTTP/1.1 requests on keep-alive connections,
+// one request at a time on each, so the number of connections is the
+// number of requests in flight. Every payload's request is rendered once
+// (by fasthttp) before the load starts. With the goroutine engine each
+// Sender owns a connection and parses responses with fasthttp; with the
+// epoll engine Run drives the connections itself (evloop_linux.go) and
+// fasthttp parses the response headers.
 type REST struct {
 	cfg      RESTConfig
+	engine   Engine
 	addr     string
 	tls      *tls.Config
 	requests [][]byte // rendered request per payload
@@ -89,7 +120,17 @@ func NewREST(cfg RESTConfig) (*REST, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	r := &REST{cfg: cfg, addr: addr, conns: map[*restSender]struct{}{}}
+	r := &REST{cfg: cfg, addr: addr, conns: map[*restSender]struct{}{}, engine: cfg.Engine}
+	switch {
+	case cfg.Engine == EngineEpoll && !eventLoopsAvailable:
+		return nil, errors.New("--rest-engine epoll: needs Linux; use goroutines")
+	case cfg.Engine == EngineEpoll && u.Scheme == "https":
+		return nil, fmt.Errorf("--rest-engine epoll: %s is https, which only the goroutine engine speaks", cfg.URL)
+	case cfg.Engine == EngineAuto && eventLoopsAvailable && u.Scheme == "http":
+		r.engine = EngineEpoll
+	case cfg.Engine == EngineAuto:
+		r.engine = EngineGoroutines
+	}
 	if u.Scheme == "https" {
 		r.tls = &tls.Config{}
 		if cfg.TLS != nil {
@@ -120,6 +161,9 @@ func NewREST(cfg RESTConfig) (*REST, error) {
 	}
 	return r, nil
 }
+
+// Engine is the engine NewREST chose.
+func (r *REST) Engine() Engine { return r.engine }
 
 // NewSender returns a Sender with its own connection and buffers.
 func (r *REST) NewSender() Sender { return r.newSender() }
@@ -231,7 +275,7 @@ func (s *restSender) Send(payload int) Outcome {
 }
 
 func restError(err error) Outcome {
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) || errors.Is(err, errResponseTooLarge) {
 		return Outcome{Class: TooLarge, Err: err}
 	}
 	return Outcome{Class: ClassifyNetError(err), Err: err}

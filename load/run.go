@@ -76,7 +76,13 @@ func Run(ctx context.Context, plan Plan, tr Transport, pick Picker, rec *Recorde
 		return Timing{}, err
 	}
 	r := &runner{plan: plan, tr: tr, pick: pick, rec: rec, start: rec.Origin(), steadyStart: -1}
-	if plan.Rate > 0 {
+	if rest, ok := tr.(*REST); ok && rest.useEventLoops() {
+		if err := r.runEventLoops(ctx, rest); err != nil {
+			return Timing{}, err
+		}
+		r.timing.Saturated = r.saturated.Load()
+		r.timing.MaxSendLag = time.Duration(r.maxLag.Load())
+	} else if plan.Rate > 0 {
 		r.openLoop(ctx)
 	} else {
 		r.closedLoop(ctx)

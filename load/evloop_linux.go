@@ -1,0 +1,652 @@
+//go:build linux
+
+package load
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// eventLoopsAvailable reports whether this platform has the epoll engine.
+const eventLoopsAvailable = true
+
+// The epoll engine drives plaintext REST load the way wrk does: a few OS
+// threads, each with an epoll set of non-blocking connections, and no
+// goroutine per request. A request costs one write, one or two reads and
+// one epoll_wait shared by every connection that is ready; Go's netpoller
+// would add a goroutine park and wake-up per request, which is most of the
+// client CPU at loopback speeds.
+//
+// Each loop owns its connections and its share of the plan: in a closed
+// loop, a connection sends its next request as soon as its response is
+// complete; in an open loop, loop k of K sends requests k, k+K, k+2K, ...
+// at their intended times (a timerfd wakes it) on any idle connection,
+// opening another one (up to its share of MaxInflight) when all are busy.
+
+// Epoll user data for the loop's own descriptors; connections use their
+// index in loop.conns.
+const (
+	evTimer = -1
+	evWake  = -2
+)
+
+type connState uint8
+
+const (
+	connIdle       connState = iota // no request; fd may be open (keep-alive) or -1
+	connConnecting                  // non-blocking connect in progress, a request waiting
+	connWriting                     // request partly written
+	connReading                     // request written, response not complete
+)
+
+// loopConn is one keep-alive connection and the request on it.
+type loopConn struct {
+	index    int
+	fd       int
+	state    connState
+	wantsOut bool // EPOLLOUT is in the interest set
+
+	payload  int
+	written  int
+	start    time.Duration // the sample's start: intended (open loop) or actual send time
+	deadline time.Duration
+	phase    Phase
+	inWindow bool
+
+	framer     *responseFramer
+	prev, next *loopConn // in the loop's in-flight list, oldest first
+}
+
+type eventLoop struct {
+	r    *runner
+	rest *REST
+	sa   unix.Sockaddr
+	fam  int
+
+	ep, timer, wake int
+	events          []unix.EpollEvent
+	conns           []*loopConn
+	idle            []*loopConn
+	retry           []*loopConn // closed loop: connections whose request failed, to send again
+	retrySpare      []*loopConn
+	maxConns        int
+
+	head, tail *loopConn // requests in flight, in deadline order (the timeout is the same for all)
+	armed      time.Duration
+	stopping   bool
+	graceEnd   time.Duration // set once the run is interrupted
+
+	// open loop only
+	open      bool
+	interval  float64
+	nextSeq   int64
+	stride    int64
+	satSeq    int64 // last sequence number counted as saturated
+	cancelled bool
+}
+
+const neverArmed = time.Duration(1<<63 - 1)
+
+// useEventLoops reports whether Run drives this transport with the epoll
+// engine.
+func (r *REST) useEventLoops() bool { return r.engine == EngineEpoll }
+
+// runEventLoops runs the plan on K event loops and returns when they are
+// done or ctx is cancelled.
+func (r *runner) runEventLoops(ctx context.Context, rest *REST) error {
+	sa, fam, err := rest.sockaddr()
+	if err != nil {
+		return err
+	}
+	// A loop blocked in epoll_wait keeps its P (GOMAXPROCS slot). When no
+	// P is left idle, sysmon takes it back after 20 us, at every wait, and
+	// the loop has to get one back when epoll_wait returns: that churn
+	// (sysmon waking 50,000 times a second, futex hand-offs) cost more than
+	// the loop itself. So there is always one P more than loops, which also
+	// serves the rest of the process (the profile window's gRPC client,
+	// progress, an in-process server).
+	procs := runtime.GOMAXPROCS(0)
+	k := max(procs-1, 1)
+	if procs < k+1 {
+		runtime.GOMAXPROCS(k + 1)
+		defer runtime.GOMAXPROCS(procs)
+	}
+	slots := r.plan.Concurrency
+	if r.plan.Rate > 0 {
+		slots = r.plan.MaxInflight
+	}
+	k = max(min(k, slots), 1)
+	loops := make([]*eventLoop, 0, k)
+	for i := 0; i < k; i++ {
+		share := slots / k
+		if i < slots%k {
+			share++
+		}
+		l, err := newEventLoop(r, rest, sa, fam, share)
+		if err != nil {
+			for _, l := range loops {
+				l.closeAll()
+			}
+			return err
+		}
+		if r.plan.Rate > 0 {
+			l.open, l.interval, l.nextSeq, l.stride, l.satSeq = true, float64(time.Second)/r.plan.Rate, int64(i), int64(k), -1
+		}
+		loops = append(loops, l)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, l := range loops {
+		wg.Add(1)
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			defer wg.Done()
+			l.run()
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// The loops stop sending and give the requests in flight the
+		// grace period; the runner waits for them (r.wg) like for workers.
+		for _, l := range loops {
+			l.interrupt()
+		}
+	}
+	return nil
+}
+
+func newEventLoop(r *runner, rest *REST, sa unix.Sockaddr, fam, maxConns int) (*eventLoop, error) {
+	l := &eventLoop{r: r, rest: rest, sa: sa, fam: fam, ep: -1, timer: -1, wake: -1, maxConns: maxConns,
+		events: make([]unix.EpollEvent, 256), armed: neverArmed, graceEnd: neverArmed}
+	var err error
+	if l.ep, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	if l.timer, err = unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC); err != nil {
+		l.closeAll()
+		return nil, fmt.Errorf("timerfd: %w", err)
+	}
+	if l.wake, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		l.closeAll()
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	for fd, tag := range map[int]int32{l.timer: evTimer, l.wake: evWake} {
+		if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: tag}); err != nil {
+			l.closeAll()
+			return nil, fmt.Errorf("epoll_ctl: %w", err)
+		}
+	}
+	if r.plan.Rate == 0 {
+		for i := 0; i < maxConns; i++ {
+			l.addConn()
+		}
+	}
+	return l, nil
+}
+
+func (l *eventLoop) addConn() *loopConn {
+	c := &loopConn{index: len(l.conns), fd: -1, framer: newResponseFramer(int64(l.rest.cfg.MaxResponseBytes))}
+	l.conns = append(l.conns, c)
+	l.idle = append(l.idle, c)
+	return c
+}
+
+// interrupt is called from another goroutine when the run is cancelled.
+func (l *eventLoop) interrupt() {
+	var one = [8]byte{1}
+	_, _ = unix.Write(l.wake, one[:])
+}
+
+func (l *eventLoop) closeAll() {
+	for _, c := range l.conns {
+		if c.fd >= 0 {
+			unix.Close(c.fd)
+			c.fd = -1
+		}
+	}
+	for _, fd := range []int{l.timer, l.wake, l.ep} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+	l.timer, l.wake, l.ep = -1, -1, -1
+}
+
+// run is the loop: send what is due, wait for readiness or the next timer,
+// handle what is ready, until the plan is done and nothing is in flight.
+func (l *eventLoop) run() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer l.closeAll()
+	now := l.r.since()
+	if l.open {
+		l.dispatchDue(now)
+	} else {
+		for len(l.idle) > 0 && !l.stopping {
+			c := l.idle[len(l.idle)-1]
+			l.idle = l.idle[:len(l.idle)-1]
+			l.sendNext(c, now)
+		}
+	}
+	for {
+		if len(l.retry) > 0 {
+			// One pass: a resend that fails again waits for the next turn,
+			// after epoll has reported a cancellation or a timer.
+			batch := l.retry
+			l.retry, l.retrySpare = l.retrySpare[:0], nil
+			for _, c := range batch {
+				l.sendNext(c, now)
+			}
+			l.retrySpare = batch[:0]
+		}
+		if (l.stopping && l.head == nil && len(l.retry) == 0) || now >= l.graceEnd {
+			return
+		}
+		timeout := l.arm(now)
+		if len(l.retry) > 0 {
+			timeout = 0
+		}
+		n, err := unix.EpollWait(l.ep, l.events, timeout)
+		if err != nil && err != unix.EINTR {
+			panic(fmt.Sprintf("epoll_wait: %v", err)) // only EBADF/EFAULT/EINVAL: a bug here
+		}
+		now = l.r.since()
+		for i := 0; i < n; i++ {
+			ev := l.events[i]
+			switch ev.Fd {
+			case evTimer:
+				var b [8]byte
+				_, _ = unix.Read(l.timer, b[:])
+				l.armed = neverArmed
+			case evWake:
+				var b [8]byte
+				_, _ = unix.Read(l.wake, b[:])
+				l.cancel(now)
+			default:
+				l.handle(l.conns[ev.Fd], ev.Events, now)
+			}
+		}
+		l.expire(now)
+		if l.open {
+			l.dispatchDue(now)
+		}
+	}
+}
+
+// arm makes sure the loop wakes by its next deadline and returns the
+// epoll_wait timeout: 0 when something is already due, -1 to rely on the
+// timerfd.
+func (l *eventLoop) arm(now time.Duration) int {
+	want := l.graceEnd
+	if l.head != nil && l.head.deadline < want {
+		want = l.head.deadline
+	}
+	if l.open && !l.stopping {
+		if due := l.intended(l.nextSeq); due < want && (len(l.idle) > 0 || len(l.conns) < l.maxConns) {
+			want = due
+		}
+	}
+	if want == neverArmed {
+		return -1
+	}
+	if want <= now {
+		return 0
+	}
+	if want < l.armed {
+		d := want - now
+		spec := unix.ItimerSpec{Value: unix.NsecToTimespec(int64(d))}
+		if err := unix.TimerfdSettime(l.timer, 0, &spec, nil); err != nil {
+			panic(fmt.Sprintf("timerfd_settime: %v", err))
+		}
+		l.armed = want
+	}
+	return -1
+}
+
+func (l *eventLoop) intended(seq int64) time.Duration {
+	return time.Duration(float64(seq) * l.interval)
+}
+
+// cancel stops sending; requests in flight get the run's grace period.
+func (l *eventLoop) cancel(now time.Duration) {
+	if l.cancelled {
+		return
+	}
+	l.cancelled, l.stopping = true, true
+	grace := l.r.plan.Grace
+	if grace <= 0 {
+		grace = 2 * time.Second
+	}
+	l.graceEnd = now + grace + 100*time.Millisecond // the runner freezes the recorder at grace
+}
+
+// dispatchDue sends every open-loop request whose intended time has come,
+// as long as a connection is free or may be opened.
+func (l *eventLoop) dispatchDue(now time.Duration) {
+	for !l.stopping {
+		intended := l.intended(l.nextSeq)
+		if intended > now {
+			return
+		}
+		var c *loopConn
+		switch {
+		case len(l.idle) > 0:
+			c = l.idle[len(l.idle)-1]
+			l.idle = l.idle[:len(l.idle)-1]
+		case len(l.conns) < l.maxConns:
+			c = l.addConn()
+			l.idle = l.idle[:len(l.idle)-1]
+		default:
+			if l.satSeq != l.nextSeq {
+				l.satSeq = l.nextSeq
+				l.r.saturated.Add(1)
+			}
+			return
+		}
+		r := l.r
+		r.phaseMu.Lock()
+		phase, more := r.phaseOf(intended)
+		r.phaseMu.Unlock()
+		if !more {
+			l.stopping = true
+			l.idle = append(l.idle, c)
+			return
+		}
+		l.nextSeq += l.stride
+		raiseTo(&r.maxLag, int64(now-intended))
+		l.start(c, phase, intended, now)
+	}
+}
+
+// sendNext starts the next closed-loop request on c, or stops the loop when
+// the plan is done.
+func (l *eventLoop) sendNext(c *loopConn, now time.Duration) {
+	if l.stopping {
+		l.idle = append(l.idle, c)
+		return
+	}
+	r := l.r
+	r.phaseMu.Lock()
+	phase, more := r.phaseOf(now)
+	r.phaseMu.Unlock()
+	if !more {
+		l.stopping = true
+		l.idle = append(l.idle, c)
+		return
+	}
+	l.start(c, phase, now, now)
+}
+
+// start sends the next payload on c, connecting first if c has no
+// connection.
+func (l *eventLoop) start(c *loopConn, phase Phase, startAt, now time.Duration) {
+	r := l.r
+	c.phase, c.start, c.inWindow = phase, startAt, r.rec.WindowOpen()
+	c.payload = r.pick.Next()
+	c.written = 0
+	c.deadline = now + l.rest.cfg.Timeout
+	r.dispatched.Add(1)
+	r.trackInflight()
+	l.pushInflight(c)
+	if c.fd < 0 {
+		if err := l.connect(c); err != nil {
+			l.fail(c, err, now)
+			return
+		}
+		if c.state == connConnecting {
+			return
+		}
+	}
+	c.state = connWriting
+	l.write(c, now)
+}
+
+func (l *eventLoop) connect(c *loopConn) error {
+	fd, err := unix.Socket(l.fam, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("socket", err)
+	}
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	c.fd = fd
+	c.framer.reset()
+	c.wantsOut = true
+	if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT, Fd: int32(c.index)}); err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	switch err := unix.Connect(fd, l.sa); err {
+	case nil:
+		c.state = connWriting
+	case unix.EINPROGRESS:
+		c.state = connConnecting
+	default:
+		return l.opError("dial", "connect", err)
+	}
+	return nil
+}
+
+func (l *eventLoop) opError(op, call string, errno error) error {
+	return &net.OpError{Op: op, Net: "tcp", Addr: fdAddr(l.rest.addr), Err: os.NewSyscallError(call, errno)}
+}
+
+// fdAddr names the target in error messages.
+type fdAddr string
+
+func (a fdAddr) Network() string { return "tcp" }
+func (a fdAddr) String() string  { return string(a) }
+
+// handle reacts to readiness of c's connection.
+func (l *eventLoop) handle(c *loopConn, events uint32, now time.Duration) {
+	if c.fd < 0 {
+		return // closed earlier in this batch
+	}
+	switch c.state {
+	case connIdle:
+		// A keep-alive connection with nothing asked: the server closed it
+		// (or sent something unasked). Drop it; the next request redials.
+		l.closeConn(c)
+	case connConnecting:
+		errno, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err == nil && errno != 0 {
+			err = unix.Errno(errno)
+		}
+		if err != nil {
+			l.fail(c, l.opError("dial", "connect", err), now)
+			return
+		}
+		c.state = connWriting
+		l.write(c, now)
+	case connWriting:
+		if events&unix.EPOLLIN != 0 {
+			l.read(c, now) // an early answer (a 413 before the body is read, say)
+			if c.state != connWriting {
+				return
+			}
+		}
+		l.write(c, now)
+	case connReading:
+		l.read(c, now)
+	}
+}
+
+func (l *eventLoop) write(c *loopConn, now time.Duration) {
+	req := l.rest.requests[c.payload]
+	for c.written < len(req) {
+		n, err := unix.Write(c.fd, req[c.written:])
+		if err == unix.EAGAIN {
+			l.setWantsOut(c, true)
+			return
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			l.fail(c, l.opError("write", "write", err), now)
+			return
+		}
+		c.written += n
+	}
+	l.setWantsOut(c, false)
+	c.state = connReading
+}
+
+func (l *eventLoop) setWantsOut(c *loopConn, on bool) {
+	if c.wantsOut == on {
+		return
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c.index)}
+	if on {
+		ev.Events |= unix.EPOLLOUT
+	}
+	if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_MOD, c.fd, &ev); err != nil {
+		panic(fmt.Sprintf("epoll_ctl: %v", err))
+	}
+	c.wantsOut = on
+}
+
+func (l *eventLoop) read(c *loopConn, now time.Duration) {
+	for {
+		space := c.framer.space()
+		n, err := unix.Read(c.fd, space)
+		switch {
+		case err == unix.EAGAIN:
+			return
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			l.fail(c, l.opError("read", "read", err), now)
+			return
+		case n == 0:
+			done, ferr := c.framer.eof()
+			if done {
+				l.complete(c, now)
+			} else {
+				l.fail(c, ferr, now)
+			}
+			return
+		}
+		done, ferr := c.framer.advance(n)
+		if ferr != nil {
+			l.fail(c, ferr, now)
+			return
+		}
+		if done {
+			l.complete(c, now)
+			return
+		}
+		if n < len(space) {
+			return // drained; epoll reports the rest
+		}
+	}
+}
+
+// complete records c's answered request and, in a closed loop, sends the
+// next one on it.
+func (l *eventLoop) complete(c *loopConn, now time.Duration) {
+	out := Outcome{Class: OK, Code: c.framer.status}
+	if out.Code < 200 || out.Code > 299 {
+		out.Class = HTTPStatus
+	}
+	if c.framer.closeAfter {
+		l.closeConn(c)
+	}
+	l.finish(c, out, now)
+}
+
+// fail records c's request as failed with err and drops the connection.
+func (l *eventLoop) fail(c *loopConn, err error, now time.Duration) {
+	l.closeConn(c)
+	l.finish(c, restError(err), now)
+}
+
+func (l *eventLoop) finish(c *loopConn, out Outcome, now time.Duration) {
+	r := l.r
+	l.unlinkInflight(c)
+	c.state = connIdle
+	r.inflight.Add(-1)
+	r.rec.Record(Sample{Phase: c.phase, InWindow: c.inWindow, Start: c.start, Done: now, Outcome: out})
+	r.finished.Add(1)
+	switch {
+	case l.open:
+		l.idle = append(l.idle, c)
+	case out.Class == OK || out.Class == HTTPStatus:
+		l.sendNext(c, now)
+	default:
+		// Not from here: a failure can happen inside sendNext (a refused
+		// connect), and resending from it would recurse once per failure.
+		l.retry = append(l.retry, c)
+	}
+}
+
+func (l *eventLoop) closeConn(c *loopConn) {
+	if c.fd >= 0 {
+		unix.Close(c.fd) // also leaves the epoll set
+		c.fd = -1
+	}
+	c.wantsOut = false
+}
+
+// expire fails the requests whose deadline has passed.
+func (l *eventLoop) expire(now time.Duration) {
+	for l.head != nil && l.head.deadline <= now {
+		l.fail(l.head, errLoopTimeout, now)
+	}
+}
+
+// errLoopTimeout is a request's timeout; it wraps os.ErrDeadlineExceeded so
+// that it classifies like the goroutine transport's.
+var errLoopTimeout = fmt.Errorf("no complete response within --timeout: %w", os.ErrDeadlineExceeded)
+
+func (l *eventLoop) pushInflight(c *loopConn) {
+	c.prev, c.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = c
+	} else {
+		l.head = c
+	}
+	l.tail = c
+}
+
+func (l *eventLoop) unlinkInflight(c *loopConn) {
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		l.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else {
+		l.tail = c.prev
+	}
+	c.prev, c.next = nil, nil
+}
+
+// sockaddr resolves the target once, before the load.
+func (r *REST) sockaddr() (unix.Sockaddr, int, error) {
+	a, err := net.ResolveTCPAddr("tcp", r.addr)
+	if err != nil {
+		return nil, 0, err
+	}
+	if ip4 := a.IP.To4(); ip4 != nil {
+		sa := &unix.SockaddrInet4{Port: a.Port}
+		copy(sa.Addr[:], ip4)
+		return sa, unix.AF_INET, nil
+	}
+	sa := &unix.SockaddrInet6{Port: a.Port}
+	copy(sa.Addr[:], a.IP.To16())
+	if a.Zone != "" {
+		if ifi, err := net.InterfaceByName(a.Zone); err == nil {
+			sa.ZoneId = uint32(ifi.Index)
+		}
+	}
+	return sa, unix.AF_INET6, nil
+}

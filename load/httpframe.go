@@ -1,0 +1,253 @@
+package load
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/valyala/fasthttp"
+)
+
+// maxResponseHeader bounds a response's status line and headers. fasthttp's
+// own client reads headers through a 4 KiB buffer; twice that is generous.
+const maxResponseHeader = 8 << 10
+
+// errResponseTooLarge is how a response framer reports a body over its
+// limit; restError maps it (like fasthttp.ErrBodyTooLarge) to TooLarge.
+var errResponseTooLarge = errors.New("response body larger than the limit")
+
+type frameState uint8
+
+const (
+	frameHeader     frameState = iota // waiting for the end of the header block
+	frameBody                         // counting down a Content-Length body or a chunk's data
+	frameChunkSize                    // waiting for a chunk-size line
+	frameTrailer                      // waiting for the end of a chunked body's trailer
+	frameUntilClose                   // a body without length: it ends when the server closes
+)
+
+// responseFramer finds the end of each HTTP/1.1 response in bytes that
+// arrive in pieces, for a connection that cannot block on a reader (the
+// event loop). fasthttp parses the status line and headers; the framer
+// counts the body (Content-Length, chunked, or until close) without keeping
+// it, so memory stays at one read buffer per connection whatever the
+// response size.
+type responseFramer struct {
+	buf     []byte // buf[:n] holds bytes not yet consumed
+	n       int
+	scanned int // bytes of buf[:n] already searched for the header terminator
+
+	state     frameState
+	remaining int64 // bytes left in the body (frameBody) or the chunk data plus its CRLF
+	chunked   bool
+	bodySeen  int64
+	maxBody   int64
+	started   bool // some byte of the current response has arrived
+
+	hdr fasthttp.ResponseHeader
+	src bytes.Reader
+	br  *bufio.Reader
+
+	// Set when a response is complete.
+	status     int
+	closeAfter bool
+}
+
+func newResponseFramer(maxBody int64) *responseFramer {
+	f := &responseFramer{buf: make([]byte, 16<<10), maxBody: maxBody}
+	f.br = bufio.NewReaderSize(&f.src, maxResponseHeader)
+	return f
+}
+
+// reset forgets everything buffered, for a new connection.
+func (f *responseFramer) reset() {
+	f.n, f.scanned = 0, 0
+	f.startResponse()
+}
+
+func (f *responseFramer) startResponse() {
+	f.state, f.remaining, f.chunked, f.bodySeen, f.started = frameHeader, 0, false, 0, false
+}
+
+// space is where the next read goes.
+func (f *responseFramer) space() []byte { return f.buf[f.n:] }
+
+// pending reports whether bytes of a response have arrived.
+func (f *responseFramer) pending() bool { return f.started || f.n > 0 }
+
+// advance takes m newly read bytes and reports whether they complete a
+// response. Bytes beyond that response are kept for the next one.
+func (f *responseFramer) advance(m int) (done bool, err error) {
+	f.n += m
+	if m > 0 {
+		f.started = true
+	}
+	for {
+		switch f.state {
+		case frameHeader:
+			end := headerEnd(f.buf[:f.n], f.scanned)
+			if end < 0 {
+				if f.n >= maxResponseHeader {
+					return false, fmt.Errorf("response headers longer than %d bytes", maxResponseHeader)
+				}
+				f.scanned = max(f.n-3, 0)
+				return false, nil
+			}
+			f.src.Reset(f.buf[:end])
+			f.br.Reset(&f.src)
+			if err := f.hdr.Read(f.br); err != nil {
+				return false, fmt.Errorf("malformed response: %w", err)
+			}
+			f.consume(end)
+			f.status = f.hdr.StatusCode()
+			f.closeAfter = f.hdr.ConnectionClose()
+			if f.status >= 100 && f.status < 200 && f.status != 101 {
+				f.started = f.n > 0 // an interim response (100 Continue): the real one follows
+				continue
+			}
+			switch cl := f.hdr.ContentLength(); {
+			case f.status == 204 || f.status == 304:
+				return f.finish()
+			case cl >= 0:
+				if int64(cl) > f.maxBody {
+					return false, errResponseTooLarge
+				}
+				f.state, f.remaining = frameBody, int64(cl)
+			case cl == -1:
+				f.state, f.chunked = frameChunkSize, true
+			default:
+				f.state, f.closeAfter = frameUntilClose, true
+			}
+		case frameBody:
+			take := int64(f.n)
+			if take > f.remaining {
+				take = f.remaining
+			}
+			f.consume(int(take))
+			f.remaining -= take
+			if f.remaining > 0 {
+				return false, nil
+			}
+			if !f.chunked {
+				return f.finish()
+			}
+			f.state = frameChunkSize
+		case frameChunkSize:
+			line := bytes.IndexByte(f.buf[:f.n], '\n')
+			if line < 0 {
+				if f.n >= 1024 {
+					return false, errors.New("malformed response: chunk-size line too long")
+				}
+				return false, nil
+			}
+			size, err := parseChunkSize(f.buf[:line])
+			if err != nil {
+				return false, err
+			}
+			f.consume(line + 1)
+			if size == 0 {
+				f.state = frameTrailer
+				continue
+			}
+			f.bodySeen += size
+			if f.bodySeen > f.maxBody {
+				return false, errResponseTooLarge
+			}
+			f.state, f.remaining = frameBody, size+2 // the data and its CRLF
+		case frameTrailer:
+			line := bytes.IndexByte(f.buf[:f.n], '\n')
+			if line < 0 {
+				if f.n >= maxResponseHeader {
+					return false, errors.New("malformed response: trailer too long")
+				}
+				return false, nil
+			}
+			blank := line == 0 || (line == 1 && f.buf[0] == '\r')
+			f.consume(line + 1) // a trailer field, or the blank line that ends the body
+			if blank {
+				return f.finish()
+			}
+		case frameUntilClose:
+			f.bodySeen += int64(f.n)
+			f.n = 0
+			if f.bodySeen > f.maxBody {
+				return false, errResponseTooLarge
+			}
+			return false, nil
+		}
+	}
+}
+
+// eof is called when the server closed the connection; it reports whether
+// that completed a response (one without a length), and otherwise why the
+// response is lost.
+func (f *responseFramer) eof() (done bool, err error) {
+	if f.state == frameUntilClose {
+		return f.finish()
+	}
+	if f.pending() {
+		return false, io.ErrUnexpectedEOF
+	}
+	return false, io.EOF
+}
+
+func (f *responseFramer) finish() (bool, error) {
+	f.startResponse()
+	f.started = f.n > 0
+	f.scanned = 0
+	if f.n > 0 {
+		// Nothing was asked for yet: bytes after a response mean the
+		// connection is out of step, so it is not used again.
+		f.closeAfter = true
+	}
+	return true, nil
+}
+
+func (f *responseFramer) consume(k int) {
+	copy(f.buf, f.buf[k:f.n])
+	f.n -= k
+	f.scanned = 0
+}
+
+// headerEnd returns the offset just past the blank line (CRLF CRLF) that
+// ends a header block in b, searching from offset from, or -1. Bare LF
+// line ends are not accepted, as fasthttp does not accept them either.
+func headerEnd(b []byte, from int) int {
+	if i := bytes.Index(b[from:], crlfcrlf); i >= 0 {
+		return from + i + 4
+	}
+	return -1
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// parseChunkSize reads the hexadecimal size at the start of a chunk-size
+// line (extensions after ';' are ignored).
+func parseChunkSize(line []byte) (int64, error) {
+	line = bytes.TrimRight(line, "\r")
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
+		line = line[:i]
+	}
+	line = bytes.TrimRight(line, " \t")
+	if len(line) == 0 || len(line) > 15 {
+		return 0, fmt.Errorf("malformed response: chunk size %q", line)
+	}
+	var size int64
+	for _, c := range line {
+		var d byte
+		switch {
+		case c >= '0' && c <= '9':
+			d = c - '0'
+		case c >= 'a' && c <= 'f':
+			d = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, fmt.Errorf("malformed response: chunk size %q", line)
+		}
+		size = size<<4 | int64(d)
+	}
+	return size, nil
+}
