@@ -598,13 +598,10 @@ func (l *eventLoop) closeConn(c *loopConn) {
 // expire fails the requests whose deadline has passed.
 func (l *eventLoop) expire(now time.Duration) {
 	for l.head != nil && l.head.deadline <= now {
-		l.fail(l.head, errLoopTimeout, now)
+		l.fail(l.head, errResponseTimeout, now)
 	}
 }
 
-// errLoopTimeout is a request's timeout; it wraps os.ErrDeadlineExceeded so
-// that it classifies like the goroutine transport's.
-var errLoopTimeout = fmt.Errorf("no complete response within --timeout: %w", os.ErrDeadlineExceeded)
 
 func (l *eventLoop) pushInflight(c *loopConn) {
 	c.prev, c.next = l.tail, nil

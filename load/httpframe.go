@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/valyala/fasthttp"
 )
@@ -17,6 +18,10 @@ const maxResponseHeader = 8 << 10
 // errResponseTooLarge is how a response framer reports a body over its
 // limit; restError maps it (like fasthttp.ErrBodyTooLarge) to TooLarge.
 var errResponseTooLarge = errors.New("response body larger than the limit")
+
+// errResponseTimeout is a request's timeout in the event loop; it wraps
+// os.ErrDeadlineExceeded so that it classifies like the goroutine engine's.
+var errResponseTimeout = fmt.Errorf("no complete response within --timeout: %w", os.ErrDeadlineExceeded)
 
 type frameState uint8
 

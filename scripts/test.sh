@@ -32,6 +32,7 @@ export LOADPROF_NODE_MODULES
 echo "== go test"
 go test -count=1 -timeout 20m ./...
 
-echo "== fuzz (short): payload parser and JSON-to-TensorProto conversion"
+echo "== fuzz (short): payload parser, JSON-to-TensorProto conversion, HTTP response framing"
 go test -run '^$' -fuzz '^FuzzParseBody$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./payloads
 go test -run '^$' -fuzz '^FuzzToTensorProtos$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./payloads
+go test -run '^$' -fuzz '^FuzzResponseFramer$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./load

@@ -1,0 +1,117 @@
+package load
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+)
+
+// frameAll feeds stream to a framer in pieces of the given sizes (cycled;
+// nil means all at once), then reports the end of the stream, and returns
+// what the framer made of it: the status of each response, then how the
+// connection ended: "closed" when the event loop would drop it (the server
+// said so, or sent bytes nobody asked for), "eof" when the end of the
+// stream completed a response, or the error.
+func frameAll(stream []byte, pieces []int, maxBody int64) []string {
+	f := newResponseFramer(maxBody)
+	var got []string
+	for i := 0; len(stream) > 0; i++ {
+		k := len(stream)
+		if len(pieces) > 0 {
+			k = min(max(pieces[i%len(pieces)], 1), len(stream))
+		}
+		k = min(k, len(f.space()))
+		if k == 0 {
+			return append(got, "buffer full")
+		}
+		copy(f.space(), stream[:k])
+		stream = stream[k:]
+		done, err := f.advance(k)
+		if err != nil {
+			return append(got, "error: "+err.Error())
+		}
+		if done {
+			got = append(got, fmt.Sprint(f.status))
+			if f.closeAfter || len(stream) > 0 {
+				return append(got, "closed")
+			}
+		}
+	}
+	done, err := f.eof()
+	if done {
+		return append(got, fmt.Sprint(f.status), "eof")
+	}
+	return append(got, "end: "+err.Error())
+}
+
+func TestResponseFramer(t *testing.T) {
+	big := strings.Repeat("z", 100_000)
+	cases := []struct {
+		name, stream string
+		want         []string
+	}{
+		{"content-length", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+			[]string{"200", "end: EOF"}},
+		{"two in a row arrive apart", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 503 Busy\r\ncontent-length: 0\r\n\r\n",
+			// in one read the second is unasked for: the framer flags the connection
+			[]string{"200", "closed"}},
+		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n10;name=value\r\n0123456789abcdef\r\n0\r\n\r\n",
+			[]string{"200", "end: EOF"}},
+		{"chunked with trailers", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nA: 1\r\nB: 2\r\n\r\n",
+			[]string{"200", "end: EOF"}},
+		{"until close", "HTTP/1.1 200 OK\r\n\r\n" + big, []string{"200", "eof"}},
+		{"connection close", "HTTP/1.1 500 Oops\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}", []string{"500", "closed"}},
+		{"interim responses", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+			[]string{"201", "end: EOF"}},
+		{"no content ignores a length", "HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n", []string{"204", "end: EOF"}},
+		{"large body", fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(big), big), []string{"200", "end: EOF"}},
+		{"body over the limit", fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", 1<<21), []string{"error: " + errResponseTooLarge.Error()}},
+		{"chunks over the limit", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n100001\r\n", []string{"error: " + errResponseTooLarge.Error()}},
+		{"until close over the limit", "HTTP/1.1 200 OK\r\n\r\n" + strings.Repeat(big, 11), []string{"error: " + errResponseTooLarge.Error()}},
+		{"cut in the body", "HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\nabc", []string{"end: unexpected EOF"}},
+		{"cut in the headers", "HTTP/1.1 200 OK\r\nContent-Le", []string{"end: unexpected EOF"}},
+		{"bad chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", []string{`error: malformed response: chunk size "zz"`}},
+		{"not HTTP", "SSH-2.0-OpenSSH_9.6\r\n\r\n", nil},
+		{"headers too long", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("h", maxResponseHeader), []string{fmt.Sprintf("error: response headers longer than %d bytes", maxResponseHeader)}},
+	}
+	for _, c := range cases {
+		for _, pieces := range [][]int{nil, {1}, {7, 1, 300}, {4096}} {
+			got := frameAll([]byte(c.stream), pieces, 1<<20)
+			if c.want == nil {
+				if len(got) != 1 || !strings.HasPrefix(got[0], "error: malformed response") {
+					t.Errorf("%s in pieces %v: %q, want a malformed-response error", c.name, pieces, got)
+				}
+				continue
+			}
+			if fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Errorf("%s in pieces %v:\n got %q\nwant %q", c.name, pieces, got, c.want)
+			}
+		}
+	}
+}
+
+func TestResponseFramerErrorsClassify(t *testing.T) {
+	for err, want := range map[error]ErrorClass{io.EOF: ConnClosed, io.ErrUnexpectedEOF: ConnClosed, errResponseTooLarge: TooLarge, errResponseTimeout: Timeout} {
+		if got := restError(err).Class; got != want {
+			t.Errorf("%v: class %v, want %v", err, got, want)
+		}
+	}
+}
+
+// FuzzResponseFramer checks that how a byte stream is split into reads
+// never changes how it is framed, and that no input panics or overruns.
+func FuzzResponseFramer(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"), uint8(1), uint8(5))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nT: 1\r\n\r\n"), uint8(2), uint8(9))
+	f.Add([]byte("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"), uint8(3), uint8(1))
+	f.Add([]byte("HTTP/1.1 200 OK\r\n\r\nuntil close"), uint8(4), uint8(4))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff\r\n"), uint8(1), uint8(200))
+	f.Fuzz(func(t *testing.T, stream []byte, a, b uint8) {
+		whole := frameAll(stream, nil, 1<<16)
+		split := frameAll(stream, []int{int(a), int(b)}, 1<<16)
+		if fmt.Sprint(whole) != fmt.Sprint(split) {
+			t.Fatalf("framing depends on the reads:\nwhole %q\nsplit %q", whole, split)
+		}
+	})
+}
