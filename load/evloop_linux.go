@@ -602,7 +602,6 @@ func (l *eventLoop) expire(now time.Duration) {
 	}
 }
 
-
 func (l *eventLoop) pushInflight(c *loopConn) {
 	c.prev, c.next = l.tail, nil
 	if l.tail != nil {
