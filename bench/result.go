@@ -90,6 +90,7 @@ type ClientStats struct {
 	Saturated    int64   `json:"saturated"`       // open loop: requests that waited for --max-inflight
 	PeakInflight int64   `json:"peak_inflight"`
 	LateSamples  int64   `json:"late_samples"` // finished after an interrupted run stopped waiting
+	Engine       string  `json:"engine,omitempty"` // REST: "epoll" or "goroutines"
 }
 
 const usPerMs = 1000.0

@@ -55,6 +55,7 @@ type Config struct {
 	Timeout          time.Duration
 	MaxResponseBytes int
 	TLS              TLSFiles
+	RESTEngine       load.Engine
 
 	Profile *ProfileConfig // a profile window in the steady phase; nil for none
 
@@ -149,6 +150,7 @@ type target struct {
 	name      string // what the results call it
 	kind      string // "rest" or "grpc"
 	tr        load.Transport
+	engine    load.Engine // REST only
 	preflight func() error
 }
 
@@ -159,12 +161,12 @@ func prepareREST(cfg Config, set *payloads.Set, tlsConfig *tls.Config) (*target,
 	}
 	rest, err := load.NewREST(load.RESTConfig{
 		URL: cfg.URL, Headers: cfg.Headers, Bodies: bodies, Timeout: cfg.Timeout,
-		MaxResponseBytes: cfg.MaxResponseBytes, TLS: tlsConfig,
+		MaxResponseBytes: cfg.MaxResponseBytes, TLS: tlsConfig, Engine: cfg.RESTEngine,
 	})
 	if err != nil {
 		return nil, &InputError{err}
 	}
-	return &target{name: cfg.URL, kind: "rest", tr: rest, preflight: func() error { return preflightREST(rest, set, cfg.URL) }}, nil
+	return &target{name: cfg.URL, kind: "rest", tr: rest, engine: rest.Engine(), preflight: func() error { return preflightREST(rest, set, cfg.URL) }}, nil
 }
 
 // preflightREST sends the first payload once. A target that cannot be
@@ -249,6 +251,7 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 		Client: ClientStats{
 			MaxSendLagMs: float64(timing.MaxSendLag) / float64(time.Millisecond),
 			Saturated:    timing.Saturated, PeakInflight: timing.PeakInflight, LateSamples: snap.Late,
+			Engine: string(t.engine),
 		},
 	}
 	if cfg.Plan.Rate > 0 {

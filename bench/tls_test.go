@@ -90,7 +90,7 @@ func TestRESTOverHTTPS(t *testing.T) {
 	data := writeFile(t, "data.json", body)
 	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: data, TLS: TLSFiles{CA: pki.caFile},
 		Plan: load.Plan{Concurrency: 2, Requests: 100}})
-	if err != nil || res.Requests != 100 || len(res.Errors) != 0 || !strings.HasPrefix(res.Target, "https://") {
+	if err != nil || res.Requests != 100 || len(res.Errors) != 0 || !strings.HasPrefix(res.Target, "https://") || res.Client.Engine != "goroutines" {
 		t.Fatalf("https: %v %+v", err, res)
 	}
 	_, err = Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: data, TLS: TLSFiles{CA: pki.otherCAFile},

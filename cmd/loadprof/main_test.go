@@ -76,6 +76,8 @@ func TestBadInputExitsTwoWithOneLineNamingTheProblem(t *testing.T) {
 		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "-H", "nocolon"}, `-H: header "nocolon"`},
 		{[]string{"run", "--url", "ftp://x/y", "--data", good, "--rate", "10"}, "scheme must be http or https"},
+		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "--rest-engine", "fibers"}, `--rest-engine "fibers": want auto, epoll or goroutines`},
+		{[]string{"run", "--url", "https://127.0.0.1:1/v1/models/m:predict", "--data", good, "--rate", "10", "--rest-engine", "epoll"}, "--rest-engine epoll: https://127.0.0.1:1/v1/models/m:predict is https, which only the goroutine engine speaks"},
 		{[]string{"run", "--url", url, "--data", ragged, "--rate", "10"}, "ragged.json: line 3: instances is ragged"},
 		{[]string{"run", "--url", url, "--data", filepath.Join(t.TempDir(), "nope.json"), "--rate", "10"}, "nope.json: no such file"},
 		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "--ca", "/nonexistent/ca.pem"}, "--ca /nonexistent/ca.pem"},
