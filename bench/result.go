@@ -89,7 +89,7 @@ type ClientStats struct {
 	MaxSendLagMs float64 `json:"max_send_lag_ms"` // open loop: worst delay behind the schedule
 	Saturated    int64   `json:"saturated"`       // open loop: requests that waited for --max-inflight
 	PeakInflight int64   `json:"peak_inflight"`
-	LateSamples  int64   `json:"late_samples"` // finished after an interrupted run stopped waiting
+	LateSamples  int64   `json:"late_samples"`     // finished after an interrupted run stopped waiting
 	Engine       string  `json:"engine,omitempty"` // REST: "epoll" or "goroutines"
 }
 
