@@ -63,22 +63,29 @@ def main():
                 sys.exit("wrk got %s error responses; the comparison is void" % non2xx.group(1))
             return ("wrk -t%d -c%d" % (threads, args.connections), n, n / args.seconds, cpu)
 
-        def run_loadprof(cpus):
+        def run_loadprof(cpus, engine="epoll"):
             result = os.path.join(work, "closed.json")
             _, cpu = timed([binary, "run", "--url", url, "--data", data, "--concurrency", str(args.connections),
-                            "--duration", "%ds" % args.seconds, "--out", result, "-q", "--cpus", str(cpus)])
+                            "--duration", "%ds" % args.seconds, "--out", result, "-q", "--cpus", str(cpus),
+                            "--rest-engine", engine])
             res = json.load(open(result))
             if res["errors"]:
                 sys.exit("loadprof got errors %s; the comparison is void" % res["errors"])
             n = res["requests"] + 1  # and the preflight request
-            return ("loadprof --cpus %d -c %d" % (cpus, args.connections), n, res["throughput_rps"], cpu)
+            name = "loadprof --cpus %d -c %d" % (cpus, args.connections)
+            if engine != "epoll":
+                name += " " + engine
+            return (name, n, res["throughput_rps"], cpu)
 
-        # Interleaved, so that both tools see the same machine.
-        rows = [run_wrk(1), run_loadprof(1), run_wrk(2), run_loadprof(2)]
+        # Interleaved, so that both tools see the same machine. loadprof's
+        # epoll engine runs one event loop with --cpus 1 or 2 (one P is
+        # left to the Go runtime); the goroutine engine is the reference
+        # for what Go's netpoller costs.
+        rows = [run_wrk(1), run_loadprof(1), run_loadprof(1, "goroutines"), run_wrk(2), run_loadprof(2)]
         print_rows(rows)
         per = [sum(r[3]) / r[1] for r in rows]
-        print("loadprof CPU per request / wrk CPU per request: %.2f with one thread each, %.2f with two"
-              % (per[1] / per[0], per[3] / per[2]))
+        print("loadprof CPU per request / wrk CPU per request: %.2f (epoll, --cpus 1 vs -t1), %.2f (epoll, --cpus 2 vs -t2), "
+              "%.2f (goroutine engine, --cpus 1 vs -t1)" % (per[1] / per[0], per[4] / per[3], per[2] / per[0]))
 
         result = os.path.join(work, "rate.json")
         _, cpu = timed([binary, "run", "--url", url, "--data", data, "--rate", str(args.rate),
