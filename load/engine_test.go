@@ -246,6 +246,8 @@ func TestEnginesFrameEveryKindOfResponse(t *testing.T) {
 		{"no content", "HTTP/1.1 204 No Content\r\n\r\n", false, 204},
 		{"error status with body", "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 21\r\n\r\n{\"error\": \"overload\"}", false, 503},
 		{"connection close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}", true, 200},
+		{"HTTP/1.0 without keep-alive", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}", true, 200},
+		{"HTTP/1.0 with keep-alive", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n{}", false, 200},
 		{"body until close", "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"predictions\": []}", true, 200},
 	}
 	for _, engine := range engines(t) {
@@ -411,5 +413,59 @@ func TestEpollEngineDoesNotAllocatePerRequest(t *testing.T) {
 	t.Logf("allocations: %d for 5000 requests, %d for 10000 (both sides of the loopback)", short, long)
 	if perRequest > 0.05 {
 		t.Fatalf("%.3f allocations per request (client and the in-process server together)", perRequest)
+	}
+}
+
+// A name with several addresses, one of them not listening: both engines
+// reach the server the way Go's dialer does.
+func TestEnginesReachLocalhostWhicheverFamilyListens(t *testing.T) {
+	ips, err := net.LookupIP("localhost")
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Logf("localhost is %v here", ips) // with one address, this only tests name resolution
+	for _, engine := range engines(t) {
+		t.Run(string(engine), func(t *testing.T) {
+			srv := startRaw(t, okJSON(0)) // 127.0.0.1 only
+			url := strings.Replace(srv.url, "127.0.0.1", "localhost", 1)
+			rec := NewRecorder()
+			if _, err := Run(context.Background(), Plan{Concurrency: 2, Requests: 20}, engineREST(t, engine, url, 5*time.Second), counter(1), rec); err != nil {
+				t.Fatal(err)
+			}
+			if s := rec.Snapshot(true).Steady; s.Requests != 20 || len(s.Errors) != 0 {
+				t.Fatalf("%d requests, errors %v", s.Requests, s.Errors)
+			}
+		})
+	}
+}
+
+func TestEnginesSpeakIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	for _, engine := range engines(t) {
+		t.Run(string(engine), func(t *testing.T) {
+			ln, err := net.Listen("tcp", fmt.Sprintf("[::1]:%d", port))
+			if err != nil {
+				t.Skip(err)
+			}
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				w.Write([]byte(`{"predictions": [1]}`))
+			})}
+			go srv.Serve(ln)
+			defer srv.Close()
+			rec := NewRecorder()
+			url := fmt.Sprintf("http://[::1]:%d/v1/models/m:predict", port)
+			if _, err := Run(context.Background(), Plan{Concurrency: 2, Requests: 20}, engineREST(t, engine, url, 5*time.Second), counter(1), rec); err != nil {
+				t.Fatal(err)
+			}
+			if s := rec.Snapshot(true).Steady; s.Requests != 20 || len(s.Errors) != 0 {
+				t.Fatalf("%d requests, errors %v (%v)", s.Requests, s.Errors, rec.Snapshot(true).FirstErrors)
+			}
+		})
 	}
 }

@@ -115,9 +115,10 @@ func (r *runner) runEventLoops(ctx context.Context, rest *REST) error {
 	// progress, an in-process server).
 	procs := runtime.GOMAXPROCS(0)
 	k := max(procs-1, 1)
+	restoreProcs := func() {}
 	if procs < k+1 {
 		runtime.GOMAXPROCS(k + 1)
-		defer runtime.GOMAXPROCS(procs)
+		restoreProcs = func() { runtime.GOMAXPROCS(procs) }
 	}
 	slots := r.plan.Concurrency
 	if r.plan.Rate > 0 {
@@ -135,6 +136,7 @@ func (r *runner) runEventLoops(ctx context.Context, rest *REST) error {
 			for _, l := range loops {
 				l.closeAll()
 			}
+			restoreProcs()
 			return err
 		}
 		if r.plan.Rate > 0 {
@@ -153,7 +155,11 @@ func (r *runner) runEventLoops(ctx context.Context, rest *REST) error {
 			l.run()
 		}()
 	}
-	go func() { wg.Wait(); close(done) }()
+	go func() {
+		wg.Wait()
+		restoreProcs() // after the loops, which may outlive Run by the grace period
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -639,21 +645,36 @@ func nonblockingIO(trap uintptr, fd int, p []byte) (int, unix.Errno) {
 	return int(n), errno
 }
 
-// sockaddr resolves the target once, before the load.
+// sockaddr finds the address to connect to, once, before the load. A name
+// with several addresses (such as "localhost": ::1 and 127.0.0.1) gets the
+// one Go's dialer reaches, as it tries each in turn; when none answers, the
+// first, for the run to count the failures.
 func (r *REST) sockaddr() (unix.Sockaddr, int, error) {
-	a, err := net.ResolveTCPAddr("tcp", r.addr)
+	host, port, err := net.SplitHostPort(r.addr)
 	if err != nil {
 		return nil, 0, err
 	}
-	if ip4 := a.IP.To4(); ip4 != nil {
-		sa := &unix.SockaddrInet4{Port: a.Port}
+	var addr *net.TCPAddr
+	if ips, err := net.LookupIP(host); err == nil && len(ips) > 1 {
+		if conn, err := net.DialTimeout("tcp", r.addr, r.cfg.Timeout); err == nil {
+			addr, _ = conn.RemoteAddr().(*net.TCPAddr)
+			conn.Close()
+		}
+	}
+	if addr == nil {
+		if addr, err = net.ResolveTCPAddr("tcp", net.JoinHostPort(host, port)); err != nil {
+			return nil, 0, err
+		}
+	}
+	if ip4 := addr.IP.To4(); ip4 != nil {
+		sa := &unix.SockaddrInet4{Port: addr.Port}
 		copy(sa.Addr[:], ip4)
 		return sa, unix.AF_INET, nil
 	}
-	sa := &unix.SockaddrInet6{Port: a.Port}
-	copy(sa.Addr[:], a.IP.To16())
-	if a.Zone != "" {
-		if ifi, err := net.InterfaceByName(a.Zone); err == nil {
+	sa := &unix.SockaddrInet6{Port: addr.Port}
+	copy(sa.Addr[:], addr.IP.To16())
+	if addr.Zone != "" {
+		if ifi, err := net.InterfaceByName(addr.Zone); err == nil {
 			sa.ZoneId = uint32(ifi.Index)
 		}
 	}
