@@ -72,6 +72,7 @@ type eventLoop struct {
 	fam  int
 
 	ep, timer, wake int
+	wakeMu          sync.Mutex // interrupt writes to wake from another goroutine; closeAll closes it
 	events          []unix.EpollEvent
 	conns           []*loopConn
 	idle            []*loopConn
@@ -210,8 +211,12 @@ func (l *eventLoop) addConn() *loopConn {
 
 // interrupt is called from another goroutine when the run is cancelled.
 func (l *eventLoop) interrupt() {
-	var one = [8]byte{1}
-	_, _ = unix.Write(l.wake, one[:])
+	l.wakeMu.Lock()
+	defer l.wakeMu.Unlock()
+	if l.wake >= 0 { // not closed (and its number perhaps reused) by a finished loop
+		var one = [8]byte{1}
+		_, _ = unix.Write(l.wake, one[:])
+	}
 }
 
 func (l *eventLoop) closeAll() {
@@ -221,6 +226,8 @@ func (l *eventLoop) closeAll() {
 			c.fd = -1
 		}
 	}
+	l.wakeMu.Lock()
+	defer l.wakeMu.Unlock()
 	for _, fd := range []int{l.timer, l.wake, l.ep} {
 		if fd >= 0 {
 			unix.Close(fd)
