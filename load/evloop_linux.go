@@ -367,17 +367,12 @@ func (l *eventLoop) dispatchDue(now time.Duration) {
 			}
 			return
 		}
-		r := l.r
-		r.phaseMu.Lock()
-		phase, more := r.phaseOf(intended)
-		r.phaseMu.Unlock()
+		phase, more := l.phaseOf(c, intended)
 		if !more {
-			l.stopping = true
-			l.idle = append(l.idle, c)
 			return
 		}
 		l.nextSeq += l.stride
-		raiseTo(&r.maxLag, int64(now-intended))
+		raiseTo(&l.r.maxLag, int64(now-intended))
 		l.start(c, phase, intended, now)
 	}
 }
@@ -389,16 +384,22 @@ func (l *eventLoop) sendNext(c *loopConn, now time.Duration) {
 		l.idle = append(l.idle, c)
 		return
 	}
-	r := l.r
-	r.phaseMu.Lock()
-	phase, more := r.phaseOf(now)
-	r.phaseMu.Unlock()
+	if phase, more := l.phaseOf(c, now); more {
+		l.start(c, phase, now, now)
+	}
+}
+
+// phaseOf is the runner's phaseOf for a request at offset at that would go
+// on c; when the plan is complete, the loop stops sending and c is idle.
+func (l *eventLoop) phaseOf(c *loopConn, at time.Duration) (Phase, bool) {
+	l.r.phaseMu.Lock()
+	phase, more := l.r.phaseOf(at)
+	l.r.phaseMu.Unlock()
 	if !more {
 		l.stopping = true
 		l.idle = append(l.idle, c)
-		return
 	}
-	l.start(c, phase, now, now)
+	return phase, more
 }
 
 // start sends the next payload on c, connecting first if c has no

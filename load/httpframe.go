@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -100,19 +101,16 @@ func (f *responseFramer) advance(m int) (done bool, err error) {
 				f.scanned = max(f.n-3, 0)
 				return false, nil
 			}
-			f.src.Reset(f.buf[:end])
-			f.br.Reset(&f.src)
-			if err := f.hdr.Read(f.br); err != nil {
-				return false, fmt.Errorf("malformed response: %w", err)
+			cl, err := f.readHead(f.buf[:end])
+			if err != nil {
+				return false, err
 			}
 			f.consume(end)
-			f.status = f.hdr.StatusCode()
-			f.closeAfter = f.hdr.ConnectionClose()
 			if f.status >= 100 && f.status < 200 && f.status != 101 {
 				f.started = f.n > 0 // an interim response (100 Continue): the real one follows
 				continue
 			}
-			switch cl := f.hdr.ContentLength(); {
+			switch {
 			case f.status == 204 || f.status == 304:
 				return f.finish()
 			case cl >= 0:
@@ -183,6 +181,125 @@ func (f *responseFramer) advance(m int) (done bool, err error) {
 			return false, nil
 		}
 	}
+}
+
+// readHead sets status and closeAfter from a response head and returns its
+// Content-Length, -1 for a chunked body, or -2 for a body until close.
+// Plain heads (HTTP/1.1, token keys, printable values, one Content-Length
+// or Transfer-Encoding: chunked, Connection close or keep-alive) are read
+// here: fasthttp's complete parse, which keeps and normalises every field,
+// was a third of the event loop's user time. Anything else goes to
+// fasthttp, so every head means what fasthttp makes of it
+// (FuzzPlainResponseHead checks that the two agree).
+func (f *responseFramer) readHead(head []byte) (int64, error) {
+	if status, cl, closeConn, ok := parsePlainHead(head); ok {
+		f.status, f.closeAfter = status, closeConn
+		return cl, nil
+	}
+	f.src.Reset(head)
+	f.br.Reset(&f.src)
+	if err := f.hdr.Read(f.br); err != nil {
+		return 0, fmt.Errorf("malformed response: %w", err)
+	}
+	f.status, f.closeAfter = f.hdr.StatusCode(), f.hdr.ConnectionClose()
+	return int64(f.hdr.ContentLength()), nil
+}
+
+// parsePlainHead reads a head that ends in CRLF CRLF when it is plain (see
+// readHead); ok is false for anything it does not read.
+func parsePlainHead(head []byte) (status int, contentLength int64, closeConn, ok bool) {
+	const proto = "HTTP/1.1 "
+	if len(head) < len(proto)+3+2 || string(head[:len(proto)]) != proto {
+		return 0, 0, false, false
+	}
+	d := head[len(proto) : len(proto)+3]
+	if d[0] < '1' || d[0] > '5' || d[1] < '0' || d[1] > '9' || d[2] < '0' || d[2] > '9' {
+		return 0, 0, false, false
+	}
+	status = int(d[0]-'0')*100 + int(d[1]-'0')*10 + int(d[2]-'0')
+	line, rest, found := bytes.Cut(head[len(proto)+3:], crlf)
+	if !found || (len(line) > 0 && (line[0] != ' ' || !printable(line))) {
+		return 0, 0, false, false
+	}
+	contentLength = -2
+	var sawLength, chunked bool
+	for {
+		line, rest, found = bytes.Cut(rest, crlf)
+		if !found {
+			return 0, 0, false, false
+		}
+		if len(line) == 0 {
+			break
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !isToken(line[:colon]) || !printable(line[colon+1:]) {
+			return 0, 0, false, false
+		}
+		key, value := line[:colon], bytes.Trim(line[colon+1:], " \t")
+		switch {
+		case bytes.EqualFold(key, []byte("Content-Length")):
+			if sawLength || len(value) == 0 || len(value) > 18 {
+				return 0, 0, false, false
+			}
+			sawLength = true
+			var n int64
+			for _, c := range value {
+				if c < '0' || c > '9' {
+					return 0, 0, false, false
+				}
+				n = n*10 + int64(c-'0')
+			}
+			if !chunked {
+				contentLength = n
+			}
+		case bytes.EqualFold(key, []byte("Transfer-Encoding")):
+			if chunked || !bytes.EqualFold(value, []byte("chunked")) {
+				return 0, 0, false, false
+			}
+			chunked, contentLength = true, -1
+		case bytes.EqualFold(key, []byte("Connection")):
+			switch {
+			case bytes.EqualFold(value, []byte("close")):
+				closeConn = true
+			case !bytes.EqualFold(value, []byte("keep-alive")):
+				return 0, 0, false, false
+			}
+		case bytes.EqualFold(key, []byte("Trailer")):
+			return 0, 0, false, false // fasthttp checks the names it announces
+		}
+	}
+	if len(rest) != 0 {
+		return 0, 0, false, false
+	}
+	if contentLength == -2 && status != 204 && status != 304 && (status < 100 || status > 199) {
+		closeConn = true // the body ends when the connection does
+	}
+	return status, contentLength, closeConn, true
+}
+
+var crlf = []byte("\r\n")
+
+// printable reports whether b holds only visible ASCII, spaces and tabs.
+func printable(b []byte) bool {
+	for _, c := range b {
+		if (c < 0x20 && c != '\t') || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// isToken reports whether b is an HTTP token (a field name).
+func isToken(b []byte) bool {
+	for _, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // eof is called when the server closed the connection; it reports whether

@@ -1,10 +1,14 @@
 package load
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 )
 
 // frameAll feeds stream to a framer in pieces of the given sizes (cycled;
@@ -114,4 +118,69 @@ func FuzzResponseFramer(f *testing.F) {
 			t.Fatalf("framing depends on the reads:\nwhole %q\nsplit %q", whole, split)
 		}
 	})
+}
+
+// FuzzPlainResponseHead checks the framer's own reading of plain response
+// heads against fasthttp's: whatever parsePlainHead accepts, fasthttp must
+// accept with the same status, body length and connection handling.
+func FuzzPlainResponseHead(f *testing.F) {
+	for _, seed := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nServer: fasthttp\r\nDate: Wed, 25 Nov 2026 13:00:00 GMT\r\nContent-Type: application/json\r\nContent-Length: 41\r\n\r\n",
+		"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+		"HTTP/1.1 204\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nX-A:\tb c \r\n\r\n",
+		"HTTP/1.1 100 Continue\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\n",
+		"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 007\r\n\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, head []byte) {
+		end := headerEnd(head, 0)
+		if end < 0 {
+			return
+		}
+		head = head[:end]
+		status, cl, closeConn, ok := parsePlainHead(head)
+		if !ok {
+			return
+		}
+		var h fasthttp.ResponseHeader
+		if err := h.Read(bufio.NewReader(bytes.NewReader(head))); err != nil {
+			t.Fatalf("%q: read as plain (%d, %d, close %v), fasthttp refuses it: %v", head, status, cl, closeConn, err)
+		}
+		if h.StatusCode() != status || int64(h.ContentLength()) != cl || h.ConnectionClose() != closeConn {
+			t.Fatalf("%q: plain reading %d, length %d, close %v; fasthttp %d, length %d, close %v",
+				head, status, cl, closeConn, h.StatusCode(), h.ContentLength(), h.ConnectionClose())
+		}
+	})
+}
+
+// The heads model servers send are read without fasthttp's full parse.
+func TestPlainHeadCoversTypicalServers(t *testing.T) {
+	for head, want := range map[string][3]int64{
+		"HTTP/1.1 200 OK\r\nServer: fasthttp\r\nDate: Wed, 25 Nov 2026 13:00:00 GMT\r\nContent-Type: application/json\r\nContent-Length: 41\r\n\r\n": {200, 41, 0},
+		"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 25\r\n\r\n":                                                            {200, 25, 0},
+		"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n":                                           {400, -1, 0},
+		"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n":                                                         {503, 0, 1},
+		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n":                                                                                  {200, -2, 1},
+	} {
+		status, cl, closeConn, ok := parsePlainHead([]byte(head))
+		c := int64(0)
+		if closeConn {
+			c = 1
+		}
+		if !ok || [3]int64{int64(status), cl, c} != want {
+			t.Errorf("%q: ok %v, status %d, length %d, close %v; want %v", head, ok, status, cl, closeConn, want)
+		}
+	}
+	for _, head := range []string{"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", "HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"} {
+		if _, _, _, ok := parsePlainHead([]byte(head)); ok {
+			t.Errorf("%q read as plain; fasthttp should decide", head)
+		}
+	}
 }

@@ -32,7 +32,8 @@ export LOADPROF_NODE_MODULES
 echo "== go test"
 go test -count=1 -timeout 20m ./...
 
-echo "== fuzz (short): payload parser, JSON-to-TensorProto conversion, HTTP response framing"
+echo "== fuzz (short): payload parser, JSON-to-TensorProto conversion, HTTP response framing, response heads against fasthttp"
 go test -run '^$' -fuzz '^FuzzParseBody$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./payloads
 go test -run '^$' -fuzz '^FuzzToTensorProtos$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./payloads
 go test -run '^$' -fuzz '^FuzzResponseFramer$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./load
+go test -run '^$' -fuzz '^FuzzPlainResponseHead$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./load
