@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -206,7 +205,10 @@ func (f *responseFramer) readHead(head []byte) (int64, error) {
 }
 
 // parsePlainHead reads a head that ends in CRLF CRLF when it is plain (see
-// readHead); ok is false for anything it does not read.
+// readHead); ok is false for anything it does not read. It is one pass
+// over the bytes with table lookups: a general parser (fasthttp's, or one
+// built on bytes.Cut and bytes.EqualFold) costs about 500 ns a head, a
+// sixth of the event loop's CPU per request.
 func parsePlainHead(head []byte) (status int, contentLength int64, closeConn, ok bool) {
 	const proto = "HTTP/1.1 "
 	if len(head) < len(proto)+3+2 || string(head[:len(proto)]) != proto {
@@ -217,27 +219,51 @@ func parsePlainHead(head []byte) (status int, contentLength int64, closeConn, ok
 		return 0, 0, false, false
 	}
 	status = int(d[0]-'0')*100 + int(d[1]-'0')*10 + int(d[2]-'0')
-	line, rest, found := bytes.Cut(head[len(proto)+3:], crlf)
-	if !found || (len(line) > 0 && (line[0] != ' ' || !printable(line))) {
+	i := len(proto) + 3
+	if head[i] == ' ' {
+		for i++; i < len(head) && headByte[head[i]]&valueByte != 0; i++ {
+		}
+	}
+	if i+1 >= len(head) || head[i] != '\r' || head[i+1] != '\n' {
 		return 0, 0, false, false
 	}
+	i += 2
 	contentLength = -2
 	var sawLength, chunked bool
 	for {
-		line, rest, found = bytes.Cut(rest, crlf)
-		if !found {
+		if i+1 >= len(head) {
 			return 0, 0, false, false
 		}
-		if len(line) == 0 {
+		if head[i] == '\r' {
+			if head[i+1] != '\n' || i+2 != len(head) {
+				return 0, 0, false, false
+			}
 			break
 		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !isToken(line[:colon]) || !printable(line[colon+1:]) {
+		keyStart := i
+		for i < len(head) && headByte[head[i]]&tokenByte != 0 {
+			i++
+		}
+		if i == keyStart || i >= len(head) || head[i] != ':' {
 			return 0, 0, false, false
 		}
-		key, value := line[:colon], bytes.Trim(line[colon+1:], " \t")
+		key := head[keyStart:i]
+		for i++; i < len(head) && (head[i] == ' ' || head[i] == '\t'); i++ {
+		}
+		valueStart := i
+		for i < len(head) && headByte[head[i]]&valueByte != 0 {
+			i++
+		}
+		if i+1 >= len(head) || head[i] != '\r' || head[i+1] != '\n' {
+			return 0, 0, false, false
+		}
+		value := head[valueStart:i]
+		for len(value) > 0 && (value[len(value)-1] == ' ' || value[len(value)-1] == '\t') {
+			value = value[:len(value)-1]
+		}
+		i += 2
 		switch {
-		case bytes.EqualFold(key, []byte("Content-Length")):
+		case asciiFold(key, "content-length"):
 			if sawLength || len(value) == 0 || len(value) > 18 {
 				return 0, 0, false, false
 			}
@@ -252,24 +278,21 @@ func parsePlainHead(head []byte) (status int, contentLength int64, closeConn, ok
 			if !chunked {
 				contentLength = n
 			}
-		case bytes.EqualFold(key, []byte("Transfer-Encoding")):
-			if chunked || !bytes.EqualFold(value, []byte("chunked")) {
+		case asciiFold(key, "transfer-encoding"):
+			if chunked || !asciiFold(value, "chunked") {
 				return 0, 0, false, false
 			}
 			chunked, contentLength = true, -1
-		case bytes.EqualFold(key, []byte("Connection")):
+		case asciiFold(key, "connection"):
 			switch {
-			case bytes.EqualFold(value, []byte("close")):
+			case asciiFold(value, "close"):
 				closeConn = true
-			case !bytes.EqualFold(value, []byte("keep-alive")):
+			case !asciiFold(value, "keep-alive"):
 				return 0, 0, false, false
 			}
-		case bytes.EqualFold(key, []byte("Trailer")):
+		case asciiFold(key, "trailer"):
 			return 0, 0, false, false // fasthttp checks the names it announces
 		}
-	}
-	if len(rest) != 0 {
-		return 0, 0, false, false
 	}
 	if contentLength == -2 && status != 204 && status != 304 && (status < 100 || status > 199) {
 		closeConn = true // the body ends when the connection does
@@ -277,30 +300,37 @@ func parsePlainHead(head []byte) (status int, contentLength int64, closeConn, ok
 	return status, contentLength, closeConn, true
 }
 
-var crlf = []byte("\r\n")
-
-// printable reports whether b holds only visible ASCII, spaces and tabs.
-func printable(b []byte) bool {
-	for _, c := range b {
-		if (c < 0x20 && c != '\t') || c >= 0x7f {
+// asciiFold reports whether b equals lower (lower-case letters and '-') in
+// any case.
+func asciiFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := range b {
+		if b[i]|0x20 != lower[i] && b[i] != lower[i] {
 			return false
 		}
 	}
 	return true
 }
 
-// isToken reports whether b is an HTTP token (a field name).
-func isToken(b []byte) bool {
-	for _, c := range b {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
+// headByte classifies the bytes of a plain head: token characters may name
+// a field; value bytes are visible ASCII, space and tab.
+var headByte = func() (t [256]uint8) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] |= valueByte
 	}
-	return true
-}
+	t['\t'] |= valueByte
+	for _, c := range "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" {
+		t[c] |= tokenByte
+	}
+	return t
+}()
+
+const (
+	valueByte = 1 << iota
+	tokenByte
+)
 
 // eof is called when the server closed the connection; it reports whether
 // that completed a response (one without a length), and otherwise why the

@@ -184,3 +184,25 @@ func TestPlainHeadCoversTypicalServers(t *testing.T) {
 		}
 	}
 }
+
+var simHead = []byte("HTTP/1.1 200 OK\r\nServer: loadprof-sim\r\nDate: Wed, 25 Nov 2026 13:44:12 GMT\r\nContent-Type: application/json\r\nContent-Length: 21\r\n\r\n")
+
+func BenchmarkResponseHead(b *testing.B) {
+	b.Run("plain", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, _, _, ok := parsePlainHead(simHead); !ok {
+				b.Fatal("not plain")
+			}
+		}
+	})
+	b.Run("fasthttp", func(b *testing.B) {
+		f := newResponseFramer(1 << 20)
+		for i := 0; i < b.N; i++ {
+			f.src.Reset(simHead)
+			f.br.Reset(&f.src)
+			if err := f.hdr.Read(f.br); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
