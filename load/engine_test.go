@@ -469,3 +469,28 @@ func TestEnginesSpeakIPv6(t *testing.T) {
 		})
 	}
 }
+
+// Bodies far larger than a socket buffer go out in several writes.
+func TestEnginesSendLargeBodiesWhole(t *testing.T) {
+	big := []byte(`{"instances": [` + strings.Repeat("1.5, ", 600_000) + `1.5]}`) // 3 MB
+	for _, engine := range engines(t) {
+		t.Run(string(engine), func(t *testing.T) {
+			srv := startRaw(t, okJSON(0))
+			r, err := NewREST(RESTConfig{URL: srv.url, Engine: engine, Timeout: 10 * time.Second, Bodies: [][]byte{big}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			rec := NewRecorder()
+			if _, err := Run(context.Background(), Plan{Concurrency: 2, Requests: 10}, r, counter(1), rec); err != nil {
+				t.Fatal(err)
+			}
+			if s := rec.Snapshot(true).Steady; s.Requests != 10 || len(s.Errors) != 0 {
+				t.Fatalf("%d requests, errors %v (%v)", s.Requests, s.Errors, rec.Snapshot(true).FirstErrors)
+			}
+			if srv.bodies[string(big)] != 10 || len(srv.bodies) != 1 {
+				t.Fatalf("the server got %d whole bodies and %d different ones", srv.bodies[string(big)], len(srv.bodies))
+			}
+		})
+	}
+}
