@@ -20,8 +20,8 @@ const eventLoopsAvailable = true
 
 // The epoll engine drives plaintext REST load the way wrk does: a few OS
 // threads, each with an epoll set of non-blocking connections, and no
-// goroutine per request. A request costs one write, one or two reads and
-// one epoll_wait shared by every connection that is ready; Go's netpoller
+// goroutine per request. A request costs one write, one read and a share
+// of one epoll_wait among every connection that is ready; Go's netpoller
 // would add a goroutine park and wake-up per request, which is most of the
 // client CPU at loopback speeds.
 //
@@ -65,6 +65,7 @@ type loopConn struct {
 	prev, next *loopConn // in the loop's in-flight list, oldest first
 }
 
+// eventLoop is one thread's connections and share of the plan.
 type eventLoop struct {
 	r    *runner
 	rest *REST
@@ -82,16 +83,16 @@ type eventLoop struct {
 
 	head, tail *loopConn // requests in flight, in deadline order (the timeout is the same for all)
 	armed      time.Duration
-	stopping   bool
+	stopping   bool          // the plan is done or the run interrupted: no more requests
+	cancelled  bool          // the run was interrupted
 	graceEnd   time.Duration // set once the run is interrupted
 
 	// open loop only
-	open      bool
-	interval  float64
-	nextSeq   int64
-	stride    int64
-	satSeq    int64 // last sequence number counted as saturated
-	cancelled bool
+	open     bool
+	interval float64
+	nextSeq  int64
+	stride   int64
+	satSeq   int64 // last sequence number counted as saturated
 }
 
 const neverArmed = time.Duration(1<<63 - 1)

@@ -3,7 +3,7 @@
 prints requests/s and client CPU time per request for both, then checks how
 closely loadprof holds a constant --rate.
 
-Usage: python3 bench/compare/rest_vs_wrk.py [--seconds 10] [--connections 16] [--rate 10000]
+Usage: python3 bench/compare/rest_vs_wrk.py [--seconds 10] [--connections 16] [--rate 10000] [--repeat 1]
 
 The server is `loadprof sim` with no simulated latency, started here on a free
 127.0.0.1 port. wrk comes from Debian (apt-get install wrk); the script installs
@@ -40,6 +40,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--rate", type=float, default=10000)
+    ap.add_argument("--repeat", type=int, default=1, help="closed-loop rounds; the ratios' median is printed too")
     args = ap.parse_args()
     ensure_wrk()
 
@@ -81,11 +82,18 @@ def main():
         # epoll engine runs one event loop with --cpus 1 or 2 (one P is
         # left to the Go runtime); the goroutine engine is the reference
         # for what Go's netpoller costs.
-        rows = [run_wrk(1), run_loadprof(1), run_loadprof(1, "goroutines"), run_wrk(2), run_loadprof(2)]
-        print_rows(rows)
-        per = [sum(r[3]) / r[1] for r in rows]
-        print("loadprof CPU per request / wrk CPU per request: %.2f (epoll, --cpus 1 vs -t1), %.2f (epoll, --cpus 2 vs -t2), "
-              "%.2f (goroutine engine, --cpus 1 vs -t1)" % (per[1] / per[0], per[4] / per[3], per[2] / per[0]))
+        ratios = []
+        for _ in range(args.repeat):
+            rows = [run_wrk(1), run_loadprof(1), run_loadprof(1, "goroutines"), run_wrk(2), run_loadprof(2)]
+            print_rows(rows)
+            per = [sum(r[3]) / r[1] for r in rows]
+            ratios.append((per[1] / per[0], per[4] / per[3], per[2] / per[0]))
+            print("loadprof CPU per request / wrk CPU per request: %.2f (epoll, --cpus 1 vs -t1), %.2f (epoll, --cpus 2 vs -t2), "
+                  "%.2f (goroutine engine, --cpus 1 vs -t1)\n" % ratios[-1])
+        if args.repeat > 1:
+            med = [sorted(r[i] for r in ratios)[len(ratios) // 2] for i in range(3)]
+            print("median of %d rounds: %.2f (epoll, one thread), %.2f (epoll, two), %.2f (goroutine engine, one)"
+                  % (args.repeat, med[0], med[1], med[2]))
 
         result = os.path.join(work, "rate.json")
         _, cpu = timed([binary, "run", "--url", url, "--data", data, "--rate", str(args.rate),
