@@ -642,6 +642,9 @@ func (l *eventLoop) unlinkInflight(c *loopConn) {
 	c.prev, c.next = nil, nil
 }
 
+// lookupIP resolves names for the epoll engine; tests replace it.
+var lookupIP = net.LookupIP
+
 // nonblockingIO is read(2) or write(2) on a non-blocking socket. Such a
 // call never waits, so it goes straight to the kernel (RawSyscall) without
 // telling the scheduler it might block: that bookkeeping (entersyscall,
@@ -656,18 +659,26 @@ func nonblockingIO(trap uintptr, fd int, p []byte) (int, unix.Errno) {
 
 // sockaddr finds the address to connect to, once, before the load. A name
 // with several addresses (such as "localhost": ::1 and 127.0.0.1) gets the
-// one Go's dialer reaches, as it tries each in turn; when none answers, the
-// first, for the run to count the failures.
+// first that accepts a connection, as Go's dialer tries them in turn; when
+// none does, the first, for the run to count the failures.
 func (r *REST) sockaddr() (unix.Sockaddr, int, error) {
 	host, port, err := net.SplitHostPort(r.addr)
 	if err != nil {
 		return nil, 0, err
 	}
 	var addr *net.TCPAddr
-	if ips, err := net.LookupIP(host); err == nil && len(ips) > 1 {
-		if conn, err := net.DialTimeout("tcp", r.addr, r.cfg.Timeout); err == nil {
-			addr, _ = conn.RemoteAddr().(*net.TCPAddr)
-			conn.Close()
+	if ips, err := lookupIP(host); err == nil && len(ips) > 1 {
+		for _, ip := range ips {
+			conn, err := net.DialTimeout("tcp", net.JoinHostPort(ip.String(), port), r.cfg.Timeout)
+			if err == nil {
+				addr, _ = conn.RemoteAddr().(*net.TCPAddr)
+				conn.Close()
+				break
+			}
+		}
+		if addr == nil {
+			addr = &net.TCPAddr{IP: ips[0]}
+			addr.Port, _ = net.LookupPort("tcp", port)
 		}
 	}
 	if addr == nil {
