@@ -172,6 +172,9 @@ func Compare(base, next *Result, limits []Limit) Comparison {
 	if base.LatencyFrom != next.LatencyFrom {
 		c.Notes = append(c.Notes, fmt.Sprintf("the runs measure latency differently (base from %s, new from %s): compare like with like", base.LatencyFrom, next.LatencyFrom))
 	}
+	if b, n := base.Client.Engine, next.Client.Engine; b != "" && n != "" && b != n {
+		c.Notes = append(c.Notes, fmt.Sprintf("the REST engines differ (base %s, new %s): so does the client's own share of the latency", b, n))
+	}
 	if base.Target != next.Target {
 		c.Notes = append(c.Notes, fmt.Sprintf("different targets: %s vs %s", base.Target, next.Target))
 	}

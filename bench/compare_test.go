@@ -63,6 +63,22 @@ func TestCompareSaysWhenAPercentileIsNoise(t *testing.T) {
 	}
 }
 
+func TestCompareSaysWhenTheRESTEnginesDiffer(t *testing.T) {
+	base, next := crafted(t, 500, 100, 100, 0), crafted(t, 500, 100, 100, 0)
+	base.Client.Engine, next.Client.Engine = "epoll", "goroutines"
+	var out strings.Builder
+	Compare(base, next, nil).Write(&out)
+	if !strings.Contains(out.String(), "note: the REST engines differ (base epoll, new goroutines)") {
+		t.Fatalf("table:\n%s", out.String())
+	}
+	next.Client.Engine = "" // a result from before engines were recorded
+	out.Reset()
+	Compare(base, next, nil).Write(&out)
+	if strings.Contains(out.String(), "engines differ") {
+		t.Fatalf("table:\n%s", out.String())
+	}
+}
+
 func TestParseLimitsRejectsNonsense(t *testing.T) {
 	for _, bad := range []string{"p98=+1%", "p99", "p99=+10", "p99=fast", "errors=-1", "rps=+x%"} {
 		if _, err := ParseLimits(bad); err == nil {

@@ -40,6 +40,11 @@ func Merge(results []*Result, sources []string) (*Result, error) {
 		if r.Target != out.Target {
 			out.Target = "several targets"
 		}
+		if i == 0 {
+			out.Client.Engine = r.Client.Engine
+		} else if r.Client.Engine != out.Client.Engine {
+			out.Client.Engine = "mixed"
+		}
 		if r.StartedAt.Before(out.StartedAt) {
 			out.StartedAt = r.StartedAt
 		}
