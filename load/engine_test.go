@@ -140,9 +140,11 @@ func TestEnginesOpenLoopSendExactCountsPerPhaseAtIntendedTimes(t *testing.T) {
 				t.Fatalf("first steady intended send at %v, want 25ms", got)
 			}
 			t.Logf("%d connections", srv.conns.Load())
-			// 2000/s for 175 ms at 1 ms each needs a few connections, not one per request.
-			if n := srv.conns.Load(); n < 1 || n > 20 {
-				t.Fatalf("%d connections for 2 requests in flight on average", n)
+			// 2000/s at 1 ms each is 2 requests in flight on average: a few
+			// connections (more after a hiccup of the machine), kept alive,
+			// not one per request.
+			if n := srv.conns.Load(); n < 1 || n > 50 {
+				t.Fatalf("%d connections for 350 requests, 2 in flight on average", n)
 			}
 		})
 	}
