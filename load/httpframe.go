@@ -35,10 +35,10 @@ const (
 
 // responseFramer finds the end of each HTTP/1.1 response in bytes that
 // arrive in pieces, for a connection that cannot block on a reader (the
-// event loop). fasthttp parses the status line and headers; the framer
-// counts the body (Content-Length, chunked, or until close) without keeping
-// it, so memory stays at one read buffer per connection whatever the
-// response size.
+// event loop). readHead reads each response's head; the framer counts the
+// body (Content-Length, chunked, or until close) without keeping it, so
+// memory stays at one read buffer per connection whatever the response
+// size.
 type responseFramer struct {
 	buf     []byte // buf[:n] holds bytes not yet consumed
 	n       int
@@ -51,7 +51,8 @@ type responseFramer struct {
 	maxBody   int64
 	started   bool // some byte of the current response has arrived
 
-	hdr fasthttp.ResponseHeader
+	// fasthttp's parse of heads that are not plain, made on first use
+	hdr *fasthttp.ResponseHeader
 	src bytes.Reader
 	br  *bufio.Reader
 
@@ -61,9 +62,7 @@ type responseFramer struct {
 }
 
 func newResponseFramer(maxBody int64) *responseFramer {
-	f := &responseFramer{buf: make([]byte, 16<<10), maxBody: maxBody}
-	f.br = bufio.NewReaderSize(&f.src, maxResponseHeader)
-	return f
+	return &responseFramer{buf: make([]byte, 16<<10), maxBody: maxBody}
 }
 
 // reset forgets everything buffered, for a new connection.
@@ -194,6 +193,9 @@ func (f *responseFramer) readHead(head []byte) (int64, error) {
 	if status, cl, closeConn, ok := parsePlainHead(head); ok {
 		f.status, f.closeAfter = status, closeConn
 		return cl, nil
+	}
+	if f.hdr == nil {
+		f.hdr, f.br = &fasthttp.ResponseHeader{}, bufio.NewReaderSize(&f.src, maxResponseHeader)
 	}
 	f.src.Reset(head)
 	f.br.Reset(&f.src)

@@ -196,11 +196,13 @@ func BenchmarkResponseHead(b *testing.B) {
 		}
 	})
 	b.Run("fasthttp", func(b *testing.B) {
-		f := newResponseFramer(1 << 20)
+		var h fasthttp.ResponseHeader
+		var src bytes.Reader
+		br := bufio.NewReaderSize(&src, maxResponseHeader)
 		for i := 0; i < b.N; i++ {
-			f.src.Reset(simHead)
-			f.br.Reset(&f.src)
-			if err := f.hdr.Read(f.br); err != nil {
+			src.Reset(simHead)
+			br.Reset(&src)
+			if err := h.Read(br); err != nil {
 				b.Fatal(err)
 			}
 		}
