@@ -104,6 +104,9 @@ func (r *REST) useEventLoops() bool { return r.engine == EngineEpoll }
 // runEventLoops runs the plan on K event loops and returns when they are
 // done or ctx is cancelled.
 func (r *runner) runEventLoops(ctx context.Context, rest *REST) error {
+	if ctx.Err() != nil {
+		return nil // interrupted before the load began: send nothing
+	}
 	sa, fam, err := rest.sockaddr()
 	if err != nil {
 		return err
