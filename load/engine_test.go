@@ -496,3 +496,20 @@ func TestEnginesSendLargeBodiesWhole(t *testing.T) {
 		})
 	}
 }
+
+func TestEnginesSendNothingWhenInterruptedBeforeTheStart(t *testing.T) {
+	for _, engine := range engines(t) {
+		t.Run(string(engine), func(t *testing.T) {
+			srv := startRaw(t, okJSON(0))
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			timing, err := Run(ctx, Plan{Concurrency: 4, Duration: time.Second}, engineREST(t, engine, srv.url, time.Second), counter(1), NewRecorder())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !timing.Interrupted || timing.Dispatched != 0 || srv.requests.Load() != 0 {
+				t.Fatalf("interrupted %v, dispatched %d, served %d", timing.Interrupted, timing.Dispatched, srv.requests.Load())
+			}
+		})
+	}
+}
