@@ -565,6 +565,7 @@ func (l *eventLoop) read(c *loopConn, now time.Duration) {
 		if n < len(space) {
 			return // drained; epoll reports the rest
 		}
+		c.framer.filled()
 	}
 }
 

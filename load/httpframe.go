@@ -62,7 +62,7 @@ type responseFramer struct {
 }
 
 func newResponseFramer(maxBody int64) *responseFramer {
-	return &responseFramer{buf: make([]byte, 16<<10), maxBody: maxBody}
+	return &responseFramer{buf: make([]byte, minReadBuffer), maxBody: maxBody}
 }
 
 // reset forgets everything buffered, for a new connection.
@@ -75,8 +75,28 @@ func (f *responseFramer) startResponse() {
 	f.state, f.remaining, f.chunked, f.bodySeen, f.started = frameHeader, 0, false, 0, false
 }
 
+// The read buffer starts small (most predict responses are a few hundred
+// bytes, and an open loop may hold a thousand connections) and doubles
+// whenever a read fills it, for large responses to come in large reads.
+const (
+	minReadBuffer = 4 << 10
+	maxReadBuffer = 64 << 10
+)
+
 // space is where the next read goes.
-func (f *responseFramer) space() []byte { return f.buf[f.n:] }
+func (f *responseFramer) space() []byte {
+	if f.n == len(f.buf) && len(f.buf) < maxReadBuffer {
+		f.buf = append(f.buf, make([]byte, len(f.buf))...)
+	}
+	return f.buf[f.n:]
+}
+
+// filled is told that a read took all of space: the next one gets more.
+func (f *responseFramer) filled() {
+	if len(f.buf) < maxReadBuffer {
+		f.buf = append(f.buf, make([]byte, len(f.buf))...)
+	}
+}
 
 // pending reports whether bytes of a response have arrived.
 func (f *responseFramer) pending() bool { return f.started || f.n > 0 }
