@@ -7,6 +7,7 @@ the samples and the growth after the first minute.
 Usage: python3 bench/compare/soak_rss.py [--minutes 10] [--rate 5000] [--every 10]
 """
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -62,6 +63,10 @@ def main():
               % (settled[0][0], settled[-1][0], settled[0][1], settled[-1][1], grow, args.rate))
     if run.returncode != 0:
         sys.exit("loadprof exited %d" % run.returncode)
+    with open(os.path.join(work, "soak.json")) as f:
+        res = json.load(f)
+    print("%d requests, %.1f/s, peak in flight %d (the connections an open loop keeps), engine %s"
+          % (res["requests"], res["throughput_rps"], res["client"]["peak_inflight"], res["client"].get("engine", "?")))
 
 
 if __name__ == "__main__":
