@@ -3,6 +3,7 @@ package load
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -111,17 +112,12 @@ func (f *responseFramer) advance(m int) (done bool, err error) {
 	for {
 		switch f.state {
 		case frameHeader:
-			end := headerEnd(f.buf[:f.n], f.scanned)
-			if end < 0 {
-				if f.n >= maxResponseHeader {
-					return false, fmt.Errorf("response headers longer than %d bytes", maxResponseHeader)
-				}
-				f.scanned = max(f.n-3, 0)
-				return false, nil
-			}
-			cl, err := f.readHead(f.buf[:end])
+			end, cl, err := f.readHead()
 			if err != nil {
 				return false, err
+			}
+			if end == 0 {
+				return false, nil // the head is not complete yet
 			}
 			f.consume(end)
 			if f.status >= 100 && f.status < 200 && f.status != 101 {
@@ -201,85 +197,135 @@ func (f *responseFramer) advance(m int) (done bool, err error) {
 	}
 }
 
-// readHead sets status and closeAfter from a response head and returns its
-// Content-Length, -1 for a chunked body, or -2 for a body until close.
-// Plain heads (HTTP/1.1, token keys, printable values, one Content-Length
-// or Transfer-Encoding: chunked, Connection close or keep-alive) are read
-// here: fasthttp's complete parse, which keeps and normalises every field,
-// was a third of the event loop's user time. Anything else goes to
-// fasthttp, so every head means what fasthttp makes of it
-// (FuzzPlainResponseHead checks that the two agree).
-func (f *responseFramer) readHead(head []byte) (int64, error) {
-	if status, cl, closeConn, ok := parsePlainHead(head); ok {
-		f.status, f.closeAfter = status, closeConn
-		return cl, nil
+// readHead reads the response head at the start of the buffer, if it is
+// complete: it sets status and closeAfter and returns the head's length
+// (0 while it is incomplete) and the body's Content-Length, -1 for a
+// chunked body, or -2 for a body until close. Plain heads (HTTP/1.1, token
+// names, printable values, one Content-Length or Transfer-Encoding:
+// chunked, Connection close or keep-alive) are read here in one pass:
+// fasthttp's complete parse, which keeps and normalises every field, was a
+// third of the event loop's user time. Anything else goes to fasthttp, so
+// every head means what fasthttp makes of it (FuzzPlainResponseHead checks
+// that the two agree).
+func (f *responseFramer) readHead() (end int, contentLength int64, err error) {
+	head := f.buf[:f.n]
+	switch p := parsePlainHead(head); p.result {
+	case plainDone:
+		f.status, f.closeAfter = p.status, p.closeConn
+		return p.length, p.contentLength, nil
+	case plainMore:
+		if f.n >= maxResponseHeader {
+			return 0, 0, fmt.Errorf("response headers longer than %d bytes", maxResponseHeader)
+		}
+		return 0, 0, nil
+	}
+	end = headerEnd(head, f.scanned)
+	if end < 0 {
+		if f.n >= maxResponseHeader {
+			return 0, 0, fmt.Errorf("response headers longer than %d bytes", maxResponseHeader)
+		}
+		f.scanned = max(f.n-3, 0)
+		return 0, 0, nil
 	}
 	if f.hdr == nil {
 		f.hdr, f.br = &fasthttp.ResponseHeader{}, bufio.NewReaderSize(&f.src, maxResponseHeader)
 	}
-	f.src.Reset(head)
+	f.src.Reset(head[:end])
 	f.br.Reset(&f.src)
 	if err := f.hdr.Read(f.br); err != nil {
-		return 0, fmt.Errorf("malformed response: %w", err)
+		return 0, 0, fmt.Errorf("malformed response: %w", err)
 	}
 	f.status, f.closeAfter = f.hdr.StatusCode(), f.hdr.ConnectionClose()
-	return int64(f.hdr.ContentLength()), nil
+	return end, int64(f.hdr.ContentLength()), nil
 }
 
-// parsePlainHead reads a head that ends in CRLF CRLF when it is plain (see
-// readHead); ok is false for anything it does not read. It is one pass
-// over the bytes with table lookups: a general parser (fasthttp's, or one
-// built on bytes.Cut and bytes.EqualFold) costs about 500 ns a head, a
-// sixth of the event loop's CPU per request.
-func parsePlainHead(head []byte) (status int, contentLength int64, closeConn, ok bool) {
+type plainResult uint8
+
+const (
+	plainNo   plainResult = iota // not a plain head: fasthttp decides
+	plainMore                    // plain so far, not complete
+	plainDone                    // a complete plain head
+)
+
+// plainHead is what parsePlainHead found.
+type plainHead struct {
+	result        plainResult
+	length        int // of the head, with its blank line (plainDone)
+	status        int
+	contentLength int64 // -1 chunked, -2 until close
+	closeConn     bool
+}
+
+// parsePlainHead reads the plain head (see readHead) at the start of b in
+// one pass with byte tables and 8-byte checks of field values: a general
+// parser (fasthttp's, or one built on bytes.Cut and bytes.EqualFold) costs
+// about 500 ns a head, a sixth of the event loop's CPU per request.
+func parsePlainHead(b []byte) plainHead {
+	no := plainHead{result: plainNo}
+	more := plainHead{result: plainMore}
 	const proto = "HTTP/1.1 "
-	if len(head) < len(proto)+3+2 || string(head[:len(proto)]) != proto {
-		return 0, 0, false, false
-	}
-	d := head[len(proto) : len(proto)+3]
-	if d[0] < '1' || d[0] > '5' || d[1] < '0' || d[1] > '9' || d[2] < '0' || d[2] > '9' {
-		return 0, 0, false, false
-	}
-	status = int(d[0]-'0')*100 + int(d[1]-'0')*10 + int(d[2]-'0')
-	i := len(proto) + 3
-	if head[i] == ' ' {
-		for i++; i < len(head) && headByte[head[i]]&valueByte != 0; i++ {
+	if len(b) < len(proto)+3 {
+		if k := min(len(b), len(proto)); string(b[:k]) != proto[:k] {
+			return no
 		}
+		return more
 	}
-	if i+1 >= len(head) || head[i] != '\r' || head[i+1] != '\n' {
-		return 0, 0, false, false
+	if string(b[:len(proto)]) != proto {
+		return no
+	}
+	d := b[len(proto) : len(proto)+3]
+	if d[0] < '1' || d[0] > '5' || d[1] < '0' || d[1] > '9' || d[2] < '0' || d[2] > '9' {
+		return no
+	}
+	h := plainHead{result: plainDone, status: int(d[0]-'0')*100 + int(d[1]-'0')*10 + int(d[2]-'0'), contentLength: -2}
+	i := len(proto) + 3
+	if i < len(b) && b[i] == ' ' {
+		i = skipValue(b, i+1)
+	}
+	switch lineEnd(b, i) {
+	case plainNo:
+		return no
+	case plainMore:
+		return more
 	}
 	i += 2
-	contentLength = -2
 	var sawLength, chunked bool
 	for {
-		if i+1 >= len(head) {
-			return 0, 0, false, false
+		if i >= len(b) {
+			return more
 		}
-		if head[i] == '\r' {
-			if head[i+1] != '\n' || i+2 != len(head) {
-				return 0, 0, false, false
+		if b[i] == '\r' {
+			switch lineEnd(b, i) {
+			case plainNo:
+				return no
+			case plainMore:
+				return more
 			}
+			h.length = i + 2
 			break
 		}
 		keyStart := i
-		for i < len(head) && headByte[head[i]]&tokenByte != 0 {
+		for i < len(b) && headByte[b[i]]&tokenByte != 0 {
 			i++
 		}
-		if i == keyStart || i >= len(head) || head[i] != ':' {
-			return 0, 0, false, false
+		if i >= len(b) {
+			return more
 		}
-		key := head[keyStart:i]
-		for i++; i < len(head) && (head[i] == ' ' || head[i] == '\t'); i++ {
+		if i == keyStart || b[i] != ':' {
+			return no
+		}
+		key := b[keyStart:i]
+		for i++; i < len(b) && (b[i] == ' ' || b[i] == '\t'); i++ {
 		}
 		valueStart := i
-		for i < len(head) && headByte[head[i]]&valueByte != 0 {
-			i++
+		i = skipValue(b, i)
+		switch lineEnd(b, i) {
+		case plainNo:
+			return no
+		case plainMore:
+			return more
 		}
-		if i+1 >= len(head) || head[i] != '\r' || head[i+1] != '\n' {
-			return 0, 0, false, false
-		}
-		value := head[valueStart:i]
+		value := b[valueStart:i]
 		for len(value) > 0 && (value[len(value)-1] == ' ' || value[len(value)-1] == '\t') {
 			value = value[:len(value)-1]
 		}
@@ -287,39 +333,74 @@ func parsePlainHead(head []byte) (status int, contentLength int64, closeConn, ok
 		switch {
 		case asciiFold(key, "content-length"):
 			if sawLength || len(value) == 0 || len(value) > 18 {
-				return 0, 0, false, false
+				return no
 			}
 			sawLength = true
 			var n int64
 			for _, c := range value {
 				if c < '0' || c > '9' {
-					return 0, 0, false, false
+					return no
 				}
 				n = n*10 + int64(c-'0')
 			}
 			if !chunked {
-				contentLength = n
+				h.contentLength = n
 			}
 		case asciiFold(key, "transfer-encoding"):
 			if chunked || !asciiFold(value, "chunked") {
-				return 0, 0, false, false
+				return no
 			}
-			chunked, contentLength = true, -1
+			chunked, h.contentLength = true, -1
 		case asciiFold(key, "connection"):
 			switch {
 			case asciiFold(value, "close"):
-				closeConn = true
+				h.closeConn = true
 			case !asciiFold(value, "keep-alive"):
-				return 0, 0, false, false
+				return no
 			}
 		case asciiFold(key, "trailer"):
-			return 0, 0, false, false // fasthttp checks the names it announces
+			return no // fasthttp checks the names it announces
 		}
 	}
-	if contentLength == -2 && status != 204 && status != 304 && (status < 100 || status > 199) {
-		closeConn = true // the body ends when the connection does
+	if h.contentLength == -2 && h.status != 204 && h.status != 304 && (h.status < 100 || h.status > 199) {
+		h.closeConn = true // the body ends when the connection does
 	}
-	return status, contentLength, closeConn, true
+	return h
+}
+
+// lineEnd says whether b[i:] starts with CRLF (plainDone), could still
+// (plainMore), or does not (plainNo).
+func lineEnd(b []byte, i int) plainResult {
+	switch {
+	case i >= len(b):
+		return plainMore
+	case b[i] != '\r':
+		return plainNo
+	case i+1 >= len(b):
+		return plainMore
+	case b[i+1] != '\n':
+		return plainNo
+	}
+	return plainDone
+}
+
+// skipValue returns the offset of the first byte at or after i that may
+// not stand in a field value (normally the CR ending the line), checking
+// eight bytes at a time while none is a control, DEL or non-ASCII byte.
+func skipValue(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		below := (x - 0x20*ones) &^ x & highs // some byte < 0x20
+		above := ((x + ones) | x) & highs     // some byte >= 0x7f
+		if below|above != 0 {
+			break
+		}
+	}
+	for i < len(b) && headByte[b[i]]&valueByte != 0 {
+		i++
+	}
+	return i
 }
 
 // asciiFold reports whether b equals lower (lower-case letters and '-') in

@@ -121,12 +121,13 @@ func FuzzResponseFramer(f *testing.F) {
 }
 
 // FuzzPlainResponseHead checks the framer's own reading of plain response
-// heads against fasthttp's: whatever parsePlainHead accepts, fasthttp must
-// accept with the same status, body length and connection handling.
+// heads against fasthttp's: whatever parsePlainHead reads as a complete
+// head, fasthttp reads with the same length, status, body length and
+// connection handling; what it calls incomplete has no end of head yet.
 func FuzzPlainResponseHead(f *testing.F) {
 	for _, seed := range []string{
 		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nServer: fasthttp\r\nDate: Wed, 25 Nov 2026 13:00:00 GMT\r\nContent-Type: application/json\r\nContent-Length: 41\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nServer: fasthttp\r\nDate: Wed, 25 Nov 2026 13:00:00 GMT\r\nContent-Type: application/json\r\nContent-Length: 41\r\n\r\n{}",
 		"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
 		"HTTP/1.1 204\r\n\r\n",
@@ -135,52 +136,62 @@ func FuzzPlainResponseHead(f *testing.F) {
 		"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\n",
 		"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: 007\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nX-Long: abcdefghijklmnopqrstuvwxyz0123456789\xff\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Le",
 	} {
 		f.Add([]byte(seed))
 	}
-	f.Fuzz(func(t *testing.T, head []byte) {
-		end := headerEnd(head, 0)
-		if end < 0 {
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := parsePlainHead(b)
+		end := headerEnd(b, 0)
+		switch p.result {
+		case plainMore:
+			if end >= 0 {
+				t.Fatalf("%q: incomplete for parsePlainHead, but a head ends at %d", b, end)
+			}
+			return
+		case plainNo:
 			return
 		}
-		head = head[:end]
-		status, cl, closeConn, ok := parsePlainHead(head)
-		if !ok {
-			return
+		if p.length != end {
+			t.Fatalf("%q: plain head of %d bytes, the blank line ends at %d", b, p.length, end)
 		}
+		head := b[:end]
 		var h fasthttp.ResponseHeader
 		if err := h.Read(bufio.NewReader(bytes.NewReader(head))); err != nil {
-			t.Fatalf("%q: read as plain (%d, %d, close %v), fasthttp refuses it: %v", head, status, cl, closeConn, err)
+			t.Fatalf("%q: read as plain (%+v), fasthttp refuses it: %v", head, p, err)
 		}
-		if h.StatusCode() != status || int64(h.ContentLength()) != cl || h.ConnectionClose() != closeConn {
-			t.Fatalf("%q: plain reading %d, length %d, close %v; fasthttp %d, length %d, close %v",
-				head, status, cl, closeConn, h.StatusCode(), h.ContentLength(), h.ConnectionClose())
+		if h.StatusCode() != p.status || int64(h.ContentLength()) != p.contentLength || h.ConnectionClose() != p.closeConn {
+			t.Fatalf("%q: plain reading %+v; fasthttp %d, length %d, close %v",
+				head, p, h.StatusCode(), h.ContentLength(), h.ConnectionClose())
 		}
 	})
 }
 
 // The heads model servers send are read without fasthttp's full parse.
 func TestPlainHeadCoversTypicalServers(t *testing.T) {
-	for head, want := range map[string][3]int64{
-		"HTTP/1.1 200 OK\r\nServer: fasthttp\r\nDate: Wed, 25 Nov 2026 13:00:00 GMT\r\nContent-Type: application/json\r\nContent-Length: 41\r\n\r\n": {200, 41, 0},
-		"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 25\r\n\r\n":                                                            {200, 25, 0},
-		"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n":                                           {400, -1, 0},
-		"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n":                                                         {503, 0, 1},
-		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n":                                                                                  {200, -2, 1},
+	for head, want := range map[string]plainHead{
+		"HTTP/1.1 200 OK\r\nServer: fasthttp\r\nDate: Wed, 25 Nov 2026 13:00:00 GMT\r\nContent-Type: application/json\r\nContent-Length: 41\r\n\r\n": {status: 200, contentLength: 41},
+		"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 25\r\n\r\n":                                                            {status: 200, contentLength: 25},
+		"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n":                                           {status: 400, contentLength: -1},
+		"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n":                                                         {status: 503, contentLength: 0, closeConn: true},
+		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n":                                                                                  {status: 200, contentLength: -2, closeConn: true},
 	} {
-		status, cl, closeConn, ok := parsePlainHead([]byte(head))
-		c := int64(0)
-		if closeConn {
-			c = 1
+		want.result, want.length = plainDone, len(head)
+		if got := parsePlainHead([]byte(head + "{body}")); got != want {
+			t.Errorf("%q: %+v, want %+v", head, got, want)
 		}
-		if !ok || [3]int64{int64(status), cl, c} != want {
-			t.Errorf("%q: ok %v, status %d, length %d, close %v; want %v", head, ok, status, cl, closeConn, want)
+		for cut := 0; cut < len(head); cut++ {
+			if got := parsePlainHead([]byte(head[:cut])); got.result != plainMore {
+				t.Errorf("%q cut at %d: %+v, want plainMore", head, cut, got)
+			}
 		}
 	}
 	for _, head := range []string{"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", "HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"} {
-		if _, _, _, ok := parsePlainHead([]byte(head)); ok {
-			t.Errorf("%q read as plain; fasthttp should decide", head)
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nX-Bin: caf\xc3\xa9\r\n\r\n"} {
+		if got := parsePlainHead([]byte(head)); got.result != plainNo {
+			t.Errorf("%q read as %+v; fasthttp should decide", head, got)
 		}
 	}
 }
@@ -190,7 +201,7 @@ var simHead = []byte("HTTP/1.1 200 OK\r\nServer: loadprof-sim\r\nDate: Wed, 25 N
 func BenchmarkResponseHead(b *testing.B) {
 	b.Run("plain", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			if _, _, _, ok := parsePlainHead(simHead); !ok {
+			if parsePlainHead(simHead).result != plainDone {
 				b.Fatal("not plain")
 			}
 		}
