@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"runtime"
@@ -93,6 +94,15 @@ func startRaw(t *testing.T, respond answer) *rawServer {
 	return s
 }
 
+// received returns how many times each body arrived. It locks because the
+// race detector cannot see that a body was recorded before its answer
+// went out through the socket.
+func (s *rawServer) received() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.bodies)
+}
+
 func okJSON(delay time.Duration) answer {
 	return func(conn net.Conn, _ int64) bool {
 		time.Sleep(delay)
@@ -133,8 +143,8 @@ func TestEnginesOpenLoopSendExactCountsPerPhaseAtIntendedTimes(t *testing.T) {
 				t.Fatalf("errors %v %v (%v)", snap.Steady.Errors, snap.Warmup.Errors, snap.FirstErrors)
 			}
 			want := map[string]int{`{"instances": [0]}`: 117, `{"instances": [1]}`: 117, `{"instances": [2]}`: 116}
-			if fmt.Sprint(srv.bodies) != fmt.Sprint(want) {
-				t.Fatalf("payload rotation %v", srv.bodies)
+			if got := srv.received(); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("payload rotation %v", got)
 			}
 			if got := snap.Steady.FirstAt; got != 25*time.Millisecond {
 				t.Fatalf("first steady intended send at %v, want 25ms", got)
@@ -497,8 +507,8 @@ func TestEnginesSendLargeBodiesWhole(t *testing.T) {
 			if s := rec.Snapshot(true).Steady; s.Requests != 10 || len(s.Errors) != 0 {
 				t.Fatalf("%d requests, errors %v (%v)", s.Requests, s.Errors, rec.Snapshot(true).FirstErrors)
 			}
-			if srv.bodies[string(big)] != 10 || len(srv.bodies) != 1 {
-				t.Fatalf("the server got %d whole bodies and %d different ones", srv.bodies[string(big)], len(srv.bodies))
+			if got := srv.received(); got[string(big)] != 10 || len(got) != 1 {
+				t.Fatalf("the server got %d whole bodies and %d different ones", got[string(big)], len(got))
 			}
 		})
 	}
