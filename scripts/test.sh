@@ -32,6 +32,9 @@ export LOADPROF_NODE_MODULES
 echo "== go test"
 go test -count=1 -timeout 20m ./...
 
+echo "== go test -race (everything but the conformance suite, which the run above covers)"
+go test -race -count=1 -timeout 20m $(go list ./... | grep -v /conformance)
+
 echo "== fuzz (short): payload parser, JSON-to-TensorProto conversion, HTTP response framing, response heads against fasthttp"
 go test -run '^$' -fuzz '^FuzzParseBody$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./payloads
 go test -run '^$' -fuzz '^FuzzToTensorProtos$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./payloads
