@@ -129,7 +129,7 @@ func (r *runner) runEventLoops(ctx context.Context, rest *REST) error {
 	if r.plan.Rate > 0 {
 		slots = r.plan.MaxInflight
 	}
-	k = max(min(k, slots), 1)
+	k = loopCount(r.plan, k)
 	loops := make([]*eventLoop, 0, k)
 	for i := 0; i < k; i++ {
 		share := slots / k

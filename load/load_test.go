@@ -209,3 +209,25 @@ func TestValueAtPercentileRoundsTheRankUpLikeJavaAndJS(t *testing.T) {
 		t.Error("empty histogram")
 	}
 }
+
+func TestLoopCountFollowsTheLoadNotTheCores(t *testing.T) {
+	cases := []struct {
+		plan     Plan
+		maxLoops int
+		want     int
+	}{
+		{Plan{Concurrency: 16}, 63, 1},
+		{Plan{Concurrency: 33}, 63, 2},
+		{Plan{Concurrency: 1000}, 63, 32},
+		{Plan{Concurrency: 5000}, 7, 7},
+		{Plan{Rate: 200, MaxInflight: 1000}, 63, 1},
+		{Plan{Rate: 60000, MaxInflight: 1000}, 63, 3},
+		{Plan{Rate: 1e6, MaxInflight: 2}, 63, 2},
+		{Plan{Concurrency: 4}, 1, 1},
+	}
+	for _, c := range cases {
+		if got := loopCount(c.plan, c.maxLoops); got != c.want {
+			t.Errorf("loopCount(%+v, %d) = %d, want %d", c.plan, c.maxLoops, got, c.want)
+		}
+	}
+}

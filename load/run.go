@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -299,3 +300,25 @@ func (r *runner) wait() {
 		r.timing.Unfinished = r.dispatched.Load() - r.finished.Load()
 	}
 }
+
+// Sizes of one event loop's share of the work: a loop handles tens of
+// thousands of requests a second on one core, and a loop with few
+// connections wakes once per request instead of once per batch.
+var (
+	connectionsPerLoop = 32
+	ratePerLoop        = 25000.0 // requests/s
+)
+
+// loopCount is how many event loops the epoll engine runs for plan, given
+// at most maxLoops threads: enough for the connections (closed loop) or
+// the rate (open loop), not one per core whatever the load.
+func loopCount(plan Plan, maxLoops int) int {
+	want := (plan.Concurrency + connectionsPerLoop - 1) / connectionsPerLoop
+	slots := plan.Concurrency
+	if plan.Rate > 0 {
+		want = int(math.Ceil(plan.Rate / ratePerLoop))
+		slots = plan.MaxInflight
+	}
+	return max(min(want, maxLoops, slots), 1)
+}
+

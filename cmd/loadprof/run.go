@@ -106,7 +106,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	profileAddr := fs.String("profile", "", "open a profile window through the ProfilerService at HOST:PORT (TF Serving's gRPC port, 8500) during the steady load")
 	profileDelay := fs.Duration("profile-delay", 0, "open the window this long after the steady phase starts")
 	profileRequired := fs.Bool("profile-required", false, "exit 3 when the capture fails (by default the load results still count)")
-	cpus := fs.Int("cpus", 0, "OS threads running Go code (GOMAXPROCS); 0 keeps all cores. The epoll engine runs one event loop fewer (at least one): --cpus 1 or 2 matches wrk -t1")
+	cpus := fs.Int("cpus", 0, "OS threads running Go code (GOMAXPROCS); 0 keeps all cores. The epoll engine runs at most one event loop fewer (one per 32 connections or 25,000 req/s): --cpus 1 or 2 matches wrk -t1")
 	engine := fs.String("rest-engine", "auto", "how REST requests are driven: epoll (event loops like wrk; Linux, http://), goroutines (one per connection; also https), or auto (epoll where it can)")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of loadprof itself to this file")
 	_ = fs.MarkHidden("cpuprofile")
