@@ -178,6 +178,16 @@ func (r *runner) runEventLoops(ctx context.Context, rest *REST) error {
 }
 
 func newEventLoop(r *runner, rest *REST, sa unix.Sockaddr, fam, maxConns int) (*eventLoop, error) {
+	// unix.Connect writes into the Sockaddr (its raw form), so every loop
+	// has its own.
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		own := *a
+		sa = &own
+	case *unix.SockaddrInet6:
+		own := *a
+		sa = &own
+	}
 	l := &eventLoop{r: r, rest: rest, sa: sa, fam: fam, ep: -1, timer: -1, wake: -1, maxConns: maxConns,
 		events: make([]unix.EpollEvent, 256), armed: neverArmed, graceEnd: neverArmed}
 	var err error

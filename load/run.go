@@ -321,4 +321,3 @@ func loopCount(plan Plan, maxLoops int) int {
 	}
 	return max(min(want, maxLoops, slots), 1)
 }
-
