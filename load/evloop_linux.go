@@ -130,6 +130,9 @@ func (r *runner) runEventLoops(ctx context.Context, rest *REST) error {
 		slots = r.plan.MaxInflight
 	}
 	k = loopCount(r.plan, k)
+	if r.plan.Rate > 0 {
+		r.scheduleSteady(float64(time.Second) / r.plan.Rate)
+	}
 	loops := make([]*eventLoop, 0, k)
 	for i := 0; i < k; i++ {
 		share := slots / k
@@ -407,7 +410,15 @@ func (l *eventLoop) sendNext(c *loopConn, now time.Duration) {
 // on c; when the plan is complete, the loop stops sending and c is idle.
 func (l *eventLoop) phaseOf(c *loopConn, at time.Duration) (Phase, bool) {
 	l.r.phaseMu.Lock()
-	phase, more := l.r.phaseOf(at)
+	var phase Phase
+	var more bool
+	if l.open {
+		// Loops take turns by request number, and one may run ahead of
+		// another: the phase goes by the number, not by who asks first.
+		phase, more = l.r.phaseOfScheduled(l.nextSeq, at)
+	} else {
+		phase, more = l.r.phaseOf(at)
+	}
 	l.r.phaseMu.Unlock()
 	if !more {
 		l.stopping = true

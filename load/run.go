@@ -114,11 +114,13 @@ type runner struct {
 	timing     Timing
 
 	// phase bookkeeping, under phaseMu
-	phaseMu      sync.Mutex
-	warmupSent   int64
-	steadySent   int64
-	steadyStart  time.Duration
-	steadyNotify sync.Once
+	phaseMu     sync.Mutex
+	warmupSent  int64
+	steadySent  int64
+	steadyStart time.Duration
+	// open loop on event loops: the first steady request number
+	firstSteadySeq int64
+	steadyNotify   sync.Once
 }
 
 // phaseOf decides the phase of a request about to be sent at offset at, or
@@ -148,6 +150,55 @@ func (r *runner) phaseOf(at time.Duration) (Phase, bool) {
 			}
 		}
 		return Steady, false
+	}
+	r.steadySent++
+	return Steady, true
+}
+
+// scheduleSteady fixes, for an open loop whose request n is due at
+// n*interval, which request number starts the steady phase: the first past
+// both the warm-up count and the warm-up duration.
+func (r *runner) scheduleSteady(interval float64) {
+	p := &r.plan
+	first := p.WarmupRequests
+	if p.WarmupDuration > 0 {
+		n := int64(float64(p.WarmupDuration) / interval)
+		for n > 0 && time.Duration(float64(n-1)*interval) >= p.WarmupDuration {
+			n--
+		}
+		for time.Duration(float64(n)*interval) < p.WarmupDuration {
+			n++
+		}
+		first = max(first, n)
+	}
+	r.firstSteadySeq = first
+	r.steadyStart = time.Duration(float64(first) * interval)
+}
+
+// phaseOfScheduled is phaseOf for open-loop request number seq, due at
+// offset at, when requests may be claimed out of order (several event
+// loops): the answer depends on seq and at only, so the phases hold the
+// same requests whatever the order. scheduleSteady must have run.
+func (r *runner) phaseOfScheduled(seq int64, at time.Duration) (Phase, bool) {
+	p := &r.plan
+	if seq < r.firstSteadySeq {
+		r.warmupSent++
+		return Warmup, true
+	}
+	if p.SteadyStarted != nil {
+		r.steadyNotify.Do(p.SteadyStarted)
+	}
+	countDone := p.Requests > 0 && seq-r.firstSteadySeq >= p.Requests
+	timeDone := p.Duration > 0 && at-r.steadyStart >= p.Duration
+	if countDone || timeDone {
+		if p.Hold == nil {
+			return Steady, false
+		}
+		select {
+		case <-p.Hold:
+			return Steady, false
+		default: // the profile window is still open: keep the load on
+		}
 	}
 	r.steadySent++
 	return Steady, true
