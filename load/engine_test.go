@@ -125,30 +125,40 @@ func engineREST(t *testing.T, engine Engine, url string, timeout time.Duration) 
 	return r
 }
 
+// openLoopOf350 sends 50 warm-up and 300 steady requests at 2000/s, three
+// payloads in turn, to a server answering in 1 ms, and checks that exactly
+// those were sent, each payload as often as its turn comes, the first
+// steady one at its intended time.
+func openLoopOf350(t *testing.T, engine Engine) *rawServer {
+	t.Helper()
+	srv := startRaw(t, okJSON(time.Millisecond))
+	rec := NewRecorder()
+	plan := Plan{Rate: 2000, WarmupRequests: 50, Requests: 300, MaxInflight: 100}
+	timing, err := Run(context.Background(), plan, engineREST(t, engine, srv.url, 5*time.Second), counter(3), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := rec.Snapshot(true)
+	if snap.Warmup.Requests != 50 || snap.Steady.Requests != 300 || srv.requests.Load() != 350 || timing.Dispatched != 350 {
+		t.Fatalf("warmup %d steady %d served %d dispatched %d", snap.Warmup.Requests, snap.Steady.Requests, srv.requests.Load(), timing.Dispatched)
+	}
+	if len(snap.Steady.Errors) != 0 || len(snap.Warmup.Errors) != 0 {
+		t.Fatalf("errors %v %v (%v)", snap.Steady.Errors, snap.Warmup.Errors, snap.FirstErrors)
+	}
+	want := map[string]int{`{"instances": [0]}`: 117, `{"instances": [1]}`: 117, `{"instances": [2]}`: 116}
+	if got := srv.received(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("payload rotation %v", got)
+	}
+	if got := snap.Steady.FirstAt; got != 25*time.Millisecond {
+		t.Fatalf("first steady intended send at %v, want 25ms", got)
+	}
+	return srv
+}
+
 func TestEnginesOpenLoopSendExactCountsPerPhaseAtIntendedTimes(t *testing.T) {
 	for _, engine := range engines(t) {
 		t.Run(string(engine), func(t *testing.T) {
-			srv := startRaw(t, okJSON(time.Millisecond))
-			rec := NewRecorder()
-			plan := Plan{Rate: 2000, WarmupRequests: 50, Requests: 300, MaxInflight: 100}
-			timing, err := Run(context.Background(), plan, engineREST(t, engine, srv.url, 5*time.Second), counter(3), rec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			snap := rec.Snapshot(true)
-			if snap.Warmup.Requests != 50 || snap.Steady.Requests != 300 || srv.requests.Load() != 350 || timing.Dispatched != 350 {
-				t.Fatalf("warmup %d steady %d served %d dispatched %d", snap.Warmup.Requests, snap.Steady.Requests, srv.requests.Load(), timing.Dispatched)
-			}
-			if len(snap.Steady.Errors) != 0 || len(snap.Warmup.Errors) != 0 {
-				t.Fatalf("errors %v %v (%v)", snap.Steady.Errors, snap.Warmup.Errors, snap.FirstErrors)
-			}
-			want := map[string]int{`{"instances": [0]}`: 117, `{"instances": [1]}`: 117, `{"instances": [2]}`: 116}
-			if got := srv.received(); fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Fatalf("payload rotation %v", got)
-			}
-			if got := snap.Steady.FirstAt; got != 25*time.Millisecond {
-				t.Fatalf("first steady intended send at %v, want 25ms", got)
-			}
+			srv := openLoopOf350(t, engine)
 			t.Logf("%d connections", srv.conns.Load())
 			// 2000/s at 1 ms each is 2 requests in flight on average: a few
 			// connections (more after a hiccup of the machine), kept alive,

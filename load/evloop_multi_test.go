@@ -4,7 +4,6 @@ package load
 
 import (
 	"context"
-	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -35,23 +34,6 @@ func TestEpollEngineSpreadsTheLoadOverSeveralLoops(t *testing.T) {
 		// 2000/s at 1000/s a loop: two loops, taking requests 0, 2, 4, ...
 		// and 1, 3, 5, ...: the schedule and the counts are the same as one
 		// loop's.
-		srv := startRaw(t, okJSON(time.Millisecond))
-		rec := NewRecorder()
-		plan := Plan{Rate: 2000, WarmupRequests: 50, Requests: 300, MaxInflight: 100}
-		timing, err := Run(context.Background(), plan, engineREST(t, EngineEpoll, srv.url, 5*time.Second), counter(3), rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		snap := rec.Snapshot(true)
-		if snap.Warmup.Requests != 50 || snap.Steady.Requests != 300 || srv.requests.Load() != 350 || timing.Dispatched != 350 {
-			t.Fatalf("warmup %d steady %d served %d dispatched %d", snap.Warmup.Requests, snap.Steady.Requests, srv.requests.Load(), timing.Dispatched)
-		}
-		want := map[string]int{`{"instances": [0]}`: 117, `{"instances": [1]}`: 117, `{"instances": [2]}`: 116}
-		if got := srv.received(); fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("payload rotation %v", got)
-		}
-		if got := snap.Steady.FirstAt; got != 25*time.Millisecond {
-			t.Fatalf("first steady intended send at %v, want 25ms", got)
-		}
+		openLoopOf350(t, EngineEpoll)
 	})
 }
