@@ -125,13 +125,12 @@ func (r *runner) runEventLoops(ctx context.Context, rest *REST) error {
 		runtime.GOMAXPROCS(k + 1)
 		restoreProcs = func() { runtime.GOMAXPROCS(procs) }
 	}
-	slots := r.plan.Concurrency
-	if r.plan.Rate > 0 {
-		slots = r.plan.MaxInflight
-	}
+	slots := r.plan.slots()
 	k = loopCount(r.plan, k)
+	var interval float64
 	if r.plan.Rate > 0 {
-		r.scheduleSteady(float64(time.Second) / r.plan.Rate)
+		interval = float64(time.Second) / r.plan.Rate
+		r.scheduleSteady(interval)
 	}
 	loops := make([]*eventLoop, 0, k)
 	for i := 0; i < k; i++ {
@@ -148,23 +147,20 @@ func (r *runner) runEventLoops(ctx context.Context, rest *REST) error {
 			return err
 		}
 		if r.plan.Rate > 0 {
-			l.open, l.interval, l.nextSeq, l.stride, l.satSeq = true, float64(time.Second)/r.plan.Rate, int64(i), int64(k), -1
+			l.open, l.interval, l.nextSeq, l.stride, l.satSeq = true, interval, int64(i), int64(k), -1
 		}
 		loops = append(loops, l)
 	}
 	done := make(chan struct{})
-	var wg sync.WaitGroup
 	for _, l := range loops {
-		wg.Add(1)
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			defer wg.Done()
 			l.run()
 		}()
 	}
 	go func() {
-		wg.Wait()
+		r.wg.Wait()    // only the loops are in it
 		restoreProcs() // after the loops, which may outlive Run by the grace period
 		close(done)
 	}()

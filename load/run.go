@@ -114,17 +114,16 @@ type runner struct {
 	timing     Timing
 
 	// phase bookkeeping, under phaseMu
-	phaseMu     sync.Mutex
-	warmupSent  int64
-	steadySent  int64
-	steadyStart time.Duration
-	// open loop on event loops: the first steady request number
-	firstSteadySeq int64
+	phaseMu        sync.Mutex
+	warmupSent     int64
+	steadySent     int64
+	steadyStart    time.Duration
+	firstSteadySeq int64 // open loop: the first steady request number
 	steadyNotify   sync.Once
 }
 
-// phaseOf decides the phase of a request about to be sent at offset at, or
-// reports that the plan is complete.
+// phaseOf decides the phase of a closed-loop request about to be sent at
+// offset at, or reports that the plan is complete.
 func (r *runner) phaseOf(at time.Duration) (Phase, bool) {
 	p := &r.plan
 	if (p.WarmupRequests > 0 && r.warmupSent < p.WarmupRequests) ||
@@ -140,19 +139,25 @@ func (r *runner) phaseOf(at time.Duration) (Phase, bool) {
 	}
 	countDone := p.Requests > 0 && r.steadySent >= p.Requests
 	timeDone := p.Duration > 0 && at-r.steadyStart >= p.Duration
-	if countDone || timeDone {
-		if p.Hold != nil {
-			select {
-			case <-p.Hold:
-			default:
-				r.steadySent++
-				return Steady, true // the profile window is still open: keep the load on
-			}
-		}
+	if (countDone || timeDone) && !p.held() {
 		return Steady, false
 	}
 	r.steadySent++
 	return Steady, true
+}
+
+// held reports whether Hold keeps the steady load on past the plan's end
+// (the profile window is still open).
+func (p *Plan) held() bool {
+	if p.Hold == nil {
+		return false
+	}
+	select {
+	case <-p.Hold:
+		return false
+	default:
+		return true
+	}
 }
 
 // scheduleSteady fixes, for an open loop whose request n is due at
@@ -175,14 +180,14 @@ func (r *runner) scheduleSteady(interval float64) {
 	r.steadyStart = time.Duration(float64(first) * interval)
 }
 
-// phaseOfScheduled is phaseOf for open-loop request number seq, due at
-// offset at, when requests may be claimed out of order (several event
-// loops): the answer depends on seq and at only, so the phases hold the
-// same requests whatever the order. scheduleSteady must have run.
+// phaseOfScheduled decides the phase of open-loop request number seq,
+// due at offset at, or reports that the plan is complete. The answer
+// depends on seq and at only, so the phases hold the same requests in
+// whatever order they are claimed (several event loops take turns and one
+// may run ahead). scheduleSteady must have run.
 func (r *runner) phaseOfScheduled(seq int64, at time.Duration) (Phase, bool) {
 	p := &r.plan
 	if seq < r.firstSteadySeq {
-		r.warmupSent++
 		return Warmup, true
 	}
 	if p.SteadyStarted != nil {
@@ -190,17 +195,9 @@ func (r *runner) phaseOfScheduled(seq int64, at time.Duration) (Phase, bool) {
 	}
 	countDone := p.Requests > 0 && seq-r.firstSteadySeq >= p.Requests
 	timeDone := p.Duration > 0 && at-r.steadyStart >= p.Duration
-	if countDone || timeDone {
-		if p.Hold == nil {
-			return Steady, false
-		}
-		select {
-		case <-p.Hold:
-			return Steady, false
-		default: // the profile window is still open: keep the load on
-		}
+	if (countDone || timeDone) && !p.held() {
+		return Steady, false
 	}
-	r.steadySent++
 	return Steady, true
 }
 
@@ -244,6 +241,7 @@ const initialOpenLoopWorkers = 8
 // time.
 func (r *runner) openLoop(ctx context.Context) {
 	interval := float64(time.Second) / r.plan.Rate
+	r.scheduleSteady(interval)
 	var next int64 // guarded by phaseMu
 	var workers atomic.Int64
 	var spawn func() bool
@@ -255,8 +253,8 @@ func (r *runner) openLoop(ctx context.Context) {
 		for {
 			r.phaseMu.Lock()
 			intended := time.Duration(float64(next) * interval)
+			phase, more := r.phaseOfScheduled(next, intended)
 			next++
-			phase, more := r.phaseOf(intended)
 			r.phaseMu.Unlock()
 			if !more {
 				return
@@ -365,10 +363,17 @@ var (
 // the rate (open loop), not one per core whatever the load.
 func loopCount(plan Plan, maxLoops int) int {
 	want := (plan.Concurrency + connectionsPerLoop - 1) / connectionsPerLoop
-	slots := plan.Concurrency
 	if plan.Rate > 0 {
 		want = int(math.Ceil(plan.Rate / ratePerLoop))
-		slots = plan.MaxInflight
 	}
-	return max(min(want, maxLoops, slots), 1)
+	return max(min(want, maxLoops, plan.slots()), 1)
+}
+
+// slots is how many requests may be in flight: the concurrency of a closed
+// loop, MaxInflight for an open loop.
+func (p *Plan) slots() int {
+	if p.Rate > 0 {
+		return p.MaxInflight
+	}
+	return p.Concurrency
 }
