@@ -26,6 +26,7 @@ const (
 	ConnReset               // the peer reset the connection
 	ConnClosed              // the peer closed the connection before answering
 	TooLarge                // the response exceeded the size limit
+	BadResponse             // bytes came back that are not a valid answer (not HTTP, not the call's message type)
 	OtherFailure            // anything else (DNS, TLS, protocol errors)
 )
 
@@ -71,6 +72,8 @@ func (k ErrorKey) String() string {
 		return "connection_closed"
 	case TooLarge:
 		return "response_too_large"
+	case BadResponse:
+		return "bad_response"
 	}
 	return "other"
 }
