@@ -68,12 +68,30 @@ func WriteSummary(w io.Writer, r *Result) {
 	if r.Profile != nil {
 		writeProfileSummary(w, r.Profile)
 	}
+	writeClientNotes(w, r)
+}
+
+// writeClientNotes says when the open loop could not keep its schedule, and
+// why: the server holding --max-inflight requests (too slow for the rate)
+// is a finding about the server; lag with slots free is the client's own.
+func writeClientNotes(w io.Writer, r *Result) {
 	c := r.Client
-	if c.Saturated > 0 {
-		fmt.Fprintf(w, "\n  note: %d requests waited for a free slot under --max-inflight (peak %d in flight); their wait is in the latency\n", c.Saturated, c.PeakInflight)
+	if r.Loop != "open" {
+		return
 	}
-	if r.Loop == "open" && c.MaxSendLagMs > 10 {
-		fmt.Fprintf(w, "\n  note: the client fell up to %.1f ms behind its schedule (a busy client machine); latency still counts from the schedule\n", c.MaxSendLagMs)
+	limit := "--max-inflight"
+	if v, ok := r.Config["max-inflight"]; ok {
+		limit = fmt.Sprintf("--max-inflight %v", v)
+	}
+	if c.Saturated > 0 || c.NotSent > 0 {
+		fmt.Fprintf(w, "\n  note: the server kept %s requests outstanding (it answers more slowly than the rate needs): %d requests were sent late, waiting for one to finish, and their wait is in the latency", limit, c.Saturated)
+		if c.NotSent > 0 {
+			fmt.Fprintf(w, "; %d more were still waiting when the steady phase ended and were not sent", c.NotSent)
+		}
+		fmt.Fprintln(w)
+	}
+	if c.MaxFreeSendLagMs > 10 {
+		fmt.Fprintf(w, "\n  note: with slots free, the client still fell up to %.1f ms behind its schedule (a busy client machine); latency counts from the schedule\n", c.MaxFreeSendLagMs)
 	}
 }
 

@@ -87,8 +87,18 @@ type Stats struct {
 // ClientStats say whether the client itself kept up.
 type ClientStats struct {
 	MaxSendLagMs float64 `json:"max_send_lag_ms"` // open loop: worst delay behind the schedule
-	Saturated    int64   `json:"saturated"`       // open loop: requests that waited for --max-inflight
-	PeakInflight int64   `json:"peak_inflight"`
+	// SendLag is the distribution of how late open-loop requests went out
+	// against their intended send times (all requests, both phases).
+	SendLag *Stats `json:"send_lag_ms,omitempty"`
+	// MaxFreeSendLagMs is the worst send lag of the requests that did not
+	// wait for --max-inflight: what a busy client machine alone caused.
+	MaxFreeSendLagMs float64 `json:"max_unsaturated_send_lag_ms"`
+	Saturated        int64   `json:"saturated"` // open loop: requests sent late because --max-inflight requests were outstanding
+	// NotSent counts steady open-loop requests that were still waiting for
+	// a free slot under --max-inflight when the steady phase's schedule
+	// ended (--duration): they were never sent.
+	NotSent      int64 `json:"not_sent"`
+	PeakInflight int64 `json:"peak_inflight"`
 	LateSamples  int64   `json:"late_samples"`     // finished after an interrupted run stopped waiting
 	Engine       string  `json:"engine,omitempty"` // REST: "epoll" or "goroutines"
 }

@@ -249,10 +249,16 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 		Interrupted: timing.Interrupted,
 		Unfinished:  timing.Unfinished,
 		Client: ClientStats{
-			MaxSendLagMs: float64(timing.MaxSendLag) / float64(time.Millisecond),
-			Saturated:    timing.Saturated, PeakInflight: timing.PeakInflight, LateSamples: snap.Late,
+			MaxSendLagMs:     float64(timing.MaxSendLag) / float64(time.Millisecond),
+			MaxFreeSendLagMs: float64(timing.MaxFreeSendLag) / float64(time.Millisecond),
+			Saturated:        timing.Saturated, NotSent: timing.NotSent,
+			PeakInflight: timing.PeakInflight, LateSamples: snap.Late,
 			Engine: string(t.engine),
 		},
+	}
+	if timing.SendLag != nil && timing.SendLag.TotalCount() > 0 {
+		lag := StatsOf(timing.SendLag)
+		res.Client.SendLag = &lag
 	}
 	if cfg.Plan.Rate > 0 {
 		res.Loop, res.LatencyFrom = "open", "intended_send"

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,6 +57,8 @@ type loopConn struct {
 
 	payload  int
 	written  int
+	retryAt  time.Duration  // closed loop: when the failed connection may send again
+	backoff  failureBackoff // closed loop
 	start    time.Duration // the sample's start: intended (open loop) or actual send time
 	deadline time.Duration
 	phase    Phase
@@ -77,8 +80,7 @@ type eventLoop struct {
 	events          []unix.EpollEvent
 	conns           []*loopConn
 	idle            []*loopConn
-	retry           []*loopConn // closed loop: connections whose request failed, to send again
-	retrySpare      []*loopConn
+	retry           []*loopConn // closed loop: connections whose request failed, to send again after their back-off
 	maxConns        int
 
 	head, tail *loopConn // requests in flight, in deadline order (the timeout is the same for all)
@@ -92,7 +94,8 @@ type eventLoop struct {
 	interval float64
 	nextSeq  int64
 	stride   int64
-	satSeq   int64 // last sequence number counted as saturated
+	starved  bool // a due request found every slot taken; the backlog it starts is saturated
+	sendLag  *hdrhistogram.Histogram
 }
 
 const neverArmed = time.Duration(1<<63 - 1)
@@ -147,7 +150,7 @@ func (r *runner) runEventLoops(ctx context.Context, rest *REST) error {
 			return err
 		}
 		if r.plan.Rate > 0 {
-			l.open, l.interval, l.nextSeq, l.stride, l.satSeq = true, interval, int64(i), int64(k), -1
+			l.open, l.interval, l.nextSeq, l.stride, l.sendLag = true, interval, int64(i), int64(k), newSendLag()
 		}
 		loops = append(loops, l)
 	}
@@ -255,6 +258,9 @@ func (l *eventLoop) run() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer l.closeAll()
+	if l.open {
+		defer func() { l.r.mergeLag(l.sendLag) }()
+	}
 	now := l.r.since()
 	if l.open {
 		l.dispatchDue(now)
@@ -266,23 +272,11 @@ func (l *eventLoop) run() {
 		}
 	}
 	for {
-		if len(l.retry) > 0 {
-			// One pass: a resend that fails again waits for the next turn,
-			// after epoll has reported a cancellation or a timer.
-			batch := l.retry
-			l.retry, l.retrySpare = l.retrySpare[:0], nil
-			for _, c := range batch {
-				l.sendNext(c, now)
-			}
-			l.retrySpare = batch[:0]
-		}
-		if (l.stopping && l.head == nil && len(l.retry) == 0) || now >= l.graceEnd {
+		l.resendDue(now)
+		if (l.stopping && l.head == nil) || now >= l.graceEnd {
 			return
 		}
 		timeout := l.arm(now)
-		if len(l.retry) > 0 {
-			timeout = 0
-		}
 		n, err := unix.EpollWait(l.ep, l.events, timeout)
 		if err != nil && err != unix.EINTR {
 			panic(fmt.Sprintf("epoll_wait: %v", err)) // only EBADF/EFAULT/EINVAL: a bug here
@@ -318,8 +312,14 @@ func (l *eventLoop) arm(now time.Duration) int {
 	if l.head != nil && l.head.deadline < want {
 		want = l.head.deadline
 	}
+	for _, c := range l.retry {
+		want = min(want, c.retryAt)
+	}
 	if l.open && !l.stopping {
-		if due := l.intended(l.nextSeq); due < want && (len(l.idle) > 0 || len(l.conns) < l.maxConns) {
+		// With every slot taken, wake once at the due time all the same:
+		// dispatchDue then notes that the request waits (starved), which
+		// makes it and the backlog behind it saturated.
+		if due := l.intended(l.nextSeq); due < want && (len(l.idle) > 0 || len(l.conns) < l.maxConns || !l.starved) {
 			want = due
 		}
 	}
@@ -341,7 +341,7 @@ func (l *eventLoop) arm(now time.Duration) int {
 }
 
 func (l *eventLoop) intended(seq int64) time.Duration {
-	return time.Duration(float64(seq) * l.interval)
+	return scheduledAt(seq, l.interval)
 }
 
 // cancel stops sending; requests in flight get the run's grace period.
@@ -358,11 +358,14 @@ func (l *eventLoop) cancel(now time.Duration) {
 }
 
 // dispatchDue sends every open-loop request whose intended time has come,
-// as long as a connection is free or may be opened.
+// as long as a connection is free or may be opened. When every slot is
+// taken, the due requests wait for one; all of that backlog is saturated,
+// and if the schedule ends while it waits, the loop stops sending.
 func (l *eventLoop) dispatchDue(now time.Duration) {
 	for !l.stopping {
 		intended := l.intended(l.nextSeq)
 		if intended > now {
+			l.starved = false // caught up
 			return
 		}
 		var c *loopConn
@@ -374,10 +377,13 @@ func (l *eventLoop) dispatchDue(now time.Duration) {
 			c = l.addConn()
 			l.idle = l.idle[:len(l.idle)-1]
 		default:
-			if l.satSeq != l.nextSeq {
-				l.satSeq = l.nextSeq
-				l.r.saturated.Add(1)
+			l.starved = true
+			l.r.phaseMu.Lock()
+			if l.r.scheduleOverWhileWaiting(now) {
+				l.stopping = true
+				l.r.countNotSent(l.nextSeq, l.stride)
 			}
+			l.r.phaseMu.Unlock()
 			return
 		}
 		phase, more := l.phaseOf(c, intended)
@@ -385,7 +391,7 @@ func (l *eventLoop) dispatchDue(now time.Duration) {
 			return
 		}
 		l.nextSeq += l.stride
-		raiseTo(&l.r.maxLag, int64(now-intended))
+		l.r.noteLag(l.sendLag, now-intended, l.starved)
 		l.start(c, phase, intended, now)
 	}
 }
@@ -412,6 +418,11 @@ func (l *eventLoop) phaseOf(c *loopConn, at time.Duration) (Phase, bool) {
 		// Loops take turns by request number, and one may run ahead of
 		// another: the phase goes by the number, not by who asks first.
 		phase, more = l.r.phaseOfScheduled(l.nextSeq, at)
+		if !more && l.r.sendingOver {
+			// Another loop found the schedule over while requests waited
+			// for a slot: this loop's due requests are not sent either.
+			l.r.countNotSent(l.nextSeq, l.stride)
+		}
 	} else {
 		phase, more = l.r.phaseOf(at)
 	}
@@ -615,12 +626,34 @@ func (l *eventLoop) finish(c *loopConn, out Outcome, now time.Duration) {
 	switch {
 	case l.open:
 		l.idle = append(l.idle, c)
-	case out.Class == OK || out.Class == HTTPStatus:
-		l.sendNext(c, now)
 	default:
-		// Not from here: a failure can happen inside sendNext (a refused
-		// connect), and resending from it would recurse once per failure.
-		l.retry = append(l.retry, c)
+		if pause := c.backoff.after(out); pause > 0 {
+			// Not from here even without a pause: a failure can happen
+			// inside sendNext (a refused connect), and resending from it
+			// would recurse once per failure.
+			c.retryAt = now + pause
+			l.retry = append(l.retry, c)
+			return
+		}
+		l.sendNext(c, now)
+	}
+}
+
+// resendDue sends again on the closed-loop connections whose back-off
+// after a failure is over (or stops them when the plan is done).
+func (l *eventLoop) resendDue(now time.Duration) {
+	kept := l.retry[:0]
+	var due []*loopConn
+	for _, c := range l.retry {
+		if c.retryAt <= now || l.stopping {
+			due = append(due, c)
+		} else {
+			kept = append(kept, c)
+		}
+	}
+	l.retry = kept
+	for _, c := range due {
+		l.sendNext(c, now)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 )
 
 // Plan says how much load to send and when. Exactly one of Rate (open loop)
@@ -63,10 +65,22 @@ type Timing struct {
 	Dispatched   int64         // requests handed to a sender
 	Unfinished   int64         // requests still in flight when the run stopped waiting
 	Interrupted  bool          // ctx was cancelled before the plan finished
-	MaxSendLag   time.Duration // open loop: worst delay between intended and actual send
-	Saturated    int64         // open loop: requests that waited for a free slot under MaxInflight
 	PeakInflight int64
 	Elapsed      time.Duration
+
+	// Open loop only. SendLag holds, for every request sent, how late it
+	// went out against its intended time (us); MaxSendLag is its maximum.
+	// A request is Saturated when it was late because MaxInflight requests
+	// were outstanding: the server was slower than the rate allows, not the
+	// client. MaxFreeSendLag is the worst lag of the other requests, which
+	// only a busy client machine causes. NotSent counts the steady requests
+	// that were still waiting for a free slot when the steady phase's
+	// schedule ended: they were never sent.
+	SendLag        *hdrhistogram.Histogram
+	MaxSendLag     time.Duration
+	MaxFreeSendLag time.Duration
+	Saturated      int64
+	NotSent        int64
 }
 
 // Run sends load according to plan until it is done or ctx is cancelled,
@@ -76,13 +90,11 @@ func Run(ctx context.Context, plan Plan, tr Transport, pick Picker, rec *Recorde
 	if err := plan.Check(); err != nil {
 		return Timing{}, err
 	}
-	r := &runner{plan: plan, tr: tr, pick: pick, rec: rec, start: rec.Origin(), steadyStart: -1}
+	r := &runner{plan: plan, tr: tr, pick: pick, rec: rec, start: rec.Origin(), steadyStart: -1, sendLag: newSendLag()}
 	if rest, ok := tr.(*REST); ok && rest.useEventLoops() {
 		if err := r.runEventLoops(ctx, rest); err != nil {
 			return Timing{}, err
 		}
-		r.timing.Saturated = r.saturated.Load()
-		r.timing.MaxSendLag = time.Duration(r.maxLag.Load())
 	} else if plan.Rate > 0 {
 		r.openLoop(ctx)
 	} else {
@@ -94,6 +106,17 @@ func Run(ctx context.Context, plan Plan, tr Transport, pick Picker, rec *Recorde
 	r.timing.Dispatched = r.dispatched.Load()
 	r.timing.PeakInflight = r.peak.Load()
 	r.timing.Elapsed = time.Since(r.start)
+	if plan.Rate > 0 {
+		r.lagMu.Lock()
+		r.timing.SendLag = r.sendLag.Clone()
+		r.lagMu.Unlock()
+		r.timing.MaxSendLag = time.Duration(r.maxLag.Load())
+		r.timing.MaxFreeSendLag = time.Duration(r.maxFreeLag.Load())
+		r.timing.Saturated = r.saturated.Load()
+		r.phaseMu.Lock()
+		r.timing.NotSent = r.notSent
+		r.phaseMu.Unlock()
+	}
 	return r.timing, nil
 }
 
@@ -111,17 +134,23 @@ type runner struct {
 	peak       atomic.Int64
 	saturated  atomic.Int64
 	maxLag     atomic.Int64 // ns
+	maxFreeLag atomic.Int64 // ns, requests that were not saturated
 	timing     Timing
+
+	lagMu   sync.Mutex
+	sendLag *hdrhistogram.Histogram // us; senders merge their own into it
 
 	// phase bookkeeping, under phaseMu
 	phaseMu        sync.Mutex
 	warmupSent     int64
 	steadySent     int64
 	steadyStart    time.Duration
-	firstSteadySeq int64 // open loop: the first steady request number
+	interval       float64 // open loop: ns between intended send times
+	firstSteadySeq int64   // open loop: the first steady request number
+	sendingOver    bool    // open loop: the schedule ended with requests still waiting for a slot
+	notSent        int64   // open loop: steady requests never sent for that reason
 	steadyNotify   sync.Once
 }
-
 // phaseOf decides the phase of a closed-loop request about to be sent at
 // offset at, or reports that the plan is complete.
 func (r *runner) phaseOf(at time.Duration) (Phase, bool) {
@@ -160,24 +189,53 @@ func (p *Plan) held() bool {
 	}
 }
 
+// intended is the offset at which open-loop request seq is due. Times
+// beyond what a Duration holds (a rate of 1e-12/s) stay at the maximum
+// instead of wrapping around to the past.
+func (r *runner) intended(seq int64) time.Duration {
+	return scheduledAt(seq, r.interval)
+}
+
+func scheduledAt(seq int64, interval float64) time.Duration {
+	at := float64(seq) * interval
+	if at >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return time.Duration(at)
+}
+
+// firstDueAtOrAfter is the number of the first open-loop request whose
+// intended time is t or later.
+func (r *runner) firstDueAtOrAfter(t time.Duration) int64 {
+	if t <= 0 {
+		return 0
+	}
+	est := float64(t) / r.interval
+	if est >= math.MaxInt64/2 {
+		return math.MaxInt64 / 2
+	}
+	n := int64(est)
+	for n > 0 && r.intended(n-1) >= t {
+		n--
+	}
+	for r.intended(n) < t {
+		n++
+	}
+	return n
+}
+
 // scheduleSteady fixes, for an open loop whose request n is due at
 // n*interval, which request number starts the steady phase: the first past
 // both the warm-up count and the warm-up duration.
 func (r *runner) scheduleSteady(interval float64) {
 	p := &r.plan
+	r.interval = interval
 	first := p.WarmupRequests
 	if p.WarmupDuration > 0 {
-		n := int64(float64(p.WarmupDuration) / interval)
-		for n > 0 && time.Duration(float64(n-1)*interval) >= p.WarmupDuration {
-			n--
-		}
-		for time.Duration(float64(n)*interval) < p.WarmupDuration {
-			n++
-		}
-		first = max(first, n)
+		first = max(first, r.firstDueAtOrAfter(p.WarmupDuration))
 	}
 	r.firstSteadySeq = first
-	r.steadyStart = time.Duration(float64(first) * interval)
+	r.steadyStart = r.intended(first)
 }
 
 // phaseOfScheduled decides the phase of open-loop request number seq,
@@ -187,6 +245,9 @@ func (r *runner) scheduleSteady(interval float64) {
 // may run ahead). scheduleSteady must have run.
 func (r *runner) phaseOfScheduled(seq int64, at time.Duration) (Phase, bool) {
 	p := &r.plan
+	if r.sendingOver {
+		return Steady, false
+	}
 	if seq < r.firstSteadySeq {
 		return Warmup, true
 	}
@@ -201,12 +262,85 @@ func (r *runner) phaseOfScheduled(seq int64, at time.Duration) (Phase, bool) {
 	return Steady, true
 }
 
+// scheduleEnd is the first open-loop request number past the steady
+// phase's schedule, and the time that schedule ends, when no profile
+// window holds the phase open.
+func (r *runner) scheduleEnd() (int64, time.Duration) {
+	p := &r.plan
+	endSeq, endAt := int64(math.MaxInt64), time.Duration(math.MaxInt64)
+	if p.Requests > 0 {
+		endSeq = r.firstSteadySeq + p.Requests
+		endAt = r.intended(endSeq)
+	}
+	if p.Duration > 0 {
+		byTime := r.steadyStart + p.Duration
+		if byTime < endAt {
+			endAt = byTime
+			endSeq = min(endSeq, r.firstDueAtOrAfter(byTime))
+		}
+	}
+	return endSeq, endAt
+}
+
+// scheduleOverWhileWaiting is asked, under phaseMu, when an open-loop
+// request is overdue and no slot is free to send it (MaxInflight requests
+// are outstanding). Once the steady phase's schedule has ended, waiting
+// longer would stretch the run past its duration for as long as the server
+// is slow: the open loop stops sending (every sender is told so by
+// phaseOfScheduled), and each sender counts what it never sent with
+// countNotSent. A plan with a request count and no duration asked for that
+// many requests: it sends them all, however late.
+func (r *runner) scheduleOverWhileWaiting(now time.Duration) bool {
+	if r.sendingOver {
+		return true
+	}
+	if _, endAt := r.scheduleEnd(); r.plan.Duration == 0 || now < endAt || r.plan.held() {
+		return false
+	}
+	r.sendingOver = true
+	return true
+}
+
+// countNotSent counts, under phaseMu, the steady requests of the schedule
+// among seq, seq+stride, seq+2*stride, ... that will never be sent
+// because sending stopped.
+func (r *runner) countNotSent(seq, stride int64) {
+	endSeq, _ := r.scheduleEnd()
+	if first := max(seq, r.firstSteadySeq); first < endSeq {
+		r.notSent += (endSeq - first + stride - 1) / stride
+	}
+}
+
+// The open loop's send lag (actual minus intended send time) is kept in a
+// histogram from 1 us to an hour.
+func newSendLag() *hdrhistogram.Histogram { return NewHistogram() }
+
+// noteLag records how late a request went out. saturated says it waited
+// for a free slot under MaxInflight.
+func (r *runner) noteLag(h *hdrhistogram.Histogram, lag time.Duration, saturated bool) {
+	lag = max(lag, 0)
+	_ = h.RecordValue(max(int64(lag/time.Microsecond), HistogramMinUs))
+	raiseTo(&r.maxLag, int64(lag))
+	if saturated {
+		r.saturated.Add(1)
+	} else {
+		raiseTo(&r.maxFreeLag, int64(lag))
+	}
+}
+
+// mergeLag adds a sender's send lag histogram to the run's.
+func (r *runner) mergeLag(h *hdrhistogram.Histogram) {
+	r.lagMu.Lock()
+	r.sendLag.Merge(h)
+	r.lagMu.Unlock()
+}
+
 func (r *runner) since() time.Duration { return r.rec.Now() }
 
-// send sends the next payload with s and records it. startAt is the
-// intended (open loop) or actual (closed loop) send time; the request is in
-// the profile window if the window is open now.
-func (r *runner) send(s Sender, phase Phase, startAt time.Duration) {
+// send sends the next payload with s, records it and returns its outcome.
+// startAt is the intended (open loop) or actual (closed loop) send time;
+// the request is in the profile window if the window is open now.
+func (r *runner) send(s Sender, phase Phase, startAt time.Duration) Outcome {
 	inWindow := r.rec.WindowOpen()
 	r.dispatched.Add(1)
 	r.trackInflight()
@@ -214,6 +348,7 @@ func (r *runner) send(s Sender, phase Phase, startAt time.Duration) {
 	r.inflight.Add(-1)
 	r.rec.Record(Sample{Phase: phase, InWindow: inWindow, Start: startAt, Done: r.since(), Outcome: out})
 	r.finished.Add(1)
+	return out
 }
 
 func (r *runner) trackInflight() { raiseTo(&r.peak, r.inflight.Add(1)) }
@@ -228,70 +363,85 @@ func raiseTo(a *atomic.Int64, v int64) {
 	}
 }
 
-// initialOpenLoopWorkers is how many senders an open loop starts with; it
-// adds one whenever a request is due and every sender is busy.
-const initialOpenLoopWorkers = 8
-
 // openLoop sends request i at start + i/rate whatever happened to earlier
-// requests. Each sender claims the next request number, sleeps until its
-// intended time and sends it, so no goroutine hands requests to another.
-// A request that is already due when claimed means every sender was busy:
-// another sender is started, up to MaxInflight; beyond that the request
-// waits for a free sender and its latency still counts from its intended
-// time.
+// requests, with one goroutine (and connection) per request in flight.
+// Each sender claims the next request number, sleeps until its intended
+// time and sends it, so no goroutine hands requests to another. Before a
+// sender sends, it makes sure another sender is already waiting for the
+// next request, starting one if none is (up to MaxInflight senders): so
+// requests go out on time however long the server takes, and there are
+// about as many senders as requests in flight, plus one. When MaxInflight
+// senders are all busy, a due request waits for the first to finish (its
+// latency still counts from its intended time) and is counted as
+// saturated; if the schedule ends while requests wait, the rest are
+// counted as not sent and the loop stops.
 func (r *runner) openLoop(ctx context.Context) {
-	interval := float64(time.Second) / r.plan.Rate
-	r.scheduleSteady(interval)
+	r.scheduleSteady(float64(time.Second) / r.plan.Rate)
+	limit := int64(r.plan.MaxInflight)
 	var next int64 // guarded by phaseMu
-	var workers atomic.Int64
-	var spawn func() bool
+	var senders, waiting atomic.Int64
+	var spawn func()
 	worker := func() {
 		defer r.wg.Done()
+		defer senders.Add(-1)
 		s := r.tr.NewSender()
+		lag := newSendLag()
+		defer r.mergeLag(lag)
 		timer := time.NewTimer(time.Hour)
 		defer timer.Stop()
 		for {
 			r.phaseMu.Lock()
-			intended := time.Duration(float64(next) * interval)
-			phase, more := r.phaseOfScheduled(next, intended)
-			next++
+			seq := next
+			intended := r.intended(seq)
+			phase, more := r.phaseOfScheduled(seq, intended)
+			now := r.since()
+			// Overdue when claimed: no sender was waiting for it. With
+			// every slot taken, that is the server holding MaxInflight
+			// requests; otherwise the client machine was too busy to
+			// start a sender in time.
+			saturated := more && intended < now && senders.Load() >= limit
+			if saturated && r.scheduleOverWhileWaiting(now) {
+				// The first to stop counts for all: next is shared.
+				r.countNotSent(seq, 1)
+				more = false
+			}
+			if more {
+				next++
+			}
 			r.phaseMu.Unlock()
 			if !more {
 				return
 			}
-			if wait := intended - r.since(); wait > 0 {
+			if wait := intended - now; wait > 0 {
+				waiting.Add(1)
 				timer.Reset(wait)
 				select {
 				case <-ctx.Done():
+					waiting.Add(-1)
 					return
 				case <-timer.C:
 				}
-			} else {
-				if ctx.Err() != nil {
-					return
-				}
-				if !spawn() {
-					r.saturated.Add(1)
-				}
+				waiting.Add(-1)
+			} else if ctx.Err() != nil {
+				return
 			}
-			raiseTo(&r.maxLag, int64(r.since()-intended))
+			if waiting.Load() == 0 {
+				spawn()
+			}
+			r.noteLag(lag, r.since()-intended, saturated)
 			r.send(s, phase, intended)
 		}
 	}
-	spawn = func() bool {
-		if workers.Add(1) > int64(r.plan.MaxInflight) {
-			workers.Add(-1)
-			return false
+	spawn = func() {
+		if senders.Add(1) > limit {
+			senders.Add(-1)
+			return
 		}
 		r.wg.Add(1)
 		go worker()
-		return true
 	}
-	for i := 0; i < initialOpenLoopWorkers && spawn(); i++ {
-	}
+	spawn()
 	r.waitForWorkersOr(ctx)
-	r.timing.Saturated = r.saturated.Load()
-	r.timing.MaxSendLag = time.Duration(r.maxLag.Load())
 }
 
 // waitForWorkersOr returns when every worker is done or ctx is cancelled.
@@ -305,8 +455,9 @@ func (r *runner) waitForWorkersOr(ctx context.Context) {
 }
 
 // closedLoop keeps Concurrency requests in flight: each worker sends the
-// next request as soon as its previous one finished. It returns when the
-// plan is done or ctx is cancelled, whichever is first.
+// next request as soon as its previous one finished, or after a back-off
+// while the target refuses or drops connections. It returns when the plan
+// is done or ctx is cancelled, whichever is first.
 func (r *runner) closedLoop(ctx context.Context) {
 	defer r.waitForWorkersOr(ctx)
 	for w := 0; w < r.plan.Concurrency; w++ {
@@ -314,6 +465,8 @@ func (r *runner) closedLoop(ctx context.Context) {
 		go func() {
 			defer r.wg.Done()
 			s := r.tr.NewSender()
+			var backoff failureBackoff
+			var pause *time.Timer
 			for ctx.Err() == nil {
 				r.phaseMu.Lock()
 				sent := r.since()
@@ -322,10 +475,42 @@ func (r *runner) closedLoop(ctx context.Context) {
 				if !more {
 					return
 				}
-				r.send(s, phase, sent)
+				if d := backoff.after(r.send(s, phase, sent)); d > 0 {
+					if pause == nil {
+						pause = time.NewTimer(d)
+						defer pause.Stop()
+					} else {
+						pause.Reset(d)
+					}
+					select {
+					case <-ctx.Done():
+						return
+					case <-pause.C:
+					}
+				}
 			}
 		}()
 	}
+}
+
+// failureBackoff spaces out one closed-loop sender's requests while the
+// target refuses or drops its connections, instead of spinning through
+// failures as fast as the client can make them: 1 ms after the first such
+// failure, doubling up to a second, and none again after a response (of
+// any status). Timeouts have waited already and get no back-off.
+type failureBackoff struct{ failures uint }
+
+const maxFailureBackoff = time.Second
+
+func (b *failureBackoff) after(out Outcome) time.Duration {
+	switch out.Class {
+	case ConnRefused, ConnReset, ConnClosed, OtherFailure:
+	default:
+		b.failures = 0
+		return 0
+	}
+	b.failures++
+	return min(time.Millisecond<<min(b.failures-1, 10), maxFailureBackoff)
 }
 
 // wait waits for the workers. A run that finished its plan waits for every

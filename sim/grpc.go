@@ -90,6 +90,7 @@ func (p *predictionService) GetModelMetadata(_ context.Context, req *tfproto.Get
 func (p *predictionService) Predict(ctx context.Context, req *tfproto.PredictRequest) (*tfproto.PredictResponse, error) {
 	arrived := time.Now()
 	s := p.s
+	s.noteArrival(arrived)
 	if want := s.cfg.Authorization; want != "" {
 		md, _ := metadata.FromIncomingContext(ctx)
 		if got := md.Get("authorization"); len(got) != 1 || got[0] != want {

@@ -77,6 +77,11 @@ type Config struct {
 	// TLS, when set, serves REST as HTTPS and gRPC over TLS (with
 	// ClientAuth set, mutual TLS).
 	TLS *tls.Config
+
+	// KeepArrivals, when positive, keeps the arrival time of the first
+	// that many predict calls (REST and gRPC), for tests that check when
+	// a load generator sent its requests.
+	KeepArrivals int
 }
 
 // Server is a running simulator.
@@ -94,6 +99,29 @@ type Server struct {
 	freeAt  []time.Duration // per worker, when it is next free (Latency.Workers)
 
 	predicts atomic.Int64
+
+	arrivalsMu sync.Mutex
+	arrivals   []time.Duration // since start, at most cfg.KeepArrivals
+}
+
+// noteArrival keeps the arrival time of a predict call (Config.KeepArrivals).
+func (s *Server) noteArrival(at time.Time) {
+	if s.cfg.KeepArrivals <= 0 {
+		return
+	}
+	s.arrivalsMu.Lock()
+	if len(s.arrivals) < s.cfg.KeepArrivals {
+		s.arrivals = append(s.arrivals, at.Sub(s.start))
+	}
+	s.arrivalsMu.Unlock()
+}
+
+// Arrivals returns when the kept predict calls arrived (Config.KeepArrivals),
+// as offsets from the server's start, in the order the server saw them.
+func (s *Server) Arrivals() []time.Duration {
+	s.arrivalsMu.Lock()
+	defer s.arrivalsMu.Unlock()
+	return append([]time.Duration(nil), s.arrivals...)
 }
 
 // Start starts the simulator on the addresses in cfg ("127.0.0.1:0"
@@ -450,6 +478,7 @@ func (s *Server) afterStall(t time.Duration) time.Duration {
 
 func (s *Server) predict(ctx *fasthttp.RequestCtx) {
 	arrived := time.Now()
+	s.noteArrival(arrived)
 	if want := s.cfg.Authorization; want != "" && string(ctx.Request.Header.Peek("Authorization")) != want {
 		writeError(ctx, fasthttp.StatusUnauthorized, "missing or wrong Authorization header")
 		return

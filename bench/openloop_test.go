@@ -1,0 +1,155 @@
+package bench
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/sim"
+)
+
+// openLoopPaths are the three ways loadprof sends load: both REST engines
+// and gRPC, each as a Config against srv.
+func openLoopPaths() []struct {
+	name string
+	cfg  func(t *testing.T, srv *sim.Server, plan load.Plan) Config
+} {
+	type path = struct {
+		name string
+		cfg  func(t *testing.T, srv *sim.Server, plan load.Plan) Config
+	}
+	var paths []path
+	for _, engine := range restEngines() {
+		paths = append(paths, path{"rest-" + string(engine), func(t *testing.T, srv *sim.Server, plan load.Plan) Config {
+			return Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), RESTEngine: engine, Plan: plan, Timeout: 10 * time.Second}
+		}})
+	}
+	paths = append(paths, path{"grpc", func(t *testing.T, srv *sim.Server, plan load.Plan) Config {
+		cfg := grpcConfig(srv, writeFile(t, "data.json", body), plan)
+		cfg.Timeout = 10 * time.Second
+		return cfg
+	}})
+	return paths
+}
+
+func TestOpenLoopIsOpenOnEveryPathWhateverTheServerLatency(t *testing.T) {
+	// The server takes exactly one second per call and is asked for 100
+	// calls a second: 100 requests are in flight at once. Request i must
+	// leave at start + i/100 on every path, however many are outstanding,
+	// so every latency is the server's second plus the transport's share,
+	// and the server sees one arrival every 10 ms, not bursts.
+	const rate, steady = 100, 2 * time.Second
+	for _, p := range openLoopPaths() {
+		t.Run(p.name, func(t *testing.T) {
+			srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Second}, KeepArrivals: 1000})
+			res, err := Run(context.Background(), p.cfg(t, srv, load.Plan{Rate: rate, Duration: steady, MaxInflight: 1000}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := int64(rate * steady.Seconds())
+			if res.Requests != want || len(res.Errors) != 0 || res.Client.NotSent != 0 || res.Client.Saturated != 0 {
+				t.Fatalf("%d requests (want %d), errors %v, not sent %d, saturated %d", res.Requests, want, res.Errors, res.Client.NotSent, res.Client.Saturated)
+			}
+			// The server's own second is the floor (less the histogram's
+			// resolution there, 1 ms at 3 digits); 3% above it is the
+			// ceiling for the transport and the schedule.
+			if l := res.Latency; l.Min < 998.9 || l.P99 > 1030 {
+				t.Fatalf("latency min %.1f ms, p50 %.1f, p99 %.1f, max %.1f: want every request within [1000, 1030] ms", l.Min, l.P50, l.P99, l.Max)
+			}
+			// The last `want` arrivals are the load (the preflight call came
+			// first). Against the ideal schedule anchored at the first of
+			// them, most arrivals are within a few milliseconds; bursts
+			// (requests held back until a sender frees up) are hundreds of
+			// milliseconds late.
+			arrivals := srv.Arrivals()
+			if int64(len(arrivals)) < want {
+				t.Fatalf("the server saw %d calls, want at least %d", len(arrivals), want)
+			}
+			arrivals = arrivals[int64(len(arrivals))-want:]
+			slices.Sort(arrivals)
+			interval := time.Second / rate
+			var off []time.Duration
+			for i, a := range arrivals {
+				d := a - arrivals[0] - time.Duration(i)*interval
+				off = append(off, max(d, -d))
+			}
+			slices.Sort(off)
+			if med, p90 := off[len(off)/2], off[len(off)*9/10]; med > interval || p90 > 5*interval {
+				t.Fatalf("arrivals off their 10 ms schedule by %v (median), %v (p90), %v (max)", med, p90, off[len(off)-1])
+			}
+		})
+	}
+}
+
+func TestSaturatedOpenLoopCountsLateAndUnsentRequestsAndEndsOnTime(t *testing.T) {
+	// The server answers in 200 ms and --max-inflight is 10: it can take
+	// 50 requests a second, and 100 are due. The first 10 leave on time;
+	// from then on every request waits for a slot (saturated), the backlog
+	// grows, and when the 2 s schedule ends the rest of it is not sent.
+	// Every scheduled request is either sent or counted as not sent, the
+	// server saw exactly the ones sent, and the summary blames the server's
+	// pace, not the client machine.
+	const rate, steady, slots = 100, 2 * time.Second, 10
+	for _, p := range openLoopPaths() {
+		t.Run(p.name, func(t *testing.T) {
+			srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: 200 * time.Millisecond}})
+			cfg := p.cfg(t, srv, load.Plan{Rate: rate, Duration: steady, MaxInflight: slots})
+			cfg.Settings = map[string]any{"max-inflight": "10"}
+			res, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := res.Client
+			if scheduled := int64(rate * steady.Seconds()); res.Requests+c.NotSent != scheduled || c.NotSent == 0 {
+				t.Fatalf("%d sent + %d not sent, want %d scheduled with some not sent", res.Requests, c.NotSent, scheduled)
+			}
+			if c.Saturated != res.Requests-slots || len(res.Errors) != 0 {
+				t.Fatalf("saturated %d of %d sent (want all but the first %d), errors %v", c.Saturated, res.Requests, slots, res.Errors)
+			}
+			if served := srv.Predicts() - 1; served != res.Requests { // less the preflight call
+				t.Fatalf("the server answered %d load requests, the client counted %d", served, res.Requests)
+			}
+			if c.PeakInflight != slots {
+				t.Fatalf("peak in flight %d, want %d", c.PeakInflight, slots)
+			}
+			var summary strings.Builder
+			WriteSummary(&summary, res)
+			if s := summary.String(); !strings.Contains(s, "--max-inflight 10 requests outstanding") || !strings.Contains(s, "were not sent") {
+				t.Fatalf("summary does not put the lateness on --max-inflight:\n%s", s)
+			}
+			// The backlog's lag (up to a second) is the server's; what the
+			// client adds with slots free (a busy machine) is kept apart.
+			if c.MaxFreeSendLagMs > c.MaxSendLagMs/4 {
+				t.Fatalf("send lag with slots free %.1f ms, overall %.1f ms: the backlog's lag is blamed on the client", c.MaxFreeSendLagMs, c.MaxSendLagMs)
+			}
+		})
+	}
+}
+
+func TestSaturatedOpenLoopEndsAtItsDurationNotWhenTheBacklogDrains(t *testing.T) {
+	// 2000 requests a second for half a second against a server that takes
+	// a second, 10 at a time: draining that backlog would take 100 s. The
+	// run stops sending when the schedule ends and waits only for the
+	// requests in flight (bounded by --timeout).
+	for _, p := range openLoopPaths() {
+		t.Run(p.name, func(t *testing.T) {
+			srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Second}})
+			cfg := p.cfg(t, srv, load.Plan{Rate: 2000, Duration: 500 * time.Millisecond, MaxInflight: 10})
+			res, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Requests+res.Client.NotSent != 1000 || res.Requests != srv.Predicts()-1 {
+				t.Fatalf("%d sent + %d not sent, want 1000; the server answered %d", res.Requests, res.Client.NotSent, srv.Predicts()-1)
+			}
+			// Sending ends with the schedule (0.5 s); what is in flight then
+			// ends within --timeout.
+			if end, limit := res.Phases.Steady.End, (500*time.Millisecond + cfg.Timeout).Seconds(); end > limit {
+				t.Fatalf("the steady phase ended at %.1f s, past duration + --timeout = %.1f s", end, limit)
+			}
+		})
+	}
+}
