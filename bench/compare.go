@@ -178,6 +178,12 @@ func Compare(base, next *Result, limits []Limit) Comparison {
 	if base.Target != next.Target {
 		c.Notes = append(c.Notes, fmt.Sprintf("different targets: %s vs %s", base.Target, next.Target))
 	}
+	if successes(next) == 0 {
+		c.Notes = append(c.Notes, fmt.Sprintf("the new run has no successful request (%d requests, %d errors): every latency and rate limit fails", next.Requests, sum(next.Errors)))
+	}
+	if base.Version != next.Version && min(base.Version, next.Version) < 2 {
+		c.Notes = append(c.Notes, "a version 1 result counts only answered requests in its latency; version 2 also counts failures at the time they failed (timeouts at --timeout): compare like with like")
+	}
 	for _, r := range []*Result{base, next} {
 		if r.Interrupted {
 			c.Notes = append(c.Notes, "a run was interrupted: its numbers are partial")
@@ -188,6 +194,9 @@ func Compare(base, next *Result, limits []Limit) Comparison {
 }
 
 func broken(m metric, l Limit, row Row, next *Result) bool {
+	if (m.isLatency || m.isRate) && successes(next) == 0 {
+		return true // no latency or rate of a run that never succeeded can pass
+	}
 	if m.isErrCount {
 		if l.Percent {
 			rate := 0.0
@@ -243,6 +252,9 @@ func (c Comparison) Write(w io.Writer) {
 		fmt.Fprintln(w, "no limit broken")
 	}
 }
+
+// successes is the number of successful steady requests of r.
+func successes(r *Result) int64 { return r.Requests - sum(r.Errors) }
 
 func num(v float64, unit string) string {
 	switch unit {

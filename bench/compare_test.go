@@ -121,3 +121,38 @@ func TestMergeOfTwoHalvesEqualsOneRun(t *testing.T) {
 		t.Fatal("merged an open-loop and a closed-loop run")
 	}
 }
+
+func TestCompareFailsEveryLatencyLimitOfARunWithNoSuccess(t *testing.T) {
+	// Every request of the new run failed fast (1 ms, say 503s): its
+	// latency looks better than the base's, and must still fail.
+	base := crafted(t, 1000, 100, 100, 0)
+	next := crafted(t, 1000, 1, 100, 1000)
+	limits, _ := ParseLimits("p99=+10%,p50=+10%,rps=-5%")
+	c := Compare(base, next, limits)
+	if strings.Join(c.Broken, ",") != "rps,p50,p99" {
+		t.Fatalf("broken %v", c.Broken)
+	}
+	var out strings.Builder
+	c.Write(&out)
+	if !strings.Contains(out.String(), "no successful request (1000 requests, 1000 errors)") {
+		t.Fatalf("table:\n%s", out.String())
+	}
+}
+
+func TestMergeKeepsTheSuccessfulRequestsHistogramAndRefusesMixedVersions(t *testing.T) {
+	a, b := crafted(t, 1000, 100, 100, 0), crafted(t, 1000, 50, 100, 0)
+	for _, r := range []*Result{a, b} {
+		r.Version, r.HistogramOK, r.LatencyOK = 2, r.Histogram, r.Latency
+	}
+	m, err := Merge([]*Result{a, b}, []string{"a.json", "b.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.LatencyOK.Count != 2000 || m.LatencyOK != m.Latency || m.HistogramOK == "" {
+		t.Fatalf("merged ok latency %+v, all %+v", m.LatencyOK, m.Latency)
+	}
+	b.Version = 1
+	if _, err := Merge([]*Result{a, b}, []string{"a.json", "b.json"}); err == nil || !strings.Contains(err.Error(), "version 1") {
+		t.Fatalf("merged a version 1 and a version 2 result: %v", err)
+	}
+}

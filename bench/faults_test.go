@@ -47,8 +47,13 @@ func TestServerKilledAndRestartedMidRun(t *testing.T) {
 		t.Fatalf("the run took %v", took)
 	}
 	failed := res.Errors["connection_refused"] + res.Errors["connection_closed"] + res.Errors["connection_reset"]
-	if res.Requests != 600 || failed < 50 || res.Latency.Count < 400 || res.Latency.Count+failed != res.Requests {
-		t.Fatalf("%d requests, %d answered, errors %v", res.Requests, res.Latency.Count, res.Errors)
+	if res.Requests != 600 || failed < 50 || res.LatencyOK.Count < 400 || res.LatencyOK.Count+failed != res.Requests {
+		t.Fatalf("%d requests, %d answered, errors %v", res.Requests, res.LatencyOK.Count, res.Errors)
+	}
+	// Refused connections never reached a server: no latency. Requests cut
+	// off by the kill did, and count at the time they failed.
+	if measured := res.Requests - res.Errors["connection_refused"]; res.Latency.Count != measured {
+		t.Fatalf("latency counts %d requests, want the %d that reached the server", res.Latency.Count, measured)
 	}
 	if last := res.Series[len(res.Series)-1]; last.Requests == last.Errors {
 		t.Fatalf("no success after the restart: %+v", res.Series)
@@ -74,31 +79,44 @@ func faultRun(t *testing.T, cfg sim.Config, timeout time.Duration, maxResponse i
 
 func TestConnectionResetsAreCountedAsResets(t *testing.T) {
 	res := faultRun(t, sim.Config{Faults: sim.Faults{ResetRate: 0.2, AfterCalls: 1}}, 5*time.Second, 0)
-	if n := res.Errors["connection_reset"]; n < 40 || n > 130 || res.Latency.Count+n != 400 {
-		t.Fatalf("errors %v, %d answered", res.Errors, res.Latency.Count)
+	if n := res.Errors["connection_reset"]; n < 40 || n > 130 || res.LatencyOK.Count+n != 400 || res.Latency.Count != 400 {
+		t.Fatalf("errors %v, %d answered, latency of %d", res.Errors, res.LatencyOK.Count, res.Latency.Count)
 	}
 }
 
 func TestHalfClosedConnectionsAreCountedAsClosed(t *testing.T) {
 	res := faultRun(t, sim.Config{Faults: sim.Faults{HalfCloseRate: 0.2, AfterCalls: 1}}, 5*time.Second, 0)
-	if n := res.Errors["connection_closed"]; n < 40 || n > 130 || res.Latency.Count+n != 400 {
-		t.Fatalf("errors %v, %d answered", res.Errors, res.Latency.Count)
+	if n := res.Errors["connection_closed"]; n < 40 || n > 130 || res.LatencyOK.Count+n != 400 || res.Latency.Count != 400 {
+		t.Fatalf("errors %v, %d answered, latency of %d", res.Errors, res.LatencyOK.Count, res.Latency.Count)
 	}
 }
 
 func TestSlowResponsesPastTheTimeoutAreTimeouts(t *testing.T) {
 	// Service time uniform in [50, 150) ms with a 100 ms timeout: about half
-	// time out, and no request waits much past its deadline.
+	// time out. They are in the latency at the timeout (at least 100 ms),
+	// so a server that times out cannot look faster than one that answers
+	// late; the successful ones all took less.
 	res := faultRun(t, sim.Config{Latency: sim.Latency{Fixed: 50 * time.Millisecond, Jitter: 100 * time.Millisecond}}, 100*time.Millisecond, 0)
-	if n := res.Errors["timeout"]; n < 120 || n > 280 || res.Latency.Max > 110 {
-		t.Fatalf("errors %v, max latency %.1f ms", res.Errors, res.Latency.Max)
+	n := res.Errors["timeout"]
+	if n < 120 || n > 280 || res.Latency.Count != 400 || res.LatencyOK.Count != 400-n {
+		t.Fatalf("errors %v, latency of %d, ok %d", res.Errors, res.Latency.Count, res.LatencyOK.Count)
+	}
+	if res.Latency.P90 < 99.9 || res.LatencyOK.P90 >= res.Latency.P90 {
+		t.Fatalf("p90 %.1f ms, of the successful ones %.1f: timeouts must count at the timeout", res.Latency.P90, res.LatencyOK.P90)
 	}
 }
 
 func TestServerErrorStormIsCountedNotFatal(t *testing.T) {
-	res := faultRun(t, sim.Config{Latency: sim.Latency{ErrorRate: 1, ErrorStatus: 503}}, 5*time.Second, 0)
-	if res.Errors["http_503"] != 400 || res.SuccessRPS != 0 {
-		t.Fatalf("errors %v", res.Errors)
+	srv := startSim(t, sim.Config{Latency: sim.Latency{ErrorRate: 1, ErrorStatus: 503}})
+	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body),
+		Timeout: 5 * time.Second, Plan: load.Plan{Concurrency: 16, Requests: 400}})
+	if res == nil || res.Errors["http_503"] != 400 || res.SuccessRPS != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	// Counted, and the run says it failed: no request succeeded.
+	var te *TargetError
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "no request succeeded (http_503: 400") {
+		t.Fatalf("error %v", err)
 	}
 }
 

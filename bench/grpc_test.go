@@ -152,7 +152,7 @@ func TestGRPCTimeoutIsClassifiedAsTimeout(t *testing.T) {
 	cfg.Timeout = 100 * time.Millisecond
 	res, err := Run(context.Background(), cfg)
 	var te *TargetError
-	if !errors.As(err, &te) || !strings.Contains(err.Error(), "no request got a response (timeout: 4") {
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "no request succeeded (timeout: 4") {
 		t.Fatalf("got %v", err)
 	}
 	if res == nil || res.Errors["timeout"] != 4 {

@@ -29,13 +29,16 @@ func Merge(results []*Result, sources []string) (*Result, error) {
 		Errors: map[string]int64{}, ErrorSamples: map[string]string{},
 		Phases: Phases{Warmup: Phase{Errors: map[string]int64{}}, Steady: Phase{Errors: map[string]int64{}}},
 	}
-	var hist *hdrhistogram.Histogram
+	var hist, histOK *hdrhistogram.Histogram
 	var window, outside *sliceAcc
 	series := map[int64]*load.Second{}
 	for i, r := range results {
 		src := sources[i]
 		if r.LatencyFrom != first.LatencyFrom {
 			return nil, fmt.Errorf("%s measures latency from %s, %s from %s: merging them means nothing", src, r.LatencyFrom, sources[0], first.LatencyFrom)
+		}
+		if r.Version != first.Version {
+			return nil, fmt.Errorf("%s is a version %d result, %s version %d: their latencies count different requests (version 2 counts failures at the time they failed), so merging them means nothing", src, r.Version, sources[0], first.Version)
 		}
 		if r.Target != out.Target {
 			out.Target = "several targets"
@@ -57,6 +60,9 @@ func Merge(results []*Result, sources []string) (*Result, error) {
 		} else if dropped := hist.Merge(h); dropped > 0 {
 			return nil, fmt.Errorf("%s: %d values outside the histogram's range", src, dropped)
 		}
+		if histOK, err = mergeHistogram(histOK, r.HistogramOK, i == 0, src); err != nil {
+			return nil, err
+		}
 		out.Requests += r.Requests
 		out.ThroughputRPS += r.ThroughputRPS
 		out.SuccessRPS += r.SuccessRPS
@@ -74,6 +80,8 @@ func Merge(results []*Result, sources []string) (*Result, error) {
 		addCounts(out.Phases.Steady.Errors, r.Phases.Steady.Errors)
 		out.Client.PeakInflight += r.Client.PeakInflight
 		out.Client.Saturated += r.Client.Saturated
+		out.Client.NotSent += r.Client.NotSent
+		out.Client.MaxFreeSendLagMs = max(out.Client.MaxFreeSendLagMs, r.Client.MaxFreeSendLagMs)
 		out.Client.LateSamples += r.Client.LateSamples
 		if r.Client.MaxSendLagMs > out.Client.MaxSendLagMs {
 			out.Client.MaxSendLagMs = r.Client.MaxSendLagMs
@@ -104,6 +112,12 @@ func Merge(results []*Result, sources []string) (*Result, error) {
 	if out.Histogram, err = EncodeHistogram(hist); err != nil {
 		return nil, err
 	}
+	if histOK != nil {
+		out.LatencyOK = StatsOf(histOK)
+		if out.HistogramOK, err = EncodeHistogram(histOK); err != nil {
+			return nil, err
+		}
+	}
 	if out.Window, err = window.result(); err != nil {
 		return nil, err
 	}
@@ -130,6 +144,7 @@ type sliceAcc struct {
 	requests int64
 	errors   map[string]int64
 	hist     *hdrhistogram.Histogram
+	histOK   *hdrhistogram.Histogram
 }
 
 func mergeSlice(acc *sliceAcc, s *Slice, src string) (*sliceAcc, error) {
@@ -140,10 +155,14 @@ func mergeSlice(acc *sliceAcc, s *Slice, src string) (*sliceAcc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: window/outside histogram: %w", src, err)
 	}
-	if acc == nil {
+	first := acc == nil
+	if first {
 		acc = &sliceAcc{errors: map[string]int64{}, hist: h}
 	} else {
 		acc.hist.Merge(h)
+	}
+	if acc.histOK, err = mergeHistogram(acc.histOK, s.HistogramOK, first, src); err != nil {
+		return nil, err
 	}
 	acc.requests += s.Requests
 	addCounts(acc.errors, s.Errors)
@@ -158,7 +177,34 @@ func (a *sliceAcc) result() (*Slice, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Slice{Requests: a.requests, Errors: a.errors, Latency: StatsOf(a.hist), Histogram: enc}, nil
+	out := &Slice{Requests: a.requests, Errors: a.errors, Latency: StatsOf(a.hist), Histogram: enc}
+	if a.histOK != nil {
+		out.LatencyOK = StatsOf(a.histOK)
+		if out.HistogramOK, err = EncodeHistogram(a.histOK); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// mergeHistogram adds the encoded histogram enc of one result to acc. A
+// histogram that some results lack (written by an older loadprof) is left
+// out of the merge altogether: nil from then on.
+func mergeHistogram(acc *hdrhistogram.Histogram, enc string, first bool, src string) (*hdrhistogram.Histogram, error) {
+	if enc == "" || (acc == nil && !first) {
+		return nil, nil
+	}
+	h, err := DecodeHistogram(enc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	if acc == nil {
+		return h, nil
+	}
+	if dropped := acc.Merge(h); dropped > 0 {
+		return nil, fmt.Errorf("%s: %d values outside the histogram's range", src, dropped)
+	}
+	return acc, nil
 }
 
 func sortSeries(s []load.Second) {

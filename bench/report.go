@@ -46,13 +46,18 @@ func WriteSummary(w io.Writer, r *Result) {
 			ms(s.Min), ms(s.Mean), ms(s.P50), ms(s.P90), ms(s.P95), ms(s.P99), ms(s.P999), ms(s.Max))
 	}
 	row("all", r.Latency)
+	failed := r.Latency.Count != r.LatencyOK.Count
+	if failed {
+		row("ok only", r.LatencyOK)
+	}
 	if r.Window != nil {
 		row("window", r.Window.Latency)
 		if r.Outside != nil {
 			row("outside", r.Outside.Latency)
 		}
 	}
-	fmt.Fprintln(w, "  (milliseconds; requests that got a response of any status)")
+	fmt.Fprintln(w, "  (milliseconds; every request that reached the server, answered with any status or failed,")
+	fmt.Fprintln(w, "   a failure at the time it failed and a timeout at --timeout; \"ok only\": successful requests)")
 	if len(r.Errors) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "  errors:")

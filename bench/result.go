@@ -16,8 +16,11 @@ import (
 	"github.com/loadprof/loadprof/load"
 )
 
-// ResultVersion is the version of the result.json schema.
-const ResultVersion = 1
+// ResultVersion is the version of the result.json schema. Version 2:
+// latency_ms counts every request that reached the server, failures at the
+// time they failed (version 1 counted answered requests only), and
+// latency_ok_ms the successful ones.
+const ResultVersion = 2
 
 // Result is a finished (or interrupted) run, as written to result.json.
 // Other tools read this file: keys are only ever added.
@@ -36,15 +39,21 @@ type Result struct {
 	ErrorSamples  map[string]string `json:"error_samples,omitempty"`
 	ThroughputRPS float64           `json:"throughput_rps"`
 	SuccessRPS    float64           `json:"success_rps"`
-	Latency       Stats             `json:"latency_ms"`
-	Window        *Slice            `json:"window"`  // steady requests sent while the profile window was open
-	Outside       *Slice            `json:"outside"` // the other steady requests
-	Histogram     string            `json:"histogram"`
-	Series        []load.Second     `json:"series"`
-	Profile       *ProfileReport    `json:"profile"`
-	Client        ClientStats       `json:"client"`
-	Interrupted   bool              `json:"interrupted"`
-	Unfinished    int64             `json:"unfinished"`
+	// Latency covers every steady request that reached the server:
+	// answered with any status, or failed after it was sent (a timeout
+	// counts as --timeout). It is what compare and SLOs judge. LatencyOK
+	// covers the successful requests only.
+	Latency     Stats          `json:"latency_ms"`
+	LatencyOK   Stats          `json:"latency_ok_ms"`
+	Window      *Slice         `json:"window"`  // steady requests sent while the profile window was open
+	Outside     *Slice         `json:"outside"` // the other steady requests
+	Histogram   string         `json:"histogram"`
+	HistogramOK string         `json:"histogram_ok,omitempty"`
+	Series      []load.Second  `json:"series"`
+	Profile     *ProfileReport `json:"profile"`
+	Client      ClientStats    `json:"client"`
+	Interrupted bool           `json:"interrupted"`
+	Unfinished  int64          `json:"unfinished"`
 }
 
 // Phases are the warm-up and steady parts of a run.
@@ -62,12 +71,15 @@ type Phase struct {
 	Latency  Stats            `json:"latency_ms"`
 }
 
-// Slice is the statistics of a subset of the steady requests.
+// Slice is the statistics of a subset of the steady requests, with the
+// same meaning of latency as the whole.
 type Slice struct {
-	Requests  int64            `json:"requests"`
-	Errors    map[string]int64 `json:"errors"`
-	Latency   Stats            `json:"latency_ms"`
-	Histogram string           `json:"histogram"`
+	Requests    int64            `json:"requests"`
+	Errors      map[string]int64 `json:"errors"`
+	Latency     Stats            `json:"latency_ms"`
+	LatencyOK   Stats            `json:"latency_ok_ms"`
+	Histogram   string           `json:"histogram"`
+	HistogramOK string           `json:"histogram_ok,omitempty"`
 }
 
 // Stats summarises a latency histogram, in milliseconds.
@@ -97,10 +109,10 @@ type ClientStats struct {
 	// NotSent counts steady open-loop requests that were still waiting for
 	// a free slot under --max-inflight when the steady phase's schedule
 	// ended (--duration): they were never sent.
-	NotSent      int64 `json:"not_sent"`
-	PeakInflight int64 `json:"peak_inflight"`
-	LateSamples  int64   `json:"late_samples"`     // finished after an interrupted run stopped waiting
-	Engine       string  `json:"engine,omitempty"` // REST: "epoll" or "goroutines"
+	NotSent      int64  `json:"not_sent"`
+	PeakInflight int64  `json:"peak_inflight"`
+	LateSamples  int64  `json:"late_samples"`     // finished after an interrupted run stopped waiting
+	Engine       string `json:"engine,omitempty"` // REST: "epoll" or "goroutines"
 }
 
 const usPerMs = 1000.0
@@ -147,7 +159,11 @@ func sliceOf(p *load.PhaseStats) (*Slice, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Slice{Requests: p.Requests, Errors: errorNames(p.Errors), Latency: StatsOf(p.Histogram), Histogram: enc}, nil
+	encOK, err := EncodeHistogram(p.OK)
+	if err != nil {
+		return nil, err
+	}
+	return &Slice{Requests: p.Requests, Errors: errorNames(p.Errors), Latency: StatsOf(p.Histogram), LatencyOK: StatsOf(p.OK), Histogram: enc, HistogramOK: encOK}, nil
 }
 
 // WriteJSON writes r to path atomically: a reader sees the old file or the

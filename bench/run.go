@@ -139,8 +139,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if win != nil && win.err != nil && cfg.Profile.Required && !res.Interrupted {
 		return res, &TargetError{win.err}
 	}
-	if res.Requests > 0 && res.Latency.Count == 0 && !res.Interrupted {
-		return res, &TargetError{fmt.Errorf("%s: no request got a response (%s)", t.name, describeErrors(res))}
+	if res.Requests > 0 && successes(res) == 0 && !res.Interrupted {
+		return res, &TargetError{fmt.Errorf("%s: no request succeeded (%s)", t.name, describeErrors(res))}
 	}
 	return res, nil
 }
@@ -245,6 +245,7 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 		Requests:    snap.Steady.Requests,
 		Errors:      errorNames(snap.Steady.Errors),
 		Latency:     StatsOf(snap.Steady.Histogram),
+		LatencyOK:   StatsOf(snap.Steady.OK),
 		Series:      snap.Series,
 		Interrupted: timing.Interrupted,
 		Unfinished:  timing.Unfinished,
@@ -283,6 +284,9 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 	}
 	var err error
 	if res.Histogram, err = EncodeHistogram(snap.Steady.Histogram); err != nil {
+		return nil, err
+	}
+	if res.HistogramOK, err = EncodeHistogram(snap.Steady.OK); err != nil {
 		return nil, err
 	}
 	if snap.Window.Requests > 0 {

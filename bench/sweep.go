@@ -117,8 +117,8 @@ func (s SLO) check(r *Result) []string {
 			broken = append(broken, fmt.Sprintf("%s %.1fms >= %gms", name, stats[name], limit))
 		}
 	}
-	if r.Latency.Count == 0 && len(s.Latency) > 0 {
-		broken = append(broken, "no request got a response")
+	if successes(r) == 0 && len(s.Latency) > 0 {
+		broken = append(broken, "no request succeeded")
 	}
 	if s.ErrPct >= 0 && r.Requests > 0 {
 		if pct := 100 * float64(sum(r.Errors)) / float64(r.Requests); !(pct < s.ErrPct) && !(s.ErrPct == 0 && pct == 0) {

@@ -59,7 +59,7 @@ type loopConn struct {
 	written  int
 	retryAt  time.Duration  // closed loop: when the failed connection may send again
 	backoff  failureBackoff // closed loop
-	start    time.Duration // the sample's start: intended (open loop) or actual send time
+	start    time.Duration  // the sample's start: intended (open loop) or actual send time
 	deadline time.Duration
 	phase    Phase
 	inWindow bool

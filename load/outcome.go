@@ -43,6 +43,18 @@ func (o Outcome) Responded() bool {
 	return o.Class == OK || o.Class == HTTPStatus || o.Class == GRPCStatus
 }
 
+// Measured reports whether the request reached the server, so that the
+// time until it ended is a latency: it was answered (with any status, too
+// large, or with bytes that are not a valid answer), it timed out (it ends
+// at the timeout: the server had it at least that long), or its connection
+// was reset or closed while the server had it. Such requests are in the
+// latency figures, failures at the time they failed, so that a failing
+// server cannot look faster than it is by timing out. A request that never
+// reached a server (connection refused, DNS, TLS handshake) has no latency.
+func (o Outcome) Measured() bool {
+	return o.Class != ConnRefused && o.Class != OtherFailure
+}
+
 // ErrorKey names a failure class the way result.json and reports show it.
 type ErrorKey struct {
 	Class ErrorClass

@@ -79,23 +79,29 @@ type Second struct {
 // PhaseStats are the counts and histograms of one phase, or of the steady
 // requests inside or outside the profile window.
 type PhaseStats struct {
-	Requests  int64 // finished, successful or not
-	Errors    map[ErrorKey]int64
-	Histogram *hdrhistogram.Histogram // latency in us of requests that got a response
-	FirstAt   time.Duration           // earliest Start
-	LastAt    time.Duration           // latest Done
+	Requests int64 // finished, successful or not
+	Errors   map[ErrorKey]int64
+	// Histogram holds the latency in us of every request that reached the
+	// server (Outcome.Measured): failures at the time they failed, a
+	// timeout at the timeout. OK holds the successful requests only.
+	Histogram *hdrhistogram.Histogram
+	OK        *hdrhistogram.Histogram
+	FirstAt   time.Duration // earliest Start
+	LastAt    time.Duration // latest Done
 }
 
 func newPhaseStats() *PhaseStats {
-	return &PhaseStats{Errors: map[ErrorKey]int64{}, Histogram: NewHistogram(), FirstAt: -1}
+	return &PhaseStats{Errors: map[ErrorKey]int64{}, Histogram: NewHistogram(), OK: NewHistogram(), FirstAt: -1}
 }
 
 func (p *PhaseStats) add(s *Sample, latencyUs int64) {
 	p.Requests++
 	if s.Outcome.Class != OK {
 		p.Errors[s.Outcome.Key()]++
+	} else {
+		_ = p.OK.RecordValue(latencyUs)
 	}
-	if s.Outcome.Responded() {
+	if s.Outcome.Measured() {
 		_ = p.Histogram.RecordValue(latencyUs)
 	}
 	if p.FirstAt < 0 || s.Start < p.FirstAt {
@@ -118,6 +124,7 @@ func (p *PhaseStats) ErrorTotal() int64 {
 func (p *PhaseStats) clone() *PhaseStats {
 	c := *p
 	c.Histogram = p.Histogram.Clone()
+	c.OK = p.OK.Clone()
 	c.Errors = make(map[ErrorKey]int64, len(p.Errors))
 	for k, v := range p.Errors {
 		c.Errors[k] = v
@@ -237,7 +244,7 @@ func (r *Recorder) Record(s Sample) {
 	if s.Outcome.Class != OK {
 		r.intervalErr++
 	}
-	if s.Outcome.Responded() {
+	if s.Outcome.Measured() {
 		_ = r.interval.RecordValue(latencyUs)
 	}
 }

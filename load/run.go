@@ -61,10 +61,10 @@ func (p *Plan) Check() error {
 
 // Timing is how a run went, apart from the samples.
 type Timing struct {
-	Start        time.Time     // wall clock at the run's origin
-	Dispatched   int64         // requests handed to a sender
-	Unfinished   int64         // requests still in flight when the run stopped waiting
-	Interrupted  bool          // ctx was cancelled before the plan finished
+	Start        time.Time // wall clock at the run's origin
+	Dispatched   int64     // requests handed to a sender
+	Unfinished   int64     // requests still in flight when the run stopped waiting
+	Interrupted  bool      // ctx was cancelled before the plan finished
 	PeakInflight int64
 	Elapsed      time.Duration
 
@@ -151,6 +151,7 @@ type runner struct {
 	notSent        int64   // open loop: steady requests never sent for that reason
 	steadyNotify   sync.Once
 }
+
 // phaseOf decides the phase of a closed-loop request about to be sent at
 // offset at, or reports that the plan is complete.
 func (r *runner) phaseOf(at time.Duration) (Phase, bool) {
