@@ -153,3 +153,17 @@ func TestSaturatedOpenLoopEndsAtItsDurationNotWhenTheBacklogDrains(t *testing.T)
 		})
 	}
 }
+
+func TestThroughputOfATinyRunIsItsRateNotOneOverItsLatency(t *testing.T) {
+	// One request at --rate 1 for 1 s used to read as 1/latency (about
+	// 100 req/s against a 10 ms server).
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: 10 * time.Millisecond}})
+	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body),
+		Timeout: 5 * time.Second, Plan: load.Plan{Rate: 1, Duration: time.Second, MaxInflight: 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 1 || res.ThroughputRPS != 1 || res.SuccessRPS != 1 {
+		t.Fatalf("%d requests, %.2f req/s (%.2f ok/s), want 1 request at 1 req/s", res.Requests, res.ThroughputRPS, res.SuccessRPS)
+	}
+}

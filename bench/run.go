@@ -278,7 +278,7 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 		return ph
 	}
 	res.Phases = Phases{Warmup: phase(snap.Warmup), Steady: phase(snap.Steady)}
-	if span := snap.Steady.LastAt - snap.Steady.FirstAt; snap.Steady.Requests > 0 && span > 0 {
+	if span := steadySpan(cfg.Plan, snap.Steady, timing.Interrupted); snap.Steady.Requests > 0 && span > 0 {
 		res.ThroughputRPS = float64(snap.Steady.Requests) / span.Seconds()
 		res.SuccessRPS = float64(snap.Steady.Requests-snap.Steady.ErrorTotal()) / span.Seconds()
 	}
@@ -298,6 +298,23 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 		return nil, err
 	}
 	return res, nil
+}
+
+// steadySpan is the time throughput is divided by: from the first steady
+// request's start to the last one's end, but never shorter than the plan
+// made the phase: n open-loop requests are 1/rate apart, so they take n/rate
+// however fast each one is answered, and a closed loop that finished its
+// --duration took that long. (A run of one request at --rate 1 is 1 req/s,
+// not one over its 2 ms latency.)
+func steadySpan(plan load.Plan, steady *load.PhaseStats, interrupted bool) time.Duration {
+	span := steady.LastAt - steady.FirstAt
+	switch {
+	case plan.Rate > 0:
+		span = max(span, time.Duration(float64(steady.Requests)/plan.Rate*float64(time.Second)))
+	case plan.Duration > 0 && !interrupted:
+		span = max(span, plan.Duration)
+	}
+	return span
 }
 
 func writeOutputs(cfg Config, res *Result) error {
