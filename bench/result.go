@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"errors"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -220,7 +221,33 @@ func ReadResult(path string) (*Result, error) {
 	if IsSweep(path) {
 		return nil, fmt.Errorf("%s: a sweep, not one run (loadprof report takes it alone)", path)
 	}
+	if err := r.check(); err != nil {
+		return nil, fmt.Errorf("%s: not a loadprof result: %w", path, err)
+	}
 	return &r, nil
+}
+
+// check reports what makes r unusable as a run's result: a file with a
+// version and nothing else must not pass a CI gate as a perfect run.
+func (r *Result) check() error {
+	switch {
+	case r.Version > ResultVersion:
+		return fmt.Errorf("version %d, written by a newer loadprof (this one reads up to %d)", r.Version, ResultVersion)
+	case !strings.HasPrefix(r.Tool, "loadprof"):
+		return errors.New("no \"tool\": \"loadprof ...\"")
+	case r.LatencyFrom == "" || (r.Loop != "open" && r.Loop != "closed"):
+		return errors.New("no \"loop\" and \"latency_measured_from\"")
+	case r.Histogram == "":
+		return errors.New("no \"histogram\"")
+	}
+	h, err := DecodeHistogram(r.Histogram)
+	if err != nil {
+		return fmt.Errorf("\"histogram\": %w", err)
+	}
+	if h.TotalCount() != r.Latency.Count {
+		return fmt.Errorf("\"histogram\" holds %d requests, \"latency_ms\" says %d", h.TotalCount(), r.Latency.Count)
+	}
+	return nil
 }
 
 // WriteFileAtomic writes data to a temporary file beside path and renames

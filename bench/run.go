@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -166,7 +167,8 @@ func prepareREST(cfg Config, set *payloads.Set, tlsConfig *tls.Config) (*target,
 	if err != nil {
 		return nil, &InputError{err}
 	}
-	return &target{name: cfg.URL, kind: "rest", tr: rest, engine: rest.Engine(), preflight: func() error { return preflightREST(rest, set, cfg.URL) }}, nil
+	name := RedactURL(cfg.URL)
+	return &target{name: name, kind: "rest", tr: rest, engine: rest.Engine(), preflight: func() error { return preflightREST(rest, set, name) }}, nil
 }
 
 // preflightREST sends the first payload once. A target that cannot be
@@ -359,6 +361,49 @@ func RedactHeaders(headers []load.Header) []string {
 		out[i] = h.Key + ": " + v
 	}
 	return out
+}
+
+// RedactURL returns raw with its credentials replaced, for results and
+// logs: the password of user:password@ and the values of query parameters
+// whose names look like secrets (api_key, token, sig, ...).
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "redacted")
+		}
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		changed := false
+		for k, vs := range q {
+			if isSecretHeader(k) || isSecretQueryName(k) {
+				for i := range vs {
+					vs[i] = "redacted"
+				}
+				changed = true
+			}
+		}
+		if changed {
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u.String()
+}
+
+// isSecretQueryName reports whether a query parameter is a credential by
+// the names services commonly use for them (beyond the header words).
+func isSecretQueryName(name string) bool {
+	n := strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(name))
+	for _, s := range []string{"key", "sig", "signature", "credential", "auth", "pass", "pwd"} {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func isSecretHeader(key string) bool {

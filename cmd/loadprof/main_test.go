@@ -274,3 +274,31 @@ func TestSecretsNeverAppearInResultsReportsOrLogs(t *testing.T) {
 		}
 	}
 }
+
+func TestCredentialsInTheURLNeverAppearInResultsReportsOrLogs(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	dir := t.TempDir()
+	out, html := filepath.Join(dir, "result.json"), filepath.Join(dir, "report.html")
+	url := strings.Replace(srv.PredictURL(), "http://", "http://alice:pw-s3cr3t@", 1) + "?api_key=k3y-s3cr3t&model=m"
+	code, stdout, stderr := loadprof(t, "run", "--url", url, "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`),
+		"--concurrency", "2", "--requests", "20", "--out", out, "--html", html)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	texts := []string{stdout, stderr}
+	for _, f := range []string{out, html} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		texts = append(texts, string(b))
+	}
+	for i, text := range texts {
+		if strings.Contains(text, "s3cr3t") {
+			t.Errorf("output %d holds a credential of the URL", i)
+		}
+	}
+	if !strings.Contains(stdout, "alice:redacted@") || !strings.Contains(stdout, "model=m") {
+		t.Fatalf("the target is not shown with its credentials redacted:\n%s", stdout)
+	}
+}

@@ -327,6 +327,8 @@ func settings(fs *pflag.FlagSet, headers []load.Header) map[string]any {
 		switch f.Name {
 		case "header":
 			m[f.Name] = bench.RedactHeaders(headers)
+		case "url":
+			m[f.Name] = bench.RedactURL(f.Value.String())
 		case "quiet":
 		default:
 			m[f.Name] = f.Value.String()
