@@ -135,8 +135,10 @@ func IsTerminal(f *os.File) bool {
 }
 
 // startProgress prints one progress line a second to w (overwriting itself)
-// until the returned function is called.
-func startProgress(w io.Writer, rec *load.Recorder) func() {
+// until the returned function is called: the phase, elapsed time of the
+// planned total, steady requests and errors apart from the warm-up's, and
+// whether the profile window is open.
+func startProgress(w io.Writer, rec *load.Recorder, plan load.Plan) func() {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -158,12 +160,30 @@ func startProgress(w io.Writer, rec *load.Recorder) func() {
 				if w == nil {
 					continue
 				}
-				p := rec.Progress()
-				fmt.Fprintf(w, "\r\033[K[%5.0fs] %-7s %9d requests %6d errors %8d req/s last second  p99 %s ms",
-					elapsed.Seconds(), p.Phase, p.Requests, p.Errors, p.LastSecond.Requests, ms(float64(p.SteadyP99Us)/usPerMs))
+				fmt.Fprint(w, "\r\033[K"+progressLine(rec.Progress(), elapsed, plan))
 				printed = true
 			}
 		}
 	}()
 	return func() { close(stop); wg.Wait() }
+}
+
+// progressLine is one live progress line.
+func progressLine(p load.Progress, elapsed time.Duration, plan load.Plan) string {
+	clock := fmt.Sprintf("%4.0fs", elapsed.Seconds())
+	if plan.Duration > 0 && (plan.WarmupRequests == 0 || plan.WarmupDuration > 0) {
+		// The planned length is known when both phases are timed.
+		clock += fmt.Sprintf("/%.0fs", (max(plan.WarmupDuration, 0) + plan.Duration).Seconds())
+	}
+	line := fmt.Sprintf("[%s] ", clock)
+	if p.Phase == load.Warmup {
+		line += fmt.Sprintf("warm-up %9d requests", p.WarmupRequests)
+	} else {
+		line += fmt.Sprintf("steady  %9d requests %6d errors  p99 %s ms", p.SteadyRequests, p.SteadyErrors, ms(float64(p.SteadyP99Us)/usPerMs))
+	}
+	line += fmt.Sprintf("  %d req/s last second", p.LastSecond.Requests)
+	if p.Window {
+		line += "  [profile window open]"
+	}
+	return line
 }

@@ -116,7 +116,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		plan.Hold = win.hold
 		plan.SteadyStarted = func() { win.start(ctx) }
 	}
-	stopProgress := startProgress(cfg.Progress, rec)
+	stopProgress := startProgress(cfg.Progress, rec, plan)
 	timing, err := load.Run(ctx, plan, t.tr, set, rec)
 	stopProgress()
 	if err != nil {

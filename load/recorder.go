@@ -347,11 +347,13 @@ func (r *Recorder) Snapshot(final bool) Snapshot {
 
 // Progress is what the live progress line shows.
 type Progress struct {
-	Phase       Phase
-	Requests    int64 // all finished, both phases
-	Errors      int64
-	LastSecond  Second // the last complete second
-	SteadyP99Us int64
+	Phase          Phase // Steady once a steady request has finished
+	WarmupRequests int64 // finished
+	SteadyRequests int64 // finished
+	SteadyErrors   int64
+	LastSecond     Second // the last complete second, both phases
+	SteadyP99Us    int64
+	Window         bool // the profile window is open
 }
 
 // Progress returns a cheap summary for the live progress line.
@@ -359,8 +361,10 @@ func (r *Recorder) Progress() Progress {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p := Progress{
-		Requests: r.warmup.Requests + r.steady.Requests,
-		Errors:   r.warmup.ErrorTotal() + r.steady.ErrorTotal(),
+		WarmupRequests: r.warmup.Requests,
+		SteadyRequests: r.steady.Requests,
+		SteadyErrors:   r.steady.ErrorTotal(),
+		Window:         r.windowOpen.Load(),
 	}
 	if r.steady.Requests > 0 {
 		p.Phase = Steady
