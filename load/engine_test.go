@@ -161,10 +161,12 @@ func TestEnginesOpenLoopSendExactCountsPerPhaseAtIntendedTimes(t *testing.T) {
 			srv := openLoopOf350(t, engine)
 			t.Logf("%d connections", srv.conns.Load())
 			// 2000/s at 1 ms each is 2 requests in flight on average: a few
-			// connections (more after a hiccup of the machine), kept alive,
-			// not one per request.
-			if n := srv.conns.Load(); n < 1 || n > 50 {
-				t.Fatalf("%d connections for 350 requests, 2 in flight on average", n)
+			// connections, kept alive, not one per request. A hiccup of a
+			// busy machine makes every request due during it leave at once
+			// when it ends, each on a connection of its own (the loop is
+			// open), so the bound is --max-inflight's 100, which must hold.
+			if n := srv.conns.Load(); n < 1 || n > 100 {
+				t.Fatalf("%d connections for 350 requests, 2 in flight on average, --max-inflight 100", n)
 			}
 		})
 	}

@@ -365,84 +365,120 @@ func raiseTo(a *atomic.Int64, v int64) {
 }
 
 // openLoop sends request i at start + i/rate whatever happened to earlier
-// requests, with one goroutine (and connection) per request in flight.
-// Each sender claims the next request number, sleeps until its intended
-// time and sends it, so no goroutine hands requests to another. Before a
-// sender sends, it makes sure another sender is already waiting for the
-// next request, starting one if none is (up to MaxInflight senders): so
-// requests go out on time however long the server takes, and there are
-// about as many senders as requests in flight, plus one. When MaxInflight
-// senders are all busy, a due request waits for the first to finish (its
-// latency still counts from its intended time) and is counted as
-// saturated; if the schedule ends while requests wait, the rest are
-// counted as not sent and the loop stops.
+// requests. One dispatcher keeps the schedule: at each intended time it
+// hands the request to an idle sender, starting a new one (with its own
+// connection) when none is idle, up to MaxInflight; so requests go out on
+// time however long the server takes, and there are as many senders as
+// requests were ever in flight at once. With MaxInflight senders all busy
+// the request waits for the first to finish (its latency still counts
+// from its intended time) and is saturated; if the steady phase's
+// schedule ends while it waits, it and the rest are counted as not sent.
 func (r *runner) openLoop(ctx context.Context) {
 	r.scheduleSteady(float64(time.Second) / r.plan.Rate)
-	limit := int64(r.plan.MaxInflight)
-	var next int64 // guarded by phaseMu
-	var senders, waiting atomic.Int64
-	var spawn func()
-	worker := func() {
-		defer r.wg.Done()
-		defer senders.Add(-1)
-		s := r.tr.NewSender()
-		lag := newSendLag()
-		defer r.mergeLag(lag)
-		timer := time.NewTimer(time.Hour)
-		defer timer.Stop()
-		for {
-			r.phaseMu.Lock()
-			seq := next
-			intended := r.intended(seq)
-			phase, more := r.phaseOfScheduled(seq, intended)
-			now := r.since()
-			// Overdue when claimed: no sender was waiting for it. With
-			// every slot taken, that is the server holding MaxInflight
-			// requests; otherwise the client machine was too busy to
-			// start a sender in time.
-			saturated := more && intended < now && senders.Load() >= limit
-			if saturated && r.scheduleOverWhileWaiting(now) {
-				// The first to stop counts for all: next is shared.
-				r.countNotSent(seq, 1)
-				more = false
-			}
-			if more {
-				next++
-			}
-			r.phaseMu.Unlock()
-			if !more {
-				return
-			}
-			if wait := intended - now; wait > 0 {
-				waiting.Add(1)
-				timer.Reset(wait)
-				select {
-				case <-ctx.Done():
-					waiting.Add(-1)
-					return
-				case <-timer.C:
-				}
-				waiting.Add(-1)
-			} else if ctx.Err() != nil {
-				return
-			}
-			if waiting.Load() == 0 {
-				spawn()
-			}
-			r.noteLag(lag, r.since()-intended, saturated)
-			r.send(s, phase, intended)
+	limit := r.plan.MaxInflight
+	idle := make(chan *openSender, limit)
+	var senders []*openSender
+	defer func() {
+		for _, s := range senders {
+			close(s.work)
 		}
-	}
-	spawn = func() {
-		if senders.Add(1) > limit {
-			senders.Add(-1)
+	}()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for seq := int64(0); ; seq++ {
+		r.phaseMu.Lock()
+		intended := r.intended(seq)
+		phase, more := r.phaseOfScheduled(seq, intended)
+		r.phaseMu.Unlock()
+		if !more {
 			return
 		}
-		r.wg.Add(1)
-		go worker()
+		if wait := intended - r.since(); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+		} else if ctx.Err() != nil {
+			return
+		}
+		var s *openSender
+		saturated := false
+		select {
+		case s = <-idle:
+		default:
+			if len(senders) < limit {
+				s = &openSender{work: make(chan openJob, 1)}
+				senders = append(senders, s)
+				r.wg.Add(1)
+				go s.run(r, idle)
+			} else if saturated = true; !r.awaitIdleSender(ctx, idle, &s, seq) {
+				return
+			}
+		}
+		s.work <- openJob{phase: phase, intended: intended, saturated: saturated}
 	}
-	spawn()
-	r.waitForWorkersOr(ctx)
+}
+
+// awaitIdleSender waits for a sender to finish while all MaxInflight are
+// busy. It gives up, and says so, when ctx is cancelled or when the steady
+// phase's schedule (its --duration, and any Hold past it) ends first; then
+// request seq and the rest of the schedule are counted as not sent.
+func (r *runner) awaitIdleSender(ctx context.Context, idle <-chan *openSender, s **openSender, seq int64) bool {
+	hold := r.plan.Hold
+	for {
+		r.phaseMu.Lock()
+		now := r.since()
+		over := r.scheduleOverWhileWaiting(now)
+		if over {
+			r.countNotSent(seq, 1)
+		}
+		_, endAt := r.scheduleEnd()
+		r.phaseMu.Unlock()
+		if over {
+			return false
+		}
+		var end <-chan time.Time
+		if r.plan.Duration > 0 && endAt > now {
+			t := time.NewTimer(endAt - now)
+			defer t.Stop()
+			end = t.C
+		}
+		select {
+		case *s = <-idle:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-end: // the schedule ended: check again
+		case <-hold: // the profile window closed: check again
+			hold = nil
+		}
+	}
+}
+
+// openSender is one sender of an open loop with its own Sender (and so
+// its own connection); it sends the jobs the dispatcher gives it.
+type openSender struct {
+	work chan openJob
+}
+
+type openJob struct {
+	phase     Phase
+	intended  time.Duration
+	saturated bool
+}
+
+func (s *openSender) run(r *runner, idle chan<- *openSender) {
+	defer r.wg.Done()
+	sender := r.tr.NewSender()
+	lag := newSendLag()
+	defer r.mergeLag(lag)
+	for j := range s.work {
+		r.noteLag(lag, r.since()-j.intended, j.saturated)
+		r.send(sender, j.phase, j.intended)
+		idle <- s // never blocks: room for every sender
+	}
 }
 
 // waitForWorkersOr returns when every worker is done or ctx is cancelled.
