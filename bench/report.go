@@ -84,6 +84,9 @@ func writeClientNotes(w io.Writer, r *Result) {
 	if r.Loop != "open" {
 		return
 	}
+	if l := c.SendLag; l != nil {
+		fmt.Fprintf(w, "\n  send lag (how late requests left against their schedule): p50 %s ms, p99 %s ms, max %s ms\n", ms(l.P50), ms(l.P99), ms(l.Max))
+	}
 	limit := "--max-inflight"
 	if v, ok := r.Config["max-inflight"]; ok {
 		limit = fmt.Sprintf("--max-inflight %v", v)
