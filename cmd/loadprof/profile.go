@@ -135,6 +135,10 @@ func traceCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loadprof trace summary: %v\n", err)
 		return exitBadInput
 	}
+	if *top < 1 {
+		fmt.Fprintf(stderr, "loadprof trace summary: --top %d: must be at least 1\n", *top)
+		return exitBadInput
+	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "loadprof trace summary: give one PATH (an .xplane.pb file, a run directory or a logdir)")
 		return exitBadInput
