@@ -218,6 +218,9 @@ func RunSweep(ctx context.Context, sc SweepConfig) (*SweepResult, error) {
 		if step != nil {
 			out.Steps = append(out.Steps, *step)
 		}
+		if err != nil && len(out.Steps) == 0 {
+			return nil, err // nothing was measured: the error alone, as a plain run gives it
+		}
 		if err != nil {
 			return out, err
 		}
@@ -331,9 +334,15 @@ func runStep(ctx context.Context, sc SweepConfig, level float64, withProfile boo
 	for attempt := 0; attempt <= sc.Repeats; attempt++ {
 		step.Attempts = attempt + 1
 		res, err := Run(ctx, cfg)
-		if res != nil {
-			step.Result = res
+		if res == nil {
+			// No load was sent (the preflight failed, or bad input): the
+			// step has nothing to judge and the sweep cannot go on.
+			if step.Result == nil {
+				return nil, err
+			}
+			return step, err
 		}
+		step.Result = res
 		var te *TargetError
 		if err != nil && !errors.As(err, &te) {
 			return step, err
