@@ -72,7 +72,7 @@ type Config struct {
 // cancelled (Result.Interrupted). Output files are written before it
 // returns.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
-	if err := cfg.Plan.Check(); err != nil {
+	if err := cfg.check(); err != nil {
 		return nil, &InputError{err}
 	}
 	set, err := payloads.Load(cfg.DataPath, payloads.Options{Stdin: cfg.Stdin})

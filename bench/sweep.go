@@ -194,6 +194,9 @@ func RunSweep(ctx context.Context, sc SweepConfig) (*SweepResult, error) {
 	if len(sc.Steps.Values) == 0 {
 		return nil, &InputError{errors.New("a sweep needs steps")}
 	}
+	if err := sc.check(); err != nil {
+		return nil, &InputError{err}
+	}
 	if sc.Tolerance <= 0 {
 		sc.Tolerance = 0.05
 	}

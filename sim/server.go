@@ -48,6 +48,22 @@ type Latency struct {
 	ErrorStatus int     // HTTP status of simulated failures; 503 when 0
 }
 
+// check reports a setting out of range, named after the sim command's
+// flag for it.
+func (l *Latency) check() error {
+	switch {
+	case l.Fixed < 0 || l.Jitter < 0 || l.Stall < 0 || l.StallEvery < 0 || l.WhileProfiling < 0:
+		return errors.New("--latency, --jitter, --stall and --stall-every must not be negative")
+	case l.Workers < 0:
+		return fmt.Errorf("--workers %d: must not be negative", l.Workers)
+	case !(l.ErrorRate >= 0 && l.ErrorRate <= 1):
+		return fmt.Errorf("--error-rate %g: must be between 0 and 1", l.ErrorRate)
+	case l.ErrorStatus < 400 || l.ErrorStatus > 599:
+		return fmt.Errorf("--error-status %d: must be an HTTP error status, 400 to 599", l.ErrorStatus)
+	}
+	return nil
+}
+
 // Faults make the REST server misbehave on a fraction of predict calls.
 type Faults struct {
 	ResetRate     float64 // answer with a TCP reset instead of a response
@@ -137,6 +153,9 @@ func Start(cfg Config) (*Server, error) {
 	}
 	if cfg.REST == "" && cfg.GRPC == "" {
 		return nil, errors.New("sim: no REST and no gRPC address")
+	}
+	if err := cfg.Latency.check(); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
 	}
 	s := &Server{cfg: cfg, start: time.Now(), closing: make(chan struct{})}
 	if cfg.REST != "" {
