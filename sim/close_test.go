@@ -84,7 +84,7 @@ func TestCloseEndsCallsInFlight(t *testing.T) {
 	defer mute.Close()
 	// Wait until the server holds every call (each has been noted as
 	// arrived: the service time is decided on arrival).
-	for s.inFlight() < calls {
+	for s.Held() < calls {
 		time.Sleep(time.Millisecond)
 	}
 	closeWithin(t, s, 30*time.Second) // half the read timeout

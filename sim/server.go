@@ -241,9 +241,9 @@ func (s *Server) PredictURL() string {
 	return fmt.Sprintf("%s://%s/v1/models/%s:predict", scheme, s.RESTAddr(), s.cfg.Model)
 }
 
-// inFlight counts the predict calls the server is holding for their
-// service time.
-func (s *Server) inFlight() int64 { return s.held.Load() }
+// Held counts the predict calls the server is holding for their service
+// time now (a test can wait for a call to be under way).
+func (s *Server) Held() int64 { return s.held.Load() }
 
 // Predicts counts the predict calls answered so far.
 func (s *Server) Predicts() int64 { return s.predicts.Load() }
