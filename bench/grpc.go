@@ -78,7 +78,7 @@ func prepareGRPC(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *
 	}
 	sigs, err := fetchSignatures(ctx, cfg, conns[0].Invoke)
 	if err != nil {
-		return fail(err)
+		return fail(interruptedOr(ctx, err))
 	}
 	requests := make([][]byte, set.Len())
 	for i := range set.Payloads {
@@ -105,9 +105,15 @@ func prepareGRPC(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *
 		return fail(&InputError{err})
 	}
 	name := g.describe()
-	return &target{name: name, kind: "grpc", tr: closing{tr, conns}, preflight: func() error {
+	return &target{name: name, kind: "grpc", tr: closing{tr, conns}, preflight: func(ctx context.Context) error {
+		// The call has the transport's own context; cancelling ctx closes
+		// the connections under it, which ends it at once.
+		stop := context.AfterFunc(ctx, func() { load.CloseConns(conns) })
 		out, _ := tr.Call(0)
+		stop()
 		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
 		case out.Class == load.OK || out.Class == load.Timeout:
 			return nil // a slow first call (lazy initialisation) is the warm-up's business
 		case out.Class == load.GRPCStatus && (codes.Code(out.Code) == codes.Unavailable || codes.Code(out.Code) == codes.ResourceExhausted || codes.Code(out.Code) == codes.Internal):

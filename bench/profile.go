@@ -45,7 +45,13 @@ type window struct {
 	err    error
 }
 
-func newWindow(cfg ProfileConfig, tlsConfig *tls.Config, rec *load.Recorder) *window {
+// newWindow prepares a window; an interrupted capture waits for its trace
+// as long as the run waits for requests in flight (grace), unless the
+// options say otherwise.
+func newWindow(cfg ProfileConfig, grace time.Duration, tlsConfig *tls.Config, rec *load.Recorder) *window {
+	if cfg.Options.Grace == 0 {
+		cfg.Options.Grace = grace
+	}
 	return &window{cfg: cfg, tls: tlsConfig, rec: rec, hold: make(chan struct{}), report: &ProfileReport{}}
 }
 

@@ -73,7 +73,7 @@ type Config struct {
 // cancelled (Result.Interrupted). Output files are written before it
 // returns.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
-	if err := cfg.Plan.Check(); err != nil {
+	if err := cfg.check(); err != nil {
 		return nil, &InputError{err}
 	}
 	set, err := payloads.Load(cfg.DataPath, payloads.Options{Stdin: cfg.Stdin})
@@ -97,8 +97,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer t.tr.Close()
-	if err := t.preflight(); err != nil {
-		return nil, err
+	if err := t.preflight(ctx); err != nil {
+		return nil, interruptedOr(ctx, err)
 	}
 
 	rec := load.NewRecorder()
@@ -112,7 +112,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	plan := cfg.Plan
 	var win *window
 	if cfg.Profile != nil {
-		win = newWindow(*cfg.Profile, tlsConfig, rec)
+		win = newWindow(*cfg.Profile, cfg.Plan.Grace, tlsConfig, rec)
 		plan.Hold = win.hold
 		plan.SteadyStarted = func() { win.start(ctx) }
 	}
@@ -151,8 +151,8 @@ type target struct {
 	name      string // what the results call it
 	kind      string // "rest" or "grpc"
 	tr        load.Transport
-	engine    load.Engine // REST only
-	preflight func() error
+	engine    load.Engine                 // REST only
+	preflight func(context.Context) error // cancelling the context ends it at once
 }
 
 func prepareREST(cfg Config, set *payloads.Set, tlsConfig *tls.Config) (*target, error) {
@@ -168,16 +168,16 @@ func prepareREST(cfg Config, set *payloads.Set, tlsConfig *tls.Config) (*target,
 		return nil, &InputError{err}
 	}
 	name := RedactURL(cfg.URL)
-	return &target{name: name, kind: "rest", tr: rest, engine: rest.Engine(), preflight: func() error { return preflightREST(rest, set, name) }}, nil
+	return &target{name: name, kind: "rest", tr: rest, engine: rest.Engine(), preflight: func(ctx context.Context) error { return preflightREST(ctx, rest, set, name) }}, nil
 }
 
 // preflightREST sends the first payload once. A target that cannot be
 // reached, or that rejects the payload (4xx), fails the run before any load
 // is sent; a timeout or a transient 5xx or 429 is left to the run to count.
-func preflightREST(rest *load.REST, set *payloads.Set, url string) error {
-	out, body := rest.Probe(0)
-	for try := 1; try < 3 && (out.Class == load.ConnReset || out.Class == load.ConnClosed); try++ {
-		out, body = rest.Probe(0) // a dropped connection may be a one-off; a refused one is not
+func preflightREST(ctx context.Context, rest *load.REST, set *payloads.Set, url string) error {
+	out, body := rest.Probe(ctx, 0)
+	for try := 1; try < 3 && (out.Class == load.ConnReset || out.Class == load.ConnClosed) && ctx.Err() == nil; try++ {
+		out, body = rest.Probe(ctx, 0) // a dropped connection may be a one-off; a refused one is not
 	}
 	switch {
 	case out.Class == load.OK || out.Class == load.Timeout:
@@ -190,6 +190,16 @@ func preflightREST(rest *load.REST, set *payloads.Set, url string) error {
 		return &TargetError{fmt.Errorf("%s: the response to %s is larger than --max-response allows (%v)", url, set.Payloads[0].Source, out.Err)}
 	}
 	return &TargetError{fmt.Errorf("%s: %s: %v", url, out.Key(), out.Err)}
+}
+
+// interruptedOr returns err, or, when ctx was cancelled meanwhile, an
+// error that says the run was interrupted before any load was sent (the
+// failure it caused is no fault of the target's).
+func interruptedOr(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	return fmt.Errorf("interrupted before any load was sent: %w", ctx.Err())
 }
 
 // LoadCertPool reads the PEM certificates of path, named after flag in

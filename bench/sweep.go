@@ -16,39 +16,59 @@ type Steps struct {
 	Values []float64
 }
 
+// maxSteps bounds a sweep's steps, checked before any is made.
+const maxSteps = 1000
+
 // ParseSteps reads a step range; a plain number is not a range.
 func ParseSteps(flag, spec string) (Steps, error) {
 	parts := strings.Split(spec, ":")
 	if len(parts) != 3 {
 		return Steps{}, fmt.Errorf("%s %q: want FROM:TO:STEP (50:500:50) or FROM:TO:xFACTOR (1:64:x2)", flag, spec)
 	}
-	from, err1 := strconv.ParseFloat(parts[0], 64)
-	to, err2 := strconv.ParseFloat(parts[1], 64)
+	from, err1 := parseFinite(parts[0])
+	to, err2 := parseFinite(parts[1])
 	if err1 != nil || err2 != nil || from <= 0 || to < from {
 		return Steps{}, fmt.Errorf("%s %q: FROM and TO must be positive numbers with FROM <= TO", flag, spec)
 	}
-	var s Steps
+	// The count comes first: a range of a trillion steps is refused, not
+	// built. TO is widened by a little so that 0.1:0.3:0.1 ends at 0.3.
+	top := to * (1 + 1e-9)
+	var next func(i int) float64
+	var n float64
 	if f, ok := strings.CutPrefix(parts[2], "x"); ok {
-		factor, err := strconv.ParseFloat(f, 64)
+		factor, err := parseFinite(f)
 		if err != nil || factor <= 1 {
 			return Steps{}, fmt.Errorf("%s %q: the factor must be a number above 1", flag, spec)
 		}
-		for v := from; v <= to*(1+1e-9); v *= factor {
-			s.Values = append(s.Values, v)
-		}
+		n = math.Floor(math.Log(top/from)/math.Log(factor)) + 1
+		next = func(i int) float64 { return from * math.Pow(factor, float64(i)) }
 	} else {
-		step, err := strconv.ParseFloat(parts[2], 64)
+		step, err := parseFinite(parts[2])
 		if err != nil || step <= 0 {
 			return Steps{}, fmt.Errorf("%s %q: STEP must be a positive number", flag, spec)
 		}
-		for v := from; v <= to*(1+1e-9); v += step {
+		n = math.Floor((top-from)/step) + 1
+		next = func(i int) float64 { return from + float64(i)*step }
+	}
+	if !(n <= maxSteps) {
+		return Steps{}, fmt.Errorf("%s %q: %.4g steps; at most %d", flag, spec, n, maxSteps)
+	}
+	var s Steps
+	for i := 0; i < int(n); i++ {
+		if v := next(i); v <= top {
 			s.Values = append(s.Values, v)
 		}
 	}
-	if len(s.Values) > 1000 {
-		return Steps{}, fmt.Errorf("%s %q: %d steps; at most 1000", flag, spec, len(s.Values))
-	}
 	return s, nil
+}
+
+// parseFinite reads a number that is neither infinite nor NaN.
+func parseFinite(s string) (float64, error) {
+	v, err := strconv.ParseFloat(s, 64)
+	if err == nil && (math.IsNaN(v) || math.IsInf(v, 0)) {
+		err = fmt.Errorf("%q is not a finite number", s)
+	}
+	return v, err
 }
 
 // SLO is a latency and error objective: "p99<50ms,errors<0.1%".
@@ -174,6 +194,9 @@ func RunSweep(ctx context.Context, sc SweepConfig) (*SweepResult, error) {
 	if len(sc.Steps.Values) == 0 {
 		return nil, &InputError{errors.New("a sweep needs steps")}
 	}
+	if err := sc.check(); err != nil {
+		return nil, &InputError{err}
+	}
 	if sc.Tolerance <= 0 {
 		sc.Tolerance = 0.05
 	}
@@ -197,6 +220,9 @@ func RunSweep(ctx context.Context, sc SweepConfig) (*SweepResult, error) {
 		step, err := runStep(ctx, sc, level, profileAt[i], "")
 		if step != nil {
 			out.Steps = append(out.Steps, *step)
+		}
+		if err != nil && len(out.Steps) == 0 {
+			return nil, err // nothing was measured: the error alone, as a plain run gives it
 		}
 		if err != nil {
 			return out, err
@@ -311,9 +337,15 @@ func runStep(ctx context.Context, sc SweepConfig, level float64, withProfile boo
 	for attempt := 0; attempt <= sc.Repeats; attempt++ {
 		step.Attempts = attempt + 1
 		res, err := Run(ctx, cfg)
-		if res != nil {
-			step.Result = res
+		if res == nil {
+			// No load was sent (the preflight failed, or bad input): the
+			// step has nothing to judge and the sweep cannot go on.
+			if step.Result == nil {
+				return nil, err
+			}
+			return step, err
 		}
+		step.Result = res
 		var te *TargetError
 		if err != nil && !errors.As(err, &te) {
 			return step, err

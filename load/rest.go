@@ -3,6 +3,7 @@ package load
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -283,25 +284,46 @@ func restError(err error) Outcome {
 
 // Probe sends payload once on a new connection and returns its outcome and
 // up to 512 bytes of the response body, so that a failing target can be
-// explained before the load starts.
-func (r *REST) Probe(payload int) (Outcome, string) {
-	s := r.newSender()
-	defer func() {
-		r.mu.Lock()
-		delete(r.conns, s)
-		r.mu.Unlock()
-		s.drop()
+// explained before the load starts. Cancelling ctx ends the probe at once
+// with ctx's error (closing its connection): a target that never answers
+// must not hold Ctrl-C for the whole timeout.
+func (r *REST) Probe(ctx context.Context, payload int) (Outcome, string) {
+	type probed struct {
+		out  Outcome
+		body string
+	}
+	done := make(chan probed, 1)
+	go func() {
+		// Not in r.conns: the probe owns its sender, and Close must not
+		// wait for it.
+		s := &restSender{rest: r, resp: &fasthttp.Response{}}
+		defer s.drop()
+		if err := s.dial(time.Now().Add(r.cfg.Timeout)); err != nil {
+			done <- probed{out: restError(err)}
+			return
+		}
+		conn := s.conn
+		stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+		defer stop()
+		if err := s.roundTrip(payload); err != nil {
+			done <- probed{out: restError(err)}
+			return
+		}
+		body := s.resp.Body()
+		if len(body) > 512 {
+			body = body[:512]
+		}
+		code := s.resp.StatusCode()
+		class := OK
+		if code < 200 || code > 299 {
+			class = HTTPStatus
+		}
+		done <- probed{Outcome{Class: class, Code: code}, string(body)}
 	}()
-	if err := s.roundTrip(payload); err != nil {
-		return restError(err), ""
+	select {
+	case p := <-done:
+		return p.out, p.body
+	case <-ctx.Done():
+		return Outcome{Class: OtherFailure, Err: ctx.Err()}, ""
 	}
-	body := s.resp.Body()
-	if len(body) > 512 {
-		body = body[:512]
-	}
-	code := s.resp.StatusCode()
-	if code < 200 || code > 299 {
-		return Outcome{Class: HTTPStatus, Code: code}, string(body)
-	}
-	return Outcome{Class: OK, Code: code}, string(body)
 }

@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -40,21 +41,41 @@ type Plan struct {
 	SteadyStarted func()
 }
 
-// Check reports the first thing wrong with p.
+// Check reports the first thing wrong with p, naming the flag that sets it.
 func (p *Plan) Check() error {
+	// A rate's interval must fit a time.Duration with room to spare (1e-12
+	// overflowed it and sent requests back to back), and the scheduler
+	// cannot time requests much closer than 100 ns apart.
+	const minRate, maxRate = 1e-3, 1e7
 	switch {
+	case math.IsNaN(p.Rate) || math.IsInf(p.Rate, 0):
+		return fmt.Errorf("--rate %g: must be a finite number of requests per second", p.Rate)
 	case p.Rate < 0:
-		return errors.New("--rate must be positive")
+		return fmt.Errorf("--rate %g: must be positive", p.Rate)
+	case p.Rate > 0 && p.Rate < minRate:
+		return fmt.Errorf("--rate %g: must be at least %g (one request every %.0f s)", p.Rate, minRate, 1/minRate)
+	case p.Rate > maxRate:
+		return fmt.Errorf("--rate %g: must be at most %g requests per second", p.Rate, maxRate)
+	case p.Concurrency < 0:
+		return fmt.Errorf("--concurrency %d: must be positive", p.Concurrency)
 	case p.Rate > 0 && p.Concurrency > 0:
 		return errors.New("--rate and --concurrency exclude each other: choose an open or a closed loop")
-	case p.Rate == 0 && p.Concurrency <= 0:
+	case p.Rate == 0 && p.Concurrency == 0:
 		return errors.New("give --rate (open loop) or --concurrency (closed loop)")
-	case p.Duration < 0 || p.Requests < 0 || p.WarmupDuration < 0 || p.WarmupRequests < 0:
-		return errors.New("--duration, --requests and --warmup must not be negative")
+	case p.Duration < 0:
+		return fmt.Errorf("--duration %v: must not be negative", p.Duration)
+	case p.Requests < 0:
+		return fmt.Errorf("--requests %d: must not be negative", p.Requests)
+	case p.WarmupDuration < 0:
+		return fmt.Errorf("--warmup %v: must not be negative", p.WarmupDuration)
+	case p.WarmupRequests < 0:
+		return fmt.Errorf("--warmup %d: must not be negative", p.WarmupRequests)
 	case p.Duration == 0 && p.Requests == 0:
 		return errors.New("give --duration or --requests")
 	case p.Rate > 0 && p.MaxInflight <= 0:
-		return errors.New("--max-inflight must be at least 1")
+		return fmt.Errorf("--max-inflight %d: must be at least 1", p.MaxInflight)
+	case p.Grace < 0:
+		return fmt.Errorf("--grace %v: must not be negative", p.Grace)
 	}
 	return nil
 }

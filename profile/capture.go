@@ -31,6 +31,7 @@ type Options struct {
 	NoDeviceTracer    bool          // DeviceTracerLevel 0
 	Attempts          int           // tries while the server reports an empty trace; 3 when 0
 	Slack             time.Duration // RPC deadline beyond the window, for collection; 60s when 0
+	Grace             time.Duration // once ctx is cancelled, how long to wait for the trace; 2s when 0
 	MaxEvents         uint64        // 1e6 when 0
 	MaxFileBytes      int           // largest trace file written from a response; 1 GiB when 0
 	Tools             []string      // tools asked of servers that return tool_data
@@ -58,6 +59,9 @@ func (o *Options) defaults(addr string) {
 	}
 	if o.Slack <= 0 {
 		o.Slack = 60 * time.Second
+	}
+	if o.Grace <= 0 {
+		o.Grace = 2 * time.Second
 	}
 	if o.MaxFileBytes <= 0 {
 		o.MaxFileBytes = 1 << 30
@@ -153,7 +157,10 @@ func Capture(ctx context.Context, conn *grpc.ClientConn, addr string, opts Optio
 
 // profileOnce makes one Profile call. When ctx is cancelled during the
 // window, it asks the server to end the session (Terminate) and still
-// waits for the response: cancelling the call itself would lose the data.
+// waits for the response, as the data would be lost otherwise, but only
+// for opts.Grace: a server that takes the Terminate and never returns the
+// trace must not hold an interrupted run for the rest of the window and
+// the collection time.
 func profileOnce(ctx context.Context, client tfproto.ProfilerServiceClient, req *tfproto.ProfileRequest, opts Options, res *Result) (*tfproto.ProfileResponse, error) {
 	callCtx, cancel := context.WithTimeout(context.Background(), opts.Duration+opts.Slack)
 	defer cancel()
@@ -170,7 +177,8 @@ func profileOnce(ctx context.Context, client tfproto.ProfilerServiceClient, req 
 				return
 			default:
 			}
-			tctx, tcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			time.AfterFunc(opts.Grace, cancel) // the call ends as Canceled: "interrupted"
+			tctx, tcancel := context.WithTimeout(context.Background(), opts.Grace)
 			defer tcancel()
 			_, err := client.Terminate(tctx, &tfproto.TerminateRequest{SessionId: req.GetSessionId()})
 			if err != nil {

@@ -211,8 +211,9 @@ func Summarize(space *tfproto.XSpace) Summary {
 	return sum
 }
 
-// Top returns the first n ops.
+// Top returns the first n ops (none when n is not positive).
 func (s Summary) Top(n int) []Op {
+	n = max(n, 0)
 	if len(s.Ops) > n {
 		return s.Ops[:n]
 	}

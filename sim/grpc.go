@@ -166,6 +166,8 @@ func (s *Server) wait(ctx context.Context, arrived time.Time) error {
 	if d <= 0 {
 		return nil
 	}
+	s.held.Add(1)
+	defer s.held.Add(-1)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -173,6 +175,8 @@ func (s *Server) wait(ctx context.Context, arrived time.Time) error {
 		return nil
 	case <-ctx.Done():
 		return status.FromContextError(ctx.Err()).Err()
+	case <-s.closing:
+		return status.Error(codes.Unavailable, "the simulator is shutting down")
 	}
 }
 

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -45,6 +46,22 @@ type Latency struct {
 
 	ErrorRate   float64 // fraction of calls that fail with ErrorStatus
 	ErrorStatus int     // HTTP status of simulated failures; 503 when 0
+}
+
+// check reports a setting out of range, named after the sim command's
+// flag for it.
+func (l *Latency) check() error {
+	switch {
+	case l.Fixed < 0 || l.Jitter < 0 || l.Stall < 0 || l.StallEvery < 0 || l.WhileProfiling < 0:
+		return errors.New("--latency, --jitter, --stall and --stall-every must not be negative")
+	case l.Workers < 0:
+		return fmt.Errorf("--workers %d: must not be negative", l.Workers)
+	case !(l.ErrorRate >= 0 && l.ErrorRate <= 1):
+		return fmt.Errorf("--error-rate %g: must be between 0 and 1", l.ErrorRate)
+	case l.ErrorStatus < 400 || l.ErrorStatus > 599:
+		return fmt.Errorf("--error-status %d: must be an HTTP error status, 400 to 599", l.ErrorStatus)
+	}
+	return nil
 }
 
 // Faults make the REST server misbehave on a fraction of predict calls.
@@ -95,10 +112,20 @@ type Server struct {
 	wg     sync.WaitGroup
 	prof   profilerState
 
+	// closing is closed by Close: calls held for their service time end
+	// at once.
+	closing   chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	// The open connections, which Close ends when a graceful shutdown
+	// would wait for them (a half-sent request, a gRPC handshake).
+	restConns, grpcConns connSet
+
 	queueMu sync.Mutex
 	freeAt  []time.Duration // per worker, when it is next free (Latency.Workers)
 
 	predicts atomic.Int64
+	held     atomic.Int64 // predict calls waiting out their service time
 
 	arrivalsMu sync.Mutex
 	arrivals   []time.Duration // since start, at most cfg.KeepArrivals
@@ -155,7 +182,10 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.REST == "" && cfg.GRPC == "" {
 		return nil, errors.New("sim: no REST and no gRPC address")
 	}
-	s := &Server{cfg: cfg, start: time.Now()}
+	if err := cfg.Latency.check(); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	s := &Server{cfg: cfg, start: time.Now(), closing: make(chan struct{})}
 	if cfg.REST != "" {
 		ln, err := net.Listen("tcp", cfg.REST)
 		if err != nil {
@@ -173,6 +203,7 @@ func Start(cfg Config) (*Server, error) {
 			MaxRequestBodySize:    64 << 20,
 			ReadTimeout:           time.Minute,
 			CloseOnShutdown:       true,
+			ConnState:             s.restConns.track,
 		}
 		s.wg.Add(1)
 		go func() {
@@ -187,6 +218,7 @@ func Start(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("sim: --grpc %s: %w", cfg.GRPC, err)
 		}
 		s.grpcLn = ln
+		ln = trackingListener{ln, &s.grpcConns}
 		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(256 << 20)}
 		if cfg.Profiler.Garbage {
 			opts = append(opts, grpc.ForceServerCodecV2(simCodec{encoding.GetCodecV2("proto")}), grpc.UnknownServiceHandler(garbageProfiler))
@@ -237,20 +269,124 @@ func (s *Server) PredictURL() string {
 	return fmt.Sprintf("%s://%s/v1/models/%s:predict", scheme, s.RESTAddr(), s.cfg.Model)
 }
 
+// Held counts the predict calls the server is holding for their service
+// time now (a test can wait for a call to be under way).
+func (s *Server) Held() int64 { return s.held.Load() }
+
 // Predicts counts the predict calls answered so far.
 func (s *Server) Predicts() int64 { return s.predicts.Load() }
 
-// Close stops the server and closes open connections.
+// closeGrace is how long Close lets connections finish their exchange
+// before it closes them.
+const closeGrace = time.Second
+
+// Close stops the server and closes open connections. It returns within
+// about closeGrace whatever the server is doing, and may be called at any
+// moment after Start, and more than once.
 func (s *Server) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Server) close() error {
+	close(s.closing)
 	var err error
 	if s.rest != nil {
-		err = s.rest.Shutdown()
+		ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
+		_ = s.rest.ShutdownWithContext(ctx)
+		cancel()
+		// Shutdown closes only the listeners Serve has registered: a
+		// Serve that has not started yet would serve this one for ever.
+		if cerr := s.ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+			err = cerr
+		}
+		s.restConns.closeAll()
 	}
 	if s.grpc != nil {
+		// Stop waits for connections still in their handshake, which
+		// last up to grpc's two-minute connection timeout: end them.
+		s.grpcConns.closeAll()
 		s.grpc.Stop()
 	}
 	s.wg.Wait()
 	return err
+}
+
+// connSet is the set of a server's open connections.
+type connSet struct {
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool // closeAll was called: connections are closed as they come
+}
+
+// add puts c in the set, or closes it if the set was closed. Connections
+// are closed outside the lock: a trackedConn's Close removes itself.
+func (cs *connSet) add(c net.Conn) {
+	cs.mu.Lock()
+	if !cs.closed {
+		if cs.conns == nil {
+			cs.conns = map[net.Conn]struct{}{}
+		}
+		cs.conns[c] = struct{}{}
+		cs.mu.Unlock()
+		return
+	}
+	cs.mu.Unlock()
+	_ = c.Close()
+}
+
+func (cs *connSet) remove(c net.Conn) {
+	cs.mu.Lock()
+	delete(cs.conns, c)
+	cs.mu.Unlock()
+}
+
+func (cs *connSet) closeAll() {
+	cs.mu.Lock()
+	cs.closed = true
+	conns := cs.conns
+	cs.conns = nil
+	cs.mu.Unlock()
+	for c := range conns {
+		_ = c.Close()
+	}
+}
+
+// track follows fasthttp's connection states.
+func (cs *connSet) track(c net.Conn, state fasthttp.ConnState) {
+	switch state {
+	case fasthttp.StateNew:
+		cs.add(c)
+	case fasthttp.StateClosed, fasthttp.StateHijacked:
+		cs.remove(c)
+	}
+}
+
+// trackingListener puts the connections it accepts in a connSet until
+// they are closed.
+type trackingListener struct {
+	net.Listener
+	set *connSet
+}
+
+func (l trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, set: l.set}
+	l.set.add(tc)
+	return tc, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	set *connSet
+}
+
+func (c *trackedConn) Close() error {
+	c.set.remove(c)
+	return c.Conn.Close()
 }
 
 // route is a parsed /v1/models/... path.
@@ -476,6 +612,24 @@ func (s *Server) afterStall(t time.Duration) time.Duration {
 	return t
 }
 
+// hold waits d, the rest of a call's service time; it returns false if the
+// server is closed meanwhile.
+func (s *Server) hold(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	s.held.Add(1)
+	defer s.held.Add(-1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.closing:
+		return false
+	}
+}
+
 func (s *Server) predict(ctx *fasthttp.RequestCtx) {
 	arrived := time.Now()
 	s.noteArrival(arrived)
@@ -503,8 +657,10 @@ func (s *Server) predict(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
-	if d := s.serveTime(arrived) - time.Since(arrived); d > 0 {
-		time.Sleep(d)
+	if !s.hold(s.serveTime(arrived) - time.Since(arrived)) {
+		ctx.SetConnectionClose()
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "the simulator is shutting down")
+		return
 	}
 	n := s.predicts.Add(1)
 	if f := &s.cfg.Faults; (f.ResetRate > 0 || f.HalfCloseRate > 0) && n > f.AfterCalls {

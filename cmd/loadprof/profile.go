@@ -40,13 +40,15 @@ func addProfileFlags(fs *pflag.FlagSet) *profileFlags {
 func (p *profileFlags) options() (profile.Options, error) {
 	switch {
 	case p.duration <= 0:
-		return profile.Options{}, errors.New("--profile-duration must be positive")
+		return profile.Options{}, fmt.Errorf("--profile-duration %v: must be positive", p.duration)
+	case p.slack <= 0:
+		return profile.Options{}, fmt.Errorf("--profile-timeout %v: must be positive", p.slack)
 	case p.hostLevel > 3 || p.deviceLevel > 1 || p.pythonLevel > 1:
 		return profile.Options{}, errors.New("tracer levels: --host-tracer-level 0-3, --device-tracer-level and --python-tracer-level 0-1")
 	case p.logdir == "":
 		return profile.Options{}, errors.New("--logdir must not be empty")
 	case p.attempts < 1:
-		return profile.Options{}, errors.New("--profile-attempts must be at least 1")
+		return profile.Options{}, fmt.Errorf("--profile-attempts %d: must be at least 1", p.attempts)
 	}
 	return profile.Options{
 		Duration: p.duration, LogDir: p.logdir, ServerLogDir: p.serverLogdir, HostName: p.hostName,
@@ -133,6 +135,10 @@ func traceCommand(args []string, stdout, stderr io.Writer) int {
 			return exitOK
 		}
 		fmt.Fprintf(stderr, "loadprof trace summary: %v\n", err)
+		return exitBadInput
+	}
+	if *top < 1 {
+		fmt.Fprintf(stderr, "loadprof trace summary: --top %d: must be at least 1\n", *top)
 		return exitBadInput
 	}
 	if fs.NArg() != 1 {

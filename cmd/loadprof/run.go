@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -116,6 +117,28 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}
+	profOpts, err := prof.options()
+	if err == nil {
+		err = firstError(
+			nonNegativeDuration("--duration", *duration),
+			atLeast("--requests", *requests, 0),
+			positiveDuration("--timeout", *timeout),
+			positiveDuration("--grace", *grace),
+			atLeast("--max-inflight", *maxInflight, 1),
+			atLeast("--max-response", *maxResponse, 1),
+			atLeast("--connections", *connections, 1),
+			atLeast("--model-version", *modelVersion, 0),
+			atLeast("--cpus", *cpus, 0),
+			nonNegativeDuration("--profile-delay", *profileDelay),
+			within("--search-tolerance", *tolerance, 0.001, 0.999),
+			positiveFinite("--step-stability", *stability),
+			atLeast("--step-repeats", *repeats, 0),
+		)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "loadprof run: %v\n", err)
+		return exitBadInput
+	}
 	if (*url == "") == (*grpcAddr == "") {
 		fmt.Fprintln(stderr, "loadprof run: give one target, --url (REST) or --grpc HOST:PORT (see 'loadprof run --help')")
 		return exitBadInput
@@ -167,7 +190,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 			continue
 		}
 		v, err := strconv.ParseFloat(f.spec, 64)
-		if err != nil || v <= 0 || (f.closed && v != float64(int(v))) {
+		if err != nil || !(v > 0) || math.IsInf(v, 0) || (f.closed && v != float64(int(v))) {
 			fmt.Fprintf(stderr, "loadprof run: %s %q: want a positive number%s, or a FROM:TO:STEP sweep\n", f.name, f.spec, map[bool]string{true: " of requests"}[f.closed])
 			return exitBadInput
 		}
@@ -206,19 +229,10 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		Settings: settings(fs, hs),
 	}
 	if *profileAddr != "" {
-		opts, err := prof.options()
-		if err != nil {
-			fmt.Fprintf(stderr, "loadprof run: %v\n", err)
-			return exitBadInput
-		}
-		cfg.Profile = &bench.ProfileConfig{Addr: *profileAddr, Delay: *profileDelay, Required: *profileRequired, Options: opts}
+		cfg.Profile = &bench.ProfileConfig{Addr: *profileAddr, Delay: *profileDelay, Required: *profileRequired, Options: profOpts}
 	}
 	if f, ok := stderr.(*os.File); ok && !*quiet && bench.IsTerminal(f) {
 		cfg.Progress = stderr
-	}
-	if *cpus < 0 {
-		fmt.Fprintln(stderr, "loadprof run: --cpus must not be negative")
-		return exitBadInput
 	}
 	if *cpus > 0 {
 		runtime.GOMAXPROCS(*cpus)

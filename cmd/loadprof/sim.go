@@ -59,11 +59,21 @@ func (s *simFlags) config() (sim.Config, error) {
 			ErrorRate: s.errorRate, ErrorStatus: s.errorStatus, Workers: s.workers,
 		},
 	}
-	if s.errorRate < 0 || s.errorRate > 1 {
-		return cfg, fmt.Errorf("--error-rate %v: want a fraction between 0 and 1", s.errorRate)
+	if err := firstError(
+		within("--error-rate", s.errorRate, 0, 1),
+		nonNegativeDuration("--latency", s.latency),
+		nonNegativeDuration("--jitter", s.jitter),
+		nonNegativeDuration("--stall", s.stall),
+		nonNegativeDuration("--stall-every", s.stallEvery),
+		atLeast("--workers", s.workers, 0),
+	); err != nil {
+		return cfg, err
 	}
-	if s.latency < 0 || s.jitter < 0 || s.stall < 0 || s.stallEvery < 0 {
-		return cfg, fmt.Errorf("--latency, --jitter, --stall and --stall-every must not be negative")
+	if s.errorStatus < 400 || s.errorStatus > 599 {
+		return cfg, fmt.Errorf("--error-status %d: must be an HTTP error status, 400 to 599", s.errorStatus)
+	}
+	if s.stall > 0 && s.stallEvery <= s.stall {
+		return cfg, fmt.Errorf("--stall-every %v: must be longer than --stall %v", s.stallEvery, s.stall)
 	}
 	if (s.tlsCert == "") != (s.tlsKey == "") {
 		return cfg, fmt.Errorf("--tls-cert and --tls-key go together")
@@ -149,6 +159,13 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return code
 	}
 	cfg, err := flags.config()
+	if err == nil {
+		err = positiveDuration("--duration", *duration)
+	}
+	plan := load.Plan{Rate: *rate, WarmupDuration: *warmup, Duration: *duration, MaxInflight: 1000, Grace: 2 * time.Second}
+	if err == nil {
+		err = plan.Check() // before the simulator starts
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "loadprof demo: %v\n", err)
 		return exitBadInput
@@ -181,10 +198,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fmt.Fprintf(stdout, "  data.json: %s\n", demoPayload)
 	runCfg := bench.Config{
 		URL: srv.PredictURL(), DataPath: dataPath,
-		Plan: load.Plan{
-			Rate: *rate, WarmupDuration: *warmup, Duration: *duration,
-			MaxInflight: 1000, Grace: 2 * time.Second,
-		},
+		Plan:    plan,
 		Timeout: 10 * time.Second, OutPath: *out,
 		Profile: &bench.ProfileConfig{Addr: srv.GRPCAddr(), Delay: *duration / 4,
 			Options: profile.Options{Duration: window, LogDir: tb, Slack: 10 * time.Second}},
