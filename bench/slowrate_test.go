@@ -16,8 +16,6 @@ import (
 // only the upper bound could suffer, and it has the 5 s to the next
 // scheduled send to spare.
 func TestRateSlowerThanTheDurationEndsAtTheDuration(t *testing.T) {
-	t.Skip("needs the open-loop scheduler (load/run.go, the lead's) to end at the duration: " +
-		"today the epoll engine runs 10.0 s (until request 1 is due) and the goroutine engine 0.05-0.25 s")
 	const duration, interval = 5 * time.Second, 10 * time.Second
 	for _, engine := range restEngines() {
 		t.Run(string(engine), func(t *testing.T) {

@@ -94,7 +94,8 @@ type eventLoop struct {
 	interval float64
 	nextSeq  int64
 	stride   int64
-	starved  bool // a due request found every slot taken; the backlog it starts is saturated
+	endAt    time.Duration // the end of the steady phase's schedule by --duration; neverArmed without one
+	starved  bool          // a due request found every slot taken; the backlog it starts is saturated
 	sendLag  *hdrhistogram.Histogram
 }
 
@@ -151,6 +152,10 @@ func (r *runner) runEventLoops(ctx context.Context, rest *REST) error {
 		}
 		if r.plan.Rate > 0 {
 			l.open, l.interval, l.nextSeq, l.stride, l.sendLag = true, interval, int64(i), int64(k), newSendLag()
+			l.endAt = neverArmed
+			if r.plan.Duration > 0 {
+				_, l.endAt = r.scheduleEnd()
+			}
 		}
 		loops = append(loops, l)
 	}
@@ -319,7 +324,11 @@ func (l *eventLoop) arm(now time.Duration) int {
 		// With every slot taken, wake once at the due time all the same:
 		// dispatchDue then notes that the request waits (starved), which
 		// makes it and the backlog behind it saturated.
-		if due := l.intended(l.nextSeq); due < want && (len(l.idle) > 0 || len(l.conns) < l.maxConns || !l.starved) {
+		due := l.intended(l.nextSeq)
+		if due > l.endAt && l.endAt > now {
+			due = l.endAt // stop at the end of the schedule, not when the next request would be due
+		}
+		if due < want && (len(l.idle) > 0 || len(l.conns) < l.maxConns || !l.starved) {
 			want = due
 		}
 	}
@@ -366,6 +375,13 @@ func (l *eventLoop) dispatchDue(now time.Duration) {
 		intended := l.intended(l.nextSeq)
 		if intended > now {
 			l.starved = false // caught up
+			if intended >= l.endAt && now >= l.endAt {
+				// No request is due before the schedule ends: the phase
+				// ends now unless a profile window holds it open.
+				l.r.phaseMu.Lock()
+				l.stopping = !l.r.plan.held()
+				l.r.phaseMu.Unlock()
+			}
 			return
 		}
 		var c *loopConn

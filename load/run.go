@@ -410,8 +410,18 @@ func (r *runner) openLoop(ctx context.Context) {
 		r.phaseMu.Lock()
 		intended := r.intended(seq)
 		phase, more := r.phaseOfScheduled(seq, intended)
+		_, endAt := r.scheduleEnd()
 		r.phaseMu.Unlock()
 		if !more {
+			// The steady phase lasts its --duration even when no request
+			// is due in its last part (a rate below 1/duration).
+			if wait := endAt - r.since(); r.plan.Duration > 0 && wait > 0 && !r.sendingOver {
+				timer.Reset(wait)
+				select {
+				case <-ctx.Done():
+				case <-timer.C:
+				}
+			}
 			return
 		}
 		if wait := intended - r.since(); wait > 0 {
