@@ -264,6 +264,28 @@ func TestEnginesCountFailuresOfTheSecondTry(t *testing.T) {
 	}
 }
 
+// A server that answers 408 to every request: on a new connection a 408
+// is the answer, counted, and the request does not go again.
+func TestEnginesCount408sOnNewConnections(t *testing.T) {
+	for _, engine := range engines(t) {
+		t.Run(string(engine), func(t *testing.T) {
+			srv := startHostile(t, hostile{head: "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n"})
+			rec := NewRecorder()
+			if _, err := Run(context.Background(), Plan{Concurrency: 1, Requests: 5}, hostileREST(t, engine, srv, nil), counter(1), rec); err != nil {
+				t.Fatal(err)
+			}
+			if s := rec.Snapshot(true).Steady; s.Errors[ErrorKey{Class: HTTPStatus, Code: 408}] != 5 || len(s.Errors) != 1 {
+				t.Fatalf("errors %v, want 5 http_408", s.Errors)
+			}
+			// A 408 closes the connection (the server means to), so each
+			// request is the first on its own.
+			if got, conns := srv.requests.Load(), srv.conns.Load(); got != 5 || conns != 5 {
+				t.Fatalf("the server read %d requests on %d connections, want 5 on 5", got, conns)
+			}
+		})
+	}
+}
+
 // A server that sends an answer nobody asked for, right behind a real one
 // or while the connection is idle: it is never taken as the next request's
 // answer.
@@ -462,4 +484,22 @@ func startTicketDelayer(t *testing.T, target string) string {
 		io.Copy(client, server)
 	}()
 	return ln.Addr().String()
+}
+
+// BenchmarkRESTIdleConnectionCheck is what the goroutine engine's check
+// of a kept-alive plain connection costs each request (one MSG_PEEK).
+func BenchmarkRESTIdleConnectionCheck(b *testing.B) {
+	r := newTestREST(b, startEcho(b))
+	s := r.newSender()
+	if out := s.Send(0); out.Class != OK {
+		b.Fatalf("outcome %+v", out)
+	}
+	deadline := time.Now().Add(time.Hour)
+	s.conn.SetDeadline(deadline)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if !s.reusable(deadline) {
+			b.Fatal("an idle connection with nothing on it was taken for stale")
+		}
+	}
 }
