@@ -299,7 +299,7 @@ func (s *restSender) exchange(payload int, deadline time.Time) (code int, answer
 	}
 	if err := s.resp.ReadLimitBody(s.br, s.rest.cfg.MaxResponseBytes); err != nil {
 		s.drop()
-		return 0, true, responseError(err)
+		return 0, true, responseError(err, s.resp.Header.ContentLength() == -1)
 	}
 	code = s.resp.StatusCode()
 	// Bytes after the response answer nothing that was asked: the
@@ -316,14 +316,15 @@ func isStatus408(b []byte) bool {
 		string(b[8:12]) == " 408" && (b[12] == ' ' || b[12] == '\r')
 }
 
-// responseError names fasthttp's errors in loadprof's terms: a head that
-// does not fit the read buffer is over maxResponseHead, and an error that
-// is not the network's is an answer that is not HTTP.
-func responseError(err error) error {
+// responseError names fasthttp's errors in loadprof's terms: a head (or,
+// after a chunked body, a trailer) that does not fit the read buffer is
+// over maxResponseHead, and an error that is not the network's is an
+// answer that is not HTTP.
+func responseError(err error, chunked bool) error {
 	var small *fasthttp.ErrSmallBuffer
 	var netErr net.Error
 	switch {
-	case errors.As(err, &small) && strings.Contains(err.Error(), "trailer"):
+	case errors.As(err, &small) && chunked: // the head was read: the trailer did not fit
 		return errResponseTrailerTooLarge
 	case errors.As(err, &small):
 		return errResponseHeadTooLarge
