@@ -245,9 +245,11 @@ func (s *restSender) drop() {
 // as the request goes out: a request on a kept-alive connection that finds
 // it closed or reset before any byte of an answer, or that is answered 408
 // (a server's idle timeout, see exchange), is sent once more on a new
-// connection, as browsers and Go's net/http do; the server did not take
-// it. A request on a new connection gets no second try, nor does a second
-// try: their failures are counted. The deadline is the first try's.
+// connection, as browsers and Go's net/http do: a server that closes an
+// idle connection has not taken the request on it. A request on a new
+// connection gets no second try, nor does a second try: their failures
+// are counted. The deadline is the first try's, and the latency counts
+// from the first try's start (the caller's).
 func (s *restSender) roundTrip(payload int) (int, error) {
 	deadline := time.Now().Add(s.rest.cfg.Timeout)
 	if s.conn != nil && (s.conn.SetDeadline(deadline) != nil || !s.reusable(deadline)) {
