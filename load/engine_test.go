@@ -357,7 +357,7 @@ func TestEnginesClassifyFailuresAlike(t *testing.T) {
 		{"not HTTP", func(conn net.Conn, _ int64) bool {
 			io.WriteString(conn, "SSH-2.0-OpenSSH_9.6\r\n\r\n")
 			return false
-		}, 5 * time.Second, OtherFailure},
+		}, 5 * time.Second, BadResponse},
 	}
 	for _, engine := range engines(t) {
 		for _, c := range cases {

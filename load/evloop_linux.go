@@ -63,6 +63,8 @@ type loopConn struct {
 	deadline time.Duration
 	phase    Phase
 	inWindow bool
+	reused   bool // the connection carried an answered request before this one
+	retried  bool // this request is on its second connection (see resend)
 
 	framer     *responseFramer
 	prev, next *loopConn // in the loop's in-flight list, oldest first
@@ -456,11 +458,17 @@ func (l *eventLoop) start(c *loopConn, phase Phase, startAt, now time.Duration) 
 	r := l.r
 	c.phase, c.start, c.inWindow = phase, startAt, r.rec.WindowOpen()
 	c.payload = r.pick.Next()
-	c.written = 0
+	c.retried = false
 	c.deadline = now + l.rest.cfg.Timeout
 	r.dispatched.Add(1)
 	r.trackInflight()
 	l.pushInflight(c)
+	l.send(c, now)
+}
+
+// send writes c's request, connecting first if c has no connection.
+func (l *eventLoop) send(c *loopConn, now time.Duration) {
+	c.written = 0
 	if c.fd < 0 {
 		if err := l.connect(c); err != nil {
 			l.fail(c, err, now)
@@ -515,7 +523,10 @@ func (l *eventLoop) handle(c *loopConn, events uint32, now time.Duration) {
 	switch c.state {
 	case connIdle:
 		// A keep-alive connection with nothing asked: the server closed it
-		// (or sent something unasked). Drop it; the next request redials.
+		// or sent something unasked (an answer to nothing, a 408 before an
+		// idle close). Drop it; the next request redials. The loop handles
+		// every event before it sends what is due, so no request goes out
+		// on a connection whose close or bytes epoll has reported.
 		l.closeConn(c)
 	case connConnecting:
 		errno, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
@@ -614,22 +625,49 @@ func (l *eventLoop) read(c *loopConn, now time.Duration) {
 }
 
 // complete records c's answered request and, in a closed loop, sends the
-// next one on it.
+// next one on it. A 408 on a kept-alive connection is most likely the
+// server closing it for idleness, not an answer (see restSender.exchange,
+// which the goroutine engine follows): the request goes again.
 func (l *eventLoop) complete(c *loopConn, now time.Duration) {
 	out := Outcome{Class: OK, Code: c.framer.status}
 	if out.Code < 200 || out.Code > 299 {
 		out.Class = HTTPStatus
 	}
-	if c.framer.closeAfter {
+	if c.framer.closeAfter { // always after a 408 or bytes nobody asked for
+		reused := c.reused
 		l.closeConn(c)
+		if out.Code == 408 && reused && !c.retried {
+			l.resend(c, now)
+			return
+		}
+	} else {
+		c.reused = true
 	}
 	l.finish(c, out, now)
 }
 
-// fail records c's request as failed with err and drops the connection.
+// fail records c's request as failed with err and drops the connection,
+// unless the server closed a kept-alive connection before any byte of an
+// answer: then the request goes again.
 func (l *eventLoop) fail(c *loopConn, err error, now time.Duration) {
+	reused := c.reused
 	l.closeConn(c)
+	if reused && !c.retried && !c.framer.started && closedByPeer(err) {
+		l.resend(c, now)
+		return
+	}
 	l.finish(c, restError(err), now)
+}
+
+// resend sends c's request once more, on a new connection: the server
+// closed the kept-alive one it went out on without taking it, as a server
+// closing idle connections may just as a request arrives. Browsers and
+// Go's net/http do the same. The request keeps its start (its latency
+// includes the lost try) and its deadline; a failure of the second try is
+// counted.
+func (l *eventLoop) resend(c *loopConn, now time.Duration) {
+	c.retried = true
+	l.send(c, now)
 }
 
 func (l *eventLoop) finish(c *loopConn, out Outcome, now time.Duration) {
@@ -678,7 +716,7 @@ func (l *eventLoop) closeConn(c *loopConn) {
 		unix.Close(c.fd) // also leaves the epoll set
 		c.fd = -1
 	}
-	c.wantsOut = false
+	c.wantsOut, c.reused = false, false
 }
 
 // expire fails the requests whose deadline has passed.

@@ -12,13 +12,26 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// maxResponseHeader bounds a response's status line and headers. fasthttp's
-// own client reads headers through a 4 KiB buffer; twice that is generous.
-const maxResponseHeader = 8 << 10
+// maxResponseHead bounds a response's head (status line, headers and the
+// blank line after them), and separately a chunked body's trailer, on both
+// REST engines: the epoll engine's framer counts it, the goroutine engine
+// reads heads through a buffer of this size (fasthttp needs a whole head in
+// its buffer), and so does the preflight, which uses that engine. Model
+// servers send a few hundred bytes; 16 KiB leaves room for large cookies
+// or tracing headers.
+const maxResponseHead = 16 << 10
 
-// errResponseTooLarge is how a response framer reports a body over its
-// limit; restError maps it (like fasthttp.ErrBodyTooLarge) to TooLarge.
-var errResponseTooLarge = errors.New("response body larger than the limit")
+// The response-size errors; restError maps them (and
+// fasthttp.ErrBodyTooLarge) to TooLarge.
+var (
+	errResponseTooLarge        = errors.New("response body larger than the limit")
+	errResponseHeadTooLarge    = fmt.Errorf("response head (status line and headers) over loadprof's limit of %d KiB", maxResponseHead>>10)
+	errResponseTrailerTooLarge = fmt.Errorf("response trailer over loadprof's limit of %d KiB", maxResponseHead>>10)
+)
+
+// errMalformedResponse is wrapped by the errors for bytes that are not an
+// HTTP/1.1 response; restError maps them to BadResponse.
+var errMalformedResponse = errors.New("malformed response")
 
 // errResponseTimeout is a request's timeout in the event loop; it wraps
 // os.ErrDeadlineExceeded so that it classifies like the goroutine engine's.
@@ -49,6 +62,7 @@ type responseFramer struct {
 	remaining int64 // bytes left in the body (frameBody) or the chunk data plus its CRLF
 	chunked   bool
 	bodySeen  int64
+	trailer   int // bytes of the trailer consumed so far
 	maxBody   int64
 	started   bool // some byte of the current response has arrived
 
@@ -73,7 +87,7 @@ func (f *responseFramer) reset() {
 }
 
 func (f *responseFramer) startResponse() {
-	f.state, f.remaining, f.chunked, f.bodySeen, f.started = frameHeader, 0, false, 0, false
+	f.state, f.remaining, f.chunked, f.bodySeen, f.trailer, f.started = frameHeader, 0, false, 0, 0, false
 }
 
 // The read buffer starts small (most predict responses are a few hundred
@@ -124,6 +138,13 @@ func (f *responseFramer) advance(m int) (done bool, err error) {
 				f.started = f.n > 0 // an interim response (100 Continue): the real one follows
 				continue
 			}
+			if f.status == 408 {
+				// The server gave up on the connection (see
+				// eventLoop.complete): its body does not matter and the
+				// connection is not used again.
+				f.closeAfter = true
+				return f.finish()
+			}
 			switch {
 			case f.status == 204 || f.status == 304:
 				return f.finish()
@@ -155,7 +176,7 @@ func (f *responseFramer) advance(m int) (done bool, err error) {
 			line := bytes.IndexByte(f.buf[:f.n], '\n')
 			if line < 0 {
 				if f.n >= 1024 {
-					return false, errors.New("malformed response: chunk-size line too long")
+					return false, fmt.Errorf("%w: chunk-size line too long", errMalformedResponse)
 				}
 				return false, nil
 			}
@@ -176,10 +197,13 @@ func (f *responseFramer) advance(m int) (done bool, err error) {
 		case frameTrailer:
 			line := bytes.IndexByte(f.buf[:f.n], '\n')
 			if line < 0 {
-				if f.n >= maxResponseHeader {
-					return false, errors.New("malformed response: trailer too long")
+				if f.trailer+f.n >= maxResponseHead {
+					return false, errResponseTrailerTooLarge
 				}
 				return false, nil
+			}
+			if f.trailer += line + 1; f.trailer > maxResponseHead {
+				return false, errResponseTrailerTooLarge
 			}
 			blank := line == 0 || (line == 1 && f.buf[0] == '\r')
 			f.consume(line + 1) // a trailer field, or the blank line that ends the body
@@ -200,7 +224,8 @@ func (f *responseFramer) advance(m int) (done bool, err error) {
 // readHead reads the response head at the start of the buffer, if it is
 // complete: it sets status and closeAfter and returns the head's length
 // (0 while it is incomplete) and the body's Content-Length, -1 for a
-// chunked body, or -2 for a body until close. Plain heads (HTTP/1.1, token
+// chunked body, or -2 for a body until close. A head longer than
+// maxResponseHead fails however it arrives: complete in one read or not. Plain heads (HTTP/1.1, token
 // names, printable values, one Content-Length or Transfer-Encoding:
 // chunked, Connection close or keep-alive) are read here in one pass:
 // fasthttp's complete parse, which keeps and normalises every field, was a
@@ -211,6 +236,9 @@ func (f *responseFramer) readHead() (end int, contentLength int64, err error) {
 	head := f.buf[:f.n]
 	p := parsePlainHead(head)
 	if p.result == plainDone {
+		if p.length > maxResponseHead {
+			return 0, 0, errResponseHeadTooLarge
+		}
 		f.status, f.closeAfter = p.status, p.closeConn
 		return p.length, p.contentLength, nil
 	}
@@ -219,19 +247,22 @@ func (f *responseFramer) readHead() (end int, contentLength int64, err error) {
 		end = headerEnd(head, f.scanned)
 	}
 	if end < 0 {
-		if f.n >= maxResponseHeader {
-			return 0, 0, fmt.Errorf("response headers longer than %d bytes", maxResponseHeader)
+		if f.n >= maxResponseHead {
+			return 0, 0, errResponseHeadTooLarge // it ends after f.n bytes, if ever
 		}
 		f.scanned = max(f.n-3, 0)
 		return 0, 0, nil
 	}
+	if end > maxResponseHead {
+		return 0, 0, errResponseHeadTooLarge
+	}
 	if f.hdr == nil {
-		f.hdr, f.br = &fasthttp.ResponseHeader{}, bufio.NewReaderSize(&f.src, maxResponseHeader)
+		f.hdr, f.br = &fasthttp.ResponseHeader{}, bufio.NewReaderSize(&f.src, maxResponseHead)
 	}
 	f.src.Reset(head[:end])
 	f.br.Reset(&f.src)
 	if err := f.hdr.Read(f.br); err != nil {
-		return 0, 0, fmt.Errorf("malformed response: %w", err)
+		return 0, 0, fmt.Errorf("%w: %w", errMalformedResponse, err)
 	}
 	f.status, f.closeAfter = f.hdr.StatusCode(), f.hdr.ConnectionClose()
 	return end, int64(f.hdr.ContentLength()), nil
@@ -485,7 +516,7 @@ func parseChunkSize(line []byte) (int64, error) {
 	}
 	line = bytes.TrimRight(line, " \t")
 	if len(line) == 0 || len(line) > 15 {
-		return 0, fmt.Errorf("malformed response: chunk size %q", line)
+		return 0, fmt.Errorf("%w: chunk size %q", errMalformedResponse, line)
 	}
 	var size int64
 	for _, c := range line {
@@ -498,7 +529,7 @@ func parseChunkSize(line []byte) (int64, error) {
 		case c >= 'A' && c <= 'F':
 			d = c - 'A' + 10
 		default:
-			return 0, fmt.Errorf("malformed response: chunk size %q", line)
+			return 0, fmt.Errorf("%w: chunk size %q", errMalformedResponse, line)
 		}
 		size = size<<4 | int64(d)
 	}

@@ -77,7 +77,13 @@ func TestResponseFramer(t *testing.T) {
 		{"cut in the headers", "HTTP/1.1 200 OK\r\nContent-Le", []string{"end: unexpected EOF"}},
 		{"bad chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", []string{`error: malformed response: chunk size "zz"`}},
 		{"not HTTP", "SSH-2.0-OpenSSH_9.6\r\n\r\n", nil},
-		{"headers too long", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("h", maxResponseHeader), []string{fmt.Sprintf("error: response headers longer than %d bytes", maxResponseHeader)}},
+		{"head too long", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("h", maxResponseHead), []string{"error: " + errResponseHeadTooLarge.Error()}},
+		{"head too long, complete", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("h", maxResponseHead) + "\r\n\r\n", []string{"error: " + errResponseHeadTooLarge.Error()}},
+		{"head too long, not plain", "HTTP/1.1 200 OK\r\nX-Big: caf\xc3\xa9" + strings.Repeat("h", maxResponseHead) + "\r\n\r\n", []string{"error: " + errResponseHeadTooLarge.Error()}},
+		{"head at the limit", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("h", maxResponseHead-len("HTTP/1.1 200 OK\r\nX-Big: \r\nContent-Length: 0\r\n\r\n")) + "\r\nContent-Length: 0\r\n\r\n", []string{"200", "end: EOF"}},
+		{"trailer too long", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + strings.Repeat("T: 1\r\n", maxResponseHead/6+1) + "\r\n", []string{"error: " + errResponseTrailerTooLarge.Error()}},
+		{"request timeout", "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n<html>timed out</html>", []string{"408", "closed"}},
+		{"request timeout, kept alive", "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n", []string{"408", "closed"}},
 	}
 	for _, c := range cases {
 		for _, pieces := range [][]int{nil, {1}, {7, 1, 300}, {4096}} {
@@ -209,7 +215,7 @@ func BenchmarkResponseHead(b *testing.B) {
 	b.Run("fasthttp", func(b *testing.B) {
 		var h fasthttp.ResponseHeader
 		var src bytes.Reader
-		br := bufio.NewReaderSize(&src, maxResponseHeader)
+		br := bufio.NewReaderSize(&src, maxResponseHead)
 		for i := 0; i < b.N; i++ {
 			src.Reset(simHead)
 			br.Reset(&src)

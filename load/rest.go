@@ -7,10 +7,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -189,11 +192,13 @@ func (r *REST) Close() {
 }
 
 type restSender struct {
-	rest *REST
-	mu   sync.Mutex // held while sending; Close takes it to drop the connection
-	conn net.Conn
-	br   *bufio.Reader
-	resp *fasthttp.Response
+	rest  *REST
+	mu    sync.Mutex // held while sending; Close takes it to drop the connection
+	conn  net.Conn
+	tls   bool // conn is a *tls.Conn
+	br    *bufio.Reader
+	resp  *fasthttp.Response
+	probe socketProbe // the TCP socket under conn
 }
 
 func (s *restSender) dial(deadline time.Time) error {
@@ -202,7 +207,9 @@ func (s *restSender) dial(deadline time.Time) error {
 	if err != nil {
 		return err
 	}
-	if s.rest.tls != nil {
+	s.probe.attach(conn)
+	s.tls = s.rest.tls != nil
+	if s.tls {
 		tc := tls.Client(conn, s.rest.tls)
 		_ = tc.SetDeadline(deadline)
 		if err := tc.Handshake(); err != nil {
@@ -213,7 +220,9 @@ func (s *restSender) dial(deadline time.Time) error {
 	}
 	s.conn = conn
 	if s.br == nil {
-		s.br = bufio.NewReaderSize(conn, 16<<10)
+		// fasthttp reads a response head only when it is whole in this
+		// buffer: its size is the head limit.
+		s.br = bufio.NewReaderSize(conn, maxResponseHead)
 	} else {
 		s.br.Reset(conn)
 	}
@@ -227,47 +236,167 @@ func (s *restSender) drop() {
 	}
 }
 
-// roundTrip sends the rendered request of payload and reads the response
-// into s.resp. A connection that failed or that the server closes is
-// dropped, and the next request dials a new one.
-func (s *restSender) roundTrip(payload int) error {
+// roundTrip sends the rendered request of payload and returns the status
+// of its answer; the response is in s.resp unless the status is 408. A
+// connection that failed or that the server closes is dropped, and the
+// next request dials a new one.
+//
+// A kept-alive connection is used again only when nothing arrived on it
+// since its last response (reusable). The server may still close it just
+// as the request goes out: a request on a kept-alive connection that finds
+// it closed or reset before any byte of an answer, or that is answered 408
+// (a server's idle timeout, see exchange), is sent once more on a new
+// connection, as browsers and Go's net/http do: a server that closes an
+// idle connection has not taken the request on it. A request on a new
+// connection gets no second try, nor does a second try: their failures
+// are counted. The deadline is the first try's, and the latency counts
+// from the first try's start (the caller's).
+func (s *restSender) roundTrip(payload int) (int, error) {
 	deadline := time.Now().Add(s.rest.cfg.Timeout)
+	if s.conn != nil && (s.conn.SetDeadline(deadline) != nil || !s.reusable(deadline)) {
+		s.drop()
+	}
+	reused := s.conn != nil
+	code, answered, err := s.exchange(payload, deadline)
+	if reused && (code == 408 || (!answered && closedByPeer(err))) {
+		code, _, err = s.exchange(payload, deadline)
+	}
+	return code, err
+}
+
+// exchange sends the request on s.conn, dialing first if there is none,
+// and reads the answer. answered reports whether any byte of it arrived.
+//
+// A 408 (Request Timeout) ends the exchange at its status line and drops
+// the connection, as the epoll engine does: servers such as uvicorn,
+// gunicorn and Node send it when they close a connection that stayed idle
+// too long, so on a kept-alive connection it most likely answers no
+// request, and roundTrip tries again; on a new one it is the server's
+// answer to this request and counts as http_408.
+func (s *restSender) exchange(payload int, deadline time.Time) (code int, answered bool, err error) {
 	if s.conn == nil {
 		if err := s.dial(deadline); err != nil {
-			return err
+			return 0, false, err
 		}
-	}
-	if err := s.conn.SetDeadline(deadline); err != nil {
-		s.drop()
-		return err
+		if err := s.conn.SetDeadline(deadline); err != nil {
+			s.drop()
+			return 0, false, err
+		}
 	}
 	if _, err := s.conn.Write(s.rest.requests[payload]); err != nil {
 		s.drop()
-		return err
+		return 0, false, err
 	}
 	// fasthttp reports every failure before the first response byte as
 	// EOF; wait for that byte here so that a reset stays a reset.
 	if _, err := s.br.Peek(1); err != nil {
 		s.drop()
-		return err
+		return 0, false, err
+	}
+	// The status line is nearly always in the first read; one that comes
+	// in pieces is read whole below (no waiting for bytes here that a
+	// broken server may never send).
+	if status, _ := s.br.Peek(min(s.br.Buffered(), len("HTTP/1.1 408 "))); isStatus408(status) {
+		s.drop()
+		return 408, true, nil
 	}
 	if err := s.resp.ReadLimitBody(s.br, s.rest.cfg.MaxResponseBytes); err != nil {
 		s.drop()
-		return err
+		return 0, true, responseError(err, s.resp.Header.ContentLength() == -1)
 	}
-	if s.resp.ConnectionClose() {
+	code = s.resp.StatusCode()
+	// Bytes after the response answer nothing that was asked: the
+	// connection is out of step with the requests.
+	if s.resp.ConnectionClose() || s.br.Buffered() > 0 || code == 408 {
 		s.drop()
 	}
-	return nil
+	return code, true, nil
+}
+
+// isStatus408 reports whether b starts with the status line of a 408.
+func isStatus408(b []byte) bool {
+	return len(b) == len("HTTP/1.1 408 ") && string(b[:7]) == "HTTP/1." && (b[7] == '0' || b[7] == '1') &&
+		string(b[8:12]) == " 408" && (b[12] == ' ' || b[12] == '\r')
+}
+
+// responseError names fasthttp's errors in loadprof's terms: a head (or,
+// after a chunked body, a trailer) that does not fit the read buffer is
+// over maxResponseHead, and an error that is not the network's is an
+// answer that is not HTTP.
+func responseError(err error, chunked bool) error {
+	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
+	switch {
+	case errors.As(err, &small) && chunked: // the head was read: the trailer did not fit
+		return errResponseTrailerTooLarge
+	case errors.As(err, &small):
+		return errResponseHeadTooLarge
+	case errors.Is(err, fasthttp.ErrBodyTooLarge) || errors.As(err, &netErr):
+		return err
+	case ClassifyNetError(err) == OtherFailure:
+		return fmt.Errorf("%w: %w", errMalformedResponse, err)
+	}
+	return err
+}
+
+// reusable reports whether nothing arrived on the kept-alive connection
+// since its last response: no bytes (an answer to nothing, or a 408 sent
+// before an idle close) and no close. A TLS connection's socket may carry
+// TLS messages that are not data, such as the session tickets a TLS 1.3
+// server may send after the handshake: these are read through the
+// connection (tls.Conn takes them in), and only data or a close counts.
+// A TLS record read from the socket earlier may also wait inside tls.Conn,
+// where the socket does not show it: a read with a deadline already past
+// decrypts such a record, if any, without touching the socket.
+func (s *restSender) reusable(deadline time.Time) bool {
+	if s.br.Buffered() > 0 {
+		return false
+	}
+	state := s.probe.state()
+	if !s.tls {
+		return state == socketQuiet || state == socketUnknown
+	}
+	defer s.conn.SetReadDeadline(deadline)
+	for try := 0; try < 3; try++ {
+		if state == socketClosed {
+			return false
+		}
+		wait := time.Unix(1, 0)
+		if state == socketBytes {
+			// Long enough for the records that are there to be read; a
+			// partial one waits for the response.
+			wait = time.Now().Add(5 * time.Millisecond)
+		}
+		if err := s.conn.SetReadDeadline(wait); err != nil {
+			return false
+		}
+		if _, err := s.br.Peek(1); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return false // data nobody asked for, or a close
+		}
+		if state != socketBytes {
+			return true
+		}
+		if err := s.conn.SetReadDeadline(deadline); err != nil { // the probe needs one not past
+			return false
+		}
+		state = s.probe.state()
+	}
+	return false
+}
+
+// closedByPeer reports whether err is the server closing or resetting the
+// connection.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func (s *restSender) Send(payload int) Outcome {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.roundTrip(payload); err != nil {
+	code, err := s.roundTrip(payload)
+	if err != nil {
 		return restError(err)
 	}
-	code := s.resp.StatusCode()
 	s.resp.ResetBody()
 	if code < 200 || code > 299 {
 		return Outcome{Class: HTTPStatus, Code: code}
@@ -276,8 +405,12 @@ func (s *restSender) Send(payload int) Outcome {
 }
 
 func restError(err error) Outcome {
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) || errors.Is(err, errResponseTooLarge) {
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge) || errors.Is(err, errResponseTooLarge) ||
+		errors.Is(err, errResponseHeadTooLarge) || errors.Is(err, errResponseTrailerTooLarge):
 		return Outcome{Class: TooLarge, Err: err}
+	case errors.Is(err, errMalformedResponse):
+		return Outcome{Class: BadResponse, Err: err}
 	}
 	return Outcome{Class: ClassifyNetError(err), Err: err}
 }
@@ -305,15 +438,18 @@ func (r *REST) Probe(ctx context.Context, payload int) (Outcome, string) {
 		conn := s.conn
 		stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 		defer stop()
-		if err := s.roundTrip(payload); err != nil {
+		code, err := s.roundTrip(payload)
+		if err != nil {
 			done <- probed{out: restError(err)}
 			return
 		}
-		body := s.resp.Body()
+		var body []byte
+		if code != 408 { // see exchange
+			body = s.resp.Body()
+		}
 		if len(body) > 512 {
 			body = body[:512]
 		}
-		code := s.resp.StatusCode()
 		class := OK
 		if code < 200 || code > 299 {
 			class = HTTPStatus
