@@ -1,9 +1,15 @@
 package bench
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -166,4 +172,79 @@ func TestThroughputOfATinyRunIsItsRateNotOneOverItsLatency(t *testing.T) {
 	if res.Requests != 1 || res.ThroughputRPS != 1 || res.SuccessRPS != 1 {
 		t.Fatalf("%d requests, %.2f req/s (%.2f ok/s), want 1 request at 1 req/s", res.Requests, res.ThroughputRPS, res.SuccessRPS)
 	}
+}
+
+func TestInterruptedRunReturnsAfterGraceNotAfterTheTimeout(t *testing.T) {
+	// The server answers the preflight and then holds every call. The run
+	// is interrupted with requests in flight: it waits --grace (1 s) for
+	// them and returns with what it has, not after --timeout (2 minutes),
+	// which is how long closing a connection under a request used to wait
+	// on the goroutine engine.
+	const grace, timeout = time.Second, 2 * time.Minute
+	for _, engine := range restEngines() {
+		t.Run(string(engine), func(t *testing.T) {
+			url, held := answerOnceThenHold(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				for held.Load() < 5 {
+					time.Sleep(10 * time.Millisecond)
+				}
+				cancel()
+			}()
+			start := time.Now()
+			res, err := Run(ctx, Config{URL: url, DataPath: writeFile(t, "data.json", body), RESTEngine: engine, Timeout: timeout,
+				Plan: load.Plan{Rate: 50, Duration: time.Minute, MaxInflight: 100, Grace: grace}})
+			took := time.Since(start)
+			if res == nil || !res.Interrupted {
+				t.Fatalf("result %+v, err %v", res, err)
+			}
+			if took > timeout/4 {
+				t.Fatalf("the interrupted run returned after %v; --grace is %v, --timeout %v", took, grace, timeout)
+			}
+		})
+	}
+}
+
+// answerOnceThenHold starts a loopback HTTP server that answers its first
+// request and holds every later one until the test ends; held counts those.
+func answerOnceThenHold(t *testing.T) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls, held atomic.Int64
+	done := make(chan struct{})
+	var conns sync.Map
+	t.Cleanup(func() {
+		close(done)
+		ln.Close()
+		conns.Range(func(c, _ any) bool { c.(net.Conn).Close(); return true })
+	})
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Store(conn, true)
+			go func() {
+				br := bufio.NewReader(conn)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					if calls.Add(1) > 1 {
+						held.Add(1)
+						<-done
+						return
+					}
+					_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 22\r\n\r\n{\"predictions\": [1.5]}")
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String() + "/v1/models/m:predict", &held
 }

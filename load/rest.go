@@ -180,25 +180,29 @@ func (r *REST) newSender() *restSender {
 	return s
 }
 
-// Close closes every connection.
+// Close closes every connection at once, also under a request still in
+// flight (which then fails): after an interrupted run has waited its grace
+// period, nothing may wait for a server that does not answer.
 func (r *REST) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for s := range r.conns {
-		s.mu.Lock()
-		s.drop()
-		s.mu.Unlock()
+		s.connMu.Lock()
+		if s.conn != nil {
+			s.conn.Close()
+		}
+		s.connMu.Unlock()
 	}
 }
 
 type restSender struct {
-	rest  *REST
-	mu    sync.Mutex // held while sending; Close takes it to drop the connection
-	conn  net.Conn
-	tls   bool // conn is a *tls.Conn
-	br    *bufio.Reader
-	resp  *fasthttp.Response
-	probe socketProbe // the TCP socket under conn
+	rest   *REST
+	conn   net.Conn // written under connMu, which Close takes to close it
+	connMu sync.Mutex
+	tls    bool // conn is a *tls.Conn
+	br     *bufio.Reader
+	resp   *fasthttp.Response
+	probe  socketProbe // the TCP socket under conn
 }
 
 func (s *restSender) dial(deadline time.Time) error {
@@ -218,7 +222,9 @@ func (s *restSender) dial(deadline time.Time) error {
 		}
 		conn = tc
 	}
+	s.connMu.Lock()
 	s.conn = conn
+	s.connMu.Unlock()
 	if s.br == nil {
 		// fasthttp reads a response head only when it is whole in this
 		// buffer: its size is the head limit.
@@ -232,7 +238,9 @@ func (s *restSender) dial(deadline time.Time) error {
 func (s *restSender) drop() {
 	if s.conn != nil {
 		s.conn.Close()
+		s.connMu.Lock()
 		s.conn = nil
+		s.connMu.Unlock()
 	}
 }
 
@@ -391,8 +399,6 @@ func closedByPeer(err error) bool {
 }
 
 func (s *restSender) Send(payload int) Outcome {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	code, err := s.roundTrip(payload)
 	if err != nil {
 		return restError(err)
