@@ -187,6 +187,10 @@ func preflightREST(ctx context.Context, rest *load.REST, set *payloads.Set, url 
 	case out.Class == load.HTTPStatus:
 		return &TargetError{fmt.Errorf("%s answered %d to %s: %s", url, out.Code, set.Payloads[0].Source, strings.TrimSpace(body))}
 	case out.Class == load.TooLarge:
+		if strings.Contains(out.Err.Error(), "loadprof's limit") {
+			// A head or trailer over the fixed limit: no flag raises it.
+			return &TargetError{fmt.Errorf("%s: the response to %s: %v", url, set.Payloads[0].Source, out.Err)}
+		}
 		return &TargetError{fmt.Errorf("%s: the response to %s is larger than --max-response allows (%v)", url, set.Payloads[0].Source, out.Err)}
 	}
 	return &TargetError{fmt.Errorf("%s: %s: %v", url, out.Key(), out.Err)}
