@@ -187,7 +187,7 @@ func preflightREST(ctx context.Context, rest *load.REST, set *payloads.Set, url 
 	case out.Class == load.HTTPStatus:
 		return &TargetError{fmt.Errorf("%s answered %d to %s: %s", url, out.Code, set.Payloads[0].Source, strings.TrimSpace(body))}
 	case out.Class == load.TooLarge:
-		if strings.Contains(out.Err.Error(), "loadprof's limit") {
+		if errors.Is(out.Err, load.ErrResponseHeadTooLarge) || errors.Is(out.Err, load.ErrResponseTrailerTooLarge) {
 			// A head or trailer over the fixed limit: no flag raises it.
 			return &TargetError{fmt.Errorf("%s: the response to %s: %v", url, set.Payloads[0].Source, out.Err)}
 		}

@@ -22,11 +22,14 @@ import (
 const maxResponseHead = 16 << 10
 
 // The response-size errors; restError maps them (and
-// fasthttp.ErrBodyTooLarge) to TooLarge.
+// fasthttp.ErrBodyTooLarge) to TooLarge. The head and trailer limit is
+// loadprof's own and no setting raises it, so callers tell it apart.
 var (
-	errResponseTooLarge        = errors.New("response body larger than the limit")
-	errResponseHeadTooLarge    = fmt.Errorf("response head (status line and headers) over loadprof's limit of %d KiB", maxResponseHead>>10)
-	errResponseTrailerTooLarge = fmt.Errorf("response trailer over loadprof's limit of %d KiB", maxResponseHead>>10)
+	errResponseTooLarge = errors.New("response body larger than the limit")
+	// ErrResponseHeadTooLarge is a status line and headers over 16 KiB.
+	ErrResponseHeadTooLarge = fmt.Errorf("response head (status line and headers) over loadprof's limit of %d KiB", maxResponseHead>>10)
+	// ErrResponseTrailerTooLarge is a chunked body's trailer over 16 KiB.
+	ErrResponseTrailerTooLarge = fmt.Errorf("response trailer over loadprof's limit of %d KiB", maxResponseHead>>10)
 )
 
 // errMalformedResponse is wrapped by the errors for bytes that are not an
@@ -198,12 +201,12 @@ func (f *responseFramer) advance(m int) (done bool, err error) {
 			line := bytes.IndexByte(f.buf[:f.n], '\n')
 			if line < 0 {
 				if f.trailer+f.n >= maxResponseHead {
-					return false, errResponseTrailerTooLarge
+					return false, ErrResponseTrailerTooLarge
 				}
 				return false, nil
 			}
 			if f.trailer += line + 1; f.trailer > maxResponseHead {
-				return false, errResponseTrailerTooLarge
+				return false, ErrResponseTrailerTooLarge
 			}
 			blank := line == 0 || (line == 1 && f.buf[0] == '\r')
 			f.consume(line + 1) // a trailer field, or the blank line that ends the body
@@ -237,7 +240,7 @@ func (f *responseFramer) readHead() (end int, contentLength int64, err error) {
 	p := parsePlainHead(head)
 	if p.result == plainDone {
 		if p.length > maxResponseHead {
-			return 0, 0, errResponseHeadTooLarge
+			return 0, 0, ErrResponseHeadTooLarge
 		}
 		f.status, f.closeAfter = p.status, p.closeConn
 		return p.length, p.contentLength, nil
@@ -248,13 +251,13 @@ func (f *responseFramer) readHead() (end int, contentLength int64, err error) {
 	}
 	if end < 0 {
 		if f.n >= maxResponseHead {
-			return 0, 0, errResponseHeadTooLarge // it ends after f.n bytes, if ever
+			return 0, 0, ErrResponseHeadTooLarge // it ends after f.n bytes, if ever
 		}
 		f.scanned = max(f.n-3, 0)
 		return 0, 0, nil
 	}
 	if end > maxResponseHead {
-		return 0, 0, errResponseHeadTooLarge
+		return 0, 0, ErrResponseHeadTooLarge
 	}
 	if f.hdr == nil {
 		f.hdr, f.br = &fasthttp.ResponseHeader{}, bufio.NewReaderSize(&f.src, maxResponseHead)

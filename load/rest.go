@@ -336,9 +336,9 @@ func responseError(err error, chunked bool) error {
 	var netErr net.Error
 	switch {
 	case errors.As(err, &small) && chunked: // the head was read: the trailer did not fit
-		return errResponseTrailerTooLarge
+		return ErrResponseTrailerTooLarge
 	case errors.As(err, &small):
-		return errResponseHeadTooLarge
+		return ErrResponseHeadTooLarge
 	case errors.Is(err, fasthttp.ErrBodyTooLarge) || errors.As(err, &netErr):
 		return err
 	case ClassifyNetError(err) == OtherFailure:
@@ -413,7 +413,7 @@ func (s *restSender) Send(payload int) Outcome {
 func restError(err error) Outcome {
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge) || errors.Is(err, errResponseTooLarge) ||
-		errors.Is(err, errResponseHeadTooLarge) || errors.Is(err, errResponseTrailerTooLarge):
+		errors.Is(err, ErrResponseHeadTooLarge) || errors.Is(err, ErrResponseTrailerTooLarge):
 		return Outcome{Class: TooLarge, Err: err}
 	case errors.Is(err, errMalformedResponse):
 		return Outcome{Class: BadResponse, Err: err}
