@@ -133,6 +133,7 @@ type grpcSender struct {
 	conn  *grpc.ClientConn
 	base  context.Context // g.base carrying state, for answerTracker
 	state callState
+	req   rawMessage
 	resp  rawMessage
 }
 
@@ -141,8 +142,8 @@ func (s *grpcSender) Send(payload int) Outcome {
 	s.state.trailer.Store(false)
 	s.resp.bad = nil
 	ctx, cancel := context.WithTimeout(s.base, s.g.cfg.Timeout)
-	req := rawMessage{data: s.g.cfg.Requests[payload]}
-	err := s.conn.Invoke(ctx, s.g.cfg.Method, &req, &s.resp, s.g.opts...)
+	s.req.data = s.g.cfg.Requests[payload]
+	err := s.conn.Invoke(ctx, s.g.cfg.Method, &s.req, &s.resp, s.g.opts...)
 	timedOut := ctx.Err() == context.DeadlineExceeded
 	cancel()
 	if err == nil && s.resp.bad != nil {
@@ -216,6 +217,10 @@ func grpcOutcome(err error, timedOut, header, trailer bool) Outcome {
 		return Outcome{Class: BadResponse, Err: err}
 	case trailer:
 		return Outcome{Class: GRPCStatus, Code: int(st.Code()), Err: err}
+	case httpStatusOf(msg) >= 300:
+		// An HTTP error status, from whatever answered instead of a gRPC
+		// server (a proxy): an answer, as it would be over REST.
+		return Outcome{Class: HTTPStatus, Code: httpStatusOf(msg), Err: err}
 	}
 	return Outcome{Class: clientFailureClass(st.Code(), msg), Err: err}
 }
@@ -225,6 +230,10 @@ func grpcOutcome(err error, timedOut, header, trailer bool) Outcome {
 // underlying error, so the message is what is left to go by.
 func clientFailureClass(code codes.Code, msg string) ErrorClass {
 	switch {
+	case strings.HasPrefix(msg, nonGRPCStatusPrefix) || strings.Contains(msg, "content-type"):
+		// Something answered HTTP/2 with a success, but not with gRPC. (The
+		// message quotes the body, which may say anything: this goes first.)
+		return BadResponse
 	case strings.Contains(msg, "connection refused"):
 		return ConnRefused
 	case strings.Contains(msg, "RST_STREAM") || strings.Contains(msg, "connection reset") || strings.Contains(msg, "broken pipe"):
@@ -233,11 +242,30 @@ func clientFailureClass(code codes.Code, msg string) ErrorClass {
 		return ConnClosed
 	case code == codes.ResourceExhausted && strings.Contains(msg, "larger than max"):
 		return TooLarge
-	case strings.Contains(msg, "unexpected HTTP status code") || strings.Contains(msg, "content-type"):
-		// Something answered HTTP/2, but not with gRPC (a proxy's error page).
-		return BadResponse
 	}
 	return OtherFailure
+}
+
+// nonGRPCStatusPrefix starts the message of gRPC's status for an HTTP
+// response that is not gRPC: a proxy or load balancer answering for the
+// server ("... server: 502 (Bad Gateway); transport: received unexpected
+// content-type ...").
+const nonGRPCStatusPrefix = "unexpected HTTP status code received from server: "
+
+// httpStatusOf returns the HTTP status of such a message, or 0.
+func httpStatusOf(msg string) int {
+	rest, ok := strings.CutPrefix(msg, nonGRPCStatusPrefix)
+	if !ok {
+		return 0
+	}
+	code := 0
+	for i := 0; i < len(rest) && i < 3 && rest[i] >= '0' && rest[i] <= '9'; i++ {
+		code = code*10 + int(rest[i]-'0')
+	}
+	if code < 100 {
+		return 0
+	}
+	return code
 }
 
 // Call sends payload once and returns its outcome and the raw response.

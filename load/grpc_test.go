@@ -416,3 +416,30 @@ func BenchmarkGRPCLoopbackCall(b *testing.B) {
 		}
 	}
 }
+
+func TestGRPCAnswersFromSomethingThatIsNotGRPCAreHTTPStatusesOrBadResponses(t *testing.T) {
+	// A proxy in front of the server answers with its own error page.
+	addr, requests := startH2C(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		io.WriteString(w, "<html>502 Bad Gateway</html>")
+	})
+	tr := newTestGRPC(t, addr, GRPCConfig{})
+	s := tr.NewSender()
+	if got := sendAll(t, s, 20); got["http_502"] != 20 || requests.Load() != 20 {
+		t.Fatalf("a proxy's 502: it saw %d requests, the client counted %v", requests.Load(), got)
+	}
+	if out := s.Send(0); !out.Responded() {
+		t.Fatalf("%s is not an answer", out.Key())
+	}
+
+	// Something that answers 200, but not gRPC.
+	addr, requests = startH2C(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"error": "connection refused upstream"}`)
+	})
+	tr = newTestGRPC(t, addr, GRPCConfig{})
+	if got := sendAll(t, tr.NewSender(), 20); got["bad_response"] != 20 || requests.Load() != 20 {
+		t.Fatalf("JSON over HTTP/2: it saw %d requests, the client counted %v", requests.Load(), got)
+	}
+}
