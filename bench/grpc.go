@@ -100,7 +100,8 @@ func prepareGRPC(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *
 		}
 		requests[i] = data
 	}
-	tr, err := load.NewGRPC(load.GRPCConfig{Conns: conns, Requests: requests, Headers: cfg.Headers, Timeout: cfg.Timeout})
+	tr, err := load.NewGRPC(load.GRPCConfig{Conns: conns, Requests: requests, Headers: cfg.Headers, Timeout: cfg.Timeout,
+		MaxResponseBytes: cfg.MaxResponseBytes, CheckResponse: load.PredictResponseCheck()})
 	if err != nil {
 		return fail(&InputError{err})
 	}
@@ -109,18 +110,39 @@ func prepareGRPC(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *
 		// The call has the transport's own context; cancelling ctx closes
 		// the connections under it, which ends it at once.
 		stop := context.AfterFunc(ctx, func() { load.CloseConns(conns) })
-		out, _ := tr.Call(0)
+		err := preflightGRPC(tr, set, name)
 		stop()
-		switch {
-		case ctx.Err() != nil:
+		if ctx.Err() != nil {
 			return ctx.Err()
-		case out.Class == load.OK || out.Class == load.Timeout:
-			return nil // a slow first call (lazy initialisation) is the warm-up's business
-		case out.Class == load.GRPCStatus && (codes.Code(out.Code) == codes.Unavailable || codes.Code(out.Code) == codes.ResourceExhausted || codes.Code(out.Code) == codes.Internal):
-			return nil // transient: the run counts them
 		}
-		return &TargetError{fmt.Errorf("%s rejected %s: %s: %v", name, set.Payloads[0].Source, out.Key(), status.Convert(out.Err).Message())}
+		return err
 	}}, nil
+}
+
+// preflightGRPC sends the first payload once. A target that rejects it
+// (a status other than a transient one), answers something that is not a
+// PredictResponse, or answers more than --max-response allows fails the run
+// before any load is sent; a timeout or a transient status is left to the
+// run to count.
+func preflightGRPC(tr *load.GRPC, set *payloads.Set, name string) error {
+	out, _ := tr.Call(0)
+	for try := 1; try < 3 && (out.Class == load.ConnReset || out.Class == load.ConnClosed); try++ {
+		out, _ = tr.Call(0) // a dropped connection may be a one-off; a refused one is not
+	}
+	source := set.Payloads[0].Source
+	switch {
+	case out.Class == load.OK || out.Class == load.Timeout:
+		return nil // a slow first call (lazy initialisation) is the warm-up's business
+	case out.Class == load.GRPCStatus && (codes.Code(out.Code) == codes.Unavailable || codes.Code(out.Code) == codes.ResourceExhausted || codes.Code(out.Code) == codes.Internal):
+		return nil // transient: the run counts them
+	case out.Class == load.GRPCStatus:
+		return &TargetError{fmt.Errorf("%s rejected %s: %s: %v", name, source, out.Key(), status.Convert(out.Err).Message())}
+	case out.Class == load.TooLarge:
+		return &TargetError{fmt.Errorf("%s: the response to %s is larger than --max-response allows (%v)", name, source, status.Convert(out.Err).Message())}
+	case out.Class == load.BadResponse:
+		return &TargetError{fmt.Errorf("%s answered %s with something that is not a Predict response (is --grpc the PredictionService port?): %v", name, source, out.Err)}
+	}
+	return &TargetError{fmt.Errorf("%s: %s: %v", name, out.Key(), out.Err)}
 }
 
 // closing closes the connections with the transport.

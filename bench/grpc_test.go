@@ -3,13 +3,24 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/loadprof/loadprof/internal/testkit"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/sim"
+	"github.com/loadprof/loadprof/tfproto"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // mixedSignature has float, int, string (also b64) and bool inputs.
@@ -179,5 +190,120 @@ func TestHeadersReachTheServerAsHTTPHeadersAndGRPCMetadata(t *testing.T) {
 		if !errors.As(err, &te) || !(strings.Contains(err.Error(), "401") || strings.Contains(err.Error(), "UNAUTHENTICATED")) {
 			t.Fatalf("%s without the header: %v", cfg.URL+cfg.GRPC.Addr, err)
 		}
+	}
+}
+
+// wrongPredictServer is a PredictionService whose GetModelMetadata is right
+// (sim's default signature) and whose Predict answers predict(n) to the nth
+// call.
+func wrongPredictServer(t *testing.T, predict func(n int64) []byte) (addr string, predicts *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigs, err := proto.Marshal(&tfproto.SignatureDefMap{SignatureDef: map[string]*tfproto.SignatureDef{"serving_default": {
+		MethodName: "tensorflow/serving/predict",
+		Inputs: map[string]*tfproto.TensorInfo{"x": {Dtype: tfproto.DataType_DT_FLOAT, TensorShape: &tfproto.TensorShapeProto{
+			Dim: []*tfproto.TensorShapeProto_Dim{{Size: -1}, {Size: 4}}}}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	metadata := &tfproto.GetModelMetadataResponse{ModelSpec: &tfproto.ModelSpec{Name: "m"}, Metadata: map[string]*anypb.Any{
+		"signature_def": {TypeUrl: "type.googleapis.com/tensorflow.serving.SignatureDefMap", Value: sigs}}}
+	predicts = new(atomic.Int64)
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(rawReplyCodec{encoding.GetCodecV2("proto")}), grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+		method, _ := grpc.MethodFromServerStream(stream)
+		switch method {
+		case "/tensorflow.serving.PredictionService/GetModelMetadata":
+			if err := stream.RecvMsg(&tfproto.GetModelMetadataRequest{}); err != nil {
+				return err
+			}
+			return stream.SendMsg(metadata)
+		case load.PredictMethod:
+			if err := stream.RecvMsg(&tfproto.PredictRequest{}); err != nil {
+				return err
+			}
+			return stream.SendMsg(rawReply(predict(predicts.Add(1))))
+		}
+		return status.Errorf(codes.Unimplemented, "%s", method)
+	}))
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	return ln.Addr().String(), predicts
+}
+
+// rawReply is a response message a test server sends as it is.
+type rawReply []byte
+
+// rawReplyCodec is the proto codec, but sends rawReply bytes unchanged.
+type rawReplyCodec struct{ proto encoding.CodecV2 }
+
+func (c rawReplyCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if r, ok := v.(rawReply); ok {
+		return mem.BufferSlice{mem.SliceBuffer(r)}, nil
+	}
+	return c.proto.Marshal(v)
+}
+
+func (c rawReplyCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	return c.proto.Unmarshal(data, v)
+}
+func (c rawReplyCodec) Name() string { return "proto" }
+
+func TestGRPCPreflightNamesAnswersThatAreNotPredictResponses(t *testing.T) {
+	data := writeFile(t, "data.json", body)
+	plan := load.Plan{Concurrency: 1, Requests: 10}
+	for name, answer := range map[string][]byte{"garbage": []byte("not protobuf at all"), "empty": {}} {
+		addr, predicts := wrongPredictServer(t, func(int64) []byte { return answer })
+		_, err := Run(context.Background(), Config{GRPC: GRPCTarget{Addr: addr, Model: "m"}, DataPath: data, Plan: plan, Timeout: 5 * time.Second})
+		var te *TargetError
+		if !errors.As(err, &te) || !strings.Contains(err.Error(), "is not a Predict response") || !strings.Contains(err.Error(), "data.json") || predicts.Load() != 1 {
+			t.Errorf("%s: %d predicts, err %v", name, predicts.Load(), err)
+		}
+	}
+
+	srv := startSim(t, sim.Config{})
+	cfg := grpcConfig(srv, data, plan)
+	cfg.MaxResponseBytes = 20
+	_, err := Run(context.Background(), cfg)
+	var te *TargetError
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "larger than --max-response allows") || srv.Predicts() != 1 {
+		t.Fatalf("%d predicts, err %v", srv.Predicts(), err)
+	}
+}
+
+func TestGRPCRunCountsBadAndOversizedAnswersAsTheServerSentThem(t *testing.T) {
+	valid, err := proto.Marshal(&tfproto.PredictResponse{Outputs: map[string]*tfproto.TensorProto{"y": {Dtype: tfproto.DataType_DT_FLOAT, FloatVal: []float32{1}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	large, err := proto.Marshal(&tfproto.PredictResponse{Outputs: map[string]*tfproto.TensorProto{"y": {Dtype: tfproto.DataType_DT_FLOAT, FloatVal: make([]float32, 500)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad, tooLarge atomic.Int64
+	addr, predicts := wrongPredictServer(t, func(n int64) []byte {
+		switch {
+		case n == 1: // the preflight's
+			return valid
+		case n%3 == 0:
+			bad.Add(1)
+			return []byte{0xff}
+		case n%3 == 1:
+			tooLarge.Add(1)
+			return large
+		}
+		return valid
+	})
+	res, err := Run(context.Background(), Config{GRPC: GRPCTarget{Addr: addr, Model: "m"}, DataPath: writeFile(t, "data.json", body),
+		Plan: load.Plan{Concurrency: 3, Requests: 300}, Timeout: 5 * time.Second, MaxResponseBytes: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"bad_response": int(bad.Load()), "response_too_large": int(tooLarge.Load())}
+	if predicts.Load() != 301 || res.Requests != 300 || fmt.Sprint(res.Errors) != fmt.Sprint(want) || res.Latency.Count != int64(300-want["bad_response"]-want["response_too_large"]) {
+		t.Fatalf("the server answered %d predicts, %v; the run counted %d requests, errors %v, %d latencies", predicts.Load(), want, res.Requests, res.Errors, res.Latency.Count)
 	}
 }

@@ -92,7 +92,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	fs.Var(warmup, "warmup", "warm-up before the steady phase, a duration (10s) or a request count (500); not in the statistics")
 	timeout := fs.Duration("timeout", 10*time.Second, "per-request timeout")
 	maxInflight := fs.Int("max-inflight", 1000, "open loop: most requests in flight (and connections) at once")
-	maxResponse := fs.Int("max-response", 64<<20, "largest response body accepted, in bytes")
+	maxResponse := fs.Int("max-response", 64<<20, "largest response accepted, in bytes (REST: the body; gRPC: the response message); larger ones count as response_too_large")
 	grace := fs.Duration("grace", 2*time.Second, "after Ctrl-C, how long to wait for requests in flight")
 	out := fs.String("out", "", "write the result as JSON to this file")
 	hgrm := fs.String("hgrm", "", "write the steady latency distribution as HdrHistogram .hgrm text to this file")
