@@ -406,6 +406,10 @@ func (r *runner) openLoop(ctx context.Context) {
 	}()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// Requests that fell due while the dispatcher waited for a slot are
+	// saturated, also those it then finds a sender for at once (two
+	// senders finishing together): they are the backlog of that wait.
+	waitedUntil := time.Duration(-1)
 	for seq := int64(0); ; seq++ {
 		r.phaseMu.Lock()
 		intended := r.intended(seq)
@@ -435,7 +439,7 @@ func (r *runner) openLoop(ctx context.Context) {
 			return
 		}
 		var s *openSender
-		saturated := false
+		saturated := intended <= waitedUntil
 		select {
 		case s = <-idle:
 		default:
@@ -444,8 +448,11 @@ func (r *runner) openLoop(ctx context.Context) {
 				senders = append(senders, s)
 				r.wg.Add(1)
 				go s.run(r, idle)
-			} else if saturated = true; !r.awaitIdleSender(ctx, idle, &s, seq) {
-				return
+			} else {
+				if saturated = true; !r.awaitIdleSender(ctx, idle, &s, seq) {
+					return
+				}
+				waitedUntil = r.since()
 			}
 		}
 		s.work <- openJob{phase: phase, intended: intended, saturated: saturated}
