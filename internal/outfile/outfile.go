@@ -36,7 +36,7 @@ func (e *Error) Error() string {
 	if e.Path == Stdout {
 		name = strings.TrimSpace(e.Flag + " - (standard output)")
 	}
-	return fmt.Sprintf("%s: could not write it: %v", name, e.Err)
+	return fmt.Sprintf("%s: could not write it: %v", name, bare(e.Err))
 }
 
 func (e *Error) Unwrap() error { return e.Err }
