@@ -115,6 +115,9 @@ func TestAFifoIsWrittenInPlace(t *testing.T) {
 		f.Close()
 		got <- string(b)
 	}()
+	if err := Check("--out", p); err != nil { // must not wake the reader
+		t.Fatal(err)
+	}
 	if err := Write("--out", p, []byte("through the pipe")); err != nil {
 		t.Fatal(err)
 	}

@@ -14,16 +14,9 @@ func processRunning(pid int) bool {
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
-// openableInPlace checks that a device or fifo can be opened for writing,
-// without blocking on a fifo that has no reader yet (that is not an
-// error: the reader may come).
+// openableInPlace checks that a device or fifo may be opened for
+// writing. It asks access(2) rather than opening: opening a fifo would
+// wake its reader, which would see the end of its input at once.
 func openableInPlace(path string) error {
-	fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if errors.Is(err, syscall.ENXIO) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return syscall.Close(fd)
+	return syscall.Access(path, 2) // W_OK
 }
