@@ -165,7 +165,7 @@ func TestUnwritableOutputsFailBeforeAnyLoadIsSent(t *testing.T) {
 	file := filepath.Join(dir, "file")
 	os.WriteFile(file, nil, 0o644)
 	data := writeFile(t, "data.json", oneBody)
-	base := []string{"run", "--url", srv.PredictURL(), "--data", data, "--rate", "100", "--duration", "60s"}
+	base := []string{"run", "--url", srv.PredictURL(), "--data", data, "--rate", "100", "--duration", "5s"}
 	cases := []struct {
 		args []string
 		want string
@@ -217,7 +217,7 @@ func TestAReadOnlyDirectoryFailsBeforeAnyLoadIsSent(t *testing.T) {
 		{"--out", filepath.Join(ro, "r.json")},
 		{"--profile", srv.GRPCAddr(), "--logdir", filepath.Join(ro, "tb")},
 	} {
-		cmd := exec.Command(binary, append([]string{"run", "--url", srv.PredictURL(), "--data", data, "--rate", "100", "--duration", "60s"}, args...)...)
+		cmd := exec.Command(binary, append([]string{"run", "--url", srv.PredictURL(), "--data", data, "--rate", "100", "--duration", "5s"}, args...)...)
 		cmd.Dir = dir
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 		code, _, stderr := command(t, cmd)
@@ -240,7 +240,7 @@ func underFileLimit(t *testing.T, ulimit string, args ...string) (int, string, s
 func TestAnOpenFileLimitTooLowForTheConnectionsIsRefusedBeforeAnyLoad(t *testing.T) {
 	srv := startSim(t, sim.Config{})
 	data := writeFile(t, "data.json", oneBody)
-	rest := []string{"run", "--url", srv.PredictURL(), "--data", data, "--duration", "60s"}
+	rest := []string{"run", "--url", srv.PredictURL(), "--data", data, "--duration", "5s"}
 	cases := []struct {
 		args []string
 		want string
