@@ -38,7 +38,7 @@ func CheckOutputs(cfg Config, more ...outfile.Output) error {
 // output, where the human summary must then not go.
 func UsesStdout(cfg Config, more ...string) bool {
 	for _, p := range append([]string{cfg.OutPath, cfg.HGRMPath, cfg.HlogPath}, more...) {
-		if p == outfile.Stdout {
+		if outfile.IsStdout(p) {
 			return true
 		}
 	}

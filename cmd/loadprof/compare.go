@@ -69,7 +69,7 @@ func mergeCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loadprof merge: %v\n", err)
 		return exitBadInput
 	}
-	if *out == outfile.Stdout {
+	if outfile.IsStdout(*out) {
 		stdout = stderr // standard output carries the merged result
 	}
 	var results []*bench.Result

@@ -69,6 +69,14 @@ func TestOutDashWritesTheResultToStdoutAndTheSummaryToStderr(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Fatalf("files made in the working directory: %v", entries)
 	}
+	// A name of standard output is standard output too. (/proc/self/fd/1 is
+	// where /dev/stdout points; procfs refuses a rename, so a broken writer
+	// cannot replace it as it could /dev/stdout as root.)
+	code, stdout, stderr = loadprof(t, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),
+		"--concurrency", "2", "--requests", "50", "--out", "/proc/self/fd/1")
+	if err := json.Unmarshal([]byte(stdout), &res); code != 0 || err != nil || res.Requests != 50 || !strings.Contains(stderr, "loadprof run: REST") {
+		t.Fatalf("--out /proc/self/fd/1: exit %d (%v)\nstdout %q\nstderr %s", code, err, stdout, stderr)
+	}
 	code, stdout, _ = loadprof(t, "run", "--help")
 	if code != 0 || !strings.Contains(stdout, "- writes it to standard output (the summary then goes to stderr)") {
 		t.Fatalf("--help does not say what --out - does:\n%s", stdout)

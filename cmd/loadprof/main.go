@@ -162,7 +162,7 @@ func reportOutput(w io.Writer, what, path string, err error) {
 		return
 	}
 	where := path
-	if path == outfile.Stdout {
+	if outfile.IsStdout(path) {
 		where = "standard output"
 	}
 	if _, failed := outfile.Failed(err)[path]; failed {

@@ -34,7 +34,7 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loadprof report: %v\n", err)
 		return exitBadInput
 	}
-	if *html == outfile.Stdout || *hgrm == outfile.Stdout {
+	if outfile.IsStdout(*html) || outfile.IsStdout(*hgrm) {
 		stdout = stderr // standard output carries the file
 	}
 	if fs.NArg() == 1 && bench.IsSweep(fs.Arg(0)) {
@@ -106,7 +106,7 @@ func reportSweep(path, html string, stdout, stderr io.Writer) int {
 	if err != nil {
 		printError(stderr, "report", err)
 	}
-	if html == outfile.Stdout {
+	if outfile.IsStdout(html) {
 		stdout = stderr
 	}
 	reportOutput(stdout, "HTML report", html, err)

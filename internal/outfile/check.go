@@ -16,7 +16,13 @@ type Output struct {
 // way, a place where no file can be created. It creates and removes a
 // temporary file to know, as only trying tells (read-only mounts, ACLs).
 func Check(flag, path string) error {
-	if path == "" || path == Stdout {
+	if path == "" || IsStdout(path) {
+		return nil
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() && !fi.Mode().IsRegular() {
+		if err := openableInPlace(path); err != nil {
+			return fmt.Errorf("%s %s: %w", flag, path, bare(err))
+		}
 		return nil
 	}
 	target, err := resolve(path)
@@ -102,7 +108,9 @@ func CheckAll(outputs ...Output) error {
 			return err
 		}
 		key := o.Path
-		if key != Stdout {
+		if IsStdout(key) {
+			key = Stdout
+		} else {
 			if target, err := resolve(o.Path); err == nil {
 				if abs, err := filepath.Abs(target); err == nil {
 					key = abs
@@ -111,7 +119,7 @@ func CheckAll(outputs ...Output) error {
 		}
 		if prev, ok := seen[key]; ok {
 			if key == Stdout {
-				return fmt.Errorf("%s - and %s -: only one output can go to standard output", prev, o.Flag)
+				return fmt.Errorf("%s and %s: only one output can go to standard output", prev, o.Flag)
 			}
 			return fmt.Errorf("%s %s and %s: the same file; give each its own", o.Flag, o.Path, prev)
 		}

@@ -152,10 +152,36 @@ type File struct {
 // full disk without a full disk.
 var writeHook func(f *os.File, p []byte) (int, error)
 
+// IsStdout reports whether path is standard output: "-", or a name of the
+// file standard output is (/dev/stdout, /proc/self/fd/1, the file it was
+// redirected to).
+func IsStdout(path string) bool {
+	if path == Stdout {
+		return true
+	}
+	if path == "" {
+		return false
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	out, err := os.Stdout.Stat()
+	return err == nil && os.SameFile(fi, out)
+}
+
 // Create starts writing the output path, named after flag in errors.
 func Create(flag, path string) (*File, error) {
 	o := &File{flag: flag, path: path}
-	if path == Stdout {
+	if IsStdout(path) {
+		return o, nil
+	}
+	// A device or a fifo, also behind a symlink (/dev/stderr is one to a
+	// link the kernel resolves): renaming over it would destroy it.
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() && !fi.Mode().IsRegular() {
+		if o.f, err = os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0); err != nil {
+			return nil, o.fail(err)
+		}
 		return o, nil
 	}
 	target, err := resolve(path)
@@ -168,11 +194,7 @@ func Create(flag, path string) (*File, error) {
 	case err == nil && fi.IsDir():
 		return nil, o.fail(errors.New("it is a directory"))
 	case err == nil && !fi.Mode().IsRegular():
-		// A device or a fifo: renaming over it would destroy it.
-		if o.f, err = os.OpenFile(target, os.O_WRONLY|os.O_TRUNC, 0); err != nil {
-			return nil, o.fail(err)
-		}
-		return o, nil
+		return nil, o.fail(errors.New("it is neither a regular file nor a device")) // it changed under us
 	case err == nil:
 		o.mode = fi.Mode().Perm() // a replaced file keeps its permissions
 	case absent(err):

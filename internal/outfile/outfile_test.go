@@ -230,6 +230,40 @@ func TestStandardOutputIsNotAFileName(t *testing.T) {
 	}
 }
 
+func TestANameOfStandardOutputIsStandardOutput(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Stdout
+	os.Stdout = w
+	defer func() { os.Stdout = saved }()
+	name := fmt.Sprintf("/proc/self/fd/%d", w.Fd()) // what /dev/stdout links to
+	if _, err := os.Stat(name); err != nil {
+		t.Skip(err)
+	}
+	if !IsStdout(name) || !IsStdout("-") || IsStdout(filepath.Join(t.TempDir(), "x")) {
+		t.Fatal("IsStdout is wrong")
+	}
+	if err := Check("--out", name); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckAll(Output{"--out", name}, Output{"--html", "-"}); err == nil {
+		t.Fatal("two outputs to standard output accepted")
+	}
+	if err := Write("--out", name, []byte("{}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(name); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("%s was replaced", name)
+	}
+	w.Close()
+	b, _ := io.ReadAll(r)
+	if string(b) != "{}\n" {
+		t.Fatalf("standard output got %q", b)
+	}
+}
+
 func TestCheckFindsWhatWouldStopTheWrite(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "plain")
