@@ -134,3 +134,16 @@ func TestProfileSummarySaysACapturedTraceWasNotWritten(t *testing.T) {
 		t.Fatalf("summary:\n%s", out)
 	}
 }
+
+func TestATraceThatCouldNotBeWrittenIsAFailedOutputOfTheRun(t *testing.T) {
+	notWritten := &outfile.Error{Path: "tb/plugins/profile/r/h.xplane.pb", Err: syscall.EROFS}
+	win := &window{err: &profile.Error{Addr: "h", Msg: "the trace was captured but could not be written", Err: notWritten}}
+	err := writeOutputs(Config{}, &Result{}, nil, win)
+	if got := outfile.Failed(err); got[notWritten.Path] != notWritten {
+		t.Fatalf("writeOutputs: %v", err)
+	}
+	win.err = &profile.Error{Addr: "h", Msg: "unreachable"} // a failed capture is no failed write
+	if err := writeOutputs(Config{}, &Result{}, nil, win); err != nil {
+		t.Fatalf("writeOutputs: %v", err)
+	}
+}

@@ -345,7 +345,7 @@ func sweepAndReport(ctx context.Context, cfg bench.Config, steps bench.Steps, cl
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "loadprof run: %v\n", err)
+		printError(stderr, "run", err)
 	}
 	return exitCode(err, ctx.Err() != nil)
 }
