@@ -2,21 +2,18 @@ package bench
 
 import (
 	"bufio"
-	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/loadprof/loadprof/internal/outfile"
 )
 
 // hlogWriter streams one interval histogram per second into an HdrHistogram
 // interval log (the format HdrHistogram's log tools read), values in
-// microseconds. It writes to a temporary file that is renamed into place
-// when the run ends, so a reader never sees half a log.
+// microseconds. It writes through outfile, so a regular file appears whole
+// when the run ends and a reader never sees half a log.
 type hlogWriter struct {
-	path   string
-	f      *os.File
+	out    *outfile.File
 	bw     *bufio.Writer
 	lw     *hdrhistogram.HistogramLogWriter
 	origin time.Time
@@ -24,11 +21,11 @@ type hlogWriter struct {
 }
 
 func newHlogWriter(path string, origin time.Time) (*hlogWriter, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	out, err := outfile.Create("--hlog", path)
 	if err != nil {
-		return nil, fmt.Errorf("--hlog %s: %w", path, err)
+		return nil, err
 	}
-	w := &hlogWriter{path: path, f: f, bw: bufio.NewWriterSize(f, 64<<10), origin: origin}
+	w := &hlogWriter{out: out, bw: bufio.NewWriterSize(out, 64<<10), origin: origin}
 	w.lw = hdrhistogram.NewHistogramLogWriter(w.bw)
 	ms := origin.UnixMilli()
 	w.lw.SetBaseTime(ms)
@@ -42,9 +39,8 @@ func newHlogWriter(path string, origin time.Time) (*hlogWriter, error) {
 		w.lw.OutputLegend,
 	} {
 		if err := step(); err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			return nil, fmt.Errorf("--hlog %s: %w", path, err)
+			out.Abort()
+			return nil, err
 		}
 	}
 	return w, nil
@@ -61,24 +57,16 @@ func (w *hlogWriter) Interval(second int, h *hdrhistogram.Histogram) {
 	w.err = w.lw.OutputIntervalHistogram(h)
 }
 
-// close finishes the log and renames it into place.
+// close finishes the log and puts it in place; on an error the file that
+// was there stays.
 func (w *hlogWriter) close() error {
 	err := w.err
 	if ferr := w.bw.Flush(); err == nil {
 		err = ferr
 	}
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(w.f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(w.f.Name(), w.path)
-	}
 	if err != nil {
-		os.Remove(w.f.Name())
-		return fmt.Errorf("--hlog %s: %w", w.path, err)
+		w.out.Abort()
+		return err
 	}
-	return nil
+	return w.out.Commit()
 }

@@ -153,7 +153,12 @@ func writeProfileSummary(w io.Writer, p *ProfileReport) {
 		fmt.Fprintf(w, "  server trace saved by the SERVER on its own disk: %s\n", r.ServerPath)
 		fmt.Fprintf(w, "  (not on this machine; copy it into %s to open it here)\n", profile.Store{LogDir: r.LogDir, Run: r.Run}.Dir())
 	default:
-		fmt.Fprintln(w, "  no server trace was captured")
+		if len(r.NotWritten) == 0 {
+			fmt.Fprintln(w, "  no server trace was captured")
+		}
+	}
+	for _, f := range r.NotWritten {
+		fmt.Fprintf(w, "  server trace captured but NOT written to %s (the error is below)\n", f)
 	}
 	if r.EmptyTrace {
 		fmt.Fprintf(w, "  the server reported an EMPTY trace after %d attempt(s)\n", r.Attempts)

@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/loadprof/loadprof/internal/outfile"
 	"github.com/loadprof/loadprof/load"
 )
 
@@ -167,11 +167,12 @@ func sliceOf(p *load.PhaseStats) (*Slice, error) {
 	return &Slice{Requests: p.Requests, Errors: errorNames(p.Errors), Latency: StatsOf(p.Histogram), LatencyOK: StatsOf(p.OK), Histogram: enc, HistogramOK: encOK}, nil
 }
 
-// WriteJSON writes r to path atomically: a reader sees the old file or the
-// whole new one, never half of it.
-func (r *Result) WriteJSON(path string) error { return writeJSON(path, r) }
+// WriteJSON writes r to path as every output is written (WriteOutput): a
+// reader sees the old file or the whole new one, never half of it.
+func (r *Result) WriteJSON(path string) error { return writeJSON("", path, r) }
 
-func writeJSON(path string, v any) error {
+// writeJSON writes v as indented JSON to the output path named by flag.
+func writeJSON(flag, path string, v any) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // keep "<redacted>" readable
@@ -179,7 +180,7 @@ func writeJSON(path string, v any) error {
 	if err := enc.Encode(v); err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, buf.Bytes())
+	return outfile.Write(flag, path, buf.Bytes())
 }
 
 // ReadSweep reads the result.json of a sweep.
@@ -250,39 +251,15 @@ func (r *Result) check() error {
 	return nil
 }
 
-// WriteFileAtomic writes data to a temporary file beside path and renames
-// it into place.
-func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
 // WriteHGRM writes h as HdrHistogram's percentile distribution text (the
 // .hgrm format HdrHistogram's plotter reads, laid out as the Java
 // implementation does), with values in milliseconds.
-func WriteHGRM(path string, h *hdrhistogram.Histogram) error {
+func WriteHGRM(path string, h *hdrhistogram.Histogram) error { return writeHGRM("", path, h) }
+
+func writeHGRM(flag, path string, h *hdrhistogram.Histogram) error {
 	var b strings.Builder
 	FormatHGRM(&b, h, usPerMs)
-	return WriteFileAtomic(path, []byte(b.String()))
+	return outfile.Write(flag, path, []byte(b.String()))
 }
 
 // FormatHGRM writes the percentile distribution of h, values divided by

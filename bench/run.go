@@ -76,6 +76,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.check(); err != nil {
 		return nil, &InputError{err}
 	}
+	if err := CheckOutputs(cfg); err != nil {
+		return nil, &InputError{err}
+	}
 	set, err := payloads.Load(cfg.DataPath, payloads.Options{Stdin: cfg.Stdin})
 	if err != nil {
 		return nil, &InputError{err}
@@ -105,7 +108,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var hlog *hlogWriter
 	if cfg.HlogPath != "" {
 		if hlog, err = newHlogWriter(cfg.HlogPath, rec.Origin()); err != nil {
-			return nil, &InputError{err}
+			return nil, err // CheckOutputs passed: this is a failed write
 		}
 		rec.SetIntervalSink(hlog)
 	}
@@ -126,15 +129,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if hlog != nil {
-		if err := hlog.close(); err != nil {
-			return res, err
-		}
-	}
 	if win != nil {
 		res.Profile = win.finish()
 	}
-	if err := writeOutputs(cfg, res); err != nil {
+	if err := writeOutputs(cfg, res, hlog, win); err != nil {
 		return res, err
 	}
 	if win != nil && win.err != nil && cfg.Profile.Required && !res.Interrupted {
@@ -331,24 +329,6 @@ func steadySpan(plan load.Plan, steady *load.PhaseStats, interrupted bool) time.
 		span = max(span, plan.Duration)
 	}
 	return span
-}
-
-func writeOutputs(cfg Config, res *Result) error {
-	if cfg.OutPath != "" {
-		if err := res.WriteJSON(cfg.OutPath); err != nil {
-			return fmt.Errorf("--out %s: %w", cfg.OutPath, err)
-		}
-	}
-	if cfg.HGRMPath != "" {
-		h, err := DecodeHistogram(res.Histogram)
-		if err == nil {
-			err = WriteHGRM(cfg.HGRMPath, h)
-		}
-		if err != nil {
-			return fmt.Errorf("--hgrm %s: %w", cfg.HGRMPath, err)
-		}
-	}
-	return nil
 }
 
 func describeErrors(res *Result) string {

@@ -8,6 +8,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/loadprof/loadprof/profile"
 )
 
 // Steps is a sweep's list of load levels: "50:500:50" (from:to:step) or
@@ -355,8 +357,8 @@ func runStep(ctx context.Context, sc SweepConfig, level float64, withProfile boo
 			step.Broken = append(step.Broken, err.Error())
 		}
 		step.Pass = len(step.Broken) == 0
-		if res.Profile != nil && res.Profile.Result != nil {
-			step.TraceRun = res.Profile.Run
+		if p := res.Profile; p != nil && p.Result != nil && (p.Saved != profile.SavedNone || p.ClientTrace != "") {
+			step.TraceRun = p.Run // the run the capture got (a suffix when the name was taken), never one it did not write
 		}
 		step.Unstable = unstable(res, sc.Stability)
 		if sc.Progress != nil {
@@ -439,5 +441,6 @@ func WriteSweepSummary(w io.Writer, s *SweepResult) {
 	}
 }
 
-// WriteJSON writes the sweep to path atomically.
-func (s *SweepResult) WriteJSON(path string) error { return writeJSON(path, s) }
+// WriteJSON writes the sweep to path as every output is written
+// (WriteOutput).
+func (s *SweepResult) WriteJSON(path string) error { return writeJSON("", path, s) }

@@ -95,7 +95,8 @@ type Result struct {
 	ServerPath string    `json:"server_path,omitempty"`
 	EmptyTrace bool      `json:"empty_trace"`
 	Attempts   int       `json:"attempts"`
-	Terminated bool      `json:"terminated,omitempty"` // ended early on request
+	Terminated bool      `json:"terminated,omitempty"`  // ended early on request
+	NotWritten []string  `json:"not_written,omitempty"` // trace files captured but not written (see the error)
 	Started    time.Time `json:"started"`
 	Finished   time.Time `json:"finished"`
 
@@ -118,6 +119,13 @@ func (e *Error) Unwrap() error { return e.Err }
 // window early through Terminate, so the data collected so far is kept.
 func Capture(ctx context.Context, conn *grpc.ClientConn, addr string, opts Options) (*Result, error) {
 	opts.defaults(addr)
+	// A unique run: a capture never lands in another's. When the logdir
+	// cannot take it, the capture goes on (the server may save the trace
+	// itself, and the summary needs no file); the write says what failed.
+	reserved := false
+	if name, err := ReserveRun(opts.LogDir, opts.Run); err == nil {
+		opts.Run, reserved = name, true
+	}
 	res := &Result{Address: addr, Run: opts.Run, SessionID: opts.Run, LogDir: opts.LogDir, Saved: SavedNone, Started: time.Now()}
 	client := tfproto.NewProfilerServiceClient(conn)
 	req := &tfproto.ProfileRequest{
@@ -144,6 +152,9 @@ func Capture(ctx context.Context, conn *grpc.ClientConn, addr string, opts Optio
 		resp, err = profileOnce(ctx, client, req, opts, res)
 		if err != nil {
 			res.Finished = time.Now()
+			if reserved {
+				os.Remove(Store{LogDir: opts.LogDir, Run: opts.Run}.Dir())
+			}
 			return res, describe(addr, err, opts)
 		}
 		if !resp.GetEmptyTrace() || ctx.Err() != nil {
@@ -152,7 +163,11 @@ func Capture(ctx context.Context, conn *grpc.ClientConn, addr string, opts Optio
 	}
 	res.Finished = time.Now()
 	res.EmptyTrace = resp.GetEmptyTrace()
-	return res, store(res, resp, req, opts)
+	err := store(res, resp, req, opts)
+	if reserved && res.Saved == SavedNone {
+		os.Remove(Store{LogDir: opts.LogDir, Run: opts.Run}.Dir()) // only when empty: no run without a trace
+	}
+	return res, err
 }
 
 // profileOnce makes one Profile call. When ctx is cancelled during the
@@ -230,7 +245,8 @@ func store(res *Result, resp *tfproto.ProfileResponse, req *tfproto.ProfileReque
 		}
 		p, err := st.Write(opts.HostName+".xplane.pb", data)
 		if err != nil {
-			return &Error{Addr: res.Address, Msg: "writing the trace: " + err.Error(), Err: err}
+			res.NotWritten = append(res.NotWritten, filepath.Join(st.Dir(), opts.HostName+".xplane.pb"))
+			return &Error{Addr: res.Address, Msg: "the trace was captured but could not be written: " + err.Error(), Err: err}
 		}
 		res.Saved, res.Files = SavedLocal, append(res.Files, p)
 	case len(resp.GetToolData()) > 0:
@@ -243,6 +259,9 @@ func store(res *Result, resp *tfproto.ProfileResponse, req *tfproto.ProfileReque
 			p, err := st.Write(td.GetName(), td.GetData())
 			if err != nil {
 				errs = append(errs, err)
+				if SafeName(td.GetName()) == nil && !errors.Is(err, ErrExists) {
+					res.NotWritten = append(res.NotWritten, filepath.Join(st.Dir(), td.GetName()))
+				}
 				continue
 			}
 			res.Files = append(res.Files, p)
@@ -257,7 +276,11 @@ func store(res *Result, resp *tfproto.ProfileResponse, req *tfproto.ProfileReque
 			res.Saved = SavedLocal
 		}
 		if err := errors.Join(errs...); err != nil {
-			return &Error{Addr: res.Address, Msg: err.Error(), Err: err}
+			msg := err.Error()
+			if len(res.NotWritten) > 0 {
+				msg = "the trace was captured but not all of it could be written: " + msg
+			}
+			return &Error{Addr: res.Address, Msg: msg, Err: err}
 		}
 	default:
 		// An older server saved the trace on its own disk.

@@ -2,12 +2,15 @@ package profile_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/loadprof/loadprof/internal/outfile"
 	"github.com/loadprof/loadprof/profile"
 	"github.com/loadprof/loadprof/sim"
 	"google.golang.org/grpc"
@@ -77,5 +80,65 @@ func predict(srv *sim.Server) {
 	resp, err := http.Post(srv.PredictURL(), "application/json", strings.NewReader(`{"instances": [[1, 2, 3, 4]]}`))
 	if err == nil {
 		resp.Body.Close()
+	}
+}
+
+// underLoad calls the simulator until the test ends, so that its
+// profiler has something to trace.
+func underLoad(t *testing.T, srv *sim.Server) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	t.Cleanup(func() { close(stop); <-done })
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				predict(srv)
+			}
+		}
+	}()
+}
+
+func TestTwoCapturesUnderOneRunNameGetARunEach(t *testing.T) {
+	srv, conn := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	underLoad(t, srv)
+	logdir := t.TempDir()
+	opts := profile.Options{Duration: 200 * time.Millisecond, LogDir: logdir, Run: "2026_11_25_10_00_00"} // as two captures in one second name it
+	var runs []string
+	for range 2 {
+		res, err := profile.Capture(context.Background(), conn, srv.GRPCAddr(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Saved != profile.SavedLocal {
+			t.Fatalf("result %+v", res)
+		}
+		if got := filepath.Dir(res.Files[0]); got != (profile.Store{LogDir: logdir, Run: res.Run}).Dir() {
+			t.Fatalf("trace in %s, run %s", got, res.Run)
+		}
+		runs = append(runs, res.Run)
+	}
+	if runs[0] != opts.Run || runs[1] != opts.Run+"_2" {
+		t.Fatalf("runs %v, want %s and %s_2", runs, opts.Run, opts.Run)
+	}
+}
+
+func TestATraceThatCannotBeWrittenIsReportedAsCapturedNotWritten(t *testing.T) {
+	srv, conn := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	underLoad(t, srv)
+	logdir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(logdir, "plugins"), nil, 0o644); err != nil { // a file in the way
+		t.Fatal(err)
+	}
+	res, err := profile.Capture(context.Background(), conn, srv.GRPCAddr(), profile.Options{Duration: 200 * time.Millisecond, LogDir: logdir})
+	var write *outfile.Error
+	if !errors.As(err, &write) || !strings.Contains(err.Error(), "the trace was captured but could not be written") {
+		t.Fatalf("err %v: want an *outfile.Error saying the trace was captured", err)
+	}
+	if res.Space == nil || res.Saved != profile.SavedNone || len(res.NotWritten) != 1 || filepath.Dir(res.NotWritten[0]) != (profile.Store{LogDir: logdir, Run: res.Run}).Dir() {
+		t.Fatalf("result %+v: want the trace in memory and its path under the logdir as not written", res)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,5 +126,37 @@ func TestClientSpaceSpreadsOverlappingRequestsOverLines(t *testing.T) {
 func TestRunNameLikeThePythonClient(t *testing.T) {
 	if got := RunName(time.Date(2026, 11, 24, 18, 30, 0, 0, time.UTC)); got != "2026_11_24_18_30_00" {
 		t.Fatal(got)
+	}
+}
+
+func TestReserveRunAddsASuffixAndNeverHandsOutANameTwice(t *testing.T) {
+	logdir := t.TempDir()
+	names := make(chan string, 20)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name, err := ReserveRun(logdir, "r")
+			if err != nil {
+				t.Error(err)
+			}
+			names <- name
+		}()
+	}
+	wg.Wait()
+	close(names)
+	seen := map[string]bool{}
+	for n := range names {
+		if seen[n] {
+			t.Fatalf("%s handed out twice", n)
+		}
+		seen[n] = true
+	}
+	if !seen["r"] || !seen["r_2"] || !seen["r_20"] {
+		t.Fatalf("names %v", seen)
+	}
+	if fi, err := os.Stat(Store{LogDir: logdir, Run: "r_20"}.Dir()); err != nil || !fi.IsDir() {
+		t.Fatalf("the run's directory was not made: %v", err)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/loadprof/loadprof/internal/outfile"
 )
 
 // PluginDir is where TensorBoard's profile plugin finds runs under a logdir.
@@ -49,41 +51,70 @@ func (s Store) Dir() string { return filepath.Join(PluginDir(s.LogDir), s.Run) }
 // are never overwritten silently.
 var ErrExists = errors.New("already exists")
 
+// ReserveRun makes the run's directory under logdir and returns its name:
+// run itself, or run_2, run_3, ... when a run of that name exists (two
+// captures in the same second, a second sweep into the same logdir), so
+// that no capture lands in another's run. Making the directory is what
+// reserves the name, also against another loadprof running at once.
+func ReserveRun(logdir, run string) (string, error) {
+	parent := PluginDir(logdir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return run, err
+	}
+	for i := 1; i <= 10000; i++ {
+		name := run
+		if i > 1 {
+			name = fmt.Sprintf("%s_%d", run, i)
+		}
+		err := os.Mkdir(filepath.Join(parent, name), 0o755)
+		if err == nil {
+			return name, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return run, err
+		}
+	}
+	return run, fmt.Errorf("%s: 10000 runs named %s already", parent, run)
+}
+
 // Write stores data as the file name (checked with SafeName) in the run's
 // directory and returns its path. The file is written to a temporary name
-// and linked into place, so that an existing file is never replaced.
+// and linked into place, so that an existing file is never replaced. A
+// file that cannot be written is an *outfile.Error.
 func (s Store) Write(name string, data []byte) (string, error) {
 	if err := SafeName(name); err != nil {
 		return "", fmt.Errorf("refusing to write a trace file from the server: %w", err)
 	}
 	dir := s.Dir()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
 	path := filepath.Join(dir, name)
 	if rel, err := filepath.Rel(s.LogDir, path); err != nil || strings.HasPrefix(rel, "..") {
 		return "", fmt.Errorf("refusing to write %q outside the logdir", name)
 	}
-	tmp, err := os.CreateTemp(dir, ".loadprof-*")
+	failed := func(err error) error { return &outfile.Error{Path: path, Err: err} }
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", failed(err)
+	}
+	outfile.RemoveStale(dir, name)
+	tmp, err := os.CreateTemp(dir, outfile.TempPattern(name))
 	if err != nil {
-		return "", err
+		return "", failed(err)
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
-		return "", err
+		return "", failed(err)
 	}
 	if err := tmp.Close(); err != nil {
-		return "", err
+		return "", failed(err)
 	}
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return "", err
+		return "", failed(err)
 	}
 	if err := os.Link(tmp.Name(), path); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return "", fmt.Errorf("%s: %w", path, ErrExists)
 		}
-		return "", err
+		return "", failed(err)
 	}
 	return path, nil
 }

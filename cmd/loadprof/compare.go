@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/loadprof/loadprof/bench"
+	"github.com/loadprof/loadprof/internal/outfile"
 	"github.com/spf13/pflag"
 )
 
@@ -52,7 +53,7 @@ func compareCommand(args []string, stdout, stderr io.Writer) int {
 // mergeCommand is `loadprof merge A.json B.json ... -o OUT.json`.
 func mergeCommand(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("merge", pflag.ContinueOnError)
-	out := fs.StringP("out", "o", "", "write the merged result here")
+	out := fs.StringP("out", "o", "", "write the merged result here; - writes it to standard output (the summary then goes to stderr)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: loadprof merge A.json B.json ... -o OUT.json\n\nMerges results of runs made at the same time from several machines: histograms and counts exactly, throughputs added.\n\nFlags:\n%s", fs.FlagUsages())
 	}
@@ -63,6 +64,13 @@ func mergeCommand(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() < 2 || *out == "" {
 		fmt.Fprintln(stderr, "loadprof merge: give two results or more and -o OUT.json (see 'loadprof merge --help')")
 		return exitBadInput
+	}
+	if err := outfile.Check("-o", *out); err != nil {
+		fmt.Fprintf(stderr, "loadprof merge: %v\n", err)
+		return exitBadInput
+	}
+	if outfile.IsStdout(*out) {
+		stdout = stderr // standard output carries the merged result
 	}
 	var results []*bench.Result
 	for _, path := range fs.Args() {
@@ -78,11 +86,12 @@ func mergeCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loadprof merge: %v\n", err)
 		return exitBadInput
 	}
-	if err := merged.WriteJSON(*out); err != nil {
-		fmt.Fprintf(stderr, "loadprof merge: -o %s: %v\n", *out, err)
-		return exitBadInput
-	}
+	err = flagged(merged.WriteJSON(*out), "-o")
 	bench.WriteSummary(stdout, merged)
-	fmt.Fprintf(stdout, "\nmerged result written to %s\n", *out)
-	return exitOK
+	fmt.Fprintln(stdout)
+	reportOutput(stdout, "merged result", *out, err)
+	if err != nil {
+		printError(stderr, "merge", err)
+	}
+	return exitCode(err, false)
 }

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/loadprof/loadprof/bench"
+	"github.com/loadprof/loadprof/internal/outfile"
 	"github.com/spf13/pflag"
 )
 
@@ -20,6 +22,7 @@ const (
 	exitRegression  = 1
 	exitBadInput    = 2
 	exitTarget      = 3
+	exitWrite       = 4 // an output (--out, --hgrm, --hlog, --html, a trace) could not be written
 	exitInterrupted = 130
 )
 
@@ -114,11 +117,14 @@ func parseFlags(fs *pflag.FlagSet, args []string, stdout, stderr io.Writer) (cod
 func exitCode(err error, interrupted bool) int {
 	var in *bench.InputError
 	var target *bench.TargetError
+	var write *outfile.Error
 	switch {
 	case err == nil && interrupted:
 		return exitInterrupted
 	case err == nil:
 		return exitOK
+	case errors.As(err, &write):
+		return exitWrite
 	case errors.As(err, &in):
 		return exitBadInput
 	case errors.As(err, &target):
@@ -127,4 +133,38 @@ func exitCode(err error, interrupted bool) int {
 		return exitInterrupted
 	}
 	return exitBadInput
+}
+
+// flagged names the flag of an output error that came without one.
+func flagged(err error, flag string) error {
+	var oe *outfile.Error
+	if errors.As(err, &oe) && oe.Flag == "" {
+		oe.Flag = flag
+	}
+	return err
+}
+
+// printError writes err with the command's prefix on each line (a joined
+// error has one line per failure).
+func printError(w io.Writer, cmd string, err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(w, "loadprof %s: %s\n", cmd, line)
+	}
+}
+
+// reportOutput says whether the output path was written: never "written"
+// for one that failed.
+func reportOutput(w io.Writer, what, path string, err error) {
+	if path == "" {
+		return
+	}
+	where := path
+	if outfile.IsStdout(path) {
+		where = "standard output"
+	}
+	if _, failed := outfile.Failed(err)[path]; failed {
+		fmt.Fprintf(w, "%s NOT written to %s (see the error)\n", what, where)
+		return
+	}
+	fmt.Fprintf(w, "%s written to %s\n", what, where)
 }

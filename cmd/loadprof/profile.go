@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/loadprof/loadprof/internal/outfile"
 	"github.com/loadprof/loadprof/profile"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
@@ -78,6 +79,10 @@ func profileCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stderr, "loadprof profile: %v\n", err)
 		return exitBadInput
 	}
+	if err := outfile.CheckDir("--logdir", opts.LogDir, profile.PluginDir(opts.LogDir)); err != nil {
+		fmt.Fprintf(stderr, "loadprof profile: %v\n", err)
+		return exitBadInput
+	}
 	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		fmt.Fprintf(stderr, "loadprof profile: --addr %s: %v\n", *addr, err)
@@ -95,6 +100,9 @@ func profileCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		case profile.SavedServer:
 			fmt.Fprintf(stdout, "trace saved by the SERVER on its own disk: %s (not on this machine)\n", res.ServerPath)
 		}
+		for _, f := range res.NotWritten {
+			fmt.Fprintf(stdout, "trace captured but NOT written to %s (see the error)\n", f)
+		}
 		if res.EmptyTrace {
 			fmt.Fprintf(stdout, "the server reported an empty trace after %d attempt(s)\n", res.Attempts)
 		}
@@ -105,7 +113,11 @@ func profileCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "loadprof profile: %v\n", err)
-		if ctx.Err() != nil {
+		var write *outfile.Error
+		switch {
+		case errors.As(err, &write):
+			return exitWrite
+		case ctx.Err() != nil:
 			return exitInterrupted
 		}
 		return exitTarget

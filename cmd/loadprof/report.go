@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/loadprof/loadprof/bench"
+	"github.com/loadprof/loadprof/internal/outfile"
 	"github.com/spf13/pflag"
 )
 
@@ -29,6 +30,13 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "loadprof report: --hgrm takes one result")
 		return exitBadInput
 	}
+	if err := outfile.CheckAll(outfile.Output{Flag: "--html", Path: *html}, outfile.Output{Flag: "--hgrm", Path: *hgrm}); err != nil {
+		fmt.Fprintf(stderr, "loadprof report: %v\n", err)
+		return exitBadInput
+	}
+	if outfile.IsStdout(*html) || outfile.IsStdout(*hgrm) {
+		stdout = stderr // standard output carries the file
+	}
 	if fs.NArg() == 1 && bench.IsSweep(fs.Arg(0)) {
 		return reportSweep(fs.Arg(0), *html, stdout, stderr)
 	}
@@ -41,30 +49,34 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		results = append(results, r)
 	}
+	code := exitOK
 	if *html != "" {
-		if err := writeHTML(*html, results, fs.Args()); err != nil {
-			fmt.Fprintf(stderr, "loadprof report: %v\n", err)
-			return exitBadInput
+		err := writeHTML(*html, results, fs.Args())
+		if err != nil {
+			printError(stderr, "report", err)
+			code = exitCode(err, false)
 		}
-		fmt.Fprintf(stdout, "HTML report written to %s\n", *html)
+		reportOutput(stdout, "HTML report", *html, err)
 	}
 	if *hgrm != "" {
 		h, err := bench.DecodeHistogram(results[0].Histogram)
-		if err == nil {
-			err = bench.WriteHGRM(*hgrm, h)
-		}
 		if err != nil {
-			fmt.Fprintf(stderr, "loadprof report: --hgrm %s: %v\n", *hgrm, err)
+			fmt.Fprintf(stderr, "loadprof report: %s: %v\n", fs.Arg(0), err)
 			return exitBadInput
 		}
-		fmt.Fprintf(stdout, "latency distribution written to %s\n", *hgrm)
+		err = flagged(bench.WriteHGRM(*hgrm, h), "--hgrm")
+		if err != nil {
+			printError(stderr, "report", err)
+			code = exitWrite
+		}
+		reportOutput(stdout, "latency distribution", *hgrm, err)
 	}
 	if *html == "" && *hgrm == "" {
 		for _, r := range results {
 			bench.WriteSummary(stdout, r)
 		}
 	}
-	return exitOK
+	return code
 }
 
 func writeHTML(path string, results []*bench.Result, names []string) error {
@@ -72,10 +84,7 @@ func writeHTML(path string, results []*bench.Result, names []string) error {
 	if err := bench.WriteHTML(&buf, results, names, bench.ReportOptions{}); err != nil {
 		return err
 	}
-	if err := bench.WriteFileAtomic(path, buf.Bytes()); err != nil {
-		return fmt.Errorf("--html %s: %w", path, err)
-	}
-	return nil
+	return bench.WriteOutput("--html", path, buf.Bytes())
 }
 
 func reportSweep(path, html string, stdout, stderr io.Writer) int {
@@ -93,10 +102,13 @@ func reportSweep(path, html string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loadprof report: %s: %v\n", path, err)
 		return exitBadInput
 	}
-	if err := bench.WriteFileAtomic(html, buf.Bytes()); err != nil {
-		fmt.Fprintf(stderr, "loadprof report: --html %s: %v\n", html, err)
-		return exitBadInput
+	err = bench.WriteOutput("--html", html, buf.Bytes())
+	if err != nil {
+		printError(stderr, "report", err)
 	}
-	fmt.Fprintf(stdout, "HTML report written to %s\n", html)
-	return exitOK
+	if outfile.IsStdout(html) {
+		stdout = stderr
+	}
+	reportOutput(stdout, "HTML report", html, err)
+	return exitCode(err, false)
 }

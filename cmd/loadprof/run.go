@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/loadprof/loadprof/bench"
+	"github.com/loadprof/loadprof/internal/outfile"
 	"github.com/loadprof/loadprof/load"
 	"github.com/spf13/pflag"
 )
@@ -94,7 +95,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	maxInflight := fs.Int("max-inflight", 1000, "open loop: most requests in flight (and connections) at once")
 	maxResponse := fs.Int("max-response", 64<<20, "largest response accepted, in bytes (REST: the body; gRPC: the response message); larger ones count as response_too_large")
 	grace := fs.Duration("grace", 2*time.Second, "after Ctrl-C, how long to wait for requests in flight")
-	out := fs.String("out", "", "write the result as JSON to this file")
+	out := fs.String("out", "", "write the result as JSON to this file; - writes it to standard output (the summary then goes to stderr)")
 	hgrm := fs.String("hgrm", "", "write the steady latency distribution as HdrHistogram .hgrm text to this file")
 	htmlOut := fs.String("html", "", "write a self-contained HTML report of the run to this file")
 	hlog := fs.String("hlog", "", "write an HdrHistogram interval log (one histogram per second, values in microseconds) to this file")
@@ -250,22 +251,50 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if err := bench.CheckOutputs(cfg, outfile.Output{Flag: "--html", Path: *htmlOut}); err != nil {
+		fmt.Fprintf(stderr, "loadprof run: %v\n", err)
+		return exitBadInput
+	}
+	if err := checkOpenFileLimit(connectionsNeeded(cfg, sweep, *connections, *maxInflight)); err != nil {
+		fmt.Fprintf(stderr, "loadprof run: %v\n", err)
+		return exitBadInput
+	}
+	if bench.UsesStdout(cfg, *htmlOut) {
+		stdout = stderr // standard output carries the result; the summary goes beside it
+	}
 	if sweep != nil {
 		return sweepAndReport(ctx, cfg, *sweep, concurrency > 0, *sloSpec, *search == "binary", *tolerance, *profileSteps, *repeats, *stability, stdout, stderr)
 	}
 	code, res := runAndReport(ctx, cfg, stdout, stderr)
 	if *htmlOut != "" && res != nil {
 		name := *out
-		if name == "" {
+		if name == "" || name == outfile.Stdout {
 			name = "run"
 		}
-		if err := writeHTML(*htmlOut, []*bench.Result{res}, []string{name}); err != nil {
-			fmt.Fprintf(stderr, "loadprof run: %v\n", err)
-			return exitBadInput
+		err := writeHTML(*htmlOut, []*bench.Result{res}, []string{name})
+		if err != nil {
+			printError(stderr, "run", err)
+			if code == exitOK || code == exitInterrupted {
+				code = exitCode(err, false)
+			}
 		}
-		fmt.Fprintf(stdout, "HTML report written to %s\n", *htmlOut)
+		reportOutput(stdout, "HTML report", *htmlOut, err)
 	}
 	return code
+}
+
+// connectionsNeeded is the most connections the run (every step of a
+// sweep) may hold open at once, and the flag that sets it.
+func connectionsNeeded(cfg bench.Config, sweep *bench.Steps, grpcConns, maxInflight int) (int, string) {
+	switch {
+	case cfg.GRPC.Addr != "":
+		return grpcConns, "--connections"
+	case cfg.Plan.Concurrency > 0 && sweep != nil:
+		return int(sweep.Values[len(sweep.Values)-1]), "--concurrency"
+	case cfg.Plan.Concurrency > 0:
+		return cfg.Plan.Concurrency, "--concurrency"
+	}
+	return maxInflight, "--max-inflight"
 }
 
 // runAndReport runs cfg, prints the summary and maps the outcome to an exit
@@ -275,18 +304,15 @@ func runAndReport(ctx context.Context, cfg bench.Config, stdout, stderr io.Write
 	interrupted := ctx.Err() != nil
 	if res != nil {
 		bench.WriteSummary(stdout, res)
-		if cfg.OutPath != "" {
-			fmt.Fprintf(stdout, "\nresult written to %s\n", cfg.OutPath)
+		if cfg.OutPath != "" || cfg.HGRMPath != "" || cfg.HlogPath != "" {
+			fmt.Fprintln(stdout)
 		}
-		if cfg.HGRMPath != "" {
-			fmt.Fprintf(stdout, "latency distribution written to %s\n", cfg.HGRMPath)
-		}
-		if cfg.HlogPath != "" {
-			fmt.Fprintf(stdout, "interval log written to %s\n", cfg.HlogPath)
-		}
+		reportOutput(stdout, "result", cfg.OutPath, err)
+		reportOutput(stdout, "latency distribution", cfg.HGRMPath, err)
+		reportOutput(stdout, "interval log", cfg.HlogPath, err)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "loadprof run: %v\n", err)
+		printError(stderr, "run", err)
 	} else if res != nil && res.Profile != nil && res.Profile.Error != "" {
 		fmt.Fprintf(stderr, "loadprof run: warning: %s (load results are complete)\n", res.Profile.Error)
 	}
@@ -320,15 +346,20 @@ func sweepAndReport(ctx context.Context, cfg bench.Config, steps bench.Steps, cl
 		res.SLO, res.Config = sloSpec, cfg.Settings
 		bench.WriteSweepSummary(stdout, res)
 		if cfg.OutPath != "" {
-			if werr := res.WriteJSON(cfg.OutPath); werr != nil {
-				fmt.Fprintf(stderr, "loadprof run: --out %s: %v\n", cfg.OutPath, werr)
-				return exitBadInput
+			werr := flagged(res.WriteJSON(cfg.OutPath), "--out")
+			fmt.Fprintln(stdout)
+			reportOutput(stdout, "result", cfg.OutPath, werr)
+			if werr != nil {
+				if err != nil {
+					printError(stderr, "run", err)
+				}
+				printError(stderr, "run", werr)
+				return exitWrite
 			}
-			fmt.Fprintf(stdout, "\nresult written to %s\n", cfg.OutPath)
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "loadprof run: %v\n", err)
+		printError(stderr, "run", err)
 	}
 	return exitCode(err, ctx.Err() != nil)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loadprof/loadprof/bench"
+	"github.com/loadprof/loadprof/internal/outfile"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/profile"
 	"github.com/loadprof/loadprof/sim"
@@ -150,7 +151,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	rate := fs.Float64("rate", 200, "requests per second")
 	duration := fs.Duration("duration", 5*time.Second, "steady phase")
 	warmup := fs.Duration("warmup", time.Second, "warm-up")
-	out := fs.String("out", "", "write the result as JSON to this file")
+	out := fs.String("out", "", "write the result as JSON to this file; - writes it to standard output (the summary then goes to stderr)")
 	logdir := fs.String("logdir", "", "keep the profile under this TensorBoard logdir (default: a temporary directory, removed)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: loadprof demo [flags]\n\nStarts the simulator on loopback and runs a short profiled load against it.\n\nFlags:\n%s", fs.FlagUsages())
@@ -186,6 +187,9 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if err := os.WriteFile(dataPath, []byte(demoPayload), 0o644); err != nil {
 		fmt.Fprintf(stderr, "loadprof demo: %v\n", err)
 		return exitBadInput
+	}
+	if outfile.IsStdout(*out) {
+		stdout = stderr // standard output carries the result
 	}
 	tb := *logdir
 	if tb == "" {
