@@ -23,7 +23,8 @@ const (
 	exitBadInput    = 2
 	exitTarget      = 3
 	exitWrite       = 4 // an output (--out, --hgrm, --hlog, --html, a trace) could not be written
-	exitInterrupted = 130
+	exitInterrupted = 130 // SIGINT (Ctrl-C)
+	exitTerminated  = 143 // SIGTERM
 )
 
 const usage = `loadprof: how fast is my model in production, and where does the time go?
@@ -114,13 +115,13 @@ func parseFlags(fs *pflag.FlagSet, args []string, stdout, stderr io.Writer) (cod
 }
 
 // exitCode maps a run's error to the documented exit codes.
-func exitCode(err error, interrupted bool) int {
+func exitCode(err error, interrupt int) int {
 	var in *bench.InputError
 	var target *bench.TargetError
 	var write *outfile.Error
 	switch {
-	case err == nil && interrupted:
-		return exitInterrupted
+	case err == nil && interrupt != 0:
+		return interrupt
 	case err == nil:
 		return exitOK
 	case errors.As(err, &write):
@@ -129,8 +130,8 @@ func exitCode(err error, interrupted bool) int {
 		return exitBadInput
 	case errors.As(err, &target):
 		return exitTarget
-	case interrupted:
-		return exitInterrupted
+	case interrupt != 0:
+		return interrupt
 	}
 	return exitBadInput
 }

@@ -142,43 +142,49 @@ func TestRunWritesResultAndSummary(t *testing.T) {
 	}
 }
 
-func TestCtrlCWritesPartialResultsAndExits130(t *testing.T) {
-	srv := startSim(t, sim.Config{})
-	out := filepath.Join(t.TempDir(), "result.json")
-	cmd := exec.Command(binary, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`),
-		"--rate", "200", "--duration", "1m", "--out", out)
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(1500 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGINT)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("loadprof did not stop within 10s of SIGINT")
-	}
-	if code := cmd.ProcessState.ExitCode(); code != 130 {
-		t.Fatalf("exit %d, want 130", code)
-	}
-	var res struct {
-		Interrupted bool  `json:"interrupted"`
-		Requests    int64 `json:"requests"`
-	}
-	raw, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	json.Unmarshal(raw, &res)
-	if !res.Interrupted || res.Requests < 100 {
-		t.Fatalf("result after SIGINT: %+v", res)
-	}
-	if !strings.Contains(stdout.String(), "INTERRUPTED: partial results") {
-		t.Fatalf("summary:\n%s", stdout.String())
+func TestCtrlCWritesPartialResultsAndExits130AndSIGTERM143(t *testing.T) {
+	for sig, want := range map[syscall.Signal]int{syscall.SIGINT: 130, syscall.SIGTERM: 143} {
+		t.Run(sig.String(), func(t *testing.T) {
+			srv := startSim(t, sim.Config{})
+			out := filepath.Join(t.TempDir(), "result.json")
+			cmd := exec.Command(binary, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`),
+				"--rate", "200", "--duration", "1m", "--out", out)
+			var stdout bytes.Buffer
+			cmd.Stdout = &stdout
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			for srv.Predicts() < 150 { // the load is under way
+				time.Sleep(20 * time.Millisecond)
+			}
+			cmd.Process.Signal(sig)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second): // --grace is 2 s
+				cmd.Process.Kill()
+				t.Fatalf("loadprof did not stop within 30s of %v", sig)
+			}
+			if code := cmd.ProcessState.ExitCode(); code != want {
+				t.Fatalf("exit %d after %v, want %d", code, sig, want)
+			}
+			var res struct {
+				Interrupted bool  `json:"interrupted"`
+				Requests    int64 `json:"requests"`
+			}
+			raw, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			json.Unmarshal(raw, &res)
+			if !res.Interrupted || res.Requests < 100 {
+				t.Fatalf("result after %v: %+v", sig, res)
+			}
+			if !strings.Contains(stdout.String(), "INTERRUPTED: partial results") {
+				t.Fatalf("summary:\n%s", stdout.String())
+			}
+		})
 	}
 }
 

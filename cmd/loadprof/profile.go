@@ -118,12 +118,12 @@ func profileCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		case errors.As(err, &write):
 			return exitWrite
 		case ctx.Err() != nil:
-			return exitInterrupted
+			return interruptCode(ctx)
 		}
 		return exitTarget
 	}
 	if ctx.Err() != nil {
-		return exitInterrupted
+		return interruptCode(ctx)
 	}
 	return exitOK
 }

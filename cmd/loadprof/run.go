@@ -274,8 +274,8 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		err := writeHTML(*htmlOut, []*bench.Result{res}, []string{name})
 		if err != nil {
 			printError(stderr, "run", err)
-			if code == exitOK || code == exitInterrupted {
-				code = exitCode(err, false)
+			if code == exitOK || code == exitInterrupted || code == exitTerminated {
+				code = exitCode(err, 0)
 			}
 		}
 		reportOutput(stdout, "HTML report", *htmlOut, err)
@@ -301,7 +301,6 @@ func connectionsNeeded(cfg bench.Config, sweep *bench.Steps, grpcConns, maxInfli
 // code. Results already measured are printed and written in every case.
 func runAndReport(ctx context.Context, cfg bench.Config, stdout, stderr io.Writer) (int, *bench.Result) {
 	res, err := bench.Run(ctx, cfg)
-	interrupted := ctx.Err() != nil
 	if res != nil {
 		bench.WriteSummary(stdout, res)
 		if cfg.OutPath != "" || cfg.HGRMPath != "" || cfg.HlogPath != "" {
@@ -316,7 +315,7 @@ func runAndReport(ctx context.Context, cfg bench.Config, stdout, stderr io.Write
 	} else if res != nil && res.Profile != nil && res.Profile.Error != "" {
 		fmt.Fprintf(stderr, "loadprof run: warning: %s (load results are complete)\n", res.Profile.Error)
 	}
-	return exitCode(err, interrupted), res
+	return exitCode(err, interruptCode(ctx)), res
 }
 
 // sweepAndReport runs a sweep and prints its table; result.json holds
@@ -361,7 +360,7 @@ func sweepAndReport(ctx context.Context, cfg bench.Config, steps bench.Steps, cl
 	if err != nil {
 		printError(stderr, "run", err)
 	}
-	return exitCode(err, ctx.Err() != nil)
+	return exitCode(err, interruptCode(ctx))
 }
 
 // settings records every flag that shaped the run for result.json, with

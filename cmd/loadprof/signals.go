@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,26 +11,29 @@ import (
 )
 
 // interruptContext returns a context cancelled by the first SIGINT or
-// SIGTERM, so that a run stops sending and reports what it measured. A
-// second signal ends the process at once: whatever the run is still
-// waiting for (a server that never answers), the user can always leave.
-// stop releases the signals.
+// SIGTERM (its cause says which: interruptCode), so that a run stops
+// sending and reports what it measured. A second signal ends the process
+// at once: whatever the run is still waiting for (a server that never
+// answers), the user can always leave. stop releases the signals.
 func interruptContext(stderr io.Writer) (ctx context.Context, stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancelCause := context.WithCancelCause(context.Background())
+	cancel := func() { cancelCause(nil) }
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() {
+		var sig os.Signal
 		select {
-		case <-sigs:
+		case sig = <-sigs:
 		case <-done:
 			return
 		}
-		cancel()
+		cause := signalled{sig}
+		cancelCause(cause)
 		fmt.Fprintln(stderr, "loadprof: interrupted; finishing (interrupt again to quit at once)")
 		select {
 		case <-sigs:
-			os.Exit(exitInterrupted)
+			os.Exit(cause.exitCode())
 		case <-done:
 		}
 	}()
@@ -38,4 +42,31 @@ func interruptContext(stderr io.Writer) (ctx context.Context, stop func()) {
 		close(done)
 		cancel()
 	}
+}
+
+// signalled is the cause of a context cancelled by a signal.
+type signalled struct{ sig os.Signal }
+
+func (s signalled) Error() string { return "interrupted by " + s.sig.String() }
+
+// exitCode is 128 plus the signal's number, as shells report a process
+// the signal ended: 130 for SIGINT (Ctrl-C), 143 for SIGTERM.
+func (s signalled) exitCode() int {
+	if s.sig == syscall.SIGTERM {
+		return exitTerminated
+	}
+	return exitInterrupted
+}
+
+// interruptCode is the exit code of a run whose context ctx is: 0 when it
+// was not interrupted, else the signal's (130 or 143).
+func interruptCode(ctx context.Context) int {
+	if ctx.Err() == nil {
+		return 0
+	}
+	var s signalled
+	if errors.As(context.Cause(ctx), &s) {
+		return s.exitCode()
+	}
+	return exitInterrupted
 }
