@@ -22,7 +22,7 @@ const (
 	exitRegression  = 1
 	exitBadInput    = 2
 	exitTarget      = 3
-	exitWrite       = 4 // an output (--out, --hgrm, --hlog, --html, a trace) could not be written
+	exitWrite       = 4   // an output (--out, --hgrm, --hlog, --html, a trace) could not be written
 	exitInterrupted = 130 // SIGINT (Ctrl-C)
 	exitTerminated  = 143 // SIGTERM
 )
