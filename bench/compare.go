@@ -253,6 +253,32 @@ func (c Comparison) Write(w io.Writer) {
 	}
 }
 
+// ParseErrorLimit reads an error budget: a count ("10") or a rate of the
+// steady requests ("0.5%"), as --max-errors and compare's errors= take it.
+func ParseErrorLimit(spec string) (Limit, error) {
+	limits, err := ParseLimits("errors=" + spec)
+	if err != nil || len(limits) != 1 {
+		return Limit{}, fmt.Errorf("%q: want a count of errors (10) or a rate of the requests (0.5%%)", spec)
+	}
+	return limits[0], nil
+}
+
+// ErrorsOver reports whether r's steady errors break the budget l, and
+// describes them against it.
+func ErrorsOver(r *Result, l Limit) (bool, string) {
+	m, _ := findMetric("errors")
+	n := float64(sum(r.Errors))
+	row := Row{New: n}
+	if l.Percent {
+		rate := 0.0
+		if r.Requests > 0 {
+			rate = 100 * n / float64(r.Requests)
+		}
+		return broken(m, l, row, r), fmt.Sprintf("%.3g%% of %d requests failed (%g errors), the limit is %s", rate, r.Requests, n, l)
+	}
+	return broken(m, l, row, r), fmt.Sprintf("%g of %d requests failed, the limit is %s", n, r.Requests, l)
+}
+
 // successes is the number of successful steady requests of r.
 func successes(r *Result) int64 { return r.Requests - sum(r.Errors) }
 

@@ -308,3 +308,27 @@ func TestCredentialsInTheURLNeverAppearInResultsReportsOrLogs(t *testing.T) {
 		t.Fatalf("the target is not shown with its credentials redacted:\n%s", stdout)
 	}
 }
+
+func TestMaxErrorsFailsARunOverItsErrorBudget(t *testing.T) {
+	// Half the calls fail: a 1% budget is broken (exit 1, said on stderr),
+	// a count of 1000 is not, and the results are written either way.
+	srv := startSim(t, sim.Config{Latency: sim.Latency{ErrorRate: 0.5}})
+	data := writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`)
+	for budget, want := range map[string]int{"1%": 1, "1000": 0} {
+		out := filepath.Join(t.TempDir(), "result.json")
+		code, _, stderr := loadprof(t, "run", "--url", srv.PredictURL(), "--data", data, "--concurrency", "2", "--requests", "100",
+			"--max-errors", budget, "--out", out)
+		if code != want {
+			t.Fatalf("--max-errors %s: exit %d, want %d: %s", budget, code, want, stderr)
+		}
+		if want == 1 && !strings.Contains(stderr, "--max-errors: ") {
+			t.Fatalf("--max-errors %s: stderr %q", budget, stderr)
+		}
+		if _, err := os.Stat(out); err != nil {
+			t.Fatalf("--max-errors %s: no result written: %v", budget, err)
+		}
+	}
+	if code, _, stderr := loadprof(t, "run", "--url", srv.PredictURL(), "--data", data, "--concurrency", "2", "--requests", "10", "--max-errors", "some"); code != 2 || !strings.Contains(stderr, "--max-errors") {
+		t.Fatalf("--max-errors some: exit %d, %q", code, stderr)
+	}
+}

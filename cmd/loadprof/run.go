@@ -81,6 +81,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	headers := fs.StringArrayP("header", "H", nil, "extra header \"Key: value\" (repeatable)")
 	rateSpec := fs.String("rate", "", "open loop: requests per second; latency counts from each request's intended send time. FROM:TO:STEP sweeps (50:500:50)")
 	concSpec := fs.String("concurrency", "", "closed loop: requests in flight. FROM:TO:STEP or FROM:TO:xFACTOR sweeps (1:64:x2)")
+	maxErrors := fs.String("max-errors", "", "exit 1 when the steady phase has more errors than this: a count (10) or a rate (0.5%), for CI")
 	sloSpec := fs.String("slo", "", "sweep: stop at the first step that breaks this objective, e.g. p99<50ms,errors<0.1%")
 	search := fs.String("search", "", "sweep: \"binary\" narrows the highest passing level between the last passing and the first broken step")
 	tolerance := fs.Float64("search-tolerance", 0.05, "sweep: relative width at which the binary search stops")
@@ -262,10 +263,29 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if bench.UsesStdout(cfg, *htmlOut) {
 		stdout = stderr // standard output carries the result; the summary goes beside it
 	}
+	var errorBudget *bench.Limit
+	if *maxErrors != "" {
+		l, err := bench.ParseErrorLimit(*maxErrors)
+		if err != nil {
+			fmt.Fprintf(stderr, "loadprof run: --max-errors %v\n", err)
+			return exitBadInput
+		}
+		errorBudget = &l
+	}
 	if sweep != nil {
+		if errorBudget != nil {
+			fmt.Fprintln(stderr, "loadprof run: --max-errors is for one run; a sweep's error limit goes in --slo (errors<0.1%)")
+			return exitBadInput
+		}
 		return sweepAndReport(ctx, cfg, *sweep, concurrency > 0, *sloSpec, *search == "binary", *tolerance, *profileSteps, *repeats, *stability, stdout, stderr)
 	}
 	code, res := runAndReport(ctx, cfg, stdout, stderr)
+	if errorBudget != nil && res != nil && code == exitOK {
+		if over, what := bench.ErrorsOver(res, *errorBudget); over {
+			fmt.Fprintf(stderr, "loadprof run: --max-errors: %s\n", what)
+			code = exitRegression
+		}
+	}
 	if *htmlOut != "" && res != nil {
 		name := *out
 		if name == "" || name == outfile.Stdout {
