@@ -332,3 +332,36 @@ func TestMaxErrorsFailsARunOverItsErrorBudget(t *testing.T) {
 		t.Fatalf("--max-errors some: exit %d, %q", code, stderr)
 	}
 }
+
+func TestSweepOutputsSayWhatHappened(t *testing.T) {
+	// A server that always takes 20 ms against p99<5ms: no step passes, so
+	// the sweep exits 1 (it wrote its results first), --html plots the
+	// steps, and the per-run outputs are refused before any load.
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: 20 * time.Millisecond}})
+	dir := t.TempDir()
+	data := writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`)
+	out, html := filepath.Join(dir, "sweep.json"), filepath.Join(dir, "sweep.html")
+	code, stdout, stderr := loadprof(t, "run", "--url", srv.PredictURL(), "--data", data,
+		"--rate", "20:40:20", "--slo", "p99<5ms", "--duration", "500ms", "--out", out, "--html", html)
+	if code != 1 || !strings.Contains(stderr, "no step met the SLO (p99<5ms)") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, f := range []string{out, html} {
+		if b, err := os.ReadFile(f); err != nil || len(b) == 0 {
+			t.Fatalf("%s not written: %v", f, err)
+		}
+	}
+	before := srv.Predicts()
+	for _, flag := range []string{"--hgrm", "--hlog"} {
+		code, _, stderr := loadprof(t, "run", "--url", srv.PredictURL(), "--data", data, "--rate", "20:40:20", "--duration", "500ms", flag, filepath.Join(dir, "x"))
+		if code != 2 || !strings.Contains(stderr, flag+" is one run's latency distribution") {
+			t.Fatalf("%s on a sweep: exit %d, %q", flag, code, stderr)
+		}
+	}
+	if srv.Predicts() != before {
+		t.Fatal("a refused sweep sent load")
+	}
+	if code, _, stderr := loadprof(t, "report", out, "--hgrm", filepath.Join(dir, "s.hgrm")); code != 2 || !strings.Contains(stderr, "is a sweep") {
+		t.Fatalf("report sweep.json --hgrm: exit %d, %q", code, stderr)
+	}
+}

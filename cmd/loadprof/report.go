@@ -38,6 +38,10 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 		stdout = stderr // standard output carries the file
 	}
 	if fs.NArg() == 1 && bench.IsSweep(fs.Arg(0)) {
+		if *hgrm != "" {
+			fmt.Fprintf(stderr, "loadprof report: --hgrm: %s is a sweep; --hgrm takes one run's result (a sweep keeps every step's in steps[].result)\n", fs.Arg(0))
+			return exitBadInput
+		}
 		return reportSweep(fs.Arg(0), *html, stdout, stderr)
 	}
 	var results []*bench.Result

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -277,7 +278,8 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 			fmt.Fprintln(stderr, "loadprof run: --max-errors is for one run; a sweep's error limit goes in --slo (errors<0.1%)")
 			return exitBadInput
 		}
-		return sweepAndReport(ctx, cfg, *sweep, concurrency > 0, *sloSpec, *search == "binary", *tolerance, *profileSteps, *repeats, *stability, stdout, stderr)
+		return sweepAndReport(ctx, cfg, sweepFlags{steps: *sweep, closed: concurrency > 0, slo: *sloSpec, binary: *search == "binary",
+			tolerance: *tolerance, profileSteps: *profileSteps, repeats: *repeats, stability: *stability, html: *htmlOut}, stdout, stderr)
 	}
 	code, res := runAndReport(ctx, cfg, stdout, stderr)
 	if errorBudget != nil && res != nil && code == exitOK {
@@ -338,49 +340,87 @@ func runAndReport(ctx context.Context, cfg bench.Config, stdout, stderr io.Write
 	return exitCode(err, interruptCode(ctx)), res
 }
 
+// sweepFlags are the flags of a sweep beyond the run's own.
+type sweepFlags struct {
+	steps        bench.Steps
+	closed       bool // --concurrency steps
+	slo          string
+	binary       bool
+	tolerance    float64
+	profileSteps string
+	repeats      int
+	stability    float64
+	html         string
+}
+
 // sweepAndReport runs a sweep and prints its table; result.json holds
-// every step.
-func sweepAndReport(ctx context.Context, cfg bench.Config, steps bench.Steps, closed bool, sloSpec string, binary bool,
-	tolerance float64, profileSteps string, repeats int, stability float64, stdout, stderr io.Writer) int {
+// every step, --html plots them. It exits 1 when an SLO was given and no
+// step met it.
+func sweepAndReport(ctx context.Context, cfg bench.Config, f sweepFlags, stdout, stderr io.Writer) int {
 	slo := bench.SLO{ErrPct: -1}
-	if sloSpec != "" {
+	if f.slo != "" {
 		var err error
-		if slo, err = bench.ParseSLO(sloSpec); err != nil {
+		if slo, err = bench.ParseSLO(f.slo); err != nil {
 			fmt.Fprintf(stderr, "loadprof run: %v\n", err)
 			return exitBadInput
 		}
 	}
-	if profileSteps != "" && cfg.Profile == nil {
+	if f.profileSteps != "" && cfg.Profile == nil {
 		fmt.Fprintln(stderr, "loadprof run: --profile-steps needs --profile HOST:PORT")
 		return exitBadInput
 	}
-	sc := bench.SweepConfig{Base: cfg, Closed: closed, Steps: steps, SLO: slo, Binary: binary, Tolerance: tolerance,
-		ProfileSteps: profileSteps, Repeats: repeats, Stability: stability, Progress: cfg.Progress}
+	for flag, path := range map[string]string{"--hgrm": cfg.HGRMPath, "--hlog": cfg.HlogPath} {
+		if path != "" {
+			fmt.Fprintf(stderr, "loadprof run: %s is one run's latency distribution; a sweep keeps every step's in --out (steps[].result), and --html plots them\n", flag)
+			return exitBadInput
+		}
+	}
+	sc := bench.SweepConfig{Base: cfg, Closed: f.closed, Steps: f.steps, SLO: slo, Binary: f.binary, Tolerance: f.tolerance,
+		ProfileSteps: f.profileSteps, Repeats: f.repeats, Stability: f.stability, Progress: cfg.Progress}
 	if sc.Progress == nil {
 		sc.Progress = io.Discard
 	}
 	sc.Base.Progress = nil
 	res, err := bench.RunSweep(ctx, sc)
-	if res != nil {
-		res.SLO, res.Config = sloSpec, cfg.Settings
-		bench.WriteSweepSummary(stdout, res)
-		if cfg.OutPath != "" {
-			werr := flagged(res.WriteJSON(cfg.OutPath), "--out")
-			fmt.Fprintln(stdout)
-			reportOutput(stdout, "result", cfg.OutPath, werr)
-			if werr != nil {
-				if err != nil {
-					printError(stderr, "run", err)
-				}
-				printError(stderr, "run", werr)
-				return exitWrite
-			}
+	code := exitCode(err, interruptCode(ctx))
+	if res == nil {
+		if err != nil {
+			printError(stderr, "run", err)
 		}
+		return code
 	}
+	res.SLO, res.Config = f.slo, cfg.Settings
+	bench.WriteSweepSummary(stdout, res)
 	if err != nil {
 		printError(stderr, "run", err)
 	}
-	return exitCode(err, interruptCode(ctx))
+	if code == exitOK && f.slo != "" && res.MaxPassing == nil {
+		fmt.Fprintf(stderr, "loadprof run: no step met the SLO (%s)\n", f.slo)
+		code = exitRegression
+	}
+	var werrs []error
+	if cfg.OutPath != "" {
+		werr := flagged(res.WriteJSON(cfg.OutPath), "--out")
+		fmt.Fprintln(stdout)
+		reportOutput(stdout, "result", cfg.OutPath, werr)
+		werrs = append(werrs, werr)
+	}
+	if f.html != "" {
+		var buf bytes.Buffer
+		werr := bench.WriteSweepHTML(&buf, res)
+		if werr == nil {
+			werr = bench.WriteOutput("--html", f.html, buf.Bytes())
+		}
+		reportOutput(stdout, "HTML report", f.html, werr)
+		werrs = append(werrs, werr)
+	}
+	for _, werr := range werrs {
+		if werr != nil {
+			printError(stderr, "run", werr)
+			code = exitWrite
+		}
+	}
+	return code
 }
 
 // settings records every flag that shaped the run for result.json, with
