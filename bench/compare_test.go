@@ -3,6 +3,7 @@ package bench
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loadprof/loadprof/load"
 )
@@ -154,5 +155,25 @@ func TestMergeKeepsTheSuccessfulRequestsHistogramAndRefusesMixedVersions(t *test
 	b.Version = 1
 	if _, err := Merge([]*Result{a, b}, []string{"a.json", "b.json"}); err == nil || !strings.Contains(err.Error(), "version 1") {
 		t.Fatalf("merged a version 1 and a version 2 result: %v", err)
+	}
+}
+
+func TestMergeRefusesTheSameRunTwiceAndRunsThatDidNotOverlap(t *testing.T) {
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	run := func(start time.Time, maxMs float64) *Result {
+		r := crafted(t, 1000, maxMs, 100, 0)
+		r.StartedAt, r.Phases.Steady.Start, r.Phases.Steady.End = start, 1, 11
+		return r
+	}
+	a, b := run(at, 100), run(at.Add(2*time.Second), 90)
+	if err := CheckMergeable([]*Result{a, b}, []string{"a.json", "b.json"}); err != nil {
+		t.Fatalf("two machines' runs at the same time: %v", err)
+	}
+	if err := CheckMergeable([]*Result{a, a}, []string{"a.json", "a2.json"}); err == nil || !strings.Contains(err.Error(), "same run") {
+		t.Fatalf("the same run twice: %v", err)
+	}
+	later := run(at.Add(28*time.Second), 90)
+	if err := CheckMergeable([]*Result{a, b, later}, []string{"a.json", "b.json", "c.json"}); err == nil || !strings.Contains(err.Error(), "c.json") {
+		t.Fatalf("a run made 28 s later: %v", err)
 	}
 }

@@ -10,6 +10,44 @@ import (
 	"github.com/loadprof/loadprof/load"
 )
 
+// CheckMergeable reports why results should not be merged: the same run
+// given twice (its requests would count double), or runs whose steady
+// phases do not all overlap in time (merge is for runs made at the same
+// time from several machines; adding the throughputs of runs made one
+// after the other means nothing). sources name the results in messages.
+func CheckMergeable(results []*Result, sources []string) error {
+	for i := range results {
+		for j := 0; j < i; j++ {
+			a, b := results[j], results[i]
+			if a.Histogram == b.Histogram && a.StartedAt.Equal(b.StartedAt) && a.Requests == b.Requests {
+				return fmt.Errorf("%s and %s are the same run: its requests would count twice", sources[j], sources[i])
+			}
+		}
+	}
+	var latest, earliest int
+	for i, r := range results {
+		if r.steadyStart().After(results[latest].steadyStart()) {
+			latest = i
+		}
+		if r.steadyEnd().Before(results[earliest].steadyEnd()) {
+			earliest = i
+		}
+	}
+	if !results[latest].steadyStart().Before(results[earliest].steadyEnd()) {
+		return fmt.Errorf("the steady phase of %s (from %s) starts after that of %s ended (%s): merge adds up runs made at the same time from several machines",
+			sources[latest], results[latest].steadyStart().Format(time.RFC3339), sources[earliest], results[earliest].steadyEnd().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func (r *Result) steadyStart() time.Time {
+	return r.StartedAt.Add(time.Duration(r.Phases.Steady.Start * float64(time.Second)))
+}
+
+func (r *Result) steadyEnd() time.Time {
+	return r.StartedAt.Add(time.Duration(r.Phases.Steady.End * float64(time.Second)))
+}
+
 // Merge combines results of runs made at the same time from several
 // machines against one target: histograms and counts are merged exactly,
 // throughputs add up. Per-second points are aligned on wall-clock seconds

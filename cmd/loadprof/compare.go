@@ -54,6 +54,7 @@ func compareCommand(args []string, stdout, stderr io.Writer) int {
 func mergeCommand(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("merge", pflag.ContinueOnError)
 	out := fs.StringP("out", "o", "", "write the merged result here; - writes it to standard output (the summary then goes to stderr)")
+	force := fs.Bool("force", false, "merge also the same run twice, or runs whose steady phases do not overlap")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: loadprof merge A.json B.json ... -o OUT.json\n\nMerges results of runs made at the same time from several machines: histograms and counts exactly, throughputs added.\n\nFlags:\n%s", fs.FlagUsages())
 	}
@@ -80,6 +81,12 @@ func mergeCommand(args []string, stdout, stderr io.Writer) int {
 			return exitBadInput
 		}
 		results = append(results, r)
+	}
+	if !*force {
+		if err := bench.CheckMergeable(results, fs.Args()); err != nil {
+			fmt.Fprintf(stderr, "loadprof merge: %v (--force merges anyway)\n", err)
+			return exitBadInput
+		}
 	}
 	merged, err := bench.Merge(results, fs.Args())
 	if err != nil {
