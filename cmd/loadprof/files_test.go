@@ -158,7 +158,7 @@ func TestAFailedWriteExitsFourAndIsNeverReportedAsWritten(t *testing.T) {
 		"--concurrency", "2", "--requests", "50", "--out", res); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, args := range [][]string{{"report", res, "--html", full}, {"report", res, "--hgrm", full}, {"merge", res, res, "-o", full}} {
+	for _, args := range [][]string{{"report", res, "--html", full}, {"report", res, "--hgrm", full}, {"merge", "--force", res, res, "-o", full}} {
 		code, stdout, stderr := loadprof(t, args...)
 		if code != 4 || !strings.Contains(stdout, "NOT written to "+full) || strings.Contains(strings.ReplaceAll(stdout, "NOT written", ""), "written to "+full) ||
 			!strings.Contains(stderr, "could not write it: no space left on device") {
