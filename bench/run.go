@@ -52,6 +52,7 @@ type Config struct {
 	Headers          []load.Header
 	DataPath         string
 	Stdin            io.Reader
+	MaxPayloadBytes  int64 // per payload file; payloads.DefaultMaxBytes when 0
 	Plan             load.Plan
 	Timeout          time.Duration
 	MaxResponseBytes int
@@ -79,7 +80,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := CheckOutputs(cfg); err != nil {
 		return nil, &InputError{err}
 	}
-	set, err := payloads.Load(cfg.DataPath, payloads.Options{Stdin: cfg.Stdin})
+	set, err := payloads.Load(cfg.DataPath, payloads.Options{Stdin: cfg.Stdin, MaxBytes: cfg.MaxPayloadBytes})
 	if err != nil {
 		return nil, &InputError{err}
 	}

@@ -170,3 +170,20 @@ func TestSetNextDoesNotAllocate(t *testing.T) {
 		t.Fatalf("Next allocates %v times", n)
 	}
 }
+
+func TestAByteOrderMarkIsNotPartOfThePayload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bom.json")
+	if err := os.WriteFile(path, []byte("\xef\xbb\xbf{\"instances\": [[1, 2]]}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, err := Load(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(set.Payloads[0].Body); got != `{"instances": [[1, 2]]}` {
+		t.Fatalf("body %q", got)
+	}
+	if _, err := Load(path, Options{MaxBytes: 10}); err == nil || !strings.Contains(err.Error(), "--max-payload") {
+		t.Fatalf("a file over the limit: %v", err)
+	}
+}

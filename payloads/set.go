@@ -170,9 +170,11 @@ func readLimited(r io.Reader, source string, limit int64) ([]byte, error) {
 		return nil, &Error{Source: source, Msg: "read failed: " + err.Error(), Err: err}
 	}
 	if int64(len(data)) > limit {
-		return nil, &Error{Source: source, Msg: fmt.Sprintf("larger than the %d-byte limit for one payload file", limit)}
+		return nil, &Error{Source: source, Msg: fmt.Sprintf("larger than the %d-byte limit for one payload file (--max-payload)", limit)}
 	}
-	return data, nil
+	// Editors on Windows start UTF-8 files with a byte order mark; JSON
+	// has no use for it and servers reject it, so it is not sent.
+	return bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), nil
 }
 
 // addStdin takes one JSON body, or JSON lines when the input holds more

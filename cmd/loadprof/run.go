@@ -16,6 +16,7 @@ import (
 	"github.com/loadprof/loadprof/bench"
 	"github.com/loadprof/loadprof/internal/outfile"
 	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/payloads"
 	"github.com/spf13/pflag"
 )
 
@@ -79,6 +80,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	tensorContent := fs.Bool("tensor-content", false, "with --grpc: send numeric tensors as tensor_content bytes instead of typed fields")
 	useTLS := fs.Bool("tls", false, "with --grpc: use TLS (https:// URLs always do)")
 	data := fs.String("data", "", "payload: a TF Serving JSON body, a .jsonl file (one body per line), a directory of them, or - for stdin")
+	maxPayload := fs.Int64("max-payload", payloads.DefaultMaxBytes, "largest payload file read, in bytes")
 	headers := fs.StringArrayP("header", "H", nil, "extra header \"Key: value\" (repeatable)")
 	rateSpec := fs.String("rate", "", "open loop: requests per second; latency counts from each request's intended send time. FROM:TO:STEP sweeps (50:500:50)")
 	concSpec := fs.String("concurrency", "", "closed loop: requests in flight. FROM:TO:STEP or FROM:TO:xFACTOR sweeps (1:64:x2)")
@@ -129,6 +131,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 			positiveDuration("--grace", *grace),
 			atLeast("--max-inflight", *maxInflight, 1),
 			atLeast("--max-response", *maxResponse, 1),
+			atLeast("--max-payload", *maxPayload, 1),
 			atLeast("--connections", *connections, 1),
 			atLeast("--model-version", *modelVersion, 0),
 			atLeast("--cpus", *cpus, 0),
@@ -215,7 +218,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		*duration = 10 * time.Second
 	}
 	cfg := bench.Config{
-		URL: *url, Headers: hs, DataPath: *data, Stdin: stdin,
+		URL: *url, Headers: hs, DataPath: *data, Stdin: stdin, MaxPayloadBytes: *maxPayload,
 		GRPC: bench.GRPCTarget{
 			Addr: *grpcAddr, Model: *model, Signature: *signature, Version: *modelVersion, Label: *modelLabel,
 			Connections: *connections, TensorContent: *tensorContent,
