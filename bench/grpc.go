@@ -158,8 +158,10 @@ type invokeFunc = func(ctx context.Context, method string, args, reply any, opts
 // fetchSignatures calls GetModelMetadata for the model's SignatureDefMap.
 func fetchSignatures(ctx context.Context, cfg Config, invoke invokeFunc) (map[string]*tfproto.SignatureDef, error) {
 	g := cfg.GRPC
-	ctx, cancel := context.WithTimeout(ctx, max(cfg.Timeout, 10*time.Second))
+	wait := max(cfg.Timeout, 10*time.Second)
+	callCtx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
+	ctx = callCtx
 	if len(cfg.Headers) > 0 {
 		md := metadata.MD{}
 		for _, h := range cfg.Headers {
@@ -171,6 +173,9 @@ func fetchSignatures(ctx context.Context, cfg Config, invoke invokeFunc) (map[st
 	resp := &tfproto.GetModelMetadataResponse{}
 	if err := invoke(ctx, "/tensorflow.serving.PredictionService/GetModelMetadata", req, resp); err != nil {
 		st := status.Convert(err)
+		if callCtx.Err() == context.DeadlineExceeded {
+			return nil, &TargetError{fmt.Errorf("--grpc %s: GetModelMetadata for model %q did not answer within %v (--timeout, at least 10 s): is the model still loading, or is this the right port?", g.Addr, g.Model, wait)}
+		}
 		if st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded {
 			return nil, &TargetError{fmt.Errorf("--grpc %s: %s", g.Addr, connectionHint(st.Message(), cfg.TLS))}
 		}

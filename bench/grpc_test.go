@@ -310,3 +310,22 @@ func TestGRPCRunCountsBadAndOversizedAnswersAsTheServerSentThem(t *testing.T) {
 		t.Fatalf("the server answered %d predicts, %v; the run counted %d requests, errors %v, %d latencies, %d ok", predicts.Load(), want, res.Requests, res.Errors, res.Latency.Count, res.LatencyOK.Count)
 	}
 }
+
+func TestGRPCMetadataCallThatNeverAnswersSaysSoAndNamesTheFlag(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+		<-stream.Context().Done() // a model that never finishes loading
+		return stream.Context().Err()
+	}))
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	_, err = Run(context.Background(), Config{GRPC: GRPCTarget{Addr: ln.Addr().String(), Model: "m"}, DataPath: writeFile(t, "data.json", body),
+		Plan: load.Plan{Concurrency: 1, Requests: 1}, Timeout: time.Second})
+	var te *TargetError
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), `GetModelMetadata for model "m" did not answer within 10s (--timeout, at least 10 s)`) {
+		t.Fatalf("error %v", err)
+	}
+}
