@@ -205,6 +205,8 @@ func sortedNames(m map[string]*tfproto.SignatureDef) []string {
 func connectionHint(msg string, t TLSFiles) string {
 	usesTLS := t.Enabled || t.CA != "" || t.Cert != ""
 	switch {
+	case strings.Contains(msg, "looked like an HTTP/1.1 header"):
+		return "this port speaks HTTP/1.1, not gRPC (TF Serving's REST port is 8501, gRPC 8500): for REST use --url http://HOST:PORT/v1/models/NAME:predict; " + msg
 	case !usesTLS && (strings.Contains(msg, "server preface") || strings.Contains(msg, "EOF")):
 		return "the server closed the connection; does it expect TLS (--tls)? " + msg
 	case usesTLS && t.Cert == "" && (strings.Contains(msg, "broken pipe") || strings.Contains(msg, "reset") || strings.Contains(msg, "certificate required")):

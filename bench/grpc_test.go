@@ -329,3 +329,38 @@ func TestGRPCMetadataCallThatNeverAnswersSaysSoAndNamesTheFlag(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+func TestPortMixUpsSayWhatThePortSpeaks(t *testing.T) {
+	// TF Serving's gRPC port (8500) given as the REST URL, and its REST
+	// port (8501) given to --grpc: the two mistakes the seed's setup
+	// invites. Each says what the port speaks and what to use.
+	srv := startSim(t, sim.Config{})
+	data := writeFile(t, "data.json", body)
+	_, err := Run(context.Background(), Config{URL: "http://" + srv.GRPCAddr() + "/v1/models/test_model:predict", DataPath: data,
+		Plan: load.Plan{Rate: 10, Duration: time.Second, MaxInflight: 10}, Timeout: 5 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "this port speaks HTTP/2, as gRPC does") {
+		t.Fatalf("--url at the gRPC port: %v", err)
+	}
+	_, err = Run(context.Background(), Config{GRPC: GRPCTarget{Addr: srv.RESTAddr(), Model: "test_model"}, DataPath: data,
+		Plan: load.Plan{Rate: 10, Duration: time.Second, MaxInflight: 10}, Timeout: 5 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "this port speaks HTTP/1.1, not gRPC") {
+		t.Fatalf("--grpc at the REST port: %v", err)
+	}
+	if srv.Predicts() != 0 {
+		t.Fatalf("%d predict calls reached the simulator", srv.Predicts())
+	}
+}
+
+func TestDescribeAnswerNamesTheProtocolOfTheFirstBytes(t *testing.T) {
+	for first, want := range map[string]string{
+		"":                                     "",
+		"HTTP/1.1 200 OK\r\n":                  "",
+		"\x00\x00\x06\x04\x00\x00\x00\x00\x00": "HTTP/2",
+		"\x15\x03\x01\x00\x02\x02\x46":         "TLS",
+		"SSH-2.0-OpenSSH_9.2\r\n":              `not HTTP: "SSH-2.0-OpenSSH_9.2\r\n"`,
+	} {
+		if got := load.DescribeAnswer([]byte(first)); (want == "" && got != "") || !strings.Contains(got, want) {
+			t.Errorf("DescribeAnswer(%q) = %q, want it to say %q", first, got, want)
+		}
+	}
+}

@@ -191,6 +191,11 @@ func preflightREST(ctx context.Context, rest *load.REST, set *payloads.Set, url 
 			return &TargetError{fmt.Errorf("%s: the response to %s: %v", url, set.Payloads[0].Source, out.Err)}
 		}
 		return &TargetError{fmt.Errorf("%s: the response to %s is larger than --max-response allows (%v)", url, set.Payloads[0].Source, out.Err)}
+	case out.Class != load.ConnRefused:
+		// Something answered, but not with HTTP/1.x: say what it speaks.
+		if hint := rest.Sniff(ctx); hint != "" {
+			return &TargetError{fmt.Errorf("%s: %s (%s: %v)", url, hint, out.Key(), out.Err)}
+		}
 	}
 	return &TargetError{fmt.Errorf("%s: %s: %v", url, out.Key(), out.Err)}
 }
