@@ -195,6 +195,15 @@ func TestDemoRunsAgainstTheEmbeddedSimulator(t *testing.T) {
 	}
 }
 
+func TestDemoSendsABodyThatFitsTheSignatureItServes(t *testing.T) {
+	// The seed's own model takes strings: the demo sent floats to it and
+	// exited 3.
+	code, stdout, stderr := loadprof(t, "demo", "--input", "text:string:-1", "--duration", "1s", "--warmup", "200ms")
+	if code != 0 || !strings.Contains(stdout, `data.json: {"instances": ["hello", "hello"]}`) || !strings.Contains(stdout, "200 requests      0 errors") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}
+
 func TestProfileCommandAndTraceSummary(t *testing.T) {
 	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
 	logdir := t.TempDir()

@@ -184,7 +184,12 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	defer os.RemoveAll(dir)
 	dataPath := filepath.Join(dir, "data.json")
-	if err := os.WriteFile(dataPath, []byte(demoPayload), 0o644); err != nil {
+	payload := demoPayload
+	if len(flags.inputs) > 0 || flags.signatureName != sim.DefaultSignature().Name {
+		// A body that fits the signature the demo serves (--input).
+		payload = string(cfg.Signature.ExampleBody(2)) + "\n"
+	}
+	if err := os.WriteFile(dataPath, []byte(payload), 0o644); err != nil {
 		fmt.Fprintf(stderr, "loadprof demo: %v\n", err)
 		return exitBadInput
 	}
@@ -199,7 +204,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fmt.Fprintf(stdout, "loadprof demo: simulated TF Serving model at %s, profiler at %s (a simulator, not TensorFlow Serving)\n", srv.PredictURL(), srv.GRPCAddr())
 	fmt.Fprintf(stdout, "  the same as: loadprof run --url %s --data data.json --rate %g --warmup %s --duration %s --profile %s --profile-duration %s --logdir %s\n",
 		srv.PredictURL(), *rate, *warmup, *duration, srv.GRPCAddr(), window, tb)
-	fmt.Fprintf(stdout, "  data.json: %s\n", demoPayload)
+	fmt.Fprintf(stdout, "  data.json: %s\n", payload)
 	runCfg := bench.Config{
 		URL: srv.PredictURL(), DataPath: dataPath,
 		Plan:    plan,
