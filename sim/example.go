@@ -92,4 +92,3 @@ func writeExample(b *bytes.Buffer, in TensorSpec, shape []int64) {
 	}
 	b.WriteString("]")
 }
-

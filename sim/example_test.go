@@ -8,10 +8,10 @@ import (
 
 func TestExampleBodyFitsTheSignature(t *testing.T) {
 	cases := map[string][]string{
-		`{"instances": [[1.5, 1.5, 1.5, 1.5], [1.5, 1.5, 1.5, 1.5]]}`:                           nil,
-		`{"instances": ["hello", "hello"]}`:                                                     {"text:string:-1"},
+		`{"instances": [[1.5, 1.5, 1.5, 1.5], [1.5, 1.5, 1.5, 1.5]]}`:                         nil,
+		`{"instances": ["hello", "hello"]}`:                                                   {"text:string:-1"},
 		`{"instances": [{"ids": [1, 1, 1], "mask": true}, {"ids": [1, 1, 1], "mask": true}]}`: {"ids:int64:-1,-1", "mask:bool:-1"},
-		`{"inputs": {"x": [[1.5, 1.5]]}}`:                                                      {"x:float:1,2"},
+		`{"inputs": {"x": [[1.5, 1.5]]}}`:                                                     {"x:float:1,2"},
 	}
 	for want, inputs := range cases {
 		sig := DefaultSignature()
