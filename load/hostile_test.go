@@ -525,3 +525,28 @@ func BenchmarkRESTIdleConnectionCheck(b *testing.B) {
 		}
 	}
 }
+
+func TestEnginesCallABareLFHeadABadResponseWhenItArrives(t *testing.T) {
+	// Lines ending in LF alone: the answer is all there at once, but a
+	// head that must end in CRLF never ends. Both engines say what it is
+	// when it arrives instead of waiting a minute for the timeout.
+	for _, engine := range engines(t) {
+		t.Run(string(engine), func(t *testing.T) {
+			srv := startRaw(t, func(conn net.Conn, _ int64) bool {
+				_, err := io.WriteString(conn, "HTTP/1.1 200 OK\nContent-Type: application/json\nContent-Length: 2\n\n{}")
+				return err == nil
+			})
+			rec := NewRecorder()
+			if _, err := Run(context.Background(), Plan{Concurrency: 2, Requests: 6}, engineREST(t, engine, srv.url, time.Minute), counter(1), rec); err != nil {
+				t.Fatal(err)
+			}
+			snap := rec.Snapshot(true)
+			if n := snap.Steady.Errors[ErrorKey{Class: BadResponse}]; n != 6 || srv.requests.Load() != 6 {
+				t.Fatalf("errors %v (%v), served %d", snap.Steady.Errors, snap.FirstErrors, srv.requests.Load())
+			}
+			if msg := snap.FirstErrors[ErrorKey{Class: BadResponse}]; !strings.Contains(msg, "LF alone") {
+				t.Fatalf("message %q", msg)
+			}
+		})
+	}
+}

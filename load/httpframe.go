@@ -32,6 +32,22 @@ var (
 	ErrResponseTrailerTooLarge = fmt.Errorf("response trailer over loadprof's limit of %d KiB", maxResponseHead>>10)
 )
 
+// errBareLF is a response head whose lines end in LF alone: HTTP/1.1
+// wants CRLF, and waiting for one would time out although the whole answer
+// arrived.
+var errBareLF = fmt.Errorf("%w: the response head ends its lines with LF alone, not CRLF", errMalformedResponse)
+
+// endsWithBareLF reports whether head holds a blank line made of bare LFs
+// before any CRLF blank line: a head that will never end the HTTP/1.1 way.
+func endsWithBareLF(head []byte) bool {
+	bare := bytes.Index(head, []byte("\n\n"))
+	if bare < 0 {
+		return false
+	}
+	crlf := bytes.Index(head, []byte("\r\n\r\n"))
+	return crlf < 0 || bare < crlf
+}
+
 // errMalformedResponse is wrapped by the errors for bytes that are not an
 // HTTP/1.1 response; restError maps them to BadResponse.
 var errMalformedResponse = errors.New("malformed response")
@@ -253,11 +269,17 @@ func (f *responseFramer) readHead() (end int, contentLength int64, err error) {
 		if f.n >= maxResponseHead {
 			return 0, 0, ErrResponseHeadTooLarge // it ends after f.n bytes, if ever
 		}
+		if endsWithBareLF(head) {
+			return 0, 0, errBareLF
+		}
 		f.scanned = max(f.n-3, 0)
 		return 0, 0, nil
 	}
 	if end > maxResponseHead {
 		return 0, 0, ErrResponseHeadTooLarge
+	}
+	if endsWithBareLF(head[:end]) {
+		return 0, 0, errBareLF // as when the bare blank line comes in a read of its own
 	}
 	if f.hdr == nil {
 		f.hdr, f.br = &fasthttp.ResponseHeader{}, bufio.NewReaderSize(&f.src, maxResponseHead)

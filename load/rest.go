@@ -308,6 +308,12 @@ func (s *restSender) exchange(payload int, deadline time.Time) (code int, answer
 		s.drop()
 		return 408, true, nil
 	}
+	// fasthttp would wait for the CRLF that ends a head whose lines end
+	// in a bare LF until the timeout, though the answer is all there.
+	if first, _ := s.br.Peek(s.br.Buffered()); endsWithBareLF(first) {
+		s.drop()
+		return 0, true, errBareLF
+	}
 	if err := s.resp.ReadLimitBody(s.br, s.rest.cfg.MaxResponseBytes); err != nil {
 		s.drop()
 		return 0, true, responseError(err, s.resp.Header.ContentLength() == -1)
