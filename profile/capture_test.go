@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +79,72 @@ func predict(srv *sim.Server) {
 	resp, err := http.Post(srv.PredictURL(), "application/json", strings.NewReader(`{"instances": [[1, 2, 3, 4]]}`))
 	if err == nil {
 		resp.Body.Close()
+	}
+}
+
+// capturePadded captures a window of the sim, whose trace has extra events,
+// while calls keep coming.
+func capturePadded(t *testing.T, extra int, opts profile.Options) (*profile.Result, error) {
+	t.Helper()
+	srv, conn := startSim(t, sim.Config{Profiler: sim.ProfilerConfig{TraceEvents: extra}})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				predict(srv)
+			}
+		}
+	}()
+	opts.Duration = 300 * time.Millisecond
+	return profile.Capture(context.Background(), conn, srv.GRPCAddr(), opts)
+}
+
+func TestCaptureStreamsTheTraceToDisk(t *testing.T) {
+	const extra = 50_000
+	logdir := t.TempDir()
+	res, err := capturePadded(t, extra, profile.Options{LogDir: logdir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(res.Files[0])
+	if err != nil || res.Saved != profile.SavedLocal || len(res.Files) != 1 || info.Size() != res.TraceBytes || res.TraceBytes < extra*10 {
+		t.Fatalf("result %+v: %v", res, err)
+	}
+	sum, err := profile.SummarizeFiles(res.TraceFiles())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kernels, predicts int64
+	for _, op := range sum.Ops {
+		switch {
+		case op.Plane == "/device:GPU:0":
+			kernels += op.Count
+		case op.Name == "Predict":
+			predicts += op.Count
+		}
+	}
+	if kernels != extra || predicts == 0 {
+		t.Fatalf("%d kernel events (want %d), %d Predict events: %+v", kernels, extra, predicts, sum.Ops)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(res.Files[0])); len(entries) != 1 {
+		t.Fatalf("the run directory holds %d files", len(entries))
+	}
+}
+
+func TestCaptureRefusesATraceOverMaxBytes(t *testing.T) {
+	logdir := t.TempDir()
+	res, err := capturePadded(t, 50_000, profile.Options{LogDir: logdir, MaxBytes: 64 << 10})
+	if err == nil || !regexp.MustCompile(`the trace is larger than --profile-max-bytes 65536 \(the server sent \d+ bytes\); raise it$`).MatchString(err.Error()) {
+		t.Fatalf("got %v", err)
+	}
+	if res.Saved != profile.SavedNone || len(res.Files) != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	if entries, _ := os.ReadDir(profile.Store{LogDir: logdir, Run: res.Run}.Dir()); len(entries) != 0 {
+		t.Fatalf("the run directory holds %d files", len(entries))
 	}
 }

@@ -56,25 +56,43 @@ func (s Store) Write(name string, data []byte) (string, error) {
 	if err := SafeName(name); err != nil {
 		return "", fmt.Errorf("refusing to write a trace file from the server: %w", err)
 	}
-	dir := s.Dir()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, name)
-	if rel, err := filepath.Rel(s.LogDir, path); err != nil || strings.HasPrefix(rel, "..") {
-		return "", fmt.Errorf("refusing to write %q outside the logdir", name)
-	}
-	tmp, err := os.CreateTemp(dir, ".loadprof-*")
+	tmp, err := s.Temp()
 	if err != nil {
 		return "", err
 	}
-	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
+		os.Remove(tmp.Name())
 		return "", err
 	}
-	if err := tmp.Close(); err != nil {
-		return "", err
+	return s.Commit(tmp, name)
+}
+
+// Temp creates a temporary file in the run's directory, to be written and
+// then linked into place with Commit.
+func (s Store) Temp() (*os.File, error) {
+	dir := s.Dir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return os.CreateTemp(dir, ".loadprof-*")
+}
+
+// Commit closes tmp (from Temp), links it into place as name (checked with
+// SafeName) and returns its path; an existing file is never replaced. tmp
+// itself is removed in any case.
+func (s Store) Commit(tmp *os.File, name string) (string, error) {
+	defer os.Remove(tmp.Name())
+	closeErr := tmp.Close()
+	if err := SafeName(name); err != nil {
+		return "", fmt.Errorf("refusing to write a trace file from the server: %w", err)
+	}
+	if closeErr != nil {
+		return "", closeErr
+	}
+	path := filepath.Join(s.Dir(), name)
+	if rel, err := filepath.Rel(s.LogDir, path); err != nil || strings.HasPrefix(rel, "..") {
+		return "", fmt.Errorf("refusing to write %q outside the logdir", name)
 	}
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		return "", err
