@@ -107,12 +107,15 @@ func peakRSS(tb testing.TB) int64 {
 	return 0
 }
 
-func skipUnlessLinuxAndLong(tb testing.TB) {
+func skipUnlessMeasurable(tb testing.TB) {
 	if runtime.GOOS != "linux" {
 		tb.Skip("the epoll engine, clear_refs and VmHWM are Linux's")
 	}
 	if testing.Short() {
 		tb.Skip("sends a 140 MB trace")
+	}
+	if raceDetector {
+		tb.Skip("measures memory and the collector's CPU, which -race changes")
 	}
 }
 
@@ -125,7 +128,7 @@ func skipUnlessLinuxAndLong(tb testing.TB) {
 // small trace; send lag and latency are logged (and measured by
 // BenchmarkProfileWindow).
 func TestABigTraceDoesNotStallTheLoad(t *testing.T) {
-	skipUnlessLinuxAndLong(t)
+	skipUnlessMeasurable(t)
 	small := profiledOpenLoop(t, 0)
 	big := profiledOpenLoop(t, bigTraceEvents)
 	t.Logf("small %v", small)
@@ -182,7 +185,7 @@ func TestATraceOverProfileMaxBytesKeepsTheLoadResults(t *testing.T) {
 //
 //	go test -run XXX -bench ProfileWindow -benchtime 3x ./bench
 func BenchmarkProfileWindow(b *testing.B) {
-	skipUnlessLinuxAndLong(b)
+	skipUnlessMeasurable(b)
 	for _, c := range []struct {
 		name  string
 		extra int
