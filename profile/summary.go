@@ -33,7 +33,9 @@ type Summary struct {
 }
 
 // ReadXSpace reads an .xplane.pb file, or the newest run of a logdir or of
-// a plugins/profile directory (all its .xplane.pb files).
+// a plugins/profile directory (all its .xplane.pb files). It decodes them
+// whole, several times their size in memory: a summary of a trace of any
+// size is SummarizePath's.
 func ReadXSpace(path string) (*tfproto.XSpace, []string, error) {
 	files, err := traceFiles(path)
 	if err != nil {
