@@ -174,13 +174,13 @@ func TestOversizedToolDataIsRefused(t *testing.T) {
 	srv := startSim(t, sim.Config{Profiler: sim.ProfilerConfig{Mode: sim.ProfileReturnToolData}})
 	logdir := t.TempDir()
 	prof := profiled(srv, logdir)
-	prof.Options.MaxFileBytes = 64
+	prof.Options.MaxBytes = 64
 	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body),
 		Plan: load.Plan{Rate: 100, Duration: time.Second, MaxInflight: 50}, Profile: prof})
 	if err != nil || res.Requests < 100 { // the window holds the steady phase open past 1 s
 		t.Fatalf("err %v, %d requests", err, res.Requests)
 	}
-	if !strings.Contains(res.Profile.Error, "refusing tool_data") || len(res.Profile.Files) != 0 {
+	if !strings.Contains(res.Profile.Error, "the trace is larger than --profile-max-bytes 64 (the server sent ") || len(res.Profile.Files) != 0 {
 		t.Fatalf("profile %+v error %q", res.Profile.Result, res.Profile.Error)
 	}
 }

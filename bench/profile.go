@@ -108,8 +108,13 @@ func (w *window) finish() *ProfileReport {
 	if res == nil {
 		return w.report
 	}
-	if res.Space != nil {
-		sum := profile.Summarize(res.Space)
+	if files := res.TraceFiles(); len(files) > 0 {
+		// Read back as a stream: a trace of any size costs a window and
+		// the op names, and the load is over by now.
+		sum, err := profile.SummarizeFiles(files)
+		if err != nil && w.err == nil {
+			w.fail(fmt.Errorf("summarising the trace: %w", err))
+		}
 		w.report.SpanMs, w.report.TopOps = sum.SpanMs, sum.Top(20)
 	}
 	if samples := w.rec.WindowSamples(); len(samples) > 0 && o.LogDir != "" {

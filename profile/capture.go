@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -14,7 +15,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 )
 
 // Options describe one capture. The zero value of each field has a useful
@@ -33,7 +33,7 @@ type Options struct {
 	Slack             time.Duration // RPC deadline beyond the window, for collection; 60s when 0
 	Grace             time.Duration // once ctx is cancelled, how long to wait for the trace; 2s when 0
 	MaxEvents         uint64        // 1e6 when 0
-	MaxFileBytes      int           // largest trace file written from a response; 1 GiB when 0
+	MaxBytes          int           // largest response accepted (the trace, or all tool data); DefaultMaxBytes when 0
 	Tools             []string      // tools asked of servers that return tool_data
 }
 
@@ -63,8 +63,8 @@ func (o *Options) defaults(addr string) {
 	if o.Grace <= 0 {
 		o.Grace = 2 * time.Second
 	}
-	if o.MaxFileBytes <= 0 {
-		o.MaxFileBytes = 1 << 30
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxBytes
 	}
 	if o.MaxEvents == 0 {
 		o.MaxEvents = 1_000_000
@@ -76,6 +76,10 @@ func (o *Options) defaults(addr string) {
 		o.ServerLogDir = o.LogDir
 	}
 }
+
+// DefaultMaxBytes is the largest response a capture accepts by default:
+// 1 GiB, several minutes of a busy server's host and device tracers.
+const DefaultMaxBytes = 1 << 30
 
 // Where a trace ended up.
 const (
@@ -96,12 +100,22 @@ type Result struct {
 	EmptyTrace bool      `json:"empty_trace"`
 	Attempts   int       `json:"attempts"`
 	Terminated bool      `json:"terminated,omitempty"`  // ended early on request
+	TraceBytes int64     `json:"trace_bytes,omitempty"` // size of the XSpace the server returned
 	NotWritten []string  `json:"not_written,omitempty"` // trace files captured but not written (see the error)
 	Started    time.Time `json:"started"`
 	Finished   time.Time `json:"finished"`
+}
 
-	// Space is the server's trace when it came back in the response.
-	Space *tfproto.XSpace `json:"-"`
+// TraceFiles are the XSpace files of the server's trace written on this
+// machine (what the trace viewer opens), for a summary.
+func (r *Result) TraceFiles() []string {
+	var out []string
+	for _, f := range r.Files {
+		if strings.HasSuffix(f, ".xplane.pb") {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // Error is a capture that failed, with what the user can do about it.
@@ -145,38 +159,44 @@ func Capture(ctx context.Context, conn *grpc.ClientConn, addr string, opts Optio
 			SessionId:         opts.Run,
 		},
 	}
-	var resp *tfproto.ProfileResponse
+	var sink *responseSink
 	for attempt := 1; attempt <= opts.Attempts; attempt++ {
 		res.Attempts = attempt
-		var err error
-		resp, err = profileOnce(ctx, client, req, opts, res)
+		sink = &responseSink{store: Store{LogDir: opts.LogDir, Run: opts.Run}}
+		err := profileOnce(ctx, conn, client, req, sink, opts, res)
 		if err != nil {
+			sink.discard()
 			res.Finished = time.Now()
 			if reserved {
 				os.Remove(Store{LogDir: opts.LogDir, Run: opts.Run}.Dir())
 			}
+			if sink.localErr != nil {
+				res.NotWritten = append(res.NotWritten, filepath.Join(sink.store.Dir(), opts.HostName+".xplane.pb"))
+				return res, &Error{Addr: addr, Msg: "the trace was captured but could not be written: " + sink.localErr.Error(), Err: sink.localErr}
+			}
 			return res, describe(addr, err, opts)
 		}
-		if !resp.GetEmptyTrace() || ctx.Err() != nil {
+		if !sink.emptyTrace || ctx.Err() != nil {
 			break
 		}
+		sink.discard()
 	}
 	res.Finished = time.Now()
-	res.EmptyTrace = resp.GetEmptyTrace()
-	err := store(res, resp, req, opts)
+	res.EmptyTrace = sink.emptyTrace
+	err := store(res, sink, req, opts)
 	if reserved && res.Saved == SavedNone {
 		os.Remove(Store{LogDir: opts.LogDir, Run: opts.Run}.Dir()) // only when empty: no run without a trace
 	}
 	return res, err
 }
 
-// profileOnce makes one Profile call. When ctx is cancelled during the
-// window, it asks the server to end the session (Terminate) and still
-// waits for the response, as the data would be lost otherwise, but only
-// for opts.Grace: a server that takes the Terminate and never returns the
-// trace must not hold an interrupted run for the rest of the window and
-// the collection time.
-func profileOnce(ctx context.Context, client tfproto.ProfilerServiceClient, req *tfproto.ProfileRequest, opts Options, res *Result) (*tfproto.ProfileResponse, error) {
+// profileOnce makes one Profile call, the response going to sink. When ctx
+// is cancelled during the window, it asks the server to end the session
+// (Terminate) and still waits for the response, as the data would be lost
+// otherwise, but only for opts.Grace: a server that takes the Terminate
+// and never returns the trace must not hold an interrupted run for the
+// rest of the window and the collection time.
+func profileOnce(ctx context.Context, conn *grpc.ClientConn, client tfproto.ProfilerServiceClient, req *tfproto.ProfileRequest, sink *responseSink, opts Options, res *Result) error {
 	callCtx, cancel := context.WithTimeout(context.Background(), opts.Duration+opts.Slack)
 	defer cancel()
 	done := make(chan struct{})
@@ -202,12 +222,16 @@ func profileOnce(ctx context.Context, client tfproto.ProfilerServiceClient, req 
 			terminated <- err == nil
 		}
 	}()
-	resp, err := client.Profile(callCtx, req, grpc.MaxCallRecvMsgSize(1<<30))
+	// The response is not decoded into a ProfileResponse: streamCodec
+	// writes the trace from gRPC's buffers to disk as it is, so a trace of
+	// hundreds of MB costs one copy in memory and no garbage to collect
+	// while the load runs.
+	err := conn.Invoke(callCtx, tfproto.ProfilerService_Profile_FullMethodName, req, sink, grpc.ForceCodecV2(streamCodec{}), grpc.MaxCallRecvMsgSize(opts.MaxBytes))
 	close(done)
 	if <-terminated {
 		res.Terminated = true
 	}
-	return resp, err
+	return err
 }
 
 func describe(addr string, err error, opts Options) error {
@@ -221,6 +245,10 @@ func describe(addr string, err error, opts Options) error {
 		return &Error{Addr: addr, Err: err, Msg: fmt.Sprintf("no answer within the %s window plus %s for collection (raise --profile-timeout)", opts.Duration, opts.Slack)}
 	case codes.Canceled:
 		return &Error{Addr: addr, Err: err, Msg: "interrupted before the server returned the trace"}
+	case codes.ResourceExhausted:
+		if m := tooLarge.FindStringSubmatch(st.Message()); m != nil {
+			return &Error{Addr: addr, Err: err, Msg: fmt.Sprintf("the trace is larger than --profile-max-bytes %d (the server sent %s bytes); raise it", opts.MaxBytes, m[1])}
+		}
 	case codes.Internal:
 		if strings.Contains(st.Message(), "unmarshal") {
 			return &Error{Addr: addr, Err: err, Msg: "the server's answer is not a ProfileResponse (truncated or garbage): " + st.Message()}
@@ -229,48 +257,37 @@ func describe(addr string, err error, opts Options) error {
 	return &Error{Addr: addr, Err: err, Msg: fmt.Sprintf("%s: %s", st.Code(), st.Message())}
 }
 
-// store writes the trace the way the response carries it and fills in
-// where it is.
-func store(res *Result, resp *tfproto.ProfileResponse, req *tfproto.ProfileRequest, opts Options) error {
-	st := Store{LogDir: opts.LogDir, Run: opts.Run}
-	if resp.GetEmptyTrace() {
+// tooLarge is how grpc-go refuses a message over MaxCallRecvMsgSize.
+var tooLarge = regexp.MustCompile(`received message larger than max \((\d+) vs\. \d+\)`)
+
+// store moves the files of a response into place and fills in where the
+// trace is.
+func store(res *Result, sink *responseSink, req *tfproto.ProfileRequest, opts Options) error {
+	defer sink.discard()
+	if sink.emptyTrace {
 		return nil // nothing worth a file: the result says the trace was empty
 	}
+	st := sink.store
 	switch {
-	case resp.GetXspace() != nil && len(resp.GetXspace().GetPlanes()) > 0:
-		res.Space = resp.GetXspace()
-		data, err := proto.Marshal(res.Space)
-		if err != nil {
-			return &Error{Addr: res.Address, Msg: err.Error(), Err: err}
-		}
-		p, err := st.Write(opts.HostName+".xplane.pb", data)
+	case sink.xspace != nil:
+		p, err := st.Commit(sink.xspace, opts.HostName+".xplane.pb")
 		if err != nil {
 			res.NotWritten = append(res.NotWritten, filepath.Join(st.Dir(), opts.HostName+".xplane.pb"))
 			return &Error{Addr: res.Address, Msg: "the trace was captured but could not be written: " + err.Error(), Err: err}
 		}
-		res.Saved, res.Files = SavedLocal, append(res.Files, p)
-	case len(resp.GetToolData()) > 0:
-		var errs []error
-		for _, td := range resp.GetToolData() {
-			if len(td.GetData()) > opts.MaxFileBytes {
-				errs = append(errs, fmt.Errorf("refusing tool_data %q of %d bytes (over %d)", td.GetName(), len(td.GetData()), opts.MaxFileBytes))
-				continue
-			}
-			p, err := st.Write(td.GetName(), td.GetData())
+		res.Saved, res.Files, res.TraceBytes = SavedLocal, append(res.Files, p), sink.xspaceBytes
+	case len(sink.tools) > 0 || len(sink.refused) > 0:
+		errs := sink.refused
+		for _, td := range sink.tools {
+			p, err := st.Commit(td.file, td.name)
 			if err != nil {
-				errs = append(errs, err)
-				if SafeName(td.GetName()) == nil && !errors.Is(err, ErrExists) {
-					res.NotWritten = append(res.NotWritten, filepath.Join(st.Dir(), td.GetName()))
+				if SafeName(td.name) == nil && !errors.Is(err, ErrExists) {
+					res.NotWritten = append(res.NotWritten, filepath.Join(st.Dir(), td.name))
 				}
+				errs = append(errs, err)
 				continue
 			}
 			res.Files = append(res.Files, p)
-			if res.Space == nil && filepath.Ext(td.GetName()) == ".pb" {
-				var space tfproto.XSpace
-				if proto.Unmarshal(td.GetData(), &space) == nil && len(space.GetPlanes()) > 0 {
-					res.Space = &space
-				}
-			}
 		}
 		if len(res.Files) > 0 {
 			res.Saved = SavedLocal

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +84,73 @@ func predict(srv *sim.Server) {
 	}
 }
 
+// capturePadded captures a window of the sim, whose trace has extra events,
+// while calls keep coming.
+func capturePadded(t *testing.T, extra int, opts profile.Options) (*profile.Result, error) {
+	t.Helper()
+	srv, conn := startSim(t, sim.Config{Profiler: sim.ProfilerConfig{TraceEvents: extra}})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				predict(srv)
+			}
+		}
+	}()
+	opts.Duration = 300 * time.Millisecond
+	return profile.Capture(context.Background(), conn, srv.GRPCAddr(), opts)
+}
+
+func TestCaptureStreamsTheTraceToDisk(t *testing.T) {
+	const extra = 50_000
+	logdir := t.TempDir()
+	res, err := capturePadded(t, extra, profile.Options{LogDir: logdir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(res.Files[0])
+	if err != nil || res.Saved != profile.SavedLocal || len(res.Files) != 1 || info.Size() != res.TraceBytes || res.TraceBytes < extra*10 {
+		t.Fatalf("result %+v: %v", res, err)
+	}
+	sum, err := profile.SummarizeFiles(res.TraceFiles())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kernels, predicts int64
+	for _, op := range sum.Ops {
+		switch {
+		case op.Plane == "/device:GPU:0":
+			kernels += op.Count
+		case op.Name == "Predict":
+			predicts += op.Count
+		}
+	}
+	if kernels != extra || predicts == 0 {
+		t.Fatalf("%d kernel events (want %d), %d Predict events: %+v", kernels, extra, predicts, sum.Ops)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(res.Files[0])); len(entries) != 1 {
+		t.Fatalf("the run directory holds %d files", len(entries))
+	}
+}
+
+func TestCaptureRefusesATraceOverMaxBytes(t *testing.T) {
+	logdir := t.TempDir()
+	res, err := capturePadded(t, 50_000, profile.Options{LogDir: logdir, MaxBytes: 64 << 10})
+	if err == nil || !regexp.MustCompile(`the trace is larger than --profile-max-bytes 65536 \(the server sent \d+ bytes\); raise it$`).MatchString(err.Error()) {
+		t.Fatalf("got %v", err)
+	}
+	if res.Saved != profile.SavedNone || len(res.Files) != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	if entries, _ := os.ReadDir(profile.Store{LogDir: logdir, Run: res.Run}.Dir()); len(entries) != 0 {
+		t.Fatalf("the run directory holds %d files", len(entries))
+	}
+}
+
 // underLoad calls the simulator until the test ends, so that its
 // profiler has something to trace.
 func underLoad(t *testing.T, srv *sim.Server) {
@@ -138,7 +206,7 @@ func TestATraceThatCannotBeWrittenIsReportedAsCapturedNotWritten(t *testing.T) {
 	if !errors.As(err, &write) || !strings.Contains(err.Error(), "the trace was captured but could not be written") {
 		t.Fatalf("err %v: want an *outfile.Error saying the trace was captured", err)
 	}
-	if res.Space == nil || res.Saved != profile.SavedNone || len(res.NotWritten) != 1 || filepath.Dir(res.NotWritten[0]) != (profile.Store{LogDir: logdir, Run: res.Run}).Dir() {
-		t.Fatalf("result %+v: want the trace in memory and its path under the logdir as not written", res)
+	if res.Saved != profile.SavedNone || len(res.NotWritten) != 1 || filepath.Dir(res.NotWritten[0]) != (profile.Store{LogDir: logdir, Run: res.Run}).Dir() {
+		t.Fatalf("result %+v: want its path under the logdir as not written", res)
 	}
 }

@@ -85,27 +85,55 @@ func (s Store) Write(name string, data []byte) (string, error) {
 	if err := SafeName(name); err != nil {
 		return "", fmt.Errorf("refusing to write a trace file from the server: %w", err)
 	}
+	tmp, err := s.Temp()
+	if err != nil {
+		return "", err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return "", &outfile.Error{Path: filepath.Join(s.Dir(), name), Err: err}
+	}
+	return s.Commit(tmp, name)
+}
+
+// tempBase names the temporary files of a run's directory: a trace is
+// received before its file's name is known.
+const tempBase = "trace"
+
+// Temp creates a temporary file in the run's directory, to be written and
+// then linked into place with Commit. Temporary files left by a killed
+// loadprof are removed first. A failure is an *outfile.Error.
+func (s Store) Temp() (*os.File, error) {
 	dir := s.Dir()
-	path := filepath.Join(dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, &outfile.Error{Path: dir, Err: err}
+	}
+	outfile.RemoveStale(dir, tempBase)
+	tmp, err := os.CreateTemp(dir, outfile.TempPattern(tempBase))
+	if err != nil {
+		return nil, &outfile.Error{Path: dir, Err: err}
+	}
+	return tmp, nil
+}
+
+// Commit closes tmp (from Temp), links it into place as name (checked with
+// SafeName) and returns its path; an existing file is never replaced. tmp
+// itself is removed in any case. A file that cannot be written is an
+// *outfile.Error.
+func (s Store) Commit(tmp *os.File, name string) (string, error) {
+	defer os.Remove(tmp.Name())
+	closeErr := tmp.Close()
+	if err := SafeName(name); err != nil {
+		return "", fmt.Errorf("refusing to write a trace file from the server: %w", err)
+	}
+	path := filepath.Join(s.Dir(), name)
 	if rel, err := filepath.Rel(s.LogDir, path); err != nil || strings.HasPrefix(rel, "..") {
 		return "", fmt.Errorf("refusing to write %q outside the logdir", name)
 	}
 	failed := func(err error) error { return &outfile.Error{Path: path, Err: err} }
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", failed(err)
-	}
-	outfile.RemoveStale(dir, name)
-	tmp, err := os.CreateTemp(dir, outfile.TempPattern(name))
-	if err != nil {
-		return "", failed(err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return "", failed(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", failed(err)
+	if closeErr != nil {
+		return "", failed(closeErr)
 	}
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		return "", failed(err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/loadprof/loadprof/tfproto"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -32,7 +33,9 @@ type Summary struct {
 }
 
 // ReadXSpace reads an .xplane.pb file, or the newest run of a logdir or of
-// a plugins/profile directory (all its .xplane.pb files).
+// a plugins/profile directory (all its .xplane.pb files). It decodes them
+// whole, several times their size in memory: a summary of a trace of any
+// size is SummarizePath's.
 func ReadXSpace(path string) (*tfproto.XSpace, []string, error) {
 	files, err := traceFiles(path)
 	if err != nil {
@@ -118,85 +121,401 @@ const (
 // ops and runtime events) and "/device:*" planes, without loadprof's own
 // client lines. Events are grouped by name per plane.
 func Summarize(space *tfproto.XSpace) Summary {
-	type key struct{ plane, name string }
-	agg := map[key]*Op{}
-	var sum Summary
-	var first, last int64 = -1, -1
+	var sum summarizer
+	var line lineSummer
+	var spans []span
 	for _, plane := range space.GetPlanes() {
-		name := plane.GetName()
-		if !(strings.HasPrefix(name, "/host:") || strings.HasPrefix(name, "/device:")) {
+		p := newPlaneSummer()
+		p.name = plane.GetName()
+		for id, md := range plane.GetEventMetadata() {
+			p.meta[id] = opNames{md.GetName(), md.GetDisplayName()}
+		}
+		for _, l := range plane.GetLines() {
+			line.reset()
+			events := l.GetEvents()
+			for _, e := range events {
+				if !line.add(e.GetMetadataId(), e.GetOffsetPs(), e.GetDurationPs()) {
+					spans = spans[:0]
+					for _, e := range events {
+						spans = append(spans, span{e.GetMetadataId(), e.GetOffsetPs(), e.GetDurationPs()})
+					}
+					line.addUnsorted(spans)
+					break
+				}
+			}
+			p.addLine(&line, l.GetName(), l.GetTimestampNs())
+		}
+		sum.addPlane(p)
+	}
+	return sum.result()
+}
+
+// SummarizeFiles summarises XSpace files like Summarize, reading them
+// through a small window instead of decoding them: the memory it needs is
+// the event names and the nesting depth of a line, whatever the size of
+// the trace. Lines whose events are not in order of start (TensorFlow
+// sorts them, SortXSpace) are read twice and cost 24 bytes an event while
+// they are sorted.
+func SummarizeFiles(files []string) (Summary, error) {
+	var sum summarizer
+	for _, f := range files {
+		if err := summarizeFile(&sum, f); err != nil {
+			return Summary{}, err
+		}
+	}
+	return sum.result(), nil
+}
+
+// SummarizePath summarises an .xplane.pb file, or the newest run of a
+// logdir or of a plugins/profile directory (all its .xplane.pb files but
+// loadprof's client trace), and returns the files it read.
+func SummarizePath(path string) (Summary, []string, error) {
+	files, err := traceFiles(path)
+	if err != nil {
+		return Summary{}, nil, err
+	}
+	sum, err := SummarizeFiles(files)
+	return sum, files, err
+}
+
+func summarizeFile(sum *summarizer, name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	w := newWireReader(f, 0, info.Size())
+	var line lineSummer
+	var spans []span
+	end := info.Size()
+	for num, typ, ok := w.next(end); ok; num, typ, ok = w.next(end) {
+		if num != xspacePlanes || typ != protowire.BytesType {
+			w.skipField(num, typ, end)
 			continue
 		}
-		counted := false
-		for _, line := range plane.GetLines() {
-			if strings.HasPrefix(line.GetName(), ClientLinePrefix) {
-				continue // loadprof's own requests, not the server's work
-			}
-			if !counted {
-				sum.Planes, counted = append(sum.Planes, name), true
-			}
-			events := line.GetEvents()
-			// Self time: subtract, from each event, the events nested in it.
-			type span struct{ start, end int64 }
-			spans := make([]span, len(events))
-			order := make([]int, len(events))
-			for i, e := range events {
-				start := line.GetTimestampNs()*1000 + e.GetOffsetPs()
-				spans[i] = span{start, start + e.GetDurationPs()}
-				order[i] = i
-			}
-			sort.Slice(order, func(a, b int) bool {
-				sa, sb := spans[order[a]], spans[order[b]]
-				if sa.start != sb.start {
-					return sa.start < sb.start
-				}
-				return sa.end > sb.end // the enclosing event first
-			})
-			child := make([]int64, len(events))
-			var stack []int
-			for _, i := range order {
-				for len(stack) > 0 && spans[stack[len(stack)-1]].end <= spans[i].start {
-					stack = stack[:len(stack)-1]
-				}
-				if len(stack) > 0 && spans[i].end <= spans[stack[len(stack)-1]].end {
-					child[stack[len(stack)-1]] += spans[i].end - spans[i].start
-				}
-				stack = append(stack, i)
-			}
-			for i, e := range events {
-				md := plane.GetEventMetadata()[e.GetMetadataId()]
-				opName := md.GetDisplayName()
-				if opName == "" {
-					opName = md.GetName()
-				}
-				k := key{name, opName}
-				op := agg[k]
-				if op == nil {
-					op = &Op{Name: opName, Plane: name}
-					// TensorFlow names op events "name:Type"; C++ scopes
-					// ("ExecutorState::Process") and labels ("EagerLocalExecute:
-					// _EagerConst") are not that.
-					if j := strings.LastIndexByte(opName, ':'); j > 0 && j < len(opName)-1 && !strings.Contains(opName, "::") && !strings.Contains(opName, ": ") {
-						op.Name, op.Type = opName[:j], opName[j+1:]
-					}
-					agg[k] = op
-				}
-				op.Count++
-				op.TotalMs += float64(e.GetDurationPs()) / 1e9
-				op.SelfMs += float64(e.GetDurationPs()-child[i]) / 1e9
-				if first < 0 || spans[i].start < first {
-					first = spans[i].start
-				}
-				if spans[i].end > last {
-					last = spans[i].end
-				}
-			}
+		pend := w.length(end)
+		p := newPlaneSummer()
+		readPlane(w, pend, p, &line, &spans)
+		if w.err == nil {
+			sum.addPlane(p)
 		}
 	}
-	if first >= 0 {
-		sum.SpanMs = float64(last-first) / 1e9
+	if w.err != nil {
+		return fmt.Errorf("%s: not an XSpace: %w", name, w.err)
 	}
-	for _, op := range agg {
+	return nil
+}
+
+// Field numbers of xplane.proto that the summary reads.
+const (
+	xspacePlanes         = 1
+	xplaneName           = 2
+	xplaneLines          = 3
+	xplaneEventMetadata  = 4
+	xlineName            = 2
+	xlineTimestampNs     = 3
+	xlineEvents          = 4
+	xeventMetadataID     = 1
+	xeventOffsetPs       = 2
+	xeventDurationPs     = 3
+	xeventNumOccurrences = 5
+	xmetadataName        = 2
+	xmetadataDisplayName = 4
+	mapKey, mapValue     = 1, 2
+)
+
+func readPlane(w *wireReader, end int64, p *planeSummer, line *lineSummer, spans *[]span) {
+	for num, typ, ok := w.next(end); ok; num, typ, ok = w.next(end) {
+		switch {
+		case num == xplaneName && typ == protowire.BytesType:
+			p.name = w.str(end)
+		case num == xplaneLines && typ == protowire.BytesType:
+			lend := w.length(end)
+			readLine(w, lend, p, line, spans)
+		case num == xplaneEventMetadata && typ == protowire.BytesType:
+			eend := w.length(end)
+			var id int64
+			var names opNames
+			for num, typ, ok := w.next(eend); ok; num, typ, ok = w.next(eend) {
+				switch {
+				case num == mapKey && typ == protowire.VarintType:
+					id = int64(w.varint())
+				case num == mapValue && typ == protowire.BytesType:
+					// A message field given twice is merged, as proto.Unmarshal does.
+					vend := w.length(eend)
+					for num, typ, ok := w.next(vend); ok; num, typ, ok = w.next(vend) {
+						switch {
+						case num == xmetadataName && typ == protowire.BytesType:
+							names.name = w.str(vend)
+						case num == xmetadataDisplayName && typ == protowire.BytesType:
+							names.display = w.str(vend)
+						default:
+							w.skipField(num, typ, vend)
+						}
+					}
+				default:
+					w.skipField(num, typ, eend)
+				}
+			}
+			p.meta[id] = names
+		default:
+			w.skipField(num, typ, end)
+		}
+	}
+}
+
+// readLine summarises one line. Its events are taken as they come while
+// they are in order; when one is not, the line is read again and sorted.
+func readLine(w *wireReader, end int64, p *planeSummer, line *lineSummer, spans *[]span) {
+	start := w.pos
+	var name string
+	var ts int64
+	line.reset()
+	inOrder := true
+	for num, typ, ok := w.next(end); ok; num, typ, ok = w.next(end) {
+		switch {
+		case num == xlineName && typ == protowire.BytesType:
+			name = w.str(end)
+		case num == xlineTimestampNs && typ == protowire.VarintType:
+			ts = int64(w.varint())
+		case num == xlineEvents && typ == protowire.BytesType:
+			e := readEvent(w, w.length(end))
+			if inOrder {
+				inOrder = line.add(e.md, e.offset, e.dur)
+			}
+		default:
+			w.skipField(num, typ, end)
+		}
+	}
+	if !inOrder && w.err == nil {
+		w.seek(start, end)
+		*spans = (*spans)[:0]
+		for num, typ, ok := w.next(end); ok; num, typ, ok = w.next(end) {
+			if num == xlineEvents && typ == protowire.BytesType {
+				*spans = append(*spans, readEvent(w, w.length(end)))
+			} else {
+				w.skipField(num, typ, end)
+			}
+		}
+		line.addUnsorted(*spans)
+	}
+	if w.err == nil {
+		p.addLine(line, name, ts)
+	}
+}
+
+func readEvent(w *wireReader, end int64) span {
+	var e span
+	for num, typ, ok := w.next(end); ok; num, typ, ok = w.next(end) {
+		switch {
+		case num == xeventMetadataID && typ == protowire.VarintType:
+			e.md = int64(w.varint())
+		case num == xeventOffsetPs && typ == protowire.VarintType:
+			e.offset = int64(w.varint())
+		case num == xeventNumOccurrences && typ == protowire.VarintType:
+			w.varint()
+			e.offset = 0 // the other member of the oneof: no offset
+		case num == xeventDurationPs && typ == protowire.VarintType:
+			e.dur = int64(w.varint())
+		default:
+			w.skipField(num, typ, end)
+		}
+	}
+	return e
+}
+
+// span is one event of a line: its metadata id, offset from the line's
+// start and duration, in picoseconds.
+type span struct{ md, offset, dur int64 }
+
+// opStats are the events of one metadata id.
+type opStats struct{ count, totalPs, selfPs int64 }
+
+// lineSummer computes the self time of a line's events, which come in
+// order of start, the enclosing event first (as TensorFlow sorts them):
+// each event's self time is its duration minus that of the events nested
+// directly in it, found with a stack of the events still open.
+type lineSummer struct {
+	open        []openEvent
+	ops         map[int64]*opStats
+	n           int
+	prev        span
+	first, last int64 // ps from the line's start
+}
+
+type openEvent struct{ md, end, dur, child int64 }
+
+func (l *lineSummer) reset() {
+	if l.ops == nil {
+		l.ops = map[int64]*opStats{}
+	}
+	clear(l.ops)
+	l.open, l.n = l.open[:0], 0
+}
+
+// add takes the next event, or reports false when it comes before the
+// previous one (the line must then be given again with addUnsorted).
+func (l *lineSummer) add(md, offset, dur int64) bool {
+	end := offset + dur
+	if l.n > 0 && (offset < l.prev.offset || offset == l.prev.offset && end > l.prev.offset+l.prev.dur) {
+		return false
+	}
+	l.prev = span{md, offset, dur}
+	if l.n == 0 || offset < l.first {
+		l.first = offset
+	}
+	if l.n == 0 || end > l.last {
+		l.last = end
+	}
+	l.n++
+	for len(l.open) > 0 && l.open[len(l.open)-1].end <= offset {
+		l.close()
+	}
+	if k := len(l.open) - 1; k >= 0 && end <= l.open[k].end {
+		l.open[k].child += dur
+	}
+	l.open = append(l.open, openEvent{md: md, end: end, dur: dur})
+	return true
+}
+
+// addUnsorted starts the line again with all its events, in any order.
+func (l *lineSummer) addUnsorted(events []span) {
+	sort.SliceStable(events, func(a, b int) bool {
+		ea, eb := events[a], events[b]
+		if ea.offset != eb.offset {
+			return ea.offset < eb.offset
+		}
+		return ea.offset+ea.dur > eb.offset+eb.dur // the enclosing event first
+	})
+	l.reset()
+	for _, e := range events {
+		l.add(e.md, e.offset, e.dur)
+	}
+}
+
+func (l *lineSummer) close() {
+	e := l.open[len(l.open)-1]
+	l.open = l.open[:len(l.open)-1]
+	st := l.ops[e.md]
+	if st == nil {
+		st = &opStats{}
+		l.ops[e.md] = st
+	}
+	st.count++
+	st.totalPs += e.dur
+	st.selfPs += e.dur - e.child
+}
+
+func (l *lineSummer) finish() {
+	for len(l.open) > 0 {
+		l.close()
+	}
+}
+
+type opNames struct{ name, display string }
+
+// planeSummer collects one plane's lines; whether the plane counts is known
+// at its end, when its name surely has been read.
+type planeSummer struct {
+	name        string
+	meta        map[int64]opNames
+	ops         map[int64]*opStats
+	counted     bool  // has a line that is not loadprof's
+	first, last int64 // ps since the epoch; first < 0: no event yet
+}
+
+func newPlaneSummer() *planeSummer {
+	return &planeSummer{meta: map[int64]opNames{}, ops: map[int64]*opStats{}, first: -1}
+}
+
+func (p *planeSummer) addLine(l *lineSummer, name string, timestampNs int64) {
+	l.finish()
+	if strings.HasPrefix(name, ClientLinePrefix) {
+		return // loadprof's own requests, not the server's work
+	}
+	p.counted = true
+	for md, st := range l.ops {
+		sum := p.ops[md]
+		if sum == nil {
+			sum = &opStats{}
+			p.ops[md] = sum
+		}
+		sum.count += st.count
+		sum.totalPs += st.totalPs
+		sum.selfPs += st.selfPs
+	}
+	if l.n > 0 {
+		base := timestampNs * 1000
+		if p.first < 0 || base+l.first < p.first {
+			p.first = base + l.first
+		}
+		if base+l.last > p.last {
+			p.last = base + l.last
+		}
+	}
+}
+
+// summarizer groups the server's planes' events by name per plane.
+type summarizer struct {
+	sum         Summary
+	ops         map[[2]string]*Op // plane, op
+	first, last int64
+	seen        bool
+}
+
+func (s *summarizer) addPlane(p *planeSummer) {
+	if !(strings.HasPrefix(p.name, "/host:") || strings.HasPrefix(p.name, "/device:")) {
+		return
+	}
+	if p.counted {
+		s.sum.Planes = append(s.sum.Planes, p.name)
+	}
+	if s.ops == nil {
+		s.ops = map[[2]string]*Op{}
+	}
+	for md, st := range p.ops {
+		names := p.meta[md]
+		opName := names.display
+		if opName == "" {
+			opName = names.name
+		}
+		k := [2]string{p.name, opName}
+		op := s.ops[k]
+		if op == nil {
+			op = &Op{Name: opName, Plane: p.name}
+			// TensorFlow names op events "name:Type"; C++ scopes
+			// ("ExecutorState::Process") and labels ("EagerLocalExecute:
+			// _EagerConst") are not that.
+			if j := strings.LastIndexByte(opName, ':'); j > 0 && j < len(opName)-1 && !strings.Contains(opName, "::") && !strings.Contains(opName, ": ") {
+				op.Name, op.Type = opName[:j], opName[j+1:]
+			}
+			s.ops[k] = op
+		}
+		op.Count += st.count
+		op.TotalMs += float64(st.totalPs) / 1e9
+		op.SelfMs += float64(st.selfPs) / 1e9
+	}
+	if p.first >= 0 {
+		if !s.seen || p.first < s.first {
+			s.first = p.first
+		}
+		if !s.seen || p.last > s.last {
+			s.last = p.last
+		}
+		s.seen = true
+	}
+}
+
+func (s *summarizer) result() Summary {
+	sum := s.sum
+	if s.seen {
+		sum.SpanMs = float64(s.last-s.first) / 1e9
+	}
+	for _, op := range s.ops {
 		if sum.SpanMs > 0 {
 			op.Share = op.SelfMs / sum.SpanMs
 		}

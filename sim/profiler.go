@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -41,6 +43,12 @@ type ProfilerConfig struct {
 	// Garbage makes Profile answer with bytes that are not a
 	// ProfileResponse (a truncated message).
 	Garbage bool
+	// TraceEvents adds this many events to a trace returned in the
+	// response (emit_xspace), on a "/device:GPU:0" plane of their own: a
+	// big trace, to test how the client copes with one. All lines repeat
+	// one encoded block of events, so even 10 M events (about 170 MB on the
+	// wire) cost the simulator little memory and no garbage collection.
+	TraceEvents int
 }
 
 // rawReply is sent by the codec as it is: how the simulator answers with
@@ -51,8 +59,11 @@ type rawReply []byte
 type simCodec struct{ proto encoding.CodecV2 }
 
 func (c simCodec) Marshal(v any) (mem.BufferSlice, error) {
-	if r, ok := v.(rawReply); ok {
+	switch r := v.(type) {
+	case rawReply:
 		return mem.BufferSlice{mem.SliceBuffer(r)}, nil
+	case paddedReply:
+		return r.marshal()
 	}
 	return c.proto.Marshal(v)
 }
@@ -247,4 +258,134 @@ func (s *Server) traceOf(calls []profiledCall, host string) *tfproto.XSpace {
 		}
 	}
 	return &tfproto.XSpace{Planes: []*tfproto.XPlane{plane}, Hostnames: []string{host}}
+}
+
+// paddedReply is a ProfileResponse whose XSpace has more planes, already
+// encoded (ProfilerConfig.TraceEvents).
+type paddedReply struct {
+	resp   *tfproto.ProfileResponse
+	planes mem.BufferSlice // XSpace.planes fields, shared by every reply
+}
+
+func (r paddedReply) marshal() (mem.BufferSlice, error) {
+	space := r.resp.GetXspace()
+	rest := proto.Clone(r.resp).(*tfproto.ProfileResponse)
+	rest.Xspace = nil
+	head, err := proto.Marshal(rest)
+	if err != nil {
+		return nil, err
+	}
+	own, err := proto.Marshal(space)
+	if err != nil {
+		return nil, err
+	}
+	// Repeated fields of a message may come in several pieces: the
+	// response's own planes, then the padding planes.
+	head = protowire.AppendTag(head, xspaceField, protowire.BytesType)
+	head = protowire.AppendVarint(head, uint64(len(own)+r.planes.Len()))
+	head = append(head, own...)
+	return append(mem.BufferSlice{mem.SliceBuffer(head)}, r.planes...), nil
+}
+
+// xspaceField is ProfileResponse.xspace.
+const xspaceField = 8
+
+// paddingEventsPerLine is how many events each line of the padding plane
+// holds (the last one fewer).
+const paddingEventsPerLine = 10_000
+
+// paddingPlane encodes a "/device:GPU:0" plane of n events as XSpace.planes
+// (field 1): lines of paddingEventsPerLine back-to-back kernels of 0.8 us
+// every 1 us, three kernel names taking turns. The lines share the encoded
+// events, so the result holds about one line's worth of memory.
+func paddingPlane(n int, base time.Time) mem.BufferSlice {
+	kernels := []string{"sim_kernel_gemm", "sim_kernel_bias_relu", "sim_kernel_reduce"}
+	events := func(count int) []byte {
+		var b, ev []byte
+		for i := 0; i < count; i++ {
+			ev = ev[:0]
+			ev = protowire.AppendTag(ev, 1, protowire.VarintType) // metadata_id
+			ev = protowire.AppendVarint(ev, uint64(1+i%len(kernels)))
+			ev = protowire.AppendTag(ev, 2, protowire.VarintType) // offset_ps
+			ev = protowire.AppendVarint(ev, uint64(i)*1_000_000)
+			ev = protowire.AppendTag(ev, 3, protowire.VarintType) // duration_ps
+			ev = protowire.AppendVarint(ev, 800_000)
+			b = protowire.AppendTag(b, 4, protowire.BytesType) // XLine.events
+			b = protowire.AppendBytes(b, ev)
+		}
+		return b
+	}
+	full := events(min(n, paddingEventsPerLine))
+	var lines mem.BufferSlice
+	var linesLen int
+	for id := 1; n > 0; id++ {
+		block := full
+		if n < paddingEventsPerLine {
+			block = events(n)
+		}
+		n -= min(n, paddingEventsPerLine)
+		var hdr []byte
+		hdr = protowire.AppendTag(hdr, 1, protowire.VarintType) // XLine.id
+		hdr = protowire.AppendVarint(hdr, uint64(id))
+		hdr = protowire.AppendTag(hdr, 2, protowire.BytesType) // XLine.name
+		hdr = protowire.AppendString(hdr, "Stream #"+strconv.Itoa(id))
+		hdr = protowire.AppendTag(hdr, 3, protowire.VarintType) // XLine.timestamp_ns
+		hdr = protowire.AppendVarint(hdr, uint64(base.UnixNano()))
+		line := protowire.AppendTag(nil, 3, protowire.BytesType) // XPlane.lines
+		line = protowire.AppendVarint(line, uint64(len(hdr)+len(block)))
+		line = append(line, hdr...)
+		lines = append(lines, mem.SliceBuffer(line), mem.SliceBuffer(block))
+		linesLen += len(line) + len(block)
+	}
+	var head, tail []byte
+	head = protowire.AppendTag(head, 1, protowire.VarintType) // XPlane.id
+	head = protowire.AppendVarint(head, 2)
+	head = protowire.AppendTag(head, 2, protowire.BytesType) // XPlane.name
+	head = protowire.AppendString(head, "/device:GPU:0")
+	for i, k := range kernels {
+		md, err := proto.Marshal(&tfproto.XEventMetadata{Id: int64(i + 1), Name: k})
+		if err != nil {
+			panic(err) // a plain message always marshals
+		}
+		var entry []byte
+		entry = protowire.AppendTag(entry, 1, protowire.VarintType) // map key
+		entry = protowire.AppendVarint(entry, uint64(i+1))
+		entry = protowire.AppendTag(entry, 2, protowire.BytesType) // map value
+		entry = protowire.AppendBytes(entry, md)
+		tail = protowire.AppendTag(tail, 4, protowire.BytesType) // XPlane.event_metadata
+		tail = protowire.AppendBytes(tail, entry)
+	}
+	plane := protowire.AppendTag(nil, 1, protowire.BytesType) // XSpace.planes
+	plane = protowire.AppendVarint(plane, uint64(len(head)+linesLen+len(tail)))
+	plane = append(plane, head...)
+	out := mem.BufferSlice{mem.SliceBuffer(plane)}
+	out = append(out, lines...)
+	return append(out, mem.SliceBuffer(tail))
+}
+
+// paddedProfilerService is the ProfilerService whose Profile replies carry
+// ProfilerConfig.TraceEvents more events.
+func (s *Server) paddedProfilerService() *grpc.ServiceDesc {
+	desc := tfproto.ProfilerService_ServiceDesc
+	desc.Methods = slices.Clone(desc.Methods)
+	var padding mem.BufferSlice
+	var once sync.Once
+	for i, m := range desc.Methods {
+		if m.MethodName != "Profile" {
+			continue
+		}
+		desc.Methods[i].Handler = func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			var req tfproto.ProfileRequest
+			if err := dec(&req); err != nil {
+				return nil, err
+			}
+			resp, err := srv.(*profilerService).Profile(ctx, &req)
+			if err != nil || resp.GetXspace() == nil {
+				return resp, err
+			}
+			once.Do(func() { padding = paddingPlane(s.cfg.Profiler.TraceEvents, s.start) })
+			return paddedReply{resp: resp, planes: padding}, nil
+		}
+	}
+	return &desc
 }

@@ -220,15 +220,22 @@ func Start(cfg Config) (*Server, error) {
 		s.grpcLn = ln
 		ln = trackingListener{ln, &s.grpcConns}
 		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(256 << 20)}
+		if cfg.Profiler.Garbage || cfg.Profiler.TraceEvents > 0 {
+			opts = append(opts, grpc.ForceServerCodecV2(simCodec{encoding.GetCodecV2("proto")}))
+		}
 		if cfg.Profiler.Garbage {
-			opts = append(opts, grpc.ForceServerCodecV2(simCodec{encoding.GetCodecV2("proto")}), grpc.UnknownServiceHandler(garbageProfiler))
+			opts = append(opts, grpc.UnknownServiceHandler(garbageProfiler))
 		}
 		if cfg.TLS != nil {
 			opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 		}
 		s.grpc = grpc.NewServer(opts...)
 		tfproto.RegisterPredictionServiceServer(s.grpc, &predictionService{s: s})
-		if !cfg.Profiler.Disabled && !cfg.Profiler.Garbage {
+		switch {
+		case cfg.Profiler.Disabled || cfg.Profiler.Garbage:
+		case cfg.Profiler.TraceEvents > 0:
+			s.grpc.RegisterService(s.paddedProfilerService(), &profilerService{s: s})
+		default:
 			tfproto.RegisterProfilerServiceServer(s.grpc, &profilerService{s: s})
 		}
 		s.wg.Add(1)

@@ -84,6 +84,7 @@ func TestBadInputExitsTwoWithOneLineNamingTheProblem(t *testing.T) {
 		{[]string{"run", "--grpc", srv.GRPCAddr(), "--data", good, "--rate", "10"}, "--grpc needs --model"},
 		{[]string{"run", "--grpc", srv.GRPCAddr(), "--model", "test_model", "--data", wide, "--rate", "10"}, `wide.json: input "x": dimension 1 is 3, the signature wants 4`},
 		{[]string{"run", "--url", url, "--grpc", srv.GRPCAddr(), "--data", good, "--rate", "10"}, "give one target"},
+		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "--profile", srv.GRPCAddr(), "--profile-max-bytes", "0"}, "--profile-max-bytes 0: must be between 1 and 2147483647"},
 		{[]string{"sim", "--input", "x:complex"}, `unknown type "complex"`},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 	}
@@ -224,6 +225,10 @@ func TestProfileCommandAndTraceSummary(t *testing.T) {
 	code, _, stderr = loadprof(t, "trace", "summary", t.TempDir())
 	if code != 2 || !strings.Contains(stderr, "no .xplane.pb file") {
 		t.Fatalf("empty dir: exit %d %s", code, stderr)
+	}
+	code, _, stderr = loadprof(t, "profile", "--addr", srv.GRPCAddr(), "--profile-duration", "100ms", "--logdir", logdir, "--profile-max-bytes", "10")
+	if code != 3 || !strings.Contains(stderr, "the trace is larger than --profile-max-bytes 10 (the server sent ") {
+		t.Fatalf("over --profile-max-bytes: exit %d %s", code, stderr)
 	}
 	closed := testkit.ClosedAddr(t)
 	code, _, stderr = loadprof(t, "profile", "--addr", closed, "--profile-duration", "1s", "--logdir", logdir)

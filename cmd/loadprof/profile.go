@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/loadprof/loadprof/internal/outfile"
@@ -22,6 +23,7 @@ type profileFlags struct {
 	hostLevel, deviceLevel uint32
 	pythonLevel            uint32
 	attempts               int
+	maxBytes               int64
 }
 
 func addProfileFlags(fs *pflag.FlagSet) *profileFlags {
@@ -35,6 +37,7 @@ func addProfileFlags(fs *pflag.FlagSet) *profileFlags {
 	fs.Uint32Var(&p.pythonLevel, "python-tracer-level", 0, "python tracer level 0-1")
 	fs.IntVar(&p.attempts, "profile-attempts", 3, "captures tried while the server reports an empty trace")
 	fs.DurationVar(&p.slack, "profile-timeout", 60*time.Second, "time allowed past the window for the server to collect and return the trace")
+	fs.Int64Var(&p.maxBytes, "profile-max-bytes", profile.DefaultMaxBytes, "largest trace accepted from the server, in bytes (it is streamed to disk; a larger one is refused)")
 	return p
 }
 
@@ -50,11 +53,14 @@ func (p *profileFlags) options() (profile.Options, error) {
 		return profile.Options{}, errors.New("--logdir must not be empty")
 	case p.attempts < 1:
 		return profile.Options{}, fmt.Errorf("--profile-attempts %d: must be at least 1", p.attempts)
+	case p.maxBytes < 1 || p.maxBytes > math.MaxInt32:
+		// gRPC frames a message with a 32-bit length.
+		return profile.Options{}, fmt.Errorf("--profile-max-bytes %d: must be between 1 and %d", p.maxBytes, math.MaxInt32)
 	}
 	return profile.Options{
 		Duration: p.duration, LogDir: p.logdir, ServerLogDir: p.serverLogdir, HostName: p.hostName,
 		HostTracerLevel: p.hostLevel, DeviceTracerLevel: p.deviceLevel, NoDeviceTracer: p.deviceLevel == 0,
-		PythonTracerLevel: p.pythonLevel, Attempts: p.attempts, Slack: p.slack,
+		PythonTracerLevel: p.pythonLevel, Attempts: p.attempts, Slack: p.slack, MaxBytes: int(p.maxBytes),
 	}, nil
 }
 
@@ -106,9 +112,14 @@ func profileCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		if res.EmptyTrace {
 			fmt.Fprintf(stdout, "the server reported an empty trace after %d attempt(s)\n", res.Attempts)
 		}
-		if res.Space != nil {
-			fmt.Fprintln(stdout)
-			profile.Summarize(res.Space).Write(stdout, 10)
+		if files := res.TraceFiles(); len(files) > 0 {
+			sum, err := profile.SummarizeFiles(files)
+			if err != nil {
+				fmt.Fprintf(stderr, "loadprof profile: summarising the trace: %v\n", err)
+			} else {
+				fmt.Fprintln(stdout)
+				sum.Write(stdout, 10)
+			}
 		}
 	}
 	if err != nil {
@@ -157,7 +168,7 @@ func traceCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "loadprof trace summary: give one PATH (an .xplane.pb file, a run directory or a logdir)")
 		return exitBadInput
 	}
-	space, files, err := profile.ReadXSpace(fs.Arg(0))
+	sum, files, err := profile.SummarizePath(fs.Arg(0))
 	if err != nil {
 		fmt.Fprintf(stderr, "loadprof trace summary: %v\n", err)
 		return exitBadInput
@@ -165,6 +176,6 @@ func traceCommand(args []string, stdout, stderr io.Writer) int {
 	for _, f := range files {
 		fmt.Fprintf(stdout, "trace: %s\n", f)
 	}
-	profile.Summarize(space).Write(stdout, *top)
+	sum.Write(stdout, *top)
 	return exitOK
 }

@@ -31,6 +31,7 @@ type simFlags struct {
 	tlsCert, tlsKey   string
 	clientCA          string
 	signatureName     string
+	traceEvents       int
 }
 
 func (s *simFlags) register(fs *pflag.FlagSet, restDefault, grpcDefault string) {
@@ -49,6 +50,7 @@ func (s *simFlags) register(fs *pflag.FlagSet, restDefault, grpcDefault string) 
 	fs.StringVar(&s.tlsCert, "tls-cert", "", "serve REST as HTTPS and gRPC over TLS with this certificate (PEM; with --tls-key)")
 	fs.StringVar(&s.tlsKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	fs.StringVar(&s.clientCA, "client-ca", "", "require client certificates signed by this CA (mutual TLS)")
+	fs.IntVar(&s.traceEvents, "trace-events", 0, "add this many GPU kernel events to each profile trace (10000000 is about 140 MB), to try big traces")
 }
 
 func (s *simFlags) config() (sim.Config, error) {
@@ -59,6 +61,10 @@ func (s *simFlags) config() (sim.Config, error) {
 			Fixed: s.latency, Jitter: s.jitter, Stall: s.stall, StallEvery: s.stallEvery,
 			ErrorRate: s.errorRate, ErrorStatus: s.errorStatus, Workers: s.workers,
 		},
+		Profiler: sim.ProfilerConfig{TraceEvents: s.traceEvents},
+	}
+	if s.traceEvents < 0 {
+		return cfg, fmt.Errorf("--trace-events %d: must not be negative", s.traceEvents)
 	}
 	if err := firstError(
 		within("--error-rate", s.errorRate, 0, 1),
