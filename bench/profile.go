@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/loadprof/loadprof/load"
@@ -35,14 +36,45 @@ type ProfileReport struct {
 }
 
 // window runs one capture while the load runs and holds the steady phase
-// open until the capture returns.
+// open until the capture returns, or until the window's end plus
+// holdMargin: a profiler that takes the call and never answers must not
+// stretch the steady phase by its whole --profile-timeout.
 type window struct {
-	cfg    ProfileConfig
-	tls    *tls.Config
-	rec    *load.Recorder
-	hold   chan struct{}
-	report *ProfileReport
-	err    error
+	cfg      ProfileConfig
+	tls      *tls.Config
+	rec      *load.Recorder
+	hold     chan struct{} // closed when the steady phase may end
+	holdOnce sync.Once
+	done     chan struct{} // closed when the capture has returned
+	report   *ProfileReport
+	err      error
+}
+
+// holdMargin is how long past the window's planned end the steady phase
+// waits for the capture to return: the server's window starts a little
+// after the call (tracers start up, a GPU's in seconds), and must end under
+// load too.
+func holdMargin(window time.Duration) time.Duration { return max(2*time.Second, window/4) }
+
+func (w *window) release() { w.holdOnce.Do(func() { close(w.hold) }) }
+
+// profilerCheckWait bounds the check that the profiler can be reached
+// before the load starts.
+const profilerCheckWait = 3 * time.Second
+
+// checkProfiler tells whether the ProfilerService at addr can be reached
+// (a gRPC connection is made; no window is opened).
+func checkProfiler(ctx context.Context, addr string, tlsConfig *tls.Config) error {
+	creds := insecure.NewCredentials()
+	if tlsConfig != nil {
+		creds = credentials.NewTLS(tlsConfig)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", addr, err)
+	}
+	defer conn.Close()
+	return profile.Reachable(ctx, conn, addr, profilerCheckWait)
 }
 
 // newWindow prepares a window; an interrupted capture waits for its trace
@@ -52,13 +84,14 @@ func newWindow(cfg ProfileConfig, grace time.Duration, tlsConfig *tls.Config, re
 	if cfg.Options.Grace == 0 {
 		cfg.Options.Grace = grace
 	}
-	return &window{cfg: cfg, tls: tlsConfig, rec: rec, hold: make(chan struct{}), report: &ProfileReport{}}
+	return &window{cfg: cfg, tls: tlsConfig, rec: rec, hold: make(chan struct{}), done: make(chan struct{}), report: &ProfileReport{}}
 }
 
 // start is called when the first steady request is sent.
 func (w *window) start(ctx context.Context) {
 	go func() {
-		defer close(w.hold)
+		defer close(w.done)
+		defer w.release()
 		t := time.NewTimer(w.cfg.Delay)
 		select {
 		case <-t.C:
@@ -79,6 +112,12 @@ func (w *window) start(ctx context.Context) {
 		defer conn.Close()
 		w.rec.SetWindow(true)
 		w.report.WindowStartS = w.rec.Now().Seconds()
+		window := w.cfg.Options.Duration
+		if window <= 0 {
+			window = profile.DefaultDuration
+		}
+		bound := time.AfterFunc(window+holdMargin(window), w.release)
+		defer bound.Stop()
 		res, err := profile.Capture(ctx, conn, w.cfg.Addr, w.cfg.Options)
 		w.rec.SetWindow(false)
 		w.report.WindowEndS = w.rec.Now().Seconds()
@@ -99,7 +138,7 @@ func (w *window) fail(err error) {
 func (w *window) finish() *ProfileReport {
 	o := w.cfg.Options
 	select {
-	case <-w.hold:
+	case <-w.done:
 	case <-time.After(o.Duration + o.Slack + 10*time.Second):
 		w.fail(fmt.Errorf("profile %s: the capture did not return", w.cfg.Addr))
 		return w.report

@@ -66,6 +66,7 @@ type Config struct {
 	HlogPath string // HdrHistogram interval log, one histogram per second
 
 	Progress io.Writer      // live progress once a second; nil for none
+	Warnings io.Writer      // one line for each problem that does not stop the run; nil for none
 	Settings map[string]any // the flags that shaped the run, for result.json
 }
 
@@ -103,6 +104,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer t.tr.Close()
 	if err := t.preflight(ctx); err != nil {
 		return nil, interruptedOr(ctx, err)
+	}
+	if cfg.Profile != nil {
+		// Found now, not after the load: a profiler that cannot be reached.
+		if err := checkProfiler(ctx, cfg.Profile.Addr, tlsConfig); err != nil {
+			if cfg.Profile.Required {
+				return nil, interruptedOr(ctx, &TargetError{fmt.Errorf("--profile-required: %w", err)})
+			}
+			if cfg.Warnings != nil {
+				fmt.Fprintf(cfg.Warnings, "warning: %v; the load runs and the window tries again (--profile-required stops here instead)\n", err)
+			}
+		}
 	}
 
 	rec := load.NewRecorder()

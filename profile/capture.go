@@ -17,6 +17,10 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// DefaultDuration is the profile window when none is given, as
+// TensorBoard's CAPTURE dialog suggests.
+const DefaultDuration = 4 * time.Second
+
 // Options describe one capture. The zero value of each field has a useful
 // default.
 type Options struct {
@@ -39,7 +43,7 @@ type Options struct {
 
 func (o *Options) defaults(addr string) {
 	if o.Duration <= 0 {
-		o.Duration = 4 * time.Second
+		o.Duration = DefaultDuration
 	}
 	if o.HostName == "" {
 		// As TensorFlow's python client names it: the address, ':' as '_'.
@@ -240,6 +244,9 @@ func describe(addr string, err error, opts Options) error {
 	case codes.Unimplemented:
 		return &Error{Addr: addr, Err: err, Msg: "the server has no ProfilerService (TF Serving: it is on the gRPC port, 8500, unless --enable_profiler=false)"}
 	case codes.Unavailable:
+		if strings.Contains(st.Message(), "looked like an HTTP/1.1 header") {
+			return &Error{Addr: addr, Err: err, Msg: "this port answered in HTTP/1.1, not gRPC: the ProfilerService is on the server's gRPC port (TF Serving: 8500; 8501 is REST)"}
+		}
 		return &Error{Addr: addr, Err: err, Msg: "unreachable: " + st.Message()}
 	case codes.DeadlineExceeded:
 		return &Error{Addr: addr, Err: err, Msg: fmt.Sprintf("no answer within the %s window plus %s for collection (raise --profile-timeout)", opts.Duration, opts.Slack)}

@@ -86,6 +86,8 @@ func TestBadInputExitsTwoWithOneLineNamingTheProblem(t *testing.T) {
 		{[]string{"run", "--url", url, "--grpc", srv.GRPCAddr(), "--data", good, "--rate", "10"}, "give one target"},
 		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "--profile", srv.GRPCAddr(), "--profile-max-bytes", "0"}, "--profile-max-bytes 0: must be between 1 and 2147483647"},
 		{[]string{"sim", "--input", "x:complex"}, `unknown type "complex"`},
+		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "--profile", "http://127.0.0.1:8501"}, "--profile \"http://127.0.0.1:8501\": the ProfilerService speaks gRPC"},
+		{[]string{"profile", "--addr", "http://127.0.0.1:8501"}, "--addr \"http://127.0.0.1:8501\": the ProfilerService speaks gRPC"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 	}
 	for _, c := range cases {
@@ -214,7 +216,8 @@ func TestProfileCommandAndTraceSummary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bg.Wait()
-	code, stdout, stderr := loadprof(t, "profile", "--addr", srv.GRPCAddr(), "--profile-duration", "1s", "--logdir", logdir)
+	// grpc://HOST:PORT, the form TensorFlow's profiler documentation uses.
+	code, stdout, stderr := loadprof(t, "profile", "--addr", "grpc://"+srv.GRPCAddr(), "--profile-duration", "1s", "--logdir", logdir)
 	if code != 0 || !strings.Contains(stdout, "trace written here: "+logdir) || !strings.Contains(stdout, "serving_default/dense/MatMul") {
 		t.Fatalf("profile: exit %d\n%s\n%s", code, stdout, stderr)
 	}

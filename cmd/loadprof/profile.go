@@ -80,6 +80,12 @@ func profileCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintln(stderr, "loadprof profile: --addr is required (see 'loadprof profile --help')")
 		return exitBadInput
 	}
+	target, err := profile.NormalizeAddr(*addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "loadprof profile: --addr %v\n", err)
+		return exitBadInput
+	}
+	*addr = target
 	opts, err := p.options()
 	if err != nil {
 		fmt.Fprintf(stderr, "loadprof profile: %v\n", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/loadprof/loadprof/internal/outfile"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/payloads"
+	"github.com/loadprof/loadprof/profile"
 	"github.com/spf13/pflag"
 )
 
@@ -233,9 +234,15 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		TLS:     bench.TLSFiles{Enabled: *useTLS, CA: *ca, Cert: *cert, Key: *key, InsecureSkipVerify: *insecure},
 		OutPath: *out, HGRMPath: *hgrm, HlogPath: *hlog,
 		Settings: settings(fs, hs),
+		Warnings: stderr,
 	}
 	if *profileAddr != "" {
-		cfg.Profile = &bench.ProfileConfig{Addr: *profileAddr, Delay: *profileDelay, Required: *profileRequired, Options: profOpts}
+		addr, err := profile.NormalizeAddr(*profileAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "loadprof run: --profile %v\n", err)
+			return exitBadInput
+		}
+		cfg.Profile = &bench.ProfileConfig{Addr: addr, Delay: *profileDelay, Required: *profileRequired, Options: profOpts}
 	}
 	if f, ok := stderr.(*os.File); ok && !*quiet && bench.IsTerminal(f) {
 		cfg.Progress = stderr
