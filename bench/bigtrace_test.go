@@ -136,8 +136,10 @@ func TestABigTraceDoesNotStallTheLoad(t *testing.T) {
 	if extra := big.peakRSS - small.peakRSS; extra > 2*big.traceBytes {
 		t.Errorf("the big trace raised the peak RSS by %d MB, more than twice its %d MB", extra>>20, big.traceBytes>>20)
 	}
-	if limit := 5 * max(small.gcCPU, 0.05); big.gcCPU > limit {
-		t.Errorf("the collector took %.3f s of CPU in the run with the big trace, over %.3f s (5 times the run with a small trace)", big.gcCPU, limit)
+	// The old way cost 1.4-2.9 s; 0.05-0.3 s was measured since, the more
+	// on a busier machine (the sim's calls are collected too).
+	if limit := max(5*small.gcCPU, 0.8); big.gcCPU > limit {
+		t.Errorf("the collector took %.3f s of CPU in the run with the big trace, over %.3f s (5 times the run with a small trace, at least 0.8 s)", big.gcCPU, limit)
 	}
 	// The summary read the whole trace back: every kernel is counted.
 	var kernels int64
