@@ -151,6 +151,12 @@ func TestSaturatedOpenLoopEndsAtItsDurationNotWhenTheBacklogDrains(t *testing.T)
 			if res.Requests+res.Client.NotSent != 1000 || res.Requests != srv.Predicts()-1 {
 				t.Fatalf("%d sent + %d not sent, want 1000; the server answered %d", res.Requests, res.Client.NotSent, srv.Predicts()-1)
 			}
+			// Nothing leaves after the schedule's end, also when slots come
+			// free then (at 1 s): a send at 1 s of a request due by 0.5 s
+			// would be over 0.5 s late.
+			if res.Client.MaxSendLagMs >= 500 || res.Requests != 10 {
+				t.Fatalf("%d sent, the latest %.0f ms behind its schedule: requests left after the 0.5 s schedule ended", res.Requests, res.Client.MaxSendLagMs)
+			}
 			// Sending ends with the schedule (0.5 s); what is in flight then
 			// ends within --timeout.
 			if end, limit := res.Phases.Steady.End, (500*time.Millisecond + cfg.Timeout).Seconds(); end > limit {

@@ -387,15 +387,31 @@ func (l *eventLoop) dispatchDue(now time.Duration) {
 			return
 		}
 		var c *loopConn
+		full := len(l.idle) == 0 && len(l.conns) >= l.maxConns
+		if full {
+			l.starved = true
+		}
+		if l.starved && now >= l.endAt {
+			// The backlog of a wait for a slot, and the schedule is over:
+			// also when a slot has just come free, it is not sent.
+			l.r.phaseMu.Lock()
+			if l.r.scheduleOverWhileWaiting(now) {
+				l.stopping = true
+				l.r.countNotSent(l.nextSeq, l.stride)
+			}
+			l.r.phaseMu.Unlock()
+			if l.stopping {
+				return
+			}
+		}
 		switch {
 		case len(l.idle) > 0:
 			c = l.idle[len(l.idle)-1]
 			l.idle = l.idle[:len(l.idle)-1]
-		case len(l.conns) < l.maxConns:
+		case !full:
 			c = l.addConn()
 			l.idle = l.idle[:len(l.idle)-1]
 		default:
-			l.starved = true
 			l.r.phaseMu.Lock()
 			if l.r.scheduleOverWhileWaiting(now) {
 				l.stopping = true

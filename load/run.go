@@ -440,6 +440,19 @@ func (r *runner) openLoop(ctx context.Context) {
 		}
 		var s *openSender
 		saturated := intended <= waitedUntil
+		if saturated {
+			// The backlog of a wait for a slot: once the schedule is over
+			// it is not sent, also when a sender has just come free.
+			r.phaseMu.Lock()
+			over := r.scheduleOverWhileWaiting(r.since())
+			if over {
+				r.countNotSent(seq, 1)
+			}
+			r.phaseMu.Unlock()
+			if over {
+				return
+			}
+		}
 		select {
 		case s = <-idle:
 		default:
