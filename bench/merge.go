@@ -119,6 +119,7 @@ func Merge(results []*Result, sources []string) (*Result, error) {
 		out.Client.PeakInflight += r.Client.PeakInflight
 		out.Client.Saturated += r.Client.Saturated
 		out.Client.NotSent += r.Client.NotSent
+		out.Client.Resent += r.Client.Resent
 		out.Client.MaxFreeSendLagMs = max(out.Client.MaxFreeSendLagMs, r.Client.MaxFreeSendLagMs)
 		out.Client.LateSamples += r.Client.LateSamples
 		if r.Client.MaxSendLagMs > out.Client.MaxSendLagMs {

@@ -110,7 +110,12 @@ type ClientStats struct {
 	// NotSent counts steady open-loop requests that were still waiting for
 	// a free slot under --max-inflight when the steady phase's schedule
 	// ended (--duration): they were never sent.
-	NotSent      int64  `json:"not_sent"`
+	NotSent int64 `json:"not_sent"`
+	// Resent counts REST requests sent a second time on a new connection
+	// because their kept-alive one closed under them (or answered 408)
+	// right after they were written, before the server could have taken
+	// them: a server closing idle connections.
+	Resent       int64  `json:"resent"`
 	PeakInflight int64  `json:"peak_inflight"`
 	LateSamples  int64  `json:"late_samples"`     // finished after an interrupted run stopped waiting
 	Engine       string `json:"engine,omitempty"` // REST: "epoll" or "goroutines"

@@ -289,6 +289,9 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 			Engine: string(t.engine),
 		},
 	}
+	if rest, ok := t.tr.(*load.REST); ok {
+		res.Client.Resent = rest.Resent()
+	}
 	if timing.SendLag != nil && timing.SendLag.TotalCount() > 0 {
 		lag := StatsOf(timing.SendLag)
 		res.Client.SendLag = &lag

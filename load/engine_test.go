@@ -303,11 +303,13 @@ func TestEnginesFrameEveryKindOfResponse(t *testing.T) {
 				if srv.requests.Load() != 60 {
 					t.Fatalf("server answered %d requests, want 60", srv.requests.Load())
 				}
+				// Kept alive: at most one connection per worker (one worker
+				// may do all 60 before a busy machine starts the other).
 				wantConns := int64(2)
 				if c.close {
 					wantConns = 60
 				}
-				if got := srv.conns.Load(); got != wantConns {
+				if got := srv.conns.Load(); got > wantConns || (c.close && got != wantConns) || got < 1 {
 					t.Fatalf("%d connections, want %d", got, wantConns)
 				}
 			})

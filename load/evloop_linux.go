@@ -57,6 +57,7 @@ type loopConn struct {
 
 	payload  int
 	written  int
+	wroteAt  time.Duration // when the request was written whole
 	retryAt  time.Duration  // closed loop: when the failed connection may send again
 	backoff  failureBackoff // closed loop
 	start    time.Duration  // the sample's start: intended (open loop) or actual send time
@@ -587,6 +588,7 @@ func (l *eventLoop) write(c *loopConn, now time.Duration) {
 	}
 	l.setWantsOut(c, false)
 	c.state = connReading
+	c.wroteAt = now
 }
 
 func (l *eventLoop) setWantsOut(c *loopConn, on bool) {
@@ -652,12 +654,15 @@ func (l *eventLoop) complete(c *loopConn, now time.Duration) {
 	if c.framer.closeAfter { // always after a 408 or bytes nobody asked for
 		reused := c.reused
 		l.closeConn(c)
-		if out.Code == 408 && reused && !c.retried {
+		if out.Code == 408 && reused && !c.retried && now-c.wroteAt <= l.rest.resendWindow() {
 			l.resend(c, now)
 			return
 		}
 	} else {
 		c.reused = true
+	}
+	if out.Code != 408 {
+		l.rest.noteAnswer(now - c.wroteAt)
 	}
 	l.finish(c, out, now)
 }
@@ -667,8 +672,9 @@ func (l *eventLoop) complete(c *loopConn, now time.Duration) {
 // answer: then the request goes again.
 func (l *eventLoop) fail(c *loopConn, err error, now time.Duration) {
 	reused := c.reused
+	written := c.state == connReading // a write that fails sent nothing the server took
 	l.closeConn(c)
-	if reused && !c.retried && !c.framer.started && closedByPeer(err) {
+	if reused && !c.retried && !c.framer.started && closedByPeer(err) && (!written || now-c.wroteAt <= l.rest.resendWindow()) {
 		l.resend(c, now)
 		return
 	}
@@ -682,6 +688,7 @@ func (l *eventLoop) fail(c *loopConn, err error, now time.Duration) {
 // includes the lost try) and its deadline; a failure of the second try is
 // counted.
 func (l *eventLoop) resend(c *loopConn, now time.Duration) {
+	l.rest.resent.Add(1)
 	c.retried = true
 	l.send(c, now)
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -89,7 +90,41 @@ type REST struct {
 
 	mu    sync.Mutex
 	conns map[*restSender]struct{}
+
+	fastestAnswer atomic.Int64 // ns from a request written to its whole answer, the least seen; 0 before any
+	resent        atomic.Int64 // requests sent a second time (see resendWindow)
 }
+
+// minResendWindow is how long after a request was written a close still
+// counts as racing an idle timeout before any answer is known.
+const minResendWindow = 10 * time.Millisecond
+
+// resendWindow is how soon after a request was written a close of its
+// kept-alive connection (or a 408) must come for the request to be sent
+// again. A server closing an idle connection as the request arrives closes
+// it within about a round trip; the fastest answer seen takes a round trip
+// and the server's work, so a close later than twice that came after the
+// server had the request for a while: a failure of the server's, which is
+// counted, not hidden by a second try (a predict call is a POST, which
+// Go's net/http never resends once written).
+func (r *REST) resendWindow() time.Duration {
+	return max(minResendWindow, 2*time.Duration(r.fastestAnswer.Load()))
+}
+
+// noteAnswer keeps the fastest time from a request written to its answer.
+func (r *REST) noteAnswer(d time.Duration) {
+	for {
+		cur := r.fastestAnswer.Load()
+		if (cur != 0 && int64(d) >= cur) || d <= 0 || r.fastestAnswer.CompareAndSwap(cur, int64(d)) {
+			return
+		}
+	}
+}
+
+// Resent is how many requests were sent a second time because their
+// kept-alive connection was closed under them (or answered 408) within
+// the resend window: the server had not taken them.
+func (r *REST) Resent() int64 { return r.resent.Load() }
 
 // NewREST checks cfg and renders the requests. No connection is made until
 // the first request.
@@ -203,6 +238,7 @@ type restSender struct {
 	br     *bufio.Reader
 	resp   *fasthttp.Response
 	probe  socketProbe // the TCP socket under conn
+	wrote  time.Time   // when the last request was written
 }
 
 func (s *restSender) dial(deadline time.Time) error {
@@ -266,8 +302,12 @@ func (s *restSender) roundTrip(payload int) (int, error) {
 	}
 	reused := s.conn != nil
 	code, answered, err := s.exchange(payload, deadline)
-	if reused && (code == 408 || (!answered && closedByPeer(err))) {
+	if reused && (code == 408 || (!answered && closedByPeer(err))) && time.Since(s.wrote) <= s.rest.resendWindow() {
+		s.rest.resent.Add(1)
 		code, _, err = s.exchange(payload, deadline)
+	}
+	if err == nil && code != 408 {
+		s.rest.noteAnswer(time.Since(s.wrote))
 	}
 	return code, err
 }
@@ -291,10 +331,12 @@ func (s *restSender) exchange(payload int, deadline time.Time) (code int, answer
 			return 0, false, err
 		}
 	}
+	s.wrote = time.Now() // a write that fails sent nothing the server took
 	if _, err := s.conn.Write(s.rest.requests[payload]); err != nil {
 		s.drop()
 		return 0, false, err
 	}
+	s.wrote = time.Now()
 	// fasthttp reports every failure before the first response byte as
 	// EOF; wait for that byte here so that a reset stays a reset.
 	if _, err := s.br.Peek(1); err != nil {
