@@ -175,6 +175,9 @@ func Compare(base, next *Result, limits []Limit) Comparison {
 	if b, n := base.Client.Engine, next.Client.Engine; b != "" && n != "" && b != n {
 		c.Notes = append(c.Notes, fmt.Sprintf("the REST engines differ (base %s, new %s): so does the client's own share of the latency", b, n))
 	}
+	if bt, nt := base.Config["timeout"], next.Config["timeout"]; bt != nil && nt != nil && fmt.Sprint(bt) != fmt.Sprint(nt) {
+		c.Notes = append(c.Notes, fmt.Sprintf("the runs use different --timeout (base %v, new %v): a timed-out request counts as its --timeout, so the shorter one can make a failing server look faster; compare the errors too", bt, nt))
+	}
 	if base.Target != next.Target {
 		c.Notes = append(c.Notes, fmt.Sprintf("different targets: %s vs %s", base.Target, next.Target))
 	}

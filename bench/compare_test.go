@@ -177,3 +177,13 @@ func TestMergeRefusesTheSameRunTwiceAndRunsThatDidNotOverlap(t *testing.T) {
 		t.Fatalf("a run made 28 s later: %v", err)
 	}
 }
+
+func TestCompareSaysWhenTheTimeoutsDiffer(t *testing.T) {
+	base, next := crafted(t, 1000, 100, 100, 0), crafted(t, 1000, 50, 100, 0)
+	base.Config, next.Config = map[string]any{"timeout": "5s"}, map[string]any{"timeout": "500ms"}
+	var out strings.Builder
+	Compare(base, next, nil).Write(&out)
+	if !strings.Contains(out.String(), "different --timeout (base 5s, new 500ms)") {
+		t.Fatalf("table:\n%s", out.String())
+	}
+}

@@ -86,6 +86,7 @@ func TestBadInputExitsTwoWithOneLineNamingTheProblem(t *testing.T) {
 		{[]string{"run", "--url", url, "--grpc", srv.GRPCAddr(), "--data", good, "--rate", "10"}, "give one target"},
 		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "--profile", srv.GRPCAddr(), "--profile-max-bytes", "0"}, "--profile-max-bytes 0: must be between 1 and 2147483647"},
 		{[]string{"sim", "--input", "x:complex"}, `unknown type "complex"`},
+		{[]string{"run", "--url", url, "--data", good, "--rate", "10:20:10", "--timeout", "300ms", "--slo", "p99<400ms"}, "--slo p99<400ms is not below --timeout 300ms"},
 		{[]string{"run", "--url", url, "--data", good, "--rate", "10", "--profile", "http://127.0.0.1:8501"}, "--profile \"http://127.0.0.1:8501\": the ProfilerService speaks gRPC"},
 		{[]string{"profile", "--addr", "http://127.0.0.1:8501"}, "--addr \"http://127.0.0.1:8501\": the ProfilerService speaks gRPC"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},

@@ -374,6 +374,14 @@ func sweepAndReport(ctx context.Context, cfg bench.Config, f sweepFlags, stdout,
 			fmt.Fprintf(stderr, "loadprof run: %v\n", err)
 			return exitBadInput
 		}
+		for name, limitMs := range slo.Latency {
+			// A timed-out request counts as --timeout in the latency: a limit
+			// at or above it could never be broken by timeouts.
+			if timeoutMs := float64(cfg.Timeout) / float64(time.Millisecond); limitMs >= timeoutMs {
+				fmt.Fprintf(stderr, "loadprof run: --slo %s<%gms is not below --timeout %v: timed-out requests count as %v and could never break it; raise --timeout\n", name, limitMs, cfg.Timeout, cfg.Timeout)
+				return exitBadInput
+			}
+		}
 	}
 	if f.profileSteps != "" && cfg.Profile == nil {
 		fmt.Fprintln(stderr, "loadprof run: --profile-steps needs --profile HOST:PORT")
