@@ -57,7 +57,7 @@ type loopConn struct {
 
 	payload  int
 	written  int
-	wroteAt  time.Duration // when the request was written whole
+	wroteAt  time.Duration  // when the request was written whole
 	retryAt  time.Duration  // closed loop: when the failed connection may send again
 	backoff  failureBackoff // closed loop
 	start    time.Duration  // the sample's start: intended (open loop) or actual send time
