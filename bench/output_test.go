@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/loadprof/loadprof/internal/testkit"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,21 +17,6 @@ import (
 	"github.com/loadprof/loadprof/profile"
 	"github.com/loadprof/loadprof/sim"
 )
-
-// fullDevice is a character device on which every write fails with
-// ENOSPC: a full disk. As root it is made in the test's directory (a
-// broken writer could replace it, not the system's /dev/full).
-func fullDevice(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		return "/dev/full"
-	}
-	p := filepath.Join(t.TempDir(), "full")
-	if err := syscall.Mknod(p, syscall.S_IFCHR|0o666, 1<<8|7); err != nil {
-		t.Skipf("mknod: %v", err)
-	}
-	return p
-}
 
 func TestOutputPathsAreCheckedBeforeAnyLoadIsSent(t *testing.T) {
 	srv := startSim(t, sim.Config{})
@@ -71,7 +57,7 @@ func TestOutputPathsAreCheckedBeforeAnyLoadIsSent(t *testing.T) {
 func TestAFailedOutputIsReportedAndTheOthersAreStillWritten(t *testing.T) {
 	srv := startSim(t, sim.Config{})
 	dir := t.TempDir()
-	full := fullDevice(t)
+	full := testkit.FullDevice(t)
 	hgrm, hlog := filepath.Join(dir, "r.hgrm"), filepath.Join(dir, "r.hlog")
 	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
 		Plan:    load.Plan{Concurrency: 1, Requests: 20},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/loadprof/loadprof/internal/testkit"
 	"io"
 	"os"
 	"os/exec"
@@ -32,21 +33,6 @@ func command(t *testing.T, cmd *exec.Cmd) (int, string, string) {
 		t.Fatal(err)
 	}
 	return code, stdout.String(), stderr.String()
-}
-
-// fullDevice is a device on which every write fails with ENOSPC, a full
-// disk; as root one made in the test's directory, so that a broken writer
-// cannot replace the system's /dev/full.
-func fullDevice(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		return "/dev/full"
-	}
-	p := filepath.Join(t.TempDir(), "full")
-	if err := syscall.Mknod(p, syscall.S_IFCHR|0o666, 1<<8|7); err != nil {
-		t.Skipf("mknod: %v", err)
-	}
-	return p
 }
 
 func TestOutDashWritesTheResultToStdoutAndTheSummaryToStderr(t *testing.T) {
@@ -134,7 +120,7 @@ func TestOutputsFollowSymlinksAndWriteFifosInPlace(t *testing.T) {
 
 func TestAFailedWriteExitsFourAndIsNeverReportedAsWritten(t *testing.T) {
 	srv := startSim(t, sim.Config{})
-	full := fullDevice(t)
+	full := testkit.FullDevice(t)
 	dir := t.TempDir()
 	hgrm := filepath.Join(dir, "r.hgrm")
 	code, stdout, stderr := loadprof(t, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),

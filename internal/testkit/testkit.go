@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/loadprof/loadprof/sim"
@@ -46,4 +47,20 @@ func ClosedAddr(tb testing.TB) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// FullDevice returns a device on which every write fails with ENOSPC: a
+// full disk. As root it is made in the test's directory (so that a broken
+// writer could replace only that one, not the system's /dev/full);
+// otherwise it is /dev/full.
+func FullDevice(tb testing.TB) string {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		return "/dev/full"
+	}
+	p := filepath.Join(tb.TempDir(), "full")
+	if err := syscall.Mknod(p, syscall.S_IFCHR|0o666, 1<<8|7); err != nil {
+		tb.Skipf("mknod: %v", err)
+	}
+	return p
 }
