@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/loadprof/loadprof/internal/testkit"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadprof/loadprof/internal/testkit"
 	"github.com/loadprof/loadprof/internal/outfile"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/profile"

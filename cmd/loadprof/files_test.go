@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/loadprof/loadprof/internal/testkit"
 	"io"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadprof/loadprof/internal/testkit"
 	"github.com/loadprof/loadprof/sim"
 )
 
