@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loadprof/loadprof/internal/testkit"
 	"github.com/loadprof/loadprof/internal/outfile"
+	"github.com/loadprof/loadprof/internal/testkit"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/profile"
 	"github.com/loadprof/loadprof/sim"
