@@ -58,6 +58,7 @@ type loopConn struct {
 	payload  int
 	written  int
 	wroteAt  time.Duration  // when the request was written whole
+	dialAt   time.Duration  // when the connect began
 	retryAt  time.Duration  // closed loop: when the failed connection may send again
 	backoff  failureBackoff // closed loop
 	start    time.Duration  // the sample's start: intended (open loop) or actual send time
@@ -487,6 +488,7 @@ func (l *eventLoop) start(c *loopConn, phase Phase, startAt, now time.Duration) 
 func (l *eventLoop) send(c *loopConn, now time.Duration) {
 	c.written = 0
 	if c.fd < 0 {
+		c.dialAt = now
 		if err := l.connect(c); err != nil {
 			l.fail(c, err, now)
 			return
@@ -494,6 +496,7 @@ func (l *eventLoop) send(c *loopConn, now time.Duration) {
 		if c.state == connConnecting {
 			return
 		}
+		l.rest.noteConnect(l.r.since() - now) // connected at once (loopback)
 	}
 	c.state = connWriting
 	l.write(c, now)
@@ -554,6 +557,7 @@ func (l *eventLoop) handle(c *loopConn, events uint32, now time.Duration) {
 			l.fail(c, l.opError("dial", "connect", err), now)
 			return
 		}
+		l.rest.noteConnect(now - c.dialAt)
 		c.state = connWriting
 		l.write(c, now)
 	case connWriting:

@@ -582,3 +582,34 @@ func TestEnginesCountAServerFailureAfterWorkNotResendIt(t *testing.T) {
 		})
 	}
 }
+
+func TestEnginesCountAResetAfterWorkAsSlowAsTheAnswers(t *testing.T) {
+	// Every call takes 300 ms, and the second on each connection ends in a
+	// reset instead of an answer: the fastest answer (300 ms) says nothing
+	// about the round trip, the connect (a fraction of a millisecond on
+	// loopback) does, so the reset is the server's failure and is counted,
+	// not resent (the review's case: resent 9 of 10 at 500 ms).
+	for _, engine := range engines(t) {
+		t.Run(string(engine), func(t *testing.T) {
+			srv := startRaw(t, func(conn net.Conn, n int64) bool {
+				time.Sleep(300 * time.Millisecond)
+				if n%2 == 0 {
+					if tc, ok := conn.(*net.TCPConn); ok {
+						tc.SetLinger(0)
+					}
+					return false
+				}
+				return okJSON(0)(conn, n)
+			})
+			rest := engineREST(t, engine, srv.url, 5*time.Second)
+			rec := NewRecorder()
+			if _, err := Run(context.Background(), Plan{Concurrency: 1, Requests: 6}, rest, counter(1), rec); err != nil {
+				t.Fatal(err)
+			}
+			snap := rec.Snapshot(true)
+			if resets := snap.Steady.Errors[ErrorKey{Class: ConnReset}]; resets != 3 || srv.requests.Load() != 6 || rest.Resent() != 0 {
+				t.Fatalf("errors %v of %d requests, %d resent; the server saw %d calls", snap.Steady.Errors, snap.Steady.Requests, rest.Resent(), srv.requests.Load())
+			}
+		})
+	}
+}

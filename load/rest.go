@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -91,8 +92,9 @@ type REST struct {
 	mu    sync.Mutex
 	conns map[*restSender]struct{}
 
-	fastestAnswer atomic.Int64 // ns from a request written to its whole answer, the least seen; 0 before any
-	resent        atomic.Int64 // requests sent a second time (see resendWindow)
+	fastestAnswer  atomic.Int64 // ns from a request written to its whole answer, the least seen; 0 before any
+	fastestConnect atomic.Int64 // ns a TCP connect took, the least seen: a round trip; 0 before any
+	resent         atomic.Int64 // requests sent a second time (see resendWindow)
 }
 
 // minResendWindow is how long after a request was written a close still
@@ -102,20 +104,38 @@ const minResendWindow = 10 * time.Millisecond
 // resendWindow is how soon after a request was written a close of its
 // kept-alive connection (or a 408) must come for the request to be sent
 // again. A server closing an idle connection as the request arrives closes
-// it within about a round trip; the fastest answer seen takes a round trip
-// and the server's work, so a close later than twice that came after the
-// server had the request for a while: a failure of the server's, which is
-// counted, not hidden by a second try (a predict call is a POST, which
-// Go's net/http never resends once written).
+// it within about a round trip. A TCP connect takes one round trip, and
+// the fastest answer one plus the server's work: a close later than three
+// connects, or than two fastest answers, came after the server had the
+// request for a while, a failure of the server's, which is counted and not
+// hidden by a second try (a predict call is a POST, which Go's net/http
+// never resends once written). At least 10 ms, for the scheduling of a
+// busy machine.
 func (r *REST) resendWindow() time.Duration {
-	return max(minResendWindow, 2*time.Duration(r.fastestAnswer.Load()))
+	rtt := time.Duration(math.MaxInt64)
+	if c := r.fastestConnect.Load(); c > 0 {
+		rtt = 3 * time.Duration(c)
+	}
+	if a := r.fastestAnswer.Load(); a > 0 {
+		rtt = min(rtt, 2*time.Duration(a))
+	}
+	if rtt == math.MaxInt64 {
+		return minResendWindow
+	}
+	return max(minResendWindow, rtt)
 }
 
 // noteAnswer keeps the fastest time from a request written to its answer.
-func (r *REST) noteAnswer(d time.Duration) {
+func (r *REST) noteAnswer(d time.Duration) { keepLeast(&r.fastestAnswer, d) }
+
+// noteConnect keeps the fastest TCP connect.
+func (r *REST) noteConnect(d time.Duration) { keepLeast(&r.fastestConnect, max(d, time.Microsecond)) }
+
+// keepLeast sets a to d if d is positive and less than a (or a is 0).
+func keepLeast(a *atomic.Int64, d time.Duration) {
 	for {
-		cur := r.fastestAnswer.Load()
-		if (cur != 0 && int64(d) >= cur) || d <= 0 || r.fastestAnswer.CompareAndSwap(cur, int64(d)) {
+		cur := a.Load()
+		if (cur != 0 && int64(d) >= cur) || d <= 0 || a.CompareAndSwap(cur, int64(d)) {
 			return
 		}
 	}
@@ -243,10 +263,12 @@ type restSender struct {
 
 func (s *restSender) dial(deadline time.Time) error {
 	d := net.Dialer{Deadline: deadline}
+	began := time.Now()
 	conn, err := d.Dial("tcp", s.rest.addr)
 	if err != nil {
 		return err
 	}
+	s.rest.noteConnect(time.Since(began))
 	s.probe.attach(conn)
 	s.tls = s.rest.tls != nil
 	if s.tls {
