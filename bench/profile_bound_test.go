@@ -5,10 +5,14 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/loadprof/loadprof/internal/outfile"
 	"github.com/loadprof/loadprof/internal/testkit"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/profile"
@@ -74,5 +78,31 @@ func TestProfileRequiredChecksTheProfilerBeforeAnyLoad(t *testing.T) {
 	}
 	if n := srv.Predicts(); n != 1 { // the preflight's only
 		t.Fatalf("%d predict calls: load was sent", n)
+	}
+}
+
+func TestATraceLostToAFullDiskIsAFailedWrite(t *testing.T) {
+	// The trace streams into a logdir on a filesystem with no room: the run
+	// says it was captured but not written and fails as a failed write (the
+	// command's exit 4), not as a success.
+	if os.Geteuid() != 0 {
+		t.Skip("mounts a small tmpfs: needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("mount: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	_ = os.WriteFile(filepath.Join(dir, "fill"), make([]byte, 64<<10), 0o644) // fills it; the last bytes may not fit
+	srv := startSim(t, sim.Config{})
+	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
+		Plan:    load.Plan{Rate: 50, Duration: time.Second, MaxInflight: 100},
+		Profile: &ProfileConfig{Addr: srv.GRPCAddr(), Options: profile.Options{Duration: 500 * time.Millisecond, LogDir: filepath.Join(dir, "tb")}}})
+	var write *outfile.Error
+	if !errors.As(err, &write) || res == nil || res.Profile == nil {
+		t.Fatalf("error %v, result %+v", err, res)
+	}
+	if nw := res.Profile.NotWritten; len(nw) == 0 || !strings.HasSuffix(nw[0], ".xplane.pb") || !strings.Contains(res.Profile.Error, "captured but could not be written") {
+		t.Fatalf("not written %v, profile error %q", nw, res.Profile.Error)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loadprof/loadprof/internal/outfile"
 	"github.com/loadprof/loadprof/tfproto"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -175,8 +176,14 @@ func Capture(ctx context.Context, conn *grpc.ClientConn, addr string, opts Optio
 				os.Remove(Store{LogDir: opts.LogDir, Run: opts.Run}.Dir())
 			}
 			if sink.localErr != nil {
-				res.NotWritten = append(res.NotWritten, filepath.Join(sink.store.Dir(), opts.HostName+".xplane.pb"))
-				return res, &Error{Addr: addr, Msg: "the trace was captured but could not be written: " + sink.localErr.Error(), Err: sink.localErr}
+				path := filepath.Join(sink.store.Dir(), opts.HostName+".xplane.pb")
+				res.NotWritten = append(res.NotWritten, path)
+				werr := sink.localErr
+				var oe *outfile.Error
+				if !errors.As(werr, &oe) {
+					werr = &outfile.Error{Path: path, Err: werr} // a failed write, whatever failed in it
+				}
+				return res, &Error{Addr: addr, Msg: "the trace was captured but could not be written: " + sink.localErr.Error(), Err: werr}
 			}
 			return res, describe(addr, err, opts)
 		}
