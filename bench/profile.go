@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -74,7 +75,28 @@ func checkProfiler(ctx context.Context, addr string, tlsConfig *tls.Config) erro
 		return fmt.Errorf("profile %s: %w", addr, err)
 	}
 	defer conn.Close()
-	return profile.Reachable(ctx, conn, addr, profilerCheckWait)
+	err = profile.Reachable(ctx, conn, addr, profilerCheckWait)
+	if err != nil && ctx.Err() == nil && answersHTTP1(addr) {
+		return fmt.Errorf("profile %s: this port answered in HTTP/1.1, not gRPC: the ProfilerService is on the server's gRPC port (TF Serving: 8500; 8501 is REST)", addr)
+	}
+	return err
+}
+
+// answersHTTP1 reports whether addr answers a gRPC client's first bytes the
+// way an HTTP/1.1 server does: a REST port given for the profiler.
+func answersHTTP1(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")); err != nil {
+		return false
+	}
+	first := make([]byte, len("HTTP/1."))
+	_, err = io.ReadFull(conn, first)
+	return err == nil && string(first) == "HTTP/1."
 }
 
 // newWindow prepares a window; an interrupted capture waits for its trace

@@ -106,3 +106,13 @@ func TestATraceLostToAFullDiskIsAFailedWrite(t *testing.T) {
 		t.Fatalf("not written %v, profile error %q", nw, res.Profile.Error)
 	}
 }
+
+func TestProfileRequiredAtTheRESTPortSaysWhatAnswered(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	_, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
+		Plan:    load.Plan{Rate: 50, Duration: time.Minute, MaxInflight: 100},
+		Profile: &ProfileConfig{Addr: srv.RESTAddr(), Required: true, Options: profile.Options{LogDir: t.TempDir()}}})
+	if err == nil || !strings.Contains(err.Error(), "this port answered in HTTP/1.1, not gRPC") {
+		t.Fatalf("error %v", err)
+	}
+}

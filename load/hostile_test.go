@@ -613,3 +613,30 @@ func TestEnginesCountAResetAfterWorkAsSlowAsTheAnswers(t *testing.T) {
 		})
 	}
 }
+
+func TestEnginesRefuseAnswersThatAreNotHTTPWhenTheyArrive(t *testing.T) {
+	// An HTTP/2 server's SETTINGS frame and a TLS alert, the connection
+	// kept open: both engines say what they are at once instead of
+	// waiting a minute for a head that never ends.
+	for name, answer := range map[string]string{
+		"HTTP/2 SETTINGS": "\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x05\x00\x00\x40\x00",
+		"TLS alert":       "\x15\x03\x01\x00\x02\x02\x46",
+	} {
+		for _, engine := range engines(t) {
+			t.Run(name+"/"+string(engine), func(t *testing.T) {
+				srv := startRaw(t, func(conn net.Conn, _ int64) bool {
+					_, err := io.WriteString(conn, answer)
+					return err == nil
+				})
+				rec := NewRecorder()
+				if _, err := Run(context.Background(), Plan{Concurrency: 1, Requests: 3}, engineREST(t, engine, srv.url, time.Minute), counter(1), rec); err != nil {
+					t.Fatal(err)
+				}
+				snap := rec.Snapshot(true)
+				if n := snap.Steady.Errors[ErrorKey{Class: BadResponse}]; n != 3 {
+					t.Fatalf("errors %v (%v)", snap.Steady.Errors, snap.FirstErrors)
+				}
+			})
+		}
+	}
+}

@@ -48,6 +48,21 @@ func endsWithBareLF(head []byte) bool {
 	return crlf < 0 || bare < crlf
 }
 
+// notHTTP reports whether the first bytes of an answer (leading blank
+// lines aside) already show it is not an HTTP/1.x response: an HTTP/2
+// server's SETTINGS frame, a TLS record, anything else. Such an answer is
+// refused when it arrives, not after --timeout spent waiting for a head
+// that will never end.
+func notHTTP(first []byte) bool {
+	first = bytes.TrimLeft(first, "\r\n")
+	n := min(len(first), len("HTTP/"))
+	return n > 0 && string(first[:n]) != "HTTP/"[:n]
+}
+
+// errNotHTTP is an answer notHTTP refused. It says the same however much
+// of the answer has arrived (the preflight shows its first bytes).
+var errNotHTTP = fmt.Errorf("%w: the answer does not start with \"HTTP/\": not an HTTP/1.x server (gRPC? TLS?)", errMalformedResponse)
+
 // errMalformedResponse is wrapped by the errors for bytes that are not an
 // HTTP/1.1 response; restError maps them to BadResponse.
 var errMalformedResponse = errors.New("malformed response")
@@ -269,6 +284,9 @@ func (f *responseFramer) readHead() (end int, contentLength int64, err error) {
 		if f.n >= maxResponseHead {
 			return 0, 0, ErrResponseHeadTooLarge // it ends after f.n bytes, if ever
 		}
+		if notHTTP(head) { // first: its bytes come first
+			return 0, 0, errNotHTTP
+		}
 		if endsWithBareLF(head) {
 			return 0, 0, errBareLF
 		}
@@ -277,6 +295,9 @@ func (f *responseFramer) readHead() (end int, contentLength int64, err error) {
 	}
 	if end > maxResponseHead {
 		return 0, 0, ErrResponseHeadTooLarge
+	}
+	if notHTTP(head[:end]) {
+		return 0, 0, errNotHTTP // as when the first bytes come in a read of their own
 	}
 	if endsWithBareLF(head[:end]) {
 		return 0, 0, errBareLF // as when the bare blank line comes in a read of its own

@@ -374,7 +374,10 @@ func (s *restSender) exchange(payload int, deadline time.Time) (code int, answer
 	}
 	// fasthttp would wait for the CRLF that ends a head whose lines end
 	// in a bare LF until the timeout, though the answer is all there.
-	if first, _ := s.br.Peek(s.br.Buffered()); endsWithBareLF(first) {
+	if first, _ := s.br.Peek(s.br.Buffered()); notHTTP(first) {
+		s.drop()
+		return 0, true, errNotHTTP
+	} else if endsWithBareLF(first) {
 		s.drop()
 		return 0, true, errBareLF
 	}
