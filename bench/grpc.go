@@ -171,9 +171,12 @@ func fetchSignatures(ctx context.Context, cfg Config, invoke invokeFunc) (map[st
 	}
 	req := &tfproto.GetModelMetadataRequest{ModelSpec: g.modelSpec(), MetadataField: []string{"signature_def"}}
 	resp := &tfproto.GetModelMetadataResponse{}
+	began := time.Now()
 	if err := invoke(ctx, "/tensorflow.serving.PredictionService/GetModelMetadata", req, resp); err != nil {
 		st := status.Convert(err)
-		if callCtx.Err() == context.DeadlineExceeded {
+		// The server may give up a moment before our own deadline fires
+		// (it counts the grpc-timeout we sent): either way it was the wait.
+		if callCtx.Err() == context.DeadlineExceeded || (ctx.Err() == nil && time.Since(began) >= wait*9/10) {
 			return nil, &TargetError{fmt.Errorf("--grpc %s: GetModelMetadata for model %q did not answer within %v (--timeout, at least 10 s): is the model still loading, or is this the right port?", g.Addr, g.Model, wait)}
 		}
 		if st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded {
