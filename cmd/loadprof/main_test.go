@@ -40,17 +40,7 @@ var (
 // loadprof runs the binary and returns its exit code, stdout and stderr.
 func loadprof(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return code, stdout.String(), stderr.String()
+	return command(t, exec.Command(binary, args...))
 }
 
 func TestBadInputExitsTwoWithOneLineNamingTheProblem(t *testing.T) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os/exec"
 	"strings"
@@ -17,20 +16,11 @@ func loadprofWithin(t *testing.T, limit time.Duration, args ...string) (int, str
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	code, stdout, stderr := command(t, exec.CommandContext(ctx, binary, args...))
 	if ctx.Err() != nil {
 		t.Fatalf("loadprof %s: still running after %v", strings.Join(args, " "), limit)
 	}
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return code, stdout.String(), stderr.String()
+	return code, stdout, stderr
 }
 
 func TestEveryNumericFlagOutOfRangeExitsTwoNamingIt(t *testing.T) {
