@@ -162,21 +162,13 @@ func (p *predictionService) Predict(ctx context.Context, req *tfproto.PredictReq
 // wait holds a call for its simulated service time, or until the client
 // gives up.
 func (s *Server) wait(ctx context.Context, arrived time.Time) error {
-	d := s.serveTime(arrived) - time.Since(arrived)
-	if d <= 0 {
+	switch err := s.hold(ctx, s.serveTime(arrived)-time.Since(arrived)); err {
+	case nil:
 		return nil
-	}
-	s.held.Add(1)
-	defer s.held.Add(-1)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return status.FromContextError(ctx.Err()).Err()
-	case <-s.closing:
-		return status.Error(codes.Unavailable, "the simulator is shutting down")
+	case errClosing:
+		return status.Error(codes.Unavailable, errClosing.Error())
+	default:
+		return status.FromContextError(err).Err()
 	}
 }
 

@@ -619,11 +619,15 @@ func (s *Server) afterStall(t time.Duration) time.Duration {
 	return t
 }
 
-// hold waits d, the rest of a call's service time; it returns false if the
-// server is closed meanwhile.
-func (s *Server) hold(d time.Duration) bool {
+// errClosing ends a held call when the server is closed.
+var errClosing = errors.New("the simulator is shutting down")
+
+// hold waits d, the rest of a call's service time (REST and gRPC). It ends
+// early with ctx's error when the client gives up, or errClosing when the
+// server is closed.
+func (s *Server) hold(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
-		return true
+		return nil
 	}
 	s.held.Add(1)
 	defer s.held.Add(-1)
@@ -631,9 +635,11 @@ func (s *Server) hold(d time.Duration) bool {
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return true
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	case <-s.closing:
-		return false
+		return errClosing
 	}
 }
 
@@ -664,7 +670,7 @@ func (s *Server) predict(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
-	if !s.hold(s.serveTime(arrived) - time.Since(arrived)) {
+	if s.hold(context.Background(), s.serveTime(arrived)-time.Since(arrived)) != nil {
 		ctx.SetConnectionClose()
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "the simulator is shutting down")
 		return
