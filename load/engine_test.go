@@ -42,15 +42,13 @@ type rawServer struct {
 // stop serving the connection (the server then closes it).
 type answer func(conn net.Conn, n int64) bool
 
-func startRaw(t *testing.T, respond answer) *rawServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &rawServer{url: "http://" + ln.Addr().String() + "/v1/models/m:predict", ln: ln, bodies: map[string]int{}}
+// acceptAll serves every connection ln accepts with handle (n counts them
+// from 1) until the test ends; then it closes ln and the connections and
+// waits for the handlers.
+func acceptAll(t *testing.T, ln net.Listener, handle func(conn net.Conn, n int64)) {
 	var wg sync.WaitGroup
 	var open sync.Map
+	var accepted atomic.Int64
 	t.Cleanup(func() {
 		ln.Close()
 		open.Range(func(k, _ any) bool { k.(net.Conn).Close(); return true })
@@ -62,35 +60,48 @@ func startRaw(t *testing.T, respond answer) *rawServer {
 			if err != nil {
 				return
 			}
-			s.conns.Add(1)
+			n := accepted.Add(1)
 			open.Store(conn, true)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				defer conn.Close()
-				br := bufio.NewReader(conn)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					body, err := io.ReadAll(req.Body)
-					if err != nil {
-						return
-					}
-					s.mu.Lock()
-					s.bodies[string(body)]++
-					s.mu.Unlock()
-					raiseTo(&s.peak, s.active.Add(1))
-					keep := respond(conn, s.requests.Add(1))
-					s.active.Add(-1)
-					if !keep {
-						return
-					}
-				}
+				handle(conn, n)
 			}()
 		}
 	}()
+}
+
+func startRaw(t *testing.T, respond answer) *rawServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &rawServer{url: "http://" + ln.Addr().String() + "/v1/models/m:predict", ln: ln, bodies: map[string]int{}}
+	acceptAll(t, ln, func(conn net.Conn, _ int64) {
+		s.conns.Add(1)
+		br := bufio.NewReader(conn)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			body, err := io.ReadAll(req.Body)
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.bodies[string(body)]++
+			s.mu.Unlock()
+			raiseTo(&s.peak, s.active.Add(1))
+			keep := respond(conn, s.requests.Add(1))
+			s.active.Add(-1)
+			if !keep {
+				return
+			}
+		}
+	})
 	return s
 }
 

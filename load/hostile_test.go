@@ -73,29 +73,10 @@ func startHostile(t *testing.T, h hostile) *hostileServer {
 		h.head = hostileAnswer
 	}
 	s := &hostileServer{url: scheme + "://" + ln.Addr().String() + "/v1/models/m:predict"}
-	var wg sync.WaitGroup
-	var open sync.Map
-	t.Cleanup(func() {
-		ln.Close()
-		open.Range(func(k, _ any) bool { k.(net.Conn).Close(); return true })
-		wg.Wait()
+	acceptAll(t, ln, func(conn net.Conn, n int64) {
+		s.conns.Add(1)
+		s.serve(conn, n, h)
 	})
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n := s.conns.Add(1)
-			open.Store(conn, true)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer conn.Close()
-				s.serve(conn, n, h)
-			}()
-		}
-	}()
 	return s
 }
 
