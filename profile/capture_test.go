@@ -89,18 +89,7 @@ func predict(srv *sim.Server) {
 func capturePadded(t *testing.T, extra int, opts profile.Options) (*profile.Result, error) {
 	t.Helper()
 	srv, conn := startSim(t, sim.Config{Profiler: sim.ProfilerConfig{TraceEvents: extra}})
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				predict(srv)
-			}
-		}
-	}()
+	underLoad(t, srv)
 	opts.Duration = 300 * time.Millisecond
 	return profile.Capture(context.Background(), conn, srv.GRPCAddr(), opts)
 }
