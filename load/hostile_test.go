@@ -206,7 +206,7 @@ func TestEnginesSurviveServersClosingIdleConnections(t *testing.T) {
 
 // A server that closes (or resets) a kept-alive connection with a request
 // in it, unanswered, right after the request arrived (within the resend
-// window: at least 20 ms): the request goes again
+// window: at least 50 ms): the request goes again
 // on a new connection, once.
 func TestEnginesSendAgainWhatAKeptAliveConnectionLost(t *testing.T) {
 	for _, engine := range engines(t) {

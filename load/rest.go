@@ -99,7 +99,7 @@ type REST struct {
 
 // minResendWindow is how long after a request was written a close still
 // counts as racing an idle timeout before any answer is known.
-const minResendWindow = 20 * time.Millisecond
+const minResendWindow = 50 * time.Millisecond
 
 // resendWindow is how soon after a request was written a close of its
 // kept-alive connection (or a 408) must come for the request to be sent
@@ -109,7 +109,7 @@ const minResendWindow = 20 * time.Millisecond
 // connects, or than two fastest answers, came after the server had the
 // request for a while, a failure of the server's, which is counted and not
 // hidden by a second try (a predict call is a POST, which Go's net/http
-// never resends once written). At least 20 ms, for the scheduling of a
+// never resends once written). At least 50 ms, for the scheduling of a
 // busy machine.
 func (r *REST) resendWindow() time.Duration {
 	rtt := time.Duration(math.MaxInt64)
