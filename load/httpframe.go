@@ -39,7 +39,11 @@ var errBareLF = fmt.Errorf("%w: the response head ends its lines with LF alone, 
 
 // endsWithBareLF reports whether head holds a blank line made of bare LFs
 // before any CRLF blank line: a head that will never end the HTTP/1.1 way.
+// Blank lines before the status line are skipped, as notHTTP skips them:
+// otherwise "\n\n" read alone would be called bare LF and the same bytes
+// read with what follows "not HTTP".
 func endsWithBareLF(head []byte) bool {
+	head = bytes.TrimLeft(head, "\r\n")
 	bare := bytes.Index(head, []byte("\n\n"))
 	if bare < 0 {
 		return false
