@@ -60,10 +60,14 @@ func TestOpenLoopIsOpenOnEveryPathWhateverTheServerLatency(t *testing.T) {
 				t.Fatalf("%d requests (want %d), errors %v, not sent %d, saturated %d", res.Requests, want, res.Errors, res.Client.NotSent, res.Client.Saturated)
 			}
 			// The server's own second is the floor (less the histogram's
-			// resolution there, 1 ms at 3 digits); 3% above it is the
-			// ceiling for the transport and the schedule.
-			if l := res.Latency; l.Min < 998.9 || l.P99 > 1030 {
-				t.Fatalf("latency min %.1f ms, p50 %.1f, p99 %.1f, max %.1f: want every request within [1000, 1030] ms", l.Min, l.P50, l.P99, l.Max)
+			// resolution there, 1 ms at 3 digits). Requests held back until
+			// a sender frees up wait a good part of that second: before the
+			// fix p50 was 1165-1174 ms and p99 1894-1913 ms on gRPC and
+			// goroutines. An idle machine gives p99 1003-1005 ms; a machine
+			// with a load of 5 on 2 cores gave p99 1184 ms, so the ceiling
+			// is half the server's latency above it, well under the defect.
+			if l := res.Latency; l.Min < 998.9 || l.P50 > 1100 || l.P99 > 1500 {
+				t.Fatalf("latency min %.1f ms, p50 %.1f, p99 %.1f, max %.1f: want min >= 1000, p50 <= 1100, p99 <= 1500 ms", l.Min, l.P50, l.P99, l.Max)
 			}
 			// The last `want` arrivals are the load (the preflight call came
 			// first). Against an ideal 10 ms schedule fitted to them (its
