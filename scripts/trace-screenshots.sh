@@ -64,8 +64,12 @@ mkdir -p "$out"
 # xprof writes caches next to the traces it reads: give it a logdir of
 # links, so the run's directory stays as loadprof wrote it.
 work=$(mktemp -d "${TMPDIR:-/tmp}/loadprof-shots.XXXXXX")
-xprof_pid=
+xprof_pid= browser_pid=
 cleanup() {
+  if [ -n "$browser_pid" ]; then # timeout passes the signal on; puppeteer closes Chromium
+    kill "$browser_pid" 2>/dev/null || true
+    wait "$browser_pid" 2>/dev/null || true
+  fi
   exec 3>&- 2>/dev/null || true # xprof_serve.py stops when its stdin closes
   if [ -n "$xprof_pid" ] && kill -0 "$xprof_pid" 2>/dev/null; then
     kill "$xprof_pid" 2>/dev/null || true
@@ -108,10 +112,14 @@ if [ -z "$port" ]; then
 fi
 echo "xprof 127.0.0.1:$port serves run $run ($run_dir)"
 
-status=0
+# In the background, so that a signal runs the trap at once, not after it.
 NODE_PATH="$modules" timeout -k 10 "$((timeout_s + 60))" node "$root/scripts/node/trace_screenshots.js" \
   --port "$port" --run "$run" --out "$out" --chromium "$chromium" \
-  --zoom-ms "$zoom_ms" --timeout-s "$timeout_s" || status=$?
+  --zoom-ms "$zoom_ms" --timeout-s "$timeout_s" 3>&- &
+browser_pid=$!
+status=0
+wait "$browser_pid" || status=$?
+browser_pid=
 if [ "$status" -ne 0 ]; then
   echo "xprof's log ends with:" >&2
   tail -20 "$work/xprof.log" >&2
