@@ -220,12 +220,15 @@ async function main() {
     protocolTimeout: args.timeoutS * 1000,
   });
   const blocked = [], consoleErrors = [], dataResponses = [];
+  let dataRequests = 0;
+  const isTraceData = (u) => u.startsWith(`${base}/data?`) && u.includes("trace_viewer");
   try {
     const page = await browser.newPage();
     await page.setViewport({ width: 1600, height: 1000 });
     await page.setRequestInterception(true);
     page.on("request", (r) => {
       const u = r.url();
+      if (isTraceData(u)) dataRequests++;
       if (u.startsWith(origin + "/") || u.startsWith("data:") || u.startsWith("blob:")) return r.continue();
       blocked.push(u);
       r.abort("blockedbyclient");
@@ -233,7 +236,7 @@ async function main() {
     page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text().slice(0, 300)); });
     page.on("response", async (res) => {
       const u = res.url();
-      if (!u.startsWith(`${base}/data?`) || !u.includes("trace_viewer")) return;
+      if (!isTraceData(u)) return;
       const entry = { url: u, status: res.status(), at: Date.now(), body: null };
       dataResponses.push(entry);
       try { entry.body = await res.text(); } catch (e) { entry.error = e.message; }
@@ -257,11 +260,14 @@ async function main() {
     const a = analyse(whole);
     const zoom = zoomWindow(a, args.zoomMs);
 
-    const before = dataResponses.length;
+    const before = dataResponses.length, requestsBefore = dataRequests;
     await frame.evaluate(setViewport, zoom.min, zoom.max);
-    // The viewer decides after a short debounce whether the zoom needs
-    // finer data; give it that time, then wait for any load to finish.
-    await sleep(1500);
+    // The viewer decides after a 500 ms debounce whether the zoom needs
+    // finer data: wait for that request, or 3 s without one, then for the
+    // load to finish.
+    const askedAt = Date.now();
+    await until("the viewer to ask for the zoomed range", deadline,
+      () => dataRequests > requestsBefore || Date.now() - askedAt > 3000);
     await until("the trace viewer to load the zoomed range", deadline, () => frame.evaluate(viewerIdle).catch(() => false));
     fs.writeFileSync(path.join(args.out, "zoom.png"), await screenshotWhenStable(page, deadline));
     const zoomed = await frame.evaluate(describeModel);
