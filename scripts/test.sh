@@ -18,7 +18,7 @@ echo "== python peers for the conformance suite (cached virtualenv)"
 venv=$(bash scripts/pyenv.sh)
 export LOADPROF_PYTHON="$venv/bin/python"
 
-echo "== chromium (renders the HTML report) and npm's hdr-histogram-js (decodes our histograms)"
+echo "== chromium (renders the HTML report and xprof's trace viewer) and npm's hdr-histogram-js (decodes our histograms) and puppeteer-core (drives chromium)"
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null
