@@ -277,7 +277,7 @@ func (s *Server) traceOf(calls []profiledCall, host string, start, stop time.Tim
 		}
 		slot, added := lanes.Place(c.start, c.end)
 		if added {
-			plane.Lines = append(plane.Lines, &tfproto.XLine{Id: int64(slot + 1), Name: "tf_serving_worker_" + strconv.Itoa(slot+1), })
+			plane.Lines = append(plane.Lines, &tfproto.XLine{Id: int64(slot + 1), Name: "tf_serving_worker_" + strconv.Itoa(slot+1)})
 		}
 		line := plane.Lines[slot]
 		offset := c.start.Sub(start).Nanoseconds() * 1000
