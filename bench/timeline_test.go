@@ -141,7 +141,7 @@ func TestHTMLReportShowsTheClockOffsetAndTheLatencySplit(t *testing.T) {
 	}
 	html := buf.String()
 	for _, want := range []string{"clock offset (server &minus; client) &#43;10800000.250 ms, within 10799999.900..10800000.600 ms (request_events)",
-		"188 of 200 window requests matched", "<td>inside the server&#39;s event</td><td>1.750</td>", "<td>outside it (network, queueing)</td><td>2.750</td>"} {
+		"188 of 200 window requests matched", "<td>inside the server's event</td><td>1.750</td>", "<td>outside it (network, queueing)</td><td>2.750</td>"} {
 		if !strings.Contains(html, want) {
 			t.Fatalf("the report lacks %q", want)
 		}
