@@ -87,6 +87,9 @@ func writeTimeline(w io.Writer, tl *profile.Timeline) {
 	if tl.Note != "" {
 		fmt.Fprintf(w, "  (%s)\n", tl.Note)
 	}
+	if tl.NotDrawn > 0 {
+		fmt.Fprintf(w, "  (%d window requests were over before the server's window started: not in the client plane)\n", tl.NotDrawn)
+	}
 	if s := tl.Split; s != nil {
 		fmt.Fprintf(w, "  latency split: %d of %d window requests matched to a server request event (%d in the trace)\n", s.Matched, s.ClientRequests, s.ServerRequests)
 		if s.Matched > 0 {

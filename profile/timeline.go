@@ -592,6 +592,10 @@ type Timeline struct {
 	ZeroUncertaintyMs float64       `json:"zero_uncertainty_ms"`
 	Split             *LatencySplit `json:"latency_split,omitempty"`
 	Note              string        `json:"note,omitempty"`
+	// NotDrawn counts the window's requests that were over before the
+	// server's window started: the client plane leaves them out (the
+	// trace viewer cannot draw negative times).
+	NotDrawn int `json:"not_drawn"`
 
 	zero time.Time
 }
@@ -633,6 +637,11 @@ func Align(call ProfileCall, tr *ServerTrace, client []ClientEvent) Timeline {
 // placement when the plane could not be put there.
 func (tl *Timeline) ClientPlane(events []ClientEvent, host string) *tfproto.XSpace {
 	space, placed := ClientSpace(events, host, tl.zero)
+	drawn := 0
+	for _, l := range space.GetPlanes()[0].GetLines() {
+		drawn += len(l.GetEvents())
+	}
+	tl.NotDrawn = len(events) - drawn
 	if !placed && len(events) > 0 {
 		tl.Placement = PlacedAtFirstRequest
 		tl.Note = "the client plane counts from its first request: at the estimated offset it would lie too far from the server's timeline to draw (picoseconds would overflow)"
