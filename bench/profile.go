@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/proto"
 )
 
 // ProfileConfig asks for a profile window in the middle of the steady load.
@@ -23,6 +22,9 @@ type ProfileConfig struct {
 	Delay    time.Duration // after the steady phase starts
 	Required bool          // a failed capture fails the run (exit 3)
 	Options  profile.Options
+	// RequestEvents name the server's request-level events, in order of
+	// preference; profile.DefaultRequestEvents when empty.
+	RequestEvents []string
 }
 
 // ProfileReport is the "profile" object of result.json.
@@ -34,6 +36,9 @@ type ProfileReport struct {
 	ClientTrace  string       `json:"client_trace,omitempty"` // loadprof's own plane, beside the server's
 	SpanMs       float64      `json:"span_ms"`
 	TopOps       []profile.Op `json:"top_ops"`
+	// Timeline: the clock offset, where the client plane is placed, and
+	// the latency split around the server's request events.
+	Timeline *profile.Timeline `json:"timeline,omitempty"`
 }
 
 // window runs one capture while the load runs and holds the steady phase
@@ -178,21 +183,8 @@ func (w *window) finish() *ProfileReport {
 		}
 		w.report.SpanMs, w.report.TopOps = sum.SpanMs, sum.Top(20)
 	}
-	if samples := w.rec.WindowSamples(); len(samples) > 0 && o.LogDir != "" {
-		origin := w.rec.Origin()
-		events := make([]profile.ClientEvent, len(samples))
-		for i, s := range samples {
-			events[i] = profile.ClientEvent{Start: origin.Add(s.Start), End: origin.Add(s.Done), Status: s.Outcome.Key().String()}
-		}
-		data, err := proto.Marshal(profile.ClientSpace(events, "loadprof-client"))
-		if err == nil {
-			var path string
-			path, err = profile.Store{LogDir: o.LogDir, Run: res.Run}.Write(profile.ClientFile, data)
-			w.report.ClientTrace = path
-		}
-		if err != nil && w.err == nil {
-			w.fail(fmt.Errorf("writing the client trace: %w", err))
-		}
+	if err := w.writeClientPlane(res); err != nil && w.err == nil {
+		w.fail(err)
 	}
 	return w.report
 }
@@ -235,6 +227,7 @@ func writeProfileSummary(w io.Writer, p *ProfileReport) {
 	if r.Saved == profile.SavedLocal || p.ClientTrace != "" {
 		fmt.Fprintf(w, "  open with: tensorboard --logdir %s  (Profile tab, run %s)\n", r.LogDir, r.Run)
 	}
+	writeTimeline(w, p.Timeline)
 	if p.Error != "" {
 		fmt.Fprintf(w, "  profile: %s\n", p.Error)
 	}

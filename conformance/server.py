@@ -74,10 +74,18 @@ def build(workdir):
     return models
 
 
+_request_ids = iter(range(1, 1 << 62))
+
+
 def run_signature(loaded, signature_name, inputs):
-    fn = loaded.signatures[signature_name]
-    outputs = fn(**{k: tf.constant(v) for k, v in inputs.items()})
-    return {k: v.numpy() for k, v in outputs.items()}
+    # One request-level event per predict call (REST and gRPC), named as
+    # TF Serving's runs are without batching: TensorFlow's DirectSession
+    # marks each Session::Run as a "SessionRun" root event (_r=1) with the
+    # step's id.
+    with tf.profiler.experimental.Trace("SessionRun", id=next(_request_ids), _r=1):
+        fn = loaded.signatures[signature_name]
+        outputs = fn(**{k: tf.constant(v) for k, v in inputs.items()})
+        return {k: v.numpy() for k, v in outputs.items()}
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):

@@ -113,12 +113,12 @@ func TestStoreRefusesUnsafeNamesAndNeverOverwrites(t *testing.T) {
 func TestClientSpaceSpreadsOverlappingRequestsOverLines(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
-	space := ClientSpace([]ClientEvent{{ms(0), ms(10), "ok"}, {ms(5), ms(8), "http_503"}, {ms(10), ms(12), "ok"}}, "h")
+	space, placed := ClientSpace([]ClientEvent{{ms(0), ms(10), "ok"}, {ms(5), ms(8), "http_503"}, {ms(10), ms(12), "ok"}}, "h", t0)
 	p := space.Planes[0]
 	if p.Name != "/host:CPU" || !strings.HasPrefix(p.Lines[0].Name, ClientLinePrefix) || len(p.Lines) != 2 || len(p.Lines[0].Events) != 2 || len(p.Lines[1].Events) != 1 || len(p.EventMetadata) != 2 {
 		t.Fatalf("plane %v", p)
 	}
-	if p.Lines[0].TimestampNs != t0.UnixNano() || p.Lines[0].Events[1].GetOffsetPs() != 10_000_000_000 {
+	if !placed || p.Lines[0].TimestampNs != 0 || p.Lines[0].Events[1].GetOffsetPs() != 10_000_000_000 {
 		t.Fatalf("line 0 %v", p.Lines[0])
 	}
 }

@@ -49,6 +49,13 @@ type ProfilerConfig struct {
 	// one encoded block of events, so even 10 M events (about 170 MB on the
 	// wire) cost the simulator little memory and no garbage collection.
 	TraceEvents int
+	// ClockOffset is added to the server's clock in its traces: the
+	// simulator's clock runs this far ahead of the client's (behind when
+	// negative), like a server on another machine.
+	ClockOffset time.Duration
+	// RequestEvent names the request-level event of each call in the
+	// trace; "Predict" when empty.
+	RequestEvent string
 }
 
 // rawReply is sent by the codec as it is: how the simulator answers with
@@ -98,6 +105,13 @@ type profilerState struct {
 	stop    chan struct{}
 }
 
+// The stats of TensorFlow's "Task Environment" plane that the simulator
+// writes: the window's start and stop, ns since the epoch.
+const (
+	statProfileStart = 1
+	statProfileStop  = 2
+)
+
 // Profiling reports whether a profile window is open.
 func (s *Server) Profiling() bool {
 	s.prof.mu.Lock()
@@ -133,6 +147,8 @@ func (p *profilerService) Profile(ctx context.Context, req *tfproto.ProfileReque
 		st.mu.Unlock()
 		return nil, status.Error(codes.Unavailable, "another profiling session is active")
 	}
+	// Calls are noted from here on: none starts before the window.
+	started := time.Now()
 	st.open, st.session, st.calls, st.stop = true, req.GetSessionId(), nil, make(chan struct{})
 	stop := st.stop
 	st.mu.Unlock()
@@ -156,7 +172,7 @@ func (p *profilerService) Profile(ctx context.Context, req *tfproto.ProfileReque
 	if cancelled {
 		return nil, status.Error(codes.Canceled, "the client cancelled the profile; the data is dropped")
 	}
-	space := s.traceOf(calls, req.GetHostName())
+	space := s.traceOf(calls, req.GetHostName(), started, time.Now())
 	resp := &tfproto.ProfileResponse{EmptyTrace: len(calls) == 0}
 	mode := cfg.Mode
 	if mode == "" {
@@ -219,10 +235,30 @@ var simulatedOps = []struct {
 	{"serving_default/output/MatMul:MatMul", 0.20},
 }
 
-// traceOf builds the /host:CPU plane of the calls: one "Predict" event per
-// call with the simulated ops nested inside it, calls spread over lines
-// (threads) so that events on a line never overlap.
-func (s *Server) traceOf(calls []profiledCall, host string) *tfproto.XSpace {
+// traceOf builds the trace of a window from start to stop the way
+// TensorFlow's profiler does: a "Task Environment" plane with the window's
+// start and stop on the server's clock (ProfilerConfig.ClockOffset ahead of
+// the real one), and the /host:CPU plane of the calls, its lines counting
+// from the start: one request event per call ("Predict") with the
+// simulated ops nested inside it, calls spread over lines (threads) so
+// that events on a line never overlap.
+func (s *Server) traceOf(calls []profiledCall, host string, start, stop time.Time) *tfproto.XSpace {
+	clock := s.cfg.Profiler.ClockOffset
+	env := &tfproto.XPlane{
+		Name: profile.TaskEnvironmentPlane,
+		StatMetadata: map[int64]*tfproto.XStatMetadata{
+			statProfileStart: {Id: statProfileStart, Name: profile.ProfileStartStat},
+			statProfileStop:  {Id: statProfileStop, Name: profile.ProfileStopStat},
+		},
+		Stats: []*tfproto.XStat{
+			{MetadataId: statProfileStart, Value: &tfproto.XStat_Uint64Value{Uint64Value: uint64(start.Add(clock).UnixNano())}},
+			{MetadataId: statProfileStop, Value: &tfproto.XStat_Uint64Value{Uint64Value: uint64(stop.Add(clock).UnixNano())}},
+		},
+	}
+	request := s.cfg.Profiler.RequestEvent
+	if request == "" {
+		request = "Predict"
+	}
 	plane := &tfproto.XPlane{Id: 1, Name: "/host:CPU", EventMetadata: map[int64]*tfproto.XEventMetadata{}}
 	ids := map[string]int64{}
 	meta := func(name string) int64 {
@@ -234,22 +270,19 @@ func (s *Server) traceOf(calls []profiledCall, host string) *tfproto.XSpace {
 		plane.EventMetadata[id] = &tfproto.XEventMetadata{Id: id, Name: name}
 		return id
 	}
-	var base time.Time
-	for _, c := range calls {
-		if base.IsZero() || c.start.Before(base) {
-			base = c.start
-		}
-	}
 	var lanes profile.Lanes
 	for _, c := range calls {
+		if c.start.Before(start) {
+			continue // begun before the window: TensorFlow does not record it
+		}
 		slot, added := lanes.Place(c.start, c.end)
 		if added {
-			plane.Lines = append(plane.Lines, &tfproto.XLine{Id: int64(slot + 1), Name: "tf_serving_worker_" + strconv.Itoa(slot+1), TimestampNs: base.UnixNano()})
+			plane.Lines = append(plane.Lines, &tfproto.XLine{Id: int64(slot + 1), Name: "tf_serving_worker_" + strconv.Itoa(slot+1)})
 		}
 		line := plane.Lines[slot]
-		offset := c.start.Sub(base).Nanoseconds() * 1000
+		offset := c.start.Sub(start).Nanoseconds() * 1000
 		dur := c.end.Sub(c.start).Nanoseconds() * 1000
-		line.Events = append(line.Events, &tfproto.XEvent{MetadataId: meta("Predict"), Data: &tfproto.XEvent_OffsetPs{OffsetPs: offset}, DurationPs: dur})
+		line.Events = append(line.Events, &tfproto.XEvent{MetadataId: meta(request), Data: &tfproto.XEvent_OffsetPs{OffsetPs: offset}, DurationPs: dur})
 		at := offset + dur/20 // ops start after 5% of the call
 		for _, op := range simulatedOps {
 			d := int64(float64(dur) * op.share)
@@ -257,7 +290,7 @@ func (s *Server) traceOf(calls []profiledCall, host string) *tfproto.XSpace {
 			at += d
 		}
 	}
-	return &tfproto.XSpace{Planes: []*tfproto.XPlane{plane}, Hostnames: []string{host}}
+	return &tfproto.XSpace{Planes: []*tfproto.XPlane{plane, env}, Hostnames: []string{host}}
 }
 
 // paddedReply is a ProfileResponse whose XSpace has more planes, already
@@ -298,7 +331,7 @@ const paddingEventsPerLine = 10_000
 // (field 1): lines of paddingEventsPerLine back-to-back kernels of 0.8 us
 // every 1 us, three kernel names taking turns. The lines share the encoded
 // events, so the result holds about one line's worth of memory.
-func paddingPlane(n int, base time.Time) mem.BufferSlice {
+func paddingPlane(n int) mem.BufferSlice {
 	kernels := []string{"sim_kernel_gemm", "sim_kernel_bias_relu", "sim_kernel_reduce"}
 	events := func(count int) []byte {
 		var b, ev []byte
@@ -329,8 +362,7 @@ func paddingPlane(n int, base time.Time) mem.BufferSlice {
 		hdr = protowire.AppendVarint(hdr, uint64(id))
 		hdr = protowire.AppendTag(hdr, 2, protowire.BytesType) // XLine.name
 		hdr = protowire.AppendString(hdr, "Stream #"+strconv.Itoa(id))
-		hdr = protowire.AppendTag(hdr, 3, protowire.VarintType) // XLine.timestamp_ns
-		hdr = protowire.AppendVarint(hdr, uint64(base.UnixNano()))
+		// XLine.timestamp_ns is 0: the lines count from the window's start.
 		line := protowire.AppendTag(nil, 3, protowire.BytesType) // XPlane.lines
 		line = protowire.AppendVarint(line, uint64(len(hdr)+len(block)))
 		line = append(line, hdr...)
@@ -383,7 +415,7 @@ func (s *Server) paddedProfilerService() *grpc.ServiceDesc {
 			if err != nil || resp.GetXspace() == nil {
 				return resp, err
 			}
-			once.Do(func() { padding = paddingPlane(s.cfg.Profiler.TraceEvents, s.start) })
+			once.Do(func() { padding = paddingPlane(s.cfg.Profiler.TraceEvents) })
 			return paddedReply{resp: resp, planes: padding}, nil
 		}
 	}

@@ -55,3 +55,60 @@ func TestTraceEventsPadTheReturnedTraceWithAGPUPlane(t *testing.T) {
 		t.Fatalf("%d events on %d lines (last offset %d), want %d on 3", events, len(gpu.GetLines()), last, extra)
 	}
 }
+
+func TestTraceCountsFromTheWindowsStartOnTheSimsOwnClock(t *testing.T) {
+	const offset = 3 * time.Hour
+	s := start(t, Config{Profiler: ProfilerConfig{ClockOffset: offset}})
+	cc, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		_, _ = tfproto.NewPredictionServiceClient(cc).Predict(ctx, &tfproto.PredictRequest{
+			ModelSpec: &tfproto.ModelSpec{Name: "test_model"},
+			Inputs:    map[string]*tfproto.TensorProto{"x": floatTensor([]int64{1, 4}, 1, 2, 3, 4)}})
+	}()
+	sent := time.Now()
+	resp, err := tfproto.NewProfilerServiceClient(cc).Profile(ctx, &tfproto.ProfileRequest{
+		EmitXspace: true, SessionId: "s", HostName: "h", Opts: &tfproto.ProfileOptions{DurationMs: 300}})
+	answered := time.Now()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env, host *tfproto.XPlane
+	for _, p := range resp.GetXspace().GetPlanes() {
+		switch p.GetName() {
+		case "Task Environment":
+			env = p
+		case "/host:CPU":
+			host = p
+		}
+	}
+	stats := map[string]int64{}
+	for _, st := range env.GetStats() {
+		stats[env.GetStatMetadata()[st.GetMetadataId()].GetName()] = int64(st.GetUint64Value())
+	}
+	begin, end := stats["profile_start_time"], stats["profile_stop_time"]
+	if begin < sent.Add(offset).UnixNano() || end > answered.Add(offset).UnixNano() || end-begin < int64(300*time.Millisecond) {
+		t.Fatalf("window %d..%d, call %d..%d (+%v)", begin, end, sent.UnixNano(), answered.UnixNano(), offset)
+	}
+	var predicts int
+	for _, l := range host.GetLines() {
+		for _, e := range l.GetEvents() {
+			at := l.GetTimestampNs() + e.GetOffsetPs()/1000
+			if host.GetEventMetadata()[e.GetMetadataId()].GetName() == "Predict" {
+				predicts++
+				if at < 0 || at > end-begin {
+					t.Fatalf("a Predict event at %d ns from the start of a %d ns window", at, end-begin)
+				}
+			}
+		}
+	}
+	if predicts != 1 {
+		t.Fatalf("%d Predict events", predicts)
+	}
+}

@@ -113,6 +113,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	profileAddr := fs.String("profile", "", "open a profile window through the ProfilerService at HOST:PORT (TF Serving's gRPC port, 8500) during the steady load")
 	profileDelay := fs.Duration("profile-delay", 0, "open the window this long after the steady phase starts")
 	profileRequired := fs.Bool("profile-required", false, "exit 3 when the capture fails (by default the load results still count)")
+	requestEvents := fs.StringSlice("profile-request-events", profile.DefaultRequestEvents, "names of the server's per-request trace events, in order of preference (the first the trace has is used): they place loadprof's client plane on the server's timeline and split client latency into time inside and outside the server")
 	cpus := fs.Int("cpus", 0, "OS threads running Go code (GOMAXPROCS); 0 keeps all cores. The epoll engine runs at most one event loop fewer (one per 32 connections or 25,000 req/s): --cpus 1 or 2 matches wrk -t1")
 	engine := fs.String("rest-engine", "auto", "how REST requests are driven: epoll (event loops like wrk; Linux, http://), goroutines (one per connection; also https), or auto (epoll where it can)")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of loadprof itself to this file")
@@ -242,7 +243,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 			fmt.Fprintf(stderr, "loadprof run: --profile %v\n", err)
 			return exitBadInput
 		}
-		cfg.Profile = &bench.ProfileConfig{Addr: addr, Delay: *profileDelay, Required: *profileRequired, Options: profOpts}
+		cfg.Profile = &bench.ProfileConfig{Addr: addr, Delay: *profileDelay, Required: *profileRequired, Options: profOpts, RequestEvents: *requestEvents}
 	}
 	if f, ok := stderr.(*os.File); ok && !*quiet && bench.IsTerminal(f) {
 		cfg.Progress = stderr

@@ -32,6 +32,7 @@ type simFlags struct {
 	clientCA          string
 	signatureName     string
 	traceEvents       int
+	clockOffset       time.Duration
 }
 
 func (s *simFlags) register(fs *pflag.FlagSet, restDefault, grpcDefault string) {
@@ -50,6 +51,7 @@ func (s *simFlags) register(fs *pflag.FlagSet, restDefault, grpcDefault string) 
 	fs.StringVar(&s.tlsCert, "tls-cert", "", "serve REST as HTTPS and gRPC over TLS with this certificate (PEM; with --tls-key)")
 	fs.StringVar(&s.tlsKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	fs.StringVar(&s.clientCA, "client-ca", "", "require client certificates signed by this CA (mutual TLS)")
+	fs.DurationVar(&s.clockOffset, "clock-offset", 0, "run the simulator's clock this far ahead of this machine's in its profile traces (negative: behind), like a server on another machine")
 	fs.IntVar(&s.traceEvents, "trace-events", 0, "add this many GPU kernel events to each profile trace (10000000 is about 140 MB), to try big traces")
 }
 
@@ -61,7 +63,7 @@ func (s *simFlags) config() (sim.Config, error) {
 			Fixed: s.latency, Jitter: s.jitter, Stall: s.stall, StallEvery: s.stallEvery,
 			ErrorRate: s.errorRate, ErrorStatus: s.errorStatus, Workers: s.workers,
 		},
-		Profiler: sim.ProfilerConfig{TraceEvents: s.traceEvents},
+		Profiler: sim.ProfilerConfig{TraceEvents: s.traceEvents, ClockOffset: s.clockOffset},
 	}
 	if s.traceEvents < 0 {
 		return cfg, fmt.Errorf("--trace-events %d: must not be negative", s.traceEvents)

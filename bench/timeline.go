@@ -1,0 +1,105 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/loadprof/loadprof/profile"
+	"google.golang.org/protobuf/proto"
+)
+
+// writeClientPlane writes loadprof's client plane beside the server's
+// trace, on the server's timeline: the clock offset is estimated from the
+// Profile call and the server's request events, and the latency of the
+// window's requests is split around those events.
+func (w *window) writeClientPlane(res *profile.Result) error {
+	samples := w.rec.WindowSamples()
+	o := w.cfg.Options
+	if len(samples) == 0 || o.LogDir == "" {
+		return nil
+	}
+	origin := w.rec.Origin()
+	events := make([]profile.ClientEvent, len(samples))
+	for i, s := range samples {
+		events[i] = profile.ClientEvent{Start: origin.Add(s.Start), End: origin.Add(s.Done), Status: s.Outcome.Key().String()}
+	}
+	window := o.Duration
+	if window <= 0 {
+		window = profile.DefaultDuration
+	}
+	call := profile.ProfileCall{Sent: res.Started, Answered: res.Finished, Window: window}
+	var server *profile.ServerTrace
+	var readErr error
+	if files := res.TraceFiles(); len(files) > 0 {
+		names := w.cfg.RequestEvents
+		if len(names) == 0 {
+			names = profile.DefaultRequestEvents
+		}
+		tr, err := profile.ReadServerTrace(files, names)
+		if err == nil {
+			server = &tr
+		}
+		readErr = err
+	}
+	tl := profile.Align(call, server, events)
+	data, err := proto.Marshal(tl.ClientPlane(events, "loadprof-client"))
+	if err == nil {
+		var path string
+		path, err = profile.Store{LogDir: o.LogDir, Run: res.Run}.Write(profile.ClientFile, data)
+		w.report.ClientTrace = path
+	}
+	w.report.Timeline = &tl
+	if err != nil {
+		return fmt.Errorf("writing the client trace: %w", err)
+	}
+	if readErr != nil {
+		return fmt.Errorf("reading the server's clock from its trace: %w", readErr)
+	}
+	return nil
+}
+
+// writeTimeline prints the clock offset, where the client plane is and how
+// the client's latency splits.
+func writeTimeline(w io.Writer, tl *profile.Timeline) {
+	if tl == nil {
+		return
+	}
+	if c := tl.Clock; c != nil {
+		fmt.Fprintf(w, "  clock offset (server - client): %+.3f ms, within %.3f..%.3f ms", c.OffsetMs, c.MinMs, c.MaxMs)
+		switch c.Method {
+		case profile.OffsetFromRequests:
+			fmt.Fprintf(w, " (from %d %q events, %d inside a client request; the Profile call alone gave %.3f..%.3f ms)\n",
+				c.ServerRequests, c.RequestEvent, c.Inside, c.CallMinMs, c.CallMaxMs)
+		default:
+			fmt.Fprintf(w, " (from the Profile call's timing")
+			if c.RequestEvent == "" {
+				fmt.Fprint(w, "; the trace has no request events")
+			}
+			fmt.Fprintln(w, ")")
+		}
+	}
+	switch tl.Placement {
+	case profile.PlacedAtServerStart:
+		fmt.Fprintf(w, "  client plane on the server's timeline (±%.3f ms)\n", tl.ZeroUncertaintyMs)
+	case profile.PlacedAtEstimatedStart:
+		fmt.Fprintf(w, "  client plane placed by the Profile call's timing only (±%.3f ms)\n", tl.ZeroUncertaintyMs)
+	}
+	if tl.Note != "" {
+		fmt.Fprintf(w, "  (%s)\n", tl.Note)
+	}
+	if tl.NotDrawn > 0 {
+		fmt.Fprintf(w, "  (%d window requests were over before the server's window started: not in the client plane)\n", tl.NotDrawn)
+	}
+	if s := tl.Split; s != nil {
+		fmt.Fprintf(w, "  latency split: %d of %d window requests matched to a server request event (%d in the trace)\n", s.Matched, s.ClientRequests, s.ServerRequests)
+		if s.Matched > 0 {
+			fmt.Fprintf(w, "    %-26s %9s %9s %9s %9s\n", "ms", "p50", "p90", "p99", "max")
+			for _, row := range []struct {
+				name string
+				p    profile.Percentiles
+			}{{"client latency", s.ClientMs}, {"inside the server's event", s.ServerMs}, {"outside it", s.OutsideMs}} {
+				fmt.Fprintf(w, "    %-26s %9.3f %9.3f %9.3f %9.3f\n", row.name, row.p.P50, row.p.P90, row.p.P99, row.p.Max)
+			}
+		}
+	}
+}

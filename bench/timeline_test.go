@@ -1,0 +1,149 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/sim"
+	"github.com/loadprof/loadprof/tfproto"
+	"google.golang.org/protobuf/proto"
+)
+
+func profiledRun(t *testing.T, srv *sim.Server, logdir string) *Result {
+	t.Helper()
+	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
+		Plan: load.Plan{Rate: 200, Duration: 1600 * time.Millisecond, MaxInflight: 100}, Profile: profiled(srv, logdir)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Profile == nil || res.Profile.Timeline == nil {
+		t.Fatalf("profile %+v", res.Profile)
+	}
+	return res
+}
+
+func readClientPlane(t *testing.T, path string) *tfproto.XPlane {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var space tfproto.XSpace
+	if err := proto.Unmarshal(data, &space); err != nil {
+		t.Fatal(err)
+	}
+	return space.Planes[0]
+}
+
+func TestClientPlaneLinesUpWithTheServersRequestsAtAKnownClockOffset(t *testing.T) {
+	// 3 hours, and 200 days: on the epoch's scale, as on the viewer's, a
+	// timestamp that far out overflows picoseconds.
+	for _, offset := range []time.Duration{3 * time.Hour, 200 * 24 * time.Hour} {
+		srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond, Jitter: 2 * time.Millisecond},
+			Profiler: sim.ProfilerConfig{ClockOffset: offset}})
+		p := profiledRun(t, srv, t.TempDir()).Profile
+		tl, c := p.Timeline, p.Timeline.Clock
+		truth := float64(offset) / 1e6
+		if tl.Placement != profile.PlacedAtServerStart || c == nil || c.Method != profile.OffsetFromRequests || c.RequestEvent != "Predict" ||
+			truth < c.MinMs || truth > c.MaxMs || c.MaxMs-c.MinMs > c.CallMaxMs-c.CallMinMs {
+			t.Fatalf("offset %v: timeline %+v clock %+v", offset, tl, c)
+		}
+		if s := tl.Split; s == nil || s.Matched*10 < s.ServerRequests*9 || s.Matched == 0 || s.ServerMs.P50 < 1 || s.ClientMs.P50 < s.ServerMs.P50 {
+			t.Fatalf("offset %v: split %+v", offset, tl.Split)
+		}
+		// On the viewer's axis (the server's lines count from its start),
+		// each server request lies inside a client request.
+		tr, err := profile.ReadServerTrace(p.TraceFiles(), []string{"Predict"})
+		if err != nil || len(tr.Requests) == 0 {
+			t.Fatalf("%+v %v", tr, err)
+		}
+		var drawn [][2]int64
+		for _, l := range readClientPlane(t, p.ClientTrace).Lines {
+			for _, e := range l.Events {
+				s := l.TimestampNs*1000 + e.GetOffsetPs()
+				if s < 0 || s+e.DurationPs > int64(10*time.Second)*1000 {
+					t.Fatalf("offset %v: a client event drawn at %d ps", offset, s)
+				}
+				drawn = append(drawn, [2]int64{s, s + e.DurationPs})
+			}
+		}
+		inside := 0
+		for _, r := range tr.Requests {
+			s, e := (r.Start-tr.StartNs)*1000, (r.End-tr.StartNs)*1000
+			for _, d := range drawn {
+				if d[0] <= s && e <= d[1] {
+					inside++
+					break
+				}
+			}
+		}
+		if inside*10 < len(tr.Requests)*9 {
+			t.Fatalf("offset %v: %d of %d server requests inside a drawn client request", offset, inside, len(tr.Requests))
+		}
+		var out strings.Builder
+		writeProfileSummary(&out, p)
+		if !strings.Contains(out.String(), "clock offset (server - client): +") || !strings.Contains(out.String(), "latency split:") ||
+			!strings.Contains(out.String(), "inside the server's event") {
+			t.Fatalf("summary:\n%s", out.String())
+		}
+	}
+}
+
+func TestClientPlaneWithoutRequestEventsIsPlacedByTheProfileCall(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond},
+		Profiler: sim.ProfilerConfig{ClockOffset: -3 * time.Hour, RequestEvent: "SomethingElse"}})
+	p := profiledRun(t, srv, t.TempDir()).Profile
+	c := p.Timeline.Clock
+	truth := float64(-3*time.Hour) / 1e6
+	if p.Timeline.Placement != profile.PlacedAtServerStart || c == nil || c.Method != profile.OffsetFromProfileCall || c.RequestEvent != "" ||
+		truth < c.MinMs || truth > c.MaxMs || p.Timeline.Split != nil {
+		t.Fatalf("timeline %+v clock %+v", p.Timeline, c)
+	}
+	var out strings.Builder
+	writeProfileSummary(&out, p)
+	if !strings.Contains(out.String(), "the trace has no request events") {
+		t.Fatalf("summary:\n%s", out.String())
+	}
+}
+
+func TestClientPlaneFallsBackToTheProfileCallWhenTheServerKeepsItsTrace(t *testing.T) {
+	srv := startSim(t, sim.Config{Profiler: sim.ProfilerConfig{Mode: sim.ProfileSaveOnServer, DiskRoot: t.TempDir(), ClockOffset: time.Hour}})
+	p := profiledRun(t, srv, t.TempDir()).Profile
+	if p.Saved != profile.SavedServer || p.Timeline.Placement != profile.PlacedAtEstimatedStart || p.Timeline.Clock != nil || p.Timeline.ZeroUncertaintyMs <= 0 {
+		t.Fatalf("timeline %+v", p.Timeline)
+	}
+	for _, l := range readClientPlane(t, p.ClientTrace).Lines {
+		if l.TimestampNs != 0 {
+			t.Fatalf("line at %d ns", l.TimestampNs)
+		}
+	}
+	var out strings.Builder
+	writeProfileSummary(&out, p)
+	if !strings.Contains(out.String(), "placed by the Profile call's timing only") || !strings.Contains(out.String(), "not on this machine") {
+		t.Fatalf("summary:\n%s", out.String())
+	}
+}
+
+func TestHTMLReportShowsTheClockOffsetAndTheLatencySplit(t *testing.T) {
+	r := goldenResult(t)
+	r.Profile.Timeline = &profile.Timeline{Placement: profile.PlacedAtServerStart,
+		Clock: &profile.ClockEstimate{Method: profile.OffsetFromRequests, OffsetMs: 10800000.25, MinMs: 10799999.9, MaxMs: 10800000.6},
+		Split: &profile.LatencySplit{ClientRequests: 200, ServerRequests: 190, Matched: 188,
+			ClientMs: profile.Percentiles{P50: 4.5}, ServerMs: profile.Percentiles{P50: 1.75}, OutsideMs: profile.Percentiles{P50: 2.75}}}
+	var buf strings.Builder
+	if err := WriteHTML(&buf, []*Result{r}, []string{"a.json"}, ReportOptions{NoAssets: true}); err != nil {
+		t.Fatal(err)
+	}
+	html := buf.String()
+	for _, want := range []string{"clock offset (server &minus; client) &#43;10800000.250 ms, within 10799999.900..10800000.600 ms (request_events)",
+		"188 of 200 window requests matched", "<td>inside the server's event</td><td>1.750</td>", "<td>outside it (network, queueing)</td><td>2.750</td>"} {
+		if !strings.Contains(html, want) {
+			t.Fatalf("the report lacks %q", want)
+		}
+	}
+}

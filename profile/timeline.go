@@ -1,0 +1,650 @@
+package profile
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/loadprof/loadprof/tfproto"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// DefaultRequestEvents are the names of request-level events in a server's
+// trace, in order of preference: the first one a trace has is used.
+// TensorFlow Serving's BatchingSession marks each request with
+// "BatchingSessionRun" (its "SessionRun" events are then per batch);
+// without batching, each request is one "SessionRun" (TensorFlow's
+// DirectSession::Run); loadprof's simulator emits "Predict".
+var DefaultRequestEvents = []string{"BatchingSessionRun", "SessionRun", "Predict"}
+
+// TaskEnvironmentPlane is the plane in which TensorFlow's profiler records
+// the window's start and stop times (ns since the epoch, server clock); the
+// lines of its other planes count from the start.
+const (
+	TaskEnvironmentPlane = "Task Environment"
+	ProfileStartStat     = "profile_start_time"
+	ProfileStopStat      = "profile_stop_time"
+)
+
+// Span is an interval in ns since the epoch.
+type Span struct{ Start, End int64 }
+
+// ServerTrace is what a server's trace says about its clock.
+type ServerTrace struct {
+	// StartNs and StopNs are the profile window on the server's clock, ns
+	// since the epoch; zero when the trace does not record them.
+	StartNs, StopNs int64
+	// RequestEvent is the name of the request-level events found (the
+	// first of the names asked for that the trace has).
+	RequestEvent string
+	// Requests are those events on the server's clock, ns since the epoch.
+	Requests []Span
+}
+
+// Field numbers of xplane.proto read here.
+const (
+	tlSpacePlanes      = 1
+	tlPlaneName        = 2
+	tlPlaneLines       = 3
+	tlPlaneEventMeta   = 4
+	tlPlaneStatMeta    = 5
+	tlPlaneStats       = 6
+	tlLineTimestampNs  = 3
+	tlLineEvents       = 4
+	tlEventMetadataID  = 1
+	tlEventOffsetPs    = 2
+	tlEventDurationPs  = 3
+	tlEventOccurrences = 5
+	tlMetaID           = 1
+	tlMetaName         = 2
+	tlStatMetadataID   = 1
+	tlStatUint64       = 3
+	tlStatInt64        = 4
+	tlMapKey           = 1
+	tlMapValue         = 2
+)
+
+// ReadServerTrace reads the profile window and the request-level events
+// (the first of names found) of XSpace files, through a small window like
+// SummarizeFiles: only the request events are kept in memory.
+func ReadServerTrace(files []string, names []string) (ServerTrace, error) {
+	var tr ServerTrace
+	found := map[string][]Span{}
+	for _, name := range files {
+		if err := readServerFile(name, names, &tr, found); err != nil {
+			return ServerTrace{}, err
+		}
+	}
+	for _, n := range names {
+		if spans := found[n]; len(spans) > 0 {
+			tr.RequestEvent, tr.Requests = n, spans
+			break
+		}
+	}
+	if tr.StartNs != 0 {
+		// The lines count from the start of the profile.
+		for i := range tr.Requests {
+			tr.Requests[i].Start += tr.StartNs
+			tr.Requests[i].End += tr.StartNs
+		}
+	}
+	sort.Slice(tr.Requests, func(i, j int) bool { return tr.Requests[i].Start < tr.Requests[j].Start })
+	return tr, nil
+}
+
+func readServerFile(name string, names []string, tr *ServerTrace, found map[string][]Span) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	end := info.Size()
+	w := newWireReader(f, 0, end)
+	for num, typ, ok := w.next(end); ok; num, typ, ok = w.next(end) {
+		if num != tlSpacePlanes || typ != protowire.BytesType {
+			w.skipField(num, typ, end)
+			continue
+		}
+		pend := w.length(end)
+		readPlaneClock(w, pend, names, tr, found)
+	}
+	if w.err != nil {
+		return fmt.Errorf("%s: not an XSpace: %w", name, w.err)
+	}
+	return nil
+}
+
+// readPlaneClock reads one plane in two passes: its name and metadata
+// (which follow the lines in the encoding), then the events of the
+// metadata asked for.
+func readPlaneClock(w *wireReader, end int64, names []string, tr *ServerTrace, found map[string][]Span) {
+	start := w.pos
+	var planeName string
+	wanted := map[int64]string{}
+	statNames := map[int64]string{}
+	stats := map[int64]int64{}
+	for num, typ, ok := w.next(end); ok; num, typ, ok = w.next(end) {
+		switch {
+		case num == tlPlaneName && typ == protowire.BytesType:
+			planeName = w.str(end)
+		case (num == tlPlaneEventMeta || num == tlPlaneStatMeta) && typ == protowire.BytesType:
+			id, n := readMetadataEntry(w, w.length(end))
+			if num == tlPlaneStatMeta {
+				statNames[id] = n
+			} else if contains(names, n) {
+				wanted[id] = n
+			}
+		case num == tlPlaneStats && typ == protowire.BytesType:
+			id, v := readStat(w, w.length(end))
+			stats[id] = v
+		default:
+			w.skipField(num, typ, end)
+		}
+	}
+	if w.err != nil {
+		return
+	}
+	if planeName == TaskEnvironmentPlane {
+		for id, v := range stats {
+			switch statNames[id] {
+			case ProfileStartStat:
+				tr.StartNs = v
+			case ProfileStopStat:
+				tr.StopNs = v
+			}
+		}
+	}
+	if len(wanted) == 0 {
+		return
+	}
+	w.seek(start, end)
+	for num, typ, ok := w.next(end); ok; num, typ, ok = w.next(end) {
+		if num != tlPlaneLines || typ != protowire.BytesType {
+			w.skipField(num, typ, end)
+			continue
+		}
+		lend := w.length(end)
+		var ts int64
+		type ev struct {
+			name       string
+			offset, ps int64
+		}
+		var events []ev
+		for num, typ, ok := w.next(lend); ok; num, typ, ok = w.next(lend) {
+			switch {
+			case num == tlLineTimestampNs && typ == protowire.VarintType:
+				ts = int64(w.varint())
+			case num == tlLineEvents && typ == protowire.BytesType:
+				eend := w.length(lend)
+				var md, offset, dur int64
+				aggregated := false
+				for num, typ, ok := w.next(eend); ok; num, typ, ok = w.next(eend) {
+					switch {
+					case num == tlEventMetadataID && typ == protowire.VarintType:
+						md = int64(w.varint())
+					case num == tlEventOffsetPs && typ == protowire.VarintType:
+						offset = int64(w.varint())
+					case num == tlEventDurationPs && typ == protowire.VarintType:
+						dur = int64(w.varint())
+					case num == tlEventOccurrences && typ == protowire.VarintType:
+						w.varint()
+						aggregated = true // a count, not an event in time
+					default:
+						w.skipField(num, typ, eend)
+					}
+				}
+				if n, ok := wanted[md]; ok && !aggregated {
+					events = append(events, ev{n, offset, dur})
+				}
+			default:
+				w.skipField(num, typ, lend)
+			}
+		}
+		for _, e := range events {
+			s := ts + e.offset/1000
+			found[e.name] = append(found[e.name], Span{s, s + e.ps/1000})
+		}
+	}
+}
+
+// readMetadataEntry reads one entry of an event_metadata or stat_metadata
+// map: the id and the name.
+func readMetadataEntry(w *wireReader, end int64) (int64, string) {
+	var id int64
+	var name string
+	for num, typ, ok := w.next(end); ok; num, typ, ok = w.next(end) {
+		switch {
+		case num == tlMapKey && typ == protowire.VarintType:
+			id = int64(w.varint())
+		case num == tlMapValue && typ == protowire.BytesType:
+			vend := w.length(end)
+			for num, typ, ok := w.next(vend); ok; num, typ, ok = w.next(vend) {
+				if num == tlMetaName && typ == protowire.BytesType {
+					name = w.str(vend)
+				} else {
+					w.skipField(num, typ, vend)
+				}
+			}
+		default:
+			w.skipField(num, typ, end)
+		}
+	}
+	return id, name
+}
+
+// readStat reads an XStat's metadata id and its integer value.
+func readStat(w *wireReader, end int64) (int64, int64) {
+	var id, v int64
+	for num, typ, ok := w.next(end); ok; num, typ, ok = w.next(end) {
+		switch {
+		case num == tlStatMetadataID && typ == protowire.VarintType:
+			id = int64(w.varint())
+		case (num == tlStatUint64 || num == tlStatInt64) && typ == protowire.VarintType:
+			v = int64(w.varint())
+		default:
+			w.skipField(num, typ, end)
+		}
+	}
+	return id, v
+}
+
+func contains(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ProfileCall is the client's view of the Profile call: when it was sent
+// and when its answer came, on the client's clock.
+type ProfileCall struct {
+	Sent, Answered time.Time
+	Window         time.Duration // the window asked for
+}
+
+// How the clock offset was estimated.
+const (
+	// OffsetFromRequests: the offset inside the Profile call's bound that
+	// puts the most server request events inside client requests.
+	OffsetFromRequests = "request_events"
+	// OffsetFromProfileCall: the middle of the bound the Profile call's
+	// timing and the server's recorded window give.
+	OffsetFromProfileCall = "profile_call"
+	// OffsetFromCallOnly: the server's trace is not on this machine; the
+	// server's window start is taken in the middle of the time it could
+	// have started, the call's timing alone.
+	OffsetFromCallOnly = "profile_call_only"
+)
+
+// ClockEstimate is the offset between the server's clock and the client's
+// (server minus client), and the bound it is known to lie in.
+type ClockEstimate struct {
+	Method   string  `json:"method"`
+	OffsetMs float64 `json:"offset_ms"`
+	// The offset lies in [MinMs, MaxMs]; UncertaintyMs is half of that.
+	MinMs         float64 `json:"min_ms"`
+	MaxMs         float64 `json:"max_ms"`
+	UncertaintyMs float64 `json:"uncertainty_ms"`
+	// CallMinMs..CallMaxMs is the bound from the Profile call alone.
+	CallMinMs float64 `json:"call_min_ms"`
+	CallMaxMs float64 `json:"call_max_ms"`
+	// RequestEvent is the server event used; ServerRequests how many the
+	// trace has, Inside how many lie inside a client request at the
+	// estimated offset.
+	RequestEvent   string `json:"request_event,omitempty"`
+	ServerRequests int    `json:"server_requests"`
+	Inside         int    `json:"inside"`
+
+	offset, lo, hi int64 // ns
+}
+
+// Offset is the estimated offset, server minus client.
+func (c ClockEstimate) Offset() time.Duration { return time.Duration(c.offset) }
+
+func nsToMs(ns int64) float64 { return float64(ns) / 1e6 }
+
+func (c *ClockEstimate) fill() {
+	c.OffsetMs, c.MinMs, c.MaxMs = nsToMs(c.offset), nsToMs(c.lo), nsToMs(c.hi)
+	c.UncertaintyMs = nsToMs(c.hi-c.lo) / 2
+}
+
+// maxEstimateEvents bounds the server events the estimate looks at: a
+// sample spread over the window gives the same offset as all of them.
+const maxEstimateEvents = 2000
+
+// EstimateOffset estimates the offset between the server's clock and the
+// client's from the Profile call and, when the trace has request events,
+// the client's requests.
+//
+// The server's window lies inside the call: sent <= start-offset and
+// stop-offset <= answered, so offset is in [stop-answered, start-sent]. A
+// server request event [s, e] lies inside client request [a, b] when
+// a+offset <= s and e <= b+offset. Of the offsets in the call's bound, the
+// ones that put the most server events inside a client request form one or
+// more intervals; the estimate is the middle of the widest (ties: the one
+// nearest the middle of the call's bound), which is the bound reported.
+func EstimateOffset(call ProfileCall, tr ServerTrace, client []ClientEvent) ClockEstimate {
+	sent, answered := call.Sent.UnixNano(), call.Answered.UnixNano()
+	var est ClockEstimate
+	if tr.StartNs == 0 {
+		if len(tr.Requests) == 0 {
+			// Nothing on the server's clock: the server's time is taken as
+			// the client's.
+			est.Method = OffsetFromCallOnly
+			est.fill()
+			return est
+		}
+		// No recorded window: its events lie inside it.
+		tr.StartNs, tr.StopNs = tr.Requests[0].Start, tr.Requests[0].End
+		for _, r := range tr.Requests {
+			tr.StopNs = max(tr.StopNs, r.End)
+		}
+	}
+	stop := max(tr.StopNs, tr.StartNs)
+	est.lo, est.hi = stop-answered, tr.StartNs-sent
+	if est.lo > est.hi {
+		// Clocks stepped during the call: no offset fits, take the middle.
+		est.lo, est.hi = est.hi, est.lo
+	}
+	est.CallMinMs, est.CallMaxMs = nsToMs(est.lo), nsToMs(est.hi)
+	est.offset = est.lo + (est.hi-est.lo)/2
+	est.Method = OffsetFromProfileCall
+	est.RequestEvent, est.ServerRequests = tr.RequestEvent, len(tr.Requests)
+	if len(tr.Requests) > 0 && len(client) > 0 {
+		refine(&est, tr.Requests, client)
+	}
+	est.Inside = countInside(tr.Requests, client, est.offset)
+	est.fill()
+	return est
+}
+
+// refine narrows est to the offsets that put the most server events inside
+// client requests.
+func refine(est *ClockEstimate, server []Span, client []ClientEvent) {
+	reqs := clientSpans(client)
+	var maxDur int64
+	for _, r := range reqs {
+		maxDur = max(maxDur, r.End-r.Start)
+	}
+	step := 1
+	if len(server) > maxEstimateEvents {
+		step = (len(server) + maxEstimateEvents - 1) / maxEstimateEvents
+	}
+	type edge struct {
+		at    int64
+		delta int
+	}
+	var edges []edge
+	var ivs []Span
+	for i := 0; i < len(server); i += step {
+		s := server[i]
+		// Requests that can hold s at an offset in [lo, hi]: a <= s.Start-lo
+		// and b >= s.End-hi.
+		last := sort.Search(len(reqs), func(j int) bool { return reqs[j].Start > s.Start-est.lo })
+		ivs = ivs[:0]
+		for j := last - 1; j >= 0 && reqs[j].Start >= s.End-est.hi-maxDur; j-- {
+			r := reqs[j]
+			lo, hi := max(s.End-r.End, est.lo), min(s.Start-r.Start, est.hi)
+			if lo <= hi {
+				ivs = append(ivs, Span{lo, hi})
+			}
+		}
+		// The offsets at which s is inside some request: a union.
+		sort.Slice(ivs, func(a, b int) bool { return ivs[a].Start < ivs[b].Start })
+		for k := 0; k < len(ivs); {
+			u := ivs[k]
+			for k++; k < len(ivs) && ivs[k].Start <= u.End; k++ {
+				u.End = max(u.End, ivs[k].End)
+			}
+			edges = append(edges, edge{u.Start, 1}, edge{u.End, -1})
+		}
+	}
+	if len(edges) == 0 {
+		return
+	}
+	sort.Slice(edges, func(a, b int) bool {
+		if edges[a].at != edges[b].at {
+			return edges[a].at < edges[b].at
+		}
+		return edges[a].delta > edges[b].delta // closed intervals: starts first
+	})
+	best, n := 0, 0
+	var top []Span
+	for k, e := range edges {
+		n += e.delta
+		if e.delta < 0 || (k+1 < len(edges) && edges[k+1].at == e.at && edges[k+1].delta > 0) {
+			continue
+		}
+		// n holds from e.at to the next edge.
+		next := e.at
+		if k+1 < len(edges) {
+			next = edges[k+1].at
+		}
+		switch {
+		case n > best:
+			best, top = n, []Span{{e.at, next}}
+		case n == best:
+			top = append(top, Span{e.at, next})
+		}
+	}
+	// Requests that happen to fit at a wrong offset do so at isolated
+	// points; at the true one they fit over an interval as wide as the
+	// smallest round trip outside the handler. The widest interval wins,
+	// ties toward the middle of the call's bound.
+	mid := est.lo + (est.hi-est.lo)/2
+	pick, dist := top[0], int64(math.MaxInt64)
+	for _, t := range top {
+		d := int64(0)
+		if mid < t.Start {
+			d = t.Start - mid
+		} else if mid > t.End {
+			d = mid - t.End
+		}
+		w, pw := t.End-t.Start, pick.End-pick.Start
+		if w > pw || (w == pw && d < dist) {
+			pick, dist = t, d
+		}
+	}
+	est.Method = OffsetFromRequests
+	est.offset = pick.Start + (pick.End-pick.Start)/2
+	est.lo, est.hi = pick.Start, pick.End
+}
+
+// clientSpans are the client's requests in ns since the epoch, by start.
+func clientSpans(client []ClientEvent) []Span {
+	out := make([]Span, len(client))
+	for i, c := range client {
+		out[i] = Span{c.Start.UnixNano(), c.End.UnixNano()}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Start < out[j].Start })
+	return out
+}
+
+// countInside counts the server events inside some client request at offset.
+func countInside(server []Span, client []ClientEvent, offset int64) int {
+	reqs := clientSpans(client)
+	var maxDur int64
+	for _, r := range reqs {
+		maxDur = max(maxDur, r.End-r.Start)
+	}
+	n := 0
+	for _, s := range server {
+		last := sort.Search(len(reqs), func(j int) bool { return reqs[j].Start+offset > s.Start })
+		for j := last - 1; j >= 0 && reqs[j].Start+offset >= s.End-maxDur; j-- {
+			if s.End <= reqs[j].End+offset {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// Percentiles summarise durations, in milliseconds.
+type Percentiles struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+func percentilesOf(ns []int64) Percentiles {
+	if len(ns) == 0 {
+		return Percentiles{}
+	}
+	sort.Slice(ns, func(i, j int) bool { return ns[i] < ns[j] })
+	at := func(p float64) float64 {
+		i := int(math.Ceil(p/100*float64(len(ns)))) - 1
+		return nsToMs(ns[max(i, 0)])
+	}
+	return Percentiles{P50: at(50), P90: at(90), P99: at(99), Max: nsToMs(ns[len(ns)-1])}
+}
+
+// LatencySplit is how the latency of the client's requests that were
+// matched to a server request event splits into the time inside that
+// event and the time outside it (network, tunnel, queueing before the
+// handler, the response's way back).
+type LatencySplit struct {
+	ClientRequests int         `json:"client_requests"` // in the window
+	ServerRequests int         `json:"server_requests"` // request events in the trace
+	Matched        int         `json:"matched"`
+	ClientMs       Percentiles `json:"client_ms"`  // latency of the matched requests
+	ServerMs       Percentiles `json:"server_ms"`  // inside the server's request event
+	OutsideMs      Percentiles `json:"outside_ms"` // the rest
+}
+
+// SplitLatency matches client requests to the server request events they
+// contain at offset (server minus client), one to one, the tightest fits
+// first, and splits the latency of the matched requests.
+func SplitLatency(client []ClientEvent, server []Span, offset time.Duration) LatencySplit {
+	split := LatencySplit{ClientRequests: len(client), ServerRequests: len(server)}
+	reqs := clientSpans(client)
+	var maxDur int64
+	for _, r := range reqs {
+		maxDur = max(maxDur, r.End-r.Start)
+	}
+	off := int64(offset)
+	type pair struct {
+		c, s  int
+		slack int64
+	}
+	var pairs []pair
+	for i, s := range server {
+		last := sort.Search(len(reqs), func(j int) bool { return reqs[j].Start+off > s.Start })
+		for j := last - 1; j >= 0 && reqs[j].Start+off >= s.End-maxDur; j-- {
+			r := reqs[j]
+			if s.End <= r.End+off {
+				pairs = append(pairs, pair{j, i, (r.End - r.Start) - (s.End - s.Start)})
+			}
+		}
+	}
+	sort.Slice(pairs, func(a, b int) bool { return pairs[a].slack < pairs[b].slack })
+	usedC, usedS := make([]bool, len(reqs)), make([]bool, len(server))
+	var total, inside, outside []int64
+	for _, p := range pairs {
+		if usedC[p.c] || usedS[p.s] {
+			continue
+		}
+		usedC[p.c], usedS[p.s] = true, true
+		r, s := reqs[p.c], server[p.s]
+		total = append(total, r.End-r.Start)
+		inside = append(inside, s.End-s.Start)
+		outside = append(outside, p.slack)
+	}
+	split.Matched = len(total)
+	split.ClientMs, split.ServerMs, split.OutsideMs = percentilesOf(total), percentilesOf(inside), percentilesOf(outside)
+	return split
+}
+
+// Where the client plane's zero was put.
+const (
+	// PlacedAtServerStart: the plane counts from the server's profile
+	// start, recorded in its trace, through the estimated clock offset.
+	PlacedAtServerStart = "server_start"
+	// PlacedAtEstimatedStart: the server's trace is not on this machine;
+	// the plane counts from an estimate of the server's start made from
+	// the Profile call's timing alone.
+	PlacedAtEstimatedStart = "estimated_start"
+	// PlacedAtFirstRequest: no usable zero (the server's trace counts from
+	// the epoch, or the estimate is too far off to draw without overflow):
+	// the plane counts from its first request and does not line up with
+	// the server's.
+	PlacedAtFirstRequest = "first_request"
+)
+
+// Timeline is how loadprof's client plane was put on the server's
+// timeline: the clock offset, where the plane's zero is, and how the
+// client's latency splits around the server's request events.
+type Timeline struct {
+	Placement string         `json:"placement"`
+	Clock     *ClockEstimate `json:"clock,omitempty"` // nil when the server's trace is not here
+	// ZeroUncertaintyMs: the server's start is known on the client's
+	// clock within plus or minus this (the clock's uncertainty, or the
+	// Profile call's when the trace is not here).
+	ZeroUncertaintyMs float64       `json:"zero_uncertainty_ms"`
+	Split             *LatencySplit `json:"latency_split,omitempty"`
+	Note              string        `json:"note,omitempty"`
+	// NotDrawn counts the window's requests that were over before the
+	// server's window started: the client plane leaves them out (the
+	// trace viewer cannot draw negative times).
+	NotDrawn int `json:"not_drawn"`
+
+	zero time.Time
+}
+
+// Align works out the clock offset from the Profile call and, when the
+// server's trace is here (tr not nil), its recorded window and request
+// events; it says where the client plane's zero is (the server's profile
+// start on the client's clock) and splits the latency of the client's
+// requests.
+func Align(call ProfileCall, tr *ServerTrace, client []ClientEvent) Timeline {
+	if tr == nil || (tr.StartNs == 0 && len(tr.Requests) == 0) {
+		// The server starts its window after the call arrives and stops it
+		// a window before it answers.
+		latest := call.Answered.Add(-call.Window)
+		if latest.Before(call.Sent) {
+			latest = call.Sent
+		}
+		half := latest.Sub(call.Sent) / 2
+		tl := Timeline{Placement: PlacedAtEstimatedStart, ZeroUncertaintyMs: nsToMs(int64(half)), zero: call.Sent.Add(half)}
+		tl.Note = "the server's trace is not on this machine: the client plane is placed by the Profile call's timing alone"
+		if tr != nil {
+			tl.Note = "the server's trace records neither its window nor request events: the client plane is placed by the Profile call's timing alone"
+		}
+		return tl
+	}
+	est := EstimateOffset(call, *tr, client)
+	tl := Timeline{Placement: PlacedAtServerStart, Clock: &est, ZeroUncertaintyMs: est.UncertaintyMs}
+	// The server's lines count from its start, or from the epoch when the
+	// trace does not record a start.
+	tl.zero = time.Unix(0, tr.StartNs-est.offset)
+	if len(tr.Requests) > 0 {
+		split := SplitLatency(client, tr.Requests, est.Offset())
+		tl.Split = &split
+	}
+	return tl
+}
+
+// ClientPlane is ClientSpace placed on tl's timeline; it updates the
+// placement when the plane could not be put there.
+func (tl *Timeline) ClientPlane(events []ClientEvent, host string) *tfproto.XSpace {
+	space, placed := ClientSpace(events, host, tl.zero)
+	drawn := 0
+	for _, l := range space.GetPlanes()[0].GetLines() {
+		drawn += len(l.GetEvents())
+	}
+	tl.NotDrawn = len(events) - drawn
+	if !placed && len(events) > 0 {
+		tl.Placement = PlacedAtFirstRequest
+		tl.Note = "the client plane counts from its first request: at the estimated offset it would lie too far from the server's timeline to draw (picoseconds would overflow)"
+	}
+	return space
+}
