@@ -27,6 +27,7 @@ var screenshotScript = filepath.Join("..", "scripts", "trace-screenshots.sh")
 type shotsReport struct {
 	Hosts   []string `json:"hosts"`
 	Span    string   `json:"span"`
+	SpanMs  float64  `json:"span_ms"`
 	PerHost map[string]struct {
 		Events int `json:"events"`
 	} `json:"per_host"`
@@ -120,10 +121,17 @@ func TestTraceViewerScreenshotsShowBothPlanes(t *testing.T) {
 	if shots.Zoom.Events[server] == 0 {
 		t.Errorf("the zoom shows no server events: %+v", shots.Zoom)
 	}
-	// Until the client plane is placed on the server's timeline, the client
-	// requests are far from the server's events; the log says so.
+	// The client plane is on the server's timeline: the axis spans the
+	// profile window (seconds, not the weeks of epoch timestamps), and the
+	// zoom shows client requests around the server's events.
 	t.Logf("timeline spans %s; %d of %d server events inside a client request; zoom %s: %v",
 		shots.Span, shots.ServerInsideClient, shots.ServerEvents, shots.Zoom.Why, shots.Zoom.Events)
+	if shots.SpanMs <= 0 || shots.SpanMs > 10*1500 {
+		t.Errorf("the timeline spans %s, want about the 1.5 s window", shots.Span)
+	}
+	if shots.ServerInsideClient == 0 || shots.Zoom.Why != "around client requests that hold server events" || shots.Zoom.Events["loadprof-client"] == 0 {
+		t.Errorf("no client request holds a server event on the displayed timeline: %d inside, zoom %s %v", shots.ServerInsideClient, shots.Zoom.Why, shots.Zoom.Events)
+	}
 }
 
 // traceEventsByHost counts the complete ("X") events of each host in a
