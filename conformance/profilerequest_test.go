@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 )
 
 // recordedCall is one call a recordingServer received, as it came on the
@@ -347,5 +349,50 @@ func TestProfileRequestMatchesTensorFlowsClient(t *testing.T) {
 		if id < first || id > last+"~" { // "~" after the "_2" of a second run in the same second
 			t.Errorf("%s: session_id %q; want a run name of the time of the call (%s..%s)", c.who, id, first, last)
 		}
+	}
+}
+
+// TestProfilerProtosMatchTensorFlows checks tfproto's profiler messages
+// against the descriptors TensorFlow 2.21's python package compiled from
+// the official profiler_options.proto and xplane.proto: every message
+// tfproto has, it has with all of TensorFlow's fields, by the same names,
+// numbers, types and cardinality. (profiler_service.proto is not in TF's
+// python package; TestProfileRequestMatchesTensorFlowsClient finds any
+// field of its ProfileRequest that tfproto does not know.)
+func TestProfilerProtosMatchTensorFlows(t *testing.T) {
+	need(t)
+	out, err := exec.Command(python, "proto_fields.py").Output()
+	if err != nil {
+		t.Fatalf("proto_fields.py: %v", err)
+	}
+	var theirs map[string][][]any
+	if err := json.Unmarshal(out, &theirs); err != nil {
+		t.Fatalf("proto_fields.py: %v", err)
+	}
+	compared := 0
+	for name, fields := range theirs {
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(name))
+		if err != nil {
+			continue // a message loadprof has no use for
+		}
+		md := d.(protoreflect.MessageDescriptor)
+		compared++
+		var want, got []string
+		for _, f := range fields {
+			want = append(want, fmt.Sprintf("%v=%v kind %v card %v", f[0], f[1], f[2], f[3]))
+		}
+		for i := 0; i < md.Fields().Len(); i++ {
+			f := md.Fields().Get(i)
+			got = append(got, fmt.Sprintf("%s=%d kind %d card %d", f.Name(), f.Number(), f.Kind(), f.Cardinality()))
+		}
+		sort.Strings(want)
+		sort.Strings(got)
+		if strings.Join(want, "; ") != strings.Join(got, "; ") {
+			t.Errorf("%s:\n TensorFlow %v\n tfproto    %v", name, want, got)
+		}
+	}
+	t.Logf("compared %d messages", compared)
+	if compared < 2 {
+		t.Fatalf("only %d of TensorFlow's messages are in tfproto: %v", compared, out)
 	}
 }
