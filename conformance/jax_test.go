@@ -21,17 +21,19 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// startJAX starts conformance/jax_server.py with the JAX virtualenv's
-// interpreter (LOADPROF_PYTHON_JAX, from scripts/pyenv-jax.sh) and returns
-// the address of its profiler server.
-func startJAX(t *testing.T) string {
+// startXLAServer starts a program of conformance/ (jax_server.py,
+// torch_xla_server.py) with the interpreter in the environment variable
+// envVar, set by scripts/pyenv-jax.sh's virtualenvs, and returns the
+// address of its profiler server. The test skips when envVar is not set.
+func startXLAServer(t *testing.T, envVar, script, why string, env ...string) string {
 	t.Helper()
 	need(t) // TensorFlow's client and xprof come from the TensorFlow virtualenv
-	jaxPython := os.Getenv("LOADPROF_PYTHON_JAX")
-	if jaxPython == "" {
-		t.Skip("LOADPROF_PYTHON_JAX is not set (scripts/test.sh sets it from scripts/pyenv-jax.sh, which needs a Python 3.12); skipping the JAX profiler server")
+	interpreter := os.Getenv(envVar)
+	if interpreter == "" {
+		t.Skipf("%s is not set (%s); skipping %s", envVar, why, script)
 	}
-	cmd := exec.Command(jaxPython, "jax_server.py")
+	cmd := exec.Command(interpreter, script)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
@@ -62,10 +64,10 @@ func startJAX(t *testing.T) string {
 	select {
 	case l, ok := <-line:
 		if !ok || json.Unmarshal([]byte(l), &ready) != nil || ready.Profiler == 0 {
-			t.Fatalf("jax_server.py did not start (first line %q)", l)
+			t.Fatalf("%s did not start (first line %q)", script, l)
 		}
 	case <-time.After(3 * time.Minute):
-		t.Fatal("jax_server.py did not start within 3 minutes")
+		t.Fatalf("%s did not start within 3 minutes", script)
 	}
 	return addr(ready.Profiler)
 }
@@ -134,8 +136,26 @@ func xprofTools(t *testing.T, files ...string) []string {
 // xprof offers its memory viewer and graph viewer for it, and both clients
 // get the same planes.
 func TestJAXProfilerServerGivesLoadprofWhatItGivesTensorFlowsClient(t *testing.T) {
-	server := startJAX(t)
+	server := startXLAServer(t, "LOADPROF_PYTHON_JAX", "jax_server.py",
+		"scripts/test.sh sets it from scripts/pyenv-jax.sh, which needs a Python 3.12")
+	checkXLAServer(t, server, "jit_layer")
+}
 
+// TestTorchXLAProfilerServerGivesLoadprofWhatItGivesTensorFlowsClient is
+// the same for PyTorch/XLA (torch_xla.debug.profiler.start_server) on its
+// CPU device. It is opt-in: PyPI's torch for Linux is the CUDA build, and
+// its virtualenv takes 7 GB (README.md, "Servers tested").
+func TestTorchXLAProfilerServerGivesLoadprofWhatItGivesTensorFlowsClient(t *testing.T) {
+	server := startXLAServer(t, "LOADPROF_PYTHON_TORCH_XLA", "torch_xla_server.py",
+		"opt-in: bash scripts/pyenv-jax.sh conformance/requirements-torch-xla.txt makes its 7 GB virtualenv",
+		"PJRT_DEVICE=CPU")
+	checkXLAServer(t, server, "SyncTensorsGraph")
+}
+
+// checkXLAServer captures the XLA program's profiler server at server with
+// loadprof and TensorFlow's client and compares what they got. module is
+// the prefix of the name of an HLO module the program runs.
+func checkXLAServer(t *testing.T, server, module string) {
 	ourLogdir := t.TempDir()
 	cc, err := grpc.NewClient(server, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -147,21 +167,21 @@ func TestJAXProfilerServerGivesLoadprofWhatItGivesTensorFlowsClient(t *testing.T
 		t.Fatal(err)
 	}
 	if res.Saved != profile.SavedLocal || res.EmptyTrace || len(res.TraceFiles()) != 1 {
-		t.Fatalf("loadprof's capture of JAX: %+v", res)
+		t.Fatalf("loadprof's capture: %+v", res)
 	}
 	ours := readSpace(t, res.TraceFiles()[0])
 	modules := hloModules(ours)
-	hasLayer := false
+	hasModule := false
 	for _, m := range modules {
-		hasLayer = hasLayer || strings.HasPrefix(m, "jit_layer")
+		hasModule = hasModule || strings.HasPrefix(m, module)
 	}
-	if !hasLayer {
-		t.Fatalf("loadprof's capture has no HLO proto of jit_layer in /host:metadata (planes %v, HLO modules %v)", planeNames(ours), modules)
+	if !hasModule {
+		t.Fatalf("loadprof's capture has no HLO proto of %s in /host:metadata (planes %v, HLO modules %v)", module, planeNames(ours), modules)
 	}
 	tools := xprofTools(t, res.TraceFiles()[0])
 	for _, want := range []string{"memory_viewer", "graph_viewer", "trace_viewer@"} {
 		if !contains(tools, want) {
-			t.Errorf("xprof offers %v for loadprof's capture of JAX, not %s", tools, want)
+			t.Errorf("xprof offers %v for loadprof's capture, not %s", tools, want)
 		}
 	}
 

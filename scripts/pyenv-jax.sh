@@ -4,9 +4,16 @@
 # interpreter>, and prints its path. jaxlib 0.12 needs Python 3.12: the
 # interpreter is $LOADPROF_PYTHON312, else python3.12 on PATH, else pyenv's
 # newest 3.12. Exits 3, saying so, when there is none.
+#
+# With an argument, another pinned requirements file of conformance/ for
+# Python 3.12, in venv-<its name>-<hash>: requirements-torch-xla.txt is
+# PyTorch/XLA (opt-in, 7 GB; LOADPROF_PYTHON_TORCH_XLA).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-req="$root/conformance/requirements-jax.txt"
+req=$(cd "$root" && realpath "${1:-conformance/requirements-jax.txt}")
+[ -f "$req" ] || { echo "pyenv-jax.sh: $req: no such requirements file" >&2; exit 1; }
+name=$(basename "$req" .txt)
+name=${name#requirements-}
 # A pyenv shim named python3.12 may exist without answering: try each.
 py=
 for cand in ${LOADPROF_PYTHON312:-} $(command -v python3.12 || true) \
@@ -21,13 +28,15 @@ if [ -z "$py" ]; then
   exit 3
 fi
 key=$( (cat "$req"; "$py" --version) | sha256sum | cut -c1-12)
-venv="${LOADPROF_CACHE:-$HOME/.cache/loadprof}/venv-jax-$key"
+venv="${LOADPROF_CACHE:-$HOME/.cache/loadprof}/venv-$name-$key"
 if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   rm -rf "$venv"
   mkdir -p "$(dirname "$venv")"
   "$py" -m venv "$venv" >&2
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$req" >&2
-  "$venv/bin/python" -c 'import jax, jax.profiler' >&2
+  if [ "$name" = jax ]; then
+    "$venv/bin/python" -c 'import jax.profiler' >&2
+  fi
   touch "$venv/.complete"
 fi
 echo "$venv"
