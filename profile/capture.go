@@ -39,7 +39,7 @@ type Options struct {
 	Grace             time.Duration // once ctx is cancelled, how long to wait for the trace; 2s when 0
 	MaxEvents         uint64        // 1e6 when 0
 	MaxBytes          int           // largest response accepted (the trace, or all tool data); DefaultMaxBytes when 0
-	Tools             []string      // tools asked of servers that return tool_data
+	Tools             []string      // tools asked of servers that return tool_data; TensorFlowTools when empty
 }
 
 func (o *Options) defaults(addr string) {
@@ -232,7 +232,9 @@ func newRequest(opts Options) *tfproto.ProfileRequest {
 			DurationMs:        durationMs, // the server times the window by this one
 			// TF's client asks for tf.data's ops and for XLA's HLO protos (JAX's
 			// and XLA programs' /host:metadata plane, which xprof's memory and
-			// graph viewers read); its logdir goes in as the repository path.
+			// graph viewers read). It gives its logdir as the repository path;
+			// loadprof gives the logdir as the server sees it, as in
+			// repository_root.
 			IncludeDatasetOps: true,
 			EnableHloProto:    true,
 			RepositoryPath:    filepath.ToSlash(opts.ServerLogDir),
