@@ -28,7 +28,7 @@ type Options struct {
 	Duration          time.Duration // window length; 4s when 0
 	LogDir            string        // TensorBoard logdir (local); the run goes under plugins/profile
 	ServerLogDir      string        // the logdir as the server sees it, when it saves the trace itself; LogDir when empty
-	HostName          string        // host_name in the request (the trace file's name); "HOST_PORT" of the address when empty
+	HostName          string        // host_name in the request; the address as given when empty (the trace file's name is TraceFileName of it)
 	Run               string        // run (session) name; RunName(now) when empty
 	HostTracerLevel   uint32        // 0-3; 2 when 0
 	DeviceTracerLevel uint32        // 0-1; 1 when 0
@@ -39,7 +39,7 @@ type Options struct {
 	Grace             time.Duration // once ctx is cancelled, how long to wait for the trace; 2s when 0
 	MaxEvents         uint64        // 1e6 when 0
 	MaxBytes          int           // largest response accepted (the trace, or all tool data); DefaultMaxBytes when 0
-	Tools             []string      // tools asked of servers that return tool_data
+	Tools             []string      // tools asked of servers that return tool_data; TensorFlowTools when empty
 }
 
 func (o *Options) defaults(addr string) {
@@ -47,8 +47,7 @@ func (o *Options) defaults(addr string) {
 		o.Duration = DefaultDuration
 	}
 	if o.HostName == "" {
-		// As TensorFlow's python client names it: the address, ':' as '_'.
-		o.HostName = strings.NewReplacer(":", "_", "/", "_", "[", "", "]", "").Replace(addr)
+		o.HostName = addr // what TensorFlow's client sends: the service address
 	}
 	if o.Run == "" {
 		o.Run = RunName(time.Now())
@@ -75,11 +74,26 @@ func (o *Options) defaults(addr string) {
 		o.MaxEvents = 1_000_000
 	}
 	if len(o.Tools) == 0 {
-		o.Tools = []string{"trace_viewer", "tensorflow_stats", "overview_page"}
+		o.Tools = TensorFlowTools
 	}
 	if o.ServerLogDir == "" {
 		o.ServerLogDir = o.LogDir
 	}
+}
+
+// TensorFlowTools are the tools TensorFlow 2.21's client asks for, in its
+// order. Only servers that answer with tool data (no emit_xspace) look at
+// them; "xplane.pb" among them is what makes such a server return the
+// XSpace itself, which the trace viewer and loadprof's summary read.
+var TensorFlowTools = []string{"trace_viewer", "op_profile", "input_pipeline", "kernel_stats", "memory_viewer",
+	"memory_profile", "overview_page", "pod_viewer", "tensorflow_stats", "xplane.pb"}
+
+// TraceFileName is the name of the XSpace file of host: the host name with
+// ':' as '_', as TensorFlow's servers name the file they save (SaveXSpace),
+// so that a trace has the same name whether loadprof or the server wrote
+// it ('/' too, so that a name is never a path).
+func TraceFileName(host string) string {
+	return strings.NewReplacer(":", "_", "/", "_").Replace(host) + ".xplane.pb"
 }
 
 // DefaultMaxBytes is the largest response a capture accepts by default:
@@ -147,23 +161,7 @@ func Capture(ctx context.Context, conn *grpc.ClientConn, addr string, opts Optio
 	}
 	res := &Result{Address: addr, Run: opts.Run, SessionID: opts.Run, LogDir: opts.LogDir, Saved: SavedNone, Started: time.Now()}
 	client := tfproto.NewProfilerServiceClient(conn)
-	req := &tfproto.ProfileRequest{
-		DurationMs:     uint64(opts.Duration / time.Millisecond),
-		MaxEvents:      opts.MaxEvents,
-		Tools:          opts.Tools,
-		RepositoryRoot: path.Join(filepath.ToSlash(opts.ServerLogDir), "plugins", "profile"),
-		SessionId:      opts.Run,
-		HostName:       opts.HostName,
-		EmitXspace:     true,
-		Opts: &tfproto.ProfileOptions{
-			Version:           1,
-			HostTracerLevel:   opts.HostTracerLevel,
-			DeviceTracerLevel: opts.DeviceTracerLevel,
-			PythonTracerLevel: opts.PythonTracerLevel,
-			DurationMs:        uint64(opts.Duration / time.Millisecond), // the server times the window by this one
-			SessionId:         opts.Run,
-		},
-	}
+	req := newRequest(opts)
 	var sink *responseSink
 	for attempt := 1; attempt <= opts.Attempts; attempt++ {
 		res.Attempts = attempt
@@ -176,7 +174,7 @@ func Capture(ctx context.Context, conn *grpc.ClientConn, addr string, opts Optio
 				os.Remove(Store{LogDir: opts.LogDir, Run: opts.Run}.Dir())
 			}
 			if sink.localErr != nil {
-				path := filepath.Join(sink.store.Dir(), opts.HostName+".xplane.pb")
+				path := filepath.Join(sink.store.Dir(), TraceFileName(opts.HostName))
 				res.NotWritten = append(res.NotWritten, path)
 				werr := sink.localErr
 				var oe *outfile.Error
@@ -199,6 +197,49 @@ func Capture(ctx context.Context, conn *grpc.ClientConn, addr string, opts Optio
 		os.Remove(Store{LogDir: opts.LogDir, Run: opts.Run}.Dir()) // only when empty: no run without a trace
 	}
 	return res, err
+}
+
+// newRequest builds the ProfileRequest as TensorFlow 2.21's own client
+// (tf.profiler.experimental.client.trace, what TensorBoard's capture and TF
+// Serving's profiler_client run) builds it, field for field, so that a
+// server gives loadprof what it gives TensorBoard, but for two fields (the
+// conformance test TestProfileRequestMatchesTensorFlowsClient holds the
+// list):
+//   - emit_xspace is set: the server returns the XSpace in the response
+//     instead of saving it on its own disk, so the trace comes back over the
+//     one gRPC port, through an SSH tunnel or from another machine. TF's
+//     client leaves it unset.
+//   - opts.start_timestamp_ns is left 0 (start on arrival). TF's client sets
+//     it to the time of the call by the client's clock, and the server sleeps
+//     until that time by its own clock before it opens the window: a client
+//     clock ahead of the server's (another machine) would delay the window
+//     by the skew, off the steady load it is timed to record.
+func newRequest(opts Options) *tfproto.ProfileRequest {
+	durationMs := uint64(opts.Duration / time.Millisecond)
+	return &tfproto.ProfileRequest{
+		DurationMs:     durationMs,
+		MaxEvents:      opts.MaxEvents,
+		Tools:          opts.Tools,
+		RepositoryRoot: path.Join(filepath.ToSlash(opts.ServerLogDir), "plugins", "profile"),
+		SessionId:      opts.Run,
+		HostName:       opts.HostName,
+		EmitXspace:     true,
+		Opts: &tfproto.ProfileOptions{
+			Version:           1,
+			HostTracerLevel:   opts.HostTracerLevel,
+			DeviceTracerLevel: opts.DeviceTracerLevel,
+			PythonTracerLevel: opts.PythonTracerLevel,
+			DurationMs:        durationMs, // the server times the window by this one
+			// TF's client asks for tf.data's ops and for XLA's HLO protos (JAX's
+			// and XLA programs' /host:metadata plane, which xprof's memory and
+			// graph viewers read). It gives its logdir as the repository path;
+			// loadprof gives the logdir as the server sees it, as in
+			// repository_root.
+			IncludeDatasetOps: true,
+			EnableHloProto:    true,
+			RepositoryPath:    filepath.ToSlash(opts.ServerLogDir),
+		},
+	}
 }
 
 // profileOnce makes one Profile call, the response going to sink. When ctx
@@ -284,9 +325,9 @@ func store(res *Result, sink *responseSink, req *tfproto.ProfileRequest, opts Op
 	st := sink.store
 	switch {
 	case sink.xspace != nil:
-		p, err := st.Commit(sink.xspace, opts.HostName+".xplane.pb")
+		p, err := st.Commit(sink.xspace, TraceFileName(opts.HostName))
 		if err != nil {
-			res.NotWritten = append(res.NotWritten, filepath.Join(st.Dir(), opts.HostName+".xplane.pb"))
+			res.NotWritten = append(res.NotWritten, filepath.Join(st.Dir(), TraceFileName(opts.HostName)))
 			return &Error{Addr: res.Address, Msg: "the trace was captured but could not be written: " + err.Error(), Err: err}
 		}
 		res.Saved, res.Files, res.TraceBytes = SavedLocal, append(res.Files, p), sink.xspaceBytes
@@ -315,9 +356,9 @@ func store(res *Result, sink *responseSink, req *tfproto.ProfileRequest, opts Op
 		}
 	default:
 		// An older server saved the trace on its own disk.
-		res.ServerPath = path.Join(req.GetRepositoryRoot(), req.GetSessionId(), req.GetHostName()+".xplane.pb")
+		res.ServerPath = path.Join(req.GetRepositoryRoot(), req.GetSessionId(), TraceFileName(req.GetHostName()))
 		res.Saved = SavedServer
-		local := filepath.Join(st.Dir(), req.GetHostName()+".xplane.pb")
+		local := filepath.Join(st.Dir(), TraceFileName(req.GetHostName()))
 		if opts.ServerLogDir == opts.LogDir {
 			if _, err := os.Stat(local); err == nil {
 				res.Saved, res.Files = SavedLocal, []string{local} // the server shares this disk

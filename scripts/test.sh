@@ -18,6 +18,15 @@ echo "== python peers for the conformance suite (cached virtualenv)"
 venv=$(bash scripts/pyenv.sh)
 export LOADPROF_PYTHON="$venv/bin/python"
 
+echo "== JAX's profiler server for the conformance suite (cached Python 3.12 virtualenv)"
+if jaxenv=$(bash scripts/pyenv-jax.sh); then
+  export LOADPROF_PYTHON_JAX="$jaxenv/bin/python"
+else
+  rc=$?
+  [ "$rc" = 3 ] || exit "$rc" # 3: no Python 3.12 on this machine, said on stderr
+  echo "the JAX conformance test will be skipped"
+fi
+
 echo "== chromium (renders the HTML report and xprof's trace viewer) and npm's hdr-histogram-js (decodes our histograms) and puppeteer-core (drives chromium)"
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then

@@ -188,7 +188,7 @@ func (p *profilerService) Profile(ctx context.Context, req *tfproto.ProfileReque
 		}
 		names := cfg.ToolDataNames
 		if len(names) == 0 {
-			names = []string{req.GetHostName() + ".xplane.pb"}
+			names = []string{profile.TraceFileName(req.GetHostName())}
 		}
 		for _, n := range names {
 			resp.ToolData = append(resp.ToolData, &tfproto.ProfileToolData{Name: n, Data: data})
@@ -203,7 +203,7 @@ func (p *profilerService) Profile(ctx context.Context, req *tfproto.ProfileReque
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return nil, status.Error(codes.Internal, err.Error())
 			}
-			if err := os.WriteFile(filepath.Join(dir, req.GetHostName()+".xplane.pb"), data, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, profile.TraceFileName(req.GetHostName())), data, 0o644); err != nil { // named as TF's SaveXSpace names it
 				return nil, status.Error(codes.Internal, err.Error())
 			}
 		}
