@@ -31,7 +31,7 @@ func addProfileFlags(fs *pflag.FlagSet) *profileFlags {
 	fs.DurationVar(&p.duration, "profile-duration", 4*time.Second, "length of the profile window")
 	fs.StringVar(&p.logdir, "logdir", "tb", "TensorBoard logdir: traces go under LOGDIR/plugins/profile/RUN")
 	fs.StringVar(&p.serverLogdir, "server-logdir", "", "the logdir as the server sees it, for servers that save traces on their own disk (default: --logdir)")
-	fs.StringVar(&p.hostName, "profile-host-name", "", "host name in the request and the trace file name (default: the profile address's host)")
+	fs.StringVar(&p.hostName, "profile-host-name", "", "host_name in the ProfileRequest (default: the profile address as given, as TensorFlow's client sends it); the trace file is named after it, ':' as '_'")
 	fs.Uint32Var(&p.hostLevel, "host-tracer-level", 2, "host tracer level 1-3")
 	fs.Uint32Var(&p.deviceLevel, "device-tracer-level", 1, "device tracer level 0-1")
 	fs.Uint32Var(&p.pythonLevel, "python-tracer-level", 0, "python tracer level 0-1")
