@@ -27,14 +27,14 @@ func referenceSummary(space *tfproto.XSpace) Summary {
 		count, totalPs, selfPs int64
 	}
 	type plane struct {
-		name                string
-		device              bool
-		ops                 map[string]*total
-		order               []string
-		lines               int
-		opPs, linePs        int64
-		first, last         int64
-		seen                bool
+		name         string
+		device       bool
+		ops          map[string]*total
+		order        []string
+		lines        int
+		opPs, linePs int64
+		first, last  int64
+		seen         bool
 	}
 	var planes []*plane
 	hostSeen := false
