@@ -1118,11 +1118,22 @@ func (s Summary) Write(w io.Writer, n int) {
 }
 
 func writePlane(w io.Writer, st PlaneStats, ops []Op, n int) {
-	what, lines := "TensorFlow ops on the host threads, counted as xprof's framework_op_stats counts them", "threads"
+	what, unit := "TensorFlow ops as xprof's framework_op_stats counts them", "thread"
 	if st.Device {
-		what, lines = "device ops", "op lines"
+		what, unit = "device ops", "line"
 	}
-	fmt.Fprintf(w, "  %s: %s\n", st.Plane, what)
+	if st.Lines != 1 {
+		unit += "s"
+	}
+	fmt.Fprintf(w, "  %s, %s", st.Plane, what)
+	if st.Lines > 0 {
+		fmt.Fprintf(w, ": %.3f ms busy in ops on %d %s", st.OpMs, st.Lines, unit)
+		if st.LineMs > 0 {
+			fmt.Fprintf(w, " (%.1f%% of their %.1f ms from first op to last)", 100*st.OpMs/st.LineMs, st.LineMs)
+		}
+		fmt.Fprintf(w, ", span %.1f ms", st.SpanMs)
+	}
+	fmt.Fprintln(w)
 	if len(ops) == 0 {
 		fmt.Fprintln(w, "  no ops on this plane")
 		return
@@ -1132,16 +1143,7 @@ func writePlane(w io.Writer, st PlaneStats, ops []Op, n int) {
 	for _, op := range ops[:shown] {
 		fmt.Fprintf(w, "  %-48s %-18s %8d %11.3f %11.3f %6.1f%%\n", clip(op.Name, 48), clip(op.Type, 18), op.Count, op.SelfMs, op.TotalMs, 100*op.Share)
 	}
-	if st.Lines > 0 {
-		busy := ""
-		if st.LineMs > 0 {
-			busy = fmt.Sprintf(", busy %.1f%% of the %.1f ms from their first op to their last", 100*st.OpMs/st.LineMs, st.LineMs)
-		}
-		fmt.Fprintf(w, "  (%d of %d ops; share is self time over the plane's op time, %.3f ms on %d %s%s; span %.1f ms)\n",
-			shown, len(ops), st.OpMs, st.Lines, lines, busy, st.SpanMs)
-	} else {
-		fmt.Fprintf(w, "  (%d of %d ops; share is self time over the plane's op time)\n", shown, len(ops))
-	}
+	fmt.Fprintf(w, "  (%d of %d ops; share is self time over the plane's time in ops: all its ops add up to 100%%)\n", shown, len(ops))
 }
 
 func clip(s string, n int) string {
