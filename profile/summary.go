@@ -1143,7 +1143,7 @@ func writePlane(w io.Writer, st PlaneStats, ops []Op, n int) {
 	for _, op := range ops[:shown] {
 		fmt.Fprintf(w, "  %-48s %-18s %8d %11.3f %11.3f %6.1f%%\n", clip(op.Name, 48), clip(op.Type, 18), op.Count, op.SelfMs, op.TotalMs, 100*op.Share)
 	}
-	fmt.Fprintf(w, "  (%d of %d ops; share is self time over the plane's time in ops: all its ops add up to 100%%)\n", shown, len(ops))
+	fmt.Fprintf(w, "  (%d of %d ops; share is self time over the plane's time in ops: all its ops add up to 100%%)\n", shown, max(len(ops), st.Ops))
 }
 
 func clip(s string, n int) string {
