@@ -1,0 +1,139 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadprof/loadprof/bench"
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/profile"
+)
+
+// xprofOpStats is what opstats.py prints: xprof's framework_op_stats of
+// a trace, the table TensorBoard's "TensorFlow stats" shows.
+type xprofOpStats struct {
+	Ops []struct {
+		HostOrDevice string  `json:"host_or_device"`
+		Type         string  `json:"type"`
+		Name         string  `json:"name"`
+		Occurrences  int64   `json:"occurrences"`
+		TotalUs      float64 `json:"total_us"`
+		SelfUs       float64 `json:"self_us"`
+		HostShare    float64 `json:"host_share"`
+	} `json:"ops"`
+	IdleUs map[string]float64 `json:"idle_us"`
+}
+
+func xprofFrameworkOpStats(t *testing.T, files ...string) xprofOpStats {
+	t.Helper()
+	cmd := exec.Command(python, append([]string{"opstats.py"}, files...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("opstats.py: %v: %s", err, stderr.Bytes())
+	}
+	var s xprofOpStats
+	if err := json.Unmarshal(out, &s); err != nil {
+		t.Fatalf("opstats.py: %v: %s", err, out)
+	}
+	return s
+}
+
+// TestTraceSummaryAgreesWithXprofsFrameworkOpStats captures a trace of
+// real REST load from TensorFlow's profiler server and compares loadprof's
+// summary of it with xprof's framework_op_stats of the same file: the same
+// host ops (names, types, occurrences) in the same order, self and total
+// times within 1%, the same shares, the same idle time; runtime markers
+// are in neither.
+func TestTraceSummaryAgreesWithXprofsFrameworkOpStats(t *testing.T) {
+	need(t)
+	logdir := t.TempDir()
+	res, err := bench.Run(context.Background(), bench.Config{
+		URL: fmt.Sprintf("http://%s/v1/models/dense:predict", addr(ports.REST)), DataPath: writeFile(t, "data.json", denseRows),
+		Plan:    load.Plan{Rate: 50, WarmupRequests: 20, Duration: 2 * time.Second, MaxInflight: 100},
+		Timeout: 10 * time.Second,
+		Profile: &bench.ProfileConfig{Addr: addr(ports.Profiler), Delay: 200 * time.Millisecond,
+			Options: profile.Options{Duration: 1500 * time.Millisecond, LogDir: logdir}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := res.Profile
+	if len(res.Errors) != 0 || p == nil || p.Error != "" || p.Saved != profile.SavedLocal || p.EmptyTrace {
+		t.Fatalf("errors %v, profile %+v", res.Errors, p)
+	}
+	// What `loadprof trace summary` prints, from the run directory.
+	sum, files, err := profile.SummarizePath(p.Files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	sum.Write(&table, 20)
+	t.Logf("loadprof trace summary %s:\n%s", files[0], table.String())
+	x := xprofFrameworkOpStats(t, files...)
+
+	var host []profile.Op
+	for _, op := range sum.Ops {
+		if op.Plane == "/host:CPU" {
+			host = append(host, op)
+		}
+	}
+	var want []int
+	for i, op := range x.Ops {
+		if op.HostOrDevice == "Host" {
+			want = append(want, i)
+		}
+	}
+	if len(want) == 0 || len(host) != len(want) {
+		t.Fatalf("loadprof's summary has %d host ops, xprof's framework_op_stats %d: %+v", len(host), len(want), x.Ops)
+	}
+	within := func(ours, theirs float64) bool { return math.Abs(ours-theirs) <= 0.01*theirs }
+	var shares float64
+	for rank, i := range want {
+		xo := x.Ops[i]
+		op := host[rank]
+		// Ops whose self times are within 1% of each other may rank either way.
+		if op.Name != xo.Name {
+			other := -1
+			for j, o := range host {
+				if o.Name == xo.Name {
+					other = j
+				}
+			}
+			if other < 0 || !within(host[other].SelfMs*1000, op.SelfMs*1000) {
+				t.Errorf("rank %d: loadprof %s, xprof %s (self %.3f µs)", rank, op.Name, xo.Name, xo.SelfUs)
+				continue
+			}
+			op = host[other]
+		}
+		if op.Type != xo.Type || op.Count != xo.Occurrences || !within(op.SelfMs*1000, xo.SelfUs) || !within(op.TotalMs*1000, xo.TotalUs) ||
+			math.Abs(op.Share-xo.HostShare) > 0.001 {
+			t.Errorf("%s: loadprof type %s count %d self %.3f µs total %.3f µs share %.4f; xprof type %s count %d self %.3f µs total %.3f µs share %.4f",
+				xo.Name, op.Type, op.Count, op.SelfMs*1000, op.TotalMs*1000, op.Share, xo.Type, xo.Occurrences, xo.SelfUs, xo.TotalUs, xo.HostShare)
+		}
+		shares += op.Share
+	}
+	if shares > 1+1e-9 {
+		t.Errorf("the host's shares add up to %.4f", shares)
+	}
+	st := sum.Stats[0]
+	if idle := (st.LineMs - st.OpMs) * 1000; st.Plane != "/host:CPU" || !within(idle, x.IdleUs["Host"]) {
+		t.Errorf("host %+v: idle %.3f µs, xprof's IDLE %.3f µs", st, idle, x.IdleUs["Host"])
+	}
+	for _, marker := range []string{"KernelAndDeviceFunc::Run", "ExecutorState::Process", "bg_fn", "EagerExecute"} {
+		if strings.Contains(table.String(), marker) {
+			t.Errorf("the summary shows the runtime marker %s", marker)
+		}
+	}
+	if !strings.Contains(table.String(), "MatMul") {
+		t.Errorf("the summary names no MatMul")
+	}
+}
