@@ -535,8 +535,11 @@ func TestSummarizeFilesRefusesATruncatedTrace(t *testing.T) {
 // FuzzSummarizeFiles: any bytes either fail cleanly or, when they are an
 // XSpace, summarise as the decoded message does.
 func FuzzSummarizeFiles(f *testing.F) {
-	for _, s := range []*tfproto.XSpace{craftedSpace(), randomSpace(rand.New(rand.NewSource(3)))} {
+	for _, s := range []*tfproto.XSpace{craftedSpace(), randomSpace(rand.New(rand.NewSource(3))), deviceSpace()} {
 		data, _ := proto.Marshal(s)
+		f.Add(data)
+	}
+	if data, err := os.ReadFile(tf221Trace); err == nil {
 		f.Add(data)
 	}
 	dir := f.TempDir()
