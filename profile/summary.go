@@ -145,7 +145,8 @@ const (
 	ClientLinePrefix = "loadprof client requests #"
 )
 
-// Summarize summarises a decoded XSpace like SummarizeFiles.
+// Summarize summarises a decoded XSpace like SummarizeFiles summarises
+// one file: its first "/host:CPU" plane is the host.
 func Summarize(space *tfproto.XSpace) Summary {
 	var sum summarizer
 	hostSeen := false
@@ -207,7 +208,7 @@ func statOf(s *tfproto.XStat) stat {
 	case *tfproto.XStat_RefValue:
 		return stat{id: s.GetMetadataId(), ref: int64(v.RefValue), kind: statRef}
 	}
-	return stat{id: s.GetMetadataId()}
+	return stat{id: s.GetMetadataId(), kind: statOther}
 }
 
 // SummarizeFiles summarises the server's planes of XSpace files: the
@@ -216,9 +217,9 @@ func statOf(s *tfproto.XStat) stat {
 // window instead of decoding them: the memory it needs is the names, the
 // ops' totals and the nesting depth of a line, whatever the size of the
 // trace. A plane is read twice (its names, which follow its lines, then
-// its lines); a line whose events are not in order of start (TensorFlow
-// sorts them) is read twice more and costs 48 bytes an op event while its
-// ops are sorted.
+// its lines), and a line twice (its id and name, then its events); a line
+// whose events are not in order of start (TensorFlow sorts them) is read
+// once more and costs 32 bytes an op while its ops are sorted.
 func SummarizeFiles(files []string) (Summary, error) {
 	var sum summarizer
 	for _, f := range files {
