@@ -49,10 +49,7 @@ func xprofFrameworkOpStats(t *testing.T, files ...string) xprofOpStats {
 
 // TestTraceSummaryAgreesWithXprofsFrameworkOpStats captures a trace of
 // real REST load from TensorFlow's profiler server and compares loadprof's
-// summary of it with xprof's framework_op_stats of the same file: the same
-// host ops (names, types, occurrences) in the same order, self and total
-// times within 1%, the same shares, the same idle time; runtime markers
-// are in neither.
+// summary of it with xprof's framework_op_stats of the same file.
 func TestTraceSummaryAgreesWithXprofsFrameworkOpStats(t *testing.T) {
 	need(t)
 	logdir := t.TempDir()
@@ -70,8 +67,38 @@ func TestTraceSummaryAgreesWithXprofsFrameworkOpStats(t *testing.T) {
 	if len(res.Errors) != 0 || p == nil || p.Error != "" || p.Saved != profile.SavedLocal || p.EmptyTrace {
 		t.Fatalf("errors %v, profile %+v", res.Errors, p)
 	}
-	// What `loadprof trace summary` prints, from the run directory.
-	sum, files, err := profile.SummarizePath(p.Files[0])
+	agreesWithXprof(t, p.Files[0])
+}
+
+// TestKerasAndTfDataTraceSummaryAgreesWithXprof does the same for a trace
+// TensorFlow's own profiler takes of a Keras model fed by tf.data
+// (keras_trace.py): fused ops named after the layers' activations, ops
+// nested in ops, and tf.data's iterators, which xprof counts as ops.
+func TestKerasAndTfDataTraceSummaryAgreesWithXprof(t *testing.T) {
+	need(t)
+	logdir := t.TempDir()
+	cmd := exec.Command(python, "keras_trace.py", logdir, "10")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("keras_trace.py: %v: %s", err, out)
+	}
+	sum := agreesWithXprof(t, logdir)
+	fused := false
+	for _, op := range sum.Ops {
+		fused = fused || op.Type == "_FusedMatMul" && strings.HasPrefix(op.Name, "sequential")
+	}
+	if !fused {
+		t.Errorf("no _FusedMatMul op of the Keras model: %+v", sum.Ops)
+	}
+}
+
+// agreesWithXprof compares loadprof's summary of a trace (what `loadprof
+// trace summary PATH` prints) with xprof's framework_op_stats of the same
+// file: the same host ops (names, types, occurrences) in the same order,
+// self and total times within 1%, the same shares, the same IDLE time;
+// runtime markers are in neither.
+func agreesWithXprof(t *testing.T, path string) profile.Summary {
+	t.Helper()
+	sum, files, err := profile.SummarizePath(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,4 +163,5 @@ func TestTraceSummaryAgreesWithXprofsFrameworkOpStats(t *testing.T) {
 	if !strings.Contains(table.String(), "MatMul") {
 		t.Errorf("the summary names no MatMul")
 	}
+	return sum
 }

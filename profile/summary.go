@@ -1147,9 +1147,12 @@ func writePlane(w io.Writer, st PlaneStats, ops []Op, n int) {
 	fmt.Fprintf(w, "  (%d of %d ops; share is self time over the plane's time in ops: all its ops add up to 100%%)\n", shown, max(len(ops), st.Ops))
 }
 
+// clip shortens s to n bytes, keeping its end, which names the op
+// ("scope/.../dense_b_1/Relu", "Iterator::...::ParallelMapV2").
 func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n-3] + "..."
+	if len(s) <= n {
+		return s
 	}
-	return s
+	head := n / 3
+	return s[:head] + "..." + s[len(s)-(n-head-3):]
 }

@@ -2,6 +2,7 @@ package profile
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -43,72 +44,93 @@ func TestParseOpNameSplitsNamesAsXprof(t *testing.T) {
 	}
 }
 
-// tf221Trace is a trace TensorFlow 2.21's profiler server returned to
-// loadprof under 50 req/s of REST load on conformance/server.py's dense
-// model (1.5 s window). Each event metadata's display_name is the op's type
-// there, and most of the host's time is in runtime markers.
+// Real TensorFlow 2.21 traces, with xprof 2.24.2's framework_op_stats of
+// each, made once by conformance/opstats.py (xprof's own conversion,
+// raw_to_tool_data.xspace_to_tool_data(..., "framework_op_stats", {}),
+// on a copy of the trace alone in a directory: xprof caches its op stats
+// beside the trace) and kept beside it as NAME.xprof.json.
+//
+// tf221-dense-rest: what TF 2.21's profiler server returned to loadprof
+// under 50 req/s of REST load on conformance/server.py's dense model (1.5 s
+// window); each event metadata's display_name is the op's type, and most
+// of the host's time is in runtime markers.
+//
+// tf221-keras-tfdata: conformance/keras_trace.py (8 steps): grappler's
+// fused ops named after the layers' activations, ops nested in ops, and
+// tf.data's iterators, which xprof counts as ops of type Dataset.
 const tf221Trace = "testdata/tf221-dense-rest.xplane.pb"
 
-// TestRealTensorFlowTraceAgreesWithXprof compares the summary of a real
-// TF 2.21 trace with the framework_op_stats table xprof 2.24.2 made of
-// the same file (raw_to_tool_data.xspace_to_tool_data([file],
-// "framework_op_stats", {}), the table without IDLE), run once and copied
-// here: op names and types, occurrences, self times in µs, and xprof's
-// IDLE time (2890912.123 µs), which is LineMs less OpMs.
-func TestRealTensorFlowTraceAgreesWithXprof(t *testing.T) {
-	xprof := []struct {
-		typ, name string
-		count     int64
-		selfUs    float64
-		share     float64
-	}{
-		{"MatMul", "StatefulPartitionedCall/MatMul", 75, 3983.724, 0.38816698533837324},
-		{"MatMul", "StatefulPartitionedCall/MatMul_1", 75, 2679.604, 0.2610958506615032},
-		{"AddV2", "StatefulPartitionedCall/add", 75, 1786.588, 0.17408195899156506},
-		{"Relu", "StatefulPartitionedCall/Relu", 75, 740.895, 0.07219149183082814},
-		{"ReadVariableOp", "StatefulPartitionedCall/add_1/ReadVariableOp", 75, 616.413, 0.060062187022339564},
-		{"AddV2", "StatefulPartitionedCall/add_1", 75, 257.505, 0.025090829475023318},
-		{"ReadVariableOp", "StatefulPartitionedCall/MatMul/ReadVariableOp", 75, 78.415, 0.007640618214341289},
-		{"ReadVariableOp", "StatefulPartitionedCall/MatMul_1/ReadVariableOp", 75, 60.89, 0.005933013365698413},
-		{"ReadVariableOp", "StatefulPartitionedCall/add/ReadVariableOp", 75, 58.879, 0.005737065100327753},
-	}
-	const xprofIdleUs = 2890912.123
-	space, _, err := ReadXSpace(tf221Trace)
-	if err != nil {
-		t.Fatal(err)
-	}
-	streamed, err := SummarizeFiles([]string{tf221Trace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sameSummary(t, "decoded and streamed", Summarize(space), streamed)
-	sum := streamed
-	if len(sum.Ops) != len(xprof) || len(sum.Stats) != 1 || sum.Stats[0].Plane != "/host:CPU" || sum.Stats[0].Device {
-		t.Fatalf("planes %+v, ops %+v", sum.Stats, sum.Ops)
-	}
-	var shares float64
-	for i, x := range xprof {
-		op := sum.Ops[i]
-		// xprof prints µs with 3 decimals: ns, as the trace records them.
-		if op.Name != x.name || op.Type != x.typ || op.Count != x.count || math.Abs(op.SelfMs*1000-x.selfUs) > 0.0006 ||
-			math.Abs(op.Share-x.share) > 1e-6 {
-			t.Errorf("op %d: %+v; xprof: %+v", i, op, x)
-		}
-		shares += op.Share
-	}
-	if math.Abs(shares-1) > 1e-9 {
-		t.Errorf("shares add up to %v", shares)
-	}
-	st := sum.Stats[0]
-	if idle := (st.LineMs - st.OpMs) * 1000; math.Abs(idle-xprofIdleUs) > 0.001 {
-		t.Errorf("idle %.3f µs, xprof's %.3f", idle, xprofIdleUs)
-	}
-	for _, marker := range []string{"KernelAndDeviceFunc::Run", "bg_fn", "ExecutorState::Process", "signature_wrapper_serve", "ReadVariableOp", "MatMul"} {
-		for _, op := range sum.Ops {
-			if op.Name == marker {
-				t.Errorf("%s is a row of its own: %+v", marker, op)
+var realTraces = []string{"tf221-dense-rest", "tf221-keras-tfdata"}
+
+// xprofOpStats is what conformance/opstats.py prints.
+type xprofOpStats struct {
+	Ops []struct {
+		HostOrDevice string  `json:"host_or_device"`
+		Type         string  `json:"type"`
+		Name         string  `json:"name"`
+		Occurrences  int64   `json:"occurrences"`
+		TotalUs      float64 `json:"total_us"`
+		SelfUs       float64 `json:"self_us"`
+		HostShare    float64 `json:"host_share"`
+	} `json:"ops"`
+	IdleUs map[string]float64 `json:"idle_us"`
+}
+
+// TestRealTensorFlowTracesAgreeWithXprof: the same host ops as xprof, in
+// its order, with its names, types, occurrences, self and total times (to
+// the ns: xprof prints µs with 3 decimals), shares and IDLE time.
+func TestRealTensorFlowTracesAgreeWithXprof(t *testing.T) {
+	for _, name := range realTraces {
+		t.Run(name, func(t *testing.T) {
+			trace := filepath.Join("testdata", name+".xplane.pb")
+			raw, err := os.ReadFile(filepath.Join("testdata", name+".xprof.json"))
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
+			var x xprofOpStats
+			if err := json.Unmarshal(raw, &x); err != nil {
+				t.Fatal(err)
+			}
+			space, _, err := ReadXSpace(trace)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum, err := SummarizeFiles([]string{trace})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameSummary(t, "decoded and streamed", Summarize(space), sum)
+			if len(x.Ops) == 0 || len(sum.Ops) != len(x.Ops) || len(sum.Stats) != 1 || sum.Stats[0].Plane != "/host:CPU" || sum.Stats[0].Device {
+				t.Fatalf("planes %+v, %d ops; xprof %d", sum.Stats, len(sum.Ops), len(x.Ops))
+			}
+			var shares float64
+			nested := false
+			for i, xo := range x.Ops {
+				op := sum.Ops[i]
+				if xo.HostOrDevice != "Host" || op.Name != xo.Name || op.Type != xo.Type || op.Count != xo.Occurrences ||
+					math.Abs(op.SelfMs*1000-xo.SelfUs) > 0.0006 || math.Abs(op.TotalMs*1000-xo.TotalUs) > 0.0006 || math.Abs(op.Share-xo.HostShare) > 1e-6 {
+					t.Errorf("op %d: %+v; xprof: %+v", i, op, xo)
+				}
+				shares += op.Share
+				nested = nested || op.TotalMs > op.SelfMs
+			}
+			if math.Abs(shares-1) > 1e-9 {
+				t.Errorf("shares add up to %v", shares)
+			}
+			st := sum.Stats[0]
+			if idle := (st.LineMs - st.OpMs) * 1000; math.Abs(idle-x.IdleUs["Host"]) > 0.001 {
+				t.Errorf("idle %.3f µs, xprof's %.3f", idle, x.IdleUs["Host"])
+			}
+			for _, op := range sum.Ops {
+				switch op.Name {
+				case "KernelAndDeviceFunc::Run", "bg_fn", "ExecutorState::Process", "signature_wrapper_serve", "MatMul", "_FusedMatMul":
+					t.Errorf("%s is a row of its own: %+v", op.Name, op)
+				}
+			}
+			if name == "tf221-keras-tfdata" && (!nested || !strings.Contains(string(raw), `"sequential_1/dense_b_1/Relu"`)) {
+				t.Errorf("the keras trace has no nested op or no sequential_1/dense_b_1/Relu")
+			}
+		})
 	}
 }
 
