@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,8 @@ import (
 	"github.com/loadprof/loadprof/bench"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/tfproto"
+	"google.golang.org/protobuf/proto"
 )
 
 // xprofOpStats is what opstats.py prints: xprof's framework_op_stats of
@@ -27,6 +31,7 @@ type xprofOpStats struct {
 		TotalUs      float64 `json:"total_us"`
 		SelfUs       float64 `json:"self_us"`
 		HostShare    float64 `json:"host_share"`
+		DeviceShare  float64 `json:"device_share"`
 	} `json:"ops"`
 	IdleUs map[string]float64 `json:"idle_us"`
 }
@@ -164,4 +169,69 @@ func agreesWithXprof(t *testing.T, path string) profile.Summary {
 		t.Errorf("the summary names no MatMul")
 	}
 	return sum
+}
+
+// TestDevicePlaneSummaryAgreesWithXprof writes a trace with a GPU plane
+// (no GPU needed): kernels on two streams that name their TensorFlow op
+// with a tf_op stat, by reference and by value, as TensorFlow's GPU tracer
+// does. xprof's framework_op_stats groups them by that op; so does
+// loadprof's summary of the device plane, apart from the host's.
+func TestDevicePlaneSummaryAgreesWithXprof(t *testing.T) {
+	need(t)
+	const ms = int64(1_000_000_000) // in ps
+	kernel := func(md, startMs, durUs int64, st *tfproto.XStat) *tfproto.XEvent {
+		return &tfproto.XEvent{MetadataId: md, Data: &tfproto.XEvent_OffsetPs{OffsetPs: startMs * ms}, DurationPs: durUs * 1_000_000, Stats: []*tfproto.XStat{st}}
+	}
+	matmul := &tfproto.XStat{MetadataId: 7, Value: &tfproto.XStat_RefValue{RefValue: 8}}
+	relu := &tfproto.XStat{MetadataId: 7, Value: &tfproto.XStat_StrValue{StrValue: "model/dense/Relu:Relu"}}
+	space := &tfproto.XSpace{Planes: []*tfproto.XPlane{
+		{Id: 1, Name: "/host:CPU", EventMetadata: map[int64]*tfproto.XEventMetadata{1: {Id: 1, Name: "model/dense/MatMul:MatMul"}},
+			Lines: []*tfproto.XLine{{Id: 1, TimestampNs: 0, Events: []*tfproto.XEvent{{MetadataId: 1, Data: &tfproto.XEvent_OffsetPs{OffsetPs: 0}, DurationPs: 2 * ms}}}}},
+		{Id: 2, Name: "/device:GPU:0",
+			StatMetadata:  map[int64]*tfproto.XStatMetadata{7: {Id: 7, Name: "tf_op"}, 8: {Id: 8, Name: "model/dense/MatMul:MatMul"}},
+			EventMetadata: map[int64]*tfproto.XEventMetadata{1: {Id: 1, Name: "volta_sgemm_128x64_nn"}, 2: {Id: 2, Name: "relu_kernel"}},
+			Lines: []*tfproto.XLine{
+				{Id: 1, Name: "Stream #1(Compute)", TimestampNs: 1_000_000, Events: []*tfproto.XEvent{
+					kernel(1, 0, 700, matmul), kernel(1, 1, 900, matmul), kernel(2, 2, 300, relu), kernel(1, 3, 650, matmul)}},
+				{Id: 2, Name: "Stream #2(Compute)", TimestampNs: 1_000_000, Events: []*tfproto.XEvent{
+					kernel(2, 5, 250, relu), kernel(2, 6, 200, relu)}},
+			}},
+	}}
+	data, err := proto.Marshal(space)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "gpu.xplane.pb")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := profile.SummarizeFiles([]string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := xprofFrameworkOpStats(t, path)
+	var device []profile.Op
+	for _, op := range sum.Ops {
+		if op.Plane == "/device:GPU:0" {
+			device = append(device, op)
+		}
+	}
+	var n int
+	for _, xo := range x.Ops {
+		if xo.HostOrDevice != "Device" {
+			continue
+		}
+		if n >= len(device) {
+			t.Fatalf("xprof has more device ops than loadprof: %+v; loadprof %+v", x.Ops, device)
+		}
+		op := device[n]
+		n++
+		if op.Name != xo.Name || op.Type != xo.Type || op.Count != xo.Occurrences || math.Abs(op.SelfMs*1000-xo.SelfUs) > 0.01*xo.SelfUs ||
+			math.Abs(op.Share-xo.DeviceShare) > 0.001 {
+			t.Errorf("loadprof %+v; xprof %+v", op, xo)
+		}
+	}
+	if n != 2 || len(device) != 2 || len(sum.Stats) != 2 || !sum.Stats[1].Device {
+		t.Fatalf("device ops: loadprof %+v, xprof %+v; planes %+v", device, x.Ops, sum.Stats)
+	}
 }

@@ -24,7 +24,10 @@ import (
 // ExecutorState::Process, python scopes) are not ops; an op's self time
 // is its time minus that of the ops nested directly inside it on its
 // thread, runtime markers in between not counting. On a device plane every
-// event of an op line is an op, named by its tf_op stat when it has one.
+// event of an op line is an op, named by its tf_op stat when it has one:
+// kernels that have one are grouped by TensorFlow op as xprof groups them;
+// the others, which xprof leaves out (it counts them as IDLE), are rows
+// named after the kernel.
 type Op struct {
 	Name    string  `json:"name"`           // "scope/MatMul", without the type
 	Type    string  `json:"type,omitempty"` // "MatMul"
