@@ -162,10 +162,13 @@ func Summarize(space *tfproto.XSpace) Summary {
 		for id, md := range plane.GetStatMetadata() {
 			p.statNames[id] = md.GetName()
 		}
+		p.findOpStat()
 		for id, md := range plane.GetEventMetadata() {
 			m := eventMeta{name: md.GetName(), display: md.GetDisplayName()}
 			for _, st := range md.GetStats() {
-				m.stats = append(m.stats, statOf(st))
+				if p.device && p.opStat != 0 && st.GetMetadataId() == p.opStat {
+					m.stats = append(m.stats, statOf(st))
+				}
 			}
 			p.meta[id] = m
 		}
@@ -174,6 +177,7 @@ func Summarize(space *tfproto.XSpace) Summary {
 			if !p.countsLine(l.GetId(), l.GetName()) {
 				continue
 			}
+			p.anyLines = true
 			events := l.GetEvents()
 			addEvent := func(e *tfproto.XEvent) bool {
 				st := noStat
@@ -307,44 +311,18 @@ const (
 	mapKey, mapValue     = 1, 2
 )
 
-// readPlaneNames reads a plane's name and metadata, skipping its lines,
-// and returns nil for a plane that is not summarised.
+// readPlaneNames reads a plane's name and names, skipping its lines, and
+// returns nil for a plane that is not summarised. The stat names come
+// first, so that of the event metadata's stats only the tf_op stat of a
+// device's is kept.
 func readPlaneNames(w *wireReader, end int64, hostSeen *bool) *planeInfo {
+	start := w.pos
 	var name string
-	meta := map[int64]eventMeta{}
 	statNames := map[int64]string{}
 	for num, typ, ok := w.next(end); ok; num, typ, ok = w.next(end) {
 		switch {
 		case num == xplaneName && typ == protowire.BytesType:
 			name = w.str(end)
-		case num == xplaneEventMetadata && typ == protowire.BytesType:
-			eend := w.length(end)
-			var id int64
-			var m eventMeta
-			for num, typ, ok := w.next(eend); ok; num, typ, ok = w.next(eend) {
-				switch {
-				case num == mapKey && typ == protowire.VarintType:
-					id = int64(w.varint())
-				case num == mapValue && typ == protowire.BytesType:
-					// A message field given twice is merged, as proto.Unmarshal does.
-					vend := w.length(eend)
-					for num, typ, ok := w.next(vend); ok; num, typ, ok = w.next(vend) {
-						switch {
-						case num == xmetadataName && typ == protowire.BytesType:
-							m.name = w.str(vend)
-						case num == xmetadataDisplayName && typ == protowire.BytesType:
-							m.display = w.str(vend)
-						case num == xmetadataStats && typ == protowire.BytesType:
-							m.stats = append(m.stats, readStat(w, w.length(vend)))
-						default:
-							w.skipField(num, typ, vend)
-						}
-					}
-				default:
-					w.skipField(num, typ, eend)
-				}
-			}
-			meta[id] = m
 		case num == xplaneStatMetadata && typ == protowire.BytesType:
 			eend := w.length(end)
 			var id int64
@@ -372,10 +350,48 @@ func readPlaneNames(w *wireReader, end int64, hostSeen *bool) *planeInfo {
 		}
 	}
 	p := newPlaneInfo(name, hostSeen)
-	if p != nil {
-		p.meta, p.statNames = meta, statNames
-		p.resolve()
+	if p == nil || w.err != nil {
+		return nil
 	}
+	p.statNames = statNames
+	p.findOpStat()
+	w.seek(start, end)
+	for num, typ, ok := w.next(end); ok; num, typ, ok = w.next(end) {
+		if num != xplaneEventMetadata || typ != protowire.BytesType {
+			w.skipField(num, typ, end)
+			continue
+		}
+		eend := w.length(end)
+		var id int64
+		var m eventMeta
+		for num, typ, ok := w.next(eend); ok; num, typ, ok = w.next(eend) {
+			switch {
+			case num == mapKey && typ == protowire.VarintType:
+				id = int64(w.varint())
+			case num == mapValue && typ == protowire.BytesType:
+				// A message field given twice is merged, as proto.Unmarshal does.
+				vend := w.length(eend)
+				for num, typ, ok := w.next(vend); ok; num, typ, ok = w.next(vend) {
+					switch {
+					case num == xmetadataName && typ == protowire.BytesType:
+						m.name = w.str(vend)
+					case num == xmetadataDisplayName && typ == protowire.BytesType:
+						m.display = w.str(vend)
+					case num == xmetadataStats && typ == protowire.BytesType && p.device && p.opStat != 0:
+						if st := readStat(w, w.length(vend)); st.id == p.opStat {
+							m.stats = append(m.stats, st)
+						}
+					default:
+						w.skipField(num, typ, vend)
+					}
+				}
+			default:
+				w.skipField(num, typ, eend)
+			}
+		}
+		p.meta[id] = m
+	}
+	p.resolve()
 	return p
 }
 
@@ -411,52 +427,70 @@ func readPlaneLines(w *wireReader, end int64, p *planeInfo, line *lineOps) {
 	}
 }
 
-// readLine summarises one line. Its events are taken as they come while
-// they are in order of start; when one is not, the line is read again and
-// its ops sorted.
+// readLine summarises one line. As TensorFlow writes a line, its id and
+// name come before its events, which are taken as they come while they are
+// in order of start; an id or name after an event, or an event out of
+// order, has the line's events read again and its ops sorted.
 func readLine(w *wireReader, end int64, p *planeInfo, line *lineOps) {
 	start := w.pos
 	var id, ts int64
 	var name string
+	line.reset(false)
+	decided, counts, again := false, false, false
 	for num, typ, ok := w.next(end); ok; num, typ, ok = w.next(end) {
 		switch {
 		case num == xlineID && typ == protowire.VarintType:
 			id = int64(w.varint())
+			again = again || decided
 		case num == xlineName && typ == protowire.BytesType:
 			name = w.str(end)
+			again = again || decided
 		case num == xlineTimestampNs && typ == protowire.VarintType:
 			ts = int64(w.varint())
+		case num == xlineEvents && typ == protowire.BytesType:
+			if !decided {
+				decided, counts = true, p.countsLine(id, name)
+			}
+			if !counts || again {
+				w.skipField(num, typ, end)
+				continue
+			}
+			md, st, offset, dur := readEvent(w, w.length(end), p.opStat)
+			if w.err == nil && !p.event(line, md, st, offset, dur) {
+				again = true
+			}
 		default:
 			w.skipField(num, typ, end)
 		}
 	}
-	if w.err != nil || !p.countsLine(id, name) {
+	if w.err != nil {
 		return
 	}
-	events := func() bool {
+	if again || !decided {
+		counts = p.countsLine(id, name)
+	}
+	if !counts {
+		return
+	}
+	if again {
+		line.reset(true)
 		w.seek(start, end)
 		for num, typ, ok := w.next(end); ok; num, typ, ok = w.next(end) {
 			if num != xlineEvents || typ != protowire.BytesType {
 				w.skipField(num, typ, end)
 				continue
 			}
-			eend := w.length(end)
-			md, st, offset, dur := readEvent(w, eend, p.opStat)
-			if w.err == nil && !p.event(line, md, st, offset, dur) {
-				return false
+			md, st, offset, dur := readEvent(w, w.length(end), p.opStat)
+			if w.err == nil {
+				p.event(line, md, st, offset, dur)
 			}
 		}
-		return true
+		if w.err != nil {
+			return
+		}
 	}
-	line.reset(false)
-	if !events() && w.err == nil {
-		line.reset(true)
-		events()
-	}
-	if w.err == nil {
-		w.seek(end, end)
-		p.addLine(line, ts)
-	}
+	p.anyLines = true
+	p.addLine(line, ts)
 }
 
 func readEvent(w *wireReader, end, opStat int64) (md int64, st stat, offset, dur int64) {
@@ -562,8 +596,8 @@ func newPlaneInfo(name string, hostSeen *bool) *planeInfo {
 
 const hostPlaneName = "/host:CPU"
 
-// resolve finds the tf_op stat and which metadata are ops.
-func (p *planeInfo) resolve() {
+// findOpStat finds the tf_op stat.
+func (p *planeInfo) findOpStat() {
 	p.opStat = 0
 	for id, name := range p.statNames {
 		// Several ids of one name: xprof takes one of them; the lowest here.
@@ -571,6 +605,10 @@ func (p *planeInfo) resolve() {
 			p.opStat = id
 		}
 	}
+}
+
+// resolve finds which metadata are ops.
+func (p *planeInfo) resolve() {
 	ids := make([]int64, 0, len(p.meta))
 	for id := range p.meta {
 		ids = append(ids, id)
@@ -692,7 +730,6 @@ func (p *planeInfo) countsLine(id int64, name string) bool {
 	case p.device && deviceGroupingLines[name]:
 		return false
 	}
-	p.anyLines = true
 	return true
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/loadprof/loadprof/tfproto"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -233,5 +234,56 @@ func TestDevicePlanesAreSummarisedApartFromTheHost(t *testing.T) {
 	}
 	if top := sum.Top(1); len(top) != 5 || top[1].Plane != "/device:GPU:0" || top[1].Name != "m/dense/MatMul" {
 		t.Fatalf("Top(1): %+v", top)
+	}
+}
+
+// A line's id and name may follow its events (protobuf allows any order):
+// the stream then reads the line's events again under the right name.
+func TestALineNamedAfterItsEventsIsReadUnderItsName(t *testing.T) {
+	event := func(md, offsetPs, durPs uint64) []byte {
+		var e []byte
+		e = protowire.AppendTag(e, xeventMetadataID, protowire.VarintType)
+		e = protowire.AppendVarint(e, md)
+		e = protowire.AppendTag(e, xeventOffsetPs, protowire.VarintType)
+		e = protowire.AppendVarint(e, offsetPs)
+		e = protowire.AppendTag(e, xeventDurationPs, protowire.VarintType)
+		e = protowire.AppendVarint(e, durPs)
+		return protowire.AppendBytes(protowire.AppendTag(nil, xlineEvents, protowire.BytesType), e)
+	}
+	line := func(tail []byte, events ...[]byte) []byte {
+		var l []byte
+		for _, e := range events {
+			l = append(l, e...)
+		}
+		l = append(l, tail...)
+		return protowire.AppendBytes(protowire.AppendTag(nil, xplaneLines, protowire.BytesType), l)
+	}
+	client := protowire.AppendString(protowire.AppendTag(nil, xlineName, protowire.BytesType), ClientLinePrefix+"1")
+	derivedID := derivedLineMin + 1
+	derived := protowire.AppendVarint(protowire.AppendTag(nil, xlineID, protowire.VarintType), uint64(derivedID))
+	thread := protowire.AppendString(protowire.AppendTag(nil, xlineName, protowire.BytesType), "tf_Compute/1")
+	md, _ := proto.Marshal(&tfproto.XPlane{Name: "/host:CPU", EventMetadata: map[int64]*tfproto.XEventMetadata{
+		1: {Id: 1, Name: "a/MatMul:MatMul"}, 2: {Id: 2, Name: "a/Relu:Relu"}}})
+	var plane []byte
+	plane = append(plane, md...)
+	plane = append(plane, line(client, event(1, 0, 5000))...)
+	plane = append(plane, line(derived, event(1, 0, 7000))...)
+	plane = append(plane, line(thread, event(1, 0, 4000), event(2, 1000, 1000))...)
+	data := protowire.AppendBytes(protowire.AppendTag(nil, xspacePlanes, protowire.BytesType), plane)
+	path := filepath.Join(t.TempDir(), "late.xplane.pb")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := SummarizeFiles([]string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var space tfproto.XSpace
+	if err := proto.Unmarshal(data, &space); err != nil {
+		t.Fatal(err)
+	}
+	sameSummary(t, "decoded", got, Summarize(&space))
+	if len(got.Ops) != 2 || got.Ops[0].Name != "a/MatMul" || got.Ops[0].Count != 1 || got.Ops[0].SelfMs != 3e-6 || got.Stats[0].Lines != 1 {
+		t.Fatalf("ops %+v, planes %+v", got.Ops, got.Stats)
 	}
 }
