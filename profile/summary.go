@@ -223,10 +223,11 @@ func statOf(s *tfproto.XStat) stat {
 // each "/device:*" plane on its own. It reads the files through a small
 // window instead of decoding them: the memory it needs is the names, the
 // ops' totals and the nesting depth of a line, whatever the size of the
-// trace. A plane is read twice (its names, which follow its lines, then
-// its lines), and a line twice (its id and name, then its events); a line
-// whose events are not in order of start (TensorFlow sorts them) is read
-// once more and costs 32 bytes an op while its ops are sorted.
+// trace. A plane's names follow its lines: the plane is read for its
+// name and stat names, then for its event names, then for its lines,
+// each once; a line whose events are not in order of start (TensorFlow
+// sorts them) is read again and costs 32 bytes an op while its ops are
+// sorted.
 func SummarizeFiles(files []string) (Summary, error) {
 	var sum summarizer
 	for _, f := range files {
