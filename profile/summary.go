@@ -552,8 +552,8 @@ type planeInfo struct {
 	device    bool
 	meta      map[int64]eventMeta
 	statNames map[int64]string
-	// opStat is the id of the "tf_op" stat (0: none): the event of a
-	// kernel names the TensorFlow op it belongs to with it.
+	// opStat is the id of the "tf_op" stat (0: none; TensorFlow numbers
+	// stats from 1): an event names the TensorFlow op it belongs to with it.
 	opStat int64
 	// byMeta are the ops of each metadata id (-1: not an op).
 	byMeta map[int64]int32
@@ -638,6 +638,7 @@ func (p *planeInfo) resolve() {
 			p.byMeta[id] = p.opID(op.name, op.typ)
 		}
 	}
+	p.meta = nil // byMeta has all the lines need
 }
 
 // metaStatOp is the op a device event's metadata names with a tf_op stat.
