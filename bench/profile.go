@@ -30,12 +30,15 @@ type ProfileConfig struct {
 // ProfileReport is the "profile" object of result.json.
 type ProfileReport struct {
 	*profile.Result
-	Error        string       `json:"error,omitempty"`
-	WindowStartS float64      `json:"window_start_s"` // run clock, like phases
-	WindowEndS   float64      `json:"window_end_s"`
-	ClientTrace  string       `json:"client_trace,omitempty"` // loadprof's own plane, beside the server's
-	SpanMs       float64      `json:"span_ms"`
-	TopOps       []profile.Op `json:"top_ops"`
+	Error        string  `json:"error,omitempty"`
+	WindowStartS float64 `json:"window_start_s"` // run clock, like phases
+	WindowEndS   float64 `json:"window_end_s"`
+	ClientTrace  string  `json:"client_trace,omitempty"` // loadprof's own plane, beside the server's
+	SpanMs       float64 `json:"span_ms"`
+	// TopOps are the top ops of each plane (profile.Summary.Top), Planes
+	// how busy each plane was: a share is over its plane's time in ops.
+	TopOps []profile.Op         `json:"top_ops"`
+	Planes []profile.PlaneStats `json:"planes,omitempty"`
 	// Timeline: the clock offset, where the client plane is placed, and
 	// the latency split around the server's request events.
 	Timeline *profile.Timeline `json:"timeline,omitempty"`
@@ -181,7 +184,7 @@ func (w *window) finish() *ProfileReport {
 		if err != nil && w.err == nil {
 			w.fail(fmt.Errorf("summarising the trace: %w", err))
 		}
-		w.report.SpanMs, w.report.TopOps = sum.SpanMs, sum.Top(20)
+		w.report.SpanMs, w.report.TopOps, w.report.Planes = sum.SpanMs, sum.Top(20), sum.Stats
 	}
 	if err := w.writeClientPlane(res); err != nil && w.err == nil {
 		w.fail(err)
@@ -233,7 +236,7 @@ func writeProfileSummary(w io.Writer, p *ProfileReport) {
 	}
 	if len(p.TopOps) > 0 {
 		fmt.Fprintln(w)
-		profile.Summary{SpanMs: p.SpanMs, Ops: p.TopOps, Planes: planesOf(p.TopOps)}.Write(w, 10)
+		profile.Summary{SpanMs: p.SpanMs, Ops: p.TopOps, Planes: planesOf(p.TopOps), Stats: p.Planes}.Write(w, 10)
 	}
 }
 

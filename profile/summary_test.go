@@ -16,96 +16,236 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// referenceSummary is the summary as loadprof computed it before it read
-// traces as a stream: all of a line's events sorted, then a stack. The
-// streaming summary must agree with it.
+// referenceSummary is xprof's framework_op_stats computation written out
+// the way xprof writes it (xplane_to_op_metrics_db.cc): per line, a begin
+// and an end for every op, stably sorted by time, then an op stack whose
+// pop drops everything above the op it looks for (or the whole stack when
+// the op is gone). The streaming summary must agree with it.
 func referenceSummary(space *tfproto.XSpace) Summary {
-	type key struct{ plane, name string }
-	agg := map[key]*Op{}
-	var sum Summary
-	var first, last int64 = -1, -1
-	for _, plane := range space.GetPlanes() {
-		name := plane.GetName()
-		if !(strings.HasPrefix(name, "/host:") || strings.HasPrefix(name, "/device:")) {
+	type total struct {
+		name, typ              string
+		count, totalPs, selfPs int64
+	}
+	type plane struct {
+		name         string
+		device       bool
+		ops          map[string]*total
+		order        []string
+		lines        int
+		opPs, linePs int64
+		first, last  int64
+		seen         bool
+	}
+	var planes []*plane
+	hostSeen := false
+	for _, xp := range space.GetPlanes() {
+		name := xp.GetName()
+		var p *plane
+		switch {
+		case name == "/host:CPU" && !hostSeen:
+			hostSeen = true
+			p = &plane{name: name}
+		case strings.HasPrefix(name, "/device:"):
+			p = &plane{name: name, device: true}
+		default:
 			continue
 		}
-		counted := false
-		for _, line := range plane.GetLines() {
-			if strings.HasPrefix(line.GetName(), ClientLinePrefix) {
+		p.ops = map[string]*total{}
+		var opStat int64
+		for id, md := range xp.GetStatMetadata() {
+			if md.GetName() == "tf_op" && (opStat == 0 || id < opStat) {
+				opStat = id
+			}
+		}
+		strOf := func(stats []*tfproto.XStat) (string, bool) {
+			for _, st := range stats {
+				if opStat != 0 && st.GetMetadataId() == opStat {
+					switch v := st.GetValue().(type) {
+					case *tfproto.XStat_StrValue:
+						return v.StrValue, true
+					case *tfproto.XStat_RefValue:
+						return xp.GetStatMetadata()[int64(v.RefValue)].GetName(), true
+					}
+					return "", true
+				}
+			}
+			return "", false
+		}
+		type act struct {
+			at        int64
+			id        int
+			begin     bool
+			name, typ string
+		}
+		anyLine := false
+		for _, line := range xp.GetLines() {
+			if strings.HasPrefix(line.GetName(), ClientLinePrefix) || line.GetId() >= derivedLineMin && line.GetId() <= derivedLineMax ||
+				p.device && deviceGroupingLines[line.GetName()] {
 				continue
 			}
-			if !counted {
-				sum.Planes, counted = append(sum.Planes, name), true
+			anyLine = true
+			var acts []act
+			id := 0
+			push := func(e *tfproto.XEvent, name, typ string) {
+				id++
+				acts = append(acts, act{e.GetOffsetPs(), id, true, name, typ}, act{e.GetOffsetPs() + e.GetDurationPs(), id, false, name, typ})
 			}
-			events := line.GetEvents()
-			type sp struct{ start, end int64 }
-			spans := make([]sp, len(events))
-			order := make([]int, len(events))
-			for i, e := range events {
-				start := line.GetTimestampNs()*1000 + e.GetOffsetPs()
-				spans[i] = sp{start, start + e.GetDurationPs()}
-				order[i] = i
-			}
-			sort.SliceStable(order, func(a, b int) bool {
-				sa, sb := spans[order[a]], spans[order[b]]
-				if sa.start != sb.start {
-					return sa.start < sb.start
-				}
-				return sa.end > sb.end
-			})
-			child := make([]int64, len(events))
-			var stack []int
-			for _, i := range order {
-				for len(stack) > 0 && spans[stack[len(stack)-1]].end <= spans[i].start {
-					stack = stack[:len(stack)-1]
-				}
-				if len(stack) > 0 && spans[i].end <= spans[stack[len(stack)-1]].end {
-					child[stack[len(stack)-1]] += spans[i].end - spans[i].start
-				}
-				stack = append(stack, i)
-			}
-			for i, e := range events {
-				md := plane.GetEventMetadata()[e.GetMetadataId()]
-				opName := md.GetDisplayName()
-				if opName == "" {
-					opName = md.GetName()
-				}
-				k := key{name, opName}
-				op := agg[k]
-				if op == nil {
-					op = &Op{Name: opName, Plane: name}
-					if j := strings.LastIndexByte(opName, ':'); j > 0 && j < len(opName)-1 && !strings.Contains(opName, "::") && !strings.Contains(opName, ": ") {
-						op.Name, op.Type = opName[:j], opName[j+1:]
+			for _, e := range line.GetEvents() {
+				md, ok := xp.GetEventMetadata()[e.GetMetadataId()]
+				if p.device {
+					if v, _ := strOf(e.GetStats()); v != "" {
+						op := parseOpName(v)
+						push(e, op.name, op.typ)
+					} else if v, _ := strOf(md.GetStats()); v != "" {
+						op := parseOpName(v)
+						push(e, op.name, op.typ)
+					} else if !ok {
+						push(e, "(event metadata "+strconv.Itoa(int(e.GetMetadataId()))+")", "")
+					} else if md.GetDisplayName() != "" {
+						push(e, md.GetDisplayName(), "")
+					} else {
+						push(e, md.GetName(), "")
 					}
-					agg[k] = op
+					continue
 				}
-				op.Count++
-				op.TotalMs += float64(e.GetDurationPs()) / 1e9
-				op.SelfMs += float64(e.GetDurationPs()-child[i]) / 1e9
-				if first < 0 || spans[i].start < first {
-					first = spans[i].start
+				if op := parseOpName(md.GetName()); md.GetName() != "" && op.known {
+					push(e, op.name, op.typ)
 				}
-				if spans[i].end > last {
-					last = spans[i].end
+				if v, _ := strOf(e.GetStats()); v != "" {
+					op := parseOpName(v)
+					push(e, op.name, op.typ)
 				}
 			}
+			if len(acts) == 0 {
+				continue
+			}
+			sort.SliceStable(acts, func(a, b int) bool { return acts[a].at < acts[b].at })
+			type frame struct {
+				id          int
+				start, kids int64
+			}
+			var stack []frame
+			for _, a := range acts {
+				if a.begin {
+					stack = append(stack, frame{id: a.id, start: a.at})
+					continue
+				}
+				var f *frame
+				for len(stack) > 0 {
+					top := stack[len(stack)-1]
+					stack = stack[:len(stack)-1]
+					if top.id == a.id {
+						f = &top
+						break
+					}
+				}
+				if f == nil {
+					continue
+				}
+				dur := a.at - f.start
+				t := p.ops[a.name]
+				if t == nil {
+					t = &total{name: a.name, typ: a.typ}
+					p.ops[a.name] = t
+					p.order = append(p.order, a.name)
+				}
+				t.count++
+				t.totalPs += dur
+				t.selfPs += dur - f.kids
+				p.opPs += dur - f.kids
+				if len(stack) > 0 {
+					stack[len(stack)-1].kids += dur
+				}
+			}
+			p.lines++
+			p.linePs += acts[len(acts)-1].at - acts[0].at
+			first := line.GetTimestampNs() + acts[0].at/1000
+			last := line.GetTimestampNs() + (acts[len(acts)-1].at+999)/1000
+			if !p.seen || first < p.first {
+				p.first = first
+			}
+			if !p.seen || last > p.last {
+				p.last = last
+			}
+			p.seen = true
+		}
+		if !anyLine {
+			continue
+		}
+		merged := false
+		for _, q := range planes {
+			if q.name == p.name {
+				for _, n := range p.order {
+					o := p.ops[n]
+					t := q.ops[n]
+					if t == nil {
+						t = &total{name: n, typ: o.typ}
+						q.ops[n] = t
+					}
+					t.count += o.count
+					t.totalPs += o.totalPs
+					t.selfPs += o.selfPs
+				}
+				q.lines += p.lines
+				q.opPs += p.opPs
+				q.linePs += p.linePs
+				if p.seen && (!q.seen || p.first < q.first) {
+					q.first = p.first
+				}
+				if p.seen && (!q.seen || p.last > q.last) {
+					q.last = p.last
+				}
+				q.seen = q.seen || p.seen
+				merged = true
+			}
+		}
+		if !merged {
+			planes = append(planes, p)
 		}
 	}
-	if first >= 0 {
-		sum.SpanMs = float64(last-first) / 1e9
-	}
-	for _, op := range agg {
-		if sum.SpanMs > 0 {
-			op.Share = op.SelfMs / sum.SpanMs
+	sort.SliceStable(planes, func(i, j int) bool {
+		if planes[i].device != planes[j].device {
+			return !planes[i].device
 		}
-		sum.Ops = append(sum.Ops, *op)
-	}
-	sort.Slice(sum.Ops, func(i, j int) bool {
-		if sum.Ops[i].SelfMs != sum.Ops[j].SelfMs {
-			return sum.Ops[i].SelfMs > sum.Ops[j].SelfMs
-		}
-		return sum.Ops[i].Name < sum.Ops[j].Name
+		return devicePlaneLess(planes[i].name, planes[j].name)
 	})
+	var sum Summary
+	var first, last int64
+	seen := false
+	for _, p := range planes {
+		st := PlaneStats{Plane: p.name, Device: p.device, Lines: p.lines, OpMs: float64(p.opPs) / 1e9, LineMs: float64(p.linePs) / 1e9}
+		if p.seen {
+			st.SpanMs = float64(p.last-p.first) / 1e6
+			if !seen || p.first < first {
+				first = p.first
+			}
+			if !seen || p.last > last {
+				last = p.last
+			}
+			seen = true
+		}
+		var ops []Op
+		for _, t := range p.ops {
+			op := Op{Name: t.name, Type: t.typ, Plane: p.name, Count: t.count, TotalMs: float64(t.totalPs) / 1e9, SelfMs: float64(t.selfPs) / 1e9}
+			if p.opPs > 0 {
+				op.Share = float64(t.selfPs) / float64(p.opPs)
+			}
+			ops = append(ops, op)
+		}
+		sort.Slice(ops, func(i, j int) bool {
+			if ops[i].SelfMs != ops[j].SelfMs {
+				return ops[i].SelfMs > ops[j].SelfMs
+			}
+			return ops[i].Name < ops[j].Name
+		})
+		st.Ops = len(ops)
+		sum.Planes = append(sum.Planes, p.name)
+		sum.Stats = append(sum.Stats, st)
+		sum.Ops = append(sum.Ops, ops...)
+	}
+	if seen {
+		sum.SpanMs = float64(last-first) / 1e6
+	}
 	return sum
 }
 
@@ -114,8 +254,14 @@ func referenceSummary(space *tfproto.XSpace) Summary {
 func sameSummary(t *testing.T, what string, got, want Summary) {
 	t.Helper()
 	near := func(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
-	if !near(got.SpanMs, want.SpanMs) || strings.Join(got.Planes, ",") != strings.Join(want.Planes, ",") || len(got.Ops) != len(want.Ops) {
+	if !near(got.SpanMs, want.SpanMs) || strings.Join(got.Planes, ",") != strings.Join(want.Planes, ",") || len(got.Ops) != len(want.Ops) || len(got.Stats) != len(want.Stats) {
 		t.Fatalf("%s: span %v planes %v, %d ops; want span %v planes %v, %d ops", what, got.SpanMs, got.Planes, len(got.Ops), want.SpanMs, want.Planes, len(want.Ops))
+	}
+	for i, w := range want.Stats {
+		g := got.Stats[i]
+		if g.Plane != w.Plane || g.Device != w.Device || g.Lines != w.Lines || g.Ops != w.Ops || !near(g.OpMs, w.OpMs) || !near(g.LineMs, w.LineMs) || !near(g.SpanMs, w.SpanMs) {
+			t.Fatalf("%s: plane %+v, want %+v", what, g, w)
+		}
 	}
 	byKey := func(ops []Op) []Op {
 		out := append([]Op(nil), ops...)
@@ -133,34 +279,62 @@ func sameSummary(t *testing.T, what string, got, want Summary) {
 	}
 }
 
-// randomSpace is a trace with nested, overlapping and repeated events, on
-// lines sorted as TensorFlow writes them or shuffled, and planes the summary
-// must leave out.
+// randomSpace is a trace with nested, overlapping, repeated and
+// simultaneous events: TensorFlow ops, runtime markers and events that
+// name their op with a tf_op stat, on lines sorted as TensorFlow writes
+// them or shuffled, on the planes the summary reads and on planes and
+// lines it must leave out.
 func randomSpace(rng *rand.Rand) *tfproto.XSpace {
 	space := &tfproto.XSpace{}
-	names := []string{"/host:CPU", "/device:GPU:0", "/device:TPU:1", "Task Environment", "/host:metadata"}
+	names := []string{"/host:CPU", "/host:CPU", "/device:GPU:0", "/device:TPU:1", "/device:GPU:10", "Task Environment", "/host:metadata"}
+	opNames := []string{"scope/MatMul:MatMul", "scope/MatMul_1:MatMul", "KernelAndDeviceFunc::Run", "EagerLocalExecute: _EagerConst",
+		"bg_fn", "Iterator::Batch", "jit_f/dot:", "MemcpyHToD", "scope/Relu:Relu", ""}
+	lineNames := []string{"", "tf_Compute/1", "XLA Ops", "XLA Modules", "Stream #1", "Steps"}
 	for p := 0; p < 1+rng.Intn(4); p++ {
-		plane := &tfproto.XPlane{Id: int64(p), Name: names[rng.Intn(len(names))], EventMetadata: map[int64]*tfproto.XEventMetadata{}}
+		plane := &tfproto.XPlane{Id: int64(p), Name: names[rng.Intn(len(names))], EventMetadata: map[int64]*tfproto.XEventMetadata{},
+			StatMetadata: map[int64]*tfproto.XStatMetadata{1: {Id: 1, Name: "tf_op"}, 2: {Id: 2, Name: "scope/ref/AddV2:AddV2"}, 3: {Id: 3, Name: "other"}}}
+		if rng.Intn(4) == 0 {
+			delete(plane.StatMetadata, 1) // no tf_op stat on this plane
+		}
 		for id := int64(1); id <= 6; id++ {
-			md := &tfproto.XEventMetadata{Id: id, Name: "scope/op" + strconv.Itoa(int(id)) + ":Type" + strconv.Itoa(int(id%3))}
-			if id == 5 {
-				md.DisplayName = "shown" // display names win
+			md := &tfproto.XEventMetadata{Id: id, Name: opNames[rng.Intn(len(opNames))]}
+			if rng.Intn(3) == 0 {
+				md.DisplayName = "shown"
+			}
+			if rng.Intn(4) == 0 {
+				md.Stats = []*tfproto.XStat{{MetadataId: 1, Value: &tfproto.XStat_StrValue{StrValue: "scope/meta/Mul:Mul"}}}
 			}
 			plane.EventMetadata[id] = md
 		}
 		for l := 0; l < rng.Intn(5); l++ {
-			line := &tfproto.XLine{Id: int64(l), TimestampNs: int64(rng.Intn(1000)) * 1000}
-			if rng.Intn(5) == 0 {
+			line := &tfproto.XLine{Id: int64(l), Name: lineNames[rng.Intn(len(lineNames))], TimestampNs: int64(rng.Intn(1000)) * 1000}
+			switch rng.Intn(8) {
+			case 0:
 				line.Name = ClientLinePrefix + strconv.Itoa(l)
+			case 1:
+				line.Id = derivedLineMin + int64(rng.Intn(3))
 			}
 			var at int64
 			for e := 0; e < rng.Intn(40); e++ {
 				at += int64(rng.Intn(3)) * 1000 // equal starts happen
-				dur := int64(rng.Intn(5000))
+				dur := int64(rng.Intn(5)) * 1000
 				md := int64(rng.Intn(8)) // 0 and 7 have no metadata
-				line.Events = append(line.Events, ev(md, at/1000, dur/1000))
-				if rng.Intn(3) == 0 { // a nested one
-					line.Events = append(line.Events, ev(int64(rng.Intn(8)), (at+dur/4)/1000, dur/2000))
+				event := ev(md, at/1000, dur/1000)
+				switch rng.Intn(6) {
+				case 0:
+					event.Stats = []*tfproto.XStat{{MetadataId: 1, Value: &tfproto.XStat_StrValue{StrValue: opNames[rng.Intn(len(opNames))]}}}
+				case 1:
+					event.Stats = []*tfproto.XStat{{MetadataId: 3, Value: &tfproto.XStat_Int64Value{Int64Value: 4}}, {MetadataId: 1, Value: &tfproto.XStat_RefValue{RefValue: 2}}}
+				case 2:
+					event.Stats = []*tfproto.XStat{{MetadataId: 1, Value: &tfproto.XStat_Int64Value{Int64Value: 4}}}
+				}
+				line.Events = append(line.Events, event)
+				if rng.Intn(3) == 0 { // a nested one, or one that ends with its parent
+					start := at + dur/4
+					if rng.Intn(2) == 0 {
+						start = at + dur/2
+					}
+					line.Events = append(line.Events, ev(int64(rng.Intn(8)), start/1000, (at+dur-start)/1000))
 				}
 			}
 			sort.SliceStable(line.Events, func(a, b int) bool {
@@ -180,10 +354,10 @@ func randomSpace(rng *rand.Rand) *tfproto.XSpace {
 	return space
 }
 
-func TestStreamingSummaryAgreesWithTheReferenceOnRandomTraces(t *testing.T) {
+func TestStreamingSummaryAgreesWithXprofsAlgorithmOnRandomTraces(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	dir := t.TempDir()
-	for i := 0; i < 300; i++ {
+	for i := 0; i < 1000; i++ {
 		space := randomSpace(rng)
 		want := referenceSummary(space)
 		sameSummary(t, "Summarize", Summarize(space), want)
@@ -205,6 +379,8 @@ func TestStreamingSummaryAgreesWithTheReferenceOnRandomTraces(t *testing.T) {
 
 func TestSummarizeFilesOfTwoFilesIsTheSummaryOfBoth(t *testing.T) {
 	a, b := craftedSpace(), randomSpace(rand.New(rand.NewSource(7)))
+	b.Planes = append(b.Planes, &tfproto.XPlane{Name: "/host:CPU", EventMetadata: map[int64]*tfproto.XEventMetadata{1: {Name: "x/MatMul:MatMul"}},
+		Lines: []*tfproto.XLine{{Id: 1, TimestampNs: 20_000_000, Events: []*tfproto.XEvent{ev(1, 0, 1_000_000)}}}})
 	dir := t.TempDir()
 	var files []string
 	for i, s := range []*tfproto.XSpace{a, b} {
@@ -218,8 +394,52 @@ func TestSummarizeFilesOfTwoFilesIsTheSummaryOfBoth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	both := &tfproto.XSpace{Planes: append(append([]*tfproto.XPlane(nil), a.Planes...), b.Planes...)}
-	sameSummary(t, "two files", got, referenceSummary(both))
+	// Each file's first /host:CPU plane is a host; hosts are combined.
+	merged := &tfproto.XSpace{}
+	for _, s := range []*tfproto.XSpace{a, b} {
+		hostSeen := false
+		for _, p := range s.Planes {
+			if p.Name == "/host:CPU" {
+				if hostSeen {
+					continue
+				}
+				hostSeen = true
+				merged.Planes = append(merged.Planes, proto.Clone(p).(*tfproto.XPlane))
+				continue
+			}
+			merged.Planes = append(merged.Planes, p)
+		}
+	}
+	// referenceSummary takes the first host plane of a space: give it the
+	// two hosts' lines on one plane, their metadata ids kept apart.
+	var host *tfproto.XPlane
+	var rest []*tfproto.XPlane
+	for _, p := range merged.Planes {
+		if p.Name != "/host:CPU" {
+			rest = append(rest, p)
+			continue
+		}
+		if host == nil {
+			host = p
+			continue
+		}
+		off := int64(1000)
+		for id, md := range p.EventMetadata {
+			host.EventMetadata[id+off] = md
+		}
+		for _, l := range p.Lines {
+			l = proto.Clone(l).(*tfproto.XLine)
+			for _, e := range l.Events {
+				e.MetadataId += off
+			}
+			host.Lines = append(host.Lines, l)
+		}
+	}
+	merged.Planes = append([]*tfproto.XPlane{host}, rest...)
+	sameSummary(t, "two files", got, referenceSummary(merged))
+	if !strings.Contains(strings.Join(got.Planes, ","), "/host:CPU") || got.Ops[0].Plane != "/host:CPU" {
+		t.Fatalf("planes %v ops %+v", got.Planes, got.Ops)
+	}
 }
 
 // writeBigTrace writes an XSpace of one "/device:GPU:0" plane with lines
@@ -315,8 +535,11 @@ func TestSummarizeFilesRefusesATruncatedTrace(t *testing.T) {
 // FuzzSummarizeFiles: any bytes either fail cleanly or, when they are an
 // XSpace, summarise as the decoded message does.
 func FuzzSummarizeFiles(f *testing.F) {
-	for _, s := range []*tfproto.XSpace{craftedSpace(), randomSpace(rand.New(rand.NewSource(3)))} {
+	for _, s := range []*tfproto.XSpace{craftedSpace(), randomSpace(rand.New(rand.NewSource(3))), deviceSpace()} {
 		data, _ := proto.Marshal(s)
+		f.Add(data)
+	}
+	if data, err := os.ReadFile(tf221Trace); err == nil {
 		f.Add(data)
 	}
 	dir := f.TempDir()

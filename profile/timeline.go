@@ -141,7 +141,7 @@ func readPlaneClock(w *wireReader, end int64, names []string, tr *ServerTrace, f
 				wanted[id] = n
 			}
 		case num == tlPlaneStats && typ == protowire.BytesType:
-			id, v := readStat(w, w.length(end))
+			id, v := readIntStat(w, w.length(end))
 			stats[id] = v
 		default:
 			w.skipField(num, typ, end)
@@ -238,8 +238,8 @@ func readMetadataEntry(w *wireReader, end int64) (int64, string) {
 	return id, name
 }
 
-// readStat reads an XStat's metadata id and its integer value.
-func readStat(w *wireReader, end int64) (int64, int64) {
+// readIntStat reads an XStat's metadata id and its integer value.
+func readIntStat(w *wireReader, end int64) (int64, int64) {
 	var id, v int64
 	for num, typ, ok := w.next(end); ok; num, typ, ok = w.next(end) {
 		switch {

@@ -148,9 +148,13 @@ func profileCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 // traceCommand is `loadprof trace summary PATH`.
 func traceCommand(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("trace summary", pflag.ContinueOnError)
-	top := fs.Int("top", 20, "ops to show")
+	top := fs.Int("top", 20, "ops to show of each plane")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: loadprof trace summary PATH [--top N]\n\nTop ops by self time of an .xplane.pb file, a run directory, or the newest run of a logdir.\n\nFlags:\n%s", fs.FlagUsages())
+		fmt.Fprintf(fs.Output(), "Usage: loadprof trace summary PATH [--top N]\n\n"+
+			"Top ops by self time of an .xplane.pb file, a run directory, or the newest run of a logdir,\n"+
+			"plane by plane: the host's TensorFlow ops as xprof's framework_op_stats (TensorBoard's\n"+
+			"TensorFlow stats) counts them, runtime markers left out; each /device:* plane on its own.\n"+
+			"A share is an op's self time over its plane's time in ops.\n\nFlags:\n%s", fs.FlagUsages())
 	}
 	if len(args) == 0 || args[0] != "summary" {
 		fmt.Fprintln(stderr, "loadprof trace: usage: loadprof trace summary PATH")
