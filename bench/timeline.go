@@ -92,6 +92,9 @@ func writeTimeline(w io.Writer, tl *profile.Timeline) {
 	}
 	if s := tl.Split; s != nil {
 		fmt.Fprintf(w, "  latency split: %d of %d window requests matched to a server request event (%d in the trace)\n", s.Matched, s.ClientRequests, s.ServerRequests)
+		if s.Ambiguous > 0 {
+			fmt.Fprintf(w, "    (%d of those events fit in more than one request in flight: matched first come, first served)\n", s.Ambiguous)
+		}
 		if s.Matched > 0 {
 			fmt.Fprintf(w, "    %-26s %9s %9s %9s %9s\n", "ms", "p50", "p90", "p99", "max")
 			for _, row := range []struct {

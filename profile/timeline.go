@@ -368,78 +368,92 @@ func EstimateOffset(call ProfileCall, tr ServerTrace, client []ClientEvent) Cloc
 
 // refine narrows est to the offsets that put the most server events inside
 // client requests.
+//
+// Each (server event, client request) pair that fits somewhere in the
+// bound gives an interval of offsets; the union of a server event's
+// intervals counts once. The counts are kept in a difference array over
+// the bound, at most maxRefineBins bins wide, so memory does not grow with
+// the rate or the width of the bound; server events are sampled so that
+// no more than maxRefinePairs pairs are looked at.
 func refine(est *ClockEstimate, server []Span, client []ClientEvent) {
 	reqs := clientSpans(client)
 	var maxDur int64
 	for _, r := range reqs {
 		maxDur = max(maxDur, r.End-r.Start)
 	}
+	// Requests that can hold s at an offset in [lo, hi] start in
+	// [s.End-hi-maxDur, s.Start-lo].
+	candidates := func(s Span) (int, int) {
+		first := sort.Search(len(reqs), func(j int) bool { return reqs[j].Start >= s.End-est.hi-maxDur })
+		last := sort.Search(len(reqs), func(j int) bool { return reqs[j].Start > s.Start-est.lo })
+		return first, max(first, last)
+	}
 	step := 1
 	if len(server) > maxEstimateEvents {
 		step = (len(server) + maxEstimateEvents - 1) / maxEstimateEvents
 	}
-	type edge struct {
-		at    int64
-		delta int
+	pairs := 0
+	for i := 0; i < len(server); i += step {
+		first, last := candidates(server[i])
+		pairs += last - first
 	}
-	var edges []edge
+	if pairs > maxRefinePairs {
+		step *= (pairs + maxRefinePairs - 1) / maxRefinePairs
+	}
+	width := est.hi - est.lo
+	bins := int64(maxRefineBins)
+	if width+1 < bins {
+		bins = width + 1
+	}
+	res := (width + bins) / bins // ns a bin; bins*res > width
+	diff := make([]int32, bins+1)
+	bin := func(at int64) int64 { return (at - est.lo) / res }
 	var ivs []Span
 	for i := 0; i < len(server); i += step {
 		s := server[i]
-		// Requests that can hold s at an offset in [lo, hi]: a <= s.Start-lo
-		// and b >= s.End-hi.
-		last := sort.Search(len(reqs), func(j int) bool { return reqs[j].Start > s.Start-est.lo })
+		first, last := candidates(s)
 		ivs = ivs[:0]
-		for j := last - 1; j >= 0 && reqs[j].Start >= s.End-est.hi-maxDur; j-- {
-			r := reqs[j]
+		for _, r := range reqs[first:last] {
 			lo, hi := max(s.End-r.End, est.lo), min(s.Start-r.Start, est.hi)
 			if lo <= hi {
-				ivs = append(ivs, Span{lo, hi})
+				ivs = append(ivs, Span{bin(lo), bin(hi)})
 			}
 		}
 		// The offsets at which s is inside some request: a union.
 		sort.Slice(ivs, func(a, b int) bool { return ivs[a].Start < ivs[b].Start })
 		for k := 0; k < len(ivs); {
 			u := ivs[k]
-			for k++; k < len(ivs) && ivs[k].Start <= u.End; k++ {
+			for k++; k < len(ivs) && ivs[k].Start <= u.End+1; k++ {
 				u.End = max(u.End, ivs[k].End)
 			}
-			edges = append(edges, edge{u.Start, 1}, edge{u.End, -1})
+			diff[u.Start]++
+			diff[u.End+1]--
 		}
 	}
-	if len(edges) == 0 {
-		return
-	}
-	sort.Slice(edges, func(a, b int) bool {
-		if edges[a].at != edges[b].at {
-			return edges[a].at < edges[b].at
-		}
-		return edges[a].delta > edges[b].delta // closed intervals: starts first
-	})
-	best, n := 0, 0
-	var top []Span
-	for k, e := range edges {
-		n += e.delta
-		if e.delta < 0 || (k+1 < len(edges) && edges[k+1].at == e.at && edges[k+1].delta > 0) {
-			continue
-		}
-		// n holds from e.at to the next edge.
-		next := e.at
-		if k+1 < len(edges) {
-			next = edges[k+1].at
-		}
+	// Runs of bins where the most server events fit.
+	var best int32
+	var top []Span // in bins, inclusive
+	n := int32(0)
+	for b := int64(0); b < bins; b++ {
+		n += diff[b]
 		switch {
+		case n == 0 || n < best:
 		case n > best:
-			best, top = n, []Span{{e.at, next}}
-		case n == best:
-			top = append(top, Span{e.at, next})
+			best, top = n, []Span{{b, b}}
+		case len(top) > 0 && top[len(top)-1].End == b-1:
+			top[len(top)-1].End = b
+		default:
+			top = append(top, Span{b, b})
 		}
+	}
+	if best == 0 {
+		return
 	}
 	// Requests that happen to fit at a wrong offset do so at isolated
 	// points; at the true one they fit over an interval as wide as the
 	// smallest round trip outside the handler. The widest interval wins,
 	// ties toward the middle of the call's bound.
-	mid := est.lo + (est.hi-est.lo)/2
+	mid := bin(est.lo + width/2)
 	pick, dist := top[0], int64(math.MaxInt64)
 	for _, t := range top {
 		d := int64(0)
@@ -453,9 +467,54 @@ func refine(est *ClockEstimate, server []Span, client []ClientEvent) {
 			pick, dist = t, d
 		}
 	}
+	lo, hi := est.lo+pick.Start*res, min(est.lo+(pick.End+1)*res-1, est.hi)
 	est.Method = OffsetFromRequests
-	est.offset = pick.Start + (pick.End-pick.Start)/2
-	est.lo, est.hi = pick.Start, pick.End
+	est.offset = lo + (hi-lo)/2
+	est.lo, est.hi = lo, hi
+}
+
+// maxRefineBins bounds the resolution of the refined offset: the call's
+// bound is cut into at most this many bins (4 MB of counts), 1 us each
+// for a bound of a second.
+const maxRefineBins = 1 << 20
+
+// maxRefinePairs bounds the (server event, client request) pairs the
+// refinement looks at, so its time does not grow with the rate times the
+// width of the call's bound.
+const maxRefinePairs = 4 << 20
+
+// holders calls fn with each server event (index) and the client requests
+// (indexes into reqs, sorted by start) that hold it at offset, in one
+// sweep: a request is dropped once it ends before the events still to
+// come start, so the work is the events times the requests in flight.
+func holders(server []Span, reqs []Span, offset int64, fn func(s int, held []int)) {
+	order := make([]int, len(server))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return server[order[a]].Start < server[order[b]].Start })
+	var active, held []int
+	next := 0
+	for _, i := range order {
+		s := server[i]
+		for next < len(reqs) && reqs[next].Start+offset <= s.Start {
+			active = append(active, next)
+			next++
+		}
+		kept := active[:0]
+		held = held[:0]
+		for _, j := range active {
+			if reqs[j].End+offset < s.Start {
+				continue // over before this event and every later one
+			}
+			kept = append(kept, j)
+			if s.End <= reqs[j].End+offset {
+				held = append(held, j)
+			}
+		}
+		active = kept
+		fn(i, held)
+	}
 }
 
 // clientSpans are the client's requests in ns since the epoch, by start.
@@ -470,21 +529,12 @@ func clientSpans(client []ClientEvent) []Span {
 
 // countInside counts the server events inside some client request at offset.
 func countInside(server []Span, client []ClientEvent, offset int64) int {
-	reqs := clientSpans(client)
-	var maxDur int64
-	for _, r := range reqs {
-		maxDur = max(maxDur, r.End-r.Start)
-	}
 	n := 0
-	for _, s := range server {
-		last := sort.Search(len(reqs), func(j int) bool { return reqs[j].Start+offset > s.Start })
-		for j := last - 1; j >= 0 && reqs[j].Start+offset >= s.End-maxDur; j-- {
-			if s.End <= reqs[j].End+offset {
-				n++
-				break
-			}
+	holders(server, clientSpans(client), offset, func(_ int, held []int) {
+		if len(held) > 0 {
+			n++
 		}
-	}
+	})
 	return n
 }
 
@@ -513,52 +563,55 @@ func percentilesOf(ns []int64) Percentiles {
 // event and the time outside it (network, tunnel, queueing before the
 // handler, the response's way back).
 type LatencySplit struct {
-	ClientRequests int         `json:"client_requests"` // in the window
-	ServerRequests int         `json:"server_requests"` // request events in the trace
-	Matched        int         `json:"matched"`
-	ClientMs       Percentiles `json:"client_ms"`  // latency of the matched requests
-	ServerMs       Percentiles `json:"server_ms"`  // inside the server's request event
-	OutsideMs      Percentiles `json:"outside_ms"` // the rest
+	ClientRequests int `json:"client_requests"` // in the window
+	ServerRequests int `json:"server_requests"` // request events in the trace
+	Matched        int `json:"matched"`
+	// Ambiguous counts the matched server events that more than one
+	// unmatched request could hold (requests closer together than the
+	// time outside the handler): they were matched first come, first
+	// served, which is right for a server that starts requests in the
+	// order they arrive.
+	Ambiguous int         `json:"ambiguous"`
+	ClientMs  Percentiles `json:"client_ms"`  // latency of the matched requests
+	ServerMs  Percentiles `json:"server_ms"`  // inside the server's request event
+	OutsideMs Percentiles `json:"outside_ms"` // the rest
 }
 
 // SplitLatency matches client requests to the server request events they
-// contain at offset (server minus client), one to one, the tightest fits
-// first, and splits the latency of the matched requests.
+// contain at offset (server minus client), one to one, and splits the
+// latency of the matched requests. Server events are taken in the order
+// they started, each matched to the earliest sent request that holds it
+// and is not yet matched: when the server starts requests in the order
+// they arrive, that is its own request however many are in flight (the
+// tightest fit is not: a later request with a shorter latency often fits
+// tighter).
 func SplitLatency(client []ClientEvent, server []Span, offset time.Duration) LatencySplit {
 	split := LatencySplit{ClientRequests: len(client), ServerRequests: len(server)}
 	reqs := clientSpans(client)
-	var maxDur int64
-	for _, r := range reqs {
-		maxDur = max(maxDur, r.End-r.Start)
-	}
-	off := int64(offset)
-	type pair struct {
-		c, s  int
-		slack int64
-	}
-	var pairs []pair
-	for i, s := range server {
-		last := sort.Search(len(reqs), func(j int) bool { return reqs[j].Start+off > s.Start })
-		for j := last - 1; j >= 0 && reqs[j].Start+off >= s.End-maxDur; j-- {
-			r := reqs[j]
-			if s.End <= r.End+off {
-				pairs = append(pairs, pair{j, i, (r.End - r.Start) - (s.End - s.Start)})
+	used := make([]bool, len(reqs))
+	var total, inside, outside []int64
+	holders(server, reqs, int64(offset), func(i int, held []int) {
+		pick, free := -1, 0
+		for _, j := range held {
+			if !used[j] {
+				if pick < 0 {
+					pick = j
+				}
+				free++
 			}
 		}
-	}
-	sort.Slice(pairs, func(a, b int) bool { return pairs[a].slack < pairs[b].slack })
-	usedC, usedS := make([]bool, len(reqs)), make([]bool, len(server))
-	var total, inside, outside []int64
-	for _, p := range pairs {
-		if usedC[p.c] || usedS[p.s] {
-			continue
+		if pick < 0 {
+			return
 		}
-		usedC[p.c], usedS[p.s] = true, true
-		r, s := reqs[p.c], server[p.s]
+		used[pick] = true
+		if free > 1 {
+			split.Ambiguous++
+		}
+		r, s := reqs[pick], server[i]
 		total = append(total, r.End-r.Start)
 		inside = append(inside, s.End-s.Start)
-		outside = append(outside, p.slack)
-	}
+		outside = append(outside, (r.End-r.Start)-(s.End-s.Start))
+	})
 	split.Matched = len(total)
 	split.ClientMs, split.ServerMs, split.OutsideMs = percentilesOf(total), percentilesOf(inside), percentilesOf(outside)
 	return split

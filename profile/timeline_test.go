@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -242,5 +243,58 @@ func TestAlignWithoutTheServersTraceUsesTheCall(t *testing.T) {
 	events[0].Start, events[0].End = t0.Add(150*time.Millisecond), t0.Add(160*time.Millisecond)
 	if got := placedEvents(t, tl.ClientPlane(events, "c")); len(got) != 1 || got[0] != [2]int64{50e9, 60e9} {
 		t.Fatalf("%v", got)
+	}
+}
+
+// busyRun is a run at 20,000 requests a second with about a hundred in
+// flight, a 2 s window and a Profile call that took 3 s more (a big trace
+// over a slow tunnel): millions of (server event, client request) pairs
+// fit somewhere in the call's bound.
+func busyRun(offset time.Duration) (ProfileCall, ServerTrace, []ClientEvent) {
+	base := time.Unix(1_795_000_000, 0)
+	start, stop := base.Add(time.Second), base.Add(3*time.Second)
+	tr := ServerTrace{RequestEvent: "SessionRun", StartNs: start.Add(offset).UnixNano(), StopNs: stop.Add(offset).UnixNano()}
+	var client []ClientEvent
+	rnd := uint64(7)
+	for at := 900 * time.Millisecond; at < 3100*time.Millisecond; at += 50 * time.Microsecond {
+		rnd = rnd*6364136223846793005 + 1442695040888963407
+		service := 2*time.Millisecond + time.Duration(rnd>>40%4000)*time.Microsecond
+		a := base.Add(at)
+		in, out := 300*time.Microsecond, 500*time.Microsecond
+		client = append(client, ClientEvent{Start: a, End: a.Add(in + service + out), Status: "ok"})
+		s := a.Add(in).Add(offset)
+		if e := s.Add(service); !s.Before(start.Add(offset)) && !e.After(stop.Add(offset)) {
+			tr.Requests = append(tr.Requests, Span{s.UnixNano(), e.UnixNano()})
+		}
+	}
+	call := ProfileCall{Sent: start.Add(-5 * time.Millisecond), Answered: stop.Add(3 * time.Second), Window: 2 * time.Second}
+	return call, tr, client
+}
+
+func TestEstimateOffsetAtAHighRateAndAWideBoundStaysSmall(t *testing.T) {
+	offset := time.Hour
+	call, tr, client := busyRun(offset)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	est := EstimateOffset(call, tr, client)
+	split := SplitLatency(client, tr.Requests, est.Offset())
+	runtime.ReadMemStats(&after)
+	truth := float64(offset) / 1e6
+	t.Logf("%d server events, %d requests: %+v; %d matched; allocated %d MB", len(tr.Requests), len(client), est, split.Matched, (after.TotalAlloc-before.TotalAlloc)>>20)
+	// The call alone bounds the offset to 3 s; the requests to about the
+	// 0.8 ms outside the handler.
+	if est.Method != OffsetFromRequests || truth < est.MinMs || truth > est.MaxMs || est.MaxMs-est.MinMs > 1 {
+		t.Fatalf("offset %v: %+v", offset, est)
+	}
+	// About a hundred requests are in flight: most events fit in several,
+	// and only first come, first served gives each its own (0.8 ms
+	// outside the handler for every one, but at the window's start, where a
+	// request whose server event began before the window takes the next).
+	if split.Matched != len(tr.Requests) || split.Ambiguous < len(tr.Requests)/2 || split.OutsideMs.P50 < 0.79 || split.OutsideMs.P99 > 0.81 {
+		t.Fatalf("split %+v", split)
+	}
+	// Every pair kept (the first version) took over a gigabyte here.
+	if mb := (after.TotalAlloc - before.TotalAlloc) >> 20; mb > 64 {
+		t.Fatalf("estimating the offset and splitting the latency allocated %d MB", mb)
 	}
 }
