@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/loadprof/loadprof/profile"
 	"google.golang.org/protobuf/proto"
@@ -21,7 +22,7 @@ func (w *window) writeClientPlane(res *profile.Result) error {
 	origin := w.rec.Origin()
 	events := make([]profile.ClientEvent, len(samples))
 	for i, s := range samples {
-		events[i] = profile.ClientEvent{Start: origin.Add(s.Start), End: origin.Add(s.Done), Status: s.Outcome.Key().String()}
+		events[i] = profile.ClientEvent{Start: origin.Add(s.Start), Sent: origin.Add(s.Sent), End: origin.Add(s.Done), Status: s.Outcome.Key().String()}
 	}
 	window := o.Duration
 	if window <= 0 {
@@ -30,11 +31,11 @@ func (w *window) writeClientPlane(res *profile.Result) error {
 	call := profile.ProfileCall{Sent: res.Started, Answered: res.Finished, Window: window}
 	var server *profile.ServerTrace
 	var readErr error
+	names := w.cfg.RequestEvents
+	if len(names) == 0 {
+		names = profile.DefaultRequestEvents
+	}
 	if files := res.TraceFiles(); len(files) > 0 {
-		names := w.cfg.RequestEvents
-		if len(names) == 0 {
-			names = profile.DefaultRequestEvents
-		}
 		tr, err := profile.ReadServerTrace(files, names)
 		if err == nil {
 			server = &tr
@@ -42,6 +43,7 @@ func (w *window) writeClientPlane(res *profile.Result) error {
 		readErr = err
 	}
 	tl := profile.Align(call, server, events)
+	tl.RequestEvents = names
 	data, err := proto.Marshal(tl.ClientPlane(events, "loadprof-client"))
 	if err == nil {
 		var path string
@@ -73,9 +75,12 @@ func writeTimeline(w io.Writer, tl *profile.Timeline) {
 		default:
 			fmt.Fprintf(w, " (from the Profile call's timing")
 			if c.RequestEvent == "" {
-				fmt.Fprint(w, "; the trace has no request events")
+				fmt.Fprintf(w, "; the trace has none of the request events %s (--profile-request-events)", strings.Join(tl.RequestEvents, ", "))
 			}
 			fmt.Fprintln(w, ")")
+		}
+		if c.Note != "" {
+			fmt.Fprintf(w, "  (%s)\n", c.Note)
 		}
 	}
 	switch tl.Placement {
@@ -88,21 +93,46 @@ func writeTimeline(w io.Writer, tl *profile.Timeline) {
 		fmt.Fprintf(w, "  (%s)\n", tl.Note)
 	}
 	if tl.NotDrawn > 0 {
-		fmt.Fprintf(w, "  (%d window requests were over before the server's window started: not in the client plane)\n", tl.NotDrawn)
+		fmt.Fprintf(w, "  (%s over before the server's window started: not in the client plane)\n", plural(tl.NotDrawn, "window request was", "window requests were"))
 	}
 	if s := tl.Split; s != nil {
 		fmt.Fprintf(w, "  latency split: %d of %d window requests matched to a server request event (%d in the trace)\n", s.Matched, s.ClientRequests, s.ServerRequests)
 		if s.Ambiguous > 0 {
 			fmt.Fprintf(w, "    (%d of those events fit in more than one request in flight: matched first come, first served)\n", s.Ambiguous)
 		}
+		if s.Matched > 0 && !s.Reliable {
+			fmt.Fprintf(w, "    (not reliable: the clock is known to ±%.3f ms, more than half the time between requests, so events may be paired with a neighbour's request)\n", tl.Clock.UncertaintyMs)
+		}
 		if s.Matched > 0 {
 			fmt.Fprintf(w, "    %-26s %9s %9s %9s %9s\n", "ms", "p50", "p90", "p99", "max")
-			for _, row := range []struct {
+			rows := []struct {
 				name string
 				p    profile.Percentiles
-			}{{"client latency", s.ClientMs}, {"inside the server's event", s.ServerMs}, {"outside it", s.OutsideMs}} {
+			}{{"client latency", s.ClientMs}}
+			if s.SendLagMs.Max > 0 {
+				rows = append(rows, struct {
+					name string
+					p    profile.Percentiles
+				}{"send lag (client, unsent)", s.SendLagMs})
+			}
+			rows = append(rows, struct {
+				name string
+				p    profile.Percentiles
+			}{"inside the server's event", s.ServerMs}, struct {
+				name string
+				p    profile.Percentiles
+			}{"outside it, once sent", s.OutsideMs})
+			for _, row := range rows {
 				fmt.Fprintf(w, "    %-26s %9.3f %9.3f %9.3f %9.3f\n", row.name, row.p.P50, row.p.P90, row.p.P99, row.p.Max)
 			}
 		}
 	}
+}
+
+// plural is "1 thing was" or "n things were".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -106,7 +106,7 @@ func TestClientPlaneWithoutRequestEventsIsPlacedByTheProfileCall(t *testing.T) {
 	}
 	var out strings.Builder
 	writeProfileSummary(&out, p)
-	if !strings.Contains(out.String(), "the trace has no request events") {
+	if !strings.Contains(out.String(), "the trace has none of the request events BatchingSessionRun, SessionRun, Predict (--profile-request-events)") {
 		t.Fatalf("summary:\n%s", out.String())
 	}
 }

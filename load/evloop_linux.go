@@ -62,6 +62,7 @@ type loopConn struct {
 	retryAt  time.Duration  // closed loop: when the failed connection may send again
 	backoff  failureBackoff // closed loop
 	start    time.Duration  // the sample's start: intended (open loop) or actual send time
+	sent     time.Duration  // when it actually left (start plus the send lag)
 	deadline time.Duration
 	phase    Phase
 	inWindow bool
@@ -474,7 +475,7 @@ func (l *eventLoop) phaseOf(c *loopConn, at time.Duration) (Phase, bool) {
 // connection.
 func (l *eventLoop) start(c *loopConn, phase Phase, startAt, now time.Duration) {
 	r := l.r
-	c.phase, c.start, c.inWindow = phase, startAt, r.rec.WindowOpen()
+	c.phase, c.start, c.sent, c.inWindow = phase, startAt, max(now, startAt), r.rec.WindowOpen()
 	c.payload = r.pick.Next()
 	c.retried = false
 	c.deadline = now + l.rest.cfg.Timeout
@@ -702,7 +703,7 @@ func (l *eventLoop) finish(c *loopConn, out Outcome, now time.Duration) {
 	l.unlinkInflight(c)
 	c.state = connIdle
 	r.inflight.Add(-1)
-	r.rec.Record(Sample{Phase: c.phase, InWindow: c.inWindow, Start: c.start, Done: now, Outcome: out})
+	r.rec.Record(Sample{Phase: c.phase, InWindow: c.inWindow, Start: c.start, Sent: c.sent, Done: now, Outcome: out})
 	r.finished.Add(1)
 	switch {
 	case l.open:

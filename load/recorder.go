@@ -61,7 +61,8 @@ func (p Phase) String() string {
 type Sample struct {
 	Phase    Phase
 	InWindow bool
-	Start    time.Duration
+	Start    time.Duration // intended (open loop) or actual send time, latency counts from it
+	Sent     time.Duration // when it actually left: Start plus the send lag
 	Done     time.Duration
 	Outcome  Outcome
 }
@@ -147,7 +148,8 @@ type Recorder struct {
 	firstErrors map[ErrorKey]string
 	late        int64 // samples that arrived after Freeze
 
-	windowEvents []Sample // steady requests sent in the profile window, for the client trace
+	windowEvents []Sample      // steady requests sent in the profile window or in flight when it opened, for the client trace
+	windowFrom   time.Duration // when the window opened
 
 	interval    *hdrhistogram.Histogram
 	sink        IntervalSink
@@ -176,12 +178,13 @@ const MaxWindowEvents = 200_000
 
 // SetWindow marks the profile window open or closed. Requests sent while it
 // is open are counted in the window statistics and kept for the client
-// trace.
+// trace, with those in flight when it opened.
 func (r *Recorder) SetWindow(open bool) {
 	if open {
 		r.mu.Lock()
 		if r.windowEvents == nil {
 			r.windowEvents = make([]Sample, 0, 4096)
+			r.windowFrom = r.Now()
 		}
 		r.mu.Unlock()
 	}
@@ -232,11 +235,15 @@ func (r *Recorder) Record(s Sample) {
 		r.steady.add(&s, latencyUs)
 		if s.InWindow {
 			r.window.add(&s, latencyUs)
-			if len(r.windowEvents) < MaxWindowEvents {
-				r.windowEvents = append(r.windowEvents, s)
-			}
 		} else {
 			r.outside.add(&s, latencyUs)
+		}
+		// The client trace also holds the requests in flight when the
+		// window opened: the server may handle them inside its window, and
+		// matching its request events needs them.
+		inFlightAtOpen := r.windowEvents != nil && s.Sent < r.windowFrom && s.Done >= r.windowFrom
+		if (s.InWindow || inFlightAtOpen) && len(r.windowEvents) < MaxWindowEvents {
+			r.windowEvents = append(r.windowEvents, s)
 		}
 	}
 	r.advanceTo(int(s.Done / time.Second))

@@ -364,11 +364,12 @@ func (r *runner) since() time.Duration { return r.rec.Now() }
 // the request is in the profile window if the window is open now.
 func (r *runner) send(s Sender, phase Phase, startAt time.Duration) Outcome {
 	inWindow := r.rec.WindowOpen()
+	sent := r.since()
 	r.dispatched.Add(1)
 	r.trackInflight()
 	out := s.Send(r.pick.Next())
 	r.inflight.Add(-1)
-	r.rec.Record(Sample{Phase: phase, InWindow: inWindow, Start: startAt, Done: r.since(), Outcome: out})
+	r.rec.Record(Sample{Phase: phase, InWindow: inWindow, Start: startAt, Sent: max(sent, startAt), Done: r.since(), Outcome: out})
 	r.finished.Add(1)
 	return out
 }

@@ -11,6 +11,7 @@ import (
 // ClientEvent is one request as the load generator saw it.
 type ClientEvent struct {
 	Start  time.Time // intended (open loop) or actual (closed loop) send time
+	Sent   time.Time // when it actually left (Start plus the send lag); Start when zero
 	End    time.Time
 	Status string // "ok", "http_503", "grpc_UNAVAILABLE", "timeout", ...
 }
@@ -54,6 +55,7 @@ func ClientSpace(events []ClientEvent, host string, zero time.Time) (*tfproto.XS
 		StatMetadata: map[int64]*tfproto.XStatMetadata{
 			1: {Id: 1, Name: "status"},
 			2: {Id: 2, Name: "latency_ms"},
+			3: {Id: 3, Name: "send_lag_ms"},
 		},
 	}
 	statusIDs := map[string]int64{}
@@ -86,6 +88,7 @@ func ClientSpace(events []ClientEvent, host string, zero time.Time) (*tfproto.XS
 			Stats: []*tfproto.XStat{
 				{MetadataId: 1, Value: &tfproto.XStat_StrValue{StrValue: e.Status}},
 				{MetadataId: 2, Value: &tfproto.XStat_DoubleValue{DoubleValue: float64(e.End.Sub(e.Start).Nanoseconds()) / 1e6}},
+				{MetadataId: 3, Value: &tfproto.XStat_DoubleValue{DoubleValue: float64(e.sent().Sub(e.Start).Nanoseconds()) / 1e6}},
 			},
 		})
 	}
@@ -96,4 +99,13 @@ func ClientSpace(events []ClientEvent, host string, zero time.Time) (*tfproto.XS
 		}
 	}
 	return &tfproto.XSpace{Planes: []*tfproto.XPlane{plane}, Hostnames: []string{host}}, placed
+}
+
+// sent is when the request left: a request cannot reach the server before
+// that, and the send lag before it is the client's, not the network's.
+func (e ClientEvent) sent() time.Time {
+	if e.Sent.Before(e.Start) {
+		return e.Start
+	}
+	return e.Sent
 }

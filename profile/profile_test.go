@@ -117,7 +117,7 @@ func TestStoreRefusesUnsafeNamesAndNeverOverwrites(t *testing.T) {
 func TestClientSpaceSpreadsOverlappingRequestsOverLines(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
-	space, placed := ClientSpace([]ClientEvent{{ms(0), ms(10), "ok"}, {ms(5), ms(8), "http_503"}, {ms(10), ms(12), "ok"}}, "h", t0)
+	space, placed := ClientSpace([]ClientEvent{{Start: ms(0), End: ms(10), Status: "ok"}, {Start: ms(5), End: ms(8), Status: "http_503"}, {Start: ms(10), End: ms(12), Status: "ok"}}, "h", t0)
 	p := space.Planes[0]
 	if p.Name != "/host:CPU" || !strings.HasPrefix(p.Lines[0].Name, ClientLinePrefix) || len(p.Lines) != 2 || len(p.Lines[0].Events) != 2 || len(p.Lines[1].Events) != 1 || len(p.EventMetadata) != 2 {
 		t.Fatalf("plane %v", p)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"time"
 
@@ -289,7 +290,8 @@ const (
 type ClockEstimate struct {
 	Method   string  `json:"method"`
 	OffsetMs float64 `json:"offset_ms"`
-	// The offset lies in [MinMs, MaxMs]; UncertaintyMs is half of that.
+	// The offset lies in [MinMs, MaxMs]; UncertaintyMs is the distance from
+	// the estimate to the further end.
 	MinMs         float64 `json:"min_ms"`
 	MaxMs         float64 `json:"max_ms"`
 	UncertaintyMs float64 `json:"uncertainty_ms"`
@@ -302,6 +304,10 @@ type ClockEstimate struct {
 	RequestEvent   string `json:"request_event,omitempty"`
 	ServerRequests int    `json:"server_requests"`
 	Inside         int    `json:"inside"`
+	// NearBest: the bound holds the offsets at which at least this many
+	// of the sampled events fit inside a client request.
+	NearBest int    `json:"near_best,omitempty"`
+	Note     string `json:"note,omitempty"`
 
 	offset, lo, hi int64 // ns
 }
@@ -313,7 +319,9 @@ func nsToMs(ns int64) float64 { return float64(ns) / 1e6 }
 
 func (c *ClockEstimate) fill() {
 	c.OffsetMs, c.MinMs, c.MaxMs = nsToMs(c.offset), nsToMs(c.lo), nsToMs(c.hi)
-	c.UncertaintyMs = nsToMs(c.hi-c.lo) / 2
+	// The estimate need not be the bound's middle (the widest place where
+	// the requests fit): the uncertainty reaches its further end.
+	c.UncertaintyMs = nsToMs(max(c.offset-c.lo, c.hi-c.offset))
 }
 
 // maxEstimateEvents bounds the server events the estimate looks at: a
@@ -344,6 +352,9 @@ func EstimateOffset(call ProfileCall, tr ServerTrace, client []ClientEvent) Cloc
 		}
 		// No recorded window: its events lie inside it.
 		tr.StartNs, tr.StopNs = tr.Requests[0].Start, tr.Requests[0].End
+		if tr.StartNs < relativeBefore {
+			est.Note = "the server's trace records no start time (no Task Environment plane) and counts from its own zero: the offset is its timeline's against the client's clock, not its clock's"
+		}
 		for _, r := range tr.Requests {
 			tr.StopNs = max(tr.StopNs, r.End)
 		}
@@ -430,12 +441,15 @@ func refine(est *ClockEstimate, server []Span, client []ClientEvent) {
 			diff[u.End+1]--
 		}
 	}
-	// Runs of bins where the most server events fit.
+	// Runs of bins where the most server events fit, and the hull of the
+	// bins where nearly as many do.
 	var best int32
 	var top []Span // in bins, inclusive
+	counts := make([]int32, bins)
 	n := int32(0)
 	for b := int64(0); b < bins; b++ {
 		n += diff[b]
+		counts[b] = n
 		switch {
 		case n == 0 || n < best:
 		case n > best:
@@ -467,11 +481,40 @@ func refine(est *ClockEstimate, server []Span, client []ClientEvent) {
 			pick, dist = t, d
 		}
 	}
-	lo, hi := est.lo+pick.Start*res, min(est.lo+(pick.End+1)*res-1, est.hi)
-	est.Method = OffsetFromRequests
-	est.offset = lo + (hi-lo)/2
+	// The true offset puts every sampled event inside its own request (the
+	// client's window holds the requests in flight when it opened too), but
+	// for a stray few: it lies where nearly the best count fits, which is
+	// the bound reported. When requests overlap a lot (queueing before the
+	// handler, many in flight), that is most of the call's bound, and the
+	// requests do not narrow it.
+	slack := max(1, best/200)
+	near := Span{-1, -1}
+	for b, c := range counts {
+		if c >= best-slack {
+			if near.Start < 0 {
+				near.Start = int64(b)
+			}
+			near.End = int64(b)
+		}
+	}
+	lo, hi := est.lo+near.Start*res, min(est.lo+(near.End+1)*res-1, est.hi)
+	offset := est.lo + (pick.Start+pick.End+1)*res/2
+	est.offset = min(max(offset, lo), hi)
 	est.lo, est.hi = lo, hi
+	est.NearBest = int(best - slack)
+	if hi-lo < width/2 {
+		est.Method = OffsetFromRequests
+	} else {
+		// No one place stands out: the middle of where they fit.
+		est.offset = lo + (hi-lo)/2
+		est.Method = OffsetFromProfileCall
+		est.Note = fmt.Sprintf("the %q events did not narrow the Profile call's bound: they fit inside client requests at most offsets in it (requests overlap: queueing or many in flight)", est.RequestEvent)
+	}
 }
+
+// relativeBefore: server times before 1980 are not wall-clock times but
+// counted from the start of the trace.
+const relativeBefore = int64(315532800) * 1e9
 
 // maxRefineBins bounds the resolution of the refined offset: the call's
 // bound is cut into at most this many bins (4 MB of counts), 1 us each
@@ -517,14 +560,25 @@ func holders(server []Span, reqs []Span, offset int64, fn func(s int, held []int
 	}
 }
 
-// clientSpans are the client's requests in ns since the epoch, by start.
+// clientSpans are the client's requests in ns since the epoch, from when
+// they actually left to their end, by start; order maps each back to its
+// event.
 func clientSpans(client []ClientEvent) []Span {
-	out := make([]Span, len(client))
-	for i, c := range client {
-		out[i] = Span{c.Start.UnixNano(), c.End.UnixNano()}
+	spans, _ := clientSpansOrder(client)
+	return spans
+}
+
+func clientSpansOrder(client []ClientEvent) ([]Span, []int) {
+	order := make([]int, len(client))
+	for i := range order {
+		order[i] = i
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Start < out[j].Start })
-	return out
+	sort.Slice(order, func(a, b int) bool { return client[order[a]].sent().Before(client[order[b]].sent()) })
+	out := make([]Span, len(client))
+	for i, k := range order {
+		out[i] = Span{client[k].sent().UnixNano(), client[k].End.UnixNano()}
+	}
+	return out, order
 }
 
 // countInside counts the server events inside some client request at offset.
@@ -572,9 +626,15 @@ type LatencySplit struct {
 	// served, which is right for a server that starts requests in the
 	// order they arrive.
 	Ambiguous int         `json:"ambiguous"`
-	ClientMs  Percentiles `json:"client_ms"`  // latency of the matched requests
+	ClientMs  Percentiles `json:"client_ms"` // latency of the matched requests
+	// SendLagMs: how late they left against their schedule (open loop),
+	// the client's own delay, before the network.
+	SendLagMs Percentiles `json:"send_lag_ms"`
 	ServerMs  Percentiles `json:"server_ms"`  // inside the server's request event
-	OutsideMs Percentiles `json:"outside_ms"` // the rest
+	OutsideMs Percentiles `json:"outside_ms"` // the rest once sent: network, tunnel, queueing before the handler
+	// Reliable is false when the clock is known less well than half the
+	// typical gap between requests: pairs may then be a few requests off.
+	Reliable bool `json:"reliable"`
 }
 
 // SplitLatency matches client requests to the server request events they
@@ -587,9 +647,9 @@ type LatencySplit struct {
 // tighter).
 func SplitLatency(client []ClientEvent, server []Span, offset time.Duration) LatencySplit {
 	split := LatencySplit{ClientRequests: len(client), ServerRequests: len(server)}
-	reqs := clientSpans(client)
+	reqs, order := clientSpansOrder(client)
 	used := make([]bool, len(reqs))
-	var total, inside, outside []int64
+	var total, lag, inside, outside []int64
 	holders(server, reqs, int64(offset), func(i int, held []int) {
 		pick, free := -1, 0
 		for _, j := range held {
@@ -607,13 +667,15 @@ func SplitLatency(client []ClientEvent, server []Span, offset time.Duration) Lat
 		if free > 1 {
 			split.Ambiguous++
 		}
-		r, s := reqs[pick], server[i]
-		total = append(total, r.End-r.Start)
+		e, r, s := client[order[pick]], reqs[pick], server[i]
+		total = append(total, e.End.Sub(e.Start).Nanoseconds())
+		lag = append(lag, r.Start-e.Start.UnixNano())
 		inside = append(inside, s.End-s.Start)
 		outside = append(outside, (r.End-r.Start)-(s.End-s.Start))
 	})
 	split.Matched = len(total)
-	split.ClientMs, split.ServerMs, split.OutsideMs = percentilesOf(total), percentilesOf(inside), percentilesOf(outside)
+	split.ClientMs, split.SendLagMs = percentilesOf(total), percentilesOf(lag)
+	split.ServerMs, split.OutsideMs = percentilesOf(inside), percentilesOf(outside)
 	return split
 }
 
@@ -645,6 +707,8 @@ type Timeline struct {
 	ZeroUncertaintyMs float64       `json:"zero_uncertainty_ms"`
 	Split             *LatencySplit `json:"latency_split,omitempty"`
 	Note              string        `json:"note,omitempty"`
+	// RequestEvents are the event names looked for, in order.
+	RequestEvents []string `json:"request_events,omitempty"`
 	// NotDrawn counts the window's requests that were over before the
 	// server's window started: the client plane leaves them out (the
 	// trace viewer cannot draw negative times).
@@ -681,9 +745,26 @@ func Align(call ProfileCall, tr *ServerTrace, client []ClientEvent) Timeline {
 	tl.zero = time.Unix(0, tr.StartNs-est.offset)
 	if len(tr.Requests) > 0 {
 		split := SplitLatency(client, tr.Requests, est.Offset())
+		// An offset off by more than half the gap between requests pairs
+		// events with their neighbours' requests.
+		split.Reliable = est.hi-est.lo < medianGap(client)
 		tl.Split = &split
 	}
 	return tl
+}
+
+// medianGap is the median time between consecutive sends, in ns.
+func medianGap(client []ClientEvent) int64 {
+	spans := clientSpans(client)
+	if len(spans) < 2 {
+		return math.MaxInt64
+	}
+	gaps := make([]int64, len(spans)-1)
+	for i := range gaps {
+		gaps[i] = spans[i+1].Start - spans[i].Start
+	}
+	slices.Sort(gaps)
+	return gaps[len(gaps)/2]
 }
 
 // ClientPlane is ClientSpace placed on tl's timeline; it updates the

@@ -84,8 +84,16 @@ func simulatedRun(offset time.Duration, in, out time.Duration) (ProfileCall, Ser
 		StartNs: base.Add(100 * time.Millisecond).Add(offset).UnixNano(),
 		StopNs:  base.Add(900 * time.Millisecond).Add(offset).UnixNano()}
 	at := 96 * time.Millisecond
-	for i := 0; at < 950*time.Millisecond; i++ {
-		service := time.Millisecond + time.Duration(i*3%7)*400*time.Microsecond
+	// Service times and gaps vary as a real server's and an open loop's
+	// do (a pseudo-random sequence): a periodic pattern would fit as well
+	// at a shift of one period, and so would a real one that periodic.
+	rnd := uint64(11)
+	next := func(n uint64) time.Duration {
+		rnd = rnd*6364136223846793005 + 1442695040888963407
+		return time.Duration(rnd >> 33 % n)
+	}
+	for at < 950*time.Millisecond {
+		service := time.Millisecond + next(2400)*time.Microsecond
 		a := base.Add(at)
 		client = append(client, ClientEvent{Start: a, End: a.Add(in + service + out), Status: "ok"})
 		s := a.Add(in).Add(offset)
@@ -93,7 +101,7 @@ func simulatedRun(offset time.Duration, in, out time.Duration) (ProfileCall, Ser
 		if s.UnixNano() >= tr.StartNs && e.UnixNano() <= tr.StopNs {
 			tr.Requests = append(tr.Requests, Span{s.UnixNano(), e.UnixNano()})
 		}
-		at += 1500*time.Microsecond + time.Duration(i*7%5)*300*time.Microsecond
+		at += 1500*time.Microsecond + next(1200)*time.Microsecond
 	}
 	call := ProfileCall{Sent: base.Add(95 * time.Millisecond), Answered: base.Add(960 * time.Millisecond), Window: 800 * time.Millisecond}
 	return call, tr, client
@@ -135,7 +143,9 @@ func TestSplitLatencyMatchesOneToOneAndSplitsAroundTheServerEvent(t *testing.T) 
 	if split.Matched != len(tr.Requests) || split.ClientRequests != len(client) || split.ServerRequests != len(tr.Requests) {
 		t.Fatalf("%+v", split)
 	}
-	if split.ServerMs.P50 < 1 || split.ServerMs.Max != 3.4 || split.ClientMs.Max != 4.2 || split.OutsideMs.P50 != 0.8 || split.OutsideMs.Max != 0.8 {
+	// Every matched request is its own: 0.8 ms outside the handler, no
+	// send lag, its latency the event's plus that.
+	if split.OutsideMs.P50 != 0.8 || split.OutsideMs.Max != 0.8 || split.SendLagMs.Max != 0 || math.Abs(split.ClientMs.Max-split.ServerMs.Max-0.8) > 1e-9 {
 		t.Fatalf("%+v", split)
 	}
 	// At a wrong offset nothing fits.
@@ -195,7 +205,7 @@ func TestAlignPutsTheClientPlaneOnTheServersTimelineEvenAtAHugeOffset(t *testing
 
 func TestClientSpaceNeverOverflowsPicoseconds(t *testing.T) {
 	t0 := time.Unix(1_795_000_000, 0)
-	events := []ClientEvent{{t0, t0.Add(time.Millisecond), "ok"}, {t0.Add(time.Second), t0.Add(1100 * time.Millisecond), "ok"}}
+	events := []ClientEvent{{Start: t0, End: t0.Add(time.Millisecond), Status: "ok"}, {Start: t0.Add(time.Second), End: t0.Add(1100 * time.Millisecond), Status: "ok"}}
 	// A zero at the epoch (a server trace counting from the epoch, or a
 	// wild estimate) would put the requests 56 years out: 1.8e21 ps.
 	for _, zero := range []time.Time{time.Unix(0, 0), t0.Add(-200 * 24 * time.Hour), t0.Add(200 * 24 * time.Hour), {}} {
@@ -218,7 +228,7 @@ func TestClientSpaceNeverOverflowsPicoseconds(t *testing.T) {
 func TestClientSpaceDrawsRequestsBeforeTheServersStartFromZero(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
-	space, placed := ClientSpace([]ClientEvent{{ms(-10), ms(-2), "ok"}, {ms(-3), ms(4), "ok"}, {ms(5), ms(9), "ok"}}, "h", t0)
+	space, placed := ClientSpace([]ClientEvent{{Start: ms(-10), End: ms(-2), Status: "ok"}, {Start: ms(-3), End: ms(4), Status: "ok"}, {Start: ms(5), End: ms(9), Status: "ok"}}, "h", t0)
 	got := placedEvents(t, space)
 	if !placed || len(got) != 2 || got[0] != [2]int64{0, 4e9} || got[1] != [2]int64{5e9, 9e9} {
 		t.Fatalf("placed %v: %v", placed, got)
@@ -231,7 +241,7 @@ func TestClientSpaceDrawsRequestsBeforeTheServersStartFromZero(t *testing.T) {
 func TestAlignWithoutTheServersTraceUsesTheCall(t *testing.T) {
 	t0 := time.Unix(1_795_000_000, 0)
 	call := ProfileCall{Sent: t0, Answered: t0.Add(1200 * time.Millisecond), Window: time.Second}
-	events := []ClientEvent{{t0.Add(50 * time.Millisecond), t0.Add(60 * time.Millisecond), "ok"}}
+	events := []ClientEvent{{Start: t0.Add(50 * time.Millisecond), End: t0.Add(60 * time.Millisecond), Status: "ok"}}
 	tl := Align(call, nil, events)
 	space := tl.ClientPlane(events, "c")
 	got := placedEvents(t, space)
@@ -281,15 +291,21 @@ func TestEstimateOffsetAtAHighRateAndAWideBoundStaysSmall(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	truth := float64(offset) / 1e6
 	t.Logf("%d server events, %d requests: %+v; %d matched; allocated %d MB", len(tr.Requests), len(client), est, split.Matched, (after.TotalAlloc-before.TotalAlloc)>>20)
-	// The call alone bounds the offset to 3 s; the requests to about the
-	// 0.8 ms outside the handler.
-	if est.Method != OffsetFromRequests || truth < est.MinMs || truth > est.MaxMs || est.MaxMs-est.MinMs > 1 {
+	// The call alone bounds the offset to 3 s. With a hundred requests in
+	// flight, an event fits in some request at many offsets: the requests
+	// narrow the bound to the offsets where (nearly) all of them fit, which
+	// hold the true one, and no further; the pairs are not reliable then.
+	if est.Method != OffsetFromRequests || truth < est.MinMs || truth > est.MaxMs || est.MaxMs-est.MinMs > 300 {
 		t.Fatalf("offset %v: %+v", offset, est)
 	}
 	// About a hundred requests are in flight: most events fit in several,
 	// and only first come, first served gives each its own (0.8 ms
 	// outside the handler for every one, but at the window's start, where a
 	// request whose server event began before the window takes the next).
+	tl := Align(call, &tr, client)
+	if tl.Split == nil || tl.Split.Reliable {
+		t.Fatalf("a split with the clock known to ±%.1f ms and requests 50 us apart is called reliable", est.UncertaintyMs)
+	}
 	if split.Matched != len(tr.Requests) || split.Ambiguous < len(tr.Requests)/2 || split.OutsideMs.P50 < 0.79 || split.OutsideMs.P99 > 0.81 {
 		t.Fatalf("split %+v", split)
 	}
