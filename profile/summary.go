@@ -1170,7 +1170,12 @@ func writePlane(w io.Writer, st PlaneStats, ops []Op, n int) {
 	}
 	fmt.Fprintf(w, "  %s, %s", st.Plane, what)
 	if st.Lines > 0 {
-		fmt.Fprintf(w, ": %.3f ms busy in ops on %d %s", st.OpMs, st.Lines, unit)
+		if st.Device && st.Lines > 1 {
+			// Streams run side by side: their times add up past the span.
+			fmt.Fprintf(w, ": %.3f ms in ops summed over %d %s", st.OpMs, st.Lines, unit)
+		} else {
+			fmt.Fprintf(w, ": %.3f ms busy in ops on %d %s", st.OpMs, st.Lines, unit)
+		}
 		if st.LineMs > 0 {
 			fmt.Fprintf(w, " (%.1f%% of their %.1f ms from first op to last)", 100*st.OpMs/st.LineMs, st.LineMs)
 		}
