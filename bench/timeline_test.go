@@ -147,3 +147,30 @@ func TestHTMLReportShowsTheClockOffsetAndTheLatencySplit(t *testing.T) {
 		}
 	}
 }
+
+// TestClockBoundHoldsTheTruthUnderQueueing: a server with two workers
+// taking 2-3 ms a call (about 800 a second), asked for 950 a second, queues; with many requests
+// in flight a server event fits inside some request at many offsets. The
+// bound reported must still hold the true offset (review found -23.7 ms
+// within -32.8..-14.6 for a true 0), and a split made where pairs are
+// ambiguous must say it is not reliable.
+func TestClockBoundHoldsTheTruthUnderQueueing(t *testing.T) {
+	const offset = 250 * time.Millisecond
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: 2 * time.Millisecond, Jitter: time.Millisecond, Workers: 2},
+		Profiler: sim.ProfilerConfig{ClockOffset: offset}})
+	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
+		Plan: load.Plan{Rate: 950, Duration: 1600 * time.Millisecond, MaxInflight: 1000}, Profile: profiled(srv, t.TempDir())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := res.Profile.Timeline
+	c := tl.Clock
+	truth := float64(offset) / 1e6
+	t.Logf("clock %+v; split %+v", c, tl.Split)
+	if c == nil || truth < c.MinMs || truth > c.MaxMs || truth < c.OffsetMs-c.UncertaintyMs || truth > c.OffsetMs+c.UncertaintyMs {
+		t.Fatalf("the true offset %.3f ms is outside the bound reported: %+v", truth, c)
+	}
+	if s := tl.Split; s != nil && s.Reliable && 2*c.UncertaintyMs >= 1000.0/950 {
+		t.Fatalf("a split with the clock known to ±%.3f ms, requests 1.05 ms apart, is called reliable", c.UncertaintyMs)
+	}
+}
