@@ -33,8 +33,12 @@ type ProfileReport struct {
 	Error        string  `json:"error,omitempty"`
 	WindowStartS float64 `json:"window_start_s"` // run clock, like phases
 	WindowEndS   float64 `json:"window_end_s"`
-	ClientTrace  string  `json:"client_trace,omitempty"` // loadprof's own plane, beside the server's
-	SpanMs       float64 `json:"span_ms"`
+	// WindowFrom says what the window's requests are: those sent while the
+	// server traced ("server_trace", its recorded interval placed on the
+	// client's clock) or while the Profile call was open ("profile_call").
+	WindowFrom  string  `json:"window_from"`
+	ClientTrace string  `json:"client_trace,omitempty"` // loadprof's own plane, beside the server's
+	SpanMs      float64 `json:"span_ms"`
 	// TopOps are the top ops of each plane (profile.Summary.Top), Planes
 	// how busy each plane was: a share is over its plane's time in ops.
 	TopOps []profile.Op         `json:"top_ops"`
@@ -189,6 +193,7 @@ func (w *window) finish() *ProfileReport {
 	if err := w.writeClientPlane(res); err != nil && w.err == nil {
 		w.fail(err)
 	}
+	w.narrowToServerWindow()
 	return w.report
 }
 
@@ -200,11 +205,14 @@ func writeProfileSummary(w io.Writer, p *ProfileReport) {
 		return
 	}
 	r := p.Result
-	fmt.Fprintf(w, "  profile window %.1fs..%.1fs on %s, run %s", p.WindowStartS, p.WindowEndS, r.Address, r.Run)
+	fmt.Fprintf(w, "  profile window %.3fs..%.3fs on %s, run %s", p.WindowStartS, p.WindowEndS, r.Address, r.Run)
 	if r.Terminated {
 		fmt.Fprint(w, " (ended early)")
 	}
 	fmt.Fprintln(w)
+	if p.WindowFrom == "server_trace" {
+		fmt.Fprintln(w, "  (the interval the server traced, from its trace: the window row counts the requests sent in it)")
+	}
 	switch r.Saved {
 	case profile.SavedLocal:
 		for _, f := range r.Files {

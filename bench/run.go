@@ -138,12 +138,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, &InputError{err}
 	}
+	// The capture is finished first: it may narrow the window's statistics
+	// to the interval the server traced.
+	var report *ProfileReport
+	if win != nil {
+		report = win.finish()
+	}
 	res, err := buildResult(cfg, t, timing, rec.Snapshot(true))
 	if err != nil {
 		return nil, err
 	}
 	if win != nil {
-		res.Profile = win.finish()
+		res.Profile = report
 	}
 	if err := writeOutputs(cfg, res, hlog, win); err != nil {
 		return res, err

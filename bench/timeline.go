@@ -136,3 +136,26 @@ func plural(n int, one, many string) string {
 	}
 	return fmt.Sprintf("%d %s", n, many)
 }
+
+// narrowToServerWindow makes the window's statistics those of the requests
+// sent while the server traced, once the timeline places its interval
+// well: the Profile call runs longer (the server starts after the call
+// arrives, and the answer carries the trace, seconds for a big one over a
+// tunnel), and requests sent after the server stopped tracing would
+// dilute the window against outside.
+func (w *window) narrowToServerWindow() {
+	w.report.WindowFrom = "profile_call"
+	tl := w.report.Timeline
+	if tl == nil {
+		return
+	}
+	from, to, ok := tl.ServerWindow()
+	if !ok || tl.ZeroUncertaintyMs > max(1, 0.02*float64(to.Sub(from).Milliseconds())) {
+		return
+	}
+	origin := w.rec.Origin()
+	if w.rec.NarrowWindow(from.Sub(origin), to.Sub(origin)) {
+		w.report.WindowFrom = "server_trace"
+		w.report.WindowStartS, w.report.WindowEndS = from.Sub(origin).Seconds(), to.Sub(origin).Seconds()
+	}
+}

@@ -174,3 +174,30 @@ func TestClockBoundHoldsTheTruthUnderQueueing(t *testing.T) {
 		t.Fatalf("a split with the clock known to ±%.3f ms, requests 1.05 ms apart, is called reliable", c.UncertaintyMs)
 	}
 }
+
+// TestWindowIsTheIntervalTheServerTraced: the Profile call lasts the 1 s
+// window plus a second for the answer (a big trace over a slow tunnel).
+// Requests sent in that second are not traced and not slowed by the
+// profiler: the window row must hold the ones the server traced (slowed by
+// 20 ms here), not the call's two seconds.
+func TestWindowIsTheIntervalTheServerTraced(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond, WhileProfiling: 20 * time.Millisecond},
+		Profiler: sim.ProfilerConfig{AnswerDelay: time.Second, ClockOffset: time.Hour}})
+	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
+		Plan: load.Plan{Rate: 200, Duration: 3 * time.Second, MaxInflight: 200}, Profile: profiled(srv, t.TempDir())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := res.Profile
+	t.Logf("window %.3f..%.3f s (%s): %d requests p50 %.1f ms; outside %d p90 %.1f ms", p.WindowStartS, p.WindowEndS, p.WindowFrom,
+		res.Window.Requests, res.Window.Latency.P50, res.Outside.Requests, res.Outside.Latency.P90)
+	if p.WindowFrom != "server_trace" || p.WindowEndS-p.WindowStartS < 0.95 || p.WindowEndS-p.WindowStartS > 1.2 {
+		t.Fatalf("window %.3f..%.3f s from %q, want the server's 1 s", p.WindowStartS, p.WindowEndS, p.WindowFrom)
+	}
+	if n := res.Window.Requests; n < 180 || n > 220 || res.Window.Latency.P50 < 20 {
+		t.Fatalf("window: %d requests, p50 %.1f ms: want the ~200 the server traced, slowed by 20 ms", n, res.Window.Latency.P50)
+	}
+	if res.Window.Requests+res.Outside.Requests != res.Requests || res.Outside.Latency.P90 > 20 {
+		t.Fatalf("window %d + outside %d of %d; outside p90 %.1f ms", res.Window.Requests, res.Outside.Requests, res.Requests, res.Outside.Latency.P90)
+	}
+}

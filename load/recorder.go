@@ -150,6 +150,8 @@ type Recorder struct {
 
 	windowEvents []Sample      // steady requests sent in the profile window or in flight when it opened, for the client trace
 	windowFrom   time.Duration // when the window opened
+	// windowTruncated: more requests than MaxWindowEvents were in it.
+	windowTruncated bool
 
 	interval    *hdrhistogram.Histogram
 	sink        IntervalSink
@@ -191,6 +193,39 @@ func (r *Recorder) SetWindow(open bool) {
 	r.windowOpen.Store(open)
 }
 
+// latencyOf is a sample's latency in us, within the histograms' range.
+func latencyOf(s *Sample) int64 {
+	return min(max(int64((s.Done-s.Start)/time.Microsecond), HistogramMinUs), HistogramMaxUs)
+}
+
+// NarrowWindow keeps in the window's statistics only the requests sent in
+// [from, to] (run clock), the interval the server traced, once it is
+// known: the Profile call that opened the window takes longer (the
+// server starts after it arrives, and the answer carries the trace). The
+// others count as outside. It reports false, changing nothing, when the
+// window held more requests than were kept one by one.
+func (r *Recorder) NarrowWindow(from, to time.Duration) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.windowTruncated || r.windowEvents == nil {
+		return false
+	}
+	window := newPhaseStats()
+	for i := range r.windowEvents {
+		s := &r.windowEvents[i]
+		if !s.InWindow {
+			continue // in flight when the window opened: outside already
+		}
+		if s.Sent >= from && s.Sent <= to {
+			window.add(s, latencyOf(s))
+		} else {
+			r.outside.add(s, latencyOf(s))
+		}
+	}
+	r.window = window
+	return true
+}
+
 // WindowSamples returns the requests recorded in the profile window (at
 // most MaxWindowEvents).
 func (r *Recorder) WindowSamples() []Sample {
@@ -208,12 +243,7 @@ func (r *Recorder) Freeze() { r.frozen.Store(true) }
 
 // Record adds one finished request.
 func (r *Recorder) Record(s Sample) {
-	latencyUs := int64((s.Done - s.Start) / time.Microsecond)
-	if latencyUs < HistogramMinUs {
-		latencyUs = HistogramMinUs
-	} else if latencyUs > HistogramMaxUs {
-		latencyUs = HistogramMaxUs
-	}
+	latencyUs := latencyOf(&s)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.frozen.Load() {
@@ -242,8 +272,12 @@ func (r *Recorder) Record(s Sample) {
 		// window opened: the server may handle them inside its window, and
 		// matching its request events needs them.
 		inFlightAtOpen := r.windowEvents != nil && s.Sent < r.windowFrom && s.Done >= r.windowFrom
-		if (s.InWindow || inFlightAtOpen) && len(r.windowEvents) < MaxWindowEvents {
-			r.windowEvents = append(r.windowEvents, s)
+		if s.InWindow || inFlightAtOpen {
+			if len(r.windowEvents) < MaxWindowEvents {
+				r.windowEvents = append(r.windowEvents, s)
+			} else {
+				r.windowTruncated = true
+			}
 		}
 	}
 	r.advanceTo(int(s.Done / time.Second))

@@ -715,6 +715,16 @@ type Timeline struct {
 	NotDrawn int `json:"not_drawn"`
 
 	zero time.Time
+	span time.Duration // of the server's recorded window; 0 when not recorded
+}
+
+// ServerWindow is the interval the server traced, on the client's clock,
+// when its trace records it and the plane was placed by it.
+func (tl *Timeline) ServerWindow() (from, to time.Time, ok bool) {
+	if tl.Placement != PlacedAtServerStart || tl.span <= 0 {
+		return time.Time{}, time.Time{}, false
+	}
+	return tl.zero, tl.zero.Add(tl.span), true
 }
 
 // Align works out the clock offset from the Profile call and, when the
@@ -739,7 +749,11 @@ func Align(call ProfileCall, tr *ServerTrace, client []ClientEvent) Timeline {
 		return tl
 	}
 	est := EstimateOffset(call, *tr, client)
-	tl := Timeline{Placement: PlacedAtServerStart, Clock: &est, ZeroUncertaintyMs: est.UncertaintyMs}
+	var span time.Duration
+	if tr.StartNs != 0 && tr.StopNs > tr.StartNs {
+		span = time.Duration(tr.StopNs - tr.StartNs)
+	}
+	tl := Timeline{Placement: PlacedAtServerStart, Clock: &est, ZeroUncertaintyMs: est.UncertaintyMs, span: span}
 	// The server's lines count from its start, or from the epoch when the
 	// trace does not record a start.
 	tl.zero = time.Unix(0, tr.StartNs-est.offset)

@@ -56,6 +56,9 @@ type ProfilerConfig struct {
 	// RequestEvent names the request-level event of each call in the
 	// trace; "Predict" when empty.
 	RequestEvent string
+	// AnswerDelay holds the answer this long after the window ends, as a
+	// big trace over a slow tunnel takes to arrive.
+	AnswerDelay time.Duration
 }
 
 // rawReply is sent by the codec as it is: how the simulator answers with
@@ -173,6 +176,13 @@ func (p *profilerService) Profile(ctx context.Context, req *tfproto.ProfileReque
 		return nil, status.Error(codes.Canceled, "the client cancelled the profile; the data is dropped")
 	}
 	space := s.traceOf(calls, req.GetHostName(), started, time.Now())
+	if d := cfg.AnswerDelay; d > 0 {
+		select { // the trace on its way over a slow link
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, status.Error(codes.Canceled, "the client cancelled the profile; the data is dropped")
+		}
+	}
 	resp := &tfproto.ProfileResponse{EmptyTrace: len(calls) == 0}
 	mode := cfg.Mode
 	if mode == "" {
