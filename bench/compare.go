@@ -48,9 +48,9 @@ type metric struct {
 	isLatency  bool
 	isRate     bool
 	isErrCount bool
-	// perSecond reads the same quantity (or, for percentiles without a
-	// series of their own, the nearest one) from one second of the
-	// series, for the run's own variation; nil when a second has none.
+	// perSecond reads the same quantity from one second of the series,
+	// for the run's own variation; nil for the metrics the series does
+	// not hold (a p99's spread would overstate a p90's).
 	perSecond func(load.Second) (float64, bool)
 }
 
@@ -66,10 +66,10 @@ var metrics = []metric{
 	{name: "min", higherBad: true, read: func(r *Result) float64 { return r.Latency.Min }, unit: "ms", isLatency: true},
 	{name: "mean", higherBad: true, read: func(r *Result) float64 { return r.Latency.Mean }, unit: "ms", isLatency: true},
 	{name: "p50", higherBad: true, quantile: 0.50, read: func(r *Result) float64 { return r.Latency.P50 }, unit: "ms", isLatency: true, perSecond: secondP50},
-	{name: "p90", higherBad: true, quantile: 0.90, read: func(r *Result) float64 { return r.Latency.P90 }, unit: "ms", isLatency: true, perSecond: secondP99},
-	{name: "p95", higherBad: true, quantile: 0.95, read: func(r *Result) float64 { return r.Latency.P95 }, unit: "ms", isLatency: true, perSecond: secondP99},
+	{name: "p90", higherBad: true, quantile: 0.90, read: func(r *Result) float64 { return r.Latency.P90 }, unit: "ms", isLatency: true},
+	{name: "p95", higherBad: true, quantile: 0.95, read: func(r *Result) float64 { return r.Latency.P95 }, unit: "ms", isLatency: true},
 	{name: "p99", higherBad: true, quantile: 0.99, read: func(r *Result) float64 { return r.Latency.P99 }, unit: "ms", isLatency: true, perSecond: secondP99},
-	{name: "p999", higherBad: true, quantile: 0.999, read: func(r *Result) float64 { return r.Latency.P999 }, unit: "ms", isLatency: true, perSecond: secondP99},
+	{name: "p999", higherBad: true, quantile: 0.999, read: func(r *Result) float64 { return r.Latency.P999 }, unit: "ms", isLatency: true},
 	{name: "max", higherBad: true, read: func(r *Result) float64 { return r.Latency.Max }, unit: "ms", isLatency: true, perSecond: secondMax},
 	{name: "errors", higherBad: true, read: func(r *Result) float64 { return float64(sum(r.Errors)) }, isErrCount: true},
 }
@@ -270,7 +270,10 @@ func unitSuffix(unit string) string {
 //
 // A per-second p99 is not the run's p99, but how much it wanders from
 // second to second is the run's own variation, which is what a change
-// has to exceed to mean something.
+// has to exceed to mean something. Seconds count as independent samples,
+// which neighbouring seconds of a drifting run are not quite: the spread
+// is then on the small side, and a change is called noisy only when it
+// is clearly within the runs' variation.
 func perSecondSpread(base, next *Result, pick func(load.Second) (float64, bool)) float64 {
 	var variance float64
 	for _, r := range []*Result{base, next} {

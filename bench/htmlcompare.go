@@ -225,6 +225,10 @@ func loadOf(r *Result) string {
 	return "closed loop"
 }
 
+// outputFlags name where a run wrote its files: they differ between any two
+// runs and change nothing they measure.
+var outputFlags = map[string]bool{"out": true, "html": true, "hgrm": true, "hlog": true, "quiet": true}
+
 // settingsThatDiffer lists the settings whose values differ between the
 // runs, and the fields of the results that say how they ran.
 func settingsThatDiffer(base, next *Result) []settingDiff {
@@ -251,6 +255,9 @@ func settingsThatDiffer(base, next *Result) []settingDiff {
 	}
 	sort.Strings(sorted)
 	for _, k := range sorted {
+		if outputFlags[k] {
+			continue
+		}
 		b, okB := base.Config[k]
 		n, okN := next.Config[k]
 		if !okB {

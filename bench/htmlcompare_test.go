@@ -31,6 +31,7 @@ func comparePair(t *testing.T) (*Result, *Result) {
 		r.Config = map[string]any{"rate": "1000", "timeout": "10s", "duration": "20s"}
 	}
 	next.Config["rate"] = "990"
+	base.Config["out"], next.Config["out"] = "base.json", "new.json" // differ in every pair of runs
 	base.Client.MaxFreeSendLagMs, next.Client.MaxFreeSendLagMs = 4.4, 134.7
 	next.Profile = &ProfileReport{WindowStartS: 6, WindowEndS: 11}
 	return base, next
@@ -97,8 +98,8 @@ func TestComparePageShowsTheVerdictOfEveryMetricInChromium(t *testing.T) {
 			t.Errorf("note %d: page %q, compare %q", i, n[1], want.Notes[i])
 		}
 	}
-	if !strings.Contains(dom, "<td>--rate</td><td>1000</td><td>990</td>") {
-		t.Errorf("the differing rate is not in the settings table")
+	if !strings.Contains(dom, "<td>--rate</td><td>1000</td><td>990</td>") || strings.Contains(dom, "<td>--out</td>") {
+		t.Errorf("settings that differ: %s", regexp.MustCompile(`(?s)<table id="differ">.*?</table>`).FindString(dom))
 	}
 
 	// One colour a run on every chart; each run's bands on a row of its own.

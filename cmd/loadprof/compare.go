@@ -66,9 +66,8 @@ const (
   errors: NEW's steady error count (errors=0), or its rate of the requests (errors=0.1%).
   Each metric may be limited once. A change over its limit is "noisy", not "regressed", when
   it is within the runs' own variation: less than twice the standard error of the difference
-  of the two runs' per-second values (p50: per-second p50; p90 to p999: per-second p99; max:
-  per-second max; rps: requests per second), or a percentile with fewer than 10 requests above
-  it in a run.
+  of the two runs' per-second values (p50, p99, max, rps and ok_rps, which result.json keeps
+  per second), or a percentile with fewer than 10 requests above it in a run.
 `
 )
 
