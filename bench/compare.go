@@ -253,6 +253,23 @@ func Compare(base, next *Result, limits []Limit) Comparison {
 	return c
 }
 
+// CountNoisyAsRegressed turns every noisy verdict into a regression, for a
+// gate that would rather fail on a change it cannot tell from noise
+// (compare --noisy-fails). The rows keep saying why they are noisy.
+func (c *Comparison) CountNoisyAsRegressed() {
+	for i := range c.Rows {
+		if c.Rows[i].Verdict == VerdictNoisy {
+			c.Rows[i].Verdict = VerdictRegressed
+		}
+	}
+	c.Broken, c.Noisy = nil, nil
+	for _, r := range c.Rows {
+		if r.Verdict == VerdictRegressed {
+			c.Broken = append(c.Broken, r.Metric)
+		}
+	}
+}
+
 func unitSuffix(unit string) string {
 	if unit == "ms" {
 		return " ms"
@@ -362,7 +379,15 @@ func comparabilityNotes(base, next *Result) []string {
 		if bw {
 			which = "base"
 		}
-		notes = append(notes, fmt.Sprintf("only the %s run opened a profile window: profiling slows the server while it is open; compare each run's requests outside the window, or profile both", which))
+		note := fmt.Sprintf("only the %s run opened a profile window: profiling slows the server while it is open; compare each run's requests outside the window, or profile both", which)
+		profiled, other := next, base
+		if bw {
+			profiled, other = base, next
+		}
+		if out := profiled.Outside; out != nil && out.Latency.Count > 0 {
+			note += fmt.Sprintf(" (outside its window the %s run's p99 is %s ms, the other run's p99 %s ms)", which, ms(out.Latency.P99), ms(other.Latency.P99))
+		}
+		notes = append(notes, note)
 	}
 	if base.Target != next.Target {
 		notes = append(notes, fmt.Sprintf("different targets: %s vs %s", base.Target, next.Target))
@@ -445,7 +470,7 @@ func (c Comparison) Write(w io.Writer) {
 		if r.Verdict == VerdictSame {
 			status = ""
 		}
-		if r.Noisy != "" && (r.Verdict == VerdictNoisy || r.Limit == nil) {
+		if r.Noisy != "" && r.Verdict != VerdictPass {
 			status += " (noisy: " + r.Noisy + ")"
 		}
 		fmt.Fprintf(w, "%-8s %12s %12s %12s %9s  %-10s %s\n", r.Metric, num(r.Base, r.Unit), num(r.New, r.Unit), signed(r.Change, r.Unit), pct, limit, strings.TrimSpace(status))

@@ -327,6 +327,10 @@ func TestCompareNotesRunsThatAreNotComparable(t *testing.T) {
 	if len(c.Notes) != 4 {
 		t.Fatalf("%d notes: %q", len(c.Notes), c.Notes)
 	}
+	base.Outside = &Slice{Latency: Stats{Count: 800, P99: 42.5}}
+	if notes := comparabilityNotes(base, next); !strings.Contains(strings.Join(notes, "|"), "(outside its window the base run's p99 is 42.50 ms, the other run's p99 99.07 ms)") {
+		t.Fatalf("notes %q", notes)
+	}
 	// 300 written as a number by a newer loadprof is the same rate.
 	next.Config["rate"] = 300.0
 	if notes := comparabilityNotes(base, next); strings.Contains(strings.Join(notes, "|"), "offered rates") {

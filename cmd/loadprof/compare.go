@@ -15,11 +15,12 @@ import (
 func compareCommand(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("compare", pflag.ContinueOnError)
 	maxSpecs := fs.StringArray("max", nil, maxHelp)
+	noisyFails := fs.Bool("noisy-fails", false, "count a noisy verdict as a regression (exit 1): for a gate that would rather fail than pass a change it cannot tell from noise")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: loadprof compare BASE.json NEW.json [--max p99=10%%,p50=2ms,rps=5%%,errors=0]\n\n"+
 			"Prints every metric of both runs: base, new, change, limit and verdict (pass, regressed, noisy),\n"+
 			"and notes when the runs are not comparable. Exits 1 when a limit is regressed, 0 otherwise\n"+
-			"(a noisy one does not fail), 2 on bad input.\n\n%s\nFlags:\n%s", limitsExplained, fs.FlagUsages())
+			"(a noisy one does not fail, unless --noisy-fails), 2 on bad input.\n\n%s\nFlags:\n%s", limitsExplained, fs.FlagUsages())
 	}
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
@@ -45,6 +46,9 @@ func compareCommand(args []string, stdout, stderr io.Writer) int {
 		return exitBadInput
 	}
 	c := bench.Compare(base, next, limits)
+	if *noisyFails {
+		c.CountNoisyAsRegressed()
+	}
 	fmt.Fprintf(stdout, "base: %s\nnew:  %s\n\n", fs.Arg(0), fs.Arg(1))
 	c.Write(stdout)
 	if len(c.Broken) > 0 {

@@ -13,6 +13,12 @@ import (
 // resultFile writes a result of 10000 requests spread evenly up to maxMs at
 // rps requests a second, and returns its path.
 func resultFile(t *testing.T, name string, maxMs, rps float64) string {
+	return resultFileWithSeconds(t, name, maxMs, rps, nil)
+}
+
+// resultFileWithSeconds is resultFile with a warm-up second and a steady
+// second for each p99s value (ms), the run's per-second series.
+func resultFileWithSeconds(t *testing.T, name string, maxMs, rps float64, p99s []float64) string {
 	t.Helper()
 	h := load.NewHistogram()
 	for i := 1; i <= 10000; i++ {
@@ -26,6 +32,12 @@ func resultFile(t *testing.T, name string, maxMs, rps float64) string {
 		Loop: "open", LatencyFrom: "intended_send", Requests: 10000, ThroughputRPS: rps, SuccessRPS: rps,
 		Latency: bench.StatsOf(h), LatencyOK: bench.StatsOf(h), Histogram: enc, Errors: map[string]int64{},
 		Config: map[string]any{"rate": "1000"}}
+	if len(p99s) > 0 {
+		r.Phases = bench.Phases{Warmup: bench.Phase{Start: 0, End: 1}, Steady: bench.Phase{Start: 1, End: float64(1 + len(p99s))}}
+		for i, p99 := range append([]float64{p99s[0]}, p99s...) {
+			r.Series = append(r.Series, load.Second{Second: i, Requests: int64(rps), P50Us: int64(p99 * 500), P99Us: int64(p99 * 1000), MaxUs: int64(p99 * 1100)})
+		}
+	}
 	path := filepath.Join(t.TempDir(), name)
 	if err := r.WriteJSON(path); err != nil {
 		t.Fatal(err)
@@ -70,6 +82,20 @@ func TestCompareExitCodesFollowTheDirectionOfEachMetric(t *testing.T) {
 	code, stdout, _ := loadprof(t, "compare", "--help")
 	if code != 0 || !strings.Contains(stdout, "rps=5% fails when the throughput drops by more than 5%") || !strings.Contains(stdout, `"+5%" is refused`) {
 		t.Errorf("--help does not give the sign convention:\n%s", stdout)
+	}
+}
+
+func TestCompareNoisyPassesUnlessNoisyFails(t *testing.T) {
+	wandering := []float64{50, 150, 70, 140, 60, 130, 90, 50, 150, 70}
+	base := resultFileWithSeconds(t, "base.json", 100, 1000, wandering)
+	next := resultFileWithSeconds(t, "new.json", 112, 1000, append(wandering[3:], wandering[:3]...)) // p99 up 12%
+	code, stdout, stderr := loadprof(t, "compare", base, next, "--max", "p99=5%")
+	if code != 0 || !strings.Contains(stdout, "noisy: p99 over the limit by less than the runs vary") || !strings.Contains(stdout, "no regression") {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = loadprof(t, "compare", base, next, "--max", "p99=5%", "--noisy-fails")
+	if code != 1 || !strings.Contains(stdout, "REGRESSION: p99 over the limit") || !strings.Contains(stdout, "REGRESSED (noisy: the change is within the runs' own variation") {
+		t.Fatalf("--noisy-fails: exit %d\n%s%s", code, stdout, stderr)
 	}
 }
 
