@@ -1,7 +1,10 @@
 package bench
 
 import (
+	"math"
+	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -336,4 +339,43 @@ func TestCompareNotesRunsThatAreNotComparable(t *testing.T) {
 	if notes := comparabilityNotes(base, next); strings.Contains(strings.Join(notes, "|"), "offered rates") {
 		t.Fatalf("rate 300 and \"300\" differ: %q", notes)
 	}
+}
+
+// FuzzParseLimits: whatever --max holds, ParseLimits refuses it or returns
+// one limit a metric, each a finite worsening that reads back the same.
+func FuzzParseLimits(f *testing.F) {
+	for _, seed := range []string{"p99=10%,p50=2ms,rps=5%,errors=0", "rps=-5%", "p99=+10%", "p99.9=1%,p999=2%", "errors=0.1%", "ok_rps=20", "p50=-1ms", ",", "max=1e308%"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		limits, err := ParseLimits(spec)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("a two-line error: %q", err)
+			}
+			return
+		}
+		seen := map[string]bool{}
+		var again []string
+		for _, l := range limits {
+			if seen[l.Metric] || l.Value < 0 || math.IsNaN(l.Value) || math.IsInf(l.Value, 0) {
+				t.Fatalf("%q read as %+v", spec, limits)
+			}
+			seen[l.Metric] = true
+			unit := l.Absolute
+			if l.Percent {
+				unit = "%"
+			} else if unit == "rps" {
+				unit = ""
+			}
+			again = append(again, l.Metric+"="+strconv.FormatFloat(l.Value, 'g', -1, 64)+unit)
+		}
+		if len(limits) == 0 {
+			return
+		}
+		reread, err := ParseLimits(strings.Join(again, ","))
+		if err != nil || !reflect.DeepEqual(reread, limits) {
+			t.Fatalf("%q read as %+v, written back as %q, read again as %+v (%v)", spec, limits, again, reread, err)
+		}
+	})
 }
