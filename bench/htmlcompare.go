@@ -86,7 +86,7 @@ func WriteCompareHTML(w io.Writer, base, next *Result, names [2]string, opts Com
 	results := [2]*Result{base, next}
 	roles, colors := [2]string{"base", "new"}, [2]string{baseColor, newColor}
 
-	chart := compareChart{PercentileX: percentileAxis()}
+	chart := compareChart{PercentileX: percentileAxis(), TimeX: []float64{}} // [] not null: a result may have no series
 	maxT := 0
 	for _, r := range results {
 		maxT = max(maxT, lastWholeSecond(r)+1)
@@ -100,7 +100,8 @@ func WriteCompareHTML(w io.Writer, base, next *Result, names [2]string, opts Com
 		if err != nil {
 			return fmt.Errorf("%s: %w", names[i], err)
 		}
-		d := compareChartData{Role: roles[i], Name: filepath.Base(names[i]), Color: colors[i]}
+		d := compareChartData{Role: roles[i], Name: filepath.Base(names[i]), Color: colors[i],
+			RPS: []*float64{}, P50Ms: []*float64{}, P99Ms: []*float64{}, Errors: []*float64{}}
 		for _, x := range chart.PercentileX {
 			// Past 1/(1-p) = count the curve is a single request: stop.
 			if h.TotalCount() == 0 || x > float64(h.TotalCount()) {

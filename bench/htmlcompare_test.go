@@ -144,3 +144,23 @@ func TestComparePageShowsTheVerdictOfEveryMetricInChromium(t *testing.T) {
 		os.WriteFile(dst, png, 0o644)
 	}
 }
+
+// Results without a per-second series (written by hand, or merged by an
+// older loadprof) still make a page without script errors.
+func TestComparePageOfRunsWithoutASeriesRendersWithoutErrors(t *testing.T) {
+	bin := chromium(t)
+	base, next := crafted(t, 500, 100, 100, 0), crafted(t, 500, 100, 100, 500)
+	var buf bytes.Buffer
+	if err := WriteCompareHTML(&buf, base, next, [2]string{"a.json", "b.json"}, CompareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	page := filepath.Join(t.TempDir(), "compare.html")
+	os.WriteFile(page, buf.Bytes(), 0o644)
+	dom := string(headless(t, bin, "--dump-dom", "file://"+page))
+	if !strings.Contains(dom, `data-errors=""`) || !strings.Contains(dom, `data-rendered="true"`) {
+		t.Fatalf("the page reported script errors: %s", regexp.MustCompile(`data-errors="[^"]*"`).FindString(dom))
+	}
+	if !strings.Contains(dom, `<tr data-metric="errors" data-verdict="worse">`) || !strings.Contains(dom, "no limits given (--max)") {
+		t.Fatalf("verdicts without limits: %s", regexp.MustCompile(`<tr data-metric[^>]*>`).FindAllString(dom, -1))
+	}
+}
