@@ -164,3 +164,23 @@ func TestComparePageOfRunsWithoutASeriesRendersWithoutErrors(t *testing.T) {
 		t.Fatalf("verdicts without limits: %s", regexp.MustCompile(`<tr data-metric[^>]*>`).FindAllString(dom, -1))
 	}
 }
+
+func TestCompareHTMLTemplateGolden(t *testing.T) {
+	base, next := comparePair(t)
+	limits, _ := ParseLimits("p99=10%,p50=10%,rps=5%,errors=10")
+	var buf bytes.Buffer
+	if err := WriteCompareHTML(&buf, base, next, [2]string{"base.json", "new.json"}, CompareOptions{Limits: limits, NoAssets: true}); err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "compare.golden.html")
+	if *update {
+		os.WriteFile(golden, buf.Bytes(), 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("the compare page differs from %s (after checking the change: go test ./bench -run CompareHTMLTemplateGolden -args -update)", golden)
+	}
+}
