@@ -4,29 +4,37 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/loadprof/loadprof/load"
 )
 
-// Limit is one regression threshold of `loadprof compare --max`.
+// Limit is one regression threshold of `loadprof compare --max`. Value is
+// how far the metric may move the bad way, never negative: up for a
+// latency and the errors, down for a throughput.
 type Limit struct {
 	Metric   string  // "p99", "rps", "errors", ...
-	Value    float64 // allowed change (or, for errors, the allowed count or rate)
+	Value    float64 // allowed worsening (or, for errors, the allowed count or rate)
 	Percent  bool    // Value is a percentage of the base value
 	Absolute string  // unit of an absolute Value: "ms", "rps" or "" (count)
 }
 
+// String says the limit with the sign of the direction it guards:
+// "<= +10%" for p99, ">= -5%" for rps, "<= 0" for errors.
 func (l Limit) String() string {
-	switch {
-	case l.Metric == "errors" && l.Percent:
-		return fmt.Sprintf("<= %g%%", l.Value)
-	case l.Metric == "errors":
-		return fmt.Sprintf("<= %g", l.Value)
-	case l.Percent:
-		return fmt.Sprintf("%+g%%", l.Value)
+	m, _ := findMetric(l.Metric)
+	unit := l.Absolute
+	if l.Percent {
+		unit = "%"
 	}
-	return fmt.Sprintf("%+g%s", l.Value, l.Absolute)
+	switch {
+	case m.isErrCount:
+		return fmt.Sprintf("<= %g%s", l.Value, unit)
+	case m.higherBad:
+		return fmt.Sprintf("<= +%g%s", l.Value, unit)
+	}
+	return fmt.Sprintf(">= -%g%s", l.Value, unit)
 }
 
 // metric describes how one number of a result is read and which way is
@@ -40,19 +48,29 @@ type metric struct {
 	isLatency  bool
 	isRate     bool
 	isErrCount bool
+	// perSecond reads the same quantity from one second of the series,
+	// for the run's own variation; nil for the metrics the series does
+	// not hold (a p99's spread would overstate a p90's).
+	perSecond func(load.Second) (float64, bool)
 }
 
+func secondP50(s load.Second) (float64, bool) { return float64(s.P50Us) / usPerMs, s.P50Us > 0 }
+func secondP99(s load.Second) (float64, bool) { return float64(s.P99Us) / usPerMs, s.P99Us > 0 }
+func secondMax(s load.Second) (float64, bool) { return float64(s.MaxUs) / usPerMs, s.MaxUs > 0 }
+
 var metrics = []metric{
-	{name: "rps", read: func(r *Result) float64 { return r.ThroughputRPS }, unit: "req/s", isRate: true},
-	{name: "ok_rps", read: func(r *Result) float64 { return r.SuccessRPS }, unit: "req/s", isRate: true},
+	{name: "rps", read: func(r *Result) float64 { return r.ThroughputRPS }, unit: "req/s", isRate: true,
+		perSecond: func(s load.Second) (float64, bool) { return float64(s.Requests), true }},
+	{name: "ok_rps", read: func(r *Result) float64 { return r.SuccessRPS }, unit: "req/s", isRate: true,
+		perSecond: func(s load.Second) (float64, bool) { return float64(s.Requests - s.Errors), true }},
 	{name: "min", higherBad: true, read: func(r *Result) float64 { return r.Latency.Min }, unit: "ms", isLatency: true},
 	{name: "mean", higherBad: true, read: func(r *Result) float64 { return r.Latency.Mean }, unit: "ms", isLatency: true},
-	{name: "p50", higherBad: true, quantile: 0.50, read: func(r *Result) float64 { return r.Latency.P50 }, unit: "ms", isLatency: true},
+	{name: "p50", higherBad: true, quantile: 0.50, read: func(r *Result) float64 { return r.Latency.P50 }, unit: "ms", isLatency: true, perSecond: secondP50},
 	{name: "p90", higherBad: true, quantile: 0.90, read: func(r *Result) float64 { return r.Latency.P90 }, unit: "ms", isLatency: true},
 	{name: "p95", higherBad: true, quantile: 0.95, read: func(r *Result) float64 { return r.Latency.P95 }, unit: "ms", isLatency: true},
-	{name: "p99", higherBad: true, quantile: 0.99, read: func(r *Result) float64 { return r.Latency.P99 }, unit: "ms", isLatency: true},
+	{name: "p99", higherBad: true, quantile: 0.99, read: func(r *Result) float64 { return r.Latency.P99 }, unit: "ms", isLatency: true, perSecond: secondP99},
 	{name: "p999", higherBad: true, quantile: 0.999, read: func(r *Result) float64 { return r.Latency.P999 }, unit: "ms", isLatency: true},
-	{name: "max", higherBad: true, read: func(r *Result) float64 { return r.Latency.Max }, unit: "ms", isLatency: true},
+	{name: "max", higherBad: true, read: func(r *Result) float64 { return r.Latency.Max }, unit: "ms", isLatency: true, perSecond: secondMax},
 	{name: "errors", higherBad: true, read: func(r *Result) float64 { return float64(sum(r.Errors)) }, isErrCount: true},
 }
 
@@ -65,14 +83,19 @@ func findMetric(name string) (metric, bool) {
 	return metric{}, false
 }
 
-// ParseLimits reads --max "p99=+10%,p50=+2ms,rps=-5%,errors=0".
+// ParseLimits reads --max "p99=10%,p50=2ms,rps=5%,errors=0". A limit is
+// how far the metric may move the way that is worse for it: a latency up,
+// a throughput down. The sign may be written ("p99=+10%", "rps=-5%") but
+// must then agree with that direction; a metric may be limited once.
 func ParseLimits(spec string) ([]Limit, error) {
 	var out []Limit
 	if strings.TrimSpace(spec) == "" {
 		return nil, nil
 	}
+	given := map[string]string{}
 	for _, part := range strings.Split(spec, ",") {
-		name, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		part = strings.TrimSpace(part)
+		name, val, ok := strings.Cut(part, "=")
 		name = strings.ToLower(strings.TrimSpace(name))
 		if name == "p99.9" {
 			name = "p999"
@@ -81,6 +104,10 @@ func ParseLimits(spec string) ([]Limit, error) {
 		if !ok || !known {
 			return nil, fmt.Errorf("--max %q: want METRIC=CHANGE with METRIC one of %s", part, metricNames())
 		}
+		if before, twice := given[name]; twice {
+			return nil, fmt.Errorf("--max: %s is limited twice (%s and %s); give each metric one limit", name, before, part)
+		}
+		given[name] = part
 		l := Limit{Metric: name}
 		val = strings.TrimSpace(val)
 		switch {
@@ -88,22 +115,34 @@ func ParseLimits(spec string) ([]Limit, error) {
 			l.Percent, val = true, strings.TrimSuffix(val, "%")
 		case strings.HasSuffix(val, "ms") && m.isLatency:
 			l.Absolute, val = "ms", strings.TrimSuffix(val, "ms")
-		case m.isRate && !m.isErrCount:
+		case m.isRate:
 			l.Absolute = "rps"
 		case m.isLatency:
-			return nil, fmt.Errorf("--max %q: a latency limit needs %% or ms, e.g. %s=+10%% or %s=+5ms", part, name, name)
+			return nil, fmt.Errorf("--max %q: a latency limit needs %% or ms, e.g. %s=10%% or %s=5ms", part, name, name)
 		}
 		v, err := strconv.ParseFloat(val, 64)
 		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 			return nil, fmt.Errorf("--max %q: %q is not a number", part, val)
 		}
-		if m.isErrCount && v < 0 {
+		negative, positive := strings.HasPrefix(val, "-"), strings.HasPrefix(val, "+")
+		switch {
+		case m.isErrCount && negative:
 			return nil, fmt.Errorf("--max %q: an error limit is a count or a rate, not negative", part)
+		case m.higherBad && negative && !m.isErrCount:
+			return nil, fmt.Errorf("--max %q: %s regresses when it rises; write %s=%s (fails when it rises by more)", part, name, name, limitMagnitude(part))
+		case !m.higherBad && positive:
+			return nil, fmt.Errorf("--max %q: %s regresses when it drops; write %s=%s or %s=-%s (fails when it drops by more)", part, name, name, limitMagnitude(part), name, limitMagnitude(part))
 		}
-		l.Value = v
+		l.Value = math.Abs(v)
 		out = append(out, l)
 	}
 	return out, nil
+}
+
+// limitMagnitude is the value of a METRIC=CHANGE limit without its sign.
+func limitMagnitude(part string) string {
+	_, val, _ := strings.Cut(part, "=")
+	return strings.TrimLeft(strings.TrimSpace(val), "+-")
 }
 
 func metricNames() string {
@@ -114,6 +153,16 @@ func metricNames() string {
 	return strings.Join(names, ", ")
 }
 
+// Verdicts of a row of a comparison.
+const (
+	VerdictPass      = "pass"      // limited, and within its limit
+	VerdictRegressed = "regressed" // limited, over its limit by more than the runs vary
+	VerdictNoisy     = "noisy"     // limited and over its limit, but the runs' own variation covers the change
+	VerdictBetter    = "better"    // not limited: moved the good way
+	VerdictWorse     = "worse"     // not limited: moved the bad way
+	VerdictSame      = "same"      // not limited: unchanged
+)
+
 // Row is one metric of a comparison.
 type Row struct {
 	Metric   string
@@ -122,22 +171,33 @@ type Row struct {
 	Change   float64 // New - Base
 	Percent  float64 // relative change, NaN when Base is 0
 	Limit    *Limit
-	Broken   bool
-	Noisy    string // why the percentile is not trustworthy, or ""
+	Broken   bool   // over the limit (a regression, or noise when Verdict says so)
+	Noisy    string // why the change cannot be told from noise, or ""
 	Unit     string
 	Worse    bool // the change goes the bad way
 	Improved bool
+	// Spread is how far the metric moves between two runs by chance
+	// alone, from the per-second series both runs carry (see
+	// perSecondSpread); 0 when they do not carry enough seconds.
+	Spread  float64
+	Verdict string
 }
 
 // Comparison is the outcome of `loadprof compare`.
 type Comparison struct {
 	Rows   []Row
-	Broken []string // metrics whose limit is broken
-	Notes  []string
+	Broken []string // metrics whose limit is broken by more than the runs vary: the regressions
+	Noisy  []string // metrics over their limit by less than the runs vary
+	Notes  []string // why the runs may not be comparable
 }
 
 // Compare checks next against base with limits. Every metric gets a row;
 // only limited ones can fail.
+//
+// A limited metric over its limit is noisy rather than regressed when the
+// change is within what the runs' own variation explains: a percentile
+// with fewer than 10 requests above it in either run, or a change smaller
+// than the spread of the two runs' per-second values (perSecondSpread).
 func Compare(base, next *Result, limits []Limit) Comparison {
 	var c Comparison
 	byMetric := map[string]*Limit{}
@@ -161,39 +221,211 @@ func Compare(base, next *Result, limits []Limit) Comparison {
 				}
 			}
 		}
-		if l := row.Limit; l != nil {
-			row.Broken = broken(m, *l, row, next)
-			if row.Broken {
-				c.Broken = append(c.Broken, m.name)
+		if m.perSecond != nil {
+			row.Spread = perSecondSpread(base, next, m.perSecond)
+			if row.Noisy == "" && row.Spread > 0 && math.Abs(row.Change) <= row.Spread {
+				row.Noisy = fmt.Sprintf("the change is within the runs' own variation (±%s%s, from their per-second series)", num(row.Spread, m.unit), unitSuffix(m.unit))
 			}
+		}
+		switch {
+		case row.Limit != nil:
+			row.Broken = broken(m, *row.Limit, row, next)
+			row.Verdict = VerdictPass
+			if row.Broken {
+				row.Verdict = VerdictRegressed
+				if row.Noisy != "" && successes(next) > 0 {
+					row.Verdict = VerdictNoisy
+					c.Noisy = append(c.Noisy, m.name)
+				} else {
+					c.Broken = append(c.Broken, m.name)
+				}
+			}
+		case row.Worse:
+			row.Verdict = VerdictWorse
+		case row.Improved:
+			row.Verdict = VerdictBetter
+		default:
+			row.Verdict = VerdictSame
 		}
 		c.Rows = append(c.Rows, row)
 	}
+	c.Notes = comparabilityNotes(base, next)
+	return c
+}
+
+// CountNoisyAsRegressed turns every noisy verdict into a regression, for a
+// gate that would rather fail on a change it cannot tell from noise
+// (compare --noisy-fails). The rows keep saying why they are noisy.
+func (c *Comparison) CountNoisyAsRegressed() {
+	for i := range c.Rows {
+		if c.Rows[i].Verdict == VerdictNoisy {
+			c.Rows[i].Verdict = VerdictRegressed
+		}
+	}
+	c.Broken, c.Noisy = nil, nil
+	for _, r := range c.Rows {
+		if r.Verdict == VerdictRegressed {
+			c.Broken = append(c.Broken, r.Metric)
+		}
+	}
+}
+
+func unitSuffix(unit string) string {
+	if unit == "ms" {
+		return " ms"
+	}
+	if unit == "req/s" {
+		return " req/s"
+	}
+	return ""
+}
+
+// perSecondSpread is how far a metric can differ between two runs by
+// chance: twice the standard error of the difference of the two runs'
+// means of per-second values (pick), over the whole seconds of each
+// steady phase. 0 when either run has fewer than 3 such seconds.
+//
+// A per-second p99 is not the run's p99, but how much it wanders from
+// second to second is the run's own variation, which is what a change
+// has to exceed to mean something. Seconds count as independent samples,
+// which neighbouring seconds of a drifting run are not quite: the spread
+// is then on the small side, and a change is called noisy only when it
+// is clearly within the runs' variation.
+func perSecondSpread(base, next *Result, pick func(load.Second) (float64, bool)) float64 {
+	var variance float64
+	for _, r := range []*Result{base, next} {
+		xs := steadySeconds(r, pick)
+		if len(xs) < 3 {
+			return 0
+		}
+		mean := 0.0
+		for _, x := range xs {
+			mean += x
+		}
+		mean /= float64(len(xs))
+		ss := 0.0
+		for _, x := range xs {
+			ss += (x - mean) * (x - mean)
+		}
+		n := float64(len(xs))
+		variance += ss / (n - 1) / n
+	}
+	return 2 * math.Sqrt(variance)
+}
+
+// steadySeconds are pick's values over the whole seconds of r's steady
+// phase: warm-up and the partial seconds at either end would read as
+// variation that is not there.
+func steadySeconds(r *Result, pick func(load.Second) (float64, bool)) []float64 {
+	st := r.Phases.Steady
+	var xs []float64
+	last := -1
+	for _, s := range r.Series {
+		last = max(last, s.Second)
+	}
+	for _, s := range r.Series {
+		t := float64(s.Second)
+		if st.End > st.Start {
+			if t < math.Ceil(st.Start-1e-9) || t+1 > st.End+1e-9 {
+				continue
+			}
+		} else if s.Second == last {
+			continue // phases unknown: leave out at least the partial last second
+		}
+		if v, ok := pick(s); ok {
+			xs = append(xs, v)
+		}
+	}
+	return xs
+}
+
+// comparabilityNotes say why the two runs may not measure the same thing,
+// so that a change between them may not be the server's.
+func comparabilityNotes(base, next *Result) []string {
+	var notes []string
 	if base.LatencyFrom != next.LatencyFrom {
-		c.Notes = append(c.Notes, fmt.Sprintf("the runs measure latency differently (base from %s, new from %s): compare like with like", base.LatencyFrom, next.LatencyFrom))
+		notes = append(notes, fmt.Sprintf("the runs measure latency differently (base from %s, new from %s): compare like with like", base.LatencyFrom, next.LatencyFrom))
+	}
+	if base.Loop == next.Loop {
+		key, what := "rate", "offered rates differ"
+		if base.Loop == "closed" {
+			key, what = "concurrency", "concurrencies differ"
+		}
+		if b, n := base.Config[key], next.Config[key]; b != nil && n != nil && !sameSetting(b, n) {
+			notes = append(notes, fmt.Sprintf("the %s (base --%s %v, new --%s %v): the server is under a different load, so its latency differs whatever the code", what, key, b, key, n))
+		}
+	}
+	if b, n := base.Transport, next.Transport; b != "" && n != "" && b != n {
+		notes = append(notes, fmt.Sprintf("the transports differ (base %s, new %s): so does the latency the protocol itself adds", b, n))
 	}
 	if b, n := base.Client.Engine, next.Client.Engine; b != "" && n != "" && b != n {
-		c.Notes = append(c.Notes, fmt.Sprintf("the REST engines differ (base %s, new %s): so does the client's own share of the latency", b, n))
+		notes = append(notes, fmt.Sprintf("the REST engines differ (base %s, new %s): so does the client's own share of the latency", b, n))
 	}
-	if bt, nt := base.Config["timeout"], next.Config["timeout"]; bt != nil && nt != nil && fmt.Sprint(bt) != fmt.Sprint(nt) {
-		c.Notes = append(c.Notes, fmt.Sprintf("the runs use different --timeout (base %v, new %v): a timed-out request counts as its --timeout, so the shorter one can make a failing server look faster; compare the errors too", bt, nt))
+	if bt, nt := base.Config["timeout"], next.Config["timeout"]; bt != nil && nt != nil && !sameSetting(bt, nt) {
+		notes = append(notes, fmt.Sprintf("the runs use different --timeout (base %v, new %v): a timed-out request counts as its --timeout, so the shorter one can make a failing server look faster; compare the errors too", bt, nt))
+	}
+	if base.Loop == "open" && next.Loop == "open" {
+		b, n := base.Client.MaxFreeSendLagMs, next.Client.MaxFreeSendLagMs
+		if hi, lo := max(b, n), min(b, n); hi > clientLagNoteMs && hi > 2*lo {
+			which := "new"
+			if b > n {
+				which = "base"
+			}
+			notes = append(notes, fmt.Sprintf("the %s run's client fell behind its schedule with slots free (up to %.1f ms; base %.1f ms, new %.1f ms): a busy client machine, not the server, adds to its latency", which, hi, b, n))
+		}
+	}
+	if bw, nw := hasWindow(base), hasWindow(next); bw != nw {
+		which := "new"
+		if bw {
+			which = "base"
+		}
+		note := fmt.Sprintf("only the %s run opened a profile window: profiling slows the server while it is open; compare each run's requests outside the window, or profile both", which)
+		profiled, other := next, base
+		if bw {
+			profiled, other = base, next
+		}
+		if out := profiled.Outside; out != nil && out.Latency.Count > 0 {
+			note += fmt.Sprintf(" (outside its window the %s run's p99 is %s ms, the other run's p99 %s ms)", which, ms(out.Latency.P99), ms(other.Latency.P99))
+		}
+		notes = append(notes, note)
 	}
 	if base.Target != next.Target {
-		c.Notes = append(c.Notes, fmt.Sprintf("different targets: %s vs %s", base.Target, next.Target))
+		notes = append(notes, fmt.Sprintf("different targets: %s vs %s", base.Target, next.Target))
 	}
 	if successes(next) == 0 {
-		c.Notes = append(c.Notes, fmt.Sprintf("the new run has no successful request (%d requests, %d errors): every latency and rate limit fails", next.Requests, sum(next.Errors)))
+		notes = append(notes, fmt.Sprintf("the new run has no successful request (%d requests, %d errors): every latency and rate limit fails", next.Requests, sum(next.Errors)))
 	}
 	if base.Version != next.Version && min(base.Version, next.Version) < 2 {
-		c.Notes = append(c.Notes, "a version 1 result counts only answered requests in its latency; version 2 also counts failures at the time they failed (timeouts at --timeout): compare like with like")
+		notes = append(notes, "a version 1 result counts only answered requests in its latency; version 2 also counts failures at the time they failed (timeouts at --timeout): compare like with like")
 	}
 	for _, r := range []*Result{base, next} {
 		if r.Interrupted {
-			c.Notes = append(c.Notes, "a run was interrupted: its numbers are partial")
+			notes = append(notes, "a run was interrupted: its numbers are partial")
 			break
 		}
 	}
-	return c
+	return notes
+}
+
+// clientLagNoteMs is the send lag with slots free above which the run's
+// summary already warns of a busy client machine.
+const clientLagNoteMs = 10
+
+// hasWindow reports whether a profile window was open during r.
+func hasWindow(r *Result) bool {
+	return r.Profile != nil && r.Profile.WindowEndS > r.Profile.WindowStartS
+}
+
+// sameSetting compares two config values of result.json, which are
+// strings in older files and may be numbers in newer ones: 300 is "300".
+func sameSetting(a, b any) bool {
+	as, bs := fmt.Sprint(a), fmt.Sprint(b)
+	if as == bs {
+		return true
+	}
+	af, errA := strconv.ParseFloat(as, 64)
+	bf, errB := strconv.ParseFloat(bs, 64)
+	return errA == nil && errB == nil && af == bf
 }
 
 func broken(m metric, l Limit, row Row, next *Result) bool {
@@ -212,47 +444,47 @@ func broken(m metric, l Limit, row Row, next *Result) bool {
 	}
 	allowed := l.Value
 	if l.Percent {
-		allowed = row.Base * l.Value / 100
+		allowed = math.Abs(row.Base) * l.Value / 100
 	}
 	if m.higherBad {
 		return row.Change > allowed
 	}
-	return row.Change < allowed
+	return -row.Change > allowed
 }
 
 // Write prints the comparison table.
 func (c Comparison) Write(w io.Writer) {
-	fmt.Fprintf(w, "%-8s %12s %12s %12s %9s  %-9s %s\n", "metric", "base", "new", "change", "", "limit", "")
+	fmt.Fprintf(w, "%-8s %12s %12s %12s %9s  %-10s %s\n", "metric", "base", "new", "change", "", "limit", "verdict")
 	for _, r := range c.Rows {
 		pct := "-"
 		if !math.IsNaN(r.Percent) {
 			pct = fmt.Sprintf("%+.1f%%", r.Percent)
 		}
-		limit, status := "", ""
+		limit, status := "", r.Verdict
 		if r.Limit != nil {
 			limit = r.Limit.String()
-			status = "ok"
-			if r.Broken {
-				status = "REGRESSION"
-			}
-		} else if r.Worse && r.Change != 0 {
-			status = "worse"
-		} else if r.Improved {
-			status = "better"
 		}
-		if r.Noisy != "" {
+		if r.Verdict == VerdictRegressed {
+			status = "REGRESSED"
+		}
+		if r.Verdict == VerdictSame {
+			status = ""
+		}
+		if r.Noisy != "" && r.Verdict != VerdictPass {
 			status += " (noisy: " + r.Noisy + ")"
 		}
-		fmt.Fprintf(w, "%-8s %12s %12s %12s %9s  %-9s %s\n", r.Metric, num(r.Base, r.Unit), num(r.New, r.Unit), signed(r.Change, r.Unit), pct, limit, strings.TrimSpace(status))
+		fmt.Fprintf(w, "%-8s %12s %12s %12s %9s  %-10s %s\n", r.Metric, num(r.Base, r.Unit), num(r.New, r.Unit), signed(r.Change, r.Unit), pct, limit, strings.TrimSpace(status))
 	}
 	for _, n := range c.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
+	if len(c.Noisy) > 0 {
+		fmt.Fprintf(w, "noisy: %s over the limit by less than the runs vary (not failed; run longer to tell)\n", strings.Join(c.Noisy, ", "))
+	}
 	if len(c.Broken) > 0 {
-		sort.Strings(c.Broken)
 		fmt.Fprintf(w, "REGRESSION: %s over the limit\n", strings.Join(c.Broken, ", "))
 	} else {
-		fmt.Fprintln(w, "no limit broken")
+		fmt.Fprintln(w, "no regression")
 	}
 }
 

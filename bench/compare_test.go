@@ -1,6 +1,10 @@
 package bench
 
 import (
+	"math"
+	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -186,4 +190,192 @@ func TestCompareSaysWhenTheTimeoutsDiffer(t *testing.T) {
 	if !strings.Contains(out.String(), "different --timeout (base 5s, new 500ms)") {
 		t.Fatalf("table:\n%s", out.String())
 	}
+}
+
+// withSeconds gives r a warm-up second and n steady seconds whose
+// per-second p99 is p99ms(i) (p50 half of it) at rps requests a second.
+func withSeconds(r *Result, n int, rps int64, p99ms func(i int) float64) *Result {
+	r.Phases = Phases{Warmup: Phase{Start: 0, End: 1, Requests: rps}, Steady: Phase{Start: 1, End: float64(1 + n), Requests: r.Requests}}
+	r.Series = nil
+	for t := 0; t <= n; t++ {
+		p99 := int64(p99ms(t) * 1000)
+		r.Series = append(r.Series, load.Second{Second: t, Requests: rps, P50Us: p99 / 2, P99Us: p99, MaxUs: p99 + 1000})
+	}
+	// The partial second after the steady phase, as a run records it.
+	r.Series = append(r.Series, load.Second{Second: n + 1, Requests: 3, P50Us: 1000, P99Us: 500000, MaxUs: 500000})
+	return r
+}
+
+func TestLimitsAreHowFarAMetricMayMoveItsBadWay(t *testing.T) {
+	base := crafted(t, 10000, 100, 1000, 0)
+	rise := crafted(t, 10000, 100, 1060, 0) // throughput up 6%: better, whatever the limit
+	drop := crafted(t, 10000, 100, 940, 0)  // down 6%
+	for _, spec := range []string{"rps=5%", "rps=-5%", "rps=50"} {
+		limits, err := ParseLimits(spec)
+		if err != nil {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		if c := Compare(base, rise, limits); len(c.Broken) != 0 || c.Rows[0].Verdict != VerdictPass {
+			t.Errorf("%s: a 6%% rise of rps broke it: %v", spec, c.Broken)
+		}
+		if c := Compare(base, drop, limits); strings.Join(c.Broken, ",") != "rps" || c.Rows[0].Verdict != VerdictRegressed {
+			t.Errorf("%s: a 6%% drop of rps: broken %v", spec, c.Broken)
+		}
+	}
+	slower := crafted(t, 10000, 120, 1000, 0)
+	for _, spec := range []string{"p99=10%", "p99=+10%", "p99=5ms"} {
+		limits, _ := ParseLimits(spec)
+		if c := Compare(base, slower, limits); strings.Join(c.Broken, ",") != "p99" {
+			t.Errorf("%s: p99 20%% up: broken %v", spec, c.Broken)
+		}
+		if c := Compare(slower, base, limits); len(c.Broken) != 0 {
+			t.Errorf("%s: p99 down broke it: %v", spec, c.Broken)
+		}
+	}
+	for spec, want := range map[string]string{
+		"rps=+5%":   `--max "rps=+5%": rps regresses when it drops; write rps=5% or rps=-5%`,
+		"ok_rps=+1": `ok_rps regresses when it drops`,
+		"p99=-10%":  `--max "p99=-10%": p99 regresses when it rises; write p99=10%`,
+		"p50=-2ms":  `p50 regresses when it rises`,
+	} {
+		if _, err := ParseLimits(spec); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseLimits(%q): %v; want %q", spec, err, want)
+		}
+	}
+	limits, _ := ParseLimits("p99=10%,p50=2ms,rps=5%,ok_rps=20,errors=0.1%")
+	var said []string
+	for _, l := range limits {
+		said = append(said, l.Metric+" "+l.String())
+	}
+	if got := strings.Join(said, "; "); got != "p99 <= +10%; p50 <= +2ms; rps >= -5%; ok_rps >= -20rps; errors <= 0.1%" {
+		t.Fatalf("limits read as %s", got)
+	}
+}
+
+func TestParseLimitsRefusesAMetricLimitedTwice(t *testing.T) {
+	for spec, want := range map[string]string{
+		"p99=10%,rps=5%,p99=5%": "--max: p99 is limited twice (p99=10% and p99=5%)",
+		"p999=1%,p99.9=2%":      "--max: p999 is limited twice (p999=1% and p99.9=2%)",
+		"errors=0, errors=1%":   "--max: errors is limited twice",
+	} {
+		_, err := ParseLimits(spec)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("ParseLimits(%q): %v; want one line with %q", spec, err, want)
+		}
+	}
+}
+
+func TestCompareCallsAChangeWithinTheRunsOwnVariationNoisy(t *testing.T) {
+	limits, _ := ParseLimits("p99=5%,rps=5%")
+	// p99 12% up overall (100 -> 112 ms histograms); per second the p99
+	// of both runs wanders between 50 and 150 ms.
+	wandering := func(i int) float64 { return []float64{50, 150, 70, 140, 60, 130, 90}[i%7] }
+	base := withSeconds(crafted(t, 10000, 100, 1000, 0), 10, 1000, wandering)
+	next := withSeconds(crafted(t, 10000, 112, 1000, 0), 10, 1000, func(i int) float64 { return wandering(i + 3) })
+	c := Compare(base, next, limits)
+	row := c.Rows[7]
+	if row.Metric != "p99" || row.Verdict != VerdictNoisy || len(c.Broken) != 0 || strings.Join(c.Noisy, ",") != "p99" {
+		t.Fatalf("p99 %+v; broken %v noisy %v", row, c.Broken, c.Noisy)
+	}
+	if !strings.Contains(row.Noisy, "within the runs' own variation") || row.Spread < 20 || row.Spread > 80 {
+		t.Fatalf("p99 spread %.1f ms: %s", row.Spread, row.Noisy)
+	}
+	// The same change from runs whose p99 holds steady is a regression.
+	steady := func(i int) float64 { return 99 + float64(i%2) }
+	base = withSeconds(crafted(t, 10000, 100, 1000, 0), 10, 1000, steady)
+	next = withSeconds(crafted(t, 10000, 112, 1000, 0), 10, 1000, steady)
+	c = Compare(base, next, limits)
+	if c.Rows[7].Verdict != VerdictRegressed || strings.Join(c.Broken, ",") != "p99" || len(c.Noisy) != 0 {
+		t.Fatalf("steady runs: p99 %+v; broken %v", c.Rows[7], c.Broken)
+	}
+	// The warm-up second and the partial last second (p99 500 ms) are not
+	// the run's variation: the steady seconds alone spread by about 0.3 ms.
+	if c.Rows[7].Spread > 1 {
+		t.Fatalf("steady runs spread %.2f ms: warm-up or partial seconds counted", c.Rows[7].Spread)
+	}
+	var out strings.Builder
+	c.Write(&out)
+	if !regexp.MustCompile(`(?m)^p99 .* <= \+5% +REGRESSED$`).MatchString(out.String()) || !strings.Contains(out.String(), "REGRESSION: p99 over the limit") {
+		t.Fatalf("table:\n%s", out.String())
+	}
+}
+
+func TestCompareNotesRunsThatAreNotComparable(t *testing.T) {
+	base, next := crafted(t, 1000, 100, 100, 0), crafted(t, 1000, 100, 100, 0)
+	for _, r := range []*Result{base, next} {
+		r.Loop, r.Transport, r.Config = "open", "rest", map[string]any{"rate": "300", "timeout": "10s"}
+	}
+	var out strings.Builder
+	Compare(base, next, nil).Write(&out)
+	if strings.Contains(out.String(), "note:") {
+		t.Fatalf("runs alike got notes:\n%s", out.String())
+	}
+	next.Config = map[string]any{"rate": 200.0, "timeout": "10s"}
+	next.Transport = "grpc"
+	base.Client.MaxFreeSendLagMs, next.Client.MaxFreeSendLagMs = 4.4, 134.7
+	base.Profile = &ProfileReport{WindowStartS: 3, WindowEndS: 5}
+	out.Reset()
+	c := Compare(base, next, nil)
+	c.Write(&out)
+	for _, want := range []string{
+		"note: the offered rates differ (base --rate 300, new --rate 200)",
+		"note: the transports differ (base rest, new grpc)",
+		"note: the new run's client fell behind its schedule with slots free (up to 134.7 ms; base 4.4 ms, new 134.7 ms)",
+		"note: only the base run opened a profile window",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in\n%s", want, out.String())
+		}
+	}
+	if len(c.Notes) != 4 {
+		t.Fatalf("%d notes: %q", len(c.Notes), c.Notes)
+	}
+	base.Outside = &Slice{Latency: Stats{Count: 800, P99: 42.5}}
+	if notes := comparabilityNotes(base, next); !strings.Contains(strings.Join(notes, "|"), "(outside its window the base run's p99 is 42.50 ms, the other run's p99 99.07 ms)") {
+		t.Fatalf("notes %q", notes)
+	}
+	// 300 written as a number by a newer loadprof is the same rate.
+	next.Config["rate"] = 300.0
+	if notes := comparabilityNotes(base, next); strings.Contains(strings.Join(notes, "|"), "offered rates") {
+		t.Fatalf("rate 300 and \"300\" differ: %q", notes)
+	}
+}
+
+// FuzzParseLimits: whatever --max holds, ParseLimits refuses it or returns
+// one limit a metric, each a finite worsening that reads back the same.
+func FuzzParseLimits(f *testing.F) {
+	for _, seed := range []string{"p99=10%,p50=2ms,rps=5%,errors=0", "rps=-5%", "p99=+10%", "p99.9=1%,p999=2%", "errors=0.1%", "ok_rps=20", "p50=-1ms", ",", "max=1e308%"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		limits, err := ParseLimits(spec)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("a two-line error: %q", err)
+			}
+			return
+		}
+		seen := map[string]bool{}
+		var again []string
+		for _, l := range limits {
+			if seen[l.Metric] || l.Value < 0 || math.IsNaN(l.Value) || math.IsInf(l.Value, 0) {
+				t.Fatalf("%q read as %+v", spec, limits)
+			}
+			seen[l.Metric] = true
+			unit := l.Absolute
+			if l.Percent {
+				unit = "%"
+			} else if unit == "rps" {
+				unit = ""
+			}
+			again = append(again, l.Metric+"="+strconv.FormatFloat(l.Value, 'g', -1, 64)+unit)
+		}
+		if len(limits) == 0 {
+			return
+		}
+		reread, err := ParseLimits(strings.Join(again, ","))
+		if err != nil || !reflect.DeepEqual(reread, limits) {
+			t.Fatalf("%q read as %+v, written back as %q, read again as %+v (%v)", spec, limits, again, reread, err)
+		}
+	})
 }

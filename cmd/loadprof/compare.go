@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/loadprof/loadprof/bench"
 	"github.com/loadprof/loadprof/internal/outfile"
@@ -13,10 +14,13 @@ import (
 // on a regression, for CI.
 func compareCommand(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("compare", pflag.ContinueOnError)
-	maxSpec := fs.String("max", "", "limits, e.g. p99=+10%,p50=+2ms,rps=-5%,errors=0 (errors: a count, or a rate with %)")
+	maxSpecs := fs.StringArray("max", nil, maxHelp)
+	noisyFails := fs.Bool("noisy-fails", false, "count a noisy verdict as a regression (exit 1): for a gate that would rather fail than pass a change it cannot tell from noise")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: loadprof compare BASE.json NEW.json [--max p99=+10%%,p50=+10%%,rps=-5%%,errors=0]\n\n"+
-			"Prints every metric of both runs and exits 1 when a limit is broken, 0 otherwise, 2 on bad input.\n\nFlags:\n%s", fs.FlagUsages())
+		fmt.Fprintf(fs.Output(), "Usage: loadprof compare BASE.json NEW.json [--max p99=10%%,p50=2ms,rps=5%%,errors=0]\n\n"+
+			"Prints every metric of both runs: base, new, change, limit and verdict (pass, regressed, noisy),\n"+
+			"and notes when the runs are not comparable. Exits 1 when a limit is regressed, 0 otherwise\n"+
+			"(a noisy one does not fail, unless --noisy-fails), 2 on bad input.\n\n%s\nFlags:\n%s", limitsExplained, fs.FlagUsages())
 	}
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
@@ -26,7 +30,7 @@ func compareCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "loadprof compare: give two results: BASE.json NEW.json (see 'loadprof compare --help')")
 		return exitBadInput
 	}
-	limits, err := bench.ParseLimits(*maxSpec)
+	limits, err := bench.ParseLimits(strings.Join(*maxSpecs, ","))
 	if err != nil {
 		fmt.Fprintf(stderr, "loadprof compare: %v\n", err)
 		return exitBadInput
@@ -42,6 +46,9 @@ func compareCommand(args []string, stdout, stderr io.Writer) int {
 		return exitBadInput
 	}
 	c := bench.Compare(base, next, limits)
+	if *noisyFails {
+		c.CountNoisyAsRegressed()
+	}
 	fmt.Fprintf(stdout, "base: %s\nnew:  %s\n\n", fs.Arg(0), fs.Arg(1))
 	c.Write(stdout)
 	if len(c.Broken) > 0 {
@@ -49,6 +56,24 @@ func compareCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	return exitOK
 }
+
+// maxHelp and limitsExplained say the sign convention of --max, which
+// compare and report share.
+const (
+	maxHelp = "limits, METRIC=CHANGE separated by commas or given again: how far NEW may move the bad way from BASE " +
+		"(latency up, rps down), e.g. p99=10%,p50=2ms,rps=5%,errors=0"
+	limitsExplained = `Limits (--max): each is how far a metric of NEW may move the way that is worse for it.
+  latency (min mean p50 p90 p95 p99 p999 max): a rise; p99=10% fails when p99 rises by more
+      than 10%, p50=2ms when p50 rises by more than 2 ms. "+10%" is the same; "-10%" is refused.
+  throughput (rps ok_rps): a drop; rps=5% fails when the throughput drops by more than 5%,
+      rps=20 when it drops by more than 20 req/s. "-5%" is the same; "+5%" is refused.
+  errors: NEW's steady error count (errors=0), or its rate of the requests (errors=0.1%).
+  Each metric may be limited once. A change over its limit is "noisy", not "regressed", when
+  it is within the runs' own variation: less than twice the standard error of the difference
+  of the two runs' per-second values (p50, p99, max, rps and ok_rps, which result.json keeps
+  per second), or a percentile with fewer than 10 requests above it in a run.
+`
+)
 
 // mergeCommand is `loadprof merge A.json B.json ... -o OUT.json`.
 func mergeCommand(args []string, stdout, stderr io.Writer) int {

@@ -34,9 +34,9 @@ Usage:
   loadprof sim    [--rest ADDR] [--model NAME] [--latency D] [flags]
   loadprof profile --addr HOST:PORT [--profile-duration D] [--logdir DIR]
   loadprof trace summary PATH
-  loadprof compare BASE.json NEW.json [--max p99=+10%,p50=+10%,rps=-5%,errors=0]
+  loadprof compare BASE.json NEW.json [--max p99=10%,p50=10%,rps=5%,errors=0]  (how far each may worsen)
   loadprof merge A.json B.json ... -o OUT.json
-  loadprof report RESULT.json [MORE.json ...] [--html FILE] [--hgrm FILE]
+  loadprof report RESULT.json [MORE.json ...] [--html FILE] [--hgrm FILE] [--max LIMITS with two results]
   loadprof demo   a short profiled run against the embedded simulator
 
 Run 'loadprof COMMAND --help' for the flags of a command.

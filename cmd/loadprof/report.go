@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/loadprof/loadprof/bench"
 	"github.com/loadprof/loadprof/internal/outfile"
@@ -15,8 +16,13 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("report", pflag.ContinueOnError)
 	html := fs.String("html", "", "write a self-contained HTML report (several results: compared on the same charts)")
 	hgrm := fs.String("hgrm", "", "write the latency distribution of one result as HdrHistogram .hgrm text")
+	maxSpecs := fs.StringArray("max", nil, "with two results and --html: "+maxHelp+" (as compare takes them; see 'loadprof compare --help')")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: loadprof report RESULT.json [MORE.json ...] [--html FILE] [--hgrm FILE]\n\nWithout flags, prints the summary of each result.\n\nFlags:\n%s", fs.FlagUsages())
+		fmt.Fprintf(fs.Output(), "Usage: loadprof report RESULT.json [MORE.json ...] [--html FILE] [--hgrm FILE]\n"+
+			"       loadprof report BASE.json NEW.json --html FILE [--max p99=10%%,rps=5%%,...]\n\n"+
+			"Without flags, prints the summary of each result. With two results, --html writes the compare\n"+
+			"page: base, new, change, limit and verdict of every metric, as 'loadprof compare' judges them\n"+
+			"(the exit code stays 0; compare is the CI gate), and both runs on the same charts.\n\nFlags:\n%s", fs.FlagUsages())
 	}
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
@@ -24,6 +30,15 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprintln(stderr, "loadprof report: give one result.json or more (see 'loadprof report --help')")
+		return exitBadInput
+	}
+	limits, err := bench.ParseLimits(strings.Join(*maxSpecs, ","))
+	if err != nil {
+		fmt.Fprintf(stderr, "loadprof report: %v\n", err)
+		return exitBadInput
+	}
+	if len(*maxSpecs) > 0 && (fs.NArg() != 2 || *html == "") {
+		fmt.Fprintln(stderr, "loadprof report: --max judges two results on the --html page: give BASE.json NEW.json and --html FILE")
 		return exitBadInput
 	}
 	if *hgrm != "" && fs.NArg() != 1 {
@@ -55,7 +70,7 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	code := exitOK
 	if *html != "" {
-		err := writeHTML(*html, results, fs.Args())
+		err := writeReportHTML(*html, results, fs.Args(), limits)
 		if err != nil {
 			printError(stderr, "report", err)
 			code = exitCode(err, 0)
@@ -84,8 +99,20 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 }
 
 func writeHTML(path string, results []*bench.Result, names []string) error {
+	return writeReportHTML(path, results, names, nil)
+}
+
+// writeReportHTML writes the report of one result or more; two results are
+// a base and a new run, on the compare page, judged by limits.
+func writeReportHTML(path string, results []*bench.Result, names []string, limits []bench.Limit) error {
 	var buf bytes.Buffer
-	if err := bench.WriteHTML(&buf, results, names, bench.ReportOptions{}); err != nil {
+	var err error
+	if len(results) == 2 {
+		err = bench.WriteCompareHTML(&buf, results[0], results[1], [2]string{names[0], names[1]}, bench.CompareOptions{Limits: limits})
+	} else {
+		err = bench.WriteHTML(&buf, results, names, bench.ReportOptions{})
+	}
+	if err != nil {
 		return err
 	}
 	return bench.WriteOutput("--html", path, buf.Bytes())

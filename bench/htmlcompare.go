@@ -1,0 +1,273 @@
+package bench
+
+import (
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/loadprof/loadprof/load"
+)
+
+//go:embed compare.html.tmpl
+var compareTemplate string
+
+var compareTmpl = template.Must(template.New("compare").Parse(compareTemplate))
+
+// Each run keeps its colour on every chart and in every table of the
+// compare page: base blue, new orange (distinct for colour-blind readers).
+const (
+	baseColor = "#1f6fb4"
+	newColor  = "#e07000"
+)
+
+// CompareOptions tune WriteCompareHTML.
+type CompareOptions struct {
+	Limits []Limit // as compare --max takes them
+
+	// NoAssets leaves the chart library out (for tests of the page's
+	// text alone).
+	NoAssets bool
+}
+
+// compareRun is one side of the compare page.
+type compareRun struct {
+	Role, Name, Color string
+	Result            *Result
+	Errors            int64
+	Load              string // "open loop at 300 req/s"
+	SteadyS           float64
+	Window            string // "2.0s to 3.0s", or ""
+	SendLagMs         float64
+}
+
+// compareRow is one metric of the verdict table, formatted.
+type compareRow struct {
+	Metric, Base, New, Change, Percent, Limit, Verdict, Why, Spread string
+}
+
+// settingDiff is a setting whose value differs between the runs.
+type settingDiff struct{ Key, Base, New string }
+
+// compareChart is what the compare page's script plots: the same series
+// as the report of one run, for two runs, with each run's warm-up and
+// profile window drawn on a band of its own.
+type compareChart struct {
+	PercentileX []float64          `json:"percentile_x"`
+	TimeX       []float64          `json:"time_x"`
+	Runs        []compareChartData `json:"runs"`
+}
+
+type compareChartData struct {
+	Role         string     `json:"role"`
+	Name         string     `json:"name"`
+	Color        string     `json:"color"`
+	PercentileMs []*float64 `json:"percentile_ms"`
+	RPS          []*float64 `json:"rps"`
+	P50Ms        []*float64 `json:"p50_ms"`
+	P99Ms        []*float64 `json:"p99_ms"`
+	Errors       []*float64 `json:"errors"`
+	Warmup       []float64  `json:"warmup,omitempty"`
+	Window       []float64  `json:"window,omitempty"`
+}
+
+// WriteCompareHTML writes the self-contained page of `loadprof report
+// BASE.json NEW.json --html`: the verdict of every metric against the
+// limits (as compare prints it), the notes that say why the runs may not
+// be comparable, the settings that differ, and both runs on the same
+// charts, base and new in one colour each throughout.
+func WriteCompareHTML(w io.Writer, base, next *Result, names [2]string, opts CompareOptions) error {
+	c := Compare(base, next, opts.Limits)
+	results := [2]*Result{base, next}
+	roles, colors := [2]string{"base", "new"}, [2]string{baseColor, newColor}
+
+	chart := compareChart{PercentileX: percentileAxis(), TimeX: []float64{}} // [] not null: a result may have no series
+	maxT := 0
+	for _, r := range results {
+		maxT = max(maxT, lastWholeSecond(r)+1)
+	}
+	for t := 0; t < maxT; t++ {
+		chart.TimeX = append(chart.TimeX, float64(t))
+	}
+	var runs []compareRun
+	for i, r := range results {
+		h, err := DecodeHistogram(r.Histogram)
+		if err != nil {
+			return fmt.Errorf("%s: %w", names[i], err)
+		}
+		d := compareChartData{Role: roles[i], Name: filepath.Base(names[i]), Color: colors[i],
+			RPS: []*float64{}, P50Ms: []*float64{}, P99Ms: []*float64{}, Errors: []*float64{}}
+		for _, x := range chart.PercentileX {
+			// Past 1/(1-p) = count the curve is a single request: stop.
+			if h.TotalCount() == 0 || x > float64(h.TotalCount()) {
+				d.PercentileMs = append(d.PercentileMs, nil)
+				continue
+			}
+			v := float64(load.ValueAtPercentile(h, 100*(1-1/x))) / usPerMs
+			d.PercentileMs = append(d.PercentileMs, &v)
+		}
+		bySecond := map[int]load.Second{}
+		for _, s := range r.Series {
+			bySecond[s.Second] = s
+		}
+		last := lastWholeSecond(r)
+		for t := 0; t < maxT; t++ {
+			s, ok := bySecond[t]
+			if !ok || t > last {
+				d.RPS, d.P50Ms, d.P99Ms, d.Errors = append(d.RPS, nil), append(d.P50Ms, nil), append(d.P99Ms, nil), append(d.Errors, nil)
+				continue
+			}
+			d.RPS, d.Errors = append(d.RPS, ptr(float64(s.Requests))), append(d.Errors, ptr(float64(s.Errors)))
+			if s.P99Us > 0 {
+				d.P50Ms, d.P99Ms = append(d.P50Ms, ptr(float64(s.P50Us)/usPerMs)), append(d.P99Ms, ptr(float64(s.P99Us)/usPerMs))
+			} else {
+				d.P50Ms, d.P99Ms = append(d.P50Ms, nil), append(d.P99Ms, nil)
+			}
+		}
+		if wu := r.Phases.Warmup; wu.End > wu.Start {
+			d.Warmup = []float64{wu.Start, wu.End}
+		}
+		run := compareRun{Role: roles[i], Name: d.Name, Color: colors[i], Result: r, Errors: sum(r.Errors),
+			Load: loadOf(r), SteadyS: r.Phases.Steady.End - r.Phases.Steady.Start, SendLagMs: r.Client.MaxFreeSendLagMs}
+		if hasWindow(r) {
+			d.Window = []float64{r.Profile.WindowStartS, r.Profile.WindowEndS}
+			run.Window = fmt.Sprintf("%.1fs to %.1fs", r.Profile.WindowStartS, r.Profile.WindowEndS)
+		}
+		chart.Runs = append(chart.Runs, d)
+		runs = append(runs, run)
+	}
+
+	var rows []compareRow
+	for _, r := range c.Rows {
+		row := compareRow{Metric: r.Metric, Base: num(r.Base, r.Unit), New: num(r.New, r.Unit), Change: signed(r.Change, r.Unit),
+			Percent: "-", Verdict: r.Verdict, Why: r.Noisy}
+		if !math.IsNaN(r.Percent) {
+			row.Percent = fmt.Sprintf("%+.1f%%", r.Percent)
+		}
+		if r.Limit != nil {
+			row.Limit = r.Limit.String()
+		}
+		if r.Spread > 0 {
+			row.Spread = "±" + num(r.Spread, r.Unit)
+		}
+		rows = append(rows, row)
+	}
+	verdict, verdictClass := "no regression", "pass"
+	switch {
+	case len(c.Broken) > 0:
+		verdict, verdictClass = fmt.Sprintf("regressed: %s over the limit", strings.Join(c.Broken, ", ")), "regressed"
+	case len(c.Noisy) > 0:
+		verdict, verdictClass = fmt.Sprintf("no regression; noisy: %s over the limit by less than the runs vary", strings.Join(c.Noisy, ", ")), "noisy"
+	case len(opts.Limits) == 0:
+		verdict, verdictClass = "no limits given (--max): every metric shows only which way it moved", "none"
+	}
+
+	raw, err := json.Marshal(chart)
+	if err != nil {
+		return err
+	}
+	view := struct {
+		Title, Version        string
+		Verdict, VerdictClass string
+		Runs                  []compareRun
+		Rows                  []compareRow
+		Notes                 []string
+		Differ                []settingDiff
+		BaseColor, NewColor   string
+		BaseConfig, NewConfig []kv
+		Data                  template.JS
+		JS                    template.JS
+		CSS                   template.CSS
+	}{
+		Title: runs[0].Name + " (base) vs " + runs[1].Name + " (new)", Version: Version,
+		Verdict: verdict, VerdictClass: verdictClass, Runs: runs, Rows: rows, Notes: c.Notes,
+		Differ: settingsThatDiffer(base, next), BaseColor: baseColor, NewColor: newColor,
+		BaseConfig: configRows(base.Config), NewConfig: configRows(next.Config), Data: template.JS(raw),
+	}
+	if !opts.NoAssets {
+		view.JS, view.CSS = template.JS(uplotJS), template.CSS(uplotCSS)
+	}
+	return compareTmpl.Execute(w, view)
+}
+
+func ptr(v float64) *float64 { return &v }
+
+// lastWholeSecond is the last second of r's series that the run lasted
+// through: the partial second at its end would plot as a drop of the
+// throughput to near zero.
+func lastWholeSecond(r *Result) int {
+	last := -1
+	for _, s := range r.Series {
+		last = max(last, s.Second)
+	}
+	end := max(r.Phases.Steady.End, r.Phases.Warmup.End)
+	if end > 0 && float64(last)+1 > end+1e-9 {
+		return last - 1
+	}
+	return last
+}
+
+// loadOf says what load a run offered.
+func loadOf(r *Result) string {
+	if r.Loop == "open" {
+		if v, ok := r.Config["rate"]; ok {
+			return fmt.Sprintf("open loop, --rate %v", v)
+		}
+		return "open loop"
+	}
+	if v, ok := r.Config["concurrency"]; ok {
+		return fmt.Sprintf("closed loop, --concurrency %v", v)
+	}
+	return "closed loop"
+}
+
+// outputFlags name where a run wrote its files: they differ between any two
+// runs and change nothing they measure.
+var outputFlags = map[string]bool{"out": true, "html": true, "hgrm": true, "hlog": true, "quiet": true}
+
+// settingsThatDiffer lists the settings whose values differ between the
+// runs, and the fields of the results that say how they ran.
+func settingsThatDiffer(base, next *Result) []settingDiff {
+	var out []settingDiff
+	add := func(key string, b, n any) {
+		if !sameSetting(b, n) {
+			out = append(out, settingDiff{key, fmt.Sprint(b), fmt.Sprint(n)})
+		}
+	}
+	add("transport", base.Transport, next.Transport)
+	add("engine", base.Client.Engine, next.Client.Engine)
+	add("loop", base.Loop, next.Loop)
+	add("target", base.Target, next.Target)
+	keys := map[string]bool{}
+	for k := range base.Config {
+		keys[k] = true
+	}
+	for k := range next.Config {
+		keys[k] = true
+	}
+	sorted := make([]string, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Strings(sorted)
+	for _, k := range sorted {
+		if outputFlags[k] {
+			continue
+		}
+		b, okB := base.Config[k]
+		n, okN := next.Config[k]
+		if !okB {
+			b = "(not set)"
+		}
+		if !okN {
+			n = "(not set)"
+		}
+		add("--"+k, b, n)
+	}
+	return out
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/loadprof/loadprof/bench"
+	"github.com/loadprof/loadprof/load"
+)
+
+// resultFile writes a result of 10000 requests spread evenly up to maxMs at
+// rps requests a second, and returns its path.
+func resultFile(t *testing.T, name string, maxMs, rps float64) string {
+	return resultFileWithSeconds(t, name, maxMs, rps, nil)
+}
+
+// resultFileWithSeconds is resultFile with a warm-up second and a steady
+// second for each p99s value (ms), the run's per-second series.
+func resultFileWithSeconds(t *testing.T, name string, maxMs, rps float64, p99s []float64) string {
+	t.Helper()
+	h := load.NewHistogram()
+	for i := 1; i <= 10000; i++ {
+		h.RecordValue(int64(1000 + (maxMs-1)*1000*float64(i)/10000))
+	}
+	enc, err := bench.EncodeHistogram(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &bench.Result{Version: 2, Tool: "loadprof test", Target: "http://127.0.0.1:1/v1/models/m:predict", Transport: "rest",
+		Loop: "open", LatencyFrom: "intended_send", Requests: 10000, ThroughputRPS: rps, SuccessRPS: rps,
+		Latency: bench.StatsOf(h), LatencyOK: bench.StatsOf(h), Histogram: enc, Errors: map[string]int64{},
+		Config: map[string]any{"rate": "1000"}}
+	if len(p99s) > 0 {
+		r.Phases = bench.Phases{Warmup: bench.Phase{Start: 0, End: 1}, Steady: bench.Phase{Start: 1, End: float64(1 + len(p99s))}}
+		for i, p99 := range append([]float64{p99s[0]}, p99s...) {
+			r.Series = append(r.Series, load.Second{Second: i, Requests: int64(rps), P50Us: int64(p99 * 500), P99Us: int64(p99 * 1000), MaxUs: int64(p99 * 1100)})
+		}
+	}
+	path := filepath.Join(t.TempDir(), name)
+	if err := r.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestCompareExitCodesFollowTheDirectionOfEachMetric(t *testing.T) {
+	base := resultFile(t, "base.json", 100, 1000)
+	faster := resultFile(t, "faster.json", 100, 1060) // rps up 6%
+	slower := resultFile(t, "slower.json", 100, 940)  // rps down 6%
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{base, faster, "--max", "rps=5%"}, 0, "no regression"},
+		{[]string{base, slower, "--max", "rps=5%"}, 1, "REGRESSION: rps over the limit"},
+		{[]string{base, slower, "--max", "rps=-5%"}, 1, "REGRESSION: rps over the limit"},
+		{[]string{base, slower, "--max", "rps=10%"}, 0, "no regression"},
+		{[]string{base, slower, "--max", "p99=10%", "--max", "rps=5%"}, 1, "REGRESSION: rps over the limit"},
+	}
+	for _, c := range cases {
+		code, stdout, stderr := loadprof(t, append([]string{"compare"}, c.args...)...)
+		if code != c.code || !strings.Contains(stdout, c.want) {
+			t.Errorf("compare %s: exit %d (want %d)\n%s%s", strings.Join(c.args[2:], " "), code, c.code, stdout, stderr)
+		}
+	}
+	for _, bad := range []struct{ args []string }{
+		{[]string{"--max", "p99=10%,p99=5%"}},
+		{[]string{"--max", "p99=10%", "--max", "p99=5%"}},
+	} {
+		code, stdout, stderr := loadprof(t, append([]string{"compare", base, faster}, bad.args...)...)
+		if code != 2 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "loadprof compare: --max: p99 is limited twice (p99=10% and p99=5%)") {
+			t.Errorf("compare %v: exit %d, stderr %q", bad.args, code, stderr)
+		}
+	}
+	code, _, stderr := loadprof(t, "compare", base, faster, "--max", "rps=+5%")
+	if code != 2 || !strings.Contains(stderr, `--max "rps=+5%": rps regresses when it drops`) {
+		t.Errorf("rps=+5%%: exit %d, stderr %q", code, stderr)
+	}
+	code, stdout, _ := loadprof(t, "compare", "--help")
+	if code != 0 || !strings.Contains(stdout, "rps=5% fails when the throughput drops by more than 5%") || !strings.Contains(stdout, `"+5%" is refused`) {
+		t.Errorf("--help does not give the sign convention:\n%s", stdout)
+	}
+}
+
+func TestCompareNoisyPassesUnlessNoisyFails(t *testing.T) {
+	wandering := []float64{50, 150, 70, 140, 60, 130, 90, 50, 150, 70}
+	base := resultFileWithSeconds(t, "base.json", 100, 1000, wandering)
+	next := resultFileWithSeconds(t, "new.json", 112, 1000, append(wandering[3:], wandering[:3]...)) // p99 up 12%
+	code, stdout, stderr := loadprof(t, "compare", base, next, "--max", "p99=5%")
+	if code != 0 || !strings.Contains(stdout, "noisy: p99 over the limit by less than the runs vary") || !strings.Contains(stdout, "no regression") {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = loadprof(t, "compare", base, next, "--max", "p99=5%", "--noisy-fails")
+	if code != 1 || !strings.Contains(stdout, "REGRESSION: p99 over the limit") || !strings.Contains(stdout, "REGRESSED (noisy: the change is within the runs' own variation") {
+		t.Fatalf("--noisy-fails: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+func TestReportOfTwoResultsWritesTheComparePageWithTheLimits(t *testing.T) {
+	base := resultFile(t, "base.json", 100, 1000)
+	next := resultFile(t, "new.json", 120, 1000)
+	page := filepath.Join(t.TempDir(), "compare.html")
+	code, stdout, stderr := loadprof(t, "report", base, next, "--html", page, "--max", "p99=10%,rps=5%")
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, stdout, stderr)
+	}
+	html, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<tr data-metric="p99" data-verdict="regressed">`, `<tr data-metric="rps" data-verdict="pass">`, "regressed: p99 over the limit"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("the page has no %q", want)
+		}
+	}
+	for _, bad := range [][]string{
+		{"report", base, "--html", page, "--max", "p99=10%"},
+		{"report", base, next, "--max", "p99=10%"},
+		{"report", base, next, "--html", page, "--max", "p99=10%,p99=1%"},
+	} {
+		code, _, stderr := loadprof(t, bad...)
+		if code != 2 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "--max") {
+			t.Errorf("%v: exit %d, stderr %q", bad[1:], code, stderr)
+		}
+	}
+}
