@@ -426,3 +426,44 @@ func TestAnHlogThatCannotTakeItsHeaderStopsTheRunBeforeAnyLoad(t *testing.T) {
 		t.Fatalf("%d requests sent to a run whose log could not be written", n)
 	}
 }
+
+// TestHlogReadsTheSameInHdrHistogramJava runs HdrHistogram's Java
+// HistogramLogProcessor on the log when LOADPROF_HDRHISTOGRAM_JAR names its
+// jar (e.g. `mvn dependency:get -Dartifact=org.hdrhistogram:HdrHistogram:2.2.2`
+// puts it under ~/.m2): the untagged intervals give the steady phase's
+// count and maximum, `-tag warmup` the warm-up's, in milliseconds with
+// `-outputValueUnitRatio 1000` as the README says.
+func TestHlogReadsTheSameInHdrHistogramJava(t *testing.T) {
+	jar := os.Getenv("LOADPROF_HDRHISTOGRAM_JAR")
+	if jar == "" {
+		t.Skip("LOADPROF_HDRHISTOGRAM_JAR is not set")
+	}
+	res, path, _ := hlogRun(t)
+	reTotal := regexp.MustCompile(`#\[Max\s+=\s+([\d.]+), Total count\s+=\s+(\d+)\]`)
+	process := func(extra ...string) (maxMs float64, count int64) {
+		prefix := filepath.Join(t.TempDir(), "out")
+		args := append([]string{"-cp", jar, "org.HdrHistogram.HistogramLogProcessor", "-i", path, "-outputValueUnitRatio", "1000", "-o", prefix}, extra...)
+		if out, err := exec.Command("java", args...).CombinedOutput(); err != nil {
+			t.Fatalf("java %v: %v\n%s", args, err, out)
+		}
+		hgrm, err := os.ReadFile(prefix + ".hgrm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := reTotal.FindSubmatch(hgrm)
+		if m == nil {
+			t.Fatalf("no totals in %s", hgrm)
+		}
+		maxMs, _ = strconv.ParseFloat(string(m[1]), 64)
+		count, _ = strconv.ParseInt(string(m[2]), 10, 64)
+		return maxMs, count
+	}
+	maxMs, count := process()
+	if count != res.Latency.Count || math.Abs(maxMs-res.Latency.Max) > 0.0005 {
+		t.Fatalf("Java reads %d values up to %.3f ms; result.json has %d up to %.3f ms", count, maxMs, res.Latency.Count, res.Latency.Max)
+	}
+	maxMs, count = process("-tag", HlogWarmupTag)
+	if count != res.Phases.Warmup.Latency.Count || math.Abs(maxMs-res.Phases.Warmup.Latency.Max) > 0.0005 {
+		t.Fatalf("Java reads %d warm-up values up to %.3f ms; result.json has %d up to %.3f ms", count, maxMs, res.Phases.Warmup.Latency.Count, res.Phases.Warmup.Latency.Max)
+	}
+}
