@@ -467,3 +467,27 @@ func TestHlogReadsTheSameInHdrHistogramJava(t *testing.T) {
 		t.Fatalf("Java reads %d warm-up values up to %.3f ms; result.json has %d up to %.3f ms", count, maxMs, res.Phases.Warmup.Latency.Count, res.Phases.Warmup.Latency.Max)
 	}
 }
+
+// BenchmarkRecordWithHlog is the recorder's cost per request with the
+// interval log attached, with the same samples as load's
+// BenchmarkRecorderRecord (one a microsecond, so a second ends every
+// million): the sink records into one more histogram under the recorder's
+// lock; encoding and writing happen on the writer's goroutine.
+func BenchmarkRecordWithHlog(b *testing.B) {
+	rec := load.NewRecorder()
+	w, err := newHlogWriter("--hlog", filepath.Join(b.TempDir(), "b.hlog"), rec.Origin(), false, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec.SetIntervalSink(w)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		d := time.Duration(i) * time.Microsecond
+		rec.Record(load.Sample{Phase: load.Steady, Start: d, Done: d + 1500*time.Microsecond, Outcome: load.Outcome{Class: load.OK}})
+	}
+	b.StopTimer()
+	if err := w.close(); err != nil {
+		b.Fatal(err)
+	}
+}
