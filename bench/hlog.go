@@ -1,72 +1,238 @@
 package bench
 
 import (
-	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/loadprof/loadprof/internal/outfile"
+	"github.com/loadprof/loadprof/load"
 )
 
-// hlogWriter streams one interval histogram per second into an HdrHistogram
-// interval log (the format HdrHistogram's log tools read), values in
-// microseconds. It writes through outfile, so a regular file appears whole
-// when the run ends and a reader never sees half a log.
+// HlogWarmupTag is the tag of the warm-up's intervals in the interval log.
+// The steady phase's intervals are untagged, so HdrHistogram's tools, which
+// read untagged intervals unless told a tag, report the steady phase as
+// result.json does, and `-tag warmup` selects the warm-up.
+const HlogWarmupTag = "warmup"
+
+// hlogWriter streams an HdrHistogram interval log (the format of
+// HdrHistogram's HistogramLogWriter, which its log tools read): one
+// histogram per second of the run, values in microseconds, start times in
+// milliseconds. Every second is written (and reaches the file) as soon as
+// it ends, so the log can be followed while the run goes on.
+//
+// The recorder calls Add and Interval with its lock held, so they only
+// record and hand the finished second to a goroutine that encodes and
+// writes it: a slow disk never holds up the load.
 type hlogWriter struct {
-	out    *outfile.File
-	bw     *bufio.Writer
-	lw     *hdrhistogram.HistogramLogWriter
-	origin time.Time
-	err    error
+	flag, path string
+	out        *outfile.File
+	origin     time.Time
+	warn       io.Writer   // where a failed write is said at once; nil for nowhere
+	windowOpen func() bool // the profile window's state, for the comments that mark it; nil without one
+
+	// Owned by the recorder's lock.
+	warmup, steady *hdrhistogram.Histogram
+	steadyBegun    bool // a steady request has finished, or there is no warm-up
+	windowWas      bool
+
+	mu      sync.Mutex
+	queue   []hlogSecond
+	free    []*hdrhistogram.Histogram
+	closing bool
+	wake    chan struct{}
+	done    chan struct{}
+	err     error // the first failed write; read once done is closed
 }
 
-func newHlogWriter(path string, origin time.Time) (*hlogWriter, error) {
-	out, err := outfile.Create("--hlog", path)
+// hlogSecond is one second on its way to the file.
+type hlogSecond struct {
+	second         int
+	note           string                  // a comment written before the intervals, or ""
+	warmup, steady *hdrhistogram.Histogram // nil: no interval of that phase this second
+}
+
+// newHlogWriter creates the log at path and writes its header. Times in it
+// are relative to origin (the run's clock), written to the millisecond.
+// hasWarmup says whether the plan has a warm-up: seconds before the first
+// steady request finishes are the warm-up's only then.
+func newHlogWriter(flag, path string, origin time.Time, hasWarmup bool, warn io.Writer) (*hlogWriter, error) {
+	out, err := outfile.Stream(flag, path)
 	if err != nil {
 		return nil, err
 	}
-	w := &hlogWriter{out: out, bw: bufio.NewWriterSize(out, 64<<10), origin: origin}
-	w.lw = hdrhistogram.NewHistogramLogWriter(w.bw)
-	ms := origin.UnixMilli()
-	w.lw.SetBaseTime(ms)
-	for _, step := range []func() error{
-		func() error {
-			return w.lw.OutputComment("[Logged with loadprof " + Version + "; values in microseconds]")
-		},
-		w.lw.OutputLogFormatVersion,
-		func() error { return w.lw.OutputStartTime(ms) },
-		func() error { return w.lw.OutputBaseTime(ms) },
-		w.lw.OutputLegend,
-	} {
-		if err := step(); err != nil {
-			out.Abort()
-			return nil, err
-		}
+	w := &hlogWriter{
+		flag: flag, path: path, out: out, origin: origin, warn: warn,
+		warmup: load.NewHistogram(), steady: load.NewHistogram(), steadyBegun: !hasWarmup,
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
+	if _, err := out.Write(w.header()); err != nil {
+		out.Abort()
+		return nil, err
+	}
+	go w.writeLoop()
 	return w, nil
 }
 
-// Interval writes second's histogram.
-func (w *hlogWriter) Interval(second int, h *hdrhistogram.Histogram) {
-	if w.err != nil {
-		return
-	}
-	start := w.origin.UnixMilli() + int64(second)*1000
-	h.SetStartTimeMs(start)
-	h.SetEndTimeMs(start + 1000)
-	w.err = w.lw.OutputIntervalHistogram(h)
+// header is what HdrHistogram's writers put first, with the start and base
+// times to the millisecond (as Java's HistogramLogWriter writes them) and
+// comments that say what the values and tags are.
+func (w *hlogWriter) header() []byte {
+	ms := w.origin.UnixMilli()
+	secs := strconv.FormatFloat(float64(ms)/1000, 'f', 3, 64)
+	iso := time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z")
+	return fmt.Appendf(nil, "#[Logged with loadprof %s]\n"+
+		"#[Histogram values are in microseconds; the max column is in milliseconds]\n"+
+		"#[Untagged intervals are the steady phase (result.json's statistics); Tag=%s intervals are the warm-up]\n"+
+		"#[Histogram log format version %s]\n"+
+		"#[StartTime: %s (seconds since epoch), %s]\n"+
+		"#[BaseTime: %s (seconds since epoch)]\n"+
+		"\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
+		Version, HlogWarmupTag, hdrhistogram.HISTOGRAM_LOG_FORMAT_VERSION, secs, iso, secs)
 }
 
-// close finishes the log and puts it in place; on an error the file that
-// was there stays.
+// watchWindow marks in the log, as comments, the seconds in which the
+// profile window opened and closed. The window is not a tag: its requests
+// are also the steady phase's, and tools that add up every interval
+// whatever its tag would count them twice.
+func (w *hlogWriter) watchWindow(open func() bool) { w.windowOpen = open }
+
+// Add records one request's latency in the current second.
+func (w *hlogWriter) Add(phase load.Phase, latencyUs int64) {
+	if phase == load.Warmup {
+		_ = w.warmup.RecordValue(latencyUs)
+		return
+	}
+	w.steadyBegun = true
+	_ = w.steady.RecordValue(latencyUs)
+}
+
+// Interval ends second and queues it for the file: a warm-up interval while
+// the warm-up runs (also empty, so a stalled warm-up shows) and whenever
+// warm-up requests still finish, a steady one every second from the first
+// steady request on.
+func (w *hlogWriter) Interval(second int) {
+	s := hlogSecond{second: second}
+	if w.windowOpen != nil {
+		if open := w.windowOpen(); open != w.windowWas {
+			w.windowWas = open
+			state := "closed"
+			if open {
+				state = "opened"
+			}
+			s.note = fmt.Sprintf("#[Profile window %s in the second starting at %d.000]\n", state, second)
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.steadyBegun || w.warmup.TotalCount() > 0 {
+		s.warmup, w.warmup = w.warmup, w.take()
+	}
+	if w.steadyBegun {
+		s.steady, w.steady = w.steady, w.take()
+	}
+	w.queue = append(w.queue, s)
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns an empty histogram, one the writer is done with if it can.
+// Called with w.mu held.
+func (w *hlogWriter) take() *hdrhistogram.Histogram {
+	if n := len(w.free); n > 0 {
+		h := w.free[n-1]
+		w.free = w.free[:n-1]
+		return h
+	}
+	return load.NewHistogram()
+}
+
+// writeLoop writes what Interval queues, every second's lines in one write,
+// until close.
+func (w *hlogWriter) writeLoop() {
+	defer close(w.done)
+	var buf []byte
+	for {
+		<-w.wake
+		w.mu.Lock()
+		batch, closing := w.queue, w.closing
+		w.queue = nil
+		w.mu.Unlock()
+		buf = buf[:0]
+		for _, s := range batch {
+			buf = w.appendSecond(buf, s)
+		}
+		if len(buf) > 0 && w.err == nil {
+			if _, err := w.out.Write(buf); err != nil {
+				w.err = err
+				if w.warn != nil {
+					fmt.Fprintf(w.warn, "warning: %v; the run goes on, the log stops here, and the other outputs are written at the end\n", err)
+				}
+			}
+		}
+		w.mu.Lock()
+		for _, s := range batch {
+			for _, h := range []*hdrhistogram.Histogram{s.warmup, s.steady} {
+				if h != nil {
+					h.Reset()
+					w.free = append(w.free, h)
+				}
+			}
+		}
+		w.mu.Unlock()
+		if closing {
+			return
+		}
+	}
+}
+
+// appendSecond appends the lines of one second: start time relative to
+// BaseTime and length in seconds, the maximum in milliseconds (microsecond
+// values over the ratio 1000, as Java's writer is told for them), and the
+// compressed histogram.
+func (w *hlogWriter) appendSecond(buf []byte, s hlogSecond) []byte {
+	buf = append(buf, s.note...)
+	for _, iv := range []struct {
+		tag string
+		h   *hdrhistogram.Histogram
+	}{{HlogWarmupTag, s.warmup}, {"", s.steady}} {
+		if iv.h == nil {
+			continue
+		}
+		payload, err := iv.h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+		if err != nil {
+			// Cannot happen for a histogram of load.NewHistogram's range;
+			// say so in the log rather than lose the second silently.
+			buf = fmt.Appendf(buf, "#[Second %d could not be encoded: %v]\n", s.second, err)
+			continue
+		}
+		if iv.tag != "" {
+			buf = append(buf, "Tag="+iv.tag+","...)
+		}
+		buf = fmt.Appendf(buf, "%d.000,1.000,%.3f,%s\n", s.second, float64(iv.h.Max())/1000, payload)
+	}
+	return buf
+}
+
+// close writes what is queued, stops the writer and closes the file. The
+// error is the first failed write, as an *outfile.Error naming the flag.
 func (w *hlogWriter) close() error {
+	w.mu.Lock()
+	w.closing = true
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	<-w.done
 	err := w.err
-	if ferr := w.bw.Flush(); err == nil {
-		err = ferr
+	if cerr := w.out.Commit(); err == nil {
+		err = cerr
 	}
-	if err != nil {
-		w.out.Abort()
-		return err
-	}
-	return w.out.Commit()
+	return err
 }

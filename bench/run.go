@@ -65,9 +65,12 @@ type Config struct {
 	HGRMPath string
 	HlogPath string // HdrHistogram interval log, one histogram per second
 
-	Progress io.Writer      // live progress once a second; nil for none
-	Warnings io.Writer      // one line for each problem that does not stop the run; nil for none
-	Settings map[string]any // the flags that shaped the run, for result.json
+	// Progress gets the run's progress: on a terminal one line rewritten
+	// every second, elsewhere (a CI log) a line every 10 s; nil for none.
+	Progress      io.Writer
+	ProgressEvery time.Duration  // the period of the progress lines; 0 for the default
+	Warnings      io.Writer      // one line for each problem that does not stop the run; nil for none
+	Settings      map[string]any // the flags that shaped the run, for result.json
 }
 
 // Run performs a run. It returns the Result whenever load was sent, also
@@ -120,8 +123,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	rec := load.NewRecorder()
 	var hlog *hlogWriter
 	if cfg.HlogPath != "" {
-		if hlog, err = newHlogWriter(cfg.HlogPath, rec.Origin()); err != nil {
+		hasWarmup := cfg.Plan.WarmupDuration > 0 || cfg.Plan.WarmupRequests > 0
+		if hlog, err = newHlogWriter("--hlog", cfg.HlogPath, rec.Origin(), hasWarmup, cfg.Warnings); err != nil {
 			return nil, err // CheckOutputs passed: this is a failed write
+		}
+		if cfg.Profile != nil {
+			hlog.watchWindow(rec.WindowOpen)
 		}
 		rec.SetIntervalSink(hlog)
 	}
@@ -132,10 +139,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		plan.Hold = win.hold
 		plan.SteadyStarted = func() { win.start(ctx) }
 	}
-	stopProgress := startProgress(cfg.Progress, rec, plan)
+	stopProgress := startProgress(cfg.Progress, rec, plan, cfg.ProgressEvery)
 	timing, err := load.Run(ctx, plan, t.tr, set, rec)
 	stopProgress()
 	if err != nil {
+		closeHlog(hlog)
 		return nil, &InputError{err}
 	}
 	// The capture is finished first: it may narrow the window's statistics
@@ -146,6 +154,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res, err := buildResult(cfg, t, timing, rec.Snapshot(true))
 	if err != nil {
+		closeHlog(hlog)
 		return nil, err
 	}
 	if win != nil {
@@ -161,6 +170,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return res, &TargetError{fmt.Errorf("%s: no request succeeded (%s)", t.name, describeErrors(res))}
 	}
 	return res, nil
+}
+
+// closeHlog finishes the interval log of a run that ends without results:
+// the log keeps the seconds it has.
+func closeHlog(h *hlogWriter) {
+	if h != nil {
+		_ = h.close()
+	}
 }
 
 // target is a transport ready to send, and how to check it first.

@@ -287,6 +287,9 @@ func (r *Recorder) Record(s Sample) {
 	}
 	if s.Outcome.Measured() {
 		_ = r.interval.RecordValue(latencyUs)
+		if r.sink != nil {
+			r.sink.Add(s.Phase, latencyUs)
+		}
 	}
 }
 
@@ -302,7 +305,7 @@ func (r *Recorder) advanceTo(sec int) {
 func (r *Recorder) flushSecond() {
 	p := Second{Second: r.second, Requests: r.intervalReq, Errors: r.intervalErr}
 	if r.sink != nil {
-		r.sink.Interval(r.second, r.interval)
+		r.sink.Interval(r.second)
 	}
 	if r.interval.TotalCount() > 0 {
 		p.P50Us = ValueAtPercentile(r.interval, 50)
@@ -323,11 +326,15 @@ func (r *Recorder) flushSecond() {
 	r.intervalReq, r.intervalErr = 0, 0
 }
 
-// IntervalSink receives the latency histogram of every second of the run
-// (by completion time, warm-up included), e.g. to write an HdrHistogram
-// interval log. It is called with the recorder locked and must not keep h.
+// IntervalSink receives every measured latency of the run with its phase,
+// and the end of every second (by completion time), e.g. to write an
+// HdrHistogram interval log that keeps the warm-up apart. It is called with
+// the recorder locked, so it must return quickly.
 type IntervalSink interface {
-	Interval(second int, h *hdrhistogram.Histogram)
+	// Add is one measured request that finished in the current second.
+	Add(phase Phase, latencyUs int64)
+	// Interval closes second: every Add since the previous Interval was in it.
+	Interval(second int)
 }
 
 // SetIntervalSink sets where per-second histograms go. Set it before the

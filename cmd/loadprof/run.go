@@ -103,8 +103,8 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	out := fs.String("out", "", "write the result as JSON to this file; - writes it to standard output (the summary then goes to stderr)")
 	hgrm := fs.String("hgrm", "", "write the steady latency distribution as HdrHistogram .hgrm text to this file")
 	htmlOut := fs.String("html", "", "write a self-contained HTML report of the run to this file")
-	hlog := fs.String("hlog", "", "write an HdrHistogram interval log (one histogram per second, values in microseconds) to this file")
-	quiet := fs.BoolP("quiet", "q", false, "no live progress on stderr")
+	hlog := fs.String("hlog", "", "stream an HdrHistogram interval log to this file as the run goes (one histogram per second, values in microseconds, warm-up tagged \"warmup\")")
+	quiet := fs.BoolP("quiet", "q", false, "no progress on stderr (a live line on a terminal, a line every 10s otherwise)")
 	ca := fs.String("ca", "", "PEM file of the CA that signed the server certificate (https)")
 	cert := fs.String("cert", "", "client certificate PEM for mutual TLS")
 	key := fs.String("key", "", "client key PEM for mutual TLS")
@@ -245,7 +245,9 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		}
 		cfg.Profile = &bench.ProfileConfig{Addr: addr, Delay: *profileDelay, Required: *profileRequired, Options: profOpts, RequestEvents: *requestEvents}
 	}
-	if f, ok := stderr.(*os.File); ok && !*quiet && bench.IsTerminal(f) {
+	if !*quiet {
+		// A line rewritten every second on a terminal, a line every 10 s in
+		// a log (bench decides which by what stderr is).
 		cfg.Progress = stderr
 	}
 	if *cpus > 0 {

@@ -221,9 +221,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			Options: profile.Options{Duration: window, LogDir: tb, Slack: 10 * time.Second}},
 		Settings: map[string]any{"rate": *rate, "duration": duration.String(), "warmup": warmup.String(), "demo": true},
 	}
-	if f, ok := stderr.(*os.File); ok && bench.IsTerminal(f) {
-		runCfg.Progress = stderr
-	}
+	runCfg.Progress = stderr
 	code, _ := runAndReport(ctx, runCfg, stdout, stderr)
 	if *logdir == "" {
 		fmt.Fprintln(stdout, "\n(the demo's logdir is temporary and removed now; 'loadprof demo --logdir tb' keeps the traces)")

@@ -23,7 +23,7 @@ if (kind === "result") {
   const each = [];
   for (let h = reader.nextIntervalHistogram(); h !== null; h = reader.nextIntervalHistogram()) {
     intervals++;
-    each.push({ start_ms: h.startTimeStampMsec, count: h.totalCount, p50: h.totalCount ? h.getValueAtPercentile(50) : 0,
+    each.push({ tag: h.tag === "NO TAG" ? "" : h.tag /* hdr-histogram-js NO_TAG, not exported */, start_ms: h.startTimeStampMsec, count: h.totalCount, p50: h.totalCount ? h.getValueAtPercentile(50) : 0,
                 p99: h.totalCount ? h.getValueAtPercentile(99) : 0, max: h.maxValue });
     if (total === null) {
       total = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3600000000, numberOfSignificantValueDigits: 3 });
