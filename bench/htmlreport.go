@@ -93,6 +93,7 @@ type runChart struct {
 	P90Ms     []*float64 `json:"p90_ms"`
 	P99Ms     []*float64 `json:"p99_ms"`
 	MaxMs     []*float64 `json:"max_ms"`
+	EndS      float64    `json:"end_s"` // the x axis's end: the run's last completion
 	Warmup    []float64  `json:"warmup,omitempty"`
 	Window    []float64  `json:"window,omitempty"`
 	ClosedRun bool       `json:"closed"`
@@ -209,8 +210,8 @@ const minPartialSecond = 0.2
 
 // chartOf turns r's series and histograms into what the page plots.
 func chartOf(id string, r *Result) (runChart, string, error) {
-	c := runChart{ID: id, ClosedRun: r.Loop == "closed"}
 	end := runEnd(r)
+	c := runChart{ID: id, ClosedRun: r.Loop == "closed", EndS: end}
 	tailNote := ""
 	f := func(v float64) *float64 { return &v }
 	for i, s := range r.Series {

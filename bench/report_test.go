@@ -227,6 +227,13 @@ func TestHTMLReportRendersInChromiumWithTheRunsData(t *testing.T) {
 	if labels := domAttr(t, dom, "r0-percentiles", "data-x-labels"); !strings.HasPrefix(labels, "0%,90%,99%") || strings.Contains(labels, "99.999%") {
 		t.Errorf("percentile axis labels %q for %d requests", labels, res.Latency.Count)
 	}
+	// Rates and requests in flight on axes from zero: 99 against 101 req/s
+	// must not fill the chart's height.
+	for _, id := range []string{"r0-rate", "r0-inflight"} {
+		if yr := domAttr(t, dom, id, "data-y-range"); !strings.HasPrefix(yr, "0,") {
+			t.Errorf("#%s: y axis %s, want it from 0", id, yr)
+		}
+	}
 	for _, id := range []string{"r0-inflight", "r0-latency-time", "r0-dist"} {
 		if domAttr(t, dom, id, "data-points") == "0" {
 			t.Errorf("#%s is empty", id)
