@@ -89,6 +89,8 @@ type runChart struct {
 	OK        []*float64 `json:"ok"`
 	Errors    []*float64 `json:"errors"`
 	Inflight  []*float64 `json:"inflight"`
+	BytesOut  []*float64 `json:"bytes_sent"`     // per second, by the second requests were sent
+	BytesIn   []*float64 `json:"bytes_received"` // per second, by the second answers finished
 	P50Ms     []*float64 `json:"p50_ms"`
 	P90Ms     []*float64 `json:"p90_ms"`
 	P99Ms     []*float64 `json:"p99_ms"`
@@ -229,6 +231,8 @@ func chartOf(id string, r *Result) (runChart, string, error) {
 		c.OK = append(c.OK, f(float64(s.Requests-s.Errors)/length))
 		c.Errors = append(c.Errors, f(float64(s.Errors)/length))
 		c.Inflight = append(c.Inflight, f(s.Inflight/length))
+		c.BytesOut = append(c.BytesOut, f(float64(s.BytesSent)/length))
+		c.BytesIn = append(c.BytesIn, f(float64(s.BytesReceived)/length))
 		if s.MaxUs > 0 {
 			c.P50Ms, c.P90Ms = append(c.P50Ms, f(float64(s.P50Us)/usPerMs)), append(c.P90Ms, f(float64(s.P90Us)/usPerMs))
 			c.P99Ms, c.MaxMs = append(c.P99Ms, f(float64(s.P99Us)/usPerMs)), append(c.MaxMs, f(float64(s.MaxUs)/usPerMs))

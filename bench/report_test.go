@@ -60,11 +60,11 @@ func goldenResult(t *testing.T) *Result {
 		Window: slice(win, map[string]int64{}), Outside: slice(out, map[string]int64{"http_503": 1}),
 		Config: map[string]any{"rate": "250", "header": []string{"Authorization: <redacted>"}},
 		Phases: Phases{Warmup: Phase{Start: 0, End: 1, Requests: 250, Errors: map[string]int64{"timeout": 2}}, Steady: Phase{Start: 1, End: 4.5, Requests: 1000}},
-		Series: []load.Second{{Second: 0, Requests: 250, P50Us: 5000, P90Us: 8000, P99Us: 9000, MaxUs: 9500, Sent: 250, Inflight: 1.5},
-			{Second: 1, Requests: 250, P50Us: 6000, P90Us: 9000, P99Us: 11000, MaxUs: 12000, Sent: 250, Inflight: 1.6},
-			{Second: 2, Requests: 249, Errors: 1, P50Us: 6000, P90Us: 9000, P99Us: 11000, MaxUs: 30000, Sent: 250, Inflight: 1.6},
-			{Second: 3, Requests: 250, P50Us: 6000, P90Us: 8000, P99Us: 10000, MaxUs: 10500, Sent: 125, Inflight: 1.5},
-			{Second: 4, Requests: 126, P50Us: 6000, P90Us: 8000, P99Us: 10000, MaxUs: 10500, Sent: 0, Inflight: 0.7}},
+		Series: []load.Second{{Second: 0, Requests: 250, P50Us: 5000, P90Us: 8000, P99Us: 9000, MaxUs: 9500, Sent: 250, Inflight: 1.5, BytesSent: 45000, BytesReceived: 105000},
+			{Second: 1, Requests: 250, P50Us: 6000, P90Us: 9000, P99Us: 11000, MaxUs: 12000, Sent: 250, Inflight: 1.6, BytesSent: 45000, BytesReceived: 105000},
+			{Second: 2, Requests: 249, Errors: 1, P50Us: 6000, P90Us: 9000, P99Us: 11000, MaxUs: 30000, Sent: 250, Inflight: 1.6, BytesSent: 45000, BytesReceived: 105000},
+			{Second: 3, Requests: 250, P50Us: 6000, P90Us: 8000, P99Us: 10000, MaxUs: 10500, Sent: 125, Inflight: 1.5, BytesSent: 22500, BytesReceived: 52500},
+			{Second: 4, Requests: 126, P50Us: 6000, P90Us: 8000, P99Us: 10000, MaxUs: 10500, Sent: 0, Inflight: 0.7, BytesSent: 0, BytesReceived: 0}},
 		Client: ClientStats{SendLag: &lag, MaxSendLagMs: 12.5, MaxFreeSendLagMs: 12.5, PeakInflight: 7, Engine: "epoll"},
 		Profile: &ProfileReport{Result: &profile.Result{Address: "127.0.0.1:8500", Run: "2026_11_24_18_30_00", LogDir: "tb", Saved: profile.SavedLocal,
 			Files: []string{"tb/plugins/profile/2026_11_24_18_30_00/127.0.0.1_8500.xplane.pb"}},
@@ -178,6 +178,13 @@ func TestHTMLReportRendersInChromiumWithTheRunsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var sent, received int64
+	for _, s := range res.Series {
+		sent, received = sent+s.BytesSent, received+s.BytesReceived
+	}
+	if sent == 0 || received == 0 {
+		t.Fatalf("result.json's series has %d bytes sent and %d received", sent, received)
+	}
 	if res.Window == nil || res.Outside == nil || len(res.Errors) < 2 {
 		t.Fatalf("the run needs a window, outside and two error classes: window %v, errors %v", res.Window != nil, res.Errors)
 	}
@@ -234,7 +241,7 @@ func TestHTMLReportRendersInChromiumWithTheRunsData(t *testing.T) {
 			t.Errorf("#%s: y axis %s, want it from 0", id, yr)
 		}
 	}
-	for _, id := range []string{"r0-inflight", "r0-latency-time", "r0-dist"} {
+	for _, id := range []string{"r0-inflight", "r0-bytes", "r0-latency-time", "r0-dist"} {
 		if domAttr(t, dom, id, "data-points") == "0" {
 			t.Errorf("#%s is empty", id)
 		}

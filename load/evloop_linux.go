@@ -67,6 +67,8 @@ type loopConn struct {
 	inWindow bool
 	reused   bool // the connection carried an answered request before this one
 	retried  bool // this request is on its second connection (see resend)
+	sent     int64 // bytes of this request written, every try
+	received int64 // bytes of its answer read
 
 	framer     *responseFramer
 	prev, next *loopConn // in the loop's in-flight list, oldest first
@@ -477,6 +479,7 @@ func (l *eventLoop) start(c *loopConn, phase Phase, startAt, now time.Duration) 
 	c.phase, c.start, c.inWindow = phase, startAt, r.rec.WindowOpen()
 	c.payload = r.pick.Next()
 	c.retried = false
+	c.sent, c.received = 0, 0
 	c.deadline = now + l.rest.cfg.Timeout
 	r.dispatched.Add(1)
 	r.trackInflight()
@@ -589,6 +592,7 @@ func (l *eventLoop) write(c *loopConn, now time.Duration) {
 			return
 		}
 		c.written += n
+		c.sent += int64(n)
 	}
 	l.setWantsOut(c, false)
 	c.state = connReading
@@ -630,6 +634,7 @@ func (l *eventLoop) read(c *loopConn, now time.Duration) {
 			}
 			return
 		}
+		c.received += int64(n)
 		done, ferr := c.framer.advance(n)
 		if ferr != nil {
 			l.fail(c, ferr, now)
@@ -702,6 +707,7 @@ func (l *eventLoop) finish(c *loopConn, out Outcome, now time.Duration) {
 	l.unlinkInflight(c)
 	c.state = connIdle
 	r.inflight.Add(-1)
+	out.BytesSent, out.BytesReceived = c.sent, c.received
 	r.rec.Record(Sample{Phase: c.phase, InWindow: c.inWindow, Start: c.start, Done: now, Outcome: out})
 	r.finished.Add(1)
 	switch {

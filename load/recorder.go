@@ -86,6 +86,10 @@ type Second struct {
 	// (their summed time in flight within it, divided by the second's
 	// length), counted from each request's start as its latency is.
 	Inflight float64 `json:"inflight"`
+	// Bytes written for the requests sent in this second and read for
+	// those that finished in it (Outcome.BytesSent, BytesReceived).
+	BytesSent     int64 `json:"bytes_sent"`
+	BytesReceived int64 `json:"bytes_received"`
 }
 
 // PhaseStats are the counts and histograms of one phase, or of the steady
@@ -170,8 +174,10 @@ type Recorder struct {
 
 	// By the second a request started in, not the one it finished in:
 	// requests started and their summed seconds in flight.
-	sentBySecond []int64
-	busyBySecond []float64
+	sentBySecond      []int64
+	busyBySecond      []float64
+	bytesSentBySecond []int64
+	intervalBytesIn   int64
 }
 
 // NewRecorder returns an empty Recorder whose clock starts now.
@@ -256,8 +262,9 @@ func (r *Recorder) Record(s Sample) {
 			r.outside.add(&s, latencyUs)
 		}
 	}
-	r.addShape(s.Start, s.Done)
+	r.addShape(s.Start, s.Done, s.Outcome.BytesSent)
 	r.advanceTo(int(s.Done / time.Second))
+	r.intervalBytesIn += s.Outcome.BytesReceived
 	r.intervalReq++
 	if s.Outcome.Class != OK {
 		r.intervalErr++
@@ -269,7 +276,7 @@ func (r *Recorder) Record(s Sample) {
 
 // addShape counts a request in the second it started and spreads its time
 // in flight over the seconds it spans.
-func (r *Recorder) addShape(start, done time.Duration) {
+func (r *Recorder) addShape(start, done time.Duration, bytesSent int64) {
 	if start < 0 {
 		start = 0
 	}
@@ -280,8 +287,10 @@ func (r *Recorder) addShape(start, done time.Duration) {
 	for len(r.sentBySecond) <= last {
 		r.sentBySecond = append(r.sentBySecond, 0)
 		r.busyBySecond = append(r.busyBySecond, 0)
+		r.bytesSentBySecond = append(r.bytesSentBySecond, 0)
 	}
 	r.sentBySecond[first]++
+	r.bytesSentBySecond[first] += bytesSent
 	for sec := first; sec <= last; sec++ {
 		from, to := max(start, time.Duration(sec)*time.Second), min(done, time.Duration(sec+1)*time.Second)
 		if sec == maxSeriesSeconds-1 {
@@ -301,7 +310,7 @@ func (r *Recorder) advanceTo(sec int) {
 }
 
 func (r *Recorder) flushSecond() {
-	p := Second{Second: r.second, Requests: r.intervalReq, Errors: r.intervalErr}
+	p := Second{Second: r.second, Requests: r.intervalReq, Errors: r.intervalErr, BytesReceived: r.intervalBytesIn}
 	if r.sink != nil {
 		r.sink.Interval(r.second, r.interval)
 	}
@@ -316,13 +325,14 @@ func (r *Recorder) flushSecond() {
 		last := &r.series[len(r.series)-1]
 		last.Requests += p.Requests
 		last.Errors += p.Errors
+		last.BytesReceived += p.BytesReceived
 		if p.MaxUs > last.MaxUs {
 			last.MaxUs = p.MaxUs
 		}
 	} else {
 		r.series = append(r.series, p)
 	}
-	r.intervalReq, r.intervalErr = 0, 0
+	r.intervalReq, r.intervalErr, r.intervalBytesIn = 0, 0, 0
 }
 
 // IntervalSink receives the latency histogram of every second of the run
@@ -386,6 +396,7 @@ func (r *Recorder) Snapshot(final bool) Snapshot {
 		if sec := s.Series[i].Second; sec < len(r.sentBySecond) {
 			s.Series[i].Sent = r.sentBySecond[sec]
 			s.Series[i].Inflight = r.busyBySecond[sec]
+			s.Series[i].BytesSent = r.bytesSentBySecond[sec]
 		}
 	}
 	for k, v := range r.firstErrors {
