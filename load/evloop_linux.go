@@ -65,8 +65,8 @@ type loopConn struct {
 	deadline time.Duration
 	phase    Phase
 	inWindow bool
-	reused   bool // the connection carried an answered request before this one
-	retried  bool // this request is on its second connection (see resend)
+	reused   bool  // the connection carried an answered request before this one
+	retried  bool  // this request is on its second connection (see resend)
 	sent     int64 // bytes of this request written, every try
 	received int64 // bytes of its answer read
 

@@ -260,8 +260,8 @@ type restSender struct {
 	probe  socketProbe // the TCP socket under conn
 	wrote  time.Time   // when the last request was written
 
-	counted  countingReader // conn, counting the bytes read for Outcome.BytesReceived
-	sentNow  int64          // bytes written for the request being sent
+	counted countingReader // conn, counting the bytes read for Outcome.BytesReceived
+	sentNow int64          // bytes written for the request being sent
 }
 
 // countingReader counts the bytes read through it.
