@@ -388,10 +388,15 @@ func clientWarnings(r *Result) []string {
 	return w
 }
 
+// configRows lists cfg's settings by name, leaving out those with no value
+// (flags not given): a list of forty mostly empty flags hides the few that
+// shaped the run.
 func configRows(cfg map[string]any) []kv {
 	var rows []kv
 	for k, v := range cfg {
-		rows = append(rows, kv{k, fmt.Sprint(v)})
+		if s := fmt.Sprint(v); s != "" && s != "[]" {
+			rows = append(rows, kv{k, s})
+		}
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Key < rows[j].Key })
 	return rows
@@ -502,11 +507,15 @@ type sloLimit struct {
 // steps share a colour however many there are; lightness alternates so
 // that neighbours differ more.
 func stepColor(i, n int) string {
-	light := 38
+	hue := (i*360/max(n, 1) + 210) % 360
+	light := 36
 	if i%2 == 1 {
-		light = 50
+		light = 46
 	}
-	return fmt.Sprintf("hsl(%d, 70%%, %d%%)", (i*360/max(n, 1)+210)%360, light)
+	if hue >= 40 && hue <= 190 {
+		light -= 10 // yellows and greens look lighter than blues at the same lightness
+	}
+	return fmt.Sprintf("hsl(%d, 75%%, %d%%)", hue, light)
 }
 
 // WriteSweepHTML writes the report of a sweep: latency against achieved
@@ -617,8 +626,8 @@ func splitSettings(sweepCfg map[string]any, steps []StepResult) ([]kv, [][]kv) {
 	}
 	var shared []kv
 	for k, v := range all {
-		if same[k] {
-			shared = append(shared, kv{k, fmt.Sprint(v)})
+		if s := fmt.Sprint(v); same[k] && s != "" && s != "[]" {
+			shared = append(shared, kv{k, s})
 		}
 	}
 	sort.Slice(shared, func(i, j int) bool { return shared[i].Key < shared[j].Key })
