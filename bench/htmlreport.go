@@ -462,7 +462,7 @@ func render(w io.Writer, view pageView, data pageData, opts ReportOptions) error
 type sweepView struct {
 	Loop, Level, SLO, Stopped string
 	MaxPassing                string // "" when no step passed
-	Shared                    []kv
+	Shared                    []kv // the sweep's settings and those every step shared
 	Steps                     []stepRow
 }
 
@@ -596,8 +596,8 @@ func writeSweepHTML(w io.Writer, sw *SweepResult, opts ReportOptions) error {
 	return render(w, view, data, opts)
 }
 
-// splitSettings returns the settings every step has with the same value
-// (the sweep's own config first), and per step those it does not share.
+// splitSettings returns the sweep's own settings and those every step has
+// with the same value, and per step the settings it does not share.
 func splitSettings(sweepCfg map[string]any, steps []StepResult) ([]kv, [][]kv) {
 	all := map[string]any{}
 	for k, v := range sweepCfg {
@@ -624,9 +624,12 @@ func splitSettings(sweepCfg map[string]any, steps []StepResult) ([]kv, [][]kv) {
 			}
 		}
 	}
+	// The sweep's own settings are shown whatever the steps did with them
+	// (its --rate is the range the steps' rates came from).
 	var shared []kv
 	for k, v := range all {
-		if s := fmt.Sprint(v); same[k] && s != "" && s != "[]" {
+		_, ofSweep := sweepCfg[k]
+		if s := fmt.Sprint(v); (same[k] || ofSweep) && s != "" && s != "[]" {
 			shared = append(shared, kv{k, s})
 		}
 	}

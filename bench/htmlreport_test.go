@@ -1,7 +1,10 @@
 package bench
 
 import (
+	"bytes"
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -78,5 +81,35 @@ func TestDistributionKeepsEveryRequest(t *testing.T) {
 	}
 	if n != 3000 || d.FromMs[0] > 0.5011 || d.FromMs[len(d.FromMs)-1] < float64(h.Max())/1000 {
 		t.Fatalf("%v requests in bins from %v to %v ms", n, d.FromMs[0], d.FromMs[len(d.FromMs)-1])
+	}
+}
+
+func TestSweepHTMLTemplateGolden(t *testing.T) {
+	var steps []StepResult
+	for i, level := range []float64{100, 200, 300} {
+		r := goldenResult(t)
+		r.ThroughputRPS = level
+		r.Config = map[string]any{"rate": level, "duration": "5s", "header": []string{}}
+		r.Latency.P99 = 10 * float64(i+1)
+		steps = append(steps, StepResult{Level: level, Pass: i < 2, Attempts: 1 + i, Result: r})
+	}
+	steps[1].Bisection, steps[2].Unstable, steps[2].Broken = true, "throughput 300 vs 200 req/s between halves", []string{"p99 30.0ms >= 25ms"}
+	top := 200.0
+	sw := &SweepResult{Version: 2, Kind: "sweep", Loop: "open", SLO: "p99<25ms,errors<1%", Stopped: "step 3 (300) broke the SLO",
+		Config: map[string]any{"duration": "5s", "rate": "100:300:100"}, Steps: steps, MaxPassing: &top}
+	var buf bytes.Buffer
+	if err := writeSweepHTML(&buf, sw, ReportOptions{NoAssets: true}); err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "sweep.golden.html")
+	if *update {
+		os.WriteFile(golden, buf.Bytes(), 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("the sweep report differs from %s (after checking the change: go test ./bench -run Golden -args -update)", golden)
 	}
 }
