@@ -462,7 +462,7 @@ func render(w io.Writer, view pageView, data pageData, opts ReportOptions) error
 type sweepView struct {
 	Loop, Level, SLO, Stopped string
 	MaxPassing                string // "" when no step passed
-	Shared                    []kv // the sweep's settings and those every step shared
+	Shared                    []kv   // the sweep's settings and those every step shared
 	Steps                     []stepRow
 }
 
