@@ -491,11 +491,13 @@ type sweepChart struct {
 }
 
 type sweepPoint struct {
-	Name  string             `json:"name"`
-	Color string             `json:"color"`
-	RPS   float64            `json:"rps"`
-	Pass  bool               `json:"pass"`
-	Ms    map[string]float64 `json:"ms"` // p50, p90, p95, p99, p999, max, mean
+	Name  string  `json:"name"`
+	Color string  `json:"color"`
+	RPS   float64 `json:"rps"`
+	Pass  bool    `json:"pass"`
+	// Unstable: the step's halves disagreed on its last try.
+	Unstable bool               `json:"unstable,omitempty"`
+	Ms       map[string]float64 `json:"ms"` // p50, p90, p95, p99, p999, max, mean
 }
 
 type sloLimit struct {
@@ -577,7 +579,7 @@ func writeSweepHTML(w io.Writer, sw *SweepResult, opts ReportOptions) error {
 			row.Notes = append(row.Notes, "trace run "+st.TraceRun)
 		}
 		l := r.Latency
-		chart.Steps = append(chart.Steps, sweepPoint{Name: name, Color: color, RPS: r.ThroughputRPS, Pass: st.Pass,
+		chart.Steps = append(chart.Steps, sweepPoint{Name: name, Color: color, RPS: r.ThroughputRPS, Pass: st.Pass, Unstable: st.Unstable != "",
 			Ms: map[string]float64{"p50": l.P50, "p90": l.P90, "p95": l.P95, "p99": l.P99, "p999": l.P999, "max": l.Max, "mean": l.Mean}})
 		if sw.MaxPassing != nil && st.Pass && st.Level == *sw.MaxPassing && chart.Highest < 0 {
 			chart.Highest, row.Highest = i, true
