@@ -271,3 +271,13 @@ func settingsThatDiffer(base, next *Result) []settingDiff {
 	}
 	return out
 }
+
+// percentileAxis is HdrHistogram's percentile axis, 1/(1-p) from 1 to
+// 10^6 in tenths of a decade.
+func percentileAxis() []float64 {
+	var xs []float64
+	for i := 0; i <= 60; i++ {
+		xs = append(xs, math.Pow(10, float64(i)/10))
+	}
+	return xs
+}

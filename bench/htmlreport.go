@@ -7,10 +7,14 @@ import (
 	"html/template"
 	"io"
 	"math"
+	"net/url"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
+	"time"
 
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/loadprof/loadprof/load"
 )
 
@@ -27,208 +31,618 @@ var (
 
 var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"percent": func(f float64) float64 { return 100 * f },
+	"ms":      func(v float64) string { return fmt.Sprintf("%.3f", v) },
 }).Parse(reportTemplate))
-
-// reportRun is one result in a report.
-type reportRun struct {
-	Name   string
-	Result *Result
-	Errors int64
-	Config []kv
-}
-
-type kv struct{ Key, Value string }
-
-// chartData is what the page's script plots.
-type chartData struct {
-	Sweep       *sweepChart   `json:"sweep,omitempty"`
-	PercentileX []float64     `json:"percentile_x"`
-	TimeX       []float64     `json:"time_x"`
-	Runs        []chartSeries `json:"runs"`
-}
-
-type chartSeries struct {
-	Name         string     `json:"name"`
-	PercentileMs []*float64 `json:"percentile_ms"`
-	RPS          []*float64 `json:"rps"`
-	P50Ms        []*float64 `json:"p50_ms"`
-	P99Ms        []*float64 `json:"p99_ms"`
-	Errors       []*float64 `json:"errors"`
-	Warmup       []float64  `json:"warmup"`
-	Window       []float64  `json:"window"`
-}
-
-// sweepChart is latency against achieved throughput, one point a step.
-type sweepChart struct {
-	RPS   []float64 `json:"rps"`
-	P50Ms []float64 `json:"p50_ms"`
-	P99Ms []float64 `json:"p99_ms"`
-}
-
-// percentileAxis is HdrHistogram's plotter axis: x = 1/(1-percentile), from
-// 0% to 99.9999%, ten points a decade.
-func percentileAxis() []float64 {
-	var xs []float64
-	for i := 0; i <= 60; i++ {
-		xs = append(xs, math.Pow(10, float64(i)/10))
-	}
-	return xs
-}
 
 // ReportOptions tune WriteHTML.
 type ReportOptions struct {
-	// Sweep, when set, adds latency against throughput over its steps.
-	Sweep *SweepResult
-
 	// NoAssets leaves the chart library out (for golden-file tests of the
 	// template itself).
 	NoAssets bool
 }
 
-// WriteHTML writes one self-contained HTML report of one or more results:
-// latency by percentile on HdrHistogram's axis, throughput, p50/p99 and
-// errors over time with the warm-up and the profile window shaded, each
-// run's settings and its trace summary.
-func WriteHTML(w io.Writer, results []*Result, names []string, opts ReportOptions) error {
-	data := chartData{PercentileX: percentileAxis()}
-	var runs []reportRun
-	maxT := 0
-	for _, r := range results {
-		for _, s := range r.Series {
-			if s.Second+1 > maxT {
-				maxT = s.Second + 1
-			}
+// runView is one result as its section of the page shows it.
+type runView struct {
+	ID       string // prefix of the element ids of this run's section
+	Name     string
+	Result   *Result
+	Facts    []kv
+	Warnings []string
+	Latency  []latencyRow
+	Errors   []errorRow
+	ErrTotal int64
+	ErrPct   float64
+	Config   []kv
+	// TailNote says what the charts did with the run's final partial
+	// second.
+	TailNote string
+}
+
+type kv struct{ Key, Value string }
+
+// latencyRow is one line of the latency table: all steady requests, the
+// successful ones, those sent in the profile window and the others.
+type latencyRow struct {
+	Key, Label string
+	Requests   int64
+	Errors     int64
+	Stats      Stats
+}
+
+// errorRow is one failure class with its count and the first message seen.
+type errorRow struct {
+	Class         string
+	Count, Warmup int64
+	Pct           float64
+	Sample        string
+}
+
+// runChart is what the page's script plots for one run.
+type runChart struct {
+	ID string `json:"id"`
+	// Per-second series; x is the middle of the second, in seconds since
+	// the run started, so that a point sits in the span it sums. Rates are
+	// per second of the second's own length (the final second is usually
+	// partial).
+	Time      []float64  `json:"time"`
+	Sent      []*float64 `json:"sent"`
+	OK        []*float64 `json:"ok"`
+	Errors    []*float64 `json:"errors"`
+	Inflight  []*float64 `json:"inflight"`
+	BytesOut  []*float64 `json:"bytes_sent"`     // per second, by the second requests were sent
+	BytesIn   []*float64 `json:"bytes_received"` // per second, by the second answers finished
+	P50Ms     []*float64 `json:"p50_ms"`
+	P90Ms     []*float64 `json:"p90_ms"`
+	P99Ms     []*float64 `json:"p99_ms"`
+	MaxMs     []*float64 `json:"max_ms"`
+	EndS      float64    `json:"end_s"` // the x axis's end: the run's last completion
+	Warmup    []float64  `json:"warmup,omitempty"`
+	Window    []float64  `json:"window,omitempty"`
+	ClosedRun bool       `json:"closed"`
+
+	Percentiles percentileChart `json:"percentiles"`
+	Dist        distribution    `json:"distribution"`
+}
+
+// percentileChart is latency by percentile on HdrHistogram's axis, x =
+// 1/(1-percentile), one curve per slice of the run.
+type percentileChart struct {
+	X      []float64    `json:"x"`
+	Curves []namedCurve `json:"curves"`
+}
+
+type namedCurve struct {
+	Name  string     `json:"name"`
+	Count int64      `json:"count"`
+	Ms    []*float64 `json:"ms"`
+}
+
+// distribution is the latency histogram in log-spaced bins.
+type distribution struct {
+	FromMs []float64 `json:"from_ms"`
+	Count  []float64 `json:"count"`
+}
+
+// pointsPerDecade of the percentile axis.
+const pointsPerDecade = 10
+
+// percentileCurves puts the named histograms on one percentile axis. Each
+// curve stops at 1/(1-p) = its count, the last percentile its sample
+// resolves (HdrHistogram's plotter stops there too): beyond, the curve
+// would only repeat the maximum.
+func percentileCurves(names []string, hs []*hdrhistogram.Histogram) percentileChart {
+	var top int64
+	for _, h := range hs {
+		top = max(top, h.TotalCount())
+	}
+	xs := map[float64]bool{}
+	for i := 0; ; i++ {
+		x := math.Pow(10, float64(i)/pointsPerDecade)
+		if x > float64(top) {
+			break
+		}
+		xs[x] = true
+	}
+	for _, h := range hs {
+		if n := h.TotalCount(); n > 0 {
+			xs[float64(n)] = true
 		}
 	}
-	for t := 0; t < maxT; t++ {
-		data.TimeX = append(data.TimeX, float64(t))
+	var c percentileChart
+	for x := range xs {
+		c.X = append(c.X, x)
 	}
-	for i, r := range results {
-		name := filepath.Base(names[i])
-		h, err := DecodeHistogram(r.Histogram)
-		if err != nil {
-			return fmt.Errorf("%s: %w", names[i], err)
-		}
-		cs := chartSeries{Name: name}
-		for _, x := range data.PercentileX {
-			if h.TotalCount() == 0 {
-				cs.PercentileMs = append(cs.PercentileMs, nil)
+	sort.Float64s(c.X)
+	for i, h := range hs {
+		curve := namedCurve{Name: names[i], Count: h.TotalCount()}
+		for _, x := range c.X {
+			if x > float64(h.TotalCount()) {
+				curve.Ms = append(curve.Ms, nil)
 				continue
 			}
 			v := float64(load.ValueAtPercentile(h, 100*(1-1/x))) / usPerMs
-			cs.PercentileMs = append(cs.PercentileMs, &v)
+			curve.Ms = append(curve.Ms, &v)
 		}
-		perSecond := map[int]int{}
-		for j, s := range r.Series {
-			perSecond[s.Second] = j
-		}
-		for t := 0; t < maxT; t++ {
-			j, ok := perSecond[t]
-			if !ok {
-				cs.RPS, cs.P50Ms, cs.P99Ms, cs.Errors = append(cs.RPS, nil), append(cs.P50Ms, nil), append(cs.P99Ms, nil), append(cs.Errors, nil)
-				continue
-			}
-			s := r.Series[j]
-			rps, errs := float64(s.Requests), float64(s.Errors)
-			cs.RPS, cs.Errors = append(cs.RPS, &rps), append(cs.Errors, &errs)
-			if s.Requests > s.Errors {
-				p50, p99 := float64(s.P50Us)/usPerMs, float64(s.P99Us)/usPerMs
-				cs.P50Ms, cs.P99Ms = append(cs.P50Ms, &p50), append(cs.P99Ms, &p99)
-			} else {
-				cs.P50Ms, cs.P99Ms = append(cs.P50Ms, nil), append(cs.P99Ms, nil)
-			}
-		}
-		if wu := r.Phases.Warmup; wu.Requests > 0 {
-			cs.Warmup = []float64{wu.Start, wu.End}
-		}
-		if p := r.Profile; p != nil && p.WindowEndS > p.WindowStartS {
-			cs.Window = []float64{p.WindowStartS, p.WindowEndS}
-		}
-		data.Runs = append(data.Runs, cs)
-		runs = append(runs, reportRun{Name: name, Result: r, Errors: sum(r.Errors), Config: configRows(r.Config)})
+		c.Curves = append(c.Curves, curve)
 	}
-	if sw := opts.Sweep; sw != nil {
-		steps := append([]StepResult(nil), sw.Steps...)
-		sort.SliceStable(steps, func(i, j int) bool { return steps[i].Result.ThroughputRPS < steps[j].Result.ThroughputRPS })
-		data.Sweep = &sweepChart{}
-		for _, st := range steps {
-			data.Sweep.RPS = append(data.Sweep.RPS, st.Result.ThroughputRPS)
-			data.Sweep.P50Ms = append(data.Sweep.P50Ms, st.Result.Latency.P50)
-			data.Sweep.P99Ms = append(data.Sweep.P99Ms, st.Result.Latency.P99)
+	return c
+}
+
+// distributionOf bins h's counts into bins of equal width on a log axis
+// (latency spans decades), from its minimum to its maximum.
+func distributionOf(h *hdrhistogram.Histogram) distribution {
+	var d distribution
+	if h.TotalCount() == 0 {
+		return d
+	}
+	const bins = 60
+	lo, hi := math.Max(float64(h.Min()), 1), math.Max(float64(h.Max()), 1)
+	if hi <= lo {
+		hi = lo * 1.01
+	}
+	step := math.Log(hi/lo) / bins
+	counts := make([]float64, bins)
+	for _, b := range h.Distribution() {
+		if b.Count == 0 {
+			continue
+		}
+		// A bucket is placed by its lowest value, which min falls in.
+		v := math.Max(float64(b.From), lo)
+		i := int(math.Log(v/lo) / step)
+		counts[min(max(i, 0), bins-1)] += float64(b.Count)
+	}
+	for i := 0; i < bins; i++ {
+		d.FromMs = append(d.FromMs, lo*math.Exp(float64(i)*step)/usPerMs)
+		d.Count = append(d.Count, counts[i])
+	}
+	// The last bin's upper edge, so that a step drawn to it has a width.
+	d.FromMs, d.Count = append(d.FromMs, hi/usPerMs), append(d.Count, 0)
+	return d
+}
+
+// runEnd is when the run's last request finished, in seconds since it
+// started.
+func runEnd(r *Result) float64 {
+	return math.Max(r.Phases.Steady.End, r.Phases.Warmup.End)
+}
+
+// minPartialSecond is the shortest final second whose rate is plotted:
+// a few milliseconds of completions say nothing about a rate.
+const minPartialSecond = 0.2
+
+// chartOf turns r's series and histograms into what the page plots.
+func chartOf(id string, r *Result) (runChart, string, error) {
+	end := runEnd(r)
+	c := runChart{ID: id, ClosedRun: r.Loop == "closed", EndS: end}
+	tailNote := ""
+	f := func(v float64) *float64 { return &v }
+	for i, s := range r.Series {
+		length := 1.0
+		if i == len(r.Series)-1 && end > float64(s.Second) && end < float64(s.Second+1) {
+			length = end - float64(s.Second)
+			if length < minPartialSecond {
+				tailNote = fmt.Sprintf("The run's final %.0f ms (second %d) are left out of the rates: too short to give one.", 1000*length, s.Second)
+				break
+			}
+			tailNote = fmt.Sprintf("The run's final second (%d) lasted %.2f s: its rates are divided by that length, not by a whole second.", s.Second, length)
+		}
+		c.Time = append(c.Time, float64(s.Second)+length/2)
+		c.Sent = append(c.Sent, f(float64(s.Sent)/length))
+		c.OK = append(c.OK, f(float64(s.Requests-s.Errors)/length))
+		c.Errors = append(c.Errors, f(float64(s.Errors)/length))
+		c.Inflight = append(c.Inflight, f(s.Inflight/length))
+		c.BytesOut = append(c.BytesOut, f(float64(s.BytesSent)/length))
+		c.BytesIn = append(c.BytesIn, f(float64(s.BytesReceived)/length))
+		if s.MaxUs > 0 {
+			c.P50Ms, c.P90Ms = append(c.P50Ms, f(float64(s.P50Us)/usPerMs)), append(c.P90Ms, f(float64(s.P90Us)/usPerMs))
+			c.P99Ms, c.MaxMs = append(c.P99Ms, f(float64(s.P99Us)/usPerMs)), append(c.MaxMs, f(float64(s.MaxUs)/usPerMs))
+		} else {
+			c.P50Ms, c.P90Ms, c.P99Ms, c.MaxMs = append(c.P50Ms, nil), append(c.P90Ms, nil), append(c.P99Ms, nil), append(c.MaxMs, nil)
 		}
 	}
+	if wu := r.Phases.Warmup; wu.Requests > 0 {
+		c.Warmup = []float64{wu.Start, wu.End}
+	}
+	if p := r.Profile; p != nil && p.WindowEndS > p.WindowStartS {
+		c.Window = []float64{p.WindowStartS, p.WindowEndS}
+	}
+	all, err := DecodeHistogram(r.Histogram)
+	if err != nil {
+		return c, "", fmt.Errorf("\"histogram\": %w", err)
+	}
+	names, hs := []string{"all"}, []*hdrhistogram.Histogram{all}
+	if r.Window != nil && r.Outside != nil {
+		for _, s := range []struct {
+			name  string
+			slice *Slice
+		}{{"window", r.Window}, {"outside", r.Outside}} {
+			h, err := DecodeHistogram(s.slice.Histogram)
+			if err != nil {
+				return c, "", fmt.Errorf("%q histogram: %w", s.name, err)
+			}
+			names, hs = append(names, s.name), append(hs, h)
+		}
+	}
+	c.Percentiles = percentileCurves(names, hs)
+	c.Dist = distributionOf(all)
+	return c, tailNote, nil
+}
+
+// viewOf is the tables and notes of r's section.
+func viewOf(id, name string, r *Result) runView {
+	v := runView{ID: id, Name: name, Result: r, Config: configRows(r.Config)}
+	v.Facts = runFacts(r)
+	v.Latency = append(v.Latency, latencyRow{Key: "all", Label: "all steady requests", Requests: r.Requests, Errors: sum(r.Errors), Stats: r.Latency})
+	if r.LatencyOK.Count != r.Latency.Count {
+		v.Latency = append(v.Latency, latencyRow{Key: "ok", Label: "successful only", Requests: r.LatencyOK.Count, Stats: r.LatencyOK})
+	}
+	if r.Window != nil {
+		v.Latency = append(v.Latency, latencyRow{Key: "window", Label: "sent in the profile window", Requests: r.Window.Requests, Errors: sum(r.Window.Errors), Stats: r.Window.Latency})
+		if r.Outside != nil {
+			v.Latency = append(v.Latency, latencyRow{Key: "outside", Label: "sent outside it", Requests: r.Outside.Requests, Errors: sum(r.Outside.Errors), Stats: r.Outside.Latency})
+		}
+	}
+	if wu := r.Phases.Warmup; wu.Requests > 0 {
+		v.Latency = append(v.Latency, latencyRow{Key: "warmup", Label: "warm-up (not in the statistics)", Requests: wu.Requests, Errors: sum(wu.Errors), Stats: wu.Latency})
+	}
+	v.ErrTotal = sum(r.Errors)
+	if r.Requests > 0 {
+		v.ErrPct = 100 * float64(v.ErrTotal) / float64(r.Requests)
+	}
+	classes := map[string]bool{}
+	for k := range r.Errors {
+		classes[k] = true
+	}
+	for k := range r.Phases.Warmup.Errors {
+		classes[k] = true
+	}
+	merged := map[string]int64{}
+	for k := range classes {
+		merged[k] = r.Errors[k] + r.Phases.Warmup.Errors[k]
+	}
+	for _, k := range sortedKeys(merged) {
+		row := errorRow{Class: k, Count: r.Errors[k], Warmup: r.Phases.Warmup.Errors[k]}
+		if r.Requests > 0 {
+			row.Pct = 100 * float64(row.Count) / float64(r.Requests)
+		}
+		if msg := r.ErrorSamples[k]; msg != k {
+			row.Sample = oneLine(msg, 300)
+		}
+		v.Errors = append(v.Errors, row)
+	}
+	v.Warnings = clientWarnings(r)
+	return v
+}
+
+// runFacts are the lines of a run's header: when, against what, how long
+// and how.
+func runFacts(r *Result) []kv {
+	var facts []kv
+	add := func(k, v string) {
+		if v != "" {
+			facts = append(facts, kv{k, v})
+		}
+	}
+	if !r.StartedAt.IsZero() {
+		add("started", r.StartedAt.UTC().Format("2006-01-02 15:04:05 UTC"))
+		if end := runEnd(r); end > 0 {
+			add("finished", r.StartedAt.Add(time.Duration(end*float64(time.Second))).UTC().Format("2006-01-02 15:04:05 UTC"))
+		}
+	}
+	target := r.Target
+	if u, err := url.Parse(r.Target); err == nil && u.Host != "" {
+		target = u.Host
+	}
+	add("target host", target)
+	add("target", r.Target)
+	transport := strings.ToUpper(r.Transport)
+	if r.Client.Engine != "" {
+		transport += " (" + r.Client.Engine + " engine)"
+	}
+	add("transport", transport)
+	loop := r.Loop + " loop"
+	if rate, ok := r.Config["rate"]; ok && r.Loop == "open" {
+		loop = fmt.Sprintf("open loop at %v req/s", rate)
+	} else if c, ok := r.Config["concurrency"]; ok && r.Loop == "closed" {
+		loop = fmt.Sprintf("closed loop, concurrency %v", c)
+	}
+	add("load", loop)
+	if wu := r.Phases.Warmup; wu.Requests > 0 {
+		add("warm-up", fmt.Sprintf("%.1f s, %d requests", wu.End-wu.Start, wu.Requests))
+	}
+	st := r.Phases.Steady
+	add("steady", fmt.Sprintf("%.1f s (%.1f s to %.1f s), %d requests, %.1f req/s, %.1f ok/s", st.End-st.Start, st.Start, st.End, r.Requests, r.ThroughputRPS, r.SuccessRPS))
+	add("tool", r.Tool)
+	return facts
+}
+
+// clientWarnings are the notes of the text summary (writeClientNotes) that
+// say the numbers are not only the server's.
+func clientWarnings(r *Result) []string {
+	var w []string
+	if r.Interrupted {
+		msg := "Interrupted: partial results."
+		if r.Unfinished > 0 {
+			msg = fmt.Sprintf("Interrupted: partial results (%d requests still in flight were not counted).", r.Unfinished)
+		}
+		w = append(w, msg)
+	}
+	c := r.Client
+	if r.Loop != "open" {
+		return w
+	}
+	limit := "--max-inflight"
+	if v, ok := r.Config["max-inflight"]; ok {
+		limit = fmt.Sprintf("--max-inflight %v", v)
+	}
+	if c.Saturated > 0 || c.NotSent > 0 {
+		msg := fmt.Sprintf("The server kept %s requests outstanding (it answers more slowly than the rate needs): %d requests were sent late, waiting for one to finish, and their wait is in the latency", limit, c.Saturated)
+		if c.NotSent > 0 {
+			msg += fmt.Sprintf("; %d more were still waiting when the steady phase ended and were not sent", c.NotSent)
+		}
+		w = append(w, msg+".")
+	}
+	if c.MaxFreeSendLagMs > 10 {
+		w = append(w, fmt.Sprintf("Client send lag: with slots free, the client still fell up to %.1f ms behind its schedule (a busy client machine); latency counts from the schedule, so part of it is the client's.", c.MaxFreeSendLagMs))
+	}
+	return w
+}
+
+// configRows lists cfg's settings by name, leaving out those with no value
+// (flags not given): a list of forty mostly empty flags hides the few that
+// shaped the run.
+func configRows(cfg map[string]any) []kv {
+	var rows []kv
+	for k, v := range cfg {
+		if s := fmt.Sprint(v); s != "" && s != "[]" {
+			rows = append(rows, kv{k, s})
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Key < rows[j].Key })
+	return rows
+}
+
+// pageView is everything the template renders.
+type pageView struct {
+	Title, Version string
+	Runs           []runView
+	Sweep          *sweepView
+	Data           template.JS
+	JS             template.JS
+	CSS            template.CSS
+}
+
+// pageData is the JSON the page's script reads.
+type pageData struct {
+	Runs  []runChart  `json:"runs"`
+	Sweep *sweepChart `json:"sweep,omitempty"`
+}
+
+// WriteHTML writes one self-contained HTML report per result, one after
+// the other: the run's settings and the notes of its summary, latency of
+// all requests against those sent in the profile window and outside it,
+// errors by class, and charts of the load (offered and completed rates,
+// requests in flight), of latency over time, by percentile and as a
+// distribution, with the warm-up and the profile window shaded.
+func WriteHTML(w io.Writer, results []*Result, names []string, opts ReportOptions) error {
+	view := pageView{Version: Version}
+	var data pageData
+	var titles []string
+	for i, r := range results {
+		id := fmt.Sprintf("r%d", i)
+		name := filepath.Base(names[i])
+		c, note, err := chartOf(id, r)
+		if err != nil {
+			return fmt.Errorf("%s: %w", names[i], err)
+		}
+		v := viewOf(id, name, r)
+		v.TailNote = note
+		view.Runs = append(view.Runs, v)
+		data.Runs = append(data.Runs, c)
+		titles = append(titles, name)
+	}
+	view.Title = strings.Join(titles, ", ")
+	return render(w, view, data, opts)
+}
+
+func render(w io.Writer, view pageView, data pageData, opts ReportOptions) error {
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return err
 	}
-	var titles []string
-	for _, r := range runs {
-		titles = append(titles, r.Name)
-	}
-	view := struct {
-		Title, Version, LatencyFrom string
-		Sweep                       string
-		Runs                        []reportRun
-		Data                        template.JS
-		JS                          template.JS
-		CSS                         template.CSS
-	}{
-		Title: strings.Join(titles, " vs "), Version: Version, LatencyFrom: latencyFrom(results),
-		Runs: runs, Data: template.JS(raw),
-	}
-	if opts.Sweep != nil {
-		view.Sweep = opts.Sweep.Stopped
-		if opts.Sweep.SLO != "" {
-			view.Sweep = "SLO " + opts.Sweep.SLO + "; " + view.Sweep
-		}
-	}
+	view.Data = template.JS(raw)
 	if !opts.NoAssets {
 		view.JS, view.CSS = template.JS(uplotJS), template.CSS(uplotCSS)
 	}
 	return reportTmpl.Execute(w, view)
 }
 
-func latencyFrom(results []*Result) string {
-	from := map[string]bool{}
-	for _, r := range results {
-		from[r.LatencyFrom] = true
-	}
-	switch {
-	case len(from) > 1:
-		return "intended send time (open loop) or send time (closed loop), depending on the run"
-	case from["intended_send"]:
-		return "intended send time (open loop)"
-	}
-	return "send time (closed loop)"
+// sweepView is the sweep page's own part: the step table, the settings the
+// steps share and the objective.
+type sweepView struct {
+	Loop, Level, SLO, Stopped string
+	MaxPassing                string // "" when no step passed
+	Shared                    []kv   // the sweep's settings and those every step shared
+	Steps                     []stepRow
 }
 
-func configRows(cfg map[string]any) []kv {
-	var rows []kv
-	for k, v := range cfg {
-		rows = append(rows, kv{k, fmt.Sprint(v)})
-	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].Key < rows[j].Key })
-	return rows
+type stepRow struct {
+	N         int
+	Name      string
+	Color     template.CSS // made here, not from the input
+	Level     float64
+	Step      StepResult
+	Errors    int64
+	ErrPct    float64
+	Highest   bool     // the highest passing level, marked on the chart
+	Differs   []kv     // settings not shared by every step
+	Notes     []string // bisection, unstable, profiled again
+	RunID     string   // the id of its run section
+	HasResult bool
 }
 
-// WriteSweepHTML writes the report of a sweep: latency against throughput,
-// then every step as a run.
+// sweepChart is latency against achieved throughput, one point a step,
+// with the objective's limits.
+type sweepChart struct {
+	Steps    []sweepPoint `json:"steps"`
+	Limits   []sloLimit   `json:"limits"`
+	Highest  int          `json:"highest"` // index in Steps; -1 when none passed
+	LevelKey string       `json:"level_key"`
+}
+
+type sweepPoint struct {
+	Name  string  `json:"name"`
+	Color string  `json:"color"`
+	RPS   float64 `json:"rps"`
+	Pass  bool    `json:"pass"`
+	// Unstable: the step's halves disagreed on its last try.
+	Unstable bool               `json:"unstable,omitempty"`
+	Ms       map[string]float64 `json:"ms"` // p50, p90, p95, p99, p999, max, mean
+}
+
+type sloLimit struct {
+	Metric string  `json:"metric"`
+	Ms     float64 `json:"ms"`
+}
+
+// stepColor gives step i of n its own hue, evenly spread so that no two
+// steps share a colour however many there are; lightness alternates so
+// that neighbours differ more.
+func stepColor(i, n int) string {
+	hue := (i*360/max(n, 1) + 210) % 360
+	light := 36
+	if i%2 == 1 {
+		light = 46
+	}
+	if hue >= 40 && hue <= 190 {
+		light -= 10 // yellows and greens look lighter than blues at the same lightness
+	}
+	return fmt.Sprintf("hsl(%d, 75%%, %d%%)", hue, light)
+}
+
+// WriteSweepHTML writes the report of a sweep: latency against achieved
+// throughput on a log latency axis with the objective's limits and the
+// highest passing step marked, a table of the steps with their verdicts,
+// the settings every step shared once and what differed per step, then
+// each step's own section.
 func WriteSweepHTML(w io.Writer, sw *SweepResult) error {
-	var results []*Result
-	var names []string
-	for _, st := range sw.Steps {
-		if st.Result == nil {
-			continue
-		}
-		results = append(results, st.Result)
-		name := fmt.Sprintf("rate_%g", st.Level)
-		if sw.Loop == "closed" {
-			name = fmt.Sprintf("concurrency_%g", st.Level)
-		}
-		names = append(names, name)
+	return writeSweepHTML(w, sw, ReportOptions{})
+}
+
+func writeSweepHTML(w io.Writer, sw *SweepResult, opts ReportOptions) error {
+	sv := &sweepView{Loop: sw.Loop, Level: "rate", SLO: sw.SLO, Stopped: sw.Stopped}
+	if sw.Loop == "closed" {
+		sv.Level = "concurrency"
 	}
-	if len(results) == 0 {
+	var finished []StepResult
+	for _, st := range sw.Steps {
+		if st.Result != nil {
+			finished = append(finished, st)
+		}
+	}
+	if len(finished) == 0 {
 		return fmt.Errorf("the sweep has no finished step")
 	}
-	return WriteHTML(w, results, names, ReportOptions{Sweep: sw})
+	shared, differs := splitSettings(sw.Config, finished)
+	sv.Shared = shared
+	chart := &sweepChart{Highest: -1, LevelKey: sv.Level}
+	if slo, err := ParseSLO(sw.SLO); err == nil && sw.SLO != "" {
+		for _, m := range []string{"p50", "p90", "p95", "p99", "p999", "max", "mean"} {
+			if v, ok := slo.Latency[m]; ok {
+				chart.Limits = append(chart.Limits, sloLimit{Metric: m, Ms: v})
+			}
+		}
+	}
+	if sw.MaxPassing != nil {
+		sv.MaxPassing = fmt.Sprintf("%g", *sw.MaxPassing)
+	}
+	view := pageView{Version: Version, Title: "sweep", Sweep: sv}
+	var data pageData
+	seen := map[float64]bool{}
+	for i, st := range finished {
+		r := st.Result
+		name := fmt.Sprintf("%s %g", sv.Level, st.Level)
+		color := stepColor(i, len(finished))
+		row := stepRow{N: i + 1, Name: name, Color: template.CSS(color), Level: st.Level, Step: st,
+			Errors: sum(r.Errors), Differs: differs[i], RunID: fmt.Sprintf("r%d", i), HasResult: true}
+		if r.Requests > 0 {
+			row.ErrPct = 100 * float64(row.Errors) / float64(r.Requests)
+		}
+		if st.Bisection {
+			row.Notes = append(row.Notes, "bisection step")
+		}
+		if seen[st.Level] {
+			row.Notes = append(row.Notes, "run again with a profile")
+		}
+		seen[st.Level] = true
+		if st.TraceRun != "" {
+			row.Notes = append(row.Notes, "trace run "+st.TraceRun)
+		}
+		l := r.Latency
+		chart.Steps = append(chart.Steps, sweepPoint{Name: name, Color: color, RPS: r.ThroughputRPS, Pass: st.Pass, Unstable: st.Unstable != "",
+			Ms: map[string]float64{"p50": l.P50, "p90": l.P90, "p95": l.P95, "p99": l.P99, "p999": l.P999, "max": l.Max, "mean": l.Mean}})
+		if sw.MaxPassing != nil && st.Pass && st.Level == *sw.MaxPassing && chart.Highest < 0 {
+			chart.Highest, row.Highest = i, true
+		}
+		sv.Steps = append(sv.Steps, row)
+		c, note, err := chartOf(row.RunID, r)
+		if err != nil {
+			return fmt.Errorf("step %d: %w", i+1, err)
+		}
+		rv := viewOf(row.RunID, fmt.Sprintf("step %d: %s", i+1, name), r)
+		rv.TailNote, rv.Config = note, differs[i]
+		view.Runs = append(view.Runs, rv)
+		data.Runs = append(data.Runs, c)
+	}
+	data.Sweep = chart
+	return render(w, view, data, opts)
+}
+
+// splitSettings returns the sweep's own settings and those every step has
+// with the same value, and per step the settings it does not share.
+func splitSettings(sweepCfg map[string]any, steps []StepResult) ([]kv, [][]kv) {
+	all := map[string]any{}
+	for k, v := range sweepCfg {
+		all[k] = v
+	}
+	for _, st := range steps {
+		for k, v := range st.Result.Config {
+			if _, ok := all[k]; !ok {
+				all[k] = v
+			}
+		}
+	}
+	same := map[string]bool{}
+	for k, v := range all {
+		same[k] = true
+		for _, st := range steps {
+			sv, ok := st.Result.Config[k]
+			if _, inSweep := sweepCfg[k]; !ok && inSweep {
+				continue // the sweep's own setting, absent from a step: still shared
+			}
+			if !ok || !reflect.DeepEqual(sv, v) {
+				same[k] = false
+				break
+			}
+		}
+	}
+	// The sweep's own settings are shown whatever the steps did with them
+	// (its --rate is the range the steps' rates came from).
+	var shared []kv
+	for k, v := range all {
+		_, ofSweep := sweepCfg[k]
+		if s := fmt.Sprint(v); (same[k] || ofSweep) && s != "" && s != "[]" {
+			shared = append(shared, kv{k, s})
+		}
+	}
+	sort.Slice(shared, func(i, j int) bool { return shared[i].Key < shared[j].Key })
+	differs := make([][]kv, len(steps))
+	for i, st := range steps {
+		for _, row := range configRows(st.Result.Config) {
+			if !same[row.Key] {
+				differs[i] = append(differs[i], row)
+			}
+		}
+	}
+	return shared, differs
 }

@@ -55,19 +55,21 @@ type loopConn struct {
 	state    connState
 	wantsOut bool // EPOLLOUT is in the interest set
 
-	payload  int
-	written  int
-	wroteAt  time.Duration  // when the request was written whole
-	dialAt   time.Duration  // when the connect began
-	retryAt  time.Duration  // closed loop: when the failed connection may send again
-	backoff  failureBackoff // closed loop
-	start    time.Duration  // the sample's start: intended (open loop) or actual send time
-	sent     time.Duration  // when it actually left (start plus the send lag)
-	deadline time.Duration
-	phase    Phase
-	inWindow bool
-	reused   bool // the connection carried an answered request before this one
-	retried  bool // this request is on its second connection (see resend)
+	payload       int
+	written       int
+	wroteAt       time.Duration  // when the request was written whole
+	dialAt        time.Duration  // when the connect began
+	retryAt       time.Duration  // closed loop: when the failed connection may send again
+	backoff       failureBackoff // closed loop
+	start         time.Duration  // the sample's start: intended (open loop) or actual send time
+	sent          time.Duration  // when it actually left (start plus the send lag)
+	deadline      time.Duration
+	phase         Phase
+	inWindow      bool
+	reused        bool  // the connection carried an answered request before this one
+	retried       bool  // this request is on its second connection (see resend)
+	bytesSent     int64 // bytes of this request written, every try
+	bytesReceived int64 // bytes of its answer read
 
 	framer     *responseFramer
 	prev, next *loopConn // in the loop's in-flight list, oldest first
@@ -478,6 +480,7 @@ func (l *eventLoop) start(c *loopConn, phase Phase, startAt, now time.Duration) 
 	c.phase, c.start, c.sent, c.inWindow = phase, startAt, max(now, startAt), r.rec.WindowOpen()
 	c.payload = r.pick.Next()
 	c.retried = false
+	c.bytesSent, c.bytesReceived = 0, 0
 	c.deadline = now + l.rest.cfg.Timeout
 	r.dispatched.Add(1)
 	r.trackInflight()
@@ -590,6 +593,7 @@ func (l *eventLoop) write(c *loopConn, now time.Duration) {
 			return
 		}
 		c.written += n
+		c.bytesSent += int64(n)
 	}
 	l.setWantsOut(c, false)
 	c.state = connReading
@@ -631,6 +635,7 @@ func (l *eventLoop) read(c *loopConn, now time.Duration) {
 			}
 			return
 		}
+		c.bytesReceived += int64(n)
 		done, ferr := c.framer.advance(n)
 		if ferr != nil {
 			l.fail(c, ferr, now)
@@ -703,6 +708,7 @@ func (l *eventLoop) finish(c *loopConn, out Outcome, now time.Duration) {
 	l.unlinkInflight(c)
 	c.state = connIdle
 	r.inflight.Add(-1)
+	out.BytesSent, out.BytesReceived = c.bytesSent, c.bytesReceived
 	r.rec.Record(Sample{Phase: c.phase, InWindow: c.inWindow, Start: c.start, Sent: c.sent, Done: now, Outcome: out})
 	r.finished.Add(1)
 	switch {

@@ -143,13 +143,18 @@ func (s *grpcSender) Send(payload int) Outcome {
 	s.resp.bad = nil
 	ctx, cancel := context.WithTimeout(s.base, s.g.cfg.Timeout)
 	s.req.data = s.g.cfg.Requests[payload]
+	s.resp.size = 0
 	err := s.conn.Invoke(ctx, s.g.cfg.Method, &s.req, &s.resp, s.g.opts...)
 	timedOut := ctx.Err() == context.DeadlineExceeded
 	cancel()
+	var out Outcome
 	if err == nil && s.resp.bad != nil {
-		return Outcome{Class: BadResponse, Err: s.resp.bad}
+		out = Outcome{Class: BadResponse, Err: s.resp.bad}
+	} else {
+		out = grpcOutcome(err, timedOut, s.state.header.Load(), s.state.trailer.Load())
 	}
-	return grpcOutcome(err, timedOut, s.state.header.Load(), s.state.trailer.Load())
+	out.BytesSent, out.BytesReceived = int64(len(s.req.data)), int64(s.resp.size)
+	return out
 }
 
 // callState is what the server sent during one call: response headers, and
@@ -284,6 +289,7 @@ type rawMessage struct {
 	keep    bool
 	check   ResponseCheck
 	bad     error      // why check rejected the last response
+	size    int        // bytes of the last response message
 	scratch *sync.Pool // of *[]byte: a response that came in several buffers is joined in one for check
 }
 
@@ -308,6 +314,7 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return fmt.Errorf("rawCodec: cannot unmarshal into %T", v)
 	}
+	m.size = data.Len()
 	if m.keep {
 		m.data = data.Materialize()
 	}

@@ -35,6 +35,12 @@ type Outcome struct {
 	Class ErrorClass
 	Code  int   // HTTP status or gRPC code, when there was one
 	Err   error // the transport's error, for the first failure of a class
+
+	// Bytes of the request written and of the answer read, for the
+	// report's byte rates: REST counts the HTTP bytes on the connection
+	// (after TLS), every try of a resent request; gRPC counts the messages
+	// alone (HTTP/2 framing and headers are gRPC's).
+	BytesSent, BytesReceived int64
 }
 
 // Responded reports whether the server answered, whatever the status: such

@@ -75,6 +75,22 @@ type Second struct {
 	P50Us    int64 `json:"p50_us"`
 	P99Us    int64 `json:"p99_us"`
 	MaxUs    int64 `json:"max_us"`
+
+	// The load's shape, for the report's charts. Sent and Inflight are
+	// known only once every request that started in the second has
+	// finished, so the recorder fills them in when it takes a snapshot.
+	P90Us int64 `json:"p90_us"`
+	// Sent counts the requests whose start (the intended send time in an
+	// open loop: the offered load) fell in this second.
+	Sent int64 `json:"sent"`
+	// Inflight is the mean number of requests outstanding over the second
+	// (their summed time in flight within it, divided by the second's
+	// length), counted from each request's start as its latency is.
+	Inflight float64 `json:"inflight"`
+	// Bytes written for the requests sent in this second and read for
+	// those that finished in it (Outcome.BytesSent, BytesReceived).
+	BytesSent     int64 `json:"bytes_sent"`
+	BytesReceived int64 `json:"bytes_received"`
 }
 
 // PhaseStats are the counts and histograms of one phase, or of the steady
@@ -159,6 +175,13 @@ type Recorder struct {
 	intervalErr int64
 	second      int
 	series      []Second
+
+	// By the second a request started in, not the one it finished in:
+	// requests started and their summed seconds in flight.
+	sentBySecond      []int64
+	busyBySecond      []float64
+	bytesSentBySecond []int64
+	intervalBytesIn   int64
 }
 
 // NewRecorder returns an empty Recorder whose clock starts now.
@@ -280,7 +303,9 @@ func (r *Recorder) Record(s Sample) {
 			}
 		}
 	}
+	r.addShape(s.Start, s.Done, s.Outcome.BytesSent)
 	r.advanceTo(int(s.Done / time.Second))
+	r.intervalBytesIn += s.Outcome.BytesReceived
 	r.intervalReq++
 	if s.Outcome.Class != OK {
 		r.intervalErr++
@@ -290,6 +315,32 @@ func (r *Recorder) Record(s Sample) {
 		if r.sink != nil {
 			r.sink.Add(s.Phase, latencyUs)
 		}
+	}
+}
+
+// addShape counts a request in the second it started and spreads its time
+// in flight over the seconds it spans.
+func (r *Recorder) addShape(start, done time.Duration, bytesSent int64) {
+	if start < 0 {
+		start = 0
+	}
+	if done < start {
+		done = start
+	}
+	first, last := min(int(start/time.Second), maxSeriesSeconds-1), min(int(done/time.Second), maxSeriesSeconds-1)
+	for len(r.sentBySecond) <= last {
+		r.sentBySecond = append(r.sentBySecond, 0)
+		r.busyBySecond = append(r.busyBySecond, 0)
+		r.bytesSentBySecond = append(r.bytesSentBySecond, 0)
+	}
+	r.sentBySecond[first]++
+	r.bytesSentBySecond[first] += bytesSent
+	for sec := first; sec <= last; sec++ {
+		from, to := max(start, time.Duration(sec)*time.Second), min(done, time.Duration(sec+1)*time.Second)
+		if sec == maxSeriesSeconds-1 {
+			to = done // the last point holds every later second
+		}
+		r.busyBySecond[sec] += (to - from).Seconds()
 	}
 }
 
@@ -303,12 +354,13 @@ func (r *Recorder) advanceTo(sec int) {
 }
 
 func (r *Recorder) flushSecond() {
-	p := Second{Second: r.second, Requests: r.intervalReq, Errors: r.intervalErr}
+	p := Second{Second: r.second, Requests: r.intervalReq, Errors: r.intervalErr, BytesReceived: r.intervalBytesIn}
 	if r.sink != nil {
 		r.sink.Interval(r.second)
 	}
 	if r.interval.TotalCount() > 0 {
 		p.P50Us = ValueAtPercentile(r.interval, 50)
+		p.P90Us = ValueAtPercentile(r.interval, 90)
 		p.P99Us = ValueAtPercentile(r.interval, 99)
 		p.MaxUs = r.interval.Max()
 		r.interval.Reset()
@@ -317,13 +369,14 @@ func (r *Recorder) flushSecond() {
 		last := &r.series[len(r.series)-1]
 		last.Requests += p.Requests
 		last.Errors += p.Errors
+		last.BytesReceived += p.BytesReceived
 		if p.MaxUs > last.MaxUs {
 			last.MaxUs = p.MaxUs
 		}
 	} else {
 		r.series = append(r.series, p)
 	}
-	r.intervalReq, r.intervalErr = 0, 0
+	r.intervalReq, r.intervalErr, r.intervalBytesIn = 0, 0, 0
 }
 
 // IntervalSink receives every measured latency of the run with its phase,
@@ -386,6 +439,13 @@ func (r *Recorder) Snapshot(final bool) Snapshot {
 		FirstErrors: make(map[ErrorKey]string, len(r.firstErrors)),
 		Series:      append([]Second(nil), r.series...),
 		Late:        r.late,
+	}
+	for i := range s.Series {
+		if sec := s.Series[i].Second; sec < len(r.sentBySecond) {
+			s.Series[i].Sent = r.sentBySecond[sec]
+			s.Series[i].Inflight = r.busyBySecond[sec]
+			s.Series[i].BytesSent = r.bytesSentBySecond[sec]
+		}
 	}
 	for k, v := range r.firstErrors {
 		s.FirstErrors[k] = v

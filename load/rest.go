@@ -259,6 +259,21 @@ type restSender struct {
 	resp   *fasthttp.Response
 	probe  socketProbe // the TCP socket under conn
 	wrote  time.Time   // when the last request was written
+
+	counted countingReader // conn, counting the bytes read for Outcome.BytesReceived
+	sentNow int64          // bytes written for the request being sent
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func (s *restSender) dial(deadline time.Time) error {
@@ -283,12 +298,13 @@ func (s *restSender) dial(deadline time.Time) error {
 	s.connMu.Lock()
 	s.conn = conn
 	s.connMu.Unlock()
+	s.counted.r = conn
 	if s.br == nil {
 		// fasthttp reads a response head only when it is whole in this
 		// buffer: its size is the head limit.
-		s.br = bufio.NewReaderSize(conn, maxResponseHead)
+		s.br = bufio.NewReaderSize(&s.counted, maxResponseHead)
 	} else {
-		s.br.Reset(conn)
+		s.br.Reset(&s.counted)
 	}
 	return nil
 }
@@ -354,7 +370,9 @@ func (s *restSender) exchange(payload int, deadline time.Time) (code int, answer
 		}
 	}
 	s.wrote = time.Now() // a write that fails sent nothing the server took
-	if _, err := s.conn.Write(s.rest.requests[payload]); err != nil {
+	n, err := s.conn.Write(s.rest.requests[payload])
+	s.sentNow += int64(n)
+	if err != nil {
 		s.drop()
 		return 0, false, err
 	}
@@ -472,6 +490,13 @@ func closedByPeer(err error) bool {
 }
 
 func (s *restSender) Send(payload int) Outcome {
+	s.sentNow, s.counted.n = 0, 0
+	out := s.send(payload)
+	out.BytesSent, out.BytesReceived = s.sentNow, s.counted.n
+	return out
+}
+
+func (s *restSender) send(payload int) Outcome {
 	code, err := s.roundTrip(payload)
 	if err != nil {
 		return restError(err)
