@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -17,11 +19,16 @@ import (
 	"github.com/loadprof/loadprof/load"
 )
 
-// ResultVersion is the version of the result.json schema. Version 2:
-// latency_ms counts every request that reached the server, failures at the
-// time they failed (version 1 counted answered requests only), and
-// latency_ok_ms the successful ones.
-const ResultVersion = 2
+// ResultVersion is the version of the result.json schema (documented in
+// docs/result-schema.md). Version 2: latency_ms counts every request that
+// reached the server, failures at the time they failed (version 1 counted
+// answered requests only), and latency_ok_ms the successful ones. Version
+// 3 counts the same requests and adds to it: typed config values, where
+// and by what the run was made, finished_at, the units, the per-second
+// and warm-up histograms, and each input of a merge; "outside" is null
+// when there was no profile window (version 2 repeated the whole there).
+// Versions 2 and 3 are read, compared and merged alike.
+const ResultVersion = 3
 
 // Result is a finished (or interrupted) run, as written to result.json.
 // Other tools read this file: keys are only ever added.
@@ -55,6 +62,92 @@ type Result struct {
 	Client      ClientStats    `json:"client"`
 	Interrupted bool           `json:"interrupted"`
 	Unfinished  int64          `json:"unfinished"`
+
+	// Version 3.
+	FinishedAt time.Time `json:"finished_at"`
+	Units      Units     `json:"units"`
+	Build      BuildInfo `json:"build"`
+	Host       *HostInfo `json:"host,omitempty"` // nil in a merge: each input has its own
+	// SeriesHistograms are the histograms behind Series, one per second
+	// that recorded latency (see SecondHistogram).
+	SeriesHistograms []SecondHistogram `json:"series_histograms,omitempty"`
+	// MergedFrom are the inputs of a merge, each with its own settings.
+	MergedFrom []MergedInput `json:"merged_from,omitempty"`
+}
+
+// Units are the units of the numbers whose names do not carry one.
+type Units struct {
+	Histograms      string `json:"histograms"`       // values of every encoded histogram: "us"
+	ConfigDurations string `json:"config_durations"` // durations among the config values: "s"
+}
+
+// resultUnits are the units loadprof writes.
+var resultUnits = Units{Histograms: "us", ConfigDurations: "s"}
+
+// BuildInfo says which loadprof wrote a result.
+type BuildInfo struct {
+	Version    string `json:"version"`
+	Commit     string `json:"commit,omitempty"`      // vcs.revision, when the binary was built from a checkout
+	CommitTime string `json:"commit_time,omitempty"` // vcs.time
+	Modified   bool   `json:"modified,omitempty"`    // built with uncommitted changes
+	Go         string `json:"go"`
+}
+
+// HostInfo says where a run was made.
+type HostInfo struct {
+	Name       string `json:"name"`
+	CPUs       int    `json:"cpus"`
+	GOMAXPROCS int    `json:"gomaxprocs"` // the OS threads running Go code (--cpus)
+	OS         string `json:"os"`
+	Arch       string `json:"arch"`
+}
+
+// MergedInput is one result that went into a merge, as it was: its own
+// settings and where, when and by what it was made.
+type MergedInput struct {
+	File          string         `json:"file"`
+	Version       int            `json:"version"`
+	Tool          string         `json:"tool"`
+	Build         *BuildInfo     `json:"build,omitempty"` // nil for a version 2 input
+	Host          *HostInfo      `json:"host,omitempty"`
+	StartedAt     time.Time      `json:"started_at"`
+	FinishedAt    *time.Time     `json:"finished_at,omitempty"`
+	Target        string         `json:"target"`
+	Transport     string         `json:"transport"`
+	Engine        string         `json:"engine,omitempty"`
+	Config        map[string]any `json:"config"`
+	Requests      int64          `json:"requests"`
+	ThroughputRPS float64        `json:"throughput_rps"`
+}
+
+// currentBuild is the BuildInfo of this binary: the commit comes from the
+// VCS stamp the go command puts in binaries built from a checkout.
+func currentBuild() BuildInfo {
+	b := BuildInfo{Version: Version, Go: runtime.Version()}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return b
+	}
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			b.Commit = s.Value
+		case "vcs.time":
+			b.CommitTime = s.Value
+		case "vcs.modified":
+			b.Modified = s.Value == "true"
+		}
+	}
+	return b
+}
+
+// currentHost is the HostInfo of this machine.
+func currentHost() *HostInfo {
+	name, err := os.Hostname()
+	if err != nil {
+		name = ""
+	}
+	return &HostInfo{Name: name, CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), OS: runtime.GOOS, Arch: runtime.GOARCH}
 }
 
 // Phases are the warm-up and steady parts of a run.
@@ -70,6 +163,10 @@ type Phase struct {
 	Requests int64            `json:"requests"`
 	Errors   map[string]int64 `json:"errors"`
 	Latency  Stats            `json:"latency_ms"`
+	// Histogram is the warm-up's latency histogram (version 3), so that a
+	// merge gives the warm-up's percentiles exactly; the steady phase's is
+	// Result.Histogram.
+	Histogram string `json:"histogram,omitempty"`
 }
 
 // Slice is the statistics of a subset of the steady requests, with the
@@ -195,7 +292,9 @@ func ReadSweep(path string) (*SweepResult, error) {
 		return nil, err
 	}
 	var s SweepResult
-	if err := json.Unmarshal(data, &s); err != nil || s.Kind != "sweep" {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&s); err != nil || s.Kind != "sweep" {
 		return nil, fmt.Errorf("%s: not a loadprof sweep result", path)
 	}
 	return &s, nil
@@ -218,7 +317,9 @@ func ReadResult(path string) (*Result, error) {
 		return nil, err
 	}
 	var r Result
-	if err := json.Unmarshal(data, &r); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber() // config values print as written: 67108864, not 6.7108864e+07
+	if err := dec.Decode(&r); err != nil {
 		return nil, fmt.Errorf("%s: not a loadprof result: %w", path, err)
 	}
 	if r.Version == 0 {

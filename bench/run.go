@@ -118,13 +118,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	rec := load.NewRecorder()
+	perSecond := &secondHistograms{}
 	var hlog *hlogWriter
 	if cfg.HlogPath != "" {
 		if hlog, err = newHlogWriter(cfg.HlogPath, rec.Origin()); err != nil {
 			return nil, err // CheckOutputs passed: this is a failed write
 		}
-		rec.SetIntervalSink(hlog)
+		perSecond.next = hlog
 	}
+	rec.SetIntervalSink(perSecond)
 	plan := cfg.Plan
 	var win *window
 	if cfg.Profile != nil {
@@ -140,6 +142,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res, err := buildResult(cfg, t, timing, rec.Snapshot(true))
 	if err != nil {
+		return nil, err
+	}
+	if res.SeriesHistograms, err = perSecond.forSeries(res.Series); err != nil {
 		return nil, err
 	}
 	if win != nil {
@@ -329,9 +334,18 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 			return nil, err
 		}
 	}
-	if res.Outside, err = sliceOf(snap.Outside); err != nil {
-		return nil, err
+	if res.Window != nil {
+		// Without a window "outside" would be every steady request again.
+		if res.Outside, err = sliceOf(snap.Outside); err != nil {
+			return nil, err
+		}
 	}
+	if snap.Warmup.Histogram.TotalCount() > 0 {
+		if res.Phases.Warmup.Histogram, err = EncodeHistogram(snap.Warmup.Histogram); err != nil {
+			return nil, err
+		}
+	}
+	res.FinishedAt, res.Units, res.Build, res.Host = time.Now().UTC(), resultUnits, currentBuild(), currentHost()
 	return res, nil
 }
 
