@@ -438,10 +438,10 @@ func writeMergedInputs(w io.Writer, r *Result, from string) {
 	}
 	for _, in := range r.MergedFrom {
 		level := ""
-		if v, ok := in.Config["rate"]; ok && r.Loop == "open" && fmt.Sprint(v) != "" {
-			level = fmt.Sprintf(", %v req/s offered", v)
-		} else if v, ok := in.Config["concurrency"]; ok && r.Loop == "closed" && fmt.Sprint(v) != "" {
-			level = fmt.Sprintf(", concurrency %v", v)
+		if v, ok := in.Config["rate"]; ok && r.Loop == "open" && FormatSetting(v) != "" {
+			level = fmt.Sprintf(", %s req/s offered", FormatSetting(v))
+		} else if v, ok := in.Config["concurrency"]; ok && r.Loop == "closed" && FormatSetting(v) != "" {
+			level = fmt.Sprintf(", concurrency %s", FormatSetting(v))
 		}
 		host := ""
 		if in.Host != nil && in.Host.Name != "" {

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -118,6 +119,36 @@ type MergedInput struct {
 	Config        map[string]any `json:"config"`
 	Requests      int64          `json:"requests"`
 	ThroughputRPS float64        `json:"throughput_rps"`
+}
+
+// FormatSetting formats a config value for people: numbers as written
+// (JSON numbers decode as float64, which %v would print as 6.7108864e+07),
+// lists joined with commas.
+func FormatSetting(v any) string {
+	switch x := v.(type) {
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = FormatSetting(e)
+		}
+		return strings.Join(parts, ", ")
+	case []string:
+		return strings.Join(x, ", ")
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = k + " " + FormatSetting(x[k])
+		}
+		return strings.Join(parts, ", ")
+	}
+	return fmt.Sprint(v)
 }
 
 // currentBuild is the BuildInfo of this binary: the commit comes from the
@@ -292,9 +323,7 @@ func ReadSweep(path string) (*SweepResult, error) {
 		return nil, err
 	}
 	var s SweepResult
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(&s); err != nil || s.Kind != "sweep" {
+	if err := json.Unmarshal(data, &s); err != nil || s.Kind != "sweep" {
 		return nil, fmt.Errorf("%s: not a loadprof sweep result", path)
 	}
 	return &s, nil
@@ -317,9 +346,7 @@ func ReadResult(path string) (*Result, error) {
 		return nil, err
 	}
 	var r Result
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber() // config values print as written: 67108864, not 6.7108864e+07
-	if err := dec.Decode(&r); err != nil {
+	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("%s: not a loadprof result: %w", path, err)
 	}
 	if r.Version == 0 {
