@@ -118,7 +118,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	rec := load.NewRecorder()
-	perSecond := &secondHistograms{}
+	perSecond := newSecondHistograms()
+	defer perSecond.close()
 	var hlog *hlogWriter
 	if cfg.HlogPath != "" {
 		if hlog, err = newHlogWriter(cfg.HlogPath, rec.Origin()); err != nil {

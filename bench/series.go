@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"sort"
+	"sync"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/loadprof/loadprof/load"
@@ -20,34 +21,76 @@ type SecondHistogram struct {
 }
 
 // secondHistograms is the recorder's interval sink that keeps each second's
-// histogram, encoded at once (a decoded histogram of loadprof's range takes
-// hundreds of kilobytes; an encoded second takes hundreds of bytes), and
-// passes it on to the interval log when there is one.
+// histogram, encoded (a histogram of loadprof's range holds 190 KB of
+// counts; an encoded second takes hundreds of bytes to a few KB), and
+// passes it on to the interval log when there is one. The sink runs with
+// the recorder locked, so it only copies the counts there: encoding (about
+// a millisecond, mostly zlib's set-up) happens on a goroutine of its own.
 type secondHistograms struct {
 	next    load.IntervalSink
+	mu      sync.Mutex // a late second after close is dropped, not sent on a closed channel
+	closed  bool
+	pending chan secondCopy
+	done    chan struct{}
 	encoded []SecondHistogram
 	err     error
+}
+
+type secondCopy struct {
+	second int
+	h      *hdrhistogram.Histogram
+}
+
+func newSecondHistograms() *secondHistograms {
+	s := &secondHistograms{pending: make(chan secondCopy, 16), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for c := range s.pending {
+			if s.err != nil {
+				continue
+			}
+			enc, err := EncodeHistogram(c.h)
+			if err != nil {
+				s.err = fmt.Errorf("encoding the histogram of second %d: %w", c.second, err)
+				continue
+			}
+			s.encoded = append(s.encoded, SecondHistogram{Second: c.second, Histogram: enc})
+		}
+	}()
+	return s
 }
 
 func (s *secondHistograms) Interval(second int, h *hdrhistogram.Histogram) {
 	if s.next != nil {
 		s.next.Interval(second, h)
 	}
-	if h.TotalCount() == 0 || s.err != nil {
+	if h.TotalCount() == 0 {
 		return
 	}
-	enc, err := EncodeHistogram(h)
-	if err != nil {
-		s.err = fmt.Errorf("encoding the histogram of second %d: %w", second, err)
-		return
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.pending <- secondCopy{second, h.Clone()} // the encoder drains it: never blocks for long
 	}
-	s.encoded = append(s.encoded, SecondHistogram{Second: second, Histogram: enc})
+}
+
+// close waits for the histograms still being encoded. The recorder must be
+// done with the sink.
+func (s *secondHistograms) close() {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.pending)
+	}
+	s.mu.Unlock()
+	<-s.done
 }
 
 // forSeries returns the kept histograms matched to series: the recorder
 // folds the seconds past its limit into the last point, and so are their
 // histograms here.
 func (s *secondHistograms) forSeries(series []load.Second) ([]SecondHistogram, error) {
+	s.close()
 	if s.err != nil {
 		return nil, s.err
 	}
