@@ -121,6 +121,48 @@ type MergedInput struct {
 	ThroughputRPS float64        `json:"throughput_rps"`
 }
 
+// upgrade gives an older result's config the typed values of version 3,
+// so that what reads results (compare's notes, merge's "mixed", reports)
+// compares a version 2 "10s" with a version 3 10 as the same --timeout.
+func (r *Result) upgrade() {
+	if r.Version < 3 {
+		upgradeConfig(r.Config)
+	}
+}
+
+// stringSettings are the flags whose values are text, whatever they look
+// like (a model named "123" stays a name).
+var stringSettings = map[string]bool{
+	"url": true, "grpc": true, "model": true, "signature": true, "model-label": true, "data": true,
+	"out": true, "hgrm": true, "html": true, "hlog": true, "ca": true, "cert": true, "key": true,
+	"profile": true, "logdir": true, "server-logdir": true, "profile-host-name": true, "slo": true,
+	"search": true, "profile-steps": true, "max-errors": true, "rest-engine": true, "cpuprofile": true,
+}
+
+// upgradeConfig turns version 2's string values into version 3's: numbers,
+// durations as seconds, booleans, a --warmup count as {"requests": N}.
+func upgradeConfig(cfg map[string]any) {
+	for k, v := range cfg {
+		s, ok := v.(string)
+		if !ok || s == "" || stringSettings[k] {
+			continue
+		}
+		if k == "warmup" {
+			if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+				cfg[k] = map[string]any{"requests": float64(n)}
+				continue
+			}
+		}
+		if b, err := strconv.ParseBool(s); err == nil && (s == "true" || s == "false") {
+			cfg[k] = b
+		} else if n, err := strconv.ParseFloat(s, 64); err == nil && !math.IsInf(n, 0) && !math.IsNaN(n) {
+			cfg[k] = n
+		} else if d, err := time.ParseDuration(s); err == nil {
+			cfg[k] = d.Seconds()
+		}
+	}
+}
+
 // FormatSetting formats a config value for people: numbers as written
 // (JSON numbers decode as float64, which %v would print as 6.7108864e+07),
 // lists joined with commas.
@@ -326,6 +368,14 @@ func ReadSweep(path string) (*SweepResult, error) {
 	if err := json.Unmarshal(data, &s); err != nil || s.Kind != "sweep" {
 		return nil, fmt.Errorf("%s: not a loadprof sweep result", path)
 	}
+	if s.Version < 3 {
+		upgradeConfig(s.Config)
+	}
+	for _, st := range s.Steps {
+		if st.Result != nil {
+			st.Result.upgrade()
+		}
+	}
 	return &s, nil
 }
 
@@ -352,6 +402,7 @@ func ReadResult(path string) (*Result, error) {
 	if r.Version == 0 {
 		return nil, fmt.Errorf("%s: not a loadprof result: no \"version\"", path)
 	}
+	r.upgrade()
 	if IsSweep(path) {
 		return nil, fmt.Errorf("%s: a sweep, not one run (loadprof report takes it alone)", path)
 	}

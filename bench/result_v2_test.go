@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,6 +31,19 @@ func readV2(t *testing.T) (rest, grpc *Result) {
 
 func TestVersion2ResultsAreStillComparedAndReported(t *testing.T) {
 	rest, grpc := readV2(t)
+	// Their string settings read as version 3's typed ones.
+	for k, want := range map[string]any{"rate": 40.0, "timeout": 10.0, "warmup": 1.0, "tls": false, "max-inflight": 1000.0, "data": "data.json", "grpc": ""} {
+		if got := rest.Config[k]; FormatSetting(got) != FormatSetting(want) || fmt.Sprintf("%T", got) != fmt.Sprintf("%T", want) {
+			t.Errorf("config %q = %#v, want %#v", k, got, want)
+		}
+	}
+	v3 := *grpc
+	v3.Version, v3.Config = 3, map[string]any{"timeout": 10.0}
+	var notes strings.Builder
+	Compare(rest, &v3, nil).Write(&notes)
+	if strings.Contains(notes.String(), "timeout") {
+		t.Errorf("a version 2 and a version 3 result with the same --timeout:\n%s", notes.String())
+	}
 	limits, err := ParseLimits("p99=+1000%")
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +101,7 @@ func TestMergeOfVersion2ResultsSaysWhatItCannotMergeExactly(t *testing.T) {
 	if m.Window != nil || m.Outside != nil {
 		t.Errorf("window %v, outside %v", m.Window, m.Outside)
 	}
-	if m.MergedFrom[0].Config["rate"] != "40" || m.MergedFrom[1].Config["rate"] != "30" || m.MergedFrom[0].Build != nil {
+	if m.MergedFrom[0].Config["rate"] != 40.0 || m.MergedFrom[1].Config["rate"] != 30.0 || m.MergedFrom[0].Build != nil {
 		t.Errorf("merged_from %+v", m.MergedFrom)
 	}
 }

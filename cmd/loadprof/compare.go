@@ -95,6 +95,9 @@ func mergeCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	err = flagged(merged.WriteJSON(*out), "-o")
 	bench.WriteSummary(stdout, merged)
+	if len(notes) > 0 {
+		fmt.Fprintln(stdout)
+	}
 	for _, n := range notes {
 		fmt.Fprintf(stdout, "  note: %s\n", n)
 	}
