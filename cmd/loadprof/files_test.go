@@ -107,7 +107,7 @@ func TestOutputsFollowSymlinksAndWriteFifosInPlace(t *testing.T) {
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Fatalf("--out replaced the symlink: %v", err)
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "runs", "r1.json")); err != nil || !bytes.Contains(b, []byte(`"version": 2`)) {
+	if b, err := os.ReadFile(filepath.Join(dir, "runs", "r1.json")); err != nil || !bytes.Contains(b, []byte(`"version": 3`)) {
 		t.Fatalf("the link's target holds %q (%v)", b, err)
 	}
 	if got := <-read; !strings.Contains(got, "Percentile") {
