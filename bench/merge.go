@@ -88,7 +88,11 @@ func Merge(results []*Result, sources []string) (*Result, []string, error) {
 		if r.StartedAt.Before(out.StartedAt) {
 			out.StartedAt = r.StartedAt
 		}
-		out.MergedFrom = append(out.MergedFrom, mergedInput(r, src))
+		if len(r.MergedFrom) > 0 {
+			out.MergedFrom = append(out.MergedFrom, r.MergedFrom...) // a merge of merges lists the runs
+		} else {
+			out.MergedFrom = append(out.MergedFrom, mergedInput(r, src))
+		}
 	}
 	out.Target = sameOrMixed(results, func(r *Result) string { return r.Target })
 	out.Transport = sameOrMixed(results, func(r *Result) string { return r.Transport })
@@ -424,9 +428,6 @@ func mergeHistogram(acc *hdrhistogram.Histogram, enc string, first bool, src str
 	return acc, nil
 }
 
-func sortSeries(s []load.Second) {
-	sort.Slice(s, func(i, j int) bool { return s[i].Second < s[j].Second })
-}
 
 // writeMergedInputs heads the summary of a merged result: one line for
 // each run that went into it.

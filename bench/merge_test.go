@@ -188,4 +188,19 @@ func TestMergedSeriesEqualsAMergeByHandOfTheInputsHistograms(t *testing.T) {
 	if len(notes) != 1 || !strings.Contains(notes[0], "transport, target") {
 		t.Errorf("notes %q", notes)
 	}
+
+	// A merge of a merge lists the runs themselves.
+	c := *b
+	c.StartedAt = c.StartedAt.Add(time.Second)
+	again, _, err := Merge([]*Result{m, &c}, []string{"ab.json", "c.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, in := range again.MergedFrom {
+		files = append(files, in.File)
+	}
+	if strings.Join(files, ",") != "a.json,b.json,c.json" {
+		t.Errorf("merged_from of a merge of a merge: %q", files)
+	}
 }
