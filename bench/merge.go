@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sort"
 	"strings"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/loadprof/loadprof/load"
 )
 
 // CheckMergeable reports why results should not be merged: the same run
@@ -427,7 +425,6 @@ func mergeHistogram(acc *hdrhistogram.Histogram, enc string, first bool, src str
 	}
 	return acc, nil
 }
-
 
 // writeMergedInputs heads the summary of a merged result: one line for
 // each run that went into it.
