@@ -46,7 +46,7 @@ func TestOutDashWritesTheResultToStdoutAndTheSummaryToStderr(t *testing.T) {
 		Version  int   `json:"version"`
 		Requests int64 `json:"requests"`
 	}
-	if err := json.Unmarshal([]byte(stdout), &res); code != 0 || err != nil || res.Version != 2 || res.Requests != 50 {
+	if err := json.Unmarshal([]byte(stdout), &res); code != 0 || err != nil || res.Version != 3 || res.Requests != 50 {
 		t.Fatalf("exit %d, stdout is not the result (%v): %q\nstderr %s", code, err, stdout, stderr)
 	}
 	if !strings.Contains(stderr, "loadprof run: REST") || !strings.Contains(stderr, "result written to standard output") {
