@@ -261,7 +261,7 @@ func mergedInput(r *Result, src string) MergedInput {
 	in := MergedInput{
 		File: src, Version: r.Version, Tool: r.Tool, Host: r.Host,
 		StartedAt: r.StartedAt, Target: r.Target, Transport: r.Transport, Engine: r.Client.Engine,
-		Config: r.Config, Requests: r.Requests, ThroughputRPS: r.ThroughputRPS,
+		Config: r.Config, Requests: r.Requests, ThroughputRPS: r.ThroughputRPS, Profile: r.Profile,
 	}
 	if r.Build.Version != "" {
 		b := r.Build

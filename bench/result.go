@@ -119,6 +119,9 @@ type MergedInput struct {
 	Config        map[string]any `json:"config"`
 	Requests      int64          `json:"requests"`
 	ThroughputRPS float64        `json:"throughput_rps"`
+	// Profile is its profile window, on its own clock (a merge has no
+	// window of its own: each machine opened its own, or none).
+	Profile *ProfileReport `json:"profile,omitempty"`
 }
 
 // upgrade gives an older result's config the typed values of version 3,
