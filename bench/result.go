@@ -199,9 +199,14 @@ func FormatSetting(v any) string {
 // currentBuild is the BuildInfo of this binary: the commit comes from the
 // VCS stamp the go command puts in binaries built from a checkout.
 func currentBuild() BuildInfo {
+	info, _ := debug.ReadBuildInfo()
+	return buildOf(info)
+}
+
+// buildOf reads the VCS stamp of info (nil without build information).
+func buildOf(info *debug.BuildInfo) BuildInfo {
 	b := BuildInfo{Version: Version, Go: runtime.Version()}
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
+	if info == nil {
 		return b
 	}
 	for _, s := range info.Settings {
