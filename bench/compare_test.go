@@ -107,7 +107,7 @@ func TestMergeOfTwoHalvesEqualsOneRun(t *testing.T) {
 		&Result{Version: 1, LatencyFrom: "send", Requests: 10000, ThroughputRPS: 150, Errors: map[string]int64{"timeout": 1, "http_503": 4}}
 	ra.Histogram, _ = EncodeHistogram(a)
 	rb.Histogram, _ = EncodeHistogram(b)
-	m, err := Merge([]*Result{ra, rb}, []string{"a.json", "b.json"})
+	m, _, err := Merge([]*Result{ra, rb}, []string{"a.json", "b.json"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestMergeOfTwoHalvesEqualsOneRun(t *testing.T) {
 		t.Fatalf("merged %+v", m)
 	}
 	rb.LatencyFrom = "intended_send"
-	if _, err := Merge([]*Result{ra, rb}, []string{"a.json", "b.json"}); err == nil {
+	if _, _, err := Merge([]*Result{ra, rb}, []string{"a.json", "b.json"}); err == nil {
 		t.Fatal("merged an open-loop and a closed-loop run")
 	}
 }
@@ -149,7 +149,7 @@ func TestMergeKeepsTheSuccessfulRequestsHistogramAndRefusesMixedVersions(t *test
 	for _, r := range []*Result{a, b} {
 		r.Version, r.HistogramOK, r.LatencyOK = 2, r.Histogram, r.Latency
 	}
-	m, err := Merge([]*Result{a, b}, []string{"a.json", "b.json"})
+	m, _, err := Merge([]*Result{a, b}, []string{"a.json", "b.json"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestMergeKeepsTheSuccessfulRequestsHistogramAndRefusesMixedVersions(t *test
 		t.Fatalf("merged ok latency %+v, all %+v", m.LatencyOK, m.Latency)
 	}
 	b.Version = 1
-	if _, err := Merge([]*Result{a, b}, []string{"a.json", "b.json"}); err == nil || !strings.Contains(err.Error(), "version 1") {
+	if _, _, err := Merge([]*Result{a, b}, []string{"a.json", "b.json"}); err == nil || !strings.Contains(err.Error(), "version 1") {
 		t.Fatalf("merged a version 1 and a version 2 result: %v", err)
 	}
 }

@@ -1,13 +1,16 @@
 package bench
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"io"
+	"math"
+	"strings"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/loadprof/loadprof/load"
 )
 
 // CheckMergeable reports why results should not be merged: the same run
@@ -50,56 +53,76 @@ func (r *Result) steadyEnd() time.Time {
 
 // Merge combines results of runs made at the same time from several
 // machines against one target: histograms and counts are merged exactly,
-// throughputs add up. Per-second points are aligned on wall-clock seconds
-// and keep their counts (per-second percentiles cannot be merged from
-// percentiles, so they are left out). Warm-up latency is not kept in
-// results as a histogram, so the merged warm-up has counts only.
-func Merge(results []*Result, sources []string) (*Result, error) {
+// throughputs add up. The merged clock starts at the earliest start; each
+// run's per-second points move onto it by its start's offset rounded to a
+// whole second, and a merged second's percentiles come from the merged
+// histograms of the points that fall on it (series_histograms): exact for
+// version 3 results. Phases span from the earliest start to the latest end
+// of the inputs'. A field on which the inputs differ (transport, target,
+// engine, a config value) says "mixed"; merged_from keeps every input's
+// own settings. The notes say what could not be merged exactly.
+func Merge(results []*Result, sources []string) (*Result, []string, error) {
 	if len(results) < 2 {
-		return nil, errors.New("merge needs two results or more")
+		return nil, nil, errors.New("merge needs two results or more")
 	}
 	first := results[0]
 	out := &Result{
 		Version: ResultVersion, Tool: "loadprof " + Version,
-		Config:    map[string]any{"merged_from": sources},
 		StartedAt: first.StartedAt, Target: first.Target, Transport: first.Transport,
 		Loop: first.Loop, LatencyFrom: first.LatencyFrom,
 		Errors: map[string]int64{}, ErrorSamples: map[string]string{},
 		Phases: Phases{Warmup: Phase{Errors: map[string]int64{}}, Steady: Phase{Errors: map[string]int64{}}},
+		Units:  resultUnits, Build: currentBuild(),
 	}
-	var hist, histOK *hdrhistogram.Histogram
-	var window, outside *sliceAcc
-	series := map[int64]*load.Second{}
+	var notes []string
 	for i, r := range results {
 		src := sources[i]
 		if r.LatencyFrom != first.LatencyFrom {
-			return nil, fmt.Errorf("%s measures latency from %s, %s from %s: merging them means nothing", src, r.LatencyFrom, sources[0], first.LatencyFrom)
+			return nil, nil, fmt.Errorf("%s measures latency from %s, %s from %s: merging them means nothing", src, r.LatencyFrom, sources[0], first.LatencyFrom)
 		}
-		if r.Version != first.Version {
-			return nil, fmt.Errorf("%s is a version %d result, %s version %d: their latencies count different requests (version 2 counts failures at the time they failed), so merging them means nothing", src, r.Version, sources[0], first.Version)
-		}
-		if r.Target != out.Target {
-			out.Target = "several targets"
-		}
-		if i == 0 {
-			out.Client.Engine = r.Client.Engine
-		} else if r.Client.Engine != out.Client.Engine {
-			out.Client.Engine = "mixed"
+		if (r.Version < 2) != (first.Version < 2) {
+			return nil, nil, fmt.Errorf("%s is a version %d result, %s version %d: their latencies count different requests (version 2 counts failures at the time they failed), so merging them means nothing", src, r.Version, sources[0], first.Version)
 		}
 		if r.StartedAt.Before(out.StartedAt) {
 			out.StartedAt = r.StartedAt
 		}
+		if len(r.MergedFrom) > 0 {
+			out.MergedFrom = append(out.MergedFrom, r.MergedFrom...) // a merge of merges lists the runs
+		} else {
+			out.MergedFrom = append(out.MergedFrom, mergedInput(r, src))
+		}
+	}
+	out.Target = sameOrMixed(results, func(r *Result) string { return r.Target })
+	out.Transport = sameOrMixed(results, func(r *Result) string { return r.Transport })
+	out.Client.Engine = sameOrMixed(results, func(r *Result) string { return r.Client.Engine }) // "" for gRPC
+	if out.Client.Engine == mixed {
+		out.Client.Engine = sameOrMixed(restOnly(results), func(r *Result) string { return r.Client.Engine })
+	}
+	out.Config = mergeConfig(results)
+
+	var hist, histOK *hdrhistogram.Histogram
+	var window, outside *sliceAcc
+	anyWindow := false
+	for _, r := range results {
+		anyWindow = anyWindow || r.Window != nil
+	}
+	shift := make([]int, len(results))
+	var finished time.Time
+	for i, r := range results {
+		src := sources[i]
+		offset := r.StartedAt.Sub(out.StartedAt).Seconds() // the run's clock on the merged one
+		shift[i] = int(math.Round(offset))
 		h, err := DecodeHistogram(r.Histogram)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", src, err)
+			return nil, nil, fmt.Errorf("%s: %w", src, err)
 		}
 		if i == 0 {
 			hist = h
 		} else if dropped := hist.Merge(h); dropped > 0 {
-			return nil, fmt.Errorf("%s: %d values outside the histogram's range", src, dropped)
+			return nil, nil, fmt.Errorf("%s: %d values outside the histogram's range", src, dropped)
 		}
 		if histOK, err = mergeHistogram(histOK, r.HistogramOK, i == 0, src); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out.Requests += r.Requests
 		out.ThroughputRPS += r.ThroughputRPS
@@ -112,64 +135,221 @@ func Merge(results []*Result, sources []string) (*Result, error) {
 				out.ErrorSamples[k] = v
 			}
 		}
-		out.Phases.Warmup.Requests += r.Phases.Warmup.Requests
-		addCounts(out.Phases.Warmup.Errors, r.Phases.Warmup.Errors)
-		out.Phases.Steady.Requests += r.Phases.Steady.Requests
-		addCounts(out.Phases.Steady.Errors, r.Phases.Steady.Errors)
+		mergePhaseSpan(&out.Phases.Warmup, r.Phases.Warmup, offset)
+		mergePhaseSpan(&out.Phases.Steady, r.Phases.Steady, offset)
 		out.Client.PeakInflight += r.Client.PeakInflight
 		out.Client.Saturated += r.Client.Saturated
 		out.Client.NotSent += r.Client.NotSent
 		out.Client.Resent += r.Client.Resent
 		out.Client.MaxFreeSendLagMs = max(out.Client.MaxFreeSendLagMs, r.Client.MaxFreeSendLagMs)
 		out.Client.LateSamples += r.Client.LateSamples
-		if r.Client.MaxSendLagMs > out.Client.MaxSendLagMs {
-			out.Client.MaxSendLagMs = r.Client.MaxSendLagMs
-		}
-		if window, err = mergeSlice(window, r.Window, src); err != nil {
-			return nil, err
-		}
-		if outside, err = mergeSlice(outside, r.Outside, src); err != nil {
-			return nil, err
-		}
-		for _, s := range r.Series {
-			at := r.StartedAt.Add(time.Duration(s.Second) * time.Second).Unix()
-			p := series[at]
-			if p == nil {
-				p = &load.Second{}
-				series[at] = p
+		out.Client.MaxSendLagMs = max(out.Client.MaxSendLagMs, r.Client.MaxSendLagMs)
+		if anyWindow {
+			in, rest := r.Window, r.Outside
+			if in == nil {
+				rest = r.wholeSlice() // no window: every steady request was outside it
 			}
-			p.Requests += s.Requests
-			p.Errors += s.Errors
-			if s.MaxUs > p.MaxUs {
-				p.MaxUs = s.MaxUs
+			if window, err = mergeSlice(window, in, src); err != nil {
+				return nil, nil, err
+			}
+			if outside, err = mergeSlice(outside, rest, src); err != nil {
+				return nil, nil, err
 			}
 		}
+		if !r.FinishedAt.IsZero() && r.FinishedAt.After(finished) {
+			finished = r.FinishedAt
+		}
+	}
+	out.FinishedAt = finished
+	warmup, exact, err := mergeWarmupLatency(results, sources)
+	if err != nil {
+		return nil, nil, err
+	}
+	out.Phases.Warmup.Latency, out.Phases.Warmup.Histogram = warmup.stats, warmup.enc
+	if !exact {
+		notes = append(notes, "the warm-up's percentiles are left out: a version 2 result keeps no warm-up histogram (its count, min, mean, stddev and max are merged)")
 	}
 	out.Latency = StatsOf(hist)
 	out.Phases.Steady.Latency = out.Latency
-	var err error
 	if out.Histogram, err = EncodeHistogram(hist); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if histOK != nil {
 		out.LatencyOK = StatsOf(histOK)
 		if out.HistogramOK, err = EncodeHistogram(histOK); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if out.Window, err = window.result(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if out.Outside, err = outside.result(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	start := out.StartedAt.Unix()
-	for at, p := range series {
-		p.Second = int(at - start)
-		out.Series = append(out.Series, *p)
+	var inexact int
+	if out.Series, out.SeriesHistograms, inexact, err = mergeSeries(results, shift, sources); err != nil {
+		return nil, nil, err
 	}
-	sortSeries(out.Series)
-	return out, nil
+	if inexact > 0 {
+		notes = append(notes, fmt.Sprintf("%d seconds of the merged series have no p50/p99: a run whose result keeps no per-second histograms (version 2) shares them with another", inexact))
+	}
+	var differ []string
+	for _, field := range []struct{ name, value string }{{"transport", out.Transport}, {"target", out.Target}, {"REST engine", out.Client.Engine}} {
+		if field.value == mixed {
+			differ = append(differ, field.name)
+		}
+	}
+	if len(differ) > 0 {
+		notes = append(notes, fmt.Sprintf("the runs differ in %s: the merged result says %q there (merged_from keeps each run's)", strings.Join(differ, ", "), mixed))
+	}
+	return out, notes, nil
+}
+
+// mixed stands for a field on which merged results differ.
+const mixed = "mixed"
+
+func sameOrMixed(results []*Result, field func(*Result) string) string {
+	v := field(results[0])
+	for _, r := range results[1:] {
+		if field(r) != v {
+			return mixed
+		}
+	}
+	return v
+}
+
+// restOnly returns the results of REST runs (those with an engine).
+func restOnly(results []*Result) []*Result {
+	var out []*Result
+	for _, r := range results {
+		if r.Client.Engine != "" {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		return results
+	}
+	return out
+}
+
+// mergeConfig keeps the settings all results share, and says "mixed" for
+// those they do not (a setting some lack included).
+func mergeConfig(results []*Result) map[string]any {
+	out := map[string]any{}
+	for _, r := range results {
+		for k := range r.Config {
+			out[k] = nil
+		}
+	}
+	for k := range out {
+		var first []byte
+		for i, r := range results {
+			v, ok := r.Config[k]
+			enc, _ := json.Marshal(v)
+			if !ok || (i > 0 && !bytes.Equal(enc, first)) {
+				out[k] = mixed
+				break
+			}
+			first = enc
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func mergedInput(r *Result, src string) MergedInput {
+	in := MergedInput{
+		File: src, Version: r.Version, Tool: r.Tool, Host: r.Host,
+		StartedAt: r.StartedAt, Target: r.Target, Transport: r.Transport, Engine: r.Client.Engine,
+		Config: r.Config, Requests: r.Requests, ThroughputRPS: r.ThroughputRPS, Profile: r.Profile,
+	}
+	if r.Build.Version != "" {
+		b := r.Build
+		in.Build = &b
+	}
+	if !r.FinishedAt.IsZero() {
+		f := r.FinishedAt
+		in.FinishedAt = &f
+	}
+	if in.Config == nil {
+		in.Config = map[string]any{}
+	}
+	return in
+}
+
+// mergePhaseSpan adds phase p of a run whose clock starts offset seconds
+// into the merged one: counts add up, the span covers both.
+func mergePhaseSpan(dst *Phase, p Phase, offset float64) {
+	addCounts(dst.Errors, p.Errors)
+	if p.Requests == 0 {
+		return
+	}
+	start, end := p.Start+offset, p.End+offset
+	if dst.Requests == 0 {
+		dst.Start, dst.End = start, end
+	} else {
+		dst.Start, dst.End = min(dst.Start, start), max(dst.End, end)
+	}
+	dst.Requests += p.Requests
+}
+
+type mergedLatency struct {
+	stats Stats
+	enc   string
+}
+
+// mergeWarmupLatency merges the warm-up latencies: exactly from their
+// histograms when every run with a measured warm-up kept one (version 3),
+// otherwise the count, min, mean, stddev and max from the runs' figures.
+func mergeWarmupLatency(results []*Result, sources []string) (mergedLatency, bool, error) {
+	var h *hdrhistogram.Histogram
+	var pooled Stats
+	exact := true
+	for i, r := range results {
+		wu := r.Phases.Warmup
+		if wu.Latency.Count == 0 {
+			continue
+		}
+		pooled = poolStats(pooled, wu.Latency)
+		if wu.Histogram == "" {
+			exact = false
+			continue
+		}
+		wh, err := DecodeHistogram(wu.Histogram)
+		if err != nil {
+			return mergedLatency{}, false, fmt.Errorf("%s: phases.warmup.histogram: %w", sources[i], err)
+		}
+		if h == nil {
+			h = wh
+		} else {
+			h.Merge(wh)
+		}
+	}
+	if !exact || h == nil {
+		return mergedLatency{stats: pooled}, exact, nil
+	}
+	enc, err := EncodeHistogram(h)
+	return mergedLatency{stats: StatsOf(h), enc: enc}, true, err
+}
+
+// poolStats combines the figures of two disjoint sets of requests that do
+// not depend on order: count, min, max, mean and (population) stddev.
+// Percentiles cannot be combined from percentiles: they are left zero.
+func poolStats(a, b Stats) Stats {
+	if a.Count == 0 {
+		return Stats{Count: b.Count, Min: b.Min, Mean: b.Mean, Stddev: b.Stddev, Max: b.Max}
+	}
+	n := float64(a.Count + b.Count)
+	mean := (float64(a.Count)*a.Mean + float64(b.Count)*b.Mean) / n
+	sq := func(s Stats) float64 { return float64(s.Count) * (s.Stddev*s.Stddev + s.Mean*s.Mean) }
+	variance := max((sq(a)+sq(b))/n-mean*mean, 0)
+	return Stats{Count: a.Count + b.Count, Min: min(a.Min, b.Min), Mean: mean, Stddev: math.Sqrt(variance), Max: max(a.Max, b.Max)}
+}
+
+// wholeSlice is every steady request of r as a Slice: the "outside" of a
+// run that had no profile window.
+func (r *Result) wholeSlice() *Slice {
+	return &Slice{Requests: r.Requests, Errors: r.Errors, Latency: r.Latency, LatencyOK: r.LatencyOK, Histogram: r.Histogram, HistogramOK: r.HistogramOK}
 }
 
 func addCounts(dst, src map[string]int64) {
@@ -246,6 +426,26 @@ func mergeHistogram(acc *hdrhistogram.Histogram, enc string, first bool, src str
 	return acc, nil
 }
 
-func sortSeries(s []load.Second) {
-	sort.Slice(s, func(i, j int) bool { return s[i].Second < s[j].Second })
+// writeMergedInputs heads the summary of a merged result: one line for
+// each run that went into it.
+func writeMergedInputs(w io.Writer, r *Result, from string) {
+	fmt.Fprintf(w, "loadprof merge: %d runs made at the same time, %s loop (latency from %s)\n", len(r.MergedFrom), r.Loop, from)
+	width := 0
+	for _, in := range r.MergedFrom {
+		width = max(width, len(in.File))
+	}
+	for _, in := range r.MergedFrom {
+		level := ""
+		if v, ok := in.Config["rate"]; ok && r.Loop == "open" && FormatSetting(v) != "" {
+			level = fmt.Sprintf(", %s req/s offered", FormatSetting(v))
+		} else if v, ok := in.Config["concurrency"]; ok && r.Loop == "closed" && FormatSetting(v) != "" {
+			level = fmt.Sprintf(", concurrency %s", FormatSetting(v))
+		}
+		host := ""
+		if in.Host != nil && in.Host.Name != "" {
+			host = " on " + in.Host.Name
+		}
+		fmt.Fprintf(w, "  %-*s  %s %s%s; started %s%s: %d requests, %.1f req/s\n", width, in.File, strings.ToUpper(in.Transport), in.Target,
+			level, in.StartedAt.UTC().Format("15:04:05.000"), host, in.Requests, in.ThroughputRPS)
+	}
 }

@@ -26,7 +26,11 @@ func WriteSummary(w io.Writer, r *Result) {
 	if r.LatencyFrom == "intended_send" {
 		from = "intended send time"
 	}
-	fmt.Fprintf(w, "loadprof run: %s %s (%s; latency from %s)\n", strings.ToUpper(r.Transport), r.Target, loop, from)
+	if len(r.MergedFrom) > 0 {
+		writeMergedInputs(w, r, from)
+	} else {
+		fmt.Fprintf(w, "loadprof run: %s %s (%s; latency from %s)\n", strings.ToUpper(r.Transport), r.Target, loop, from)
+	}
 	if r.Interrupted {
 		fmt.Fprintf(w, "  INTERRUPTED: partial results")
 		if r.Unfinished > 0 {

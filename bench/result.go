@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,11 +20,16 @@ import (
 	"github.com/loadprof/loadprof/load"
 )
 
-// ResultVersion is the version of the result.json schema. Version 2:
-// latency_ms counts every request that reached the server, failures at the
-// time they failed (version 1 counted answered requests only), and
-// latency_ok_ms the successful ones.
-const ResultVersion = 2
+// ResultVersion is the version of the result.json schema (documented in
+// docs/result-schema.md). Version 2: latency_ms counts every request that
+// reached the server, failures at the time they failed (version 1 counted
+// answered requests only), and latency_ok_ms the successful ones. Version
+// 3 counts the same requests and adds to it: typed config values, where
+// and by what the run was made, finished_at, the units, the per-second
+// and warm-up histograms, and each input of a merge; "outside" is null
+// when there was no profile window (version 2 repeated the whole there).
+// Versions 2 and 3 are read, compared and merged alike.
+const ResultVersion = 3
 
 // Result is a finished (or interrupted) run, as written to result.json.
 // Other tools read this file: keys are only ever added.
@@ -55,6 +63,172 @@ type Result struct {
 	Client      ClientStats    `json:"client"`
 	Interrupted bool           `json:"interrupted"`
 	Unfinished  int64          `json:"unfinished"`
+
+	// Version 3.
+	FinishedAt time.Time `json:"finished_at"`
+	Units      Units     `json:"units"`
+	Build      BuildInfo `json:"build"`
+	Host       *HostInfo `json:"host,omitempty"` // nil in a merge: each input has its own
+	// SeriesHistograms are the histograms behind Series, one per second
+	// that recorded latency (see SecondHistogram).
+	SeriesHistograms []SecondHistogram `json:"series_histograms,omitempty"`
+	// MergedFrom are the inputs of a merge, each with its own settings.
+	MergedFrom []MergedInput `json:"merged_from,omitempty"`
+}
+
+// Units are the units of the numbers whose names do not carry one.
+type Units struct {
+	Histograms      string `json:"histograms"`       // values of every encoded histogram: "us"
+	ConfigDurations string `json:"config_durations"` // durations among the config values: "s"
+}
+
+// resultUnits are the units loadprof writes.
+var resultUnits = Units{Histograms: "us", ConfigDurations: "s"}
+
+// BuildInfo says which loadprof wrote a result.
+type BuildInfo struct {
+	Version    string `json:"version"`
+	Commit     string `json:"commit,omitempty"`      // vcs.revision, when the binary was built from a checkout
+	CommitTime string `json:"commit_time,omitempty"` // vcs.time
+	Modified   bool   `json:"modified,omitempty"`    // built with uncommitted changes
+	Go         string `json:"go"`
+}
+
+// HostInfo says where a run was made.
+type HostInfo struct {
+	Name       string `json:"name"`
+	CPUs       int    `json:"cpus"`
+	GOMAXPROCS int    `json:"gomaxprocs"` // the OS threads running Go code (--cpus)
+	OS         string `json:"os"`
+	Arch       string `json:"arch"`
+}
+
+// MergedInput is one result that went into a merge, as it was: its own
+// settings and where, when and by what it was made.
+type MergedInput struct {
+	File          string         `json:"file"`
+	Version       int            `json:"version"`
+	Tool          string         `json:"tool"`
+	Build         *BuildInfo     `json:"build,omitempty"` // nil for a version 2 input
+	Host          *HostInfo      `json:"host,omitempty"`
+	StartedAt     time.Time      `json:"started_at"`
+	FinishedAt    *time.Time     `json:"finished_at,omitempty"`
+	Target        string         `json:"target"`
+	Transport     string         `json:"transport"`
+	Engine        string         `json:"engine,omitempty"`
+	Config        map[string]any `json:"config"`
+	Requests      int64          `json:"requests"`
+	ThroughputRPS float64        `json:"throughput_rps"`
+	// Profile is its profile window, on its own clock (a merge has no
+	// window of its own: each machine opened its own, or none).
+	Profile *ProfileReport `json:"profile,omitempty"`
+}
+
+// upgrade gives an older result's config the typed values of version 3,
+// so that what reads results (compare's notes, merge's "mixed", reports)
+// compares a version 2 "10s" with a version 3 10 as the same --timeout.
+func (r *Result) upgrade() {
+	if r.Version < 3 {
+		upgradeConfig(r.Config)
+	}
+}
+
+// stringSettings are the flags whose values are text, whatever they look
+// like (a model named "123" stays a name).
+var stringSettings = map[string]bool{
+	"url": true, "grpc": true, "model": true, "signature": true, "model-label": true, "data": true,
+	"out": true, "hgrm": true, "html": true, "hlog": true, "ca": true, "cert": true, "key": true,
+	"profile": true, "logdir": true, "server-logdir": true, "profile-host-name": true, "slo": true,
+	"search": true, "profile-steps": true, "max-errors": true, "rest-engine": true, "cpuprofile": true,
+}
+
+// upgradeConfig turns version 2's string values into version 3's: numbers,
+// durations as seconds, booleans, a --warmup count as {"requests": N}.
+func upgradeConfig(cfg map[string]any) {
+	for k, v := range cfg {
+		s, ok := v.(string)
+		if !ok || s == "" || stringSettings[k] {
+			continue
+		}
+		if k == "warmup" {
+			if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+				cfg[k] = map[string]any{"requests": float64(n)}
+				continue
+			}
+		}
+		if b, err := strconv.ParseBool(s); err == nil && (s == "true" || s == "false") {
+			cfg[k] = b
+		} else if n, err := strconv.ParseFloat(s, 64); err == nil && !math.IsInf(n, 0) && !math.IsNaN(n) {
+			cfg[k] = n
+		} else if d, err := time.ParseDuration(s); err == nil {
+			cfg[k] = d.Seconds()
+		}
+	}
+}
+
+// FormatSetting formats a config value for people: numbers as written
+// (JSON numbers decode as float64, which %v would print as 6.7108864e+07),
+// lists joined with commas.
+func FormatSetting(v any) string {
+	switch x := v.(type) {
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = FormatSetting(e)
+		}
+		return strings.Join(parts, ", ")
+	case []string:
+		return strings.Join(x, ", ")
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = k + " " + FormatSetting(x[k])
+		}
+		return strings.Join(parts, ", ")
+	}
+	return fmt.Sprint(v)
+}
+
+// currentBuild is the BuildInfo of this binary: the commit comes from the
+// VCS stamp the go command puts in binaries built from a checkout.
+func currentBuild() BuildInfo {
+	info, _ := debug.ReadBuildInfo()
+	return buildOf(info)
+}
+
+// buildOf reads the VCS stamp of info (nil without build information).
+func buildOf(info *debug.BuildInfo) BuildInfo {
+	b := BuildInfo{Version: Version, Go: runtime.Version()}
+	if info == nil {
+		return b
+	}
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			b.Commit = s.Value
+		case "vcs.time":
+			b.CommitTime = s.Value
+		case "vcs.modified":
+			b.Modified = s.Value == "true"
+		}
+	}
+	return b
+}
+
+// currentHost is the HostInfo of this machine.
+func currentHost() *HostInfo {
+	name, err := os.Hostname()
+	if err != nil {
+		name = ""
+	}
+	return &HostInfo{Name: name, CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), OS: runtime.GOOS, Arch: runtime.GOARCH}
 }
 
 // Phases are the warm-up and steady parts of a run.
@@ -70,6 +244,10 @@ type Phase struct {
 	Requests int64            `json:"requests"`
 	Errors   map[string]int64 `json:"errors"`
 	Latency  Stats            `json:"latency_ms"`
+	// Histogram is the warm-up's latency histogram (version 3), so that a
+	// merge gives the warm-up's percentiles exactly; the steady phase's is
+	// Result.Histogram.
+	Histogram string `json:"histogram,omitempty"`
 }
 
 // Slice is the statistics of a subset of the steady requests, with the
@@ -198,6 +376,14 @@ func ReadSweep(path string) (*SweepResult, error) {
 	if err := json.Unmarshal(data, &s); err != nil || s.Kind != "sweep" {
 		return nil, fmt.Errorf("%s: not a loadprof sweep result", path)
 	}
+	if s.Version < 3 {
+		upgradeConfig(s.Config)
+	}
+	for _, st := range s.Steps {
+		if st.Result != nil {
+			st.Result.upgrade()
+		}
+	}
 	return &s, nil
 }
 
@@ -224,6 +410,7 @@ func ReadResult(path string) (*Result, error) {
 	if r.Version == 0 {
 		return nil, fmt.Errorf("%s: not a loadprof result: no \"version\"", path)
 	}
+	r.upgrade()
 	if IsSweep(path) {
 		return nil, fmt.Errorf("%s: a sweep, not one run (loadprof report takes it alone)", path)
 	}

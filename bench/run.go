@@ -121,6 +121,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	rec := load.NewRecorder()
+	perSecond := newSecondHistograms()
+	defer perSecond.close()
 	var hlog *hlogWriter
 	if cfg.HlogPath != "" {
 		hasWarmup := cfg.Plan.WarmupDuration > 0 || cfg.Plan.WarmupRequests > 0
@@ -130,8 +132,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if cfg.Profile != nil {
 			hlog.watchWindow(rec.WindowOpen)
 		}
-		rec.SetIntervalSink(hlog)
+		perSecond.next = hlog
 	}
+	rec.SetIntervalSink(perSecond)
 	plan := cfg.Plan
 	var win *window
 	if cfg.Profile != nil {
@@ -154,6 +157,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res, err := buildResult(cfg, t, timing, rec.Snapshot(true))
 	if err != nil {
+		closeHlog(hlog)
+		return nil, err
+	}
+	if res.SeriesHistograms, err = perSecond.forSeries(res.Series); err != nil {
 		closeHlog(hlog)
 		return nil, err
 	}
@@ -352,9 +359,18 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 			return nil, err
 		}
 	}
-	if res.Outside, err = sliceOf(snap.Outside); err != nil {
-		return nil, err
+	if res.Window != nil {
+		// Without a window "outside" would be every steady request again.
+		if res.Outside, err = sliceOf(snap.Outside); err != nil {
+			return nil, err
+		}
 	}
+	if snap.Warmup.Histogram.TotalCount() > 0 {
+		if res.Phases.Warmup.Histogram, err = EncodeHistogram(snap.Warmup.Histogram); err != nil {
+			return nil, err
+		}
+	}
+	res.FinishedAt, res.Units, res.Build, res.Host = time.Now().UTC(), resultUnits, currentBuild(), currentHost()
 	return res, nil
 }
 

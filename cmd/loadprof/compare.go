@@ -113,13 +113,19 @@ func mergeCommand(args []string, stdout, stderr io.Writer) int {
 			return exitBadInput
 		}
 	}
-	merged, err := bench.Merge(results, fs.Args())
+	merged, notes, err := bench.Merge(results, fs.Args())
 	if err != nil {
 		fmt.Fprintf(stderr, "loadprof merge: %v\n", err)
 		return exitBadInput
 	}
 	err = flagged(merged.WriteJSON(*out), "-o")
 	bench.WriteSummary(stdout, merged)
+	if len(notes) > 0 {
+		fmt.Fprintln(stdout)
+	}
+	for _, n := range notes {
+		fmt.Fprintf(stdout, "  note: %s\n", n)
+	}
 	fmt.Fprintln(stdout)
 	reportOutput(stdout, "merged result", *out, err)
 	if err != nil {

@@ -46,7 +46,7 @@ func TestOutDashWritesTheResultToStdoutAndTheSummaryToStderr(t *testing.T) {
 		Version  int   `json:"version"`
 		Requests int64 `json:"requests"`
 	}
-	if err := json.Unmarshal([]byte(stdout), &res); code != 0 || err != nil || res.Version != 2 || res.Requests != 50 {
+	if err := json.Unmarshal([]byte(stdout), &res); code != 0 || err != nil || res.Version != 3 || res.Requests != 50 {
 		t.Fatalf("exit %d, stdout is not the result (%v): %q\nstderr %s", code, err, stdout, stderr)
 	}
 	if !strings.Contains(stderr, "loadprof run: REST") || !strings.Contains(stderr, "result written to standard output") {
@@ -107,7 +107,7 @@ func TestOutputsFollowSymlinksAndWriteFifosInPlace(t *testing.T) {
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Fatalf("--out replaced the symlink: %v", err)
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "runs", "r1.json")); err != nil || !bytes.Contains(b, []byte(`"version": 2`)) {
+	if b, err := os.ReadFile(filepath.Join(dir, "runs", "r1.json")); err != nil || !bytes.Contains(b, []byte(`"version": 3`)) {
 		t.Fatalf("the link's target holds %q (%v)", b, err)
 	}
 	if got := <-read; !strings.Contains(got, "Percentile") {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,8 +129,19 @@ func TestRunWritesResultAndSummary(t *testing.T) {
 		Config   map[string]any `json:"config"`
 	}
 	json.Unmarshal(raw, &res)
-	if res.Requests != 200 || res.Config["concurrency"] != "2" || res.Config["warmup"] != "20" {
+	if res.Requests != 200 || res.Config["concurrency"] != 2.0 {
 		t.Fatalf("result: %+v", res)
+	}
+	// Typed settings: numbers, durations in seconds, booleans, lists.
+	typed := map[string]any{"timeout": 10.0, "grace": 2.0, "max-inflight": 1000.0, "tls": false,
+		"warmup": map[string]any{"requests": 20.0}, "signature": "serving_default", "duration": 0.0}
+	for k, want := range typed {
+		if got := res.Config[k]; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("config %q = %#v, want %#v", k, got, want)
+		}
+	}
+	if h, ok := res.Config["header"].([]any); !ok || len(h) != 1 {
+		t.Errorf("config header = %#v, want a list", res.Config["header"])
 	}
 	if _, err := os.Stat(hgrm); err != nil {
 		t.Fatal(err)

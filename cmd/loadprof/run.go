@@ -456,8 +456,54 @@ func settings(fs *pflag.FlagSet, headers []load.Header) map[string]any {
 			m[f.Name] = bench.RedactURL(f.Value.String())
 		case "quiet":
 		default:
-			m[f.Name] = f.Value.String()
+			m[f.Name] = settingValue(f)
 		}
 	})
 	return m
+}
+
+// settingValue is a flag's value as result.json keeps it: numbers as
+// numbers, durations as seconds (result.json says so in units), booleans,
+// lists as lists. --warmup is a number of seconds or, for a request
+// count, {"requests": N}; --rate and --concurrency are numbers, or the
+// sweep's FROM:TO:STEP as written.
+func settingValue(f *pflag.Flag) any {
+	v, s := f.Value, f.Value.String()
+	switch v.Type() {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return n
+		}
+	case "float32", "float64":
+		if n, err := strconv.ParseFloat(s, 64); err == nil {
+			return n
+		}
+	case "bool":
+		if b, err := strconv.ParseBool(s); err == nil {
+			return b
+		}
+	case "duration":
+		if d, err := time.ParseDuration(s); err == nil {
+			return d.Seconds()
+		}
+	case "duration|count":
+		if w, ok := v.(*warmupValue); ok {
+			if w.n > 0 {
+				return map[string]any{"requests": w.n}
+			}
+			return w.d.Seconds()
+		}
+	case "string":
+		if f.Name != "rate" && f.Name != "concurrency" {
+			return s
+		}
+		if n, err := strconv.ParseFloat(s, 64); err == nil && !math.IsInf(n, 0) && !math.IsNaN(n) {
+			return n
+		}
+		return s
+	}
+	if sv, ok := v.(pflag.SliceValue); ok {
+		return sv.GetSlice()
+	}
+	return s
 }

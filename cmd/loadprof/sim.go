@@ -219,7 +219,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		Timeout: 10 * time.Second, OutPath: *out,
 		Profile: &bench.ProfileConfig{Addr: srv.GRPCAddr(), Delay: *duration / 4,
 			Options: profile.Options{Duration: window, LogDir: tb, Slack: 10 * time.Second}},
-		Settings: map[string]any{"rate": *rate, "duration": duration.String(), "warmup": warmup.String(), "demo": true},
+		Settings: map[string]any{"rate": *rate, "duration": duration.Seconds(), "warmup": warmup.Seconds(), "demo": true},
 	}
 	runCfg.Progress = stderr
 	code, _ := runAndReport(ctx, runCfg, stdout, stderr)

@@ -1,0 +1,255 @@
+package bench
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/loadprof/loadprof/load"
+)
+
+// SecondHistogram is the latency histogram of one point of the per-second
+// series (the same requests the point's p50/p99/max come from: every
+// request that reached the server and finished in that second, warm-up
+// included), in the encoding of Result.Histogram. Seconds in which no
+// latency was recorded have none. They are what lets `merge` compute the
+// percentiles of a second exactly from several runs.
+type SecondHistogram struct {
+	Second    int    `json:"t"`
+	Histogram string `json:"histogram"`
+}
+
+// secondHistograms is the recorder's interval sink that keeps each second's
+// histogram, encoded (a histogram of loadprof's range holds 190 KB of
+// counts; an encoded second takes hundreds of bytes to a few KB), and
+// passes it on to the interval log when there is one. The sink runs with
+// the recorder locked, so it only copies the counts there: encoding (about
+// a millisecond, mostly zlib's set-up) happens on a goroutine of its own.
+type secondHistograms struct {
+	next    load.IntervalSink
+	cur     *hdrhistogram.Histogram // the second being recorded
+	mu      sync.Mutex // a late second after close is dropped, not sent on a closed channel
+	closed  bool
+	pending chan secondCopy
+	done    chan struct{}
+	encoded []SecondHistogram
+	err     error
+}
+
+type secondCopy struct {
+	second int
+	h      *hdrhistogram.Histogram
+}
+
+func newSecondHistograms() *secondHistograms {
+	s := &secondHistograms{cur: load.NewHistogram(), pending: make(chan secondCopy, 16), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for c := range s.pending {
+			if s.err != nil {
+				continue
+			}
+			enc, err := EncodeHistogram(c.h)
+			if err != nil {
+				s.err = fmt.Errorf("encoding the histogram of second %d: %w", c.second, err)
+				continue
+			}
+			s.encoded = append(s.encoded, SecondHistogram{Second: c.second, Histogram: enc})
+		}
+	}()
+	return s
+}
+
+// Add counts one measured request of the current second, whatever its
+// phase (the series' points include the warm-up).
+func (s *secondHistograms) Add(phase load.Phase, latencyUs int64) {
+	if s.next != nil {
+		s.next.Add(phase, latencyUs)
+	}
+	_ = s.cur.RecordValue(latencyUs)
+}
+
+func (s *secondHistograms) Interval(second int) {
+	if s.next != nil {
+		s.next.Interval(second)
+	}
+	if s.cur.TotalCount() == 0 {
+		return
+	}
+	h := s.cur
+	s.cur = load.NewHistogram()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.pending <- secondCopy{second, h} // the encoder drains it: never blocks for long
+	}
+}
+
+// close waits for the histograms still being encoded. The recorder must be
+// done with the sink.
+func (s *secondHistograms) close() {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.pending)
+	}
+	s.mu.Unlock()
+	<-s.done
+}
+
+// forSeries returns the kept histograms matched to series: the recorder
+// folds the seconds past its limit into the last point, and so are their
+// histograms here.
+func (s *secondHistograms) forSeries(series []load.Second) ([]SecondHistogram, error) {
+	s.close()
+	if s.err != nil {
+		return nil, s.err
+	}
+	if len(series) == 0 {
+		return nil, nil
+	}
+	last := series[len(series)-1].Second
+	out := make([]SecondHistogram, 0, len(s.encoded))
+	var fold *hdrhistogram.Histogram
+	for _, sh := range s.encoded {
+		if sh.Second < last {
+			out = append(out, sh)
+			continue
+		}
+		h, err := DecodeHistogram(sh.Histogram)
+		if err != nil {
+			return nil, err
+		}
+		if fold == nil {
+			fold = h
+		} else {
+			fold.Merge(h)
+		}
+	}
+	if fold != nil {
+		enc, err := EncodeHistogram(fold)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, SecondHistogram{Second: last, Histogram: enc})
+	}
+	return out, nil
+}
+
+// mergedSecond gathers the points of several runs that fall on one second
+// of the merged series.
+type mergedSecond struct {
+	point load.Second
+	hist  *hdrhistogram.Histogram
+	// parts counts the runs with a point here; unknown says one of them
+	// recorded latency but kept no histogram of it.
+	parts   int
+	unknown bool
+}
+
+// addPoint adds one run's point and its histogram (nil when the run kept
+// none, or recorded no latency that second) to m. Counts add up; the
+// percentiles are recomputed from the merged histogram in finish. A point
+// with a max recorded some latency: without its histogram (a version 2
+// result, or a merge of one) the second's percentiles are unknown.
+func (m *mergedSecond) addPoint(p load.Second, h *hdrhistogram.Histogram) error {
+	m.parts++
+	m.point.Requests += p.Requests
+	m.point.Errors += p.Errors
+	m.point.MaxUs = max(m.point.MaxUs, p.MaxUs)
+	if h == nil && p.MaxUs > 0 {
+		m.unknown = true
+		if m.parts == 1 {
+			// Alone so far: its own percentiles are the merged ones
+			// unless another run shares the second.
+			m.point.P50Us, m.point.P99Us = p.P50Us, p.P99Us
+		}
+	}
+	if h == nil {
+		return nil
+	}
+	if m.hist == nil {
+		m.hist = load.NewHistogram()
+	}
+	if dropped := m.hist.Merge(h); dropped > 0 {
+		return fmt.Errorf("%d values outside the histogram's range", dropped)
+	}
+	return nil
+}
+
+// finish sets the point's percentiles from the merged histogram, and says
+// whether they are exact. A second shared with a run that kept no
+// histograms gets no percentiles (zero): a percentile of percentiles would
+// be a guess.
+func (m *mergedSecond) finish() (exact bool) {
+	switch {
+	case !m.unknown:
+		if m.hist != nil && m.hist.TotalCount() > 0 {
+			m.point.P50Us = load.ValueAtPercentile(m.hist, 50)
+			m.point.P99Us = load.ValueAtPercentile(m.hist, 99)
+			m.point.MaxUs = m.hist.Max()
+		}
+		return true
+	case m.parts == 1 && m.hist == nil:
+		return true // one run alone: its own figures
+	}
+	m.point.P50Us, m.point.P99Us = 0, 0
+	return false
+}
+
+// mergeSeries merges the per-second series of results, each shifted by
+// shift[i] seconds onto the merged clock. It returns the merged points, the
+// histograms of those whose every part kept one, and how many seconds got
+// no percentiles for want of histograms.
+func mergeSeries(results []*Result, shift []int, sources []string) ([]load.Second, []SecondHistogram, int, error) {
+	bySecond := map[int]*mergedSecond{}
+	for i, r := range results {
+		hists := map[int]string{}
+		for _, sh := range r.SeriesHistograms {
+			hists[sh.Second] = sh.Histogram
+		}
+		for _, p := range r.Series {
+			t := p.Second + shift[i]
+			m := bySecond[t]
+			if m == nil {
+				m = &mergedSecond{}
+				bySecond[t] = m
+			}
+			var h *hdrhistogram.Histogram
+			if enc, ok := hists[p.Second]; ok {
+				var err error
+				if h, err = DecodeHistogram(enc); err != nil {
+					return nil, nil, 0, fmt.Errorf("%s: series_histograms t=%d: %w", sources[i], p.Second, err)
+				}
+			}
+			if err := m.addPoint(p, h); err != nil {
+				return nil, nil, 0, fmt.Errorf("%s: series_histograms t=%d: %w", sources[i], p.Second, err)
+			}
+		}
+	}
+	seconds := make([]int, 0, len(bySecond))
+	for t := range bySecond {
+		seconds = append(seconds, t)
+	}
+	sort.Ints(seconds)
+	var series []load.Second
+	var hists []SecondHistogram
+	inexact := 0
+	for _, t := range seconds {
+		m := bySecond[t]
+		m.point.Second = t
+		if !m.finish() {
+			inexact++
+		}
+		series = append(series, m.point)
+		if !m.unknown && m.hist != nil && m.hist.TotalCount() > 0 {
+			enc, err := EncodeHistogram(m.hist)
+			if err != nil {
+				return nil, nil, 0, err
+			}
+			hists = append(hists, SecondHistogram{Second: t, Histogram: enc})
+		}
+	}
+	return series, hists, inexact, nil
+}
