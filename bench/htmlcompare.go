@@ -236,7 +236,7 @@ func settingsThatDiffer(base, next *Result) []settingDiff {
 	var out []settingDiff
 	add := func(key string, b, n any) {
 		if !sameSetting(b, n) {
-			out = append(out, settingDiff{key, fmt.Sprint(b), fmt.Sprint(n)})
+			out = append(out, settingDiff{key, FormatSetting(b), FormatSetting(n)})
 		}
 	}
 	add("transport", base.Transport, next.Transport)

@@ -16,6 +16,7 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/profile"
 )
 
 // The chart library is uPlot from npm (bench/assets/VERSIONS), embedded so
@@ -32,6 +33,35 @@ var (
 var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"percent": func(f float64) float64 { return 100 * f },
 	"ms":      func(v float64) string { return fmt.Sprintf("%.3f", v) },
+	"placement": func(p string) string {
+		switch p {
+		case profile.PlacedAtServerStart:
+			return "The client plane is on the server's timeline"
+		case profile.PlacedAtEstimatedStart:
+			return "The client plane is placed by the Profile call's timing alone"
+		case profile.PlacedAtFirstRequest:
+			return "The client plane counts from its first request (not lined up with the server's)"
+		}
+		return "Client plane: " + p
+	},
+	"method": func(m string) string {
+		switch m {
+		case profile.OffsetFromRequests:
+			return "from the server's request events"
+		case profile.OffsetFromProfileCall:
+			return "from the Profile call's timing"
+		case profile.OffsetFromCallOnly:
+			return "from the Profile call's timing alone"
+		}
+		return m
+	},
+	// sentence capitalises a note and ends it with a full stop.
+	"sentence": func(s string) string {
+		if s == "" {
+			return s
+		}
+		return strings.ToUpper(s[:1]) + s[1:] + "."
+	},
 }).Parse(reportTemplate))
 
 // ReportOptions tune WriteHTML.
@@ -394,7 +424,7 @@ func clientWarnings(r *Result) []string {
 func configRows(cfg map[string]any) []kv {
 	var rows []kv
 	for k, v := range cfg {
-		if s := fmt.Sprint(v); s != "" && s != "[]" {
+		if s := FormatSetting(v); s != "" && s != "[]" {
 			rows = append(rows, kv{k, s})
 		}
 	}
@@ -631,7 +661,7 @@ func splitSettings(sweepCfg map[string]any, steps []StepResult) ([]kv, [][]kv) {
 	var shared []kv
 	for k, v := range all {
 		_, ofSweep := sweepCfg[k]
-		if s := fmt.Sprint(v); (same[k] || ofSweep) && s != "" && s != "[]" {
+		if s := FormatSetting(v); (same[k] || ofSweep) && s != "" && s != "[]" {
 			shared = append(shared, kv{k, s})
 		}
 	}

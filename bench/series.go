@@ -29,7 +29,7 @@ type SecondHistogram struct {
 type secondHistograms struct {
 	next    load.IntervalSink
 	cur     *hdrhistogram.Histogram // the second being recorded
-	mu      sync.Mutex // a late second after close is dropped, not sent on a closed channel
+	mu      sync.Mutex              // a late second after close is dropped, not sent on a closed channel
 	closed  bool
 	pending chan secondCopy
 	done    chan struct{}
@@ -158,12 +158,17 @@ func (m *mergedSecond) addPoint(p load.Second, h *hdrhistogram.Histogram) error 
 	m.point.Requests += p.Requests
 	m.point.Errors += p.Errors
 	m.point.MaxUs = max(m.point.MaxUs, p.MaxUs)
+	// Counts add up; the runs' requests in flight too (side by side).
+	m.point.Sent += p.Sent
+	m.point.Inflight += p.Inflight
+	m.point.BytesSent += p.BytesSent
+	m.point.BytesReceived += p.BytesReceived
 	if h == nil && p.MaxUs > 0 {
 		m.unknown = true
 		if m.parts == 1 {
 			// Alone so far: its own percentiles are the merged ones
 			// unless another run shares the second.
-			m.point.P50Us, m.point.P99Us = p.P50Us, p.P99Us
+			m.point.P50Us, m.point.P90Us, m.point.P99Us = p.P50Us, p.P90Us, p.P99Us
 		}
 	}
 	if h == nil {
@@ -187,6 +192,7 @@ func (m *mergedSecond) finish() (exact bool) {
 	case !m.unknown:
 		if m.hist != nil && m.hist.TotalCount() > 0 {
 			m.point.P50Us = load.ValueAtPercentile(m.hist, 50)
+			m.point.P90Us = load.ValueAtPercentile(m.hist, 90)
 			m.point.P99Us = load.ValueAtPercentile(m.hist, 99)
 			m.point.MaxUs = m.hist.Max()
 		}
@@ -194,7 +200,7 @@ func (m *mergedSecond) finish() (exact bool) {
 	case m.parts == 1 && m.hist == nil:
 		return true // one run alone: its own figures
 	}
-	m.point.P50Us, m.point.P99Us = 0, 0
+	m.point.P50Us, m.point.P90Us, m.point.P99Us = 0, 0, 0
 	return false
 }
 
