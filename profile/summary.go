@@ -325,26 +325,7 @@ func readPlaneNames(w *wireReader, end int64, hostSeen *bool) *planeInfo {
 		case num == xplaneName && typ == protowire.BytesType:
 			name = w.str(end)
 		case num == xplaneStatMetadata && typ == protowire.BytesType:
-			eend := w.length(end)
-			var id int64
-			var sname string
-			for num, typ, ok := w.next(eend); ok; num, typ, ok = w.next(eend) {
-				switch {
-				case num == mapKey && typ == protowire.VarintType:
-					id = int64(w.varint())
-				case num == mapValue && typ == protowire.BytesType:
-					vend := w.length(eend)
-					for num, typ, ok := w.next(vend); ok; num, typ, ok = w.next(vend) {
-						if num == xstatMetadataName && typ == protowire.BytesType {
-							sname = w.str(vend)
-						} else {
-							w.skipField(num, typ, vend)
-						}
-					}
-				default:
-					w.skipField(num, typ, eend)
-				}
-			}
+			id, sname := readMetadataEntry(w, w.length(end))
 			statNames[id] = sname
 		default:
 			w.skipField(num, typ, end)
