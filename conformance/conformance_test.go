@@ -277,8 +277,11 @@ func xprofCheck(t *testing.T, files ...string) xprofReport {
 	return r
 }
 
-func TestRESTLoadWithARealProfilerWindowConvertsInXprof(t *testing.T) {
-	need(t)
+// profiledRESTRun runs 2 s of REST load at 50 requests a second against
+// the real model server with a 1.5 s window from TensorFlow's profiler,
+// and fails the test unless the trace was captured and written here.
+func profiledRESTRun(t *testing.T) *bench.Result {
+	t.Helper()
 	logdir := t.TempDir()
 	res, err := bench.Run(context.Background(), bench.Config{
 		URL: fmt.Sprintf("http://%s/v1/models/dense:predict", addr(ports.REST)), DataPath: writeFile(t, "data.json", denseRows),
@@ -291,9 +294,15 @@ func TestRESTLoadWithARealProfilerWindowConvertsInXprof(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := res.Profile
-	if len(res.Errors) != 0 || p == nil || p.Error != "" || p.Saved != profile.SavedLocal || p.EmptyTrace || res.Window == nil {
+	if len(res.Errors) != 0 || p == nil || p.Error != "" || p.Saved != profile.SavedLocal || p.EmptyTrace || res.Window == nil || p.ClientTrace == "" {
 		t.Fatalf("errors %v, profile %+v", res.Errors, p)
 	}
+	return res
+}
+
+func TestRESTLoadWithARealProfilerWindowConvertsInXprof(t *testing.T) {
+	need(t)
+	p := profiledRESTRun(t).Profile
 	// loadprof's own summary of the real trace names the model's ops.
 	space, _, err := profile.ReadXSpace(p.Files[0])
 	if err != nil {

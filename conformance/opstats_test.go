@@ -2,19 +2,14 @@ package conformance
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/loadprof/loadprof/bench"
-	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/profile"
 	"github.com/loadprof/loadprof/tfproto"
 	"google.golang.org/protobuf/proto"
@@ -57,22 +52,7 @@ func xprofFrameworkOpStats(t *testing.T, files ...string) xprofOpStats {
 // summary of it with xprof's framework_op_stats of the same file.
 func TestTraceSummaryAgreesWithXprofsFrameworkOpStats(t *testing.T) {
 	need(t)
-	logdir := t.TempDir()
-	res, err := bench.Run(context.Background(), bench.Config{
-		URL: fmt.Sprintf("http://%s/v1/models/dense:predict", addr(ports.REST)), DataPath: writeFile(t, "data.json", denseRows),
-		Plan:    load.Plan{Rate: 50, WarmupRequests: 20, Duration: 2 * time.Second, MaxInflight: 100},
-		Timeout: 10 * time.Second,
-		Profile: &bench.ProfileConfig{Addr: addr(ports.Profiler), Delay: 200 * time.Millisecond,
-			Options: profile.Options{Duration: 1500 * time.Millisecond, LogDir: logdir}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := res.Profile
-	if len(res.Errors) != 0 || p == nil || p.Error != "" || p.Saved != profile.SavedLocal || p.EmptyTrace {
-		t.Fatalf("errors %v, profile %+v", res.Errors, p)
-	}
-	agreesWithXprof(t, p.Files[0])
+	agreesWithXprof(t, profiledRESTRun(t).Profile.Files[0])
 }
 
 // TestKerasAndTfDataTraceSummaryAgreesWithXprof does the same for a trace

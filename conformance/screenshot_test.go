@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"image"
 	"image/png"
 	"os"
@@ -13,10 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/loadprof/loadprof/bench"
-	"github.com/loadprof/loadprof/load"
-	"github.com/loadprof/loadprof/profile"
 )
 
 // screenshotScript is scripts/trace-screenshots.sh, from this package's
@@ -52,20 +47,8 @@ func TestTraceViewerScreenshotsShowBothPlanes(t *testing.T) {
 		t.Skip("LOADPROF_CHROMIUM or LOADPROF_NODE_MODULES is not set (scripts/test.sh installs chromium and puppeteer-core and sets them)")
 	}
 	// A fresh run with real REST load and TensorFlow's profiler server.
-	logdir := t.TempDir()
-	res, err := bench.Run(context.Background(), bench.Config{
-		URL: fmt.Sprintf("http://%s/v1/models/dense:predict", addr(ports.REST)), DataPath: writeFile(t, "data.json", denseRows),
-		Plan:    load.Plan{Rate: 50, WarmupRequests: 20, Duration: 2 * time.Second, MaxInflight: 100},
-		Timeout: 10 * time.Second,
-		Profile: &bench.ProfileConfig{Addr: addr(ports.Profiler), Delay: 200 * time.Millisecond,
-			Options: profile.Options{Duration: 1500 * time.Millisecond, LogDir: logdir}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p := res.Profile; p == nil || p.Error != "" || p.Saved != profile.SavedLocal || p.ClientTrace == "" {
-		t.Fatalf("profile %+v", res.Profile)
-	}
+	res := profiledRESTRun(t)
+	logdir := res.Profile.LogDir
 
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
