@@ -59,6 +59,12 @@ func TestOpenLoopIsOpenOnEveryPathWhateverTheServerLatency(t *testing.T) {
 			if res.Requests != want || len(res.Errors) != 0 || res.Client.NotSent != 0 || res.Client.Saturated != 0 {
 				t.Fatalf("%d requests (want %d), errors %v, not sent %d, saturated %d", res.Requests, want, res.Errors, res.Client.NotSent, res.Client.Saturated)
 			}
+			if raceDetector {
+				// The race detector slows the client and the in-process
+				// server several times over: with two busy loops beside it
+				// gRPC's p99 reached 1.7 s. The timing is checked without it.
+				return
+			}
 			// The server's own second is the floor (less the histogram's
 			// resolution there, 1 ms at 3 digits). Requests held back until
 			// a sender frees up wait a good part of that second: before the
