@@ -210,8 +210,11 @@ func writeProfileSummary(w io.Writer, p *ProfileReport) {
 		fmt.Fprint(w, " (ended early)")
 	}
 	fmt.Fprintln(w)
-	if p.WindowFrom == "server_trace" {
+	switch {
+	case p.WindowFrom == "server_trace":
 		fmt.Fprintln(w, "  (the interval the server traced, from its trace: the window row counts the requests sent in it)")
+	case p.Timeline != nil && p.Timeline.Clock != nil:
+		fmt.Fprintf(w, "  (the window row counts the requests sent while the Profile call was open: the interval the server traced is placed only to ±%.3f ms)\n", p.Timeline.ZeroUncertaintyMs)
 	}
 	switch r.Saved {
 	case profile.SavedLocal:

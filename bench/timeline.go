@@ -1,7 +1,10 @@
 package bench
 
 import (
+	"time"
+
 	"fmt"
+	"github.com/loadprof/loadprof/load"
 	"io"
 	"strings"
 
@@ -44,6 +47,7 @@ func (w *window) writeClientPlane(res *profile.Result) error {
 	}
 	tl := profile.Align(call, server, events)
 	tl.RequestEvents = names
+	tl.ClientTruncated = w.rec.WindowTruncated()
 	data, err := proto.Marshal(tl.ClientPlane(events, "loadprof-client"))
 	if err == nil {
 		var path string
@@ -66,7 +70,10 @@ func writeTimeline(w io.Writer, tl *profile.Timeline) {
 	if tl == nil {
 		return
 	}
-	if c := tl.Clock; c != nil {
+	if c := tl.Clock; c != nil && c.Relative {
+		zero := time.Unix(0, -int64(c.OffsetMs*1e6)).UTC()
+		fmt.Fprintf(w, "  the server's trace counts from its own zero (it records no start): that zero is at %s on this machine's clock, ±%.3f ms\n", zero.Format("15:04:05.000000"), c.UncertaintyMs)
+	} else if c != nil {
 		fmt.Fprintf(w, "  clock offset (server - client): %+.3f ms, within %.3f..%.3f ms", c.OffsetMs, c.MinMs, c.MaxMs)
 		switch c.Method {
 		case profile.OffsetFromRequests:
@@ -79,9 +86,12 @@ func writeTimeline(w io.Writer, tl *profile.Timeline) {
 			}
 			fmt.Fprintln(w, ")")
 		}
-		if c.Note != "" {
-			fmt.Fprintf(w, "  (%s)\n", c.Note)
-		}
+	}
+	if c := tl.Clock; c != nil && c.Note != "" {
+		fmt.Fprintf(w, "  (%s)\n", c.Note)
+	}
+	if tl.ClientTruncated {
+		fmt.Fprintf(w, "  (the window held more than %d requests: the client trace and the split cover the first %d)\n", load.MaxWindowEvents, load.MaxWindowEvents)
 	}
 	switch tl.Placement {
 	case profile.PlacedAtServerStart:

@@ -249,6 +249,14 @@ func (r *Recorder) NarrowWindow(from, to time.Duration) bool {
 	return true
 }
 
+// WindowTruncated reports whether the window held more requests than
+// WindowSamples keeps (MaxWindowEvents).
+func (r *Recorder) WindowTruncated() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.windowTruncated
+}
+
 // WindowSamples returns the requests recorded in the profile window (at
 // most MaxWindowEvents).
 func (r *Recorder) WindowSamples() []Sample {

@@ -307,6 +307,10 @@ type ClockEstimate struct {
 	// NearBest: the bound holds the offsets at which at least this many
 	// of the sampled events fit inside a client request.
 	NearBest int    `json:"near_best,omitempty"`
+	// Relative: the server's trace counts from its own zero (it records no
+	// start), so the offset places that zero on the client's clock; it is
+	// not a difference of clocks.
+	Relative bool `json:"relative,omitempty"`
 	Note     string `json:"note,omitempty"`
 
 	offset, lo, hi int64 // ns
@@ -353,6 +357,7 @@ func EstimateOffset(call ProfileCall, tr ServerTrace, client []ClientEvent) Cloc
 		// No recorded window: its events lie inside it.
 		tr.StartNs, tr.StopNs = tr.Requests[0].Start, tr.Requests[0].End
 		if tr.StartNs < relativeBefore {
+			est.Relative = true
 			est.Note = "the server's trace records no start time (no Task Environment plane) and counts from its own zero: the offset is its timeline's against the client's clock, not its clock's"
 		}
 		for _, r := range tr.Requests {
@@ -420,8 +425,10 @@ func refine(est *ClockEstimate, server []Span, client []ClientEvent) {
 	diff := make([]int32, bins+1)
 	bin := func(at int64) int64 { return (at - est.lo) / res }
 	var ivs []Span
+	sampled := 0
 	for i := 0; i < len(server); i += step {
 		s := server[i]
+		sampled++
 		first, last := candidates(s)
 		ivs = ivs[:0]
 		for _, r := range reqs[first:last] {
@@ -461,6 +468,14 @@ func refine(est *ClockEstimate, server []Span, client []ClientEvent) {
 		}
 	}
 	if best == 0 {
+		return
+	}
+	if int(best) < sampled*9/10 {
+		// Most of the server's request events fit no request of this
+		// client anywhere: other clients' traffic (or requests this client
+		// did not keep). Their events can fit its requests at wrong offsets
+		// better than its own do at the right one: no narrowing.
+		est.Note = fmt.Sprintf("at best %d of %d sampled %q events fit inside this client's requests: the server had other traffic, whose events cannot place the clock", best, sampled, est.RequestEvent)
 		return
 	}
 	// Requests that happen to fit at a wrong offset do so at isolated
@@ -707,6 +722,9 @@ type Timeline struct {
 	ZeroUncertaintyMs float64       `json:"zero_uncertainty_ms"`
 	Split             *LatencySplit `json:"latency_split,omitempty"`
 	Note              string        `json:"note,omitempty"`
+	// ClientTruncated: the window held more requests than loadprof keeps
+	// one by one; the plane and the split cover the first ones.
+	ClientTruncated bool `json:"client_truncated,omitempty"`
 	// RequestEvents are the event names looked for, in order.
 	RequestEvents []string `json:"request_events,omitempty"`
 	// NotDrawn counts the window's requests that were over before the
