@@ -25,6 +25,13 @@ func TestProgressRateCountsOnlyThePhaseTheRunIsIn(t *testing.T) {
 	if got := r.next(load.Progress{Phase: load.Steady, WarmupRequests: 150, SteadyRequests: 200}, 20*time.Second); !strings.Contains(got, " 20.0 req/s over the last 10s") {
 		t.Fatalf("steady rate %q", got)
 	}
+	// A steady phase that began 4 s into a 10 s interval: its 1200
+	// requests are 200/s over its 6 s, not 120/s over the 10 (review:
+	// "149.9 req/s" at --rate 200 after a one-second warm-up).
+	var fresh progressRate
+	if got := fresh.next(load.Progress{Phase: load.Steady, WarmupRequests: 400, SteadyRequests: 1200, SteadyFrom: 4 * time.Second}, 10*time.Second); !strings.Contains(got, " 200.0 req/s over the last 6s") {
+		t.Fatalf("steady rate after a warm-up %q", got)
+	}
 }
 
 // TestProgressInALogIsWholeLinesWithThePhasesApart runs with stderr a pipe

@@ -470,6 +470,9 @@ type Progress struct {
 	LastSecond     Second // the last complete second, both phases
 	SteadyP99Us    int64
 	Window         bool // the profile window is open
+	// SteadyFrom is when the first steady request started (run clock):
+	// the steady phase's rate counts from there.
+	SteadyFrom time.Duration
 }
 
 // Progress returns a cheap summary for the live progress line.
@@ -485,6 +488,7 @@ func (r *Recorder) Progress() Progress {
 	if r.steady.Requests > 0 {
 		p.Phase = Steady
 		p.SteadyP99Us = ValueAtPercentile(r.steady.Histogram, 99)
+		p.SteadyFrom = r.steady.FirstAt
 	}
 	if n := len(r.series); n > 0 {
 		p.LastSecond = r.series[n-1]
