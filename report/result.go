@@ -332,7 +332,7 @@ func DecodeHistogram(s string) (*hdrhistogram.Histogram, error) {
 	return hdrhistogram.Decode([]byte(s))
 }
 
-// WriteJSON writes r to path as every output is written (WriteOutput): a
+// WriteJSON writes r to path as every output is written (outfile.Write): a
 // reader sees the old file or the whole new one, never half of it.
 func (r *Result) WriteJSON(path string) error { return WriteJSONOutput("", path, r) }
 

@@ -65,5 +65,5 @@ func WriteSweepSummary(w io.Writer, s *SweepResult) {
 }
 
 // WriteJSON writes the sweep to path as every output is written
-// (WriteOutput).
+// (outfile.Write).
 func (s *SweepResult) WriteJSON(path string) error { return WriteJSONOutput("", path, s) }
