@@ -17,6 +17,7 @@ import (
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/loadprof/loadprof/internal/testkit"
 	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/sim"
 	"github.com/valyala/fasthttp"
 )
@@ -261,11 +262,11 @@ func TestErrorsAreCountedByClassAndWrittenToResult(t *testing.T) {
 			t.Errorf("latency_ms has no %q", key)
 		}
 	}
-	back, err := ReadResult(out)
+	back, err := report.ReadResult(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := DecodeHistogram(back.Histogram)
+	h, err := report.DecodeHistogram(back.Histogram)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +292,7 @@ func TestInterruptedRunWritesPartialResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := ReadResult(out)
+	back, err := report.ReadResult(out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/sim"
 )
 
@@ -33,7 +34,7 @@ type windowRun struct {
 	peakRSS    int64   // bytes, VmHWM over the run
 	gcCPU      float64 // s, the garbage collector's CPU time over the run
 	traceBytes int64
-	res        *Result
+	res        *report.Result
 }
 
 func (r windowRun) String() string {
@@ -165,12 +166,12 @@ func TestATraceOverProfileMaxBytesKeepsTheLoadResults(t *testing.T) {
 	if err != nil || res.Requests < 100 || !want.MatchString(res.Profile.Error) || len(res.Profile.Files) != 0 {
 		t.Fatalf("err %v, %d requests, profile error %q, files %v", err, res.Requests, res.Profile.Error, res.Profile.Files)
 	}
-	back, err := ReadResult(out)
+	back, err := report.ReadResult(out)
 	if err != nil || back.Requests != res.Requests || !want.MatchString(back.Profile.Error) {
 		t.Fatalf("result.json: %v", err)
 	}
 	var text strings.Builder
-	WriteSummary(&text, res)
+	report.WriteSummary(&text, res)
 	if !want.MatchString(text.String()) {
 		t.Fatalf("summary:\n%s", text.String())
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/sim"
 )
 
@@ -64,7 +65,7 @@ func TestServerKilledAndRestartedMidRun(t *testing.T) {
 
 // faultRun runs 400 requests against a faulty sim. Faults spare the first
 // call (the preflight), which would otherwise stop the run by chance.
-func faultRun(t *testing.T, cfg sim.Config, timeout time.Duration, maxResponse int) *Result {
+func faultRun(t *testing.T, cfg sim.Config, timeout time.Duration, maxResponse int) *report.Result {
 	t.Helper()
 	srv := startSim(t, cfg)
 	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body),

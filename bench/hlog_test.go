@@ -22,6 +22,7 @@ import (
 	"github.com/loadprof/loadprof/internal/testkit"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/sim"
 )
 
@@ -137,12 +138,12 @@ func sameValues(a, b map[int64]int64) bool {
 // profile window, and reads the log while the run goes on: it returns the
 // log as it was when it first held a complete steady interval, before the
 // run ended.
-func hlogRun(t *testing.T) (res *Result, path string, during []byte) {
+func hlogRun(t *testing.T) (res *report.Result, path string, during []byte) {
 	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond, Jitter: 2 * time.Millisecond}})
 	dir := t.TempDir()
 	path, out := filepath.Join(dir, "run.hlog"), filepath.Join(dir, "result.json")
 	type ran struct {
-		res *Result
+		res *report.Result
 		err error
 	}
 	done := make(chan ran, 1)
@@ -180,7 +181,7 @@ func hlogRun(t *testing.T) (res *Result, path string, during []byte) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	back, err := ReadResult(out)
+	back, err := report.ReadResult(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +197,7 @@ func TestHlogIsStreamedWithTheWarmupTaggedAndExactTimes(t *testing.T) {
 	if mid.startMs != origin || mid.baseMs != origin {
 		t.Fatalf("during the run: StartTime %d BaseTime %d ms, the run started at %d ms", mid.startMs, mid.baseMs, origin)
 	}
-	if len(mid.intervals) < 2 || mid.intervals[0].tag != HlogWarmupTag {
+	if len(mid.intervals) < 2 || mid.intervals[0].tag != report.HlogWarmupTag {
 		t.Fatalf("during the run: %d intervals, first %+v", len(mid.intervals), mid.intervals[0])
 	}
 
@@ -228,18 +229,18 @@ func TestHlogIsStreamedWithTheWarmupTaggedAndExactTimes(t *testing.T) {
 	}
 	// Untagged is the steady phase, exactly result.json's histogram; the
 	// warm-up is tagged and apart.
-	steady, err := DecodeHistogram(res.Histogram)
+	steady, err := report.DecodeHistogram(res.Histogram)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gotSteady, gotWarm := log.sumOf(""), log.sumOf(HlogWarmupTag)
+	gotSteady, gotWarm := log.sumOf(""), log.sumOf(report.HlogWarmupTag)
 	if !sameValues(recordedValues(gotSteady), recordedValues(steady)) || gotSteady.TotalCount() != res.Latency.Count {
 		t.Fatalf("untagged intervals hold %d values, result.json's steady histogram %d", gotSteady.TotalCount(), steady.TotalCount())
 	}
 	if gotWarm.TotalCount() != res.Phases.Warmup.Latency.Count || gotWarm.TotalCount() == 0 {
 		t.Fatalf("warm-up intervals hold %d values, the warm-up had %d", gotWarm.TotalCount(), res.Phases.Warmup.Latency.Count)
 	}
-	if log.intervals[0].tag != HlogWarmupTag || log.intervals[len(log.intervals)-1].tag != "" {
+	if log.intervals[0].tag != report.HlogWarmupTag || log.intervals[len(log.intervals)-1].tag != "" {
 		t.Fatalf("first interval %q, last %q", log.intervals[0].tag, log.intervals[len(log.intervals)-1].tag)
 	}
 	// The profile window is marked by comments, opened before closed, in
@@ -313,7 +314,7 @@ func TestHlogReadsTheSameInHdrHistogramPython(t *testing.T) {
 		switch {
 		case iv.Tag == nil:
 			steady += iv.Count
-		case *iv.Tag == HlogWarmupTag:
+		case *iv.Tag == report.HlogWarmupTag:
 			warm += iv.Count
 		default:
 			t.Fatalf("interval %d has tag %q", i, *iv.Tag)
@@ -322,7 +323,7 @@ func TestHlogReadsTheSameInHdrHistogramPython(t *testing.T) {
 	if steady != res.Latency.Count || warm != res.Phases.Warmup.Latency.Count {
 		t.Fatalf("python reads %d steady and %d warm-up values, result.json has %d and %d", steady, warm, res.Latency.Count, res.Phases.Warmup.Latency.Count)
 	}
-	h, err := DecodeHistogram(res.Histogram)
+	h, err := report.DecodeHistogram(res.Histogram)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,7 +406,7 @@ func TestAFailedHlogWriteIsSaidAtOnceAndTheOtherOutputsAreWritten(t *testing.T) 
 		strings.Count(warnings.String(), want) != 1 {
 		t.Fatalf("error %q, warnings %q", err, warnings.String())
 	}
-	back, err := ReadResult(out)
+	back, err := report.ReadResult(out)
 	if err != nil || back.Requests != res.Requests {
 		t.Fatalf("result.json: %v", err)
 	}
@@ -462,7 +463,7 @@ func TestHlogReadsTheSameInHdrHistogramJava(t *testing.T) {
 	if count != res.Latency.Count || math.Abs(maxMs-res.Latency.Max) > 0.0005 {
 		t.Fatalf("Java reads %d values up to %.3f ms; result.json has %d up to %.3f ms", count, maxMs, res.Latency.Count, res.Latency.Max)
 	}
-	maxMs, count = process("-tag", HlogWarmupTag)
+	maxMs, count = process("-tag", report.HlogWarmupTag)
 	if count != res.Phases.Warmup.Latency.Count || math.Abs(maxMs-res.Phases.Warmup.Latency.Max) > 0.0005 {
 		t.Fatalf("Java reads %d warm-up values up to %.3f ms; result.json has %d up to %.3f ms", count, maxMs, res.Phases.Warmup.Latency.Count, res.Phases.Warmup.Latency.Max)
 	}
@@ -475,11 +476,11 @@ func TestHlogReadsTheSameInHdrHistogramJava(t *testing.T) {
 // lock; encoding and writing happen on the writer's goroutine.
 func BenchmarkRecordWithHlog(b *testing.B) {
 	rec := load.NewRecorder()
-	w, err := newHlogWriter("--hlog", filepath.Join(b.TempDir(), "b.hlog"), rec.Origin(), false, nil)
+	w, err := report.NewHlogWriter("--hlog", filepath.Join(b.TempDir(), "b.hlog"), rec.Origin(), false, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	rec.SetIntervalSink(w)
+	rec.SetIntervalSink(hlogSink{w})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
@@ -487,7 +488,14 @@ func BenchmarkRecordWithHlog(b *testing.B) {
 		rec.Record(load.Sample{Phase: load.Steady, Start: d, Done: d + 1500*time.Microsecond, Outcome: load.Outcome{Class: load.OK}})
 	}
 	b.StopTimer()
-	if err := w.close(); err != nil {
+	if err := w.Close(); err != nil {
 		b.Fatal(err)
 	}
 }
+
+// hlogSink is the interval log alone as the recorder's sink (a run puts
+// the per-second histograms in front of it).
+type hlogSink struct{ w *report.HlogWriter }
+
+func (s hlogSink) Add(phase load.Phase, latencyUs int64) { s.w.Add(phase == load.Warmup, latencyUs) }
+func (s hlogSink) Interval(second int)                   { s.w.Interval(second) }

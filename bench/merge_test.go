@@ -11,13 +11,14 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/sim"
 )
 
 // twoMachines runs a REST and a gRPC run against one simulator, the second
 // started 1.4 s after the first (their clocks are one second apart on the
 // merged one), and returns their results as read back from result.json.
-func twoMachines(t *testing.T) (a, b *Result) {
+func twoMachines(t *testing.T) (a, b *report.Result) {
 	t.Helper()
 	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond, Jitter: 4 * time.Millisecond, ErrorRate: 0.05}})
 	dir := t.TempDir()
@@ -44,12 +45,12 @@ func twoMachines(t *testing.T) (a, b *Result) {
 		}
 	}
 	wg.Wait()
-	var out []*Result
+	var out []*report.Result
 	for i, cfg := range cfgs {
 		if errs[i] != nil {
 			t.Fatal(errs[i])
 		}
-		r, err := ReadResult(cfg.OutPath)
+		r, err := report.ReadResult(cfg.OutPath)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +61,7 @@ func twoMachines(t *testing.T) (a, b *Result) {
 
 func decoded(t *testing.T, enc string) *hdrhistogram.Histogram {
 	t.Helper()
-	h, err := DecodeHistogram(enc)
+	h, err := report.DecodeHistogram(enc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func decoded(t *testing.T, enc string) *hdrhistogram.Histogram {
 
 func TestMergedSeriesEqualsAMergeByHandOfTheInputsHistograms(t *testing.T) {
 	a, b := twoMachines(t)
-	inputs := []*Result{a, b}
+	inputs := []*report.Result{a, b}
 	for _, r := range inputs {
 		// The per-second histograms hold every measured request of the run,
 		// warm-up and steady, and nothing else.
@@ -81,7 +82,7 @@ func TestMergedSeriesEqualsAMergeByHandOfTheInputsHistograms(t *testing.T) {
 			t.Fatalf("%s: the per-second histograms hold %d requests, the run measured %d", r.Transport, n, want)
 		}
 	}
-	m, notes, err := Merge(inputs, []string{"a.json", "b.json"})
+	m, notes, err := report.Merge(inputs, []string{"a.json", "b.json"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,9 +156,9 @@ func TestMergedSeriesEqualsAMergeByHandOfTheInputsHistograms(t *testing.T) {
 	// latency, merged from both runs' warm-up histograms.
 	for _, ph := range []struct {
 		name string
-		got  Phase
-		of   func(*Result) Phase
-	}{{"warm-up", m.Phases.Warmup, func(r *Result) Phase { return r.Phases.Warmup }}, {"steady", m.Phases.Steady, func(r *Result) Phase { return r.Phases.Steady }}} {
+		got  report.Phase
+		of   func(*report.Result) report.Phase
+	}{{"warm-up", m.Phases.Warmup, func(r *report.Result) report.Phase { return r.Phases.Warmup }}, {"steady", m.Phases.Steady, func(r *report.Result) report.Phase { return r.Phases.Steady }}} {
 		wantStart, wantEnd := math.Inf(1), math.Inf(-1)
 		var requests int64
 		for _, r := range inputs {
@@ -174,8 +175,8 @@ func TestMergedSeriesEqualsAMergeByHandOfTheInputsHistograms(t *testing.T) {
 	}
 	wu := decoded(t, a.Phases.Warmup.Histogram)
 	wu.Merge(decoded(t, b.Phases.Warmup.Histogram))
-	if got := m.Phases.Warmup.Latency; got != StatsOf(wu) || got.Count == 0 {
-		t.Errorf("warm-up latency %+v, by hand %+v", got, StatsOf(wu))
+	if got := m.Phases.Warmup.Latency; got != report.StatsOf(wu) || got.Count == 0 {
+		t.Errorf("warm-up latency %+v, by hand %+v", got, report.StatsOf(wu))
 	}
 
 	// What differs says so; each input keeps its own settings.
@@ -192,7 +193,7 @@ func TestMergedSeriesEqualsAMergeByHandOfTheInputsHistograms(t *testing.T) {
 	// A merge of a merge lists the runs themselves.
 	c := *b
 	c.StartedAt = c.StartedAt.Add(time.Second)
-	again, _, err := Merge([]*Result{m, &c}, []string{"ab.json", "c.json"})
+	again, _, err := report.Merge([]*report.Result{m, &c}, []string{"ab.json", "c.json"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/sim"
 )
 
@@ -139,7 +140,7 @@ func TestSaturatedOpenLoopCountsLateAndUnsentRequestsAndEndsOnTime(t *testing.T)
 				t.Fatalf("peak in flight %d, want %d", c.PeakInflight, slots)
 			}
 			var summary strings.Builder
-			WriteSummary(&summary, res)
+			report.WriteSummary(&summary, res)
 			if s := summary.String(); !strings.Contains(s, "--max-inflight 10 requests outstanding") || !strings.Contains(s, "were not sent") {
 				t.Fatalf("summary does not put the lateness on --max-inflight:\n%s", s)
 			}

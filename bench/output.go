@@ -5,6 +5,7 @@ import (
 
 	"github.com/loadprof/loadprof/internal/outfile"
 	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/report"
 )
 
 // WriteOutput writes data to an output file the way every output of
@@ -48,18 +49,18 @@ func UsesStdout(cfg Config, more ...string) bool {
 // writeOutputs finishes the interval log and writes result.json and the
 // .hgrm; every one is tried, and the error names each that failed. A
 // trace that was captured but could not be written is among them.
-func writeOutputs(cfg Config, res *Result, hlog *hlogWriter, win *window) error {
+func writeOutputs(cfg Config, res *report.Result, hlog *report.HlogWriter, win *window) error {
 	var errs []error
 	if hlog != nil {
-		errs = append(errs, hlog.close())
+		errs = append(errs, hlog.Close())
 	}
 	if cfg.OutPath != "" {
-		errs = append(errs, writeJSON("--out", cfg.OutPath, res))
+		errs = append(errs, report.WriteJSONOutput("--out", cfg.OutPath, res))
 	}
 	if cfg.HGRMPath != "" {
-		h, err := DecodeHistogram(res.Histogram)
+		h, err := report.DecodeHistogram(res.Histogram)
 		if err == nil {
-			err = writeHGRM("--hgrm", cfg.HGRMPath, h)
+			err = report.WriteHGRMOutput("--hgrm", cfg.HGRMPath, h)
 		}
 		errs = append(errs, err)
 	}

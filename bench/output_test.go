@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"github.com/loadprof/loadprof/internal/testkit"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/sim"
 )
 
@@ -86,13 +86,13 @@ func TestTwoProfiledSweepsIntoOneLogdirKeepEachTheirTraces(t *testing.T) {
 	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
 	logdir := t.TempDir()
 	steps, _ := ParseSteps("--rate", "100:100:100")
-	sweep := func() StepResult {
+	sweep := func() report.StepResult {
 		res, err := RunSweep(context.Background(), SweepConfig{
 			Base: Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
 				Plan: load.Plan{Duration: 1500 * time.Millisecond, MaxInflight: 100},
 				Profile: &ProfileConfig{Addr: srv.GRPCAddr(), Delay: 200 * time.Millisecond,
 					Options: profile.Options{Duration: 500 * time.Millisecond, LogDir: logdir, Slack: 5 * time.Second}}},
-			Steps: steps, SLO: SLO{ErrPct: -1}, ProfileSteps: "all",
+			Steps: steps, SLO: report.SLO{ErrPct: -1}, ProfileSteps: "all",
 		})
 		if err != nil || len(res.Steps) != 1 {
 			t.Fatalf("sweep: %v", err)
@@ -103,7 +103,7 @@ func TestTwoProfiledSweepsIntoOneLogdirKeepEachTheirTraces(t *testing.T) {
 	if first.TraceRun != "rate_100" || second.TraceRun != "rate_100_2" {
 		t.Fatalf("trace runs %q and %q, want rate_100 and rate_100_2", first.TraceRun, second.TraceRun)
 	}
-	for _, st := range []StepResult{first, second} {
+	for _, st := range []report.StepResult{first, second} {
 		p := st.Result.Profile
 		if p.Error != "" || len(p.Files) != 1 || filepath.Dir(p.Files[0]) != (profile.Store{LogDir: logdir, Run: st.TraceRun}).Dir() {
 			t.Fatalf("run %s: profile %+v, error %q", st.TraceRun, p.Result, p.Error)
@@ -111,25 +111,15 @@ func TestTwoProfiledSweepsIntoOneLogdirKeepEachTheirTraces(t *testing.T) {
 	}
 }
 
-func TestProfileSummarySaysACapturedTraceWasNotWritten(t *testing.T) {
-	var b bytes.Buffer
-	writeProfileSummary(&b, &ProfileReport{Result: &profile.Result{Run: "r", Saved: profile.SavedNone, NotWritten: []string{"tb/plugins/profile/r/h.xplane.pb"}},
-		Error: "profile h: the trace was captured but could not be written: permission denied"})
-	out := b.String()
-	if !strings.Contains(out, "server trace captured but NOT written to tb/plugins/profile/r/h.xplane.pb") || strings.Contains(out, "no server trace was captured") {
-		t.Fatalf("summary:\n%s", out)
-	}
-}
-
 func TestATraceThatCouldNotBeWrittenIsAFailedOutputOfTheRun(t *testing.T) {
 	notWritten := &outfile.Error{Path: "tb/plugins/profile/r/h.xplane.pb", Err: syscall.EROFS}
 	win := &window{err: &profile.Error{Addr: "h", Msg: "the trace was captured but could not be written", Err: notWritten}}
-	err := writeOutputs(Config{}, &Result{}, nil, win)
+	err := writeOutputs(Config{}, &report.Result{}, nil, win)
 	if got := outfile.Failed(err); got[notWritten.Path] != notWritten {
 		t.Fatalf("writeOutputs: %v", err)
 	}
 	win.err = &profile.Error{Addr: "h", Msg: "unreachable"} // a failed capture is no failed write
-	if err := writeOutputs(Config{}, &Result{}, nil, win); err != nil {
+	if err := writeOutputs(Config{}, &report.Result{}, nil, win); err != nil {
 		t.Fatalf("writeOutputs: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/sim"
 )
 
@@ -22,7 +23,7 @@ func TestCtrlCDuringAWindowThatNeverReturnsWaitsGrace(t *testing.T) {
 		Profile: &ProfileConfig{Addr: srv.GRPCAddr(),
 			Options: profile.Options{Duration: time.Hour, Slack: time.Hour, LogDir: t.TempDir()}}}
 	type ran struct {
-		res *Result
+		res *report.Result
 		err error
 	}
 	done := make(chan ran, 1)

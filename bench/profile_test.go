@@ -12,6 +12,7 @@ import (
 
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/sim"
 )
 
@@ -104,7 +105,7 @@ func TestTraceSavedOnTheServerDiskIsReportedAsSuch(t *testing.T) {
 		t.Fatal("a local server trace exists though the server saved it elsewhere")
 	}
 	var out strings.Builder
-	WriteSummary(&out, res)
+	report.WriteSummary(&out, res)
 	if !strings.Contains(out.String(), "saved by the SERVER on its own disk: "+p.ServerPath) || strings.Contains(out.String(), "server trace written here") {
 		t.Fatalf("summary:\n%s", out.String())
 	}
@@ -158,7 +159,7 @@ func TestProfilerFailuresKeepTheLoadResults(t *testing.T) {
 		if err != nil || res.Requests < 100 || !strings.Contains(res.Profile.Error, c.want) {
 			t.Fatalf("%s: err %v, %d requests, profile error %q", c.want, err, res.Requests, res.Profile.Error)
 		}
-		if back, err := ReadResult(out); err != nil || back.Profile == nil || back.Profile.Error == "" {
+		if back, err := report.ReadResult(out); err != nil || back.Profile == nil || back.Profile.Error == "" {
 			t.Fatalf("result.json: %v", err)
 		}
 		cfg.Profile.Required = true

@@ -93,3 +93,19 @@ func TestProgressInALogIsWholeLinesWithThePhasesApart(t *testing.T) {
 		t.Fatalf("the last line %q does not hold the final counts (%q)", final, want)
 	}
 }
+
+func TestProgressLineKeepsWarmupApartAndShowsTheWindow(t *testing.T) {
+	plan := load.Plan{WarmupDuration: 10 * time.Second, Duration: 60 * time.Second}
+	warm := progressLine(load.Progress{Phase: load.Warmup, WarmupRequests: 500, LastSecond: load.Second{Requests: 200}}, 3*time.Second, plan)
+	if !strings.Contains(warm, "[   3s/70s] warm-up       500 requests") || strings.Contains(warm, "steady") {
+		t.Fatalf("warm-up line %q", warm)
+	}
+	steady := progressLine(load.Progress{Phase: load.Steady, WarmupRequests: 2000, SteadyRequests: 1200, SteadyErrors: 3, SteadyP99Us: 12500, Window: true}, 16*time.Second, plan)
+	if !strings.Contains(steady, "steady       1200 requests      3 errors  p99 12.50 ms") || !strings.Contains(steady, "[profile window open]") {
+		t.Fatalf("steady line %q", steady)
+	}
+	byCount := progressLine(load.Progress{}, time.Second, load.Plan{WarmupRequests: 100, Duration: time.Minute})
+	if strings.Contains(byCount, "s/") {
+		t.Fatalf("a warm-up by count has no known total: %q", byCount)
+	}
+}

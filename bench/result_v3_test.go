@@ -6,11 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"testing"
 	"time"
 
 	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/sim"
 )
 
@@ -27,7 +27,7 @@ func TestResultSaysWhereWhenAndByWhatItWasMadeAndNoOutsideWithoutAWindow(t *test
 	}
 	host, _ := os.Hostname()
 	switch {
-	case res.Version != 3 || res.Units != (Units{Histograms: "us", ConfigDurations: "s"}):
+	case res.Version != 3 || res.Units != (report.Units{Histograms: "us", ConfigDurations: "s"}):
 		t.Errorf("version %d, units %+v", res.Version, res.Units)
 	case res.Host == nil || res.Host.Name != host || res.Host.CPUs != runtime.NumCPU() || res.Host.OS != runtime.GOOS || res.Host.Arch != runtime.GOARCH:
 		t.Errorf("host %+v", res.Host)
@@ -48,20 +48,5 @@ func TestResultSaysWhereWhenAndByWhatItWasMadeAndNoOutsideWithoutAWindow(t *test
 		if !bytes.Contains(raw, []byte(want)) {
 			t.Errorf("result.json has no %s", want)
 		}
-	}
-}
-
-func TestBuildInfoCarriesTheVCSStampOfTheBinary(t *testing.T) {
-	info := &debug.BuildInfo{Settings: []debug.BuildSetting{
-		{Key: "-buildmode", Value: "exe"}, {Key: "vcs", Value: "git"},
-		{Key: "vcs.revision", Value: "07aa080f24a3cdf61ca5b27ef0b8146bf52e0c7a"},
-		{Key: "vcs.time", Value: "2026-11-26T01:20:27Z"}, {Key: "vcs.modified", Value: "true"},
-	}}
-	want := BuildInfo{Version: Version, Commit: "07aa080f24a3cdf61ca5b27ef0b8146bf52e0c7a", CommitTime: "2026-11-26T01:20:27Z", Modified: true, Go: runtime.Version()}
-	if got := buildOf(info); got != want {
-		t.Fatalf("build %+v, want %+v", got, want)
-	}
-	if got := buildOf(nil); got != (BuildInfo{Version: Version, Go: runtime.Version()}) {
-		t.Fatalf("without build information: %+v", got)
 	}
 }

@@ -17,10 +17,11 @@ import (
 
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/payloads"
+	"github.com/loadprof/loadprof/report"
 )
 
-// Version is loadprof's version, written into results.
-const Version = "0.1.0"
+// Version is loadprof's version (report.Version, which results carry).
+const Version = report.Version
 
 // InputError is bad usage or bad input: a flag or a payload file. The
 // command exits 2 on it.
@@ -77,7 +78,7 @@ type Config struct {
 // with an error (a target that failed every request) and when ctx was
 // cancelled (Result.Interrupted). Output files are written before it
 // returns.
-func Run(ctx context.Context, cfg Config) (*Result, error) {
+func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 	if err := cfg.check(); err != nil {
 		return nil, &InputError{err}
 	}
@@ -123,14 +124,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	rec := load.NewRecorder()
 	perSecond := newSecondHistograms()
 	defer perSecond.close()
-	var hlog *hlogWriter
+	var hlog *report.HlogWriter
 	if cfg.HlogPath != "" {
 		hasWarmup := cfg.Plan.WarmupDuration > 0 || cfg.Plan.WarmupRequests > 0
-		if hlog, err = newHlogWriter("--hlog", cfg.HlogPath, rec.Origin(), hasWarmup, cfg.Warnings); err != nil {
+		if hlog, err = report.NewHlogWriter("--hlog", cfg.HlogPath, rec.Origin(), hasWarmup, cfg.Warnings); err != nil {
 			return nil, err // CheckOutputs passed: this is a failed write
 		}
 		if cfg.Profile != nil {
-			hlog.watchWindow(rec.WindowOpen)
+			hlog.WatchWindow(rec.WindowOpen)
 		}
 		perSecond.next = hlog
 	}
@@ -151,9 +152,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	// The capture is finished first: it may narrow the window's statistics
 	// to the interval the server traced.
-	var report *ProfileReport
+	var profileReport *report.ProfileReport
 	if win != nil {
-		report = win.finish()
+		profileReport = win.finish()
 	}
 	res, err := buildResult(cfg, t, timing, rec.Snapshot(true))
 	if err != nil {
@@ -165,7 +166,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	if win != nil {
-		res.Profile = report
+		res.Profile = profileReport
 	}
 	if err := writeOutputs(cfg, res, hlog, win); err != nil {
 		return res, err
@@ -173,7 +174,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if win != nil && win.err != nil && cfg.Profile.Required && !res.Interrupted {
 		return res, &TargetError{win.err}
 	}
-	if res.Requests > 0 && successes(res) == 0 && !res.Interrupted {
+	if res.Requests > 0 && report.Successes(res) == 0 && !res.Interrupted {
 		return res, &TargetError{fmt.Errorf("%s: no request succeeded (%s)", t.name, describeErrors(res))}
 	}
 	return res, nil
@@ -181,9 +182,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 // closeHlog finishes the interval log of a run that ends without results:
 // the log keeps the seconds it has.
-func closeHlog(h *hlogWriter) {
+func closeHlog(h *report.HlogWriter) {
 	if h != nil {
-		_ = h.close()
+		_ = h.Close()
 	}
 }
 
@@ -293,10 +294,10 @@ func (t TLSFiles) config() (*tls.Config, error) {
 	return c, nil
 }
 
-func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) (*Result, error) {
+func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) (*report.Result, error) {
 	seconds := func(d time.Duration) float64 { return d.Seconds() }
-	res := &Result{
-		Version:     ResultVersion,
+	res := &report.Result{
+		Version:     report.ResultVersion,
 		Tool:        "loadprof " + Version,
 		Config:      cfg.Settings,
 		StartedAt:   timing.Start.UTC(),
@@ -306,12 +307,12 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 		LatencyFrom: "send",
 		Requests:    snap.Steady.Requests,
 		Errors:      errorNames(snap.Steady.Errors),
-		Latency:     StatsOf(snap.Steady.Histogram),
-		LatencyOK:   StatsOf(snap.Steady.OK),
-		Series:      snap.Series,
+		Latency:     report.StatsOf(snap.Steady.Histogram),
+		LatencyOK:   report.StatsOf(snap.Steady.OK),
+		Series:      seriesOf(snap.Series),
 		Interrupted: timing.Interrupted,
 		Unfinished:  timing.Unfinished,
-		Client: ClientStats{
+		Client: report.ClientStats{
 			MaxSendLagMs:     float64(timing.MaxSendLag) / float64(time.Millisecond),
 			MaxFreeSendLagMs: float64(timing.MaxFreeSendLag) / float64(time.Millisecond),
 			Saturated:        timing.Saturated, NotSent: timing.NotSent,
@@ -323,7 +324,7 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 		res.Client.Resent = rest.Resent()
 	}
 	if timing.SendLag != nil && timing.SendLag.TotalCount() > 0 {
-		lag := StatsOf(timing.SendLag)
+		lag := report.StatsOf(timing.SendLag)
 		res.Client.SendLag = &lag
 	}
 	if cfg.Plan.Rate > 0 {
@@ -335,23 +336,23 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 			res.ErrorSamples[k.String()] = msg
 		}
 	}
-	phase := func(p *load.PhaseStats) Phase {
-		ph := Phase{Requests: p.Requests, Errors: errorNames(p.Errors), Latency: StatsOf(p.Histogram)}
+	phase := func(p *load.PhaseStats) report.Phase {
+		ph := report.Phase{Requests: p.Requests, Errors: errorNames(p.Errors), Latency: report.StatsOf(p.Histogram)}
 		if p.Requests > 0 {
 			ph.Start, ph.End = seconds(p.FirstAt), seconds(p.LastAt)
 		}
 		return ph
 	}
-	res.Phases = Phases{Warmup: phase(snap.Warmup), Steady: phase(snap.Steady)}
+	res.Phases = report.Phases{Warmup: phase(snap.Warmup), Steady: phase(snap.Steady)}
 	if span := steadySpan(cfg.Plan, snap.Steady, timing.Interrupted); snap.Steady.Requests > 0 && span > 0 {
 		res.ThroughputRPS = float64(snap.Steady.Requests) / span.Seconds()
 		res.SuccessRPS = float64(snap.Steady.Requests-snap.Steady.ErrorTotal()) / span.Seconds()
 	}
 	var err error
-	if res.Histogram, err = EncodeHistogram(snap.Steady.Histogram); err != nil {
+	if res.Histogram, err = report.EncodeHistogram(snap.Steady.Histogram); err != nil {
 		return nil, err
 	}
-	if res.HistogramOK, err = EncodeHistogram(snap.Steady.OK); err != nil {
+	if res.HistogramOK, err = report.EncodeHistogram(snap.Steady.OK); err != nil {
 		return nil, err
 	}
 	if snap.Window.Requests > 0 {
@@ -366,11 +367,11 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 		}
 	}
 	if snap.Warmup.Histogram.TotalCount() > 0 {
-		if res.Phases.Warmup.Histogram, err = EncodeHistogram(snap.Warmup.Histogram); err != nil {
+		if res.Phases.Warmup.Histogram, err = report.EncodeHistogram(snap.Warmup.Histogram); err != nil {
 			return nil, err
 		}
 	}
-	res.FinishedAt, res.Units, res.Build, res.Host = time.Now().UTC(), resultUnits, currentBuild(), currentHost()
+	res.FinishedAt, res.Units, res.Build, res.Host = time.Now().UTC(), report.CurrentUnits, report.CurrentBuild(), report.CurrentHost()
 	return res, nil
 }
 
@@ -391,9 +392,9 @@ func steadySpan(plan load.Plan, steady *load.PhaseStats, interrupted bool) time.
 	return span
 }
 
-func describeErrors(res *Result) string {
+func describeErrors(res *report.Result) string {
 	var parts []string
-	for _, k := range sortedKeys(res.Errors) {
+	for _, k := range report.SortedKeys(res.Errors) {
 		s := fmt.Sprintf("%s: %d", k, res.Errors[k])
 		if msg := res.ErrorSamples[k]; msg != "" && msg != k {
 			s += " (" + msg + ")"
@@ -468,4 +469,36 @@ func isSecretHeader(key string) bool {
 		}
 	}
 	return false
+}
+
+func errorNames(m map[load.ErrorKey]int64) map[string]int64 {
+	out := make(map[string]int64, len(m))
+	for k, v := range m {
+		out[k.String()] += v
+	}
+	return out
+}
+
+func sliceOf(p *load.PhaseStats) (*report.Slice, error) {
+	enc, err := report.EncodeHistogram(p.Histogram)
+	if err != nil {
+		return nil, err
+	}
+	encOK, err := report.EncodeHistogram(p.OK)
+	if err != nil {
+		return nil, err
+	}
+	return &report.Slice{Requests: p.Requests, Errors: errorNames(p.Errors), Latency: report.StatsOf(p.Histogram), LatencyOK: report.StatsOf(p.OK), Histogram: enc, HistogramOK: encOK}, nil
+}
+
+// seriesOf is the recorder's per-second series as result.json carries it.
+func seriesOf(points []load.Second) []report.Second {
+	if points == nil {
+		return nil
+	}
+	out := make([]report.Second, len(points))
+	for i, p := range points {
+		out[i] = report.Second(p)
+	}
+	return out
 }

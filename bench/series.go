@@ -2,23 +2,12 @@ package bench
 
 import (
 	"fmt"
-	"sort"
 	"sync"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/report"
 )
-
-// SecondHistogram is the latency histogram of one point of the per-second
-// series (the same requests the point's p50/p99/max come from: every
-// request that reached the server and finished in that second, warm-up
-// included), in the encoding of Result.Histogram. Seconds in which no
-// latency was recorded have none. They are what lets `merge` compute the
-// percentiles of a second exactly from several runs.
-type SecondHistogram struct {
-	Second    int    `json:"t"`
-	Histogram string `json:"histogram"`
-}
 
 // secondHistograms is the recorder's interval sink that keeps each second's
 // histogram, encoded (a histogram of loadprof's range holds 190 KB of
@@ -27,13 +16,13 @@ type SecondHistogram struct {
 // the recorder locked, so it only copies the counts there: encoding (about
 // a millisecond, mostly zlib's set-up) happens on a goroutine of its own.
 type secondHistograms struct {
-	next    load.IntervalSink
+	next    *report.HlogWriter
 	cur     *hdrhistogram.Histogram // the second being recorded
 	mu      sync.Mutex              // a late second after close is dropped, not sent on a closed channel
 	closed  bool
 	pending chan secondCopy
 	done    chan struct{}
-	encoded []SecondHistogram
+	encoded []report.SecondHistogram
 	err     error
 }
 
@@ -50,12 +39,12 @@ func newSecondHistograms() *secondHistograms {
 			if s.err != nil {
 				continue
 			}
-			enc, err := EncodeHistogram(c.h)
+			enc, err := report.EncodeHistogram(c.h)
 			if err != nil {
 				s.err = fmt.Errorf("encoding the histogram of second %d: %w", c.second, err)
 				continue
 			}
-			s.encoded = append(s.encoded, SecondHistogram{Second: c.second, Histogram: enc})
+			s.encoded = append(s.encoded, report.SecondHistogram{Second: c.second, Histogram: enc})
 		}
 	}()
 	return s
@@ -65,7 +54,7 @@ func newSecondHistograms() *secondHistograms {
 // phase (the series' points include the warm-up).
 func (s *secondHistograms) Add(phase load.Phase, latencyUs int64) {
 	if s.next != nil {
-		s.next.Add(phase, latencyUs)
+		s.next.Add(phase == load.Warmup, latencyUs)
 	}
 	_ = s.cur.RecordValue(latencyUs)
 }
@@ -101,7 +90,7 @@ func (s *secondHistograms) close() {
 // forSeries returns the kept histograms matched to series: the recorder
 // folds the seconds past its limit into the last point, and so are their
 // histograms here.
-func (s *secondHistograms) forSeries(series []load.Second) ([]SecondHistogram, error) {
+func (s *secondHistograms) forSeries(series []report.Second) ([]report.SecondHistogram, error) {
 	s.close()
 	if s.err != nil {
 		return nil, s.err
@@ -110,14 +99,14 @@ func (s *secondHistograms) forSeries(series []load.Second) ([]SecondHistogram, e
 		return nil, nil
 	}
 	last := series[len(series)-1].Second
-	out := make([]SecondHistogram, 0, len(s.encoded))
+	out := make([]report.SecondHistogram, 0, len(s.encoded))
 	var fold *hdrhistogram.Histogram
 	for _, sh := range s.encoded {
 		if sh.Second < last {
 			out = append(out, sh)
 			continue
 		}
-		h, err := DecodeHistogram(sh.Histogram)
+		h, err := report.DecodeHistogram(sh.Histogram)
 		if err != nil {
 			return nil, err
 		}
@@ -128,134 +117,11 @@ func (s *secondHistograms) forSeries(series []load.Second) ([]SecondHistogram, e
 		}
 	}
 	if fold != nil {
-		enc, err := EncodeHistogram(fold)
+		enc, err := report.EncodeHistogram(fold)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, SecondHistogram{Second: last, Histogram: enc})
+		out = append(out, report.SecondHistogram{Second: last, Histogram: enc})
 	}
 	return out, nil
-}
-
-// mergedSecond gathers the points of several runs that fall on one second
-// of the merged series.
-type mergedSecond struct {
-	point load.Second
-	hist  *hdrhistogram.Histogram
-	// parts counts the runs with a point here; unknown says one of them
-	// recorded latency but kept no histogram of it.
-	parts   int
-	unknown bool
-}
-
-// addPoint adds one run's point and its histogram (nil when the run kept
-// none, or recorded no latency that second) to m. Counts add up; the
-// percentiles are recomputed from the merged histogram in finish. A point
-// with a max recorded some latency: without its histogram (a version 2
-// result, or a merge of one) the second's percentiles are unknown.
-func (m *mergedSecond) addPoint(p load.Second, h *hdrhistogram.Histogram) error {
-	m.parts++
-	m.point.Requests += p.Requests
-	m.point.Errors += p.Errors
-	m.point.MaxUs = max(m.point.MaxUs, p.MaxUs)
-	// Counts add up; the runs' requests in flight too (side by side).
-	m.point.Sent += p.Sent
-	m.point.Inflight += p.Inflight
-	m.point.BytesSent += p.BytesSent
-	m.point.BytesReceived += p.BytesReceived
-	if h == nil && p.MaxUs > 0 {
-		m.unknown = true
-		if m.parts == 1 {
-			// Alone so far: its own percentiles are the merged ones
-			// unless another run shares the second.
-			m.point.P50Us, m.point.P90Us, m.point.P99Us = p.P50Us, p.P90Us, p.P99Us
-		}
-	}
-	if h == nil {
-		return nil
-	}
-	if m.hist == nil {
-		m.hist = load.NewHistogram()
-	}
-	if dropped := m.hist.Merge(h); dropped > 0 {
-		return fmt.Errorf("%d values outside the histogram's range", dropped)
-	}
-	return nil
-}
-
-// finish sets the point's percentiles from the merged histogram, and says
-// whether they are exact. A second shared with a run that kept no
-// histograms gets no percentiles (zero): a percentile of percentiles would
-// be a guess.
-func (m *mergedSecond) finish() (exact bool) {
-	switch {
-	case !m.unknown:
-		if m.hist != nil && m.hist.TotalCount() > 0 {
-			m.point.P50Us = load.ValueAtPercentile(m.hist, 50)
-			m.point.P90Us = load.ValueAtPercentile(m.hist, 90)
-			m.point.P99Us = load.ValueAtPercentile(m.hist, 99)
-			m.point.MaxUs = m.hist.Max()
-		}
-		return true
-	case m.parts == 1 && m.hist == nil:
-		return true // one run alone: its own figures
-	}
-	m.point.P50Us, m.point.P90Us, m.point.P99Us = 0, 0, 0
-	return false
-}
-
-// mergeSeries merges the per-second series of results, each shifted by
-// shift[i] seconds onto the merged clock. It returns the merged points, the
-// histograms of those whose every part kept one, and how many seconds got
-// no percentiles for want of histograms.
-func mergeSeries(results []*Result, shift []int, sources []string) ([]load.Second, []SecondHistogram, int, error) {
-	bySecond := map[int]*mergedSecond{}
-	for i, r := range results {
-		hists := map[int]string{}
-		for _, sh := range r.SeriesHistograms {
-			hists[sh.Second] = sh.Histogram
-		}
-		for _, p := range r.Series {
-			t := p.Second + shift[i]
-			m := bySecond[t]
-			if m == nil {
-				m = &mergedSecond{}
-				bySecond[t] = m
-			}
-			var h *hdrhistogram.Histogram
-			if enc, ok := hists[p.Second]; ok {
-				var err error
-				if h, err = DecodeHistogram(enc); err != nil {
-					return nil, nil, 0, fmt.Errorf("%s: series_histograms t=%d: %w", sources[i], p.Second, err)
-				}
-			}
-			if err := m.addPoint(p, h); err != nil {
-				return nil, nil, 0, fmt.Errorf("%s: series_histograms t=%d: %w", sources[i], p.Second, err)
-			}
-		}
-	}
-	seconds := make([]int, 0, len(bySecond))
-	for t := range bySecond {
-		seconds = append(seconds, t)
-	}
-	sort.Ints(seconds)
-	var series []load.Second
-	var hists []SecondHistogram
-	inexact := 0
-	for _, t := range seconds {
-		m := bySecond[t]
-		m.point.Second = t
-		if !m.finish() {
-			inexact++
-		}
-		series = append(series, m.point)
-		if !m.unknown && m.hist != nil && m.hist.TotalCount() > 0 {
-			enc, err := EncodeHistogram(m.hist)
-			if err != nil {
-				return nil, nil, 0, err
-			}
-			hists = append(hists, SecondHistogram{Second: t, Histogram: enc})
-		}
-	}
-	return series, hists, inexact, nil
 }

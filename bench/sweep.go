@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/report"
 )
 
 // Steps is a sweep's list of load levels: "50:500:50" (from:to:step) or
@@ -73,90 +74,13 @@ func parseFinite(s string) (float64, error) {
 	return v, err
 }
 
-// SLO is a latency and error objective: "p99<50ms,errors<0.1%".
-type SLO struct {
-	Latency map[string]float64 // metric (p50, p90, p95, p99, p999, max, mean) -> ms
-	ErrPct  float64            // errors as % of requests; -1 when not set
-}
-
-// ParseSLO reads --slo.
-func ParseSLO(spec string) (SLO, error) {
-	slo := SLO{Latency: map[string]float64{}, ErrPct: -1}
-	for _, part := range strings.Split(spec, ",") {
-		part = strings.TrimSpace(part)
-		name, val, ok := strings.Cut(part, "<")
-		if !ok {
-			return slo, fmt.Errorf("--slo %q: want METRIC<LIMIT, e.g. p99<50ms or errors<0.1%%", part)
-		}
-		name = strings.ToLower(strings.TrimSpace(name))
-		if name == "p99.9" {
-			name = "p999"
-		}
-		switch {
-		case name == "errors":
-			v, err := strconv.ParseFloat(strings.TrimSuffix(val, "%"), 64)
-			if err != nil || !strings.HasSuffix(val, "%") || v < 0 {
-				return slo, fmt.Errorf("--slo %q: errors take a percentage, e.g. errors<0.1%%", part)
-			}
-			slo.ErrPct = v
-		case name == "p50" || name == "p90" || name == "p95" || name == "p99" || name == "p999" || name == "max" || name == "mean":
-			ms, err := parseMs(val)
-			if err != nil {
-				return slo, fmt.Errorf("--slo %q: %v", part, err)
-			}
-			slo.Latency[name] = ms
-		default:
-			return slo, fmt.Errorf("--slo %q: unknown metric %q (p50, p90, p95, p99, p999, max, mean, errors)", part, name)
-		}
-	}
-	return slo, nil
-}
-
-func parseMs(v string) (float64, error) {
-	v = strings.TrimSpace(v)
-	for _, u := range []struct {
-		suffix string
-		ms     float64
-	}{{"ms", 1}, {"us", 0.001}, {"s", 1000}} {
-		if n, ok := strings.CutSuffix(v, u.suffix); ok {
-			f, err := strconv.ParseFloat(n, 64)
-			if err != nil || f <= 0 {
-				return 0, fmt.Errorf("%q is not a positive duration", v)
-			}
-			return f * u.ms, nil
-		}
-	}
-	return 0, fmt.Errorf("%q needs a unit: ms, us or s", v)
-}
-
-// check returns why r breaks the SLO (nothing when it passes).
-func (s SLO) check(r *Result) []string {
-	var broken []string
-	stats := map[string]float64{"p50": r.Latency.P50, "p90": r.Latency.P90, "p95": r.Latency.P95, "p99": r.Latency.P99,
-		"p999": r.Latency.P999, "max": r.Latency.Max, "mean": r.Latency.Mean}
-	for _, name := range []string{"p50", "p90", "p95", "p99", "p999", "max", "mean"} {
-		if limit, ok := s.Latency[name]; ok && !(stats[name] < limit) {
-			broken = append(broken, fmt.Sprintf("%s %.1fms >= %gms", name, stats[name], limit))
-		}
-	}
-	if successes(r) == 0 && len(s.Latency) > 0 {
-		broken = append(broken, "no request succeeded")
-	}
-	if s.ErrPct >= 0 && r.Requests > 0 {
-		if pct := 100 * float64(sum(r.Errors)) / float64(r.Requests); !(pct < s.ErrPct) && !(s.ErrPct == 0 && pct == 0) {
-			broken = append(broken, fmt.Sprintf("errors %.3f%% >= %g%%", pct, s.ErrPct))
-		}
-	}
-	return broken
-}
-
 // SweepConfig is a sweep: the run settings of every step, the levels, the
 // objective and where to profile.
 type SweepConfig struct {
 	Base         Config // Plan.Rate or Plan.Concurrency is replaced per step
 	Closed       bool   // steps are concurrency levels, not rates
 	Steps        Steps
-	SLO          SLO
+	SLO          report.SLO
 	Binary       bool    // after a broken step, narrow the max passing level down by bisection
 	Tolerance    float64 // relative width at which bisection stops (0.05)
 	ProfileSteps string  // comma list of all, first, last, max and 1-based step numbers
@@ -165,34 +89,9 @@ type SweepConfig struct {
 	Progress     io.Writer
 }
 
-// StepResult is one level of a sweep.
-type StepResult struct {
-	Level     float64  `json:"level"` // requests/s (open loop) or requests in flight (closed loop)
-	Pass      bool     `json:"pass"`
-	Broken    []string `json:"broken,omitempty"`
-	Attempts  int      `json:"attempts"`
-	Unstable  string   `json:"unstable,omitempty"` // why the halves of the step disagreed on its last try
-	TraceRun  string   `json:"trace_run,omitempty"`
-	Bisection bool     `json:"bisection,omitempty"`
-	Result    *Result  `json:"result"`
-}
-
-// SweepResult is what a sweep writes to result.json.
-type SweepResult struct {
-	Version    int            `json:"version"`
-	Tool       string         `json:"tool"`
-	Kind       string         `json:"kind"` // "sweep"
-	Loop       string         `json:"loop"`
-	SLO        string         `json:"slo"`
-	Config     map[string]any `json:"config"`
-	Steps      []StepResult   `json:"steps"`
-	MaxPassing *float64       `json:"max_passing"` // highest passing level, nil when none passed
-	Stopped    string         `json:"stopped"`     // why the sweep ended
-}
-
 // RunSweep runs the steps in order until one breaks the SLO (then, with
 // Binary, bisects between the last passing and the first broken level).
-func RunSweep(ctx context.Context, sc SweepConfig) (*SweepResult, error) {
+func RunSweep(ctx context.Context, sc SweepConfig) (*report.SweepResult, error) {
 	if len(sc.Steps.Values) == 0 {
 		return nil, &InputError{errors.New("a sweep needs steps")}
 	}
@@ -205,7 +104,7 @@ func RunSweep(ctx context.Context, sc SweepConfig) (*SweepResult, error) {
 	if sc.Stability <= 0 {
 		sc.Stability = 0.2
 	}
-	out := &SweepResult{Version: ResultVersion, Tool: "loadprof " + Version, Kind: "sweep", Loop: "open"}
+	out := &report.SweepResult{Version: report.ResultVersion, Tool: "loadprof " + Version, Kind: "sweep", Loop: "open"}
 	if sc.Closed {
 		out.Loop = "closed"
 	}
@@ -318,7 +217,7 @@ func profileSelection(spec string, n int) ([]bool, bool, error) {
 }
 
 // runStep runs one level, again while its halves disagree (up to Repeats).
-func runStep(ctx context.Context, sc SweepConfig, level float64, withProfile bool, runPrefix string) (*StepResult, error) {
+func runStep(ctx context.Context, sc SweepConfig, level float64, withProfile bool, runPrefix string) (*report.StepResult, error) {
 	cfg := sc.Base
 	cfg.OutPath, cfg.HGRMPath, cfg.HlogPath = "", "", ""
 	name := fmt.Sprintf("%srate_%g", runPrefix, level)
@@ -335,7 +234,7 @@ func runStep(ctx context.Context, sc SweepConfig, level float64, withProfile boo
 		p.Options.Run = name // each trace is a TensorBoard run named after its step
 		cfg.Profile = &p
 	}
-	step := &StepResult{Level: level}
+	step := &report.StepResult{Level: level}
 	for attempt := 0; attempt <= sc.Repeats; attempt++ {
 		step.Attempts = attempt + 1
 		res, err := Run(ctx, cfg)
@@ -352,7 +251,7 @@ func runStep(ctx context.Context, sc SweepConfig, level float64, withProfile boo
 		if err != nil && !errors.As(err, &te) {
 			return step, err
 		}
-		step.Broken = sc.SLO.check(res)
+		step.Broken = sc.SLO.Broken(res)
 		if err != nil {
 			step.Broken = append(step.Broken, err.Error())
 		}
@@ -362,7 +261,7 @@ func runStep(ctx context.Context, sc SweepConfig, level float64, withProfile boo
 		}
 		step.Unstable = unstable(res, sc.Stability)
 		if sc.Progress != nil {
-			fmt.Fprintf(sc.Progress, "step %s: %.1f req/s, p99 %s ms, pass %v %s\n", name, res.ThroughputRPS, ms(res.Latency.P99), step.Pass, step.Unstable)
+			fmt.Fprintf(sc.Progress, "step %s: %.1f req/s, p99 %s ms, pass %v %s\n", name, res.ThroughputRPS, report.FormatMs(res.Latency.P99), step.Pass, step.Unstable)
 		}
 		if step.Unstable == "" || ctx.Err() != nil {
 			break
@@ -373,7 +272,7 @@ func runStep(ctx context.Context, sc SweepConfig, level float64, withProfile boo
 
 // unstable compares the two halves of a step's steady seconds: throughput
 // and p99 that differ by more than tol mean the step had not settled.
-func unstable(r *Result, tol float64) string {
+func unstable(r *report.Result, tol float64) string {
 	var steady []int
 	for i, s := range r.Series {
 		if float64(s.Second) >= r.Phases.Steady.Start && float64(s.Second+1) <= r.Phases.Steady.End {
@@ -407,40 +306,3 @@ func unstable(r *Result, tol float64) string {
 	}
 	return ""
 }
-
-// WriteSweepSummary prints the table of steps.
-func WriteSweepSummary(w io.Writer, s *SweepResult) {
-	level := "rate"
-	if s.Loop == "closed" {
-		level = "concurrency"
-	}
-	fmt.Fprintf(w, "loadprof sweep (%s loop): %s\n\n", s.Loop, s.Stopped)
-	fmt.Fprintf(w, "  %-12s %12s %10s %10s %8s %-6s %s\n", level, "achieved/s", "p50 ms", "p99 ms", "errors", "SLO", "trace run / notes")
-	for _, st := range s.Steps {
-		r := st.Result
-		if r == nil {
-			continue
-		}
-		verdict := "pass"
-		if !st.Pass {
-			verdict = "FAIL"
-		}
-		notes := st.TraceRun
-		if st.Bisection {
-			notes = strings.TrimSpace(notes + " (bisection)")
-		}
-		if st.Unstable != "" {
-			notes = strings.TrimSpace(fmt.Sprintf("%s unstable after %d tries: %s", notes, st.Attempts, st.Unstable))
-		}
-		fmt.Fprintf(w, "  %-12g %12.1f %10s %10s %8d %-6s %s\n", st.Level, r.ThroughputRPS, ms(r.Latency.P50), ms(r.Latency.P99), sum(r.Errors), verdict, notes)
-	}
-	if s.MaxPassing != nil {
-		fmt.Fprintf(w, "\n  highest %s meeting the SLO (%s): %g\n", level, s.SLO, *s.MaxPassing)
-	} else {
-		fmt.Fprintf(w, "\n  no step met the SLO (%s)\n", s.SLO)
-	}
-}
-
-// WriteJSON writes the sweep to path as every output is written
-// (WriteOutput).
-func (s *SweepResult) WriteJSON(path string) error { return writeJSON("", path, s) }

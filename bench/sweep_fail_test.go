@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/sim"
 )
 
@@ -25,7 +26,7 @@ func TestSweepWhoseFirstStepFailsThePreflightReturnsTheRunsError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	slo, err := ParseSLO("p99<500ms")
+	slo, err := report.ParseSLO("p99<500ms")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/sim"
 )
 
@@ -27,12 +28,12 @@ func TestParseStepsAndSLO(t *testing.T) {
 			t.Errorf("ParseSteps(%q) accepted", bad)
 		}
 	}
-	slo, err := ParseSLO("p99<50ms,p50<0.5s,errors<0.1%")
+	slo, err := report.ParseSLO("p99<50ms,p50<0.5s,errors<0.1%")
 	if err != nil || slo.Latency["p99"] != 50 || slo.Latency["p50"] != 500 || slo.ErrPct != 0.1 {
 		t.Fatalf("%+v %v", slo, err)
 	}
 	for _, bad := range []string{"p99>50ms", "p99<50", "p98<1ms", "errors<1"} {
-		if _, err := ParseSLO(bad); err == nil {
+		if _, err := report.ParseSLO(bad); err == nil {
 			t.Errorf("ParseSLO(%q) accepted", bad)
 		}
 	}
@@ -49,7 +50,7 @@ func TestSweepFindsTheCapacityOfAQueueingServer(t *testing.T) {
 	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: 100 * time.Millisecond, Workers: 20}})
 	logdir := t.TempDir()
 	steps, _ := ParseSteps("--rate", "100:400:100")
-	slo, _ := ParseSLO("p99<400ms,errors<1%")
+	slo, _ := report.ParseSLO("p99<400ms,errors<1%")
 	res, err := RunSweep(context.Background(), SweepConfig{
 		Base: Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 10 * time.Second,
 			Plan:    load.Plan{WarmupDuration: 500 * time.Millisecond, Duration: 2 * time.Second, MaxInflight: 2000},
@@ -73,25 +74,25 @@ func TestSweepFindsTheCapacityOfAQueueingServer(t *testing.T) {
 		t.Fatalf("last step %+v", last)
 	}
 	var out strings.Builder
-	WriteSweepSummary(&out, res)
+	report.WriteSweepSummary(&out, res)
 	if !strings.Contains(out.String(), "highest rate meeting the SLO") || !strings.Contains(out.String(), "FAIL") {
 		t.Fatalf("summary:\n%s", out.String())
 	}
 }
 
-func summarize(r *SweepResult) []string {
+func summarize(r *report.SweepResult) []string {
 	var s []string
 	for _, st := range r.Steps {
-		s = append(s, strings.TrimSpace(strings.Join([]string{ms(st.Level), map[bool]string{true: "pass", false: "fail"}[st.Pass], ms(st.Result.Latency.P99)}, " ")))
+		s = append(s, strings.TrimSpace(strings.Join([]string{report.FormatMs(st.Level), map[bool]string{true: "pass", false: "fail"}[st.Pass], report.FormatMs(st.Result.Latency.P99)}, " ")))
 	}
 	return s
 }
 
 func TestUnstableStepsAreThoseWhoseHalvesDisagree(t *testing.T) {
-	steady := func(rps []int64, p99 []int64) *Result {
-		r := &Result{Phases: Phases{Steady: Phase{Start: 0, End: float64(len(rps))}}}
+	steady := func(rps []int64, p99 []int64) *report.Result {
+		r := &report.Result{Phases: report.Phases{Steady: report.Phase{Start: 0, End: float64(len(rps))}}}
 		for i := range rps {
-			r.Series = append(r.Series, load.Second{Second: i, Requests: rps[i], P99Us: p99[i]})
+			r.Series = append(r.Series, report.Second{Second: i, Requests: rps[i], P99Us: p99[i]})
 		}
 		return r
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/sim"
 )
 
@@ -106,7 +107,7 @@ func TestGRPCOverTLSAndMutualTLS(t *testing.T) {
 	data := writeFile(t, "data.json", body)
 	tlsOnly := startSim(t, sim.Config{TLS: &tls.Config{Certificates: []tls.Certificate{pki.server}}})
 	mutual := startSim(t, sim.Config{TLS: &tls.Config{Certificates: []tls.Certificate{pki.server}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pki.pool}})
-	run := func(srv *sim.Server, files TLSFiles) (*Result, error) {
+	run := func(srv *sim.Server, files TLSFiles) (*report.Result, error) {
 		return Run(context.Background(), Config{GRPC: GRPCTarget{Addr: srv.GRPCAddr(), Model: srv.Model()}, DataPath: data, TLS: files,
 			Plan: load.Plan{Concurrency: 2, Requests: 100}, Timeout: 5 * time.Second})
 	}

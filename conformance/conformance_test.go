@@ -30,6 +30,7 @@ import (
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/payloads"
 	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/tfproto"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -280,7 +281,7 @@ func xprofCheck(t *testing.T, files ...string) xprofReport {
 // profiledRESTRun runs 2 s of REST load at 50 requests a second against
 // the real model server with a 1.5 s window from TensorFlow's profiler,
 // and fails the test unless the trace was captured and written here.
-func profiledRESTRun(t *testing.T) *bench.Result {
+func profiledRESTRun(t *testing.T) *report.Result {
 	t.Helper()
 	logdir := t.TempDir()
 	res, err := bench.Run(context.Background(), bench.Config{

@@ -306,11 +306,11 @@ type ClockEstimate struct {
 	Inside         int    `json:"inside"`
 	// NearBest: the bound holds the offsets at which at least this many
 	// of the sampled events fit inside a client request.
-	NearBest int    `json:"near_best,omitempty"`
+	NearBest int `json:"near_best,omitempty"`
 	// Relative: the server's trace counts from its own zero (it records no
 	// start), so the offset places that zero on the client's clock; it is
 	// not a difference of clocks.
-	Relative bool `json:"relative,omitempty"`
+	Relative bool   `json:"relative,omitempty"`
 	Note     string `json:"note,omitempty"`
 
 	offset, lo, hi int64 // ns

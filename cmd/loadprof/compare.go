@@ -5,8 +5,8 @@ import (
 	"io"
 	"strings"
 
-	"github.com/loadprof/loadprof/bench"
 	"github.com/loadprof/loadprof/internal/outfile"
+	"github.com/loadprof/loadprof/report"
 	"github.com/spf13/pflag"
 )
 
@@ -30,22 +30,22 @@ func compareCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "loadprof compare: give two results: BASE.json NEW.json (see 'loadprof compare --help')")
 		return exitBadInput
 	}
-	limits, err := bench.ParseLimits(strings.Join(*maxSpecs, ","))
+	limits, err := report.ParseLimits(strings.Join(*maxSpecs, ","))
 	if err != nil {
 		fmt.Fprintf(stderr, "loadprof compare: %v\n", err)
 		return exitBadInput
 	}
-	base, err := bench.ReadResult(fs.Arg(0))
+	base, err := report.ReadResult(fs.Arg(0))
 	if err != nil {
 		fmt.Fprintf(stderr, "loadprof compare: %v\n", err)
 		return exitBadInput
 	}
-	next, err := bench.ReadResult(fs.Arg(1))
+	next, err := report.ReadResult(fs.Arg(1))
 	if err != nil {
 		fmt.Fprintf(stderr, "loadprof compare: %v\n", err)
 		return exitBadInput
 	}
-	c := bench.Compare(base, next, limits)
+	c := report.Compare(base, next, limits)
 	if *noisyFails {
 		c.CountNoisyAsRegressed()
 	}
@@ -98,9 +98,9 @@ func mergeCommand(args []string, stdout, stderr io.Writer) int {
 	if outfile.IsStdout(*out) {
 		stdout = stderr // standard output carries the merged result
 	}
-	var results []*bench.Result
+	var results []*report.Result
 	for _, path := range fs.Args() {
-		r, err := bench.ReadResult(path)
+		r, err := report.ReadResult(path)
 		if err != nil {
 			fmt.Fprintf(stderr, "loadprof merge: %v\n", err)
 			return exitBadInput
@@ -108,18 +108,18 @@ func mergeCommand(args []string, stdout, stderr io.Writer) int {
 		results = append(results, r)
 	}
 	if !*force {
-		if err := bench.CheckMergeable(results, fs.Args()); err != nil {
+		if err := report.CheckMergeable(results, fs.Args()); err != nil {
 			fmt.Fprintf(stderr, "loadprof merge: %v (--force merges anyway)\n", err)
 			return exitBadInput
 		}
 	}
-	merged, notes, err := bench.Merge(results, fs.Args())
+	merged, notes, err := report.Merge(results, fs.Args())
 	if err != nil {
 		fmt.Fprintf(stderr, "loadprof merge: %v\n", err)
 		return exitBadInput
 	}
 	err = flagged(merged.WriteJSON(*out), "-o")
-	bench.WriteSummary(stdout, merged)
+	report.WriteSummary(stdout, merged)
 	if len(notes) > 0 {
 		fmt.Fprintln(stdout)
 	}

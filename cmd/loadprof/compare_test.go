@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loadprof/loadprof/bench"
 	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/report"
 )
 
 // resultFile writes a result of 10000 requests spread evenly up to maxMs at
@@ -24,18 +24,18 @@ func resultFileWithSeconds(t *testing.T, name string, maxMs, rps float64, p99s [
 	for i := 1; i <= 10000; i++ {
 		h.RecordValue(int64(1000 + (maxMs-1)*1000*float64(i)/10000))
 	}
-	enc, err := bench.EncodeHistogram(h)
+	enc, err := report.EncodeHistogram(h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &bench.Result{Version: 2, Tool: "loadprof test", Target: "http://127.0.0.1:1/v1/models/m:predict", Transport: "rest",
+	r := &report.Result{Version: 2, Tool: "loadprof test", Target: "http://127.0.0.1:1/v1/models/m:predict", Transport: "rest",
 		Loop: "open", LatencyFrom: "intended_send", Requests: 10000, ThroughputRPS: rps, SuccessRPS: rps,
-		Latency: bench.StatsOf(h), LatencyOK: bench.StatsOf(h), Histogram: enc, Errors: map[string]int64{},
+		Latency: report.StatsOf(h), LatencyOK: report.StatsOf(h), Histogram: enc, Errors: map[string]int64{},
 		Config: map[string]any{"rate": "1000"}}
 	if len(p99s) > 0 {
-		r.Phases = bench.Phases{Warmup: bench.Phase{Start: 0, End: 1}, Steady: bench.Phase{Start: 1, End: float64(1 + len(p99s))}}
+		r.Phases = report.Phases{Warmup: report.Phase{Start: 0, End: 1}, Steady: report.Phase{Start: 1, End: float64(1 + len(p99s))}}
 		for i, p99 := range append([]float64{p99s[0]}, p99s...) {
-			r.Series = append(r.Series, load.Second{Second: i, Requests: int64(rps), P50Us: int64(p99 * 500), P99Us: int64(p99 * 1000), MaxUs: int64(p99 * 1100)})
+			r.Series = append(r.Series, report.Second{Second: i, Requests: int64(rps), P50Us: int64(p99 * 500), P99Us: int64(p99 * 1000), MaxUs: int64(p99 * 1100)})
 		}
 	}
 	path := filepath.Join(t.TempDir(), name)

@@ -11,7 +11,7 @@ import (
 func TestMergePrintsEachInputAndWhatItCouldNotMergeAndKeepsTheirSettings(t *testing.T) {
 	// Two version 2 results (a REST and a gRPC run made together), as an
 	// older loadprof wrote them: string config values, read as version 3's.
-	rest, grpc := filepath.Join("..", "..", "bench", "testdata", "v2", "rest.json"), filepath.Join("..", "..", "bench", "testdata", "v2", "grpc.json")
+	rest, grpc := filepath.Join("..", "..", "report", "testdata", "v2", "rest.json"), filepath.Join("..", "..", "report", "testdata", "v2", "grpc.json")
 	out := filepath.Join(t.TempDir(), "all.json")
 	code, stdout, stderr := loadprof(t, "merge", rest, grpc, "-o", out)
 	if code != 0 {

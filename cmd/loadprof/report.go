@@ -6,8 +6,8 @@ import (
 	"io"
 	"strings"
 
-	"github.com/loadprof/loadprof/bench"
 	"github.com/loadprof/loadprof/internal/outfile"
+	"github.com/loadprof/loadprof/report"
 	"github.com/spf13/pflag"
 )
 
@@ -32,7 +32,7 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "loadprof report: give one result.json or more (see 'loadprof report --help')")
 		return exitBadInput
 	}
-	limits, err := bench.ParseLimits(strings.Join(*maxSpecs, ","))
+	limits, err := report.ParseLimits(strings.Join(*maxSpecs, ","))
 	if err != nil {
 		fmt.Fprintf(stderr, "loadprof report: %v\n", err)
 		return exitBadInput
@@ -52,16 +52,16 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 	if outfile.IsStdout(*html) || outfile.IsStdout(*hgrm) {
 		stdout = stderr // standard output carries the file
 	}
-	if fs.NArg() == 1 && bench.IsSweep(fs.Arg(0)) {
+	if fs.NArg() == 1 && report.IsSweep(fs.Arg(0)) {
 		if *hgrm != "" {
 			fmt.Fprintf(stderr, "loadprof report: --hgrm: %s is a sweep; --hgrm takes one run's result (a sweep keeps every step's in steps[].result)\n", fs.Arg(0))
 			return exitBadInput
 		}
 		return reportSweep(fs.Arg(0), *html, stdout, stderr)
 	}
-	var results []*bench.Result
+	var results []*report.Result
 	for _, path := range fs.Args() {
-		r, err := bench.ReadResult(path)
+		r, err := report.ReadResult(path)
 		if err != nil {
 			fmt.Fprintf(stderr, "loadprof report: %v\n", err)
 			return exitBadInput
@@ -78,12 +78,12 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 		reportOutput(stdout, "HTML report", *html, err)
 	}
 	if *hgrm != "" {
-		h, err := bench.DecodeHistogram(results[0].Histogram)
+		h, err := report.DecodeHistogram(results[0].Histogram)
 		if err != nil {
 			fmt.Fprintf(stderr, "loadprof report: %s: %v\n", fs.Arg(0), err)
 			return exitBadInput
 		}
-		err = flagged(bench.WriteHGRM(*hgrm, h), "--hgrm")
+		err = flagged(report.WriteHGRM(*hgrm, h), "--hgrm")
 		if err != nil {
 			printError(stderr, "report", err)
 			code = exitWrite
@@ -92,48 +92,48 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	if *html == "" && *hgrm == "" {
 		for _, r := range results {
-			bench.WriteSummary(stdout, r)
+			report.WriteSummary(stdout, r)
 		}
 	}
 	return code
 }
 
-func writeHTML(path string, results []*bench.Result, names []string) error {
+func writeHTML(path string, results []*report.Result, names []string) error {
 	return writeReportHTML(path, results, names, nil)
 }
 
 // writeReportHTML writes the report of one result or more; two results are
 // a base and a new run, on the compare page, judged by limits.
-func writeReportHTML(path string, results []*bench.Result, names []string, limits []bench.Limit) error {
+func writeReportHTML(path string, results []*report.Result, names []string, limits []report.Limit) error {
 	var buf bytes.Buffer
 	var err error
 	if len(results) == 2 {
-		err = bench.WriteCompareHTML(&buf, results[0], results[1], [2]string{names[0], names[1]}, bench.CompareOptions{Limits: limits})
+		err = report.WriteCompareHTML(&buf, results[0], results[1], [2]string{names[0], names[1]}, report.CompareOptions{Limits: limits})
 	} else {
-		err = bench.WriteHTML(&buf, results, names, bench.ReportOptions{})
+		err = report.WriteHTML(&buf, results, names, report.ReportOptions{})
 	}
 	if err != nil {
 		return err
 	}
-	return bench.WriteOutput("--html", path, buf.Bytes())
+	return outfile.Write("--html", path, buf.Bytes())
 }
 
 func reportSweep(path, html string, stdout, stderr io.Writer) int {
-	sw, err := bench.ReadSweep(path)
+	sw, err := report.ReadSweep(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "loadprof report: %v\n", err)
 		return exitBadInput
 	}
 	if html == "" {
-		bench.WriteSweepSummary(stdout, sw)
+		report.WriteSweepSummary(stdout, sw)
 		return exitOK
 	}
 	var buf bytes.Buffer
-	if err := bench.WriteSweepHTML(&buf, sw); err != nil {
+	if err := report.WriteSweepHTML(&buf, sw); err != nil {
 		fmt.Fprintf(stderr, "loadprof report: %s: %v\n", path, err)
 		return exitBadInput
 	}
-	err = bench.WriteOutput("--html", html, buf.Bytes())
+	err = outfile.Write("--html", html, buf.Bytes())
 	if err != nil {
 		printError(stderr, "report", err)
 	}

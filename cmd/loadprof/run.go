@@ -18,6 +18,7 @@ import (
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/payloads"
 	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/report"
 	"github.com/spf13/pflag"
 )
 
@@ -277,9 +278,9 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if bench.UsesStdout(cfg, *htmlOut) {
 		stdout = stderr // standard output carries the result; the summary goes beside it
 	}
-	var errorBudget *bench.Limit
+	var errorBudget *report.Limit
 	if *maxErrors != "" {
-		l, err := bench.ParseErrorLimit(*maxErrors)
+		l, err := report.ParseErrorLimit(*maxErrors)
 		if err != nil {
 			fmt.Fprintf(stderr, "loadprof run: --max-errors %v\n", err)
 			return exitBadInput
@@ -296,7 +297,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	code, res := runAndReport(ctx, cfg, stdout, stderr)
 	if errorBudget != nil && res != nil && code == exitOK {
-		if over, what := bench.ErrorsOver(res, *errorBudget); over {
+		if over, what := report.ErrorsOver(res, *errorBudget); over {
 			fmt.Fprintf(stderr, "loadprof run: --max-errors: %s\n", what)
 			code = exitRegression
 		}
@@ -306,7 +307,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		if name == "" || name == outfile.Stdout {
 			name = "run"
 		}
-		err := writeHTML(*htmlOut, []*bench.Result{res}, []string{name})
+		err := writeHTML(*htmlOut, []*report.Result{res}, []string{name})
 		if err != nil {
 			printError(stderr, "run", err)
 			if code == exitOK || code == exitInterrupted || code == exitTerminated {
@@ -334,10 +335,10 @@ func connectionsNeeded(cfg bench.Config, sweep *bench.Steps, grpcConns, maxInfli
 
 // runAndReport runs cfg, prints the summary and maps the outcome to an exit
 // code. Results already measured are printed and written in every case.
-func runAndReport(ctx context.Context, cfg bench.Config, stdout, stderr io.Writer) (int, *bench.Result) {
+func runAndReport(ctx context.Context, cfg bench.Config, stdout, stderr io.Writer) (int, *report.Result) {
 	res, err := bench.Run(ctx, cfg)
 	if res != nil {
-		bench.WriteSummary(stdout, res)
+		report.WriteSummary(stdout, res)
 		if cfg.OutPath != "" || cfg.HGRMPath != "" || cfg.HlogPath != "" {
 			fmt.Fprintln(stdout)
 		}
@@ -370,10 +371,10 @@ type sweepFlags struct {
 // every step, --html plots them. It exits 1 when an SLO was given and no
 // step met it.
 func sweepAndReport(ctx context.Context, cfg bench.Config, f sweepFlags, stdout, stderr io.Writer) int {
-	slo := bench.SLO{ErrPct: -1}
+	slo := report.SLO{ErrPct: -1}
 	if f.slo != "" {
 		var err error
-		if slo, err = bench.ParseSLO(f.slo); err != nil {
+		if slo, err = report.ParseSLO(f.slo); err != nil {
 			fmt.Fprintf(stderr, "loadprof run: %v\n", err)
 			return exitBadInput
 		}
@@ -411,7 +412,7 @@ func sweepAndReport(ctx context.Context, cfg bench.Config, f sweepFlags, stdout,
 		return code
 	}
 	res.SLO, res.Config = f.slo, cfg.Settings
-	bench.WriteSweepSummary(stdout, res)
+	report.WriteSweepSummary(stdout, res)
 	if err != nil {
 		printError(stderr, "run", err)
 	}
@@ -428,7 +429,7 @@ func sweepAndReport(ctx context.Context, cfg bench.Config, f sweepFlags, stdout,
 	}
 	if f.html != "" {
 		var buf bytes.Buffer
-		werr := bench.WriteSweepHTML(&buf, res)
+		werr := report.WriteSweepHTML(&buf, res)
 		if werr == nil {
 			werr = bench.WriteOutput("--html", f.html, buf.Bytes())
 		}

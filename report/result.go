@@ -1,4 +1,4 @@
-package bench
+package report
 
 import (
 	"bytes"
@@ -17,8 +17,10 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/loadprof/loadprof/internal/outfile"
-	"github.com/loadprof/loadprof/load"
 )
+
+// Version is loadprof's version, written into results.
+const Version = "0.1.0"
 
 // ResultVersion is the version of the result.json schema (documented in
 // docs/result-schema.md). Version 2: latency_ms counts every request that
@@ -58,7 +60,7 @@ type Result struct {
 	Outside     *Slice         `json:"outside"` // the other steady requests
 	Histogram   string         `json:"histogram"`
 	HistogramOK string         `json:"histogram_ok,omitempty"`
-	Series      []load.Second  `json:"series"`
+	Series      []Second       `json:"series"`
 	Profile     *ProfileReport `json:"profile"`
 	Client      ClientStats    `json:"client"`
 	Interrupted bool           `json:"interrupted"`
@@ -82,8 +84,8 @@ type Units struct {
 	ConfigDurations string `json:"config_durations"` // durations among the config values: "s"
 }
 
-// resultUnits are the units loadprof writes.
-var resultUnits = Units{Histograms: "us", ConfigDurations: "s"}
+// CurrentUnits are the units loadprof writes.
+var CurrentUnits = Units{Histograms: "us", ConfigDurations: "s"}
 
 // BuildInfo says which loadprof wrote a result.
 type BuildInfo struct {
@@ -196,9 +198,9 @@ func FormatSetting(v any) string {
 	return fmt.Sprint(v)
 }
 
-// currentBuild is the BuildInfo of this binary: the commit comes from the
+// CurrentBuild is the BuildInfo of this binary: the commit comes from the
 // VCS stamp the go command puts in binaries built from a checkout.
-func currentBuild() BuildInfo {
+func CurrentBuild() BuildInfo {
 	info, _ := debug.ReadBuildInfo()
 	return buildOf(info)
 }
@@ -222,8 +224,8 @@ func buildOf(info *debug.BuildInfo) BuildInfo {
 	return b
 }
 
-// currentHost is the HostInfo of this machine.
-func currentHost() *HostInfo {
+// CurrentHost is the HostInfo of this machine.
+func CurrentHost() *HostInfo {
 	name, err := os.Hostname()
 	if err != nil {
 		name = ""
@@ -306,7 +308,7 @@ func StatsOf(h *hdrhistogram.Histogram) Stats {
 	if h.TotalCount() == 0 {
 		return Stats{}
 	}
-	q := func(p float64) float64 { return float64(load.ValueAtPercentile(h, p)) / usPerMs }
+	q := func(p float64) float64 { return float64(valueAtPercentile(h, p)) / usPerMs }
 	return Stats{
 		Count: h.TotalCount(),
 		Min:   float64(h.Min()) / usPerMs, Mean: h.Mean() / usPerMs, Stddev: h.StdDev() / usPerMs,
@@ -330,32 +332,12 @@ func DecodeHistogram(s string) (*hdrhistogram.Histogram, error) {
 	return hdrhistogram.Decode([]byte(s))
 }
 
-func errorNames(m map[load.ErrorKey]int64) map[string]int64 {
-	out := make(map[string]int64, len(m))
-	for k, v := range m {
-		out[k.String()] += v
-	}
-	return out
-}
-
-func sliceOf(p *load.PhaseStats) (*Slice, error) {
-	enc, err := EncodeHistogram(p.Histogram)
-	if err != nil {
-		return nil, err
-	}
-	encOK, err := EncodeHistogram(p.OK)
-	if err != nil {
-		return nil, err
-	}
-	return &Slice{Requests: p.Requests, Errors: errorNames(p.Errors), Latency: StatsOf(p.Histogram), LatencyOK: StatsOf(p.OK), Histogram: enc, HistogramOK: encOK}, nil
-}
-
-// WriteJSON writes r to path as every output is written (WriteOutput): a
+// WriteJSON writes r to path as every output is written (outfile.Write): a
 // reader sees the old file or the whole new one, never half of it.
-func (r *Result) WriteJSON(path string) error { return writeJSON("", path, r) }
+func (r *Result) WriteJSON(path string) error { return WriteJSONOutput("", path, r) }
 
-// writeJSON writes v as indented JSON to the output path named by flag.
-func writeJSON(flag, path string, v any) error {
+// WriteJSONOutput writes v as indented JSON to the output path named by flag.
+func WriteJSONOutput(flag, path string, v any) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // keep "<redacted>" readable
@@ -446,9 +428,9 @@ func (r *Result) check() error {
 // WriteHGRM writes h as HdrHistogram's percentile distribution text (the
 // .hgrm format HdrHistogram's plotter reads, laid out as the Java
 // implementation does), with values in milliseconds.
-func WriteHGRM(path string, h *hdrhistogram.Histogram) error { return writeHGRM("", path, h) }
+func WriteHGRM(path string, h *hdrhistogram.Histogram) error { return WriteHGRMOutput("", path, h) }
 
-func writeHGRM(flag, path string, h *hdrhistogram.Histogram) error {
+func WriteHGRMOutput(flag, path string, h *hdrhistogram.Histogram) error {
 	var b strings.Builder
 	FormatHGRM(&b, h, usPerMs)
 	return outfile.Write(flag, path, []byte(b.String()))
@@ -479,8 +461,8 @@ func FormatHGRM(b *strings.Builder, h *hdrhistogram.Histogram, scale float64) {
 	fmt.Fprintf(b, "#[Buckets = %12d, SubBuckets     = %12d]\n", buckets, subBuckets)
 }
 
-// sortedKeys returns the keys of m, largest count first.
-func sortedKeys(m map[string]int64) []string {
+// SortedKeys returns the keys of m, largest count first.
+func SortedKeys(m map[string]int64) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -1,4 +1,4 @@
-package bench
+package report
 
 import (
 	"fmt"
@@ -9,7 +9,6 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/loadprof/loadprof/internal/outfile"
-	"github.com/loadprof/loadprof/load"
 )
 
 // HlogWarmupTag is the tag of the warm-up's intervals in the interval log.
@@ -18,7 +17,7 @@ import (
 // result.json does, and `-tag warmup` selects the warm-up.
 const HlogWarmupTag = "warmup"
 
-// hlogWriter streams an HdrHistogram interval log (the format of
+// HlogWriter streams an HdrHistogram interval log (the format of
 // HdrHistogram's HistogramLogWriter, which its log tools read): one
 // histogram per second of the run, values in microseconds, start times in
 // milliseconds. Every second is written (and reaches the file) as soon as
@@ -27,7 +26,7 @@ const HlogWarmupTag = "warmup"
 // The recorder calls Add and Interval with its lock held, so they only
 // record and hand the finished second to a goroutine that encodes and
 // writes it: a slow disk never holds up the load.
-type hlogWriter struct {
+type HlogWriter struct {
 	flag, path string
 	out        *outfile.File
 	origin     time.Time
@@ -55,18 +54,18 @@ type hlogSecond struct {
 	warmup, steady *hdrhistogram.Histogram // nil: no interval of that phase this second
 }
 
-// newHlogWriter creates the log at path and writes its header. Times in it
+// NewHlogWriter creates the log at path and writes its header. Times in it
 // are relative to origin (the run's clock), written to the millisecond.
 // hasWarmup says whether the plan has a warm-up: seconds before the first
 // steady request finishes are the warm-up's only then.
-func newHlogWriter(flag, path string, origin time.Time, hasWarmup bool, warn io.Writer) (*hlogWriter, error) {
+func NewHlogWriter(flag, path string, origin time.Time, hasWarmup bool, warn io.Writer) (*HlogWriter, error) {
 	out, err := outfile.Stream(flag, path)
 	if err != nil {
 		return nil, err
 	}
-	w := &hlogWriter{
+	w := &HlogWriter{
 		flag: flag, path: path, out: out, origin: origin, warn: warn,
-		warmup: load.NewHistogram(), steady: load.NewHistogram(), steadyBegun: !hasWarmup,
+		warmup: newHistogram(), steady: newHistogram(), steadyBegun: !hasWarmup,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	if _, err := out.Write(w.header()); err != nil {
@@ -80,7 +79,7 @@ func newHlogWriter(flag, path string, origin time.Time, hasWarmup bool, warn io.
 // header is what HdrHistogram's writers put first, with the start and base
 // times to the millisecond (as Java's HistogramLogWriter writes them) and
 // comments that say what the values and tags are.
-func (w *hlogWriter) header() []byte {
+func (w *HlogWriter) header() []byte {
 	ms := w.origin.UnixMilli()
 	secs := strconv.FormatFloat(float64(ms)/1000, 'f', 3, 64)
 	iso := time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z")
@@ -94,15 +93,16 @@ func (w *hlogWriter) header() []byte {
 		Version, HlogWarmupTag, hdrhistogram.HISTOGRAM_LOG_FORMAT_VERSION, secs, iso, secs)
 }
 
-// watchWindow marks in the log, as comments, the seconds in which the
+// WatchWindow marks in the log, as comments, the seconds in which the
 // profile window opened and closed. The window is not a tag: its requests
 // are also the steady phase's, and tools that add up every interval
 // whatever its tag would count them twice.
-func (w *hlogWriter) watchWindow(open func() bool) { w.windowOpen = open }
+func (w *HlogWriter) WatchWindow(open func() bool) { w.windowOpen = open }
 
-// Add records one request's latency in the current second.
-func (w *hlogWriter) Add(phase load.Phase, latencyUs int64) {
-	if phase == load.Warmup {
+// Add records one request's latency, of the warm-up or the steady phase,
+// in the current second.
+func (w *HlogWriter) Add(warmup bool, latencyUs int64) {
+	if warmup {
 		_ = w.warmup.RecordValue(latencyUs)
 		return
 	}
@@ -114,7 +114,7 @@ func (w *hlogWriter) Add(phase load.Phase, latencyUs int64) {
 // the warm-up runs (also empty, so a stalled warm-up shows) and whenever
 // warm-up requests still finish, a steady one every second from the first
 // steady request on.
-func (w *hlogWriter) Interval(second int) {
+func (w *HlogWriter) Interval(second int) {
 	s := hlogSecond{second: second}
 	if w.windowOpen != nil {
 		if open := w.windowOpen(); open != w.windowWas {
@@ -143,18 +143,18 @@ func (w *hlogWriter) Interval(second int) {
 
 // take returns an empty histogram, one the writer is done with if it can.
 // Called with w.mu held.
-func (w *hlogWriter) take() *hdrhistogram.Histogram {
+func (w *HlogWriter) take() *hdrhistogram.Histogram {
 	if n := len(w.free); n > 0 {
 		h := w.free[n-1]
 		w.free = w.free[:n-1]
 		return h
 	}
-	return load.NewHistogram()
+	return newHistogram()
 }
 
 // writeLoop writes what Interval queues, every second's lines in one write,
 // until close.
-func (w *hlogWriter) writeLoop() {
+func (w *HlogWriter) writeLoop() {
 	defer close(w.done)
 	var buf []byte
 	for {
@@ -195,7 +195,7 @@ func (w *hlogWriter) writeLoop() {
 // BaseTime and length in seconds, the maximum in milliseconds (microsecond
 // values over the ratio 1000, as Java's writer is told for them), and the
 // compressed histogram.
-func (w *hlogWriter) appendSecond(buf []byte, s hlogSecond) []byte {
+func (w *HlogWriter) appendSecond(buf []byte, s hlogSecond) []byte {
 	buf = append(buf, s.note...)
 	for _, iv := range []struct {
 		tag string
@@ -206,7 +206,7 @@ func (w *hlogWriter) appendSecond(buf []byte, s hlogSecond) []byte {
 		}
 		payload, err := iv.h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
 		if err != nil {
-			// Cannot happen for a histogram of load.NewHistogram's range;
+			// Cannot happen for a histogram of newHistogram's range;
 			// say so in the log rather than lose the second silently.
 			buf = fmt.Appendf(buf, "#[Second %d could not be encoded: %v]\n", s.second, err)
 			continue
@@ -219,9 +219,9 @@ func (w *hlogWriter) appendSecond(buf []byte, s hlogSecond) []byte {
 	return buf
 }
 
-// close writes what is queued, stops the writer and closes the file. The
+// Close writes what is queued, stops the writer and closes the file. The
 // error is the first failed write, as an *outfile.Error naming the flag.
-func (w *hlogWriter) close() error {
+func (w *HlogWriter) Close() error {
 	w.mu.Lock()
 	w.closing = true
 	w.mu.Unlock()

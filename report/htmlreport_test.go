@@ -1,4 +1,4 @@
-package bench
+package report
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/loadprof/loadprof/load"
 )
 
 func TestRatesOfTheFinalPartialSecondAreNormalisedOrLeftOut(t *testing.T) {
@@ -36,7 +35,7 @@ func TestRatesOfTheFinalPartialSecondAreNormalisedOrLeftOut(t *testing.T) {
 }
 
 func TestPercentileCurvesStopAtTheirCount(t *testing.T) {
-	big, small := load.NewHistogram(), load.NewHistogram()
+	big, small := newHistogram(), newHistogram()
 	for i := int64(1); i <= 5000; i++ {
 		big.RecordValue(i)
 		if i <= 40 {
@@ -70,7 +69,7 @@ func TestPercentileCurvesStopAtTheirCount(t *testing.T) {
 }
 
 func TestDistributionKeepsEveryRequest(t *testing.T) {
-	h := load.NewHistogram()
+	h := newHistogram()
 	for i := int64(1); i <= 3000; i++ {
 		h.RecordValue(500 + i*i/10)
 	}
@@ -110,6 +109,6 @@ func TestSweepHTMLTemplateGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(buf.Bytes(), want) {
-		t.Fatalf("the sweep report differs from %s (after checking the change: go test ./bench -run Golden -args -update)", golden)
+		t.Fatalf("the sweep report differs from %s (after checking the change: go test ./report -run Golden -args -update)", golden)
 	}
 }

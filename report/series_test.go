@@ -1,12 +1,10 @@
-package bench
+package report
 
 import (
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/loadprof/loadprof/load"
 )
 
 // BenchmarkSecondHistogramSize measures what series_histograms costs in
@@ -17,7 +15,7 @@ func BenchmarkSecondHistogramSize(b *testing.B) {
 	for _, rate := range []int{100, 1000, 10000, 100000} {
 		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
 			rng := rand.New(rand.NewPCG(1, uint64(rate)))
-			h := load.NewHistogram()
+			h := newHistogram()
 			for range rate {
 				_ = h.RecordValue(int64(5000 * math.Exp(0.5*rng.NormFloat64())))
 			}

@@ -1,4 +1,4 @@
-package bench
+package report
 
 import (
 	"math"
@@ -8,15 +8,13 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/loadprof/loadprof/load"
 )
 
 // crafted returns a result whose histogram holds n requests spread evenly
 // between 1 ms and maxMs, with the given throughput and errors.
 func crafted(t *testing.T, n int, maxMs float64, rps float64, errors int64) *Result {
 	t.Helper()
-	h := load.NewHistogram()
+	h := newHistogram()
 	for i := 1; i <= n; i++ {
 		h.RecordValue(int64(1000 + (maxMs-1)*1000*float64(i)/float64(n)))
 	}
@@ -93,7 +91,7 @@ func TestParseLimitsRejectsNonsense(t *testing.T) {
 }
 
 func TestMergeOfTwoHalvesEqualsOneRun(t *testing.T) {
-	all, a, b := load.NewHistogram(), load.NewHistogram(), load.NewHistogram()
+	all, a, b := newHistogram(), newHistogram(), newHistogram()
 	for i := int64(1); i <= 20000; i++ {
 		v := 500 + (i*7919)%90000
 		all.RecordValue(v)
@@ -199,10 +197,10 @@ func withSeconds(r *Result, n int, rps int64, p99ms func(i int) float64) *Result
 	r.Series = nil
 	for t := 0; t <= n; t++ {
 		p99 := int64(p99ms(t) * 1000)
-		r.Series = append(r.Series, load.Second{Second: t, Requests: rps, P50Us: p99 / 2, P99Us: p99, MaxUs: p99 + 1000})
+		r.Series = append(r.Series, Second{Second: t, Requests: rps, P50Us: p99 / 2, P99Us: p99, MaxUs: p99 + 1000})
 	}
 	// The partial second after the steady phase, as a run records it.
-	r.Series = append(r.Series, load.Second{Second: n + 1, Requests: 3, P50Us: 1000, P99Us: 500000, MaxUs: 500000})
+	r.Series = append(r.Series, Second{Second: n + 1, Requests: 3, P50Us: 1000, P99Us: 500000, MaxUs: 500000})
 	return r
 }
 

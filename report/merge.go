@@ -1,4 +1,4 @@
-package bench
+package report
 
 import (
 	"bytes"
@@ -72,7 +72,7 @@ func Merge(results []*Result, sources []string) (*Result, []string, error) {
 		Loop: first.Loop, LatencyFrom: first.LatencyFrom,
 		Errors: map[string]int64{}, ErrorSamples: map[string]string{},
 		Phases: Phases{Warmup: Phase{Errors: map[string]int64{}}, Steady: Phase{Errors: map[string]int64{}}},
-		Units:  resultUnits, Build: currentBuild(),
+		Units:  CurrentUnits, Build: CurrentBuild(),
 	}
 	var notes []string
 	for i, r := range results {

@@ -1,4 +1,4 @@
-package bench
+package report
 
 import (
 	"fmt"
@@ -6,8 +6,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-
-	"github.com/loadprof/loadprof/load"
 )
 
 // Limit is one regression threshold of `loadprof compare --max`. Value is
@@ -51,18 +49,18 @@ type metric struct {
 	// perSecond reads the same quantity from one second of the series,
 	// for the run's own variation; nil for the metrics the series does
 	// not hold (a p99's spread would overstate a p90's).
-	perSecond func(load.Second) (float64, bool)
+	perSecond func(Second) (float64, bool)
 }
 
-func secondP50(s load.Second) (float64, bool) { return float64(s.P50Us) / usPerMs, s.P50Us > 0 }
-func secondP99(s load.Second) (float64, bool) { return float64(s.P99Us) / usPerMs, s.P99Us > 0 }
-func secondMax(s load.Second) (float64, bool) { return float64(s.MaxUs) / usPerMs, s.MaxUs > 0 }
+func secondP50(s Second) (float64, bool) { return float64(s.P50Us) / usPerMs, s.P50Us > 0 }
+func secondP99(s Second) (float64, bool) { return float64(s.P99Us) / usPerMs, s.P99Us > 0 }
+func secondMax(s Second) (float64, bool) { return float64(s.MaxUs) / usPerMs, s.MaxUs > 0 }
 
 var metrics = []metric{
 	{name: "rps", read: func(r *Result) float64 { return r.ThroughputRPS }, unit: "req/s", isRate: true,
-		perSecond: func(s load.Second) (float64, bool) { return float64(s.Requests), true }},
+		perSecond: func(s Second) (float64, bool) { return float64(s.Requests), true }},
 	{name: "ok_rps", read: func(r *Result) float64 { return r.SuccessRPS }, unit: "req/s", isRate: true,
-		perSecond: func(s load.Second) (float64, bool) { return float64(s.Requests - s.Errors), true }},
+		perSecond: func(s Second) (float64, bool) { return float64(s.Requests - s.Errors), true }},
 	{name: "min", higherBad: true, read: func(r *Result) float64 { return r.Latency.Min }, unit: "ms", isLatency: true},
 	{name: "mean", higherBad: true, read: func(r *Result) float64 { return r.Latency.Mean }, unit: "ms", isLatency: true},
 	{name: "p50", higherBad: true, quantile: 0.50, read: func(r *Result) float64 { return r.Latency.P50 }, unit: "ms", isLatency: true, perSecond: secondP50},
@@ -233,7 +231,7 @@ func Compare(base, next *Result, limits []Limit) Comparison {
 			row.Verdict = VerdictPass
 			if row.Broken {
 				row.Verdict = VerdictRegressed
-				if row.Noisy != "" && successes(next) > 0 {
+				if row.Noisy != "" && Successes(next) > 0 {
 					row.Verdict = VerdictNoisy
 					c.Noisy = append(c.Noisy, m.name)
 				} else {
@@ -291,7 +289,7 @@ func unitSuffix(unit string) string {
 // which neighbouring seconds of a drifting run are not quite: the spread
 // is then on the small side, and a change is called noisy only when it
 // is clearly within the runs' variation.
-func perSecondSpread(base, next *Result, pick func(load.Second) (float64, bool)) float64 {
+func perSecondSpread(base, next *Result, pick func(Second) (float64, bool)) float64 {
 	var variance float64
 	for _, r := range []*Result{base, next} {
 		xs := steadySeconds(r, pick)
@@ -316,7 +314,7 @@ func perSecondSpread(base, next *Result, pick func(load.Second) (float64, bool))
 // steadySeconds are pick's values over the whole seconds of r's steady
 // phase: warm-up and the partial seconds at either end would read as
 // variation that is not there.
-func steadySeconds(r *Result, pick func(load.Second) (float64, bool)) []float64 {
+func steadySeconds(r *Result, pick func(Second) (float64, bool)) []float64 {
 	st := r.Phases.Steady
 	var xs []float64
 	last := -1
@@ -385,14 +383,14 @@ func comparabilityNotes(base, next *Result) []string {
 			profiled, other = base, next
 		}
 		if out := profiled.Outside; out != nil && out.Latency.Count > 0 {
-			note += fmt.Sprintf(" (outside its window the %s run's p99 is %s ms, the other run's p99 %s ms)", which, ms(out.Latency.P99), ms(other.Latency.P99))
+			note += fmt.Sprintf(" (outside its window the %s run's p99 is %s ms, the other run's p99 %s ms)", which, FormatMs(out.Latency.P99), FormatMs(other.Latency.P99))
 		}
 		notes = append(notes, note)
 	}
 	if base.Target != next.Target {
 		notes = append(notes, fmt.Sprintf("different targets: %s vs %s", base.Target, next.Target))
 	}
-	if successes(next) == 0 {
+	if Successes(next) == 0 {
 		notes = append(notes, fmt.Sprintf("the new run has no successful request (%d requests, %d errors): every latency and rate limit fails", next.Requests, sum(next.Errors)))
 	}
 	if base.Version != next.Version && min(base.Version, next.Version) < 2 {
@@ -429,7 +427,7 @@ func sameSetting(a, b any) bool {
 }
 
 func broken(m metric, l Limit, row Row, next *Result) bool {
-	if (m.isLatency || m.isRate) && successes(next) == 0 {
+	if (m.isLatency || m.isRate) && Successes(next) == 0 {
 		return true // no latency or rate of a run that never succeeded can pass
 	}
 	if m.isErrCount {
@@ -514,13 +512,13 @@ func ErrorsOver(r *Result, l Limit) (bool, string) {
 	return broken(m, l, row, r), fmt.Sprintf("%g of %d requests failed, the limit is %s", n, r.Requests, l)
 }
 
-// successes is the number of successful steady requests of r.
-func successes(r *Result) int64 { return r.Requests - sum(r.Errors) }
+// Successes is the number of successful steady requests of r.
+func Successes(r *Result) int64 { return r.Requests - sum(r.Errors) }
 
 func num(v float64, unit string) string {
 	switch unit {
 	case "ms":
-		return ms(v)
+		return FormatMs(v)
 	case "req/s":
 		return fmt.Sprintf("%.1f", v)
 	}

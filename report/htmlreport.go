@@ -1,4 +1,4 @@
-package bench
+package report
 
 import (
 	_ "embed"
@@ -15,11 +15,10 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/profile"
 )
 
-// The chart library is uPlot from npm (bench/assets/VERSIONS), embedded so
+// The chart library is uPlot from npm (report/assets/VERSIONS), embedded so
 // that a report needs no network when it is opened.
 var (
 	//go:embed assets/uPlot.iife.min.js
@@ -190,7 +189,7 @@ func percentileCurves(names []string, hs []*hdrhistogram.Histogram) percentileCh
 				curve.Ms = append(curve.Ms, nil)
 				continue
 			}
-			v := float64(load.ValueAtPercentile(h, 100*(1-1/x))) / usPerMs
+			v := float64(valueAtPercentile(h, 100*(1-1/x))) / usPerMs
 			curve.Ms = append(curve.Ms, &v)
 		}
 		c.Curves = append(c.Curves, curve)
@@ -330,7 +329,7 @@ func viewOf(id, name string, r *Result) runView {
 	for k := range classes {
 		merged[k] = r.Errors[k] + r.Phases.Warmup.Errors[k]
 	}
-	for _, k := range sortedKeys(merged) {
+	for _, k := range SortedKeys(merged) {
 		row := errorRow{Class: k, Count: r.Errors[k], Warmup: r.Phases.Warmup.Errors[k]}
 		if r.Requests > 0 {
 			row.Pct = 100 * float64(row.Count) / float64(r.Requests)

@@ -1,4 +1,4 @@
-package bench
+package report
 
 import (
 	_ "embed"
@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-
-	"github.com/loadprof/loadprof/load"
 )
 
 //go:embed compare.html.tmpl
@@ -108,10 +106,10 @@ func WriteCompareHTML(w io.Writer, base, next *Result, names [2]string, opts Com
 				d.PercentileMs = append(d.PercentileMs, nil)
 				continue
 			}
-			v := float64(load.ValueAtPercentile(h, 100*(1-1/x))) / usPerMs
+			v := float64(valueAtPercentile(h, 100*(1-1/x))) / usPerMs
 			d.PercentileMs = append(d.PercentileMs, &v)
 		}
-		bySecond := map[int]load.Second{}
+		bySecond := map[int]Second{}
 		for _, s := range r.Series {
 			bySecond[s.Second] = s
 		}

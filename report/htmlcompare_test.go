@@ -1,4 +1,4 @@
-package bench
+package report
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loadprof/loadprof/internal/testkit"
 )
 
 // comparePair is a base and a new run that differ the ways the compare
@@ -38,7 +40,7 @@ func comparePair(t *testing.T) (*Result, *Result) {
 }
 
 func TestComparePageShowsTheVerdictOfEveryMetricInChromium(t *testing.T) {
-	bin := chromium(t)
+	bin := testkit.Chromium(t)
 	base, next := comparePair(t)
 	limits, err := ParseLimits("p99=10%,p50=10%,rps=5%,errors=10")
 	if err != nil {
@@ -62,7 +64,7 @@ func TestComparePageShowsTheVerdictOfEveryMetricInChromium(t *testing.T) {
 	dir := t.TempDir()
 	page := filepath.Join(dir, "compare.html")
 	os.WriteFile(page, buf.Bytes(), 0o644)
-	dom := string(headless(t, bin, "--dump-dom", "file://"+page))
+	dom := string(testkit.Headless(t, bin, "--dump-dom", "file://"+page))
 	if !strings.Contains(dom, `data-errors=""`) || !strings.Contains(dom, `data-rendered="true"`) {
 		t.Fatalf("the page reported script errors: %s", regexp.MustCompile(`data-errors="[^"]*"`).FindString(dom))
 	}
@@ -135,7 +137,7 @@ func TestComparePageShowsTheVerdictOfEveryMetricInChromium(t *testing.T) {
 		t.Errorf("percentile curve: %s points, want 2 x 44 (up to 10^4.3)", got)
 	}
 	shot := filepath.Join(dir, "compare.png")
-	headless(t, bin, "--screenshot="+shot, "file://"+page)
+	testkit.Headless(t, bin, "--screenshot="+shot, "file://"+page)
 	if png, err := os.ReadFile(shot); err != nil || len(png) < 10000 {
 		t.Fatalf("screenshot: %d bytes, %v", len(png), err)
 	}
@@ -148,7 +150,7 @@ func TestComparePageShowsTheVerdictOfEveryMetricInChromium(t *testing.T) {
 // Results without a per-second series (written by hand, or merged by an
 // older loadprof) still make a page without script errors.
 func TestComparePageOfRunsWithoutASeriesRendersWithoutErrors(t *testing.T) {
-	bin := chromium(t)
+	bin := testkit.Chromium(t)
 	base, next := crafted(t, 500, 100, 100, 0), crafted(t, 500, 100, 100, 500)
 	var buf bytes.Buffer
 	if err := WriteCompareHTML(&buf, base, next, [2]string{"a.json", "b.json"}, CompareOptions{}); err != nil {
@@ -156,7 +158,7 @@ func TestComparePageOfRunsWithoutASeriesRendersWithoutErrors(t *testing.T) {
 	}
 	page := filepath.Join(t.TempDir(), "compare.html")
 	os.WriteFile(page, buf.Bytes(), 0o644)
-	dom := string(headless(t, bin, "--dump-dom", "file://"+page))
+	dom := string(testkit.Headless(t, bin, "--dump-dom", "file://"+page))
 	if !strings.Contains(dom, `data-errors=""`) || !strings.Contains(dom, `data-rendered="true"`) {
 		t.Fatalf("the page reported script errors: %s", regexp.MustCompile(`data-errors="[^"]*"`).FindString(dom))
 	}
@@ -181,6 +183,6 @@ func TestCompareHTMLTemplateGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(buf.Bytes(), want) {
-		t.Fatalf("the compare page differs from %s (after checking the change: go test ./bench -run CompareHTMLTemplateGolden -args -update)", golden)
+		t.Fatalf("the compare page differs from %s (after checking the change: go test ./report -run CompareHTMLTemplateGolden -args -update)", golden)
 	}
 }
