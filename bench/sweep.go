@@ -128,6 +128,10 @@ func RunSweep(ctx context.Context, sc SweepConfig) (*report.SweepResult, error) 
 		if err != nil {
 			return out, err
 		}
+		if step.Result != nil && step.Result.Interrupted {
+			out.Stopped = fmt.Sprintf("interrupted during step %d (%g)", i+1, level)
+			break
+		}
 		if !step.Pass {
 			firstFail = level
 			out.Stopped = fmt.Sprintf("step %d (%g) broke the SLO: %s", i+1, level, strings.Join(step.Broken, "; "))
@@ -254,6 +258,11 @@ func runStep(ctx context.Context, sc SweepConfig, level float64, withProfile boo
 		step.Broken = sc.SLO.Broken(res)
 		if err != nil {
 			step.Broken = append(step.Broken, err.Error())
+		}
+		if res.Interrupted {
+			// Part of a step is not the step: it can neither pass nor be
+			// the answer (review: a half-run step named the highest passing).
+			step.Broken = append(step.Broken, "interrupted before the end of its steady phase")
 		}
 		step.Pass = len(step.Broken) == 0
 		if p := res.Profile; p != nil && p.Result != nil && (p.Saved != profile.SavedNone || p.ClientTrace != "") {

@@ -121,3 +121,34 @@ func TestProfileStepSelection(t *testing.T) {
 		t.Error("step 4 of 3 accepted")
 	}
 }
+
+// TestAnInterruptedStepIsNeitherPassingNorTheAnswer: Ctrl-C half way
+// through the second step. The first step passed; the second, cut short,
+// must not pass nor be the highest passing level (review: "highest rate
+// meeting the SLO: 200" for a step that ran 1 s of its 2 s).
+func TestAnInterruptedStepIsNeitherPassingNorTheAnswer(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	steps, _ := ParseSteps("--rate", "100:400:100")
+	slo, _ := report.ParseSLO("p99<400ms")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Cancel once the second step's steady phase has run a while: the
+	// server counts the calls, no clock needed.
+	go func() {
+		for srv.Predicts() < 100*1+200/2 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+	}()
+	res, _ := RunSweep(ctx, SweepConfig{
+		Base:  Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second, Plan: load.Plan{Duration: time.Second, MaxInflight: 100}},
+		Steps: steps, SLO: slo,
+	})
+	if res == nil || len(res.Steps) < 2 {
+		t.Fatalf("sweep %+v", res)
+	}
+	second := res.Steps[1]
+	if !res.Steps[0].Pass || second.Pass || !second.Result.Interrupted || res.MaxPassing == nil || *res.MaxPassing != 100 || !strings.Contains(res.Stopped, "interrupted") {
+		t.Fatalf("steps %v, max passing %v, stopped %q", summarize(res), res.MaxPassing, res.Stopped)
+	}
+}
