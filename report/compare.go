@@ -390,16 +390,18 @@ func comparabilityNotes(base, next *Result) []string {
 	if base.Target != next.Target {
 		notes = append(notes, fmt.Sprintf("different targets: %s vs %s", base.Target, next.Target))
 	}
+	if Successes(base) == 0 {
+		notes = append(notes, fmt.Sprintf("the base run has no successful request (%d requests, %d errors): there is nothing to compare the new run with", base.Requests, sum(base.Errors)))
+	}
 	if Successes(next) == 0 {
 		notes = append(notes, fmt.Sprintf("the new run has no successful request (%d requests, %d errors): every latency and rate limit fails", next.Requests, sum(next.Errors)))
 	}
 	if base.Version != next.Version && min(base.Version, next.Version) < 2 {
 		notes = append(notes, "a version 1 result counts only answered requests in its latency; version 2 also counts failures at the time they failed (timeouts at --timeout): compare like with like")
 	}
-	for _, r := range []*Result{base, next} {
+	for i, r := range []*Result{base, next} {
 		if r.Interrupted {
-			notes = append(notes, "a run was interrupted: its numbers are partial")
-			break
+			notes = append(notes, fmt.Sprintf("the %s run was interrupted: its numbers are partial", []string{"base", "new"}[i]))
 		}
 	}
 	return notes

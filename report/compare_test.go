@@ -377,3 +377,19 @@ func FuzzParseLimits(f *testing.F) {
 		}
 	})
 }
+
+// TestCompareSaysWhichRunIsUnmeasuredOrInterrupted: a base run with no
+// successful request (interrupted in its warm-up, say) failed the gate
+// with no word of why (review); an interrupted run is named.
+func TestCompareSaysWhichRunIsUnmeasuredOrInterrupted(t *testing.T) {
+	base, next := crafted(t, 1000, 100, 100, 0), crafted(t, 1000, 100, 100, 0)
+	base.Requests, base.Errors = 0, map[string]int64{}
+	base.Interrupted = true
+	var out strings.Builder
+	Compare(base, next, nil).Write(&out)
+	for _, want := range []string{"note: the base run has no successful request (0 requests, 0 errors)", "note: the base run was interrupted"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in\n%s", want, out.String())
+		}
+	}
+}

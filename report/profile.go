@@ -69,7 +69,8 @@ func WriteProfileSummary(w io.Writer, p *ProfileReport) {
 	if p.ClientTrace != "" {
 		fmt.Fprintf(w, "  client trace (one event per request): %s\n", p.ClientTrace)
 	}
-	if r.Saved == profile.SavedLocal || p.ClientTrace != "" {
+	if r.Saved == profile.SavedLocal {
+		// Only the client's plane is no profile to open.
 		fmt.Fprintf(w, "  open with: tensorboard --logdir %s  (Profile tab, run %s)\n", r.LogDir, r.Run)
 	}
 	writeTimeline(w, p.Timeline)
