@@ -131,7 +131,7 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 			return nil, err // CheckOutputs passed: this is a failed write
 		}
 		if cfg.Profile != nil {
-			hlog.WatchWindow(rec.WindowOpen)
+			hlog.WatchWindow(rec.WindowState)
 		}
 		perSecond.next = hlog
 	}

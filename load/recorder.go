@@ -154,7 +154,11 @@ func (p *PhaseStats) clone() *PhaseStats {
 type Recorder struct {
 	origin     time.Time // the run's clock: every offset is measured from here
 	windowOpen atomic.Bool
-	frozen     atomic.Bool
+	// windowChangedAt is when SetWindow last ran (run clock, ns); it is
+	// stored before windowOpen, so a reader that sees the new state sees
+	// its time.
+	windowChangedAt atomic.Int64
+	frozen          atomic.Bool
 
 	mu          sync.Mutex
 	warmup      *PhaseStats
@@ -213,7 +217,16 @@ func (r *Recorder) SetWindow(open bool) {
 		}
 		r.mu.Unlock()
 	}
+	r.windowChangedAt.Store(int64(r.Now()))
 	r.windowOpen.Store(open)
+}
+
+// WindowState is whether the profile window is open and when (run clock)
+// it last opened or closed. It takes no lock: an interval sink, which
+// runs with the recorder locked, may call it.
+func (r *Recorder) WindowState() (open bool, since time.Duration) {
+	open = r.windowOpen.Load()
+	return open, time.Duration(r.windowChangedAt.Load())
 }
 
 // latencyOf is a sample's latency in us, within the histograms' range.

@@ -27,11 +27,11 @@ const HlogWarmupTag = "warmup"
 // record and hand the finished second to a goroutine that encodes and
 // writes it: a slow disk never holds up the load.
 type HlogWriter struct {
-	flag, path string
-	out        *outfile.File
-	origin     time.Time
-	warn       io.Writer   // where a failed write is said at once; nil for nowhere
-	windowOpen func() bool // the profile window's state, for the comments that mark it; nil without one
+	flag, path  string
+	out         *outfile.File
+	origin      time.Time
+	warn        io.Writer                    // where a failed write is said at once; nil for nowhere
+	windowState func() (bool, time.Duration) // the profile window's state and since when, for the comments that mark it; nil without one
 
 	// Owned by the recorder's lock.
 	warmup, steady *hdrhistogram.Histogram
@@ -97,7 +97,9 @@ func (w *HlogWriter) header() []byte {
 // profile window opened and closed. The window is not a tag: its requests
 // are also the steady phase's, and tools that add up every interval
 // whatever its tag would count them twice.
-func (w *HlogWriter) WatchWindow(open func() bool) { w.windowOpen = open }
+func (w *HlogWriter) WatchWindow(state func() (open bool, since time.Duration)) {
+	w.windowState = state
+}
 
 // Add records one request's latency, of the warm-up or the steady phase,
 // in the current second.
@@ -116,9 +118,12 @@ func (w *HlogWriter) Add(warmup bool, latencyUs int64) {
 // steady request on.
 func (w *HlogWriter) Interval(second int) {
 	s := hlogSecond{second: second}
-	if w.windowOpen != nil {
-		if open := w.windowOpen(); open != w.windowWas {
+	if w.windowState != nil {
+		// A change after this second ended (the second is closed late,
+		// when a request of the next one finishes) is the next second's.
+		if open, since := w.windowState(); open != w.windowWas && since < time.Duration(second+1)*time.Second {
 			w.windowWas = open
+			second := int(since / time.Second)
 			state := "closed"
 			if open {
 				state = "opened"
