@@ -27,6 +27,9 @@ const (
 // CompareOptions tune WriteCompareHTML.
 type CompareOptions struct {
 	Limits []Limit // as compare --max takes them
+	// NoisyFails counts a noisy verdict as regressed, as compare
+	// --noisy-fails does, so the page says what that gate says.
+	NoisyFails bool
 
 	// NoAssets leaves the chart library out (for tests of the page's
 	// text alone).
@@ -81,6 +84,9 @@ type compareChartData struct {
 // charts, base and new in one colour each throughout.
 func WriteCompareHTML(w io.Writer, base, next *Result, names [2]string, opts CompareOptions) error {
 	c := Compare(base, next, opts.Limits)
+	if opts.NoisyFails {
+		c.CountNoisyAsRegressed()
+	}
 	results := [2]*Result{base, next}
 	roles, colors := [2]string{"base", "new"}, [2]string{baseColor, newColor}
 

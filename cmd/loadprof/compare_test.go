@@ -97,6 +97,18 @@ func TestCompareNoisyPassesUnlessNoisyFails(t *testing.T) {
 	if code != 1 || !strings.Contains(stdout, "REGRESSION: p99 over the limit") || !strings.Contains(stdout, "REGRESSED (noisy: the change is within the runs' own variation") {
 		t.Fatalf("--noisy-fails: exit %d\n%s%s", code, stdout, stderr)
 	}
+	// The page says what the gate says (review: report had no --noisy-fails).
+	for _, c := range []struct {
+		flags   []string
+		verdict string
+	}{{nil, "noisy"}, {[]string{"--noisy-fails"}, "regressed"}} {
+		page := filepath.Join(t.TempDir(), "compare.html")
+		code, stdout, stderr := loadprof(t, append([]string{"report", base, next, "--html", page, "--max", "p99=5%"}, c.flags...)...)
+		html, _ := os.ReadFile(page)
+		if want := `<tr data-metric="p99" data-verdict="` + c.verdict + `">`; code != 0 || !strings.Contains(string(html), want) {
+			t.Fatalf("report %v: exit %d, the page has no %q\n%s%s", c.flags, code, want, stdout, stderr)
+		}
+	}
 }
 
 func TestReportOfTwoResultsWritesTheComparePageWithTheLimits(t *testing.T) {

@@ -17,6 +17,7 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 	html := fs.String("html", "", "write a self-contained HTML report (several results: compared on the same charts)")
 	hgrm := fs.String("hgrm", "", "write the latency distribution of one result as HdrHistogram .hgrm text")
 	maxSpecs := fs.StringArray("max", nil, "with two results and --html: "+maxHelp+" (as compare takes them; see 'loadprof compare --help')")
+	noisyFails := fs.Bool("noisy-fails", false, "with --max: call a noisy verdict regressed on the page, as 'compare --noisy-fails' does")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: loadprof report RESULT.json [MORE.json ...] [--html FILE] [--hgrm FILE]\n"+
 			"       loadprof report BASE.json NEW.json --html FILE [--max p99=10%%,rps=5%%,...]\n\n"+
@@ -37,7 +38,7 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loadprof report: %v\n", err)
 		return exitBadInput
 	}
-	if len(*maxSpecs) > 0 && (fs.NArg() != 2 || *html == "") {
+	if (len(*maxSpecs) > 0 || *noisyFails) && (fs.NArg() != 2 || *html == "") {
 		fmt.Fprintln(stderr, "loadprof report: --max judges two results on the --html page: give BASE.json NEW.json and --html FILE")
 		return exitBadInput
 	}
@@ -70,7 +71,7 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	code := exitOK
 	if *html != "" {
-		err := writeReportHTML(*html, results, fs.Args(), limits)
+		err := writeReportHTML(*html, results, fs.Args(), report.CompareOptions{Limits: limits, NoisyFails: *noisyFails})
 		if err != nil {
 			printError(stderr, "report", err)
 			code = exitCode(err, 0)
@@ -99,16 +100,16 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 }
 
 func writeHTML(path string, results []*report.Result, names []string) error {
-	return writeReportHTML(path, results, names, nil)
+	return writeReportHTML(path, results, names, report.CompareOptions{})
 }
 
 // writeReportHTML writes the report of one result or more; two results are
 // a base and a new run, on the compare page, judged by limits.
-func writeReportHTML(path string, results []*report.Result, names []string, limits []report.Limit) error {
+func writeReportHTML(path string, results []*report.Result, names []string, opts report.CompareOptions) error {
 	var buf bytes.Buffer
 	var err error
 	if len(results) == 2 {
-		err = report.WriteCompareHTML(&buf, results[0], results[1], [2]string{names[0], names[1]}, report.CompareOptions{Limits: limits})
+		err = report.WriteCompareHTML(&buf, results[0], results[1], [2]string{names[0], names[1]}, opts)
 	} else {
 		err = report.WriteHTML(&buf, results, names, report.ReportOptions{})
 	}
