@@ -171,6 +171,12 @@ func TestProfilerAnsweringGarbageKeepsTheLoadResults(t *testing.T) {
 	if !strings.Contains(res.Profile.Error, "not a ProfileResponse (truncated or garbage)") {
 		t.Fatalf("profile error %q", res.Profile.Error)
 	}
+	// Nothing was captured: no timeline, no TensorBoard hint (review).
+	var out strings.Builder
+	report.WriteSummary(&out, res)
+	if res.Profile.Timeline != nil || strings.Contains(out.String(), "client plane placed") || strings.Contains(out.String(), "open with: tensorboard") {
+		t.Fatalf("timeline %+v; summary:\n%s", res.Profile.Timeline, out.String())
+	}
 }
 
 func TestOversizedToolDataIsRefused(t *testing.T) {
@@ -185,5 +191,28 @@ func TestOversizedToolDataIsRefused(t *testing.T) {
 	}
 	if !strings.Contains(res.Profile.Error, "the trace is larger than --profile-max-bytes 64 (the server sent ") || len(res.Profile.Files) != 0 {
 		t.Fatalf("profile %+v error %q", res.Profile.Result, res.Profile.Error)
+	}
+}
+
+// TestAProfilerAddressThatIsNoProfilerGivesNoTimeline: --profile pointed
+// at the REST port. The capture fails at once; the summary must not place
+// a client plane on a timeline nobody traced, nor point at TensorBoard
+// (review: "placed by the Profile call's timing" and "open with:
+// tensorboard" for a run directory holding only the client plane).
+func TestAProfilerAddressThatIsNoProfilerGivesNoTimeline(t *testing.T) {
+	// 50 ms calls: requests are in flight when the short-lived window
+	// opens, so the client plane has something to place.
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: 50 * time.Millisecond}})
+	prof := profiled(srv, t.TempDir())
+	prof.Addr = srv.RESTAddr()
+	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body),
+		Plan: load.Plan{Rate: 100, Duration: time.Second, MaxInflight: 50}, Profile: prof})
+	if err != nil || res.Requests != 100 || res.Profile == nil || res.Profile.Error == "" {
+		t.Fatalf("err %v, %d requests, profile %+v", err, res.Requests, res.Profile)
+	}
+	var out strings.Builder
+	report.WriteSummary(&out, res)
+	if res.Profile.Timeline != nil || strings.Contains(out.String(), "client plane placed") || strings.Contains(out.String(), "open with: tensorboard") {
+		t.Fatalf("timeline %+v; summary:\n%s", res.Profile.Timeline, out.String())
 	}
 }

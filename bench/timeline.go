@@ -49,7 +49,12 @@ func (w *window) writeClientPlane(res *profile.Result) error {
 		path, err = profile.Store{LogDir: o.LogDir, Run: res.Run}.Write(profile.ClientFile, data)
 		w.report.ClientTrace = path
 	}
-	w.report.Timeline = &tl
+	if res.Saved != profile.SavedNone {
+		// Nothing captured: no server timeline to speak of (review: the
+		// summary placed the plane "by the Profile call's timing" for a
+		// capture that failed at once).
+		w.report.Timeline = &tl
+	}
 	if err != nil {
 		return fmt.Errorf("writing the client trace: %w", err)
 	}

@@ -760,9 +760,9 @@ func Align(call ProfileCall, tr *ServerTrace, client []ClientEvent) Timeline {
 		}
 		half := latest.Sub(call.Sent) / 2
 		tl := Timeline{Placement: PlacedAtEstimatedStart, ZeroUncertaintyMs: nsToMs(int64(half)), zero: call.Sent.Add(half)}
-		tl.Note = "the server's trace is not on this machine: the client plane is placed by the Profile call's timing alone"
+		tl.Note = "the server's trace is not on this machine"
 		if tr != nil {
-			tl.Note = "the server's trace records neither its window nor request events: the client plane is placed by the Profile call's timing alone"
+			tl.Note = "the server's trace records neither its window nor request events"
 		}
 		return tl
 	}
