@@ -374,16 +374,17 @@ func EstimateOffset(call ProfileCall, tr ServerTrace, client []ClientEvent) Cloc
 	est.offset = est.lo + (est.hi-est.lo)/2
 	est.Method = OffsetFromProfileCall
 	est.RequestEvent, est.ServerRequests = tr.RequestEvent, len(tr.Requests)
-	if len(tr.Requests) > 0 && len(client) > 0 {
-		refine(&est, tr.Requests, client)
+	reqs := clientSpans(client)
+	if len(tr.Requests) > 0 && len(reqs) > 0 {
+		refine(&est, tr.Requests, reqs)
 	}
-	est.Inside = countInside(tr.Requests, client, est.offset)
+	est.Inside = countInside(tr.Requests, reqs, est.offset)
 	est.fill()
 	return est
 }
 
 // refine narrows est to the offsets that put the most server events inside
-// client requests.
+// client requests (reqs, as clientSpans gives them).
 //
 // Each (server event, client request) pair that fits somewhere in the
 // bound gives an interval of offsets; the union of a server event's
@@ -391,8 +392,7 @@ func EstimateOffset(call ProfileCall, tr ServerTrace, client []ClientEvent) Cloc
 // the bound, at most maxRefineBins bins wide, so memory does not grow with
 // the rate or the width of the bound; server events are sampled so that
 // no more than maxRefinePairs pairs are looked at.
-func refine(est *ClockEstimate, server []Span, client []ClientEvent) {
-	reqs := clientSpans(client)
+func refine(est *ClockEstimate, server []Span, reqs []Span) {
 	var maxDur int64
 	for _, r := range reqs {
 		maxDur = max(maxDur, r.End-r.Start)
@@ -596,10 +596,11 @@ func clientSpansOrder(client []ClientEvent) ([]Span, []int) {
 	return out, order
 }
 
-// countInside counts the server events inside some client request at offset.
-func countInside(server []Span, client []ClientEvent, offset int64) int {
+// countInside counts the server events inside some client request (reqs,
+// as clientSpans gives them) at offset.
+func countInside(server []Span, reqs []Span, offset int64) int {
 	n := 0
-	holders(server, clientSpans(client), offset, func(_ int, held []int) {
+	holders(server, reqs, offset, func(_ int, held []int) {
 		if len(held) > 0 {
 			n++
 		}
