@@ -14,6 +14,15 @@ fi
 echo "== go vet"
 go vet ./...
 
+echo "== staticcheck (pinned)"
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+echo "== go mod tidy leaves go.mod and go.sum as committed"
+go mod tidy -diff || { echo "go mod tidy would change go.mod or go.sum (the diff above): run it and commit the result"; exit 1; }
+
+echo "== tfproto/ equals what scripts/genproto.sh generates"
+bash scripts/genproto-check.sh
+
 echo "== python peers for the conformance suite (cached virtualenv)"
 venv=$(bash scripts/pyenv.sh)
 export LOADPROF_PYTHON="$venv/bin/python"

@@ -218,6 +218,7 @@ func shortDtype(d string) string {
 func checkTensorProto(spec *TensorSpec, tp *tfproto.TensorProto) ([]float64, []int64, error) {
 	got := tp.GetDtype().String()
 	if got != spec.DType {
+		//lint:ignore ST1005 TF Serving's own words, which clients may match
 		return nil, nil, fmt.Errorf("Expects arg[0] (%s) to be %s but %s is provided", spec.Name, shortDtype(spec.DType), shortDtype(got))
 	}
 	var shape []int64

@@ -459,9 +459,10 @@ func parseRoute(path string) (route, error) {
 	return r, nil
 }
 
+// TF Serving's own words, which clients may match.
 var (
-	errNotFound            = errors.New("Malformed request")
-	errBothVersionAndLabel = errors.New("May not specify both version and label")
+	errNotFound            = errors.New("Malformed request")                      //lint:ignore ST1005 TF Serving's wording
+	errBothVersionAndLabel = errors.New("May not specify both version and label") //lint:ignore ST1005 TF Serving's wording
 )
 
 func writeError(ctx *fasthttp.RequestCtx, status int, msg string) {
