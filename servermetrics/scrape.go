@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -222,10 +223,23 @@ func seriesKey(family string, labels []*dto.LabelPair) string {
 	if len(labels) == 0 {
 		return family
 	}
-	pairs := make([]string, len(labels))
-	for i, l := range labels {
-		pairs[i] = l.GetName() + "=" + fmt.Sprintf("%q", l.GetValue())
+	sorted := labels
+	if !sort.SliceIsSorted(labels, func(i, j int) bool { return labels[i].GetName() < labels[j].GetName() }) {
+		sorted = append([]*dto.LabelPair(nil), labels...)
+		sort.Slice(sorted, func(i, j int) bool { return sorted[i].GetName() < sorted[j].GetName() })
 	}
-	sort.Strings(pairs)
-	return family + "{" + strings.Join(pairs, ",") + "}"
+	var b strings.Builder
+	b.Grow(len(family) + 16*len(labels))
+	b.WriteString(family)
+	b.WriteByte('{')
+	for i, l := range sorted {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(l.GetName())
+		b.WriteByte('=')
+		b.WriteString(strconv.Quote(l.GetValue()))
+	}
+	b.WriteByte('}')
+	return b.String()
 }

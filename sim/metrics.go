@@ -195,13 +195,20 @@ func (s *Server) networkDelay() {
 	if d <= 0 {
 		return
 	}
+	start := time.Now()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 	case <-s.closing:
 	}
+	s.delayed.Add(int64(time.Since(start)))
 }
+
+// NetworkDelayed is how long the simulator has held predict calls for
+// Config.NetworkDelay in all: at least the delay per call, and more when
+// a busy machine wakes its timers late.
+func (s *Server) NetworkDelayed() time.Duration { return time.Duration(s.delayed.Load()) }
 
 // MetricsURL is where the simulator serves TF Serving's metric families.
 func (s *Server) MetricsURL() string {

@@ -136,6 +136,7 @@ type Server struct {
 	arrivals   []time.Duration // since start, at most cfg.KeepArrivals
 
 	metrics serverMetrics // TF Serving's metric families
+	delayed atomic.Int64  // nanoseconds held for NetworkDelay
 }
 
 // noteArrival keeps the arrival time of a predict call (Config.KeepArrivals).
