@@ -128,9 +128,8 @@ func (s *Sampler) Mark(name string) {
 }
 
 // Close takes the last scrape (MarkEnd), stops the goroutine and returns
-// every sample. It returns within about two scrape timeouts whatever the
-// endpoint does; a scrape still under way then is abandoned, with a
-// warning.
+// every sample. It returns within about two scrape timeouts (and a
+// second) whatever the endpoint does.
 func (s *Sampler) Close() []Sample {
 	s.mu.Lock()
 	already := s.closed
@@ -139,15 +138,24 @@ func (s *Sampler) Close() []Sample {
 	if !already {
 		close(s.closing)
 	}
+	// The loop may be in an interval scrape, then takes the last one:
+	// two timeouts at most. Past that (a client that ignores its
+	// deadline), cancelling ends the scrape; past a second more, the
+	// goroutine is left to finish on its own and its sample is lost.
 	t := time.NewTimer(2*s.cfg.Timeout + 100*time.Millisecond)
 	defer t.Stop()
 	select {
 	case <-s.done:
 	case <-t.C:
 		s.cancel()
-		s.mu.Lock()
-		s.samples = append(s.samples, Sample{At: time.Now(), Marks: []string{MarkEnd}, Warning: fmt.Sprintf("%s: the last scrape did not finish within %v; abandoned", s.cfg.URL, 2*s.cfg.Timeout)})
-		s.mu.Unlock()
+		t.Reset(time.Second)
+		select {
+		case <-s.done:
+		case <-t.C:
+			s.mu.Lock()
+			s.samples = append(s.samples, Sample{At: time.Now(), Marks: []string{MarkEnd}, Warning: fmt.Sprintf("%s: the last scrape did not end when cancelled; abandoned", s.cfg.URL)})
+			s.mu.Unlock()
+		}
 	}
 	s.cancel()
 	return s.Samples()

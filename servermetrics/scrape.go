@@ -155,7 +155,9 @@ func Parse(r io.Reader, contentType string, f Filter) (*Snapshot, error) {
 func (s *Snapshot) add(mf *dto.MetricFamily, f Filter) {
 	name := mf.GetName()
 	for _, m := range mf.GetMetric() {
-		if !f.keep(m.GetLabel()) {
+		// expfmt's text decoder hands out the families it parsed before
+		// a syntax error, the last one possibly half-built.
+		if m == nil || !f.keep(m.GetLabel()) {
 			continue
 		}
 		se := &Series{Family: name, Labels: make(map[string]string, len(m.GetLabel()))}
@@ -172,6 +174,9 @@ func (s *Snapshot) add(mf *dto.MetricFamily, f Filter) {
 			se.Count, se.Sum = float64(m.GetSummary().GetSampleCount()), m.GetSummary().GetSampleSum()
 		case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
 			h := m.GetHistogram()
+			if h == nil {
+				continue // half-built, see above
+			}
 			se.Kind = Histogram
 			se.Count, se.Sum = float64(h.GetSampleCount()), h.GetSampleSum()
 			if h.SampleCountFloat != nil {
@@ -181,6 +186,9 @@ func (s *Snapshot) add(mf *dto.MetricFamily, f Filter) {
 			se.Bounds = make([]float64, 0, len(buckets)+1)
 			se.Cumulative = make([]float64, 0, len(buckets)+1)
 			for _, b := range buckets {
+				if b == nil {
+					continue
+				}
 				c := float64(b.GetCumulativeCount())
 				if b.CumulativeCountFloat != nil {
 					c = b.GetCumulativeCountFloat()
