@@ -8,11 +8,11 @@ type Report struct {
 	Model         string   `json:"model,omitempty"`
 	Scrapes       int      `json:"scrapes"`
 	FailedScrapes int      `json:"failed_scrapes"`
-	Run           *Window  `json:"run,omitempty"`     // first to last scrape
-	Steady        *Window  `json:"steady,omitempty"`  // MarkSteadyStart to MarkSteadyEnd
-	Profile       *Window  `json:"profile,omitempty"` // MarkProfileOpen to MarkProfileClose
-	Intervals     []Window `json:"intervals,omitempty"`
-	Warnings      []string `json:"warnings,omitempty"` // failed scrapes, missing marks
+	Run           *Window  `json:"run,omitempty"`       // first to last scrape
+	Steady        *Window  `json:"steady,omitempty"`    // MarkSteadyStart to MarkSteadyEnd
+	Profile       *Window  `json:"profile,omitempty"`   // MarkProfileOpen to MarkProfileClose
+	Intervals     []Window `json:"intervals,omitempty"` // raw series: only those that changed
+	Warnings      []string `json:"warnings,omitempty"`  // failed scrapes, missing marks
 }
 
 // Summarize cuts samples into windows: the whole run, the steady phase
@@ -47,7 +47,9 @@ func Summarize(url, model string, samples []Sample) Report {
 	r.Steady = r.between("steady", samples, MarkSteadyStart, MarkSteadyEnd, snaps)
 	r.Profile = r.between("profile", samples, MarkProfileOpen, MarkProfileClose, snaps)
 	for k := 1; k < len(ok); k++ {
-		r.Intervals = append(r.Intervals, Figures("interval", Accumulate(snaps(ok[k-1], ok[k]))))
+		w := Figures("interval", Accumulate(snaps(ok[k-1], ok[k])))
+		w.Raw = changed(w.Raw)
+		r.Intervals = append(r.Intervals, w)
 	}
 	return r
 }
@@ -77,6 +79,21 @@ func (r *Report) between(name string, samples []Sample, open, close string, snap
 	}
 	w := Figures(name, Accumulate(snaps(a, b)))
 	return &w
+}
+
+// changed keeps the raw series that moved: an interval lists only those,
+// so that a long run's result stays small (a TF Serving page has hundreds
+// of series, most of them still between two scrapes); the run, steady
+// and profile windows list them all.
+func changed(raw []RawChange) []RawChange {
+	out := raw[:0:0]
+	for _, r := range raw {
+		moved := r.Last != nil || (r.Increase != nil && *r.Increase != 0) || (r.Count != nil && *r.Count != 0)
+		if moved {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func markIndex(samples []Sample, mark string) int {

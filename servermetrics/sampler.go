@@ -48,10 +48,14 @@ func (c *Config) Check() error {
 // Sample is one scrape: when it started, the marks it was taken for, and
 // the warning that replaced it when it failed.
 type Sample struct {
-	At      time.Time     `json:"at"`
-	Took    time.Duration `json:"-"`
-	Marks   []string      `json:"marks,omitempty"`
-	Warning string        `json:"warning,omitempty"`
+	At    time.Time     `json:"at"`
+	Took  time.Duration `json:"-"`
+	Marks []string      `json:"marks,omitempty"`
+	// MarkLagMs is how long after the earliest of its marks the scrape
+	// started (it waits for a scrape under way): requests that ended in
+	// between fall on the wrong side of the mark.
+	MarkLagMs float64 `json:"mark_lag_ms,omitempty"`
+	Warning   string  `json:"warning,omitempty"`
 
 	snap *Snapshot
 }
@@ -74,7 +78,8 @@ type Sampler struct {
 
 	mu      sync.Mutex
 	samples []Sample
-	pending []string // marks not scraped yet
+	pending []string  // marks not scraped yet
+	since   time.Time // when the first pending mark was set
 	closed  bool
 
 	wake    chan struct{} // a mark is pending
@@ -103,8 +108,8 @@ func Start(ctx context.Context, cfg Config) (*Sampler, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Sampler{
 		cfg: cfg, client: client, filter: Filter{Model: cfg.Model},
-		pending: []string{MarkStart},
-		wake:    make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
+		pending: []string{MarkStart}, since: time.Now(),
+		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
 		cancel: cancel,
 	}
 	go s.loop(ctx)
@@ -118,6 +123,9 @@ func (s *Sampler) Mark(name string) {
 	if s.closed {
 		s.mu.Unlock()
 		return
+	}
+	if len(s.pending) == 0 {
+		s.since = time.Now()
 	}
 	s.pending = append(s.pending, name)
 	s.mu.Unlock()
@@ -198,7 +206,7 @@ func (s *Sampler) add(sm Sample) {
 // scrape takes one sample for the pending marks and extra.
 func (s *Sampler) scrape(ctx context.Context, extra []string) {
 	s.mu.Lock()
-	marks := append(s.pending, extra...)
+	marks, since := append(s.pending, extra...), s.since
 	s.pending = nil
 	s.mu.Unlock()
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
@@ -206,6 +214,9 @@ func (s *Sampler) scrape(ctx context.Context, extra []string) {
 	at := time.Now()
 	snap, err := Scrape(sctx, s.client, s.cfg.URL, s.filter)
 	sm := Sample{At: at, Took: time.Since(at), Marks: marks}
+	if len(marks) > len(extra) {
+		sm.MarkLagMs = float64(at.Sub(since)) / 1e6
+	}
 	switch {
 	case err == nil:
 		snap.At = at

@@ -40,6 +40,12 @@ func TestSamplerCloseIsBoundedWhenTheEndpointHangs(t *testing.T) {
 			t.Errorf("sample %+v: want a timeout warning", s)
 		}
 	}
+	// The marks waited for the hung first scrape: their sample says so.
+	for _, s := range samples[1:] {
+		if len(s.Marks) > 0 && s.Marks[0] == MarkSteadyStart && !(s.MarkLagMs > 0) {
+			t.Errorf("the steady_start scrape reports a lag of %v ms behind its mark", s.MarkLagMs)
+		}
+	}
 	if last := samples[len(samples)-1]; len(last.Marks) == 0 || last.Marks[len(last.Marks)-1] != MarkEnd {
 		t.Errorf("the last sample's marks are %q, want %s last", last.Marks, MarkEnd)
 	}
@@ -109,8 +115,8 @@ func TestScrapeReadsTheProtobufFormat(t *testing.T) {
 }
 
 func TestReportIsJSONWithUnitsInItsNames(t *testing.T) {
-	a := parse(t, tfBefore+"# TYPE weird gauge\nweird NaN\n", 0, Filter{Model: "resnet"})
-	b := parse(t, tfAfter+"# TYPE weird gauge\nweird +Inf\n", 1, Filter{Model: "resnet"})
+	a := parse(t, tfBefore+"# TYPE weird gauge\nweird NaN\n# TYPE still counter\nstill 3\n# TYPE queue_depth gauge\nqueue_depth 4\n", 0, Filter{Model: "resnet"})
+	b := parse(t, tfAfter+"# TYPE weird gauge\nweird +Inf\n# TYPE still counter\nstill 3\n# TYPE queue_depth gauge\nqueue_depth 5\n", 1, Filter{Model: "resnet"})
 	samples := []Sample{
 		{At: a.At, Marks: []string{MarkStart, MarkSteadyStart}, snap: a},
 		{At: a.At.Add(500 * time.Millisecond), Warning: "http://x/metrics: connection refused"},
@@ -129,7 +135,19 @@ func TestReportIsJSONWithUnitsInItsNames(t *testing.T) {
 		}
 	}
 	if len(rep.Intervals) != 1 {
-		t.Errorf("%d intervals, want 1 (the failed scrape is skipped)", len(rep.Intervals))
+		t.Fatalf("%d intervals, want 1 (the failed scrape is skipped)", len(rep.Intervals))
+	}
+	names := func(raw []RawChange) string {
+		var n []string
+		for _, r := range raw {
+			n = append(n, r.Name)
+		}
+		return strings.Join(n, " ")
+	}
+	// The NaN and +Inf gauge has no value JSON can hold: left out.
+	if s, i := names(rep.Steady.Raw), names(rep.Intervals[0].Raw); s != ":tensorflow:core:graph_runs queue_depth still" || i != ":tensorflow:core:graph_runs queue_depth" {
+		t.Errorf("raw: steady %q, interval %q; the interval should list only what moved (and gauges)",
+			s, i)
 	}
 }
 
