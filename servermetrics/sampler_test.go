@@ -172,3 +172,20 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A server that answers OpenMetrics whatever it is asked gives the same
+// family names as in the text format (prometheus_client's counters keep
+// their _total), so the known families still match.
+func TestParseReadsOpenMetricsWithTheSameNames(t *testing.T) {
+	text := "# TYPE model_infer_request_success counter\n" +
+		"model_infer_request_success_total{model=\"iris\",version=\"v1\"} 3.0\n" +
+		"model_infer_request_success_created{model=\"iris\",version=\"v1\"} 1.7e9\n# EOF\n"
+	s, err := Parse(strings.NewReader(text), "application/openmetrics-text; version=1.0.0; charset=utf-8", Filter{Model: "iris"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	se := s.Series[`model_infer_request_success_total{model="iris",version="v1"}`]
+	if len(s.Series) != 1 || se == nil || se.Value != 3 || knownByName[se.Family] == nil {
+		t.Errorf("series %+v: want the known MLServer counter only", s.Series)
+	}
+}

@@ -17,10 +17,10 @@ import (
 )
 
 // acceptHeader asks for the delimited protobuf format, which servers built
-// on the Go client speak and expfmt decodes faster, or the text format.
-// OpenMetrics is left out on purpose: it names a counter family without
-// its _total suffix, so the same server would expose different family
-// names depending on what was asked for.
+// on the Go client speak, or the text format, which every server speaks.
+// OpenMetrics is not asked for (expfmt's own doc calls its decoder not
+// meant for speed, and it adds _created series), but a page a server
+// sends in it anyway is read, with the same family names.
 const acceptHeader = `application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.1`
 
 // maxBody bounds what one scrape reads: a real server's page is a few
