@@ -102,8 +102,11 @@ func (m *serverMetrics) ran(model string, took time.Duration) {
 
 // statusName is TF's name for a status code: OK, INVALID_ARGUMENT, ...
 func statusName(c codes.Code) string {
-	if c == codes.OK {
+	switch c {
+	case codes.OK:
 		return "OK"
+	case codes.Canceled:
+		return "CANCELLED" // TF's spelling; grpc-go's is CANCELED
 	}
 	var b []byte
 	for i, r := range c.String() {

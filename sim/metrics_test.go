@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
 )
 
 func TestMetricsPageHasTFServingFamiliesAndBuckets(t *testing.T) {
@@ -62,5 +64,14 @@ func TestNetworkDelayIsOutsideTheHandlersClock(t *testing.T) {
 	}
 	if _, err := Start(Config{REST: "127.0.0.1:0", NetworkDelay: -time.Second}); err == nil || !strings.Contains(err.Error(), "--network-delay") {
 		t.Errorf("a negative delay: %v", err)
+	}
+}
+
+func TestStatusNamesAreTFs(t *testing.T) {
+	for c, want := range map[codes.Code]string{codes.OK: "OK", codes.InvalidArgument: "INVALID_ARGUMENT", codes.Canceled: "CANCELLED",
+		codes.DeadlineExceeded: "DEADLINE_EXCEEDED", codes.Unavailable: "UNAVAILABLE"} {
+		if got := statusName(c); got != want {
+			t.Errorf("%v: %s, want %s", c, got, want)
+		}
 	}
 }
