@@ -184,9 +184,13 @@ func (s *Sampler) loop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			s.add(Sample{At: time.Now(), Warning: fmt.Sprintf("%s: sampling stopped: %v", s.cfg.URL, ctx.Err())})
+			s.stopped(ctx)
 			return
 		case <-s.closing:
+			if ctx.Err() != nil { // both ready: select picks either
+				s.stopped(ctx)
+				return
+			}
 			s.scrape(ctx, []string{MarkEnd})
 			return
 		case <-s.wake:
@@ -195,6 +199,10 @@ func (s *Sampler) loop(ctx context.Context) {
 			s.scrape(ctx, nil)
 		}
 	}
+}
+
+func (s *Sampler) stopped(ctx context.Context) {
+	s.add(Sample{At: time.Now(), Warning: fmt.Sprintf("%s: sampling stopped: %v", s.cfg.URL, ctx.Err())})
 }
 
 func (s *Sampler) add(sm Sample) {
