@@ -88,6 +88,14 @@ func (p *predictionService) GetModelMetadata(_ context.Context, req *tfproto.Get
 }
 
 func (p *predictionService) Predict(ctx context.Context, req *tfproto.PredictRequest) (*tfproto.PredictResponse, error) {
+	p.s.networkDelay()
+	start := time.Now()
+	resp, err := p.predict(ctx, req)
+	p.s.metrics.request(req.GetModelSpec().GetName(), "Predict", "GRPC", status.Code(err), time.Since(start))
+	return resp, err
+}
+
+func (p *predictionService) predict(ctx context.Context, req *tfproto.PredictRequest) (*tfproto.PredictResponse, error) {
 	arrived := time.Now()
 	s := p.s
 	s.noteArrival(arrived)
@@ -140,9 +148,11 @@ func (p *predictionService) Predict(ctx context.Context, req *tfproto.PredictReq
 			}
 		}
 	}
+	holdStart := time.Now()
 	if err := s.wait(ctx, arrived); err != nil {
 		return nil, err
 	}
+	s.metrics.ran(s.cfg.Model, time.Since(holdStart))
 	s.predicts.Add(1)
 	if l := &s.cfg.Latency; l.ErrorRate > 0 && rand.Float64() < l.ErrorRate {
 		return nil, status.Error(grpcCodeForHTTP(l.ErrorStatus), "simulated failure")
@@ -170,6 +180,17 @@ func (s *Server) wait(ctx context.Context, arrived time.Time) error {
 	default:
 		return status.FromContextError(err).Err()
 	}
+}
+
+// restCode is the status TF Serving's REST server counts a call under.
+func restCode(httpStatus int) codes.Code {
+	switch {
+	case httpStatus == 200:
+		return codes.OK
+	case httpStatus == 401:
+		return codes.Unauthenticated
+	}
+	return grpcCodeForHTTP(httpStatus)
 }
 
 func grpcCodeForHTTP(httpStatus int) codes.Code {

@@ -95,6 +95,11 @@ type Config struct {
 	// ClientAuth set, mutual TLS).
 	TLS *tls.Config
 
+	// NetworkDelay holds every predict call (REST and gRPC) this long
+	// before the handler's clock starts: time the client sees and the
+	// server's metrics do not, like a network or a tunnel in between.
+	NetworkDelay time.Duration
+
 	// KeepArrivals, when positive, keeps the arrival time of the first
 	// that many predict calls (REST and gRPC), for tests that check when
 	// a load generator sent its requests.
@@ -129,6 +134,9 @@ type Server struct {
 
 	arrivalsMu sync.Mutex
 	arrivals   []time.Duration // since start, at most cfg.KeepArrivals
+
+	metrics serverMetrics // TF Serving's metric families
+	delayed atomic.Int64  // nanoseconds held for NetworkDelay
 }
 
 // noteArrival keeps the arrival time of a predict call (Config.KeepArrivals).
@@ -184,6 +192,9 @@ func Start(cfg Config) (*Server, error) {
 	}
 	if err := cfg.Latency.check(); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
+	}
+	if cfg.NetworkDelay < 0 {
+		return nil, fmt.Errorf("sim: --network-delay %v: must not be negative", cfg.NetworkDelay)
 	}
 	s := &Server{cfg: cfg, start: time.Now(), closing: make(chan struct{})}
 	if cfg.REST != "" {
@@ -474,6 +485,11 @@ func writeError(ctx *fasthttp.RequestCtx, status int, msg string) {
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	path := string(ctx.Path())
+	if path == MetricsPath && ctx.IsGet() {
+		ctx.SetContentType("text/plain; version=0.0.4")
+		ctx.SetBody(s.metrics.render())
+		return
+	}
 	r, err := parseRoute(path)
 	switch {
 	case errors.Is(err, errBothVersionAndLabel):
@@ -506,7 +522,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case r.verb == "metadata" && ctx.IsGet():
 		s.metadata(ctx, version)
 	case r.verb == "predict" && ctx.IsPost():
+		s.networkDelay()
+		start := time.Now()
 		s.predict(ctx)
+		s.metrics.request(r.model, "predict", "REST", restCode(ctx.Response.StatusCode()), time.Since(start))
 	case (r.verb == "classify" || r.verb == "regress") && ctx.IsPost():
 		writeError(ctx, fasthttp.StatusBadRequest, fmt.Sprintf("the simulated model has no %s signature", r.verb))
 	default:
@@ -671,11 +690,13 @@ func (s *Server) predict(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
+	holdStart := time.Now()
 	if s.hold(context.Background(), s.serveTime(arrived)-time.Since(arrived)) != nil {
 		ctx.SetConnectionClose()
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "the simulator is shutting down")
 		return
 	}
+	s.metrics.ran(s.cfg.Model, time.Since(holdStart))
 	n := s.predicts.Add(1)
 	if f := &s.cfg.Faults; (f.ResetRate > 0 || f.HalfCloseRate > 0) && n > f.AfterCalls {
 		roll := rand.Float64()

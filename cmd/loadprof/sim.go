@@ -33,6 +33,7 @@ type simFlags struct {
 	signatureName     string
 	traceEvents       int
 	clockOffset       time.Duration
+	networkDelay      time.Duration
 }
 
 func (s *simFlags) register(fs *pflag.FlagSet, restDefault, grpcDefault string) {
@@ -52,6 +53,7 @@ func (s *simFlags) register(fs *pflag.FlagSet, restDefault, grpcDefault string) 
 	fs.StringVar(&s.tlsKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	fs.StringVar(&s.clientCA, "client-ca", "", "require client certificates signed by this CA (mutual TLS)")
 	fs.DurationVar(&s.clockOffset, "clock-offset", 0, "run the simulator's clock this far ahead of this machine's in its profile traces (negative: behind), like a server on another machine")
+	fs.DurationVar(&s.networkDelay, "network-delay", 0, "hold each predict call this long before the server's clock starts, like a network in between: the client sees it, the server's metrics (/monitoring/prometheus/metrics) do not")
 	fs.IntVar(&s.traceEvents, "trace-events", 0, "add this many GPU kernel events to each profile trace (10000000 is about 140 MB), to try big traces")
 }
 
@@ -63,7 +65,8 @@ func (s *simFlags) config() (sim.Config, error) {
 			Fixed: s.latency, Jitter: s.jitter, Stall: s.stall, StallEvery: s.stallEvery,
 			ErrorRate: s.errorRate, ErrorStatus: s.errorStatus, Workers: s.workers,
 		},
-		Profiler: sim.ProfilerConfig{TraceEvents: s.traceEvents, ClockOffset: s.clockOffset},
+		Profiler:     sim.ProfilerConfig{TraceEvents: s.traceEvents, ClockOffset: s.clockOffset},
+		NetworkDelay: s.networkDelay,
 	}
 	if s.traceEvents < 0 {
 		return cfg, fmt.Errorf("--trace-events %d: must not be negative", s.traceEvents)
@@ -74,6 +77,7 @@ func (s *simFlags) config() (sim.Config, error) {
 		nonNegativeDuration("--jitter", s.jitter),
 		nonNegativeDuration("--stall", s.stall),
 		nonNegativeDuration("--stall-every", s.stallEvery),
+		nonNegativeDuration("--network-delay", s.networkDelay),
 		atLeast("--workers", s.workers, 0),
 	); err != nil {
 		return cfg, err
@@ -141,6 +145,7 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fmt.Fprintf(stdout, "loadprof sim: simulated model %q (a simulator, not TensorFlow Serving)\n", cfg.Model)
 	if cfg.REST != "" {
 		fmt.Fprintf(stdout, "  REST predict: %s\n", srv.PredictURL())
+		fmt.Fprintf(stdout, "  metrics: %s (TF Serving's Prometheus families)\n", srv.MetricsURL())
 	}
 	if cfg.GRPC != "" {
 		fmt.Fprintf(stdout, "  gRPC: %s (tensorflow.serving.PredictionService)\n", srv.GRPCAddr())

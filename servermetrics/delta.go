@@ -1,0 +1,191 @@
+package servermetrics
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"time"
+)
+
+// Change is what happened to one series over a window: for counters the
+// increase, for histograms and summaries the increase of the count, sum
+// and buckets, for gauges the values seen at each scrape.
+type Change struct {
+	Family string
+	Kind   Kind
+	Labels map[string]string
+
+	Increase   float64   // counter
+	Count, Sum float64   // histogram, summary
+	Bounds     []float64 // histogram
+	Cumulative []float64 // histogram, cumulative increase per bucket
+	Gauge      []float64 // gauge, untyped: the values scraped in the window
+	Resets     int       // times the series went down (the server restarted)
+}
+
+// Accumulation is the sum of the scrape-to-scrape changes of every
+// series over a window.
+type Accumulation struct {
+	From, To time.Time
+	Changes  map[string]*Change
+	Warnings []string
+}
+
+// Accumulate sums the changes between consecutive snapshots (nil ones,
+// failed scrapes, are skipped). A series that went down between two
+// scrapes was reset by a server restart: its increase over that step is
+// its new value (what it counted since the restart), and a warning says
+// so.
+func Accumulate(snaps []*Snapshot) *Accumulation {
+	acc := &Accumulation{Changes: map[string]*Change{}}
+	var prev *Snapshot
+	for _, s := range snaps {
+		if s == nil {
+			continue
+		}
+		if prev == nil {
+			acc.From = s.At
+			acc.gauges(s)
+			prev = s
+			continue
+		}
+		acc.step(prev, s)
+		acc.gauges(s)
+		prev = s
+	}
+	if prev != nil {
+		acc.To = prev.At
+	}
+	return acc
+}
+
+func (acc *Accumulation) change(key string, se *Series) *Change {
+	c := acc.Changes[key]
+	if c == nil {
+		c = &Change{Family: se.Family, Kind: se.Kind, Labels: se.Labels}
+		acc.Changes[key] = c
+	}
+	return c
+}
+
+func (acc *Accumulation) gauges(s *Snapshot) {
+	for key, se := range s.Series {
+		if (se.Kind == Gauge || se.Kind == Untyped) && !math.IsNaN(se.Value) && !math.IsInf(se.Value, 0) {
+			c := acc.change(key, se)
+			c.Gauge = append(c.Gauge, se.Value)
+		}
+	}
+}
+
+// step adds the change from a to b. A series that appears only in b
+// started counting after a (a model that loaded, a first request with a
+// new label): all of its value is new.
+func (acc *Accumulation) step(a, b *Snapshot) {
+	for key, nb := range b.Series {
+		na := a.Series[key]
+		if na != nil && na.Kind != nb.Kind {
+			na = nil
+		}
+		switch nb.Kind {
+		case Counter:
+			c := acc.change(key, nb)
+			d, reset := increase(na, nb.Value, func(s *Series) float64 { return s.Value })
+			c.Increase += d
+			acc.noteReset(c, reset, key, a.At, b.At)
+		case Summary:
+			c := acc.change(key, nb)
+			dc, reset := increase(na, nb.Count, func(s *Series) float64 { return s.Count })
+			if reset || na == nil {
+				c.Sum += nb.Sum
+			} else {
+				c.Sum += nb.Sum - na.Sum
+			}
+			c.Count += dc
+			acc.noteReset(c, reset, key, a.At, b.At)
+		case Histogram:
+			c := acc.change(key, nb)
+			acc.histogramStep(c, key, na, nb, a.At, b.At)
+		}
+	}
+}
+
+// increase is the counter increase from a (nil when the series is new) to
+// value, and whether the counter went down on the way.
+func increase(a *Series, value float64, get func(*Series) float64) (float64, bool) {
+	if a == nil {
+		return value, false
+	}
+	if old := get(a); value >= old {
+		return value - old, false
+	}
+	return value, true
+}
+
+func (acc *Accumulation) noteReset(c *Change, reset bool, key string, from, to time.Time) {
+	if !reset {
+		return
+	}
+	c.Resets++
+	acc.Warnings = append(acc.Warnings, fmt.Sprintf("%s went down between the scrapes at %s and %s: the server restarted (or reset it), so only what it counted since then is included",
+		key, from.Format("15:04:05.000"), to.Format("15:04:05.000")))
+}
+
+func (acc *Accumulation) histogramStep(c *Change, key string, a, b *Series, from, to time.Time) {
+	if len(c.Bounds) == 0 && c.Count == 0 {
+		c.Bounds = b.Bounds
+		c.Cumulative = make([]float64, len(b.Bounds))
+	}
+	if !sameBounds(c.Bounds, b.Bounds) {
+		acc.Warnings = append(acc.Warnings, fmt.Sprintf("%s changed its bucket layout at %s: the buckets before are dropped", key, to.Format("15:04:05.000")))
+		c.Bounds = b.Bounds
+		c.Cumulative = make([]float64, len(b.Bounds))
+		c.Count, c.Sum = 0, 0
+	}
+	reset := a != nil && (b.Count < a.Count || !sameBounds(a.Bounds, b.Bounds) || wentDown(a.Cumulative, b.Cumulative))
+	if a == nil || reset {
+		c.Count += b.Count
+		c.Sum += b.Sum
+		for i, v := range b.Cumulative {
+			c.Cumulative[i] += v
+		}
+		acc.noteReset(c, reset, key, from, to)
+		return
+	}
+	c.Count += b.Count - a.Count
+	c.Sum += b.Sum - a.Sum
+	for i, v := range b.Cumulative {
+		c.Cumulative[i] += v - a.Cumulative[i]
+	}
+}
+
+func sameBounds(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func wentDown(a, b []float64) bool {
+	for i := range a {
+		if b[i] < a[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// sortedKeys returns the change keys in order, so that figures and raw
+// series come out the same way every time.
+func (acc *Accumulation) sortedKeys() []string {
+	keys := make([]string, 0, len(acc.Changes))
+	for k := range acc.Changes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

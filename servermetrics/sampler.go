@@ -1,0 +1,238 @@
+package servermetrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// Marks a run sets on a Sampler; windows are cut at them.
+const (
+	MarkStart        = "start"
+	MarkSteadyStart  = "steady_start"
+	MarkSteadyEnd    = "steady_end"
+	MarkProfileOpen  = "profile_open"
+	MarkProfileClose = "profile_close"
+	MarkEnd          = "end"
+)
+
+// Config is what a Sampler scrapes and how often.
+type Config struct {
+	URL      string
+	Model    string        // keep only this model's series (Filter)
+	Interval time.Duration // between scrapes; 1 s when 0
+	Timeout  time.Duration // of one scrape; 2 s when 0
+	Client   *http.Client  // a client of the Sampler's own when nil
+}
+
+// Check reports a setting out of range, named after run's flags.
+func (c *Config) Check() error {
+	u, err := url.Parse(c.URL)
+	switch {
+	case err != nil:
+		return fmt.Errorf("--metrics %s: %v", c.URL, err)
+	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
+		return fmt.Errorf("--metrics %s: must be an http:// or https:// URL", c.URL)
+	case c.Interval < 0:
+		return fmt.Errorf("--metrics-interval %v: must not be negative", c.Interval)
+	case c.Timeout < 0:
+		return fmt.Errorf("metrics timeout %v: must not be negative", c.Timeout)
+	}
+	return nil
+}
+
+// Sample is one scrape: when it started, the marks it was taken for, and
+// the warning that replaced it when it failed.
+type Sample struct {
+	At    time.Time     `json:"at"`
+	Took  time.Duration `json:"-"`
+	Marks []string      `json:"marks,omitempty"`
+	// MarkLagMs is how long after the earliest of its marks the scrape
+	// started (it waits for a scrape under way): requests that ended in
+	// between fall on the wrong side of the mark.
+	MarkLagMs float64 `json:"mark_lag_ms,omitempty"`
+	Warning   string  `json:"warning,omitempty"`
+
+	snap *Snapshot
+}
+
+// OK tells whether the scrape succeeded.
+func (s *Sample) OK() bool { return s.snap != nil }
+
+// Snapshot is what the scrape read (nil when it failed).
+func (s *Sample) Snapshot() *Snapshot { return s.snap }
+
+// Sampler scrapes one endpoint in its own goroutine: at once, then every
+// Interval, at each Mark, and a last time at Close. Nothing it does
+// blocks its caller for longer than taking a lock: Mark only notes the
+// mark and wakes the goroutine, and Close waits at most about one scrape
+// Timeout.
+type Sampler struct {
+	cfg    Config
+	client *http.Client
+	filter Filter
+
+	mu      sync.Mutex
+	samples []Sample
+	pending []string  // marks not scraped yet
+	since   time.Time // when the first pending mark was set
+	closed  bool
+
+	wake    chan struct{} // a mark is pending
+	closing chan struct{} // Close was called: take the last scrape and stop
+	done    chan struct{} // the goroutine has ended
+	cancel  context.CancelFunc
+}
+
+// Start checks cfg and starts sampling; ctx ends the sampling early (the
+// samples taken so far are kept).
+func Start(ctx context.Context, cfg Config) (*Sampler, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	client := cfg.Client
+	if client == nil {
+		// Its own transport: the load's connection pools stay the load's.
+		client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Sampler{
+		cfg: cfg, client: client, filter: Filter{Model: cfg.Model},
+		pending: []string{MarkStart}, since: time.Now(),
+		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
+		cancel: cancel,
+	}
+	go s.loop(ctx)
+	return s, nil
+}
+
+// Mark asks for a scrape now, labelled name (MarkSteadyStart, ...). It
+// does not wait for it.
+func (s *Sampler) Mark(name string) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.pending) == 0 {
+		s.since = time.Now()
+	}
+	s.pending = append(s.pending, name)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default: // already woken; the goroutine takes every pending mark
+	}
+}
+
+// Close takes the last scrape (MarkEnd), stops the goroutine and returns
+// every sample. It returns within about two scrape timeouts (and a
+// second) whatever the endpoint does.
+func (s *Sampler) Close() []Sample {
+	s.mu.Lock()
+	already := s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if !already {
+		close(s.closing)
+	}
+	// The loop may be in an interval scrape, then takes the last one:
+	// two timeouts at most. Past that (a client that ignores its
+	// deadline), cancelling ends the scrape; past a second more, the
+	// goroutine is left to finish on its own and its sample is lost.
+	t := time.NewTimer(2*s.cfg.Timeout + 100*time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-s.done:
+	case <-t.C:
+		s.cancel()
+		t.Reset(time.Second)
+		select {
+		case <-s.done:
+		case <-t.C:
+			s.mu.Lock()
+			s.samples = append(s.samples, Sample{At: time.Now(), Marks: []string{MarkEnd}, Warning: fmt.Sprintf("%s: the last scrape did not end when cancelled; abandoned", s.cfg.URL)})
+			s.mu.Unlock()
+		}
+	}
+	s.cancel()
+	return s.Samples()
+}
+
+// Samples returns a copy of the samples taken so far.
+func (s *Sampler) Samples() []Sample {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Sample(nil), s.samples...)
+}
+
+func (s *Sampler) loop(ctx context.Context) {
+	defer close(s.done)
+	tick := time.NewTicker(s.cfg.Interval)
+	defer tick.Stop()
+	s.scrape(ctx, nil) // MarkStart is pending
+	for {
+		select {
+		case <-ctx.Done():
+			s.stopped(ctx)
+			return
+		case <-s.closing:
+			if ctx.Err() != nil { // both ready: select picks either
+				s.stopped(ctx)
+				return
+			}
+			s.scrape(ctx, []string{MarkEnd})
+			return
+		case <-s.wake:
+			s.scrape(ctx, nil)
+		case <-tick.C:
+			s.scrape(ctx, nil)
+		}
+	}
+}
+
+func (s *Sampler) stopped(ctx context.Context) {
+	s.add(Sample{At: time.Now(), Warning: fmt.Sprintf("%s: sampling stopped: %v", s.cfg.URL, ctx.Err())})
+}
+
+func (s *Sampler) add(sm Sample) {
+	s.mu.Lock()
+	s.samples = append(s.samples, sm)
+	s.mu.Unlock()
+}
+
+// scrape takes one sample for the pending marks and extra.
+func (s *Sampler) scrape(ctx context.Context, extra []string) {
+	s.mu.Lock()
+	marks, since := append(s.pending, extra...), s.since
+	s.pending = nil
+	s.mu.Unlock()
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	at := time.Now()
+	snap, err := Scrape(sctx, s.client, s.cfg.URL, s.filter)
+	sm := Sample{At: at, Took: time.Since(at), Marks: marks}
+	if len(marks) > len(extra) {
+		sm.MarkLagMs = float64(at.Sub(since)) / 1e6
+	}
+	switch {
+	case err == nil:
+		snap.At = at
+		sm.snap = snap
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		sm.Warning = fmt.Sprintf("%s: no answer within %v", s.cfg.URL, s.cfg.Timeout)
+	default:
+		sm.Warning = fmt.Sprintf("%s: %v", s.cfg.URL, err)
+	}
+	s.add(sm)
+}

@@ -1,0 +1,191 @@
+package servermetrics
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"google.golang.org/protobuf/proto"
+)
+
+func TestSamplerCloseIsBoundedWhenTheEndpointHangs(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // never answers while the test runs
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	sm, err := Start(context.Background(), Config{URL: srv.URL, Interval: time.Hour, Timeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 1000 {
+		sm.Mark(MarkSteadyStart) // never waits for the hung scrape
+	}
+	samples := sm.Close()
+	if len(samples) < 2 {
+		t.Fatalf("samples %+v: want the first and the last scrape, failed", samples)
+	}
+	for _, s := range samples {
+		if s.OK() || !strings.Contains(s.Warning, "no answer within 50ms") {
+			t.Errorf("sample %+v: want a timeout warning", s)
+		}
+	}
+	// The marks waited for the hung first scrape: their sample says so.
+	for _, s := range samples[1:] {
+		if len(s.Marks) > 0 && s.Marks[0] == MarkSteadyStart && !(s.MarkLagMs > 0) {
+			t.Errorf("the steady_start scrape reports a lag of %v ms behind its mark", s.MarkLagMs)
+		}
+	}
+	if last := samples[len(samples)-1]; len(last.Marks) == 0 || last.Marks[len(last.Marks)-1] != MarkEnd {
+		t.Errorf("the last sample's marks are %q, want %s last", last.Marks, MarkEnd)
+	}
+	if sm.Close(); len(sm.Samples()) != len(samples) {
+		t.Error("a second Close scraped again")
+	}
+}
+
+func TestSamplerStopsWithItsContext(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	sm, err := Start(ctx, Config{URL: srv.URL, Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	samples := sm.Close()
+	if n := len(samples); n == 0 || !strings.Contains(samples[n-1].Warning, "sampling stopped: context canceled") {
+		t.Errorf("samples %+v: want a warning that sampling stopped", samples)
+	}
+}
+
+func TestConfigErrorsNameTheFlag(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{URL: "localhost:8501/metrics"}, "--metrics localhost:8501/metrics: must be an http:// or https:// URL"},
+		{Config{URL: "http://127.0.0.1:1/metrics", Interval: -time.Second}, "--metrics-interval -1s: must not be negative"},
+	} {
+		if _, err := Start(context.Background(), c.cfg); err == nil || err.Error() != c.want {
+			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
+		}
+	}
+}
+
+// A server on the Go client answers the protobuf format it is offered;
+// the figures must not depend on which format came back.
+func TestScrapeReadsTheProtobufFormat(t *testing.T) {
+	fam := &dto.MetricFamily{
+		Name: proto.String("nv_inference_request_success"), Type: dto.MetricType_COUNTER.Enum(),
+		Metric: []*dto.Metric{{
+			Label:   []*dto.LabelPair{{Name: proto.String("model"), Value: proto.String("m")}},
+			Counter: &dto.Counter{Value: proto.Float64(42)},
+		}},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		format := expfmt.Negotiate(r.Header)
+		if format.FormatType() != expfmt.TypeProtoDelim {
+			t.Errorf("Accept %q did not negotiate protobuf", r.Header.Get("Accept"))
+		}
+		w.Header().Set("Content-Type", string(format))
+		if err := expfmt.NewEncoder(w, format).Encode(fam); err != nil {
+			t.Error(err)
+		}
+	}))
+	defer srv.Close()
+	s, err := Scrape(context.Background(), srv.Client(), srv.URL, Filter{Model: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	se := s.Series[`nv_inference_request_success{model="m"}`]
+	if se == nil || se.Kind != Counter || se.Value != 42 {
+		t.Fatalf("series %+v", s.Series)
+	}
+}
+
+func TestReportIsJSONWithUnitsInItsNames(t *testing.T) {
+	a := parse(t, tfBefore+"# TYPE weird gauge\nweird NaN\n# TYPE still counter\nstill 3\n# TYPE queue_depth gauge\nqueue_depth 4\n", 0, Filter{Model: "resnet"})
+	b := parse(t, tfAfter+"# TYPE weird gauge\nweird +Inf\n# TYPE still counter\nstill 3\n# TYPE queue_depth gauge\nqueue_depth 5\n", 1, Filter{Model: "resnet"})
+	samples := []Sample{
+		{At: a.At, Marks: []string{MarkStart, MarkSteadyStart}, snap: a},
+		{At: a.At.Add(500 * time.Millisecond), Warning: "http://x/metrics: connection refused"},
+		{At: b.At, Marks: []string{MarkSteadyEnd, MarkEnd}, snap: b},
+	}
+	rep := Summarize("http://x/metrics", "resnet", samples)
+	raw, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	for _, want := range []string{`"steady":{"name":"steady"`, `"duration_s":1`, `"requests":100`, `"mean_ms":1.5`,
+		`"p50":{"ms":1.25,"bucket_low_ms":1,"bucket_high_ms":2}`, `"failed_scrapes":1`, `connection refused`} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("result lacks %s:\n%s", want, doc)
+		}
+	}
+	if len(rep.Intervals) != 1 {
+		t.Fatalf("%d intervals, want 1 (the failed scrape is skipped)", len(rep.Intervals))
+	}
+	names := func(raw []RawChange) string {
+		var n []string
+		for _, r := range raw {
+			n = append(n, r.Name)
+		}
+		return strings.Join(n, " ")
+	}
+	// The NaN and +Inf gauge has no value JSON can hold: left out.
+	if s, i := names(rep.Steady.Raw), names(rep.Intervals[0].Raw); s != ":tensorflow:core:graph_runs queue_depth still" || i != ":tensorflow:core:graph_runs queue_depth" {
+		t.Errorf("raw: steady %q, interval %q; the interval should list only what moved (and gauges)",
+			s, i)
+	}
+}
+
+// FuzzParse: whatever a server sends, Parse and the figures neither
+// panic nor produce what JSON cannot hold.
+func FuzzParse(f *testing.F) {
+	f.Add(tfBefore, tfAfter)
+	f.Add("# TYPE x histogram\nx_bucket{le=\"1\"} 3\nx_bucket{le=\"+Inf\"} 2\nx_count 2\nx_sum NaN\n", "# TYPE x counter\nx 1\n")
+	f.Add("# TYPE request_predict_seconds histogram\nrequest_predict_seconds_bucket{le=\"+Inf\"} 1\n", "")
+	f.Fuzz(func(t *testing.T, before, after string) {
+		var snaps []*Snapshot
+		for _, text := range []string{before, after} {
+			s, err := Parse(strings.NewReader(text), "text/plain; version=0.0.4", Filter{})
+			if err != nil {
+				return
+			}
+			snaps = append(snaps, s)
+		}
+		w := Figures("f", Accumulate(snaps))
+		if _, err := json.Marshal(w); err != nil {
+			t.Fatalf("figures do not encode: %v", err)
+		}
+	})
+}
+
+// A server that answers OpenMetrics whatever it is asked gives the same
+// family names as in the text format (prometheus_client's counters keep
+// their _total), so the known families still match.
+func TestParseReadsOpenMetricsWithTheSameNames(t *testing.T) {
+	text := "# TYPE model_infer_request_success counter\n" +
+		"model_infer_request_success_total{model=\"iris\",version=\"v1\"} 3.0\n" +
+		"model_infer_request_success_created{model=\"iris\",version=\"v1\"} 1.7e9\n# EOF\n"
+	s, err := Parse(strings.NewReader(text), "application/openmetrics-text; version=1.0.0; charset=utf-8", Filter{Model: "iris"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	se := s.Series[`model_infer_request_success_total{model="iris",version="v1"}`]
+	if len(s.Series) != 1 || se == nil || se.Value != 3 || knownByName[se.Family] == nil {
+		t.Errorf("series %+v: want the known MLServer counter only", s.Series)
+	}
+}
