@@ -42,8 +42,10 @@ func TestWindowTaggingShowsTheProfilingSlowdownOnlyInTheWindow(t *testing.T) {
 			t.Fatalf("%s: window %v outside %v profile %+v", transport, res.Window, res.Outside, res.Profile)
 		}
 		// Requests sent in the window are slow; the ones sent outside it
-		// are not, except the few in flight when it opened.
-		if res.Window.Latency.P50 < 20 || res.Outside.Latency.P50 > 10 {
+		// are not, except the few in flight when it opened. A busy machine
+		// delays both alike (sends and reads late), so the outside figure
+		// is bounded by the window's less most of the server's 20 ms.
+		if res.Window.Latency.P50 < 20 || res.Outside.Latency.P50 > res.Window.Latency.P50-12 {
 			t.Fatalf("%s: window p50 %.1f ms, outside p50 %.1f ms", transport, res.Window.Latency.P50, res.Outside.Latency.P50)
 		}
 		if n := res.Window.Requests; n < 150 || n > 260 {

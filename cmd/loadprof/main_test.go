@@ -251,14 +251,16 @@ func TestHelpShowsExamples(t *testing.T) {
 }
 
 func TestRateSweepFromTheCommandLine(t *testing.T) {
-	// 200 requests/s of capacity (20 workers, 100 ms each); at 300/s the
-	// queue passes the SLO within the step, at 200/s a busy machine's
-	// delays stay far below it.
-	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: 100 * time.Millisecond, Workers: 20}})
+	// 250 requests/s of capacity (25 workers, 100 ms each). At 300/s the
+	// queue grows by 50 a second: after the 1.8 s step the last requests
+	// wait 0.36 s, far over the SLO. At 200/s a fifth of the capacity is
+	// spare, so a busy machine's stalls drain instead of piling up (at
+	// exactly the capacity they never drain).
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: 100 * time.Millisecond, Workers: 25}})
 	out := filepath.Join(t.TempDir(), "sweep.json")
 	code, stdout, stderr := loadprof(t, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`),
-		"--rate", "100:300:100", "--slo", "p99<400ms", "--warmup", "300ms", "--duration", "1500ms", "--out", out)
-	if code != 0 || !strings.Contains(stdout, "highest rate meeting the SLO (p99<400ms): 200") || !strings.Contains(stdout, "FAIL") {
+		"--rate", "100:300:100", "--slo", "p99<300ms", "--warmup", "300ms", "--duration", "1500ms", "--out", out)
+	if code != 0 || !strings.Contains(stdout, "highest rate meeting the SLO (p99<300ms): 200") || !strings.Contains(stdout, "FAIL") {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	var doc struct {
