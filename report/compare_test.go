@@ -185,7 +185,7 @@ func TestCompareSaysWhenTheTimeoutsDiffer(t *testing.T) {
 	base.Config, next.Config = map[string]any{"timeout": "5s"}, map[string]any{"timeout": "500ms"}
 	var out strings.Builder
 	Compare(base, next, nil).Write(&out)
-	if !strings.Contains(out.String(), "different --timeout (base 5s, new 500ms)") {
+	if !strings.Contains(out.String(), "different --timeout (base 5 s, new 500 ms)") {
 		t.Fatalf("table:\n%s", out.String())
 	}
 }
