@@ -440,3 +440,37 @@ func TestASweepOfFailuresIsNoSuccess(t *testing.T) {
 		t.Error("a sweep that ran no step says no request succeeded")
 	}
 }
+
+// What a version 2 input does not record stays unknown through a merge
+// and through the merged file, and a version 2 sweep's steps say it too.
+func TestUnknownSeriesFieldsSurviveMergesAndSweeps(t *testing.T) {
+	m := mergeApart(t, 0)
+	want := strings.Join([]string{fieldSent, fieldInflight, fieldBytesOut, fieldBytesIn}, ",")
+	if got := strings.Join(m.SeriesUnknown, ","); got != want {
+		t.Fatalf("merged series_unknown %q, want %q", got, want)
+	}
+	path := filepath.Join(t.TempDir(), "m.json")
+	if err := m.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadResult(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(back.SeriesUnknown, ","); got != want {
+		t.Fatalf("read back: series_unknown %q", got)
+	}
+	raw, err := os.ReadFile(filepath.Join("testdata", "v2", "rest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sweep := filepath.Join(t.TempDir(), "sweep.json")
+	os.WriteFile(sweep, []byte(`{"version": 2, "tool": "loadprof 0.1.0", "kind": "sweep", "loop": "open", "steps": [{"level": 40, "pass": true, "result": `+string(raw)+`}]}`), 0o644)
+	sw, err := ReadSweep(sweep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sw.Steps[0].Result.SeriesUnknown; len(got) != 5 {
+		t.Fatalf("a version 2 sweep's step: series_unknown %v", got)
+	}
+}
