@@ -66,16 +66,16 @@ type compareChart struct {
 }
 
 type compareChartData struct {
-	Role         string     `json:"role"`
-	Name         string     `json:"name"`
-	Color        string     `json:"color"`
-	PercentileMs []*float64 `json:"percentile_ms"`
-	RPS          []*float64 `json:"rps"`
-	P50Ms        []*float64 `json:"p50_ms"`
-	P99Ms        []*float64 `json:"p99_ms"`
-	Errors       []*float64 `json:"errors"`
-	Warmup       []float64  `json:"warmup,omitempty"`
-	Window       []float64  `json:"window,omitempty"`
+	Role         string      `json:"role"`
+	Name         string      `json:"name"`
+	Color        string      `json:"color"`
+	PercentileMs []*float64  `json:"percentile_ms"`
+	RPS          []*float64  `json:"rps"`
+	P50Ms        []*float64  `json:"p50_ms"`
+	P99Ms        []*float64  `json:"p99_ms"`
+	Errors       []*float64  `json:"errors"`
+	Warmup       [][]float64 `json:"warmup,omitempty"` // spans: a merge's inputs each have their own
+	Window       []float64   `json:"window,omitempty"`
 }
 
 // WriteCompareHTML writes the self-contained page of `loadprof report
@@ -135,9 +135,7 @@ func WriteCompareHTML(w io.Writer, base, next *Result, names [2]string, opts Com
 			d.RPS, d.Errors = append(d.RPS, ptr(float64(s.Requests)/length)), append(d.Errors, ptr(float64(s.Errors)/length))
 			d.P50Ms, d.P99Ms = append(d.P50Ms, latencyMs(s.P50Us)), append(d.P99Ms, latencyMs(s.P99Us))
 		}
-		if wu := r.Phases.Warmup; wu.End > wu.Start {
-			d.Warmup = []float64{wu.Start, wu.End}
-		}
+		d.Warmup = warmupSpans(r)
 		run := compareRun{Role: roles[i], Name: d.Name, Color: colors[i], Result: r, Errors: sum(r.Errors),
 			Load: loadWords(r), Transport: transportWords(r), SteadyS: r.Phases.Steady.End - r.Phases.Steady.Start, SendLagMs: r.Client.MaxFreeSendLagMs}
 		if hasWindow(r) {

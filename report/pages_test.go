@@ -182,6 +182,15 @@ func TestAMergeOfRunsMadeApartSaysSoAndShowsTheGap(t *testing.T) {
 			t.Errorf("warm-up %d shaded %v, the input's is %+v at %v s", i, span, *in.Warmup, offset)
 		}
 	}
+	// The compare page shades the same spans.
+	rest, _ := readV2(t)
+	var page bytes.Buffer
+	if err := WriteCompareHTML(&page, m, rest, [2]string{"m.json", "rest.json"}, CompareOptions{NoAssets: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := regexp.MustCompile(`"warmup":\[(\[[^\]]*\],?)+\]`).FindString(page.String()); strings.Count(got, "[") != 3 {
+		t.Errorf("compare page: base warm-up %s, want one span per input", got)
+	}
 	dom := renderRun(t, "apart", m)
 	if !strings.Contains(dom, "made apart: their starts are 3 h apart and their steady phases do not overlap") {
 		t.Error("the page does not say how far apart the runs were")
