@@ -91,8 +91,12 @@ func ParseLimits(spec string) ([]Limit, error) {
 		return nil, nil
 	}
 	given := map[string]string{}
-	for _, part := range strings.Split(spec, ",") {
+	parts := strings.Split(spec, ",")
+	for i, part := range parts {
 		part = strings.TrimSpace(part)
+		if part == "" {
+			return nil, fmt.Errorf("--max %q: limit %d of %d is empty (a comma too many?); want METRIC=CHANGE, e.g. p99=10%%", spec, i+1, len(parts))
+		}
 		name, val, ok := strings.Cut(part, "=")
 		name = strings.ToLower(strings.TrimSpace(name))
 		if name == "p99.9" {
@@ -126,6 +130,10 @@ func ParseLimits(spec string) ([]Limit, error) {
 		switch {
 		case m.isErrCount && negative:
 			return nil, fmt.Errorf("--max %q: an error limit is a count or a rate, not negative", part)
+		case m.isErrCount && !l.Percent && v != math.Trunc(v):
+			// Without %, the limit counts errors: 2.5 of them means nothing,
+			// and is most likely a rate missing its %.
+			return nil, fmt.Errorf("--max %q: an error count is a whole number (errors=2); a rate of the requests takes %%, e.g. %s=%s%%", part, name, val)
 		case m.higherBad && negative && !m.isErrCount:
 			return nil, fmt.Errorf("--max %q: %s regresses when it rises; write %s=%s (fails when it rises by more)", part, name, name, limitMagnitude(part))
 		case !m.higherBad && positive:
@@ -224,6 +232,9 @@ func Compare(base, next *Result, limits []Limit) Comparison {
 			if row.Noisy == "" && row.Spread > 0 && math.Abs(row.Change) <= row.Spread {
 				row.Noisy = fmt.Sprintf("the change is within the runs' own variation (±%s%s, from their per-second series)", num(row.Spread, m.unit), unitSuffix(m.unit))
 			}
+		}
+		if row.Change == 0 {
+			row.Noisy = "" // no change is nothing to tell from noise: it passes, or is the same
 		}
 		switch {
 		case row.Limit != nil:
@@ -350,7 +361,7 @@ func comparabilityNotes(base, next *Result) []string {
 			key, what = "concurrency", "concurrencies differ"
 		}
 		if b, n := base.Config[key], next.Config[key]; b != nil && n != nil && !sameSetting(b, n) {
-			notes = append(notes, fmt.Sprintf("the %s (base --%s %v, new --%s %v): the server is under a different load, so its latency differs whatever the code", what, key, b, key, n))
+			notes = append(notes, fmt.Sprintf("the %s (base --%s %s, new --%s %s): the server is under a different load, so its latency differs whatever the code", what, key, FormatSetting(b), key, FormatSetting(n)))
 		}
 	}
 	if b, n := base.Transport, next.Transport; b != "" && n != "" && b != n {
@@ -360,7 +371,7 @@ func comparabilityNotes(base, next *Result) []string {
 		notes = append(notes, fmt.Sprintf("the REST engines differ (base %s, new %s): so does the client's own share of the latency", b, n))
 	}
 	if bt, nt := base.Config["timeout"], next.Config["timeout"]; bt != nil && nt != nil && !sameSetting(bt, nt) {
-		notes = append(notes, fmt.Sprintf("the runs use different --timeout (base %v, new %v): a timed-out request counts as its --timeout, so the shorter one can make a failing server look faster; compare the errors too", bt, nt))
+		notes = append(notes, fmt.Sprintf("the runs use different --timeout (base %s, new %s): a timed-out request counts as its --timeout, so the shorter one can make a failing server look faster; compare the errors too", FormatSettingOf("timeout", bt), FormatSettingOf("timeout", nt)))
 	}
 	if base.Loop == "open" && next.Loop == "open" {
 		b, n := base.Client.MaxFreeSendLagMs, next.Client.MaxFreeSendLagMs

@@ -42,6 +42,7 @@ type compareRun struct {
 	Result            *Result
 	Errors            int64
 	Load              string // "open loop at 300 req/s"
+	Transport         string // "REST (epoll engine)"
 	SteadyS           float64
 	Window            string // "2.0s to 3.0s", or ""
 	SendLagMs         float64
@@ -65,16 +66,16 @@ type compareChart struct {
 }
 
 type compareChartData struct {
-	Role         string     `json:"role"`
-	Name         string     `json:"name"`
-	Color        string     `json:"color"`
-	PercentileMs []*float64 `json:"percentile_ms"`
-	RPS          []*float64 `json:"rps"`
-	P50Ms        []*float64 `json:"p50_ms"`
-	P99Ms        []*float64 `json:"p99_ms"`
-	Errors       []*float64 `json:"errors"`
-	Warmup       []float64  `json:"warmup,omitempty"`
-	Window       []float64  `json:"window,omitempty"`
+	Role         string      `json:"role"`
+	Name         string      `json:"name"`
+	Color        string      `json:"color"`
+	PercentileMs []*float64  `json:"percentile_ms"`
+	RPS          []*float64  `json:"rps"`
+	P50Ms        []*float64  `json:"p50_ms"`
+	P99Ms        []*float64  `json:"p99_ms"`
+	Errors       []*float64  `json:"errors"`
+	Warmup       [][]float64 `json:"warmup,omitempty"` // spans: a merge's inputs each have their own
+	Window       []float64   `json:"window,omitempty"`
 }
 
 // WriteCompareHTML writes the self-contained page of `loadprof report
@@ -93,7 +94,11 @@ func WriteCompareHTML(w io.Writer, base, next *Result, names [2]string, opts Com
 	chart := compareChart{PercentileX: percentileAxis(), TimeX: []float64{}} // [] not null: a result may have no series
 	maxT := 0
 	for _, r := range results {
-		maxT = max(maxT, lastWholeSecond(r)+1)
+		for _, s := range r.Series {
+			if secondLength(r, s.Second) > 0 {
+				maxT = max(maxT, s.Second+1)
+			}
+		}
 	}
 	for t := 0; t < maxT; t++ {
 		chart.TimeX = append(chart.TimeX, float64(t))
@@ -119,25 +124,20 @@ func WriteCompareHTML(w io.Writer, base, next *Result, names [2]string, opts Com
 		for _, s := range r.Series {
 			bySecond[s.Second] = s
 		}
-		last := lastWholeSecond(r)
 		for t := 0; t < maxT; t++ {
 			s, ok := bySecond[t]
-			if !ok || t > last {
+			length := secondLength(r, t)
+			if !ok || length == 0 {
 				d.RPS, d.P50Ms, d.P99Ms, d.Errors = append(d.RPS, nil), append(d.P50Ms, nil), append(d.P99Ms, nil), append(d.Errors, nil)
 				continue
 			}
-			d.RPS, d.Errors = append(d.RPS, ptr(float64(s.Requests))), append(d.Errors, ptr(float64(s.Errors)))
-			if s.P99Us > 0 {
-				d.P50Ms, d.P99Ms = append(d.P50Ms, ptr(float64(s.P50Us)/usPerMs)), append(d.P99Ms, ptr(float64(s.P99Us)/usPerMs))
-			} else {
-				d.P50Ms, d.P99Ms = append(d.P50Ms, nil), append(d.P99Ms, nil)
-			}
+			// The final partial second's counts are per its real length.
+			d.RPS, d.Errors = append(d.RPS, ptr(float64(s.Requests)/length)), append(d.Errors, ptr(float64(s.Errors)/length))
+			d.P50Ms, d.P99Ms = append(d.P50Ms, latencyMs(s.P50Us)), append(d.P99Ms, latencyMs(s.P99Us))
 		}
-		if wu := r.Phases.Warmup; wu.End > wu.Start {
-			d.Warmup = []float64{wu.Start, wu.End}
-		}
+		d.Warmup = warmupSpans(r)
 		run := compareRun{Role: roles[i], Name: d.Name, Color: colors[i], Result: r, Errors: sum(r.Errors),
-			Load: loadOf(r), SteadyS: r.Phases.Steady.End - r.Phases.Steady.Start, SendLagMs: r.Client.MaxFreeSendLagMs}
+			Load: loadWords(r), Transport: transportWords(r), SteadyS: r.Phases.Steady.End - r.Phases.Steady.Start, SendLagMs: r.Client.MaxFreeSendLagMs}
 		if hasWindow(r) {
 			d.Window = []float64{r.Profile.WindowStartS, r.Profile.WindowEndS}
 			run.Window = fmt.Sprintf("%.1fs to %.1fs", r.Profile.WindowStartS, r.Profile.WindowEndS)
@@ -201,35 +201,13 @@ func WriteCompareHTML(w io.Writer, base, next *Result, names [2]string, opts Com
 
 func ptr(v float64) *float64 { return &v }
 
-// lastWholeSecond is the last second of r's series that the run lasted
-// through: the partial second at its end would plot as a drop of the
-// throughput to near zero. A last second short by less than 5% counts as
-// whole: an open loop's run ends a little before its last second does
-// (review: every run's last second was missing, 1.5 ms short).
-func lastWholeSecond(r *Result) int {
-	last := -1
-	for _, s := range r.Series {
-		last = max(last, s.Second)
+// latencyMs is a per-second latency in ms, nil when the second has none
+// (or a merge could not know it): never a 0 ms point.
+func latencyMs(us int64) *float64 {
+	if us <= 0 {
+		return nil
 	}
-	end := max(r.Phases.Steady.End, r.Phases.Warmup.End)
-	if end > 0 && float64(last)+1 > end+0.05 {
-		return last - 1
-	}
-	return last
-}
-
-// loadOf says what load a run offered.
-func loadOf(r *Result) string {
-	if r.Loop == "open" {
-		if v, ok := r.Config["rate"]; ok {
-			return fmt.Sprintf("open loop, --rate %v", v)
-		}
-		return "open loop"
-	}
-	if v, ok := r.Config["concurrency"]; ok {
-		return fmt.Sprintf("closed loop, --concurrency %v", v)
-	}
-	return "closed loop"
+	return ptr(float64(us) / usPerMs)
 }
 
 // outputFlags name where a run wrote its files: they differ between any two
@@ -242,7 +220,8 @@ func settingsThatDiffer(base, next *Result) []settingDiff {
 	var out []settingDiff
 	add := func(key string, b, n any) {
 		if !sameSetting(b, n) {
-			out = append(out, settingDiff{key, FormatSetting(b), FormatSetting(n)})
+			name := strings.TrimPrefix(key, "--")
+			out = append(out, settingDiff{key, FormatSettingOf(name, b), FormatSettingOf(name, n)})
 		}
 	}
 	add("transport", base.Transport, next.Transport)

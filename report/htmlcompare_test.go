@@ -186,19 +186,3 @@ func TestCompareHTMLTemplateGolden(t *testing.T) {
 		t.Fatalf("the compare page differs from %s (after checking the change: go test ./report -run CompareHTMLTemplateGolden -args -update)", golden)
 	}
 }
-
-// TestCompareChartsKeepALastSecondThatIsNearlyWhole: an open-loop run of
-// 8 s ends 1.5 ms before its last second does; that second is whole
-// enough to plot (review: every run's last second was left out). One that
-// lasted half a second is not.
-func TestCompareChartsKeepALastSecondThatIsNearlyWhole(t *testing.T) {
-	r := &Result{Series: []Second{{Second: 7}, {Second: 8}}}
-	r.Phases.Steady.End = 8.9985
-	if got := lastWholeSecond(r); got != 8 {
-		t.Fatalf("last whole second %d, want 8", got)
-	}
-	r.Phases.Steady.End = 8.5
-	if got := lastWholeSecond(r); got != 7 {
-		t.Fatalf("last whole second %d, want 7", got)
-	}
-}

@@ -32,6 +32,22 @@ var (
 var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"percent": func(f float64) float64 { return 100 * f },
 	"ms":      func(v float64) string { return fmt.Sprintf("%.3f", v) },
+	// cell is a latency figure of a row with requests, "n/a" of one
+	// without: no latency is not a latency of 0.
+	"cell": func(known bool, v float64) string {
+		if !known {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.3f", v)
+	},
+	// latms is a latency that is never 0 when known (a percentile or the
+	// maximum of requests that reached the server).
+	"latms": func(v float64) string {
+		if v <= 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.3f", v)
+	},
 	"placement": func(p string) string {
 		switch p {
 		case profile.PlacedAtServerStart:
@@ -85,6 +101,20 @@ type runView struct {
 	// TailNote says what the charts did with the run's final partial
 	// second.
 	TailNote string
+	// Inputs are a merge's runs, one row each.
+	Inputs []inputRow
+	// What the result does not record per second (SeriesUnknown): its
+	// charts are left out, and Missing says why.
+	NoSent, NoInflight, NoBytes bool
+	Missing                     string
+	BytesNote                   string
+}
+
+// inputRow is one run of a merge as the page lists it.
+type inputRow struct {
+	File, Target, Transport, Load, Started, Host, Steady string
+	Requests                                             int64
+	RPS                                                  float64
 }
 
 type kv struct{ Key, Value string }
@@ -93,6 +123,7 @@ type kv struct{ Key, Value string }
 // successful ones, those sent in the profile window and the others.
 type latencyRow struct {
 	Key, Label string
+	Known      bool // it has requests with a latency: otherwise its figures are n/a, not 0
 	Requests   int64
 	Errors     int64
 	Stats      Stats
@@ -113,21 +144,27 @@ type runChart struct {
 	// the run started, so that a point sits in the span it sums. Rates are
 	// per second of the second's own length (the final second is usually
 	// partial).
-	Time      []float64  `json:"time"`
-	Sent      []*float64 `json:"sent"`
-	OK        []*float64 `json:"ok"`
-	Errors    []*float64 `json:"errors"`
-	Inflight  []*float64 `json:"inflight"`
-	BytesOut  []*float64 `json:"bytes_sent"`     // per second, by the second requests were sent
-	BytesIn   []*float64 `json:"bytes_received"` // per second, by the second answers finished
-	P50Ms     []*float64 `json:"p50_ms"`
-	P90Ms     []*float64 `json:"p90_ms"`
-	P99Ms     []*float64 `json:"p99_ms"`
-	MaxMs     []*float64 `json:"max_ms"`
-	EndS      float64    `json:"end_s"` // the x axis's end: the run's last completion
-	Warmup    []float64  `json:"warmup,omitempty"`
-	Window    []float64  `json:"window,omitempty"`
-	ClosedRun bool       `json:"closed"`
+	Time     []float64   `json:"time"`
+	Sent     []*float64  `json:"sent"`
+	OK       []*float64  `json:"ok"`
+	Errors   []*float64  `json:"errors"`
+	Inflight []*float64  `json:"inflight"`
+	BytesOut []*float64  `json:"bytes_sent"`     // per second, by the second requests were sent
+	BytesIn  []*float64  `json:"bytes_received"` // per second, by the second answers finished
+	P50Ms    []*float64  `json:"p50_ms"`
+	P90Ms    []*float64  `json:"p90_ms"`
+	P99Ms    []*float64  `json:"p99_ms"`
+	MaxMs    []*float64  `json:"max_ms"`
+	EndS     float64     `json:"end_s"`            // the x axis's end: the run's last completion
+	Warmup   [][]float64 `json:"warmup,omitempty"` // spans; a merge's inputs each have their own
+	// Absent names the per-second fields the result does not record: the
+	// page leaves their lines out rather than draw zeros.
+	Absent []string `json:"absent,omitempty"`
+	// Gaps: the series skips seconds (a merge of runs made apart); the
+	// page marks each point, as a line may be too short to see.
+	Gaps      bool      `json:"gaps,omitempty"`
+	Window    []float64 `json:"window,omitempty"`
+	ClosedRun bool      `json:"closed"`
 
 	Percentiles percentileChart `json:"percentiles"`
 	Dist        distribution    `json:"distribution"`
@@ -229,49 +266,75 @@ func distributionOf(h *hdrhistogram.Histogram) distribution {
 	return d
 }
 
-// runEnd is when the run's last request finished, in seconds since it
-// started.
-func runEnd(r *Result) float64 {
-	return math.Max(r.Phases.Steady.End, r.Phases.Warmup.End)
-}
+// seriesFields are the per-second keys a result may not carry (a version
+// 2 result, or a merge of one), as SeriesUnknown names them.
+const (
+	fieldP90      = "p90_us"
+	fieldSent     = "sent"
+	fieldInflight = "inflight"
+	fieldBytesOut = "bytes_sent"
+	fieldBytesIn  = "bytes_received"
+)
 
-// minPartialSecond is the shortest final second whose rate is plotted:
-// a few milliseconds of completions say nothing about a rate.
-const minPartialSecond = 0.2
-
-// chartOf turns r's series and histograms into what the page plots.
+// chartOf turns r's series and histograms into what the page plots. A
+// value the result does not hold is null, never zero: a per-second field
+// it does not record (SeriesUnknown), a percentile a merged second could
+// not get, the seconds between runs a merge put hours apart (null breaks
+// the lines there). The note says what the charts did with the final
+// partial second.
 func chartOf(id string, r *Result) (runChart, string, error) {
 	end := runEnd(r)
 	c := runChart{ID: id, ClosedRun: r.Loop == "closed", EndS: end}
+	c.Absent = r.SeriesUnknown
+	unknown := map[string]bool{}
+	for _, f := range r.SeriesUnknown {
+		unknown[f] = true
+	}
 	tailNote := ""
-	f := func(v float64) *float64 { return &v }
+	rate := func(field string, v, length float64) *float64 {
+		if unknown[field] {
+			return nil
+		}
+		x := v / length
+		return &x
+	}
+	latency := func(us int64) *float64 {
+		if us <= 0 {
+			return nil // no latency that second, or none known
+		}
+		x := float64(us) / usPerMs
+		return &x
+	}
+	gap := func(t float64) {
+		c.Gaps = true
+		c.Time = append(c.Time, t)
+		for _, col := range []*[]*float64{&c.Sent, &c.OK, &c.Errors, &c.Inflight, &c.BytesOut, &c.BytesIn, &c.P50Ms, &c.P90Ms, &c.P99Ms, &c.MaxMs} {
+			*col = append(*col, nil)
+		}
+	}
 	for i, s := range r.Series {
-		length := 1.0
-		if i == len(r.Series)-1 && end > float64(s.Second) && end < float64(s.Second+1) {
-			length = end - float64(s.Second)
-			if length < minPartialSecond {
-				tailNote = fmt.Sprintf("The run's final %.0f ms (second %d) are left out of the rates: too short to give one.", 1000*length, s.Second)
+		if i > 0 && s.Second > r.Series[i-1].Second+1 {
+			gap(float64(r.Series[i-1].Second) + 1.5) // no point there: the lines break
+		}
+		length := secondLength(r, s.Second)
+		if i == len(r.Series)-1 && length < 1 {
+			if length == 0 {
+				tailNote = fmt.Sprintf("The run's final %s (in second %d) are left out of the rates: too short to give one.", FormatDuration(end-float64(s.Second)), s.Second)
 				break
 			}
-			tailNote = fmt.Sprintf("The run's final second (%d) lasted %.2f s: its rates are divided by that length, not by a whole second.", s.Second, length)
+			tailNote = fmt.Sprintf("The run's final second (%d) lasted %s: its rates are divided by that length, not by a whole second.", s.Second, FormatDuration(length))
 		}
 		c.Time = append(c.Time, float64(s.Second)+length/2)
-		c.Sent = append(c.Sent, f(float64(s.Sent)/length))
-		c.OK = append(c.OK, f(float64(s.Requests-s.Errors)/length))
-		c.Errors = append(c.Errors, f(float64(s.Errors)/length))
-		c.Inflight = append(c.Inflight, f(s.Inflight/length))
-		c.BytesOut = append(c.BytesOut, f(float64(s.BytesSent)/length))
-		c.BytesIn = append(c.BytesIn, f(float64(s.BytesReceived)/length))
-		if s.MaxUs > 0 {
-			c.P50Ms, c.P90Ms = append(c.P50Ms, f(float64(s.P50Us)/usPerMs)), append(c.P90Ms, f(float64(s.P90Us)/usPerMs))
-			c.P99Ms, c.MaxMs = append(c.P99Ms, f(float64(s.P99Us)/usPerMs)), append(c.MaxMs, f(float64(s.MaxUs)/usPerMs))
-		} else {
-			c.P50Ms, c.P90Ms, c.P99Ms, c.MaxMs = append(c.P50Ms, nil), append(c.P90Ms, nil), append(c.P99Ms, nil), append(c.MaxMs, nil)
-		}
+		c.Sent = append(c.Sent, rate(fieldSent, float64(s.Sent), length))
+		c.OK = append(c.OK, rate("", float64(s.Requests-s.Errors), length))
+		c.Errors = append(c.Errors, rate("", float64(s.Errors), length))
+		c.Inflight = append(c.Inflight, rate(fieldInflight, s.Inflight, length))
+		c.BytesOut = append(c.BytesOut, rate(fieldBytesOut, float64(s.BytesSent), length))
+		c.BytesIn = append(c.BytesIn, rate(fieldBytesIn, float64(s.BytesReceived), length))
+		c.P50Ms, c.P90Ms = append(c.P50Ms, latency(s.P50Us)), append(c.P90Ms, latency(s.P90Us))
+		c.P99Ms, c.MaxMs = append(c.P99Ms, latency(s.P99Us)), append(c.MaxMs, latency(s.MaxUs))
 	}
-	if wu := r.Phases.Warmup; wu.Requests > 0 {
-		c.Warmup = []float64{wu.Start, wu.End}
-	}
+	c.Warmup = warmupSpans(r)
 	if p := r.Profile; p != nil && p.WindowEndS > p.WindowStartS {
 		c.Window = []float64{p.WindowStartS, p.WindowEndS}
 	}
@@ -297,10 +360,56 @@ func chartOf(id string, r *Result) (runChart, string, error) {
 	return c, tailNote, nil
 }
 
+// warmupSpans are the spans of r's warm-up on its clock: for a merge,
+// each input's own (the merged phase spans from the first input's start
+// to the last one's end, which for runs made apart is most of the chart).
+func warmupSpans(r *Result) [][]float64 {
+	var spans [][]float64
+	if len(r.MergedFrom) > 0 {
+		known := true
+		for _, in := range r.MergedFrom {
+			if in.Warmup == nil {
+				known = in.Steady != nil // a run without a warm-up
+				if !known {
+					break
+				}
+				continue
+			}
+			offset := in.StartedAt.Sub(r.StartedAt).Seconds()
+			if in.Warmup.End > in.Warmup.Start {
+				spans = append(spans, []float64{in.Warmup.Start + offset, in.Warmup.End + offset})
+			}
+		}
+		if known {
+			return spans
+		}
+		spans = nil // merged by an older loadprof: only the merged span is known
+	}
+	if wu := r.Phases.Warmup; wu.Requests > 0 {
+		spans = append(spans, []float64{wu.Start, wu.End})
+	}
+	return spans
+}
+
 // viewOf is the tables and notes of r's section.
 func viewOf(id, name string, r *Result) runView {
 	v := runView{ID: id, Name: name, Result: r, Config: configRows(r.Config)}
 	v.Facts = runFacts(r)
+	v.Inputs = inputRows(r)
+	v.BytesNote = bytesNote(r)
+	for _, f := range r.SeriesUnknown {
+		switch f {
+		case fieldSent:
+			v.NoSent = true
+		case fieldInflight:
+			v.NoInflight = true
+		case fieldBytesOut, fieldBytesIn:
+			v.NoBytes = true
+		}
+	}
+	if len(r.SeriesUnknown) > 0 {
+		v.Missing = "Not recorded per second in this result (" + strings.Join(r.SeriesUnknown, ", ") + "): written by a loadprof before version 3 of result.json, or merged from such a result."
+	}
 	v.Latency = append(v.Latency, latencyRow{Key: "all", Label: "all steady requests", Requests: r.Requests, Errors: sum(r.Errors), Stats: r.Latency})
 	if r.LatencyOK.Count != r.Latency.Count {
 		v.Latency = append(v.Latency, latencyRow{Key: "ok", Label: "successful only", Requests: r.LatencyOK.Count, Stats: r.LatencyOK})
@@ -328,6 +437,9 @@ func viewOf(id, name string, r *Result) runView {
 	merged := map[string]int64{}
 	for k := range classes {
 		merged[k] = r.Errors[k] + r.Phases.Warmup.Errors[k]
+	}
+	for i := range v.Latency {
+		v.Latency[i].Known = v.Latency[i].Stats.Count > 0
 	}
 	for _, k := range SortedKeys(merged) {
 		row := errorRow{Class: k, Count: r.Errors[k], Warmup: r.Phases.Warmup.Errors[k]}
@@ -362,27 +474,62 @@ func runFacts(r *Result) []kv {
 	if u, err := url.Parse(r.Target); err == nil && u.Host != "" {
 		target = u.Host
 	}
-	add("target host", target)
-	add("target", r.Target)
-	transport := strings.ToUpper(r.Transport)
-	if r.Client.Engine != "" {
-		transport += " (" + r.Client.Engine + " engine)"
+	if r.Target == mixed && len(r.MergedFrom) > 0 {
+		add("target", "differs per input (see the inputs)")
+	} else {
+		add("target host", target)
+		add("target", r.Target)
 	}
-	add("transport", transport)
-	loop := r.Loop + " loop"
-	if rate, ok := r.Config["rate"]; ok && r.Loop == "open" {
-		loop = fmt.Sprintf("open loop at %v req/s", rate)
-	} else if c, ok := r.Config["concurrency"]; ok && r.Loop == "closed" {
-		loop = fmt.Sprintf("closed loop, concurrency %v", c)
+	add("transport", transportWords(r))
+	add("load", loadWords(r))
+	if len(r.MergedFrom) > 0 {
+		add("merge of", fmt.Sprintf("%d runs %s (inputs below)", len(r.MergedFrom), mergeTiming(r)))
 	}
-	add("load", loop)
 	if wu := r.Phases.Warmup; wu.Requests > 0 {
-		add("warm-up", fmt.Sprintf("%.1f s, %d requests", wu.End-wu.Start, wu.Requests))
+		if len(r.MergedFrom) > 0 {
+			add("warm-up", fmt.Sprintf("each input's own (shaded on the charts), %d requests in all", wu.Requests))
+		} else {
+			add("warm-up", fmt.Sprintf("%s, %d requests", FormatDuration(wu.End-wu.Start), wu.Requests))
+		}
 	}
 	st := r.Phases.Steady
-	add("steady", fmt.Sprintf("%.1f s (%.1f s to %.1f s), %d requests, %.1f req/s, %.1f ok/s", st.End-st.Start, st.Start, st.End, r.Requests, r.ThroughputRPS, r.SuccessRPS))
+	add("steady", fmt.Sprintf("%s (%s to %s), %d requests, %.1f req/s, %.1f ok/s", FormatDuration(st.End-st.Start), FormatDuration(st.Start), FormatDuration(st.End), r.Requests, r.ThroughputRPS, r.SuccessRPS))
 	add("tool", r.Tool)
 	return facts
+}
+
+// inputRows lists a merge's inputs: file, target, transport, load and
+// start of each.
+func inputRows(r *Result) []inputRow {
+	var rows []inputRow
+	for _, in := range r.MergedFrom {
+		one := &Result{Loop: r.Loop, Config: in.Config, Transport: in.Transport, Client: ClientStats{Engine: in.Engine}}
+		row := inputRow{File: in.File, Target: in.Target, Transport: transportWords(one), Load: loadWords(one),
+			Started: in.StartedAt.UTC().Format("2006-01-02 15:04:05.000 UTC"), Requests: in.Requests, RPS: in.ThroughputRPS}
+		if in.Host != nil {
+			row.Host = in.Host.Name
+		}
+		if in.Steady != nil {
+			row.Steady = FormatDuration(in.Steady.End - in.Steady.Start)
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// bytesNote says what the bytes chart counts, per transport.
+func bytesNote(r *Result) string {
+	const (
+		grpcBytes = "gRPC: the request and response messages alone, without HTTP/2 framing and headers"
+		restBytes = "REST: the HTTP bytes written and read on the connections, every try of a resent request"
+	)
+	switch r.Transport {
+	case "grpc":
+		return grpcBytes
+	case "rest":
+		return restBytes
+	}
+	return restBytes + "; " + grpcBytes + " (the merged lines add both up)"
 }
 
 // clientWarnings are the notes of the text summary (writeClientNotes) that
@@ -395,6 +542,11 @@ func clientWarnings(r *Result) []string {
 			msg = fmt.Sprintf("Interrupted: partial results (%d requests still in flight were not counted).", r.Unfinished)
 		}
 		w = append(w, msg)
+	}
+	if len(r.MergedFrom) > 1 {
+		if t := mergeTiming(r); strings.HasPrefix(t, "made apart") {
+			w = append(w, "The inputs of this merge were "+t+" (merged with --force): their throughputs and requests in flight add up as if they had run at the same time, and the charts have a gap between them.")
+		}
 	}
 	c := r.Client
 	if r.Loop != "open" {
@@ -423,7 +575,7 @@ func clientWarnings(r *Result) []string {
 func configRows(cfg map[string]any) []kv {
 	var rows []kv
 	for k, v := range cfg {
-		if s := FormatSetting(v); s != "" && s != "[]" {
+		if s := FormatSettingOf(k, v); s != "" && s != "[]" {
 			rows = append(rows, kv{k, s})
 		}
 	}
@@ -443,8 +595,39 @@ type pageView struct {
 
 // pageData is the JSON the page's script reads.
 type pageData struct {
-	Runs  []runChart  `json:"runs"`
-	Sweep *sweepChart `json:"sweep,omitempty"`
+	Runs   []runChart        `json:"runs"`
+	Sweep  *sweepChart       `json:"sweep,omitempty"`
+	Colors map[string]string `json:"colors"`
+}
+
+// lineColors are the colours of the run page's lines, and shades those
+// of its shaded spans (drawn at shadeAlpha over white). Each line keeps a
+// contrast of 3:1 against white and against either shade (a test checks
+// it), and the profile window's violet is far in hue from every latency
+// line: a p99 in the orange of the window's shading could not be told
+// from it.
+var (
+	lineColors = map[string]string{
+		"offered": "#7f7f7f", "ok": "#1f77b4", "errors": "#d62728", "inflight": "#17607d",
+		"bytes_sent": "#2a7f2a", "bytes_received": "#8c564b",
+		"max": "#d62728", "p90": "#c0504d", "p99": "#c85a00", "p50": "#1f77b4",
+		"all": "#222222", "window": "#7b4fa8", "fail": "#c62828", "outside": "#1f77b4", "distribution": "#1f77b4",
+	}
+	shades = map[string][3]int{"warmup": {128, 128, 128}, "window": {148, 103, 189}}
+)
+
+const shadeAlpha = 0.16
+
+// pageColors is lineColors and the shades as CSS, for the page's script.
+func pageColors() map[string]string {
+	out := map[string]string{}
+	for k, v := range lineColors {
+		out[k] = v
+	}
+	for k, c := range shades {
+		out["shade_"+k] = fmt.Sprintf("rgba(%d,%d,%d,%g)", c[0], c[1], c[2], shadeAlpha)
+	}
+	return out
 }
 
 // WriteHTML writes one self-contained HTML report per result, one after
@@ -475,6 +658,7 @@ func WriteHTML(w io.Writer, results []*Result, names []string, opts ReportOption
 }
 
 func render(w io.Writer, view pageView, data pageData, opts ReportOptions) error {
+	data.Colors = pageColors()
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return err
@@ -537,8 +721,11 @@ type sloLimit struct {
 // stepColor gives step i of n its own hue, evenly spread so that no two
 // steps share a colour however many there are; lightness alternates so
 // that neighbours differ more.
+//
+// Hues stay between 50 and 320 degrees, away from red: red is a failed
+// step's cross (lineColors["fail"]), whatever the step.
 func stepColor(i, n int) string {
-	hue := (i*360/max(n, 1) + 210) % 360
+	hue := 50 + i*270/max(n, 1)
 	light := 36
 	if i%2 == 1 {
 		light = 46
@@ -660,7 +847,7 @@ func splitSettings(sweepCfg map[string]any, steps []StepResult) ([]kv, [][]kv) {
 	var shared []kv
 	for k, v := range all {
 		_, ofSweep := sweepCfg[k]
-		if s := FormatSetting(v); (same[k] || ofSweep) && s != "" && s != "[]" {
+		if s := FormatSettingOf(k, v); (same[k] || ofSweep) && s != "" && s != "[]" {
 			shared = append(shared, kv{k, s})
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -186,6 +187,7 @@ func Merge(results []*Result, sources []string) (*Result, []string, error) {
 	if out.Outside, err = outside.result(); err != nil {
 		return nil, nil, err
 	}
+	out.SeriesUnknown = unknownSeriesFields(results)
 	var inexact int
 	if out.Series, out.SeriesHistograms, inexact, err = mergeSeries(results, shift, sources); err != nil {
 		return nil, nil, err
@@ -203,6 +205,25 @@ func Merge(results []*Result, sources []string) (*Result, []string, error) {
 		notes = append(notes, fmt.Sprintf("the runs differ in %s: the merged result says %q there (merged_from keeps each run's)", strings.Join(differ, ", "), mixed))
 	}
 	return out, notes, nil
+}
+
+// unknownSeriesFields are the per-second fields some result does not
+// record: the merged seconds would hold part of a sum, so the whole field
+// is unknown.
+func unknownSeriesFields(results []*Result) []string {
+	var out []string
+	// A merged second's p90 comes from the merged histograms where every
+	// input kept them; a second that could not get one holds zero, which
+	// pages show as missing point by point.
+	for _, f := range []string{fieldSent, fieldInflight, fieldBytesOut, fieldBytesIn} {
+		for _, r := range results {
+			if slices.Contains(r.SeriesUnknown, f) {
+				out = append(out, f)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // mixed stands for a field on which merged results differ.
@@ -263,6 +284,10 @@ func mergedInput(r *Result, src string) MergedInput {
 		StartedAt: r.StartedAt, Target: r.Target, Transport: r.Transport, Engine: r.Client.Engine,
 		Config: r.Config, Requests: r.Requests, ThroughputRPS: r.ThroughputRPS, Profile: r.Profile,
 	}
+	if wu := r.Phases.Warmup; wu.End > wu.Start {
+		in.Warmup = &Span{Start: wu.Start, End: wu.End}
+	}
+	in.Steady = &Span{Start: r.Phases.Steady.Start, End: r.Phases.Steady.End}
 	if r.Build.Version != "" {
 		b := r.Build
 		in.Build = &b
@@ -429,7 +454,7 @@ func mergeHistogram(acc *hdrhistogram.Histogram, enc string, first bool, src str
 // writeMergedInputs heads the summary of a merged result: one line for
 // each run that went into it.
 func writeMergedInputs(w io.Writer, r *Result, from string) {
-	fmt.Fprintf(w, "loadprof merge: %d runs made at the same time, %s loop (latency from %s)\n", len(r.MergedFrom), r.Loop, from)
+	fmt.Fprintf(w, "loadprof merge: %d runs %s, %s loop (latency from %s)\n", len(r.MergedFrom), mergeTiming(r), r.Loop, from)
 	width := 0
 	for _, in := range r.MergedFrom {
 		width = max(width, len(in.File))
@@ -448,4 +473,48 @@ func writeMergedInputs(w io.Writer, r *Result, from string) {
 		fmt.Fprintf(w, "  %-*s  %s %s%s; started %s%s: %d requests, %.1f req/s\n", width, in.File, strings.ToUpper(in.Transport), in.Target,
 			level, in.StartedAt.UTC().Format("15:04:05.000"), host, in.Requests, in.ThroughputRPS)
 	}
+}
+
+// mergeTiming says when a merge's inputs were made against each other:
+// "made at the same time (started within 0.4 s)", or, for runs merged
+// with --force, how far apart they were.
+func mergeTiming(r *Result) string {
+	ins := r.MergedFrom
+	if len(ins) == 0 {
+		return "merged"
+	}
+	first, last := ins[0].StartedAt, ins[0].StartedAt
+	overlap, known := true, true
+	var latestStart, earliestEnd time.Time
+	for i, in := range ins {
+		if in.StartedAt.Before(first) {
+			first = in.StartedAt
+		}
+		if in.StartedAt.After(last) {
+			last = in.StartedAt
+		}
+		if in.Steady == nil {
+			known = false
+			continue
+		}
+		start := in.StartedAt.Add(time.Duration(in.Steady.Start * float64(time.Second)))
+		end := in.StartedAt.Add(time.Duration(in.Steady.End * float64(time.Second)))
+		if i == 0 || start.After(latestStart) {
+			latestStart = start
+		}
+		if i == 0 || end.Before(earliestEnd) {
+			earliestEnd = end
+		}
+	}
+	if known {
+		overlap = latestStart.Before(earliestEnd)
+	}
+	spread := FormatDuration(last.Sub(first).Seconds())
+	switch {
+	case !known:
+		return "started within " + spread
+	case overlap:
+		return "made at the same time (started within " + spread + ")"
+	}
+	return "made apart: their starts are " + spread + " apart and their steady phases do not overlap"
 }

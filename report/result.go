@@ -74,6 +74,11 @@ type Result struct {
 	// SeriesHistograms are the histograms behind Series, one per second
 	// that recorded latency (see SecondHistogram).
 	SeriesHistograms []SecondHistogram `json:"series_histograms,omitempty"`
+	// SeriesUnknown names the per-second keys of Series whose values are
+	// not known (written as 0): a version 2 result has no p90_us, sent,
+	// inflight, bytes_sent or bytes_received, and a merge of one inherits
+	// that. Pages leave them out rather than draw zeros.
+	SeriesUnknown []string `json:"series_unknown,omitempty"`
 	// MergedFrom are the inputs of a merge, each with its own settings.
 	MergedFrom []MergedInput `json:"merged_from,omitempty"`
 }
@@ -121,6 +126,11 @@ type MergedInput struct {
 	Config        map[string]any `json:"config"`
 	Requests      int64          `json:"requests"`
 	ThroughputRPS float64        `json:"throughput_rps"`
+	// Warmup and Steady are its phases on its own clock (nil in merges
+	// made before they were kept; Warmup nil without a warm-up), so that a
+	// page shades each input's warm-up and not the span of all of them.
+	Warmup *Span `json:"warmup,omitempty"`
+	Steady *Span `json:"steady,omitempty"`
 	// Profile is its profile window, on its own clock (a merge has no
 	// window of its own: each machine opened its own, or none).
 	Profile *ProfileReport `json:"profile,omitempty"`
@@ -237,6 +247,12 @@ func CurrentHost() *HostInfo {
 type Phases struct {
 	Warmup Phase `json:"warmup"`
 	Steady Phase `json:"steady"`
+}
+
+// Span is a part of a run, in seconds since it started.
+type Span struct {
+	Start float64 `json:"start_s"`
+	End   float64 `json:"end_s"`
 }
 
 // Phase is one part of a run, in seconds since the run started.
@@ -361,12 +377,43 @@ func ReadSweep(path string) (*SweepResult, error) {
 	if s.Version < 3 {
 		upgradeConfig(s.Config)
 	}
-	for _, st := range s.Steps {
+	var raw struct {
+		Steps []struct {
+			Result json.RawMessage `json:"result"`
+		} `json:"steps"`
+	}
+	json.Unmarshal(data, &raw) // it decoded above
+	for i, st := range s.Steps {
 		if st.Result != nil {
 			st.Result.upgrade()
+			if st.Result.Version < 3 && i < len(raw.Steps) {
+				st.Result.SeriesUnknown = absentSeriesKeys(raw.Steps[i].Result)
+			}
 		}
 	}
 	return &s, nil
+}
+
+// absentSeriesKeys are the per-second keys that some point of the result
+// in data lacks: an older result was written before they were recorded,
+// and decoding would make them zeros.
+func absentSeriesKeys(data []byte) []string {
+	var raw struct {
+		Series []map[string]json.RawMessage `json:"series"`
+	}
+	if json.Unmarshal(data, &raw) != nil || len(raw.Series) == 0 {
+		return nil
+	}
+	var absent []string
+	for _, key := range []string{fieldP90, fieldSent, fieldInflight, fieldBytesOut, fieldBytesIn} {
+		for _, p := range raw.Series {
+			if _, ok := p[key]; !ok {
+				absent = append(absent, key)
+				break
+			}
+		}
+	}
+	return absent
 }
 
 // IsSweep reports whether path holds a sweep's result.
@@ -393,8 +440,11 @@ func ReadResult(path string) (*Result, error) {
 		return nil, fmt.Errorf("%s: not a loadprof result: no \"version\"", path)
 	}
 	r.upgrade()
+	if r.Version < 3 {
+		r.SeriesUnknown = absentSeriesKeys(data)
+	}
 	if IsSweep(path) {
-		return nil, fmt.Errorf("%s: a sweep, not one run (loadprof report takes it alone)", path)
+		return nil, fmt.Errorf("%s: a sweep's result (every step in one file), not one run's: compare and merge take one run's result.json each; 'loadprof report %s' prints the sweep's steps (--html plots them), and a step run alone at its level (--rate or --concurrency N --out step.json) gives a result to compare", path, path)
 	}
 	if err := r.check(); err != nil {
 		return nil, fmt.Errorf("%s: not a loadprof result: %w", path, err)

@@ -52,3 +52,39 @@ func valueAtPercentile(h *hdrhistogram.Histogram, p float64) int64 {
 	rank := math.Max(math.Ceil(p/100*float64(n)), 1)
 	return h.ValueAtQuantile(100 * rank / float64(n))
 }
+
+// The final second of a run is usually partial: the run ended inside it.
+// Its counts divided by a whole second would plot as a drop of every rate
+// at the end; divided by the part that was run they are the rate of that
+// part. A final second within wholeSecondSlack of whole counts as whole (an
+// open loop ends a little before its last second does), and one shorter
+// than minPartialSecond is left out: a few milliseconds of completions say
+// nothing about a rate.
+const (
+	wholeSecondSlack = 0.05
+	minPartialSecond = 0.2
+)
+
+// secondLength is how much of second t of r's series the run lasted, to
+// divide the second's counts by: 1 for every second but the final partial
+// one, that one's real length, and 0 when it is too short to give a rate
+// (not plotted). Both the run's page and the compare page ask it.
+func secondLength(r *Result, t int) float64 {
+	end := runEnd(r)
+	switch {
+	case end <= 0 || end >= float64(t+1)-wholeSecondSlack:
+		return 1 // whole, nearly whole, or no end known
+	case end <= float64(t):
+		return 0 // after the run ended: nothing to divide by
+	}
+	if length := end - float64(t); length >= minPartialSecond-1e-9 {
+		return length
+	}
+	return 0
+}
+
+// runEnd is when the run's last request finished, in seconds since it
+// started.
+func runEnd(r *Result) float64 {
+	return math.Max(r.Phases.Steady.End, r.Phases.Warmup.End)
+}

@@ -75,6 +75,20 @@ func WriteSummary(w io.Writer, r *Result) {
 	writeClientNotes(w, r)
 }
 
+// WriteSummaries prints the summary of each result, each headed by the
+// file it was read from when there are several.
+func WriteSummaries(w io.Writer, results []*Result, names []string) {
+	for i, r := range results {
+		if len(results) > 1 {
+			if i > 0 {
+				fmt.Fprintln(w)
+			}
+			fmt.Fprintf(w, "== %s ==\n", names[i])
+		}
+		WriteSummary(w, r)
+	}
+}
+
 // writeClientNotes says when the open loop could not keep its schedule, and
 // why: the server holding --max-inflight requests (too slow for the rate)
 // is a finding about the server; lag with slots free is the client's own.

@@ -64,6 +64,23 @@ func WriteSweepSummary(w io.Writer, s *SweepResult) {
 	}
 }
 
+// NoSuccess reports whether no step of the sweep had a successful steady
+// request: the target never answered, which loadprof's exit code 3 says
+// of a single run too, rather than an SLO that was broken.
+func (s *SweepResult) NoSuccess() bool {
+	ran := false
+	for _, st := range s.Steps {
+		if st.Result == nil {
+			continue
+		}
+		ran = true
+		if Successes(st.Result) > 0 {
+			return false
+		}
+	}
+	return ran
+}
+
 // WriteJSON writes the sweep to path as every output is written
 // (outfile.Write).
 func (s *SweepResult) WriteJSON(path string) error { return WriteJSONOutput("", path, s) }

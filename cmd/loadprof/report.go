@@ -92,9 +92,7 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 		reportOutput(stdout, "latency distribution", *hgrm, err)
 	}
 	if *html == "" && *hgrm == "" {
-		for _, r := range results {
-			report.WriteSummary(stdout, r)
-		}
+		report.WriteSummaries(stdout, results, fs.Args())
 	}
 	return code
 }

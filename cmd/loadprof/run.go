@@ -368,8 +368,8 @@ type sweepFlags struct {
 }
 
 // sweepAndReport runs a sweep and prints its table; result.json holds
-// every step, --html plots them. It exits 1 when an SLO was given and no
-// step met it.
+// every step, --html plots them. It exits 3 when no step had a successful
+// request, and 1 when an SLO was given and no step met it.
 func sweepAndReport(ctx context.Context, cfg bench.Config, f sweepFlags, stdout, stderr io.Writer) int {
 	slo := report.SLO{ErrPct: -1}
 	if f.slo != "" {
@@ -416,7 +416,13 @@ func sweepAndReport(ctx context.Context, cfg bench.Config, f sweepFlags, stdout,
 	if err != nil {
 		printError(stderr, "run", err)
 	}
-	if code == exitOK && f.slo != "" && res.MaxPassing == nil {
+	switch {
+	case code == exitOK && res.NoSuccess():
+		// As for one run: no request succeeded is the target's failure
+		// (exit 3), not an SLO the server broke.
+		fmt.Fprintln(stderr, "loadprof run: no step had a successful request")
+		code = exitTarget
+	case code == exitOK && f.slo != "" && res.MaxPassing == nil:
 		fmt.Fprintf(stderr, "loadprof run: no step met the SLO (%s)\n", f.slo)
 		code = exitRegression
 	}
