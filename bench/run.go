@@ -304,6 +304,8 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 		Target:      t.name,
 		Transport:   t.kind,
 		Loop:        "closed",
+		Rate:        cfg.Plan.Rate,
+		Concurrency: cfg.Plan.Concurrency,
 		LatencyFrom: "send",
 		Requests:    snap.Steady.Requests,
 		Errors:      errorNames(snap.Steady.Errors),
@@ -329,6 +331,7 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 	}
 	if cfg.Plan.Rate > 0 {
 		res.Loop, res.LatencyFrom = "open", "intended_send"
+		res.MaxInflight = cfg.Plan.MaxInflight
 	}
 	if len(snap.FirstErrors) > 0 {
 		res.ErrorSamples = map[string]string{}
