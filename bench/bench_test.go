@@ -230,10 +230,14 @@ func TestErrorsAreCountedByClassAndWrittenToResult(t *testing.T) {
 	hgrm := filepath.Join(t.TempDir(), "latency.hgrm")
 	res, err := Run(context.Background(), Config{
 		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body),
-		Plan:    load.Plan{Concurrency: 4, Requests: 1000},
-		OutPath: out, HGRMPath: hgrm, Settings: map[string]any{"concurrency": "4"},
+		Plan:     load.Plan{Concurrency: 4, Requests: 1000},
+		Settings: map[string]any{"concurrency": "4"},
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+	writeResult(t, res, out)
+	if err := report.WriteHGRMOutput("--hgrm", hgrm, decoded(t, res.Histogram)); err != nil {
 		t.Fatal(err)
 	}
 	n503 := res.Errors["http_503"]
@@ -286,12 +290,12 @@ func TestInterruptedRunWritesPartialResult(t *testing.T) {
 	time.AfterFunc(700*time.Millisecond, cancel)
 	res, err := Run(ctx, Config{
 		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body),
-		Plan:    load.Plan{Rate: 100, Duration: time.Minute, MaxInflight: 10},
-		OutPath: out,
+		Plan: load.Plan{Rate: 100, Duration: time.Minute, MaxInflight: 10},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	writeResult(t, res, out)
 	back, err := report.ReadResult(out)
 	if err != nil {
 		t.Fatal(err)
@@ -313,7 +317,7 @@ func TestHlogHoldsOneIntervalHistogramPerSecond(t *testing.T) {
 	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
 	path := filepath.Join(t.TempDir(), "run.hlog")
 	res, err := Run(context.Background(), Config{
-		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), HlogPath: path,
+		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), IntervalLog: hlogTo(path),
 		Plan: load.Plan{Rate: 200, WarmupDuration: 500 * time.Millisecond, Duration: 2 * time.Second, MaxInflight: 50},
 	})
 	if err != nil {

@@ -159,13 +159,14 @@ func TestATraceOverProfileMaxBytesKeepsTheLoadResults(t *testing.T) {
 	prof := profiled(srv, t.TempDir())
 	prof.Options.MaxBytes = 1 << 20
 	out := filepath.Join(t.TempDir(), "result.json")
-	cfg := Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), OutPath: out,
+	cfg := Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body),
 		Plan: load.Plan{Rate: 100, Duration: time.Second, MaxInflight: 50}, Profile: prof}
 	res, err := Run(context.Background(), cfg)
-	want := regexp.MustCompile(`the trace is larger than --profile-max-bytes 1048576 \(the server sent \d+ bytes\); raise it`)
+	want := regexp.MustCompile(`the trace is larger than profile.Options.MaxBytes 1048576 \(the server sent \d+ bytes\); raise it`)
 	if err != nil || res.Requests < 100 || !want.MatchString(res.Profile.Error) || len(res.Profile.Files) != 0 {
 		t.Fatalf("err %v, %d requests, profile error %q, files %v", err, res.Requests, res.Profile.Error, res.Profile.Files)
 	}
+	writeResult(t, res, out)
 	back, err := report.ReadResult(out)
 	if err != nil || back.Requests != res.Requests || !want.MatchString(back.Profile.Error) {
 		t.Fatalf("result.json: %v", err)

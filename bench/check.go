@@ -3,34 +3,36 @@ package bench
 import (
 	"fmt"
 	"math"
+
+	"github.com/loadprof/loadprof/internal/setting"
 )
 
-// check reports the first setting of c that is out of range, naming its
-// flag. Zero values keep their documented defaults.
+// check reports the first setting of c that is out of range, as a
+// *load.SettingError. Zero values keep their documented defaults.
 func (c *Config) check() error {
 	if err := c.Plan.Check(); err != nil {
 		return err
 	}
 	switch {
 	case c.Timeout < 0:
-		return fmt.Errorf("--timeout %v: must be positive", c.Timeout)
+		return setting.Invalid("bench.Config.Timeout", c.Timeout.String(), "must be positive")
 	case c.MaxResponseBytes < 0:
-		return fmt.Errorf("--max-response %d: must be at least 1", c.MaxResponseBytes)
+		return setting.Invalid("bench.Config.MaxResponseBytes", fmt.Sprint(c.MaxResponseBytes), "must be at least 1")
 	case c.GRPC.Connections < 0:
-		return fmt.Errorf("--connections %d: must be at least 1", c.GRPC.Connections)
+		return setting.Invalid("bench.Config.GRPC.Connections", fmt.Sprint(c.GRPC.Connections), "must be at least 1")
 	case c.GRPC.Version < 0:
-		return fmt.Errorf("--model-version %d: must be positive", c.GRPC.Version)
+		return setting.Invalid("bench.Config.GRPC.Version", fmt.Sprint(c.GRPC.Version), "must be positive")
 	}
 	if p := c.Profile; p != nil {
 		switch o := p.Options; {
 		case p.Delay < 0:
-			return fmt.Errorf("--profile-delay %v: must not be negative", p.Delay)
+			return setting.Invalid("bench.Config.Profile.Delay", p.Delay.String(), "must not be negative")
 		case o.Duration < 0:
-			return fmt.Errorf("--profile-duration %v: must be positive", o.Duration)
+			return setting.Invalid("profile.Options.Duration", o.Duration.String(), "must be positive")
 		case o.Slack < 0:
-			return fmt.Errorf("--profile-timeout %v: must be positive", o.Slack)
+			return setting.Invalid("profile.Options.Slack", o.Slack.String(), "must be positive")
 		case o.Attempts < 0:
-			return fmt.Errorf("--profile-attempts %d: must be at least 1", o.Attempts)
+			return setting.Invalid("profile.Options.Attempts", fmt.Sprint(o.Attempts), "must be at least 1")
 		}
 	}
 	return nil
@@ -41,17 +43,17 @@ func (c *Config) check() error {
 func (sc *SweepConfig) check() error {
 	switch {
 	case math.IsNaN(sc.Tolerance) || sc.Tolerance < 0 || sc.Tolerance >= 1:
-		return fmt.Errorf("--search-tolerance %g: must be between 0 and 1", sc.Tolerance)
+		return setting.Invalid("bench.SweepConfig.Tolerance", fmt.Sprintf("%g", sc.Tolerance), "must be between 0 and 1")
 	case math.IsNaN(sc.Stability) || math.IsInf(sc.Stability, 0) || sc.Stability < 0:
-		return fmt.Errorf("--step-stability %g: must be a positive number", sc.Stability)
+		return setting.Invalid("bench.SweepConfig.Stability", fmt.Sprintf("%g", sc.Stability), "must be a positive number")
 	case sc.Repeats < 0:
-		return fmt.Errorf("--step-repeats %d: must not be negative", sc.Repeats)
+		return setting.Invalid("bench.SweepConfig.Repeats", fmt.Sprint(sc.Repeats), "must not be negative")
 	}
 	for _, level := range sc.Steps.Values {
 		cfg := sc.Base
 		if sc.Closed {
 			if level != math.Trunc(level) {
-				return fmt.Errorf("--concurrency step %g: must be a whole number of requests", level)
+				return setting.Invalid("load.Plan.Concurrency", fmt.Sprintf("step %g", level), "must be a whole number of requests")
 			}
 			cfg.Plan.Concurrency, cfg.Plan.Rate = int(level), 0
 		} else {

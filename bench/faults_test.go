@@ -150,7 +150,7 @@ func TestResponsesLargerThanMaxResponseAreRefused(t *testing.T) {
 	_, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body),
 		MaxResponseBytes: 64 << 10, Plan: load.Plan{Concurrency: 4, Requests: 400}})
 	var te *TargetError
-	if !errors.As(err, &te) || !strings.Contains(err.Error(), "larger than --max-response allows") {
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "larger than bench.Config.MaxResponseBytes allows") {
 		t.Fatalf("got %v", err)
 	}
 	// Within the limit, the same responses are fine.
@@ -189,7 +189,7 @@ func TestOversizedToolDataIsRefused(t *testing.T) {
 	if err != nil || res.Requests < 100 { // the window holds the steady phase open past 1 s
 		t.Fatalf("err %v, %d requests", err, res.Requests)
 	}
-	if !strings.Contains(res.Profile.Error, "the trace is larger than --profile-max-bytes 64 (the server sent ") || len(res.Profile.Files) != 0 {
+	if !strings.Contains(res.Profile.Error, "the trace is larger than profile.Options.MaxBytes 64 (the server sent ") || len(res.Profile.Files) != 0 {
 		t.Fatalf("profile %+v error %q", res.Profile.Result, res.Profile.Error)
 	}
 }

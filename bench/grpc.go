@@ -3,12 +3,12 @@ package bench
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/loadprof/loadprof/internal/setting"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/payloads"
 	"github.com/loadprof/loadprof/tfproto"
@@ -59,11 +59,11 @@ func prepareGRPC(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *
 	g := cfg.GRPC
 	switch {
 	case g.Model == "":
-		return nil, &InputError{errors.New("--grpc needs --model NAME")}
+		return nil, &InputError{setting.Errorf("bench.Config.GRPC.Model", "bench.Config.GRPC.Addr needs bench.Config.GRPC.Model NAME")}
 	case g.Version > 0 && g.Label != "":
-		return nil, &InputError{errors.New("--model-version and --model-label exclude each other")}
+		return nil, &InputError{setting.Errorf("bench.Config.GRPC.Version", "bench.Config.GRPC.Version and bench.Config.GRPC.Label exclude each other")}
 	case g.Version < 0:
-		return nil, &InputError{errors.New("--model-version must be positive")}
+		return nil, &InputError{setting.Errorf("bench.Config.GRPC.Version", "bench.Config.GRPC.Version must be positive")}
 	}
 	if g.Signature == "" {
 		g.Signature = "serving_default"
@@ -138,9 +138,9 @@ func preflightGRPC(tr *load.GRPC, set *payloads.Set, name string) error {
 	case out.Class == load.GRPCStatus:
 		return &TargetError{fmt.Errorf("%s rejected %s: %s: %v", name, source, out.Key(), status.Convert(out.Err).Message())}
 	case out.Class == load.TooLarge:
-		return &TargetError{fmt.Errorf("%s: the response to %s is larger than --max-response allows (%v)", name, source, status.Convert(out.Err).Message())}
+		return &TargetError{fmt.Errorf("%s: the response to %s is larger than bench.Config.MaxResponseBytes allows (%v)", name, source, status.Convert(out.Err).Message())}
 	case out.Class == load.BadResponse:
-		return &TargetError{fmt.Errorf("%s answered %s with something that is not a Predict response (is --grpc the PredictionService port?): %v", name, source, out.Err)}
+		return &TargetError{fmt.Errorf("%s answered %s with something that is not a Predict response (is bench.Config.GRPC.Addr the PredictionService port?): %v", name, source, out.Err)}
 	}
 	return &TargetError{fmt.Errorf("%s: %s: %v", name, out.Key(), out.Err)}
 }
@@ -177,20 +177,20 @@ func fetchSignatures(ctx context.Context, cfg Config, invoke invokeFunc) (map[st
 		// The server may give up a moment before our own deadline fires
 		// (it counts the grpc-timeout we sent): either way it was the wait.
 		if callCtx.Err() == context.DeadlineExceeded || (ctx.Err() == nil && time.Since(began) >= wait*9/10) {
-			return nil, &TargetError{fmt.Errorf("--grpc %s: GetModelMetadata for model %q did not answer within %v (--timeout, at least 10 s): is the model still loading, or is this the right port?", g.Addr, g.Model, wait)}
+			return nil, &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: GetModelMetadata for model %q did not answer within %v (bench.Config.Timeout, at least 10 s): is the model still loading, or is this the right port?", g.Addr, g.Model, wait)}
 		}
 		if st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded {
-			return nil, &TargetError{fmt.Errorf("--grpc %s: %s", g.Addr, connectionHint(st.Message(), cfg.TLS))}
+			return nil, &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s", g.Addr, connectionHint(st.Message(), cfg.TLS))}
 		}
-		return nil, &TargetError{fmt.Errorf("--grpc %s: GetModelMetadata for model %q: %s: %s", g.Addr, g.Model, st.Code(), st.Message())}
+		return nil, &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: GetModelMetadata for model %q: %s: %s", g.Addr, g.Model, st.Code(), st.Message())}
 	}
 	packed, ok := resp.GetMetadata()["signature_def"]
 	if !ok {
-		return nil, &TargetError{fmt.Errorf("--grpc %s: GetModelMetadata returned no signature_def", g.Addr)}
+		return nil, &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: GetModelMetadata returned no signature_def", g.Addr)}
 	}
 	var sigs tfproto.SignatureDefMap
 	if err := packed.UnmarshalTo(&sigs); err != nil {
-		return nil, &TargetError{fmt.Errorf("--grpc %s: signature_def metadata: %v", g.Addr, err)}
+		return nil, &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: signature_def metadata: %v", g.Addr, err)}
 	}
 	return sigs.GetSignatureDef(), nil
 }
@@ -209,13 +209,13 @@ func connectionHint(msg string, t TLSFiles) string {
 	usesTLS := t.Enabled || t.CA != "" || t.Cert != ""
 	switch {
 	case strings.Contains(msg, "looked like an HTTP/1.1 header"):
-		return "this port speaks HTTP/1.1, not gRPC (TF Serving's REST port is 8501, gRPC 8500): for REST use --url http://HOST:PORT/v1/models/NAME:predict; " + msg
+		return "this port speaks HTTP/1.1, not gRPC (TF Serving's REST port is 8501, gRPC 8500): for REST use bench.Config.URL http://HOST:PORT/v1/models/NAME:predict; " + msg
 	case !usesTLS && (strings.Contains(msg, "server preface") || strings.Contains(msg, "EOF")):
-		return "the server closed the connection; does it expect TLS (--tls)? " + msg
+		return "the server closed the connection; does it expect TLS (bench.Config.TLS.Enabled)? " + msg
 	case usesTLS && t.Cert == "" && (strings.Contains(msg, "broken pipe") || strings.Contains(msg, "reset") || strings.Contains(msg, "certificate required")):
-		return "the server dropped the TLS connection; does it require a client certificate (--cert, --key)? " + msg
+		return "the server dropped the TLS connection; does it require a client certificate (bench.Config.TLS.Cert, bench.Config.TLS.Key)? " + msg
 	case strings.Contains(msg, "x509") || strings.Contains(msg, "tls:") || strings.Contains(msg, "handshake"):
-		return "TLS handshake failed (check --tls, --ca, --cert/--key): " + msg
+		return "TLS handshake failed (check bench.Config.TLS.Enabled, bench.Config.TLS.CA, bench.Config.TLS.Cert/bench.Config.TLS.Key): " + msg
 	case strings.Contains(msg, "connection refused"):
 		return "unreachable (nothing listens there): " + msg
 	}

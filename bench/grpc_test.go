@@ -128,7 +128,7 @@ func TestGRPCTargetFailures(t *testing.T) {
 		{GRPCTarget{Addr: closed, Model: "test_model"}, "unreachable", false},
 		{GRPCTarget{Addr: srv.GRPCAddr(), Model: "nope"}, "NotFound: Servable not found for request: Latest(nope)", false},
 		{GRPCTarget{Addr: srv.GRPCAddr(), Model: "test_model", Version: 3}, "Specific(test_model, 3)", false},
-		{GRPCTarget{Addr: srv.GRPCAddr()}, "--grpc needs --model", true},
+		{GRPCTarget{Addr: srv.GRPCAddr()}, "bench.Config.GRPC.Addr needs bench.Config.GRPC.Model", true},
 		{GRPCTarget{Addr: srv.GRPCAddr(), Model: "m", Version: 1, Label: "x"}, "exclude each other", true},
 	}
 	for _, c := range cases {
@@ -269,7 +269,7 @@ func TestGRPCPreflightNamesAnswersThatAreNotPredictResponses(t *testing.T) {
 	cfg.MaxResponseBytes = 20
 	_, err := Run(context.Background(), cfg)
 	var te *TargetError
-	if !errors.As(err, &te) || !strings.Contains(err.Error(), "larger than --max-response allows") || srv.Predicts() != 1 {
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "larger than bench.Config.MaxResponseBytes allows") || srv.Predicts() != 1 {
 		t.Fatalf("%d predicts, err %v", srv.Predicts(), err)
 	}
 }
@@ -311,7 +311,7 @@ func TestGRPCRunCountsBadAndOversizedAnswersAsTheServerSentThem(t *testing.T) {
 	}
 }
 
-func TestGRPCMetadataCallThatNeverAnswersSaysSoAndNamesTheFlag(t *testing.T) {
+func TestGRPCMetadataCallThatNeverAnswersSaysSoAndNamesTheSetting(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -325,7 +325,7 @@ func TestGRPCMetadataCallThatNeverAnswersSaysSoAndNamesTheFlag(t *testing.T) {
 	_, err = Run(context.Background(), Config{GRPC: GRPCTarget{Addr: ln.Addr().String(), Model: "m"}, DataPath: writeFile(t, "data.json", body),
 		Plan: load.Plan{Concurrency: 1, Requests: 1}, Timeout: time.Second})
 	var te *TargetError
-	if !errors.As(err, &te) || !strings.Contains(err.Error(), `GetModelMetadata for model "m" did not answer within 10s (--timeout, at least 10 s)`) {
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), `GetModelMetadata for model "m" did not answer within 10s (bench.Config.Timeout, at least 10 s)`) {
 		t.Fatalf("error %v", err)
 	}
 }

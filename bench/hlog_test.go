@@ -149,7 +149,7 @@ func hlogRun(t *testing.T) (res *report.Result, path string, during []byte) {
 	done := make(chan ran, 1)
 	go func() {
 		res, err := Run(context.Background(), Config{
-			URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), HlogPath: path, OutPath: out, Timeout: 5 * time.Second,
+			URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), IntervalLog: hlogTo(path), Timeout: 5 * time.Second,
 			Plan: load.Plan{Rate: 200, WarmupDuration: time.Second, Duration: 3 * time.Second, MaxInflight: 50},
 			Profile: &ProfileConfig{Addr: srv.GRPCAddr(), Delay: 500 * time.Millisecond,
 				Options: profile.Options{Duration: time.Second, LogDir: filepath.Join(dir, "tb"), Slack: 10 * time.Second}},
@@ -174,13 +174,11 @@ func hlogRun(t *testing.T) (res *report.Result, path string, during []byte) {
 			}
 		}
 	}
-	if _, err := os.Stat(out); err == nil {
-		t.Fatal("result.json was there already: the log was not read during the run")
-	}
 	r := <-done
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
+	writeResult(t, r.res, out)
 	back, err := report.ReadResult(out)
 	if err != nil {
 		t.Fatal(err)
@@ -387,11 +385,10 @@ func TestAFailedHlogWriteIsSaidAtOnceAndTheOtherOutputsAreWritten(t *testing.T) 
 		f.Close()
 		header <- got.String()
 	}()
-	out, hgrm := filepath.Join(dir, "result.json"), filepath.Join(dir, "r.hgrm")
 	var warnings bytes.Buffer
 	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
-		Plan:    load.Plan{Rate: 200, Duration: 2 * time.Second, MaxInflight: 50},
-		OutPath: out, HGRMPath: hgrm, HlogPath: fifo, Warnings: &warnings})
+		Plan:        load.Plan{Rate: 200, Duration: 2 * time.Second, MaxInflight: 50},
+		IntervalLog: hlogTo(fifo), Warnings: &warnings})
 	if h := <-header; !strings.Contains(h, "#[StartTime: ") {
 		t.Fatalf("the reader got %q", h)
 	}
@@ -406,20 +403,13 @@ func TestAFailedHlogWriteIsSaidAtOnceAndTheOtherOutputsAreWritten(t *testing.T) 
 		strings.Count(warnings.String(), want) != 1 {
 		t.Fatalf("error %q, warnings %q", err, warnings.String())
 	}
-	back, err := report.ReadResult(out)
-	if err != nil || back.Requests != res.Requests {
-		t.Fatalf("result.json: %v", err)
-	}
-	if fi, err := os.Stat(hgrm); err != nil || fi.Size() == 0 {
-		t.Fatalf("%s not written: %v", hgrm, err)
-	}
 }
 
 func TestAnHlogThatCannotTakeItsHeaderStopsTheRunBeforeAnyLoad(t *testing.T) {
 	srv := startSim(t, sim.Config{})
 	full := testkit.FullDevice(t)
 	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
-		Plan: load.Plan{Concurrency: 1, Requests: 20}, HlogPath: full})
+		Plan: load.Plan{Concurrency: 1, Requests: 20}, IntervalLog: hlogTo(full)})
 	if res != nil || outfile.Failed(err)[full] == nil || !strings.Contains(err.Error(), "--hlog "+full+": could not write it: no space left on device") {
 		t.Fatalf("result %v, err %v", res != nil, err)
 	}

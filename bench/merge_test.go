@@ -28,17 +28,19 @@ func twoMachines(t *testing.T) (a, b *report.Result) {
 	}
 	cfgs := []Config{
 		{URL: srv.PredictURL(), DataPath: data, Plan: plan(100), Timeout: 5 * time.Second,
-			OutPath: filepath.Join(dir, "a.json"), Settings: map[string]any{"rate": 100.0, "timeout": 5.0}},
+			Settings: map[string]any{"rate": 100.0, "timeout": 5.0}},
 		{GRPC: GRPCTarget{Addr: srv.GRPCAddr(), Model: srv.Model()}, DataPath: data, Plan: plan(70), Timeout: 5 * time.Second,
-			OutPath: filepath.Join(dir, "b.json"), Settings: map[string]any{"rate": 70.0, "timeout": 5.0}},
+			Settings: map[string]any{"rate": 70.0, "timeout": 5.0}},
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
+	results := make([]*report.Result, 2)
+	paths := []string{filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")}
 	for i, cfg := range cfgs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = Run(context.Background(), cfg)
+			results[i], errs[i] = Run(context.Background(), cfg)
 		}()
 		if i == 0 {
 			time.Sleep(1400 * time.Millisecond)
@@ -46,11 +48,12 @@ func twoMachines(t *testing.T) (a, b *report.Result) {
 	}
 	wg.Wait()
 	var out []*report.Result
-	for i, cfg := range cfgs {
+	for i := range cfgs {
 		if errs[i] != nil {
 			t.Fatal(errs[i])
 		}
-		r, err := report.ReadResult(cfg.OutPath)
+		writeResult(t, results[i], paths[i])
+		r, err := report.ReadResult(paths[i])
 		if err != nil {
 			t.Fatal(err)
 		}

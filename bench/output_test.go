@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,67 +19,63 @@ import (
 	"github.com/loadprof/loadprof/sim"
 )
 
-func TestOutputPathsAreCheckedBeforeAnyLoadIsSent(t *testing.T) {
+func TestAnUnusableLogdirIsFoundBeforeAnyLoadIsSent(t *testing.T) {
 	srv := startSim(t, sim.Config{})
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
 	os.WriteFile(file, nil, 0o644)
-	cases := []struct {
-		set  func(*Config)
-		want string
-	}{
-		{func(c *Config) { c.OutPath = filepath.Join(dir, "missing", "r.json") }, "--out " + filepath.Join(dir, "missing", "r.json") + ": directory " + filepath.Join(dir, "missing") + " does not exist"},
-		{func(c *Config) { c.HGRMPath = dir }, "--hgrm " + dir + ": is a directory"},
-		{func(c *Config) { c.HlogPath = filepath.Join(file, "run.hlog") }, "is not a directory"},
-		{func(c *Config) {
-			c.Profile = &ProfileConfig{Addr: srv.GRPCAddr(), Options: profile.Options{LogDir: filepath.Join(file, "tb")}}
-		}, "--logdir " + filepath.Join(file, "tb") + ": " + file + " is in the way"},
-		{func(c *Config) { c.OutPath, c.HGRMPath = filepath.Join(dir, "same"), filepath.Join(dir, "same") }, "the same file"},
-		{func(c *Config) { c.OutPath, c.HlogPath = "-", "-" }, "only one output can go to standard output"},
-	}
-	for _, c := range cases {
-		cfg := Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
-			Plan: load.Plan{Concurrency: 1, Duration: time.Minute}}
-		c.set(&cfg)
-		res, err := Run(context.Background(), cfg)
-		var in *InputError
-		if res != nil || !errors.As(err, &in) || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("err %v, want an input error with %q", err, c.want)
-		}
+	cfg := Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
+		Plan:    load.Plan{Concurrency: 1, Duration: time.Minute},
+		Profile: &ProfileConfig{Addr: srv.GRPCAddr(), Options: profile.Options{LogDir: filepath.Join(file, "tb")}}}
+	res, err := Run(context.Background(), cfg)
+	var in *InputError
+	want := "profile.Options.LogDir " + filepath.Join(file, "tb") + ": " + file + " is in the way"
+	if res != nil || !errors.As(err, &in) || !strings.Contains(err.Error(), want) {
+		t.Errorf("err %v, want an input error with %q", err, want)
 	}
 	if n := srv.Predicts(); n != 0 {
-		t.Fatalf("%d requests sent before the outputs were found unwritable", n)
-	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
-		t.Fatalf("the checks left files: %v", entries)
+		t.Fatalf("%d requests sent before the logdir was found unusable", n)
 	}
 }
 
-func TestAFailedOutputIsReportedAndTheOthersAreStillWritten(t *testing.T) {
+func TestTheIntervalLogIsOpenedOnlyWhenTheLoadStarts(t *testing.T) {
 	srv := startSim(t, sim.Config{})
-	dir := t.TempDir()
-	full := testkit.FullDevice(t)
-	hgrm, hlog := filepath.Join(dir, "r.hgrm"), filepath.Join(dir, "r.hlog")
-	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
-		Plan:    load.Plan{Concurrency: 1, Requests: 20},
-		OutPath: full, HGRMPath: hgrm, HlogPath: hlog})
-	if res == nil {
-		t.Fatalf("no result: %v", err)
+	opened := 0
+	open := func() (io.WriteCloser, error) {
+		opened++
+		return nopWriteCloser{io.Discard}, nil
 	}
-	failed := outfile.Failed(err)
-	if len(failed) != 1 || failed[full] == nil || !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("err %v: want --out %s alone failed with ENOSPC", err, full)
+	cfg := Config{URL: "http://" + testkit.ClosedAddr(t) + "/v1/models/m:predict", DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
+		Plan: load.Plan{Concurrency: 1, Requests: 5}, IntervalLog: open}
+	if res, err := Run(context.Background(), cfg); res != nil || err == nil || opened != 0 {
+		t.Fatalf("a refused target: result %v, err %v, log opened %d times; want no result and no log", res != nil, err, opened)
 	}
-	if !strings.Contains(err.Error(), "--out "+full+": could not write it: no space left on device") {
-		t.Fatalf("message %q", err)
+	cfg.URL = srv.PredictURL()
+	if res, err := Run(context.Background(), cfg); res == nil || err != nil || opened != 1 {
+		t.Fatalf("a run: result %v, err %v, log opened %d times; want it opened once", res != nil, err, opened)
 	}
-	for _, p := range []string{hgrm, hlog} {
-		if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
-			t.Errorf("%s not written: %v", p, err)
-		}
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
+
+func TestRunWritesNoFilesButTheTraceStore(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	data := writeFile(t, "data.json", body)
+	cwd, logdir := t.TempDir(), t.TempDir()
+	t.Chdir(cwd)
+	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: data, Timeout: 5 * time.Second,
+		Plan:    load.Plan{Rate: 100, Duration: time.Second, MaxInflight: 50},
+		Profile: profiled(srv, logdir)})
+	if err != nil || res == nil {
+		t.Fatalf("run: %v", err)
 	}
-	if fi, err := os.Lstat(full); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		t.Fatalf("%s is no longer a device", full)
+	if entries, _ := os.ReadDir(cwd); len(entries) != 0 {
+		t.Fatalf("Run wrote %v", entries)
+	}
+	if res.Profile == nil || len(res.Profile.Files) == 0 {
+		t.Fatalf("no trace in the logdir: %+v", res.Profile)
 	}
 }
 
@@ -114,12 +111,12 @@ func TestTwoProfiledSweepsIntoOneLogdirKeepEachTheirTraces(t *testing.T) {
 func TestATraceThatCouldNotBeWrittenIsAFailedOutputOfTheRun(t *testing.T) {
 	notWritten := &outfile.Error{Path: "tb/plugins/profile/r/h.xplane.pb", Err: syscall.EROFS}
 	win := &window{err: &profile.Error{Addr: "h", Msg: "the trace was captured but could not be written", Err: notWritten}}
-	err := writeOutputs(Config{}, &report.Result{}, nil, win)
+	err := finishOutputs(nil, win)
 	if got := outfile.Failed(err); got[notWritten.Path] != notWritten {
-		t.Fatalf("writeOutputs: %v", err)
+		t.Fatalf("finishOutputs: %v", err)
 	}
 	win.err = &profile.Error{Addr: "h", Msg: "unreachable"} // a failed capture is no failed write
-	if err := writeOutputs(Config{}, &report.Result{}, nil, win); err != nil {
-		t.Fatalf("writeOutputs: %v", err)
+	if err := finishOutputs(nil, win); err != nil {
+		t.Fatalf("finishOutputs: %v", err)
 	}
 }

@@ -73,7 +73,7 @@ func TestProfileRequiredChecksTheProfilerBeforeAnyLoad(t *testing.T) {
 		Plan:    load.Plan{Rate: 50, Duration: time.Minute, MaxInflight: 100},
 		Profile: &ProfileConfig{Addr: testkit.ClosedAddr(t), Required: true, Options: profile.Options{LogDir: t.TempDir()}}})
 	var te *TargetError
-	if !errors.As(err, &te) || !strings.Contains(err.Error(), "--profile-required") || !strings.Contains(err.Error(), "unreachable") {
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "bench.Config.Profile.Required") || !strings.Contains(err.Error(), "unreachable") {
 		t.Fatalf("error %v", err)
 	}
 	if n := srv.Predicts(); n != 1 { // the preflight's only

@@ -155,12 +155,13 @@ func TestProfilerFailuresKeepTheLoadResults(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "result.json")
 		prof := profiled(c.srv, t.TempDir())
 		prof.Options.Slack = time.Second
-		cfg := Config{URL: c.srv.PredictURL(), DataPath: writeFile(t, "data.json", body), OutPath: out,
+		cfg := Config{URL: c.srv.PredictURL(), DataPath: writeFile(t, "data.json", body),
 			Plan: load.Plan{Rate: 100, Duration: time.Second, MaxInflight: 50}, Profile: prof}
 		res, err := Run(context.Background(), cfg)
 		if err != nil || res.Requests < 100 || !strings.Contains(res.Profile.Error, c.want) {
 			t.Fatalf("%s: err %v, %d requests, profile error %q", c.want, err, res.Requests, res.Profile.Error)
 		}
+		writeResult(t, res, out)
 		if back, err := report.ReadResult(out); err != nil || back.Profile == nil || back.Profile.Error == "" {
 			t.Fatalf("result.json: %v", err)
 		}

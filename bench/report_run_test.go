@@ -28,14 +28,15 @@ func TestHTMLReportRendersInChromiumWithTheRunsData(t *testing.T) {
 	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond, Jitter: 44 * time.Millisecond, WhileProfiling: 5 * time.Millisecond, ErrorRate: 0.05, ErrorStatus: 503}})
 	dir := t.TempDir()
 	out := filepath.Join(dir, "result.json")
-	_, err := Run(context.Background(), Config{
-		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), OutPath: out, Timeout: 40 * time.Millisecond,
+	ran, err := Run(context.Background(), Config{
+		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 40 * time.Millisecond,
 		Plan:    load.Plan{Rate: 100, WarmupDuration: time.Second, Duration: 3 * time.Second, MaxInflight: 50},
 		Profile: &ProfileConfig{Addr: srv.GRPCAddr(), Options: profile.Options{Duration: time.Second, LogDir: t.TempDir()}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	writeResult(t, ran, out)
 	res, err := report.ReadResult(out) // what result.json says, not what the run kept in memory
 	if err != nil {
 		t.Fatal(err)
@@ -126,12 +127,13 @@ func TestHistogramsDecodeInHdrHistogramJS(t *testing.T) {
 	dir := t.TempDir()
 	out, hlog := filepath.Join(dir, "result.json"), filepath.Join(dir, "run.hlog")
 	res, err := Run(context.Background(), Config{
-		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), OutPath: out, HlogPath: hlog,
+		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), IntervalLog: hlogTo(hlog),
 		Plan: load.Plan{Rate: 300, WarmupDuration: 500 * time.Millisecond, Duration: 2 * time.Second, MaxInflight: 100},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	writeResult(t, res, out)
 	var intervals []struct {
 		Tag                  string
 		StartMs              float64 `json:"start_ms"`

@@ -19,12 +19,12 @@ func TestResultSaysWhereWhenAndByWhatItWasMadeAndNoOutsideWithoutAWindow(t *test
 	out := filepath.Join(t.TempDir(), "result.json")
 	res, err := Run(context.Background(), Config{
 		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
-		Plan:    load.Plan{Rate: 100, WarmupRequests: 20, Requests: 100, MaxInflight: 100},
-		OutPath: out,
+		Plan: load.Plan{Rate: 100, WarmupRequests: 20, Requests: 100, MaxInflight: 100},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	writeResult(t, res, out)
 	host, _ := os.Hostname()
 	switch {
 	case res.Version != 3 || res.Units != (report.Units{Histograms: "us", ConfigDurations: "s"}):

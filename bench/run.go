@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loadprof/loadprof/internal/setting"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/payloads"
 	"github.com/loadprof/loadprof/report"
@@ -23,8 +24,8 @@ import (
 // Version is loadprof's version (report.Version, which results carry).
 const Version = report.Version
 
-// InputError is bad usage or bad input: a flag or a payload file. The
-// command exits 2 on it.
+// InputError is bad usage or bad input: a setting (a *load.SettingError
+// inside) or a payload file. The command exits 2 on it.
 type InputError struct{ Err error }
 
 func (e *InputError) Error() string { return e.Err.Error() }
@@ -39,7 +40,7 @@ func (e *TargetError) Unwrap() error { return e.Err }
 
 // TLSFiles are the TLS settings of a target.
 type TLSFiles struct {
-	Enabled            bool // --tls: TLS for a gRPC target (https:// URLs imply it)
+	Enabled            bool // TLS for a gRPC target (https:// URLs imply it)
 	CA                 string
 	Cert, Key          string
 	InsecureSkipVerify bool
@@ -62,27 +63,31 @@ type Config struct {
 
 	Profile *ProfileConfig // a profile window in the steady phase; nil for none
 
-	OutPath  string // result.json, written even when interrupted
-	HGRMPath string
-	HlogPath string // HdrHistogram interval log, one histogram per second
+	// IntervalLog, when set, opens the writer an HdrHistogram interval log
+	// streams to, one histogram per second as the run goes. Run calls it
+	// once, when the load is about to start (a run that fails its checks
+	// opens nothing), and closes the writer before it returns; a failed
+	// write or close is the run's error, returned with the Result.
+	IntervalLog func() (io.WriteCloser, error)
 
 	// Progress gets the run's progress: on a terminal one line rewritten
 	// every second, elsewhere (a CI log) a line every 10 s; nil for none.
 	Progress      io.Writer
 	ProgressEvery time.Duration  // the period of the progress lines; 0 for the default
 	Warnings      io.Writer      // one line for each problem that does not stop the run; nil for none
-	Settings      map[string]any // the flags that shaped the run, for result.json
+	Settings      map[string]any // the settings that shaped the run as the caller names them, result.json's "config"
 }
 
 // Run performs a run. It returns the Result whenever load was sent, also
-// with an error (a target that failed every request) and when ctx was
-// cancelled (Result.Interrupted). Output files are written before it
-// returns.
+// with an error (a target that failed every request, an interval log or a
+// trace that could not be written) and when ctx was cancelled
+// (Result.Interrupted). It writes no files but the profile's trace store
+// in cfg.Profile.Options.LogDir: writing the Result is the caller's job.
 func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 	if err := cfg.check(); err != nil {
 		return nil, &InputError{err}
 	}
-	if err := CheckOutputs(cfg); err != nil {
+	if err := checkLogDir(cfg); err != nil {
 		return nil, &InputError{err}
 	}
 	set, err := payloads.Load(cfg.DataPath, payloads.Options{Stdin: cfg.Stdin, MaxBytes: cfg.MaxPayloadBytes})
@@ -90,7 +95,7 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 		return nil, &InputError{err}
 	}
 	if (cfg.URL == "") == (cfg.GRPC.Addr == "") {
-		return nil, &InputError{errors.New("give one target: --url (REST) or --grpc (gRPC)")}
+		return nil, &InputError{setting.Errorf("bench.Config.URL", "give one target: bench.Config.URL (REST) or bench.Config.GRPC.Addr (gRPC)")}
 	}
 	tlsConfig, err := cfg.TLS.config()
 	if err != nil {
@@ -113,10 +118,10 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 		// Found now, not after the load: a profiler that cannot be reached.
 		if err := checkProfiler(ctx, cfg.Profile.Addr, tlsConfig); err != nil {
 			if cfg.Profile.Required {
-				return nil, interruptedOr(ctx, &TargetError{fmt.Errorf("--profile-required: %w", err)})
+				return nil, interruptedOr(ctx, &TargetError{fmt.Errorf("bench.Config.Profile.Required: %w", err)})
 			}
 			if cfg.Warnings != nil {
-				fmt.Fprintf(cfg.Warnings, "warning: %v; the load runs and the window tries again (--profile-required stops here instead)\n", err)
+				fmt.Fprintf(cfg.Warnings, "warning: %v; the load runs and the window tries again (bench.Config.Profile.Required stops here instead)\n", err)
 			}
 		}
 	}
@@ -125,10 +130,14 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 	perSecond := newSecondHistograms()
 	defer perSecond.close()
 	var hlog *report.HlogWriter
-	if cfg.HlogPath != "" {
+	if cfg.IntervalLog != nil {
+		out, err := cfg.IntervalLog()
+		if err != nil {
+			return nil, err
+		}
 		hasWarmup := cfg.Plan.WarmupDuration > 0 || cfg.Plan.WarmupRequests > 0
-		if hlog, err = report.NewHlogWriter("--hlog", cfg.HlogPath, rec.Origin(), hasWarmup, cfg.Warnings); err != nil {
-			return nil, err // CheckOutputs passed: this is a failed write
+		if hlog, err = report.NewHlog(out, rec.Origin(), hasWarmup, cfg.Warnings); err != nil {
+			return nil, err
 		}
 		if cfg.Profile != nil {
 			hlog.WatchWindow(rec.WindowState)
@@ -168,7 +177,7 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 	if win != nil {
 		res.Profile = profileReport
 	}
-	if err := writeOutputs(cfg, res, hlog, win); err != nil {
+	if err := finishOutputs(hlog, win); err != nil {
 		return res, err
 	}
 	if win != nil && win.err != nil && cfg.Profile.Required && !res.Interrupted {
@@ -233,7 +242,7 @@ func preflightREST(ctx context.Context, rest *load.REST, set *payloads.Set, url 
 			// A head or trailer over the fixed limit: no flag raises it.
 			return &TargetError{fmt.Errorf("%s: the response to %s: %v", url, set.Payloads[0].Source, out.Err)}
 		}
-		return &TargetError{fmt.Errorf("%s: the response to %s is larger than --max-response allows (%v)", url, set.Payloads[0].Source, out.Err)}
+		return &TargetError{fmt.Errorf("%s: the response to %s is larger than bench.Config.MaxResponseBytes allows (%v)", url, set.Payloads[0].Source, out.Err)}
 	case out.Class != load.ConnRefused:
 		// Something answered, but not with HTTP/1.x: say what it speaks.
 		if hint := rest.Sniff(ctx); hint != "" {
@@ -253,41 +262,41 @@ func interruptedOr(ctx context.Context, err error) error {
 	return fmt.Errorf("interrupted before any load was sent: %w", ctx.Err())
 }
 
-// LoadCertPool reads the PEM certificates of path, named after flag in
-// errors.
-func LoadCertPool(flag, path string) (*x509.CertPool, error) {
+// LoadCertPool reads the PEM certificates of path; name is the setting
+// that gave it, for errors.
+func LoadCertPool(name, path string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", flag, path, err)
+		return nil, setting.Errorf(name, "%s %s: %w", name, path, err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s %s: no PEM certificate in the file", flag, path)
+		return nil, setting.Invalid(name, path, "no PEM certificate in the file")
 	}
 	return pool, nil
 }
 
 // config returns the TLS settings, or nil for plaintext (a gRPC target
-// without --tls; an https:// URL gets default settings from the transport).
+// without TLS; an https:// URL gets default settings from the transport).
 func (t TLSFiles) config() (*tls.Config, error) {
 	if !t.Enabled && t.CA == "" && t.Cert == "" && t.Key == "" && !t.InsecureSkipVerify {
 		return nil, nil
 	}
 	c := &tls.Config{InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // the user asked for it
 	if t.CA != "" {
-		pool, err := LoadCertPool("--ca", t.CA)
+		pool, err := LoadCertPool("bench.Config.TLS.CA", t.CA)
 		if err != nil {
 			return nil, err
 		}
 		c.RootCAs = pool
 	}
 	if (t.Cert == "") != (t.Key == "") {
-		return nil, errors.New("--cert and --key go together")
+		return nil, setting.Errorf("bench.Config.TLS.Cert", "bench.Config.TLS.Cert and bench.Config.TLS.Key go together")
 	}
 	if t.Cert != "" {
 		pair, err := tls.LoadX509KeyPair(t.Cert, t.Key)
 		if err != nil {
-			return nil, fmt.Errorf("--cert %s / --key %s: %w", t.Cert, t.Key, err)
+			return nil, setting.Errorf("bench.Config.TLS.Cert", "bench.Config.TLS.Cert %s / bench.Config.TLS.Key %s: %w", t.Cert, t.Key, err)
 		}
 		c.Certificates = []tls.Certificate{pair}
 	}
@@ -304,6 +313,8 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 		Target:      t.name,
 		Transport:   t.kind,
 		Loop:        "closed",
+		Rate:        cfg.Plan.Rate,
+		Concurrency: cfg.Plan.Concurrency,
 		LatencyFrom: "send",
 		Requests:    snap.Steady.Requests,
 		Errors:      errorNames(snap.Steady.Errors),
@@ -329,6 +340,7 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 	}
 	if cfg.Plan.Rate > 0 {
 		res.Loop, res.LatencyFrom = "open", "intended_send"
+		res.MaxInflight = cfg.Plan.MaxInflight
 	}
 	if len(snap.FirstErrors) > 0 {
 		res.ErrorSamples = map[string]string{}
@@ -379,8 +391,8 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 // request's start to the last one's end, but never shorter than the plan
 // made the phase: n open-loop requests are 1/rate apart, so they take n/rate
 // however fast each one is answered, and a closed loop that finished its
-// --duration took that long. (A run of one request at --rate 1 is 1 req/s,
-// not one over its 2 ms latency.)
+// Duration took that long. (A run of one request at rate 1 is 1 req/s, not
+// one over its 2 ms latency.)
 func steadySpan(plan load.Plan, steady *load.PhaseStats, interrupted bool) time.Duration {
 	span := steady.LastAt - steady.FirstAt
 	switch {

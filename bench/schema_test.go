@@ -21,16 +21,16 @@ func TestSchemaMatchesRealResults(t *testing.T) {
 	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond, ErrorRate: 0.1}})
 	dir := t.TempDir()
 	out := filepath.Join(dir, "run.json")
-	_, err := Run(context.Background(), Config{
+	ran, err := Run(context.Background(), Config{
 		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
 		Plan:     load.Plan{Rate: 200, WarmupDuration: 500 * time.Millisecond, Duration: 2 * time.Second, MaxInflight: 200},
 		Profile:  profiled(srv, t.TempDir()),
-		OutPath:  out,
 		Settings: map[string]any{"rate": 200.0, "timeout": 5.0, "tls": false, "header": []string{}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	writeResult(t, ran, out)
 	run, err := report.ReadResult(out)
 	if err != nil {
 		t.Fatal(err)

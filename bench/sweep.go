@@ -9,12 +9,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/loadprof/loadprof/internal/setting"
 	"github.com/loadprof/loadprof/profile"
 	"github.com/loadprof/loadprof/report"
 )
 
 // Steps is a sweep's list of load levels: "50:500:50" (from:to:step) or
-// "1:64:x2" (from:to:xFACTOR), as given to --rate or --concurrency.
+// "1:64:x2" (from:to:xFACTOR), given as a rate or a concurrency.
 type Steps struct {
 	Values []float64
 }
@@ -22,16 +23,17 @@ type Steps struct {
 // maxSteps bounds a sweep's steps, checked before any is made.
 const maxSteps = 1000
 
-// ParseSteps reads a step range; a plain number is not a range.
-func ParseSteps(flag, spec string) (Steps, error) {
+// ParseSteps reads a step range; a plain number is not a range. name is
+// the setting the range is for, as errors call it.
+func ParseSteps(name, spec string) (Steps, error) {
 	parts := strings.Split(spec, ":")
 	if len(parts) != 3 {
-		return Steps{}, fmt.Errorf("%s %q: want FROM:TO:STEP (50:500:50) or FROM:TO:xFACTOR (1:64:x2)", flag, spec)
+		return Steps{}, fmt.Errorf("%s %q: want FROM:TO:STEP (50:500:50) or FROM:TO:xFACTOR (1:64:x2)", name, spec)
 	}
 	from, err1 := parseFinite(parts[0])
 	to, err2 := parseFinite(parts[1])
 	if err1 != nil || err2 != nil || from <= 0 || to < from {
-		return Steps{}, fmt.Errorf("%s %q: FROM and TO must be positive numbers with FROM <= TO", flag, spec)
+		return Steps{}, fmt.Errorf("%s %q: FROM and TO must be positive numbers with FROM <= TO", name, spec)
 	}
 	// The count comes first: a range of a trillion steps is refused, not
 	// built. TO is widened by a little so that 0.1:0.3:0.1 ends at 0.3.
@@ -41,20 +43,20 @@ func ParseSteps(flag, spec string) (Steps, error) {
 	if f, ok := strings.CutPrefix(parts[2], "x"); ok {
 		factor, err := parseFinite(f)
 		if err != nil || factor <= 1 {
-			return Steps{}, fmt.Errorf("%s %q: the factor must be a number above 1", flag, spec)
+			return Steps{}, fmt.Errorf("%s %q: the factor must be a number above 1", name, spec)
 		}
 		n = math.Floor(math.Log(top/from)/math.Log(factor)) + 1
 		next = func(i int) float64 { return from * math.Pow(factor, float64(i)) }
 	} else {
 		step, err := parseFinite(parts[2])
 		if err != nil || step <= 0 {
-			return Steps{}, fmt.Errorf("%s %q: STEP must be a positive number", flag, spec)
+			return Steps{}, fmt.Errorf("%s %q: STEP must be a positive number", name, spec)
 		}
 		n = math.Floor((top-from)/step) + 1
 		next = func(i int) float64 { return from + float64(i)*step }
 	}
 	if !(n <= maxSteps) {
-		return Steps{}, fmt.Errorf("%s %q: %.4g steps; at most %d", flag, spec, n, maxSteps)
+		return Steps{}, fmt.Errorf("%s %q: %.4g steps; at most %d", name, spec, n, maxSteps)
 	}
 	var s Steps
 	for i := 0; i < int(n); i++ {
@@ -188,7 +190,7 @@ func RunSweep(ctx context.Context, sc SweepConfig) (*report.SweepResult, error) 
 	return out, nil
 }
 
-// profileSelection reads --profile-steps: a comma list of all, first,
+// profileSelection reads ProfileSteps: a comma list of all, first,
 // last, max and 1-based step numbers. It returns the steps to profile and
 // whether to run the highest passing level again with a profile.
 func profileSelection(spec string, n int) ([]bool, bool, error) {
@@ -212,7 +214,7 @@ func profileSelection(spec string, n int) ([]bool, bool, error) {
 		default:
 			k, err := strconv.Atoi(f)
 			if err != nil || k < 1 || k > n {
-				return nil, false, fmt.Errorf("--profile-steps %q: want all, first, last, max or step numbers 1..%d", spec, n)
+				return nil, false, setting.Invalid("bench.SweepConfig.ProfileSteps", fmt.Sprintf("%q", spec), fmt.Sprintf("want all, first, last, max or step numbers 1..%d", n))
 			}
 			at[k-1] = true
 		}
@@ -223,7 +225,7 @@ func profileSelection(spec string, n int) ([]bool, bool, error) {
 // runStep runs one level, again while its halves disagree (up to Repeats).
 func runStep(ctx context.Context, sc SweepConfig, level float64, withProfile bool, runPrefix string) (*report.StepResult, error) {
 	cfg := sc.Base
-	cfg.OutPath, cfg.HGRMPath, cfg.HlogPath = "", "", ""
+	cfg.IntervalLog = nil // one run's; a sweep keeps every step's histogram in its result
 	name := fmt.Sprintf("%srate_%g", runPrefix, level)
 	if sc.Closed {
 		cfg.Plan.Concurrency, cfg.Plan.Rate = int(level), 0

@@ -124,7 +124,7 @@ func TestGRPCOverTLSAndMutualTLS(t *testing.T) {
 	}{
 		"wrong CA":           {tlsOnly, TLSFiles{Enabled: true, CA: pki.otherCAFile}, "TLS handshake failed"},
 		"no client cert":     {mutual, TLSFiles{Enabled: true, CA: pki.caFile}, "does it require a client certificate"},
-		"plaintext to a TLS": {tlsOnly, TLSFiles{}, "does it expect TLS (--tls)?"},
+		"plaintext to a TLS": {tlsOnly, TLSFiles{}, "does it expect TLS (bench.Config.TLS.Enabled)?"},
 	} {
 		_, err := run(c.srv, c.files)
 		var te *TargetError
@@ -132,7 +132,7 @@ func TestGRPCOverTLSAndMutualTLS(t *testing.T) {
 			t.Errorf("%s: got %v", name, err)
 		}
 	}
-	if _, err := run(tlsOnly, TLSFiles{Enabled: true, Cert: pki.clientCert}); err == nil || !strings.Contains(err.Error(), "--cert and --key go together") {
+	if _, err := run(tlsOnly, TLSFiles{Enabled: true, Cert: pki.clientCert}); err == nil || !strings.Contains(err.Error(), "bench.Config.TLS.Cert and bench.Config.TLS.Key go together") {
 		t.Fatalf("cert without key: %v", err)
 	}
 }

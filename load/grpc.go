@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/loadprof/loadprof/internal/setting"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -73,7 +74,7 @@ func DialGRPC(target string, n int, tlsConfig *tls.Config) ([]*grpc.ClientConn, 
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20), grpc.MaxCallSendMsgSize(256<<20)))
 		if err != nil {
 			CloseConns(conns)
-			return nil, fmt.Errorf("--grpc %s: %w", target, err)
+			return nil, setting.Errorf("load.DialGRPC.target", "load.DialGRPC.target %s: %w", target, err)
 		}
 		conns = append(conns, cc)
 	}

@@ -73,7 +73,7 @@ var errMalformedResponse = errors.New("malformed response")
 
 // errResponseTimeout is a request's timeout in the event loop; it wraps
 // os.ErrDeadlineExceeded so that it classifies like the goroutine engine's.
-var errResponseTimeout = fmt.Errorf("no complete response within --timeout: %w", os.ErrDeadlineExceeded)
+var errResponseTimeout = fmt.Errorf("no complete response within the timeout: %w", os.ErrDeadlineExceeded)
 
 type frameState uint8
 

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/loadprof/loadprof/internal/setting"
 	"github.com/valyala/fasthttp"
 )
 
@@ -64,7 +65,7 @@ const (
 	EngineGoroutines Engine = "goroutines"
 )
 
-// ParseEngine reads the --rest-engine flag.
+// ParseEngine reads an engine's name: auto, epoll or goroutines.
 func ParseEngine(s string) (Engine, error) {
 	switch e := Engine(s); e {
 	case "auto":
@@ -72,7 +73,7 @@ func ParseEngine(s string) (Engine, error) {
 	case EngineEpoll, EngineGoroutines:
 		return e, nil
 	}
-	return "", fmt.Errorf("--rest-engine %q: want auto, epoll or goroutines", s)
+	return "", setting.Invalid("load.RESTConfig.Engine", fmt.Sprintf("%q", s), "want auto, epoll or goroutines")
 }
 
 // REST is a Transport for HTTP/1.1 requests on keep-alive connections,
@@ -151,13 +152,13 @@ func (r *REST) Resent() int64 { return r.resent.Load() }
 func NewREST(cfg RESTConfig) (*REST, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil {
-		return nil, fmt.Errorf("--url %q: %v", cfg.URL, err)
+		return nil, setting.Invalid("load.RESTConfig.URL", fmt.Sprintf("%q", cfg.URL), err.Error())
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("--url %q: scheme must be http or https", cfg.URL)
+		return nil, setting.Invalid("load.RESTConfig.URL", fmt.Sprintf("%q", cfg.URL), "scheme must be http or https")
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("--url %q: no host", cfg.URL)
+		return nil, setting.Invalid("load.RESTConfig.URL", fmt.Sprintf("%q", cfg.URL), "no host")
 	}
 	if len(cfg.Bodies) == 0 {
 		return nil, errors.New("rest: no payloads")
@@ -182,9 +183,9 @@ func NewREST(cfg RESTConfig) (*REST, error) {
 	r := &REST{cfg: cfg, addr: addr, conns: map[*restSender]struct{}{}, engine: cfg.Engine}
 	switch {
 	case cfg.Engine == EngineEpoll && !eventLoopsAvailable:
-		return nil, errors.New("--rest-engine epoll: needs Linux; use goroutines")
+		return nil, setting.Invalid("load.RESTConfig.Engine", "epoll", "needs Linux; use goroutines")
 	case cfg.Engine == EngineEpoll && u.Scheme == "https":
-		return nil, fmt.Errorf("--rest-engine epoll: %s is https, which only the goroutine engine speaks", cfg.URL)
+		return nil, setting.Invalid("load.RESTConfig.Engine", "epoll", cfg.URL+" is https, which only the goroutine engine speaks")
 	case cfg.Engine == EngineAuto && eventLoopsAvailable && u.Scheme == "http":
 		r.engine = EngineEpoll
 	case cfg.Engine == EngineAuto:

@@ -2,7 +2,6 @@ package load
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/loadprof/loadprof/internal/setting"
 )
 
 // Plan says how much load to send and when. Exactly one of Rate (open loop)
@@ -41,41 +41,43 @@ type Plan struct {
 	SteadyStarted func()
 }
 
-// Check reports the first thing wrong with p, naming the flag that sets it.
+// Check reports the first thing wrong with p, as a *SettingError naming
+// the field ("load.Plan.Rate").
 func (p *Plan) Check() error {
 	// A rate's interval must fit a time.Duration with room to spare (1e-12
 	// overflowed it and sent requests back to back), and the scheduler
 	// cannot time requests much closer than 100 ns apart.
 	const minRate, maxRate = 1e-3, 1e7
+	g := func(v float64) string { return fmt.Sprintf("%g", v) }
 	switch {
 	case math.IsNaN(p.Rate) || math.IsInf(p.Rate, 0):
-		return fmt.Errorf("--rate %g: must be a finite number of requests per second", p.Rate)
+		return setting.Invalid("load.Plan.Rate", g(p.Rate), "must be a finite number of requests per second")
 	case p.Rate < 0:
-		return fmt.Errorf("--rate %g: must be positive", p.Rate)
+		return setting.Invalid("load.Plan.Rate", g(p.Rate), "must be positive")
 	case p.Rate > 0 && p.Rate < minRate:
-		return fmt.Errorf("--rate %g: must be at least %g (one request every %.0f s)", p.Rate, minRate, 1/minRate)
+		return setting.Invalid("load.Plan.Rate", g(p.Rate), fmt.Sprintf("must be at least %g (one request every %.0f s)", minRate, 1/minRate))
 	case p.Rate > maxRate:
-		return fmt.Errorf("--rate %g: must be at most %g requests per second", p.Rate, maxRate)
+		return setting.Invalid("load.Plan.Rate", g(p.Rate), fmt.Sprintf("must be at most %g requests per second", maxRate))
 	case p.Concurrency < 0:
-		return fmt.Errorf("--concurrency %d: must be positive", p.Concurrency)
+		return setting.Invalid("load.Plan.Concurrency", fmt.Sprint(p.Concurrency), "must be positive")
 	case p.Rate > 0 && p.Concurrency > 0:
-		return errors.New("--rate and --concurrency exclude each other: choose an open or a closed loop")
+		return setting.Errorf("load.Plan.Rate", "load.Plan.Rate and load.Plan.Concurrency exclude each other: choose an open or a closed loop")
 	case p.Rate == 0 && p.Concurrency == 0:
-		return errors.New("give --rate (open loop) or --concurrency (closed loop)")
+		return setting.Errorf("load.Plan.Rate", "give load.Plan.Rate (open loop) or load.Plan.Concurrency (closed loop)")
 	case p.Duration < 0:
-		return fmt.Errorf("--duration %v: must not be negative", p.Duration)
+		return setting.Invalid("load.Plan.Duration", p.Duration.String(), "must not be negative")
 	case p.Requests < 0:
-		return fmt.Errorf("--requests %d: must not be negative", p.Requests)
+		return setting.Invalid("load.Plan.Requests", fmt.Sprint(p.Requests), "must not be negative")
 	case p.WarmupDuration < 0:
-		return fmt.Errorf("--warmup %v: must not be negative", p.WarmupDuration)
+		return setting.Invalid("load.Plan.WarmupDuration", p.WarmupDuration.String(), "must not be negative")
 	case p.WarmupRequests < 0:
-		return fmt.Errorf("--warmup %d: must not be negative", p.WarmupRequests)
+		return setting.Invalid("load.Plan.WarmupRequests", fmt.Sprint(p.WarmupRequests), "must not be negative")
 	case p.Duration == 0 && p.Requests == 0:
-		return errors.New("give --duration or --requests")
+		return setting.Errorf("load.Plan.Duration", "give load.Plan.Duration or load.Plan.Requests")
 	case p.Rate > 0 && p.MaxInflight <= 0:
-		return fmt.Errorf("--max-inflight %d: must be at least 1", p.MaxInflight)
+		return setting.Invalid("load.Plan.MaxInflight", fmt.Sprint(p.MaxInflight), "must be at least 1")
 	case p.Grace < 0:
-		return fmt.Errorf("--grace %v: must not be negative", p.Grace)
+		return setting.Invalid("load.Plan.Grace", p.Grace.String(), "must not be negative")
 	}
 	return nil
 }

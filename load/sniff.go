@@ -50,7 +50,7 @@ func DescribeAnswer(first []byte) string {
 	case len(first) >= 9 && first[3] == 0x04 && first[5]|first[6]|first[7]|first[8] == 0:
 		// An HTTP/2 frame header: 3 bytes of length, type 4 (SETTINGS),
 		// flags, stream 0: the server's preface.
-		return "this port speaks HTTP/2, as gRPC does (TF Serving's gRPC port is 8500, REST 8501): for gRPC use --grpc HOST:PORT --model NAME"
+		return "this port speaks HTTP/2, as gRPC does (TF Serving's gRPC port is 8500, REST 8501): for gRPC use bench.Config.GRPC.Addr HOST:PORT bench.Config.GRPC.Model NAME"
 	case len(first) >= 2 && (first[0] == 0x15 || first[0] == 0x16) && first[1] == 0x03:
 		return "this port speaks TLS: use an https:// URL"
 	}

@@ -183,7 +183,7 @@ func TestAByteOrderMarkIsNotPartOfThePayload(t *testing.T) {
 	if got := string(set.Payloads[0].Body); got != `{"instances": [[1, 2]]}` {
 		t.Fatalf("body %q", got)
 	}
-	if _, err := Load(path, Options{MaxBytes: 10}); err == nil || !strings.Contains(err.Error(), "--max-payload") {
+	if _, err := Load(path, Options{MaxBytes: 10}); err == nil || !strings.Contains(err.Error(), "payloads.Options.MaxBytes") {
 		t.Fatalf("a file over the limit: %v", err)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+
+	"github.com/loadprof/loadprof/internal/setting"
 )
 
 // DefaultMaxBytes bounds one payload file (and stdin). A predict body larger
@@ -82,7 +84,7 @@ func Load(path string, opts Options) (*Set, error) {
 	}
 	set := &Set{}
 	if path == "" {
-		return nil, &Error{Source: "--data", Msg: "no payload file given"}
+		return nil, setting.Errorf("payloads.Load.path", "payloads.Load.path: no payload file given")
 	}
 	if path == "-" {
 		in := opts.Stdin
@@ -170,7 +172,7 @@ func readLimited(r io.Reader, source string, limit int64) ([]byte, error) {
 		return nil, &Error{Source: source, Msg: "read failed: " + err.Error(), Err: err}
 	}
 	if int64(len(data)) > limit {
-		return nil, &Error{Source: source, Msg: fmt.Sprintf("larger than the %d-byte limit for one payload file (--max-payload)", limit)}
+		return nil, &Error{Source: source, Msg: fmt.Sprintf("larger than the %d-byte limit for one payload file (payloads.Options.MaxBytes)", limit)}
 	}
 	// Editors on Windows start UTF-8 files with a byte order mark; JSON
 	// has no use for it and servers reject it, so it is not sent.

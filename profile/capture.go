@@ -297,12 +297,12 @@ func describe(addr string, err error, opts Options) error {
 		}
 		return &Error{Addr: addr, Err: err, Msg: "unreachable: " + st.Message()}
 	case codes.DeadlineExceeded:
-		return &Error{Addr: addr, Err: err, Msg: fmt.Sprintf("no answer within the %s window plus %s for collection (raise --profile-timeout)", opts.Duration, opts.Slack)}
+		return &Error{Addr: addr, Err: err, Msg: fmt.Sprintf("no answer within the %s window plus %s for collection (raise profile.Options.Slack)", opts.Duration, opts.Slack)}
 	case codes.Canceled:
 		return &Error{Addr: addr, Err: err, Msg: "interrupted before the server returned the trace"}
 	case codes.ResourceExhausted:
 		if m := tooLarge.FindStringSubmatch(st.Message()); m != nil {
-			return &Error{Addr: addr, Err: err, Msg: fmt.Sprintf("the trace is larger than --profile-max-bytes %d (the server sent %s bytes); raise it", opts.MaxBytes, m[1])}
+			return &Error{Addr: addr, Err: err, Msg: fmt.Sprintf("the trace is larger than profile.Options.MaxBytes %d (the server sent %s bytes); raise it", opts.MaxBytes, m[1])}
 		}
 	case codes.Internal:
 		if strings.Contains(st.Message(), "unmarshal") {

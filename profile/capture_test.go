@@ -129,7 +129,7 @@ func TestCaptureStreamsTheTraceToDisk(t *testing.T) {
 func TestCaptureRefusesATraceOverMaxBytes(t *testing.T) {
 	logdir := t.TempDir()
 	res, err := capturePadded(t, 50_000, profile.Options{LogDir: logdir, MaxBytes: 64 << 10})
-	if err == nil || !regexp.MustCompile(`the trace is larger than --profile-max-bytes 65536 \(the server sent \d+ bytes\); raise it$`).MatchString(err.Error()) {
+	if err == nil || !regexp.MustCompile(`the trace is larger than profile.Options.MaxBytes 65536 \(the server sent \d+ bytes\); raise it$`).MatchString(err.Error()) {
 		t.Fatalf("got %v", err)
 	}
 	if res.Saved != profile.SavedNone || len(res.Files) != 0 {

@@ -95,7 +95,7 @@ func ParseLimits(spec string) ([]Limit, error) {
 	for i, part := range parts {
 		part = strings.TrimSpace(part)
 		if part == "" {
-			return nil, fmt.Errorf("--max %q: limit %d of %d is empty (a comma too many?); want METRIC=CHANGE, e.g. p99=10%%", spec, i+1, len(parts))
+			return nil, fmt.Errorf("report.ParseLimits %q: limit %d of %d is empty (a comma too many?); want METRIC=CHANGE, e.g. p99=10%%", spec, i+1, len(parts))
 		}
 		name, val, ok := strings.Cut(part, "=")
 		name = strings.ToLower(strings.TrimSpace(name))
@@ -104,10 +104,10 @@ func ParseLimits(spec string) ([]Limit, error) {
 		}
 		m, known := findMetric(name)
 		if !ok || !known {
-			return nil, fmt.Errorf("--max %q: want METRIC=CHANGE with METRIC one of %s", part, metricNames())
+			return nil, fmt.Errorf("report.ParseLimits %q: want METRIC=CHANGE with METRIC one of %s", part, metricNames())
 		}
 		if before, twice := given[name]; twice {
-			return nil, fmt.Errorf("--max: %s is limited twice (%s and %s); give each metric one limit", name, before, part)
+			return nil, fmt.Errorf("report.ParseLimits: %s is limited twice (%s and %s); give each metric one limit", name, before, part)
 		}
 		given[name] = part
 		l := Limit{Metric: name}
@@ -120,24 +120,24 @@ func ParseLimits(spec string) ([]Limit, error) {
 		case m.isRate:
 			l.Absolute = "rps"
 		case m.isLatency:
-			return nil, fmt.Errorf("--max %q: a latency limit needs %% or ms, e.g. %s=10%% or %s=5ms", part, name, name)
+			return nil, fmt.Errorf("report.ParseLimits %q: a latency limit needs %% or ms, e.g. %s=10%% or %s=5ms", part, name, name)
 		}
 		v, err := strconv.ParseFloat(val, 64)
 		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("--max %q: %q is not a number", part, val)
+			return nil, fmt.Errorf("report.ParseLimits %q: %q is not a number", part, val)
 		}
 		negative, positive := strings.HasPrefix(val, "-"), strings.HasPrefix(val, "+")
 		switch {
 		case m.isErrCount && negative:
-			return nil, fmt.Errorf("--max %q: an error limit is a count or a rate, not negative", part)
+			return nil, fmt.Errorf("report.ParseLimits %q: an error limit is a count or a rate, not negative", part)
 		case m.isErrCount && !l.Percent && v != math.Trunc(v):
 			// Without %, the limit counts errors: 2.5 of them means nothing,
 			// and is most likely a rate missing its %.
-			return nil, fmt.Errorf("--max %q: an error count is a whole number (errors=2); a rate of the requests takes %%, e.g. %s=%s%%", part, name, val)
+			return nil, fmt.Errorf("report.ParseLimits %q: an error count is a whole number (errors=2); a rate of the requests takes %%, e.g. %s=%s%%", part, name, val)
 		case m.higherBad && negative && !m.isErrCount:
-			return nil, fmt.Errorf("--max %q: %s regresses when it rises; write %s=%s (fails when it rises by more)", part, name, name, limitMagnitude(part))
+			return nil, fmt.Errorf("report.ParseLimits %q: %s regresses when it rises; write %s=%s (fails when it rises by more)", part, name, name, limitMagnitude(part))
 		case !m.higherBad && positive:
-			return nil, fmt.Errorf("--max %q: %s regresses when it drops; write %s=%s or %s=-%s (fails when it drops by more)", part, name, name, limitMagnitude(part), name, limitMagnitude(part))
+			return nil, fmt.Errorf("report.ParseLimits %q: %s regresses when it drops; write %s=%s or %s=-%s (fails when it drops by more)", part, name, name, limitMagnitude(part), name, limitMagnitude(part))
 		}
 		l.Value = math.Abs(v)
 		out = append(out, l)

@@ -232,9 +232,9 @@ func TestLimitsAreHowFarAMetricMayMoveItsBadWay(t *testing.T) {
 		}
 	}
 	for spec, want := range map[string]string{
-		"rps=+5%":   `--max "rps=+5%": rps regresses when it drops; write rps=5% or rps=-5%`,
+		"rps=+5%":   `report.ParseLimits "rps=+5%": rps regresses when it drops; write rps=5% or rps=-5%`,
 		"ok_rps=+1": `ok_rps regresses when it drops`,
-		"p99=-10%":  `--max "p99=-10%": p99 regresses when it rises; write p99=10%`,
+		"p99=-10%":  `report.ParseLimits "p99=-10%": p99 regresses when it rises; write p99=10%`,
 		"p50=-2ms":  `p50 regresses when it rises`,
 	} {
 		if _, err := ParseLimits(spec); err == nil || !strings.Contains(err.Error(), want) {
@@ -253,9 +253,9 @@ func TestLimitsAreHowFarAMetricMayMoveItsBadWay(t *testing.T) {
 
 func TestParseLimitsRefusesAMetricLimitedTwice(t *testing.T) {
 	for spec, want := range map[string]string{
-		"p99=10%,rps=5%,p99=5%": "--max: p99 is limited twice (p99=10% and p99=5%)",
-		"p999=1%,p99.9=2%":      "--max: p999 is limited twice (p999=1% and p99.9=2%)",
-		"errors=0, errors=1%":   "--max: errors is limited twice",
+		"p99=10%,rps=5%,p99=5%": "report.ParseLimits: p99 is limited twice (p99=10% and p99=5%)",
+		"p999=1%,p99.9=2%":      "report.ParseLimits: p999 is limited twice (p999=1% and p99.9=2%)",
+		"errors=0, errors=1%":   "report.ParseLimits: errors is limited twice",
 	} {
 		_, err := ParseLimits(spec)
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {

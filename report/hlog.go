@@ -27,8 +27,7 @@ const HlogWarmupTag = "warmup"
 // record and hand the finished second to a goroutine that encodes and
 // writes it: a slow disk never holds up the load.
 type HlogWriter struct {
-	flag, path  string
-	out         *outfile.File
+	out         io.WriteCloser
 	origin      time.Time
 	warn        io.Writer                    // where a failed write is said at once; nil for nowhere
 	windowState func() (bool, time.Duration) // the profile window's state and since when, for the comments that mark it; nil without one
@@ -54,22 +53,28 @@ type hlogSecond struct {
 	warmup, steady *hdrhistogram.Histogram // nil: no interval of that phase this second
 }
 
-// NewHlogWriter creates the log at path and writes its header. Times in it
-// are relative to origin (the run's clock), written to the millisecond.
-// hasWarmup says whether the plan has a warm-up: seconds before the first
-// steady request finishes are the warm-up's only then.
+// NewHlogWriter creates the log at path (see NewHlog), named after flag
+// in errors.
 func NewHlogWriter(flag, path string, origin time.Time, hasWarmup bool, warn io.Writer) (*HlogWriter, error) {
 	out, err := outfile.Stream(flag, path)
 	if err != nil {
 		return nil, err
 	}
+	return NewHlog(out, origin, hasWarmup, warn)
+}
+
+// NewHlog starts a log on out and writes its header; Close closes out.
+// Times in it are relative to origin (the run's clock), written to the
+// millisecond. hasWarmup says whether the plan has a warm-up: seconds
+// before the first steady request finishes are the warm-up's only then.
+func NewHlog(out io.WriteCloser, origin time.Time, hasWarmup bool, warn io.Writer) (*HlogWriter, error) {
 	w := &HlogWriter{
-		flag: flag, path: path, out: out, origin: origin, warn: warn,
+		out: out, origin: origin, warn: warn,
 		warmup: newHistogram(), steady: newHistogram(), steadyBegun: !hasWarmup,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	if _, err := out.Write(w.header()); err != nil {
-		out.Abort()
+		_ = out.Close()
 		return nil, err
 	}
 	go w.writeLoop()
@@ -236,7 +241,7 @@ func (w *HlogWriter) Close() error {
 	}
 	<-w.done
 	err := w.err
-	if cerr := w.out.Commit(); err == nil {
+	if cerr := w.out.Close(); err == nil {
 		err = cerr
 	}
 	return err

@@ -391,7 +391,7 @@ func TestPageColoursAreDistinctAndReadable(t *testing.T) {
 func TestErrorLimitsAndEmptyLimitsAreRefusedClearly(t *testing.T) {
 	for spec, want := range map[string]string{
 		"errors=2.5":       "an error count is a whole number (errors=2); a rate of the requests takes %, e.g. errors=2.5%",
-		"p99=10%,":         `--max "p99=10%,": limit 2 of 2 is empty`,
+		"p99=10%,":         `report.ParseLimits "p99=10%,": limit 2 of 2 is empty`,
 		"p99=10%,,rps=5%":  "limit 2 of 3 is empty",
 		",p99=10%":         "limit 1 of 2 is empty",
 		"errors=2.5%,p99=": `"p99=": a latency limit needs % or ms`,

@@ -81,6 +81,15 @@ type Result struct {
 	SeriesUnknown []string `json:"series_unknown,omitempty"`
 	// MergedFrom are the inputs of a merge, each with its own settings.
 	MergedFrom []MergedInput `json:"merged_from,omitempty"`
+
+	// The load the run was planned at, whatever the settings were called:
+	// Rate (open loop, requests per second) or Concurrency (closed loop),
+	// and MaxInflight, the open loop's bound on requests in flight. Zero
+	// when not known (a merge). Reading a result that predates them fills
+	// them from its config.
+	Rate        float64 `json:"rate,omitempty"`
+	Concurrency int     `json:"concurrency,omitempty"`
+	MaxInflight int     `json:"max_inflight,omitempty"`
 }
 
 // Units are the units of the numbers whose names do not carry one.
@@ -142,6 +151,25 @@ type MergedInput struct {
 func (r *Result) upgrade() {
 	if r.Version < 3 {
 		upgradeConfig(r.Config)
+	}
+	if len(r.MergedFrom) > 0 {
+		return
+	}
+	// Results written before the typed plan fields carry it only in config.
+	number := func(key string) float64 {
+		v, _ := r.Config[key].(float64)
+		return v
+	}
+	if r.Rate == 0 && r.Concurrency == 0 {
+		switch r.Loop {
+		case "open":
+			r.Rate = number("rate")
+		case "closed":
+			r.Concurrency = int(number("concurrency"))
+		}
+	}
+	if r.MaxInflight == 0 && r.Loop == "open" {
+		r.MaxInflight = int(number("max-inflight"))
 	}
 }
 

@@ -12,14 +12,14 @@ type SLO struct {
 	ErrPct  float64            // errors as % of requests; -1 when not set
 }
 
-// ParseSLO reads --slo.
+// ParseSLO reads an objective, "p99<50ms,errors<0.1%".
 func ParseSLO(spec string) (SLO, error) {
 	slo := SLO{Latency: map[string]float64{}, ErrPct: -1}
 	for _, part := range strings.Split(spec, ",") {
 		part = strings.TrimSpace(part)
 		name, val, ok := strings.Cut(part, "<")
 		if !ok {
-			return slo, fmt.Errorf("--slo %q: want METRIC<LIMIT, e.g. p99<50ms or errors<0.1%%", part)
+			return slo, fmt.Errorf("report.ParseSLO %q: want METRIC<LIMIT, e.g. p99<50ms or errors<0.1%%", part)
 		}
 		name = strings.ToLower(strings.TrimSpace(name))
 		if name == "p99.9" {
@@ -29,17 +29,17 @@ func ParseSLO(spec string) (SLO, error) {
 		case name == "errors":
 			v, err := strconv.ParseFloat(strings.TrimSuffix(val, "%"), 64)
 			if err != nil || !strings.HasSuffix(val, "%") || v < 0 {
-				return slo, fmt.Errorf("--slo %q: errors take a percentage, e.g. errors<0.1%%", part)
+				return slo, fmt.Errorf("report.ParseSLO %q: errors take a percentage, e.g. errors<0.1%%", part)
 			}
 			slo.ErrPct = v
 		case name == "p50" || name == "p90" || name == "p95" || name == "p99" || name == "p999" || name == "max" || name == "mean":
 			ms, err := parseMs(val)
 			if err != nil {
-				return slo, fmt.Errorf("--slo %q: %v", part, err)
+				return slo, fmt.Errorf("report.ParseSLO %q: %v", part, err)
 			}
 			slo.Latency[name] = ms
 		default:
-			return slo, fmt.Errorf("--slo %q: unknown metric %q (p50, p90, p95, p99, p999, max, mean, errors)", part, name)
+			return slo, fmt.Errorf("report.ParseSLO %q: unknown metric %q (p50, p90, p95, p99, p999, max, mean, errors)", part, name)
 		}
 	}
 	return slo, nil

@@ -12,10 +12,10 @@ func WriteSummary(w io.Writer, r *Result) {
 	if r.Loop == "open" {
 		loop = "open loop"
 	}
-	if rate, ok := r.Config["rate"]; ok && r.Loop == "open" {
-		loop = fmt.Sprintf("open loop at %v req/s", rate)
-	} else if c, ok := r.Config["concurrency"]; ok && r.Loop == "closed" {
-		loop = fmt.Sprintf("closed loop, concurrency %v", c)
+	if r.Rate > 0 && r.Loop == "open" {
+		loop = fmt.Sprintf("open loop at %v req/s", r.Rate)
+	} else if r.Concurrency > 0 && r.Loop == "closed" {
+		loop = fmt.Sprintf("closed loop, concurrency %v", r.Concurrency)
 	}
 	from := "send time"
 	if r.LatencyFrom == "intended_send" {
@@ -101,8 +101,8 @@ func writeClientNotes(w io.Writer, r *Result) {
 		fmt.Fprintf(w, "\n  send lag (how late requests left against their schedule): p50 %s ms, p99 %s ms, max %s ms\n", FormatMs(l.P50), FormatMs(l.P99), FormatMs(l.Max))
 	}
 	limit := "--max-inflight"
-	if v, ok := r.Config["max-inflight"]; ok {
-		limit = fmt.Sprintf("--max-inflight %v", v)
+	if r.MaxInflight > 0 {
+		limit = fmt.Sprintf("--max-inflight %v", r.MaxInflight)
 	}
 	if c.Saturated > 0 || c.NotSent > 0 {
 		fmt.Fprintf(w, "\n  note: the server kept %s requests outstanding (it answers more slowly than the rate needs): %d requests were sent late, waiting for one to finish, and their wait is in the latency", limit, c.Saturated)

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/loadprof/loadprof/payloads"
+
+	"github.com/loadprof/loadprof/internal/setting"
 )
 
 // TensorSpec is one input or output of a signature. A dimension of -1 takes
@@ -27,11 +29,11 @@ type TensorSpec struct {
 func ParseTensorSpec(s string) (TensorSpec, error) {
 	parts := strings.Split(s, ":")
 	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" {
-		return TensorSpec{}, fmt.Errorf("--input %q: want NAME:TYPE[:DIMS], e.g. x:float:-1,4", s)
+		return TensorSpec{}, setting.Invalid("sim.ParseTensorSpec", fmt.Sprintf("%q", s), "want NAME:TYPE[:DIMS], e.g. x:float:-1,4")
 	}
 	dtype := "DT_" + strings.ToUpper(parts[1])
 	if _, ok := dtypeKinds[dtype]; !ok {
-		return TensorSpec{}, fmt.Errorf("--input %q: unknown type %q", s, parts[1])
+		return TensorSpec{}, setting.Invalid("sim.ParseTensorSpec", fmt.Sprintf("%q", s), fmt.Sprintf("unknown type %q", parts[1]))
 	}
 	spec := TensorSpec{Name: parts[0], DType: dtype}
 	if len(parts) == 3 {
@@ -42,7 +44,7 @@ func ParseTensorSpec(s string) (TensorSpec, error) {
 			}
 			n, err := strconv.ParseInt(d, 10, 64)
 			if err != nil || n < -1 {
-				return TensorSpec{}, fmt.Errorf("--input %q: dimension %q is not a size or -1", s, d)
+				return TensorSpec{}, setting.Invalid("sim.ParseTensorSpec", fmt.Sprintf("%q", s), fmt.Sprintf("dimension %q is not a size or -1", d))
 			}
 			spec.Shape = append(spec.Shape, n)
 		}

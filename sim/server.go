@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/loadprof/loadprof/internal/setting"
 	"github.com/loadprof/loadprof/payloads"
 	"github.com/loadprof/loadprof/tfproto"
 	"github.com/valyala/fasthttp"
@@ -48,18 +49,19 @@ type Latency struct {
 	ErrorStatus int     // HTTP status of simulated failures; 503 when 0
 }
 
-// check reports a setting out of range, named after the sim command's
-// flag for it.
+// check reports a setting out of range, as a *load.SettingError.
 func (l *Latency) check() error {
 	switch {
-	case l.Fixed < 0 || l.Jitter < 0 || l.Stall < 0 || l.StallEvery < 0 || l.WhileProfiling < 0:
-		return errors.New("--latency, --jitter, --stall and --stall-every must not be negative")
+	case l.Fixed < 0 || l.Jitter < 0 || l.Stall < 0 || l.StallEvery < 0:
+		return setting.Errorf("sim.Latency.Fixed", "sim.Latency.Fixed, sim.Latency.Jitter, sim.Latency.Stall and sim.Latency.StallEvery must not be negative")
+	case l.WhileProfiling < 0:
+		return setting.Invalid("sim.Latency.WhileProfiling", l.WhileProfiling.String(), "must not be negative")
 	case l.Workers < 0:
-		return fmt.Errorf("--workers %d: must not be negative", l.Workers)
+		return setting.Invalid("sim.Latency.Workers", fmt.Sprint(l.Workers), "must not be negative")
 	case !(l.ErrorRate >= 0 && l.ErrorRate <= 1):
-		return fmt.Errorf("--error-rate %g: must be between 0 and 1", l.ErrorRate)
+		return setting.Invalid("sim.Latency.ErrorRate", fmt.Sprintf("%g", l.ErrorRate), "must be between 0 and 1")
 	case l.ErrorStatus < 400 || l.ErrorStatus > 599:
-		return fmt.Errorf("--error-status %d: must be an HTTP error status, 400 to 599", l.ErrorStatus)
+		return setting.Invalid("sim.Latency.ErrorStatus", fmt.Sprint(l.ErrorStatus), "must be an HTTP error status, 400 to 599")
 	}
 	return nil
 }
@@ -200,7 +202,7 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.REST != "" {
 		ln, err := net.Listen("tcp", cfg.REST)
 		if err != nil {
-			return nil, fmt.Errorf("sim: --rest %s: %w", cfg.REST, err)
+			return nil, fmt.Errorf("sim: %w", setting.Errorf("sim.Config.REST", "sim.Config.REST %s: %w", cfg.REST, err))
 		}
 		s.ln = ln
 		if cfg.TLS != nil {
@@ -226,7 +228,7 @@ func Start(cfg Config) (*Server, error) {
 		ln, err := net.Listen("tcp", cfg.GRPC)
 		if err != nil {
 			s.Close()
-			return nil, fmt.Errorf("sim: --grpc %s: %w", cfg.GRPC, err)
+			return nil, fmt.Errorf("sim: %w", setting.Errorf("sim.Config.GRPC", "sim.Config.GRPC %s: %w", cfg.GRPC, err))
 		}
 		s.grpcLn = ln
 		ln = trackingListener{ln, &s.grpcConns}

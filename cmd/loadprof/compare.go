@@ -32,17 +32,17 @@ func compareCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	limits, err := report.ParseLimits(strings.Join(*maxSpecs, ","))
 	if err != nil {
-		fmt.Fprintf(stderr, "loadprof compare: %v\n", err)
+		printError(stderr, "compare", err)
 		return exitBadInput
 	}
 	base, err := report.ReadResult(fs.Arg(0))
 	if err != nil {
-		fmt.Fprintf(stderr, "loadprof compare: %v\n", err)
+		printError(stderr, "compare", err)
 		return exitBadInput
 	}
 	next, err := report.ReadResult(fs.Arg(1))
 	if err != nil {
-		fmt.Fprintf(stderr, "loadprof compare: %v\n", err)
+		printError(stderr, "compare", err)
 		return exitBadInput
 	}
 	c := report.Compare(base, next, limits)
@@ -92,7 +92,7 @@ func mergeCommand(args []string, stdout, stderr io.Writer) int {
 		return exitBadInput
 	}
 	if err := outfile.Check("-o", *out); err != nil {
-		fmt.Fprintf(stderr, "loadprof merge: %v\n", err)
+		printError(stderr, "merge", err)
 		return exitBadInput
 	}
 	if outfile.IsStdout(*out) {
@@ -102,7 +102,7 @@ func mergeCommand(args []string, stdout, stderr io.Writer) int {
 	for _, path := range fs.Args() {
 		r, err := report.ReadResult(path)
 		if err != nil {
-			fmt.Fprintf(stderr, "loadprof merge: %v\n", err)
+			printError(stderr, "merge", err)
 			return exitBadInput
 		}
 		results = append(results, r)
@@ -115,7 +115,7 @@ func mergeCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	merged, notes, err := report.Merge(results, fs.Args())
 	if err != nil {
-		fmt.Fprintf(stderr, "loadprof merge: %v\n", err)
+		printError(stderr, "merge", err)
 		return exitBadInput
 	}
 	err = flagged(merged.WriteJSON(*out), "-o")

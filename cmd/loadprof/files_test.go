@@ -122,9 +122,9 @@ func TestAFailedWriteExitsFourAndIsNeverReportedAsWritten(t *testing.T) {
 	srv := startSim(t, sim.Config{})
 	full := testkit.FullDevice(t)
 	dir := t.TempDir()
-	hgrm := filepath.Join(dir, "r.hgrm")
+	hgrm, hlog := filepath.Join(dir, "r.hgrm"), filepath.Join(dir, "r.hlog")
 	code, stdout, stderr := loadprof(t, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),
-		"--concurrency", "2", "--requests", "50", "--out", full, "--hgrm", hgrm)
+		"--concurrency", "2", "--requests", "50", "--out", full, "--hgrm", hgrm, "--hlog", hlog)
 	if code != 4 {
 		t.Fatalf("exit %d, want 4\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
@@ -136,6 +136,12 @@ func TestAFailedWriteExitsFourAndIsNeverReportedAsWritten(t *testing.T) {
 	}
 	if _, err := os.Stat(hgrm); err != nil || !strings.Contains(stdout, "latency distribution written to "+hgrm) {
 		t.Fatalf("the .hgrm, which could be written, was not (%v):\n%s", err, stdout)
+	}
+	if fi, err := os.Stat(hlog); err != nil || fi.Size() == 0 || !strings.Contains(stdout, "interval log written to "+hlog) {
+		t.Fatalf("the interval log, which could be written, was not (%v):\n%s", err, stdout)
+	}
+	if strings.Count(stderr, "loadprof run: ") != 1 {
+		t.Fatalf("want one line naming the one failed output, got %q", stderr)
 	}
 
 	// report and merge: the same contract.

@@ -146,9 +146,10 @@ func flagged(err error, flag string) error {
 }
 
 // printError writes err with the command's prefix on each line (a joined
-// error has one line per failure).
+// error has one line per failure), every library setting in it named by
+// its flag.
 func printError(w io.Writer, cmd string, err error) {
-	for _, line := range strings.Split(err.Error(), "\n") {
+	for _, line := range strings.Split(inFlags(err.Error()), "\n") {
 		fmt.Fprintf(w, "loadprof %s: %s\n", cmd, line)
 	}
 }

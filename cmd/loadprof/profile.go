@@ -88,11 +88,11 @@ func profileCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	*addr = target
 	opts, err := p.options()
 	if err != nil {
-		fmt.Fprintf(stderr, "loadprof profile: %v\n", err)
+		printError(stderr, "profile", err)
 		return exitBadInput
 	}
 	if err := outfile.CheckDir("--logdir", opts.LogDir, profile.PluginDir(opts.LogDir)); err != nil {
-		fmt.Fprintf(stderr, "loadprof profile: %v\n", err)
+		printError(stderr, "profile", err)
 		return exitBadInput
 	}
 	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -129,7 +129,7 @@ func profileCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "loadprof profile: %v\n", err)
+		printError(stderr, "profile", err)
 		var write *outfile.Error
 		switch {
 		case errors.As(err, &write):
@@ -167,7 +167,7 @@ func traceCommand(args []string, stdout, stderr io.Writer) int {
 			fs.Usage()
 			return exitOK
 		}
-		fmt.Fprintf(stderr, "loadprof trace summary: %v\n", err)
+		printError(stderr, "trace summary", err)
 		return exitBadInput
 	}
 	if *top < 1 {
@@ -180,7 +180,7 @@ func traceCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	sum, files, err := profile.SummarizePath(fs.Arg(0))
 	if err != nil {
-		fmt.Fprintf(stderr, "loadprof trace summary: %v\n", err)
+		printError(stderr, "trace summary", err)
 		return exitBadInput
 	}
 	for _, f := range files {

@@ -35,7 +35,7 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	limits, err := report.ParseLimits(strings.Join(*maxSpecs, ","))
 	if err != nil {
-		fmt.Fprintf(stderr, "loadprof report: %v\n", err)
+		printError(stderr, "report", err)
 		return exitBadInput
 	}
 	if (len(*maxSpecs) > 0 || *noisyFails) && (fs.NArg() != 2 || *html == "") {
@@ -47,7 +47,7 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 		return exitBadInput
 	}
 	if err := outfile.CheckAll(outfile.Output{Flag: "--html", Path: *html}, outfile.Output{Flag: "--hgrm", Path: *hgrm}); err != nil {
-		fmt.Fprintf(stderr, "loadprof report: %v\n", err)
+		printError(stderr, "report", err)
 		return exitBadInput
 	}
 	if outfile.IsStdout(*html) || outfile.IsStdout(*hgrm) {
@@ -64,7 +64,7 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 	for _, path := range fs.Args() {
 		r, err := report.ReadResult(path)
 		if err != nil {
-			fmt.Fprintf(stderr, "loadprof report: %v\n", err)
+			printError(stderr, "report", err)
 			return exitBadInput
 		}
 		results = append(results, r)
@@ -120,7 +120,7 @@ func writeReportHTML(path string, results []*report.Result, names []string, opts
 func reportSweep(path, html string, stdout, stderr io.Writer) int {
 	sw, err := report.ReadSweep(path)
 	if err != nil {
-		fmt.Fprintf(stderr, "loadprof report: %v\n", err)
+		printError(stderr, "report", err)
 		return exitBadInput
 	}
 	if html == "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -70,335 +71,420 @@ func (w *warmupValue) Set(s string) error {
 	return nil
 }
 
-func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// runOptions is a `loadprof run` as its flags asked for it, every flag
+// read and checked: nothing has been opened or sent yet.
+type runOptions struct {
+	bench       bench.Config
+	outputs     runOutputs
+	sweep       *sweepOptions // nil for one run
+	errorBudget *report.Limit // --max-errors; nil for none
+	cpus        int           // GOMAXPROCS; 0 keeps the default
+	cpuProfile  string
+	maxConns    int    // the most connections the run may hold open at once
+	connsFlag   string // the flag that sets maxConns
+}
+
+// sweepOptions are the flags of a sweep beyond the run's own.
+type sweepOptions struct {
+	steps        bench.Steps
+	closed       bool // --concurrency steps
+	slo          report.SLO
+	sloSpec      string // --slo as written, for result.json
+	binary       bool
+	tolerance    float64
+	profileSteps string
+	repeats      int
+	stability    float64
+}
+
+// runFlags are the flags of `loadprof run`, bound to their flag set.
+type runFlags struct {
+	url, grpcAddr, model, signature, modelLabel             *string
+	modelVersion, maxPayload, requests                      *int64
+	connections, maxInflight, maxResponse, repeats, cpus    *int
+	tensorContent, useTLS, quiet, insecure, profileRequired *bool
+	data, rateSpec, concSpec, maxErrors, sloSpec, search    *string
+	profileSteps, out, hgrm, htmlOut, hlog, ca, cert, key   *string
+	profileAddr, engine, cpuProfile                         *string
+	headers, requestEvents                                  *[]string
+	tolerance, stability                                    *float64
+	duration, timeout, grace, profileDelay                  *time.Duration
+	warmup                                                  *warmupValue
+	prof                                                    *profileFlags
+}
+
+func newRunFlags() (*pflag.FlagSet, *runFlags) {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
-	url := fs.String("url", "", "REST endpoint, e.g. http://HOST:8501/v1/models/NAME:predict")
-	grpcAddr := fs.String("grpc", "", "gRPC target HOST:PORT of a TF Serving PredictionService (port 8500), instead of --url")
-	model := fs.String("model", "", "with --grpc: model name")
-	signature := fs.String("signature", "serving_default", "with --grpc: signature for payloads that name none")
-	modelVersion := fs.Int64("model-version", 0, "with --grpc: model version (default: the latest)")
-	modelLabel := fs.String("model-label", "", "with --grpc: model version label, instead of --model-version")
-	connections := fs.Int("connections", 1, "with --grpc: HTTP/2 connections to spread requests over")
-	tensorContent := fs.Bool("tensor-content", false, "with --grpc: send numeric tensors as tensor_content bytes instead of typed fields")
-	useTLS := fs.Bool("tls", false, "with --grpc: use TLS (https:// URLs always do)")
-	data := fs.String("data", "", "payload: a TF Serving JSON body, a .jsonl file (one body per line), a directory of them, or - for stdin")
-	maxPayload := fs.Int64("max-payload", payloads.DefaultMaxBytes, "largest payload file read, in bytes")
-	headers := fs.StringArrayP("header", "H", nil, "extra header \"Key: value\" (repeatable)")
-	rateSpec := fs.String("rate", "", "open loop: requests per second; latency counts from each request's intended send time. FROM:TO:STEP sweeps (50:500:50)")
-	concSpec := fs.String("concurrency", "", "closed loop: requests in flight. FROM:TO:STEP or FROM:TO:xFACTOR sweeps (1:64:x2)")
-	maxErrors := fs.String("max-errors", "", "exit 1 when the steady phase has more errors than this: a count (10) or a rate (0.5%), for CI")
-	sloSpec := fs.String("slo", "", "sweep: stop at the first step that breaks this objective, e.g. p99<50ms,errors<0.1%")
-	search := fs.String("search", "", "sweep: \"binary\" narrows the highest passing level between the last passing and the first broken step")
-	tolerance := fs.Float64("search-tolerance", 0.05, "sweep: relative width at which the binary search stops")
-	profileSteps := fs.String("profile-steps", "", "sweep: profile at steps all, first, last, max (the highest passing, run again) or N,M (1-based)")
-	repeats := fs.Int("step-repeats", 1, "sweep: tries of an unstable step beyond the first")
-	stability := fs.Float64("step-stability", 0.2, "sweep: a step whose halves differ by more than this in throughput or p99 is unstable")
-	duration := fs.Duration("duration", 0, "length of the steady phase (default 10s unless --requests is given)")
-	requests := fs.Int64("requests", 0, "number of steady requests")
-	warmup := &warmupValue{s: "0"}
-	fs.Var(warmup, "warmup", "warm-up before the steady phase, a duration (10s) or a request count (500); not in the statistics")
-	timeout := fs.Duration("timeout", 10*time.Second, "per-request timeout")
-	maxInflight := fs.Int("max-inflight", 1000, "open loop: most requests in flight (and connections) at once")
-	maxResponse := fs.Int("max-response", 64<<20, "largest response accepted, in bytes (REST: the body; gRPC: the response message); larger ones count as response_too_large")
-	grace := fs.Duration("grace", 2*time.Second, "after Ctrl-C, how long to wait for requests in flight")
-	out := fs.String("out", "", "write the result as JSON to this file; - writes it to standard output (the summary then goes to stderr)")
-	hgrm := fs.String("hgrm", "", "write the steady latency distribution as HdrHistogram .hgrm text to this file")
-	htmlOut := fs.String("html", "", "write a self-contained HTML report of the run to this file")
-	hlog := fs.String("hlog", "", "stream an HdrHistogram interval log to this file as the run goes (one histogram per second, values in microseconds, warm-up tagged \"warmup\")")
-	quiet := fs.BoolP("quiet", "q", false, "no progress on stderr (a live line on a terminal, a line every 10s otherwise)")
-	ca := fs.String("ca", "", "PEM file of the CA that signed the server certificate (https)")
-	cert := fs.String("cert", "", "client certificate PEM for mutual TLS")
-	key := fs.String("key", "", "client key PEM for mutual TLS")
-	insecure := fs.Bool("insecure-skip-verify", false, "do not verify the server certificate")
-	prof := addProfileFlags(fs)
-	profileAddr := fs.String("profile", "", "open a profile window through the ProfilerService at HOST:PORT (TF Serving's gRPC port, 8500) during the steady load")
-	profileDelay := fs.Duration("profile-delay", 0, "open the window this long after the steady phase starts")
-	profileRequired := fs.Bool("profile-required", false, "exit 3 when the capture fails (by default the load results still count)")
-	requestEvents := fs.StringSlice("profile-request-events", profile.DefaultRequestEvents, "names of the server's per-request trace events, in order of preference (the first the trace has is used): they place loadprof's client plane on the server's timeline and split client latency into time inside and outside the server")
-	cpus := fs.Int("cpus", 0, "OS threads running Go code (GOMAXPROCS); 0 keeps all cores. The epoll engine runs at most one event loop fewer (one per 32 connections or 25,000 req/s): --cpus 1 or 2 matches wrk -t1")
-	engine := fs.String("rest-engine", "auto", "how REST requests are driven: epoll (event loops like wrk; Linux, http://), goroutines (one per connection; also https), or auto (epoll where it can)")
-	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of loadprof itself to this file")
+	f := &runFlags{warmup: &warmupValue{s: "0"}}
+	f.url = fs.String("url", "", "REST endpoint, e.g. http://HOST:8501/v1/models/NAME:predict")
+	f.grpcAddr = fs.String("grpc", "", "gRPC target HOST:PORT of a TF Serving PredictionService (port 8500), instead of --url")
+	f.model = fs.String("model", "", "with --grpc: model name")
+	f.signature = fs.String("signature", "serving_default", "with --grpc: signature for payloads that name none")
+	f.modelVersion = fs.Int64("model-version", 0, "with --grpc: model version (default: the latest)")
+	f.modelLabel = fs.String("model-label", "", "with --grpc: model version label, instead of --model-version")
+	f.connections = fs.Int("connections", 1, "with --grpc: HTTP/2 connections to spread requests over")
+	f.tensorContent = fs.Bool("tensor-content", false, "with --grpc: send numeric tensors as tensor_content bytes instead of typed fields")
+	f.useTLS = fs.Bool("tls", false, "with --grpc: use TLS (https:// URLs always do)")
+	f.data = fs.String("data", "", "payload: a TF Serving JSON body, a .jsonl file (one body per line), a directory of them, or - for stdin")
+	f.maxPayload = fs.Int64("max-payload", payloads.DefaultMaxBytes, "largest payload file read, in bytes")
+	f.headers = fs.StringArrayP("header", "H", nil, "extra header \"Key: value\" (repeatable)")
+	f.rateSpec = fs.String("rate", "", "open loop: requests per second; latency counts from each request's intended send time. FROM:TO:STEP sweeps (50:500:50)")
+	f.concSpec = fs.String("concurrency", "", "closed loop: requests in flight. FROM:TO:STEP or FROM:TO:xFACTOR sweeps (1:64:x2)")
+	f.maxErrors = fs.String("max-errors", "", "exit 1 when the steady phase has more errors than this: a count (10) or a rate (0.5%), for CI")
+	f.sloSpec = fs.String("slo", "", "sweep: stop at the first step that breaks this objective, e.g. p99<50ms,errors<0.1%")
+	f.search = fs.String("search", "", "sweep: \"binary\" narrows the highest passing level between the last passing and the first broken step")
+	f.tolerance = fs.Float64("search-tolerance", 0.05, "sweep: relative width at which the binary search stops")
+	f.profileSteps = fs.String("profile-steps", "", "sweep: profile at steps all, first, last, max (the highest passing, run again) or N,M (1-based)")
+	f.repeats = fs.Int("step-repeats", 1, "sweep: tries of an unstable step beyond the first")
+	f.stability = fs.Float64("step-stability", 0.2, "sweep: a step whose halves differ by more than this in throughput or p99 is unstable")
+	f.duration = fs.Duration("duration", 0, "length of the steady phase (default 10s unless --requests is given)")
+	f.requests = fs.Int64("requests", 0, "number of steady requests")
+	fs.Var(f.warmup, "warmup", "warm-up before the steady phase, a duration (10s) or a request count (500); not in the statistics")
+	f.timeout = fs.Duration("timeout", 10*time.Second, "per-request timeout")
+	f.maxInflight = fs.Int("max-inflight", 1000, "open loop: most requests in flight (and connections) at once")
+	f.maxResponse = fs.Int("max-response", 64<<20, "largest response accepted, in bytes (REST: the body; gRPC: the response message); larger ones count as response_too_large")
+	f.grace = fs.Duration("grace", 2*time.Second, "after Ctrl-C, how long to wait for requests in flight")
+	f.out = fs.String("out", "", "write the result as JSON to this file; - writes it to standard output (the summary then goes to stderr)")
+	f.hgrm = fs.String("hgrm", "", "write the steady latency distribution as HdrHistogram .hgrm text to this file")
+	f.htmlOut = fs.String("html", "", "write a self-contained HTML report of the run to this file")
+	f.hlog = fs.String("hlog", "", "stream an HdrHistogram interval log to this file as the run goes (one histogram per second, values in microseconds, warm-up tagged \"warmup\")")
+	f.quiet = fs.BoolP("quiet", "q", false, "no progress on stderr (a live line on a terminal, a line every 10s otherwise)")
+	f.ca = fs.String("ca", "", "PEM file of the CA that signed the server certificate (https)")
+	f.cert = fs.String("cert", "", "client certificate PEM for mutual TLS")
+	f.key = fs.String("key", "", "client key PEM for mutual TLS")
+	f.insecure = fs.Bool("insecure-skip-verify", false, "do not verify the server certificate")
+	f.prof = addProfileFlags(fs)
+	f.profileAddr = fs.String("profile", "", "open a profile window through the ProfilerService at HOST:PORT (TF Serving's gRPC port, 8500) during the steady load")
+	f.profileDelay = fs.Duration("profile-delay", 0, "open the window this long after the steady phase starts")
+	f.profileRequired = fs.Bool("profile-required", false, "exit 3 when the capture fails (by default the load results still count)")
+	f.requestEvents = fs.StringSlice("profile-request-events", profile.DefaultRequestEvents, "names of the server's per-request trace events, in order of preference (the first the trace has is used): they place loadprof's client plane on the server's timeline and split client latency into time inside and outside the server")
+	f.cpus = fs.Int("cpus", 0, "OS threads running Go code (GOMAXPROCS); 0 keeps all cores. The epoll engine runs at most one event loop fewer (one per 32 connections or 25,000 req/s): --cpus 1 or 2 matches wrk -t1")
+	f.engine = fs.String("rest-engine", "auto", "how REST requests are driven: epoll (event loops like wrk; Linux, http://), goroutines (one per connection; also https), or auto (epoll where it can)")
+	f.cpuProfile = fs.String("cpuprofile", "", "write a Go CPU profile of loadprof itself to this file")
 	_ = fs.MarkHidden("cpuprofile")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: loadprof run (--url URL | --grpc HOST:PORT --model NAME) --data FILE (--rate R | --concurrency N) [flags]\n\nFlags:\n%s%s", fs.FlagUsages(), runExamples)
 	}
+	return fs, f
+}
+
+func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs, flags := newRunFlags()
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}
-	profOpts, err := prof.options()
+	opts, err := flags.options(fs, stdin, stderr)
+	if err != nil {
+		printError(stderr, "run", err)
+		return exitBadInput
+	}
+	stopProcess, err := opts.setUpProcess()
+	if err != nil {
+		printError(stderr, "run", err)
+		return exitBadInput
+	}
+	defer stopProcess()
+	if err := opts.checkBeforeLoad(); err != nil {
+		printError(stderr, "run", err)
+		return exitBadInput
+	}
+	if opts.outputs.usesStdout() {
+		stdout = stderr // standard output carries the result; the summary goes beside it
+	}
+	if opts.sweep != nil {
+		return sweepAndReport(ctx, opts, stdout, stderr)
+	}
+	return runAndReport(ctx, opts, stdout, stderr)
+}
+
+// options reads the flags into a runOptions, checking each: the first
+// problem is the error.
+func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer) (*runOptions, error) {
+	profOpts, err := f.prof.options()
 	if err == nil {
-		err = firstError(
-			nonNegativeDuration("--duration", *duration),
-			atLeast("--requests", *requests, 0),
-			positiveDuration("--timeout", *timeout),
-			positiveDuration("--grace", *grace),
-			atLeast("--max-inflight", *maxInflight, 1),
-			atLeast("--max-response", *maxResponse, 1),
-			atLeast("--max-payload", *maxPayload, 1),
-			atLeast("--connections", *connections, 1),
-			atLeast("--model-version", *modelVersion, 0),
-			atLeast("--cpus", *cpus, 0),
-			nonNegativeDuration("--profile-delay", *profileDelay),
-			within("--search-tolerance", *tolerance, 0.001, 0.999),
-			positiveFinite("--step-stability", *stability),
-			atLeast("--step-repeats", *repeats, 0),
-		)
+		err = f.checkRanges()
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "loadprof run: %v\n", err)
-		return exitBadInput
+		return nil, err
 	}
-	if (*url == "") == (*grpcAddr == "") {
-		fmt.Fprintln(stderr, "loadprof run: give one target, --url (REST) or --grpc HOST:PORT (see 'loadprof run --help')")
-		return exitBadInput
-	}
-	if *data == "" {
-		fmt.Fprintln(stderr, "loadprof run: --data is required (see 'loadprof run --help')")
-		return exitBadInput
+	if err := f.checkTargetAndData(); err != nil {
+		return nil, err
 	}
 	var hs []load.Header
-	for _, h := range *headers {
+	for _, h := range *f.headers {
 		parsed, err := load.ParseHeader(h)
 		if err != nil {
-			fmt.Fprintf(stderr, "loadprof run: -H: %v\n", err)
-			return exitBadInput
+			return nil, fmt.Errorf("-H: %w", err)
 		}
 		hs = append(hs, parsed)
 	}
-	restEngine, err := load.ParseEngine(*engine)
+	restEngine, err := load.ParseEngine(*f.engine)
 	if err != nil {
-		fmt.Fprintf(stderr, "loadprof run: %v\n", err)
-		return exitBadInput
+		return nil, err
 	}
-	if *rateSpec != "" && *concSpec != "" {
-		fmt.Fprintln(stderr, "loadprof run: --rate and --concurrency exclude each other: choose an open or a closed loop")
-		return exitBadInput
+	rate, concurrency, sweep, err := f.loadLevel()
+	if err != nil {
+		return nil, err
 	}
-	var rate float64
-	var concurrency int
-	var sweep *bench.Steps
-	for _, f := range []struct {
+	if *f.duration == 0 && *f.requests == 0 {
+		*f.duration = 10 * time.Second
+	}
+	opts := &runOptions{
+		bench: bench.Config{
+			URL: *f.url, Headers: hs, DataPath: *f.data, Stdin: stdin, MaxPayloadBytes: *f.maxPayload,
+			GRPC: bench.GRPCTarget{
+				Addr: *f.grpcAddr, Model: *f.model, Signature: *f.signature, Version: *f.modelVersion, Label: *f.modelLabel,
+				Connections: *f.connections, TensorContent: *f.tensorContent,
+			},
+			Plan: load.Plan{
+				Rate: rate, Concurrency: concurrency,
+				WarmupDuration: f.warmup.d, WarmupRequests: f.warmup.n,
+				Duration: *f.duration, Requests: *f.requests,
+				MaxInflight: *f.maxInflight, Grace: *f.grace,
+			},
+			Timeout: *f.timeout, MaxResponseBytes: *f.maxResponse, RESTEngine: restEngine,
+			TLS:      bench.TLSFiles{Enabled: *f.useTLS, CA: *f.ca, Cert: *f.cert, Key: *f.key, InsecureSkipVerify: *f.insecure},
+			Settings: settings(fs, hs),
+			Warnings: flagWriter{stderr},
+		},
+		outputs:    runOutputs{result: *f.out, hgrm: *f.hgrm, hlog: *f.hlog, html: *f.htmlOut},
+		cpus:       *f.cpus,
+		cpuProfile: *f.cpuProfile,
+	}
+	if *f.profileAddr != "" {
+		addr, err := profile.NormalizeAddr(*f.profileAddr)
+		if err != nil {
+			return nil, fmt.Errorf("--profile %w", err)
+		}
+		opts.bench.Profile = &bench.ProfileConfig{Addr: addr, Delay: *f.profileDelay, Required: *f.profileRequired, Options: profOpts, RequestEvents: *f.requestEvents}
+	}
+	if !*f.quiet {
+		// A line rewritten every second on a terminal, a line every 10 s in
+		// a log (bench decides which by what stderr is).
+		opts.bench.Progress = stderr
+	}
+	opts.maxConns, opts.connsFlag = connectionsNeeded(opts.bench, sweep)
+	if *f.maxErrors != "" {
+		l, err := report.ParseErrorLimit(*f.maxErrors)
+		if err != nil {
+			return nil, fmt.Errorf("--max-errors %w", err)
+		}
+		opts.errorBudget = &l
+	}
+	if sweep != nil {
+		if opts.sweep, err = f.sweepOptions(*sweep, concurrency > 0, opts); err != nil {
+			return nil, err
+		}
+	}
+	return opts, nil
+}
+
+// checkRanges checks the numeric flags that have a range.
+func (f *runFlags) checkRanges() error {
+	return firstError(
+		nonNegativeDuration("--duration", *f.duration),
+		atLeast("--requests", *f.requests, 0),
+		positiveDuration("--timeout", *f.timeout),
+		positiveDuration("--grace", *f.grace),
+		atLeast("--max-inflight", *f.maxInflight, 1),
+		atLeast("--max-response", *f.maxResponse, 1),
+		atLeast("--max-payload", *f.maxPayload, 1),
+		atLeast("--connections", *f.connections, 1),
+		atLeast("--model-version", *f.modelVersion, 0),
+		atLeast("--cpus", *f.cpus, 0),
+		nonNegativeDuration("--profile-delay", *f.profileDelay),
+		within("--search-tolerance", *f.tolerance, 0.001, 0.999),
+		positiveFinite("--step-stability", *f.stability),
+		atLeast("--step-repeats", *f.repeats, 0),
+	)
+}
+
+func (f *runFlags) checkTargetAndData() error {
+	if (*f.url == "") == (*f.grpcAddr == "") {
+		return errors.New("give one target, --url (REST) or --grpc HOST:PORT (see 'loadprof run --help')")
+	}
+	if *f.data == "" {
+		return errors.New("--data is required (see 'loadprof run --help')")
+	}
+	return nil
+}
+
+// loadLevel reads --rate or --concurrency: one level, or the steps of a
+// sweep (then the level is a placeholder each step replaces).
+func (f *runFlags) loadLevel() (rate float64, concurrency int, sweep *bench.Steps, err error) {
+	if *f.rateSpec != "" && *f.concSpec != "" {
+		return 0, 0, nil, errors.New("--rate and --concurrency exclude each other: choose an open or a closed loop")
+	}
+	for _, l := range []struct {
 		name, spec string
 		closed     bool
-	}{{"--rate", *rateSpec, false}, {"--concurrency", *concSpec, true}} {
-		if f.spec == "" {
+	}{{"--rate", *f.rateSpec, false}, {"--concurrency", *f.concSpec, true}} {
+		if l.spec == "" {
 			continue
 		}
-		if strings.Contains(f.spec, ":") {
-			steps, err := bench.ParseSteps(f.name, f.spec)
+		if strings.Contains(l.spec, ":") {
+			steps, err := bench.ParseSteps(l.name, l.spec)
 			if err != nil {
-				fmt.Fprintf(stderr, "loadprof run: %v\n", err)
-				return exitBadInput
+				return 0, 0, nil, err
 			}
 			sweep = &steps
-			if f.closed {
+			if l.closed {
 				concurrency = 1 // replaced per step
 			} else {
 				rate = 1
 			}
 			continue
 		}
-		v, err := strconv.ParseFloat(f.spec, 64)
-		if err != nil || !(v > 0) || math.IsInf(v, 0) || (f.closed && v != float64(int(v))) {
-			fmt.Fprintf(stderr, "loadprof run: %s %q: want a positive number%s, or a FROM:TO:STEP sweep\n", f.name, f.spec, map[bool]string{true: " of requests"}[f.closed])
-			return exitBadInput
+		v, err := strconv.ParseFloat(l.spec, 64)
+		if err != nil || !(v > 0) || math.IsInf(v, 0) || (l.closed && v != float64(int(v))) {
+			return 0, 0, nil, fmt.Errorf("%s %q: want a positive number%s, or a FROM:TO:STEP sweep", l.name, l.spec, map[bool]string{true: " of requests"}[l.closed])
 		}
-		if f.closed {
+		if l.closed {
 			concurrency = int(v)
 		} else {
 			rate = v
 		}
 	}
-	if (*sloSpec != "" || *search != "" || *profileSteps != "") && sweep == nil {
-		fmt.Fprintln(stderr, "loadprof run: --slo, --search and --profile-steps go with a sweep (--rate FROM:TO:STEP or --concurrency FROM:TO:STEP)")
-		return exitBadInput
+	if (*f.sloSpec != "" || *f.search != "" || *f.profileSteps != "") && sweep == nil {
+		return 0, 0, nil, errors.New("--slo, --search and --profile-steps go with a sweep (--rate FROM:TO:STEP or --concurrency FROM:TO:STEP)")
 	}
-	if *search != "" && *search != "binary" {
-		fmt.Fprintf(stderr, "loadprof run: --search %q: the only search is binary\n", *search)
-		return exitBadInput
+	if *f.search != "" && *f.search != "binary" {
+		return 0, 0, nil, fmt.Errorf("--search %q: the only search is binary", *f.search)
 	}
-	if *duration == 0 && *requests == 0 {
-		*duration = 10 * time.Second
+	return rate, concurrency, sweep, nil
+}
+
+// sweepOptions checks what a sweep cannot do with the run's settings.
+func (f *runFlags) sweepOptions(steps bench.Steps, closed bool, opts *runOptions) (*sweepOptions, error) {
+	if opts.errorBudget != nil {
+		return nil, errors.New("--max-errors is for one run; a sweep's error limit goes in --slo (errors<0.1%)")
 	}
-	cfg := bench.Config{
-		URL: *url, Headers: hs, DataPath: *data, Stdin: stdin, MaxPayloadBytes: *maxPayload,
-		GRPC: bench.GRPCTarget{
-			Addr: *grpcAddr, Model: *model, Signature: *signature, Version: *modelVersion, Label: *modelLabel,
-			Connections: *connections, TensorContent: *tensorContent,
-		},
-		Plan: load.Plan{
-			Rate: rate, Concurrency: concurrency,
-			WarmupDuration: warmup.d, WarmupRequests: warmup.n,
-			Duration: *duration, Requests: *requests,
-			MaxInflight: *maxInflight, Grace: *grace,
-		},
-		Timeout: *timeout, MaxResponseBytes: *maxResponse, RESTEngine: restEngine,
-		TLS:     bench.TLSFiles{Enabled: *useTLS, CA: *ca, Cert: *cert, Key: *key, InsecureSkipVerify: *insecure},
-		OutPath: *out, HGRMPath: *hgrm, HlogPath: *hlog,
-		Settings: settings(fs, hs),
-		Warnings: stderr,
-	}
-	if *profileAddr != "" {
-		addr, err := profile.NormalizeAddr(*profileAddr)
-		if err != nil {
-			fmt.Fprintf(stderr, "loadprof run: --profile %v\n", err)
-			return exitBadInput
+	sw := &sweepOptions{steps: steps, closed: closed, slo: report.SLO{ErrPct: -1}, sloSpec: *f.sloSpec, binary: *f.search == "binary",
+		tolerance: *f.tolerance, profileSteps: *f.profileSteps, repeats: *f.repeats, stability: *f.stability}
+	if sw.sloSpec != "" {
+		var err error
+		if sw.slo, err = report.ParseSLO(sw.sloSpec); err != nil {
+			return nil, err
 		}
-		cfg.Profile = &bench.ProfileConfig{Addr: addr, Delay: *profileDelay, Required: *profileRequired, Options: profOpts, RequestEvents: *requestEvents}
-	}
-	if !*quiet {
-		// A line rewritten every second on a terminal, a line every 10 s in
-		// a log (bench decides which by what stderr is).
-		cfg.Progress = stderr
-	}
-	if *cpus > 0 {
-		runtime.GOMAXPROCS(*cpus)
-	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintf(stderr, "loadprof run: --cpuprofile: %v\n", err)
-			return exitBadInput
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(stderr, "loadprof run: --cpuprofile: %v\n", err)
-			return exitBadInput
-		}
-		defer pprof.StopCPUProfile()
-	}
-	if err := bench.CheckOutputs(cfg, outfile.Output{Flag: "--html", Path: *htmlOut}); err != nil {
-		fmt.Fprintf(stderr, "loadprof run: %v\n", err)
-		return exitBadInput
-	}
-	if err := checkOpenFileLimit(connectionsNeeded(cfg, sweep, *connections, *maxInflight)); err != nil {
-		fmt.Fprintf(stderr, "loadprof run: %v\n", err)
-		return exitBadInput
-	}
-	if bench.UsesStdout(cfg, *htmlOut) {
-		stdout = stderr // standard output carries the result; the summary goes beside it
-	}
-	var errorBudget *report.Limit
-	if *maxErrors != "" {
-		l, err := report.ParseErrorLimit(*maxErrors)
-		if err != nil {
-			fmt.Fprintf(stderr, "loadprof run: --max-errors %v\n", err)
-			return exitBadInput
-		}
-		errorBudget = &l
-	}
-	if sweep != nil {
-		if errorBudget != nil {
-			fmt.Fprintln(stderr, "loadprof run: --max-errors is for one run; a sweep's error limit goes in --slo (errors<0.1%)")
-			return exitBadInput
-		}
-		return sweepAndReport(ctx, cfg, sweepFlags{steps: *sweep, closed: concurrency > 0, slo: *sloSpec, binary: *search == "binary",
-			tolerance: *tolerance, profileSteps: *profileSteps, repeats: *repeats, stability: *stability, html: *htmlOut}, stdout, stderr)
-	}
-	code, res := runAndReport(ctx, cfg, stdout, stderr)
-	if errorBudget != nil && res != nil && code == exitOK {
-		if over, what := report.ErrorsOver(res, *errorBudget); over {
-			fmt.Fprintf(stderr, "loadprof run: --max-errors: %s\n", what)
-			code = exitRegression
-		}
-	}
-	if *htmlOut != "" && res != nil {
-		name := *out
-		if name == "" || name == outfile.Stdout {
-			name = "run"
-		}
-		err := writeHTML(*htmlOut, []*report.Result{res}, []string{name})
-		if err != nil {
-			printError(stderr, "run", err)
-			if code == exitOK || code == exitInterrupted || code == exitTerminated {
-				code = exitCode(err, 0)
+		timeout := opts.bench.Timeout
+		for name, limitMs := range sw.slo.Latency {
+			// A timed-out request counts as --timeout in the latency: a limit
+			// at or above it could never be broken by timeouts.
+			if timeoutMs := float64(timeout) / float64(time.Millisecond); limitMs >= timeoutMs {
+				return nil, fmt.Errorf("--slo %s<%gms is not below --timeout %v: timed-out requests count as %v and could never break it; raise --timeout", name, limitMs, timeout, timeout)
 			}
 		}
-		reportOutput(stdout, "HTML report", *htmlOut, err)
 	}
-	return code
+	if sw.profileSteps != "" && opts.bench.Profile == nil {
+		return nil, errors.New("--profile-steps needs --profile HOST:PORT")
+	}
+	for flag, path := range map[string]string{"--hgrm": opts.outputs.hgrm, "--hlog": opts.outputs.hlog} {
+		if path != "" {
+			return nil, fmt.Errorf("%s is one run's latency distribution; a sweep keeps every step's in --out (steps[].result), and --html plots them", flag)
+		}
+	}
+	return sw, nil
+}
+
+// setUpProcess applies the flags that concern loadprof's own process:
+// --cpus and the hidden --cpuprofile. stop ends the CPU profile.
+func (o *runOptions) setUpProcess() (stop func(), err error) {
+	if o.cpus > 0 {
+		runtime.GOMAXPROCS(o.cpus)
+	}
+	if o.cpuProfile == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(o.cpuProfile)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// checkBeforeLoad finds, before any load is sent, what would stop the run
+// from finishing: outputs that cannot be written, too few file
+// descriptors for the connections.
+func (o *runOptions) checkBeforeLoad() error {
+	if err := o.outputs.check(o.bench.Profile); err != nil {
+		return err
+	}
+	return checkOpenFileLimit(o.maxConns, o.connsFlag)
 }
 
 // connectionsNeeded is the most connections the run (every step of a
 // sweep) may hold open at once, and the flag that sets it.
-func connectionsNeeded(cfg bench.Config, sweep *bench.Steps, grpcConns, maxInflight int) (int, string) {
+func connectionsNeeded(cfg bench.Config, sweep *bench.Steps) (int, string) {
 	switch {
 	case cfg.GRPC.Addr != "":
-		return grpcConns, "--connections"
+		return cfg.GRPC.Connections, "--connections"
 	case cfg.Plan.Concurrency > 0 && sweep != nil:
 		return int(sweep.Values[len(sweep.Values)-1]), "--concurrency"
 	case cfg.Plan.Concurrency > 0:
 		return cfg.Plan.Concurrency, "--concurrency"
 	}
-	return maxInflight, "--max-inflight"
+	return cfg.Plan.MaxInflight, "--max-inflight"
 }
 
-// runAndReport runs cfg, prints the summary and maps the outcome to an exit
-// code. Results already measured are printed and written in every case.
-func runAndReport(ctx context.Context, cfg bench.Config, stdout, stderr io.Writer) (int, *report.Result) {
+// runAndReport runs once, prints the summary, writes the outputs and maps
+// the outcome to an exit code. Results already measured are printed and
+// written in every case.
+func runAndReport(ctx context.Context, opts *runOptions, stdout, stderr io.Writer) int {
+	cfg := opts.bench
+	cfg.IntervalLog = opts.outputs.intervalLog()
 	res, err := bench.Run(ctx, cfg)
 	if res != nil {
+		inFlagTerms(res)
+		err = opts.outputs.writeResult(res, err)
 		report.WriteSummary(stdout, res)
-		if cfg.OutPath != "" || cfg.HGRMPath != "" || cfg.HlogPath != "" {
+		o := opts.outputs
+		if o.result != "" || o.hgrm != "" || o.hlog != "" {
 			fmt.Fprintln(stdout)
 		}
-		reportOutput(stdout, "result", cfg.OutPath, err)
-		reportOutput(stdout, "latency distribution", cfg.HGRMPath, err)
-		reportOutput(stdout, "interval log", cfg.HlogPath, err)
+		reportOutput(stdout, "result", o.result, err)
+		reportOutput(stdout, "latency distribution", o.hgrm, err)
+		reportOutput(stdout, "interval log", o.hlog, err)
 	}
 	if err != nil {
 		printError(stderr, "run", err)
 	} else if res != nil && res.Profile != nil && res.Profile.Error != "" {
 		fmt.Fprintf(stderr, "loadprof run: warning: %s (load results are complete)\n", res.Profile.Error)
 	}
-	return exitCode(err, interruptCode(ctx)), res
-}
-
-// sweepFlags are the flags of a sweep beyond the run's own.
-type sweepFlags struct {
-	steps        bench.Steps
-	closed       bool // --concurrency steps
-	slo          string
-	binary       bool
-	tolerance    float64
-	profileSteps string
-	repeats      int
-	stability    float64
-	html         string
+	code := exitCode(err, interruptCode(ctx))
+	if opts.errorBudget != nil && res != nil && code == exitOK {
+		if over, what := report.ErrorsOver(res, *opts.errorBudget); over {
+			fmt.Fprintf(stderr, "loadprof run: --max-errors: %s\n", what)
+			code = exitRegression
+		}
+	}
+	if opts.outputs.html != "" && res != nil {
+		name := opts.outputs.result
+		if name == "" || name == outfile.Stdout {
+			name = "run"
+		}
+		err := writeHTML(opts.outputs.html, []*report.Result{res}, []string{name})
+		if err != nil {
+			printError(stderr, "run", err)
+			if code == exitOK || code == exitInterrupted || code == exitTerminated {
+				code = exitCode(err, 0)
+			}
+		}
+		reportOutput(stdout, "HTML report", opts.outputs.html, err)
+	}
+	return code
 }
 
 // sweepAndReport runs a sweep and prints its table; result.json holds
 // every step, --html plots them. It exits 3 when no step had a successful
 // request, and 1 when an SLO was given and no step met it.
-func sweepAndReport(ctx context.Context, cfg bench.Config, f sweepFlags, stdout, stderr io.Writer) int {
-	slo := report.SLO{ErrPct: -1}
-	if f.slo != "" {
-		var err error
-		if slo, err = report.ParseSLO(f.slo); err != nil {
-			fmt.Fprintf(stderr, "loadprof run: %v\n", err)
-			return exitBadInput
-		}
-		for name, limitMs := range slo.Latency {
-			// A timed-out request counts as --timeout in the latency: a limit
-			// at or above it could never be broken by timeouts.
-			if timeoutMs := float64(cfg.Timeout) / float64(time.Millisecond); limitMs >= timeoutMs {
-				fmt.Fprintf(stderr, "loadprof run: --slo %s<%gms is not below --timeout %v: timed-out requests count as %v and could never break it; raise --timeout\n", name, limitMs, cfg.Timeout, cfg.Timeout)
-				return exitBadInput
-			}
-		}
-	}
-	if f.profileSteps != "" && cfg.Profile == nil {
-		fmt.Fprintln(stderr, "loadprof run: --profile-steps needs --profile HOST:PORT")
-		return exitBadInput
-	}
-	for flag, path := range map[string]string{"--hgrm": cfg.HGRMPath, "--hlog": cfg.HlogPath} {
-		if path != "" {
-			fmt.Fprintf(stderr, "loadprof run: %s is one run's latency distribution; a sweep keeps every step's in --out (steps[].result), and --html plots them\n", flag)
-			return exitBadInput
-		}
-	}
-	sc := bench.SweepConfig{Base: cfg, Closed: f.closed, Steps: f.steps, SLO: slo, Binary: f.binary, Tolerance: f.tolerance,
-		ProfileSteps: f.profileSteps, Repeats: f.repeats, Stability: f.stability, Progress: cfg.Progress}
+func sweepAndReport(ctx context.Context, opts *runOptions, stdout, stderr io.Writer) int {
+	sw := opts.sweep
+	sc := bench.SweepConfig{Base: opts.bench, Closed: sw.closed, Steps: sw.steps, SLO: sw.slo, Binary: sw.binary, Tolerance: sw.tolerance,
+		ProfileSteps: sw.profileSteps, Repeats: sw.repeats, Stability: sw.stability, Progress: opts.bench.Progress}
 	if sc.Progress == nil {
 		sc.Progress = io.Discard
 	}
@@ -411,7 +497,14 @@ func sweepAndReport(ctx context.Context, cfg bench.Config, f sweepFlags, stdout,
 		}
 		return code
 	}
-	res.SLO, res.Config = f.slo, cfg.Settings
+	for i := range res.Steps {
+		inFlagTerms(res.Steps[i].Result)
+		for j, b := range res.Steps[i].Broken {
+			res.Steps[i].Broken[j] = inFlags(b)
+		}
+	}
+	res.Stopped = inFlags(res.Stopped)
+	res.SLO, res.Config = sw.sloSpec, opts.bench.Settings
 	report.WriteSweepSummary(stdout, res)
 	if err != nil {
 		printError(stderr, "run", err)
@@ -422,24 +515,24 @@ func sweepAndReport(ctx context.Context, cfg bench.Config, f sweepFlags, stdout,
 		// (exit 3), not an SLO the server broke.
 		fmt.Fprintln(stderr, "loadprof run: no step had a successful request")
 		code = exitTarget
-	case code == exitOK && f.slo != "" && res.MaxPassing == nil:
-		fmt.Fprintf(stderr, "loadprof run: no step met the SLO (%s)\n", f.slo)
+	case code == exitOK && sw.sloSpec != "" && res.MaxPassing == nil:
+		fmt.Fprintf(stderr, "loadprof run: no step met the SLO (%s)\n", sw.sloSpec)
 		code = exitRegression
 	}
 	var werrs []error
-	if cfg.OutPath != "" {
-		werr := flagged(res.WriteJSON(cfg.OutPath), "--out")
+	if path := opts.outputs.result; path != "" {
+		werr := flagged(res.WriteJSON(path), "--out")
 		fmt.Fprintln(stdout)
-		reportOutput(stdout, "result", cfg.OutPath, werr)
+		reportOutput(stdout, "result", path, werr)
 		werrs = append(werrs, werr)
 	}
-	if f.html != "" {
+	if path := opts.outputs.html; path != "" {
 		var buf bytes.Buffer
 		werr := report.WriteSweepHTML(&buf, res)
 		if werr == nil {
-			werr = bench.WriteOutput("--html", f.html, buf.Bytes())
+			werr = outfile.Write("--html", path, buf.Bytes())
 		}
-		reportOutput(stdout, "HTML report", f.html, werr)
+		reportOutput(stdout, "HTML report", path, werr)
 		werrs = append(werrs, werr)
 	}
 	for _, werr := range werrs {

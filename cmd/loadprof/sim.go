@@ -134,12 +134,12 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	cfg, err := flags.config()
 	if err != nil {
-		fmt.Fprintf(stderr, "loadprof sim: %v\n", err)
+		printError(stderr, "sim", err)
 		return exitBadInput
 	}
 	srv, err := sim.Start(cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "loadprof sim: %v\n", err)
+		printError(stderr, "sim", err)
 		return exitBadInput
 	}
 	fmt.Fprintf(stdout, "loadprof sim: simulated model %q (a simulator, not TensorFlow Serving)\n", cfg.Model)
@@ -181,18 +181,18 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		err = plan.Check() // before the simulator starts
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "loadprof demo: %v\n", err)
+		printError(stderr, "demo", err)
 		return exitBadInput
 	}
 	srv, err := sim.Start(cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "loadprof demo: %v\n", err)
+		printError(stderr, "demo", err)
 		return exitBadInput
 	}
 	defer srv.Close()
 	dir, err := os.MkdirTemp("", "loadprof-demo")
 	if err != nil {
-		fmt.Fprintf(stderr, "loadprof demo: %v\n", err)
+		printError(stderr, "demo", err)
 		return exitBadInput
 	}
 	defer os.RemoveAll(dir)
@@ -203,7 +203,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		payload = string(cfg.Signature.ExampleBody(2)) + "\n"
 	}
 	if err := os.WriteFile(dataPath, []byte(payload), 0o644); err != nil {
-		fmt.Fprintf(stderr, "loadprof demo: %v\n", err)
+		printError(stderr, "demo", err)
 		return exitBadInput
 	}
 	if outfile.IsStdout(*out) {
@@ -221,13 +221,18 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	runCfg := bench.Config{
 		URL: srv.PredictURL(), DataPath: dataPath,
 		Plan:    plan,
-		Timeout: 10 * time.Second, OutPath: *out,
+		Timeout: 10 * time.Second,
 		Profile: &bench.ProfileConfig{Addr: srv.GRPCAddr(), Delay: *duration / 4,
 			Options: profile.Options{Duration: window, LogDir: tb, Slack: 10 * time.Second}},
 		Settings: map[string]any{"rate": *rate, "duration": duration.Seconds(), "warmup": warmup.Seconds(), "demo": true},
 	}
 	runCfg.Progress = stderr
-	code, _ := runAndReport(ctx, runCfg, stdout, stderr)
+	opts := &runOptions{bench: runCfg, outputs: runOutputs{result: *out}}
+	if err := opts.outputs.check(runCfg.Profile); err != nil {
+		printError(stderr, "run", err)
+		return exitBadInput
+	}
+	code := runAndReport(ctx, opts, stdout, stderr)
 	if *logdir == "" {
 		fmt.Fprintln(stdout, "\n(the demo's logdir is temporary and removed now; 'loadprof demo --logdir tb' keeps the traces)")
 	}

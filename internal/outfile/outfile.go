@@ -272,6 +272,9 @@ func (o *File) Commit() error {
 	return nil
 }
 
+// Close is Commit, so that a File is an io.WriteCloser.
+func (o *File) Close() error { return o.Commit() }
+
 // Abort drops what was written: the old file stays.
 func (o *File) Abort() {
 	if o.done {
