@@ -112,7 +112,7 @@ func Merge(results []*Result, sources []string) (*Result, []string, error) {
 	for i, r := range results {
 		src := sources[i]
 		offset := r.StartedAt.Sub(out.StartedAt).Seconds() // the run's clock on the merged one
-		shift[i] = int(math.Round(offset))
+		shift[i] = mergeShift(offset)
 		h, err := DecodeHistogram(r.Histogram)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", src, err)
@@ -518,3 +518,7 @@ func mergeTiming(r *Result) string {
 	}
 	return "made apart: their starts are " + spread + " apart and their steady phases do not overlap"
 }
+
+// mergeShift is how many whole seconds a run that started offset seconds
+// into a merge moves its per-second series by: they stay whole seconds.
+func mergeShift(offset float64) int { return int(math.Round(offset)) }

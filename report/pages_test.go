@@ -483,3 +483,32 @@ func TestUnknownSeriesFieldsSurviveMergesAndSweeps(t *testing.T) {
 		t.Fatalf("a version 2 sweep's step: series_unknown %v", got)
 	}
 }
+
+// A merge moved each input's seconds by its start rounded to a whole
+// second, so a merged second is as long as its inputs' seconds there: a
+// run that started 0.65 s after the other ends its whole last second where
+// the merge's exact end says 0.65 s, and a gap between runs made apart
+// (merge --force) is not a second of either.
+func TestAMergedSecondLastsAsLongAsItsInputsSeconds(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 4, 0, 0, 0, time.UTC)
+	r := &Result{StartedAt: t0, MergedFrom: []MergedInput{
+		{StartedAt: t0, Steady: &Span{Start: 0, End: 3.02}},
+		{StartedAt: t0.Add(650 * time.Millisecond), Steady: &Span{Start: 0, End: 3.0}},
+	}}
+	r.Phases.Steady.End = 3.65 // the later run's end on the merged clock
+	for second, want := range map[int]float64{0: 1, 2: 1, 3: 1, 4: 0} {
+		if got := secondLength(r, second); got != want {
+			t.Errorf("second %d lasted %v, want %v", second, got, want)
+		}
+	}
+	apart := &Result{StartedAt: t0, MergedFrom: []MergedInput{
+		{StartedAt: t0, Steady: &Span{Start: 0, End: 7.0018}},
+		{StartedAt: t0.Add(200 * time.Second), Steady: &Span{Start: 0, End: 3.5}},
+	}}
+	apart.Phases.Steady.End = 203.5
+	for second, want := range map[int]float64{6: 1, 7: 0, 100: 0, 200: 1, 203: 0.5} {
+		if got := secondLength(apart, second); math.Abs(got-want) > 1e-9 {
+			t.Errorf("runs made apart: second %d lasted %v, want %v", second, got, want)
+		}
+	}
+}

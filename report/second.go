@@ -69,8 +69,26 @@ const (
 // divide the second's counts by: 1 for every second but the final partial
 // one, that one's real length, and 0 when it is too short to give a rate
 // (not plotted). Both the run's page and the compare page ask it.
+//
+// A merge shifted each input's seconds by its start rounded to a whole
+// second, so its seconds are its inputs': second t lasted as long as the
+// longest of the inputs' seconds that landed on it, and not at all in a
+// gap between inputs (a --force merge of runs made apart).
 func secondLength(r *Result, t int) float64 {
-	end := runEnd(r)
+	if spans := mergedSpans(r); spans != nil {
+		length := 0.0
+		for _, in := range spans {
+			if local := t - in.shift; local >= 0 {
+				length = math.Max(length, lengthOfSecond(in.end, local))
+			}
+		}
+		return length
+	}
+	return lengthOfSecond(runEnd(r), t)
+}
+
+// lengthOfSecond is how much of second t a run that ended at end lasted.
+func lengthOfSecond(end float64, t int) float64 {
 	switch {
 	case end <= 0 || end >= float64(t+1)-wholeSecondSlack:
 		return 1 // whole, nearly whole, or no end known
@@ -81,6 +99,31 @@ func secondLength(r *Result, t int) float64 {
 		return length
 	}
 	return 0
+}
+
+type mergedSpan struct {
+	shift int     // whole seconds its series was moved by
+	end   float64 // its end on its own clock
+}
+
+// mergedSpans are where a merge's inputs lie on its series, or nil when r
+// is not a merge or a merge made before the inputs' spans were kept.
+func mergedSpans(r *Result) []mergedSpan {
+	if len(r.MergedFrom) == 0 {
+		return nil
+	}
+	spans := make([]mergedSpan, 0, len(r.MergedFrom))
+	for _, in := range r.MergedFrom {
+		if in.Steady == nil {
+			return nil
+		}
+		end := in.Steady.End
+		if in.Warmup != nil {
+			end = math.Max(end, in.Warmup.End)
+		}
+		spans = append(spans, mergedSpan{shift: mergeShift(in.StartedAt.Sub(r.StartedAt).Seconds()), end: end})
+	}
+	return spans
 }
 
 // runEnd is when the run's last request finished, in seconds since it
