@@ -146,6 +146,10 @@ type runChart struct {
 	// partial).
 	Time     []float64   `json:"time"`
 	Sent     []*float64  `json:"sent"`
+	// Offered is an open loop's planned rate (--rate), a flat line: what
+	// was sent falls below it when requests waited for a free slot or
+	// were never sent.
+	Offered  float64     `json:"offered,omitempty"`
 	OK       []*float64  `json:"ok"`
 	Errors   []*float64  `json:"errors"`
 	Inflight []*float64  `json:"inflight"`
@@ -269,6 +273,8 @@ func distributionOf(h *hdrhistogram.Histogram) distribution {
 // seriesFields are the per-second keys a result may not carry (a version
 // 2 result, or a merge of one), as SeriesUnknown names them.
 const (
+	fieldP50      = "p50_us"
+	fieldP99      = "p99_us"
 	fieldP90      = "p90_us"
 	fieldSent     = "sent"
 	fieldInflight = "inflight"
@@ -285,6 +291,9 @@ const (
 func chartOf(id string, r *Result) (runChart, string, error) {
 	end := runEnd(r)
 	c := runChart{ID: id, ClosedRun: r.Loop == "closed", EndS: end}
+	if r.Loop == "open" {
+		c.Offered = r.Rate
+	}
 	c.Absent = r.SeriesUnknown
 	unknown := map[string]bool{}
 	for _, f := range r.SeriesUnknown {

@@ -192,6 +192,10 @@ func Merge(results []*Result, sources []string) (*Result, []string, error) {
 	if out.Series, out.SeriesHistograms, inexact, err = mergeSeries(results, shift, sources); err != nil {
 		return nil, nil, err
 	}
+	if inexact > 0 && inexact == len(out.Series) {
+		// No second has them: the fields are unknown, not zero.
+		out.SeriesUnknown = append([]string{fieldP50, fieldP90, fieldP99}, slices.DeleteFunc(out.SeriesUnknown, func(f string) bool { return f == fieldP90 })...)
+	}
 	if inexact > 0 {
 		notes = append(notes, fmt.Sprintf("%d seconds of the merged series have no p50/p99: a run whose result keeps no per-second histograms (version 2) shares them with another", inexact))
 	}

@@ -56,8 +56,8 @@ func TestWhatAVersion2ResultDoesNotRecordIsNotDrawnAsZero(t *testing.T) {
 		}
 	}
 	dom := renderRun(t, "v2", rest)
-	if got := testkit.DOMAttr(t, dom, "r0-rate", "data-series"); got != "2" {
-		t.Errorf("rate chart: %s series, want completed and errors (no offered line)", got)
+	if got := testkit.DOMAttr(t, dom, "r0-rate", "data-series"); got != "3" {
+		t.Errorf("rate chart: %s series, want the planned rate, completed and errors (no sent line)", got)
 	}
 	for _, id := range []string{"r0-inflight-missing", "r0-bytes-missing"} {
 		if !strings.Contains(dom, `id="`+id+`"`) {
@@ -454,7 +454,9 @@ func TestASweepOfFailuresIsNoSuccess(t *testing.T) {
 // and through the merged file, and a version 2 sweep's steps say it too.
 func TestUnknownSeriesFieldsSurviveMergesAndSweeps(t *testing.T) {
 	m := mergeApart(t, 0)
-	want := strings.Join([]string{fieldSent, fieldInflight, fieldBytesOut, fieldBytesIn}, ",")
+	// Two version 2 inputs keep no per-second histograms: no merged
+	// second has percentiles.
+	want := strings.Join([]string{fieldP50, fieldP90, fieldP99, fieldSent, fieldInflight, fieldBytesOut, fieldBytesIn}, ",")
 	if got := strings.Join(m.SeriesUnknown, ","); got != want {
 		t.Fatalf("merged series_unknown %q, want %q", got, want)
 	}
@@ -510,5 +512,27 @@ func TestAMergedSecondLastsAsLongAsItsInputsSeconds(t *testing.T) {
 		if got := secondLength(apart, second); math.Abs(got-want) > 1e-9 {
 			t.Errorf("runs made apart: second %d lasted %v, want %v", second, got, want)
 		}
+	}
+}
+
+// An open loop's page draws the planned rate flat, beside what was sent:
+// requests never sent or late make sent fall below it, which a line of
+// "intended sends" counted from the sends themselves could not show.
+func TestTheOfferedRateIsThePlanNotTheSends(t *testing.T) {
+	r := goldenResult(t)
+	r.Loop, r.Rate = "open", 600
+	for i := range r.Series {
+		r.Series[i].Sent = 279 // waiting for a slot, never sent
+	}
+	c, _, err := chartOf("r0", r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Offered != 600 || c.Sent[0] == nil || *c.Sent[0] != 279 {
+		t.Fatalf("offered %v, sent %v", c.Offered, c.Sent[0])
+	}
+	r.Loop, r.Rate, r.Concurrency = "closed", 0, 8
+	if c, _, _ := chartOf("r0", r); c.Offered != 0 {
+		t.Fatalf("a closed loop offered %v", c.Offered)
 	}
 }
