@@ -144,8 +144,8 @@ type runChart struct {
 	// the run started, so that a point sits in the span it sums. Rates are
 	// per second of the second's own length (the final second is usually
 	// partial).
-	Time     []float64   `json:"time"`
-	Sent     []*float64  `json:"sent"`
+	Time []float64  `json:"time"`
+	Sent []*float64 `json:"sent"`
 	// Offered is an open loop's planned rate (--rate), a flat line: what
 	// was sent falls below it when requests waited for a free slot or
 	// were never sent.
