@@ -91,7 +91,11 @@ func mergeCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "loadprof merge: give two results or more and -o OUT.json (see 'loadprof merge --help')")
 		return exitBadInput
 	}
-	if err := outfile.Check("-o", *out); err != nil {
+	err := outfile.Check("-o", *out)
+	if err == nil {
+		err = outfile.CheckNotInput([]outfile.Output{{Flag: "-o", Path: *out}}, resultInputs(fs.Args()))
+	}
+	if err != nil {
 		printError(stderr, "merge", err)
 		return exitBadInput
 	}
@@ -132,4 +136,13 @@ func mergeCommand(args []string, stdout, stderr io.Writer) int {
 		printError(stderr, "merge", err)
 	}
 	return exitCode(err, 0)
+}
+
+// resultInputs are the result files a command was given as arguments.
+func resultInputs(paths []string) []outfile.Input {
+	inputs := make([]outfile.Input, len(paths))
+	for i, p := range paths {
+		inputs[i] = outfile.Input{Flag: "result file", Path: p}
+	}
+	return inputs
 }

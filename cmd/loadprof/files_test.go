@@ -268,3 +268,48 @@ func TestAnOpenFileLimitTooLowForTheConnectionsIsRefusedBeforeAnyLoad(t *testing
 		}
 	}
 }
+
+// An output that is one of the command's inputs would destroy it (the
+// payload, a measured run): refused before anything is read or sent, even
+// through a symlink.
+func TestAnOutputThatIsAnInputIsRefused(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data.json")
+	os.WriteFile(data, []byte(oneBody), 0o644)
+	a, b := filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")
+	for _, out := range []string{a, b} {
+		if code, _, stderr := loadprof(t, "run", "--url", srv.PredictURL(), "--data", data, "--concurrency", "1", "--requests", "5", "--out", out, "-q"); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+	}
+	link := filepath.Join(dir, "link.json")
+	os.Symlink(a, link)
+	before := srv.Predicts()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--url", srv.PredictURL(), "--data", data, "--concurrency", "1", "--requests", "5", "--out", data}, "--out " + data + " is also --data"},
+		{[]string{"report", a, "--html", a}, "--html " + a + " is also result file"},
+		{[]string{"report", a, "--hgrm", link}, "--hgrm " + link + " is also result file"},
+		{[]string{"merge", a, b, "-o", b}, "-o " + b + " is also result file"},
+	} {
+		was := map[string][]byte{}
+		for _, f := range []string{data, a, b} {
+			was[f], _ = os.ReadFile(f)
+		}
+		code, _, stderr := loadprof(t, c.args...)
+		if code != 2 || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%v: exit %d, %q; want exit 2 and one line with %q", c.args, code, stderr, c.want)
+		}
+		for f, content := range was {
+			if now, _ := os.ReadFile(f); !bytes.Equal(now, content) {
+				t.Errorf("%v changed %s", c.args, f)
+			}
+		}
+	}
+	if n := srv.Predicts() - before; n != 0 {
+		t.Errorf("%d requests sent by runs that were refused", n)
+	}
+}

@@ -24,13 +24,17 @@ type runOutputs struct {
 // being written: a missing directory, something in the way, two outputs
 // in one file. The profile's logdir may not exist yet but must be
 // creatable.
-func (o runOutputs) check(prof *bench.ProfileConfig) error {
-	err := outfile.CheckAll(
-		outfile.Output{Flag: "--out", Path: o.result},
-		outfile.Output{Flag: "--hgrm", Path: o.hgrm},
-		outfile.Output{Flag: "--hlog", Path: o.hlog},
-		outfile.Output{Flag: "--html", Path: o.html},
-	)
+func (o runOutputs) check(prof *bench.ProfileConfig, inputs ...outfile.Input) error {
+	outputs := []outfile.Output{
+		{Flag: "--out", Path: o.result},
+		{Flag: "--hgrm", Path: o.hgrm},
+		{Flag: "--hlog", Path: o.hlog},
+		{Flag: "--html", Path: o.html},
+	}
+	err := outfile.CheckAll(outputs...)
+	if err == nil {
+		err = outfile.CheckNotInput(outputs, inputs)
+	}
 	if err == nil && prof != nil && prof.Options.LogDir != "" {
 		err = outfile.CheckDir("--logdir", prof.Options.LogDir, profile.PluginDir(prof.Options.LogDir))
 	}

@@ -46,7 +46,12 @@ func reportCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "loadprof report: --hgrm takes one result")
 		return exitBadInput
 	}
-	if err := outfile.CheckAll(outfile.Output{Flag: "--html", Path: *html}, outfile.Output{Flag: "--hgrm", Path: *hgrm}); err != nil {
+	outputs := []outfile.Output{{Flag: "--html", Path: *html}, {Flag: "--hgrm", Path: *hgrm}}
+	err = outfile.CheckAll(outputs...)
+	if err == nil {
+		err = outfile.CheckNotInput(outputs, resultInputs(fs.Args()))
+	}
+	if err != nil {
 		printError(stderr, "report", err)
 		return exitBadInput
 	}

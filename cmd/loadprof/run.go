@@ -410,7 +410,9 @@ func (o *runOptions) setUpProcess() (stop func(), err error) {
 // from finishing: outputs that cannot be written, too few file
 // descriptors for the connections.
 func (o *runOptions) checkBeforeLoad() error {
-	if err := o.outputs.check(o.bench.Profile); err != nil {
+	tls := o.bench.TLS
+	if err := o.outputs.check(o.bench.Profile, outfile.Input{Flag: "--data", Path: o.bench.DataPath},
+		outfile.Input{Flag: "--ca", Path: tls.CA}, outfile.Input{Flag: "--cert", Path: tls.Cert}, outfile.Input{Flag: "--key", Path: tls.Key}); err != nil {
 		return err
 	}
 	return checkOpenFileLimit(o.maxConns, o.connsFlag)

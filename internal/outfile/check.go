@@ -127,3 +127,33 @@ func CheckAll(outputs ...Output) error {
 	}
 	return nil
 }
+
+// Input is a file a command reads, named by its flag (or "result file"
+// for an argument).
+type Input struct {
+	Flag, Path string
+}
+
+// CheckNotInput refuses an output that is the same file as an input
+// (also through a symlink or a hard link): writing it would destroy what
+// the command reads, and with it the only copy of a measured run.
+func CheckNotInput(outputs []Output, inputs []Input) error {
+	for _, o := range outputs {
+		if o.Path == "" || IsStdout(o.Path) {
+			continue
+		}
+		out, err := os.Stat(o.Path)
+		if err != nil || !out.Mode().IsRegular() {
+			continue // not there yet, or a device written in place
+		}
+		for _, in := range inputs {
+			if in.Path == "" || in.Path == "-" {
+				continue
+			}
+			if fi, err := os.Stat(in.Path); err == nil && os.SameFile(out, fi) {
+				return fmt.Errorf("%s %s is also %s %s: writing it would destroy what is read; give the output another name", o.Flag, o.Path, in.Flag, in.Path)
+			}
+		}
+	}
+	return nil
+}
