@@ -85,9 +85,9 @@ func TestHTMLReportRendersInChromiumWithTheRunsData(t *testing.T) {
 			t.Errorf("error class %s: the page shows %q, result.json has %d", class, got, n)
 		}
 	}
-	// Charts: three rate lines a second, four latency lines, and curves
-	// that stop where the sample does.
-	if got, want := testkit.DOMAttr(t, dom, "r0-rate", "data-points"), strconv.Itoa(3*len(res.Series)); got != want && got != strconv.Itoa(3*(len(res.Series)-1)) {
+	// Charts: four rate lines a second (offered, due, completed, errors),
+	// four latency lines, and curves that stop where the sample does.
+	if got, want := testkit.DOMAttr(t, dom, "r0-rate", "data-points"), strconv.Itoa(4*len(res.Series)); got != want && got != strconv.Itoa(4*(len(res.Series)-1)) {
 		t.Errorf("rate chart has %s points, the run has %d seconds", got, len(res.Series))
 	}
 	if testkit.DOMAttr(t, dom, "r0-percentiles", "data-series") != "3" || testkit.DOMAttr(t, dom, "r0-percentiles", "data-x-max") != strconv.FormatInt(res.Latency.Count, 10) {

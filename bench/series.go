@@ -17,7 +17,8 @@ import (
 // a millisecond, mostly zlib's set-up) happens on a goroutine of its own.
 type secondHistograms struct {
 	next    *report.HlogWriter
-	cur     *hdrhistogram.Histogram // the second being recorded
+	cur     *hdrhistogram.Histogram // the second being recorded: its steady requests
+	curWarm *hdrhistogram.Histogram // and its warm-up's, kept only when it has no steady one (as the recorder's series)
 	mu      sync.Mutex              // a late second after close is dropped, not sent on a closed channel
 	closed  bool
 	pending chan secondCopy
@@ -32,7 +33,7 @@ type secondCopy struct {
 }
 
 func newSecondHistograms() *secondHistograms {
-	s := &secondHistograms{cur: load.NewHistogram(), pending: make(chan secondCopy, 16), done: make(chan struct{})}
+	s := &secondHistograms{cur: load.NewHistogram(), curWarm: load.NewHistogram(), pending: make(chan secondCopy, 16), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		for c := range s.pending {
@@ -50,19 +51,28 @@ func newSecondHistograms() *secondHistograms {
 	return s
 }
 
-// Add counts one measured request of the current second, whatever its
-// phase (the series' points include the warm-up).
+// Add counts one measured request of the current second. A second with
+// steady requests keeps only them, as the recorder's series does; the
+// interval log keeps both, the warm-up tagged.
 func (s *secondHistograms) Add(phase load.Phase, latencyUs int64) {
 	if s.next != nil {
 		s.next.Add(phase == load.Warmup, latencyUs)
 	}
-	_ = s.cur.RecordValue(latencyUs)
+	if phase == load.Warmup {
+		_ = s.curWarm.RecordValue(latencyUs)
+	} else {
+		_ = s.cur.RecordValue(latencyUs)
+	}
 }
 
 func (s *secondHistograms) Interval(second int) {
 	if s.next != nil {
 		s.next.Interval(second)
 	}
+	if s.cur.TotalCount() == 0 {
+		s.cur, s.curWarm = s.curWarm, s.cur // a warm-up second
+	}
+	s.curWarm.Reset()
 	if s.cur.TotalCount() == 0 {
 		return
 	}

@@ -163,8 +163,13 @@ func TestRecorderTagsWindowAndFillsSilentSeconds(t *testing.T) {
 	if s.FirstErrors[ErrorKey{Class: Timeout}] != "deadline" {
 		t.Fatalf("first errors %v", s.FirstErrors)
 	}
-	if len(s.Series) != 4 || s.Series[1].Requests != 0 || s.Series[2].Requests != 0 || s.Series[3].Errors != 1 || s.Series[0].Requests != 3 {
+	// Second 0 has steady requests, so its warm-up one is in the warm-up's
+	// figures only: the steady seconds add up to the steady phase.
+	if len(s.Series) != 4 || s.Series[1].Requests != 0 || s.Series[2].Requests != 0 || s.Series[3].Errors != 1 || s.Series[0].Requests != 2 {
 		t.Fatalf("series %+v", s.Series)
+	}
+	if s.Series[0].MaxUs > 20_100 {
+		t.Fatalf("second 0's max %d us holds the warm-up's request", s.Series[0].MaxUs)
 	}
 }
 
@@ -249,5 +254,18 @@ func TestScheduledPhasesDependOnTheRequestNumberNotTheOrder(t *testing.T) {
 	}
 	if r.steadyStart != 12*time.Millisecond {
 		t.Fatalf("steady phase starts at %v, want 12ms", r.steadyStart)
+	}
+}
+
+// A second with only warm-up requests shows them; once a second has a
+// steady request it shows the steady ones alone.
+func TestASecondOfTheWarmupShowsTheWarmup(t *testing.T) {
+	rec := NewRecorder()
+	rec.Record(Sample{Phase: Warmup, Start: 0, Done: 500 * time.Millisecond, Outcome: Outcome{Class: OK}})
+	rec.Record(Sample{Phase: Warmup, Start: 900 * time.Millisecond, Done: 1060 * time.Millisecond, Outcome: Outcome{Class: OK}})
+	rec.Record(Sample{Phase: Steady, Start: 1000 * time.Millisecond, Done: 1010 * time.Millisecond, Outcome: Outcome{Class: OK}})
+	s := rec.Snapshot(true)
+	if len(s.Series) != 2 || s.Series[0].Requests != 1 || s.Series[0].MaxUs < 499_000 || s.Series[1].Requests != 1 || s.Series[1].MaxUs > 10_100 {
+		t.Fatalf("series %+v", s.Series)
 	}
 }

@@ -173,12 +173,17 @@ type Recorder struct {
 	// windowTruncated: more requests than MaxWindowEvents were in it.
 	windowTruncated bool
 
-	interval    *hdrhistogram.Histogram
-	sink        IntervalSink
-	intervalReq int64
-	intervalErr int64
-	second      int
-	series      []Second
+	// The current second's requests by phase: a second holds its steady
+	// requests alone once it has any, so that the steady seconds add up
+	// to the steady phase exactly (a warm-up request finishing after the
+	// steady phase began is in the warm-up's figures only).
+	interval, warmInterval *hdrhistogram.Histogram
+	sink                   IntervalSink
+	intervalReq            int64
+	intervalErr            int64
+	warmReq, warmErr       int64
+	second                 int
+	series                 []Second
 
 	// By the second a request started in, not the one it finished in:
 	// requests started and their summed seconds in flight.
@@ -198,6 +203,8 @@ func NewRecorder() *Recorder {
 		outside:     newPhaseStats(),
 		firstErrors: map[ErrorKey]string{},
 		interval:    NewHistogram(),
+		// only the warm-up's seconds use it
+		warmInterval: NewHistogram(),
 	}
 }
 
@@ -327,12 +334,16 @@ func (r *Recorder) Record(s Sample) {
 	r.addShape(s.Start, s.Done, s.Outcome.BytesSent)
 	r.advanceTo(int(s.Done / time.Second))
 	r.intervalBytesIn += s.Outcome.BytesReceived
-	r.intervalReq++
+	req, errs, h := &r.intervalReq, &r.intervalErr, r.interval
+	if s.Phase == Warmup {
+		req, errs, h = &r.warmReq, &r.warmErr, r.warmInterval
+	}
+	*req++
 	if s.Outcome.Class != OK {
-		r.intervalErr++
+		*errs++
 	}
 	if s.Outcome.Measured() {
-		_ = r.interval.RecordValue(latencyUs)
+		_ = h.RecordValue(latencyUs)
 		if r.sink != nil {
 			r.sink.Add(s.Phase, latencyUs)
 		}
@@ -375,17 +386,22 @@ func (r *Recorder) advanceTo(sec int) {
 }
 
 func (r *Recorder) flushSecond() {
-	p := Second{Second: r.second, Requests: r.intervalReq, Errors: r.intervalErr, BytesReceived: r.intervalBytesIn}
+	req, errs, h := r.intervalReq, r.intervalErr, r.interval
+	if req == 0 {
+		req, errs, h = r.warmReq, r.warmErr, r.warmInterval // a warm-up second
+	}
+	p := Second{Second: r.second, Requests: req, Errors: errs, BytesReceived: r.intervalBytesIn}
 	if r.sink != nil {
 		r.sink.Interval(r.second)
 	}
-	if r.interval.TotalCount() > 0 {
-		p.P50Us = ValueAtPercentile(r.interval, 50)
-		p.P90Us = ValueAtPercentile(r.interval, 90)
-		p.P99Us = ValueAtPercentile(r.interval, 99)
-		p.MaxUs = r.interval.Max()
-		r.interval.Reset()
+	if h.TotalCount() > 0 {
+		p.P50Us = ValueAtPercentile(h, 50)
+		p.P90Us = ValueAtPercentile(h, 90)
+		p.P99Us = ValueAtPercentile(h, 99)
+		p.MaxUs = h.Max()
 	}
+	r.interval.Reset()
+	r.warmInterval.Reset()
 	if len(r.series) >= maxSeriesSeconds {
 		last := &r.series[len(r.series)-1]
 		last.Requests += p.Requests
@@ -398,6 +414,7 @@ func (r *Recorder) flushSecond() {
 		r.series = append(r.series, p)
 	}
 	r.intervalReq, r.intervalErr, r.intervalBytesIn = 0, 0, 0
+	r.warmReq, r.warmErr = 0, 0
 }
 
 // IntervalSink receives every measured latency of the run with its phase,
