@@ -251,9 +251,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		// a log (bench decides which by what stderr is).
 		cfg.Progress = stderr
 	}
-	if *cpus > 0 {
-		runtime.GOMAXPROCS(*cpus)
-	}
+	setProcs(*cpus, cfg)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -507,4 +505,20 @@ func settingValue(f *pflag.Flag) any {
 		return sv.GetSlice()
 	}
 	return s
+}
+
+// setProcs sets GOMAXPROCS for a run: cpus (--cpus) when set, raised for
+// a target the epoll engine may drive to what that engine wants
+// (load.EventLoopProcs), which the load package leaves to the program.
+func setProcs(cpus int, cfg bench.Config) {
+	procs := runtime.GOMAXPROCS(0)
+	if cpus > 0 {
+		procs = cpus
+	}
+	if cfg.GRPC.Addr == "" && cfg.RESTEngine != load.EngineGoroutines && strings.HasPrefix(strings.ToLower(cfg.URL), "http://") {
+		procs = load.EventLoopProcs(procs)
+	}
+	if procs != runtime.GOMAXPROCS(0) {
+		runtime.GOMAXPROCS(procs)
+	}
 }

@@ -222,6 +222,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		Settings: map[string]any{"rate": *rate, "duration": duration.Seconds(), "warmup": warmup.Seconds(), "demo": true},
 	}
 	runCfg.Progress = stderr
+	setProcs(0, runCfg)
 	code, _ := runAndReport(ctx, runCfg, stdout, stderr)
 	if *logdir == "" {
 		fmt.Fprintln(stdout, "\n(the demo's logdir is temporary and removed now; 'loadprof demo --logdir tb' keeps the traces)")
