@@ -90,8 +90,9 @@ type eventLoop struct {
 	retry           []*loopConn // closed loop: connections whose request failed, to send again after their back-off
 	maxConns        int
 
-	head, tail *loopConn // requests in flight, in deadline order (the timeout is the same for all)
-	armed      time.Duration
+	head, tail *loopConn     // requests in flight, in deadline order (the timeout is the same for all)
+	armed      time.Duration // when the timerfd fires (it is used only without epoll_pwait2)
+	noPwait2   bool          // the kernel has no epoll_pwait2
 	stopping   bool          // the plan is done or the run interrupted: no more requests
 	cancelled  bool          // the run was interrupted
 	graceEnd   time.Duration // set once the run is interrupted
@@ -188,7 +189,7 @@ func newEventLoop(r *runner, rest *REST, sa unix.Sockaddr, fam, maxConns int) (*
 		sa = &own
 	}
 	l := &eventLoop{r: r, rest: rest, sa: sa, fam: fam, ep: -1, timer: -1, wake: -1, maxConns: maxConns,
-		events: make([]unix.EpollEvent, 256), armed: neverArmed, graceEnd: neverArmed, wait: newSlotWait()}
+		events: make([]unix.EpollEvent, 256), armed: neverArmed, graceEnd: neverArmed, wait: newSlotWait(), noPwait2: !usePwait2}
 	var err error
 	if l.ep, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("epoll: %w", err)
@@ -222,7 +223,9 @@ func (l *eventLoop) addConn() *loopConn {
 	return c
 }
 
-// interrupt is called from another goroutine when the run is cancelled.
+// interrupt wakes the loop from another goroutine when the run is
+// cancelled: the loop then stops sending and gives its requests in flight
+// the grace period.
 func (l *eventLoop) interrupt() {
 	l.wakeMu.Lock()
 	defer l.wakeMu.Unlock()
@@ -254,6 +257,7 @@ func (l *eventLoop) closeAll() {
 func (l *eventLoop) run() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	defer setTimerSlack(timerSlack)()
 	defer l.closeAll()
 	if l.open != nil {
 		defer func() { l.r.mergeLag(l.sendLag) }()
@@ -273,8 +277,7 @@ func (l *eventLoop) run() {
 		if (l.stopping && l.head == nil) || now >= l.graceEnd {
 			return
 		}
-		timeout := l.arm(now)
-		n, err := unix.EpollWait(l.ep, l.events, timeout)
+		n, err := l.waitFor(l.nextWake(now))
 		if err != nil && err != unix.EINTR {
 			panic(fmt.Sprintf("epoll_wait: %v", err)) // only EBADF/EFAULT/EINVAL: a bug here
 		}
@@ -301,10 +304,10 @@ func (l *eventLoop) run() {
 	}
 }
 
-// arm makes sure the loop wakes by its next deadline and returns the
-// epoll_wait timeout: 0 when something is already due, -1 to rely on the
-// timerfd.
-func (l *eventLoop) arm(now time.Duration) int {
+// nextWake is when the loop must wake at the latest: the first request
+// deadline, back-off or grace end, or the next open-loop request's due
+// time; neverArmed when only readiness can wake it.
+func (l *eventLoop) nextWake(now time.Duration) time.Duration {
 	want := l.graceEnd
 	if l.head != nil && l.head.deadline < want {
 		want = l.head.deadline
@@ -324,21 +327,86 @@ func (l *eventLoop) arm(now time.Duration) int {
 			want = due
 		}
 	}
+	return want
+}
+
+// timerSlack is how late the kernel may wake the loop for a timeout (the
+// thread's timer slack, PR_SET_TIMERSLACK): an open-loop request due at t
+// goes out between t and t+timerSlack, plus the scheduling delay, when
+// nothing else wakes the loop first. The slack lets the kernel fire the
+// wake-up with another timer's, and lets a response that arrives within it
+// wake the loop for both: one wake-up instead of two. The kernel's
+// default for a thread is 50 us.
+const timerSlack = 40 * time.Microsecond
+
+// waitFor waits in epoll until something is ready or the offset want has
+// come (neverArmed: no timeout). The timeout is epoll_pwait2's, in
+// nanoseconds; a kernel older than 5.11 has no epoll_pwait2, and the loop
+// arms its timerfd instead, a wake-up and two system calls more per
+// timeout.
+func (l *eventLoop) waitFor(want time.Duration) (int, error) {
 	if want == neverArmed {
-		return -1
+		return l.epollWait(nil)
 	}
-	if want <= now {
-		return 0
+	d := want - l.r.since()
+	if d <= 0 {
+		// Already due: a look without waiting, which needs none of the
+		// scheduler's bookkeeping for a call that may block.
+		n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.ep), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+		if errno != 0 {
+			return 0, errno
+		}
+		return int(n), nil
+	}
+	if !l.noPwait2 {
+		ts := unix.NsecToTimespec(int64(d))
+		n, err := l.epollWait(&ts)
+		if err != unix.ENOSYS {
+			return n, err
+		}
+		l.noPwait2 = true
 	}
 	if want < l.armed {
-		d := want - now
 		spec := unix.ItimerSpec{Value: unix.NsecToTimespec(int64(d))}
 		if err := unix.TimerfdSettime(l.timer, 0, &spec, nil); err != nil {
 			panic(fmt.Sprintf("timerfd_settime: %v", err))
 		}
 		l.armed = want
 	}
-	return -1
+	return l.epollWait(nil)
+}
+
+// epollWait is epoll_pwait2 with timeout ts (nil: none), or epoll_wait
+// without a timeout when the kernel has no epoll_pwait2. It goes through
+// the scheduler (entersyscall), as a call that may block must: waiting
+// in the kernel without telling it (as the loop's reads and writes do)
+// saved most of sysmon's wake-ups, but sysmon then preempts the loop every
+// 10 ms of "running" and hands its thread a P back through another
+// thread; on a busy machine the open loop fell behind its schedule more
+// often that way (and used no less CPU per request).
+func (l *eventLoop) epollWait(ts *unix.Timespec) (int, error) {
+	if l.noPwait2 {
+		return unix.EpollWait(l.ep, l.events, -1)
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_EPOLL_PWAIT2, uintptr(l.ep), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), uintptr(unsafe.Pointer(ts)), 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// usePwait2 is false in tests of the loop on a kernel without
+// epoll_pwait2.
+var usePwait2 = true
+
+// setTimerSlack sets the calling thread's timer slack to d and returns a
+// function that restores it; the loop's goroutine is locked to its thread.
+func setTimerSlack(d time.Duration) (restore func()) {
+	old, err := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
+	if err != nil || unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(d), 0, 0, 0) != nil {
+		return func() {}
+	}
+	return func() { _ = unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(old), 0, 0, 0) }
 }
 
 // cancel stops sending; requests in flight get the run's grace period.
