@@ -14,7 +14,6 @@ import (
 	"github.com/loadprof/loadprof/tfproto"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -125,10 +124,7 @@ func prepareGRPC(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *
 // before any load is sent; a timeout or a transient status is left to the
 // run to count.
 func preflightGRPC(tr *load.GRPC, set *payloads.Set, name string) error {
-	out, _ := tr.Call(0)
-	for try := 1; try < 3 && (out.Class == load.ConnReset || out.Class == load.ConnClosed); try++ {
-		out, _ = tr.Call(0) // a dropped connection may be a one-off; a refused one is not
-	}
+	out, _ := probeTolerantly(context.Background(), func() (load.Outcome, string) { o, _ := tr.Call(0); return o, "" })
 	source := set.Payloads[0].Source
 	switch {
 	case out.Class == load.OK || out.Class == load.Timeout:
@@ -161,14 +157,7 @@ func fetchSignatures(ctx context.Context, cfg Config, invoke invokeFunc) (map[st
 	wait := max(cfg.Timeout, 10*time.Second)
 	callCtx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	ctx = callCtx
-	if len(cfg.Headers) > 0 {
-		md := metadata.MD{}
-		for _, h := range cfg.Headers {
-			md.Append(strings.ToLower(h.Key), h.Value)
-		}
-		ctx = metadata.NewOutgoingContext(ctx, md)
-	}
+	ctx = load.WithMetadata(callCtx, cfg.Headers)
 	req := &tfproto.GetModelMetadataRequest{ModelSpec: g.modelSpec(), MetadataField: []string{"signature_def"}}
 	resp := &tfproto.GetModelMetadataResponse{}
 	began := time.Now()

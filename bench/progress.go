@@ -32,8 +32,7 @@ const (
 // is called, then prints the final counts once more. On a terminal the line
 // is rewritten in place every second; anywhere else (w not a terminal) a
 // whole line is added every 10 s. every, when positive, replaces the
-// period. The recorder's seconds are closed every second (or every period,
-// if shorter) also without w, so a stalled server shows in the series.
+// period. It only reads rec: load.Run closes the recorder's seconds.
 func startProgress(w io.Writer, rec *load.Recorder, plan load.Plan, every time.Duration) func() {
 	live := false
 	if f, ok := w.(*os.File); ok {
@@ -76,7 +75,6 @@ func startProgress(w io.Writer, rec *load.Recorder, plan load.Plan, every time.D
 				}
 				return
 			case <-t.C:
-				rec.Tick()
 				if w != nil && ticks%ticksPerLine == 0 {
 					show()
 				}

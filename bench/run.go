@@ -226,10 +226,7 @@ func prepareREST(cfg Config, set *payloads.Set, tlsConfig *tls.Config) (*target,
 // reached, or that rejects the payload (4xx), fails the run before any load
 // is sent; a timeout or a transient 5xx or 429 is left to the run to count.
 func preflightREST(ctx context.Context, rest *load.REST, set *payloads.Set, url string) error {
-	out, body := rest.Probe(ctx, 0)
-	for try := 1; try < 3 && (out.Class == load.ConnReset || out.Class == load.ConnClosed) && ctx.Err() == nil; try++ {
-		out, body = rest.Probe(ctx, 0) // a dropped connection may be a one-off; a refused one is not
-	}
+	out, body := probeTolerantly(ctx, func() (load.Outcome, string) { return rest.Probe(ctx, 0) })
 	switch {
 	case out.Class == load.OK || out.Class == load.Timeout:
 		return nil // a slow first call (lazy initialisation) is the warm-up's business
@@ -250,6 +247,22 @@ func preflightREST(ctx context.Context, rest *load.REST, set *payloads.Set, url 
 		}
 	}
 	return &TargetError{fmt.Errorf("%s: %s: %v", url, out.Key(), out.Err)}
+}
+
+// preflightTries is how many times a preflight sends its payload when the
+// connection is dropped under it: a dropped connection may be a one-off; a
+// refused one is not.
+const preflightTries = 3
+
+// probeTolerantly calls probe until it returns something other than a
+// dropped connection, at most preflightTries times, or until ctx is
+// cancelled.
+func probeTolerantly(ctx context.Context, probe func() (load.Outcome, string)) (load.Outcome, string) {
+	out, body := probe()
+	for try := 1; try < preflightTries && (out.Class == load.ConnReset || out.Class == load.ConnClosed) && ctx.Err() == nil; try++ {
+		out, body = probe()
+	}
+	return out, body
 }
 
 // interruptedOr returns err, or, when ctx was cancelled meanwhile, an

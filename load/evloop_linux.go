@@ -90,78 +90,65 @@ type eventLoop struct {
 	retry           []*loopConn // closed loop: connections whose request failed, to send again after their back-off
 	maxConns        int
 
-	head, tail *loopConn // requests in flight, in deadline order (the timeout is the same for all)
-	armed      time.Duration
+	head, tail *loopConn     // requests in flight, in deadline order (the timeout is the same for all)
+	armed      time.Duration // when the timerfd fires (it is used only without epoll_pwait2)
+	noPwait2   bool          // the kernel has no epoll_pwait2
 	stopping   bool          // the plan is done or the run interrupted: no more requests
 	cancelled  bool          // the run was interrupted
 	graceEnd   time.Duration // set once the run is interrupted
 
 	// open loop only
-	open     bool
-	interval float64
-	nextSeq  int64
-	stride   int64
-	endAt    time.Duration // the end of the steady phase's schedule by --duration; neverArmed without one
-	starved  bool          // a due request found every slot taken; the backlog it starts is saturated
-	sendLag  *hdrhistogram.Histogram
+	open    *openSchedule
+	nextSeq int64
+	stride  int64
+	endAt   time.Duration // the end of the steady phase's schedule by --duration; neverArmed without one
+	wait    slotWait      // saturated requests: the backlog of a wait for a free slot
+	sendLag *hdrhistogram.Histogram
 }
 
 const neverArmed = time.Duration(1<<63 - 1)
 
-// useEventLoops reports whether Run drives this transport with the epoll
-// engine.
-func (r *REST) useEventLoops() bool { return r.engine == EngineEpoll }
+// ownEngine is the epoll engine, when NewREST chose it.
+func (r *REST) ownEngine() engine {
+	if r.engine != EngineEpoll {
+		return nil
+	}
+	return eventLoopEngine{r}
+}
 
-// runEventLoops runs the plan on K event loops and returns when they are
-// done or ctx is cancelled.
-func (r *runner) runEventLoops(ctx context.Context, rest *REST) error {
+// eventLoopEngine runs a plan on event loops over rest's connections.
+type eventLoopEngine struct{ rest *REST }
+
+// drive runs the plan on K event loops and returns when they are done or
+// ctx is cancelled.
+func (e eventLoopEngine) drive(ctx context.Context, r *runner) error {
 	if ctx.Err() != nil {
 		return nil // interrupted before the load began: send nothing
 	}
-	sa, fam, err := rest.sockaddr()
+	sa, fam, err := e.rest.sockaddr()
 	if err != nil {
 		return err
 	}
-	// A loop blocked in epoll_wait keeps its P (GOMAXPROCS slot). When no
-	// P is left idle, sysmon takes it back after 20 us, at every wait, and
-	// the loop has to get one back when epoll_wait returns: that churn
-	// (sysmon waking 50,000 times a second, futex hand-offs) cost more than
-	// the loop itself. So there is always one P more than loops, which also
-	// serves the rest of the process (the profile window's gRPC client,
-	// progress, an in-process server).
-	procs := runtime.GOMAXPROCS(0)
-	k := max(procs-1, 1)
-	restoreProcs := func() {}
-	if procs < k+1 {
-		runtime.GOMAXPROCS(k + 1)
-		restoreProcs = func() { runtime.GOMAXPROCS(procs) }
-	}
 	slots := r.plan.slots()
-	k = loopCount(r.plan, k)
-	var interval float64
-	if r.plan.Rate > 0 {
-		interval = float64(time.Second) / r.plan.Rate
-		r.scheduleSteady(interval)
-	}
+	k := loopCount(r.plan, maxEventLoops(runtime.GOMAXPROCS(0)))
 	loops := make([]*eventLoop, 0, k)
 	for i := 0; i < k; i++ {
 		share := slots / k
 		if i < slots%k {
 			share++
 		}
-		l, err := newEventLoop(r, rest, sa, fam, share)
+		l, err := newEventLoop(r, e.rest, sa, fam, share)
 		if err != nil {
 			for _, l := range loops {
 				l.closeAll()
 			}
-			restoreProcs()
 			return err
 		}
-		if r.plan.Rate > 0 {
-			l.open, l.interval, l.nextSeq, l.stride, l.sendLag = true, interval, int64(i), int64(k), newSendLag()
+		if r.open != nil {
+			l.open, l.nextSeq, l.stride, l.sendLag = r.open, int64(i), int64(k), newSendLag()
 			l.endAt = neverArmed
 			if r.plan.Duration > 0 {
-				_, l.endAt = r.scheduleEnd()
+				l.endAt = r.open.endAt
 			}
 		}
 		loops = append(loops, l)
@@ -175,8 +162,7 @@ func (r *runner) runEventLoops(ctx context.Context, rest *REST) error {
 		}()
 	}
 	go func() {
-		r.wg.Wait()    // only the loops are in it
-		restoreProcs() // after the loops, which may outlive Run by the grace period
+		r.wg.Wait() // only the loops are in it
 		close(done)
 	}()
 	select {
@@ -203,7 +189,7 @@ func newEventLoop(r *runner, rest *REST, sa unix.Sockaddr, fam, maxConns int) (*
 		sa = &own
 	}
 	l := &eventLoop{r: r, rest: rest, sa: sa, fam: fam, ep: -1, timer: -1, wake: -1, maxConns: maxConns,
-		events: make([]unix.EpollEvent, 256), armed: neverArmed, graceEnd: neverArmed}
+		events: make([]unix.EpollEvent, 256), armed: neverArmed, graceEnd: neverArmed, wait: newSlotWait(), noPwait2: !usePwait2}
 	var err error
 	if l.ep, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("epoll: %w", err)
@@ -237,7 +223,9 @@ func (l *eventLoop) addConn() *loopConn {
 	return c
 }
 
-// interrupt is called from another goroutine when the run is cancelled.
+// interrupt wakes the loop from another goroutine when the run is
+// cancelled: the loop then stops sending and gives its requests in flight
+// the grace period.
 func (l *eventLoop) interrupt() {
 	l.wakeMu.Lock()
 	defer l.wakeMu.Unlock()
@@ -269,12 +257,13 @@ func (l *eventLoop) closeAll() {
 func (l *eventLoop) run() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	defer setTimerSlack(timerSlack)()
 	defer l.closeAll()
-	if l.open {
+	if l.open != nil {
 		defer func() { l.r.mergeLag(l.sendLag) }()
 	}
 	now := l.r.since()
-	if l.open {
+	if l.open != nil {
 		l.dispatchDue(now)
 	} else {
 		for len(l.idle) > 0 && !l.stopping {
@@ -288,8 +277,7 @@ func (l *eventLoop) run() {
 		if (l.stopping && l.head == nil) || now >= l.graceEnd {
 			return
 		}
-		timeout := l.arm(now)
-		n, err := unix.EpollWait(l.ep, l.events, timeout)
+		n, err := l.waitFor(l.nextWake(now))
 		if err != nil && err != unix.EINTR {
 			panic(fmt.Sprintf("epoll_wait: %v", err)) // only EBADF/EFAULT/EINVAL: a bug here
 		}
@@ -310,16 +298,16 @@ func (l *eventLoop) run() {
 			}
 		}
 		l.expire(now)
-		if l.open {
+		if l.open != nil {
 			l.dispatchDue(now)
 		}
 	}
 }
 
-// arm makes sure the loop wakes by its next deadline and returns the
-// epoll_wait timeout: 0 when something is already due, -1 to rely on the
-// timerfd.
-func (l *eventLoop) arm(now time.Duration) int {
+// nextWake is when the loop must wake at the latest: the first request
+// deadline, back-off or grace end, or the next open-loop request's due
+// time; neverArmed when only readiness can wake it.
+func (l *eventLoop) nextWake(now time.Duration) time.Duration {
 	want := l.graceEnd
 	if l.head != nil && l.head.deadline < want {
 		want = l.head.deadline
@@ -327,37 +315,98 @@ func (l *eventLoop) arm(now time.Duration) int {
 	for _, c := range l.retry {
 		want = min(want, c.retryAt)
 	}
-	if l.open && !l.stopping {
+	if l.open != nil && !l.stopping {
 		// With every slot taken, wake once at the due time all the same:
-		// dispatchDue then notes that the request waits (starved), which
-		// makes it and the backlog behind it saturated.
-		due := l.intended(l.nextSeq)
+		// dispatchDue then notes that the request waits, which makes it
+		// and the backlog behind it saturated.
+		due := l.open.at(l.nextSeq)
 		if due > l.endAt && l.endAt > now {
 			due = l.endAt // stop at the end of the schedule, not when the next request would be due
 		}
-		if due < want && (len(l.idle) > 0 || len(l.conns) < l.maxConns || !l.starved) {
+		if due < want && (len(l.idle) > 0 || len(l.conns) < l.maxConns || !l.wait.waiting) {
 			want = due
 		}
 	}
+	return want
+}
+
+// timerSlack is how late the kernel may wake the loop for a timeout (the
+// thread's timer slack, PR_SET_TIMERSLACK): an open-loop request due at t
+// goes out between t and t+timerSlack, plus the scheduling delay, when
+// nothing else wakes the loop first. The slack lets the kernel fire the
+// wake-up with another timer's, and lets a response that arrives within it
+// wake the loop for both: one wake-up instead of two. The kernel's
+// default for a thread is 50 us.
+const timerSlack = 40 * time.Microsecond
+
+// waitFor waits in epoll until something is ready or the offset want has
+// come (neverArmed: no timeout). The timeout is epoll_pwait2's, in
+// nanoseconds; a kernel older than 5.11 has no epoll_pwait2, and the loop
+// arms its timerfd instead, a wake-up and two system calls more per
+// timeout.
+func (l *eventLoop) waitFor(want time.Duration) (int, error) {
 	if want == neverArmed {
-		return -1
+		return l.epollWait(nil)
 	}
-	if want <= now {
-		return 0
+	d := want - l.r.since()
+	if d <= 0 {
+		// Already due: a look without waiting, which needs none of the
+		// scheduler's bookkeeping for a call that may block.
+		n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.ep), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+		if errno != 0 {
+			return 0, errno
+		}
+		return int(n), nil
+	}
+	if !l.noPwait2 {
+		ts := unix.NsecToTimespec(int64(d))
+		n, err := l.epollWait(&ts)
+		if err != unix.ENOSYS {
+			return n, err
+		}
+		l.noPwait2 = true
 	}
 	if want < l.armed {
-		d := want - now
 		spec := unix.ItimerSpec{Value: unix.NsecToTimespec(int64(d))}
 		if err := unix.TimerfdSettime(l.timer, 0, &spec, nil); err != nil {
 			panic(fmt.Sprintf("timerfd_settime: %v", err))
 		}
 		l.armed = want
 	}
-	return -1
+	return l.epollWait(nil)
 }
 
-func (l *eventLoop) intended(seq int64) time.Duration {
-	return scheduledAt(seq, l.interval)
+// epollWait is epoll_pwait2 with timeout ts (nil: none), or epoll_wait
+// without a timeout when the kernel has no epoll_pwait2. It goes through
+// the scheduler (entersyscall), as a call that may block must: waiting
+// in the kernel without telling it (as the loop's reads and writes do)
+// saved most of sysmon's wake-ups, but sysmon then preempts the loop every
+// 10 ms of "running" and hands its thread a P back through another
+// thread; on a busy machine the open loop fell behind its schedule more
+// often that way (and used no less CPU per request).
+func (l *eventLoop) epollWait(ts *unix.Timespec) (int, error) {
+	if l.noPwait2 {
+		return unix.EpollWait(l.ep, l.events, -1)
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_EPOLL_PWAIT2, uintptr(l.ep), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), uintptr(unsafe.Pointer(ts)), 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// usePwait2 is false in tests of the loop on a kernel without
+// epoll_pwait2.
+var usePwait2 = true
+
+// setTimerSlack sets the calling thread's timer slack to d and returns a
+// function that restores it; the loop's goroutine is locked to its thread.
+func setTimerSlack(d time.Duration) (restore func()) {
+	old, err := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
+	if err != nil || unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(d), 0, 0, 0) != nil {
+		return func() {}
+	}
+	return func() { _ = unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(old), 0, 0, 0) }
 }
 
 // cancel stops sending; requests in flight get the run's grace period.
@@ -366,11 +415,7 @@ func (l *eventLoop) cancel(now time.Duration) {
 		return
 	}
 	l.cancelled, l.stopping = true, true
-	grace := l.r.plan.Grace
-	if grace <= 0 {
-		grace = 2 * time.Second
-	}
-	l.graceEnd = now + grace + 100*time.Millisecond // the runner freezes the recorder at grace
+	l.graceEnd = now + l.r.plan.grace() + 100*time.Millisecond // the runner freezes the recorder at grace
 }
 
 // dispatchDue sends every open-loop request whose intended time has come,
@@ -378,59 +423,57 @@ func (l *eventLoop) cancel(now time.Duration) {
 // taken, the due requests wait for one; all of that backlog is saturated,
 // and if the schedule ends while it waits, the loop stops sending.
 func (l *eventLoop) dispatchDue(now time.Duration) {
+	sched := l.open
 	for !l.stopping {
-		intended := l.intended(l.nextSeq)
+		intended := sched.at(l.nextSeq)
 		if intended > now {
-			l.starved = false // caught up
 			if intended >= l.endAt && now >= l.endAt {
 				// No request is due before the schedule ends: the phase
 				// ends now unless a profile window holds it open.
-				l.r.phaseMu.Lock()
 				l.stopping = !l.r.plan.held()
-				l.r.phaseMu.Unlock()
 			}
+			return
+		}
+		full := len(l.idle) == 0 && len(l.conns) >= l.maxConns
+		if full {
+			l.wait.full()
+		} else {
+			l.wait.resumed(now)
+		}
+		saturated := l.wait.saturated(intended)
+		// The backlog of a wait for a slot once the schedule is over is
+		// not sent, also when a slot has just come free.
+		if saturated && now >= l.endAt && sched.overWhileWaiting(now) {
+			l.stopping = true
+			sched.countNotSent(l.nextSeq, l.stride)
+			return
+		}
+		if full {
 			return
 		}
 		var c *loopConn
-		full := len(l.idle) == 0 && len(l.conns) >= l.maxConns
-		if full {
-			l.starved = true
-		}
-		if l.starved && now >= l.endAt {
-			// The backlog of a wait for a slot, and the schedule is over:
-			// also when a slot has just come free, it is not sent.
-			l.r.phaseMu.Lock()
-			if l.r.scheduleOverWhileWaiting(now) {
-				l.stopping = true
-				l.r.countNotSent(l.nextSeq, l.stride)
-			}
-			l.r.phaseMu.Unlock()
-			if l.stopping {
-				return
-			}
-		}
-		switch {
-		case len(l.idle) > 0:
+		if len(l.idle) > 0 {
 			c = l.idle[len(l.idle)-1]
 			l.idle = l.idle[:len(l.idle)-1]
-		case !full:
+		} else {
 			c = l.addConn()
 			l.idle = l.idle[:len(l.idle)-1]
-		default:
-			l.r.phaseMu.Lock()
-			if l.r.scheduleOverWhileWaiting(now) {
-				l.stopping = true
-				l.r.countNotSent(l.nextSeq, l.stride)
-			}
-			l.r.phaseMu.Unlock()
-			return
 		}
-		phase, more := l.phaseOf(c, intended)
+		// Loops take turns by request number, and one may run ahead of
+		// another: the phase goes by the number, not by who asks first.
+		phase, more := sched.phase(l.nextSeq)
 		if !more {
+			if sched.over.Load() {
+				// Another loop found the schedule over while requests
+				// waited for a slot: this loop's are not sent either.
+				sched.countNotSent(l.nextSeq, l.stride)
+			}
+			l.stopping = true
+			l.idle = append(l.idle, c)
 			return
 		}
 		l.nextSeq += l.stride
-		l.r.noteLag(l.sendLag, now-intended, l.starved)
+		l.r.noteLag(l.sendLag, now-intended, saturated)
 		l.start(c, phase, intended, now)
 	}
 }
@@ -442,48 +485,23 @@ func (l *eventLoop) sendNext(c *loopConn, now time.Duration) {
 		l.idle = append(l.idle, c)
 		return
 	}
-	if phase, more := l.phaseOf(c, now); more {
-		l.start(c, phase, now, now)
-	}
-}
-
-// phaseOf is the runner's phaseOf for a request at offset at that would go
-// on c; when the plan is complete, the loop stops sending and c is idle.
-func (l *eventLoop) phaseOf(c *loopConn, at time.Duration) (Phase, bool) {
-	l.r.phaseMu.Lock()
-	var phase Phase
-	var more bool
-	if l.open {
-		// Loops take turns by request number, and one may run ahead of
-		// another: the phase goes by the number, not by who asks first.
-		phase, more = l.r.phaseOfScheduled(l.nextSeq, at)
-		if !more && l.r.sendingOver {
-			// Another loop found the schedule over while requests waited
-			// for a slot: this loop's due requests are not sent either.
-			l.r.countNotSent(l.nextSeq, l.stride)
-		}
-	} else {
-		phase, more = l.r.phaseOf(at)
-	}
-	l.r.phaseMu.Unlock()
+	_, phase, more := l.r.closedPhase(func() time.Duration { return now })
 	if !more {
 		l.stopping = true
 		l.idle = append(l.idle, c)
+		return
 	}
-	return phase, more
+	l.start(c, phase, now, now)
 }
 
 // start sends the next payload on c, connecting first if c has no
 // connection.
 func (l *eventLoop) start(c *loopConn, phase Phase, startAt, now time.Duration) {
-	r := l.r
-	c.phase, c.start, c.sent, c.inWindow = phase, startAt, max(now, startAt), r.rec.WindowOpen()
-	c.payload = r.pick.Next()
+	c.phase, c.start, c.sent, c.inWindow = phase, startAt, max(now, startAt), l.r.begin()
+	c.payload = l.r.pick.Next()
 	c.retried = false
 	c.bytesSent, c.bytesReceived = 0, 0
 	c.deadline = now + l.rest.cfg.Timeout
-	r.dispatched.Add(1)
-	r.trackInflight()
 	l.pushInflight(c)
 	l.send(c, now)
 }
@@ -657,10 +675,7 @@ func (l *eventLoop) read(c *loopConn, now time.Duration) {
 // server closing it for idleness, not an answer (see restSender.exchange,
 // which the goroutine engine follows): the request goes again.
 func (l *eventLoop) complete(c *loopConn, now time.Duration) {
-	out := Outcome{Class: OK, Code: c.framer.status}
-	if out.Code < 200 || out.Code > 299 {
-		out.Class = HTTPStatus
-	}
+	out := statusOutcome(c.framer.status)
 	if c.framer.closeAfter { // always after a 408 or bytes nobody asked for
 		reused := c.reused
 		l.closeConn(c)
@@ -704,15 +719,12 @@ func (l *eventLoop) resend(c *loopConn, now time.Duration) {
 }
 
 func (l *eventLoop) finish(c *loopConn, out Outcome, now time.Duration) {
-	r := l.r
 	l.unlinkInflight(c)
 	c.state = connIdle
-	r.inflight.Add(-1)
 	out.BytesSent, out.BytesReceived = c.bytesSent, c.bytesReceived
-	r.rec.Record(Sample{Phase: c.phase, InWindow: c.inWindow, Start: c.start, Sent: c.sent, Done: now, Outcome: out})
-	r.finished.Add(1)
+	l.r.finish(Sample{Phase: c.phase, InWindow: c.inWindow, Start: c.start, Sent: c.sent, Done: now, Outcome: out})
 	switch {
-	case l.open:
+	case l.open != nil:
 		l.idle = append(l.idle, c)
 	default:
 		if pause := c.backoff.after(out); pause > 0 {

@@ -35,3 +35,11 @@ func TestEpollEngineConnectsToTheAddressThatAnswers(t *testing.T) {
 		t.Fatalf("%d requests, errors %v (%v)", s.Requests, s.Errors, rec.Snapshot(true).FirstErrors)
 	}
 }
+
+// On a kernel without epoll_pwait2 the loops time requests with their
+// timerfd: the same requests go out, the first steady one on time.
+func TestEpollEngineKeepsTheScheduleWithTimerfd(t *testing.T) {
+	usePwait2 = false
+	defer func() { usePwait2 = true }()
+	openLoopOf350(t, EngineEpoll)
+}

@@ -81,7 +81,8 @@ func DialGRPC(target string, n int, tlsConfig *tls.Config) ([]*grpc.ClientConn, 
 	return conns, nil
 }
 
-// CloseConns closes conns.
+// CloseConns closes the connections DialGRPC opened; their calls in
+// flight fail at once.
 func CloseConns(conns []*grpc.ClientConn) {
 	for _, c := range conns {
 		c.Close()
@@ -103,18 +104,25 @@ func NewGRPC(cfg GRPCConfig) (*GRPC, error) {
 	if cfg.MaxResponseBytes <= 0 {
 		cfg.MaxResponseBytes = 64 << 20
 	}
-	base := context.Background()
-	if len(cfg.Headers) > 0 {
-		md := metadata.MD{}
-		for _, h := range cfg.Headers {
-			md.Append(strings.ToLower(h.Key), h.Value)
-		}
-		base = metadata.NewOutgoingContext(base, md)
-	}
+	base := WithMetadata(context.Background(), cfg.Headers)
 	opts := []grpc.CallOption{grpc.ForceCodecV2(rawCodec{}), grpc.MaxCallRecvMsgSize(cfg.MaxResponseBytes)}
 	g := &GRPC{cfg: cfg, base: base, opts: opts}
 	g.scratch.New = func() any { return new([]byte) }
 	return g, nil
+}
+
+// WithMetadata returns ctx carrying headers as the outgoing gRPC metadata
+// of the calls made with it (keys in lower case, as HTTP/2 wants them), or
+// ctx itself when there are none.
+func WithMetadata(ctx context.Context, headers []Header) context.Context {
+	if len(headers) == 0 {
+		return ctx
+	}
+	md := metadata.MD{}
+	for _, h := range headers {
+		md.Append(strings.ToLower(h.Key), h.Value)
+	}
+	return metadata.NewOutgoingContext(ctx, md)
 }
 
 // NewSender returns a sender bound to the next connection in turn.

@@ -57,7 +57,7 @@ func (serverRawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return nil
 }
 
-func startGRPCTestServer(t *testing.T, respond func(call int64) ([]byte, error), opts ...grpc.ServerOption) *grpcTestServer {
+func startGRPCTestServer(t testing.TB, respond func(call int64) ([]byte, error), opts ...grpc.ServerOption) *grpcTestServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -240,11 +240,14 @@ func TestLoopCountFollowsTheLoadNotTheCores(t *testing.T) {
 
 func TestScheduledPhasesDependOnTheRequestNumberNotTheOrder(t *testing.T) {
 	interval := float64(4 * time.Millisecond)
-	r := &runner{plan: Plan{Rate: 250, WarmupRequests: 2, WarmupDuration: 10 * time.Millisecond, Requests: 5, MaxInflight: 10}}
-	r.scheduleSteady(interval) // warm-up: requests 0-2 (the one due at 8 ms is still inside 10 ms)
+	plan := Plan{Rate: 250, WarmupRequests: 2, WarmupDuration: 10 * time.Millisecond, Requests: 5, MaxInflight: 10}
+	s := newOpenSchedule(&plan, func() {}) // warm-up: requests 0-2 (the one due at 8 ms is still inside 10 ms)
 	got := map[int64]string{}
 	for _, seq := range []int64{1, 0, 4, 2, 9, 3, 6, 5, 8, 7} {
-		phase, more := r.phaseOfScheduled(seq, time.Duration(float64(seq)*interval))
+		if at := s.at(seq); at != time.Duration(float64(seq)*interval) {
+			t.Fatalf("request %d is due at %v, want %v", seq, at, time.Duration(float64(seq)*interval))
+		}
+		phase, more := s.phase(seq)
 		got[seq] = fmt.Sprint(phase, more)
 	}
 	want := map[int64]string{0: "warmup true", 1: "warmup true", 2: "warmup true", 3: "steady true", 4: "steady true",
@@ -252,8 +255,8 @@ func TestScheduledPhasesDependOnTheRequestNumberNotTheOrder(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("phases by request number:\n got %v\nwant %v", got, want)
 	}
-	if r.steadyStart != 12*time.Millisecond {
-		t.Fatalf("steady phase starts at %v, want 12ms", r.steadyStart)
+	if s.steadyStart != 12*time.Millisecond {
+		t.Fatalf("steady phase starts at %v, want 12ms", s.steadyStart)
 	}
 }
 

@@ -71,7 +71,8 @@ type ErrorKey struct {
 func (o Outcome) Key() ErrorKey { return ErrorKey{Class: o.Class, Code: o.Code} }
 
 // String is the stable name of an error class in results: "http_503",
-// "grpc_14", "timeout", "connection_refused", ...
+// "grpc_UNAVAILABLE" (the code's name; "grpc_17" for a code without one),
+// "timeout", "connection_refused", ...
 func (k ErrorKey) String() string {
 	switch k.Class {
 	case OK:

@@ -57,8 +57,10 @@ type Engine string
 const (
 	// EngineAuto picks epoll for http:// on Linux and goroutines otherwise.
 	EngineAuto Engine = ""
-	// EngineEpoll drives plaintext connections from a few event loops
-	// (one per GOMAXPROCS thread), like wrk; Linux only.
+	// EngineEpoll drives plaintext connections from a few event loops,
+	// each on its own OS thread, like wrk: as many as the load needs (one
+	// per 32 connections or 25,000 requests/s), at most GOMAXPROCS-1 and
+	// at least one. Linux only.
 	EngineEpoll Engine = "epoll"
 	// EngineGoroutines gives each connection a goroutine and blocking I/O
 	// through Go's netpoller; it also does TLS.
@@ -82,7 +84,8 @@ func ParseEngine(s string) (Engine, error) {
 // (by fasthttp) before the load starts. With the goroutine engine each
 // Sender owns a connection and parses responses with fasthttp; with the
 // epoll engine Run drives the connections itself (evloop_linux.go) and
-// fasthttp parses the response headers.
+// frames responses itself (httpframe.go): a plain head is read by its own
+// parser, and fasthttp parses only the heads that parser leaves to it.
 type REST struct {
 	cfg      RESTConfig
 	engine   Engine
@@ -503,6 +506,12 @@ func (s *restSender) send(payload int) Outcome {
 		return restError(err)
 	}
 	s.resp.ResetBody()
+	return statusOutcome(code)
+}
+
+// statusOutcome is the outcome of an HTTP answer with status code: OK for
+// 2xx, HTTPStatus for any other.
+func statusOutcome(code int) Outcome {
 	if code < 200 || code > 299 {
 		return Outcome{Class: HTTPStatus, Code: code}
 	}
@@ -555,11 +564,7 @@ func (r *REST) Probe(ctx context.Context, payload int) (Outcome, string) {
 		if len(body) > 512 {
 			body = body[:512]
 		}
-		class := OK
-		if code < 200 || code > 299 {
-			class = HTTPStatus
-		}
-		done <- probed{Outcome{Class: class, Code: code}, string(body)}
+		done <- probed{statusOutcome(code), string(body)}
 	}()
 	select {
 	case p := <-done:

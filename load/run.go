@@ -108,20 +108,28 @@ type Timing struct {
 
 // Run sends load according to plan until it is done or ctx is cancelled,
 // and records every finished request in rec. The run's clock is rec's:
-// time zero is rec.Origin().
+// time zero is rec.Origin(). Run closes rec's seconds as they pass, so the
+// per-second series has every second of the run, also those in which
+// nothing finished.
+//
+// A REST transport on the epoll engine runs max(GOMAXPROCS-1, 1) event
+// loops, each locked to an OS thread, and wants one P (GOMAXPROCS slot)
+// more than it has loops: with GOMAXPROCS 1 the loop shares its P with
+// the rest of the process and pays for it (see EventLoopProcs). Run leaves
+// GOMAXPROCS alone: setting it is the program's decision.
 func Run(ctx context.Context, plan Plan, tr Transport, pick Picker, rec *Recorder) (Timing, error) {
 	if err := plan.Check(); err != nil {
 		return Timing{}, err
 	}
-	r := &runner{plan: plan, tr: tr, pick: pick, rec: rec, start: rec.Origin(), steadyStart: -1, sendLag: newSendLag()}
-	if rest, ok := tr.(*REST); ok && rest.useEventLoops() {
-		if err := r.runEventLoops(ctx, rest); err != nil {
-			return Timing{}, err
-		}
-	} else if plan.Rate > 0 {
-		r.openLoop(ctx)
-	} else {
-		r.closedLoop(ctx)
+	r := &runner{plan: plan, tr: tr, pick: pick, rec: rec, start: rec.Origin(), sendLag: newSendLag()}
+	r.closed.steadyStart = -1
+	if plan.Rate > 0 {
+		r.open = newOpenSchedule(&r.plan, r.steadyStarted)
+	}
+	stopSeconds := r.closeSeconds()
+	defer stopSeconds()
+	if err := engineFor(tr).drive(ctx, r); err != nil {
+		return Timing{}, err
 	}
 	r.timing.Interrupted = ctx.Err() != nil
 	r.wait()
@@ -136,11 +144,49 @@ func Run(ctx context.Context, plan Plan, tr Transport, pick Picker, rec *Recorde
 		r.timing.MaxSendLag = time.Duration(r.maxLag.Load())
 		r.timing.MaxFreeSendLag = time.Duration(r.maxFreeLag.Load())
 		r.timing.Saturated = r.saturated.Load()
-		r.phaseMu.Lock()
-		r.timing.NotSent = r.notSent
-		r.phaseMu.Unlock()
+		r.timing.NotSent = r.open.notSent.Load()
 	}
 	return r.timing, nil
+}
+
+// engine is what sends a run's requests: the scheduler (runner) decides
+// which phase each request is in and keeps the run's counts; the engine
+// decides how requests go out and calls begin and finish around each.
+// drive returns when the plan is done or ctx is cancelled; the requests
+// still in flight then are in r.wg.
+type engine interface {
+	drive(ctx context.Context, r *runner) error
+}
+
+// engineOwner is a Transport that may drive its own requests instead of
+// handing them to Senders on goroutines (REST on the epoll engine);
+// ownEngine returns nil when it does not.
+type engineOwner interface {
+	ownEngine() engine
+}
+
+// engineFor chooses the engine of a run over tr: the transport's own, or
+// goroutines calling its Senders.
+func engineFor(tr Transport) engine {
+	if o, ok := tr.(engineOwner); ok {
+		if e := o.ownEngine(); e != nil {
+			return e
+		}
+	}
+	return goroutineEngine{}
+}
+
+// goroutineEngine sends each request from a goroutine with a Sender of
+// its own, blocking until the answer.
+type goroutineEngine struct{}
+
+func (goroutineEngine) drive(ctx context.Context, r *runner) error {
+	if r.plan.Rate > 0 {
+		r.openLoop(ctx)
+	} else {
+		r.closedLoop(ctx)
+	}
+	return nil
 }
 
 type runner struct {
@@ -163,176 +209,44 @@ type runner struct {
 	lagMu   sync.Mutex
 	sendLag *hdrhistogram.Histogram // us; senders merge their own into it
 
-	// phase bookkeeping, under phaseMu
-	phaseMu        sync.Mutex
-	warmupSent     int64
-	steadySent     int64
-	steadyStart    time.Duration
-	interval       float64 // open loop: ns between intended send times
-	firstSteadySeq int64   // open loop: the first steady request number
-	sendingOver    bool    // open loop: the schedule ended with requests still waiting for a slot
-	notSent        int64   // open loop: steady requests never sent for that reason
-	steadyNotify   sync.Once
+	closed       closedPhases  // closed loop
+	open         *openSchedule // open loop
+	steadyNotify sync.Once
 }
 
-// phaseOf decides the phase of a closed-loop request about to be sent at
-// offset at, or reports that the plan is complete.
-func (r *runner) phaseOf(at time.Duration) (Phase, bool) {
-	p := &r.plan
-	if (p.WarmupRequests > 0 && r.warmupSent < p.WarmupRequests) ||
-		(p.WarmupDuration > 0 && at < p.WarmupDuration) {
-		r.warmupSent++
-		return Warmup, true
+// steadyStarted calls Plan.SteadyStarted, once, when the first steady
+// request is sent.
+func (r *runner) steadyStarted() {
+	if r.plan.SteadyStarted != nil {
+		r.steadyNotify.Do(r.plan.SteadyStarted)
 	}
-	if r.steadyStart < 0 {
-		r.steadyStart = at
-		if p.SteadyStarted != nil {
-			r.steadyNotify.Do(p.SteadyStarted)
+}
+
+// closedPhase decides the phase of a closed-loop request about to be sent
+// at the time now returns, or reports that the plan is complete.
+func (r *runner) closedPhase(now func() time.Duration) (at time.Duration, phase Phase, more bool) {
+	return r.closed.next(&r.plan, now, r.steadyStarted)
+}
+
+// closeSeconds closes the recorder's seconds as they pass until the
+// returned function is called.
+func (r *runner) closeSeconds() (stop func()) {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				r.rec.Tick()
+			}
 		}
-	}
-	countDone := p.Requests > 0 && r.steadySent >= p.Requests
-	timeDone := p.Duration > 0 && at-r.steadyStart >= p.Duration
-	if (countDone || timeDone) && !p.held() {
-		return Steady, false
-	}
-	r.steadySent++
-	return Steady, true
-}
-
-// held reports whether Hold keeps the steady load on past the plan's end
-// (the profile window is still open).
-func (p *Plan) held() bool {
-	if p.Hold == nil {
-		return false
-	}
-	select {
-	case <-p.Hold:
-		return false
-	default:
-		return true
-	}
-}
-
-// intended is the offset at which open-loop request seq is due. Times
-// beyond what a Duration holds (a rate of 1e-12/s) stay at the maximum
-// instead of wrapping around to the past.
-func (r *runner) intended(seq int64) time.Duration {
-	return scheduledAt(seq, r.interval)
-}
-
-func scheduledAt(seq int64, interval float64) time.Duration {
-	at := float64(seq) * interval
-	if at >= math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return time.Duration(at)
-}
-
-// firstDueAtOrAfter is the number of the first open-loop request whose
-// intended time is t or later.
-func (r *runner) firstDueAtOrAfter(t time.Duration) int64 {
-	if t <= 0 {
-		return 0
-	}
-	est := float64(t) / r.interval
-	if est >= math.MaxInt64/2 {
-		return math.MaxInt64 / 2
-	}
-	n := int64(est)
-	for n > 0 && r.intended(n-1) >= t {
-		n--
-	}
-	for r.intended(n) < t {
-		n++
-	}
-	return n
-}
-
-// scheduleSteady fixes, for an open loop whose request n is due at
-// n*interval, which request number starts the steady phase: the first past
-// both the warm-up count and the warm-up duration.
-func (r *runner) scheduleSteady(interval float64) {
-	p := &r.plan
-	r.interval = interval
-	first := p.WarmupRequests
-	if p.WarmupDuration > 0 {
-		first = max(first, r.firstDueAtOrAfter(p.WarmupDuration))
-	}
-	r.firstSteadySeq = first
-	r.steadyStart = r.intended(first)
-}
-
-// phaseOfScheduled decides the phase of open-loop request number seq,
-// due at offset at, or reports that the plan is complete. The answer
-// depends on seq and at only, so the phases hold the same requests in
-// whatever order they are claimed (several event loops take turns and one
-// may run ahead). scheduleSteady must have run.
-func (r *runner) phaseOfScheduled(seq int64, at time.Duration) (Phase, bool) {
-	p := &r.plan
-	if r.sendingOver {
-		return Steady, false
-	}
-	if seq < r.firstSteadySeq {
-		return Warmup, true
-	}
-	if p.SteadyStarted != nil {
-		r.steadyNotify.Do(p.SteadyStarted)
-	}
-	countDone := p.Requests > 0 && seq-r.firstSteadySeq >= p.Requests
-	timeDone := p.Duration > 0 && at-r.steadyStart >= p.Duration
-	if (countDone || timeDone) && !p.held() {
-		return Steady, false
-	}
-	return Steady, true
-}
-
-// scheduleEnd is the first open-loop request number past the steady
-// phase's schedule, and the time that schedule ends, when no profile
-// window holds the phase open.
-func (r *runner) scheduleEnd() (int64, time.Duration) {
-	p := &r.plan
-	endSeq, endAt := int64(math.MaxInt64), time.Duration(math.MaxInt64)
-	if p.Requests > 0 {
-		endSeq = r.firstSteadySeq + p.Requests
-		endAt = r.intended(endSeq)
-	}
-	if p.Duration > 0 {
-		byTime := r.steadyStart + p.Duration
-		if byTime < endAt {
-			endAt = byTime
-			endSeq = min(endSeq, r.firstDueAtOrAfter(byTime))
-		}
-	}
-	return endSeq, endAt
-}
-
-// scheduleOverWhileWaiting is asked, under phaseMu, when an open-loop
-// request is overdue and no slot is free to send it (MaxInflight requests
-// are outstanding). Once the steady phase's schedule has ended, waiting
-// longer would stretch the run past its duration for as long as the server
-// is slow: the open loop stops sending (every sender is told so by
-// phaseOfScheduled), and each sender counts what it never sent with
-// countNotSent. A plan with a request count and no duration asked for that
-// many requests: it sends them all, however late.
-func (r *runner) scheduleOverWhileWaiting(now time.Duration) bool {
-	if r.sendingOver {
-		return true
-	}
-	if _, endAt := r.scheduleEnd(); r.plan.Duration == 0 || now < endAt || r.plan.held() {
-		return false
-	}
-	r.sendingOver = true
-	return true
-}
-
-// countNotSent counts, under phaseMu, the steady requests of the schedule
-// among seq, seq+stride, seq+2*stride, ... that will never be sent
-// because sending stopped.
-func (r *runner) countNotSent(seq, stride int64) {
-	endSeq, _ := r.scheduleEnd()
-	if first := max(seq, r.firstSteadySeq); first < endSeq {
-		r.notSent += (endSeq - first + stride - 1) / stride
-	}
+	}()
+	return func() { close(done); <-stopped }
 }
 
 // The open loop's send lag (actual minus intended send time) is kept in a
@@ -361,22 +275,33 @@ func (r *runner) mergeLag(h *hdrhistogram.Histogram) {
 
 func (r *runner) since() time.Duration { return r.rec.Now() }
 
+// begin counts a request going out and reports whether the profile
+// window is open for it. Every engine calls it once per request, and
+// finish once when the request ends.
+func (r *runner) begin() (inWindow bool) {
+	inWindow = r.rec.WindowOpen()
+	r.dispatched.Add(1)
+	raiseTo(&r.peak, r.inflight.Add(1))
+	return inWindow
+}
+
+// finish records a request that begin counted.
+func (r *runner) finish(s Sample) {
+	r.inflight.Add(-1)
+	r.rec.Record(s)
+	r.finished.Add(1)
+}
+
 // send sends the next payload with s, records it and returns its outcome.
 // startAt is the intended (open loop) or actual (closed loop) send time;
 // the request is in the profile window if the window is open now.
 func (r *runner) send(s Sender, phase Phase, startAt time.Duration) Outcome {
-	inWindow := r.rec.WindowOpen()
+	inWindow := r.begin()
 	sent := r.since()
-	r.dispatched.Add(1)
-	r.trackInflight()
 	out := s.Send(r.pick.Next())
-	r.inflight.Add(-1)
-	r.rec.Record(Sample{Phase: phase, InWindow: inWindow, Start: startAt, Sent: max(sent, startAt), Done: r.since(), Outcome: out})
-	r.finished.Add(1)
+	r.finish(Sample{Phase: phase, InWindow: inWindow, Start: startAt, Sent: max(sent, startAt), Done: r.since(), Outcome: out})
 	return out
 }
-
-func (r *runner) trackInflight() { raiseTo(&r.peak, r.inflight.Add(1)) }
 
 // raiseTo sets a to v if v is larger, safely against concurrent callers.
 func raiseTo(a *atomic.Int64, v int64) {
@@ -398,7 +323,7 @@ func raiseTo(a *atomic.Int64, v int64) {
 // from its intended time) and is saturated; if the steady phase's
 // schedule ends while it waits, it and the rest are counted as not sent.
 func (r *runner) openLoop(ctx context.Context) {
-	r.scheduleSteady(float64(time.Second) / r.plan.Rate)
+	sched := r.open
 	limit := r.plan.MaxInflight
 	idle := make(chan *openSender, limit)
 	var senders []*openSender
@@ -409,21 +334,15 @@ func (r *runner) openLoop(ctx context.Context) {
 	}()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	// Requests that fell due while the dispatcher waited for a slot are
-	// saturated, also those it then finds a sender for at once (two
-	// senders finishing together): they are the backlog of that wait.
-	waitedUntil := time.Duration(-1)
+	wait := newSlotWait()
 	for seq := int64(0); ; seq++ {
-		r.phaseMu.Lock()
-		intended := r.intended(seq)
-		phase, more := r.phaseOfScheduled(seq, intended)
-		_, endAt := r.scheduleEnd()
-		r.phaseMu.Unlock()
+		intended := sched.at(seq)
+		phase, more := sched.phase(seq)
 		if !more {
 			// The steady phase lasts its --duration even when no request
 			// is due in its last part (a rate below 1/duration).
-			if wait := endAt - r.since(); r.plan.Duration > 0 && wait > 0 && !r.sendingOver {
-				timer.Reset(wait)
+			if d := sched.endAt - r.since(); r.plan.Duration > 0 && d > 0 && !sched.over.Load() {
+				timer.Reset(d)
 				select {
 				case <-ctx.Done():
 				case <-timer.C:
@@ -431,8 +350,8 @@ func (r *runner) openLoop(ctx context.Context) {
 			}
 			return
 		}
-		if wait := intended - r.since(); wait > 0 {
-			timer.Reset(wait)
+		if d := intended - r.since(); d > 0 {
+			timer.Reset(d)
 			select {
 			case <-ctx.Done():
 				return
@@ -442,19 +361,12 @@ func (r *runner) openLoop(ctx context.Context) {
 			return
 		}
 		var s *openSender
-		saturated := intended <= waitedUntil
-		if saturated {
-			// The backlog of a wait for a slot: once the schedule is over
-			// it is not sent, also when a sender has just come free.
-			r.phaseMu.Lock()
-			over := r.scheduleOverWhileWaiting(r.since())
-			if over {
-				r.countNotSent(seq, 1)
-			}
-			r.phaseMu.Unlock()
-			if over {
-				return
-			}
+		saturated := wait.saturated(intended)
+		// The backlog of a wait for a slot: once the schedule is over it
+		// is not sent, also when a sender has just come free.
+		if saturated && sched.overWhileWaiting(r.since()) {
+			sched.countNotSent(seq, 1)
+			return
 		}
 		select {
 		case s = <-idle:
@@ -465,10 +377,12 @@ func (r *runner) openLoop(ctx context.Context) {
 				r.wg.Add(1)
 				go s.run(r, idle)
 			} else {
-				if saturated = true; !r.awaitIdleSender(ctx, idle, &s, seq) {
+				wait.full()
+				if !r.awaitIdleSender(ctx, idle, &s, seq) {
 					return
 				}
-				waitedUntil = r.since()
+				wait.resumed(r.since())
+				saturated = true
 			}
 		}
 		s.work <- openJob{phase: phase, intended: intended, saturated: saturated}
@@ -480,22 +394,17 @@ func (r *runner) openLoop(ctx context.Context) {
 // phase's schedule (its --duration, and any Hold past it) ends first; then
 // request seq and the rest of the schedule are counted as not sent.
 func (r *runner) awaitIdleSender(ctx context.Context, idle <-chan *openSender, s **openSender, seq int64) bool {
+	sched := r.open
 	hold := r.plan.Hold
 	for {
-		r.phaseMu.Lock()
 		now := r.since()
-		over := r.scheduleOverWhileWaiting(now)
-		if over {
-			r.countNotSent(seq, 1)
-		}
-		_, endAt := r.scheduleEnd()
-		r.phaseMu.Unlock()
-		if over {
+		if sched.overWhileWaiting(now) {
+			sched.countNotSent(seq, 1)
 			return false
 		}
 		var end <-chan time.Time
-		if r.plan.Duration > 0 && endAt > now {
-			t := time.NewTimer(endAt - now)
+		if r.plan.Duration > 0 && sched.endAt > now {
+			t := time.NewTimer(sched.endAt - now)
 			defer t.Stop()
 			end = t.C
 		}
@@ -559,10 +468,7 @@ func (r *runner) closedLoop(ctx context.Context) {
 			var backoff failureBackoff
 			var pause *time.Timer
 			for ctx.Err() == nil {
-				r.phaseMu.Lock()
-				sent := r.since()
-				phase, more := r.phaseOf(sent)
-				r.phaseMu.Unlock()
+				sent, phase, more := r.closedPhase(r.since)
 				if !more {
 					return
 				}
@@ -614,17 +520,28 @@ func (r *runner) wait() {
 		<-done
 		return
 	}
-	grace := r.plan.Grace
-	if grace <= 0 {
-		grace = 2 * time.Second
-	}
 	select {
 	case <-done:
-	case <-time.After(grace):
+	case <-time.After(r.plan.grace()):
 		r.rec.Freeze()
 		r.timing.Unfinished = r.dispatched.Load() - r.finished.Load()
 	}
 }
+
+// maxEventLoops is how many event loops the epoll engine runs at most in
+// a process with procs Ps (GOMAXPROCS): one fewer, and at least one. A
+// loop blocked in epoll_wait keeps its P. When no P is left idle, sysmon
+// takes it back after 20 us, at every wait, and the loop has to get one
+// back when epoll_wait returns: that churn (sysmon waking 50,000 times a
+// second, futex hand-offs) cost more than the loop itself. So one P is
+// left beside the loops, which also serves the rest of the process (the
+// profile window's gRPC client, progress, an in-process server).
+func maxEventLoops(procs int) int { return max(procs-1, 1) }
+
+// EventLoopProcs is the GOMAXPROCS a program that would run with procs
+// should set for the epoll engine: at least 2, so that its one event loop
+// does not share the only P (see Run). Run does not change GOMAXPROCS.
+func EventLoopProcs(procs int) int { return max(procs, 2) }
 
 // Sizes of one event loop's share of the work: a loop handles tens of
 // thousands of requests a second on one core, and a loop with few

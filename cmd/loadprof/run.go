@@ -389,9 +389,7 @@ func (f *runFlags) sweepOptions(steps bench.Steps, closed bool, opts *runOptions
 // setUpProcess applies the flags that concern loadprof's own process:
 // --cpus and the hidden --cpuprofile. stop ends the CPU profile.
 func (o *runOptions) setUpProcess() (stop func(), err error) {
-	if o.cpus > 0 {
-		runtime.GOMAXPROCS(o.cpus)
-	}
+	setProcs(o.cpus, o.bench)
 	if o.cpuProfile == "" {
 		return func() {}, nil
 	}
@@ -608,4 +606,20 @@ func settingValue(f *pflag.Flag) any {
 		return sv.GetSlice()
 	}
 	return s
+}
+
+// setProcs sets GOMAXPROCS for a run: cpus (--cpus) when set, raised for
+// a target the epoll engine may drive to what that engine wants
+// (load.EventLoopProcs), which the load package leaves to the program.
+func setProcs(cpus int, cfg bench.Config) {
+	procs := runtime.GOMAXPROCS(0)
+	if cpus > 0 {
+		procs = cpus
+	}
+	if cfg.GRPC.Addr == "" && cfg.RESTEngine != load.EngineGoroutines && strings.HasPrefix(strings.ToLower(cfg.URL), "http://") {
+		procs = load.EventLoopProcs(procs)
+	}
+	if procs != runtime.GOMAXPROCS(0) {
+		runtime.GOMAXPROCS(procs)
+	}
 }

@@ -232,6 +232,7 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		printError(stderr, "run", err)
 		return exitBadInput
 	}
+	setProcs(0, runCfg)
 	code := runAndReport(ctx, opts, stdout, stderr)
 	if *logdir == "" {
 		fmt.Fprintln(stdout, "\n(the demo's logdir is temporary and removed now; 'loadprof demo --logdir tb' keeps the traces)")
