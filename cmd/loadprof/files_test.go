@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -311,5 +312,28 @@ func TestAnOutputThatIsAnInputIsRefused(t *testing.T) {
 	}
 	if n := srv.Predicts() - before; n != 0 {
 		t.Errorf("%d requests sent by runs that were refused", n)
+	}
+}
+
+// A reader of the summary that stops early (| head -1) must not cost the
+// files: the process goes on past the broken pipe and writes them.
+func TestAClosedStdoutPipeDoesNotLoseTheFiles(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data.json")
+	os.WriteFile(data, []byte(oneBody), 0o644)
+	out, html := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.html")
+	// exec replaces the shell, so $? of the pipeline's first part is lost;
+	// PIPESTATUS needs bash.
+	script := fmt.Sprintf(`%q run --url %q --data %q --concurrency 2 --requests 200 --out %q --html %q -q | head -c 1 >/dev/null; exit ${PIPESTATUS[0]}`,
+		binary, srv.PredictURL(), data, out, html)
+	code, _, stderr := command(t, exec.Command("bash", "-c", script))
+	for _, f := range []string{out, html} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("%s not written after stdout closed (exit %d): %v\n%s", filepath.Base(f), code, err, stderr)
+		}
+	}
+	if code != 0 {
+		t.Errorf("exit %d: %s", code, stderr)
 	}
 }

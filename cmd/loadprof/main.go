@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/loadprof/loadprof/bench"
 	"github.com/loadprof/loadprof/internal/outfile"
@@ -43,6 +45,10 @@ Run 'loadprof COMMAND --help' for the flags of a command.
 `
 
 func main() {
+	// A reader that stops early (| head) must not kill the process before
+	// it writes its files: the summary's lines are then dropped (EPIPE),
+	// and an output sent to that pipe (--out -) is reported NOT written.
+	signal.Ignore(syscall.SIGPIPE)
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
