@@ -95,6 +95,7 @@ type sweepOptions struct {
 	profileSteps string
 	repeats      int
 	stability    float64
+	warnings     []string // said on stderr before the sweep starts
 }
 
 // runFlags are the flags of `loadprof run`, bound to their flag set.
@@ -355,6 +356,10 @@ func (f *runFlags) loadLevel() (rate float64, concurrency int, sweep *bench.Step
 }
 
 // sweepOptions checks what a sweep cannot do with the run's settings.
+// minStableStep is the shortest steady phase whose stability a sweep
+// checks (bench compares the halves of its whole seconds, 4 at least).
+const minStableStep = 5 * time.Second
+
 func (f *runFlags) sweepOptions(steps bench.Steps, closed bool, opts *runOptions) (*sweepOptions, error) {
 	if opts.errorBudget != nil {
 		return nil, errors.New("--max-errors is for one run; a sweep's error limit goes in --slo (errors<0.1%)")
@@ -382,6 +387,11 @@ func (f *runFlags) sweepOptions(steps bench.Steps, closed bool, opts *runOptions
 		if path != "" {
 			return nil, fmt.Errorf("%s is one run's latency distribution; a sweep keeps every step's in --out (steps[].result), and --html plots them", flag)
 		}
+	}
+	// Stability compares the halves of a step's whole steady seconds, at
+	// least two each: a steady phase that starts mid-second needs 5 s.
+	if d := opts.bench.Plan.Duration; d == 0 || d < minStableStep {
+		sw.warnings = append(sw.warnings, fmt.Sprintf("--step-stability is not checked: it needs steps of at least %v of steady load (--duration), to compare the halves of 4 whole seconds", minStableStep))
 	}
 	return sw, nil
 }
@@ -483,6 +493,9 @@ func runAndReport(ctx context.Context, opts *runOptions, stdout, stderr io.Write
 // request, and 1 when an SLO was given and no step met it.
 func sweepAndReport(ctx context.Context, opts *runOptions, stdout, stderr io.Writer) int {
 	sw := opts.sweep
+	for _, w := range sw.warnings {
+		fmt.Fprintf(stderr, "loadprof run: warning: %s\n", w)
+	}
 	sc := bench.SweepConfig{Base: opts.bench, Closed: sw.closed, Steps: sw.steps, SLO: sw.slo, Binary: sw.binary, Tolerance: sw.tolerance,
 		ProfileSteps: sw.profileSteps, Repeats: sw.repeats, Stability: sw.stability, Progress: opts.bench.Progress}
 	if sc.Progress == nil {
