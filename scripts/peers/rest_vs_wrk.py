@@ -3,7 +3,7 @@
 prints requests/s and client CPU time per request for both, then checks how
 closely loadprof holds a constant --rate.
 
-Usage: python3 bench/compare/rest_vs_wrk.py [--seconds 10] [--connections 16] [--rate 10000] [--repeat 1]
+Usage: python3 scripts/peers/rest_vs_wrk.py [--seconds 10] [--connections 16] [--rate 10000] [--repeat 1]
 
 The server is `loadprof sim` with no simulated latency, started here on a free
 127.0.0.1 port. wrk comes from Debian (apt-get install wrk); the script installs

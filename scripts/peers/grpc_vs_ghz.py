@@ -2,7 +2,7 @@
 """Runs loadprof and ghz against the same loopback gRPC PredictionService in
 one run and prints requests/s and client CPU time per request for both.
 
-Usage: python3 bench/compare/grpc_vs_ghz.py [--seconds 10] [--concurrency 16] [--connections 1]
+Usage: python3 scripts/peers/grpc_vs_ghz.py [--seconds 10] [--concurrency 16] [--connections 1]
 
 The server is `loadprof sim` with no simulated latency on a free 127.0.0.1
 port. ghz v0.120.0 is installed with `go install` into ~/.cache/loadprof/bin

@@ -4,7 +4,7 @@ simulator on loopback, runs loadprof (open loop) for --minutes, samples the
 resident set size of the loadprof process every --every seconds, and prints
 the samples and the growth after the first minute.
 
-Usage: python3 bench/compare/soak_rss.py [--minutes 10] [--rate 5000] [--every 10]
+Usage: python3 scripts/peers/soak_rss.py [--minutes 10] [--rate 5000] [--every 10]
 """
 import argparse
 import json
