@@ -3,7 +3,10 @@
 simulator on loopback, runs loadprof (open loop) for --minutes, samples the
 resident set size of the loadprof process every --every seconds, and prints
 the samples, the RSS at 1, 10, 30 and 60 minutes (those the run reaches)
-and the growth after the first minute. The result keeps one encoded latency
+and the growth after the first minute. loadprof runs with GODEBUG=gctrace=1,
+so the Go heap live after each collection is known too: RSS also holds the
+collector's headroom (GOGC), which rises and falls with it, while the live
+heap is what the run keeps. The result keeps one encoded latency
 histogram per second by design (series_histograms, for `merge`); the script
 says how many bytes of the result that is, the part of the growth it explains.
 
@@ -12,6 +15,7 @@ Usage: python3 scripts/peers/soak_rss.py [--minutes 10] [--rate 5000] [--every 1
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -29,6 +33,28 @@ def rss_mib(pid):
     return 0.0
 
 
+# gctrace's line: "gc 7 @12.345s 0%: ... ms cpu, 4->5->2 MB, 5 MB goal, ...";
+# the third size is the heap live after marking.
+GCTRACE = re.compile(r"^gc \d+ @([\d.]+)s .*?, (\d+)->(\d+)->(\d+) MB")
+
+
+def live_heap(gctrace_path):
+    """[(seconds since the process started, live heap MB)] from gctrace lines."""
+    out = []
+    with open(gctrace_path, errors="replace") as f:
+        for line in f:
+            m = GCTRACE.match(line)
+            if m:
+                out.append((float(m.group(1)), int(m.group(4))))
+    return out
+
+
+def at(series, t, slack):
+    """The (time, value) of series nearest t, when it is within slack of t."""
+    near = [s for s in series if abs(s[0] - t) <= slack]
+    return min(near, key=lambda s: abs(s[0] - t)) if near else None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=10)
@@ -44,9 +70,11 @@ def main():
     sim, port, _ = start_sim(binary)
     url = "http://127.0.0.1:%d/v1/models/test_model:predict" % port
     seconds = int(args.minutes * 60)
+    stderr_path = os.path.join(work, "stderr.txt")
+    stderr = open(stderr_path, "w")
     run = subprocess.Popen([binary, "run", "--url", url, "--data", data, "--rate", str(args.rate),
                             "--duration", "%ds" % seconds, "-q", "--out", os.path.join(work, "soak.json")],
-                           stdout=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=stderr, env=dict(os.environ, GODEBUG="gctrace=1"))
     samples = []
     start = time.time()
     try:
@@ -58,18 +86,29 @@ def main():
             print("%7.0fs  RSS %7.1f MiB" % samples[-1], flush=True)
     finally:
         run.wait()
+        stderr.close()
         sim.terminate()
         sim.wait()
+    heap = live_heap(stderr_path)
     for minute in CHECKPOINTS_MIN:
-        near = [s for s in samples if s[0] <= minute * 60 + args.every]
-        if near and near[-1][0] >= minute * 60 - args.every:
-            print("RSS at %2d min (%5.0fs): %7.1f MiB" % (minute, near[-1][0], near[-1][1]))
+        rss = at(samples, minute * 60, args.every)
+        if rss:
+            live = at(heap, minute * 60, 30)
+            print("at %2d min (%5.0fs): RSS %7.1f MiB, live heap %s" % (minute, rss[0], rss[1],
+                  "%d MB (gc at %.0fs)" % (live[1], live[0]) if live else "?"))
     settled = [s for s in samples if s[0] >= 60] or samples
     if len(settled) >= 2:
         grow = settled[-1][1] - settled[0][1]
         print("RSS from %.0fs to %.0fs: %.1f -> %.1f MiB (%+.1f MiB) at %g requests/s"
               % (settled[0][0], settled[-1][0], settled[0][1], settled[-1][1], grow, args.rate))
+    settled_heap = [h for h in heap if h[0] >= 60] or heap
+    if len(settled_heap) >= 2:
+        print("live heap from %.0fs to %.0fs: %d -> %d MB, lowest %d, highest %d (%d collections)"
+              % (settled_heap[0][0], settled_heap[-1][0], settled_heap[0][1], settled_heap[-1][1],
+                 min(h[1] for h in settled_heap), max(h[1] for h in settled_heap), len(heap)))
     if run.returncode != 0:
+        with open(stderr_path, errors="replace") as f:
+            sys.stderr.write("".join(line for line in f if not GCTRACE.match(line))[-4000:])
         sys.exit("loadprof exited %d" % run.returncode)
     with open(os.path.join(work, "soak.json")) as f:
         res = json.load(f)

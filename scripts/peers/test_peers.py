@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402
 import ratios  # noqa: E402
+import soak_rss  # noqa: E402
 
 WRK_OUT = """Running 5s test @ http://127.0.0.1:4000/v1/models/m:predict
   1 threads and 32 connections
@@ -95,6 +96,23 @@ class SummaryTest(unittest.TestCase):
         self.assertIn("goal < 100 us: met", self.line(self.summary([self.round(1, 1, lag=99)] * 3), "send lag p99, a"))
         self.assertIn("NOT met", self.line(self.summary([self.round(1, 1, lag=100)] * 3), "send lag p99, a"))
         self.assertIn("not in result.json", self.line(self.summary([self.round(1, 1, lag=None)] * 3), "send lag p99, a"))
+
+
+class SoakTest(unittest.TestCase):
+    def test_live_heap_from_gctrace(self):
+        fd, path = tempfile.mkstemp()
+        with os.fdopen(fd, "w") as f:
+            f.write("gc 1 @0.012s 2%: 0.010+0.5+0.003 ms clock, 0.02+0.1/0.2/0+0.006 ms cpu, 3->4->1 MB, 4 MB goal, "
+                    "0 MB stacks, 0 MB globals, 2 P\n"
+                    "loadprof: something else\n"
+                    "gc 2 @61.500s 1%: 0.010+0.5+0.003 ms clock, 0.02+0.1/0.2/0+0.006 ms cpu, 8->9->5 MB, 10 MB goal, "
+                    "0 MB stacks, 0 MB globals, 2 P\n")
+        self.assertEqual(soak_rss.live_heap(path), [(0.012, 1), (61.5, 5)])
+
+    def test_at_takes_the_nearest_within_slack(self):
+        series = [(10.0, 1), (58.0, 2), (63.0, 3), (200.0, 4)]
+        self.assertEqual(soak_rss.at(series, 60, 10), (58.0, 2))
+        self.assertIsNone(soak_rss.at(series, 120, 30))
 
 
 class RunCPUTest(unittest.TestCase):
