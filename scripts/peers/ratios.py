@@ -3,7 +3,7 @@
 peer in the same run, and says whether each goal is met.
 
 Usage: python3 scripts/peers/ratios.py [--rounds 3] [--seconds 5] [--rate 10000]
-                                       [--connections 32] [--loadprof BINARY]
+                                       [--connections 32] [--loadprof BINARY] [--json FILE]
 
 CPU is the user+system time of the client process (wait4's rusage) divided
 by the requests it made. The client runs on core 0 and the server on core 1
@@ -143,6 +143,7 @@ def main():
     ap.add_argument("--rate", type=float, default=10000, help="open loop requests/s")
     ap.add_argument("--connections", type=int, default=32, help="closed loop connections, and fortio's -c")
     ap.add_argument("--loadprof", help="loadprof binary to measure (default: built from this tree)")
+    ap.add_argument("--json", help="also write every round's figures and the summary lines to this file")
     ap.add_argument("--client-core", type=int, default=0)
     ap.add_argument("--server-core", type=int, default=1)
     args = ap.parse_args()
@@ -234,7 +235,13 @@ def main():
                                                                m.cpu_us_per_request, lag), flush=True)
             rounds.append({name: got[name] for name, _ in plan})
         print()
-        summarize(rounds, ratios, rate, [names["lp_open"], names["grpc_open"]])
+        lines = summarize(rounds, ratios, rate, [names["lp_open"], names["grpc_open"]])
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"rate": rate, "seconds": secs, "connections": conns, "loadprof": git_head(),
+                           "rounds": [{name: vars(m) | {"cpu_us_per_request": m.cpu_us_per_request}
+                                       for name, m in r.items()} for r in rounds],
+                           "summary": lines}, f, indent=1)
         # Send lag and the cheaper tools' figures suffer first on a busy
         # machine: this says how busy it was.
         print("\nload average at the end: %.2f (an idle 2-core machine is below 1)" % os.getloadavg()[0])
