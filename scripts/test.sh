@@ -23,6 +23,9 @@ go mod tidy -diff || { echo "go mod tidy would change go.mod or go.sum (the diff
 echo "== tfproto/ equals what scripts/genproto.sh generates"
 bash scripts/genproto-check.sh
 
+echo "== the peer comparison scripts (their parsing, ratios and verdicts)"
+python3 -m unittest discover -s scripts/peers
+
 echo "== python peers for the conformance suite (cached virtualenv)"
 venv=$(bash scripts/pyenv.sh)
 export LOADPROF_PYTHON="$venv/bin/python"

@@ -2,11 +2,12 @@
 """Runs loadprof and ghz against the same loopback gRPC PredictionService in
 one run and prints requests/s and client CPU time per request for both.
 
-Usage: python3 bench/compare/grpc_vs_ghz.py [--seconds 10] [--concurrency 16] [--connections 1]
+Usage: python3 scripts/peers/grpc_vs_ghz.py [--seconds 10] [--concurrency 16] [--connections 1]
 
 The server is `loadprof sim` with no simulated latency on a free 127.0.0.1
-port. ghz v0.120.0 is installed with `go install` into ~/.cache/loadprof/bin
-when missing, and runs with --disable-template-functions
+port. ghz (the version scripts/peers/install.sh pins, built with `go install`
+into ~/.cache/loadprof/peers/bin; the script runs install.sh when it is
+missing) runs with --disable-template-functions
 --disable-template-data against loadprof's own proto files, with the same
 predict request loadprof sends. CPU is the client process's user+system time
 from rusage; compare the two tools within one run.
@@ -15,26 +16,14 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 
-from common import CACHE, ROOT, build_loadprof, print_rows, start_sim, timed, workdir
+from common import BODY, ROOT, build_loadprof, peer, print_rows, start_sim, timed, workdir
 
-GHZ_VERSION = "v0.120.0"
-BODY = '{"instances": [[1.0, 2.0, 3.0, 4.0]]}'
 # The same PredictRequest in protojson, for ghz.
 GHZ_DATA = {"model_spec": {"name": "test_model", "signature_name": "serving_default"},
             "inputs": {"x": {"dtype": "DT_FLOAT", "tensor_shape": {"dim": [{"size": "1"}, {"size": "4"}]},
                              "float_val": [1, 2, 3, 4]}}}
-
-
-def ensure_ghz():
-    ghz = os.path.join(CACHE, "bin", "ghz")
-    if not os.path.exists(ghz):
-        os.makedirs(os.path.dirname(ghz), exist_ok=True)
-        subprocess.run(["go", "install", "github.com/bojand/ghz/cmd/ghz@" + GHZ_VERSION], check=True,
-                       env=dict(os.environ, GOBIN=os.path.dirname(ghz)))
-    return ghz
 
 
 def main():
@@ -43,7 +32,7 @@ def main():
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--connections", type=int, default=1)
     args = ap.parse_args()
-    ghz = ensure_ghz()
+    ghz = peer("ghz")
     work = workdir()
     binary = build_loadprof(work)
     data = os.path.join(work, "data.json")

@@ -3,11 +3,11 @@
 prints requests/s and client CPU time per request for both, then checks how
 closely loadprof holds a constant --rate.
 
-Usage: python3 bench/compare/rest_vs_wrk.py [--seconds 10] [--connections 16] [--rate 10000] [--repeat 1]
+Usage: python3 scripts/peers/rest_vs_wrk.py [--seconds 10] [--connections 16] [--rate 10000] [--repeat 1]
 
 The server is `loadprof sim` with no simulated latency, started here on a free
-127.0.0.1 port. wrk comes from Debian (apt-get install wrk); the script installs
-it when it runs as root and wrk is missing. CPU time is the client process's
+127.0.0.1 port. wrk comes from Debian; scripts/peers/install.sh installs it (as
+root) when it is missing. CPU time is the client process's
 user+system time from rusage, so it does not depend on how busy the machine is
 the way wall-clock numbers do; still, compare the two tools' numbers from the
 same run, not across runs.
@@ -17,22 +17,9 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 
-from common import build_loadprof, print_rows, start_sim, timed, workdir
-
-BODY = '{"instances": [[1.0, 2.0, 3.0, 4.0]]}'
-
-
-def ensure_wrk():
-    if shutil.which("wrk"):
-        return
-    if os.geteuid() == 0:
-        subprocess.run(["apt-get", "update", "-qq"], check=False)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
-    if not shutil.which("wrk"):
-        sys.exit("wrk is not installed: apt-get install wrk")
+from common import BODY, build_loadprof, peer, print_rows, start_sim, timed, workdir
 
 
 def main():
@@ -42,7 +29,7 @@ def main():
     ap.add_argument("--rate", type=float, default=10000)
     ap.add_argument("--repeat", type=int, default=1, help="closed-loop rounds; the ratios' median is printed too")
     args = ap.parse_args()
-    ensure_wrk()
+    wrk = peer("wrk")
 
     work = workdir()
     binary = build_loadprof(work)
@@ -57,7 +44,7 @@ def main():
     url = "http://127.0.0.1:%d/v1/models/test_model:predict" % port
     try:
         def run_wrk(threads):
-            out, cpu = timed(["wrk", "-t%d" % threads, "-c%d" % args.connections, "-d%ds" % args.seconds, "-s", lua, url])
+            out, cpu = timed([wrk, "-t%d" % threads, "-c%d" % args.connections, "-d%ds" % args.seconds, "-s", lua, url])
             n = int(re.search(r"(\d+) requests in", out).group(1))
             non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
             if non2xx:
