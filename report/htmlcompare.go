@@ -244,6 +244,11 @@ func settingsThatDiffer(base, next *Result) []settingDiff {
 		if outputFlags[k] {
 			continue
 		}
+		// A profile window's settings (--profile-delay, ...) mean nothing
+		// for a run without one; that one run had a window is said apart.
+		if strings.HasPrefix(k, "profile-") && (base.Profile == nil || next.Profile == nil) {
+			continue
+		}
 		b, okB := base.Config[k]
 		n, okN := next.Config[k]
 		if !okB {

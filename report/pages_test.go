@@ -536,3 +536,19 @@ func TestTheOfferedRateIsThePlanNotTheSends(t *testing.T) {
 		t.Fatalf("a closed loop offered %v", c.Offered)
 	}
 }
+
+// The window's settings of a run that opened none are not a difference
+// worth a row: the note says one run had a window.
+func TestProfileSettingsOfARunWithoutAWindowAreNotCompared(t *testing.T) {
+	base, next := goldenResult(t), goldenResult(t)
+	base.Config = map[string]any{"profile-delay": 0.0, "profile-duration": 4.0, "timeout": 10.0}
+	next.Config = map[string]any{"profile-delay": 2.0, "profile-duration": 2.0, "timeout": 10.0}
+	base.Profile, next.Profile = nil, nil
+	if d := settingsThatDiffer(base, next); len(d) != 0 {
+		t.Errorf("settings that differ without windows: %v", d)
+	}
+	base.Profile, next.Profile = &ProfileReport{}, &ProfileReport{}
+	if d := settingsThatDiffer(base, next); len(d) != 2 {
+		t.Errorf("settings that differ with windows: %v", d)
+	}
+}

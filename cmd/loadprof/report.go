@@ -14,7 +14,7 @@ import (
 // reportCommand is `loadprof report RESULT.json [MORE.json ...] --html FILE [--hgrm FILE]`.
 func reportCommand(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("report", pflag.ContinueOnError)
-	html := fs.String("html", "", "write a self-contained HTML report (several results: compared on the same charts)")
+	html := fs.String("html", "", "write a self-contained HTML report: one result's page; with two, the compare page; with more, one page with a section for each")
 	hgrm := fs.String("hgrm", "", "write the latency distribution of one result as HdrHistogram .hgrm text")
 	maxSpecs := fs.StringArray("max", nil, "with two results and --html: "+maxHelp+" (as compare takes them; see 'loadprof compare --help')")
 	noisyFails := fs.Bool("noisy-fails", false, "with --max: call a noisy verdict regressed on the page, as 'compare --noisy-fails' does")
