@@ -272,18 +272,23 @@ func TestEnginesFrameEveryKindOfResponse(t *testing.T) {
 		response string
 		close    bool // the server closes after answering
 		code     int
+		sample   string // an error's first message, from its body
 	}{
-		{"content-length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false, 200},
-		{"large body", fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(big), big), false, 200},
-		{"chunked with extensions and trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-Checksum: 1\r\n\r\n", false, 200},
-		{"large chunked", fmt.Sprintf("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(big), big), false, 200},
-		{"interim 100 continue", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", false, 200},
-		{"no content", "HTTP/1.1 204 No Content\r\n\r\n", false, 204},
-		{"error status with body", "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 21\r\n\r\n{\"error\": \"overload\"}", false, 503},
-		{"connection close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}", true, 200},
-		{"HTTP/1.0 without keep-alive", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}", true, 200},
-		{"HTTP/1.0 with keep-alive", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n{}", false, 200},
-		{"body until close", "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"predictions\": []}", true, 200},
+		{"content-length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false, 200, ""},
+		{"large body", fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(big), big), false, 200, ""},
+		{"chunked with extensions and trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-Checksum: 1\r\n\r\n", false, 200, ""},
+		{"large chunked", fmt.Sprintf("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(big), big), false, 200, ""},
+		{"interim 100 continue", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", false, 200, ""},
+		{"no content", "HTTP/1.1 204 No Content\r\n\r\n", false, 204, ""},
+		{"error status with body", "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 21\r\n\r\n{\"error\": \"overload\"}", false, 503, `HTTP 503: {"error": "overload"}`},
+		{"chunked error", "HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nmodel \r\n9\r\nnot found\r\n0\r\n\r\n", false, 404, "HTTP 404: model not found"},
+		{"error until close", "HTTP/1.1 500 Internal Server Error\r\n\r\nout of\n memory\x00", true, 500, "HTTP 500: out of memory?"},
+		{"long error", fmt.Sprintf("HTTP/1.1 400 Bad Request\r\nContent-Length: %d\r\n\r\n%s", 3000, strings.Repeat("y", 3000)), false, 400, "HTTP 400: " + strings.Repeat("y", 200)},
+		{"empty error", "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n", false, 429, "HTTP 429 (no body)"},
+		{"connection close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}", true, 200, ""},
+		{"HTTP/1.0 without keep-alive", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}", true, 200, ""},
+		{"HTTP/1.0 with keep-alive", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n{}", false, 200, ""},
+		{"body until close", "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"predictions\": []}", true, 200, ""},
 	}
 	for _, engine := range engines(t) {
 		for _, c := range cases {
@@ -310,6 +315,9 @@ func TestEnginesFrameEveryKindOfResponse(t *testing.T) {
 				success := c.code >= 200 && c.code <= 299
 				if success && (ok != 60 || len(s.Errors) != 0) || !success && s.Errors[ErrorKey{HTTPStatus, c.code}] != 60 {
 					t.Fatalf("%d requests, errors %v (%v)", s.Requests, s.Errors, rec.Snapshot(true).FirstErrors)
+				}
+				if got := rec.Snapshot(true).FirstErrors[ErrorKey{HTTPStatus, c.code}]; !success && got != c.sample {
+					t.Fatalf("error sample %q, want %q", got, c.sample)
 				}
 				if srv.requests.Load() != 60 {
 					t.Fatalf("server answered %d requests, want 60", srv.requests.Load())

@@ -112,7 +112,25 @@ type responseFramer struct {
 	// Set when a response is complete.
 	status     int
 	closeAfter bool
+	// The start of a non-2xx response's body, for the error's sample
+	// (what a server says is wrong is usually there).
+	errBody    [maxErrorBody]byte
+	errBodyLen int
 }
+
+// maxErrorBody is how much of an error response's body is kept.
+const maxErrorBody = 200
+
+// keepErrorBody keeps the start of a non-2xx response's body.
+func (f *responseFramer) keepErrorBody(b []byte) {
+	if f.status < 200 || f.status > 299 {
+		f.errBodyLen += copy(f.errBody[f.errBodyLen:], b)
+	}
+}
+
+// errorBody is the kept start of the last response's body (empty for a
+// 2xx one).
+func (f *responseFramer) errorBody() []byte { return f.errBody[:f.errBodyLen] }
 
 func newResponseFramer(maxBody int64) *responseFramer {
 	return &responseFramer{buf: make([]byte, minReadBuffer), maxBody: maxBody}
@@ -172,6 +190,7 @@ func (f *responseFramer) advance(m int) (done bool, err error) {
 				return false, nil // the head is not complete yet
 			}
 			f.consume(end)
+			f.errBodyLen = 0
 			if f.status >= 100 && f.status < 200 && f.status != 101 {
 				f.started = f.n > 0 // an interim response (100 Continue): the real one follows
 				continue
@@ -201,6 +220,7 @@ func (f *responseFramer) advance(m int) (done bool, err error) {
 			if take > f.remaining {
 				take = f.remaining
 			}
+			f.keepErrorBody(f.buf[:take]) // a chunk's CRLF too: trimmed with the rest
 			f.consume(int(take))
 			f.remaining -= take
 			if f.remaining > 0 {
@@ -249,6 +269,7 @@ func (f *responseFramer) advance(m int) (done bool, err error) {
 				return f.finish()
 			}
 		case frameUntilClose:
+			f.keepErrorBody(f.buf[:f.n])
 			f.bodySeen += int64(f.n)
 			f.n = 0
 			if f.bodySeen > f.maxBody {

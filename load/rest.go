@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/loadprof/loadprof/internal/setting"
 	"github.com/valyala/fasthttp"
@@ -505,17 +507,38 @@ func (s *restSender) send(payload int) Outcome {
 	if err != nil {
 		return restError(err)
 	}
+	out := statusOutcome(code, s.resp.Body())
 	s.resp.ResetBody()
-	return statusOutcome(code)
+	return out
 }
 
 // statusOutcome is the outcome of an HTTP answer with status code: OK for
-// 2xx, HTTPStatus for any other.
-func statusOutcome(code int) Outcome {
+// 2xx, HTTPStatus for any other, with the start of its body as the error
+// (the sample a report shows for the class: "model not found" says more
+// than "http_404").
+func statusOutcome(code int, body []byte) Outcome {
 	if code < 200 || code > 299 {
-		return Outcome{Class: HTTPStatus, Code: code}
+		return Outcome{Class: HTTPStatus, Code: code, Err: statusError(code, body)}
 	}
 	return Outcome{Class: OK, Code: code}
+}
+
+// statusError says what an error response said: its status and the start
+// of its body on one line, bytes that are not printable text as '?'.
+func statusError(code int, body []byte) error {
+	if len(body) > maxErrorBody {
+		body = body[:maxErrorBody]
+	}
+	text := strings.Join(strings.Fields(strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || !unicode.IsPrint(r) && !unicode.IsSpace(r) {
+			return '?'
+		}
+		return r
+	}, string(body))), " ")
+	if text == "" {
+		return fmt.Errorf("HTTP %d (no body)", code)
+	}
+	return fmt.Errorf("HTTP %d: %s", code, text)
 }
 
 func restError(err error) Outcome {
@@ -564,7 +587,7 @@ func (r *REST) Probe(ctx context.Context, payload int) (Outcome, string) {
 		if len(body) > 512 {
 			body = body[:512]
 		}
-		done <- probed{statusOutcome(code), string(body)}
+		done <- probed{statusOutcome(code, body), string(body)}
 	}()
 	select {
 	case p := <-done:

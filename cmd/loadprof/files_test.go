@@ -343,15 +343,15 @@ func TestAClosedStdoutPipeDoesNotLoseTheFiles(t *testing.T) {
 func TestAShortSweepSaysItsStabilityIsNotChecked(t *testing.T) {
 	srv := startSim(t, sim.Config{})
 	args := []string{"run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody), "--rate", "50:100:50", "--warmup", "200ms", "-q"}
-	code, _, stderr := loadprof(t, append(args, "--duration", "1s")...)
-	if code != 0 || !strings.Contains(stderr, "--step-stability is not checked: it needs steps of at least 5s") {
-		t.Errorf("exit %d, stderr %q", code, stderr)
+	code, stdout, stderr := loadprof(t, append(args, "--duration", "1s")...)
+	if code != 0 || !strings.Contains(stdout, "note: --step-stability was not checked: it needs steps of at least 5s") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	if testing.Short() {
 		return
 	}
-	code, _, stderr = loadprof(t, append(args, "--duration", "5s", "--rate", "50:50:50")...)
-	if code != 0 || strings.Contains(stderr, "not checked") {
+	code, stdout, stderr = loadprof(t, append(args, "--duration", "5s", "--rate", "50:50:50")...)
+	if code != 0 || strings.Contains(stdout, "not checked") {
 		t.Errorf("a 5 s step: exit %d, stderr %q", code, stderr)
 	}
 }

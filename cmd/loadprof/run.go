@@ -95,7 +95,7 @@ type sweepOptions struct {
 	profileSteps string
 	repeats      int
 	stability    float64
-	warnings     []string // said on stderr before the sweep starts
+	notes        []string // printed under the sweep's table
 }
 
 // runFlags are the flags of `loadprof run`, bound to their flag set.
@@ -391,7 +391,7 @@ func (f *runFlags) sweepOptions(steps bench.Steps, closed bool, opts *runOptions
 	// Stability compares the halves of a step's whole steady seconds, at
 	// least two each: a steady phase that starts mid-second needs 5 s.
 	if d := opts.bench.Plan.Duration; d == 0 || d < minStableStep {
-		sw.warnings = append(sw.warnings, fmt.Sprintf("--step-stability is not checked: it needs steps of at least %v of steady load (--duration), to compare the halves of 4 whole seconds", minStableStep))
+		sw.notes = append(sw.notes, fmt.Sprintf("--step-stability was not checked: it needs steps of at least %v of steady load (--duration), to compare the halves of 4 whole seconds", minStableStep))
 	}
 	return sw, nil
 }
@@ -493,9 +493,6 @@ func runAndReport(ctx context.Context, opts *runOptions, stdout, stderr io.Write
 // request, and 1 when an SLO was given and no step met it.
 func sweepAndReport(ctx context.Context, opts *runOptions, stdout, stderr io.Writer) int {
 	sw := opts.sweep
-	for _, w := range sw.warnings {
-		fmt.Fprintf(stderr, "loadprof run: warning: %s\n", w)
-	}
 	sc := bench.SweepConfig{Base: opts.bench, Closed: sw.closed, Steps: sw.steps, SLO: sw.slo, Binary: sw.binary, Tolerance: sw.tolerance,
 		ProfileSteps: sw.profileSteps, Repeats: sw.repeats, Stability: sw.stability, Progress: opts.bench.Progress}
 	if sc.Progress == nil {
@@ -519,6 +516,9 @@ func sweepAndReport(ctx context.Context, opts *runOptions, stdout, stderr io.Wri
 	res.Stopped = inFlags(res.Stopped)
 	res.SLO, res.Config = sw.sloSpec, opts.bench.Settings
 	report.WriteSweepSummary(stdout, res)
+	for _, note := range sw.notes {
+		fmt.Fprintf(stdout, "note: %s\n", note)
+	}
 	if err != nil {
 		printError(stderr, "run", err)
 	}
