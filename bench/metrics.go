@@ -174,7 +174,7 @@ func serverReport(reps []servermetrics.Report, res *report.Result, origin time.T
 		}
 		if w != nil {
 			sw := windowOf(name, w, at)
-			ep.Steady, ep.Server, ep.Raw = &sw, w.Server, rawOf("", w.Raw)
+			ep.Steady, ep.Server, ep.Raw = &sw, w.Server, rawOf(w.Raw)
 		}
 		for _, msg := range rep.Warnings {
 			sr.Warnings = append(sr.Warnings, msg)
@@ -263,10 +263,10 @@ func familyOf(f servermetrics.Family) report.ServerFamily {
 		P50: quantileOf(f.P50), P90: quantileOf(f.P90), P99: quantileOf(f.P99)}
 }
 
-func rawOf(endpoint string, raw []servermetrics.RawChange) []report.ServerRaw {
+func rawOf(raw []servermetrics.RawChange) []report.ServerRaw {
 	var out []report.ServerRaw
 	for _, r := range raw {
-		out = append(out, report.ServerRaw{URL: endpoint, Name: r.Name, Type: string(r.Type), Labels: r.Labels,
+		out = append(out, report.ServerRaw{Name: r.Name, Type: string(r.Type), Labels: r.Labels,
 			Increase: r.Increase, Count: r.Count, Sum: r.Sum, Last: r.Last})
 	}
 	return out
@@ -282,7 +282,7 @@ func intervalsOf(ivs []servermetrics.Window, res *report.Result, at func(time.Ti
 	}
 	var out []report.ServerInterval
 	for _, w := range ivs {
-		iv := report.ServerInterval{StartS: at(w.Start), EndS: at(w.End), Requests: w.Requests, Raw: rawOf("", w.Raw)}
+		iv := report.ServerInterval{StartS: at(w.Start), EndS: at(w.End), Requests: w.Requests, Raw: rawOf(w.Raw)}
 		if w.Latency != nil && w.Latency.Count > 0 {
 			mean := w.Latency.MeanMs
 			iv.MeanMs, iv.P99 = &mean, quantileOf(w.Latency.P99)

@@ -101,7 +101,6 @@ type ServerEndpoint struct {
 
 // ServerRaw is one series of a family loadprof does not know.
 type ServerRaw struct {
-	URL      string            `json:"url,omitempty"` // in an interval: which endpoint
 	Name     string            `json:"name"`
 	Type     string            `json:"type"`
 	Labels   map[string]string `json:"labels,omitempty"`
