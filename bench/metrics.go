@@ -273,8 +273,9 @@ func rawOf(raw []servermetrics.RawChange) []report.ServerRaw {
 }
 
 // intervalsOf is the server's intervals beside the client's figures over
-// the seconds whose middle falls in each (the client's series is kept per
-// second of completion).
+// the seconds each overlaps: the client keeps its series per second of
+// completion, so an interval shorter than a second (a mark's scrape) gets
+// the figures of the second around it.
 func intervalsOf(ivs []servermetrics.Window, res *report.Result, at func(time.Time) float64) []report.ServerInterval {
 	hists := map[int]string{}
 	for _, sh := range res.SeriesHistograms {
@@ -289,9 +290,8 @@ func intervalsOf(ivs []servermetrics.Window, res *report.Result, at func(time.Ti
 		}
 		var client *hdrhistogram.Histogram
 		for _, p := range res.Series {
-			mid := float64(p.Second) + 0.5
-			if mid < iv.StartS || mid >= iv.EndS {
-				continue
+			if sec := float64(p.Second); sec >= iv.EndS || sec+1 <= iv.StartS {
+				continue // not a second the interval overlaps
 			}
 			iv.ClientRequests += p.Requests
 			enc, ok := hists[p.Second]

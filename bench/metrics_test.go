@@ -1,16 +1,21 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/loadprof/loadprof/internal/testkit"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/sim"
@@ -193,5 +198,70 @@ func TestAMetricsEndpointThatDiesMidRunCostsNoLoadData(t *testing.T) {
 	}
 	if !strings.Contains(warnings.String(), "warning: metrics "+page.URL) || !strings.Contains(warnings.String(), "the load's results stand") {
 		t.Errorf("warnings %q", warnings.String())
+	}
+}
+
+func TestThePageShowsWhatTheServerMeasured(t *testing.T) {
+	testkit.Chromium(t)
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: 2 * time.Millisecond, Jitter: 3 * time.Millisecond}, NetworkDelay: 5 * time.Millisecond})
+	dir := t.TempDir()
+	out := filepath.Join(dir, "result.json")
+	ran, err := Run(context.Background(), Config{
+		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
+		Plan:    load.Plan{Rate: 100, Duration: 4 * time.Second, MaxInflight: 100},
+		Metrics: &MetricsConfig{URLs: []string{srv.MetricsURL()}, Interval: 500 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeResult(t, ran, out)
+	res, err := report.ReadResult(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Server == nil || len(res.Server.Intervals) < 4 {
+		t.Fatalf("server block %+v", res.Server)
+	}
+	var buf bytes.Buffer
+	if err := report.WriteHTML(&buf, []*report.Result{res}, []string{"run.json"}, report.ReportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	page := filepath.Join(dir, "report.html")
+	if err := os.WriteFile(page, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dom := testkit.PageDOM(t, page)
+	requests := testkit.DOMCells(dom, "data-figure", "requests")
+	if requests["server"] != fmt.Sprint(*res.Server.Requests) || requests["client"] != fmt.Sprint(res.Requests) {
+		t.Errorf("requests row %v, want server %v and client %d", requests, *res.Server.Requests, res.Requests)
+	}
+	outside := testkit.DOMCells(dom, "data-figure", "outside")
+	if outside["server"] != report.FormatMs(*res.Server.OutsideMs) {
+		t.Errorf("outside row %v, want %s", outside, report.FormatMs(*res.Server.OutsideMs))
+	}
+	p99 := testkit.DOMCells(dom, "data-figure", "p99")
+	if q := res.Server.LatencyMs.P99; q == nil || p99["server"] != report.FormatMs(q.Ms)+" "+report.BucketBounds(q) {
+		t.Errorf("p99 row %v, want the server's with its bucket", p99)
+	}
+	// Both p99 lines and both means, a point per interval each where known.
+	if got := testkit.DOMAttr(t, dom, "r0-server-p99", "data-series"); got != "4" {
+		t.Errorf("server chart: %s series, want 4", got)
+	}
+	known := 0
+	for _, iv := range res.Server.Intervals {
+		for _, v := range []*float64{iv.ClientP99Ms, iv.MeanMs, iv.ClientMeanMs} {
+			if v != nil {
+				known++
+			}
+		}
+		if iv.P99 != nil {
+			known++
+		}
+	}
+	if got := testkit.DOMAttr(t, dom, "r0-server-p99", "data-points"); got != fmt.Sprint(known) {
+		t.Errorf("server chart: %s points, want %d", got, known)
+	}
+	if shots := os.Getenv("LOADPROF_SCREENSHOTS"); shots != "" {
+		t.Logf("screenshot in %s", shots)
 	}
 }
