@@ -23,6 +23,11 @@ func (c *Config) check() error {
 	case c.GRPC.Version < 0:
 		return setting.Invalid("bench.Config.GRPC.Version", fmt.Sprint(c.GRPC.Version), "must be positive")
 	}
+	if c.Metrics != nil {
+		if err := c.Metrics.check(); err != nil {
+			return err
+		}
+	}
 	if p := c.Profile; p != nil {
 		switch o := p.Options; {
 		case p.Delay < 0:

@@ -41,6 +41,7 @@ type window struct {
 	done     chan struct{} // closed when the capture has returned
 	report   *report.ProfileReport
 	err      error
+	edge     func(open bool) // told when the window opens and closes; nil for none
 }
 
 // holdMargin is how long past the window's planned end the steady phase
@@ -126,6 +127,10 @@ func (w *window) start(ctx context.Context) {
 		defer conn.Close()
 		w.rec.SetWindow(true)
 		w.report.WindowStartS = w.rec.Now().Seconds()
+		if w.edge != nil {
+			w.edge(true)
+			defer w.edge(false)
+		}
 		window := w.cfg.Options.Duration
 		if window <= 0 {
 			window = profile.DefaultDuration

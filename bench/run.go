@@ -19,6 +19,7 @@ import (
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/payloads"
 	"github.com/loadprof/loadprof/report"
+	"github.com/loadprof/loadprof/servermetrics"
 )
 
 // Version is loadprof's version (report.Version, which results carry).
@@ -62,6 +63,7 @@ type Config struct {
 	RESTEngine       load.Engine
 
 	Profile *ProfileConfig // a profile window in the steady phase; nil for none
+	Metrics *MetricsConfig // the server's Prometheus metrics to scrape; nil for none
 
 	// IntervalLog, when set, opens the writer an HdrHistogram interval log
 	// streams to, one histogram per second as the run goes. Run calls it
@@ -152,10 +154,18 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 		plan.Hold = win.hold
 		plan.SteadyStarted = func() { win.start(ctx) }
 	}
+	metrics, err := startMetrics(ctx, cfg)
+	if err != nil {
+		closeHlog(hlog)
+		return nil, &InputError{err}
+	}
+	metrics.watch(&plan, win)
 	stopProgress := startProgress(cfg.Progress, rec, plan, cfg.ProgressEvery)
 	timing, err := load.Run(ctx, plan, t.tr, set, rec)
 	stopProgress()
+	metrics.mark(servermetrics.MarkSteadyEnd)
 	if err != nil {
+		metrics.close()
 		closeHlog(hlog)
 		return nil, &InputError{err}
 	}
@@ -177,6 +187,7 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 	if win != nil {
 		res.Profile = profileReport
 	}
+	metrics.finish(res, rec.Origin(), cfg.Warnings)
 	if err := finishOutputs(hlog, win); err != nil {
 		return res, err
 	}

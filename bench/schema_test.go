@@ -25,6 +25,7 @@ func TestSchemaMatchesRealResults(t *testing.T) {
 		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
 		Plan:     load.Plan{Rate: 200, WarmupDuration: 500 * time.Millisecond, Duration: 2 * time.Second, MaxInflight: 200},
 		Profile:  profiled(srv, t.TempDir()),
+		Metrics:  &MetricsConfig{URLs: []string{srv.MetricsURL()}, Interval: 200 * time.Millisecond},
 		Settings: map[string]any{"rate": 200.0, "timeout": 5.0, "tls": false, "header": []string{}},
 	})
 	if err != nil {
@@ -35,7 +36,8 @@ func TestSchemaMatchesRealResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if run.Profile == nil || run.Profile.Timeline == nil || run.Window == nil || run.SeriesHistograms == nil || run.Phases.Warmup.Histogram == "" || run.Host == nil {
+	if run.Profile == nil || run.Profile.Timeline == nil || run.Window == nil || run.SeriesHistograms == nil || run.Phases.Warmup.Histogram == "" || run.Host == nil ||
+		run.Server == nil || run.Server.Profile == nil || len(run.Server.Intervals) == 0 {
 		t.Fatalf("the run does not show every object: profile %v, window %v", run.Profile, run.Window)
 	}
 	// A merge of it with itself a second later, and a sweep of one step.

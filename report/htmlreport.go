@@ -108,6 +108,8 @@ type runView struct {
 	NoSent, NoInflight, NoBytes bool
 	Missing                     string
 	BytesNote                   string
+	// Server is the server's figures beside the client's (--metrics).
+	Server []serverRow
 }
 
 // inputRow is one run of a merge as the page lists it.
@@ -172,6 +174,7 @@ type runChart struct {
 
 	Percentiles percentileChart `json:"percentiles"`
 	Dist        distribution    `json:"distribution"`
+	Server      *serverChart    `json:"server,omitempty"`
 }
 
 // percentileChart is latency by percentile on HdrHistogram's axis, x =
@@ -366,6 +369,7 @@ func chartOf(id string, r *Result) (runChart, string, error) {
 	}
 	c.Percentiles = percentileCurves(names, hs)
 	c.Dist = distributionOf(all)
+	c.Server = serverChartOf(r.Server)
 	return c, tailNote, nil
 }
 
@@ -461,6 +465,7 @@ func viewOf(id, name string, r *Result) runView {
 		v.Errors = append(v.Errors, row)
 	}
 	v.Warnings = clientWarnings(r)
+	v.Server = serverRows(r)
 	return v
 }
 

@@ -90,6 +90,10 @@ type Result struct {
 	Rate        float64 `json:"rate,omitempty"`
 	Concurrency int     `json:"concurrency,omitempty"`
 	MaxInflight int     `json:"max_inflight,omitempty"`
+
+	// Server is what the model server's metrics said over the run
+	// (--metrics); nil without them.
+	Server *ServerReport `json:"server,omitempty"`
 }
 
 // Units are the units of the numbers whose names do not carry one.

@@ -72,6 +72,7 @@ func WriteSummary(w io.Writer, r *Result) {
 	if r.Profile != nil {
 		WriteProfileSummary(w, r.Profile)
 	}
+	writeServerSummary(w, r)
 	writeClientNotes(w, r)
 }
 

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/loadprof/loadprof/internal/setting"
 )
 
 // Marks a run sets on a Sampler; windows are cut at them.
@@ -29,18 +31,20 @@ type Config struct {
 	Client   *http.Client  // a client of the Sampler's own when nil
 }
 
-// Check reports a setting out of range, named after run's flags.
+// Check reports a setting out of range, named by its Go name
+// ("servermetrics.Config.URL"), as the other library packages do: the
+// command says it in terms of its flags.
 func (c *Config) Check() error {
 	u, err := url.Parse(c.URL)
 	switch {
 	case err != nil:
-		return fmt.Errorf("--metrics %s: %v", c.URL, err)
+		return setting.Errorf("servermetrics.Config.URL", "servermetrics.Config.URL %s: %w", c.URL, err)
 	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
-		return fmt.Errorf("--metrics %s: must be an http:// or https:// URL", c.URL)
+		return setting.Invalid("servermetrics.Config.URL", c.URL, "must be an http:// or https:// URL")
 	case c.Interval < 0:
-		return fmt.Errorf("--metrics-interval %v: must not be negative", c.Interval)
+		return setting.Invalid("servermetrics.Config.Interval", c.Interval.String(), "must not be negative")
 	case c.Timeout < 0:
-		return fmt.Errorf("metrics timeout %v: must not be negative", c.Timeout)
+		return setting.Invalid("servermetrics.Config.Timeout", c.Timeout.String(), "must not be negative")
 	}
 	return nil
 }

@@ -69,13 +69,13 @@ func TestSamplerStopsWithItsContext(t *testing.T) {
 	}
 }
 
-func TestConfigErrorsNameTheFlag(t *testing.T) {
+func TestConfigErrorsNameTheSetting(t *testing.T) {
 	for _, c := range []struct {
 		cfg  Config
 		want string
 	}{
-		{Config{URL: "localhost:8501/metrics"}, "--metrics localhost:8501/metrics: must be an http:// or https:// URL"},
-		{Config{URL: "http://127.0.0.1:1/metrics", Interval: -time.Second}, "--metrics-interval -1s: must not be negative"},
+		{Config{URL: "localhost:8501/metrics"}, "servermetrics.Config.URL localhost:8501/metrics: must be an http:// or https:// URL"},
+		{Config{URL: "http://127.0.0.1:1/metrics", Interval: -time.Second}, "servermetrics.Config.Interval -1s: must not be negative"},
 	} {
 		if _, err := Start(context.Background(), c.cfg); err == nil || err.Error() != c.want {
 			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)

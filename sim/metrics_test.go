@@ -62,7 +62,7 @@ func TestNetworkDelayIsOutsideTheHandlersClock(t *testing.T) {
 	if n != 1 || client < 30*time.Millisecond || server >= 30*time.Millisecond {
 		t.Errorf("client %v, server %v over %d calls: the delay should be the client's only", client, server, n)
 	}
-	if _, err := Start(Config{REST: "127.0.0.1:0", NetworkDelay: -time.Second}); err == nil || !strings.Contains(err.Error(), "--network-delay") {
+	if _, err := Start(Config{REST: "127.0.0.1:0", NetworkDelay: -time.Second}); err == nil || !strings.Contains(err.Error(), "sim.Config.NetworkDelay -1s: must not be negative") {
 		t.Errorf("a negative delay: %v", err)
 	}
 }

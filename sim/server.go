@@ -196,7 +196,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	if cfg.NetworkDelay < 0 {
-		return nil, fmt.Errorf("sim: --network-delay %v: must not be negative", cfg.NetworkDelay)
+		return nil, fmt.Errorf("sim: %w", setting.Invalid("sim.Config.NetworkDelay", cfg.NetworkDelay.String(), "must not be negative"))
 	}
 	s := &Server{cfg: cfg, start: time.Now(), closing: make(chan struct{})}
 	if cfg.REST != "" {

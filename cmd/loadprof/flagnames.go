@@ -65,12 +65,18 @@ var settingFlags = map[string]string{
 	"sim.Latency.ErrorStatus": "--error-status",
 	"sim.Config.REST":         "--rest",
 	"sim.Config.GRPC":         "--grpc",
+	"sim.Config.NetworkDelay": "--network-delay",
+
+	"servermetrics.Config.URL":      "--metrics",
+	"servermetrics.Config.Interval": "--metrics-interval",
 }
 
 // settingsWithoutFlags are library settings no flag sets: the command
 // leaves them at their zero value, so no error of the command names them.
 var settingsWithoutFlags = map[string]bool{
 	"sim.Latency.WhileProfiling": true,
+	// The command leaves the scrape timeout at its default (2 s).
+	"servermetrics.Config.Timeout": true,
 }
 
 // inFlags is msg with every library setting named by its flag.

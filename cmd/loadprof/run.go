@@ -107,9 +107,9 @@ type runFlags struct {
 	data, rateSpec, concSpec, maxErrors, sloSpec, search    *string
 	profileSteps, out, hgrm, htmlOut, hlog, ca, cert, key   *string
 	profileAddr, engine, cpuProfile                         *string
-	headers, requestEvents                                  *[]string
+	headers, requestEvents, metrics                         *[]string
 	tolerance, stability                                    *float64
-	duration, timeout, grace, profileDelay                  *time.Duration
+	duration, timeout, grace, profileDelay, metricsInterval *time.Duration
 	warmup                                                  *warmupValue
 	prof                                                    *profileFlags
 }
@@ -159,6 +159,8 @@ func newRunFlags() (*pflag.FlagSet, *runFlags) {
 	f.profileDelay = fs.Duration("profile-delay", 0, "open the window this long after the steady phase starts")
 	f.profileRequired = fs.Bool("profile-required", false, "exit 3 when the capture fails (by default the load results still count)")
 	f.requestEvents = fs.StringSlice("profile-request-events", profile.DefaultRequestEvents, "names of the server's per-request trace events, in order of preference (the first the trace has is used): they place loadprof's client plane on the server's timeline and split client latency into time inside and outside the server")
+	f.metrics = fs.StringArray("metrics", nil, "scrape this Prometheus endpoint of the server through the run (repeatable): TF Serving's http://HOST:8501/monitoring/prometheus/metrics, Triton's :8002/metrics, a DCGM exporter; the summary puts the server's count and latency beside the client's")
+	f.metricsInterval = fs.Duration("metrics-interval", time.Second, "with --metrics: time between scrapes (the steady phase's and the profile window's edges are scraped too)")
 	f.cpus = fs.Int("cpus", 0, "OS threads running Go code (GOMAXPROCS); 0 keeps all cores. The epoll engine runs at most one event loop fewer (one per 32 connections or 25,000 req/s): --cpus 1 or 2 matches wrk -t1")
 	f.engine = fs.String("rest-engine", "auto", "how REST requests are driven: epoll (event loops like wrk; Linux, http://), goroutines (one per connection; also https), or auto (epoll where it can)")
 	f.cpuProfile = fs.String("cpuprofile", "", "write a Go CPU profile of loadprof itself to this file")
@@ -258,6 +260,9 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 			return nil, fmt.Errorf("--profile %w", err)
 		}
 		opts.bench.Profile = &bench.ProfileConfig{Addr: addr, Delay: *f.profileDelay, Required: *f.profileRequired, Options: profOpts, RequestEvents: *f.requestEvents}
+	}
+	if len(*f.metrics) > 0 {
+		opts.bench.Metrics = &bench.MetricsConfig{URLs: *f.metrics, Interval: *f.metricsInterval, Model: *f.model}
 	}
 	if !*f.quiet {
 		// A line rewritten every second on a terminal, a line every 10 s in

@@ -215,8 +215,8 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	window := *duration / 2
 	fmt.Fprintf(stdout, "loadprof demo: simulated TF Serving model at %s, profiler at %s (a simulator, not TensorFlow Serving)\n", srv.PredictURL(), srv.GRPCAddr())
-	fmt.Fprintf(stdout, "  the same as: loadprof run --url %s --data data.json --rate %g --warmup %s --duration %s --profile %s --profile-duration %s --logdir %s\n",
-		srv.PredictURL(), *rate, *warmup, *duration, srv.GRPCAddr(), window, tb)
+	fmt.Fprintf(stdout, "  the same as: loadprof run --url %s --data data.json --rate %g --warmup %s --duration %s --profile %s --profile-duration %s --logdir %s --metrics %s\n",
+		srv.PredictURL(), *rate, *warmup, *duration, srv.GRPCAddr(), window, tb, srv.MetricsURL())
 	fmt.Fprintf(stdout, "  data.json: %s\n", payload)
 	runCfg := bench.Config{
 		URL: srv.PredictURL(), DataPath: dataPath,
@@ -224,9 +224,12 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		Timeout: 10 * time.Second,
 		Profile: &bench.ProfileConfig{Addr: srv.GRPCAddr(), Delay: *duration / 4,
 			Options: profile.Options{Duration: window, LogDir: tb, Slack: 10 * time.Second}},
+		// The sim's metrics page, so that the summary shows what the
+		// server measured beside the client (--network-delay widens it).
+		Metrics:  &bench.MetricsConfig{URLs: []string{srv.MetricsURL()}},
 		Settings: map[string]any{"rate": *rate, "duration": duration.Seconds(), "warmup": warmup.Seconds(), "demo": true},
 	}
-	runCfg.Progress = stderr
+	runCfg.Progress, runCfg.Warnings = stderr, flagWriter{stderr}
 	opts := &runOptions{bench: runCfg, outputs: runOutputs{result: *out}}
 	if err := opts.outputs.check(runCfg.Profile); err != nil {
 		printError(stderr, "run", err)

@@ -1,0 +1,340 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/loadprof/loadprof/internal/setting"
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/report"
+	"github.com/loadprof/loadprof/servermetrics"
+)
+
+// MetricsConfig asks for the model server's Prometheus metrics to be
+// scraped through the run (see package servermetrics).
+type MetricsConfig struct {
+	URLs     []string
+	Interval time.Duration // between scrapes; 1 s when 0
+	// Model keeps only this model's series; when empty, the model the
+	// load is sent to (the REST URL's /models/NAME, or GRPC.Model).
+	Model string
+	// Timeout bounds one scrape; 2 s when 0.
+	Timeout time.Duration
+}
+
+// metricsRun is the Samplers of one run, one per endpoint.
+type metricsRun struct {
+	cfg      MetricsConfig
+	model    string
+	samplers []*servermetrics.Sampler
+}
+
+// checkMetrics finds a bad --metrics setting before any load is sent.
+func (m *MetricsConfig) check() error {
+	for _, u := range m.URLs {
+		c := servermetrics.Config{URL: u, Interval: m.Interval, Timeout: m.Timeout}
+		if err := c.Check(); err != nil {
+			return err
+		}
+	}
+	if m.Interval < 0 {
+		return setting.Invalid("servermetrics.Config.Interval", m.Interval.String(), "must not be negative")
+	}
+	return nil
+}
+
+// modelOf is the model a REST predict URL names (/v1/models/NAME[...]).
+func modelOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	parts := strings.Split(u.Path, "/")
+	for i := 0; i+1 < len(parts); i++ {
+		if parts[i] == "models" {
+			name, _, _ := strings.Cut(parts[i+1], ":")
+			return name
+		}
+	}
+	return ""
+}
+
+// startMetrics starts a Sampler on each endpoint; nil without any. The
+// Samplers' own errors are settings already checked, so none is expected.
+func startMetrics(ctx context.Context, cfg Config) (*metricsRun, error) {
+	if cfg.Metrics == nil || len(cfg.Metrics.URLs) == 0 {
+		return nil, nil
+	}
+	m := &metricsRun{cfg: *cfg.Metrics, model: cfg.Metrics.Model}
+	if m.model == "" {
+		m.model = cfg.GRPC.Model
+	}
+	if m.model == "" {
+		m.model = modelOf(cfg.URL)
+	}
+	for _, u := range m.cfg.URLs {
+		s, err := servermetrics.Start(ctx, servermetrics.Config{URL: u, Model: m.model, Interval: m.cfg.Interval, Timeout: m.cfg.Timeout})
+		if err != nil {
+			m.close()
+			return nil, err
+		}
+		m.samplers = append(m.samplers, s)
+	}
+	return m, nil
+}
+
+// watch sets the marks of the steady phase's start and the profile
+// window's edges as the run reaches them.
+func (m *metricsRun) watch(plan *load.Plan, win *window) {
+	if m == nil {
+		return
+	}
+	next := plan.SteadyStarted
+	plan.SteadyStarted = func() {
+		m.mark(servermetrics.MarkSteadyStart)
+		if next != nil {
+			next()
+		}
+	}
+	if win != nil {
+		win.edge = func(open bool) {
+			if open {
+				m.mark(servermetrics.MarkProfileOpen)
+			} else {
+				m.mark(servermetrics.MarkProfileClose)
+			}
+		}
+	}
+}
+
+// finish takes the last scrapes and puts the server's figures in res,
+// with a warning line for each endpoint that failed.
+func (m *metricsRun) finish(res *report.Result, origin time.Time, warnings io.Writer) {
+	if m == nil {
+		return
+	}
+	res.Server = serverReport(m.close(), res, origin, m.model)
+	warnMetrics(warnings, res.Server)
+}
+
+// mark sets a mark on every Sampler; it never waits for a scrape.
+func (m *metricsRun) mark(name string) {
+	if m == nil {
+		return
+	}
+	for _, s := range m.samplers {
+		s.Mark(name)
+	}
+}
+
+// close takes the last scrapes and returns every endpoint's report; it
+// returns within about two scrape timeouts, the endpoints together.
+func (m *metricsRun) close() []servermetrics.Report {
+	if m == nil {
+		return nil
+	}
+	out := make([]servermetrics.Report, len(m.samplers))
+	done := make(chan struct{}, len(m.samplers))
+	for i, s := range m.samplers {
+		go func() {
+			out[i] = servermetrics.Summarize(m.cfg.URLs[i], m.model, s.Close())
+			done <- struct{}{}
+		}()
+	}
+	for range m.samplers {
+		<-done // Close is bounded
+	}
+	return out
+}
+
+// serverReport turns the endpoints' reports into result.json's "server"
+// block, beside the client's figures in res.
+func serverReport(reps []servermetrics.Report, res *report.Result, origin time.Time, model string) *report.ServerReport {
+	if len(reps) == 0 {
+		return nil
+	}
+	at := func(t time.Time) float64 {
+		if t.IsZero() {
+			return 0
+		}
+		return t.Sub(origin).Seconds()
+	}
+	sr := &report.ServerReport{Model: model, Endpoints: []report.ServerEndpoint{}}
+	headed := false
+	for _, rep := range reps {
+		ep := report.ServerEndpoint{URL: rep.URL, Scrapes: rep.Scrapes, FailedScrapes: rep.FailedScrapes}
+		w, name := rep.Steady, "steady"
+		if w == nil {
+			w, name = rep.Run, "run"
+		}
+		if w != nil {
+			sw := windowOf(name, w, at)
+			ep.Steady, ep.Server, ep.Raw = &sw, w.Server, rawOf(w.Raw)
+		}
+		for _, msg := range rep.Warnings {
+			sr.Warnings = append(sr.Warnings, msg)
+		}
+		if w != nil {
+			for _, msg := range w.Warnings {
+				sr.Warnings = append(sr.Warnings, rep.URL+": "+msg)
+			}
+		}
+		sr.Endpoints = append(sr.Endpoints, ep)
+		// The first endpoint with request figures heads the block; a GPU
+		// exporter's figures join it.
+		if w == nil {
+			continue
+		}
+		if !headed && (w.Requests != nil || w.Latency != nil) {
+			headed = true
+			gpu := sr.ServerFigures
+			sr.ServerWindow = *ep.Steady
+			sr.Server = w.Server
+			for _, f := range w.Families {
+				sr.Families = append(sr.Families, familyOf(f))
+			}
+			if rep.Profile != nil {
+				pw := windowOf("profile", rep.Profile, at)
+				sr.Profile = &pw
+			}
+			sr.Intervals = intervalsOf(rep.Intervals, res, at)
+			keepGPU(&sr.ServerFigures, gpu)
+			if out, ok := servermetrics.OutsideMs(res.LatencyOK.Mean, w); ok && res.LatencyOK.Count > 0 {
+				sr.OutsideMs = &out
+			}
+			continue
+		}
+		keepGPU(&sr.ServerFigures, ep.Steady.ServerFigures)
+		if !headed && sr.Window == "" {
+			sr.Window, sr.StartS, sr.EndS = ep.Steady.Window, ep.Steady.StartS, ep.Steady.EndS
+		}
+		for _, f := range w.Families {
+			sr.Families = append(sr.Families, familyOf(f))
+		}
+	}
+	if sr.Window == "" {
+		sr.Window = "steady"
+	}
+	return sr
+}
+
+// keepGPU fills f's GPU figures that are nil from other's.
+func keepGPU(f *report.ServerFigures, other report.ServerFigures) {
+	for _, p := range []struct{ dst, src **float64 }{
+		{&f.GPUUtilPct, &other.GPUUtilPct}, {&f.GPUMemUsedBytes, &other.GPUMemUsedBytes}, {&f.GPUPowerW, &other.GPUPowerW},
+	} {
+		if *p.dst == nil {
+			*p.dst = *p.src
+		}
+	}
+}
+
+func windowOf(name string, w *servermetrics.Window, at func(time.Time) float64) report.ServerWindow {
+	return report.ServerWindow{
+		Window: name, StartS: at(w.Start), EndS: at(w.End),
+		ServerFigures: report.ServerFigures{
+			Requests: w.Requests, LatencyMs: latencyOf(w.Latency), QueueMs: latencyOf(w.Queue), ComputeMs: latencyOf(w.Compute),
+			BatchSizeMean: w.BatchSizeMean, GPUUtilPct: w.GPUUtilPct, GPUMemUsedBytes: w.GPUMemUsedBytes, GPUPowerW: w.GPUPowerW,
+		},
+	}
+}
+
+func latencyOf(l *servermetrics.Latency) *report.ServerLatency {
+	if l == nil {
+		return nil
+	}
+	return &report.ServerLatency{Family: l.Family, Count: l.Count, Mean: l.MeanMs, P50: quantileOf(l.P50), P90: quantileOf(l.P90), P99: quantileOf(l.P99)}
+}
+
+func quantileOf(q *servermetrics.Quantile) *report.ServerQuantile {
+	if q == nil {
+		return nil
+	}
+	return &report.ServerQuantile{Ms: q.Ms, BucketLowMs: q.BucketLowMs, BucketHighMs: q.BucketHighMs}
+}
+
+func familyOf(f servermetrics.Family) report.ServerFamily {
+	return report.ServerFamily{Name: f.Name, What: f.What, Unit: f.Unit, Series: f.Series, Count: f.Count, Mean: f.Mean,
+		P50: quantileOf(f.P50), P90: quantileOf(f.P90), P99: quantileOf(f.P99)}
+}
+
+func rawOf(raw []servermetrics.RawChange) []report.ServerRaw {
+	var out []report.ServerRaw
+	for _, r := range raw {
+		out = append(out, report.ServerRaw{Name: r.Name, Type: string(r.Type), Labels: r.Labels,
+			Increase: r.Increase, Count: r.Count, Sum: r.Sum, Last: r.Last})
+	}
+	return out
+}
+
+// intervalsOf is the server's intervals beside the client's figures over
+// the seconds each overlaps: the client keeps its series per second of
+// completion, so an interval shorter than a second (a mark's scrape) gets
+// the figures of the second around it.
+func intervalsOf(ivs []servermetrics.Window, res *report.Result, at func(time.Time) float64) []report.ServerInterval {
+	hists := map[int]string{}
+	for _, sh := range res.SeriesHistograms {
+		hists[sh.Second] = sh.Histogram
+	}
+	var out []report.ServerInterval
+	for _, w := range ivs {
+		iv := report.ServerInterval{StartS: at(w.Start), EndS: at(w.End), Requests: w.Requests, Raw: rawOf(w.Raw)}
+		if w.Latency != nil && w.Latency.Count > 0 {
+			mean := w.Latency.MeanMs
+			iv.MeanMs, iv.P99 = &mean, quantileOf(w.Latency.P99)
+		}
+		var client *hdrhistogram.Histogram
+		for _, p := range res.Series {
+			if sec := float64(p.Second); sec >= iv.EndS || sec+1 <= iv.StartS {
+				continue // not a second the interval overlaps
+			}
+			iv.ClientRequests += p.Requests
+			enc, ok := hists[p.Second]
+			if !ok {
+				continue
+			}
+			h, err := report.DecodeHistogram(enc)
+			if err != nil {
+				continue
+			}
+			if client == nil {
+				client = h
+			} else {
+				client.Merge(h)
+			}
+		}
+		if client != nil && client.TotalCount() > 0 {
+			p99 := float64(client.ValueAtQuantile(99)) / 1e3
+			mean := client.Mean() / 1e3
+			iv.ClientP99Ms, iv.ClientMeanMs = &p99, &mean
+		}
+		out = append(out, iv)
+	}
+	return out
+}
+
+// warnMetrics writes a line for each endpoint whose scrapes failed: the
+// load's results stand without them.
+func warnMetrics(w io.Writer, sr *report.ServerReport) {
+	if w == nil || sr == nil {
+		return
+	}
+	for _, ep := range sr.Endpoints {
+		if ep.FailedScrapes == 0 {
+			continue
+		}
+		first := ""
+		for _, msg := range sr.Warnings {
+			if strings.HasPrefix(msg, ep.URL) {
+				first = " (first: " + msg + ")"
+				break
+			}
+		}
+		fmt.Fprintf(w, "warning: metrics %s: %d of %d scrapes failed%s; the load's results stand\n", ep.URL, ep.FailedScrapes, ep.Scrapes, first)
+	}
+}

@@ -1,0 +1,72 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadprof/loadprof/report"
+	"github.com/loadprof/loadprof/servermetrics"
+)
+
+func f64(v float64) *float64 { return &v }
+
+// A GPU exporter listed first gives the block its GPU figures; the
+// model server after it gives the request figures, and outside_ms is
+// the client's successful mean minus the server's.
+func TestTheServerBlockTakesRequestsFromTheServerAndGPUFromTheExporter(t *testing.T) {
+	origin := time.Now()
+	win := func(name string, from, to time.Duration) servermetrics.Window {
+		return servermetrics.Window{Name: name, Start: origin.Add(from), End: origin.Add(to)}
+	}
+	dcgm := win("steady", time.Second, 3*time.Second)
+	dcgm.Server, dcgm.GPUUtilPct = "dcgm", f64(73)
+	dcgm.Families = []servermetrics.Family{{Name: "DCGM_FI_DEV_GPU_UTIL", What: "gpu_util", Unit: "pct", Series: 1, Count: 3, Mean: 73}}
+	tf := win("steady", time.Second, 3*time.Second)
+	tf.Server, tf.Requests = "tfserving", f64(200)
+	tf.Latency = &servermetrics.Latency{Family: ":tensorflow:serving:request_latency", Count: 200, MeanMs: 4,
+		P99: &servermetrics.Quantile{Ms: 6.1, BucketLowMs: 3.57, BucketHighMs: f64(6.427)}}
+	tf.Families = []servermetrics.Family{{Name: ":tensorflow:serving:request_count", What: "requests", Unit: "requests", Series: 1, Count: 200}}
+	reps := []servermetrics.Report{
+		{URL: "http://gpu:9400/metrics", Scrapes: 3, Steady: &dcgm, Run: &dcgm},
+		{URL: "http://tf:8501/monitoring/prometheus/metrics", Scrapes: 4, FailedScrapes: 1, Steady: &tf, Run: &tf, Warnings: []string{"http://tf:8501/monitoring/prometheus/metrics: no answer within 2s"}},
+	}
+	res := &report.Result{Requests: 200, LatencyOK: report.Stats{Count: 200, Mean: 9.5}}
+	s := serverReport(reps, res, origin, "m")
+	if s.Server != "tfserving" || s.Requests == nil || *s.Requests != 200 || s.LatencyMs == nil || s.LatencyMs.Mean != 4 {
+		t.Fatalf("request figures not from the model server: %+v", s)
+	}
+	if s.GPUUtilPct == nil || *s.GPUUtilPct != 73 {
+		t.Errorf("GPU utilisation %v, want the exporter's 73", s.GPUUtilPct)
+	}
+	if s.OutsideMs == nil || *s.OutsideMs != 5.5 {
+		t.Errorf("outside_ms %v, want 9.5 - 4", s.OutsideMs)
+	}
+	if s.StartS != 1 || s.EndS != 3 || s.Window != "steady" || s.Model != "m" {
+		t.Errorf("window %q %v..%v s, model %q", s.Window, s.StartS, s.EndS, s.Model)
+	}
+	if len(s.Families) != 2 || len(s.Endpoints) != 2 || s.Endpoints[1].FailedScrapes != 1 || s.Endpoints[0].Server != "dcgm" {
+		t.Errorf("families %+v, endpoints %+v", s.Families, s.Endpoints)
+	}
+	if q := s.LatencyMs.P99; q == nil || q.BucketLowMs != 3.57 || q.BucketHighMs == nil || *q.BucketHighMs != 6.427 {
+		t.Errorf("p99 %+v lost its bucket", q)
+	}
+	var w strings.Builder
+	warnMetrics(&w, s)
+	if got := w.String(); got != "warning: metrics http://tf:8501/monitoring/prometheus/metrics: 1 of 4 scrapes failed (first: http://tf:8501/monitoring/prometheus/metrics: no answer within 2s); the load's results stand\n" {
+		t.Errorf("warning %q", got)
+	}
+}
+
+func TestTheModelFilterIsTheModelBeingLoaded(t *testing.T) {
+	for url, want := range map[string]string{
+		"http://h:8501/v1/models/resnet:predict":              "resnet",
+		"http://h:8501/v1/models/resnet/versions/3:predict":   "resnet",
+		"http://h:8501/v1/models/bert/labels/stable:classify": "bert",
+		"http://h:8080/predict":                               "",
+	} {
+		if got := modelOf(url); got != want {
+			t.Errorf("modelOf(%s) = %q, want %q", url, got, want)
+		}
+	}
+}

@@ -1,0 +1,267 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/loadprof/loadprof/internal/testkit"
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/report"
+	"github.com/loadprof/loadprof/sim"
+)
+
+// delayTolerance is how far the recovered network delay may be from what
+// the simulator held; the race detector slows the client far more than
+// the server's timers.
+func delayTolerance() float64 {
+	if raceDetector {
+		return 0.5
+	}
+	return 0.1
+}
+
+// countingScrape is a metrics endpoint in front of the simulator's that
+// notes what the simulator had counted around each scrape: the page is
+// rendered between the two readings.
+type countingScrape struct {
+	srv *sim.Server
+	mu  sync.Mutex
+	at  [][2]int64 // the sim's successful calls before and after each scrape
+}
+
+func (c *countingScrape) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	before, _ := c.srv.PredictLatency()
+	resp, err := http.Get(c.srv.MetricsURL())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	page, err := io.ReadAll(resp.Body)
+	after, _ := c.srv.PredictLatency()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	c.mu.Lock()
+	c.at = append(c.at, [2]int64{before, after})
+	c.mu.Unlock()
+	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	_, _ = w.Write(page)
+}
+
+// scrapeIndex finds which scrape opened (or closed) a window at run
+// time s: every scrape succeeded, so the intervals run from each to the
+// next.
+func scrapeIndex(t *testing.T, ivs []report.ServerInterval, s float64) int {
+	t.Helper()
+	for i, iv := range ivs {
+		if iv.StartS == s {
+			return i
+		}
+	}
+	if n := len(ivs); n > 0 && ivs[n-1].EndS == s {
+		return n
+	}
+	t.Fatalf("no scrape at %v s among the intervals", s)
+	return -1
+}
+
+func runScraped(t *testing.T, delay time.Duration) (*report.Result, *sim.Server, *countingScrape) {
+	t.Helper()
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}, NetworkDelay: delay})
+	counting := &countingScrape{srv: srv}
+	page := httptest.NewServer(counting)
+	t.Cleanup(page.Close)
+	res, err := Run(context.Background(), Config{
+		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
+		Plan:    load.Plan{Rate: 100, WarmupDuration: 300 * time.Millisecond, Duration: 3 * time.Second, MaxInflight: 100},
+		Metrics: &MetricsConfig{URLs: []string{page.URL + sim.MetricsPath}, Interval: 250 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Server == nil || res.Server.Requests == nil || res.Server.LatencyMs == nil || res.Server.OutsideMs == nil {
+		t.Fatalf("no server figures: %+v", res.Server)
+	}
+	return res, srv, counting
+}
+
+func TestServerFiguresOverTheSteadyPhaseEqualTheSims(t *testing.T) {
+	const delay = 20 * time.Millisecond
+	baseline, _, _ := runScraped(t, 0)
+	res, srv, counting := runScraped(t, delay)
+	s := res.Server
+	if s.Window != "steady" || s.Server != "tfserving" || s.Model != srv.Model() || len(s.Endpoints) != 1 || s.Endpoints[0].FailedScrapes != 0 {
+		t.Fatalf("server block: window %q, server %q, model %q, endpoints %+v, warnings %q", s.Window, s.Server, s.Model, s.Endpoints, s.Warnings)
+	}
+
+	// The server's count over the steady phase is the sim's between the
+	// scrapes at its marks: exact when no call ended while either page
+	// was being rendered, else within what ended meanwhile.
+	from, to := scrapeIndex(t, s.Intervals, s.StartS), scrapeIndex(t, s.Intervals, s.EndS)
+	counting.mu.Lock()
+	open, closed := counting.at[from], counting.at[to]
+	counting.mu.Unlock()
+	got := *s.Requests
+	low, high := float64(closed[0]-open[1]), float64(closed[1]-open[0])
+	t.Logf("server counted %v over the steady phase; the sim %v..%v; the client %d", got, low, high, res.Requests)
+	if got < low || got > high {
+		t.Fatalf("server counted %v requests, the sim %v to %v between the same scrapes", got, low, high)
+	}
+	if low == high && got != low {
+		t.Fatalf("server counted %v requests, the sim %v", got, low)
+	}
+	// Every steady request ended between the marks; in-flight warm-up
+	// requests at the first may add a few.
+	if got < float64(res.Requests) || got > float64(res.Requests)+float64(res.Phases.Warmup.Requests) {
+		t.Errorf("server counted %v, the client %d steady requests", got, res.Requests)
+	}
+
+	// Outside the server: the client's mean minus the server's, less
+	// what it is without a delay, is the delay the sim held.
+	held := float64(srv.NetworkDelayed()) / float64(srv.Predicts()) / 1e6
+	recovered := *s.OutsideMs - *baseline.Server.OutsideMs
+	t.Logf("outside the server %.3f ms with a %v network delay (held %.3f ms a call), %.3f ms without: recovered %.3f ms",
+		*s.OutsideMs, delay, held, *baseline.Server.OutsideMs, recovered)
+	if tol := delayTolerance(); recovered < (1-tol)*held || recovered > (1+tol)*held {
+		t.Errorf("recovered %.3f ms of a %.3f ms network delay, want within %g%%", recovered, held, 100*tol)
+	}
+	if len(s.Intervals) < 4 {
+		t.Fatalf("%d intervals over a 3 s run scraped every 250 ms", len(s.Intervals))
+	}
+	withClient := 0
+	for _, iv := range s.Intervals {
+		if iv.ClientP99Ms != nil && iv.P99 != nil {
+			withClient++
+		}
+	}
+	if withClient == 0 {
+		t.Errorf("no interval has both the server's and the client's p99: %+v", s.Intervals)
+	}
+}
+
+func TestAMetricsEndpointThatDiesMidRunCostsNoLoadData(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	var scrapes atomic.Int64
+	var page *httptest.Server
+	var once sync.Once
+	page = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if scrapes.Add(1) > 4 {
+			// The endpoint goes away: this connection and every later one.
+			once.Do(func() { go page.Close() })
+			hj, _ := w.(http.Hijacker)
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
+		resp, err := http.Get(srv.MetricsURL())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(page.Close)
+	var warnings strings.Builder
+	plan := load.Plan{Rate: 100, Duration: 2 * time.Second, MaxInflight: 100}
+	res, err := Run(context.Background(), Config{
+		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second, Plan: plan,
+		Metrics:  &MetricsConfig{URLs: []string{page.URL + sim.MetricsPath}, Interval: 100 * time.Millisecond},
+		Warnings: &warnings,
+	})
+	if err != nil {
+		t.Fatalf("a failing metrics endpoint failed the run: %v", err)
+	}
+	if res.Requests != 200 || report.Successes(res) != 200 || res.Latency.Count != 200 || len(res.Series) == 0 {
+		t.Fatalf("load results: %d requests, %d ok, latency count %d", res.Requests, report.Successes(res), res.Latency.Count)
+	}
+	s := res.Server
+	if s == nil || len(s.Endpoints) != 1 || s.Endpoints[0].FailedScrapes == 0 || len(s.Warnings) == 0 {
+		t.Fatalf("no failed scrapes reported: %+v", s)
+	}
+	if s.Endpoints[0].Scrapes-s.Endpoints[0].FailedScrapes < 2 || len(s.Intervals) == 0 {
+		t.Errorf("the scrapes before the endpoint died are lost: %+v", s.Endpoints[0])
+	}
+	if !strings.Contains(warnings.String(), "warning: metrics "+page.URL) || !strings.Contains(warnings.String(), "the load's results stand") {
+		t.Errorf("warnings %q", warnings.String())
+	}
+}
+
+func TestThePageShowsWhatTheServerMeasured(t *testing.T) {
+	testkit.Chromium(t)
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: 2 * time.Millisecond, Jitter: 3 * time.Millisecond}, NetworkDelay: 5 * time.Millisecond})
+	dir := t.TempDir()
+	out := filepath.Join(dir, "result.json")
+	ran, err := Run(context.Background(), Config{
+		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
+		Plan:    load.Plan{Rate: 100, Duration: 4 * time.Second, MaxInflight: 100},
+		Metrics: &MetricsConfig{URLs: []string{srv.MetricsURL()}, Interval: 500 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeResult(t, ran, out)
+	res, err := report.ReadResult(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Server == nil || len(res.Server.Intervals) < 4 {
+		t.Fatalf("server block %+v", res.Server)
+	}
+	var buf bytes.Buffer
+	if err := report.WriteHTML(&buf, []*report.Result{res}, []string{"run.json"}, report.ReportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	page := filepath.Join(dir, "report.html")
+	if err := os.WriteFile(page, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dom := testkit.PageDOM(t, page)
+	requests := testkit.DOMCells(dom, "data-figure", "requests")
+	if requests["server"] != fmt.Sprint(*res.Server.Requests) || requests["client"] != fmt.Sprint(res.Requests) {
+		t.Errorf("requests row %v, want server %v and client %d", requests, *res.Server.Requests, res.Requests)
+	}
+	outside := testkit.DOMCells(dom, "data-figure", "outside")
+	if outside["server"] != report.FormatMs(*res.Server.OutsideMs) {
+		t.Errorf("outside row %v, want %s", outside, report.FormatMs(*res.Server.OutsideMs))
+	}
+	p99 := testkit.DOMCells(dom, "data-figure", "p99")
+	if q := res.Server.LatencyMs.P99; q == nil || p99["server"] != report.FormatMs(q.Ms)+" "+report.BucketBounds(q) {
+		t.Errorf("p99 row %v, want the server's with its bucket", p99)
+	}
+	// Both p99 lines and both means, a point per interval each where known.
+	if got := testkit.DOMAttr(t, dom, "r0-server-p99", "data-series"); got != "4" {
+		t.Errorf("server chart: %s series, want 4", got)
+	}
+	known := 0
+	for _, iv := range res.Server.Intervals {
+		for _, v := range []*float64{iv.ClientP99Ms, iv.MeanMs, iv.ClientMeanMs} {
+			if v != nil {
+				known++
+			}
+		}
+		if iv.P99 != nil {
+			known++
+		}
+	}
+	if got := testkit.DOMAttr(t, dom, "r0-server-p99", "data-points"); got != fmt.Sprint(known) {
+		t.Errorf("server chart: %s points, want %d", got, known)
+	}
+	if shots := os.Getenv("LOADPROF_SCREENSHOTS"); shots != "" {
+		t.Logf("screenshot in %s", shots)
+	}
+}

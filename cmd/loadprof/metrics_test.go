@@ -1,0 +1,93 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadprof/loadprof/internal/testkit"
+	"github.com/loadprof/loadprof/sim"
+)
+
+func TestRunMetricsPutsTheServersFiguresBesideTheClients(t *testing.T) {
+	srv := startSim(t, sim.Config{Model: "m", Latency: sim.Latency{Fixed: time.Millisecond}, NetworkDelay: 5 * time.Millisecond})
+	out := filepath.Join(t.TempDir(), "result.json")
+	code, stdout, stderr := loadprof(t, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`),
+		"--rate", "100", "--duration", "1s", "--metrics", srv.MetricsURL(), "--metrics-interval", "200ms", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`server \(tfserving, model m, over the steady phase, ` + regexp.QuoteMeta(srv.MetricsURL()) + `\):`),
+		regexp.MustCompile(`requests: server 100, client 100 \(steady\): the same`),
+		regexp.MustCompile(`latency:  mean [0-9.]+ ms, p50 [0-9.]+ ms \[[0-9.]+-[0-9.]+\], p90 .* p99 [0-9.]+ ms \[[0-9.]+-[0-9.+Inf]+\] \(:tensorflow:serving:request_latency\)`),
+		regexp.MustCompile(`outside the server: [0-9.]+ ms \(the client's mean [0-9.]+ ms minus the server's [0-9.]+ ms`),
+		regexp.MustCompile(`inside:   compute [0-9.]+ ms \(means\)`),
+	} {
+		if !want.MatchString(stdout) {
+			t.Errorf("summary has no %s:\n%s", want, stdout)
+		}
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Config map[string]any `json:"config"`
+		Server struct {
+			Requests  float64 `json:"requests"`
+			OutsideMs float64 `json:"outside_ms"`
+		} `json:"server"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Server.Requests != 100 || res.Server.OutsideMs < 5 {
+		t.Errorf("server block %+v: want 100 requests and the 5 ms delay outside", res.Server)
+	}
+	if m, ok := res.Config["metrics"].([]any); !ok || len(m) != 1 || res.Config["metrics-interval"] != 0.2 {
+		t.Errorf("config metrics %#v, metrics-interval %#v", res.Config["metrics"], res.Config["metrics-interval"])
+	}
+}
+
+func TestAMetricsEndpointThatFailsWarnsAndTheRunStands(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	dead := "http://" + testkit.ClosedAddr(t) + "/metrics"
+	code, stdout, stderr := loadprof(t, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`),
+		"--rate", "50", "--duration", "500ms", "--metrics", dead, "-q")
+	if code != 0 || !strings.Contains(stdout, "25 requests") {
+		t.Fatalf("exit %d (0 without --metrics)\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "warning: metrics "+dead+": ") || !strings.Contains(stderr, "the load's results stand") {
+		t.Errorf("no warning line for the dead endpoint: %q", stderr)
+	}
+}
+
+func TestMetricsFlagsAreChecked(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	data := writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--metrics", "localhost:8501/metrics"}, "loadprof run: --metrics localhost:8501/metrics: must be an http:// or https:// URL\n"},
+		{[]string{"--metrics", srv.MetricsURL(), "--metrics-interval", "-1s"}, "loadprof run: --metrics-interval -1s: must not be negative\n"},
+	} {
+		args := append([]string{"run", "--url", srv.PredictURL(), "--data", data, "--rate", "10", "--duration", "1s"}, c.args...)
+		code, _, stderr := loadprof(t, args...)
+		if code != exitBadInput || stderr != c.want {
+			t.Errorf("%v: exit %d, stderr %q, want %q", c.args, code, stderr, c.want)
+		}
+	}
+}
+
+func TestTheDemoShowsWhatTheServerMeasured(t *testing.T) {
+	code, stdout, stderr := loadprof(t, "demo", "--duration", "1s", "--warmup", "200ms", "--network-delay", "5ms")
+	if code != 0 || !strings.Contains(stdout, "--metrics http://") || !strings.Contains(stdout, "server (tfserving, model ") || !strings.Contains(stdout, "outside the server: ") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}

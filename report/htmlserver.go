@@ -1,0 +1,99 @@
+package report
+
+import "fmt"
+
+// serverRow is one line of a run's "What the server measured" table: a
+// figure as the server measured it beside the client's.
+type serverRow struct {
+	Key, Label, Server, Client, Note string
+}
+
+// serverChart is the server's p99 and mean per interval between scrapes,
+// beside the client's over the same seconds; x is the interval's middle.
+type serverChart struct {
+	Time         []float64  `json:"time"`
+	ServerP99Ms  []*float64 `json:"server_p99_ms"`
+	ClientP99Ms  []*float64 `json:"client_p99_ms"`
+	ServerMeanMs []*float64 `json:"server_mean_ms"`
+	ClientMeanMs []*float64 `json:"client_mean_ms"`
+}
+
+func serverChartOf(s *ServerReport) *serverChart {
+	if s == nil || len(s.Intervals) == 0 {
+		return nil
+	}
+	c := &serverChart{}
+	for _, iv := range s.Intervals {
+		c.Time = append(c.Time, (iv.StartS+iv.EndS)/2)
+		var p99 *float64
+		if iv.P99 != nil {
+			v := iv.P99.Ms
+			p99 = &v
+		}
+		c.ServerP99Ms = append(c.ServerP99Ms, p99)
+		c.ClientP99Ms = append(c.ClientP99Ms, iv.ClientP99Ms)
+		c.ServerMeanMs = append(c.ServerMeanMs, iv.MeanMs)
+		c.ClientMeanMs = append(c.ClientMeanMs, iv.ClientMeanMs)
+	}
+	return c
+}
+
+// serverRows are the server block's figures for the page's table.
+func serverRows(r *Result) []serverRow {
+	s := r.Server
+	if s == nil {
+		return nil
+	}
+	var rows []serverRow
+	if s.Requests != nil {
+		rows = append(rows, serverRow{Key: "requests", Label: "requests", Server: formatCount(*s.Requests), Client: fmt.Sprint(r.Requests),
+			Note: trimColon(requestsNote(*s.Requests, r.Requests))})
+	}
+	if l := s.LatencyMs; l != nil {
+		c := r.LatencyOK
+		rows = append(rows, serverRow{Key: "mean", Label: "latency mean (ms)", Server: FormatMs(l.Mean), Client: FormatMs(c.Mean), Note: "server: " + l.Family + "; client: successful requests"})
+		for _, q := range []struct {
+			key    string
+			q      *ServerQuantile
+			client float64
+		}{{"p50", l.P50, c.P50}, {"p90", l.P90, c.P90}, {"p99", l.P99, c.P99}} {
+			if q.q == nil {
+				continue
+			}
+			rows = append(rows, serverRow{Key: q.key, Label: "latency " + q.key + " (ms)", Server: FormatMs(q.q.Ms) + " " + BucketBounds(q.q), Client: FormatMs(q.client),
+				Note: "the server's estimate lies in the bucket in brackets"})
+		}
+	}
+	if s.OutsideMs != nil {
+		rows = append(rows, serverRow{Key: "outside", Label: "outside the server (ms)", Server: FormatMs(*s.OutsideMs),
+			Note: "the client's mean minus the server's: network, tunnel, proxy, the client itself"})
+	}
+	for _, l := range []struct {
+		key, label string
+		l          *ServerLatency
+	}{{"queue", "queueing mean (ms)", s.QueueMs}, {"compute", "compute mean (ms)", s.ComputeMs}} {
+		if l.l != nil {
+			rows = append(rows, serverRow{Key: l.key, Label: l.label, Server: FormatMs(l.l.Mean), Note: l.l.Family})
+		}
+	}
+	if s.BatchSizeMean != nil {
+		rows = append(rows, serverRow{Key: "batch", Label: "items per executed batch", Server: fmt.Sprintf("%.2f", *s.BatchSizeMean)})
+	}
+	if s.GPUUtilPct != nil {
+		rows = append(rows, serverRow{Key: "gpu", Label: "GPU utilisation", Server: fmt.Sprintf("%.0f%%", *s.GPUUtilPct), Note: "mean over GPUs and scrapes"})
+	}
+	if s.GPUMemUsedBytes != nil {
+		rows = append(rows, serverRow{Key: "gpu-memory", Label: "GPU memory used", Server: fmt.Sprintf("%.0f MiB", *s.GPUMemUsedBytes/(1<<20))})
+	}
+	if s.GPUPowerW != nil {
+		rows = append(rows, serverRow{Key: "gpu-power", Label: "GPU power", Server: fmt.Sprintf("%.0f W", *s.GPUPowerW)})
+	}
+	return rows
+}
+
+func trimColon(s string) string {
+	if len(s) > 2 && s[:2] == ": " {
+		return s[2:]
+	}
+	return s
+}

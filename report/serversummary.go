@@ -1,0 +1,149 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+)
+
+// writeServerSummary prints what the server's metrics said over the
+// steady phase beside what the client measured.
+func writeServerSummary(w io.Writer, r *Result) {
+	s := r.Server
+	if s == nil {
+		return
+	}
+	fmt.Fprintln(w)
+	what := s.Server
+	if what == "" {
+		what = "metrics"
+	}
+	model := ""
+	if s.Model != "" {
+		model = ", model " + s.Model
+	}
+	fmt.Fprintf(w, "  server (%s%s, over the %s phase, %s):\n", what, model, windowName(s.Window), endpointList(s.Endpoints))
+	if s.Requests == nil && s.LatencyMs == nil {
+		fmt.Fprintln(w, "    no request figures: the endpoints exported no family loadprof knows for requests")
+	} else {
+		for _, line := range ServerLines(r) {
+			fmt.Fprintln(w, "    "+line)
+		}
+	}
+	for _, ep := range s.Endpoints {
+		if ep.FailedScrapes > 0 {
+			fmt.Fprintf(w, "    warning: %s: %d of %d scrapes failed; the load's results stand\n", ep.URL, ep.FailedScrapes, ep.Scrapes)
+		}
+	}
+}
+
+func windowName(w string) string {
+	if w == "run" {
+		return "whole run's (the steady phase's scrapes failed)"
+	}
+	return w
+}
+
+func endpointList(eps []ServerEndpoint) string {
+	var urls []string
+	for _, ep := range eps {
+		urls = append(urls, ep.URL)
+	}
+	return strings.Join(urls, ", ")
+}
+
+// ServerLines are the figures of the server block as the summary and the
+// HTML page say them, one line each.
+func ServerLines(r *Result) []string {
+	s := r.Server
+	var out []string
+	if s.Requests != nil {
+		out = append(out, fmt.Sprintf("requests: server %s, client %d (steady)%s", formatCount(*s.Requests), r.Requests, requestsNote(*s.Requests, r.Requests)))
+	}
+	if l := s.LatencyMs; l != nil {
+		out = append(out, "latency:  "+latencyLine(l))
+	}
+	if s.OutsideMs != nil {
+		out = append(out, fmt.Sprintf("outside the server: %s ms (the client's mean %s ms minus the server's %s ms: network, tunnel, proxy, client)",
+			FormatMs(*s.OutsideMs), FormatMs(r.LatencyOK.Mean), FormatMs(s.LatencyMs.Mean)))
+	}
+	if s.QueueMs != nil || s.ComputeMs != nil {
+		parts := []string{}
+		if s.QueueMs != nil {
+			parts = append(parts, "queue "+FormatMs(s.QueueMs.Mean)+" ms")
+		}
+		if s.ComputeMs != nil {
+			parts = append(parts, "compute "+FormatMs(s.ComputeMs.Mean)+" ms")
+		}
+		out = append(out, "inside:   "+strings.Join(parts, ", ")+" (means)")
+	}
+	if s.BatchSizeMean != nil {
+		out = append(out, fmt.Sprintf("batch:    %.2f items per executed batch (mean)", *s.BatchSizeMean))
+	}
+	if s.GPUUtilPct != nil || s.GPUMemUsedBytes != nil || s.GPUPowerW != nil {
+		parts := []string{}
+		if s.GPUUtilPct != nil {
+			parts = append(parts, fmt.Sprintf("%.0f%% busy", *s.GPUUtilPct))
+		}
+		if s.GPUMemUsedBytes != nil {
+			parts = append(parts, fmt.Sprintf("%.0f MiB used", *s.GPUMemUsedBytes/(1<<20)))
+		}
+		if s.GPUPowerW != nil {
+			parts = append(parts, fmt.Sprintf("%.0f W", *s.GPUPowerW))
+		}
+		out = append(out, "GPU:      "+strings.Join(parts, ", ")+" (means over the phase)")
+	}
+	return out
+}
+
+// requestsNote says what a difference between the two counts means. The
+// server's window runs from a scrape just after the steady phase started
+// to one after its last request: requests in flight at its edges can fall
+// either side, a few at most.
+func requestsNote(server float64, client int64) string {
+	d := server - float64(client)
+	switch {
+	case d == 0:
+		return ": the same"
+	case math.Abs(d) <= math.Max(2, 0.01*float64(client)):
+		return fmt.Sprintf(": %+.0f, requests in flight at the phase's edges", d)
+	case d > 0:
+		return fmt.Sprintf(": the server counted %.0f more; another client is loading it, or the model filter (--model, the URL's model) covers more than this load", d)
+	}
+	return fmt.Sprintf(": the server counted %.0f fewer; the wrong model (its metrics are of another), or requests that never reached it", -d)
+}
+
+func formatCount(v float64) string {
+	if v == math.Trunc(v) {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.1f", v)
+}
+
+func latencyLine(l *ServerLatency) string {
+	parts := []string{"mean " + FormatMs(l.Mean) + " ms"}
+	for _, q := range []struct {
+		name string
+		q    *ServerQuantile
+	}{{"p50", l.P50}, {"p90", l.P90}, {"p99", l.P99}} {
+		if q.q != nil {
+			parts = append(parts, q.name+" "+FormatMs(q.q.Ms)+" ms "+BucketBounds(q.q))
+		}
+	}
+	return strings.Join(parts, ", ") + " (" + l.Family + ")"
+}
+
+// BucketBounds says which histogram bucket a percentile fell in: the
+// estimate is only known to lie in it.
+func BucketBounds(q *ServerQuantile) string {
+	hi := "+Inf"
+	if q.BucketHighMs != nil {
+		hi = FormatMs(*q.BucketHighMs)
+	}
+	lo := FormatMs(q.BucketLowMs)
+	if q.BucketLowMs == 0 {
+		lo = "0"
+	}
+	return "[" + lo + "-" + hi + "]"
+}
