@@ -176,9 +176,7 @@ func serverReport(reps []servermetrics.Report, res *report.Result, origin time.T
 			sw := windowOf(name, w, at)
 			ep.Steady, ep.Server, ep.Raw = &sw, w.Server, rawOf(w.Raw)
 		}
-		for _, msg := range rep.Warnings {
-			sr.Warnings = append(sr.Warnings, msg)
-		}
+		sr.Warnings = append(sr.Warnings, rep.Warnings...)
 		if w != nil {
 			for _, msg := range w.Warnings {
 				sr.Warnings = append(sr.Warnings, rep.URL+": "+msg)

@@ -94,7 +94,7 @@ func TestScrapeReadsTheProtobufFormat(t *testing.T) {
 		}},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		format := expfmt.Negotiate(r.Header)
+		format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultAcceptedFormats()...)
 		if format.FormatType() != expfmt.TypeProtoDelim {
 			t.Errorf("Accept %q did not negotiate protobuf", r.Header.Get("Accept"))
 		}

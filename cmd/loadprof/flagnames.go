@@ -82,28 +82,6 @@ var settingsWithoutFlags = map[string]bool{
 // inFlags is msg with every library setting named by its flag.
 func inFlags(msg string) string { return setting.Rename(msg, settingFlags) }
 
-// flagNamed is an error as the user reads it: the library's error, its
-// settings named by their flags. It unwraps to the library's error, so
-// the exit code is the same.
-type flagNamed struct {
-	err error
-	msg string
-}
-
-func (f *flagNamed) Error() string { return f.msg }
-func (f *flagNamed) Unwrap() error { return f.err }
-
-// errInFlags is err with its message in flag terms; nil stays nil.
-func errInFlags(err error) error {
-	if err == nil {
-		return nil
-	}
-	if msg := inFlags(err.Error()); msg != err.Error() {
-		return &flagNamed{err: err, msg: msg}
-	}
-	return err
-}
-
 // flagWriter passes what a library writes (a warning line) on with its
 // settings named by their flags.
 type flagWriter struct{ w io.Writer }
