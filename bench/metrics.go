@@ -142,12 +142,64 @@ func (m *metricsRun) close() []servermetrics.Report {
 	done := make(chan struct{}, len(m.samplers))
 	for i, s := range m.samplers {
 		go func() {
-			out[i] = servermetrics.Summarize(m.cfg.URLs[i], m.model, s.Close())
+			out[i] = redactReport(servermetrics.Summarize(m.cfg.URLs[i], m.model, s.Close()), m.cfg.URLs[i])
 			done <- struct{}{}
 		}()
 	}
 	for range m.samplers {
 		<-done // Close is bounded
+	}
+	return out
+}
+
+// redactReport hides the credentials of the endpoint's URL raw (its
+// password, secret query values) wherever the report says them: its URL
+// and its warnings, which quote the failed requests' errors.
+func redactReport(rep servermetrics.Report, raw string) servermetrics.Report {
+	secrets := urlSecrets(raw)
+	if len(secrets) == 0 {
+		return rep
+	}
+	hide := func(msgs []string) {
+		for i, msg := range msgs {
+			for _, s := range secrets {
+				msg = strings.ReplaceAll(msg, s, "redacted")
+			}
+			msgs[i] = msg
+		}
+	}
+	rep.URL = RedactURL(raw)
+	hide(rep.Warnings)
+	for _, w := range []*servermetrics.Window{rep.Run, rep.Steady, rep.Profile} {
+		if w != nil {
+			hide(w.Warnings)
+		}
+	}
+	for i := range rep.Intervals {
+		hide(rep.Intervals[i].Warnings)
+	}
+	return rep
+}
+
+// urlSecrets are the credentials RedactURL hides in raw, as they are
+// written in it and decoded.
+func urlSecrets(raw string) []string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	if pw, has := u.User.Password(); has && pw != "" {
+		out = append(out, pw, url.QueryEscape(pw), url.PathEscape(pw))
+	}
+	for k, vs := range u.Query() {
+		if isSecretHeader(k) || isSecretQueryName(k) {
+			for _, v := range vs {
+				if v != "" {
+					out = append(out, v, url.QueryEscape(v))
+				}
+			}
+		}
 	}
 	return out
 }

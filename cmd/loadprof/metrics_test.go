@@ -91,3 +91,33 @@ func TestTheDemoShowsWhatTheServerMeasured(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
+
+// Credentials in a --metrics URL are hidden as --url's are: in result.json,
+// the page, the summary and the warnings that quote a failed scrape.
+func TestCredentialsInAMetricsURLNeverAppear(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	dir := t.TempDir()
+	out, html := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.html")
+	good := strings.Replace(srv.MetricsURL(), "http://", "http://admin:pw-s3cr3t@", 1) + "?token=t0k3n-s3cr3t"
+	dead := "http://admin:pw-s3cr3t@127.0.0.1:1/metrics?api_key=k3y-s3cr3t"
+	code, stdout, stderr := loadprof(t, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`),
+		"--rate", "50", "--duration", "1s", "--metrics", good, "--metrics", dead, "--out", out, "--html", html)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "warning: metrics http://admin:redacted@127.0.0.1:1/metrics?api_key=redacted") {
+		t.Errorf("no warning naming the dead endpoint, redacted:\n%s", stderr)
+	}
+	texts := map[string]string{"stdout": stdout, "stderr": stderr}
+	for _, f := range []string{out, html} {
+		b, _ := os.ReadFile(f)
+		texts[filepath.Base(f)] = string(b)
+	}
+	for name, text := range texts {
+		for _, secret := range []string{"pw-s3cr3t", "t0k3n-s3cr3t", "k3y-s3cr3t"} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s holds %s", name, secret)
+			}
+		}
+	}
+}

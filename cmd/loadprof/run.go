@@ -572,6 +572,12 @@ func settings(fs *pflag.FlagSet, headers []load.Header) map[string]any {
 			m[f.Name] = bench.RedactHeaders(headers)
 		case "url":
 			m[f.Name] = bench.RedactURL(f.Value.String())
+		case "metrics":
+			urls := f.Value.(pflag.SliceValue).GetSlice()
+			for i, u := range urls {
+				urls[i] = bench.RedactURL(u)
+			}
+			m[f.Name] = urls
 		case "quiet":
 		default:
 			m[f.Name] = settingValue(f)
