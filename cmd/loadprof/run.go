@@ -160,7 +160,7 @@ func newRunFlags() (*pflag.FlagSet, *runFlags) {
 	f.profileRequired = fs.Bool("profile-required", false, "exit 3 when the capture fails (by default the load results still count)")
 	f.requestEvents = fs.StringSlice("profile-request-events", profile.DefaultRequestEvents, "names of the server's per-request trace events, in order of preference (the first the trace has is used): they place loadprof's client plane on the server's timeline and split client latency into time inside and outside the server")
 	f.metrics = fs.StringArray("metrics", nil, "scrape this Prometheus endpoint of the server through the run (repeatable): TF Serving's http://HOST:8501/monitoring/prometheus/metrics, Triton's :8002/metrics, a DCGM exporter; the summary puts the server's count and latency beside the client's")
-	f.metricsInterval = fs.Duration("metrics-interval", time.Second, "with --metrics: time between scrapes (the steady phase's and the profile window's edges are scraped too)")
+	f.metricsInterval = fs.Duration("metrics-interval", time.Second, "with --metrics: time between scrapes, at least 100ms (the steady phase's and the profile window's edges are scraped too)")
 	f.cpus = fs.Int("cpus", 0, "OS threads running Go code (GOMAXPROCS); 0 keeps all cores. The epoll engine runs at most one event loop fewer (one per 32 connections or 25,000 req/s): --cpus 1 or 2 matches wrk -t1")
 	f.engine = fs.String("rest-engine", "auto", "how REST requests are driven: epoll (event loops like wrk; Linux, http://), goroutines (one per connection; also https), or auto (epoll where it can)")
 	f.cpuProfile = fs.String("cpuprofile", "", "write a Go CPU profile of loadprof itself to this file")
@@ -262,6 +262,12 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 		opts.bench.Profile = &bench.ProfileConfig{Addr: addr, Delay: *f.profileDelay, Required: *f.profileRequired, Options: profOpts, RequestEvents: *f.requestEvents}
 	}
 	if len(*f.metrics) > 0 {
+		// Each scrape makes the server render, and loadprof parse, the
+		// whole page (15-20 ms of CPU for TF Serving's): a few a second
+		// at most, and never so often that it becomes load of its own.
+		if d := *f.metricsInterval; d >= 0 && d < minMetricsInterval {
+			return nil, fmt.Errorf("--metrics-interval %v: must be at least %v: each scrape reads and parses the server's whole metrics page", d, minMetricsInterval)
+		}
 		opts.bench.Metrics = &bench.MetricsConfig{URLs: *f.metrics, Interval: *f.metricsInterval, Model: *f.model}
 	}
 	if !*f.quiet {
@@ -361,6 +367,9 @@ func (f *runFlags) loadLevel() (rate float64, concurrency int, sweep *bench.Step
 }
 
 // sweepOptions checks what a sweep cannot do with the run's settings.
+// minMetricsInterval is the shortest --metrics-interval.
+const minMetricsInterval = 100 * time.Millisecond
+
 // minStableStep is the shortest steady phase whose stability a sweep
 // checks (bench compares the halves of its whole seconds, 4 at least).
 const minStableStep = 5 * time.Second
