@@ -201,6 +201,15 @@ func TestDemoRunsAgainstTheEmbeddedSimulator(t *testing.T) {
 	}
 }
 
+func TestDemoWithoutAPortItNeedsSaysSo(t *testing.T) {
+	for _, flag := range []string{"--rest", "--grpc"} {
+		code, _, stderr := loadprof(t, "demo", flag, "")
+		if code != exitBadInput || !strings.Contains(stderr, "the demo needs both") || strings.Contains(stderr, "panic") {
+			t.Errorf("demo %s \"\": exit %d, %s", flag, code, stderr)
+		}
+	}
+}
+
 func TestDemoSendsABodyThatFitsTheSignatureItServes(t *testing.T) {
 	// The seed's own model takes strings: the demo sent floats to it and
 	// exited 3.

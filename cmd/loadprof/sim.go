@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -175,6 +176,10 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	cfg, err := flags.config()
 	if err == nil {
 		err = positiveDuration("--duration", *duration)
+	}
+	// The demo loads the REST port and profiles through the gRPC one.
+	if err == nil && (flags.restAddr == "" || flags.grpcAddr == "") {
+		err = errors.New("--rest and --grpc: the demo needs both (it loads REST and profiles through gRPC); leave them out for loopback ports")
 	}
 	plan := load.Plan{Rate: *rate, WarmupDuration: *warmup, Duration: *duration, MaxInflight: 1000, Grace: 2 * time.Second}
 	if err == nil {
