@@ -77,6 +77,10 @@ func startMetrics(ctx context.Context, cfg Config) (*metricsRun, error) {
 	if m.model == "" {
 		m.model = modelOf(cfg.URL)
 	}
+	// Not stopped by an interrupt: an interrupted run still ends its steady
+	// phase, and its window needs the scrape at that end (Close scrapes
+	// once more, bounded by the scrape timeout).
+	ctx = context.WithoutCancel(ctx)
 	for _, u := range m.cfg.URLs {
 		s, err := servermetrics.Start(ctx, servermetrics.Config{URL: u, Model: m.model, Interval: m.cfg.Interval, Timeout: m.cfg.Timeout})
 		if err != nil {

@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -121,5 +124,49 @@ func TestCredentialsInAMetricsURLNeverAppear(t *testing.T) {
 				t.Errorf("%s holds %s", name, secret)
 			}
 		}
+	}
+}
+
+// Ctrl-C ends the steady phase early; the server's figures are still of
+// the steady phase, up to a last scrape at its end, not of the run up to
+// the last scrape before the signal.
+func TestAnInterruptedRunsServerFiguresAreOfItsSteadyPhase(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	out := filepath.Join(t.TempDir(), "result.json")
+	cmd := exec.Command(binary, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`),
+		"--rate", "100", "--warmup", "500ms", "--duration", "1m", "--metrics", srv.MetricsURL(), "--metrics-interval", "5s", "--out", out, "-q")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for srv.Predicts() < 200 { // well into the steady phase
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("loadprof did not stop within 30s of SIGINT")
+	}
+	var res struct {
+		Requests int64 `json:"requests"`
+		Server   struct {
+			Window   string   `json:"window"`
+			Requests *float64 `json:"requests"`
+		} `json:"server"`
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	// The sim counts what it answered; the client what it recorded: at
+	// the marks a request or two may be on the wire.
+	if res.Server.Window != "steady" || res.Server.Requests == nil || math.Abs(*res.Server.Requests-float64(res.Requests)) > 3 {
+		t.Fatalf("server window %q requests %s, client %d", res.Server.Window, raw, res.Requests)
 	}
 }
