@@ -274,7 +274,28 @@ func serverReport(reps []servermetrics.Report, res *report.Result, origin time.T
 	if sr.Window == "" {
 		sr.Window = "steady"
 	}
+	sr.Warnings = countRepeats(sr.Warnings)
 	return sr
+}
+
+// countRepeats says each message once, in the order first said, with how
+// many times it was said: a dead endpoint fails every scrape alike, and
+// an hour's run would list 3,600 copies.
+func countRepeats(msgs []string) []string {
+	counts := map[string]int{}
+	var order []string
+	for _, m := range msgs {
+		if counts[m] == 0 {
+			order = append(order, m)
+		}
+		counts[m]++
+	}
+	for i, m := range order {
+		if n := counts[m]; n > 1 {
+			order[i] = fmt.Sprintf("%s (%d times)", m, n)
+		}
+	}
+	return order
 }
 
 // keepGPU fills f's GPU figures that are nil from other's.

@@ -25,7 +25,11 @@ func writeServerSummary(w io.Writer, r *Result) {
 	}
 	fmt.Fprintf(w, "  server (%s%s, over the %s phase, %s):\n", what, model, windowName(s.Window), endpointList(s.Endpoints))
 	if s.Requests == nil && s.LatencyMs == nil {
-		fmt.Fprintln(w, "    no request figures: the endpoints exported no family loadprof knows for requests")
+		if scraped(s.Endpoints) {
+			fmt.Fprintln(w, "    no request figures: the endpoints exported no family loadprof knows for requests")
+		} else {
+			fmt.Fprintln(w, "    no figures: no scrape succeeded (result.json's server.warnings say why)")
+		}
 	} else {
 		for _, line := range ServerLines(r) {
 			fmt.Fprintln(w, "    "+line)
@@ -146,4 +150,14 @@ func BucketBounds(q *ServerQuantile) string {
 		lo = "0"
 	}
 	return "[" + lo + "-" + hi + "]"
+}
+
+// scraped reports whether any endpoint answered a scrape.
+func scraped(endpoints []ServerEndpoint) bool {
+	for _, ep := range endpoints {
+		if ep.Scrapes > ep.FailedScrapes {
+			return true
+		}
+	}
+	return false
 }

@@ -60,13 +60,27 @@ func TestRunMetricsPutsTheServersFiguresBesideTheClients(t *testing.T) {
 func TestAMetricsEndpointThatFailsWarnsAndTheRunStands(t *testing.T) {
 	srv := startSim(t, sim.Config{})
 	dead := "http://" + testkit.ClosedAddr(t) + "/metrics"
+	out := filepath.Join(t.TempDir(), "r.json")
 	code, stdout, stderr := loadprof(t, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`),
-		"--rate", "50", "--duration", "500ms", "--metrics", dead, "-q")
+		"--rate", "50", "--duration", "500ms", "--metrics", dead, "--metrics-interval", "100ms", "--out", out, "-q")
 	if code != 0 || !strings.Contains(stdout, "25 requests") {
 		t.Fatalf("exit %d (0 without --metrics)\n%s\n%s", code, stdout, stderr)
 	}
 	if !strings.Contains(stderr, "warning: metrics "+dead+": ") || !strings.Contains(stderr, "the load's results stand") {
 		t.Errorf("no warning line for the dead endpoint: %q", stderr)
+	}
+	// Nothing was scraped: the summary says that, not that the server
+	// exports nothing loadprof knows; every failure alike is one warning.
+	if !strings.Contains(stdout, "no figures: no scrape succeeded") {
+		t.Errorf("summary:\n%s", stdout)
+	}
+	var res struct {
+		Server struct{ Warnings []string } `json:"server"`
+	}
+	raw, _ := os.ReadFile(out)
+	json.Unmarshal(raw, &res)
+	if len(res.Server.Warnings) != 1 || !regexp.MustCompile(`connection refused \(\d+ times\)$`).MatchString(res.Server.Warnings[0]) {
+		t.Errorf("warnings %q", res.Server.Warnings)
 	}
 }
 
