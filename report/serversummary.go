@@ -63,7 +63,16 @@ func ServerLines(r *Result) []string {
 	s := r.Server
 	var out []string
 	if s.Requests != nil {
-		out = append(out, fmt.Sprintf("requests: server %s, client %d (steady)%s", formatCount(*s.Requests), r.Requests, requestsNote(*s.Requests, r.Requests)))
+		note := requestsNote(*s.Requests, r.Requests)
+		if *s.Requests != float64(r.Requests) {
+			// Causes the scrapes themselves show come before guesses.
+			if cut := shortWindow(s, r); cut != "" {
+				note = ": " + cut
+			} else if restarted(s) {
+				note = ": the server restarted during the run (its counters went down), so what it counted before is lost"
+			}
+		}
+		out = append(out, fmt.Sprintf("requests: server %s, client %d (steady)%s", formatCount(*s.Requests), r.Requests, note))
 	}
 	if l := s.LatencyMs; l != nil {
 		out = append(out, "latency:  "+latencyLine(l))
@@ -105,6 +114,31 @@ func ServerLines(r *Result) []string {
 // server's window runs from a scrape just after the steady phase started
 // to one after its last request: requests in flight at its edges can fall
 // either side, a few at most.
+// shortWindow says when the server's window is not the steady phase (a
+// scrape at one of its edges failed): the counts cover different spans.
+func shortWindow(s *ServerReport, r *Result) string {
+	steady := r.Phases.Steady
+	if s.EndS <= s.StartS || steady.End <= steady.Start {
+		return ""
+	}
+	const slack = 0.25 // s: a scrape lands a little after its mark
+	if s.StartS > steady.Start+slack || s.EndS < steady.End-slack {
+		return fmt.Sprintf("the server's scrapes cover %.1f-%.1f s of the steady phase's %.1f-%.1f s (a scrape at its edge failed), so the counts are of different spans",
+			s.StartS, s.EndS, steady.Start, steady.End)
+	}
+	return ""
+}
+
+// restarted reports whether a counter went down between two scrapes.
+func restarted(s *ServerReport) bool {
+	for _, w := range s.Warnings {
+		if strings.Contains(w, "went down") {
+			return true
+		}
+	}
+	return false
+}
+
 func requestsNote(server float64, client int64) string {
 	d := server - float64(client)
 	switch {

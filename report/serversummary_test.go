@@ -31,3 +31,27 @@ func TestTheServerSectionSaysWhyTheCountsDiffer(t *testing.T) {
 		}
 	}
 }
+
+// What the scrapes themselves show comes before a guess: a window cut
+// short by a failed scrape at its edge, or a server that restarted.
+func TestTheServerSectionNamesWhatTheScrapesShow(t *testing.T) {
+	summary := func(s *ServerReport) string {
+		r := &Result{Requests: 400, LatencyOK: Stats{Count: 400, Mean: 9}, Server: s}
+		r.Phases.Steady.Start, r.Phases.Steady.End = 1, 5
+		var b strings.Builder
+		WriteSummary(&b, r)
+		return b.String()
+	}
+	hundred := 100.0
+	cut := &ServerReport{ServerWindow: ServerWindow{Window: "steady", StartS: 1.004, EndS: 2.001, ServerFigures: ServerFigures{Requests: &hundred}},
+		Server: "tfserving", Endpoints: []ServerEndpoint{{URL: "http://h/metrics", Scrapes: 5, FailedScrapes: 3}}}
+	if got := summary(cut); !strings.Contains(got, "requests: server 100, client 400 (steady): the server's scrapes cover 1.0-2.0 s of the steady phase's 1.0-5.0 s") || strings.Contains(got, "wrong model") {
+		t.Errorf("a window cut short:\n%s", got)
+	}
+	whole := *cut
+	whole.StartS, whole.EndS = 1.004, 5.003
+	whole.Warnings = []string{"http://h/metrics: :tensorflow:serving:request_count{} went down between the scrapes at 3.0 and 4.0: the server restarted"}
+	if got := summary(&whole); !strings.Contains(got, "the server restarted during the run") || strings.Contains(got, "wrong model") {
+		t.Errorf("a restart:\n%s", got)
+	}
+}
