@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -81,8 +82,21 @@ func startMetrics(ctx context.Context, cfg Config) (*metricsRun, error) {
 	// phase, and its window needs the scrape at that end (Close scrapes
 	// once more, bounded by the scrape timeout).
 	ctx = context.WithoutCancel(ctx)
+	// An https:// endpoint is the model server's, or beside it: it is
+	// trusted as the target is (--ca, --insecure-skip-verify, and the
+	// client certificate of mutual TLS).
+	var client *http.Client
+	tlsCfg, err := cfg.TLS.config()
+	if err != nil {
+		return nil, err
+	}
+	if tlsCfg != nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tlsCfg
+		client = &http.Client{Transport: tr}
+	}
 	for _, u := range m.cfg.URLs {
-		s, err := servermetrics.Start(ctx, servermetrics.Config{URL: u, Model: m.model, Interval: m.cfg.Interval, Timeout: m.cfg.Timeout})
+		s, err := servermetrics.Start(ctx, servermetrics.Config{URL: u, Model: m.model, Interval: m.cfg.Interval, Timeout: m.cfg.Timeout, Client: client})
 		if err != nil {
 			m.close()
 			return nil, err

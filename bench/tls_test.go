@@ -136,3 +136,20 @@ func TestGRPCOverTLSAndMutualTLS(t *testing.T) {
 		t.Fatalf("cert without key: %v", err)
 	}
 }
+
+// The server's https:// metrics page is trusted as its predict port is:
+// the run's CA (and client certificate) apply to the scrapes too.
+func TestHTTPSMetricsAreTrustedAsTheTargetIs(t *testing.T) {
+	pki := newTestPKI(t)
+	srv := startSim(t, sim.Config{TLS: &tls.Config{Certificates: []tls.Certificate{pki.server}}})
+	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body),
+		TLS:     TLSFiles{CA: pki.caFile},
+		Plan:    load.Plan{Concurrency: 2, Requests: 50},
+		Timeout: 5 * time.Second, Metrics: &MetricsConfig{URLs: []string{srv.MetricsURL()}, Interval: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := res.Server; s == nil || s.Requests == nil || len(s.Endpoints) != 1 || s.Endpoints[0].FailedScrapes != 0 {
+		t.Fatalf("server block %+v", s)
+	}
+}
