@@ -376,3 +376,28 @@ func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// An interval lists a gauge when it first shows and when it changes, and
+// a counter when it moved: a constant gauge is not repeated in every one.
+func TestIntervalsListAGaugeOnlyWhenItChanges(t *testing.T) {
+	v := func(x float64) *float64 { return &x }
+	gauges := map[string]float64{}
+	fds := func(n float64) RawChange {
+		return RawChange{Name: "process_open_fds", Type: "gauge", Last: v(n)}
+	}
+	idle := RawChange{Name: "requests_total", Type: "counter", Increase: v(0)}
+	busy := RawChange{Name: "requests_total", Type: "counter", Increase: v(3)}
+	for i, c := range []struct {
+		raw  []RawChange
+		want int
+	}{
+		{[]RawChange{fds(42), idle}, 1}, // first seen
+		{[]RawChange{fds(42), idle}, 0}, // nothing moved
+		{[]RawChange{fds(43), busy}, 2}, // both moved
+		{[]RawChange{fds(43), busy}, 1}, // the counter moved again
+	} {
+		if got := changed(c.raw, gauges); len(got) != c.want {
+			t.Errorf("interval %d: listed %+v, want %d series", i, got, c.want)
+		}
+	}
+}

@@ -46,9 +46,10 @@ func Summarize(url, model string, samples []Sample) Report {
 	r.Run = &run
 	r.Steady = r.between("steady", samples, MarkSteadyStart, MarkSteadyEnd, snaps)
 	r.Profile = r.between("profile", samples, MarkProfileOpen, MarkProfileClose, snaps)
+	gauges := map[string]float64{} // each gauge's last value listed
 	for k := 1; k < len(ok); k++ {
 		w := Figures("interval", Accumulate(snaps(ok[k-1], ok[k])))
-		w.Raw = changed(w.Raw)
+		w.Raw = changed(w.Raw, gauges)
 		r.Intervals = append(r.Intervals, w)
 	}
 	return r
@@ -84,11 +85,20 @@ func (r *Report) between(name string, samples []Sample, open, close string, snap
 // changed keeps the raw series that moved: an interval lists only those,
 // so that a long run's result stays small (a TF Serving page has hundreds
 // of series, most of them still between two scrapes); the run, steady
-// and profile windows list them all.
-func changed(raw []RawChange) []RawChange {
+// and profile windows list them all. A gauge is listed when it first
+// shows and when its value changes.
+func changed(raw []RawChange, gauges map[string]float64) []RawChange {
 	out := raw[:0:0]
 	for _, r := range raw {
-		moved := r.Last != nil || (r.Increase != nil && *r.Increase != 0) || (r.Count != nil && *r.Count != 0)
+		moved := (r.Increase != nil && *r.Increase != 0) || (r.Count != nil && *r.Count != 0)
+		if r.Last != nil {
+			// A gauge is listed when it first shows and when it changes:
+			// process_open_fds 42 in every interval says nothing.
+			key := r.Name + labelString(r.Labels)
+			prev, seen := gauges[key]
+			moved = !seen || prev != *r.Last
+			gauges[key] = *r.Last
+		}
 		if moved {
 			out = append(out, r)
 		}
