@@ -69,14 +69,13 @@ var settingFlags = map[string]string{
 
 	"servermetrics.Config.URL":      "--metrics",
 	"servermetrics.Config.Interval": "--metrics-interval",
+	"servermetrics.Config.Timeout":  "--metrics-timeout",
 }
 
 // settingsWithoutFlags are library settings no flag sets: the command
 // leaves them at their zero value, so no error of the command names them.
 var settingsWithoutFlags = map[string]bool{
 	"sim.Latency.WhileProfiling": true,
-	// The command leaves the scrape timeout at its default (2 s).
-	"servermetrics.Config.Timeout": true,
 }
 
 // inFlags is msg with every library setting named by its flag.

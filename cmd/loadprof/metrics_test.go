@@ -93,6 +93,7 @@ func TestMetricsFlagsAreChecked(t *testing.T) {
 	}{
 		{[]string{"--metrics", "localhost:8501/metrics"}, "loadprof run: --metrics localhost:8501/metrics: must be an http:// or https:// URL\n"},
 		{[]string{"--metrics", srv.MetricsURL(), "--metrics-interval", "-1s"}, "loadprof run: --metrics-interval -1s: must not be negative\n"},
+		{[]string{"--metrics", srv.MetricsURL(), "--metrics-timeout", "0s"}, "loadprof run: --metrics-timeout 0s: must be positive\n"},
 		{[]string{"--metrics", srv.MetricsURL(), "--metrics-interval", "1ms"}, "loadprof run: --metrics-interval 1ms: must be at least 100ms: each scrape reads and parses the server's whole metrics page\n"},
 		{[]string{"--metrics", srv.MetricsURL(), "--metrics-interval", "0"}, "loadprof run: --metrics-interval 0s: must be at least 100ms: each scrape reads and parses the server's whole metrics page\n"},
 	} {

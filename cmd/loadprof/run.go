@@ -110,6 +110,7 @@ type runFlags struct {
 	headers, requestEvents, metrics                         *[]string
 	tolerance, stability                                    *float64
 	duration, timeout, grace, profileDelay, metricsInterval *time.Duration
+	metricsTimeout                                          *time.Duration
 	warmup                                                  *warmupValue
 	prof                                                    *profileFlags
 }
@@ -160,6 +161,7 @@ func newRunFlags() (*pflag.FlagSet, *runFlags) {
 	f.profileRequired = fs.Bool("profile-required", false, "exit 3 when the capture fails (by default the load results still count)")
 	f.requestEvents = fs.StringSlice("profile-request-events", profile.DefaultRequestEvents, "names of the server's per-request trace events, in order of preference (the first the trace has is used): they place loadprof's client plane on the server's timeline and split client latency into time inside and outside the server")
 	f.metrics = fs.StringArray("metrics", nil, "scrape this Prometheus endpoint of the server through the run (repeatable): TF Serving's http://HOST:8501/monitoring/prometheus/metrics, Triton's :8002/metrics, a DCGM exporter; the summary puts the server's count and latency beside the client's")
+	f.metricsTimeout = fs.Duration("metrics-timeout", 2*time.Second, "with --metrics: how long one scrape may take (a failed one is a warning)")
 	f.metricsInterval = fs.Duration("metrics-interval", time.Second, "with --metrics: time between scrapes, at least 100ms (the steady phase's and the profile window's edges are scraped too)")
 	f.cpus = fs.Int("cpus", 0, "OS threads running Go code (GOMAXPROCS); 0 keeps all cores. The epoll engine runs at most one event loop fewer (one per 32 connections or 25,000 req/s): --cpus 1 or 2 matches wrk -t1")
 	f.engine = fs.String("rest-engine", "auto", "how REST requests are driven: epoll (event loops like wrk; Linux, http://), goroutines (one per connection; also https), or auto (epoll where it can)")
@@ -268,7 +270,10 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 		if d := *f.metricsInterval; d >= 0 && d < minMetricsInterval {
 			return nil, fmt.Errorf("--metrics-interval %v: must be at least %v: each scrape reads and parses the server's whole metrics page", d, minMetricsInterval)
 		}
-		opts.bench.Metrics = &bench.MetricsConfig{URLs: *f.metrics, Interval: *f.metricsInterval, Model: *f.model}
+		if *f.metricsTimeout <= 0 {
+			return nil, fmt.Errorf("--metrics-timeout %v: must be positive", *f.metricsTimeout)
+		}
+		opts.bench.Metrics = &bench.MetricsConfig{URLs: *f.metrics, Interval: *f.metricsInterval, Timeout: *f.metricsTimeout, Model: *f.model}
 	}
 	if !*f.quiet {
 		// A line rewritten every second on a terminal, a line every 10 s in
