@@ -401,3 +401,22 @@ func TestIntervalsListAGaugeOnlyWhenItChanges(t *testing.T) {
 		}
 	}
 }
+
+// A latency whose sum is NaN is no figure: not a mean of 0 that makes the
+// server look instant and "outside the server" the client's whole mean.
+func TestASumThatIsNotANumberIsNoFigure(t *testing.T) {
+	page := func(n int, sum string) string {
+		return "# TYPE :tensorflow:serving:request_latency histogram\n" +
+			bucket(":tensorflow:serving:request_latency", `model_name="m",API="predict",entrypoint="REST"`, "1000", n) +
+			bucket(":tensorflow:serving:request_latency", `model_name="m",API="predict",entrypoint="REST"`, "+Inf", n) +
+			`:tensorflow:serving:request_latency_sum{model_name="m",API="predict",entrypoint="REST"} ` + sum + "\n" +
+			`:tensorflow:serving:request_latency_count{model_name="m",API="predict",entrypoint="REST"} ` + itoa(n) + "\n"
+	}
+	w := window(t, Filter{}, page(10, "NaN"), page(20, "NaN"))
+	if w.Latency != nil {
+		t.Errorf("latency %+v from a NaN sum", w.Latency)
+	}
+	if len(w.Warnings) == 0 || !strings.Contains(w.Warnings[0], "not a number") {
+		t.Errorf("warnings %q", w.Warnings)
+	}
+}

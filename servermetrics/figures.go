@@ -65,6 +65,9 @@ type Family struct {
 	P50    *Quantile `json:"p50,omitempty"`
 	P90    *Quantile `json:"p90,omitempty"`
 	P99    *Quantile `json:"p99,omitempty"`
+	// meanUnknown: the sum was not a number (NaN, Inf); Mean is 0 for
+	// JSON's sake and is no figure.
+	meanUnknown bool
 }
 
 // RawChange is one series of a family servermetrics does not know.
@@ -141,6 +144,13 @@ func (w *Window) headline(spec *familySpec, f Family) {
 		if spec.server != w.Server {
 			return
 		}
+	}
+	if f.meanUnknown && spec.what != whatRequests {
+		// A time or size whose sum is not a number is no figure: a 0
+		// would read as a fast server (and make outside_ms the client's
+		// whole mean).
+		w.Warnings = append(w.Warnings, f.Name+": its sum is not a number; left out of the figures")
+		return
 	}
 	lat := func() *Latency {
 		return &Latency{Family: f.Name, Count: f.Count, MeanMs: f.Mean, P50: f.P50, P90: f.P90, P99: f.P99}
@@ -263,7 +273,7 @@ func familyFigure(spec *familySpec, changes []*Change, bySpec map[*familySpec][]
 		}
 	}
 	if math.IsNaN(f.Mean) || math.IsInf(f.Mean, 0) {
-		f.Mean = 0 // JSON has no NaN; the count still says what was seen
+		f.Mean, f.meanUnknown = 0, true // JSON has no NaN; the count still says what was seen
 	}
 	return f, true
 }
