@@ -222,6 +222,41 @@ func urlSecrets(raw string) []string {
 	return out
 }
 
+// headEndpoint is the endpoint whose request figures head the server
+// block: the first whose steady window is whole (its scrapes at the
+// phase's edges succeeded), else the first with request figures at all;
+// -1 when none has any.
+func headEndpoint(reps []servermetrics.Report) int {
+	first := -1
+	for i, rep := range reps {
+		w := rep.Steady
+		if w == nil {
+			w = rep.Run
+		}
+		if w == nil || (w.Requests == nil && w.Latency == nil) {
+			continue
+		}
+		if rep.Steady != nil && !cutShort(rep) {
+			return i
+		}
+		if first < 0 {
+			first = i
+		}
+	}
+	return first
+}
+
+// cutShort reports whether a scrape at an edge of rep's steady window
+// failed, so that the window is not the steady phase.
+func cutShort(rep servermetrics.Report) bool {
+	for _, msg := range rep.Warnings {
+		if strings.HasPrefix(msg, "steady window:") {
+			return true
+		}
+	}
+	return false
+}
+
 // serverReport turns the endpoints' reports into result.json's "server"
 // block, beside the client's figures in res.
 func serverReport(reps []servermetrics.Report, res *report.Result, origin time.Time, model string) *report.ServerReport {
@@ -236,7 +271,8 @@ func serverReport(reps []servermetrics.Report, res *report.Result, origin time.T
 	}
 	sr := &report.ServerReport{Model: model, Endpoints: []report.ServerEndpoint{}}
 	headed := false
-	for _, rep := range reps {
+	head := headEndpoint(reps)
+	for i, rep := range reps {
 		ep := report.ServerEndpoint{URL: rep.URL, Scrapes: rep.Scrapes, FailedScrapes: rep.FailedScrapes}
 		w, name := rep.Steady, "steady"
 		if w == nil {
@@ -258,7 +294,7 @@ func serverReport(reps []servermetrics.Report, res *report.Result, origin time.T
 		if w == nil {
 			continue
 		}
-		if !headed && (w.Requests != nil || w.Latency != nil) {
+		if !headed && i == head {
 			headed = true
 			gpu := sr.ServerFigures
 			sr.ServerWindow = *ep.Steady

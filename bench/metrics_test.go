@@ -180,7 +180,8 @@ func TestAMetricsEndpointThatDiesMidRunCostsNoLoadData(t *testing.T) {
 	plan := load.Plan{Rate: 100, Duration: 2 * time.Second, MaxInflight: 100}
 	res, err := Run(context.Background(), Config{
 		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second, Plan: plan,
-		Metrics:  &MetricsConfig{URLs: []string{page.URL + sim.MetricsPath}, Interval: 100 * time.Millisecond},
+		// The sim's own page beside it lives through the run.
+		Metrics:  &MetricsConfig{URLs: []string{page.URL + sim.MetricsPath, srv.MetricsURL()}, Interval: 100 * time.Millisecond},
 		Warnings: &warnings,
 	})
 	if err != nil {
@@ -190,8 +191,17 @@ func TestAMetricsEndpointThatDiesMidRunCostsNoLoadData(t *testing.T) {
 		t.Fatalf("load results: %d requests, %d ok, latency count %d", res.Requests, report.Successes(res), res.Latency.Count)
 	}
 	s := res.Server
-	if s == nil || len(s.Endpoints) != 1 || s.Endpoints[0].FailedScrapes == 0 || len(s.Warnings) == 0 {
+	if s == nil || len(s.Endpoints) != 2 || s.Endpoints[0].FailedScrapes == 0 || len(s.Warnings) == 0 {
 		t.Fatalf("no failed scrapes reported: %+v", s)
+	}
+	// The endpoint that saw the whole steady phase heads the block, not
+	// the first one listed, whose window the failures cut short.
+	whole := s.Endpoints[1].Steady
+	if whole == nil || whole.Requests == nil || s.Requests == nil || *s.Requests != *whole.Requests || s.StartS != whole.StartS || s.EndS != whole.EndS {
+		t.Errorf("the block's figures are not the whole endpoint's: block %+v, endpoints %+v", s.ServerWindow, s.Endpoints)
+	}
+	if d := *s.Requests - float64(res.Requests); d < -3 || d > 3 {
+		t.Errorf("server counted %v over the steady phase, the client %d", *s.Requests, res.Requests)
 	}
 	if s.Endpoints[0].Scrapes-s.Endpoints[0].FailedScrapes < 2 || len(s.Intervals) == 0 {
 		t.Errorf("the scrapes before the endpoint died are lost: %+v", s.Endpoints[0])
