@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -398,9 +399,11 @@ func rawOf(raw []servermetrics.RawChange) []report.ServerRaw {
 }
 
 // intervalsOf is the server's intervals beside the client's figures over
-// the seconds each overlaps: the client keeps its series per second of
-// completion, so an interval shorter than a second (a mark's scrape) gets
-// the figures of the second around it.
+// the seconds each mostly covers: the client keeps its series per second
+// of completion, and scrapes land a little after each whole second, so a
+// second counts for an interval when at least half of it lies inside
+// (1.004-2.004 s is second 1, not seconds 1 and 2), and an interval that
+// covers no second so (a mark's scrape) gets the second around its middle.
 func intervalsOf(ivs []servermetrics.Window, res *report.Result, at func(time.Time) float64) []report.ServerInterval {
 	hists := map[int]string{}
 	for _, sh := range res.SeriesHistograms {
@@ -414,9 +417,18 @@ func intervalsOf(ivs []servermetrics.Window, res *report.Result, at func(time.Ti
 			iv.MeanMs, iv.P99 = &mean, quantileOf(w.Latency.P99)
 		}
 		var client *hdrhistogram.Histogram
+		covered := map[int]bool{}
+		for sec := int(math.Floor(iv.StartS)); float64(sec) < iv.EndS; sec++ {
+			if math.Min(iv.EndS, float64(sec+1))-math.Max(iv.StartS, float64(sec)) >= 0.5 {
+				covered[sec] = true
+			}
+		}
+		if len(covered) == 0 {
+			covered[int(math.Floor((iv.StartS+iv.EndS)/2))] = true
+		}
 		for _, p := range res.Series {
-			if sec := float64(p.Second); sec >= iv.EndS || sec+1 <= iv.StartS {
-				continue // not a second the interval overlaps
+			if !covered[p.Second] {
+				continue // not a second the interval covers
 			}
 			iv.ClientRequests += p.Requests
 			enc, ok := hists[p.Second]

@@ -70,3 +70,28 @@ func TestTheModelFilterIsTheModelBeingLoaded(t *testing.T) {
 		}
 	}
 }
+
+// Scrapes land a little after each whole second: an interval gets the
+// client seconds it mostly covers, not a neighbour it grazes.
+func TestAnIntervalGetsTheClientSecondsItMostlyCovers(t *testing.T) {
+	res := &report.Result{Series: []report.Second{{Second: 0, Requests: 100}, {Second: 1, Requests: 200}, {Second: 2, Requests: 400}}}
+	t0 := time.Date(2026, 11, 26, 5, 0, 0, 0, time.UTC)
+	at := func(tm time.Time) float64 { return tm.Sub(t0).Seconds() }
+	win := func(from, to float64) servermetrics.Window {
+		return servermetrics.Window{Start: t0.Add(time.Duration(from * float64(time.Second))), End: t0.Add(time.Duration(to * float64(time.Second)))}
+	}
+	for _, c := range []struct {
+		from, to float64
+		want     int64
+	}{
+		{1.004, 2.004, 200},   // second 1, not 1 and 2
+		{0.004, 2.004, 300},   // seconds 0 and 1
+		{1.0045, 1.0068, 200}, // a mark's scrape: the second around it
+		{1.7, 2.3, 400},       // covers neither half: the second of its middle
+	} {
+		got := intervalsOf([]servermetrics.Window{win(c.from, c.to)}, res, at)
+		if len(got) != 1 || got[0].ClientRequests != c.want {
+			t.Errorf("%.4f-%.4f s: client requests %+v, want %d", c.from, c.to, got, c.want)
+		}
+	}
+}
