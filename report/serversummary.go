@@ -35,6 +35,16 @@ func writeServerSummary(w io.Writer, r *Result) {
 			fmt.Fprintln(w, "    "+line)
 		}
 	}
+	if p := s.Profile; p != nil && p.Requests != nil {
+		line := fmt.Sprintf("    profile window (%.1f-%.1f s): server %s requests", p.StartS, p.EndS, formatCount(*p.Requests))
+		if p.LatencyMs != nil {
+			line += ", mean " + FormatMs(p.LatencyMs.Mean) + " ms"
+			if l := s.LatencyMs; l != nil {
+				line += " (steady phase " + FormatMs(l.Mean) + " ms)"
+			}
+		}
+		fmt.Fprintln(w, line)
+	}
 	for _, ep := range s.Endpoints {
 		if ep.FailedScrapes > 0 {
 			fmt.Fprintf(w, "    warning: %s: %d of %d scrapes failed; the load's results stand\n", ep.URL, ep.FailedScrapes, ep.Scrapes)

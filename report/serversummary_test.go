@@ -55,3 +55,19 @@ func TestTheServerSectionNamesWhatTheScrapesShow(t *testing.T) {
 		t.Errorf("a restart:\n%s", got)
 	}
 }
+
+// The server's own figures over the profile window are said beside the
+// steady phase's: what profiling cost the server.
+func TestTheServerSectionSaysTheProfileWindow(t *testing.T) {
+	n, steadyN := 402.0, 1000.0
+	r := &Result{Requests: 1000, LatencyOK: Stats{Count: 1000, Mean: 9}, Server: &ServerReport{
+		ServerWindow: ServerWindow{Window: "steady", ServerFigures: ServerFigures{Requests: &steadyN, LatencyMs: &ServerLatency{Mean: 2.5}}},
+		Profile:      &ServerWindow{Window: "profile", StartS: 1.0, EndS: 3.0, ServerFigures: ServerFigures{Requests: &n, LatencyMs: &ServerLatency{Mean: 3.117}}},
+		Server:       "tfserving", Endpoints: []ServerEndpoint{{URL: "http://h/metrics", Scrapes: 5}},
+	}}
+	var b strings.Builder
+	WriteSummary(&b, r)
+	if want := "profile window (1.0-3.0 s): server 402 requests, mean 3.117 ms (steady phase 2.500 ms)"; !strings.Contains(b.String(), want) {
+		t.Errorf("no %q in\n%s", want, b.String())
+	}
+}
