@@ -47,7 +47,7 @@ func serverRows(r *Result) []serverRow {
 	var rows []serverRow
 	if s.Requests != nil {
 		rows = append(rows, serverRow{Key: "requests", Label: "requests", Server: formatCount(*s.Requests), Client: fmt.Sprint(r.Requests),
-			Note: trimColon(requestsNote(*s.Requests, r.Requests))})
+			Note: trimColon(requestsNote(r))})
 	}
 	if l := s.LatencyMs; l != nil {
 		c := r.LatencyOK

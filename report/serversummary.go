@@ -73,16 +73,7 @@ func ServerLines(r *Result) []string {
 	s := r.Server
 	var out []string
 	if s.Requests != nil {
-		note := requestsNote(*s.Requests, r.Requests)
-		if *s.Requests != float64(r.Requests) {
-			// Causes the scrapes themselves show come before guesses.
-			if cut := shortWindow(s, r); cut != "" {
-				note = ": " + cut
-			} else if restarted(s) {
-				note = ": the server restarted during the run (its counters went down), so what it counted before is lost"
-			}
-		}
-		out = append(out, fmt.Sprintf("requests: server %s, client %d (steady)%s", formatCount(*s.Requests), r.Requests, note))
+		out = append(out, fmt.Sprintf("requests: server %s, client %d (steady)%s", formatCount(*s.Requests), r.Requests, requestsNote(r)))
 	}
 	if l := s.LatencyMs; l != nil {
 		out = append(out, "latency:  "+latencyLine(l))
@@ -149,12 +140,27 @@ func restarted(s *ServerReport) bool {
 	return false
 }
 
-func requestsNote(server float64, client int64) string {
+// requestsNote says why the server's count of the steady phase differs
+// from the client's: causes the scrapes themselves show (a window cut
+// short, a restart) before guesses. Requests in flight at the phase's
+// edges, up to the most the client held at once, are no difference.
+func requestsNote(r *Result) string {
+	s := r.Server
+	server, client := *s.Requests, r.Requests
 	d := server - float64(client)
+	if d != 0 {
+		if cut := shortWindow(s, r); cut != "" {
+			return ": " + cut
+		}
+		if restarted(s) {
+			return ": the server restarted during the run (its counters went down), so what it counted before is lost"
+		}
+	}
+	edges := math.Max(math.Max(2, 0.01*float64(client)), float64(r.Client.PeakInflight))
 	switch {
 	case d == 0:
 		return ": the same"
-	case math.Abs(d) <= math.Max(2, 0.01*float64(client)):
+	case math.Abs(d) <= edges:
 		return fmt.Sprintf(": %+.0f, requests in flight at the phase's edges", d)
 	case d > 0:
 		return fmt.Sprintf(": the server counted %.0f more; another client is loading it, or the model filter (--model, the URL's model) covers more than this load", d)

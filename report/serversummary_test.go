@@ -71,3 +71,20 @@ func TestTheServerSectionSaysTheProfileWindow(t *testing.T) {
 		t.Errorf("no %q in\n%s", want, b.String())
 	}
 }
+
+// The page's table says what the summary says, and requests the client
+// held in flight at the edges (its peak) are no difference.
+func TestThePageAndTheSummaryGiveOneRequestsNote(t *testing.T) {
+	server := 1129.0
+	r := &Result{Requests: 1081, LatencyOK: Stats{Count: 1081, Mean: 9}, Server: &ServerReport{
+		ServerWindow: ServerWindow{Window: "steady", ServerFigures: ServerFigures{Requests: &server}},
+		Server:       "tfserving", Endpoints: []ServerEndpoint{{URL: "http://h/metrics", Scrapes: 5}}}}
+	r.Client.PeakInflight = 50
+	want := "+48, requests in flight at the phase's edges"
+	if lines := strings.Join(ServerLines(r), "\n"); !strings.Contains(lines, want) {
+		t.Errorf("summary: %s", lines)
+	}
+	if rows := serverRows(r); len(rows) == 0 || !strings.Contains(rows[0].Note, want) {
+		t.Errorf("page: %+v", rows)
+	}
+}
