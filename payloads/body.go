@@ -91,7 +91,7 @@ func parseAnyBody(data []byte) (*Request, *V2Request, error) {
 		return nil, nil, err
 	}
 	if isV2Body(&root) {
-		v2, err := parseV2Root(&root)
+		v2, err := parseV2Root(&root, nil)
 		return nil, v2, err
 	}
 	req, err := parseTFRoot(&root)

@@ -225,3 +225,35 @@ func TestRenderBinaryLayout(t *testing.T) {
 		t.Fatalf("tensors\n got % x\nwant % x", body[n:], raw)
 	}
 }
+
+func TestParseV2BinaryReadsWhatRenderBinaryWrote(t *testing.T) {
+	req := &V2Request{
+		ID: "q",
+		Inputs: []V2Input{
+			{Name: "f", Datatype: "FP32", Shape: []int64{1, 2}, Floats: []float64{1.5, -2}},
+			{Name: "h", Datatype: "FP16", Shape: []int64{2}, Floats: []float64{1, -0.5}},
+			{Name: "i", Datatype: "INT8", Shape: []int64{2}, Ints: []int64{-2, 7}},
+			{Name: "u", Datatype: "UINT64", Shape: []int64{1}, Uints: []uint64{1 << 63}},
+			{Name: "b", Datatype: "BOOL", Shape: []int64{2}, Bools: []bool{false, true}},
+			{Name: "s", Datatype: "BYTES", Shape: []int64{2}, Bytes: [][]byte{[]byte("ab"), {}}, Parameters: map[string]any{"content_type": "str"}},
+		},
+		Outputs: []V2Output{{Name: "y", Binary: true}},
+	}
+	body, n, err := req.RenderBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseV2Binary(body, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, req) {
+		t.Fatalf("got  %+v\nwant %+v", got, req)
+	}
+	if _, err := ParseV2Binary(body[:len(body)-1], n); err == nil || !strings.Contains(err.Error(), `input "s"`) {
+		t.Fatalf("short body: %v", err)
+	}
+	if _, err := ParseV2Binary(append(body, 0), n); err == nil || !strings.Contains(err.Error(), "1 bytes after the last binary tensor") {
+		t.Fatalf("long body: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package payloads
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"strconv"
@@ -44,10 +45,37 @@ func ParseV2Body(data []byte) (*V2Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parseV2Root(&root)
+	return parseV2Root(&root, nil)
 }
 
-func parseV2Root(root *Value) (*V2Request, error) {
+// ParseV2Binary validates a V2 infer body in the binary tensor extension:
+// a JSON header of headerLen bytes (the Inference-Header-Content-Length
+// header), then the raw tensors of the inputs whose "binary_data_size"
+// parameter gives their size, in input order. The binary_data_size
+// parameters are not kept in the inputs' Parameters.
+func ParseV2Binary(body []byte, headerLen int) (*V2Request, error) {
+	if headerLen < 0 || headerLen > len(body) {
+		return nil, fmt.Errorf("Inference-Header-Content-Length %d is outside the %d-byte body", headerLen, len(body))
+	}
+	root, err := ParseJSON(body[:headerLen])
+	if err != nil {
+		return nil, err
+	}
+	raw := &v2Raw{rest: body[headerLen:]}
+	req, err := parseV2Root(&root, raw)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw.rest) > 0 {
+		return nil, fmt.Errorf("%d bytes after the last binary tensor", len(raw.rest))
+	}
+	return req, nil
+}
+
+// v2Raw is what is left of a binary body's tensors.
+type v2Raw struct{ rest []byte }
+
+func parseV2Root(root *Value, raw *v2Raw) (*V2Request, error) {
 	if root.Kind != Object {
 		return nil, &SyntaxError{Line: root.Line, Msg: fmt.Sprintf("a V2 infer body must be a JSON object with \"inputs\", got %s", root.Kind)}
 	}
@@ -64,7 +92,7 @@ func parseV2Root(root *Value) (*V2Request, error) {
 		case "parameters":
 			req.Parameters, err = parseV2Parameters(&m.Value, "the request's \"parameters\"")
 		case "inputs":
-			req.Inputs, err = parseV2Inputs(&m.Value)
+			req.Inputs, err = parseV2Inputs(&m.Value, raw)
 		case "outputs":
 			req.Outputs, err = parseV2Outputs(&m.Value)
 		default:
@@ -106,7 +134,7 @@ func parseV2Parameters(v *Value, what string) (map[string]any, error) {
 	return params, nil
 }
 
-func parseV2Inputs(v *Value) ([]V2Input, error) {
+func parseV2Inputs(v *Value, raw *v2Raw) ([]V2Input, error) {
 	if v.Kind != Array {
 		return nil, &SyntaxError{Line: v.Line, Msg: fmt.Sprintf("\"inputs\" must be a list of tensors, got %s", v.Kind)}
 	}
@@ -116,7 +144,7 @@ func parseV2Inputs(v *Value) ([]V2Input, error) {
 	inputs := make([]V2Input, len(v.Items))
 	seen := map[string]bool{}
 	for i := range v.Items {
-		if err := parseV2Input(&v.Items[i], i, &inputs[i]); err != nil {
+		if err := parseV2Input(&v.Items[i], i, &inputs[i], raw); err != nil {
 			return nil, err
 		}
 		if seen[inputs[i].Name] {
@@ -127,7 +155,7 @@ func parseV2Inputs(v *Value) ([]V2Input, error) {
 	return inputs, nil
 }
 
-func parseV2Input(v *Value, index int, in *V2Input) error {
+func parseV2Input(v *Value, index int, in *V2Input, raw *v2Raw) error {
 	if v.Kind != Object {
 		return &SyntaxError{Line: v.Line, Msg: fmt.Sprintf("input %d must be an object with name, shape, datatype and data, got %s", index, v.Kind)}
 	}
@@ -177,7 +205,27 @@ func parseV2Input(v *Value, index int, in *V2Input) error {
 		return &SyntaxError{Line: v.Line, Msg: what + " has no \"datatype\""}
 	case in.Shape == nil:
 		return &SyntaxError{Line: v.Line, Msg: what + " has no \"shape\""}
-	case data == nil:
+	}
+	if size, ok := in.Parameters["binary_data_size"]; ok && raw != nil {
+		delete(in.Parameters, "binary_data_size")
+		if len(in.Parameters) == 0 {
+			in.Parameters = nil
+		}
+		n, isInt := size.(int64)
+		if !isInt || n < 0 || n > int64(len(raw.rest)) {
+			return &SyntaxError{Line: v.Line, Msg: fmt.Sprintf("%s: binary_data_size %v does not fit the %d bytes left in the body", what, size, len(raw.rest))}
+		}
+		if data != nil {
+			return &SyntaxError{Line: data.Line, Msg: what + " has both \"data\" and binary_data_size"}
+		}
+		tensor := raw.rest[:n]
+		raw.rest = raw.rest[n:]
+		if err := decodeV2Raw(in, tensor); err != nil {
+			return &SyntaxError{Line: v.Line, Msg: what + ": " + err.Error()}
+		}
+		return nil
+	}
+	if data == nil {
 		return &SyntaxError{Line: v.Line, Msg: what + " has no \"data\""}
 	}
 	var t Tensor
@@ -344,4 +392,80 @@ func fillV2(in *V2Input, t *Tensor) error {
 		}
 	}
 	return nil
+}
+
+// decodeV2Raw sets in's values from its tensor in the binary extension,
+// checking its size against the shape.
+func decodeV2Raw(in *V2Input, tensor []byte) error {
+	n := elementCount(in.Shape)
+	le := binary.LittleEndian
+	if in.Datatype == "BYTES" {
+		in.Bytes = make([][]byte, 0, n)
+		for len(tensor) > 0 {
+			if len(tensor) < 4 || int64(le.Uint32(tensor)) > int64(len(tensor)-4) {
+				return fmt.Errorf("BYTES element %d runs past its tensor", len(in.Bytes))
+			}
+			size := le.Uint32(tensor)
+			in.Bytes = append(in.Bytes, tensor[4:4+size:4+size])
+			tensor = tensor[4+size:]
+		}
+		if int64(len(in.Bytes)) != n {
+			return fmt.Errorf("the tensor has %d BYTES elements, shape %s has %d", len(in.Bytes), shape64String(in.Shape), n)
+		}
+		return nil
+	}
+	size := int64(v2Datatypes[in.Datatype])
+	if int64(len(tensor)) != n*size {
+		return fmt.Errorf("binary_data_size is %d bytes, shape %s of %s takes %d", len(tensor), shape64String(in.Shape), in.Datatype, n*size)
+	}
+	for i := int64(0); i < n; i++ {
+		e := tensor[i*size : (i+1)*size]
+		var u uint64
+		for j := size - 1; j >= 0; j-- {
+			u = u<<8 | uint64(e[j])
+		}
+		switch in.Datatype {
+		case "BOOL":
+			in.Bools = append(in.Bools, u != 0)
+		case "INT8":
+			in.Ints = append(in.Ints, int64(int8(u)))
+		case "INT16":
+			in.Ints = append(in.Ints, int64(int16(u)))
+		case "INT32":
+			in.Ints = append(in.Ints, int64(int32(u)))
+		case "INT64":
+			in.Ints = append(in.Ints, int64(u))
+		case "UINT8", "UINT16", "UINT32", "UINT64":
+			in.Uints = append(in.Uints, u)
+		case "FP16":
+			in.Floats = append(in.Floats, halfValue(uint16(u)))
+		case "BF16":
+			in.Floats = append(in.Floats, float64(math.Float32frombits(uint32(u)<<16)))
+		case "FP32":
+			in.Floats = append(in.Floats, float64(math.Float32frombits(uint32(u))))
+		case "FP64":
+			in.Floats = append(in.Floats, math.Float64frombits(u))
+		}
+	}
+	return nil
+}
+
+// halfValue is the value of an IEEE 754 binary16 bit pattern.
+func halfValue(h uint16) float64 {
+	sign := 1.0
+	if h&0x8000 != 0 {
+		sign = -1
+	}
+	exp := int(h>>10) & 0x1f
+	mant := float64(h & 0x3ff)
+	switch exp {
+	case 0:
+		return sign * math.Ldexp(mant, -24)
+	case 0x1f:
+		if mant != 0 {
+			return math.NaN()
+		}
+		return math.Inf(int(sign))
+	}
+	return sign * math.Ldexp(1+mant/1024, exp-15)
 }
