@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -55,4 +57,25 @@ func TestV2BadInputNamesFlagsAndFiles(t *testing.T) {
 	if srv.Predicts() != 0 {
 		t.Fatalf("bad input still sent %d requests", srv.Predicts())
 	}
+}
+
+func TestSimPrintsItsV2InferURL(t *testing.T) {
+	cmd := exec.Command(binary, "sim", "--rest", "127.0.0.1:0", "--grpc", "")
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	s := bufio.NewScanner(stdout)
+	for s.Scan() {
+		if url, ok := strings.CutPrefix(strings.TrimSpace(s.Text()), "V2 REST infer: "); ok {
+			url = strings.TrimSuffix(url, " (Open Inference Protocol)")
+			code, _, stderr := loadprof(t, "run", "--url", url, "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`), "--requests", "5", "--concurrency", "1")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			return
+		}
+	}
+	t.Fatal("no V2 REST infer line")
 }
