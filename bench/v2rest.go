@@ -52,8 +52,8 @@ func prepareV2REST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig
 				var n int
 				bodies[i], n, err = req.RenderBinary()
 				headers[i] = []load.Header{{Key: payloads.V2BinaryHeader, Value: strconv.Itoa(n)}}
-			} else {
-				bodies[i], err = req.RenderJSON()
+			} else if bodies[i], err = req.RenderJSON(); err != nil {
+				err = fmt.Errorf("%w; bench.Config.V2Binary sends it in the binary tensor extension", err)
 			}
 		}
 		if err != nil {

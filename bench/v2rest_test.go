@@ -56,12 +56,13 @@ func TestV2RESTReportsTheServersErrorText(t *testing.T) {
 // A payload that does not fit the model's metadata stops the run before
 // any load, naming the file and the input.
 func TestV2RESTRefusesPayloadsThatDoNotFitTheMetadata(t *testing.T) {
-	srv := startSim(t, sim.Config{Signature: sim.Signature{Inputs: []sim.TensorSpec{{Name: "ids", DType: "DT_INT32", Shape: []int64{-1, 2}}}}})
+	srv := startSim(t, sim.Config{Signature: sim.Signature{Inputs: []sim.TensorSpec{{Name: "ids", DType: "DT_INT32", Shape: []int64{-1, 2}}, {Name: "f", DType: "DT_DOUBLE", Shape: []int64{-1}}}}})
 	cases := []struct{ data, want string }{
-		{`{"instances": [[1, 2.5]]}`, `data.json: model "test_model": input "ids": line 1: 2.5 is not an integer that fits in INT32`},
-		{`{"instances": [[1, 2, 3]]}`, `data.json: model "test_model": input "ids": dimension 1 is 3, the model wants 2`},
-		{`{"inputs": {"x": [[1, 2]]}}`, `data.json: model "test_model": input "x" is not in the model's metadata (inputs: ids)`},
+		{`{"instances": [{"ids": [1, 2.5], "f": 1}]}`, `data.json: model "test_model": input "ids": line 1: 2.5 is not an integer that fits in INT32`},
+		{`{"instances": [{"ids": [1, 2, 3], "f": 1}]}`, `data.json: model "test_model": input "ids": dimension 1 is 3, the model wants 2`},
+		{`{"inputs": {"x": [[1, 2]]}}`, `data.json: model "test_model": input "x" is not in the model's metadata (inputs: f, ids)`},
 		{`{"inputs": [{"name": "ids", "shape": [1, 2], "datatype": "INT64", "data": [1, 2]}]}`, `data.json: model "test_model": input "ids" is INT64, the model wants INT32`},
+		{`{"inputs": {"ids": [[1, 2]], "f": [NaN]}}`, `data.json: model "test_model": input "f": element 0 is NaN, which V2 JSON cannot carry (the binary tensor extension can); bench.Config.V2Binary sends it in the binary tensor extension`},
 	}
 	for _, c := range cases {
 		_, err := Run(context.Background(), Config{
