@@ -263,6 +263,10 @@ func preflightREST(ctx context.Context, rest *load.REST, set *payloads.Set, url 
 	case out.Class == load.HTTPStatus && (out.Code >= 500 || out.Code == 429):
 		return nil
 	case out.Class == load.HTTPStatus:
+		if rest.IsV2() && out.Err != nil {
+			// A V2 server's words are its "error" text.
+			body = strings.TrimPrefix(out.Err.Error(), fmt.Sprintf("HTTP %d: ", out.Code))
+		}
 		return &TargetError{fmt.Errorf("%s answered %d to %s: %s", url, out.Code, set.Payloads[0].Source, strings.TrimSpace(body))}
 	case out.Class == load.TooLarge:
 		if errors.Is(out.Err, load.ErrResponseHeadTooLarge) || errors.Is(out.Err, load.ErrResponseTrailerTooLarge) {

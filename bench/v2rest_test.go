@@ -130,3 +130,18 @@ func TestTFServingTargetRefusesV2BodiesAndV2Binary(t *testing.T) {
 		t.Fatalf("gRPC: got %v", err)
 	}
 }
+
+func TestV2RESTPreflightSaysTheServersErrorText(t *testing.T) {
+	srv := startSim(t, sim.Config{Authorization: "Bearer s3cret"})
+	_, err := Run(context.Background(), Config{
+		URL: srv.V2InferURL(), DataPath: writeFile(t, "data.json", v2Body),
+		Plan: load.Plan{Concurrency: 1, Requests: 5}, Timeout: 5 * time.Second,
+	})
+	var te *TargetError
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "answered 401 to ") || !strings.HasSuffix(err.Error(), "data.json: missing or wrong Authorization header") {
+		t.Fatalf("got %v", err)
+	}
+	if strings.Contains(err.Error(), `{"error"`) {
+		t.Fatalf("the JSON of the answer, not its text: %v", err)
+	}
+}
