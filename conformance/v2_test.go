@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,7 +47,7 @@ func needV2(t *testing.T) string {
 func startPeer(t *testing.T, interpreter, script string, args ...string) int {
 	t.Helper()
 	cmd := exec.Command(interpreter, append([]string{script}, args...)...)
-	var stderr bytes.Buffer
+	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
@@ -83,6 +84,25 @@ func startPeer(t *testing.T, interpreter, script string, args ...string) int {
 		t.Fatalf("%s did not start within 3 minutes", script)
 	}
 	return ports.REST
+}
+
+// lockedBuffer is a peer's stderr, written by the process's copier while
+// a failing test may read it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // readCount reads the number of infer calls a peer wrote to path.
