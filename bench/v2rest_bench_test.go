@@ -32,7 +32,7 @@ func TestSimProcess(t *testing.T) {
 	// client's wake-ups alike: a server that answers one protocol a few
 	// microseconds slower would otherwise change how many answers each
 	// epoll wake-up collects, which is the server's doing.
-	srv, err := sim.Start(sim.Config{REST: "127.0.0.1:0", Latency: sim.Latency{Fixed: time.Millisecond}})
+	srv, err := sim.Start(sim.Config{REST: "127.0.0.1:0", Latency: sim.Latency{Fixed: 3 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func clientCPU(b *testing.B) time.Duration {
 // BenchmarkRESTProtocolCPU is loadprof's CPU time per request (cpu-us/req;
 // the simulator runs in another process) for TF Serving's REST protocol,
 // V2 JSON and V2 with the binary tensor extension, the same data.json, on
-// each engine, closed loop on 8 connections. The protocols take turns in
+// each engine, closed loop on 32 connections. The protocols take turns in
 // rounds within one benchmark, so that they share the machine's state;
 // v2json/tf and v2binary/tf are the ratios of their CPU per request
 // (median rounds), which should be within 10% of 1.
@@ -125,7 +125,7 @@ func BenchmarkRESTProtocolCPU(b *testing.B) {
 					i := (k + round) % len(transports)
 					rec := load.NewRecorder()
 					before := clientCPU(b)
-					if _, err := load.Run(context.Background(), load.Plan{Concurrency: 8, Requests: per}, transports[i], set, rec); err != nil {
+					if _, err := load.Run(context.Background(), load.Plan{Concurrency: 32, Requests: per}, transports[i], set, rec); err != nil {
 						b.Fatal(err)
 					}
 					perReq[i] = append(perReq[i], float64((clientCPU(b)-before).Nanoseconds())/1e3/float64(per))
