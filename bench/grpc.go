@@ -82,6 +82,9 @@ func prepareGRPC(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *
 	requests := make([][]byte, set.Len())
 	for i := range set.Payloads {
 		p := &set.Payloads[i]
+		if p.Request == nil {
+			return fail(&InputError{notTFServing(*p)})
+		}
 		name := p.Request.SignatureNameOr(g.Signature)
 		sig, ok := sigs[name]
 		if !ok {

@@ -61,6 +61,9 @@ type Config struct {
 	MaxResponseBytes int
 	TLS              TLSFiles
 	RESTEngine       load.Engine
+	// V2Binary sends a V2 REST target's tensors in the binary tensor
+	// extension instead of JSON data.
+	V2Binary bool
 
 	Profile *ProfileConfig // a profile window in the steady phase; nil for none
 	Metrics *MetricsConfig // the server's Prometheus metrics to scrape; nil for none
@@ -107,7 +110,7 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 	if cfg.GRPC.Addr != "" {
 		t, err = prepareGRPC(ctx, cfg, set, tlsConfig)
 	} else {
-		t, err = prepareREST(cfg, set, tlsConfig)
+		t, err = prepareREST(ctx, cfg, set, tlsConfig)
 	}
 	if err != nil {
 		return nil, err
@@ -217,9 +220,20 @@ type target struct {
 	preflight func(context.Context) error // cancelling the context ends it at once
 }
 
-func prepareREST(cfg Config, set *payloads.Set, tlsConfig *tls.Config) (*target, error) {
+func prepareREST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *tls.Config) (*target, error) {
+	if u, err := url.Parse(cfg.URL); err == nil {
+		if route, ok := load.ParseV2InferPath(u.Path); ok {
+			return prepareV2REST(ctx, cfg, set, tlsConfig, route)
+		}
+	}
+	if cfg.V2Binary {
+		return nil, &InputError{setting.Errorf("bench.Config.V2Binary", "bench.Config.V2Binary needs a V2 target: bench.Config.URL http://HOST:PORT/v2/models/NAME/infer")}
+	}
 	bodies := make([][]byte, set.Len())
 	for i, p := range set.Payloads {
+		if p.Request == nil {
+			return nil, &InputError{notTFServing(p)}
+		}
 		bodies[i] = p.Body
 	}
 	rest, err := load.NewREST(load.RESTConfig{
@@ -233,6 +247,11 @@ func prepareREST(cfg Config, set *payloads.Set, tlsConfig *tls.Config) (*target,
 	return &target{name: name, kind: "rest", tr: rest, engine: rest.Engine(), preflight: func(ctx context.Context) error { return preflightREST(ctx, rest, set, name) }}, nil
 }
 
+// notTFServing refuses a native V2 body for a TF Serving target.
+func notTFServing(p payloads.Payload) error {
+	return &payloads.Error{Source: p.Source, Msg: "a V2 (Open Inference Protocol) infer body, which a TF Serving target does not take: give a V2 target (/v2/models/NAME/infer) or a TF Serving body"}
+}
+
 // preflightREST sends the first payload once. A target that cannot be
 // reached, or that rejects the payload (4xx), fails the run before any load
 // is sent; a timeout or a transient 5xx or 429 is left to the run to count.
@@ -244,6 +263,10 @@ func preflightREST(ctx context.Context, rest *load.REST, set *payloads.Set, url 
 	case out.Class == load.HTTPStatus && (out.Code >= 500 || out.Code == 429):
 		return nil
 	case out.Class == load.HTTPStatus:
+		if rest.IsV2() && out.Err != nil {
+			// A V2 server's words are its "error" text.
+			body = strings.TrimPrefix(out.Err.Error(), fmt.Sprintf("HTTP %d: ", out.Code))
+		}
 		return &TargetError{fmt.Errorf("%s answered %d to %s: %s", url, out.Code, set.Payloads[0].Source, strings.TrimSpace(body))}
 	case out.Class == load.TooLarge:
 		if errors.Is(out.Err, load.ErrResponseHeadTooLarge) || errors.Is(out.Err, load.ErrResponseTrailerTooLarge) {

@@ -675,7 +675,7 @@ func (l *eventLoop) read(c *loopConn, now time.Duration) {
 // server closing it for idleness, not an answer (see restSender.exchange,
 // which the goroutine engine follows): the request goes again.
 func (l *eventLoop) complete(c *loopConn, now time.Duration) {
-	out := statusOutcome(c.framer.status, c.framer.errorBody())
+	out := l.rest.statusOutcome(c.framer.status, c.framer.errorBody())
 	if c.framer.closeAfter { // always after a 408 or bytes nobody asked for
 		reused := c.reused
 		l.closeConn(c)

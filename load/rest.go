@@ -41,10 +41,15 @@ func ParseHeader(s string) (Header, error) {
 
 // RESTConfig describes a REST target.
 type RESTConfig struct {
-	URL              string
-	Method           string // POST when empty
-	Headers          []Header
-	Bodies           [][]byte // indexed by payload number
+	URL     string
+	Method  string // POST when empty
+	Headers []Header
+	Bodies  [][]byte // indexed by payload number
+	// BodyHeaders, when set, are extra headers of each payload's request,
+	// indexed like Bodies (the binary tensor extension's
+	// Inference-Header-Content-Length).
+	BodyHeaders      [][]Header
+	ContentType      string // "application/json" when empty
 	Timeout          time.Duration
 	MaxResponseBytes int // larger responses fail as TooLarge; 0 means 64 MiB
 	TLS              *tls.Config
@@ -91,6 +96,7 @@ func ParseEngine(s string) (Engine, error) {
 type REST struct {
 	cfg      RESTConfig
 	engine   Engine
+	v2       bool // the URL is a V2 infer route: error answers are V2's {"error": ...}
 	addr     string
 	tls      *tls.Config
 	requests [][]byte // rendered request per payload
@@ -168,6 +174,12 @@ func NewREST(cfg RESTConfig) (*REST, error) {
 	if len(cfg.Bodies) == 0 {
 		return nil, errors.New("rest: no payloads")
 	}
+	if cfg.BodyHeaders != nil && len(cfg.BodyHeaders) != len(cfg.Bodies) {
+		return nil, fmt.Errorf("rest: %d payloads but headers for %d", len(cfg.Bodies), len(cfg.BodyHeaders))
+	}
+	if cfg.ContentType == "" {
+		cfg.ContentType = "application/json"
+	}
 	addr := u.Host
 	if u.Port() == "" {
 		port := "80"
@@ -186,6 +198,7 @@ func NewREST(cfg RESTConfig) (*REST, error) {
 		cfg.Timeout = 10 * time.Second
 	}
 	r := &REST{cfg: cfg, addr: addr, conns: map[*restSender]struct{}{}, engine: cfg.Engine}
+	_, r.v2 = ParseV2InferPath(u.Path)
 	switch {
 	case cfg.Engine == EngineEpoll && !eventLoopsAvailable:
 		return nil, setting.Invalid("load.RESTConfig.Engine", "epoll", "needs Linux; use goroutines")
@@ -207,14 +220,20 @@ func NewREST(cfg RESTConfig) (*REST, error) {
 	}
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
-	req.SetRequestURI(cfg.URL)
-	req.Header.SetMethod(cfg.Method)
-	req.Header.SetContentType("application/json")
-	req.Header.Set("User-Agent", "loadprof")
-	for _, h := range cfg.Headers {
-		req.Header.Set(h.Key, h.Value)
-	}
-	for _, body := range cfg.Bodies {
+	for i, body := range cfg.Bodies {
+		req.Header.Reset()
+		req.SetRequestURI(cfg.URL)
+		req.Header.SetMethod(cfg.Method)
+		req.Header.SetContentType(cfg.ContentType)
+		req.Header.Set("User-Agent", "loadprof")
+		if cfg.BodyHeaders != nil {
+			for _, h := range cfg.BodyHeaders[i] {
+				req.Header.Set(h.Key, h.Value)
+			}
+		}
+		for _, h := range cfg.Headers {
+			req.Header.Set(h.Key, h.Value)
+		}
 		req.SetBodyRaw(body)
 		var buf bytes.Buffer
 		w := bufio.NewWriter(&buf)
@@ -507,7 +526,7 @@ func (s *restSender) send(payload int) Outcome {
 	if err != nil {
 		return restError(err)
 	}
-	out := statusOutcome(code, s.resp.Body())
+	out := s.rest.statusOutcome(code, s.resp.Body())
 	s.resp.ResetBody()
 	return out
 }
@@ -587,7 +606,7 @@ func (r *REST) Probe(ctx context.Context, payload int) (Outcome, string) {
 		if len(body) > 512 {
 			body = body[:512]
 		}
-		done <- probed{statusOutcome(code, body), string(body)}
+		done <- probed{r.statusOutcome(code, body), string(body)}
 	}()
 	select {
 	case p := <-done:

@@ -80,6 +80,26 @@ func ParseBody(data []byte) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseTFRoot(&root)
+}
+
+// parseAnyBody parses a body once and validates it as what it is: a native
+// V2 infer request, or a TF Serving predict request.
+func parseAnyBody(data []byte) (*Request, *V2Request, error) {
+	root, err := ParseJSON(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	if isV2Body(&root) {
+		v2, err := parseV2Root(&root, nil)
+		return nil, v2, err
+	}
+	req, err := parseTFRoot(&root)
+	return req, nil, err
+}
+
+func parseTFRoot(root *Value) (*Request, error) {
+	var err error
 	if root.Kind != Object {
 		return nil, &SyntaxError{Line: root.Line, Msg: fmt.Sprintf("the body must be a JSON object with \"instances\" or \"inputs\", got %s", root.Kind)}
 	}

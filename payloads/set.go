@@ -25,8 +25,11 @@ const DefaultMaxBytes = 64 << 20
 // Payload is one request body and where it came from.
 type Payload struct {
 	Source  string // "data.json", "bodies.jsonl:3" or "-" for stdin
-	Body    []byte // the bytes sent over REST, exactly as read
+	Body    []byte // the bytes sent over REST to TF Serving, exactly as read
 	Request *Request
+	// V2 is set instead of Request for a native V2 (Open Inference
+	// Protocol) infer body, which only a V2 target takes.
+	V2 *V2Request
 }
 
 // Set is the ordered list of payloads a run sends round-robin.
@@ -77,7 +80,8 @@ type Options struct {
 // Load reads payloads from path: a JSON file with one body, a .jsonl file
 // with one body per line, a directory of such files (taken in name order), or
 // "-" for stdin (one body, or JSON lines). Every body is validated as a TF
-// Serving predict request.
+// Serving predict request, or as a native V2 infer request when its
+// "inputs" is a list of tensor objects.
 func Load(path string, opts Options) (*Set, error) {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = DefaultMaxBytes
@@ -216,7 +220,7 @@ func (s *Set) addOne(name, file string, body []byte, lineOffset int) error {
 	if len(trimmed) == 0 {
 		return &Error{Source: file, Msg: "file is empty"}
 	}
-	req, err := ParseBody(trimmed)
+	req, v2, err := parseAnyBody(trimmed)
 	if err != nil {
 		var se *SyntaxError
 		if errors.As(err, &se) {
@@ -225,7 +229,7 @@ func (s *Set) addOne(name, file string, body []byte, lineOffset int) error {
 		}
 		return &Error{Source: file, Msg: err.Error(), Err: err}
 	}
-	s.Payloads = append(s.Payloads, Payload{Source: name, Body: trimmed, Request: req})
+	s.Payloads = append(s.Payloads, Payload{Source: name, Body: trimmed, Request: req, V2: v2})
 	return nil
 }
 

@@ -492,6 +492,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetBody(s.metrics.render())
 		return
 	}
+	if strings.HasPrefix(path, "/v2") && (len(path) == 3 || path[3] == '/') {
+		s.handleV2(ctx, path)
+		return
+	}
 	r, err := parseRoute(path)
 	switch {
 	case errors.Is(err, errBothVersionAndLabel):
@@ -692,29 +696,7 @@ func (s *Server) predict(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
-	holdStart := time.Now()
-	if s.hold(context.Background(), s.serveTime(arrived)-time.Since(arrived)) != nil {
-		ctx.SetConnectionClose()
-		writeError(ctx, fasthttp.StatusServiceUnavailable, "the simulator is shutting down")
-		return
-	}
-	s.metrics.ran(s.cfg.Model, time.Since(holdStart))
-	n := s.predicts.Add(1)
-	if f := &s.cfg.Faults; (f.ResetRate > 0 || f.HalfCloseRate > 0) && n > f.AfterCalls {
-		roll := rand.Float64()
-		if tcp, ok := ctx.Conn().(*net.TCPConn); ok && roll < f.ResetRate+f.HalfCloseRate {
-			if roll < f.ResetRate {
-				_ = tcp.SetLinger(0) // close sends RST
-				_ = tcp.Close()
-			} else {
-				_ = tcp.CloseWrite()
-			}
-			ctx.SetConnectionClose()
-			return
-		}
-	}
-	if l := &s.cfg.Latency; l.ErrorRate > 0 && rand.Float64() < l.ErrorRate {
-		writeError(ctx, l.ErrorStatus, "simulated failure")
+	if !s.serveREST(ctx, arrived) {
 		return
 	}
 	ctx.SetContentType("application/json")
@@ -740,6 +722,39 @@ func (s *Server) predict(ctx *fasthttp.RequestCtx) {
 	}
 	buf = append(buf, '}')
 	ctx.SetBody(buf)
+}
+
+// serveREST holds a REST call that arrived at arrived for its service
+// time, counts it, and plays the faults and simulated failures: it returns
+// false when it has answered (or dropped) the call itself, true when the
+// handler writes the answer. TF Serving's and V2's routes share it.
+func (s *Server) serveREST(ctx *fasthttp.RequestCtx, arrived time.Time) bool {
+	holdStart := time.Now()
+	if s.hold(context.Background(), s.serveTime(arrived)-time.Since(arrived)) != nil {
+		ctx.SetConnectionClose()
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "the simulator is shutting down")
+		return false
+	}
+	s.metrics.ran(s.cfg.Model, time.Since(holdStart))
+	n := s.predicts.Add(1)
+	if f := &s.cfg.Faults; (f.ResetRate > 0 || f.HalfCloseRate > 0) && n > f.AfterCalls {
+		roll := rand.Float64()
+		if tcp, ok := ctx.Conn().(*net.TCPConn); ok && roll < f.ResetRate+f.HalfCloseRate {
+			if roll < f.ResetRate {
+				_ = tcp.SetLinger(0) // close sends RST
+				_ = tcp.Close()
+			} else {
+				_ = tcp.CloseWrite()
+			}
+			ctx.SetConnectionClose()
+			return false
+		}
+	}
+	if l := &s.cfg.Latency; l.ErrorRate > 0 && rand.Float64() < l.ErrorRate {
+		writeError(ctx, l.ErrorStatus, "simulated failure")
+		return false
+	}
+	return true
 }
 
 // appendFloat writes v as TF Serving does, including its bare NaN and

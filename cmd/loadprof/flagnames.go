@@ -27,6 +27,7 @@ var settingFlags = map[string]string{
 	"bench.Config.URL":               "--url",
 	"bench.Config.Timeout":           "--timeout",
 	"bench.Config.MaxResponseBytes":  "--max-response",
+	"bench.Config.V2Binary":          "--v2-binary",
 	"bench.Config.GRPC.Addr":         "--grpc",
 	"bench.Config.GRPC.Model":        "--model",
 	"bench.Config.GRPC.Version":      "--model-version",

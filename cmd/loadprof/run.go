@@ -113,12 +113,13 @@ type runFlags struct {
 	metricsTimeout                                          *time.Duration
 	warmup                                                  *warmupValue
 	prof                                                    *profileFlags
+	v2Binary                                                *bool
 }
 
 func newRunFlags() (*pflag.FlagSet, *runFlags) {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	f := &runFlags{warmup: &warmupValue{s: "0"}}
-	f.url = fs.String("url", "", "REST endpoint, e.g. http://HOST:8501/v1/models/NAME:predict")
+	f.url = fs.String("url", "", "REST endpoint: TF Serving's http://HOST:8501/v1/models/NAME:predict, or V2's (Open Inference Protocol) http://HOST:8000/v2/models/NAME[/versions/V]/infer")
 	f.grpcAddr = fs.String("grpc", "", "gRPC target HOST:PORT of a TF Serving PredictionService (port 8500), instead of --url")
 	f.model = fs.String("model", "", "with --grpc: model name")
 	f.signature = fs.String("signature", "serving_default", "with --grpc: signature for payloads that name none")
@@ -127,7 +128,7 @@ func newRunFlags() (*pflag.FlagSet, *runFlags) {
 	f.connections = fs.Int("connections", 1, "with --grpc: HTTP/2 connections to spread requests over")
 	f.tensorContent = fs.Bool("tensor-content", false, "with --grpc: send numeric tensors as tensor_content bytes instead of typed fields")
 	f.useTLS = fs.Bool("tls", false, "with --grpc: use TLS (https:// URLs always do)")
-	f.data = fs.String("data", "", "payload: a TF Serving JSON body, a .jsonl file (one body per line), a directory of them, or - for stdin")
+	f.data = fs.String("data", "", "payload: a TF Serving JSON body (or a V2 infer body, for a V2 target), a .jsonl file (one body per line), a directory of them, or - for stdin")
 	f.maxPayload = fs.Int64("max-payload", payloads.DefaultMaxBytes, "largest payload file read, in bytes")
 	f.headers = fs.StringArrayP("header", "H", nil, "extra header \"Key: value\" (repeatable)")
 	f.rateSpec = fs.String("rate", "", "open loop: requests per second; latency counts from each request's intended send time. FROM:TO:STEP sweeps (50:500:50)")
@@ -164,6 +165,7 @@ func newRunFlags() (*pflag.FlagSet, *runFlags) {
 	f.metricsTimeout = fs.Duration("metrics-timeout", 2*time.Second, "with --metrics: how long one scrape may take (a failed one is a warning)")
 	f.metricsInterval = fs.Duration("metrics-interval", time.Second, "with --metrics: time between scrapes, at least 100ms (the steady phase's and the profile window's edges are scraped too)")
 	f.cpus = fs.Int("cpus", 0, "OS threads running Go code (GOMAXPROCS); 0 keeps all cores. The epoll engine runs at most one event loop fewer (one per 32 connections or 25,000 req/s): --cpus 1 or 2 matches wrk -t1")
+	f.v2Binary = fs.Bool("v2-binary", false, "with a V2 --url (/v2/models/NAME/infer): send tensors in the binary tensor extension instead of JSON data")
 	f.engine = fs.String("rest-engine", "auto", "how REST requests are driven: epoll (event loops like wrk; Linux, http://), goroutines (one per connection; also https), or auto (epoll where it can)")
 	f.cpuProfile = fs.String("cpuprofile", "", "write a Go CPU profile of loadprof itself to this file")
 	_ = fs.MarkHidden("cpuprofile")
@@ -248,6 +250,7 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 				MaxInflight: *f.maxInflight, Grace: *f.grace,
 			},
 			Timeout: *f.timeout, MaxResponseBytes: *f.maxResponse, RESTEngine: restEngine,
+			V2Binary: *f.v2Binary,
 			TLS:      bench.TLSFiles{Enabled: *f.useTLS, CA: *f.ca, Cert: *f.cert, Key: *f.key, InsecureSkipVerify: *f.insecure},
 			Settings: settings(fs, hs),
 			Warnings: flagWriter{stderr},

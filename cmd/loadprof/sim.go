@@ -146,6 +146,7 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fmt.Fprintf(stdout, "loadprof sim: simulated model %q (a simulator, not TensorFlow Serving)\n", cfg.Model)
 	if cfg.REST != "" {
 		fmt.Fprintf(stdout, "  REST predict: %s\n", srv.PredictURL())
+		fmt.Fprintf(stdout, "  V2 REST infer: %s (Open Inference Protocol)\n", srv.V2InferURL())
 		fmt.Fprintf(stdout, "  metrics: %s (TF Serving's Prometheus families)\n", srv.MetricsURL())
 	}
 	if cfg.GRPC != "" {

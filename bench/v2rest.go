@@ -1,0 +1,187 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/payloads"
+)
+
+// V2 (Open Inference Protocol) REST targets: a URL whose path is
+// /v2/models/NAME[/versions/V]/infer. Before any load the server's and
+// the model's readiness are asked (GET /v2/health/ready, the model's
+// /ready) and its metadata read; every payload, a native V2 body or a TF
+// Serving body, is checked or converted with the metadata and rendered
+// once, as JSON or in the binary tensor extension (bench.Config.V2Binary).
+
+// prepareV2REST builds the transport of a V2 REST target.
+func prepareV2REST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *tls.Config, route load.V2Route) (*target, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, &InputError{err}
+	}
+	meta, err := fetchV2Metadata(ctx, cfg, tlsConfig, u, route)
+	if err != nil {
+		return nil, interruptedOr(ctx, err)
+	}
+	bodies := make([][]byte, set.Len())
+	var headers [][]load.Header
+	if cfg.V2Binary {
+		headers = make([][]load.Header, set.Len())
+	}
+	for i := range set.Payloads {
+		p := &set.Payloads[i]
+		req := p.V2
+		if req != nil {
+			err = req.CheckV2(meta)
+		} else {
+			req, err = p.Request.ToV2(meta)
+		}
+		if err == nil {
+			if cfg.V2Binary {
+				var n int
+				bodies[i], n, err = req.RenderBinary()
+				headers[i] = []load.Header{{Key: payloads.V2BinaryHeader, Value: strconv.Itoa(n)}}
+			} else if bodies[i], err = req.RenderJSON(); err != nil {
+				err = fmt.Errorf("%w; bench.Config.V2Binary sends it in the binary tensor extension", err)
+			}
+		}
+		if err != nil {
+			return nil, &InputError{&payloads.Error{Source: p.Source, Msg: fmt.Sprintf("model %q: %v", route.Model, err), Err: err}}
+		}
+	}
+	contentType := "application/json"
+	if cfg.V2Binary {
+		contentType = "application/octet-stream"
+	}
+	rest, err := load.NewREST(load.RESTConfig{
+		URL: cfg.URL, Headers: cfg.Headers, Bodies: bodies, BodyHeaders: headers, ContentType: contentType,
+		Timeout: cfg.Timeout, MaxResponseBytes: cfg.MaxResponseBytes, TLS: tlsConfig, Engine: cfg.RESTEngine,
+	})
+	if err != nil {
+		return nil, &InputError{err}
+	}
+	name := RedactURL(cfg.URL)
+	return &target{name: name, kind: "rest", tr: rest, engine: rest.Engine(), preflight: func(ctx context.Context) error { return preflightREST(ctx, rest, set, name) }}, nil
+}
+
+// fetchV2Metadata asks whether the server and the model are ready and
+// reads the model's metadata.
+func fetchV2Metadata(ctx context.Context, cfg Config, tlsConfig *tls.Config, u *url.URL, route load.V2Route) (*payloads.V2ModelMetadata, error) {
+	wait := max(cfg.Timeout, 10*time.Second)
+	client := &http.Client{Timeout: wait, Transport: &http.Transport{TLSClientConfig: tlsConfig, Proxy: nil}}
+	defer client.CloseIdleConnections()
+	origin := u.Scheme + "://" + u.Host
+	get := func(path string) (int, []byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, origin+path, nil)
+		if err != nil {
+			return 0, nil, err
+		}
+		req.Header.Set("User-Agent", "loadprof")
+		for _, h := range cfg.Headers {
+			req.Header.Set(h.Key, h.Value)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			var uerr *url.Error
+			if errors.As(err, &uerr) {
+				err = uerr.Err
+			}
+			return 0, nil, &TargetError{fmt.Errorf("%s: GET %s: %v", RedactURL(cfg.URL), path, err)}
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		if err != nil {
+			return 0, nil, &TargetError{fmt.Errorf("%s: GET %s: %v", RedactURL(cfg.URL), path, err)}
+		}
+		return resp.StatusCode, body, nil
+	}
+	name := RedactURL(cfg.URL)
+	for _, check := range []struct{ path, what string }{
+		{"/v2/health/ready", "the server is not ready"},
+		{route.Base() + "/ready", fmt.Sprintf("model %q is not ready", route.Model)},
+	} {
+		code, body, err := get(check.path)
+		if err != nil {
+			return nil, err
+		}
+		if code != http.StatusOK {
+			return nil, &TargetError{fmt.Errorf("%s: %s (GET %s answered %d%s)", name, check.what, check.path, code, v2ErrorSuffix(body))}
+		}
+	}
+	code, body, err := get(route.Base())
+	if err != nil {
+		return nil, err
+	}
+	if code != http.StatusOK {
+		return nil, &TargetError{fmt.Errorf("%s: model %q's metadata: GET %s answered %d%s", name, route.Model, route.Base(), code, v2ErrorSuffix(body))}
+	}
+	meta, err := parseV2Metadata(body)
+	if err != nil {
+		return nil, &TargetError{fmt.Errorf("%s: model %q's metadata (GET %s): %v", name, route.Model, route.Base(), err)}
+	}
+	return meta, nil
+}
+
+// v2ErrorSuffix is ": " and a V2 error answer's text, or the start of a
+// body that is not one.
+func v2ErrorSuffix(body []byte) string {
+	var doc struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &doc) == nil && doc.Error != "" {
+		return ": " + doc.Error
+	}
+	text := strings.Join(strings.Fields(string(body)), " ")
+	if len(text) > 200 {
+		text = text[:200] + "…"
+	}
+	if text == "" {
+		return ""
+	}
+	return ": " + text
+}
+
+// parseV2Metadata reads a model metadata answer: name, versions,
+// platform, and inputs and outputs with their datatypes and shapes.
+func parseV2Metadata(body []byte) (*payloads.V2ModelMetadata, error) {
+	type tensor struct {
+		Name     string  `json:"name"`
+		Datatype string  `json:"datatype"`
+		Shape    []int64 `json:"shape"`
+	}
+	var doc struct {
+		Name     string   `json:"name"`
+		Versions []string `json:"versions"`
+		Platform string   `json:"platform"`
+		Inputs   []tensor `json:"inputs"`
+		Outputs  []tensor `json:"outputs"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("not V2 model metadata: %v", err)
+	}
+	if len(doc.Inputs) == 0 {
+		return nil, errors.New("the metadata lists no inputs")
+	}
+	meta := &payloads.V2ModelMetadata{Name: doc.Name, Versions: doc.Versions, Platform: doc.Platform}
+	for _, t := range doc.Inputs {
+		if t.Name == "" || !payloads.IsV2Datatype(t.Datatype) {
+			return nil, fmt.Errorf("input %q has datatype %q, which is not a V2 datatype", t.Name, t.Datatype)
+		}
+		meta.Inputs = append(meta.Inputs, payloads.V2TensorMetadata{Name: t.Name, Datatype: t.Datatype, Shape: t.Shape})
+	}
+	for _, t := range doc.Outputs {
+		meta.Outputs = append(meta.Outputs, payloads.V2TensorMetadata{Name: t.Name, Datatype: t.Datatype, Shape: t.Shape})
+	}
+	return meta, nil
+}

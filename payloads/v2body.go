@@ -1,0 +1,471 @@
+package payloads
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// v2Datatypes are the tensor datatypes of the Open Inference Protocol, with
+// the size of one element in the binary tensor extension (0 for BYTES,
+// whose elements carry their own length).
+var v2Datatypes = map[string]int{
+	"BOOL": 1, "UINT8": 1, "UINT16": 2, "UINT32": 4, "UINT64": 8,
+	"INT8": 1, "INT16": 2, "INT32": 4, "INT64": 8,
+	"FP16": 2, "BF16": 2, "FP32": 4, "FP64": 8, "BYTES": 0,
+}
+
+// IsV2Datatype reports whether name is a V2 tensor datatype.
+func IsV2Datatype(name string) bool {
+	_, ok := v2Datatypes[name]
+	return ok
+}
+
+// isV2Body tells a native V2 body from a TF Serving one: V2 "inputs" is a
+// list of tensor objects, which TF Serving's columnar form never is (an
+// object inside a TF tensor must be {"b64": ...}).
+func isV2Body(root *Value) bool {
+	if root.Kind != Object || root.Get("instances") != nil {
+		return false
+	}
+	inputs := root.Get("inputs")
+	return inputs != nil && inputs.Kind == Array && len(inputs.Items) > 0 &&
+		inputs.Items[0].Kind == Object && !isB64(&inputs.Items[0])
+}
+
+// ParseV2Body validates a native V2 infer request body
+// ({"id"?, "parameters"?, "inputs": [...], "outputs"?}) and returns it.
+// Each input's data may be flat or nested as its shape; its values must
+// fit its datatype and their count the shape. Errors carry the line of the
+// offending value.
+func ParseV2Body(data []byte) (*V2Request, error) {
+	root, err := ParseJSON(data)
+	if err != nil {
+		return nil, err
+	}
+	return parseV2Root(&root, nil)
+}
+
+// ParseV2Binary validates a V2 infer body in the binary tensor extension:
+// a JSON header of headerLen bytes (the Inference-Header-Content-Length
+// header), then the raw tensors of the inputs whose "binary_data_size"
+// parameter gives their size, in input order. The binary_data_size
+// parameters are not kept in the inputs' Parameters.
+func ParseV2Binary(body []byte, headerLen int) (*V2Request, error) {
+	if headerLen < 0 || headerLen > len(body) {
+		return nil, fmt.Errorf("Inference-Header-Content-Length %d is outside the %d-byte body", headerLen, len(body))
+	}
+	root, err := ParseJSON(body[:headerLen])
+	if err != nil {
+		return nil, err
+	}
+	raw := &v2Raw{rest: body[headerLen:]}
+	req, err := parseV2Root(&root, raw)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw.rest) > 0 {
+		return nil, fmt.Errorf("%d bytes after the last binary tensor", len(raw.rest))
+	}
+	return req, nil
+}
+
+// v2Raw is what is left of a binary body's tensors.
+type v2Raw struct{ rest []byte }
+
+func parseV2Root(root *Value, raw *v2Raw) (*V2Request, error) {
+	if root.Kind != Object {
+		return nil, &SyntaxError{Line: root.Line, Msg: fmt.Sprintf("a V2 infer body must be a JSON object with \"inputs\", got %s", root.Kind)}
+	}
+	req := &V2Request{}
+	for i := range root.Members {
+		m := &root.Members[i]
+		var err error
+		switch m.Key {
+		case "id":
+			if m.Value.Kind != String {
+				return nil, &SyntaxError{Line: m.Value.Line, Msg: fmt.Sprintf("\"id\" must be a string, got %s", m.Value.Kind)}
+			}
+			req.ID = m.Value.Str
+		case "parameters":
+			req.Parameters, err = parseV2Parameters(&m.Value, "the request's \"parameters\"")
+		case "inputs":
+			req.Inputs, err = parseV2Inputs(&m.Value, raw)
+		case "outputs":
+			req.Outputs, err = parseV2Outputs(&m.Value)
+		default:
+			return nil, &SyntaxError{Line: m.Value.Line, Msg: fmt.Sprintf("unknown key %q in a V2 infer body (want id, parameters, inputs, outputs)", m.Key)}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if req.Inputs == nil {
+		return nil, &SyntaxError{Line: root.Line, Msg: "the V2 body has no \"inputs\""}
+	}
+	return req, nil
+}
+
+func parseV2Parameters(v *Value, what string) (map[string]any, error) {
+	if v.Kind != Object {
+		return nil, &SyntaxError{Line: v.Line, Msg: fmt.Sprintf("%s must be an object, got %s", what, v.Kind)}
+	}
+	params := make(map[string]any, len(v.Members))
+	for _, m := range v.Members {
+		switch m.Value.Kind {
+		case Bool:
+			params[m.Key] = m.Value.Bool
+		case String:
+			params[m.Key] = m.Value.Str
+		case Number:
+			if n, err := strconv.ParseInt(m.Value.NumText, 10, 64); err == nil {
+				params[m.Key] = n
+			} else if math.IsNaN(m.Value.Num) || math.IsInf(m.Value.Num, 0) {
+				return nil, &SyntaxError{Line: m.Value.Line, Msg: fmt.Sprintf("%s: %q is %s, which JSON cannot carry", what, m.Key, m.Value.NumText)}
+			} else {
+				params[m.Key] = m.Value.Num
+			}
+		default:
+			return nil, &SyntaxError{Line: m.Value.Line, Msg: fmt.Sprintf("%s: %q must be a bool, number or string, got %s", what, m.Key, m.Value.Kind)}
+		}
+	}
+	return params, nil
+}
+
+func parseV2Inputs(v *Value, raw *v2Raw) ([]V2Input, error) {
+	if v.Kind != Array {
+		return nil, &SyntaxError{Line: v.Line, Msg: fmt.Sprintf("\"inputs\" must be a list of tensors, got %s", v.Kind)}
+	}
+	if len(v.Items) == 0 {
+		return nil, &SyntaxError{Line: v.Line, Msg: "\"inputs\" is an empty list"}
+	}
+	inputs := make([]V2Input, len(v.Items))
+	seen := map[string]bool{}
+	for i := range v.Items {
+		if err := parseV2Input(&v.Items[i], i, &inputs[i], raw); err != nil {
+			return nil, err
+		}
+		if seen[inputs[i].Name] {
+			return nil, &SyntaxError{Line: v.Items[i].Line, Msg: fmt.Sprintf("input %q is given twice", inputs[i].Name)}
+		}
+		seen[inputs[i].Name] = true
+	}
+	return inputs, nil
+}
+
+func parseV2Input(v *Value, index int, in *V2Input, raw *v2Raw) error {
+	if v.Kind != Object {
+		return &SyntaxError{Line: v.Line, Msg: fmt.Sprintf("input %d must be an object with name, shape, datatype and data, got %s", index, v.Kind)}
+	}
+	name := v.Get("name")
+	if name == nil || name.Kind != String || name.Str == "" {
+		return &SyntaxError{Line: v.Line, Msg: fmt.Sprintf("input %d has no \"name\" string", index)}
+	}
+	in.Name = name.Str
+	what := fmt.Sprintf("input %q", in.Name)
+	var data *Value
+	for i := range v.Members {
+		m := &v.Members[i]
+		switch m.Key {
+		case "name":
+		case "datatype":
+			if m.Value.Kind != String || !IsV2Datatype(m.Value.Str) {
+				return &SyntaxError{Line: m.Value.Line, Msg: fmt.Sprintf("%s: \"datatype\" must be one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, BF16, FP32, FP64, BYTES; got %s", what, describeValue(&m.Value))}
+			}
+			in.Datatype = m.Value.Str
+		case "shape":
+			if m.Value.Kind != Array {
+				return &SyntaxError{Line: m.Value.Line, Msg: fmt.Sprintf("%s: \"shape\" must be a list of sizes, got %s", what, m.Value.Kind)}
+			}
+			in.Shape = make([]int64, len(m.Value.Items))
+			for d := range m.Value.Items {
+				dim := &m.Value.Items[d]
+				n, err := strconv.ParseInt(dim.NumText, 10, 64)
+				if dim.Kind != Number || err != nil || n < 0 {
+					return &SyntaxError{Line: dim.Line, Msg: fmt.Sprintf("%s: dimension %d of \"shape\" is %s, not a size", what, d, describeValue(dim))}
+				}
+				in.Shape[d] = n
+			}
+		case "data":
+			data = &m.Value
+		case "parameters":
+			params, err := parseV2Parameters(&m.Value, what+"'s \"parameters\"")
+			if err != nil {
+				return err
+			}
+			in.Parameters = params
+		default:
+			return &SyntaxError{Line: m.Value.Line, Msg: fmt.Sprintf("%s: unknown key %q (want name, shape, datatype, data, parameters)", what, m.Key)}
+		}
+	}
+	switch {
+	case in.Datatype == "":
+		return &SyntaxError{Line: v.Line, Msg: what + " has no \"datatype\""}
+	case in.Shape == nil:
+		return &SyntaxError{Line: v.Line, Msg: what + " has no \"shape\""}
+	}
+	if size, ok := in.Parameters["binary_data_size"]; ok && raw != nil {
+		delete(in.Parameters, "binary_data_size")
+		if len(in.Parameters) == 0 {
+			in.Parameters = nil
+		}
+		n, isInt := size.(int64)
+		if !isInt || n < 0 || n > int64(len(raw.rest)) {
+			return &SyntaxError{Line: v.Line, Msg: fmt.Sprintf("%s: binary_data_size %v does not fit the %d bytes left in the body", what, size, len(raw.rest))}
+		}
+		if data != nil {
+			return &SyntaxError{Line: data.Line, Msg: what + " has both \"data\" and binary_data_size"}
+		}
+		tensor := raw.rest[:n]
+		raw.rest = raw.rest[n:]
+		if err := decodeV2Raw(in, tensor); err != nil {
+			return &SyntaxError{Line: v.Line, Msg: what + ": " + err.Error()}
+		}
+		return nil
+	}
+	if data == nil {
+		return &SyntaxError{Line: v.Line, Msg: what + " has no \"data\""}
+	}
+	var t Tensor
+	if err := flatten(&t, data, what); err != nil {
+		return err
+	}
+	want := elementCount(in.Shape)
+	// Data is flat, or nested exactly as the shape says.
+	if len(t.Shape) > 1 && !sameShape(t.Shape, in.Shape) {
+		return &SyntaxError{Line: data.Line, Msg: fmt.Sprintf("%s: \"data\" is nested as %s, \"shape\" says %s (give it flat or nested as the shape)", what, shapeString(t.Shape), shape64String(in.Shape))}
+	}
+	if int64(len(t.Leaves)) != want {
+		return &SyntaxError{Line: data.Line, Msg: fmt.Sprintf("%s: \"data\" has %d elements, shape %s has %d", what, len(t.Leaves), shape64String(in.Shape), want)}
+	}
+	if err := fillV2(in, &t); err != nil {
+		var se *SyntaxError
+		if asSyntax(err, &se) {
+			se.Msg = what + ": " + se.Msg
+			return se
+		}
+		return &SyntaxError{Line: data.Line, Msg: what + ": " + err.Error()}
+	}
+	return nil
+}
+
+func asSyntax(err error, se **SyntaxError) bool {
+	s, ok := err.(*SyntaxError)
+	if ok {
+		*se = s
+	}
+	return ok
+}
+
+func describeValue(v *Value) string {
+	switch v.Kind {
+	case String:
+		return strconv.Quote(v.Str)
+	case Number:
+		return v.NumText
+	}
+	return v.Kind.String()
+}
+
+func parseV2Outputs(v *Value) ([]V2Output, error) {
+	if v.Kind != Array {
+		return nil, &SyntaxError{Line: v.Line, Msg: fmt.Sprintf("\"outputs\" must be a list of {\"name\": ...}, got %s", v.Kind)}
+	}
+	outs := make([]V2Output, len(v.Items))
+	for i := range v.Items {
+		o := &v.Items[i]
+		name := o.Get("name")
+		if o.Kind != Object || name == nil || name.Kind != String || name.Str == "" {
+			return nil, &SyntaxError{Line: o.Line, Msg: fmt.Sprintf("output %d must be an object with a \"name\" string", i)}
+		}
+		outs[i].Name = name.Str
+		for _, m := range o.Members {
+			switch m.Key {
+			case "name":
+			case "parameters":
+				params, err := parseV2Parameters(&m.Value, fmt.Sprintf("output %q's \"parameters\"", name.Str))
+				if err != nil {
+					return nil, err
+				}
+				for k, p := range params {
+					b, isBool := p.(bool)
+					if k != "binary_data" || !isBool {
+						return nil, &SyntaxError{Line: m.Value.Line, Msg: fmt.Sprintf("output %q: loadprof sends only the \"binary_data\" (true or false) output parameter, got %q", name.Str, k)}
+					}
+					outs[i].Binary = b
+				}
+			default:
+				return nil, &SyntaxError{Line: m.Value.Line, Msg: fmt.Sprintf("output %q: unknown key %q (want name, parameters)", name.Str, m.Key)}
+			}
+		}
+	}
+	return outs, nil
+}
+
+func elementCount(shape []int64) int64 {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+func sameShape(a []int, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if int64(a[i]) != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func shape64String(shape []int64) string {
+	parts := make([]string, len(shape))
+	for i, d := range shape {
+		parts[i] = strconv.FormatInt(d, 10)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// fillV2 sets in's values from the leaves of t by in.Datatype, checking
+// that each fits. Errors are *SyntaxError with the value's line.
+func fillV2(in *V2Input, t *Tensor) error {
+	want := NumberLeaves
+	switch in.Datatype {
+	case "BYTES":
+		want = StringLeaves
+	case "BOOL":
+		want = BoolLeaves
+	}
+	if t.Kind != 0 && t.Kind != want {
+		line := 0
+		if len(t.Leaves) > 0 {
+			line = t.Leaves[0].Line
+		}
+		return &SyntaxError{Line: line, Msg: fmt.Sprintf("datatype %s wants %s, the data has %s", in.Datatype, want, t.Kind)}
+	}
+	n := len(t.Leaves)
+	switch in.Datatype {
+	case "BYTES":
+		in.Bytes = make([][]byte, n)
+		for i, l := range t.Leaves {
+			in.Bytes[i] = l.Bytes
+		}
+	case "BOOL":
+		in.Bools = make([]bool, n)
+		for i, l := range t.Leaves {
+			in.Bools[i] = l.Bool
+		}
+	case "INT8", "INT16", "INT32", "INT64":
+		in.Ints = make([]int64, n)
+		bits := 8 * v2Datatypes[in.Datatype]
+		for i, l := range t.Leaves {
+			v, err := strconv.ParseInt(l.NumText, 10, bits)
+			if err != nil {
+				return &SyntaxError{Line: l.Line, Msg: fmt.Sprintf("%s is not an integer that fits in %s", l.NumText, in.Datatype)}
+			}
+			in.Ints[i] = v
+		}
+	case "UINT8", "UINT16", "UINT32", "UINT64":
+		in.Uints = make([]uint64, n)
+		bits := 8 * v2Datatypes[in.Datatype]
+		for i, l := range t.Leaves {
+			v, err := strconv.ParseUint(l.NumText, 10, bits)
+			if err != nil {
+				return &SyntaxError{Line: l.Line, Msg: fmt.Sprintf("%s is not an integer that fits in %s", l.NumText, in.Datatype)}
+			}
+			in.Uints[i] = v
+		}
+	default: // FP16, BF16, FP32, FP64
+		limit := map[string]float64{"FP16": 65504, "BF16": math.MaxFloat32, "FP32": math.MaxFloat32, "FP64": math.MaxFloat64}[in.Datatype]
+		in.Floats = make([]float64, n)
+		for i, l := range t.Leaves {
+			if !math.IsInf(l.Num, 0) && math.Abs(l.Num) > limit {
+				return &SyntaxError{Line: l.Line, Msg: fmt.Sprintf("%s does not fit in %s", l.NumText, in.Datatype)}
+			}
+			in.Floats[i] = l.Num
+		}
+	}
+	return nil
+}
+
+// decodeV2Raw sets in's values from its tensor in the binary extension,
+// checking its size against the shape.
+func decodeV2Raw(in *V2Input, tensor []byte) error {
+	n := elementCount(in.Shape)
+	le := binary.LittleEndian
+	if in.Datatype == "BYTES" {
+		in.Bytes = make([][]byte, 0, n)
+		for len(tensor) > 0 {
+			if len(tensor) < 4 || int64(le.Uint32(tensor)) > int64(len(tensor)-4) {
+				return fmt.Errorf("BYTES element %d runs past its tensor", len(in.Bytes))
+			}
+			size := le.Uint32(tensor)
+			in.Bytes = append(in.Bytes, tensor[4:4+size:4+size])
+			tensor = tensor[4+size:]
+		}
+		if int64(len(in.Bytes)) != n {
+			return fmt.Errorf("the tensor has %d BYTES elements, shape %s has %d", len(in.Bytes), shape64String(in.Shape), n)
+		}
+		return nil
+	}
+	size := int64(v2Datatypes[in.Datatype])
+	if int64(len(tensor)) != n*size {
+		return fmt.Errorf("binary_data_size is %d bytes, shape %s of %s takes %d", len(tensor), shape64String(in.Shape), in.Datatype, n*size)
+	}
+	for i := int64(0); i < n; i++ {
+		e := tensor[i*size : (i+1)*size]
+		var u uint64
+		for j := size - 1; j >= 0; j-- {
+			u = u<<8 | uint64(e[j])
+		}
+		switch in.Datatype {
+		case "BOOL":
+			in.Bools = append(in.Bools, u != 0)
+		case "INT8":
+			in.Ints = append(in.Ints, int64(int8(u)))
+		case "INT16":
+			in.Ints = append(in.Ints, int64(int16(u)))
+		case "INT32":
+			in.Ints = append(in.Ints, int64(int32(u)))
+		case "INT64":
+			in.Ints = append(in.Ints, int64(u))
+		case "UINT8", "UINT16", "UINT32", "UINT64":
+			in.Uints = append(in.Uints, u)
+		case "FP16":
+			in.Floats = append(in.Floats, halfValue(uint16(u)))
+		case "BF16":
+			in.Floats = append(in.Floats, float64(math.Float32frombits(uint32(u)<<16)))
+		case "FP32":
+			in.Floats = append(in.Floats, float64(math.Float32frombits(uint32(u))))
+		case "FP64":
+			in.Floats = append(in.Floats, math.Float64frombits(u))
+		}
+	}
+	return nil
+}
+
+// halfValue is the value of an IEEE 754 binary16 bit pattern.
+func halfValue(h uint16) float64 {
+	sign := 1.0
+	if h&0x8000 != 0 {
+		sign = -1
+	}
+	exp := int(h>>10) & 0x1f
+	mant := float64(h & 0x3ff)
+	switch exp {
+	case 0:
+		return sign * math.Ldexp(mant, -24)
+	case 0x1f:
+		if mant != 0 {
+			return math.NaN()
+		}
+		return math.Inf(int(sign))
+	}
+	return sign * math.Ldexp(1+mant/1024, exp-15)
+}
