@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/loadprof/loadprof/v2proto"
+	"google.golang.org/protobuf/proto"
 )
 
 // V2ProtoOptions tune ToModelInferRequest.
@@ -329,7 +330,9 @@ func V2InputsFromProto(req *v2proto.ModelInferRequest) ([]V2Input, error) {
 		in.Name, in.Datatype, in.Shape = t.GetName(), t.GetDatatype(), t.GetShape()
 		var err error
 		if len(raw) > 0 {
-			if t.GetContents() != nil {
+			// An empty contents message beside raw contents is what
+			// MLServer sends; only elements in both places are ambiguous.
+			if c := t.GetContents(); c != nil && proto.Size(c) > 0 {
 				err = errors.New("has contents, and the request has raw_input_contents")
 			} else {
 				err = v2FromRaw(in, raw[i])

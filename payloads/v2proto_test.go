@@ -221,6 +221,8 @@ func TestV2InputsFromProtoRejectsContentsThatDoNotFill(t *testing.T) {
 			RawInputContents: [][]byte{{0, 0, 0, 0}}}, `raw_input_contents has 1 entries for 2 inputs`},
 		{&v2proto.ModelInferRequest{Inputs: []*v2proto.ModelInferRequest_InferInputTensor{{Name: "x", Datatype: "FP32", Shape: []int64{2},
 			Contents: &v2proto.InferTensorContents{Fp32Contents: []float32{1}}}}}, `input "x": shape [2] holds 2 elements, the FP32 contents have 1`},
+		{&v2proto.ModelInferRequest{Inputs: []*v2proto.ModelInferRequest_InferInputTensor{{Name: "x", Datatype: "FP32", Shape: []int64{1},
+			Contents: &v2proto.InferTensorContents{Fp32Contents: []float32{1}}}}, RawInputContents: [][]byte{{0, 0, 0, 0}}}, `input "x": has contents, and the request has raw_input_contents`},
 		{&v2proto.ModelInferRequest{Inputs: []*v2proto.ModelInferRequest_InferInputTensor{{Name: "h", Datatype: "FP16", Shape: []int64{1},
 			Contents: &v2proto.InferTensorContents{Fp32Contents: []float32{1}}}}}, `input "h": FP16 has no typed contents field`},
 	}
@@ -229,6 +231,15 @@ func TestV2InputsFromProtoRejectsContentsThatDoNotFill(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("error %v, want %q", err, c.want)
 		}
+	}
+}
+
+func TestV2InputsFromProtoTakesRawContentsBesideAnEmptyContentsMessage(t *testing.T) {
+	// MLServer's raw answers carry an empty contents message per tensor.
+	got, err := V2InputsFromProto(&v2proto.ModelInferRequest{Inputs: []*v2proto.ModelInferRequest_InferInputTensor{{Name: "y", Datatype: "FP32", Shape: []int64{1},
+		Contents: &v2proto.InferTensorContents{}}}, RawInputContents: [][]byte{{0, 0, 0x80, 0x3f}}})
+	if err != nil || len(got) != 1 || !reflect.DeepEqual(got[0].Floats, []float64{1}) {
+		t.Fatalf("%+v %v", got, err)
 	}
 }
 
