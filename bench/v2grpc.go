@@ -35,7 +35,7 @@ func prepareV2Calls(ctx context.Context, cfg Config, set *payloads.Set, invoke i
 	if g.Version > 0 {
 		version = strconv.FormatInt(g.Version, 10)
 	}
-	meta, err := fetchV2Metadata(ctx, cfg, version, invoke)
+	meta, err := fetchV2GRPCMetadata(ctx, cfg, version, invoke)
 	if err != nil {
 		return nil, err
 	}
@@ -61,9 +61,9 @@ func prepareV2Calls(ctx context.Context, cfg Config, set *payloads.Set, invoke i
 		response: "V2 ModelInfer response", service: "V2 GRPCInferenceService"}, nil
 }
 
-// fetchV2Metadata asks the server whether it and the model are ready
+// fetchV2GRPCMetadata asks the server whether it and the model are ready
 // (ServerReady, ModelReady), then for the model's metadata.
-func fetchV2Metadata(ctx context.Context, cfg Config, version string, invoke invokeFunc) (payloads.V2ModelMetadata, error) {
+func fetchV2GRPCMetadata(ctx context.Context, cfg Config, version string, invoke invokeFunc) (payloads.V2ModelMetadata, error) {
 	g := cfg.GRPC
 	wait := max(cfg.Timeout, 10*time.Second)
 	callCtx, cancel := context.WithTimeout(ctx, wait)

@@ -24,32 +24,6 @@ type inferenceService struct {
 	s *Server
 }
 
-// v2Datatypes maps the simulator's TF dtypes to V2 datatypes.
-var v2Datatypes = map[string]string{
-	"DT_FLOAT": "FP32", "DT_DOUBLE": "FP64", "DT_HALF": "FP16", "DT_BFLOAT16": "BF16",
-	"DT_INT8": "INT8", "DT_INT16": "INT16", "DT_INT32": "INT32", "DT_INT64": "INT64",
-	"DT_UINT8": "UINT8", "DT_UINT16": "UINT16", "DT_UINT32": "UINT32", "DT_UINT64": "UINT64",
-	"DT_STRING": "BYTES", "DT_BOOL": "BOOL",
-}
-
-// v2TensorMetadata is spec in V2 terms. A spec that takes any shape has
-// none (V2 metadata cannot say "any rank").
-func v2TensorMetadata(spec TensorSpec) payloads.V2TensorMetadata {
-	return payloads.V2TensorMetadata{Name: spec.Name, Datatype: v2Datatypes[spec.DType], Shape: spec.Shape}
-}
-
-// v2GRPCMetadata is the simulated model's V2 metadata.
-func (s *Server) v2GRPCMetadata() payloads.V2ModelMetadata {
-	meta := payloads.V2ModelMetadata{Name: s.cfg.Model, Versions: []string{strconv.FormatInt(s.cfg.Version, 10)}, Platform: "loadprof_sim"}
-	for _, in := range s.cfg.Signature.Inputs {
-		meta.Inputs = append(meta.Inputs, v2TensorMetadata(in))
-	}
-	for _, out := range s.cfg.Signature.Outputs {
-		meta.Outputs = append(meta.Outputs, v2TensorMetadata(out))
-	}
-	return meta
-}
-
 // v2Resolve checks a V2 model name and version (empty: the latest) the
 // way Triton does.
 func (s *Server) v2Resolve(name, version string) error {
@@ -81,7 +55,7 @@ func (v *inferenceService) ModelMetadata(_ context.Context, req *v2proto.ModelMe
 	if err := v.s.v2Resolve(req.GetName(), req.GetVersion()); err != nil {
 		return nil, err
 	}
-	return payloads.V2MetadataProto(v.s.v2GRPCMetadata()), nil
+	return payloads.V2MetadataProto(v.s.v2Metadata()), nil
 }
 
 func (v *inferenceService) ModelInfer(ctx context.Context, req *v2proto.ModelInferRequest) (*v2proto.ModelInferResponse, error) {
