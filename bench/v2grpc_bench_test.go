@@ -35,7 +35,7 @@ func BenchmarkGRPCProtocolCPU(b *testing.B) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/loadprof").CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
-	addr, simPID := startSimProcess(b, bin, "--input", "x:float:-1,3", "--input", "ids:int64:-1", "--input", "text:string:-1", "--input", "image:string:-1")
+	addr, simPID := startLoadprofSim(b, bin, "--input", "x:float:-1,3", "--input", "ids:int64:-1", "--input", "text:string:-1", "--input", "image:string:-1")
 	set, err := payloads.Load(writeFile(b, "data.json", mixedRows), payloads.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -85,9 +85,9 @@ func BenchmarkGRPCProtocolCPU(b *testing.B) {
 	}
 }
 
-// startSimProcess runs `loadprof sim` with no service time on a free
+// startLoadprofSim runs `loadprof sim` with no service time on a free
 // loopback port, and returns its gRPC address and process id.
-func startSimProcess(b *testing.B, bin string, args ...string) (string, int) {
+func startLoadprofSim(b *testing.B, bin string, args ...string) (string, int) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

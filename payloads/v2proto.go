@@ -115,7 +115,7 @@ func v2InputProto(in *V2Input, opts V2ProtoOptions) (*v2proto.ModelInferRequest_
 	}
 	t := &v2proto.ModelInferRequest_InferInputTensor{Name: in.Name, Datatype: in.Datatype, Shape: append([]int64{}, in.Shape...), Parameters: params}
 	if opts.Raw {
-		return t, v2Raw(in, el.size), nil
+		return t, v2RawContents(in, el.size), nil
 	}
 	c := &v2proto.InferTensorContents{}
 	switch in.Datatype {
@@ -196,10 +196,10 @@ func v2CheckRange(in *V2Input) error {
 	return nil
 }
 
-// v2Raw encodes an input's elements, which v2InputProto checked, in the
+// v2RawContents encodes an input's elements, which v2InputProto checked, in the
 // raw form: little-endian, row-major, BYTES elements each behind a 4-byte
 // little-endian length.
-func v2Raw(in *V2Input, size int) []byte {
+func v2RawContents(in *V2Input, size int) []byte {
 	le := binary.LittleEndian
 	var b []byte
 	switch in.Datatype {
