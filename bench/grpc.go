@@ -19,16 +19,25 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
-// GRPCTarget is a TF Serving PredictionService and the model to call.
+// GRPCTarget is a gRPC model server and the model to call.
 type GRPCTarget struct {
-	Addr          string // HOST:PORT
+	Addr string // HOST:PORT
+	// Protocol is the API the server speaks: ProtocolTFServing (the
+	// default when empty) or ProtocolV2.
+	Protocol      string
 	Model         string
-	Signature     string // used when a payload names none; "serving_default" when empty
-	Version       int64  // 0: the latest
-	Label         string // instead of Version
+	Signature     string // TF Serving: used when a payload names none; "serving_default" when empty
+	Version       int64  // 0: the latest (V2: the server's choice)
+	Label         string // TF Serving only: instead of Version
 	Connections   int    // HTTP/2 connections; 1 when 0
-	TensorContent bool   // numeric tensors as tensor_content
+	TensorContent bool   // tensors as bytes: TF Serving's tensor_content, V2's raw_input_contents
 }
+
+// The gRPC protocols a GRPCTarget speaks.
+const (
+	ProtocolTFServing = "tf" // tensorflow.serving.PredictionService/Predict
+	ProtocolV2        = "v2" // the Open Inference Protocol (KServe V2): inference.GRPCInferenceService/ModelInfer
+)
 
 func (g GRPCTarget) modelSpec() *tfproto.ModelSpec {
 	spec := &tfproto.ModelSpec{Name: g.Model}
@@ -49,23 +58,38 @@ func (g GRPCTarget) describe() string {
 	case g.Label != "":
 		s += " label " + g.Label
 	}
+	if g.Protocol == ProtocolV2 {
+		s += " (V2)"
+	}
 	return s
 }
 
-// prepareGRPC fetches the model's signatures once, converts every payload
-// into a serialized PredictRequest with them, and opens the connections.
+// grpcCalls is what the load of one gRPC protocol sends: the method, every
+// payload's request serialized once, and the check of each answer.
+type grpcCalls struct {
+	method   string
+	requests [][]byte
+	check    load.ResponseCheck
+	response string // the answer's name, for errors: "Predict response"
+	service  string // the service's name, for errors: "PredictionService"
+}
+
+// prepareGRPC opens the connections, asks the server what the payloads
+// need (TF Serving: the signatures; V2: readiness and metadata) and
+// converts every payload once into a serialized request.
 func prepareGRPC(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *tls.Config) (*target, error) {
 	g := cfg.GRPC
 	switch {
 	case g.Model == "":
 		return nil, &InputError{setting.Errorf("bench.Config.GRPC.Model", "bench.Config.GRPC.Addr needs bench.Config.GRPC.Model NAME")}
+	case g.Protocol != "" && g.Protocol != ProtocolTFServing && g.Protocol != ProtocolV2:
+		return nil, &InputError{setting.Invalid("bench.Config.GRPC.Protocol", g.Protocol, fmt.Sprintf("want %s (TF Serving's PredictionService) or %s (the Open Inference Protocol, KServe V2)", ProtocolTFServing, ProtocolV2))}
 	case g.Version > 0 && g.Label != "":
 		return nil, &InputError{setting.Errorf("bench.Config.GRPC.Version", "bench.Config.GRPC.Version and bench.Config.GRPC.Label exclude each other")}
 	case g.Version < 0:
 		return nil, &InputError{setting.Errorf("bench.Config.GRPC.Version", "bench.Config.GRPC.Version must be positive")}
-	}
-	if g.Signature == "" {
-		g.Signature = "serving_default"
+	case g.Protocol == ProtocolV2 && g.Label != "":
+		return nil, &InputError{setting.Errorf("bench.Config.GRPC.Label", "bench.Config.GRPC.Label: the V2 protocol (bench.Config.GRPC.Protocol %s) has no version labels; give bench.Config.GRPC.Version", ProtocolV2)}
 	}
 	conns, err := load.DialGRPC(g.Addr, g.Connections, tlsConfig)
 	if err != nil {
@@ -75,35 +99,17 @@ func prepareGRPC(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *
 		load.CloseConns(conns)
 		return nil, err
 	}
-	sigs, err := fetchSignatures(ctx, cfg, conns[0].Invoke)
+	var calls *grpcCalls
+	if g.Protocol == ProtocolV2 {
+		calls, err = prepareV2Calls(ctx, cfg, set, conns[0].Invoke)
+	} else {
+		calls, err = preparePredictCalls(ctx, cfg, set, conns[0].Invoke)
+	}
 	if err != nil {
 		return fail(interruptedOr(ctx, err))
 	}
-	requests := make([][]byte, set.Len())
-	for i := range set.Payloads {
-		p := &set.Payloads[i]
-		if p.Request == nil {
-			return fail(&InputError{notTFServing(*p)})
-		}
-		name := p.Request.SignatureNameOr(g.Signature)
-		sig, ok := sigs[name]
-		if !ok {
-			return fail(&InputError{&payloads.Error{Source: p.Source, Msg: fmt.Sprintf("signature %q is not in the model (signatures: %s)", name, strings.Join(sortedNames(sigs), ", "))}})
-		}
-		inputs, err := p.Request.ToTensorProtos(sig, payloads.ConvertOptions{TensorContent: g.TensorContent})
-		if err != nil {
-			return fail(&InputError{&payloads.Error{Source: p.Source, Msg: err.Error(), Err: err}})
-		}
-		spec := g.modelSpec()
-		spec.SignatureName = name
-		data, err := proto.Marshal(&tfproto.PredictRequest{ModelSpec: spec, Inputs: inputs})
-		if err != nil {
-			return fail(err)
-		}
-		requests[i] = data
-	}
-	tr, err := load.NewGRPC(load.GRPCConfig{Conns: conns, Requests: requests, Headers: cfg.Headers, Timeout: cfg.Timeout,
-		MaxResponseBytes: cfg.MaxResponseBytes, CheckResponse: load.PredictResponseCheck()})
+	tr, err := load.NewGRPC(load.GRPCConfig{Conns: conns, Method: calls.method, Requests: calls.requests, Headers: cfg.Headers, Timeout: cfg.Timeout,
+		MaxResponseBytes: cfg.MaxResponseBytes, CheckResponse: calls.check})
 	if err != nil {
 		return fail(&InputError{err})
 	}
@@ -112,7 +118,7 @@ func prepareGRPC(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *
 		// The call has the transport's own context; cancelling ctx closes
 		// the connections under it, which ends it at once.
 		stop := context.AfterFunc(ctx, func() { load.CloseConns(conns) })
-		err := preflightGRPC(tr, set, name)
+		err := preflightGRPC(tr, set, name, calls)
 		stop()
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -121,12 +127,50 @@ func prepareGRPC(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *
 	}}, nil
 }
 
+// preparePredictCalls fetches the model's signatures once and converts
+// every payload into a serialized PredictRequest with them.
+func preparePredictCalls(ctx context.Context, cfg Config, set *payloads.Set, invoke invokeFunc) (*grpcCalls, error) {
+	g := cfg.GRPC
+	if g.Signature == "" {
+		g.Signature = "serving_default"
+	}
+	sigs, err := fetchSignatures(ctx, cfg, invoke)
+	if err != nil {
+		return nil, err
+	}
+	requests := make([][]byte, set.Len())
+	for i := range set.Payloads {
+		p := &set.Payloads[i]
+		if p.Request == nil {
+			return nil, &InputError{notTFServing(*p)}
+		}
+		name := p.Request.SignatureNameOr(g.Signature)
+		sig, ok := sigs[name]
+		if !ok {
+			return nil, &InputError{&payloads.Error{Source: p.Source, Msg: fmt.Sprintf("signature %q is not in the model (signatures: %s)", name, strings.Join(sortedNames(sigs), ", "))}}
+		}
+		inputs, err := p.Request.ToTensorProtos(sig, payloads.ConvertOptions{TensorContent: g.TensorContent})
+		if err != nil {
+			return nil, &InputError{&payloads.Error{Source: p.Source, Msg: err.Error(), Err: err}}
+		}
+		spec := g.modelSpec()
+		spec.SignatureName = name
+		data, err := proto.Marshal(&tfproto.PredictRequest{ModelSpec: spec, Inputs: inputs})
+		if err != nil {
+			return nil, err
+		}
+		requests[i] = data
+	}
+	return &grpcCalls{method: load.PredictMethod, requests: requests, check: load.PredictResponseCheck(),
+		response: "Predict response", service: "PredictionService"}, nil
+}
+
 // preflightGRPC sends the first payload once. A target that rejects it
 // (a status other than a transient one), answers something that is not a
-// PredictResponse, or answers more than --max-response allows fails the run
-// before any load is sent; a timeout or a transient status is left to the
-// run to count.
-func preflightGRPC(tr *load.GRPC, set *payloads.Set, name string) error {
+// response of the protocol, or answers more than --max-response allows
+// fails the run before any load is sent; a timeout or a transient status
+// is left to the run to count.
+func preflightGRPC(tr *load.GRPC, set *payloads.Set, name string, calls *grpcCalls) error {
 	out, _ := probeTolerantly(context.Background(), func() (load.Outcome, string) { o, _ := tr.Call(0); return o, "" })
 	source := set.Payloads[0].Source
 	switch {
@@ -139,7 +183,7 @@ func preflightGRPC(tr *load.GRPC, set *payloads.Set, name string) error {
 	case out.Class == load.TooLarge:
 		return &TargetError{fmt.Errorf("%s: the response to %s is larger than bench.Config.MaxResponseBytes allows (%v)", name, source, status.Convert(out.Err).Message())}
 	case out.Class == load.BadResponse:
-		return &TargetError{fmt.Errorf("%s answered %s with something that is not a Predict response (is bench.Config.GRPC.Addr the PredictionService port?): %v", name, source, out.Err)}
+		return &TargetError{fmt.Errorf("%s answered %s with something that is not a %s (is bench.Config.GRPC.Addr the %s port?): %v", name, source, calls.response, calls.service, out.Err)}
 	}
 	return &TargetError{fmt.Errorf("%s: %s: %v", name, out.Key(), out.Err)}
 }
@@ -173,6 +217,9 @@ func fetchSignatures(ctx context.Context, cfg Config, invoke invokeFunc) (map[st
 		}
 		if st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded {
 			return nil, &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s", g.Addr, connectionHint(st.Message(), cfg.TLS))}
+		}
+		if st.Code() == codes.Unimplemented {
+			return nil, &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s does not serve TF Serving's PredictionService (%s); for Triton, KServe, MLServer or OpenVINO Model Server give bench.Config.GRPC.Protocol %s", g.Addr, st.Message(), ProtocolV2)}
 		}
 		return nil, &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: GetModelMetadata for model %q: %s: %s", g.Addr, g.Model, st.Code(), st.Message())}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/loadprof/loadprof/internal/setting"
 	"github.com/loadprof/loadprof/payloads"
 	"github.com/loadprof/loadprof/tfproto"
+	"github.com/loadprof/loadprof/v2proto"
 	"github.com/valyala/fasthttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -77,7 +78,7 @@ type Faults struct {
 // Config describes the simulated server.
 type Config struct {
 	REST string // REST listen address, e.g. "127.0.0.1:0"; empty for none
-	GRPC string // gRPC listen address (PredictionService); empty for none
+	GRPC string // gRPC listen address (PredictionService, and the V2 GRPCInferenceService); empty for none
 
 	Model     string // "test_model" when empty
 	Version   int64  // 1 when 0
@@ -244,6 +245,7 @@ func Start(cfg Config) (*Server, error) {
 		}
 		s.grpc = grpc.NewServer(opts...)
 		tfproto.RegisterPredictionServiceServer(s.grpc, &predictionService{s: s})
+		v2proto.RegisterGRPCInferenceServiceServer(s.grpc, &inferenceService{s: s})
 		switch {
 		case cfg.Profiler.Disabled || cfg.Profiler.Garbage:
 		case cfg.Profiler.TraceEvents > 0:

@@ -30,6 +30,7 @@ var settingFlags = map[string]string{
 	"bench.Config.V2Binary":          "--v2-binary",
 	"bench.Config.GRPC.Addr":         "--grpc",
 	"bench.Config.GRPC.Model":        "--model",
+	"bench.Config.GRPC.Protocol":     "--protocol",
 	"bench.Config.GRPC.Version":      "--model-version",
 	"bench.Config.GRPC.Label":        "--model-label",
 	"bench.Config.GRPC.Connections":  "--connections",

@@ -32,7 +32,7 @@ const (
 const usage = `loadprof: how fast is my model in production, and where does the time go?
 
 Usage:
-  loadprof run    (--url URL | --grpc HOST:PORT --model NAME) --data FILE (--rate R | --concurrency N) [flags]
+  loadprof run    (--url URL | --grpc HOST:PORT [--protocol v2] --model NAME) --data FILE (--rate R | --concurrency N) [flags]
   loadprof sim    [--rest ADDR] [--model NAME] [--latency D] [flags]
   loadprof profile --addr HOST:PORT [--profile-duration D] [--logdir DIR]
   loadprof trace summary PATH

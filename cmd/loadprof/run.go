@@ -37,6 +37,10 @@ Examples:
   loadprof run --grpc localhost:8500 --model test_model --data data.json \
       --rate 500 --duration 60s --connections 4
 
+  # the same data.json to Triton, KServe or MLServer over V2 gRPC (Triton: 8001)
+  loadprof run --grpc localhost:8001 --protocol v2 --model test_model --data data.json \
+      --rate 500 --duration 60s
+
   # profile 4 seconds of the steady load; the trace goes where TensorBoard looks
   loadprof run --url http://gpu-box:8501/v1/models/test_model:predict --data data.json \
       --rate 200 --warmup 10s --duration 60s --profile gpu-box:8500 --logdir ./tb
@@ -100,7 +104,7 @@ type sweepOptions struct {
 
 // runFlags are the flags of `loadprof run`, bound to their flag set.
 type runFlags struct {
-	url, grpcAddr, model, signature, modelLabel             *string
+	url, grpcAddr, model, signature, modelLabel, protocol   *string
 	modelVersion, maxPayload, requests                      *int64
 	connections, maxInflight, maxResponse, repeats, cpus    *int
 	tensorContent, useTLS, quiet, insecure, profileRequired *bool
@@ -120,13 +124,14 @@ func newRunFlags() (*pflag.FlagSet, *runFlags) {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	f := &runFlags{warmup: &warmupValue{s: "0"}}
 	f.url = fs.String("url", "", "REST endpoint: TF Serving's http://HOST:8501/v1/models/NAME:predict, or V2's (Open Inference Protocol) http://HOST:8000/v2/models/NAME[/versions/V]/infer")
-	f.grpcAddr = fs.String("grpc", "", "gRPC target HOST:PORT of a TF Serving PredictionService (port 8500), instead of --url")
+	f.grpcAddr = fs.String("grpc", "", "gRPC target HOST:PORT of a TF Serving PredictionService (port 8500), or with --protocol v2 of a V2 GRPCInferenceService (Triton's 8001), instead of --url")
+	f.protocol = fs.String("protocol", bench.ProtocolTFServing, "with --grpc: the API the server speaks, tf (TF Serving's PredictionService) or v2 (the Open Inference Protocol, KServe V2: Triton, KServe, MLServer, OpenVINO Model Server); over REST the URL says it")
 	f.model = fs.String("model", "", "with --grpc: model name")
 	f.signature = fs.String("signature", "serving_default", "with --grpc: signature for payloads that name none")
 	f.modelVersion = fs.Int64("model-version", 0, "with --grpc: model version (default: the latest)")
-	f.modelLabel = fs.String("model-label", "", "with --grpc: model version label, instead of --model-version")
+	f.modelLabel = fs.String("model-label", "", "with --grpc: model version label, instead of --model-version (TF Serving only)")
 	f.connections = fs.Int("connections", 1, "with --grpc: HTTP/2 connections to spread requests over")
-	f.tensorContent = fs.Bool("tensor-content", false, "with --grpc: send numeric tensors as tensor_content bytes instead of typed fields")
+	f.tensorContent = fs.Bool("tensor-content", false, "with --grpc: send tensors as bytes instead of typed fields (TF Serving: numeric tensors in tensor_content; v2: every input in raw_input_contents, which FP16 needs)")
 	f.useTLS = fs.Bool("tls", false, "with --grpc: use TLS (https:// URLs always do)")
 	f.data = fs.String("data", "", "payload: a TF Serving JSON body (or a V2 infer body, for a V2 target), a .jsonl file (one body per line), a directory of them, or - for stdin")
 	f.maxPayload = fs.Int64("max-payload", payloads.DefaultMaxBytes, "largest payload file read, in bytes")
@@ -170,7 +175,7 @@ func newRunFlags() (*pflag.FlagSet, *runFlags) {
 	f.cpuProfile = fs.String("cpuprofile", "", "write a Go CPU profile of loadprof itself to this file")
 	_ = fs.MarkHidden("cpuprofile")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: loadprof run (--url URL | --grpc HOST:PORT --model NAME) --data FILE (--rate R | --concurrency N) [flags]\n\nFlags:\n%s%s", fs.FlagUsages(), runExamples)
+		fmt.Fprintf(fs.Output(), "Usage: loadprof run (--url URL | --grpc HOST:PORT [--protocol v2] --model NAME) --data FILE (--rate R | --concurrency N) [flags]\n\nFlags:\n%s%s", fs.FlagUsages(), runExamples)
 	}
 	return fs, f
 }
@@ -240,7 +245,7 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 		bench: bench.Config{
 			URL: *f.url, Headers: hs, DataPath: *f.data, Stdin: stdin, MaxPayloadBytes: *f.maxPayload,
 			GRPC: bench.GRPCTarget{
-				Addr: *f.grpcAddr, Model: *f.model, Signature: *f.signature, Version: *f.modelVersion, Label: *f.modelLabel,
+				Addr: *f.grpcAddr, Protocol: *f.protocol, Model: *f.model, Signature: *f.signature, Version: *f.modelVersion, Label: *f.modelLabel,
 				Connections: *f.connections, TensorContent: *f.tensorContent,
 			},
 			Plan: load.Plan{
@@ -325,6 +330,9 @@ func (f *runFlags) checkTargetAndData() error {
 	}
 	if *f.data == "" {
 		return errors.New("--data is required (see 'loadprof run --help')")
+	}
+	if *f.url != "" && *f.protocol != bench.ProtocolTFServing {
+		return fmt.Errorf("--protocol %s is for --grpc: over REST the URL's path says the protocol (/v1/models/NAME:predict or /v2/models/NAME/infer)", *f.protocol)
 	}
 	return nil
 }

@@ -150,7 +150,7 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stdout, "  metrics: %s (TF Serving's Prometheus families)\n", srv.MetricsURL())
 	}
 	if cfg.GRPC != "" {
-		fmt.Fprintf(stdout, "  gRPC: %s (tensorflow.serving.PredictionService)\n", srv.GRPCAddr())
+		fmt.Fprintf(stdout, "  gRPC: %s (tensorflow.serving.PredictionService, and V2 inference.GRPCInferenceService)\n", srv.GRPCAddr())
 	}
 	<-ctx.Done()
 	srv.Close()

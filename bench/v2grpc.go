@@ -1,0 +1,115 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/payloads"
+	"github.com/loadprof/loadprof/v2proto"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// v2RequestOf is the V2 request of payload p for a model whose V2 metadata
+// is meta: a native V2 body as it is, a TF Serving body converted through
+// the metadata's datatypes and shapes, each checked against the metadata.
+// The conversion is the payloads package's, shared with V2 REST.
+func v2RequestOf(p *payloads.Payload, meta payloads.V2ModelMetadata) (*payloads.V2Request, error) {
+	if p.V2 != nil {
+		return p.V2, p.V2.CheckV2(&meta)
+	}
+	return p.Request.ToV2(&meta)
+}
+
+// v2Method is the full name of a GRPCInferenceService method.
+func v2Method(name string) string { return "/inference.GRPCInferenceService/" + name }
+
+// prepareV2Calls checks that the server and the model are ready, fetches
+// the model's metadata once, and converts every payload into a serialized
+// ModelInferRequest with it. Nothing is converted per request.
+func prepareV2Calls(ctx context.Context, cfg Config, set *payloads.Set, invoke invokeFunc) (*grpcCalls, error) {
+	g := cfg.GRPC
+	version := ""
+	if g.Version > 0 {
+		version = strconv.FormatInt(g.Version, 10)
+	}
+	meta, err := fetchV2GRPCMetadata(ctx, cfg, version, invoke)
+	if err != nil {
+		return nil, err
+	}
+	requests := make([][]byte, set.Len())
+	for i := range set.Payloads {
+		p := &set.Payloads[i]
+		v2, err := v2RequestOf(p, meta)
+		if err != nil {
+			return nil, &InputError{&payloads.Error{Source: p.Source, Msg: err.Error(), Err: err}}
+		}
+		req, err := v2.ToModelInferRequest(g.Model, version, payloads.V2ProtoOptions{Raw: g.TensorContent})
+		if err != nil {
+			return nil, &InputError{&payloads.Error{Source: p.Source, Msg: err.Error(), Err: err}}
+		}
+		if requests[i], err = proto.Marshal(req); err != nil {
+			return nil, err
+		}
+	}
+	return &grpcCalls{method: load.ModelInferMethod, requests: requests, check: load.ModelInferResponseCheck(),
+		response: "V2 ModelInfer response", service: "V2 GRPCInferenceService"}, nil
+}
+
+// fetchV2GRPCMetadata asks the server whether it and the model are ready
+// (ServerReady, ModelReady), then for the model's metadata.
+func fetchV2GRPCMetadata(ctx context.Context, cfg Config, version string, invoke invokeFunc) (payloads.V2ModelMetadata, error) {
+	g := cfg.GRPC
+	wait := max(cfg.Timeout, 10*time.Second)
+	callCtx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	ctx = load.WithMetadata(callCtx, cfg.Headers)
+	model := fmt.Sprintf("model %q", g.Model)
+	if version != "" {
+		model += " version " + version
+	}
+	began := time.Now()
+	call := func(method string, req, resp proto.Message) error {
+		err := invoke(ctx, v2Method(method), req, resp)
+		if err == nil {
+			return nil
+		}
+		st := status.Convert(err)
+		// The server may give up a moment before our own deadline fires
+		// (it counts the grpc-timeout we sent): either way it was the wait.
+		switch {
+		case callCtx.Err() == context.DeadlineExceeded || (ctx.Err() == nil && time.Since(began) >= wait*9/10):
+			return &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s for %s did not answer within %v (bench.Config.Timeout, at least 10 s): is the model still loading, or is this the right port?", g.Addr, method, model, wait)}
+		case st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded:
+			return &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s", g.Addr, connectionHint(st.Message(), cfg.TLS))}
+		case st.Code() == codes.Unimplemented:
+			return &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s does not serve the V2 GRPCInferenceService (%s); for TF Serving leave out bench.Config.GRPC.Protocol", g.Addr, st.Message())}
+		}
+		return &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s for %s: %s: %s", g.Addr, method, model, st.Code(), st.Message())}
+	}
+	var server v2proto.ServerReadyResponse
+	if err := call("ServerReady", &v2proto.ServerReadyRequest{}, &server); err != nil {
+		return payloads.V2ModelMetadata{}, err
+	}
+	if !server.GetReady() {
+		return payloads.V2ModelMetadata{}, &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: the server is not ready (ServerReady answered false)", g.Addr)}
+	}
+	var ready v2proto.ModelReadyResponse
+	if err := call("ModelReady", &v2proto.ModelReadyRequest{Name: g.Model, Version: version}, &ready); err != nil {
+		return payloads.V2ModelMetadata{}, err
+	}
+	if !ready.GetReady() {
+		return payloads.V2ModelMetadata{}, &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s is not ready (ModelReady answered false)", g.Addr, model)}
+	}
+	var meta v2proto.ModelMetadataResponse
+	if err := call("ModelMetadata", &v2proto.ModelMetadataRequest{Name: g.Model, Version: version}, &meta); err != nil {
+		return payloads.V2ModelMetadata{}, err
+	}
+	// Metadata without inputs (an MLServer model whose settings declare
+	// none) is for the conversion to judge: a native V2 body needs none.
+	return payloads.V2MetadataFromProto(&meta), nil
+}
