@@ -80,8 +80,9 @@ type runOptions struct {
 	errorBudget *report.Limit // --max-errors; nil for none
 	cpus        int           // GOMAXPROCS; 0 keeps the default
 	cpuProfile  string
-	maxConns    int    // the most connections the run may hold open at once
-	connsFlag   string // the flag that sets maxConns
+	maxConns    int             // the most connections the run may hold open at once
+	connsFlag   string          // the flag that sets maxConns
+	cluster     *clusterOptions // --workers: this process coordinates; nil for a run of its own
 }
 
 // sweepOptions are the flags of a sweep beyond the run's own.
@@ -113,6 +114,7 @@ type runFlags struct {
 	metricsTimeout                                          *time.Duration
 	warmup                                                  *warmupValue
 	prof                                                    *profileFlags
+	cluster                                                 *clusterFlags
 }
 
 func newRunFlags() (*pflag.FlagSet, *runFlags) {
@@ -165,6 +167,7 @@ func newRunFlags() (*pflag.FlagSet, *runFlags) {
 	f.metricsInterval = fs.Duration("metrics-interval", time.Second, "with --metrics: time between scrapes, at least 100ms (the steady phase's and the profile window's edges are scraped too)")
 	f.cpus = fs.Int("cpus", 0, "OS threads running Go code (GOMAXPROCS); 0 keeps all cores. The epoll engine runs at most one event loop fewer (one per 32 connections or 25,000 req/s): --cpus 1 or 2 matches wrk -t1")
 	f.engine = fs.String("rest-engine", "auto", "how REST requests are driven: epoll (event loops like wrk; Linux, http://), goroutines (one per connection; also https), or auto (epoll where it can)")
+	f.cluster = addClusterFlags(fs)
 	f.cpuProfile = fs.String("cpuprofile", "", "write a Go CPU profile of loadprof itself to this file")
 	_ = fs.MarkHidden("cpuprofile")
 	fs.Usage = func() {
@@ -290,6 +293,14 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 	}
 	if sweep != nil {
 		if opts.sweep, err = f.sweepOptions(*sweep, concurrency > 0, opts); err != nil {
+			return nil, err
+		}
+	}
+	if opts.cluster, err = f.cluster.options(fs); err != nil {
+		return nil, err
+	}
+	if opts.cluster != nil {
+		if err := opts.cluster.checkWithRun(opts); err != nil {
 			return nil, err
 		}
 	}
@@ -464,8 +475,14 @@ func connectionsNeeded(cfg bench.Config, sweep *bench.Steps) (int, string) {
 // written in every case.
 func runAndReport(ctx context.Context, opts *runOptions, stdout, stderr io.Writer) int {
 	cfg := opts.bench
-	cfg.IntervalLog = opts.outputs.intervalLog()
-	res, err := bench.Run(ctx, cfg)
+	var res *report.Result
+	var err error
+	if opts.cluster != nil {
+		res, err = opts.cluster.coordinate(ctx, cfg, stderr)
+	} else {
+		cfg.IntervalLog = opts.outputs.intervalLog()
+		res, err = bench.Run(ctx, cfg)
+	}
 	if res != nil {
 		inFlagTerms(res)
 		err = opts.outputs.writeResult(res, err)

@@ -1,0 +1,271 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/loadprof/loadprof/bench"
+	"github.com/loadprof/loadprof/internal/testkit"
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/report"
+	"github.com/loadprof/loadprof/sim"
+)
+
+const testToken = "test-token"
+
+// listen returns a listener on a free loopback port.
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// runConfig is an open-loop run against srv.
+func runConfig(t *testing.T, srv *sim.Server, rate float64, d time.Duration) bench.Config {
+	return bench.Config{
+		URL: srv.PredictURL(), DataPath: testkit.File(t, "data.json", `{"instances": [[1.0, 2.0, 3.0, 4.0]]}`),
+		Plan:    load.Plan{Rate: rate, Duration: d, MaxInflight: 100, Grace: time.Second},
+		Timeout: 5 * time.Second, Settings: map[string]any{"rate": rate},
+	}
+}
+
+// workerRun is one in-process worker: what it returned and the result
+// it sent.
+type workerRun struct {
+	err error
+	res *report.Result
+}
+
+// startWorkers starts n in-process workers joining addr; wait returns
+// what each did.
+func startWorkers(ctx context.Context, t *testing.T, addr, token string, n int) (wait func() []workerRun) {
+	t.Helper()
+	out := make([]workerRun, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cfg := WorkerConfig{Coordinator: addr, Token: token, Name: fmt.Sprintf("w%d", i+1), JoinTimeout: time.Minute, TempDir: t.TempDir(),
+				Result: func(r *report.Result) { out[i].res = r }}
+			out[i].err = Work(ctx, cfg)
+		}()
+	}
+	return func() []workerRun { wg.Wait(); return out }
+}
+
+func TestCoordinatedRunMergesTheWorkersExactly(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	cfg := Config{Run: runConfig(t, srv, 150, 2*time.Second), Workers: 3, Listener: ln, Token: testToken, StartDelay: 300 * time.Millisecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 3)
+	res, err := Coordinate(context.Background(), cfg)
+	runs := wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own []*report.Result
+	var sum int64
+	for i, w := range runs {
+		if w.err != nil || w.res == nil {
+			t.Fatalf("worker %d: %v (result %v)", i+1, w.err, w.res != nil)
+		}
+		own = append(own, w.res)
+		sum += w.res.Requests
+	}
+	if res.Requests != sum {
+		t.Errorf("merged %d requests, the workers %d between them", res.Requests, sum)
+	}
+	// The coordinator's merge is report.Merge's, bucket for bucket: the
+	// workers' histograms merged here give the same encoding.
+	want, _, err := report.Merge(own, []string{"a", "b", "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := report.DecodeHistogram(res.Histogram)
+	exp, _ := report.DecodeHistogram(want.Histogram)
+	if !got.Equals(exp) {
+		t.Errorf("merged histogram differs from the merge of the workers' own: %v vs %v", got.TotalCount(), exp.TotalCount())
+	}
+	if len(res.Workers) != 3 {
+		t.Fatalf("workers: %+v", res.Workers)
+	}
+	for _, w := range res.Workers {
+		if w.Status != report.WorkerOK || w.Share != 50 {
+			t.Errorf("worker %d: %+v", w.Index, w)
+		}
+	}
+	if res.Rate != 150 {
+		t.Errorf("rate %v, want the whole run's 150", res.Rate)
+	}
+	// Each worker's payload round-robin and load were its own share.
+	for _, r := range own {
+		if r.Rate != 50 {
+			t.Errorf("a worker ran at %v req/s, want 50", r.Rate)
+		}
+	}
+}
+
+func TestSharesAddUpToTheWholeRun(t *testing.T) {
+	p := PlanSpec{Rate: 90, Concurrency: 0, Requests: 10, WarmupRequests: 5, MaxInflight: 7}
+	var total PlanSpec
+	for i := range 3 {
+		s := shareOf(p, i, 3)
+		total.Requests += s.Requests
+		total.WarmupRequests += s.WarmupRequests
+		total.MaxInflight += s.MaxInflight
+		if s.Rate != 30 {
+			t.Errorf("worker %d: rate %v", i, s.Rate)
+		}
+	}
+	if total.Requests != 10 || total.WarmupRequests != 5 || total.MaxInflight != 7 {
+		t.Errorf("shares add up to %+v, want the whole %+v", total, p)
+	}
+}
+
+func TestWrongTokenIsRefused(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{})
+	ln := listen(t)
+	cfg := Config{Run: runConfig(t, srv, 10, time.Second), Workers: 1, Listener: ln, Token: testToken, JoinTimeout: 2 * time.Second}
+	done := make(chan error, 1)
+	go func() { _, err := Coordinate(context.Background(), cfg); done <- err }()
+	err := Work(context.Background(), WorkerConfig{Coordinator: ln.Addr().String(), Token: "guess", JoinTimeout: 30 * time.Second})
+	var se *StatusError
+	if !errors.As(err, &se) || se.Status != http.StatusUnauthorized {
+		t.Fatalf("a wrong token: %v, want a 401 refusal", err)
+	}
+	// The coordinator, with nobody joined, gives up at its timeout.
+	var te *bench.TargetError
+	if err := <-done; !errors.As(err, &te) {
+		t.Fatalf("coordinator without workers: %v, want a TargetError", err)
+	}
+}
+
+func TestWorkerThatNeverJoinsIsReportedAndTheOthersShareTheLoad(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	cfg := Config{Run: runConfig(t, srv, 100, time.Second), Workers: 3, Listener: ln, Token: testToken, JoinTimeout: 2 * time.Second, StartDelay: 200 * time.Millisecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	res, err := Coordinate(context.Background(), cfg)
+	wait()
+	var we *WorkersError
+	if !errors.As(err, &we) || len(we.Missing) != 1 || we.Missing[0].Status != report.WorkerNotJoined {
+		t.Fatalf("err %v, want one worker not joined", err)
+	}
+	if res == nil || len(res.Workers) != 3 {
+		t.Fatalf("result %+v", res)
+	}
+	ok := 0
+	for _, w := range res.Workers {
+		if w.Status == report.WorkerOK {
+			ok++
+			if w.Share != 50 {
+				t.Errorf("worker %d had share %v; two workers share 100 req/s", w.Index, w.Share)
+			}
+		}
+	}
+	if ok != 2 || res.Workers[2].Status != report.WorkerNotJoined {
+		t.Errorf("workers %+v", res.Workers)
+	}
+}
+
+// silentWorker joins by the protocol and then says nothing more: a worker
+// killed after its join.
+func silentWorker(t *testing.T, addr string) {
+	c := &client{base: baseURL(addr), token: testToken, http: &http.Client{}}
+	var r joinReply
+	if err := c.call(context.Background(), pathJoin, joinRequest{Protocol: ProtocolVersion, Name: "dies"}, &r, time.Minute); err != nil {
+		t.Errorf("silent worker: %v", err)
+	}
+}
+
+func TestWorkerLostMidRunIsReportedAndTheOthersKept(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	cfg := Config{Run: runConfig(t, srv, 60, 2*time.Second), Workers: 3, Listener: ln, Token: testToken,
+		StartDelay: 200 * time.Millisecond, HeartbeatEvery: 100 * time.Millisecond, LostAfter: time.Second}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	go silentWorker(t, ln.Addr().String())
+	res, err := Coordinate(context.Background(), cfg)
+	runs := wait()
+	var we *WorkersError
+	if !errors.As(err, &we) || len(we.Missing) != 1 || we.Missing[0].Status != report.WorkerLost {
+		t.Fatalf("err %v, want one worker lost", err)
+	}
+	var sum int64
+	for _, w := range runs {
+		if w.res == nil {
+			t.Fatalf("a live worker sent nothing: %v", w.err)
+		}
+		sum += w.res.Requests
+	}
+	if res.Requests != sum || sum == 0 {
+		t.Errorf("merged %d requests, the two live workers %d", res.Requests, sum)
+	}
+}
+
+func TestInterruptedCoordinatorStopsEveryWorkerAndMerges(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	// A run far longer than the test: only the interrupt ends it.
+	cfg := Config{Run: runConfig(t, srv, 60, time.Hour), Workers: 2, Listener: ln, Token: testToken,
+		StartDelay: 200 * time.Millisecond, HeartbeatEvery: 100 * time.Millisecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		// Interrupt once the server has seen load from both workers.
+		for srv.Predicts() < 40 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+	}()
+	res, err := Coordinate(ctx, cfg)
+	runs := wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Interrupted {
+		t.Error("the merged result does not say interrupted")
+	}
+	var sum int64
+	for i, w := range runs {
+		if w.err != nil || w.res == nil || !w.res.Interrupted {
+			t.Fatalf("worker %d: %v, interrupted result %v", i+1, w.err, w.res != nil && w.res.Interrupted)
+		}
+		sum += w.res.Requests
+	}
+	if res.Requests != sum || sum == 0 {
+		t.Errorf("merged %d requests, the workers %d", res.Requests, sum)
+	}
+	for _, w := range res.Workers {
+		if w.Status != report.WorkerInterrupted {
+			t.Errorf("worker %d: %s, want interrupted", w.Index, w.Status)
+		}
+	}
+}
+
+func TestClockTooFarOffIsRefused(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{})
+	ln := listen(t)
+	cfg := Config{Run: runConfig(t, srv, 10, time.Second), Workers: 1, Listener: ln, Token: testToken, JoinTimeout: time.Second, MaxClockOffset: time.Millisecond}
+	done := make(chan error, 1)
+	go func() { _, err := Coordinate(context.Background(), cfg); done <- err }()
+	c := &client{base: baseURL(ln.Addr().String()), token: testToken, http: &http.Client{}}
+	err := c.call(context.Background(), pathJoin, joinRequest{Protocol: ProtocolVersion, Name: "skewed", OffsetNs: int64(time.Second)}, nil, time.Minute)
+	var se *StatusError
+	if !errors.As(err, &se) || se.Status != http.StatusConflict {
+		t.Fatalf("a worker 1s off with --max-clock-offset 1ms: %v, want refused", err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("the coordinator ran without its only worker")
+	}
+}
