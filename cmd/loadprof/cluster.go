@@ -101,6 +101,7 @@ func workerCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	token := fs.String("token", "", "the run's shared secret (default $"+cluster.TokenEnv+")")
 	name := fs.String("name", "", "how the coordinator names this worker (default: the host name)")
 	joinTimeout := fs.Duration("join-timeout", cluster.DefaultWorkerJoinTimeout, "how long to keep trying to reach the coordinator and wait for the start")
+	out := fs.String("out", "", "also write this worker's own result (its share, on its own clock) as JSON to this file")
 	quiet := fs.BoolP("quiet", "q", false, "no log lines on stderr")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: loadprof worker --join HOST:PORT [--token T]\n\nJoins a coordinated run ('loadprof run ... --workers N'), runs the share of the load it is given, sends its result back and exits.\n\nFlags:\n%s", fs.FlagUsages())
@@ -127,7 +128,15 @@ func workerCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if !*quiet {
 		cfg.Log = stderr
 	}
+	var writeErr error
+	if *out != "" {
+		cfg.Result = func(r *report.Result) { writeErr = report.WriteJSONOutput("--out", *out, r) }
+	}
 	err := cluster.Work(ctx, cfg)
+	if err == nil && writeErr != nil {
+		printError(stderr, "worker", writeErr)
+		return exitWrite
+	}
 	if err == nil {
 		return exitOK
 	}

@@ -1,0 +1,22 @@
+package report
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestSummaryListsTheWorkersOfACoordinatedRun(t *testing.T) {
+	r := &Result{Transport: "rest", Target: "http://x", Loop: "open", Workers: []WorkerReport{
+		{Index: 1, Name: "a", Status: WorkerOK, Requests: 100, ClockOffsetMs: 0.25, ClockUncertaintyMs: 0.1},
+		{Index: 2, Name: "b", Status: WorkerLost, Requests: 40, Error: "silent for 10s"},
+		{Index: 3, Status: WorkerNotJoined, Error: "did not join within 2m0s"},
+	}}
+	var b strings.Builder
+	WriteSummary(&b, r)
+	out := b.String()
+	for _, want := range []string{"coordinated: 1 of 3 workers in the result", "worker 2 b", "lost", "silent for 10s", "worker 3 -", "not joined", "clock +0.250 ms"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+}
