@@ -194,7 +194,7 @@ func specOf(run bench.Config) (RunSpec, int, error) {
 	if limit <= 0 {
 		limit = payloads.DefaultMaxBytes
 	}
-	data, err := readData(run.DataPath, run.Stdin, limit)
+	data, err := ReadData(run.DataPath, run.Stdin, limit)
 	if err != nil {
 		return RunSpec{}, 0, err
 	}

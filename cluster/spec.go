@@ -100,9 +100,9 @@ type TLSSpec struct {
 	InsecureSkipVerify bool  `json:"insecure_skip_verify,omitempty"`
 }
 
-// readData reads the payload path as payloads.Load would take it: a
+// ReadData reads the payload path as payloads.Load would take it: a
 // file, a directory of .json and .jsonl files, or "-" (stdin).
-func readData(path string, stdin io.Reader, limit int64) (Files, error) {
+func ReadData(path string, stdin io.Reader, limit int64) (Files, error) {
 	if path == "-" {
 		if stdin == nil {
 			stdin = os.Stdin

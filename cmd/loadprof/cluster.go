@@ -20,31 +20,36 @@ type clusterFlags struct {
 	workers                    *int
 	listen, token, clockAction *string
 	joinTimeout, maxOffset     *time.Duration
-	lostAfter                  *time.Duration
+	lostAfter, serveFor        *time.Duration
+	serveResults               *string
 }
 
 func addClusterFlags(fs *pflag.FlagSet) *clusterFlags {
 	return &clusterFlags{
-		workers:     fs.Int("workers", 0, "coordinate this many workers ('loadprof worker --join'): they share the load (rate or concurrency split evenly), start together, and their histograms are merged exactly; this process opens the profile window"),
-		listen:      fs.String("listen", ":7070", "with --workers: the address workers join at"),
-		token:       fs.String("token", "", "with --workers: the secret workers must present (default $"+cluster.TokenEnv+")"),
-		joinTimeout: fs.Duration("join-timeout", cluster.DefaultJoinTimeout, "with --workers: how long to wait for every worker to join; the workers that joined by then share the whole load, the others are reported missing (exit 5)"),
-		maxOffset:   fs.Duration("max-clock-offset", cluster.DefaultMaxClockOffset, "with --workers: refuse a worker whose clock is further off than this from the coordinator's"),
-		clockAction: fs.String("clock-offset", "refuse", "with --workers: what a clock beyond --max-clock-offset gets: refuse, or warn (let in; every time is corrected by the measured offset anyway)"),
-		lostAfter:   fs.Duration("worker-lost-after", cluster.DefaultLostAfter, "with --workers: a worker silent this long mid-run counts as lost (its measurements are left out)"),
+		workers:      fs.Int("workers", 0, "coordinate this many workers ('loadprof worker --join'): they share the load (rate or concurrency split evenly), start together, and their histograms are merged exactly; this process opens the profile window"),
+		listen:       fs.String("listen", ":7070", "with --workers: the address workers join at"),
+		token:        fs.String("token", "", "with --workers: the secret workers must present (default $"+cluster.TokenEnv+")"),
+		joinTimeout:  fs.Duration("join-timeout", cluster.DefaultJoinTimeout, "with --workers: how long to wait for every worker to join; the workers that joined by then share the whole load, the others are reported missing (exit 5)"),
+		maxOffset:    fs.Duration("max-clock-offset", cluster.DefaultMaxClockOffset, "with --workers: refuse a worker whose clock is further off than this from the coordinator's"),
+		clockAction:  fs.String("clock-offset", "refuse", "with --workers: what a clock beyond --max-clock-offset gets: refuse, or warn (let in; every time is corrected by the measured offset anyway)"),
+		lostAfter:    fs.Duration("worker-lost-after", cluster.DefaultLostAfter, "with --workers: a worker silent this long mid-run counts as lost (its measurements are left out)"),
+		serveResults: fs.String("serve-results", "", "with --workers: after the run, serve this directory (where --out, --html and --logdir wrote) as a .tar.gz at http://LISTEN/v1/results to whoever has the token, until fetched once: how results leave a Kubernetes pod"),
+		serveFor:     fs.Duration("serve-for", 30*time.Minute, "with --serve-results: how long to wait for the fetch"),
 	}
 }
 
 // clusterOptions are a coordinator's settings, checked.
 type clusterOptions struct {
-	cfg    cluster.Config // without Run and Listener
-	listen string
+	cfg      cluster.Config // without Run and Listener
+	listen   string
+	serveDir string // --serve-results; "" for none
+	serveFor time.Duration
 }
 
 // options reads the cluster flags; nil when the run is not coordinated.
 func (f *clusterFlags) options(fs *pflag.FlagSet) (*clusterOptions, error) {
 	if *f.workers == 0 {
-		for _, name := range []string{"listen", "token", "join-timeout", "max-clock-offset", "clock-offset", "worker-lost-after"} {
+		for _, name := range []string{"listen", "token", "join-timeout", "max-clock-offset", "clock-offset", "worker-lost-after", "serve-results", "serve-for"} {
 			if fs.Changed(name) {
 				return nil, fmt.Errorf("--%s goes with --workers N", name)
 			}
@@ -65,7 +70,10 @@ func (f *clusterFlags) options(fs *pflag.FlagSet) (*clusterOptions, error) {
 	if *f.clockAction != "refuse" && *f.clockAction != "warn" {
 		return nil, fmt.Errorf("--clock-offset %q: want refuse or warn", *f.clockAction)
 	}
-	return &clusterOptions{listen: *f.listen, cfg: cluster.Config{
+	if err := positiveDuration("--serve-for", *f.serveFor); err != nil {
+		return nil, err
+	}
+	return &clusterOptions{listen: *f.listen, serveDir: *f.serveResults, serveFor: *f.serveFor, cfg: cluster.Config{
 		Workers: *f.workers, Token: token, JoinTimeout: *f.joinTimeout, MaxClockOffset: *f.maxOffset,
 		WarnClockOffset: *f.clockAction == "warn", LostAfter: *f.lostAfter,
 	}}, nil
@@ -93,6 +101,27 @@ func (o *clusterOptions) coordinate(ctx context.Context, run bench.Config, log i
 	cfg := o.cfg
 	cfg.Run, cfg.Listener, cfg.Log = run, ln, log
 	return cluster.Coordinate(ctx, cfg)
+}
+
+// serveResults serves --serve-results after the run, whatever its exit
+// code (a run that lacks a worker still has a result to fetch); a
+// failure to serve is reported but changes the code only of a run that
+// succeeded.
+func (o *clusterOptions) serveResults(ctx context.Context, code int, stderr io.Writer) int {
+	if o.serveDir == "" || ctx.Err() != nil {
+		return code
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err == nil {
+		err = cluster.ServeResults(ctx, ln, o.cfg.Token, o.serveDir, o.serveFor, stderr)
+	}
+	if err != nil {
+		printError(stderr, "run", err)
+		if code == exitOK {
+			code = exitWrite
+		}
+	}
+	return code
 }
 
 func workerCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -277,5 +281,132 @@ func TestInterruptedCoordinatorProcessStopsItsWorkersAndWritesTheMerge(t *testin
 	res := readResult(t, merged)
 	if !res.Interrupted || res.Requests == 0 || len(res.Workers) != 2 || res.Workers[0].Status != report.WorkerInterrupted {
 		t.Errorf("merged: interrupted %v, %d requests, workers %+v", res.Interrupted, res.Requests, res.Workers)
+	}
+}
+
+func TestK8sPrintsManifestsWhoseCoordinatorArgsAreTheRun(t *testing.T) {
+	data := writeFile(t, "data.json", oneBody)
+	code, stdout, stderr := loadprof(t, "k8s", "--workers", "5", "--image", "reg/loadprof:1", "--namespace", "bench", "--",
+		"run", "--url", "http://tfs:8501/v1/models/m:predict", "--data", data, "--rate", "500", "--duration", "30s", "--warmup", "5s",
+		"-H", "Authorization: Bearer abc", "-H", "X-Trace: 1", "--profile", "tfs:8500", "--html", "r.html")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "warning: -H Authorization") {
+		t.Errorf("no warning about the credential in the args: %s", stderr)
+	}
+	var list struct {
+		Items []struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+			Spec struct {
+				Parallelism    int    `json:"parallelism"`
+				CompletionMode string `json:"completionMode"`
+				Template       struct {
+					Spec struct {
+						Containers []struct {
+							Args []string `json:"args"`
+						} `json:"containers"`
+					} `json:"spec"`
+				} `json:"template"`
+			} `json:"spec"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &list); err != nil {
+		t.Fatal(err)
+	}
+	var coordArgs []string
+	for _, o := range list.Items {
+		switch o.Metadata.Name {
+		case "loadprof-coordinator":
+			if o.Kind == "Job" {
+				coordArgs = o.Spec.Template.Spec.Containers[0].Args
+			}
+		case "loadprof-workers":
+			if o.Spec.Parallelism != 5 || o.Spec.CompletionMode != "Indexed" {
+				t.Errorf("workers job: %+v", o.Spec)
+			}
+		}
+	}
+	if len(coordArgs) == 0 || coordArgs[0] != "run" {
+		t.Fatalf("coordinator args %v", coordArgs)
+	}
+	// The coordinator's args parse as run's flags, with the run's values
+	// and the pod's paths.
+	fs, f := newRunFlags()
+	if err := fs.Parse(coordArgs[1:]); err != nil {
+		t.Fatalf("coordinator args do not parse: %v: %v", err, coordArgs)
+	}
+	if *f.rateSpec != "500" || *f.duration != 30*time.Second || f.warmup.d != 5*time.Second || *f.data != "/data/data.json" ||
+		*f.cluster.workers != 5 || *f.out != "/results/result.json" || *f.htmlOut != "/results/report.html" ||
+		*f.cluster.serveResults != "/results" || f.prof.logdir != "/results/tb" || len(*f.headers) != 2 || (*f.headers)[1] != "X-Trace: 1" {
+		t.Errorf("coordinator args %v", coordArgs)
+	}
+	code, _, stderr = loadprof(t, "k8s", "--workers", "2", "--image", "x", "--", "run", "--url", "http://a/", "--data", data, "--rate", "1", "--workers", "3")
+	if code != exitBadInput || !strings.Contains(stderr, "--workers goes before the --") {
+		t.Errorf("--workers after the --: exit %d: %s", code, stderr)
+	}
+}
+
+func TestServeResultsHandsTheOutputsOnceToWhoeverHasTheToken(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	dir := t.TempDir()
+	addr := testkit.ClosedAddr(t)
+	coord := startProc(t, []string{clusterEnv}, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),
+		"--rate", "20", "--duration", "1s", "--workers", "1", "--listen", addr, "--out", filepath.Join(dir, "result.json"), "-q",
+		"--serve-results", dir, "--serve-for", "1m")
+	w := startProc(t, []string{clusterEnv}, "worker", "--join", addr)
+	if code := w.wait(t); code != 0 {
+		t.Fatalf("worker exit %d: %s", code, w.stderr.String())
+	}
+	get := func(token string) (*http.Response, error) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/results", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		return http.DefaultClient.Do(req)
+	}
+	// The coordinator listens again once its outputs are written.
+	var resp *http.Response
+	for deadline := time.Now().Add(time.Minute); ; {
+		var err error
+		if resp, err = get("guess"); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a wrong token got %v", resp)
+	}
+	resp.Body.Close()
+	resp, err := get("acceptance")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("fetch: %v %v", err, resp)
+	}
+	defer resp.Body.Close()
+	gz, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names = append(names, h.Name)
+		if h.Name == "result.json" {
+			var r report.Result
+			if err := json.NewDecoder(tr).Decode(&r); err != nil || len(r.Workers) != 1 {
+				t.Errorf("result.json in the archive: %v, %d workers", err, len(r.Workers))
+			}
+		}
+	}
+	if !slices.Contains(names, "result.json") {
+		t.Errorf("archive holds %v", names)
+	}
+	if code := coord.wait(t); code != 0 {
+		t.Errorf("coordinator exit %d after the fetch: %s", code, coord.stderr.String())
 	}
 }

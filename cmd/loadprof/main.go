@@ -70,6 +70,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCommand(ctx, rest, stdin, stdout, stderr)
 	case "worker":
 		return workerCommand(ctx, rest, stdout, stderr)
+	case "k8s":
+		return k8sCommand(rest, stdout, stderr)
 	case "sim":
 		return simCommand(ctx, rest, stdout, stderr)
 	case "profile":

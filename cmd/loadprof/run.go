@@ -202,7 +202,11 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if opts.sweep != nil {
 		return sweepAndReport(ctx, opts, stdout, stderr)
 	}
-	return runAndReport(ctx, opts, stdout, stderr)
+	code := runAndReport(ctx, opts, stdout, stderr)
+	if opts.cluster != nil {
+		code = opts.cluster.serveResults(ctx, code, stderr)
+	}
+	return code
 }
 
 // options reads the flags into a runOptions, checking each: the first
