@@ -269,3 +269,32 @@ func TestClockTooFarOffIsRefused(t *testing.T) {
 		t.Fatal("the coordinator ran without its only worker")
 	}
 }
+
+func TestCoordinatedClosedLoopOverGRPCSplitsConcurrencyAndRequests(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	run := bench.Config{
+		GRPC: bench.GRPCTarget{Addr: srv.GRPCAddr(), Model: srv.Model()}, DataPath: testkit.File(t, "data.json", `{"instances": [[1.0, 2.0, 3.0, 4.0]]}`),
+		Plan: load.Plan{Concurrency: 5, Requests: 301, Grace: time.Second}, Timeout: 5 * time.Second,
+	}
+	cfg := Config{Run: run, Workers: 2, Listener: ln, Token: testToken, StartDelay: 200 * time.Millisecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	res, err := Coordinate(context.Background(), cfg)
+	runs := wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 301 || res.Transport != "grpc" || res.Loop != "closed" || res.Concurrency != 5 {
+		t.Errorf("merged: %d requests over %s, %s loop, concurrency %d; want 301 over grpc, closed, 5", res.Requests, res.Transport, res.Loop, res.Concurrency)
+	}
+	shares := map[float64]bool{}
+	for _, w := range res.Workers {
+		shares[w.Share] = true
+	}
+	if !shares[3] || !shares[2] {
+		t.Errorf("shares %v, want 3 and 2 in flight", shares)
+	}
+	if runs[0].res.Requests+runs[1].res.Requests != 301 {
+		t.Errorf("workers sent %d and %d", runs[0].res.Requests, runs[1].res.Requests)
+	}
+}

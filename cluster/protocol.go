@@ -155,6 +155,13 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("coordinator refused %s (%d): %s", e.Path, e.Status, e.Msg)
 }
 
+// UnreachableError is a coordinator that could not be reached (not up
+// within the join timeout, or gone mid-run).
+type UnreachableError struct{ Err error }
+
+func (e *UnreachableError) Error() string { return e.Err.Error() }
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
 // client is the worker's side of the protocol.
 type client struct {
 	base  string // http://host:port

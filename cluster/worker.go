@@ -82,7 +82,11 @@ func Work(ctx context.Context, cfg WorkerConfig) error {
 	var reply joinReply
 	req := joinRequest{Protocol: ProtocolVersion, Name: cfg.Name, Tool: "loadprof " + bench.Version, OffsetNs: int64(offset), UncertaintyNs: int64(uncertainty)}
 	if err := c.call(ctx, pathJoin, req, &reply, time.Until(deadline)); err != nil {
-		return fmt.Errorf("joining %s: %w", c.base, err)
+		err = fmt.Errorf("joining %s: %w", c.base, err)
+		if !refused(err) {
+			err = &UnreachableError{err}
+		}
+		return err
 	}
 	logf("worker %d of %d; the load starts at %s (coordinator's clock)", reply.Worker, reply.Of, reply.StartAt.UTC().Format("15:04:05.000"))
 	return runShare(ctx, c, cfg, reply, offset, logf)
@@ -107,7 +111,7 @@ func measureClock(ctx context.Context, c *client, n int, deadline time.Time) (of
 				return 0, 0, ctx.Err()
 			}
 			if time.Now().Add(retryEvery).After(deadline) {
-				return 0, 0, fmt.Errorf("coordinator %s not reached: %w", c.base, err)
+				return 0, 0, &UnreachableError{fmt.Errorf("coordinator %s not reached: %w", c.base, err)}
 			}
 			time.Sleep(retryEvery)
 			continue
@@ -195,8 +199,11 @@ func (c *client) report(ctx context.Context, rr resultReport, lostAfter time.Dur
 		// slow link, not by the heartbeat's period.
 		err := c.call(context.WithoutCancel(ctx), pathResult, rr, nil, time.Minute)
 		if err == nil || refused(err) || time.Now().Add(retryEvery).After(deadline) {
-			if err != nil {
+			switch {
+			case err != nil && refused(err):
 				return fmt.Errorf("sending the result: %w", err)
+			case err != nil:
+				return &UnreachableError{fmt.Errorf("sending the result: %w", err)}
 			}
 			return nil
 		}

@@ -15,6 +15,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 func testSpec() Spec {
@@ -116,11 +117,14 @@ func TestManifestsDecodeStrictlyIntoTheKubernetesTypes(t *testing.T) {
 		t.Errorf("workers job: mode %v parallelism %v completions %v", ws.CompletionMode, ws.Parallelism, ws.Completions)
 	}
 	wc := ws.Template.Spec.Containers[0]
-	if q := wc.Resources.Requests[corev1.ResourceCPU]; q.String() != "2" {
+	if q := wc.Resources.Requests[corev1.ResourceCPU]; q.Cmp(resource.MustParse("2")) != 0 {
 		t.Errorf("worker cpu request %v", q.String())
 	}
-	if q := wc.Resources.Requests[corev1.ResourceMemory]; q.String() != "1Gi" {
+	if q := wc.Resources.Requests[corev1.ResourceMemory]; q.Cmp(resource.MustParse("1Gi")) != 0 {
 		t.Errorf("worker memory request %v", q.String())
+	}
+	if _, ok := wc.Resources.Limits[corev1.ResourceCPU]; ok {
+		t.Error("a CPU limit would throttle the load")
 	}
 	// Workers join the coordinator's Service by name and port.
 	join := wc.Args[slices.Index(wc.Args, "--join")+1]

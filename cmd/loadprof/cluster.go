@@ -171,8 +171,12 @@ func workerCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	printError(stderr, "worker", err)
 	var se *cluster.StatusError
-	if errors.As(err, &se) {
+	var gone *cluster.UnreachableError
+	switch {
+	case errors.As(err, &se):
 		return exitBadInput // refused: a wrong token, a clock too far off, a run already started
+	case errors.As(err, &gone):
+		return exitTarget
 	}
 	return exitCode(err, interruptCode(ctx))
 }

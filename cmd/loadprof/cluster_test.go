@@ -35,6 +35,11 @@ type proc struct {
 
 func startProc(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
+	return startProcTB(t, env, args...)
+}
+
+func startProcTB(t testing.TB, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{cmd: exec.Command(binary, args...), done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
@@ -408,5 +413,20 @@ func TestServeResultsHandsTheOutputsOnceToWhoeverHasTheToken(t *testing.T) {
 	}
 	if code := coord.wait(t); code != 0 {
 		t.Errorf("coordinator exit %d after the fetch: %s", code, coord.stderr.String())
+	}
+}
+
+func TestWorkerStopsWhenItsCoordinatorDies(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	addr := testkit.ClosedAddr(t)
+	coord := startProc(t, []string{clusterEnv}, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),
+		"--rate", "20", "--duration", "1h", "--workers", "1", "--listen", addr, "-q", "--worker-lost-after", "2s")
+	w := startProc(t, []string{clusterEnv}, "worker", "--join", addr)
+	for deadline := time.Now().Add(time.Minute); srv.Predicts() < 10 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = coord.cmd.Process.Signal(syscall.SIGKILL)
+	if code := w.wait(t); code != exitTarget || !strings.Contains(w.stderr.String(), "coordinator silent") {
+		t.Errorf("worker of a dead coordinator: exit %d\n%s", code, w.stderr.String())
 	}
 }
