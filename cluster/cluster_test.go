@@ -298,3 +298,39 @@ func TestCoordinatedClosedLoopOverGRPCSplitsConcurrencyAndRequests(t *testing.T)
 		t.Errorf("workers sent %d and %d", runs[0].res.Requests, runs[1].res.Requests)
 	}
 }
+
+func TestSweepRunsEachStepOnTheSameWorkers(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	base := runConfig(t, srv, 40, time.Second)
+	cfg := Config{Run: base, Workers: 2, Listener: ln, Token: testToken, StartDelay: 200 * time.Millisecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	s, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw, err := bench.RunSweep(context.Background(), bench.SweepConfig{Base: base, Steps: bench.Steps{Values: []float64{40, 80}}, SLO: report.SLO{ErrPct: -1}, Run: s.Run})
+	s.Close()
+	runs := wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sw.Steps) != 2 {
+		t.Fatalf("%d steps", len(sw.Steps))
+	}
+	for i, step := range sw.Steps {
+		r := step.Result
+		if len(r.Workers) != 2 || r.Rate != step.Level || r.Workers[0].Share != step.Level/2 || r.Workers[0].Status != report.WorkerOK {
+			t.Errorf("step %d: rate %v, workers %+v", i+1, r.Rate, r.Workers)
+		}
+		if len(r.MergedFrom) != 2 {
+			t.Errorf("step %d merged %d results", i+1, len(r.MergedFrom))
+		}
+	}
+	// The workers ran both steps and then left, told there was no more.
+	for i, w := range runs {
+		if w.err != nil || w.res == nil || w.res.Rate != 40 {
+			t.Errorf("worker %d: %v, last result at %v req/s", i+1, w.err, w.res.Rate)
+		}
+	}
+}

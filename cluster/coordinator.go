@@ -92,7 +92,10 @@ type worker struct {
 	result   *report.Result
 	events   []profile.ClientEvent
 	trunc    bool
-	done     bool // sent its result, or failed, or lost
+	done     bool                // sent its result, or failed, or lost (this round)
+	gone     bool                // lost in an earlier round: no later round waits for it
+	released bool                // told there is no further round
+	base     report.WorkerReport // what stays from round to round (name, clock)
 }
 
 type coordinator struct {
@@ -105,11 +108,17 @@ type coordinator struct {
 	refused  []*worker     // joined with a clock too far off
 	full     chan struct{} // closed when cfg.Workers have joined
 	fullOnce sync.Once
-	started  chan struct{} // closed when the join replies are ready (or the run gave up)
+	started  chan struct{} // closed when the first round's replies are ready (or the run gave up)
 	startErr error
-	window   *WindowSpec   // the profile window; nil for none
+	window   *WindowSpec   // the profile window of this round; nil for none
 	stop     bool          // interrupted: workers are told to stop
 	changed  chan struct{} // a result arrived
+	closed   bool          // no more joins: the workers are known
+	round    int           // the round under way, from 1
+	next     chan struct{} // closed when round+1 is ready, or the session is over
+	over     bool          // no round follows: workers waiting for one are told so
+	srv      *http.Server
+	served   chan struct{}
 }
 
 // Coordinate runs cfg: it waits for the workers, runs them, and returns
@@ -118,33 +127,100 @@ type coordinator struct {
 // measured something; an interrupted ctx stops every worker and returns
 // what they measured.
 func Coordinate(ctx context.Context, cfg Config) (*report.Result, error) {
-	defer cfg.Listener.Close()
+	s, err := Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return s.Run(ctx, cfg.Run)
+}
+
+// Session is a coordinator whose workers have joined: it runs one run
+// after another on them (the steps of a sweep), each with a common start
+// and its own merged result.
+type Session struct{ c *coordinator }
+
+// Open serves cfg.Listener and waits for the workers to join (bounded by
+// cfg.JoinTimeout). cfg.Run is checked and its files read; each Run may
+// change the load and the profile window, not the files.
+func Open(ctx context.Context, cfg Config) (*Session, error) {
 	c, err := newCoordinator(cfg)
 	if err != nil {
+		cfg.Listener.Close()
 		return nil, &bench.InputError{Err: err}
 	}
-	srv := &http.Server{Handler: c.handler(), ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan struct{})
-	go func() { defer close(served); _ = srv.Serve(cfg.Listener) }()
-	defer func() {
-		// Replies in flight (a late join's refusal) get a moment.
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if srv.Shutdown(sctx) != nil {
-			srv.Close()
-		}
-		<-served
-	}()
+	c.srv = &http.Server{Handler: c.handler(), ReadHeaderTimeout: 10 * time.Second}
+	c.served = make(chan struct{})
+	go func() { defer close(c.served); _ = c.srv.Serve(cfg.Listener) }()
 	c.logf("waiting for %d workers on %s (join timeout %v)", cfg.Workers, cfg.Listener.Addr(), c.cfg.JoinTimeout)
 	if err := c.waitForJoins(ctx); err != nil {
+		c.shutdown()
+		return nil, err
+	}
+	return &Session{c: c}, nil
+}
+
+// Run runs one round: run's load shared by the workers still there,
+// from a common start, merged.
+func (s *Session) Run(ctx context.Context, run bench.Config) (*report.Result, error) {
+	c := s.c
+	if err := c.startRound(run); err != nil {
 		return nil, err
 	}
 	var win *coordWindow
-	if cfg.Run.Profile != nil {
-		win = c.openWindow(ctx)
+	if run.Profile != nil {
+		win = c.openWindow(ctx, run)
 	}
 	c.waitForResults(ctx)
-	return c.merge(win)
+	return c.merge(run, win)
+}
+
+// Close tells the workers there is no further round (they exit) and
+// stops serving; a worker that does not ask within a moment is not
+// waited for.
+func (s *Session) Close() {
+	c := s.c
+	c.mu.Lock()
+	c.over = true
+	close(c.next)
+	c.mu.Unlock()
+	// Each worker asks for the next round after its result: wait (a
+	// moment at most) until every one still there has been told there is
+	// none, so that none finds the port closed and takes the coordinator
+	// for lost.
+	bound := time.NewTimer(nextRoundWait + time.Second)
+	defer bound.Stop()
+	for !c.allReleased() {
+		select {
+		case <-c.changed:
+		case <-bound.C:
+			c.shutdown()
+			return
+		}
+	}
+	c.shutdown()
+}
+
+func (c *coordinator) allReleased() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, wk := range c.workers {
+		if !wk.gone && !wk.released && wk.reply != nil && wk.done && wk.rep.Status != report.WorkerFailed {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *coordinator) shutdown() {
+	// Replies in flight (a late join's refusal, the last "no more
+	// rounds") get a moment.
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if c.srv.Shutdown(sctx) != nil {
+		c.srv.Close()
+	}
+	<-c.served
 }
 
 func newCoordinator(cfg Config) (*coordinator, error) {
@@ -184,7 +260,7 @@ func newCoordinator(cfg Config) (*coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &coordinator{cfg: cfg, spec: spec, count: count, full: make(chan struct{}), started: make(chan struct{}), changed: make(chan struct{}, 1)}, nil
+	return &coordinator{cfg: cfg, spec: spec, count: count, full: make(chan struct{}), started: make(chan struct{}), changed: make(chan struct{}, 1), next: make(chan struct{})}, nil
 }
 
 // specOf reads every input file of run into a RunSpec, and checks the
@@ -251,6 +327,7 @@ func (c *coordinator) handler() http.Handler {
 	mux.HandleFunc(pathJoin, auth(c.join))
 	mux.HandleFunc(pathHeartbeat, auth(c.heartbeat))
 	mux.HandleFunc(pathResult, auth(c.result))
+	mux.HandleFunc(pathNext, auth(c.nextRound))
 	return mux
 }
 
@@ -278,12 +355,10 @@ func (c *coordinator) join(w http.ResponseWriter, r *http.Request) {
 	}}
 	off := time.Duration(req.OffsetNs)
 	c.mu.Lock()
-	select {
-	case <-c.started:
+	if c.closed || len(c.workers) >= c.cfg.Workers {
 		c.mu.Unlock()
-		writeError(w, http.StatusConflict, "the run has started without this worker (it joined after the others or after the join timeout)")
+		writeError(w, http.StatusConflict, "the run has all the workers it waits for, or has started without this one (after --join-timeout)")
 		return
-	default:
 	}
 	if off.Abs() > c.cfg.MaxClockOffset {
 		msg := fmt.Sprintf("its clock is %v off the coordinator's (±%v), more than --max-clock-offset %v", off.Round(time.Microsecond), time.Duration(req.UncertaintyNs).Round(time.Microsecond), c.cfg.MaxClockOffset)
@@ -299,6 +374,7 @@ func (c *coordinator) join(w http.ResponseWriter, r *http.Request) {
 	}
 	c.workers = append(c.workers, wk)
 	wk.rep.Index = len(c.workers)
+	wk.base = wk.rep
 	n := len(c.workers)
 	if n == c.cfg.Workers {
 		c.fullOnce.Do(func() { close(c.full) })
@@ -321,8 +397,8 @@ func (c *coordinator) join(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, reply)
 }
 
-// waitForJoins waits until every worker has joined or the join timeout,
-// then gives each its share and the common start.
+// waitForJoins waits until every worker has joined or the join timeout.
+// The joined ones are held until the first round starts.
 func (c *coordinator) waitForJoins(ctx context.Context) error {
 	timer := time.NewTimer(c.cfg.JoinTimeout)
 	defer timer.Stop()
@@ -335,40 +411,71 @@ func (c *coordinator) waitForJoins(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	defer close(c.started)
 	if why == nil && len(c.workers) == 0 {
 		why = &bench.TargetError{Err: fmt.Errorf("no worker joined within --join-timeout %v", c.cfg.JoinTimeout)}
 	}
 	if why != nil {
 		c.startErr = why
+		close(c.started)
 		return why
 	}
-	k := len(c.workers)
-	if k < c.cfg.Workers {
+	if k := len(c.workers); k < c.cfg.Workers {
 		c.logf("warning: %d of %d workers joined within %v; they share the whole load", k, c.cfg.Workers, c.cfg.JoinTimeout)
 	}
+	c.closed = true // later joins are refused
+	return nil
+}
+
+// startRound gives every worker still there its share of run and the
+// common start, and releases them: the held joins for the first round,
+// the workers waiting for the next one after it.
+func (c *coordinator) startRound(run bench.Config) error {
+	plan := planSpecOf(run.Plan)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var alive []*worker
+	for _, wk := range c.workers {
+		if !wk.gone {
+			alive = append(alive, wk)
+		}
+	}
+	k := len(alive)
+	switch {
+	case k == 0:
+		return &bench.TargetError{Err: errors.New("no worker is left to run on")}
+	case plan.Concurrency > 0 && plan.Concurrency < k:
+		return &bench.InputError{Err: setting.Errorf("load.Plan.Concurrency", "load.Plan.Concurrency %d over %d workers: every worker needs at least one request in flight", plan.Concurrency, k)}
+	}
 	start := time.Now().Add(c.cfg.StartDelay)
-	var window *WindowSpec
-	if p := c.cfg.Run.Profile; p != nil {
+	c.window = nil
+	if p := run.Profile; p != nil {
 		length := p.Options.Duration
 		if length <= 0 {
 			length = profile.DefaultDuration
 		}
-		window = &WindowSpec{Open: start.Add(c.cfg.Run.Plan.WarmupDuration + p.Delay), Length: length}
-		c.window = window
+		c.window = &WindowSpec{Open: start.Add(run.Plan.WarmupDuration + p.Delay), Length: length}
 	}
-	for i, wk := range c.workers {
+	c.round++
+	for i, wk := range alive {
 		spec := c.spec
-		spec.Plan = shareOf(c.spec.Plan, i, k)
+		spec.Plan = shareOf(plan, i, k)
 		spec.PayloadOffset = i * c.count / k
-		spec.Window = window
-		spec.Settings = shareSettings(c.spec.Settings, spec.Plan, i+1, k)
-		wk.reply = &joinReply{Worker: i + 1, Of: k, StartAt: start, Spec: spec, HeartbeatEvery: c.cfg.HeartbeatEvery, LostAfter: c.cfg.LostAfter}
+		spec.Window = c.window
+		spec.Settings = shareSettings(run.Settings, spec.Plan, i+1, k)
+		wk.reply = &joinReply{Round: c.round, Worker: wk.base.Index, Of: k, StartAt: start, Spec: spec, HeartbeatEvery: c.cfg.HeartbeatEvery, LostAfter: c.cfg.LostAfter}
+		wk.rep = wk.base
 		wk.rep.Share = spec.Plan.Rate + float64(spec.Plan.Concurrency)
-		// Silence counts from the start: the join reply is on its way.
+		wk.result, wk.events, wk.trunc, wk.done = nil, nil, false, false
+		// Silence counts from the start: the reply is on its way.
 		wk.lastSeen = start
 	}
 	c.logf("%d workers start at %s", k, start.UTC().Format("15:04:05.000"))
+	if c.round == 1 {
+		close(c.started)
+	} else {
+		close(c.next)
+		c.next = make(chan struct{})
+	}
 	return nil
 }
 
@@ -422,9 +529,9 @@ func (c *coordinator) heartbeat(w http.ResponseWriter, r *http.Request) {
 	}
 	c.mu.Lock()
 	wk := c.find(hb.Worker)
-	if wk == nil || wk.reply == nil {
+	if wk == nil || wk.reply == nil || hb.Round != c.round {
 		c.mu.Unlock()
-		writeError(w, http.StatusNotFound, "no worker %d in this run", hb.Worker)
+		writeError(w, http.StatusNotFound, "no worker %d in round %d of this run", hb.Worker, hb.Round)
 		return
 	}
 	if wk.done && wk.rep.Status == report.WorkerLost {
@@ -447,9 +554,9 @@ func (c *coordinator) result(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	wk := c.find(rr.Worker)
 	switch {
-	case wk == nil || wk.reply == nil:
+	case wk == nil || wk.reply == nil || rr.Round != c.round:
 		c.mu.Unlock()
-		writeError(w, http.StatusNotFound, "no worker %d in this run", rr.Worker)
+		writeError(w, http.StatusNotFound, "no worker %d in round %d of this run", rr.Worker, rr.Round)
 		return
 	case wk.done:
 		c.mu.Unlock()
@@ -478,6 +585,61 @@ func (c *coordinator) result(w http.ResponseWriter, r *http.Request) {
 	c.mu.Unlock()
 	c.logf("worker %d done: %s", index, status)
 	writeJSON(w, http.StatusOK, struct{}{})
+	c.signal()
+}
+
+// nextRoundWait bounds how long a call for the next round is held; the
+// worker asks again.
+const nextRoundWait = 5 * time.Second
+
+// nextRound answers a worker that has sent its result of round After:
+// the next round's share when it starts, "done" when there is none.
+func (c *coordinator) nextRound(w http.ResponseWriter, r *http.Request) {
+	var req nextRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	held := time.NewTimer(nextRoundWait)
+	defer held.Stop()
+	for {
+		c.mu.Lock()
+		wk := c.find(req.Worker)
+		switch {
+		case wk == nil:
+			c.mu.Unlock()
+			writeError(w, http.StatusNotFound, "no worker %d in this run", req.Worker)
+			return
+		case wk.gone:
+			c.mu.Unlock()
+			writeError(w, http.StatusGone, "worker %d was silent too long and counts as lost", req.Worker)
+			return
+		case wk.reply != nil && wk.reply.Round > req.After:
+			reply := wk.reply
+			c.mu.Unlock()
+			writeJSON(w, http.StatusOK, nextReply{Next: reply})
+			return
+		case c.over:
+			wk.released = true
+			c.mu.Unlock()
+			writeJSON(w, http.StatusOK, nextReply{Done: true})
+			c.signal()
+			return
+		}
+		next := c.next
+		c.mu.Unlock()
+		select {
+		case <-next:
+		case <-held.C:
+			writeJSON(w, http.StatusOK, nextReply{})
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// signal wakes waitForResults (and Close's wait for the workers).
+func (c *coordinator) signal() {
 	select {
 	case c.changed <- struct{}{}:
 	default:
@@ -504,11 +666,11 @@ func (c *coordinator) waitForResults(ctx context.Context) {
 		c.mu.Lock()
 		pending := 0
 		for _, wk := range c.workers {
-			if wk.done {
+			if wk.done || wk.gone {
 				continue
 			}
 			if now.Sub(wk.lastSeen) > c.cfg.LostAfter {
-				wk.done = true
+				wk.done, wk.gone = true, true
 				wk.rep.Status = report.WorkerLost
 				wk.rep.Error = fmt.Sprintf("silent for %v mid-run; its %d requests so far are not in the result", c.cfg.LostAfter, wk.rep.Requests)
 				c.logf("worker %d lost: %s", wk.rep.Index, wk.rep.Error)
@@ -547,7 +709,7 @@ func (c *coordinator) windowEvents() (perWorker [][]profile.ClientEvent, truncat
 // merge merges the workers' results with report.Merge, the merge of
 // `loadprof merge`, and adds the workers and the coordinator's window
 // (win, nil for none).
-func (c *coordinator) merge(win *coordWindow) (*report.Result, error) {
+func (c *coordinator) merge(run bench.Config, win *coordWindow) (*report.Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var results []*report.Result
@@ -599,7 +761,6 @@ func (c *coordinator) merge(win *coordWindow) (*report.Result, error) {
 			return nil, fmt.Errorf("merging the workers' results: %w", err)
 		}
 	}
-	run := c.cfg.Run
 	merged.Config = run.Settings
 	merged.Rate, merged.Concurrency, merged.MaxInflight = run.Plan.Rate, run.Plan.Concurrency, 0
 	if run.Plan.Rate > 0 {

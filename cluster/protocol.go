@@ -22,7 +22,8 @@ import (
 //	/v1/clock      {}                  -> {"now_ns"}         several times at join: the clock offset
 //	/v1/join       joinRequest         -> joinReply          held until every worker has joined (bounded)
 //	/v1/heartbeat  heartbeat           -> heartbeatReply     every HeartbeatEvery while it runs; says stop
-//	/v1/result     resultReport        -> {}                 once, at the end
+//	/v1/result     resultReport        -> {}                 once a round, at its end
+//	/v1/next       nextRequest         -> nextReply          after the result: the next round (a sweep's step), or done
 //
 // An error is a non-2xx status with {"error": "..."}.
 const (
@@ -30,6 +31,7 @@ const (
 	pathJoin      = "/v1/join"
 	pathHeartbeat = "/v1/heartbeat"
 	pathResult    = "/v1/result"
+	pathNext      = "/v1/next"
 )
 
 // ProtocolVersion changes when a message changes meaning: a worker of
@@ -55,7 +57,8 @@ type joinRequest struct {
 }
 
 type joinReply struct {
-	Worker  int       `json:"worker"` // 1-based
+	Round   int       `json:"round"`  // 1-based: a sweep's steps are rounds
+	Worker  int       `json:"worker"` // 1-based, the order of joining
 	Of      int       `json:"of"`
 	StartAt time.Time `json:"start_at"` // the coordinator's clock
 	Spec    RunSpec   `json:"spec"`
@@ -67,6 +70,7 @@ type joinReply struct {
 }
 
 type heartbeat struct {
+	Round    int    `json:"round"`
 	Worker   int    `json:"worker"`
 	Phase    string `json:"phase"` // waiting, warmup, steady, done
 	Requests int64  `json:"requests"`
@@ -78,6 +82,7 @@ type heartbeatReply struct {
 }
 
 type resultReport struct {
+	Round  int            `json:"round"`
 	Worker int            `json:"worker"`
 	Result *report.Result `json:"result,omitempty"`
 	Error  string         `json:"error,omitempty"`
@@ -117,6 +122,18 @@ func eventsFromWire(events []clientEvent, shift time.Duration) []profile.ClientE
 		}
 	}
 	return out
+}
+
+type nextRequest struct {
+	Worker int `json:"worker"`
+	After  int `json:"after"` // the round whose result it sent
+}
+
+// nextReply is the next round's share, done (no round follows), or
+// neither: ask again.
+type nextReply struct {
+	Next *joinReply `json:"next,omitempty"`
+	Done bool       `json:"done,omitempty"`
 }
 
 type errorReply struct {

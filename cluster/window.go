@@ -28,13 +28,16 @@ type coordWindow struct {
 }
 
 // openWindow starts the capture at the agreed time.
-func (c *coordinator) openWindow(ctx context.Context) *coordWindow {
-	p := *c.cfg.Run.Profile
+func (c *coordinator) openWindow(ctx context.Context, run bench.Config) *coordWindow {
+	p := *run.Profile
 	if p.Options.Grace == 0 {
-		p.Options.Grace = c.cfg.Run.Plan.Grace
+		p.Options.Grace = run.Plan.Grace
 	}
-	w := &coordWindow{cfg: p, open: c.window.Open, length: c.window.Length, done: make(chan struct{}), rep: &report.ProfileReport{WindowFrom: "profile_call"}}
-	tlsConfig, tlsErr := c.cfg.Run.TLS.Config()
+	c.mu.Lock()
+	at := *c.window
+	c.mu.Unlock()
+	w := &coordWindow{cfg: p, open: at.Open, length: at.Length, done: make(chan struct{}), rep: &report.ProfileReport{WindowFrom: "profile_call"}}
+	tlsConfig, tlsErr := run.TLS.Config()
 	go func() {
 		defer close(w.done)
 		if tlsErr != nil {

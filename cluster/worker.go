@@ -88,8 +88,43 @@ func Work(ctx context.Context, cfg WorkerConfig) error {
 		}
 		return err
 	}
-	logf("worker %d of %d; the load starts at %s (coordinator's clock)", reply.Worker, reply.Of, reply.StartAt.UTC().Format("15:04:05.000"))
-	return runShare(ctx, c, cfg, reply, offset, logf)
+	for {
+		logf("worker %d, one of %d; the load starts at %s (coordinator's clock)", reply.Worker, reply.Of, reply.StartAt.UTC().Format("15:04:05.000"))
+		if err := runShare(ctx, c, cfg, reply, offset, logf); err != nil {
+			return err
+		}
+		next, err := c.awaitNext(ctx, reply)
+		if err != nil || next == nil {
+			return err
+		}
+		reply = *next
+	}
+}
+
+// awaitNext asks for the round after reply's until the coordinator gives
+// it (a sweep's next step) or says there is none (nil); a coordinator
+// that does not answer for LostAfter is gone.
+func (c *client) awaitNext(ctx context.Context, reply joinReply) (*joinReply, error) {
+	lastOK := time.Now()
+	for ctx.Err() == nil {
+		var r nextReply
+		err := c.call(ctx, pathNext, nextRequest{Worker: reply.Worker, After: reply.Round}, &r, nextRoundWait+reply.LostAfter)
+		switch {
+		case err == nil && r.Done:
+			return nil, nil
+		case err == nil && r.Next != nil:
+			return r.Next, nil
+		case err == nil:
+			lastOK = time.Now()
+		case refused(err):
+			return nil, fmt.Errorf("asking for the next round: %w", err)
+		case time.Since(lastOK) > reply.LostAfter:
+			return nil, &UnreachableError{fmt.Errorf("the coordinator has not answered for %v after the result: %w", reply.LostAfter, err)}
+		default:
+			time.Sleep(retryEvery)
+		}
+	}
+	return nil, nil
 }
 
 // measureClock estimates the worker's clock minus the coordinator's from
@@ -136,7 +171,7 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 	defer os.RemoveAll(dir)
 	run, err := reply.Spec.benchConfig(dir, offset)
 	if err != nil {
-		return c.report(ctx, resultReport{Worker: reply.Worker, Error: err.Error()}, reply.LostAfter)
+		return c.report(ctx, resultReport{Round: reply.Round, Worker: reply.Worker, Error: err.Error()}, reply.LostAfter)
 	}
 	run.Warnings = cfg.Warnings
 	var events []clientEvent
@@ -146,7 +181,7 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 	}
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	live := &liveness{worker: reply.Worker}
+	live := &liveness{worker: reply.Worker, round: reply.Round}
 	var wg sync.WaitGroup
 	beatDone := make(chan struct{})
 	wg.Add(1)
@@ -163,16 +198,16 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 	case <-t.C:
 	case <-runCtx.Done():
 		t.Stop()
-		return c.report(ctx, resultReport{Worker: reply.Worker, Error: "stopped before the start: " + context.Cause(runCtx).Error()}, reply.LostAfter)
+		return c.report(ctx, resultReport{Round: reply.Round, Worker: reply.Worker, Error: "stopped before the start: " + context.Cause(runCtx).Error()}, reply.LostAfter)
 	}
 	run.Watch = func(p func() load.Progress) { live.read.Store(&p) }
 	res, runErr := bench.Run(runCtx, run)
-	final := heartbeat{Worker: reply.Worker, Phase: "done"}
+	final := heartbeat{Round: reply.Round, Worker: reply.Worker, Phase: "done"}
 	if res != nil {
 		final.Requests, final.Errors = res.Requests, sumErrors(res.Errors)
 	}
 	live.final.Store(&final)
-	rr := resultReport{Worker: reply.Worker, Result: res, Events: events, Truncated: truncated}
+	rr := resultReport{Round: reply.Round, Worker: reply.Worker, Result: res, Events: events, Truncated: truncated}
 	if runErr != nil {
 		rr.Error = runErr.Error()
 	}
@@ -215,6 +250,7 @@ func (c *client) report(ctx context.Context, rr resultReport, lostAfter time.Dur
 // the run's counts while it runs, its final counts once it is done.
 type liveness struct {
 	worker int
+	round  int
 	read   atomic.Pointer[func() load.Progress]
 	final  atomic.Pointer[heartbeat]
 }
@@ -223,7 +259,7 @@ func (l *liveness) now() heartbeat {
 	if f := l.final.Load(); f != nil {
 		return *f
 	}
-	hb := heartbeat{Worker: l.worker, Phase: "waiting"}
+	hb := heartbeat{Round: l.round, Worker: l.worker, Phase: "waiting"}
 	if p := l.read.Load(); p != nil {
 		lp := (*p)()
 		hb.Phase, hb.Requests, hb.Errors = lp.Phase.String(), lp.SteadyRequests, lp.SteadyErrors

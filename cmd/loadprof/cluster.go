@@ -82,14 +82,26 @@ func (f *clusterFlags) options(fs *pflag.FlagSet) (*clusterOptions, error) {
 // checkWithRun refuses what a coordinated run cannot do yet.
 func (o *clusterOptions) checkWithRun(opts *runOptions) error {
 	switch {
-	case opts.sweep != nil:
-		return errors.New("--workers with a sweep (--rate FROM:TO:STEP) is not supported yet: run one level per coordinated run")
+	case opts.sweep != nil && opts.sweep.closed && opts.sweep.steps.Values[0] < float64(o.cfg.Workers):
+		return fmt.Errorf("--concurrency %g with --workers %d: every worker needs at least one request in flight at every step", opts.sweep.steps.Values[0], o.cfg.Workers)
 	case opts.outputs.hlog != "":
 		return errors.New("--hlog streams one machine's seconds; with --workers, --out keeps every second's merged histogram (series_histograms)")
 	case opts.bench.Metrics != nil:
 		return errors.New("--metrics with --workers is not supported yet")
 	}
 	return nil
+}
+
+// open listens and waits for the workers of a sweep, whose steps then
+// run on them.
+func (o *clusterOptions) open(ctx context.Context, run bench.Config, log io.Writer) (*cluster.Session, error) {
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return nil, &bench.InputError{Err: fmt.Errorf("--listen %s: %w", o.listen, err)}
+	}
+	cfg := o.cfg
+	cfg.Run, cfg.Listener, cfg.Log = run, ln, log
+	return cluster.Open(ctx, cfg)
 }
 
 // coordinate listens and runs cfg with the workers.

@@ -430,3 +430,37 @@ func TestWorkerStopsWhenItsCoordinatorDies(t *testing.T) {
 		t.Errorf("worker of a dead coordinator: exit %d\n%s", code, w.stderr.String())
 	}
 }
+
+func TestCoordinatedSweepProcessRunsEveryStepOnTheWorkers(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	dir := t.TempDir()
+	addr := testkit.ClosedAddr(t)
+	out := filepath.Join(dir, "sweep.json")
+	coord := startProc(t, []string{clusterEnv}, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),
+		"--rate", "20:40:20", "--duration", "1s", "--workers", "2", "--listen", addr, "--out", out, "-q")
+	workers := []*proc{startProc(t, []string{clusterEnv}, "worker", "--join", addr), startProc(t, []string{clusterEnv}, "worker", "--join", addr)}
+	if code := coord.wait(t); code != 0 {
+		t.Fatalf("coordinator exit %d\n%s", code, coord.stderr.String())
+	}
+	for i, w := range workers {
+		if code := w.wait(t); code != 0 {
+			t.Errorf("worker %d exit %d\n%s", i, code, w.stderr.String())
+		}
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sw report.SweepResult
+	if err := json.Unmarshal(data, &sw); err != nil {
+		t.Fatal(err)
+	}
+	if len(sw.Steps) != 2 {
+		t.Fatalf("%d steps", len(sw.Steps))
+	}
+	for _, step := range sw.Steps {
+		if r := step.Result; len(r.Workers) != 2 || r.Workers[1].Share != step.Level/2 {
+			t.Errorf("step %v: workers %+v", step.Level, r.Workers)
+		}
+	}
+}

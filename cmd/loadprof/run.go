@@ -199,10 +199,12 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if opts.outputs.usesStdout() {
 		stdout = stderr // standard output carries the result; the summary goes beside it
 	}
+	var code int
 	if opts.sweep != nil {
-		return sweepAndReport(ctx, opts, stdout, stderr)
+		code = sweepAndReport(ctx, opts, stdout, stderr)
+	} else {
+		code = runAndReport(ctx, opts, stdout, stderr)
 	}
-	code := runAndReport(ctx, opts, stdout, stderr)
 	if opts.cluster != nil {
 		code = opts.cluster.serveResults(ctx, code, stderr)
 	}
@@ -539,6 +541,22 @@ func sweepAndReport(ctx context.Context, opts *runOptions, stdout, stderr io.Wri
 		sc.Progress = io.Discard
 	}
 	sc.Base.Progress = nil
+	if opts.cluster != nil {
+		// The workers join once; each step is a round on them.
+		base := sc.Base
+		if sw.closed {
+			base.Plan.Concurrency = int(sw.steps.Values[0])
+		} else {
+			base.Plan.Rate = sw.steps.Values[0]
+		}
+		session, err := opts.cluster.open(ctx, base, stderr)
+		if err != nil {
+			printError(stderr, "run", err)
+			return exitCode(err, interruptCode(ctx))
+		}
+		defer session.Close()
+		sc.Run = session.Run
+	}
 	res, err := bench.RunSweep(ctx, sc)
 	code := exitCode(err, interruptCode(ctx))
 	if res == nil {
