@@ -179,7 +179,7 @@ func workerCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return exitWrite
 	}
 	if err == nil {
-		return exitOK
+		return exitCode(nil, interruptCode(ctx)) // a worker interrupted here sent what it had
 	}
 	printError(stderr, "worker", err)
 	var se *cluster.StatusError
