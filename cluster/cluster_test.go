@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -333,4 +334,66 @@ func TestSweepRunsEachStepOnTheSameWorkers(t *testing.T) {
 			t.Errorf("worker %d: %v, last result at %v req/s", i+1, w.err, w.res.Rate)
 		}
 	}
+}
+
+func TestClockOffsetWarnLetsTheWorkerInAndAnExtraWorkerIsRefused(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{})
+	ln := listen(t)
+	var log strings.Builder
+	var mu sync.Mutex
+	cfg := Config{Run: runConfig(t, srv, 10, 500*time.Millisecond), Workers: 1, Listener: ln, Token: testToken, MaxClockOffset: time.Millisecond,
+		WarnClockOffset: true, StartDelay: 100 * time.Millisecond, Log: lockedWriter{&mu, &log}}
+	done := make(chan error, 1)
+	go func() { _, err := Coordinate(context.Background(), cfg); done <- err }()
+	c := &client{base: baseURL(ln.Addr().String()), token: testToken, http: &http.Client{}}
+	joined := make(chan error, 1)
+	go func() {
+		// A worker 2 s off, which then runs its share as a worker would.
+		var r joinReply
+		err := c.call(context.Background(), pathJoin, joinRequest{Protocol: ProtocolVersion, Name: "skewed", OffsetNs: int64(2 * time.Second)}, &r, time.Minute)
+		if err == nil {
+			err = runShare(context.Background(), c, WorkerConfig{TempDir: t.TempDir()}, r, 2*time.Second, func(string, ...any) {})
+		}
+		if err == nil {
+			_, err = c.awaitNext(context.Background(), r)
+		}
+		joined <- err
+	}()
+	// Wait until the first has joined, then try a second.
+	for {
+		mu.Lock()
+		in := strings.Contains(log.String(), "joined")
+		mu.Unlock()
+		if in {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	err := c.call(context.Background(), pathJoin, joinRequest{Protocol: ProtocolVersion, Name: "extra"}, nil, time.Minute)
+	var se *StatusError
+	if !errors.As(err, &se) || se.Status != http.StatusConflict {
+		t.Errorf("a worker beyond --workers: %v, want refused", err)
+	}
+	if err := <-joined; err != nil {
+		t.Fatalf("the skewed worker with --clock-offset warn: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("coordinator: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(log.String(), "warning: worker \"skewed\"") {
+		t.Errorf("no warning about the clock:\n%s", log.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *strings.Builder
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

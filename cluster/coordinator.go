@@ -375,12 +375,12 @@ func (c *coordinator) join(w http.ResponseWriter, r *http.Request) {
 	c.workers = append(c.workers, wk)
 	wk.rep.Index = len(c.workers)
 	wk.base = wk.rep
-	n := len(c.workers)
+	n, joined := len(c.workers), wk.base
 	if n == c.cfg.Workers {
 		c.fullOnce.Do(func() { close(c.full) })
 	}
 	c.mu.Unlock()
-	c.logf("worker %d of %d joined: %q from %s, clock offset %+.3f ms (±%.3f ms)", n, c.cfg.Workers, req.Name, host, wk.rep.ClockOffsetMs, wk.rep.ClockUncertaintyMs)
+	c.logf("worker %d of %d joined: %q from %s, clock offset %+.3f ms (±%.3f ms)", n, c.cfg.Workers, req.Name, host, joined.ClockOffsetMs, joined.ClockUncertaintyMs)
 
 	select {
 	case <-c.started:

@@ -82,14 +82,15 @@ func (w *coordWindow) fail(err error) {
 // result's start, from which its window times count.
 func (w *coordWindow) finish(perWorker [][]profile.ClientEvent, truncated bool, origin time.Time) *report.ProfileReport {
 	o := w.cfg.Options
-	w.rep.WindowStartS = w.open.Sub(origin).Seconds()
-	w.rep.WindowEndS = w.open.Add(w.length).Sub(origin).Seconds()
+	startS, endS := w.open.Sub(origin).Seconds(), w.open.Add(w.length).Sub(origin).Seconds()
 	select {
 	case <-w.done:
 	case <-time.After(time.Until(w.open) + o.Duration + o.Slack + 10*time.Second):
-		w.fail(fmt.Errorf("profile %s: the capture did not return", w.cfg.Addr))
-		return w.rep
+		// The capture goroutine still owns w.rep.
+		return &report.ProfileReport{WindowStartS: startS, WindowEndS: endS, WindowFrom: "profile_call",
+			Error: fmt.Sprintf("profile %s: the capture did not return", w.cfg.Addr)}
 	}
+	w.rep.WindowStartS, w.rep.WindowEndS = startS, endS
 	res := w.rep.Result
 	if res == nil {
 		return w.rep
