@@ -397,3 +397,31 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+func TestCoordinatorReportsTheWorkersProgress(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	var progress strings.Builder
+	var mu sync.Mutex
+	cfg := Config{Run: runConfig(t, srv, 100, 2*time.Second), Workers: 2, Listener: ln, Token: testToken, StartDelay: 100 * time.Millisecond,
+		HeartbeatEvery: 100 * time.Millisecond, Progress: lockedWriter{&mu, &progress}, ProgressEvery: 300 * time.Millisecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	if _, err := Coordinate(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	wait()
+	mu.Lock()
+	defer mu.Unlock()
+	// Some line counted steady requests the workers had sent by then.
+	found := false
+	for _, line := range strings.Split(progress.String(), "\n") {
+		var running int
+		var n, errs int64
+		if _, err := fmt.Sscanf(line, "loadprof coordinator: %d workers running: %d steady requests, %d errors so far", &running, &n, &errs); err == nil && n > 0 {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no progress line with steady requests:\n%s", progress.String())
+	}
+}

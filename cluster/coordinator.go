@@ -54,6 +54,11 @@ type Config struct {
 	// Log gets one line per event of the workers (joined, lost, done);
 	// nil for none.
 	Log io.Writer
+	// Progress gets a line every ProgressEvery (10 s when 0) while a run
+	// lasts: the steady requests and errors the workers have reported in
+	// their heartbeats; nil for none.
+	Progress      io.Writer
+	ProgressEvery time.Duration
 }
 
 // Defaults of Config.
@@ -661,9 +666,18 @@ func (c *coordinator) waitForResults(ctx context.Context) {
 	tick := time.NewTicker(c.cfg.HeartbeatEvery / 2)
 	defer tick.Stop()
 	interrupted := ctx.Done()
+	every := c.cfg.ProgressEvery
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	lastProgress := time.Now()
 	for {
 		now := time.Now()
 		c.mu.Lock()
+		if c.cfg.Progress != nil && now.Sub(lastProgress) >= every {
+			lastProgress = now
+			c.writeProgress()
+		}
 		pending := 0
 		for _, wk := range c.workers {
 			if wk.done || wk.gone {
@@ -693,6 +707,23 @@ func (c *coordinator) waitForResults(ctx context.Context) {
 			c.logf("interrupted: telling the workers to stop")
 		}
 	}
+}
+
+// writeProgress writes the round's counts so far; c.mu is held.
+func (c *coordinator) writeProgress() {
+	var requests, errs int64
+	running := 0
+	for _, wk := range c.workers {
+		if wk.gone && wk.rep.Status != report.WorkerLost {
+			continue
+		}
+		requests += wk.rep.Requests
+		errs += wk.rep.Errors
+		if !wk.done {
+			running++
+		}
+	}
+	fmt.Fprintf(c.cfg.Progress, "loadprof coordinator: %d workers running: %d steady requests, %d errors so far\n", running, requests, errs)
 }
 
 // windowEvents are the window's requests of every worker, on the

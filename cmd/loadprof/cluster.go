@@ -111,7 +111,7 @@ func (o *clusterOptions) coordinate(ctx context.Context, run bench.Config, log i
 		return nil, &bench.InputError{Err: fmt.Errorf("--listen %s: %w", o.listen, err)}
 	}
 	cfg := o.cfg
-	cfg.Run, cfg.Listener, cfg.Log = run, ln, log
+	cfg.Run, cfg.Listener, cfg.Log, cfg.Progress = run, ln, log, run.Progress
 	return cluster.Coordinate(ctx, cfg)
 }
 
