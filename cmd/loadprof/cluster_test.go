@@ -464,3 +464,27 @@ func TestCoordinatedSweepProcessRunsEveryStepOnTheWorkers(t *testing.T) {
 		}
 	}
 }
+
+func TestTheTokenNeverReachesResultJSON(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	dir := t.TempDir()
+	addr := testkit.ClosedAddr(t)
+	out := filepath.Join(dir, "merged.json")
+	coord := startProc(t, nil, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),
+		"--rate", "20", "--duration", "1s", "--workers", "1", "--listen", addr, "--out", out, "-q", "--token", "sekrit-on-the-command-line")
+	w := startProc(t, nil, "worker", "--join", addr, "--token", "sekrit-on-the-command-line")
+	if code := coord.wait(t); code != 0 {
+		t.Fatalf("coordinator exit %d\n%s", code, coord.stderr.String())
+	}
+	w.wait(t)
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(data, []byte("sekrit")) {
+		t.Error("result.json holds the token")
+	}
+	if res := readResult(t, out); res.Config["token"] != "<redacted>" {
+		t.Errorf("config.token %v, want <redacted>", res.Config["token"])
+	}
+}

@@ -631,6 +631,12 @@ func settings(fs *pflag.FlagSet, headers []load.Header) map[string]any {
 				urls[i] = bench.RedactURL(u)
 			}
 			m[f.Name] = urls
+		case "token":
+			// The coordinator's secret: result.json says whether one was
+			// given on the command line, never what it is.
+			if f.Value.String() != "" {
+				m[f.Name] = "<redacted>"
+			}
 		case "quiet":
 		default:
 			m[f.Name] = settingValue(f)
