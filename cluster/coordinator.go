@@ -788,8 +788,12 @@ func (c *coordinator) merge(run bench.Config, win *coordWindow) (*report.Result,
 		merged.Host = nil
 	} else {
 		var err error
-		if merged, _, err = report.Merge(results, sources); err != nil {
+		var notes []string
+		if merged, notes, err = report.Merge(results, sources); err != nil {
 			return nil, fmt.Errorf("merging the workers' results: %w", err)
+		}
+		for _, n := range notes {
+			c.logf("note: %s", n)
 		}
 	}
 	merged.Config = run.Settings
