@@ -13,14 +13,16 @@ func TestSummaryListsTheWorkersOfACoordinatedRun(t *testing.T) {
 	}}
 	var b strings.Builder
 	WriteSummary(&b, r)
-	out := b.String()
+	if !strings.HasPrefix(b.String(), "loadprof run: REST") {
+		t.Errorf("a coordinated run of one worker is headed as a run:\n%s", b.String())
+	}
 	r.MergedFrom = []MergedInput{{File: "worker-1", Transport: "rest"}}
 	b.Reset()
 	WriteSummary(&b, r)
 	if !strings.HasPrefix(b.String(), "loadprof run --workers: 1 workers' runs") {
 		t.Errorf("a coordinated run's summary is headed as a merge:\n%s", b.String())
 	}
-	out = b.String()
+	out := b.String()
 	for _, want := range []string{"coordinated: 1 of 3 workers in the result", "worker 2 b", "lost", "silent for 10s", "worker 3 -", "not joined", "clock +0.250 ms"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
