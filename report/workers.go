@@ -31,3 +31,19 @@ func writeWorkers(w io.Writer, workers []WorkerReport) {
 		fmt.Fprintln(w, line)
 	}
 }
+
+// workerWords is one worker of a coordinated run in a line of the HTML
+// report's facts.
+func workerWords(w WorkerReport) string {
+	s := strings.ReplaceAll(w.Status, "_", " ")
+	if w.Name != "" {
+		s = w.Name + ": " + s
+	}
+	if w.Status != WorkerNotJoined {
+		s += fmt.Sprintf(", %d requests, %d errors, clock %+.3f ms (±%.3f ms)", w.Requests, w.Errors, w.ClockOffsetMs, w.ClockUncertaintyMs)
+	}
+	if w.Error != "" {
+		s += ": " + w.Error
+	}
+	return s
+}

@@ -29,3 +29,23 @@ func TestSummaryListsTheWorkersOfACoordinatedRun(t *testing.T) {
 		}
 	}
 }
+
+func TestHTMLReportListsTheWorkers(t *testing.T) {
+	h := newHistogram()
+	_ = h.RecordValue(1000)
+	enc, err := EncodeHistogram(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Result{Version: ResultVersion, Transport: "rest", Target: "http://x", Loop: "open", Requests: 1, Histogram: enc,
+		Latency: StatsOf(h), Workers: []WorkerReport{{Index: 1, Name: "pod-a", Status: WorkerOK, Requests: 1}, {Index: 2, Status: WorkerLost, Error: "silent for 10s"}}}
+	var b strings.Builder
+	if err := WriteHTML(&b, []*Result{r}, []string{"run"}, ReportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"worker 1", "pod-a: ok, 1 requests", "worker 2", "lost", "silent for 10s"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+}
