@@ -193,7 +193,7 @@ func TestWorkerLostMidRunIsReportedAndTheOthersKept(t *testing.T) {
 	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
 	ln := listen(t)
 	cfg := Config{Run: runConfig(t, srv, 60, 2*time.Second), Workers: 3, Listener: ln, Token: testToken,
-		StartDelay: 200 * time.Millisecond, HeartbeatEvery: 100 * time.Millisecond, LostAfter: time.Second}
+		StartDelay: 200 * time.Millisecond, HeartbeatEvery: 100 * time.Millisecond, LostAfter: 2 * time.Second}
 	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
 	go silentWorker(t, ln.Addr().String())
 	res, err := Coordinate(context.Background(), cfg)

@@ -122,8 +122,15 @@ func TestCoordinatorAndThreeWorkerProcessesMergeExactlyWithOneTrace(t *testing.T
 	if res.Requests != sum {
 		t.Errorf("merged %d requests, the workers' own results %d", res.Requests, sum)
 	}
-	if math.Abs(res.ThroughputRPS-rate) > rate/100 {
-		t.Errorf("achieved %.2f req/s, want %v within 1%%", res.ThroughputRPS, rate)
+	// The rate the workers achieved together: the steady requests they
+	// sent over the 4 s steady phase, within 1% of the target. (The
+	// result's throughput divides by the span to the last answer, which
+	// a busy machine's tail latency stretches: within 5%.)
+	if achieved := float64(res.Requests) / 4; math.Abs(achieved-rate) > rate/100 {
+		t.Errorf("achieved %.2f req/s (%d requests in 4 s), want %v within 1%%", achieved, res.Requests, rate)
+	}
+	if math.Abs(res.ThroughputRPS-rate) > rate/20 {
+		t.Errorf("throughput %.2f req/s, want %v within 5%%", res.ThroughputRPS, rate)
 	}
 	// Bucket for bucket: the merged histogram is the workers' own merged.
 	want, err := report.DecodeHistogram(own[0].Histogram)
@@ -203,7 +210,7 @@ func TestWorkerProcessKilledMidRunIsReportedAndTheOthersKept(t *testing.T) {
 	addr := testkit.ClosedAddr(t)
 	merged := filepath.Join(dir, "merged.json")
 	coord := startProc(t, []string{clusterEnv}, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),
-		"--rate", "90", "--duration", "6s", "--workers", "3", "--listen", addr, "--out", merged, "-q", "--worker-lost-after", "2s")
+		"--rate", "90", "--duration", "6s", "--workers", "3", "--listen", addr, "--out", merged, "-q", "--worker-lost-after", "3s")
 	var workers []*proc
 	for i := range 3 {
 		workers = append(workers, startProc(t, []string{clusterEnv}, "worker", "--join", addr, "--out", filepath.Join(dir, fmt.Sprintf("w%d.json", i))))
