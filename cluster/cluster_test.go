@@ -425,3 +425,27 @@ func TestCoordinatorReportsTheWorkersProgress(t *testing.T) {
 		t.Errorf("no progress line with steady requests:\n%s", progress.String())
 	}
 }
+
+func TestCoordinatorScrapesTheServersMetricsOverTheCombinedLoad(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	run := runConfig(t, srv, 100, 3*time.Second)
+	run.Metrics = &bench.MetricsConfig{URLs: []string{srv.MetricsURL()}, Interval: 500 * time.Millisecond, Timeout: 2 * time.Second}
+	cfg := Config{Run: run, Workers: 2, Listener: ln, Token: testToken, StartDelay: 300 * time.Millisecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	res, err := Coordinate(context.Background(), cfg)
+	wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := res.Server
+	if s == nil || s.Requests == nil || s.Window != "steady" {
+		t.Fatalf("server block %+v", s)
+	}
+	t.Logf("server %v, workers %v", *s.Requests, res.Requests)
+	// The server counted the steady requests of both workers (and their
+	// preflights, sent after the common start).
+	if got, want := *s.Requests, float64(res.Requests); got < want*0.95 || got > want*1.05+2 {
+		t.Errorf("the server counted %v requests over the steady phase, the workers %v", got, want)
+	}
+}

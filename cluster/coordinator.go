@@ -18,6 +18,7 @@ import (
 	"github.com/loadprof/loadprof/payloads"
 	"github.com/loadprof/loadprof/profile"
 	"github.com/loadprof/loadprof/report"
+	"github.com/loadprof/loadprof/servermetrics"
 )
 
 // Config is a coordinated run: the run as one machine would make it, and
@@ -120,6 +121,7 @@ type coordinator struct {
 	changed  chan struct{} // a result arrived
 	closed   bool          // no more joins: the workers are known
 	round    int           // the round under way, from 1
+	startAt  time.Time     // its common start
 	next     chan struct{} // closed when round+1 is ready, or the session is over
 	over     bool          // no round follows: workers waiting for one are told so
 	srv      *http.Server
@@ -169,15 +171,57 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 // from a common start, merged.
 func (s *Session) Run(ctx context.Context, run bench.Config) (*report.Result, error) {
 	c := s.c
+	metrics, err := bench.StartRemoteMetrics(ctx, run)
+	if err != nil {
+		return nil, err
+	}
 	if err := c.startRound(run); err != nil {
+		metrics.Stop()
 		return nil, err
 	}
 	var win *coordWindow
 	if run.Profile != nil {
 		win = c.openWindow(ctx, run)
 	}
+	stopMarks := c.markEdges(metrics, run)
 	c.waitForResults(ctx)
-	return c.merge(run, win)
+	stopMarks()
+	// The steady phases have ended: every worker sent its result.
+	metrics.Mark(servermetrics.MarkSteadyEnd)
+	res, err := c.merge(run, win)
+	if res != nil {
+		metrics.Finish(res, res.StartedAt, run.Warnings)
+	} else {
+		metrics.Stop()
+	}
+	return res, err
+}
+
+// markEdges marks the steady phase's start and the window's edges on the
+// server's metrics at the times the workers were given; stop cancels the
+// marks not yet made.
+func (c *coordinator) markEdges(m *bench.RemoteMetrics, run bench.Config) (stop func()) {
+	if m == nil {
+		return func() {}
+	}
+	c.mu.Lock()
+	start := c.startAt
+	win := c.window
+	c.mu.Unlock()
+	at := map[string]time.Time{servermetrics.MarkSteadyStart: start.Add(run.Plan.WarmupDuration)}
+	if win != nil {
+		at[servermetrics.MarkProfileOpen] = win.Open
+		at[servermetrics.MarkProfileClose] = win.Open.Add(win.Length)
+	}
+	var timers []*time.Timer
+	for name, t := range at {
+		timers = append(timers, time.AfterFunc(time.Until(t), func() { m.Mark(name) }))
+	}
+	return func() {
+		for _, t := range timers {
+			t.Stop()
+		}
+	}
 }
 
 // Close tells the workers there is no further round (they exit) and
@@ -236,8 +280,6 @@ func newCoordinator(cfg Config) (*coordinator, error) {
 		return nil, setting.Errorf("cluster.Config.Token", "cluster.Config.Token: a coordinated run needs a shared token, so that no stray process can join")
 	case cfg.Run.IntervalLog != nil:
 		return nil, setting.Errorf("cluster.Config.Workers", "bench.Config.IntervalLog is one machine's stream; a coordinated run keeps every second's histogram in its result")
-	case cfg.Run.Metrics != nil:
-		return nil, setting.Errorf("cluster.Config.Workers", "bench.Config.Metrics is not yet supported with cluster.Config.Workers")
 	}
 	p := cfg.Run.Plan
 	if p.Concurrency > 0 && p.Concurrency < cfg.Workers {
@@ -461,6 +503,7 @@ func (c *coordinator) startRound(run bench.Config) error {
 		c.window = &WindowSpec{Open: start.Add(run.Plan.WarmupDuration + p.Delay), Length: length}
 	}
 	c.round++
+	c.startAt = start
 	for i, wk := range alive {
 		spec := c.spec
 		spec.Plan = shareOf(plan, i, k)

@@ -86,8 +86,6 @@ func (o *clusterOptions) checkWithRun(opts *runOptions) error {
 		return fmt.Errorf("--concurrency %g with --workers %d: every worker needs at least one request in flight at every step", opts.sweep.steps.Values[0], o.cfg.Workers)
 	case opts.outputs.hlog != "":
 		return errors.New("--hlog streams one machine's seconds; with --workers, --out keeps every second's merged histogram (series_histograms)")
-	case opts.bench.Metrics != nil:
-		return errors.New("--metrics with --workers is not supported yet")
 	}
 	return nil
 }

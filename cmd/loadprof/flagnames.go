@@ -73,7 +73,6 @@ var settingFlags = map[string]string{
 	"bench.Config.DataPath":      "--data",
 	"bench.Config.RemoteWindow":  "--workers",
 	"bench.Config.IntervalLog":   "--hlog",
-	"bench.Config.Metrics":       "--metrics",
 	"bench.Config.Profile":       "--profile",
 
 	"servermetrics.Config.URL":      "--metrics",
