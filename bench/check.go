@@ -23,6 +23,9 @@ func (c *Config) check() error {
 	case c.GRPC.Version < 0:
 		return setting.Invalid("bench.Config.GRPC.Version", fmt.Sprint(c.GRPC.Version), "must be positive")
 	}
+	if c.RemoteWindow != nil && c.Profile != nil {
+		return setting.Errorf("bench.Config.RemoteWindow", "bench.Config.RemoteWindow and bench.Config.Profile exclude each other: one window per run")
+	}
 	if c.Metrics != nil {
 		if err := c.Metrics.check(); err != nil {
 			return err

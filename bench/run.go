@@ -18,6 +18,7 @@ import (
 	"github.com/loadprof/loadprof/internal/setting"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/payloads"
+	"github.com/loadprof/loadprof/profile"
 	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/servermetrics"
 )
@@ -52,10 +53,15 @@ type Config struct {
 	URL  string
 	GRPC GRPCTarget
 
-	Headers          []load.Header
-	DataPath         string
-	Stdin            io.Reader
-	MaxPayloadBytes  int64 // per payload file; payloads.DefaultMaxBytes when 0
+	Headers         []load.Header
+	DataPath        string
+	Stdin           io.Reader
+	MaxPayloadBytes int64 // per payload file; payloads.DefaultMaxBytes when 0
+	// PayloadOffset is the payload the round-robin starts at (modulo their
+	// number): workers of one coordinated run start at different ones, so
+	// that together they send the payloads in the proportions one machine
+	// would.
+	PayloadOffset    int
 	Plan             load.Plan
 	Timeout          time.Duration
 	MaxResponseBytes int
@@ -66,7 +72,10 @@ type Config struct {
 	V2Binary bool
 
 	Profile *ProfileConfig // a profile window in the steady phase; nil for none
-	Metrics *MetricsConfig // the server's Prometheus metrics to scrape; nil for none
+	// RemoteWindow is a profile window another process opens (the
+	// coordinator of a cluster run); nil for none. Not with Profile.
+	RemoteWindow *RemoteWindow
+	Metrics      *MetricsConfig // the server's Prometheus metrics to scrape; nil for none
 
 	// IntervalLog, when set, opens the writer an HdrHistogram interval log
 	// streams to, one histogram per second as the run goes. Run calls it
@@ -78,9 +87,13 @@ type Config struct {
 	// Progress gets the run's progress: on a terminal one line rewritten
 	// every second, elsewhere (a CI log) a line every 10 s; nil for none.
 	Progress      io.Writer
-	ProgressEvery time.Duration  // the period of the progress lines; 0 for the default
-	Warnings      io.Writer      // one line for each problem that does not stop the run; nil for none
-	Settings      map[string]any // the settings that shaped the run as the caller names them, result.json's "config"
+	ProgressEvery time.Duration // the period of the progress lines; 0 for the default
+	// Watch, when set, is called once as the load is about to start with
+	// a function that reads the run's progress (cheap, safe to call from
+	// any goroutine until Run returns): a worker's heartbeat.
+	Watch    func(progress func() load.Progress)
+	Warnings io.Writer      // one line for each problem that does not stop the run; nil for none
+	Settings map[string]any // the settings that shaped the run as the caller names them, result.json's "config"
 }
 
 // Run performs a run. It returns the Result whenever load was sent, also
@@ -98,6 +111,10 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 	set, err := payloads.Load(cfg.DataPath, payloads.Options{Stdin: cfg.Stdin, MaxBytes: cfg.MaxPayloadBytes})
 	if err != nil {
 		return nil, &InputError{err}
+	}
+	if n := set.Len(); n > 1 && cfg.PayloadOffset%n != 0 {
+		k := (cfg.PayloadOffset%n + n) % n
+		set.Payloads = append(set.Payloads[k:], set.Payloads[:k]...)
 	}
 	if (cfg.URL == "") == (cfg.GRPC.Addr == "") {
 		return nil, &InputError{setting.Errorf("bench.Config.URL", "give one target: bench.Config.URL (REST) or bench.Config.GRPC.Addr (gRPC)")}
@@ -157,12 +174,19 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 		plan.Hold = win.hold
 		plan.SteadyStarted = func() { win.start(ctx) }
 	}
+	var remoteEvents func() []profile.ClientEvent
+	if cfg.RemoteWindow != nil {
+		plan.Hold, remoteEvents = cfg.RemoteWindow.follow(ctx, rec)
+	}
 	metrics, err := startMetrics(ctx, cfg)
 	if err != nil {
 		closeHlog(hlog)
 		return nil, &InputError{err}
 	}
 	metrics.watch(&plan, win)
+	if cfg.Watch != nil {
+		cfg.Watch(rec.Progress)
+	}
 	stopProgress := startProgress(cfg.Progress, rec, plan, cfg.ProgressEvery)
 	timing, err := load.Run(ctx, plan, t.tr, set, rec)
 	stopProgress()
@@ -177,6 +201,9 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 	var profileReport *report.ProfileReport
 	if win != nil {
 		profileReport = win.finish()
+	}
+	if remoteEvents != nil && cfg.RemoteWindow.Events != nil {
+		cfg.RemoteWindow.Events(remoteEvents(), rec.WindowTruncated())
 	}
 	res, err := buildResult(cfg, t, timing, rec.Snapshot(true))
 	if err != nil {
@@ -202,6 +229,54 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 	}
 	return res, nil
 }
+
+// RemoteWindow is a profile window opened elsewhere, at a time agreed in
+// advance: the run counts the requests it sends between Open and
+// Open+Length (on this machine's clock) as the window's, keeps its steady
+// phase going until the window has closed, and hands those requests to
+// Events (once, after the load; nil Events for none) for the trace's
+// client plane.
+type RemoteWindow struct {
+	Open   time.Time
+	Length time.Duration
+	Events func(events []profile.ClientEvent, truncated bool)
+}
+
+// follow marks rec's window open and closed at w's times; hold closes when
+// the window has closed (or ctx is done). events returns the requests of
+// the window on the wall clock.
+func (w *RemoteWindow) follow(ctx context.Context, rec *load.Recorder) (hold <-chan struct{}, events func() []profile.ClientEvent) {
+	h := make(chan struct{})
+	go func() {
+		defer close(h)
+		for i, at := range []time.Time{w.Open, w.Open.Add(w.Length)} {
+			t := time.NewTimer(time.Until(at))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				rec.SetWindow(false)
+				return
+			}
+			rec.SetWindow(i == 0)
+		}
+	}()
+	return h, func() []profile.ClientEvent {
+		if w.Events == nil {
+			return nil
+		}
+		origin := rec.Origin()
+		samples := rec.WindowSamples()
+		out := make([]profile.ClientEvent, len(samples))
+		for i, s := range samples {
+			out[i] = profile.ClientEvent{Start: origin.Add(s.Start), Sent: origin.Add(s.Sent), End: origin.Add(s.Done), Status: s.Outcome.Key().String()}
+		}
+		return out
+	}
+}
+
+// Config returns the TLS settings the files make, nil for plaintext.
+func (t TLSFiles) Config() (*tls.Config, error) { return t.config() }
 
 // closeHlog finishes the interval log of a run that ends without results:
 // the log keeps the seconds it has.

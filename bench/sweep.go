@@ -89,6 +89,9 @@ type SweepConfig struct {
 	Repeats      int     // tries of an unstable step (halves differ) beyond the first
 	Stability    float64 // relative difference between halves that makes a step unstable (0.2)
 	Progress     io.Writer
+	// Run runs one step (Run when nil): a coordinated sweep runs each step
+	// on its workers.
+	Run func(context.Context, Config) (*report.Result, error)
 }
 
 // RunSweep runs the steps in order until one breaks the SLO (then, with
@@ -243,7 +246,11 @@ func runStep(ctx context.Context, sc SweepConfig, level float64, withProfile boo
 	step := &report.StepResult{Level: level}
 	for attempt := 0; attempt <= sc.Repeats; attempt++ {
 		step.Attempts = attempt + 1
-		res, err := Run(ctx, cfg)
+		run := sc.Run
+		if run == nil {
+			run = Run
+		}
+		res, err := run(ctx, cfg)
 		if res == nil {
 			// No load was sent (the preflight failed, or bad input): the
 			// step has nothing to judge and the sweep cannot go on.

@@ -499,6 +499,9 @@ func runFacts(r *Result) []kv {
 	if len(r.MergedFrom) > 0 {
 		add("merge of", fmt.Sprintf("%d runs %s (inputs below)", len(r.MergedFrom), mergeTiming(r)))
 	}
+	for _, w := range r.Workers {
+		add(fmt.Sprintf("worker %d", w.Index), workerWords(w))
+	}
 	if wu := r.Phases.Warmup; wu.Requests > 0 {
 		if len(r.MergedFrom) > 0 {
 			add("warm-up", fmt.Sprintf("each input's own (shaded on the charts), %d requests in all", wu.Requests))

@@ -458,7 +458,11 @@ func mergeHistogram(acc *hdrhistogram.Histogram, enc string, first bool, src str
 // writeMergedInputs heads the summary of a merged result: one line for
 // each run that went into it.
 func writeMergedInputs(w io.Writer, r *Result, from string) {
-	fmt.Fprintf(w, "loadprof merge: %d runs %s, %s loop (latency from %s)\n", len(r.MergedFrom), mergeTiming(r), r.Loop, from)
+	head := fmt.Sprintf("loadprof merge: %d runs", len(r.MergedFrom))
+	if len(r.Workers) > 0 {
+		head = fmt.Sprintf("loadprof run --workers: %d workers' runs", len(r.MergedFrom))
+	}
+	fmt.Fprintf(w, "%s %s, %s loop (latency from %s)\n", head, mergeTiming(r), r.Loop, from)
 	width := 0
 	for _, in := range r.MergedFrom {
 		width = max(width, len(in.File))

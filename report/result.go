@@ -94,7 +94,46 @@ type Result struct {
 	// Server is what the model server's metrics said over the run
 	// (--metrics); nil without them.
 	Server *ServerReport `json:"server,omitempty"`
+
+	// Workers are the machines of a coordinated run (run --workers), one
+	// entry for each worker asked for, whether it joined, finished or not;
+	// nil for a run from one machine.
+	Workers []WorkerReport `json:"workers,omitempty"`
 }
+
+// WorkerReport is one worker of a coordinated run as the coordinator saw
+// it.
+type WorkerReport struct {
+	Index  int    `json:"index"` // 1-based, the order of joining
+	Name   string `json:"name,omitempty"`
+	Host   string `json:"host,omitempty"` // the address it joined from
+	Status string `json:"status"`         // WorkerOK, WorkerInterrupted, WorkerLost, WorkerNotJoined, WorkerRefused or WorkerFailed
+	// Error says what went wrong, for any status but ok.
+	Error string `json:"error,omitempty"`
+	// Requests and Errors are its steady phase's: from its result, or, for
+	// a worker lost mid-run, the last counts it reported (not merged).
+	Requests int64 `json:"requests"`
+	Errors   int64 `json:"errors"`
+	// ClockOffsetMs is the worker's clock minus the coordinator's, as
+	// measured at join (the round trip with the least delay, as NTP does),
+	// and ClockUncertaintyMs half that round trip: the offset is known to
+	// within it.
+	ClockOffsetMs      float64 `json:"clock_offset_ms"`
+	ClockUncertaintyMs float64 `json:"clock_uncertainty_ms"`
+	// Share is the load it was given: requests per second (open loop) or
+	// requests in flight (closed loop).
+	Share float64 `json:"share,omitempty"`
+}
+
+// The statuses of a WorkerReport.
+const (
+	WorkerOK          = "ok"          // ran its share and sent its result
+	WorkerInterrupted = "interrupted" // stopped early (Ctrl-C on the coordinator) and sent what it measured
+	WorkerLost        = "lost"        // stopped answering mid-run: its measurements are not in the result
+	WorkerNotJoined   = "not_joined"  // did not join within the join timeout
+	WorkerRefused     = "refused"     // joined with a clock too far off (--max-clock-offset)
+	WorkerFailed      = "failed"      // ran, but its run failed (it says why)
+)
 
 // Units are the units of the numbers whose names do not carry one.
 type Units struct {

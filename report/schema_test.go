@@ -27,6 +27,7 @@ var schemaTypes = map[string]reflect.Type{
 	"build":            reflect.TypeOf(BuildInfo{}),
 	"host":             reflect.TypeOf(HostInfo{}),
 	"merged_input":     reflect.TypeOf(MergedInput{}),
+	"worker":           reflect.TypeOf(WorkerReport{}),
 	"span":             reflect.TypeOf(Span{}),
 	"profile":          reflect.TypeOf(ProfileReport{}),
 	"op":               reflect.TypeOf(profile.Op{}),

@@ -26,6 +26,9 @@ func WriteSummary(w io.Writer, r *Result) {
 	} else {
 		fmt.Fprintf(w, "loadprof run: %s %s (%s; latency from %s)\n", strings.ToUpper(r.Transport), r.Target, loop, from)
 	}
+	if len(r.Workers) > 0 {
+		writeWorkers(w, r.Workers)
+	}
 	if r.Interrupted {
 		fmt.Fprintf(w, "  INTERRUPTED: partial results")
 		if r.Unfinished > 0 {

@@ -69,6 +69,14 @@ var settingFlags = map[string]string{
 	"sim.Config.GRPC":         "--grpc",
 	"sim.Config.NetworkDelay": "--network-delay",
 
+	"cluster.Config.Workers":     "--workers",
+	"cluster.Config.Token":       "--token",
+	"cluster.WorkerConfig.Token": "--token",
+	"bench.Config.DataPath":      "--data",
+	"bench.Config.RemoteWindow":  "--workers",
+	"bench.Config.IntervalLog":   "--hlog",
+	"bench.Config.Profile":       "--profile",
+
 	"servermetrics.Config.URL":      "--metrics",
 	"servermetrics.Config.Interval": "--metrics-interval",
 	"servermetrics.Config.Timeout":  "--metrics-timeout",

@@ -18,7 +18,7 @@ import (
 
 // libraryPackages are the packages whose errors name settings by their Go
 // names.
-var libraryPackages = []string{"load", "bench", "payloads", "profile", "report", "servermetrics", "sim"}
+var libraryPackages = []string{"load", "bench", "cluster", "payloads", "profile", "report", "servermetrics", "sim"}
 
 // librarySettingNames are the Go setting names in the string literals of
 // the library packages' code: every name a library message can carry.

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/loadprof/loadprof/bench"
+	"github.com/loadprof/loadprof/cluster"
 	"github.com/loadprof/loadprof/internal/outfile"
 	"github.com/spf13/pflag"
 )
@@ -25,6 +26,7 @@ const (
 	exitBadInput    = 2
 	exitTarget      = 3
 	exitWrite       = 4   // an output (--out, --hgrm, --hlog, --html, a trace) could not be written
+	exitWorkers     = 5   // a coordinated run lacks workers (not joined, refused, lost, failed): the result holds the others'
 	exitInterrupted = 130 // SIGINT (Ctrl-C)
 	exitTerminated  = 143 // SIGTERM
 )
@@ -33,6 +35,9 @@ const usage = `loadprof: how fast is my model in production, and where does the 
 
 Usage:
   loadprof run    (--url URL | --grpc HOST:PORT [--protocol v2] --model NAME) --data FILE (--rate R | --concurrency N) [flags]
+  loadprof run    ... --workers N --listen ADDR   coordinate N workers that share the load
+  loadprof worker --join HOST:PORT               join a coordinated run
+  loadprof k8s    --workers N --image IMAGE -- run ...   print Kubernetes manifests for one
   loadprof sim    [--rest ADDR] [--model NAME] [--latency D] [flags]
   loadprof profile --addr HOST:PORT [--profile-duration D] [--logdir DIR]
   loadprof trace summary PATH
@@ -63,6 +68,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "run":
 		return runCommand(ctx, rest, stdin, stdout, stderr)
+	case "worker":
+		return workerCommand(ctx, rest, stdout, stderr)
+	case "k8s":
+		return k8sCommand(rest, stdout, stderr)
 	case "sim":
 		return simCommand(ctx, rest, stdout, stderr)
 	case "profile":
@@ -125,6 +134,7 @@ func exitCode(err error, interrupt int) int {
 	var in *bench.InputError
 	var target *bench.TargetError
 	var write *outfile.Error
+	var workers *cluster.WorkersError
 	switch {
 	case err == nil && interrupt != 0:
 		return interrupt
@@ -136,6 +146,8 @@ func exitCode(err error, interrupt int) int {
 		return exitBadInput
 	case errors.As(err, &target):
 		return exitTarget
+	case errors.As(err, &workers):
+		return exitWorkers
 	case interrupt != 0:
 		return interrupt
 	}

@@ -84,8 +84,9 @@ type runOptions struct {
 	errorBudget *report.Limit // --max-errors; nil for none
 	cpus        int           // GOMAXPROCS; 0 keeps the default
 	cpuProfile  string
-	maxConns    int    // the most connections the run may hold open at once
-	connsFlag   string // the flag that sets maxConns
+	maxConns    int             // the most connections the run may hold open at once
+	connsFlag   string          // the flag that sets maxConns
+	cluster     *clusterOptions // --workers: this process coordinates; nil for a run of its own
 }
 
 // sweepOptions are the flags of a sweep beyond the run's own.
@@ -118,6 +119,7 @@ type runFlags struct {
 	warmup                                                  *warmupValue
 	prof                                                    *profileFlags
 	v2Binary                                                *bool
+	cluster                                                 *clusterFlags
 }
 
 func newRunFlags() (*pflag.FlagSet, *runFlags) {
@@ -172,6 +174,7 @@ func newRunFlags() (*pflag.FlagSet, *runFlags) {
 	f.cpus = fs.Int("cpus", 0, "OS threads running Go code (GOMAXPROCS); 0 keeps all cores. The epoll engine runs at most one event loop fewer (one per 32 connections or 25,000 req/s): --cpus 1 or 2 matches wrk -t1")
 	f.v2Binary = fs.Bool("v2-binary", false, "with a V2 --url (/v2/models/NAME/infer): send tensors in the binary tensor extension instead of JSON data")
 	f.engine = fs.String("rest-engine", "auto", "how REST requests are driven: epoll (event loops like wrk; Linux, http://), goroutines (one per connection; also https), or auto (epoll where it can)")
+	f.cluster = addClusterFlags(fs)
 	f.cpuProfile = fs.String("cpuprofile", "", "write a Go CPU profile of loadprof itself to this file")
 	_ = fs.MarkHidden("cpuprofile")
 	fs.Usage = func() {
@@ -203,10 +206,16 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if opts.outputs.usesStdout() {
 		stdout = stderr // standard output carries the result; the summary goes beside it
 	}
+	var code int
 	if opts.sweep != nil {
-		return sweepAndReport(ctx, opts, stdout, stderr)
+		code = sweepAndReport(ctx, opts, stdout, stderr)
+	} else {
+		code = runAndReport(ctx, opts, stdout, stderr)
 	}
-	return runAndReport(ctx, opts, stdout, stderr)
+	if opts.cluster != nil {
+		code = opts.cluster.serveResults(ctx, code, stderr)
+	}
+	return code
 }
 
 // options reads the flags into a runOptions, checking each: the first
@@ -298,6 +307,14 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 	}
 	if sweep != nil {
 		if opts.sweep, err = f.sweepOptions(*sweep, concurrency > 0, opts); err != nil {
+			return nil, err
+		}
+	}
+	if opts.cluster, err = f.cluster.options(fs); err != nil {
+		return nil, err
+	}
+	if opts.cluster != nil {
+		if err := opts.cluster.checkWithRun(opts); err != nil {
 			return nil, err
 		}
 	}
@@ -475,8 +492,14 @@ func connectionsNeeded(cfg bench.Config, sweep *bench.Steps) (int, string) {
 // written in every case.
 func runAndReport(ctx context.Context, opts *runOptions, stdout, stderr io.Writer) int {
 	cfg := opts.bench
-	cfg.IntervalLog = opts.outputs.intervalLog()
-	res, err := bench.Run(ctx, cfg)
+	var res *report.Result
+	var err error
+	if opts.cluster != nil {
+		res, err = opts.cluster.coordinate(ctx, cfg, stderr)
+	} else {
+		cfg.IntervalLog = opts.outputs.intervalLog()
+		res, err = bench.Run(ctx, cfg)
+	}
 	if res != nil {
 		inFlagTerms(res)
 		err = opts.outputs.writeResult(res, err)
@@ -529,6 +552,22 @@ func sweepAndReport(ctx context.Context, opts *runOptions, stdout, stderr io.Wri
 		sc.Progress = io.Discard
 	}
 	sc.Base.Progress = nil
+	if opts.cluster != nil {
+		// The workers join once; each step is a round on them.
+		base := sc.Base
+		if sw.closed {
+			base.Plan.Concurrency = int(sw.steps.Values[0])
+		} else {
+			base.Plan.Rate = sw.steps.Values[0]
+		}
+		session, err := opts.cluster.open(ctx, base, stderr)
+		if err != nil {
+			printError(stderr, "run", err)
+			return exitCode(err, interruptCode(ctx))
+		}
+		defer session.Close()
+		sc.Run = session.Run
+	}
 	res, err := bench.RunSweep(ctx, sc)
 	code := exitCode(err, interruptCode(ctx))
 	if res == nil {
@@ -603,6 +642,12 @@ func settings(fs *pflag.FlagSet, headers []load.Header) map[string]any {
 				urls[i] = bench.RedactURL(u)
 			}
 			m[f.Name] = urls
+		case "token":
+			// The coordinator's secret: result.json says whether one was
+			// given on the command line, never what it is.
+			if f.Value.String() != "" {
+				m[f.Name] = "<redacted>"
+			}
 		case "quiet":
 		default:
 			m[f.Name] = settingValue(f)

@@ -1,0 +1,502 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/loadprof/loadprof/bench"
+	"github.com/loadprof/loadprof/internal/testkit"
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/report"
+	"github.com/loadprof/loadprof/sim"
+)
+
+const testToken = "test-token"
+
+// listen returns a listener on a free loopback port.
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// runConfig is an open-loop run against srv.
+func runConfig(t *testing.T, srv *sim.Server, rate float64, d time.Duration) bench.Config {
+	return bench.Config{
+		URL: srv.PredictURL(), DataPath: testkit.File(t, "data.json", `{"instances": [[1.0, 2.0, 3.0, 4.0]]}`),
+		Plan:    load.Plan{Rate: rate, Duration: d, MaxInflight: 100, Grace: time.Second},
+		Timeout: 5 * time.Second, Settings: map[string]any{"rate": rate},
+	}
+}
+
+// workerRun is one in-process worker: what it returned and the result
+// it sent.
+type workerRun struct {
+	err error
+	res *report.Result
+}
+
+// startWorkers starts n in-process workers joining addr; wait returns
+// what each did.
+func startWorkers(ctx context.Context, t *testing.T, addr, token string, n int) (wait func() []workerRun) {
+	t.Helper()
+	out := make([]workerRun, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cfg := WorkerConfig{Coordinator: addr, Token: token, Name: fmt.Sprintf("w%d", i+1), JoinTimeout: time.Minute, TempDir: t.TempDir(),
+				Result: func(r *report.Result) { out[i].res = r }}
+			out[i].err = Work(ctx, cfg)
+		}()
+	}
+	return func() []workerRun { wg.Wait(); return out }
+}
+
+func TestCoordinatedRunMergesTheWorkersExactly(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	cfg := Config{Run: runConfig(t, srv, 150, 2*time.Second), Workers: 3, Listener: ln, Token: testToken, StartDelay: 300 * time.Millisecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 3)
+	res, err := Coordinate(context.Background(), cfg)
+	runs := wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own []*report.Result
+	var sum int64
+	for i, w := range runs {
+		if w.err != nil || w.res == nil {
+			t.Fatalf("worker %d: %v (result %v)", i+1, w.err, w.res != nil)
+		}
+		own = append(own, w.res)
+		sum += w.res.Requests
+	}
+	if res.Requests != sum {
+		t.Errorf("merged %d requests, the workers %d between them", res.Requests, sum)
+	}
+	// The coordinator's merge is report.Merge's, bucket for bucket: the
+	// workers' histograms merged here give the same encoding.
+	want, _, err := report.Merge(own, []string{"a", "b", "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := report.DecodeHistogram(res.Histogram)
+	exp, _ := report.DecodeHistogram(want.Histogram)
+	if !got.Equals(exp) {
+		t.Errorf("merged histogram differs from the merge of the workers' own: %v vs %v", got.TotalCount(), exp.TotalCount())
+	}
+	if len(res.Workers) != 3 {
+		t.Fatalf("workers: %+v", res.Workers)
+	}
+	for _, w := range res.Workers {
+		if w.Status != report.WorkerOK || w.Share != 50 {
+			t.Errorf("worker %d: %+v", w.Index, w)
+		}
+	}
+	if res.Rate != 150 {
+		t.Errorf("rate %v, want the whole run's 150", res.Rate)
+	}
+	// Each worker's payload round-robin and load were its own share.
+	for _, r := range own {
+		if r.Rate != 50 {
+			t.Errorf("a worker ran at %v req/s, want 50", r.Rate)
+		}
+	}
+}
+
+func TestSharesAddUpToTheWholeRun(t *testing.T) {
+	p := PlanSpec{Rate: 90, Concurrency: 0, Requests: 10, WarmupRequests: 5, MaxInflight: 7}
+	var total PlanSpec
+	for i := range 3 {
+		s := shareOf(p, i, 3)
+		total.Requests += s.Requests
+		total.WarmupRequests += s.WarmupRequests
+		total.MaxInflight += s.MaxInflight
+		if s.Rate != 30 {
+			t.Errorf("worker %d: rate %v", i, s.Rate)
+		}
+	}
+	if total.Requests != 10 || total.WarmupRequests != 5 || total.MaxInflight != 7 {
+		t.Errorf("shares add up to %+v, want the whole %+v", total, p)
+	}
+}
+
+func TestWrongTokenIsRefused(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{})
+	ln := listen(t)
+	cfg := Config{Run: runConfig(t, srv, 10, time.Second), Workers: 1, Listener: ln, Token: testToken, JoinTimeout: 2 * time.Second}
+	done := make(chan error, 1)
+	go func() { _, err := Coordinate(context.Background(), cfg); done <- err }()
+	err := Work(context.Background(), WorkerConfig{Coordinator: ln.Addr().String(), Token: "guess", JoinTimeout: 30 * time.Second})
+	var se *StatusError
+	if !errors.As(err, &se) || se.Status != http.StatusUnauthorized {
+		t.Fatalf("a wrong token: %v, want a 401 refusal", err)
+	}
+	// The coordinator, with nobody joined, gives up at its timeout.
+	var te *bench.TargetError
+	if err := <-done; !errors.As(err, &te) {
+		t.Fatalf("coordinator without workers: %v, want a TargetError", err)
+	}
+}
+
+func TestWorkerThatNeverJoinsIsReportedAndTheOthersShareTheLoad(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	cfg := Config{Run: runConfig(t, srv, 100, time.Second), Workers: 3, Listener: ln, Token: testToken, JoinTimeout: 2 * time.Second, StartDelay: 200 * time.Millisecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	res, err := Coordinate(context.Background(), cfg)
+	wait()
+	var we *WorkersError
+	if !errors.As(err, &we) || len(we.Missing) != 1 || we.Missing[0].Status != report.WorkerNotJoined {
+		t.Fatalf("err %v, want one worker not joined", err)
+	}
+	if res == nil || len(res.Workers) != 3 {
+		t.Fatalf("result %+v", res)
+	}
+	ok := 0
+	for _, w := range res.Workers {
+		if w.Status == report.WorkerOK {
+			ok++
+			if w.Share != 50 {
+				t.Errorf("worker %d had share %v; two workers share 100 req/s", w.Index, w.Share)
+			}
+		}
+	}
+	if ok != 2 || res.Workers[2].Status != report.WorkerNotJoined {
+		t.Errorf("workers %+v", res.Workers)
+	}
+}
+
+// silentWorker joins by the protocol and then says nothing more: a worker
+// killed after its join.
+func silentWorker(t *testing.T, addr string) {
+	c := &client{base: baseURL(addr), token: testToken, http: &http.Client{}}
+	var r joinReply
+	if err := c.call(context.Background(), pathJoin, joinRequest{Protocol: ProtocolVersion, Name: "dies"}, &r, time.Minute); err != nil {
+		t.Errorf("silent worker: %v", err)
+	}
+}
+
+func TestWorkerLostMidRunIsReportedAndTheOthersKept(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	cfg := Config{Run: runConfig(t, srv, 60, 2*time.Second), Workers: 3, Listener: ln, Token: testToken,
+		StartDelay: 200 * time.Millisecond, HeartbeatEvery: 100 * time.Millisecond, LostAfter: 2 * time.Second}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	go silentWorker(t, ln.Addr().String())
+	res, err := Coordinate(context.Background(), cfg)
+	runs := wait()
+	var we *WorkersError
+	if !errors.As(err, &we) || len(we.Missing) != 1 || we.Missing[0].Status != report.WorkerLost {
+		t.Fatalf("err %v, want one worker lost", err)
+	}
+	var sum int64
+	for _, w := range runs {
+		if w.res == nil {
+			t.Fatalf("a live worker sent nothing: %v", w.err)
+		}
+		sum += w.res.Requests
+	}
+	if res.Requests != sum || sum == 0 {
+		t.Errorf("merged %d requests, the two live workers %d", res.Requests, sum)
+	}
+}
+
+func TestInterruptedCoordinatorStopsEveryWorkerAndMerges(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	// A run far longer than the test: only the interrupt ends it.
+	cfg := Config{Run: runConfig(t, srv, 60, time.Hour), Workers: 2, Listener: ln, Token: testToken,
+		StartDelay: 200 * time.Millisecond, HeartbeatEvery: 100 * time.Millisecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		// Interrupt once the server has seen load from both workers.
+		for srv.Predicts() < 40 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+	}()
+	res, err := Coordinate(ctx, cfg)
+	runs := wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Interrupted {
+		t.Error("the merged result does not say interrupted")
+	}
+	var sum int64
+	for i, w := range runs {
+		if w.err != nil || w.res == nil || !w.res.Interrupted {
+			t.Fatalf("worker %d: %v, interrupted result %v", i+1, w.err, w.res != nil && w.res.Interrupted)
+		}
+		sum += w.res.Requests
+	}
+	if res.Requests != sum || sum == 0 {
+		t.Errorf("merged %d requests, the workers %d", res.Requests, sum)
+	}
+	for _, w := range res.Workers {
+		if w.Status != report.WorkerInterrupted {
+			t.Errorf("worker %d: %s, want interrupted", w.Index, w.Status)
+		}
+	}
+}
+
+func TestClockTooFarOffIsRefused(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{})
+	ln := listen(t)
+	cfg := Config{Run: runConfig(t, srv, 10, time.Second), Workers: 1, Listener: ln, Token: testToken, JoinTimeout: time.Second, MaxClockOffset: time.Millisecond}
+	done := make(chan error, 1)
+	go func() { _, err := Coordinate(context.Background(), cfg); done <- err }()
+	c := &client{base: baseURL(ln.Addr().String()), token: testToken, http: &http.Client{}}
+	err := c.call(context.Background(), pathJoin, joinRequest{Protocol: ProtocolVersion, Name: "skewed", OffsetNs: int64(time.Second)}, nil, time.Minute)
+	var se *StatusError
+	if !errors.As(err, &se) || se.Status != http.StatusConflict {
+		t.Fatalf("a worker 1s off with --max-clock-offset 1ms: %v, want refused", err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("the coordinator ran without its only worker")
+	}
+}
+
+func TestCoordinatedClosedLoopOverGRPCSplitsConcurrencyAndRequests(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	run := bench.Config{
+		GRPC: bench.GRPCTarget{Addr: srv.GRPCAddr(), Model: srv.Model()}, DataPath: testkit.File(t, "data.json", `{"instances": [[1.0, 2.0, 3.0, 4.0]]}`),
+		Plan: load.Plan{Concurrency: 5, Requests: 301, Grace: time.Second}, Timeout: 5 * time.Second,
+	}
+	cfg := Config{Run: run, Workers: 2, Listener: ln, Token: testToken, StartDelay: 200 * time.Millisecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	res, err := Coordinate(context.Background(), cfg)
+	runs := wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 301 || res.Transport != "grpc" || res.Loop != "closed" || res.Concurrency != 5 {
+		t.Errorf("merged: %d requests over %s, %s loop, concurrency %d; want 301 over grpc, closed, 5", res.Requests, res.Transport, res.Loop, res.Concurrency)
+	}
+	shares := map[float64]bool{}
+	for _, w := range res.Workers {
+		shares[w.Share] = true
+	}
+	if !shares[3] || !shares[2] {
+		t.Errorf("shares %v, want 3 and 2 in flight", shares)
+	}
+	if runs[0].res.Requests+runs[1].res.Requests != 301 {
+		t.Errorf("workers sent %d and %d", runs[0].res.Requests, runs[1].res.Requests)
+	}
+}
+
+func TestSweepRunsEachStepOnTheSameWorkers(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	base := runConfig(t, srv, 40, time.Second)
+	cfg := Config{Run: base, Workers: 2, Listener: ln, Token: testToken, StartDelay: 200 * time.Millisecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	s, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw, err := bench.RunSweep(context.Background(), bench.SweepConfig{Base: base, Steps: bench.Steps{Values: []float64{40, 80}}, SLO: report.SLO{ErrPct: -1}, Run: s.Run})
+	s.Close()
+	runs := wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sw.Steps) != 2 {
+		t.Fatalf("%d steps", len(sw.Steps))
+	}
+	for i, step := range sw.Steps {
+		r := step.Result
+		if len(r.Workers) != 2 || r.Rate != step.Level || r.Workers[0].Share != step.Level/2 || r.Workers[0].Status != report.WorkerOK {
+			t.Errorf("step %d: rate %v, workers %+v", i+1, r.Rate, r.Workers)
+		}
+		if len(r.MergedFrom) != 2 {
+			t.Errorf("step %d merged %d results", i+1, len(r.MergedFrom))
+		}
+	}
+	// The workers ran both steps and then left, told there was no more.
+	for i, w := range runs {
+		if w.err != nil || w.res == nil || w.res.Rate != 40 {
+			t.Errorf("worker %d: %v, last result at %v req/s", i+1, w.err, w.res.Rate)
+		}
+	}
+}
+
+func TestClockOffsetWarnLetsTheWorkerInAndAnExtraWorkerIsRefused(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{})
+	ln := listen(t)
+	var log strings.Builder
+	var mu sync.Mutex
+	cfg := Config{Run: runConfig(t, srv, 10, 500*time.Millisecond), Workers: 1, Listener: ln, Token: testToken, MaxClockOffset: time.Millisecond,
+		WarnClockOffset: true, StartDelay: 100 * time.Millisecond, Log: lockedWriter{&mu, &log}}
+	done := make(chan error, 1)
+	go func() { _, err := Coordinate(context.Background(), cfg); done <- err }()
+	c := &client{base: baseURL(ln.Addr().String()), token: testToken, http: &http.Client{}}
+	joined := make(chan error, 1)
+	go func() {
+		// A worker 2 s off, which then runs its share as a worker would.
+		var r joinReply
+		err := c.call(context.Background(), pathJoin, joinRequest{Protocol: ProtocolVersion, Name: "skewed", OffsetNs: int64(2 * time.Second)}, &r, time.Minute)
+		if err == nil {
+			err = runShare(context.Background(), c, WorkerConfig{TempDir: t.TempDir()}, r, 2*time.Second, func(string, ...any) {})
+		}
+		if err == nil {
+			_, err = c.awaitNext(context.Background(), r)
+		}
+		joined <- err
+	}()
+	// Wait until the first has joined, then try a second.
+	for {
+		mu.Lock()
+		in := strings.Contains(log.String(), "joined")
+		mu.Unlock()
+		if in {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	err := c.call(context.Background(), pathJoin, joinRequest{Protocol: ProtocolVersion, Name: "extra"}, nil, time.Minute)
+	var se *StatusError
+	if !errors.As(err, &se) || se.Status != http.StatusConflict {
+		t.Errorf("a worker beyond --workers: %v, want refused", err)
+	}
+	if err := <-joined; err != nil {
+		t.Fatalf("the skewed worker with --clock-offset warn: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("coordinator: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(log.String(), "warning: worker \"skewed\"") {
+		t.Errorf("no warning about the clock:\n%s", log.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *strings.Builder
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func TestCoordinatorReportsTheWorkersProgress(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	var progress strings.Builder
+	var mu sync.Mutex
+	cfg := Config{Run: runConfig(t, srv, 100, 2*time.Second), Workers: 2, Listener: ln, Token: testToken, StartDelay: 100 * time.Millisecond,
+		HeartbeatEvery: 100 * time.Millisecond, Progress: lockedWriter{&mu, &progress}, ProgressEvery: 300 * time.Millisecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	if _, err := Coordinate(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	wait()
+	mu.Lock()
+	defer mu.Unlock()
+	// Some line counted steady requests the workers had sent by then.
+	found := false
+	for _, line := range strings.Split(progress.String(), "\n") {
+		var running int
+		var n, errs int64
+		if _, err := fmt.Sscanf(line, "loadprof coordinator: %d workers running: %d steady requests, %d errors so far", &running, &n, &errs); err == nil && n > 0 {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no progress line with steady requests:\n%s", progress.String())
+	}
+}
+
+func TestCoordinatorScrapesTheServersMetricsOverTheCombinedLoad(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	run := runConfig(t, srv, 100, 3*time.Second)
+	run.Metrics = &bench.MetricsConfig{URLs: []string{srv.MetricsURL()}, Interval: 500 * time.Millisecond, Timeout: 2 * time.Second}
+	cfg := Config{Run: run, Workers: 2, Listener: ln, Token: testToken, StartDelay: 300 * time.Millisecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	res, err := Coordinate(context.Background(), cfg)
+	wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := res.Server
+	if s == nil || s.Requests == nil || s.Window != "steady" {
+		t.Fatalf("server block %+v", s)
+	}
+	t.Logf("server %v, workers %v", *s.Requests, res.Requests)
+	// The server counted the steady requests of both workers (and their
+	// preflights, sent after the common start).
+	if got, want := *s.Requests, float64(res.Requests); got < want*0.95 || got > want*1.05+2 {
+		t.Errorf("the server counted %v requests over the steady phase, the workers %v", got, want)
+	}
+}
+
+// Every setting of a run reaches the workers, or stays with the
+// coordinator on purpose: a new bench.Config field fails this test until
+// someone decides which.
+func TestEveryRunSettingReachesTheWorkersOrStaysOnPurpose(t *testing.T) {
+	carried := map[string]bool{"URL": true, "GRPC": true, "Headers": true, "DataPath": true, "Stdin": true, "MaxPayloadBytes": true,
+		"PayloadOffset": true, "Plan": true, "Timeout": true, "MaxResponseBytes": true, "TLS": true, "RESTEngine": true,
+		"V2Binary": true, "Settings": true, "RemoteWindow": true}
+	coordinatorOnly := map[string]string{
+		"Profile":       "the coordinator opens the one window",
+		"Metrics":       "the coordinator scrapes the server",
+		"IntervalLog":   "refused with workers; the merged per-second histograms are in the result",
+		"Progress":      "the coordinator prints the workers' progress",
+		"ProgressEvery": "the coordinator prints the workers' progress",
+		"Watch":         "the worker's own heartbeat",
+		"Warnings":      "each process writes its own",
+	}
+	ct := reflect.TypeOf(bench.Config{})
+	for i := range ct.NumField() {
+		name := ct.Field(i).Name
+		if !carried[name] && coordinatorOnly[name] == "" {
+			t.Errorf("bench.Config.%s: neither sent to workers (RunSpec) nor listed as the coordinator's own", name)
+		}
+	}
+
+	// What is carried arrives: the protocol choices of a V2 target.
+	run := bench.Config{URL: "http://127.0.0.1:1/v2/models/m/infer", V2Binary: true,
+		GRPC:     bench.GRPCTarget{Protocol: bench.ProtocolV2, TensorContent: true},
+		DataPath: testkit.File(t, "data.json", `{"instances": [[1.0, 2.0]]}`), Plan: load.Plan{Rate: 10, Duration: time.Second}}
+	spec, _, err := specOf(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got RunSpec
+	if err := json.Unmarshal(wire, &got); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := got.benchConfig(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.V2Binary || cfg.GRPC.Protocol != bench.ProtocolV2 || !cfg.GRPC.TensorContent || cfg.URL != run.URL {
+		t.Errorf("the worker's run lost settings: V2Binary %v, protocol %q, tensor content %v, url %q", cfg.V2Binary, cfg.GRPC.Protocol, cfg.GRPC.TensorContent, cfg.URL)
+	}
+}

@@ -1,0 +1,856 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loadprof/loadprof/bench"
+	"github.com/loadprof/loadprof/internal/setting"
+	"github.com/loadprof/loadprof/payloads"
+	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/report"
+	"github.com/loadprof/loadprof/servermetrics"
+)
+
+// Config is a coordinated run: the run as one machine would make it, and
+// how many workers share it.
+type Config struct {
+	// Run is the whole run. Its load (rate, concurrency, requests) is the
+	// total the workers send together; its Profile window is opened by
+	// the coordinator. IntervalLog and Metrics are not supported.
+	Run     bench.Config
+	Workers int
+	// Listener is where workers join (the coordinator serves on it and
+	// closes it).
+	Listener net.Listener
+	// Token is the secret every worker must present; required.
+	Token string
+	// JoinTimeout bounds the wait for Workers to join (DefaultJoinTimeout
+	// when 0). Those that joined by then run the whole load between them
+	// (each a larger share); the rest are reported as not joined.
+	JoinTimeout time.Duration
+	// MaxClockOffset is the largest clock offset a worker may have
+	// (DefaultMaxClockOffset when 0); a worker further off is refused, or,
+	// with WarnClockOffset, warned about and let in.
+	MaxClockOffset  time.Duration
+	WarnClockOffset bool
+	// StartDelay is the time from the last join to the common start
+	// (DefaultStartDelay when 0): the join replies must reach every worker
+	// before it.
+	StartDelay time.Duration
+	// HeartbeatEvery is how often workers report while they run, and
+	// LostAfter how long a silent worker may stay silent before it counts
+	// as lost (defaults when 0).
+	HeartbeatEvery time.Duration
+	LostAfter      time.Duration
+	// Log gets one line per event of the workers (joined, lost, done);
+	// nil for none.
+	Log io.Writer
+	// Progress gets a line every ProgressEvery (10 s when 0) while a run
+	// lasts: the steady requests and errors the workers have reported in
+	// their heartbeats; nil for none.
+	Progress      io.Writer
+	ProgressEvery time.Duration
+}
+
+// Defaults of Config.
+const (
+	DefaultJoinTimeout    = 2 * time.Minute
+	DefaultMaxClockOffset = time.Second
+	DefaultStartDelay     = 2 * time.Second
+	DefaultHeartbeat      = 500 * time.Millisecond
+	DefaultLostAfter      = 10 * time.Second
+)
+
+// WorkersError says that the result lacks workers asked for: some did
+// not join, were refused, were lost mid-run or failed. The result holds
+// what the others measured.
+type WorkersError struct {
+	Missing []report.WorkerReport
+}
+
+func (e *WorkersError) Error() string {
+	parts := make([]string, len(e.Missing))
+	for i, w := range e.Missing {
+		parts[i] = fmt.Sprintf("worker %d %s", w.Index, strings.ReplaceAll(w.Status, "_", " "))
+		if w.Error != "" {
+			parts[i] += " (" + w.Error + ")"
+		}
+	}
+	return "the result lacks " + strings.Join(parts, ", ")
+}
+
+// worker is one worker as the coordinator tracks it.
+type worker struct {
+	rep      report.WorkerReport
+	offset   time.Duration
+	lastSeen time.Time
+	reply    *joinReply
+	result   *report.Result
+	events   []profile.ClientEvent
+	trunc    bool
+	done     bool                // sent its result, or failed, or lost (this round)
+	gone     bool                // lost in an earlier round: no later round waits for it
+	released bool                // told there is no further round
+	base     report.WorkerReport // what stays from round to round (name, clock)
+}
+
+type coordinator struct {
+	cfg   Config
+	spec  RunSpec // the run before shares
+	count int     // payloads in the set
+
+	mu       sync.Mutex
+	workers  []*worker     // joined, in order of joining
+	refused  []*worker     // joined with a clock too far off
+	full     chan struct{} // closed when cfg.Workers have joined
+	fullOnce sync.Once
+	started  chan struct{} // closed when the first round's replies are ready (or the run gave up)
+	startErr error
+	window   *WindowSpec   // the profile window of this round; nil for none
+	stop     bool          // interrupted: workers are told to stop
+	changed  chan struct{} // a result arrived
+	closed   bool          // no more joins: the workers are known
+	round    int           // the round under way, from 1
+	startAt  time.Time     // its common start
+	next     chan struct{} // closed when round+1 is ready, or the session is over
+	over     bool          // no round follows: workers waiting for one are told so
+	srv      *http.Server
+	served   chan struct{}
+}
+
+// Coordinate runs cfg: it waits for the workers, runs them, and returns
+// the merged result. The result comes back also with an error (a
+// *WorkersError when workers are missing from it) whenever some worker
+// measured something; an interrupted ctx stops every worker and returns
+// what they measured.
+func Coordinate(ctx context.Context, cfg Config) (*report.Result, error) {
+	s, err := Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return s.Run(ctx, cfg.Run)
+}
+
+// Session is a coordinator whose workers have joined: it runs one run
+// after another on them (the steps of a sweep), each with a common start
+// and its own merged result.
+type Session struct{ c *coordinator }
+
+// Open serves cfg.Listener and waits for the workers to join (bounded by
+// cfg.JoinTimeout). cfg.Run is checked and its files read; each Run may
+// change the load and the profile window, not the files.
+func Open(ctx context.Context, cfg Config) (*Session, error) {
+	c, err := newCoordinator(cfg)
+	if err != nil {
+		cfg.Listener.Close()
+		return nil, &bench.InputError{Err: err}
+	}
+	c.srv = &http.Server{Handler: c.handler(), ReadHeaderTimeout: 10 * time.Second}
+	c.served = make(chan struct{})
+	go func() { defer close(c.served); _ = c.srv.Serve(cfg.Listener) }()
+	c.logf("waiting for %d workers on %s (join timeout %v)", cfg.Workers, cfg.Listener.Addr(), c.cfg.JoinTimeout)
+	if err := c.waitForJoins(ctx); err != nil {
+		c.shutdown()
+		return nil, err
+	}
+	return &Session{c: c}, nil
+}
+
+// Run runs one round: run's load shared by the workers still there,
+// from a common start, merged.
+func (s *Session) Run(ctx context.Context, run bench.Config) (*report.Result, error) {
+	c := s.c
+	metrics, err := bench.StartRemoteMetrics(ctx, run)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.startRound(run); err != nil {
+		metrics.Stop()
+		return nil, err
+	}
+	var win *coordWindow
+	if run.Profile != nil {
+		win = c.openWindow(ctx, run)
+	}
+	stopMarks := c.markEdges(metrics, run)
+	c.waitForResults(ctx)
+	stopMarks()
+	// The steady phases have ended: every worker sent its result.
+	metrics.Mark(servermetrics.MarkSteadyEnd)
+	res, err := c.merge(run, win)
+	if res != nil {
+		metrics.Finish(res, res.StartedAt, run.Warnings)
+	} else {
+		metrics.Stop()
+	}
+	return res, err
+}
+
+// markEdges marks the steady phase's start and the window's edges on the
+// server's metrics at the times the workers were given; stop cancels the
+// marks not yet made.
+func (c *coordinator) markEdges(m *bench.RemoteMetrics, run bench.Config) (stop func()) {
+	if m == nil {
+		return func() {}
+	}
+	c.mu.Lock()
+	start := c.startAt
+	win := c.window
+	c.mu.Unlock()
+	at := map[string]time.Time{servermetrics.MarkSteadyStart: start.Add(run.Plan.WarmupDuration)}
+	if win != nil {
+		at[servermetrics.MarkProfileOpen] = win.Open
+		at[servermetrics.MarkProfileClose] = win.Open.Add(win.Length)
+	}
+	var timers []*time.Timer
+	for name, t := range at {
+		timers = append(timers, time.AfterFunc(time.Until(t), func() { m.Mark(name) }))
+	}
+	return func() {
+		for _, t := range timers {
+			t.Stop()
+		}
+	}
+}
+
+// Close tells the workers there is no further round (they exit) and
+// stops serving; a worker that does not ask within a moment is not
+// waited for.
+func (s *Session) Close() {
+	c := s.c
+	c.mu.Lock()
+	c.over = true
+	close(c.next)
+	c.mu.Unlock()
+	// Each worker asks for the next round after its result: wait (a
+	// moment at most) until every one still there has been told there is
+	// none, so that none finds the port closed and takes the coordinator
+	// for lost.
+	bound := time.NewTimer(nextRoundWait + time.Second)
+	defer bound.Stop()
+	for !c.allReleased() {
+		select {
+		case <-c.changed:
+		case <-bound.C:
+			c.shutdown()
+			return
+		}
+	}
+	c.shutdown()
+}
+
+func (c *coordinator) allReleased() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, wk := range c.workers {
+		if !wk.gone && !wk.released && wk.reply != nil && wk.done && wk.rep.Status != report.WorkerFailed {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *coordinator) shutdown() {
+	// Replies in flight (a late join's refusal, the last "no more
+	// rounds") get a moment.
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if c.srv.Shutdown(sctx) != nil {
+		c.srv.Close()
+	}
+	<-c.served
+}
+
+func newCoordinator(cfg Config) (*coordinator, error) {
+	switch {
+	case cfg.Workers < 1:
+		return nil, setting.Invalid("cluster.Config.Workers", fmt.Sprint(cfg.Workers), "must be at least 1")
+	case cfg.Token == "":
+		return nil, setting.Errorf("cluster.Config.Token", "cluster.Config.Token: a coordinated run needs a shared token, so that no stray process can join")
+	case cfg.Run.IntervalLog != nil:
+		return nil, setting.Errorf("cluster.Config.Workers", "bench.Config.IntervalLog is one machine's stream; a coordinated run keeps every second's histogram in its result")
+	}
+	p := cfg.Run.Plan
+	if p.Concurrency > 0 && p.Concurrency < cfg.Workers {
+		return nil, setting.Errorf("cluster.Config.Workers", "load.Plan.Concurrency %d with cluster.Config.Workers %d: every worker needs at least one request in flight", p.Concurrency, cfg.Workers)
+	}
+	if p.Requests > 0 && p.Duration == 0 && p.Requests < int64(cfg.Workers) {
+		return nil, setting.Errorf("cluster.Config.Workers", "load.Plan.Requests %d with cluster.Config.Workers %d: every worker needs at least one request", p.Requests, cfg.Workers)
+	}
+	if cfg.Run.Profile != nil && p.WarmupRequests > 0 {
+		// The window opens at a time every worker knows in advance; a
+		// warm-up counted in requests ends at a different time on each.
+		return nil, setting.Errorf("load.Plan.WarmupRequests", "load.Plan.WarmupRequests with cluster.Config.Workers and bench.Config.Profile: give the warm-up as a duration, so that the window opens at one time for every worker")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.JoinTimeout, DefaultJoinTimeout)
+	def(&cfg.MaxClockOffset, DefaultMaxClockOffset)
+	def(&cfg.StartDelay, DefaultStartDelay)
+	def(&cfg.HeartbeatEvery, DefaultHeartbeat)
+	def(&cfg.LostAfter, DefaultLostAfter)
+	spec, count, err := specOf(cfg.Run)
+	if err != nil {
+		return nil, err
+	}
+	return &coordinator{cfg: cfg, spec: spec, count: count, full: make(chan struct{}), started: make(chan struct{}), changed: make(chan struct{}, 1), next: make(chan struct{})}, nil
+}
+
+// specOf reads every input file of run into a RunSpec, and checks the
+// payloads here, before any worker is waited for.
+func specOf(run bench.Config) (RunSpec, int, error) {
+	limit := run.MaxPayloadBytes
+	if limit <= 0 {
+		limit = payloads.DefaultMaxBytes
+	}
+	data, err := ReadData(run.DataPath, run.Stdin, limit)
+	if err != nil {
+		return RunSpec{}, 0, err
+	}
+	var stdin io.Reader
+	if data.Stdin {
+		stdin = bytes.NewReader(data.Files[0].Content)
+	}
+	set, err := payloads.Load(run.DataPath, payloads.Options{Stdin: stdin, MaxBytes: run.MaxPayloadBytes})
+	if err != nil {
+		return RunSpec{}, 0, err
+	}
+	spec := RunSpec{
+		URL: run.URL, GRPC: run.GRPC, Headers: run.Headers, Data: data, MaxPayloadBytes: run.MaxPayloadBytes,
+		Plan: planSpecOf(run.Plan), Timeout: run.Timeout, MaxResponseBytes: run.MaxResponseBytes,
+		RESTEngine: run.RESTEngine, V2Binary: run.V2Binary, Settings: run.Settings,
+		TLS: TLSSpec{Enabled: run.TLS.Enabled, InsecureSkipVerify: run.TLS.InsecureSkipVerify},
+	}
+	for _, f := range []struct {
+		name, path string
+		dst        **File
+	}{{"bench.Config.TLS.CA", run.TLS.CA, &spec.TLS.CA}, {"bench.Config.TLS.Cert", run.TLS.Cert, &spec.TLS.Cert}, {"bench.Config.TLS.Key", run.TLS.Key, &spec.TLS.Key}} {
+		if *f.dst, err = readFile(f.name, f.path); err != nil {
+			return RunSpec{}, 0, err
+		}
+	}
+	return spec, set.Len(), nil
+}
+
+func (c *coordinator) logf(format string, args ...any) {
+	if c.cfg.Log != nil {
+		fmt.Fprintf(c.cfg.Log, "loadprof coordinator: "+format+"\n", args...)
+	}
+}
+
+func (c *coordinator) handler() http.Handler {
+	mux := http.NewServeMux()
+	auth := func(h func(http.ResponseWriter, *http.Request)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost {
+				writeError(w, http.StatusMethodNotAllowed, "POST only")
+				return
+			}
+			if !tokenOK(r, c.cfg.Token) {
+				c.logf("refused a call to %s from %s: wrong or missing token", r.URL.Path, r.RemoteAddr)
+				writeError(w, http.StatusUnauthorized, "wrong or missing token (--token or %s)", TokenEnv)
+				return
+			}
+			h(w, r)
+		}
+	}
+	mux.HandleFunc(pathClock, auth(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, clockReply{NowNs: time.Now().UnixNano()})
+	}))
+	mux.HandleFunc(pathJoin, auth(c.join))
+	mux.HandleFunc(pathHeartbeat, auth(c.heartbeat))
+	mux.HandleFunc(pathResult, auth(c.result))
+	mux.HandleFunc(pathNext, auth(c.nextRound))
+	return mux
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := json.NewDecoder(io.LimitReader(r.Body, maxMessage)).Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "bad message: %v", err)
+		return false
+	}
+	return true
+}
+
+func (c *coordinator) join(w http.ResponseWriter, r *http.Request) {
+	var req joinRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Protocol != ProtocolVersion {
+		writeError(w, http.StatusConflict, "protocol %d; this coordinator speaks %d (use the same loadprof on every machine)", req.Protocol, ProtocolVersion)
+		return
+	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	wk := &worker{offset: time.Duration(req.OffsetNs), rep: report.WorkerReport{
+		Name: req.Name, Host: host,
+		ClockOffsetMs: float64(req.OffsetNs) / 1e6, ClockUncertaintyMs: float64(req.UncertaintyNs) / 1e6,
+	}}
+	off := time.Duration(req.OffsetNs)
+	c.mu.Lock()
+	if c.closed || len(c.workers) >= c.cfg.Workers {
+		c.mu.Unlock()
+		writeError(w, http.StatusConflict, "the run has all the workers it waits for, or has started without this one (after --join-timeout)")
+		return
+	}
+	if off.Abs() > c.cfg.MaxClockOffset {
+		msg := fmt.Sprintf("its clock is %v off the coordinator's (±%v), more than --max-clock-offset %v", off.Round(time.Microsecond), time.Duration(req.UncertaintyNs).Round(time.Microsecond), c.cfg.MaxClockOffset)
+		if !c.cfg.WarnClockOffset {
+			wk.rep.Status, wk.rep.Error = report.WorkerRefused, msg
+			c.refused = append(c.refused, wk)
+			c.mu.Unlock()
+			c.logf("refused worker %q from %s: %s", req.Name, host, msg)
+			writeError(w, http.StatusConflict, "refused: %s", msg)
+			return
+		}
+		c.logf("warning: worker %q from %s: %s", req.Name, host, msg)
+	}
+	c.workers = append(c.workers, wk)
+	wk.rep.Index = len(c.workers)
+	wk.base = wk.rep
+	n, joined := len(c.workers), wk.base
+	if n == c.cfg.Workers {
+		c.fullOnce.Do(func() { close(c.full) })
+	}
+	c.mu.Unlock()
+	c.logf("worker %d of %d joined: %q from %s, clock offset %+.3f ms (±%.3f ms)", n, c.cfg.Workers, req.Name, host, joined.ClockOffsetMs, joined.ClockUncertaintyMs)
+
+	select {
+	case <-c.started:
+	case <-r.Context().Done():
+		return // the worker went away; it is found lost after the start
+	}
+	c.mu.Lock()
+	reply, err := wk.reply, c.startErr
+	c.mu.Unlock()
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, reply)
+}
+
+// waitForJoins waits until every worker has joined or the join timeout.
+// The joined ones are held until the first round starts.
+func (c *coordinator) waitForJoins(ctx context.Context) error {
+	timer := time.NewTimer(c.cfg.JoinTimeout)
+	defer timer.Stop()
+	var why error
+	select {
+	case <-c.full:
+	case <-timer.C:
+	case <-ctx.Done():
+		why = fmt.Errorf("interrupted before every worker joined: %w", ctx.Err())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if why == nil && len(c.workers) == 0 {
+		why = &bench.TargetError{Err: fmt.Errorf("no worker joined within --join-timeout %v", c.cfg.JoinTimeout)}
+	}
+	if why != nil {
+		c.startErr = why
+		close(c.started)
+		return why
+	}
+	if k := len(c.workers); k < c.cfg.Workers {
+		c.logf("warning: %d of %d workers joined within %v; they share the whole load", k, c.cfg.Workers, c.cfg.JoinTimeout)
+	}
+	c.closed = true // later joins are refused
+	return nil
+}
+
+// startRound gives every worker still there its share of run and the
+// common start, and releases them: the held joins for the first round,
+// the workers waiting for the next one after it.
+func (c *coordinator) startRound(run bench.Config) error {
+	plan := planSpecOf(run.Plan)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var alive []*worker
+	for _, wk := range c.workers {
+		if !wk.gone {
+			alive = append(alive, wk)
+		}
+	}
+	k := len(alive)
+	switch {
+	case k == 0:
+		return &bench.TargetError{Err: errors.New("no worker is left to run on")}
+	case plan.Concurrency > 0 && plan.Concurrency < k:
+		return &bench.InputError{Err: setting.Errorf("load.Plan.Concurrency", "load.Plan.Concurrency %d over %d workers: every worker needs at least one request in flight", plan.Concurrency, k)}
+	}
+	start := time.Now().Add(c.cfg.StartDelay)
+	c.window = nil
+	if p := run.Profile; p != nil {
+		length := p.Options.Duration
+		if length <= 0 {
+			length = profile.DefaultDuration
+		}
+		c.window = &WindowSpec{Open: start.Add(run.Plan.WarmupDuration + p.Delay), Length: length}
+	}
+	c.round++
+	c.startAt = start
+	for i, wk := range alive {
+		spec := c.spec
+		spec.Plan = shareOf(plan, i, k)
+		spec.PayloadOffset = i * c.count / k
+		spec.Window = c.window
+		spec.Settings = shareSettings(run.Settings, spec.Plan, i+1, k)
+		wk.reply = &joinReply{Round: c.round, Worker: wk.base.Index, Of: k, StartAt: start, Spec: spec, HeartbeatEvery: c.cfg.HeartbeatEvery, LostAfter: c.cfg.LostAfter}
+		wk.rep = wk.base
+		wk.rep.Share = spec.Plan.Rate + float64(spec.Plan.Concurrency)
+		wk.result, wk.events, wk.trunc, wk.done = nil, nil, false, false
+		// Silence counts from the start: the reply is on its way.
+		wk.lastSeen = start
+	}
+	c.logf("%d workers start at %s", k, start.UTC().Format("15:04:05.000"))
+	if c.round == 1 {
+		close(c.started)
+	} else {
+		close(c.next)
+		c.next = make(chan struct{})
+	}
+	return nil
+}
+
+// shareOf is worker i's part of plan among n workers: the rate or
+// concurrency, the request counts and the in-flight bound split so that
+// they add up to the whole; the warm-up and steady durations are the
+// same for all.
+func shareOf(p PlanSpec, i, n int) PlanSpec {
+	s := p
+	s.Rate = p.Rate / float64(n)
+	s.Concurrency = int(share(int64(p.Concurrency), i, n))
+	s.Requests = share(p.Requests, i, n)
+	s.WarmupRequests = share(p.WarmupRequests, i, n)
+	if p.MaxInflight > 0 {
+		s.MaxInflight = max(1, int(share(int64(p.MaxInflight), i, n)))
+	}
+	return s
+}
+
+// shareSettings is the settings a worker's own result records: the
+// run's, with its share in place of the whole.
+func shareSettings(all map[string]any, p PlanSpec, index, of int) map[string]any {
+	out := make(map[string]any, len(all)+2)
+	for k, v := range all {
+		out[k] = v
+	}
+	switch {
+	case p.Rate > 0:
+		out["rate"] = p.Rate
+	case p.Concurrency > 0:
+		out["concurrency"] = p.Concurrency
+	}
+	if p.Requests > 0 {
+		out["requests"] = p.Requests
+	}
+	out["worker"] = fmt.Sprintf("%d/%d", index, of)
+	return out
+}
+
+func (c *coordinator) find(index int) *worker {
+	if index < 1 || index > len(c.workers) {
+		return nil
+	}
+	return c.workers[index-1]
+}
+
+func (c *coordinator) heartbeat(w http.ResponseWriter, r *http.Request) {
+	var hb heartbeat
+	if !decode(w, r, &hb) {
+		return
+	}
+	c.mu.Lock()
+	wk := c.find(hb.Worker)
+	if wk == nil || wk.reply == nil || hb.Round != c.round {
+		c.mu.Unlock()
+		writeError(w, http.StatusNotFound, "no worker %d in round %d of this run", hb.Worker, hb.Round)
+		return
+	}
+	if wk.done && wk.rep.Status == report.WorkerLost {
+		c.mu.Unlock()
+		writeError(w, http.StatusGone, "worker %d was silent too long and counts as lost", hb.Worker)
+		return
+	}
+	wk.lastSeen = time.Now()
+	wk.rep.Requests, wk.rep.Errors = hb.Requests, hb.Errors
+	stop := c.stop
+	c.mu.Unlock()
+	writeJSON(w, http.StatusOK, heartbeatReply{Stop: stop})
+}
+
+func (c *coordinator) result(w http.ResponseWriter, r *http.Request) {
+	var rr resultReport
+	if !decode(w, r, &rr) {
+		return
+	}
+	c.mu.Lock()
+	wk := c.find(rr.Worker)
+	switch {
+	case wk == nil || wk.reply == nil || rr.Round != c.round:
+		c.mu.Unlock()
+		writeError(w, http.StatusNotFound, "no worker %d in round %d of this run", rr.Worker, rr.Round)
+		return
+	case wk.done:
+		c.mu.Unlock()
+		writeError(w, http.StatusGone, "worker %d is already counted as %s", rr.Worker, wk.rep.Status)
+		return
+	}
+	wk.done = true
+	wk.lastSeen = time.Now()
+	shift := -wk.offset // onto the coordinator's clock
+	switch {
+	case rr.Result == nil:
+		wk.rep.Status, wk.rep.Error = report.WorkerFailed, rr.Error
+	default:
+		res := rr.Result
+		res.StartedAt, res.FinishedAt = res.StartedAt.Add(shift), res.FinishedAt.Add(shift)
+		wk.result = res
+		wk.rep.Requests, wk.rep.Errors = res.Requests, sumErrors(res.Errors)
+		wk.rep.Status = report.WorkerOK
+		if res.Interrupted {
+			wk.rep.Status = report.WorkerInterrupted
+		}
+		wk.rep.Error = rr.Error
+		wk.events, wk.trunc = eventsFromWire(rr.Events, shift), rr.Truncated
+	}
+	status, index := wk.rep.Status, wk.rep.Index
+	c.mu.Unlock()
+	c.logf("worker %d done: %s", index, status)
+	writeJSON(w, http.StatusOK, struct{}{})
+	c.signal()
+}
+
+// nextRoundWait bounds how long a call for the next round is held; the
+// worker asks again.
+const nextRoundWait = 5 * time.Second
+
+// nextRound answers a worker that has sent its result of round After:
+// the next round's share when it starts, "done" when there is none.
+func (c *coordinator) nextRound(w http.ResponseWriter, r *http.Request) {
+	var req nextRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	held := time.NewTimer(nextRoundWait)
+	defer held.Stop()
+	for {
+		c.mu.Lock()
+		wk := c.find(req.Worker)
+		switch {
+		case wk == nil:
+			c.mu.Unlock()
+			writeError(w, http.StatusNotFound, "no worker %d in this run", req.Worker)
+			return
+		case wk.gone:
+			c.mu.Unlock()
+			writeError(w, http.StatusGone, "worker %d was silent too long and counts as lost", req.Worker)
+			return
+		case wk.reply != nil && wk.reply.Round > req.After:
+			reply := wk.reply
+			c.mu.Unlock()
+			writeJSON(w, http.StatusOK, nextReply{Next: reply})
+			return
+		case c.over:
+			wk.released = true
+			c.mu.Unlock()
+			writeJSON(w, http.StatusOK, nextReply{Done: true})
+			c.signal()
+			return
+		}
+		next := c.next
+		c.mu.Unlock()
+		select {
+		case <-next:
+		case <-held.C:
+			writeJSON(w, http.StatusOK, nextReply{})
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// signal wakes waitForResults (and Close's wait for the workers).
+func (c *coordinator) signal() {
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
+func sumErrors(m map[string]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// waitForResults waits until every worker has sent its result or is
+// lost: silent for LostAfter. An interrupted ctx tells the workers to
+// stop; they then have their grace and LostAfter to answer.
+func (c *coordinator) waitForResults(ctx context.Context) {
+	tick := time.NewTicker(c.cfg.HeartbeatEvery / 2)
+	defer tick.Stop()
+	interrupted := ctx.Done()
+	every := c.cfg.ProgressEvery
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	lastProgress := time.Now()
+	for {
+		now := time.Now()
+		c.mu.Lock()
+		if c.cfg.Progress != nil && now.Sub(lastProgress) >= every {
+			lastProgress = now
+			c.writeProgress()
+		}
+		pending := 0
+		for _, wk := range c.workers {
+			if wk.done || wk.gone {
+				continue
+			}
+			if now.Sub(wk.lastSeen) > c.cfg.LostAfter {
+				wk.done, wk.gone = true, true
+				wk.rep.Status = report.WorkerLost
+				wk.rep.Error = fmt.Sprintf("silent for %v mid-run; its %d requests so far are not in the result", c.cfg.LostAfter, wk.rep.Requests)
+				c.logf("worker %d lost: %s", wk.rep.Index, wk.rep.Error)
+				continue
+			}
+			pending++
+		}
+		c.mu.Unlock()
+		if pending == 0 {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-c.changed:
+		case <-interrupted:
+			interrupted = nil
+			c.mu.Lock()
+			c.stop = true
+			c.mu.Unlock()
+			c.logf("interrupted: telling the workers to stop")
+		}
+	}
+}
+
+// writeProgress writes the round's counts so far; c.mu is held.
+func (c *coordinator) writeProgress() {
+	var requests, errs int64
+	running := 0
+	for _, wk := range c.workers {
+		if wk.gone && wk.rep.Status != report.WorkerLost {
+			continue
+		}
+		requests += wk.rep.Requests
+		errs += wk.rep.Errors
+		if !wk.done {
+			running++
+		}
+	}
+	fmt.Fprintf(c.cfg.Progress, "loadprof coordinator: %d workers running: %d steady requests, %d errors so far\n", running, requests, errs)
+}
+
+// windowEvents are the window's requests of every worker, on the
+// coordinator's clock; c.mu is held.
+func (c *coordinator) windowEvents() (perWorker [][]profile.ClientEvent, truncated bool) {
+	perWorker = make([][]profile.ClientEvent, len(c.workers))
+	for i, wk := range c.workers {
+		perWorker[i] = wk.events
+		truncated = truncated || wk.trunc
+	}
+	return perWorker, truncated
+}
+
+// merge merges the workers' results with report.Merge, the merge of
+// `loadprof merge`, and adds the workers and the coordinator's window
+// (win, nil for none).
+func (c *coordinator) merge(run bench.Config, win *coordWindow) (*report.Result, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var results []*report.Result
+	var sources []string
+	var reps, missing []report.WorkerReport
+	for _, wk := range c.workers {
+		reps = append(reps, wk.rep)
+		if wk.result != nil {
+			results = append(results, wk.result)
+			sources = append(sources, fmt.Sprintf("worker-%d", wk.rep.Index))
+		}
+		if wk.rep.Status != report.WorkerOK && wk.rep.Status != report.WorkerInterrupted {
+			missing = append(missing, wk.rep)
+		}
+	}
+	for _, wk := range c.refused {
+		reps = append(reps, wk.rep)
+		missing = append(missing, wk.rep)
+	}
+	for i := len(c.workers) + len(c.refused); i < c.cfg.Workers; i++ {
+		rep := report.WorkerReport{Status: report.WorkerNotJoined, Error: fmt.Sprintf("did not join within %v", c.cfg.JoinTimeout)}
+		reps = append(reps, rep)
+		missing = append(missing, rep)
+	}
+	for i := range reps {
+		if reps[i].Index == 0 {
+			reps[i].Index = i + 1
+		}
+	}
+	for i := range missing {
+		if missing[i].Index == 0 {
+			missing[i].Index = len(c.workers) + i + 1
+		}
+	}
+	var errs []error
+	if len(missing) > 0 {
+		errs = append(errs, &WorkersError{Missing: missing})
+	}
+	if len(results) == 0 {
+		return nil, errors.Join(append(errs, &bench.TargetError{Err: errors.New("no worker sent a result")})...)
+	}
+	var merged *report.Result
+	if len(results) == 1 {
+		merged = results[0]
+		merged.Host = nil
+	} else {
+		var err error
+		var notes []string
+		if merged, notes, err = report.Merge(results, sources); err != nil {
+			return nil, fmt.Errorf("merging the workers' results: %w", err)
+		}
+		for _, n := range notes {
+			c.logf("note: %s", n)
+		}
+	}
+	merged.Config = run.Settings
+	merged.Rate, merged.Concurrency, merged.MaxInflight = run.Plan.Rate, run.Plan.Concurrency, 0
+	if run.Plan.Rate > 0 {
+		merged.MaxInflight = run.Plan.MaxInflight
+	}
+	merged.Workers = reps
+	if win != nil {
+		events, truncated := c.windowEvents()
+		merged.Profile = win.finish(events, truncated, merged.StartedAt)
+	}
+	if merged.Profile != nil && merged.Profile.Error != "" && run.Profile.Required && !merged.Interrupted {
+		errs = append(errs, &bench.TargetError{Err: errors.New(merged.Profile.Error)})
+	}
+	return merged, errors.Join(errs...)
+}

@@ -1,0 +1,223 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/loadprof/loadprof/bench"
+	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/report"
+	"github.com/loadprof/loadprof/tfproto"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+)
+
+// coordWindow is the one profile window of a coordinated run: the
+// coordinator opens it at the time every worker was told, under their
+// combined load.
+type coordWindow struct {
+	cfg    bench.ProfileConfig
+	open   time.Time // coordinator's clock
+	length time.Duration
+	done   chan struct{}
+	rep    *report.ProfileReport
+	err    error
+}
+
+// openWindow starts the capture at the agreed time.
+func (c *coordinator) openWindow(ctx context.Context, run bench.Config) *coordWindow {
+	p := *run.Profile
+	if p.Options.Grace == 0 {
+		p.Options.Grace = run.Plan.Grace
+	}
+	c.mu.Lock()
+	at := *c.window
+	c.mu.Unlock()
+	w := &coordWindow{cfg: p, open: at.Open, length: at.Length, done: make(chan struct{}), rep: &report.ProfileReport{WindowFrom: "profile_call"}}
+	tlsConfig, tlsErr := run.TLS.Config()
+	go func() {
+		defer close(w.done)
+		if tlsErr != nil {
+			w.fail(tlsErr)
+			return
+		}
+		t := time.NewTimer(time.Until(w.open))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			w.fail(fmt.Errorf("profile %s: interrupted before the window opened", p.Addr))
+			return
+		}
+		creds := insecure.NewCredentials()
+		if tlsConfig != nil {
+			creds = credentials.NewTLS(tlsConfig)
+		}
+		conn, err := grpc.NewClient(p.Addr, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			w.fail(fmt.Errorf("profile %s: %w", p.Addr, err))
+			return
+		}
+		defer conn.Close()
+		res, err := profile.Capture(ctx, conn, p.Addr, p.Options)
+		w.rep.Result = res
+		if err != nil {
+			w.fail(err)
+		}
+	}()
+	return w
+}
+
+func (w *coordWindow) fail(err error) {
+	w.err = err
+	w.rep.Error = err.Error()
+}
+
+// finish waits for the capture (bounded), writes the client plane (a
+// group of lines for each worker, every worker's requests on the
+// coordinator's clock) and summarises the trace. origin is the merged
+// result's start, from which its window times count.
+func (w *coordWindow) finish(perWorker [][]profile.ClientEvent, truncated bool, origin time.Time) *report.ProfileReport {
+	o := w.cfg.Options
+	startS, endS := w.open.Sub(origin).Seconds(), w.open.Add(w.length).Sub(origin).Seconds()
+	select {
+	case <-w.done:
+	case <-time.After(time.Until(w.open) + o.Duration + o.Slack + 10*time.Second):
+		// The capture goroutine still owns w.rep.
+		return &report.ProfileReport{WindowStartS: startS, WindowEndS: endS, WindowFrom: "profile_call",
+			Error: fmt.Sprintf("profile %s: the capture did not return", w.cfg.Addr)}
+	}
+	w.rep.WindowStartS, w.rep.WindowEndS = startS, endS
+	res := w.rep.Result
+	if res == nil {
+		return w.rep
+	}
+	if files := res.TraceFiles(); len(files) > 0 {
+		sum, err := profile.SummarizeFiles(files)
+		if err != nil && w.err == nil {
+			w.fail(fmt.Errorf("summarising the trace: %w", err))
+		}
+		w.rep.SpanMs, w.rep.TopOps, w.rep.Planes = sum.SpanMs, sum.Top(20), sum.Stats
+	}
+	if err := w.writeClientPlane(res, perWorker, truncated); err != nil && w.err == nil {
+		w.fail(err)
+	}
+	return w.rep
+}
+
+// writeClientPlane places every worker's window requests on the server's
+// timeline (one offset for all: they are on the coordinator's clock) and
+// writes them as one client plane with a group of lines per worker.
+func (w *coordWindow) writeClientPlane(res *profile.Result, perWorker [][]profile.ClientEvent, truncated bool) error {
+	var all []profile.ClientEvent
+	for _, evs := range perWorker {
+		all = append(all, evs...)
+	}
+	o := w.cfg.Options
+	if len(all) == 0 || o.LogDir == "" {
+		return nil
+	}
+	window := o.Duration
+	if window <= 0 {
+		window = profile.DefaultDuration
+	}
+	names := w.cfg.RequestEvents
+	if len(names) == 0 {
+		names = profile.DefaultRequestEvents
+	}
+	call := profile.ProfileCall{Sent: res.Started, Answered: res.Finished, Window: window}
+	var server *profile.ServerTrace
+	var readErr error
+	if files := res.TraceFiles(); len(files) > 0 {
+		tr, err := profile.ReadServerTrace(files, names)
+		if err == nil {
+			server = &tr
+		}
+		readErr = err
+	}
+	tl := profile.Align(call, server, all)
+	tl.RequestEvents = names
+	tl.ClientTruncated = truncated
+	space := workerPlanes(&tl, perWorker)
+	data, err := proto.Marshal(space)
+	if err == nil {
+		var path string
+		path, err = profile.Store{LogDir: o.LogDir, Run: res.Run}.Write(profile.ClientFile, data)
+		w.rep.ClientTrace = path
+	}
+	if res.Saved != profile.SavedNone {
+		w.rep.Timeline = &tl
+	}
+	if err != nil {
+		return fmt.Errorf("writing the client trace: %w", err)
+	}
+	if readErr != nil {
+		return fmt.Errorf("reading the server's clock from its trace: %w", readErr)
+	}
+	return nil
+}
+
+// WorkerLineName is the name of lane k (1-based) of worker i's requests
+// in a coordinated run's client plane: the lines of one worker sort
+// together, and the summary skips them as loadprof's own.
+func WorkerLineName(worker, lane int) string {
+	return fmt.Sprintf("%sw%d.%d (worker %d)", profile.ClientLinePrefix, worker, lane, worker)
+}
+
+// workerPlanes is the client plane of every worker, one plane whose lines
+// are grouped by worker: each worker's requests are laid out on lanes of
+// their own (two requests of one worker never share a line, nor do two
+// workers).
+func workerPlanes(tl *profile.Timeline, perWorker [][]profile.ClientEvent) *tfproto.XSpace {
+	var out *tfproto.XSpace
+	var plane *tfproto.XPlane
+	notDrawn := 0
+	for i, evs := range perWorker {
+		space := tl.ClientPlane(evs, "loadprof-client")
+		notDrawn += tl.NotDrawn
+		p := space.GetPlanes()[0]
+		lines := p.Lines
+		if out == nil {
+			out, plane = space, p
+			plane.Lines = nil
+		}
+		// Metadata ids are per plane: map this worker's onto the shared
+		// plane's by name.
+		ids := map[int64]int64{}
+		for id, md := range p.EventMetadata {
+			ids[id] = metadataID(plane, md.Name)
+		}
+		for k, l := range lines {
+			l.Id = int64(len(plane.Lines) + 1)
+			l.Name = WorkerLineName(i+1, k+1)
+			for _, e := range l.Events {
+				e.MetadataId = ids[e.MetadataId]
+			}
+			plane.Lines = append(plane.Lines, l)
+		}
+	}
+	tl.NotDrawn = notDrawn
+	if out == nil {
+		out = &tfproto.XSpace{}
+	}
+	return out
+}
+
+// metadataID is the id of the event metadata called name in plane,
+// added when it has none.
+func metadataID(plane *tfproto.XPlane, name string) int64 {
+	for id, md := range plane.EventMetadata {
+		if md.Name == name {
+			return id
+		}
+	}
+	id := int64(len(plane.EventMetadata) + 1)
+	for plane.EventMetadata[id] != nil {
+		id++
+	}
+	plane.EventMetadata[id] = &tfproto.XEventMetadata{Id: id, Name: name}
+	return id
+}

@@ -1,0 +1,339 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/loadprof/loadprof/bench"
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/report"
+)
+
+// WorkerConfig is a worker: where the coordinator is and how to prove it
+// belongs to the run.
+type WorkerConfig struct {
+	Coordinator string // HOST:PORT or http://HOST:PORT
+	Token       string
+	Name        string // how the coordinator calls it (the host name when empty)
+	// JoinTimeout bounds the time from the first attempt to reach the
+	// coordinator (which may not be up yet: a Kubernetes Service without
+	// its pod) to the join reply (DefaultWorkerJoinTimeout when 0).
+	JoinTimeout time.Duration
+	// ClockSamples is how many round trips measure the clock offset
+	// (DefaultClockSamples when 0).
+	ClockSamples int
+	// TempDir holds the payload files the coordinator sends while the run
+	// lasts (os.TempDir when empty).
+	TempDir string
+	// Result, when set, gets the worker's own result (its share, on its
+	// own clock) before it is sent: --out of a worker.
+	Result   func(*report.Result)
+	Log      io.Writer // one line per step; nil for none
+	Warnings io.Writer // the run's warnings; nil for none
+}
+
+// Defaults of WorkerConfig.
+const (
+	DefaultWorkerJoinTimeout = 10 * time.Minute
+	DefaultClockSamples      = 8
+)
+
+// retryEvery is the pause between attempts to reach a coordinator.
+const retryEvery = time.Second
+
+// Work joins the coordinator, runs the share it is given, and sends back
+// the result. It returns nil when the coordinator took the result; a
+// *StatusError when the coordinator refused the worker (wrong token, a
+// clock too far off, a run already started).
+func Work(ctx context.Context, cfg WorkerConfig) error {
+	if cfg.JoinTimeout <= 0 {
+		cfg.JoinTimeout = DefaultWorkerJoinTimeout
+	}
+	if cfg.ClockSamples <= 0 {
+		cfg.ClockSamples = DefaultClockSamples
+	}
+	if cfg.Token == "" {
+		return fmt.Errorf("cluster.WorkerConfig.Token: no token: give the run's (--token or %s)", TokenEnv)
+	}
+	if cfg.Name == "" {
+		cfg.Name, _ = os.Hostname()
+	}
+	c := &client{base: baseURL(cfg.Coordinator), token: cfg.Token, http: &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true}}}
+	logf := func(format string, args ...any) {
+		if cfg.Log != nil {
+			fmt.Fprintf(cfg.Log, "loadprof worker: "+format+"\n", args...)
+		}
+	}
+	deadline := time.Now().Add(cfg.JoinTimeout)
+	offset, uncertainty, err := measureClock(ctx, c, cfg.ClockSamples, deadline)
+	if err != nil {
+		return err
+	}
+	logf("reached %s; clock offset %+.3f ms (±%.3f ms); joining", c.base, float64(offset)/1e6, float64(uncertainty)/1e6)
+	var reply joinReply
+	req := joinRequest{Protocol: ProtocolVersion, Name: cfg.Name, Tool: "loadprof " + bench.Version, OffsetNs: int64(offset), UncertaintyNs: int64(uncertainty)}
+	if err := c.call(ctx, pathJoin, req, &reply, time.Until(deadline)); err != nil {
+		err = fmt.Errorf("joining %s: %w", c.base, err)
+		if !refused(err) {
+			err = &UnreachableError{err}
+		}
+		return err
+	}
+	for {
+		logf("worker %d, one of %d; the load starts at %s (coordinator's clock)", reply.Worker, reply.Of, reply.StartAt.UTC().Format("15:04:05.000"))
+		if err := runShare(ctx, c, cfg, reply, offset, logf); err != nil {
+			return err
+		}
+		next, err := c.awaitNext(ctx, reply)
+		if err != nil || next == nil {
+			return err
+		}
+		reply = *next
+	}
+}
+
+// awaitNext asks for the round after reply's until the coordinator gives
+// it (a sweep's next step) or says there is none (nil); a coordinator
+// that does not answer for LostAfter is gone.
+func (c *client) awaitNext(ctx context.Context, reply joinReply) (*joinReply, error) {
+	lastOK := time.Now()
+	for ctx.Err() == nil {
+		var r nextReply
+		err := c.call(ctx, pathNext, nextRequest{Worker: reply.Worker, After: reply.Round}, &r, nextRoundWait+reply.LostAfter)
+		switch {
+		case err == nil && r.Done:
+			return nil, nil
+		case err == nil && r.Next != nil:
+			return r.Next, nil
+		case err == nil:
+			lastOK = time.Now()
+		case refused(err):
+			return nil, fmt.Errorf("asking for the next round: %w", err)
+		case time.Since(lastOK) > reply.LostAfter:
+			return nil, &UnreachableError{fmt.Errorf("the coordinator has not answered for %v after the result: %w", reply.LostAfter, err)}
+		default:
+			time.Sleep(retryEvery)
+		}
+	}
+	return nil, nil
+}
+
+// measureClock estimates the worker's clock minus the coordinator's from
+// n round trips: the one with the least delay bounds the offset best (its
+// half is the uncertainty), as NTP does. It retries a coordinator it
+// cannot reach until deadline.
+func measureClock(ctx context.Context, c *client, n int, deadline time.Time) (offset, uncertainty time.Duration, err error) {
+	best := time.Duration(-1)
+	for got := 0; got < n; {
+		sent := time.Now()
+		var r clockReply
+		err := c.call(ctx, pathClock, struct{}{}, &r, 5*time.Second)
+		back := time.Now()
+		if err != nil {
+			if refused(err) {
+				return 0, 0, err
+			}
+			if ctx.Err() != nil {
+				return 0, 0, ctx.Err()
+			}
+			if time.Now().Add(retryEvery).After(deadline) {
+				return 0, 0, &UnreachableError{fmt.Errorf("coordinator %s not reached: %w", c.base, err)}
+			}
+			time.Sleep(retryEvery)
+			continue
+		}
+		got++
+		rtt := back.Sub(sent) // monotonic
+		if best < 0 || rtt < best {
+			best = rtt
+			mid := sent.Add(rtt / 2)
+			offset = mid.Sub(time.Unix(0, r.NowNs))
+		}
+	}
+	return offset, best / 2, nil
+}
+
+// runShare runs the worker's share and sends the result.
+func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply, offset time.Duration, logf func(string, ...any)) error {
+	dir, err := os.MkdirTemp(cfg.TempDir, "loadprof-worker-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	run, err := reply.Spec.benchConfig(dir, offset)
+	if err != nil {
+		return c.report(ctx, resultReport{Round: reply.Round, Worker: reply.Worker, Error: err.Error()}, reply.LostAfter)
+	}
+	run.Warnings = cfg.Warnings
+	var events []clientEvent
+	var truncated bool
+	if run.RemoteWindow != nil {
+		run.RemoteWindow.Events = func(e []profile.ClientEvent, t bool) { events, truncated = eventsToWire(e), t }
+	}
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	live := &liveness{worker: reply.Worker, round: reply.Round}
+	var wg sync.WaitGroup
+	beatDone := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		beat(runCtx, c, reply, live, stop, beatDone, logf)
+	}()
+	defer func() { close(beatDone); wg.Wait() }()
+
+	// The common start, on this machine's clock.
+	start := reply.StartAt.Add(offset)
+	t := time.NewTimer(time.Until(start))
+	select {
+	case <-t.C:
+	case <-runCtx.Done():
+		t.Stop()
+		return c.report(ctx, resultReport{Round: reply.Round, Worker: reply.Worker, Error: "stopped before the start: " + context.Cause(runCtx).Error()}, reply.LostAfter)
+	}
+	run.Watch = func(p func() load.Progress) { live.read.Store(&p) }
+	res, runErr := bench.Run(runCtx, run)
+	final := heartbeat{Round: reply.Round, Worker: reply.Worker, Phase: "done"}
+	if res != nil {
+		final.Requests, final.Errors = res.Requests, sumErrors(res.Errors)
+	}
+	live.final.Store(&final)
+	rr := resultReport{Round: reply.Round, Worker: reply.Worker, Result: res, Events: events, Truncated: truncated}
+	if runErr != nil {
+		rr.Error = runErr.Error()
+	}
+	if res != nil {
+		res.Config = reply.Spec.Settings
+		logf("done: %d requests, %.1f req/s", res.Requests, res.ThroughputRPS)
+		if cfg.Result != nil {
+			cfg.Result(res)
+		}
+	}
+	err = c.report(ctx, rr, reply.LostAfter)
+	if err == nil && runErr != nil && res == nil {
+		return runErr
+	}
+	return err
+}
+
+// report sends the result, retrying for up to lostAfter a coordinator
+// that does not answer.
+func (c *client) report(ctx context.Context, rr resultReport, lostAfter time.Duration) error {
+	deadline := time.Now().Add(max(lostAfter, 5*time.Second))
+	for {
+		// The send itself is bounded by what a large result needs on a
+		// slow link, not by the heartbeat's period.
+		err := c.call(context.WithoutCancel(ctx), pathResult, rr, nil, time.Minute)
+		if err == nil || refused(err) || time.Now().Add(retryEvery).After(deadline) {
+			switch {
+			case err != nil && refused(err):
+				return fmt.Errorf("sending the result: %w", err)
+			case err != nil:
+				return &UnreachableError{fmt.Errorf("sending the result: %w", err)}
+			}
+			return nil
+		}
+		time.Sleep(retryEvery)
+	}
+}
+
+// liveness is what a worker's heartbeat says: waiting for the start,
+// the run's counts while it runs, its final counts once it is done.
+type liveness struct {
+	worker int
+	round  int
+	read   atomic.Pointer[func() load.Progress]
+	final  atomic.Pointer[heartbeat]
+}
+
+func (l *liveness) now() heartbeat {
+	if f := l.final.Load(); f != nil {
+		return *f
+	}
+	hb := heartbeat{Round: l.round, Worker: l.worker, Phase: "waiting"}
+	if p := l.read.Load(); p != nil {
+		lp := (*p)()
+		hb.Phase, hb.Requests, hb.Errors = lp.Phase.String(), lp.SteadyRequests, lp.SteadyErrors
+	}
+	return hb
+}
+
+// beat reports progress every HeartbeatEvery until done; it stops the
+// run when the coordinator says so, and when the coordinator has not
+// answered for LostAfter (it is gone: nobody would take the result).
+func beat(ctx context.Context, c *client, reply joinReply, live *liveness, stop context.CancelCauseFunc, done <-chan struct{}, logf func(string, ...any)) {
+	every := reply.HeartbeatEvery
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	lastOK := time.Now()
+	stopped := false
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		var r heartbeatReply
+		err := c.call(context.WithoutCancel(ctx), pathHeartbeat, live.now(), &r, every*4)
+		switch {
+		case err == nil:
+			lastOK = time.Now()
+			if r.Stop && !stopped {
+				stopped = true
+				logf("the coordinator says stop")
+				stop(errors.New("the coordinator was interrupted"))
+			}
+		case refused(err) && !stopped:
+			stopped = true
+			logf("%v", err)
+			stop(err)
+		case time.Since(lastOK) > reply.LostAfter && !stopped:
+			stopped = true
+			logf("coordinator silent for %v: stopping", reply.LostAfter)
+			stop(fmt.Errorf("the coordinator has not answered for %v", reply.LostAfter))
+		}
+	}
+}
+
+// benchConfig makes the worker's bench.Config: the input files written
+// under dir, the window moved onto this machine's clock by offset.
+func (s RunSpec) benchConfig(dir string, offset time.Duration) (bench.Config, error) {
+	data, stdin, err := s.Data.materialize(dir)
+	if err != nil {
+		return bench.Config{}, err
+	}
+	tlsFiles := bench.TLSFiles{Enabled: s.TLS.Enabled, InsecureSkipVerify: s.TLS.InsecureSkipVerify}
+	tlsDir := filepath.Join(dir, "tls")
+	for _, f := range []struct {
+		file *File
+		dst  *string
+	}{{s.TLS.CA, &tlsFiles.CA}, {s.TLS.Cert, &tlsFiles.Cert}, {s.TLS.Key, &tlsFiles.Key}} {
+		if f.file == nil {
+			continue
+		}
+		if err := os.MkdirAll(tlsDir, 0o700); err != nil {
+			return bench.Config{}, err
+		}
+		if *f.dst, err = writeFile(tlsDir, *f.file); err != nil {
+			return bench.Config{}, err
+		}
+	}
+	cfg := bench.Config{
+		URL: s.URL, GRPC: s.GRPC, Headers: s.Headers, DataPath: data, Stdin: stdin, MaxPayloadBytes: s.MaxPayloadBytes,
+		PayloadOffset: s.PayloadOffset, Plan: s.Plan.plan(), Timeout: s.Timeout, MaxResponseBytes: s.MaxResponseBytes,
+		TLS: tlsFiles, RESTEngine: s.RESTEngine, V2Binary: s.V2Binary, Settings: s.Settings,
+	}
+	if s.Window != nil {
+		cfg.RemoteWindow = &bench.RemoteWindow{Open: s.Window.Open.Add(offset), Length: s.Window.Length}
+	}
+	return cfg, nil
+}

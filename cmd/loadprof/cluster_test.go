@@ -1,0 +1,497 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/loadprof/loadprof/internal/testkit"
+	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/report"
+	"github.com/loadprof/loadprof/sim"
+	"github.com/loadprof/loadprof/tfproto"
+	"google.golang.org/protobuf/proto"
+)
+
+// proc is a loadprof process started in the background.
+type proc struct {
+	cmd            *exec.Cmd
+	stdout, stderr bytes.Buffer
+	done           chan struct{}
+	code           int
+}
+
+func startProc(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	return startProcTB(t, env, args...)
+}
+
+func startProcTB(t testing.TB, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary, args...), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(p.done)
+		err := p.cmd.Wait()
+		if ee, ok := err.(*exec.ExitError); ok {
+			p.code = ee.ExitCode()
+		}
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// wait waits for the process; the bound only keeps a hung process from
+// hanging the test run.
+func (p *proc) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("%v did not exit\nstderr:\n%s", p.cmd.Args, p.stderr.String())
+	}
+	return p.code
+}
+
+func readResult(t *testing.T, path string) *report.Result {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r report.Result
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatal(err)
+	}
+	return &r
+}
+
+const clusterEnv = "LOADPROF_TOKEN=acceptance"
+
+func TestCoordinatorAndThreeWorkerProcessesMergeExactlyWithOneTrace(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond, Jitter: time.Millisecond}})
+	dir, logdir := t.TempDir(), t.TempDir()
+	addr := testkit.ClosedAddr(t)
+	merged := filepath.Join(dir, "merged.json")
+	const rate = 300.0
+	coord := startProc(t, []string{clusterEnv}, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),
+		"--rate", fmt.Sprint(rate), "--warmup", "1s", "--duration", "4s", "--workers", "3", "--listen", addr, "--out", merged, "-q",
+		"--profile", srv.GRPCAddr(), "--profile-duration", "1s", "--profile-delay", "1s", "--logdir", logdir)
+	var workers []*proc
+	for i := range 3 {
+		workers = append(workers, startProc(t, []string{clusterEnv}, "worker", "--join", addr, "--name", fmt.Sprintf("w%d", i+1),
+			"--out", filepath.Join(dir, fmt.Sprintf("w%d.json", i+1))))
+	}
+	if code := coord.wait(t); code != 0 {
+		t.Fatalf("coordinator exit %d\n%s", code, coord.stderr.String())
+	}
+	var own []*report.Result
+	var sum int64
+	for i, w := range workers {
+		if code := w.wait(t); code != 0 {
+			t.Fatalf("worker %d exit %d\n%s", i+1, code, w.stderr.String())
+		}
+		r := readResult(t, filepath.Join(dir, fmt.Sprintf("w%d.json", i+1)))
+		own = append(own, r)
+		sum += r.Requests
+	}
+	res := readResult(t, merged)
+	if res.Requests != sum {
+		t.Errorf("merged %d requests, the workers' own results %d", res.Requests, sum)
+	}
+	// The rate the workers achieved together: the steady requests they
+	// sent over the 4 s steady phase, within 1% of the target. (The
+	// result's throughput divides by the span to the last answer, which
+	// a busy machine's tail latency stretches: within 5%.)
+	if achieved := float64(res.Requests) / 4; math.Abs(achieved-rate) > rate/100 {
+		t.Errorf("achieved %.2f req/s (%d requests in 4 s), want %v within 1%%", achieved, res.Requests, rate)
+	}
+	if math.Abs(res.ThroughputRPS-rate) > rate/20 {
+		t.Errorf("throughput %.2f req/s, want %v within 5%%", res.ThroughputRPS, rate)
+	}
+	// Bucket for bucket: the merged histogram is the workers' own merged.
+	want, err := report.DecodeHistogram(own[0].Histogram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range own[1:] {
+		h, err := report.DecodeHistogram(r.Histogram)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.Merge(h)
+	}
+	got, err := report.DecodeHistogram(res.Histogram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Equals(want) {
+		t.Errorf("merged histogram (%d values) is not the workers' merged (%d values)", got.TotalCount(), want.TotalCount())
+	}
+	gb, wb := got.Export().Counts, want.Export().Counts
+	if len(gb) != len(wb) {
+		t.Fatalf("bucket arrays differ in length: %d vs %d", len(gb), len(wb))
+	}
+	for i := range gb {
+		if gb[i] != wb[i] {
+			t.Fatalf("bucket %d: %d, the workers' merged %d", i, gb[i], wb[i])
+		}
+	}
+	if len(res.Workers) != 3 {
+		t.Fatalf("workers %+v", res.Workers)
+	}
+	for _, w := range res.Workers {
+		if w.Status != report.WorkerOK {
+			t.Errorf("worker %+v", w)
+		}
+	}
+	// One window, opened by the coordinator; one client plane with the
+	// lines of every worker.
+	if res.Profile == nil || res.Profile.Result == nil || res.Profile.ClientTrace == "" {
+		t.Fatalf("profile %+v", res.Profile)
+	}
+	if res.Window == nil || res.Window.Requests == 0 {
+		t.Errorf("no request counted in the window: %+v", res.Window)
+	}
+	data, err := os.ReadFile(res.Profile.ClientTrace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var space tfproto.XSpace
+	if err := proto.Unmarshal(data, &space); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, l := range space.Planes[0].Lines {
+		if !strings.HasPrefix(l.Name, profile.ClientLinePrefix) {
+			t.Errorf("line %q", l.Name)
+		}
+		for i := 1; i <= 3; i++ {
+			if strings.HasSuffix(l.Name, fmt.Sprintf("(worker %d)", i)) && len(l.Events) > 0 {
+				seen[fmt.Sprint(i)] = true
+			}
+		}
+	}
+	if len(seen) != 3 {
+		t.Errorf("client plane has lines of workers %v, want all 3", seen)
+	}
+	files, _ := filepath.Glob(filepath.Join(logdir, "plugins", "profile", "*", "*.xplane.pb"))
+	if len(files) != 2 {
+		t.Errorf("trace files %v: want the server's and one client plane", files)
+	}
+}
+
+func TestWorkerProcessKilledMidRunIsReportedAndTheOthersKept(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	dir := t.TempDir()
+	addr := testkit.ClosedAddr(t)
+	merged := filepath.Join(dir, "merged.json")
+	coord := startProc(t, []string{clusterEnv}, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),
+		"--rate", "90", "--duration", "6s", "--workers", "3", "--listen", addr, "--out", merged, "-q", "--worker-lost-after", "3s")
+	var workers []*proc
+	for i := range 3 {
+		workers = append(workers, startProc(t, []string{clusterEnv}, "worker", "--join", addr, "--out", filepath.Join(dir, fmt.Sprintf("w%d.json", i))))
+	}
+	// Kill one once the load is under way.
+	for deadline := time.Now().Add(time.Minute); srv.Predicts() < 30 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = workers[2].cmd.Process.Signal(syscall.SIGKILL)
+	code := coord.wait(t)
+	if code != exitWorkers {
+		t.Fatalf("coordinator exit %d, want %d\n%s", code, exitWorkers, coord.stderr.String())
+	}
+	if !strings.Contains(coord.stderr.String(), "lost") {
+		t.Errorf("stderr does not say a worker was lost:\n%s", coord.stderr.String())
+	}
+	var sum int64
+	for i, w := range workers[:2] {
+		if c := w.wait(t); c != 0 {
+			t.Fatalf("worker %d exit %d\n%s", i, c, w.stderr.String())
+		}
+		sum += readResult(t, filepath.Join(dir, fmt.Sprintf("w%d.json", i))).Requests
+	}
+	res := readResult(t, merged)
+	if res.Requests != sum || sum == 0 {
+		t.Errorf("merged %d requests, the two live workers %d", res.Requests, sum)
+	}
+	lost := 0
+	for _, w := range res.Workers {
+		if w.Status == report.WorkerLost {
+			lost++
+		}
+	}
+	if lost != 1 {
+		t.Errorf("workers %+v: want one lost", res.Workers)
+	}
+}
+
+func TestWrongTokenAndAbsentWorkersFailClearly(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	addr := testkit.ClosedAddr(t)
+	coord := startProc(t, []string{clusterEnv}, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),
+		"--rate", "10", "--duration", "1s", "--workers", "2", "--listen", addr, "--join-timeout", "3s", "-q")
+	stray := startProc(t, []string{"LOADPROF_TOKEN=guess"}, "worker", "--join", addr)
+	if code := stray.wait(t); code != exitBadInput || !strings.Contains(stray.stderr.String(), "wrong or missing token") {
+		t.Errorf("a worker with the wrong token: exit %d\n%s", code, stray.stderr.String())
+	}
+	if code := coord.wait(t); code != exitTarget || !strings.Contains(coord.stderr.String(), "no worker joined within --join-timeout 3s") {
+		t.Errorf("a coordinator no worker joined: exit %d\n%s", code, coord.stderr.String())
+	}
+	if !strings.Contains(coord.stderr.String(), "wrong or missing token") {
+		t.Errorf("the coordinator does not say it refused a join:\n%s", coord.stderr.String())
+	}
+	code, _, stderr := loadprof(t, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "d.json", oneBody), "--rate", "10", "--workers", "2")
+	if code != exitBadInput || !strings.Contains(stderr, "needs a shared token") {
+		t.Errorf("--workers without a token: exit %d: %s", code, stderr)
+	}
+}
+
+func TestInterruptedCoordinatorProcessStopsItsWorkersAndWritesTheMerge(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	dir := t.TempDir()
+	addr := testkit.ClosedAddr(t)
+	merged := filepath.Join(dir, "merged.json")
+	coord := startProc(t, []string{clusterEnv}, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),
+		"--rate", "60", "--duration", "1h", "--workers", "2", "--listen", addr, "--out", merged, "-q")
+	workers := []*proc{startProc(t, []string{clusterEnv}, "worker", "--join", addr), startProc(t, []string{clusterEnv}, "worker", "--join", addr)}
+	for deadline := time.Now().Add(time.Minute); srv.Predicts() < 30 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = coord.cmd.Process.Signal(os.Interrupt)
+	if code := coord.wait(t); code != exitInterrupted {
+		t.Fatalf("coordinator exit %d, want %d\n%s", code, exitInterrupted, coord.stderr.String())
+	}
+	for i, w := range workers {
+		if code := w.wait(t); code != 0 {
+			t.Errorf("worker %d exit %d\n%s", i, code, w.stderr.String())
+		}
+	}
+	res := readResult(t, merged)
+	if !res.Interrupted || res.Requests == 0 || len(res.Workers) != 2 || res.Workers[0].Status != report.WorkerInterrupted {
+		t.Errorf("merged: interrupted %v, %d requests, workers %+v", res.Interrupted, res.Requests, res.Workers)
+	}
+}
+
+func TestK8sPrintsManifestsWhoseCoordinatorArgsAreTheRun(t *testing.T) {
+	data := writeFile(t, "data.json", oneBody)
+	code, stdout, stderr := loadprof(t, "k8s", "--workers", "5", "--image", "reg/loadprof:1", "--namespace", "bench", "--",
+		"run", "--url", "http://tfs:8501/v1/models/m:predict", "--data", data, "--rate", "500", "--duration", "30s", "--warmup", "5s",
+		"-H", "Authorization: Bearer abc", "-H", "X-Trace: 1", "--profile", "tfs:8500", "--html", "r.html")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "warning: -H Authorization") {
+		t.Errorf("no warning about the credential in the args: %s", stderr)
+	}
+	var list struct {
+		Items []struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+			Spec struct {
+				Parallelism    int    `json:"parallelism"`
+				CompletionMode string `json:"completionMode"`
+				Template       struct {
+					Spec struct {
+						Containers []struct {
+							Args []string `json:"args"`
+						} `json:"containers"`
+					} `json:"spec"`
+				} `json:"template"`
+			} `json:"spec"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &list); err != nil {
+		t.Fatal(err)
+	}
+	var coordArgs []string
+	for _, o := range list.Items {
+		switch o.Metadata.Name {
+		case "loadprof-coordinator":
+			if o.Kind == "Job" {
+				coordArgs = o.Spec.Template.Spec.Containers[0].Args
+			}
+		case "loadprof-workers":
+			if o.Spec.Parallelism != 5 || o.Spec.CompletionMode != "Indexed" {
+				t.Errorf("workers job: %+v", o.Spec)
+			}
+		}
+	}
+	if len(coordArgs) == 0 || coordArgs[0] != "run" {
+		t.Fatalf("coordinator args %v", coordArgs)
+	}
+	// The coordinator's args parse as run's flags, with the run's values
+	// and the pod's paths.
+	fs, f := newRunFlags()
+	if err := fs.Parse(coordArgs[1:]); err != nil {
+		t.Fatalf("coordinator args do not parse: %v: %v", err, coordArgs)
+	}
+	if *f.rateSpec != "500" || *f.duration != 30*time.Second || f.warmup.d != 5*time.Second || *f.data != "/data/data.json" ||
+		*f.cluster.workers != 5 || *f.out != "/results/result.json" || *f.htmlOut != "/results/report.html" ||
+		*f.cluster.serveResults != "/results" || f.prof.logdir != "/results/tb" || len(*f.headers) != 2 || (*f.headers)[1] != "X-Trace: 1" {
+		t.Errorf("coordinator args %v", coordArgs)
+	}
+	code, _, stderr = loadprof(t, "k8s", "--workers", "2", "--image", "x", "--", "run", "--url", "http://a/", "--data", data, "--rate", "1", "--workers", "3")
+	if code != exitBadInput || !strings.Contains(stderr, "--workers goes before the --") {
+		t.Errorf("--workers after the --: exit %d: %s", code, stderr)
+	}
+}
+
+func TestServeResultsHandsTheOutputsOnceToWhoeverHasTheToken(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	dir := t.TempDir()
+	addr := testkit.ClosedAddr(t)
+	coord := startProc(t, []string{clusterEnv}, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),
+		"--rate", "20", "--duration", "1s", "--workers", "1", "--listen", addr, "--out", filepath.Join(dir, "result.json"), "-q",
+		"--serve-results", dir, "--serve-for", "1m")
+	w := startProc(t, []string{clusterEnv}, "worker", "--join", addr)
+	if code := w.wait(t); code != 0 {
+		t.Fatalf("worker exit %d: %s", code, w.stderr.String())
+	}
+	get := func(token string) (*http.Response, error) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/results", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		return http.DefaultClient.Do(req)
+	}
+	// The coordinator listens again once its outputs are written.
+	var resp *http.Response
+	for deadline := time.Now().Add(time.Minute); ; {
+		var err error
+		if resp, err = get("guess"); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a wrong token got %v", resp)
+	}
+	resp.Body.Close()
+	resp, err := get("acceptance")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("fetch: %v %v", err, resp)
+	}
+	defer resp.Body.Close()
+	gz, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names = append(names, h.Name)
+		if h.Name == "result.json" {
+			var r report.Result
+			if err := json.NewDecoder(tr).Decode(&r); err != nil || len(r.Workers) != 1 {
+				t.Errorf("result.json in the archive: %v, %d workers", err, len(r.Workers))
+			}
+		}
+	}
+	if !slices.Contains(names, "result.json") {
+		t.Errorf("archive holds %v", names)
+	}
+	if code := coord.wait(t); code != 0 {
+		t.Errorf("coordinator exit %d after the fetch: %s", code, coord.stderr.String())
+	}
+}
+
+func TestWorkerStopsWhenItsCoordinatorDies(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	addr := testkit.ClosedAddr(t)
+	coord := startProc(t, []string{clusterEnv}, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),
+		"--rate", "20", "--duration", "1h", "--workers", "1", "--listen", addr, "-q", "--worker-lost-after", "2s")
+	w := startProc(t, []string{clusterEnv}, "worker", "--join", addr)
+	for deadline := time.Now().Add(time.Minute); srv.Predicts() < 10 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = coord.cmd.Process.Signal(syscall.SIGKILL)
+	if code := w.wait(t); code != exitTarget || !strings.Contains(w.stderr.String(), "coordinator silent") {
+		t.Errorf("worker of a dead coordinator: exit %d\n%s", code, w.stderr.String())
+	}
+}
+
+func TestCoordinatedSweepProcessRunsEveryStepOnTheWorkers(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	dir := t.TempDir()
+	addr := testkit.ClosedAddr(t)
+	out := filepath.Join(dir, "sweep.json")
+	coord := startProc(t, []string{clusterEnv}, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),
+		"--rate", "20:40:20", "--duration", "1s", "--workers", "2", "--listen", addr, "--out", out, "-q")
+	workers := []*proc{startProc(t, []string{clusterEnv}, "worker", "--join", addr), startProc(t, []string{clusterEnv}, "worker", "--join", addr)}
+	if code := coord.wait(t); code != 0 {
+		t.Fatalf("coordinator exit %d\n%s", code, coord.stderr.String())
+	}
+	for i, w := range workers {
+		if code := w.wait(t); code != 0 {
+			t.Errorf("worker %d exit %d\n%s", i, code, w.stderr.String())
+		}
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sw report.SweepResult
+	if err := json.Unmarshal(data, &sw); err != nil {
+		t.Fatal(err)
+	}
+	if len(sw.Steps) != 2 {
+		t.Fatalf("%d steps", len(sw.Steps))
+	}
+	for _, step := range sw.Steps {
+		if r := step.Result; len(r.Workers) != 2 || r.Workers[1].Share != step.Level/2 {
+			t.Errorf("step %v: workers %+v", step.Level, r.Workers)
+		}
+	}
+}
+
+func TestTheTokenNeverReachesResultJSON(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	dir := t.TempDir()
+	addr := testkit.ClosedAddr(t)
+	out := filepath.Join(dir, "merged.json")
+	coord := startProc(t, nil, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),
+		"--rate", "20", "--duration", "1s", "--workers", "1", "--listen", addr, "--out", out, "-q", "--token", "sekrit-on-the-command-line")
+	w := startProc(t, nil, "worker", "--join", addr, "--token", "sekrit-on-the-command-line")
+	if code := coord.wait(t); code != 0 {
+		t.Fatalf("coordinator exit %d\n%s", code, coord.stderr.String())
+	}
+	w.wait(t)
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(data, []byte("sekrit")) {
+		t.Error("result.json holds the token")
+	}
+	if res := readResult(t, out); res.Config["token"] != "<redacted>" {
+		t.Errorf("config.token %v, want <redacted>", res.Config["token"])
+	}
+}
