@@ -161,7 +161,8 @@ func (m *metricsRun) close() []servermetrics.Report {
 	done := make(chan struct{}, len(m.samplers))
 	for i, s := range m.samplers {
 		go func() {
-			out[i] = redactReport(servermetrics.Summarize(m.cfg.URLs[i], m.model, s.Close()), m.cfg.URLs[i])
+			s.Close()
+			out[i] = redactReport(s.Report(), m.cfg.URLs[i])
 			done <- struct{}{}
 		}()
 	}

@@ -3,9 +3,13 @@ package servermetrics
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,7 +126,7 @@ func TestReportIsJSONWithUnitsInItsNames(t *testing.T) {
 		{At: a.At.Add(500 * time.Millisecond), Warning: "http://x/metrics: connection refused"},
 		{At: b.At, Marks: []string{MarkSteadyEnd, MarkEnd}, snap: b},
 	}
-	rep := Summarize("http://x/metrics", "resnet", samples)
+	rep := summarize("http://x/metrics", "resnet", samples)
 	raw, err := json.Marshal(rep)
 	if err != nil {
 		t.Fatal(err)
@@ -187,5 +191,85 @@ func TestParseReadsOpenMetricsWithTheSameNames(t *testing.T) {
 	se := s.Series[`model_infer_request_success_total{model="iris",version="v1"}`]
 	if len(s.Series) != 1 || se == nil || se.Value != 3 || knownByName[se.Family] == nil {
 		t.Errorf("series %+v: want the known MLServer counter only", s.Series)
+	}
+}
+
+// heapInUse is the live heap after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// A large page scraped many times costs a Sampler a few snapshots' worth
+// of memory, whatever the number of scrapes: it keeps the last one and a
+// sum a window, not every scrape.
+func TestSamplerMemoryDoesNotGrowWithTheScrapes(t *testing.T) {
+	var static strings.Builder
+	for f := range 250 {
+		kind := "counter"
+		if f%2 == 1 {
+			kind = "gauge"
+		}
+		fmt.Fprintf(&static, "# TYPE :tensorflow:core:family%d %s\n", f, kind)
+		for l := range 40 {
+			fmt.Fprintf(&static, ":tensorflow:core:family%d{op=\"op%d\",device=\"/job:localhost/replica:0/task:0/device:CPU:0\"} %d\n", f, l, f*l)
+		}
+	}
+	var n atomic.Int64
+	page := func(i int64) string {
+		return fmt.Sprintf("# TYPE :tensorflow:serving:request_count counter\n:tensorflow:serving:request_count{model_name=\"m\",status=\"OK\"} %d\n", 10*i) + static.String()
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		_, _ = io.WriteString(w, page(n.Add(1)))
+	}))
+	defer srv.Close()
+
+	base := heapInUse()
+	one, err := Parse(strings.NewReader(page(0)), "", Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshotBytes := heapInUse() - base
+	runtime.KeepAlive(one)
+	one = nil
+
+	const scrapes = 60
+	base = heapInUse()
+	sm, err := Start(context.Background(), Config{URL: srv.URL, Model: "m", Interval: time.Millisecond, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() int { return len(sm.Samples()) }
+	deadline := time.Now().Add(2 * time.Minute)
+	for count() < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	sm.Mark(MarkSteadyStart)
+	for count() < scrapes && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	sm.Mark(MarkSteadyEnd)
+	samples := sm.Close()
+	used := heapInUse() - base
+	rep := sm.Report()
+	runtime.KeepAlive(sm)
+
+	if len(samples) < scrapes {
+		t.Fatalf("%d scrapes in two minutes, want %d", len(samples), scrapes)
+	}
+	t.Logf("%d scrapes of a %d KB page: the sampler holds %d KB, one snapshot is %d KB", len(samples), len(page(0))>>10, used>>10, snapshotBytes>>10)
+	if used > 8*snapshotBytes {
+		t.Errorf("after %d scrapes the sampler holds %d KB, %.1f snapshots of %d KB: it grows with the run", len(samples), used>>10, float64(used)/float64(snapshotBytes), snapshotBytes>>10)
+	}
+	// What it keeps is still every figure.
+	if rep.Run == nil || rep.Run.Requests == nil || *rep.Run.Requests != float64(10*(len(samples)-1)) {
+		t.Errorf("run requests %v over %d scrapes, want %d", rep.Run, len(samples), 10*(len(samples)-1))
+	}
+	if rep.Steady == nil || rep.Steady.Requests == nil || len(rep.Intervals) != len(samples)-1 {
+		t.Errorf("steady window %+v, %d intervals", rep.Steady, len(rep.Intervals))
 	}
 }
