@@ -363,7 +363,7 @@ func keepGPU(f *report.ServerFigures, other report.ServerFigures) {
 
 func windowOf(name string, w *servermetrics.Window, at func(time.Time) float64) report.ServerWindow {
 	return report.ServerWindow{
-		Window: name, StartS: at(w.Start), EndS: at(w.End),
+		Window: name, StartS: at(w.Start), EndS: at(w.End), StartLagMs: w.StartLagMs, EndLagMs: w.EndLagMs,
 		ServerFigures: report.ServerFigures{
 			Requests: w.Requests, LatencyMs: latencyOf(w.Latency), QueueMs: latencyOf(w.Queue), ComputeMs: latencyOf(w.Compute),
 			BatchSizeMean: w.BatchSizeMean, GPUUtilPct: w.GPUUtilPct, GPUMemUsedBytes: w.GPUMemUsedBytes, GPUPowerW: w.GPUPowerW,

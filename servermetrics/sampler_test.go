@@ -273,3 +273,64 @@ func TestSamplerMemoryDoesNotGrowWithTheScrapes(t *testing.T) {
 		t.Errorf("steady window %+v, %d intervals", rep.Steady, len(rep.Intervals))
 	}
 }
+
+// A mark set while a scrape is under way is scraped after it: the
+// window's edge lags the mark by that much, and the report says by how
+// much.
+func TestAWindowSaysHowLateItsMarksWereScraped(t *testing.T) {
+	var n atomic.Int64
+	hold := make(chan struct{}, 1) // a token in it makes the next scrape wait for release
+	release := make(chan struct{})
+	holding := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hold:
+			holding <- struct{}{}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		default:
+		}
+		_, _ = fmt.Fprintf(w, "# TYPE nv_inference_request_success counter\nnv_inference_request_success{model=\"m\"} %d\n", n.Add(10))
+	}))
+	defer srv.Close()
+	sm, err := Start(context.Background(), Config{URL: srv.URL, Interval: time.Hour, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSamples := func(k int) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for len(sm.Samples()) < k {
+			if time.Now().After(deadline) {
+				t.Fatalf("gave up waiting for scrape %d", k)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitSamples(1)
+	hold <- struct{}{}
+	sm.Mark(MarkProfileOpen) // this scrape waits for release
+	<-holding
+	marked := time.Now()
+	sm.Mark(MarkSteadyStart) // set while the scrape above is under way
+	time.Sleep(60 * time.Millisecond)
+	released := time.Now()
+	close(release)
+	waitSamples(3)
+	sm.Mark(MarkSteadyEnd)
+	sm.Mark(MarkProfileClose)
+	sm.Close()
+	rep := sm.Report()
+	if rep.Steady == nil || rep.Steady.StartLagMs == nil || rep.Steady.EndLagMs == nil {
+		t.Fatalf("steady window %+v: want its marks' lags", rep.Steady)
+	}
+	atLeast := float64(released.Sub(marked)) / 1e6
+	if lag := *rep.Steady.StartLagMs; lag < atLeast {
+		t.Errorf("the steady_start scrape lagged its mark by %.1f ms; it waited %.1f ms for the scrape under way", lag, atLeast)
+	}
+	if rep.Profile == nil || rep.Profile.StartLagMs == nil || *rep.Profile.StartLagMs > *rep.Steady.StartLagMs {
+		t.Errorf("profile window %+v: its start was scraped at once", rep.Profile)
+	}
+}
