@@ -95,7 +95,7 @@ func (s *Sample) markAt(mark string) (time.Time, bool) {
 type Sampler struct {
 	cfg    Config
 	client *http.Client
-	filter Filter
+	parser *pageParser // only the loop's goroutine uses it
 
 	mu        sync.Mutex
 	samples   []Sample
@@ -131,7 +131,7 @@ func Start(ctx context.Context, cfg Config) (*Sampler, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Sampler{
-		cfg: cfg, client: client, filter: Filter{Model: cfg.Model},
+		cfg: cfg, client: client, parser: newPageParser(Filter{Model: cfg.Model}),
 		pending: []string{MarkStart}, pendingAt: []time.Time{time.Now()},
 		sum:  newSummary(cfg.URL, cfg.Model),
 		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
@@ -259,7 +259,7 @@ func (s *Sampler) scrape(ctx context.Context, extra []string) {
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	at := time.Now()
-	snap, err := Scrape(sctx, s.client, s.cfg.URL, s.filter)
+	snap, err := scrape(sctx, s.client, s.cfg.URL, s.parser.parse)
 	sm := Sample{At: at, Took: time.Since(at), Marks: marks, MarkTimes: times}
 	if len(marks) > len(extra) {
 		sm.MarkLagMs = float64(at.Sub(times[0])) / 1e6

@@ -163,10 +163,18 @@ func FuzzParse(f *testing.F) {
 	f.Add("# TYPE request_predict_seconds histogram\nrequest_predict_seconds_bucket{le=\"+Inf\"} 1\n", "")
 	f.Fuzz(func(t *testing.T, before, after string) {
 		var snaps []*Snapshot
+		p := newPageParser(Filter{})
 		for _, text := range []string{before, after} {
 			s, err := Parse(strings.NewReader(text), "text/plain; version=0.0.4", Filter{})
+			cached, cachedErr := p.parse(strings.NewReader(text), "text/plain; version=0.0.4")
+			if (err == nil) != (cachedErr == nil) {
+				t.Fatalf("Parse: %v; the page parser: %v", err, cachedErr)
+			}
 			if err != nil {
 				return
+			}
+			if a, b := seriesText(s), seriesText(cached); a != b {
+				t.Fatalf("Parse read\n%s\nthe page parser\n%s", a, b)
 			}
 			snaps = append(snaps, s)
 		}
@@ -333,4 +341,13 @@ func TestAWindowSaysHowLateItsMarksWereScraped(t *testing.T) {
 	if rep.Profile == nil || rep.Profile.StartLagMs == nil || *rep.Profile.StartLagMs > *rep.Steady.StartLagMs {
 		t.Errorf("profile window %+v: its start was scraped at once", rep.Profile)
 	}
+}
+
+// seriesText prints a snapshot's series by key (NaN equal to NaN).
+func seriesText(s *Snapshot) string {
+	m := map[string]Series{}
+	for k, se := range s.Series {
+		m[k] = *se
+	}
+	return fmt.Sprintf("%+v", m)
 }
