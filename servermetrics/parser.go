@@ -22,6 +22,7 @@ type pageParser struct {
 	filter Filter
 	seed   maphash.Seed
 	blocks map[uint64]parsedBlock // the previous page's blocks by content hash
+	size   int                    // the previous page's length
 }
 
 type parsedBlock struct {
@@ -48,10 +49,12 @@ func (p *pageParser) parse(r io.Reader, contentType string) (*Snapshot, error) {
 	if format.FormatType() != expfmt.TypeTextPlain {
 		return Parse(r, contentType, p.filter)
 	}
-	page, err := io.ReadAll(r)
-	if err != nil {
+	buf := bytes.NewBuffer(make([]byte, 0, p.size+p.size/8+512)) // pages keep their size
+	if _, err := buf.ReadFrom(r); err != nil {
 		return nil, err
 	}
+	page := buf.Bytes()
+	p.size = len(page)
 	whole := page
 	snap := &Snapshot{Series: make(map[string]*Series, len(p.blocks))}
 	blocks := make(map[uint64]parsedBlock, len(p.blocks))
