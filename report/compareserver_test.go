@@ -57,7 +57,7 @@ func TestCompareHasTheServersRowsWhenBothRunsScrapedIt(t *testing.T) {
 	if err := WriteCompareHTML(&page, base, next, [2]string{"base.json", "new.json"}, CompareOptions{NoAssets: true}); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`data-metric="server_p99" data-verdict="worse"`, `data-metric="outside" data-verdict="better"`} {
+	for _, want := range []string{`data-metric="server_p99" data-verdict="worse"`, `data-metric="outside" data-verdict="better"`, `id="server-rows"`} {
 		if !strings.Contains(page.String(), want) {
 			t.Errorf("the compare page has no row %s", want)
 		}
