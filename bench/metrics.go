@@ -161,7 +161,8 @@ func (m *metricsRun) close() []servermetrics.Report {
 	done := make(chan struct{}, len(m.samplers))
 	for i, s := range m.samplers {
 		go func() {
-			out[i] = redactReport(servermetrics.Summarize(m.cfg.URLs[i], m.model, s.Close()), m.cfg.URLs[i])
+			s.Close()
+			out[i] = redactReport(s.Report(), m.cfg.URLs[i])
 			done <- struct{}{}
 		}()
 	}
@@ -362,7 +363,7 @@ func keepGPU(f *report.ServerFigures, other report.ServerFigures) {
 
 func windowOf(name string, w *servermetrics.Window, at func(time.Time) float64) report.ServerWindow {
 	return report.ServerWindow{
-		Window: name, StartS: at(w.Start), EndS: at(w.End),
+		Window: name, StartS: at(w.Start), EndS: at(w.End), StartLagMs: w.StartLagMs, EndLagMs: w.EndLagMs,
 		ServerFigures: report.ServerFigures{
 			Requests: w.Requests, LatencyMs: latencyOf(w.Latency), QueueMs: latencyOf(w.Queue), ComputeMs: latencyOf(w.Compute),
 			BatchSizeMean: w.BatchSizeMean, GPUUtilPct: w.GPUUtilPct, GPUMemUsedBytes: w.GPUMemUsedBytes, GPUPowerW: w.GPUPowerW,

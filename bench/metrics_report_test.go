@@ -24,6 +24,7 @@ func TestTheServerBlockTakesRequestsFromTheServerAndGPUFromTheExporter(t *testin
 	dcgm.Families = []servermetrics.Family{{Name: "DCGM_FI_DEV_GPU_UTIL", What: "gpu_util", Unit: "pct", Series: 1, Count: 3, Mean: 73}}
 	tf := win("steady", time.Second, 3*time.Second)
 	tf.Server, tf.Requests = "tfserving", f64(200)
+	tf.StartLagMs, tf.EndLagMs = f64(12), f64(3)
 	tf.Latency = &servermetrics.Latency{Family: ":tensorflow:serving:request_latency", Count: 200, MeanMs: 4,
 		P99: &servermetrics.Quantile{Ms: 6.1, BucketLowMs: 3.57, BucketHighMs: f64(6.427)}}
 	tf.Families = []servermetrics.Family{{Name: ":tensorflow:serving:request_count", What: "requests", Unit: "requests", Series: 1, Count: 200}}
@@ -44,6 +45,9 @@ func TestTheServerBlockTakesRequestsFromTheServerAndGPUFromTheExporter(t *testin
 	}
 	if s.StartS != 1 || s.EndS != 3 || s.Window != "steady" || s.Model != "m" {
 		t.Errorf("window %q %v..%v s, model %q", s.Window, s.StartS, s.EndS, s.Model)
+	}
+	if s.StartLagMs == nil || *s.StartLagMs != 12 || s.EndLagMs == nil || *s.EndLagMs != 3 {
+		t.Errorf("the marks' lags %v, %v: want 12 and 3 ms", s.StartLagMs, s.EndLagMs)
 	}
 	if len(s.Families) != 2 || len(s.Endpoints) != 2 || s.Endpoints[1].FailedScrapes != 1 || s.Endpoints[0].Server != "dcgm" {
 		t.Errorf("families %+v, endpoints %+v", s.Families, s.Endpoints)

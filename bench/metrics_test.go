@@ -107,6 +107,12 @@ func TestServerFiguresOverTheSteadyPhaseEqualTheSims(t *testing.T) {
 		t.Fatalf("server block: window %q, server %q, model %q, endpoints %+v, warnings %q", s.Window, s.Server, s.Model, s.Endpoints, s.Warnings)
 	}
 
+	// The scrapes at the steady phase's edges say how long after its
+	// marks they began, and the window starts no earlier than the phase.
+	if s.StartLagMs == nil || s.EndLagMs == nil || *s.StartLagMs < 0 || s.StartS < res.Phases.Steady.Start-0.001 {
+		t.Errorf("the steady window %.3f-%.3f s (phase %.3f-%.3f s): mark lags %v, %v", s.StartS, s.EndS, res.Phases.Steady.Start, res.Phases.Steady.End, s.StartLagMs, s.EndLagMs)
+	}
+
 	// The server's count over the steady phase is the sim's between the
 	// scrapes at its marks: exact when no call ended while either page
 	// was being rendered, else within what ended meanwhile.

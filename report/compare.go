@@ -258,7 +258,8 @@ func Compare(base, next *Result, limits []Limit) Comparison {
 		}
 		c.Rows = append(c.Rows, row)
 	}
-	c.Notes = comparabilityNotes(base, next)
+	c.Rows = append(c.Rows, compareServer(base, next)...)
+	c.Notes = append(comparabilityNotes(base, next), serverCompareNotes(base, next)...)
 	return c
 }
 
@@ -465,7 +466,11 @@ func broken(m metric, l Limit, row Row, next *Result) bool {
 
 // Write prints the comparison table.
 func (c Comparison) Write(w io.Writer) {
-	fmt.Fprintf(w, "%-8s %12s %12s %12s %9s  %-10s %s\n", "metric", "base", "new", "change", "", "limit", "verdict")
+	width := 8 // the server's rows have longer names
+	for _, r := range c.Rows {
+		width = max(width, len(r.Metric))
+	}
+	fmt.Fprintf(w, "%-*s %12s %12s %12s %9s  %-10s %s\n", width, "metric", "base", "new", "change", "", "limit", "verdict")
 	for _, r := range c.Rows {
 		pct := "-"
 		if !math.IsNaN(r.Percent) {
@@ -484,7 +489,7 @@ func (c Comparison) Write(w io.Writer) {
 		if r.Noisy != "" && r.Verdict != VerdictPass {
 			status += " (noisy: " + r.Noisy + ")"
 		}
-		fmt.Fprintf(w, "%-8s %12s %12s %12s %9s  %-10s %s\n", r.Metric, num(r.Base, r.Unit), num(r.New, r.Unit), signed(r.Change, r.Unit), pct, limit, strings.TrimSpace(status))
+		fmt.Fprintf(w, "%-*s %12s %12s %12s %9s  %-10s %s\n", width, r.Metric, num(r.Base, r.Unit), num(r.New, r.Unit), signed(r.Change, r.Unit), pct, limit, strings.TrimSpace(status))
 	}
 	for _, n := range c.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)

@@ -180,6 +180,7 @@ func WriteCompareHTML(w io.Writer, base, next *Result, names [2]string, opts Com
 		Verdict, VerdictClass string
 		Runs                  []compareRun
 		Rows                  []compareRow
+		ServerRows            bool
 		Notes                 []string
 		Differ                []settingDiff
 		BaseColor, NewColor   string
@@ -189,7 +190,7 @@ func WriteCompareHTML(w io.Writer, base, next *Result, names [2]string, opts Com
 		CSS                   template.CSS
 	}{
 		Title: runs[0].Name + " (base) vs " + runs[1].Name + " (new)", Version: Version,
-		Verdict: verdict, VerdictClass: verdictClass, Runs: runs, Rows: rows, Notes: c.Notes,
+		Verdict: verdict, VerdictClass: verdictClass, Runs: runs, Rows: rows, Notes: c.Notes, ServerRows: len(compareServer(base, next)) > 0,
 		Differ: settingsThatDiffer(base, next), BaseColor: baseColor, NewColor: newColor,
 		BaseConfig: configRows(base.Config), NewConfig: configRows(next.Config), Data: template.JS(raw),
 	}

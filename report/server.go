@@ -26,6 +26,12 @@ type ServerWindow struct {
 	Window string  `json:"window"` // "steady", "profile", or "run" when the steady phase's scrapes failed
 	StartS float64 `json:"start_s"`
 	EndS   float64 `json:"end_s"`
+	// StartLagMs and EndLagMs are how long after the phase's start and
+	// end (the marks) the scrapes at the window's edges began: a scrape
+	// under way delays them, and requests that ended in between fall on
+	// the other side. Absent when a scrape at the mark failed.
+	StartLagMs *float64 `json:"start_lag_ms,omitempty"`
+	EndLagMs   *float64 `json:"end_lag_ms,omitempty"`
 	ServerFigures
 }
 

@@ -45,11 +45,47 @@ func writeServerSummary(w io.Writer, r *Result) {
 		}
 		fmt.Fprintln(w, line)
 	}
+	for _, note := range markLagNotes(s) {
+		fmt.Fprintln(w, "    note: "+note)
+	}
 	for _, ep := range s.Endpoints {
 		if ep.FailedScrapes > 0 {
 			fmt.Fprintf(w, "    warning: %s: %d of %d scrapes failed; the load's results stand\n", ep.URL, ep.FailedScrapes, ep.Scrapes)
 		}
 	}
+}
+
+// markLagShare is the part of a window a mark's scrape may lag behind
+// the mark before the summary says so.
+const markLagShare = 0.05
+
+// markLagNotes say when a scrape at the edge of the steady phase or of
+// the profile window began late enough (behind a scrape under way) that
+// the server's window is not quite the client's: requests that ended in
+// the lag are counted on the other side of the edge.
+func markLagNotes(s *ServerReport) []string {
+	var out []string
+	for _, w := range []*ServerWindow{&s.ServerWindow, s.Profile} {
+		if w == nil || w.EndS <= w.StartS {
+			continue
+		}
+		span := (w.EndS - w.StartS) * 1e3
+		phase := "steady phase"
+		if w.Window == "profile" {
+			phase = "profile window"
+		}
+		for _, e := range []struct {
+			edge string
+			lag  *float64
+		}{{"start", w.StartLagMs}, {"end", w.EndLagMs}} {
+			if e.lag == nil || *e.lag < markLagShare*span {
+				continue
+			}
+			out = append(out, fmt.Sprintf("the scrape at the %s's %s began %.0f ms after it (behind a scrape under way), %.0f%% of the server's %.1f s window: its figures cover a slightly different span than the client's",
+				phase, e.edge, *e.lag, 100**e.lag/span, span/1e3))
+		}
+	}
+	return out
 }
 
 func windowName(w string) string {

@@ -88,3 +88,35 @@ func TestThePageAndTheSummaryGiveOneRequestsNote(t *testing.T) {
 		t.Errorf("page: %+v", rows)
 	}
 }
+
+// A scrape at a phase's edge that began late (behind a scrape under way)
+// is said when its lag is a large part of the window; a small one is not.
+func TestTheSummarySaysWhenAMarksScrapeLagged(t *testing.T) {
+	summary := func(startLag, endLag, profileLag float64) string {
+		n := 400.0
+		r := &Result{Requests: 400, LatencyOK: Stats{Count: 400, Mean: 9}, Server: &ServerReport{
+			ServerWindow: ServerWindow{Window: "steady", StartS: 1.3, EndS: 5.01, StartLagMs: &startLag, EndLagMs: &endLag, ServerFigures: ServerFigures{Requests: &n}},
+			Profile:      &ServerWindow{Window: "profile", StartS: 2, EndS: 3, StartLagMs: &profileLag, ServerFigures: ServerFigures{Requests: &n}},
+			Server:       "tfserving", Endpoints: []ServerEndpoint{{URL: "http://h/metrics", Scrapes: 5}},
+		}}
+		r.Phases.Steady.Start, r.Phases.Steady.End = 1, 5
+		var b strings.Builder
+		WriteSummary(&b, r)
+		return b.String()
+	}
+	got := summary(300, 10, 80)
+	for _, want := range []string{
+		"note: the scrape at the steady phase's start began 300 ms after it (behind a scrape under way), 8% of the server's 3.7 s window",
+		"note: the scrape at the profile window's start began 80 ms after it (behind a scrape under way), 8% of the server's 1.0 s window",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q in\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "steady phase's end") {
+		t.Errorf("a 10 ms lag of a 3.7 s window is said:\n%s", got)
+	}
+	if got := summary(10, 10, 10); strings.Contains(got, "note: the scrape") {
+		t.Errorf("small lags are said:\n%s", got)
+	}
+}

@@ -9,7 +9,9 @@ import (
 
 // Change is what happened to one series over a window: for counters the
 // increase, for histograms and summaries the increase of the count, sum
-// and buckets, for gauges the values seen at each scrape.
+// and buckets, for gauges the sum, number and last of the values seen at
+// each scrape (not the values: a window holds one Change a series however
+// long the run).
 type Change struct {
 	Family string
 	Kind   Kind
@@ -19,17 +21,26 @@ type Change struct {
 	Count, Sum float64   // histogram, summary
 	Bounds     []float64 // histogram
 	Cumulative []float64 // histogram, cumulative increase per bucket
-	Gauge      []float64 // gauge, untyped: the values scraped in the window
-	Resets     int       // times the series went down (the server restarted)
+	// Gauge, untyped: the values scraped in the window.
+	GaugeSum  float64
+	GaugeN    int
+	GaugeLast float64
+	Resets    int // times the series went down (the server restarted)
 }
 
 // Accumulation is the sum of the scrape-to-scrape changes of every
-// series over a window.
+// series over a window. It is built as scrapes arrive (Add), so that a
+// window costs one Change a series, never the snapshots it spans.
 type Accumulation struct {
 	From, To time.Time
 	Changes  map[string]*Change
 	Warnings []string
+	// Snapshots is how many successful scrapes were added.
+	Snapshots int
 }
+
+// NewAccumulation is an empty window.
+func NewAccumulation() *Accumulation { return &Accumulation{Changes: map[string]*Change{}} }
 
 // Accumulate sums the changes between consecutive snapshots (nil ones,
 // failed scrapes, are skipped). A series that went down between two
@@ -37,26 +48,30 @@ type Accumulation struct {
 // its new value (what it counted since the restart), and a warning says
 // so.
 func Accumulate(snaps []*Snapshot) *Accumulation {
-	acc := &Accumulation{Changes: map[string]*Change{}}
+	acc := NewAccumulation()
 	var prev *Snapshot
 	for _, s := range snaps {
 		if s == nil {
 			continue
 		}
-		if prev == nil {
-			acc.From = s.At
-			acc.gauges(s)
-			prev = s
-			continue
-		}
-		acc.step(prev, s)
-		acc.gauges(s)
+		acc.Add(prev, s)
 		prev = s
 	}
-	if prev != nil {
-		acc.To = prev.At
-	}
 	return acc
+}
+
+// Add extends the window to s, the scrape after prev: the first snapshot
+// added opens the window (prev is then ignored), each later one adds the
+// change from prev, the window's previous snapshot.
+func (acc *Accumulation) Add(prev, s *Snapshot) {
+	if acc.Snapshots == 0 {
+		acc.From = s.At
+	} else {
+		acc.step(prev, s)
+	}
+	acc.gauges(s)
+	acc.To = s.At
+	acc.Snapshots++
 }
 
 func (acc *Accumulation) change(key string, se *Series) *Change {
@@ -72,7 +87,9 @@ func (acc *Accumulation) gauges(s *Snapshot) {
 	for key, se := range s.Series {
 		if (se.Kind == Gauge || se.Kind == Untyped) && !math.IsNaN(se.Value) && !math.IsInf(se.Value, 0) {
 			c := acc.change(key, se)
-			c.Gauge = append(c.Gauge, se.Value)
+			c.GaugeSum += se.Value
+			c.GaugeN++
+			c.GaugeLast = se.Value
 		}
 	}
 }

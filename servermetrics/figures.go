@@ -16,6 +16,12 @@ type Window struct {
 	End       time.Time `json:"end"`
 	DurationS float64   `json:"duration_s"`
 	Server    string    `json:"server,omitempty"` // tfserving, triton, kserve, mlserver, vllm, dcgm
+	// StartLagMs and EndLagMs are how long after the marks that cut the
+	// window (the steady phase's start, ...) its first and last scrapes
+	// began; nil for a window no mark cuts. Requests that ended in
+	// between fall on the other side of the window's edge.
+	StartLagMs *float64 `json:"start_lag_ms,omitempty"`
+	EndLagMs   *float64 `json:"end_lag_ms,omitempty"`
 
 	// Requests the server counted (all statuses), or when it exports no
 	// request counter, the observations of its latency histogram.
@@ -83,7 +89,7 @@ type RawChange struct {
 
 // Figures turns an accumulation into a window's figures.
 func Figures(name string, acc *Accumulation) Window {
-	w := Window{Name: name, Start: acc.From, End: acc.To, DurationS: acc.To.Sub(acc.From).Seconds(), Warnings: acc.Warnings}
+	w := Window{Name: name, Start: acc.From, End: acc.To, DurationS: acc.To.Sub(acc.From).Seconds(), Warnings: append([]string(nil), acc.Warnings...)}
 	if acc.From.IsZero() {
 		w.Start, w.End, w.DurationS = time.Time{}, time.Time{}, 0
 	}
@@ -230,16 +236,12 @@ func familyFigure(spec *familySpec, changes []*Change, bySpec map[*familySpec][]
 		var sum float64
 		var n int
 		for _, c := range changes {
-			if len(c.Gauge) == 0 {
+			if c.GaugeN == 0 {
 				continue
 			}
-			var s float64
-			for _, v := range c.Gauge {
-				s += v
-			}
-			sum += s / float64(len(c.Gauge))
+			sum += c.GaugeSum / float64(c.GaugeN)
 			n++
-			f.Count = math.Max(f.Count, float64(len(c.Gauge)))
+			f.Count = math.Max(f.Count, float64(c.GaugeN))
 		}
 		if n == 0 {
 			return f, false
@@ -305,8 +307,8 @@ func raw(c *Change) RawChange {
 	case Histogram, Summary:
 		r.Count, r.Sum = finite(c.Count), finite(c.Sum)
 	default:
-		if n := len(c.Gauge); n > 0 {
-			r.Last = finite(c.Gauge[n-1])
+		if c.GaugeN > 0 {
+			r.Last = finite(c.GaugeLast)
 		}
 	}
 	return r

@@ -1,6 +1,9 @@
 package servermetrics
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Report is what one endpoint said over a run, ready for result.json.
 type Report struct {
@@ -15,85 +18,156 @@ type Report struct {
 	Warnings      []string `json:"warnings,omitempty"`  // failed scrapes, missing marks
 }
 
-// Summarize cuts samples into windows: the whole run, the steady phase
-// and the profile window (between their marks), and each interval
-// between two successful scrapes in a row. A mark whose scrape failed
-// moves its window's edge to the nearest successful scrape inside it,
-// with a warning.
-func Summarize(url, model string, samples []Sample) Report {
-	r := Report{URL: url, Model: model}
-	var ok []int // indexes of the successful samples
-	for i := range samples {
-		r.Scrapes++
-		if samples[i].snap == nil {
-			r.FailedScrapes++
-			r.Warnings = append(r.Warnings, samples[i].Warning)
-			continue
-		}
-		ok = append(ok, i)
+// summary cuts samples into windows as they arrive: the whole run, the
+// steady phase and the profile window (between their marks), and each
+// interval between two successful scrapes in a row. It keeps the last
+// successful snapshot and one Accumulation a window, never the snapshots
+// themselves: a long run at a short interval of a large page costs what
+// one scrape does, not one per scrape. A mark whose scrape failed moves
+// its window's edge to the nearest successful scrape inside it, with a
+// warning.
+type summary struct {
+	r       Report // the counts, the intervals and the failed scrapes' warnings
+	prev    *Snapshot
+	run     *Accumulation
+	windows [2]markWindow
+	gauges  map[string]float64 // each gauge's last value an interval listed
+}
+
+// markWindow is a window between two marks.
+type markWindow struct {
+	name, open, close string
+	opened, closed    bool
+	openAt, closeAt   time.Time     // when the marks were set
+	acc               *Accumulation // from its first successful scrape; nil before
+	cutStart, cutEnd  bool          // the scrape at a mark failed
+}
+
+func newSummary(url, model string) *summary {
+	return &summary{
+		r: Report{URL: url, Model: model},
+		windows: [2]markWindow{
+			{name: "steady", open: MarkSteadyStart, close: MarkSteadyEnd},
+			{name: "profile", open: MarkProfileOpen, close: MarkProfileClose},
+		},
+		gauges: map[string]float64{},
 	}
-	if len(ok) == 0 {
+}
+
+// summarize is the report of samples that carry their snapshots.
+func summarize(url, model string, samples []Sample) Report {
+	s := newSummary(url, model)
+	for _, sm := range samples {
+		s.add(sm, sm.snap)
+	}
+	return s.report()
+}
+
+// add takes the next sample; snap is what it read, nil when it failed.
+func (s *summary) add(sm Sample, snap *Snapshot) {
+	s.r.Scrapes++
+	if snap == nil {
+		s.r.FailedScrapes++
+		s.r.Warnings = append(s.r.Warnings, sm.Warning)
+	}
+	// A window already open takes the scrape first: a close mark in it
+	// makes it the window's last.
+	for i := range s.windows {
+		if w := &s.windows[i]; snap != nil && w.acc != nil && !w.closed {
+			w.acc.Add(s.prev, snap)
+		}
+	}
+	for i := range s.windows {
+		w := &s.windows[i]
+		if at, ok := sm.markAt(w.open); ok && !w.opened {
+			w.opened, w.openAt = true, at
+			w.cutStart = snap == nil
+			if snap != nil && !w.closed {
+				w.acc = NewAccumulation()
+				w.acc.Add(nil, snap)
+			}
+		} else if w.opened && !w.closed && w.acc == nil && snap != nil {
+			// The scrape at the open mark failed: the window opens here.
+			w.acc = NewAccumulation()
+			w.acc.Add(nil, snap)
+		}
+		if at, ok := sm.markAt(w.close); ok && !w.closed {
+			w.closed, w.closeAt = true, at
+			w.cutEnd = snap == nil
+		}
+	}
+	if snap == nil {
+		return
+	}
+	if s.run == nil {
+		s.run = NewAccumulation()
+	}
+	s.run.Add(s.prev, snap)
+	if s.prev != nil {
+		// An interval lists only the raw series that moved: a long run's
+		// result stays small (a TF Serving page has hundreds of series,
+		// most of them still between two scrapes); the run, steady and
+		// profile windows list them all.
+		iv := Figures("interval", Accumulate([]*Snapshot{s.prev, snap}))
+		iv.Raw = changed(iv.Raw, s.gauges)
+		s.r.Intervals = append(s.r.Intervals, iv)
+	}
+	s.prev = snap
+}
+
+// report is the windows so far.
+func (s *summary) report() Report {
+	r := s.r
+	r.Warnings = append([]string(nil), s.r.Warnings...)
+	r.Intervals = append([]Window(nil), s.r.Intervals...)
+	if s.run == nil {
 		return r
 	}
-	snaps := func(from, to int) []*Snapshot { // inclusive sample indexes
-		var out []*Snapshot
-		for i := from; i <= to; i++ {
-			out = append(out, samples[i].snap)
-		}
-		return out
-	}
-	run := Figures("run", Accumulate(snaps(ok[0], ok[len(ok)-1])))
+	run := Figures("run", s.run)
 	r.Run = &run
-	r.Steady = r.between("steady", samples, MarkSteadyStart, MarkSteadyEnd, snaps)
-	r.Profile = r.between("profile", samples, MarkProfileOpen, MarkProfileClose, snaps)
-	gauges := map[string]float64{} // each gauge's last value listed
-	for k := 1; k < len(ok); k++ {
-		w := Figures("interval", Accumulate(snaps(ok[k-1], ok[k])))
-		w.Raw = changed(w.Raw, gauges)
-		r.Intervals = append(r.Intervals, w)
-	}
+	r.Steady = s.windows[0].figures(&r)
+	r.Profile = s.windows[1].figures(&r)
 	return r
 }
 
-func (r *Report) between(name string, samples []Sample, open, close string, snaps func(int, int) []*Snapshot) *Window {
-	from, to := markIndex(samples, open), markIndex(samples, close)
-	if from < 0 || to < 0 {
-		if from >= 0 || to >= 0 {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s window: only one of its marks %s and %s was set", name, open, close))
-		}
+func (w *markWindow) figures(r *Report) *Window {
+	switch {
+	case !w.opened && !w.closed:
+		return nil
+	case !w.opened || !w.closed:
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s window: only one of its marks %s and %s was set", w.name, w.open, w.close))
+		return nil
+	case w.acc == nil || w.acc.Snapshots < 2:
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s window: fewer than two successful scrapes between %s and %s; no figures", w.name, w.open, w.close))
 		return nil
 	}
-	a, b := from, to
-	for a <= b && samples[a].snap == nil {
-		a++
-	}
-	for b >= a && samples[b].snap == nil {
-		b--
-	}
-	if a >= b {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%s window: fewer than two successful scrapes between %s and %s; no figures", name, open, close))
-		return nil
-	}
-	if a != from || b != to {
+	if w.cutStart || w.cutEnd {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%s window: the scrape at a mark failed; the window runs from %s to %s instead",
-			name, samples[a].At.Format("15:04:05.000"), samples[b].At.Format("15:04:05.000")))
+			w.name, w.acc.From.Format("15:04:05.000"), w.acc.To.Format("15:04:05.000")))
 	}
-	w := Figures(name, Accumulate(snaps(a, b)))
-	return &w
+	f := Figures(w.name, w.acc)
+	if !w.cutStart {
+		f.StartLagMs = lagMs(w.acc.From, w.openAt)
+	}
+	if !w.cutEnd {
+		f.EndLagMs = lagMs(w.acc.To, w.closeAt)
+	}
+	return &f
 }
 
-// changed keeps the raw series that moved: an interval lists only those,
-// so that a long run's result stays small (a TF Serving page has hundreds
-// of series, most of them still between two scrapes); the run, steady
-// and profile windows list them all. A gauge is listed when it first
-// shows and when its value changes.
+func lagMs(scrape, mark time.Time) *float64 {
+	v := max(0, float64(scrape.Sub(mark))/1e6)
+	return &v
+}
+
+// changed keeps the raw series that moved; a gauge is listed when it
+// first shows and when its value changes: process_open_fds 42 in every
+// interval says nothing.
 func changed(raw []RawChange, gauges map[string]float64) []RawChange {
-	out := raw[:0:0]
+	var out []RawChange // not raw[:0:0], which would keep all of raw (and its labels) alive
 	for _, r := range raw {
 		moved := (r.Increase != nil && *r.Increase != 0) || (r.Count != nil && *r.Count != 0)
 		if r.Last != nil {
-			// A gauge is listed when it first shows and when it changes:
-			// process_open_fds 42 in every interval says nothing.
 			key := r.Name + labelString(r.Labels)
 			prev, seen := gauges[key]
 			moved = !seen || prev != *r.Last
@@ -104,15 +178,4 @@ func changed(raw []RawChange, gauges map[string]float64) []RawChange {
 		}
 	}
 	return out
-}
-
-func markIndex(samples []Sample, mark string) int {
-	for i := range samples {
-		for _, m := range samples[i].Marks {
-			if m == mark {
-				return i
-			}
-		}
-	}
-	return -1
 }

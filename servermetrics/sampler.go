@@ -55,36 +55,56 @@ type Sample struct {
 	At    time.Time     `json:"at"`
 	Took  time.Duration `json:"-"`
 	Marks []string      `json:"marks,omitempty"`
+	// MarkTimes are when each of Marks was set.
+	MarkTimes []time.Time `json:"-"`
 	// MarkLagMs is how long after the earliest of its marks the scrape
 	// started (it waits for a scrape under way): requests that ended in
 	// between fall on the wrong side of the mark.
 	MarkLagMs float64 `json:"mark_lag_ms,omitempty"`
 	Warning   string  `json:"warning,omitempty"`
 
+	ok bool
+	// snap is what the scrape read, in samples a test builds; a
+	// Sampler's own samples do not keep it (see summary).
 	snap *Snapshot
 }
 
 // OK tells whether the scrape succeeded.
-func (s *Sample) OK() bool { return s.snap != nil }
+func (s *Sample) OK() bool { return s.ok || s.snap != nil }
 
-// Snapshot is what the scrape read (nil when it failed).
-func (s *Sample) Snapshot() *Snapshot { return s.snap }
+// markAt tells whether the sample was taken for mark, and when the mark
+// was set (the scrape's start when not known).
+func (s *Sample) markAt(mark string) (time.Time, bool) {
+	for i, m := range s.Marks {
+		if m == mark {
+			if i < len(s.MarkTimes) {
+				return s.MarkTimes[i], true
+			}
+			return s.At, true
+		}
+	}
+	return time.Time{}, false
+}
 
 // Sampler scrapes one endpoint in its own goroutine: at once, then every
 // Interval, at each Mark, and a last time at Close. Nothing it does
 // blocks its caller for longer than taking a lock: Mark only notes the
 // mark and wakes the goroutine, and Close waits at most about one scrape
-// Timeout.
+// Timeout. It summarizes each scrape as it arrives and keeps only the
+// last snapshot (Report).
 type Sampler struct {
 	cfg    Config
 	client *http.Client
-	filter Filter
+	parser *pageParser // only the loop's goroutine uses it
 
-	mu      sync.Mutex
-	samples []Sample
-	pending []string  // marks not scraped yet
-	since   time.Time // when the first pending mark was set
-	closed  bool
+	mu        sync.Mutex
+	samples   []Sample
+	pending   []string    // marks not scraped yet
+	pendingAt []time.Time // when each was set
+	closed    bool
+
+	sumMu sync.Mutex // the summary is fed outside mu: it takes a while for a large page
+	sum   *summary
 
 	wake    chan struct{} // a mark is pending
 	closing chan struct{} // Close was called: take the last scrape and stop
@@ -111,8 +131,9 @@ func Start(ctx context.Context, cfg Config) (*Sampler, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Sampler{
-		cfg: cfg, client: client, filter: Filter{Model: cfg.Model},
-		pending: []string{MarkStart}, since: time.Now(),
+		cfg: cfg, client: client, parser: newPageParser(Filter{Model: cfg.Model}),
+		pending: []string{MarkStart}, pendingAt: []time.Time{time.Now()},
+		sum:  newSummary(cfg.URL, cfg.Model),
 		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
 		cancel: cancel,
 	}
@@ -128,10 +149,8 @@ func (s *Sampler) Mark(name string) {
 		s.mu.Unlock()
 		return
 	}
-	if len(s.pending) == 0 {
-		s.since = time.Now()
-	}
 	s.pending = append(s.pending, name)
+	s.pendingAt = append(s.pendingAt, time.Now())
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -164,16 +183,23 @@ func (s *Sampler) Close() []Sample {
 		select {
 		case <-s.done:
 		case <-t.C:
-			s.mu.Lock()
-			s.samples = append(s.samples, Sample{At: time.Now(), Marks: []string{MarkEnd}, Warning: fmt.Sprintf("%s: the last scrape did not end when cancelled; abandoned", s.cfg.URL)})
-			s.mu.Unlock()
+			s.add(Sample{At: time.Now(), Marks: []string{MarkEnd}, Warning: fmt.Sprintf("%s: the last scrape did not end when cancelled; abandoned", s.cfg.URL)}, nil)
 		}
 	}
 	s.cancel()
 	return s.Samples()
 }
 
-// Samples returns a copy of the samples taken so far.
+// Report is the endpoint's figures from the samples so far (all of them
+// after Close).
+func (s *Sampler) Report() Report {
+	s.sumMu.Lock()
+	defer s.sumMu.Unlock()
+	return s.sum.report()
+}
+
+// Samples returns a copy of the samples taken so far, without what they
+// read.
 func (s *Sampler) Samples() []Sample {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -206,10 +232,15 @@ func (s *Sampler) loop(ctx context.Context) {
 }
 
 func (s *Sampler) stopped(ctx context.Context) {
-	s.add(Sample{At: time.Now(), Warning: fmt.Sprintf("%s: sampling stopped: %v", s.cfg.URL, ctx.Err())})
+	s.add(Sample{At: time.Now(), Warning: fmt.Sprintf("%s: sampling stopped: %v", s.cfg.URL, ctx.Err())}, nil)
 }
 
-func (s *Sampler) add(sm Sample) {
+// add summarizes a sample and keeps it without its snapshot.
+func (s *Sampler) add(sm Sample, snap *Snapshot) {
+	s.sumMu.Lock()
+	s.sum.add(sm, snap)
+	s.sumMu.Unlock()
+	sm.ok, sm.snap = snap != nil, nil
 	s.mu.Lock()
 	s.samples = append(s.samples, sm)
 	s.mu.Unlock()
@@ -217,26 +248,29 @@ func (s *Sampler) add(sm Sample) {
 
 // scrape takes one sample for the pending marks and extra.
 func (s *Sampler) scrape(ctx context.Context, extra []string) {
+	now := time.Now()
 	s.mu.Lock()
-	marks, since := append(s.pending, extra...), s.since
-	s.pending = nil
+	marks, times := append(s.pending, extra...), s.pendingAt
+	s.pending, s.pendingAt = nil, nil
 	s.mu.Unlock()
+	for range extra {
+		times = append(times, now)
+	}
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	at := time.Now()
-	snap, err := Scrape(sctx, s.client, s.cfg.URL, s.filter)
-	sm := Sample{At: at, Took: time.Since(at), Marks: marks}
+	snap, err := scrape(sctx, s.client, s.cfg.URL, s.parser.parse)
+	sm := Sample{At: at, Took: time.Since(at), Marks: marks, MarkTimes: times}
 	if len(marks) > len(extra) {
-		sm.MarkLagMs = float64(at.Sub(since)) / 1e6
+		sm.MarkLagMs = float64(at.Sub(times[0])) / 1e6
 	}
 	switch {
 	case err == nil:
 		snap.At = at
-		sm.snap = snap
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 		sm.Warning = fmt.Sprintf("%s: no answer within %v", s.cfg.URL, s.cfg.Timeout)
 	default:
 		sm.Warning = fmt.Sprintf("%s: %v", s.cfg.URL, err)
 	}
-	s.add(sm)
+	s.add(sm, snap)
 }

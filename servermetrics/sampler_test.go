@@ -3,9 +3,13 @@ package servermetrics
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,7 +126,7 @@ func TestReportIsJSONWithUnitsInItsNames(t *testing.T) {
 		{At: a.At.Add(500 * time.Millisecond), Warning: "http://x/metrics: connection refused"},
 		{At: b.At, Marks: []string{MarkSteadyEnd, MarkEnd}, snap: b},
 	}
-	rep := Summarize("http://x/metrics", "resnet", samples)
+	rep := summarize("http://x/metrics", "resnet", samples)
 	raw, err := json.Marshal(rep)
 	if err != nil {
 		t.Fatal(err)
@@ -159,10 +163,18 @@ func FuzzParse(f *testing.F) {
 	f.Add("# TYPE request_predict_seconds histogram\nrequest_predict_seconds_bucket{le=\"+Inf\"} 1\n", "")
 	f.Fuzz(func(t *testing.T, before, after string) {
 		var snaps []*Snapshot
+		p := newPageParser(Filter{})
 		for _, text := range []string{before, after} {
 			s, err := Parse(strings.NewReader(text), "text/plain; version=0.0.4", Filter{})
+			cached, cachedErr := p.parse(strings.NewReader(text), "text/plain; version=0.0.4")
+			if (err == nil) != (cachedErr == nil) {
+				t.Fatalf("Parse: %v; the page parser: %v", err, cachedErr)
+			}
 			if err != nil {
 				return
+			}
+			if a, b := seriesText(s), seriesText(cached); a != b {
+				t.Fatalf("Parse read\n%s\nthe page parser\n%s", a, b)
 			}
 			snaps = append(snaps, s)
 		}
@@ -188,4 +200,154 @@ func TestParseReadsOpenMetricsWithTheSameNames(t *testing.T) {
 	if len(s.Series) != 1 || se == nil || se.Value != 3 || knownByName[se.Family] == nil {
 		t.Errorf("series %+v: want the known MLServer counter only", s.Series)
 	}
+}
+
+// heapInUse is the live heap after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// A large page scraped many times costs a Sampler a few snapshots' worth
+// of memory, whatever the number of scrapes: it keeps the last one and a
+// sum a window, not every scrape.
+func TestSamplerMemoryDoesNotGrowWithTheScrapes(t *testing.T) {
+	var static strings.Builder
+	for f := range 250 {
+		kind := "counter"
+		if f%2 == 1 {
+			kind = "gauge"
+		}
+		fmt.Fprintf(&static, "# TYPE :tensorflow:core:family%d %s\n", f, kind)
+		for l := range 40 {
+			fmt.Fprintf(&static, ":tensorflow:core:family%d{op=\"op%d\",device=\"/job:localhost/replica:0/task:0/device:CPU:0\"} %d\n", f, l, f*l)
+		}
+	}
+	var n atomic.Int64
+	page := func(i int64) string {
+		return fmt.Sprintf("# TYPE :tensorflow:serving:request_count counter\n:tensorflow:serving:request_count{model_name=\"m\",status=\"OK\"} %d\n", 10*i) + static.String()
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		_, _ = io.WriteString(w, page(n.Add(1)))
+	}))
+	defer srv.Close()
+
+	base := heapInUse()
+	one, err := Parse(strings.NewReader(page(0)), "", Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshotBytes := heapInUse() - base
+	runtime.KeepAlive(one)
+	one = nil
+
+	const scrapes = 60
+	base = heapInUse()
+	sm, err := Start(context.Background(), Config{URL: srv.URL, Model: "m", Interval: time.Millisecond, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() int { return len(sm.Samples()) }
+	deadline := time.Now().Add(2 * time.Minute)
+	for count() < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	sm.Mark(MarkSteadyStart)
+	for count() < scrapes && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	sm.Mark(MarkSteadyEnd)
+	samples := sm.Close()
+	used := heapInUse() - base
+	rep := sm.Report()
+	runtime.KeepAlive(sm)
+
+	if len(samples) < scrapes {
+		t.Fatalf("%d scrapes in two minutes, want %d", len(samples), scrapes)
+	}
+	t.Logf("%d scrapes of a %d KB page: the sampler holds %d KB, one snapshot is %d KB", len(samples), len(page(0))>>10, used>>10, snapshotBytes>>10)
+	if used > 8*snapshotBytes {
+		t.Errorf("after %d scrapes the sampler holds %d KB, %.1f snapshots of %d KB: it grows with the run", len(samples), used>>10, float64(used)/float64(snapshotBytes), snapshotBytes>>10)
+	}
+	// What it keeps is still every figure.
+	if rep.Run == nil || rep.Run.Requests == nil || *rep.Run.Requests != float64(10*(len(samples)-1)) {
+		t.Errorf("run requests %v over %d scrapes, want %d", rep.Run, len(samples), 10*(len(samples)-1))
+	}
+	if rep.Steady == nil || rep.Steady.Requests == nil || len(rep.Intervals) != len(samples)-1 {
+		t.Errorf("steady window %+v, %d intervals", rep.Steady, len(rep.Intervals))
+	}
+}
+
+// A mark set while a scrape is under way is scraped after it: the
+// window's edge lags the mark by that much, and the report says by how
+// much.
+func TestAWindowSaysHowLateItsMarksWereScraped(t *testing.T) {
+	var n atomic.Int64
+	hold := make(chan struct{}, 1) // a token in it makes the next scrape wait for release
+	release := make(chan struct{})
+	holding := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hold:
+			holding <- struct{}{}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		default:
+		}
+		_, _ = fmt.Fprintf(w, "# TYPE nv_inference_request_success counter\nnv_inference_request_success{model=\"m\"} %d\n", n.Add(10))
+	}))
+	defer srv.Close()
+	sm, err := Start(context.Background(), Config{URL: srv.URL, Interval: time.Hour, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSamples := func(k int) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for len(sm.Samples()) < k {
+			if time.Now().After(deadline) {
+				t.Fatalf("gave up waiting for scrape %d", k)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitSamples(1)
+	hold <- struct{}{}
+	sm.Mark(MarkProfileOpen) // this scrape waits for release
+	<-holding
+	marked := time.Now()
+	sm.Mark(MarkSteadyStart) // set while the scrape above is under way
+	time.Sleep(60 * time.Millisecond)
+	released := time.Now()
+	close(release)
+	waitSamples(3)
+	sm.Mark(MarkSteadyEnd)
+	sm.Mark(MarkProfileClose)
+	sm.Close()
+	rep := sm.Report()
+	if rep.Steady == nil || rep.Steady.StartLagMs == nil || rep.Steady.EndLagMs == nil {
+		t.Fatalf("steady window %+v: want its marks' lags", rep.Steady)
+	}
+	atLeast := float64(released.Sub(marked)) / 1e6
+	if lag := *rep.Steady.StartLagMs; lag < atLeast {
+		t.Errorf("the steady_start scrape lagged its mark by %.1f ms; it waited %.1f ms for the scrape under way", lag, atLeast)
+	}
+	if rep.Profile == nil || rep.Profile.StartLagMs == nil || *rep.Profile.StartLagMs > *rep.Steady.StartLagMs {
+		t.Errorf("profile window %+v: its start was scraped at once", rep.Profile)
+	}
+}
+
+// seriesText prints a snapshot's series by key (NaN equal to NaN).
+func seriesText(s *Snapshot) string {
+	m := map[string]Series{}
+	for k, se := range s.Series {
+		m[k] = *se
+	}
+	return fmt.Sprintf("%+v", m)
 }

@@ -82,6 +82,11 @@ type Series struct {
 
 // Scrape fetches url and parses it. The request ends with ctx.
 func Scrape(ctx context.Context, client *http.Client, url string, f Filter) (*Snapshot, error) {
+	return scrape(ctx, client, url, func(r io.Reader, contentType string) (*Snapshot, error) { return Parse(r, contentType, f) })
+}
+
+// scrape fetches url and parses it with parse.
+func scrape(ctx context.Context, client *http.Client, url string, parse func(r io.Reader, contentType string) (*Snapshot, error)) (*Snapshot, error) {
 	at := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -98,7 +103,7 @@ func Scrape(ctx context.Context, client *http.Client, url string, f Filter) (*Sn
 		return nil, fmt.Errorf("GET %s: HTTP %s", url, resp.Status)
 	}
 	body := &limitedReader{r: resp.Body, n: maxBody}
-	snap, err := Parse(body, resp.Header.Get("Content-Type"), f)
+	snap, err := parse(body, resp.Header.Get("Content-Type"))
 	if body.n <= 0 {
 		return nil, fmt.Errorf("GET %s: the page is larger than %d MB", url, maxBody>>20)
 	}
@@ -137,7 +142,11 @@ func Parse(r io.Reader, contentType string, f Filter) (*Snapshot, error) {
 		// TF Serving answers with no Content-Type of its own.
 		format = expfmt.FmtText
 	}
-	dec := expfmt.NewDecoder(r, format)
+	return parseDecoder(expfmt.NewDecoder(r, format), f)
+}
+
+// parseDecoder reads every family dec decodes.
+func parseDecoder(dec expfmt.Decoder, f Filter) (*Snapshot, error) {
 	snap := &Snapshot{Series: map[string]*Series{}}
 	for {
 		var mf dto.MetricFamily

@@ -107,7 +107,8 @@ func TestSimServerFiguresEqualWhatTheSimMeasured(t *testing.T) {
 	sm.Mark(servermetrics.MarkSteadyEnd)
 	waitFor(t, "the steady_end scrape", func() bool { return hasMark(sm.Samples(), servermetrics.MarkSteadyEnd) })
 	predictREST(t, s, 2) // after the window
-	rep := servermetrics.Summarize(s.MetricsURL(), "m", sm.Close())
+	sm.Close()
+	rep := sm.Report()
 
 	w := rep.Steady
 	if w == nil {
@@ -227,12 +228,12 @@ func TestSamplerKeepsSamplesWhenTheEndpointDies(t *testing.T) {
 	kept := okSamples()
 	waitFor(t, "a failed scrape", func() bool { return len(sm.Samples()) > kept+1 })
 	sm.Mark(servermetrics.MarkSteadyEnd)
-	samples := sm.Close()
+	sm.Close()
 
 	if got := okSamples(); got < kept {
 		t.Fatalf("%d successful samples after the endpoint died, %d before", got, kept)
 	}
-	rep := servermetrics.Summarize(srv.URL, "m", samples)
+	rep := sm.Report()
 	if rep.FailedScrapes == 0 || len(rep.Warnings) == 0 {
 		t.Fatalf("no warning for the failed scrapes: %+v", rep)
 	}

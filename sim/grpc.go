@@ -148,11 +148,9 @@ func (p *predictionService) predict(ctx context.Context, req *tfproto.PredictReq
 			}
 		}
 	}
-	holdStart := time.Now()
 	if err := s.wait(ctx, arrived); err != nil {
 		return nil, err
 	}
-	s.metrics.ran(s.cfg.Model, time.Since(holdStart))
 	s.predicts.Add(1)
 	if l := &s.cfg.Latency; l.ErrorRate > 0 && rand.Float64() < l.ErrorRate {
 		return nil, status.Error(grpcCodeForHTTP(l.ErrorStatus), "simulated failure")
@@ -172,8 +170,10 @@ func (p *predictionService) predict(ctx context.Context, req *tfproto.PredictReq
 // wait holds a call for its simulated service time, or until the client
 // gives up.
 func (s *Server) wait(ctx context.Context, arrived time.Time) error {
-	switch err := s.hold(ctx, s.serveTime(arrived)-time.Since(arrived)); err {
+	d, profiled := s.serveTime(arrived)
+	switch err := s.hold(ctx, d-time.Since(arrived)); err {
 	case nil:
+		s.served(arrived, profiled)
 		return nil
 	case errClosing:
 		return status.Error(codes.Unavailable, errClosing.Error())

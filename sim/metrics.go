@@ -84,7 +84,8 @@ func (m *serverMetrics) request(model, api, entrypoint string, code codes.Code, 
 	m.handled.sumUS += us
 }
 
-// ran notes the model's run time of a call (the simulated service time).
+// ran notes the model's run time of a call: its service time as measured
+// (see Server.served), what the trace says too.
 func (m *serverMetrics) ran(model string, took time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

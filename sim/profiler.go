@@ -122,8 +122,10 @@ func (s *Server) Profiling() bool {
 	return s.prof.open
 }
 
-// noteCall records a predict call that arrived at start and will finish at
-// end, if a window is open.
+// noteCall records a predict call that arrived at start and finished at
+// end, if a window is still open: like TensorFlow's profiler, which
+// records an event when it ends, a call that outlives the window is not
+// in its trace.
 func (s *Server) noteCall(start, end time.Time) {
 	s.prof.mu.Lock()
 	if s.prof.open && len(s.prof.calls) < 1_000_000 {

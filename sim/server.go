@@ -625,14 +625,25 @@ func (s *Server) delay(now time.Time) time.Duration {
 }
 
 // serveTime is how long a call that arrived at arrived takes, with the
-// profiling overhead, and it notes the call for an open profile window.
-func (s *Server) serveTime(arrived time.Time) time.Duration {
-	d := s.delay(arrived)
-	if s.Profiling() {
+// profiling overhead when a profile window is open (profiled).
+func (s *Server) serveTime(arrived time.Time) (d time.Duration, profiled bool) {
+	d = s.delay(arrived)
+	if profiled = s.Profiling(); profiled {
 		d += s.cfg.Latency.WhileProfiling
-		s.noteCall(arrived, arrived.Add(d))
 	}
-	return d
+	return d, profiled
+}
+
+// served notes a call that arrived at arrived and has just been served:
+// its service time as measured, not as planned (a busy machine wakes the
+// timer late), is what both the runtime_latency metric and the trace's
+// request event say.
+func (s *Server) served(arrived time.Time, profiled bool) {
+	took := time.Since(arrived)
+	s.metrics.ran(s.cfg.Model, took)
+	if profiled {
+		s.noteCall(arrived, arrived.Add(took))
+	}
 }
 
 // afterStall returns t, or the end of the stall that t falls in.
@@ -731,13 +742,13 @@ func (s *Server) predict(ctx *fasthttp.RequestCtx) {
 // false when it has answered (or dropped) the call itself, true when the
 // handler writes the answer. TF Serving's and V2's routes share it.
 func (s *Server) serveREST(ctx *fasthttp.RequestCtx, arrived time.Time) bool {
-	holdStart := time.Now()
-	if s.hold(context.Background(), s.serveTime(arrived)-time.Since(arrived)) != nil {
+	d, profiled := s.serveTime(arrived)
+	if s.hold(context.Background(), d-time.Since(arrived)) != nil {
 		ctx.SetConnectionClose()
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "the simulator is shutting down")
 		return false
 	}
-	s.metrics.ran(s.cfg.Model, time.Since(holdStart))
+	s.served(arrived, profiled)
 	n := s.predicts.Add(1)
 	if f := &s.cfg.Faults; (f.ResetRate > 0 || f.HalfCloseRate > 0) && n > f.AfterCalls {
 		roll := rand.Float64()

@@ -94,11 +94,9 @@ func (v *inferenceService) infer(ctx context.Context, req *v2proto.ModelInferReq
 			return nil, status.Errorf(codes.InvalidArgument, "unexpected inference output '%s' for model '%s'", o.GetName(), s.cfg.Model)
 		}
 	}
-	holdStart := time.Now()
 	if err := s.wait(ctx, arrived); err != nil {
 		return nil, err
 	}
-	s.metrics.ran(s.cfg.Model, time.Since(holdStart))
 	s.predicts.Add(1)
 	if l := &s.cfg.Latency; l.ErrorRate > 0 && rand.Float64() < l.ErrorRate {
 		return nil, status.Error(grpcCodeForHTTP(l.ErrorStatus), "simulated failure")

@@ -176,3 +176,23 @@ func TestV2GRPCModelInferTakesTheLatencyErrorsAndAuthorizationOfPredict(t *testi
 		t.Fatalf("the metrics counted %d successful calls, want 1", calls)
 	}
 }
+
+// A V2 call is timed once, like a Predict: the metrics count each served
+// call one time whatever the protocol.
+func TestV2CallsAreTimedOnceInTheMetrics(t *testing.T) {
+	one := &payloads.V2Request{Inputs: []payloads.V2Input{{Name: "x", Datatype: "FP32", Shape: []int64{1, 4}, Floats: []float64{1, 2, 3, 4}}}}
+	s := start(t, Config{Latency: Latency{Fixed: time.Millisecond}})
+	c := v2Client(t, s)
+	for range 3 {
+		if _, err := c.ModelInfer(context.Background(), v2Infer(t, one, false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, _, raw := call(t, "POST", s.V2InferURL(), `{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]}`); code != 200 {
+		t.Fatalf("V2 REST infer: %d %s", code, raw)
+	}
+	_, _, page := call(t, "GET", s.MetricsURL(), "")
+	if want := `:tensorflow:serving:runtime_latency_count{model_name="test_model",API="Predict",runtime="TF1"} 4`; !strings.Contains(page, want) {
+		t.Errorf("the page lacks %q:\n%s", want, page)
+	}
+}

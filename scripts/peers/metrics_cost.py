@@ -17,7 +17,9 @@ import threading
 from common import build_loadprof, start_sim, timed, wait_port, free_port, workdir
 
 
-def tf_serving_page():
+def tf_serving_page(scale=1):
+    """The page at scale: its serving families' counts times scale (a
+    server counting on), TensorFlow's own families as they are."""
     bounds, v = [], 10.0
     for _ in range(33):
         bounds.append("%.6g" % v)
@@ -26,13 +28,13 @@ def tf_serving_page():
     out = ["# TYPE :tensorflow:serving:request_count counter"]
     for m in range(5):
         for st in ("OK", "INVALID_ARGUMENT", "NOT_FOUND"):
-            out.append(':tensorflow:serving:request_count{model_name="model%d",status="%s"} 1000' % (m, st))
+            out.append(':tensorflow:serving:request_count{model_name="model%d",status="%s"} %d' % (m, st, 1000 * scale))
 
     def hist(name, labels):
         for i, le in enumerate(bounds):
-            out.append('%s_bucket{%s,le="%s"} %d' % (name, labels, le, i + 1))
-        out.append("%s_sum{%s} 1000" % (name, labels))
-        out.append("%s_count{%s} %d" % (name, labels, len(bounds)))
+            out.append('%s_bucket{%s,le="%s"} %d' % (name, labels, le, (i + 1) * scale))
+        out.append("%s_sum{%s} %d" % (name, labels, 1000 * scale))
+        out.append("%s_count{%s} %d" % (name, labels, len(bounds) * scale))
 
     out.append("# TYPE :tensorflow:serving:request_latency histogram")
     for m in range(5):
@@ -49,9 +51,16 @@ def tf_serving_page():
 
 
 def serve_page(page):
-    """Serves page on a free loopback port from a thread of this process (not the client's)."""
+    """Serves page (bytes, or a function of the request's number giving
+    them) on a free loopback port from a thread of this process (not the
+    client's)."""
+    served = [0]
+    pages = page if callable(page) else (lambda n: page)
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
+            served[0] += 1
+            page = pages(served[0])
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
             self.send_header("Content-Length", str(len(page)))
@@ -76,13 +85,18 @@ def main():
     binary = build_loadprof(work)
     sim, rest_port, _ = start_sim(binary)
     big = serve_page(tf_serving_page())
+    # The same page counting on, as a busy server's does: its serving
+    # families change from scrape to scrape (a page that never changes is
+    # the best case for a parser that reuses what did not change).
+    counting = serve_page(tf_serving_page)
     data = os.path.join(work, "data.json")
     with open(data, "w") as f:
         f.write('{"instances": [[1, 2, 3, 4]]}\n')
     url = "http://127.0.0.1:%d/v1/models/test_model:predict" % rest_port
     sim_page = "http://127.0.0.1:%d/monitoring/prometheus/metrics" % rest_port
     cases = [("without --metrics", []), ("sim page, 1s", ["--metrics", sim_page]),
-             ("93 KB page, 1s", ["--metrics", big]), ("93 KB page, 100ms", ["--metrics", big, "--metrics-interval", "100ms"])]
+             ("93 KB page, 1s", ["--metrics", big]), ("93 KB page, 100ms", ["--metrics", big, "--metrics-interval", "100ms"]),
+             ("counting, 100ms", ["--metrics", counting, "--metrics-interval", "100ms"])]
     per_request = {name: [] for name, _ in cases}
     try:
         for _ in range(repeats):

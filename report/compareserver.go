@@ -1,0 +1,144 @@
+package report
+
+import (
+	"fmt"
+	"math"
+)
+
+// VerdictDiffers is the verdict of a row that moved but has no better
+// or worse way: the server's request count, which follows the run's
+// length and rate.
+const VerdictDiffers = "differs"
+
+// serverMetric is one figure of the server block compare puts beside the
+// client's rows when both runs scraped the server (--metrics).
+type serverMetric struct {
+	name      string
+	higherBad bool
+	neutral   bool // neither way is better
+	// read is the figure, and the histogram bucket it lies in for a
+	// percentile estimated from buckets (nil otherwise); ok is false when
+	// the run's server block lacks it.
+	read func(*ServerReport) (v float64, bucket *ServerQuantile, ok bool)
+	unit string
+}
+
+func serverQuantile(pick func(*ServerLatency) *ServerQuantile) func(*ServerReport) (float64, *ServerQuantile, bool) {
+	return func(s *ServerReport) (float64, *ServerQuantile, bool) {
+		if s.LatencyMs == nil {
+			return 0, nil, false
+		}
+		q := pick(s.LatencyMs)
+		if q == nil {
+			return 0, nil, false
+		}
+		return q.Ms, q, true
+	}
+}
+
+var serverMetrics = []serverMetric{
+	{name: "server_requests", neutral: true, read: func(s *ServerReport) (float64, *ServerQuantile, bool) {
+		if s.Requests == nil {
+			return 0, nil, false
+		}
+		return *s.Requests, nil, true
+	}},
+	{name: "server_mean", higherBad: true, unit: "ms", read: func(s *ServerReport) (float64, *ServerQuantile, bool) {
+		if s.LatencyMs == nil {
+			return 0, nil, false
+		}
+		return s.LatencyMs.Mean, nil, true
+	}},
+	{name: "server_p50", higherBad: true, unit: "ms", read: serverQuantile(func(l *ServerLatency) *ServerQuantile { return l.P50 })},
+	{name: "server_p99", higherBad: true, unit: "ms", read: serverQuantile(func(l *ServerLatency) *ServerQuantile { return l.P99 })},
+	{name: "outside", higherBad: true, unit: "ms", read: func(s *ServerReport) (float64, *ServerQuantile, bool) {
+		if s.OutsideMs == nil {
+			return 0, nil, false
+		}
+		return *s.OutsideMs, nil, true
+	}},
+}
+
+// compareServer is the rows of the server's figures that both runs have.
+// They take no limit: a percentile from the server's buckets moves in
+// steps of a bucket, and its row says so when both estimates lie in the
+// same one.
+func compareServer(base, next *Result) []Row {
+	if base.Server == nil || next.Server == nil {
+		return nil
+	}
+	var rows []Row
+	for _, m := range serverMetrics {
+		b, bq, okB := m.read(base.Server)
+		n, nq, okN := m.read(next.Server)
+		if !okB || !okN {
+			continue
+		}
+		row := Row{Metric: m.name, Base: b, New: n, Change: n - b, Unit: m.unit, Percent: percentChange(b, n)}
+		if !m.neutral {
+			row.Worse = (m.higherBad && row.Change > 0) || (!m.higherBad && row.Change < 0)
+			row.Improved = row.Change != 0 && !row.Worse
+		}
+		if bq != nil && nq != nil && row.Change != 0 && sameBucket(bq, nq) {
+			row.Noisy = "both estimates lie in the server's bucket " + BucketBounds(bq) + " ms: the change is the interpolation's, not measured"
+		}
+		switch {
+		case row.Change == 0:
+			row.Verdict = VerdictSame
+		case m.neutral:
+			row.Verdict = VerdictDiffers
+		case row.Worse:
+			row.Verdict = VerdictWorse
+		default:
+			row.Verdict = VerdictBetter
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+func sameBucket(a, b *ServerQuantile) bool {
+	if a.BucketLowMs != b.BucketLowMs || (a.BucketHighMs == nil) != (b.BucketHighMs == nil) {
+		return false
+	}
+	return a.BucketHighMs == nil || *a.BucketHighMs == *b.BucketHighMs
+}
+
+// serverCompareNotes say why the server's rows may not compare.
+func serverCompareNotes(base, next *Result) []string {
+	bs, ns := base.Server, next.Server
+	switch {
+	case bs == nil && ns == nil:
+		return nil
+	case bs == nil || ns == nil:
+		which := "new"
+		if bs != nil {
+			which = "base"
+		}
+		return []string{fmt.Sprintf("only the %s run scraped the server's metrics (--metrics): no server rows", which)}
+	}
+	var notes []string
+	if bs.Server != "" && ns.Server != "" && bs.Server != ns.Server {
+		notes = append(notes, fmt.Sprintf("the server figures come from different servers (base %s, new %s)", bs.Server, ns.Server))
+	}
+	if b, n := latencyFamily(bs), latencyFamily(ns); b != "" && n != "" && b != n {
+		notes = append(notes, fmt.Sprintf("the server latencies are different families (base %s, new %s): compare like with like", b, n))
+	}
+	return notes
+}
+
+func latencyFamily(s *ServerReport) string {
+	if s.LatencyMs == nil {
+		return ""
+	}
+	return s.LatencyMs.Family
+}
+
+// percentChange is the relative change from base to next in percent, NaN
+// when base is 0.
+func percentChange(base, next float64) float64 {
+	if base == 0 {
+		return math.NaN()
+	}
+	return 100 * (next - base) / base
+}

@@ -1,0 +1,84 @@
+package report
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// serverBlock is a server block with the given request count, mean and
+// p50 and p99 estimates in the buckets given.
+func serverBlock(requests, mean, outside float64, p50, p99 ServerQuantile) *ServerReport {
+	return &ServerReport{
+		ServerWindow: ServerWindow{Window: "steady", ServerFigures: ServerFigures{Requests: &requests,
+			LatencyMs: &ServerLatency{Family: ":tensorflow:serving:request_latency", Count: requests, Mean: mean, P50: &p50, P99: &p99}}},
+		OutsideMs: &outside, Server: "tfserving",
+	}
+}
+
+func bucketQ(ms, lo, hi float64) ServerQuantile {
+	return ServerQuantile{Ms: ms, BucketLowMs: lo, BucketHighMs: &hi}
+}
+
+func TestCompareHasTheServersRowsWhenBothRunsScrapedIt(t *testing.T) {
+	base, next := crafted(t, 10000, 100, 1000, 0), crafted(t, 10000, 100, 1000, 0)
+	base.Server = serverBlock(10000, 3.1, 6.0, bucketQ(2.8, 1.984, 3.570), bucketQ(5.9, 3.570, 6.427))
+	next.Server = serverBlock(10004, 4.2, 5.1, bucketQ(3.1, 1.984, 3.570), bucketQ(9.8, 6.427, 11.568))
+	c := Compare(base, next, nil)
+	rows := map[string]Row{}
+	for _, r := range c.Rows {
+		rows[r.Metric] = r
+	}
+	for metric, want := range map[string]string{"server_requests": VerdictDiffers, "server_mean": VerdictWorse,
+		"server_p50": VerdictWorse, "server_p99": VerdictWorse, "outside": VerdictBetter} {
+		if got := rows[metric].Verdict; got != want {
+			t.Errorf("%s: verdict %q, want %q (%+v)", metric, got, want, rows[metric])
+		}
+	}
+	if r := rows["server_p99"]; r.Base != 5.9 || r.New != 9.8 || r.Noisy != "" {
+		t.Errorf("server_p99 %+v: from one bucket to the next is a change", r)
+	}
+	if r := rows["server_p50"]; !strings.Contains(r.Noisy, "both estimates lie in the server's bucket [1.984-3.570] ms") {
+		t.Errorf("server_p50 %+v: a change inside one bucket is not said", r)
+	}
+	var text strings.Builder
+	c.Write(&text)
+	for _, want := range []string{
+		"metric                  base          new       change",
+		"server_p99             5.900        9.800       +3.900    +66.1%             worse\n",
+		"outside                6.000        5.100       -0.900    -15.0%             better\n",
+		"server_requests        10000        10004           +4     +0.0%             differs\n",
+	} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("no %q in\n%s", want, text.String())
+		}
+	}
+	var page bytes.Buffer
+	if err := WriteCompareHTML(&page, base, next, [2]string{"base.json", "new.json"}, CompareOptions{NoAssets: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`data-metric="server_p99" data-verdict="worse"`, `data-metric="outside" data-verdict="better"`, `id="server-rows"`} {
+		if !strings.Contains(page.String(), want) {
+			t.Errorf("the compare page has no row %s", want)
+		}
+	}
+
+	// One run without a server block: no server rows, and a note says why.
+	next.Server = nil
+	c = Compare(base, next, nil)
+	for _, r := range c.Rows {
+		if strings.HasPrefix(r.Metric, "server_") || r.Metric == "outside" {
+			t.Errorf("a server row %s without the new run's server block", r.Metric)
+		}
+	}
+	if !strings.Contains(strings.Join(c.Notes, "\n"), "only the base run scraped the server's metrics") {
+		t.Errorf("notes %q", c.Notes)
+	}
+	// The same run twice: every server row the same.
+	base.Server = serverBlock(10000, 3.1, 6.0, bucketQ(2.8, 1.984, 3.570), bucketQ(5.9, 3.570, 6.427))
+	for _, r := range Compare(base, base, nil).Rows {
+		if r.Verdict != VerdictSame || r.Noisy != "" {
+			t.Errorf("self-compare %s: %s %q", r.Metric, r.Verdict, r.Noisy)
+		}
+	}
+}
