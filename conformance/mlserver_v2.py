@@ -1,6 +1,7 @@
 """Serves a small model of the test's own over the Open Inference Protocol
 (KServe V2) with Seldon's MLServer: REST and gRPC on free loopback ports,
-printed as one JSON line ({"rest": PORT, "grpc": PORT}) once REST answers.
+printed as one JSON line ({"rest": PORT, "grpc": PORT}, and "metrics": PORT
+with --metrics) once REST answers.
 Nothing is downloaded: the model is the custom MLModel runtime below.
 
 The model "scorer" has inputs x (FP32 [-1, 4]), ids (INT64 [-1, 2]), text
@@ -63,12 +64,18 @@ def main():
     global COUNT_FILE
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", required=True)
+    ap.add_argument("--metrics", action="store_true",
+                    help="serve MLServer's Prometheus metrics at /metrics on a port of their own, printed as \"metrics\"")
     args = ap.parse_args()
     COUNT_FILE = args.count
     ports = {"rest": free_port(), "grpc": free_port()}
+    metrics = {"metrics_endpoint": None}
+    if args.metrics:
+        ports["metrics"] = free_port()
+        metrics = {"metrics_endpoint": "/metrics", "metrics_port": ports["metrics"]}
     settings = Settings(
         host="127.0.0.1", http_port=ports["rest"], grpc_port=ports["grpc"],
-        metrics_endpoint=None, parallel_workers=0, debug=False,
+        parallel_workers=0, debug=False, **metrics,
     )
     model = ModelSettings(
         name="scorer", implementation=Scorer,

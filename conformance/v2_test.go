@@ -30,6 +30,8 @@ import (
 	"github.com/loadprof/loadprof/bench"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/payloads"
+	"github.com/loadprof/loadprof/report"
+	"github.com/loadprof/loadprof/servermetrics"
 )
 
 func needV2(t *testing.T) string {
@@ -41,10 +43,19 @@ func needV2(t *testing.T) string {
 	return py
 }
 
+// peerPorts are the ports a peer script prints on its first line.
+type peerPorts struct{ REST, GRPC, Metrics int }
+
 // startPeer runs a Python peer script of this directory and returns the
 // REST port it prints on its first line. The peer ends when its stdin
 // closes, which the test's cleanup does.
 func startPeer(t *testing.T, interpreter, script string, args ...string) int {
+	t.Helper()
+	return startPeerPorts(t, interpreter, script, args...).REST
+}
+
+// startPeerPorts is startPeer with every port the peer printed.
+func startPeerPorts(t *testing.T, interpreter, script string, args ...string) peerPorts {
 	t.Helper()
 	cmd := exec.Command(interpreter, append([]string{script}, args...)...)
 	var stderr lockedBuffer
@@ -74,7 +85,7 @@ func startPeer(t *testing.T, interpreter, script string, args ...string) int {
 		close(line)
 		io.Copy(io.Discard, stdout)
 	}()
-	var ports struct{ REST int }
+	var ports peerPorts
 	select {
 	case l := <-line:
 		if json.Unmarshal([]byte(l), &ports) != nil || ports.REST == 0 {
@@ -83,7 +94,7 @@ func startPeer(t *testing.T, interpreter, script string, args ...string) int {
 	case <-time.After(3 * time.Minute):
 		t.Fatalf("%s did not start within 3 minutes", script)
 	}
-	return ports.REST
+	return ports
 }
 
 // lockedBuffer is a peer's stderr, written by the process's copier while
@@ -396,4 +407,72 @@ func TestBinaryExtensionMatchesTritonclientByteForByte(t *testing.T) {
 			t.Errorf("request %d: loadprof's header %d bytes, tritonclient's %d\nloadprof:    %q\ntritonclient: %q", i, n, theirs[i].HeaderLength, ours, want)
 		}
 	}
+}
+
+// TestMLServerMetricsCountTheRequestsSent runs loadprof's V2 REST load
+// against MLServer with its metrics on a port of their own. Scraped with
+// no load under way, before and after a run, MLServer's families are
+// parsed and count exactly the requests loadprof sent. Scraped by the run
+// itself (--metrics), the server block is MLServer's and counts the
+// steady phase's requests but for those that ended between a phase's edge
+// and the scrape at it (at most the requests in flight, at each edge).
+func TestMLServerMetricsCountTheRequestsSent(t *testing.T) {
+	py := needV2(t)
+	ports := startPeerPorts(t, py, "mlserver_v2.py", "--count", filepath.Join(t.TempDir(), "count"), "--metrics")
+	if ports.Metrics == 0 {
+		t.Fatal("mlserver_v2.py --metrics printed no metrics port")
+	}
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", ports.Metrics)
+	scrape := func() *servermetrics.Snapshot {
+		t.Helper()
+		s, err := servermetrics.Scrape(context.Background(), &http.Client{Timeout: 30 * time.Second}, metricsURL, servermetrics.Filter{Model: "scorer"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	cfg := bench.Config{
+		URL:      fmt.Sprintf("http://127.0.0.1:%d/v2/models/scorer/infer", ports.REST),
+		DataPath: writeFile(t, "data.json", scorerRows),
+		Plan:     load.Plan{Concurrency: 4, WarmupRequests: 20, Requests: 300},
+		Timeout:  10 * time.Second,
+	}
+
+	before := scrape()
+	res, err := bench.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := servermetrics.Figures("run", servermetrics.Accumulate([]*servermetrics.Snapshot{before, scrape()}))
+	if w.Server != "mlserver" || w.Requests == nil || w.Latency == nil {
+		t.Fatalf("no MLServer request figures in %+v", w)
+	}
+	// The steady requests, the warm-up's and the preflight's one.
+	if sent := res.Requests + 20 + 1; int64(*w.Requests) != sent {
+		t.Fatalf("MLServer counted %v infer calls, loadprof sent %d", *w.Requests, sent)
+	}
+
+	cfg.Metrics = &bench.MetricsConfig{URLs: []string{metricsURL}, Interval: 200 * time.Millisecond}
+	res, err = bench.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := res.Server
+	if s == nil || s.Requests == nil || s.LatencyMs == nil || s.StartLagMs == nil || s.EndLagMs == nil {
+		t.Fatalf("no server figures from MLServer's metrics: %+v", s)
+	}
+	if s.Server != "mlserver" || s.Model != "scorer" || s.Window != "steady" {
+		t.Errorf("server block: server %q, model %q, window %q; want mlserver, scorer, steady", s.Server, s.Model, s.Window)
+	}
+	// What the summary makes of the two counts: equal, or apart by what
+	// the edges explain; never "fewer" or "more".
+	note := strings.Join(report.ServerLines(res), "\n")
+	if !strings.Contains(note, "(steady): the same") && !strings.Contains(note, "requests in flight at the phase's edges") {
+		t.Errorf("MLServer counted %v requests over the steady phase, loadprof %d; the summary says:\n%s", *s.Requests, res.Requests, note)
+	}
+	if s.LatencyMs.Mean <= 0 || s.LatencyMs.Mean > res.Latency.Mean {
+		t.Errorf("MLServer's mean %.3f ms, the client's %.3f ms: the server's time is inside the client's", s.LatencyMs.Mean, res.Latency.Mean)
+	}
+	t.Logf("MLServer: %v of %d steady requests (edge scrapes %.1f and %.1f ms late), server mean %.3f ms, client mean %.3f ms",
+		*s.Requests, res.Requests, *s.StartLagMs, *s.EndLagMs, s.LatencyMs.Mean, res.Latency.Mean)
 }

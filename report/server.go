@@ -27,9 +27,10 @@ type ServerWindow struct {
 	StartS float64 `json:"start_s"`
 	EndS   float64 `json:"end_s"`
 	// StartLagMs and EndLagMs are how long after the phase's start and
-	// end (the marks) the scrapes at the window's edges began: a scrape
-	// under way delays them, and requests that ended in between fall on
-	// the other side. Absent when a scrape at the mark failed.
+	// end (the marks) the answers of the scrapes at the window's edges
+	// came (a scrape under way delays them): the server read its counters
+	// somewhere in that span, so requests that ended in it may fall on
+	// either side. Absent when a scrape at the mark failed.
 	StartLagMs *float64 `json:"start_lag_ms,omitempty"`
 	EndLagMs   *float64 `json:"end_lag_ms,omitempty"`
 	ServerFigures

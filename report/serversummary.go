@@ -60,9 +60,9 @@ func writeServerSummary(w io.Writer, r *Result) {
 const markLagShare = 0.05
 
 // markLagNotes say when a scrape at the edge of the steady phase or of
-// the profile window began late enough (behind a scrape under way) that
-// the server's window is not quite the client's: requests that ended in
-// the lag are counted on the other side of the edge.
+// the profile window was answered late enough (a slow server, or behind a
+// scrape under way) that the server's window is not quite the client's:
+// requests that ended in the lag may count on the other side of the edge.
 func markLagNotes(s *ServerReport) []string {
 	var out []string
 	for _, w := range []*ServerWindow{&s.ServerWindow, s.Profile} {
@@ -81,7 +81,7 @@ func markLagNotes(s *ServerReport) []string {
 			if e.lag == nil || *e.lag < markLagShare*span {
 				continue
 			}
-			out = append(out, fmt.Sprintf("the scrape at the %s's %s began %.0f ms after it (behind a scrape under way), %.0f%% of the server's %.1f s window: its figures cover a slightly different span than the client's",
+			out = append(out, fmt.Sprintf("the scrape at the %s's %s was answered %.0f ms after it, %.0f%% of the server's %.1f s window: its figures cover a slightly different span than the client's",
 				phase, e.edge, *e.lag, 100**e.lag/span, span/1e3))
 		}
 	}
@@ -192,16 +192,34 @@ func requestsNote(r *Result) string {
 			return ": the server restarted during the run (its counters went down), so what it counted before is lost"
 		}
 	}
-	edges := math.Max(math.Max(2, 0.01*float64(client)), float64(r.Client.PeakInflight))
+	edges := math.Max(math.Max(2, 0.01*float64(client)), float64(r.Client.PeakInflight)) + endedDuringEdgeScrapes(r)
 	switch {
 	case d == 0:
 		return ": the same"
 	case math.Abs(d) <= edges:
-		return fmt.Sprintf(": %+.0f, requests in flight at the phase's edges", d)
+		return fmt.Sprintf(": %+.0f, requests in flight at the phase's edges or ended while the server was scraped there", d)
 	case d > 0:
 		return fmt.Sprintf(": the server counted %.0f more; another client is loading it, or the model filter (--model, the URL's model) covers more than this load", d)
 	}
 	return fmt.Sprintf(": the server counted %.0f fewer; the wrong model (its metrics are of another), or requests that never reached it", -d)
+}
+
+// endedDuringEdgeScrapes is about how many requests the client completed
+// between the steady phase's edges and the answers of the scrapes at
+// them: the server read its counters somewhere in those spans, so these
+// may count on either side (a busy server answers a scrape late).
+func endedDuringEdgeScrapes(r *Result) float64 {
+	s := &r.Server.ServerWindow
+	if s.Window != "steady" || s.EndS <= s.StartS {
+		return 0
+	}
+	lagMs := 0.0
+	for _, l := range []*float64{s.StartLagMs, s.EndLagMs} {
+		if l != nil {
+			lagMs += *l
+		}
+	}
+	return math.Round(float64(r.Requests) / (s.EndS - s.StartS) * lagMs / 1e3)
 }
 
 func formatCount(v float64) string {

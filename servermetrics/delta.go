@@ -32,9 +32,11 @@ type Change struct {
 // series over a window. It is built as scrapes arrive (Add), so that a
 // window costs one Change a series, never the snapshots it spans.
 type Accumulation struct {
-	From, To time.Time
-	Changes  map[string]*Change
-	Warnings []string
+	From, To time.Time // when the first and last scrapes were sent
+	// FromAnswered and ToAnswered are when their answers were read.
+	FromAnswered, ToAnswered time.Time
+	Changes                  map[string]*Change
+	Warnings                 []string
 	// Snapshots is how many successful scrapes were added.
 	Snapshots int
 }
@@ -65,12 +67,12 @@ func Accumulate(snaps []*Snapshot) *Accumulation {
 // change from prev, the window's previous snapshot.
 func (acc *Accumulation) Add(prev, s *Snapshot) {
 	if acc.Snapshots == 0 {
-		acc.From = s.At
+		acc.From, acc.FromAnswered = s.At, answered(s)
 	} else {
 		acc.step(prev, s)
 	}
 	acc.gauges(s)
-	acc.To = s.At
+	acc.To, acc.ToAnswered = s.At, answered(s)
 	acc.Snapshots++
 }
 
@@ -205,4 +207,12 @@ func (acc *Accumulation) sortedKeys() []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// answered is when s's answer was read, At when that is not known.
+func answered(s *Snapshot) time.Time {
+	if s.Answered.IsZero() {
+		return s.At
+	}
+	return s.Answered
 }

@@ -17,9 +17,10 @@ type Window struct {
 	DurationS float64   `json:"duration_s"`
 	Server    string    `json:"server,omitempty"` // tfserving, triton, kserve, mlserver, vllm, dcgm
 	// StartLagMs and EndLagMs are how long after the marks that cut the
-	// window (the steady phase's start, ...) its first and last scrapes
-	// began; nil for a window no mark cuts. Requests that ended in
-	// between fall on the other side of the window's edge.
+	// window (the steady phase's start, ...) the answers of its first and
+	// last scrapes came; nil for a window no mark cuts. The server read
+	// its counters somewhere in that span, so requests that ended in it
+	// may fall on either side of the window's edge.
 	StartLagMs *float64 `json:"start_lag_ms,omitempty"`
 	EndLagMs   *float64 `json:"end_lag_ms,omitempty"`
 

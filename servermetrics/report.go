@@ -147,10 +147,10 @@ func (w *markWindow) figures(r *Report) *Window {
 	}
 	f := Figures(w.name, w.acc)
 	if !w.cutStart {
-		f.StartLagMs = lagMs(w.acc.From, w.openAt)
+		f.StartLagMs = lagMs(w.acc.FromAnswered, w.openAt)
 	}
 	if !w.cutEnd {
-		f.EndLagMs = lagMs(w.acc.To, w.closeAt)
+		f.EndLagMs = lagMs(w.acc.ToAnswered, w.closeAt)
 	}
 	return &f
 }

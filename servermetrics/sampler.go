@@ -266,7 +266,7 @@ func (s *Sampler) scrape(ctx context.Context, extra []string) {
 	}
 	switch {
 	case err == nil:
-		snap.At = at
+		snap.At, snap.Answered = at, at.Add(sm.Took)
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 		sm.Warning = fmt.Sprintf("%s: no answer within %v", s.cfg.URL, s.cfg.Timeout)
 	default:

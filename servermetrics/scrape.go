@@ -49,8 +49,11 @@ func (f Filter) keep(labels []*dto.LabelPair) bool {
 
 // Snapshot is one scrape's series, keyed by family name and labels.
 type Snapshot struct {
-	At     time.Time
-	Series map[string]*Series
+	At time.Time // when the scrape was sent
+	// Answered is when its answer was read (At when unknown): the server
+	// read its counters somewhere between At and Answered.
+	Answered time.Time
+	Series   map[string]*Series
 }
 
 // Kind is the Prometheus type of a series.
