@@ -272,7 +272,12 @@ func (l *eventLoop) run() {
 			l.sendNext(c, now)
 		}
 	}
+	yieldAt := now + yieldEvery
 	for {
+		if now >= yieldAt {
+			runtime.Gosched()
+			yieldAt = now + yieldEvery
+		}
 		l.resendDue(now)
 		if (l.stopping && l.head == nil) || now >= l.graceEnd {
 			return
@@ -303,6 +308,16 @@ func (l *eventLoop) run() {
 		}
 	}
 }
+
+// yieldEvery is how often the loop passes through the Go scheduler. The
+// loop goroutine never blocks in Go (its waits are system calls), so the
+// scheduler never sees it switch; sysmon then takes it for a goroutine
+// that has run 10 ms and preempts it, which on a locked thread hands the
+// P to another thread and back, and, having had work, sysmon polls every
+// 20 us again for a millisecond before it backs off to 10 ms: thousands
+// of wake-ups a second, more than the loop's own. A yield every 5 ms
+// costs a few context switches and keeps sysmon asleep.
+const yieldEvery = 5 * time.Millisecond
 
 // nextWake is when the loop must wake at the latest: the first request
 // deadline, back-off or grace end, or the next open-loop request's due
