@@ -118,6 +118,7 @@ type eventLoop struct {
 	waits      int64         // waits that could block; added to loopWaits at the end
 	armed      time.Duration // when the timerfd fires (it is used only without epoll_pwait2)
 	noPwait2   bool          // the kernel has no epoll_pwait2
+	rawWaits   bool          // short waits may hold the loop's P (see rawWaitWithin)
 	stopping   bool          // the plan is done or the run interrupted: no more requests
 	cancelled  bool          // the run was interrupted
 	graceEnd   time.Duration // set once the run is interrupted
@@ -174,6 +175,7 @@ func (e eventLoopEngine) drive(ctx context.Context, r *runner) error {
 			}
 			return err
 		}
+		l.rawWaits = runtime.GOMAXPROCS(0) > k
 		if r.open != nil {
 			l.open, l.nextSeq, l.stride, l.sendLag = r.open, int64(i), int64(k), newSendLag()
 			if err := l.openQuiet(); err != nil {
@@ -475,23 +477,38 @@ func (l *eventLoop) waitFor(want time.Duration, quiet bool) (int, error) {
 }
 
 // epollWait is epoll_pwait2 on the set ep with timeout ts (nil: none), or
-// epoll_wait without a timeout when the kernel has no epoll_pwait2. It
-// goes through the scheduler (entersyscall), as a call that may block
-// must: waiting in the kernel without telling it (as the loop's reads and
-// writes do) saved most of sysmon's wake-ups, but sysmon then preempts the
-// loop every 10 ms of "running" and hands its thread a P back through
-// another thread; on a busy machine the open loop fell behind its schedule
-// more often that way (and used no less CPU per request).
+// epoll_wait without a timeout when the kernel has no epoll_pwait2. A
+// wait longer than rawWaitWithin goes through the scheduler
+// (entersyscall), as a call that may block must, so that the loop's P
+// serves other goroutines meanwhile. (Before the loop yielded every
+// yieldEvery, raw waits of any length made sysmon preempt the loop every
+// 10 ms and hand its thread a P back through another thread; on a busy
+// machine the open loop then fell behind its schedule more often.)
 func (l *eventLoop) epollWait(ep int, ts *unix.Timespec) (int, error) {
 	if l.noPwait2 {
 		return unix.EpollWait(ep, l.events, -1)
 	}
-	n, _, errno := unix.Syscall6(unix.SYS_EPOLL_PWAIT2, uintptr(ep), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), uintptr(unsafe.Pointer(ts)), 0, 0)
+	call := unix.Syscall6
+	if l.rawWaits && ts != nil && ts.Sec == 0 && ts.Nsec <= int64(rawWaitWithin) {
+		call = unix.RawSyscall6
+	}
+	n, _, errno := call(unix.SYS_EPOLL_PWAIT2, uintptr(ep), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), uintptr(unsafe.Pointer(ts)), 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}
 	return int(n), nil
 }
+
+// rawWaitWithin: a shorter wait goes straight to the kernel
+// (RawSyscall6) when the loops leave the process a P (eventLoop.rawWaits).
+// The scheduler's bookkeeping for a call that may block cost a second
+// context switch per wake-up: a thread that only waits 100 us at a time
+// in epoll_pwait2 (and yields every 5 ms, as the loop does) spent 15-18 us
+// of CPU a wake-up through Syscall6 and 8-10 us through RawSyscall6, with
+// a third of the context switches. The bound keeps what the scheduler
+// cannot see short: the loop's P is held meanwhile, and a stop-the-world
+// waits for it.
+const rawWaitWithin = time.Millisecond
 
 // usePwait2 is false in tests of the loop on a kernel without
 // epoll_pwait2.
