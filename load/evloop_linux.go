@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -38,6 +39,20 @@ const (
 	evTimer = -1
 	evWake  = -2
 )
+
+// The open loop reads answers late, in the wake-up of the next request
+// due, instead of waking for each the moment it arrives: one wake-up a
+// request instead of two. The kernel stamps each segment as it reaches the
+// socket (SO_TIMESTAMPNS_NEW), and recvmsg hands over the stamp of the last
+// one read, so the latency is the answer's arrival however late the loop
+// reads it. A loop waits without its connections (in its quiet epoll set,
+// which has only the wake eventfd) only while a request is due within
+// harvestWithin; before a request goes out it looks at every connection,
+// so an answered connection is free again for it. Answers that arrive
+// while nothing is due soon, connects, blocked writes and answers that
+// arrive in pieces wake the loop at once as before: a late read of those
+// would delay the request itself, which no stamp can undo.
+var harvestWithin = time.Millisecond
 
 type connState uint8
 
@@ -73,6 +88,10 @@ type loopConn struct {
 
 	framer     *responseFramer
 	prev, next *loopConn // in the loop's in-flight list, oldest first
+
+	// unsettled: a connect, a blocked write or a partly read answer is
+	// under way; the loop may not wait without the connection
+	unsettled bool
 }
 
 // eventLoop is one thread's connections and share of the plan.
@@ -91,8 +110,15 @@ type eventLoop struct {
 	maxConns        int
 
 	head, tail *loopConn     // requests in flight, in deadline order (the timeout is the same for all)
+	quiet      int           // epoll set with only the wake eventfd, for waits that harvest answers late; -1 without
+	stamps     bool          // connections carry the kernel's receive time stamps (open loop)
+	unsettled  int           // connections with loopConn.unsettled set
+	wall       int64         // the wall clock (ns since the epoch) when now was read, to place the kernel's stamps
+	rx         rxMessage     // recvmsg's arguments, reused
+	waits      int64         // waits that could block; added to loopWaits at the end
 	armed      time.Duration // when the timerfd fires (it is used only without epoll_pwait2)
 	noPwait2   bool          // the kernel has no epoll_pwait2
+	rawWaits   bool          // short waits may hold the loop's P (see rawWaitWithin)
 	stopping   bool          // the plan is done or the run interrupted: no more requests
 	cancelled  bool          // the run was interrupted
 	graceEnd   time.Duration // set once the run is interrupted
@@ -107,6 +133,11 @@ type eventLoop struct {
 }
 
 const neverArmed = time.Duration(1<<63 - 1)
+
+// loopWaits counts the waits of every loop that could block (each is a
+// wake-up unless something was ready already), for tests of how often the
+// loops wake.
+var loopWaits atomic.Int64
 
 // ownEngine is the epoll engine, when NewREST chose it.
 func (r *REST) ownEngine() engine {
@@ -144,8 +175,15 @@ func (e eventLoopEngine) drive(ctx context.Context, r *runner) error {
 			}
 			return err
 		}
+		l.rawWaits = runtime.GOMAXPROCS(0) > k
 		if r.open != nil {
 			l.open, l.nextSeq, l.stride, l.sendLag = r.open, int64(i), int64(k), newSendLag()
+			if err := l.openQuiet(); err != nil {
+				for _, l := range append(loops, l) {
+					l.closeAll()
+				}
+				return err
+			}
 			l.endAt = neverArmed
 			if r.plan.Duration > 0 {
 				l.endAt = r.open.endAt
@@ -188,7 +226,7 @@ func newEventLoop(r *runner, rest *REST, sa unix.Sockaddr, fam, maxConns int) (*
 		own := *a
 		sa = &own
 	}
-	l := &eventLoop{r: r, rest: rest, sa: sa, fam: fam, ep: -1, timer: -1, wake: -1, maxConns: maxConns,
+	l := &eventLoop{r: r, rest: rest, sa: sa, fam: fam, ep: -1, timer: -1, wake: -1, quiet: -1, maxConns: maxConns,
 		events: make([]unix.EpollEvent, 256), armed: neverArmed, graceEnd: neverArmed, wait: newSlotWait(), noPwait2: !usePwait2}
 	var err error
 	if l.ep, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
@@ -214,6 +252,24 @@ func newEventLoop(r *runner, rest *REST, sa unix.Sockaddr, fam, maxConns int) (*
 		}
 	}
 	return l, nil
+}
+
+// openQuiet sets up the late harvest of answers (see harvestWithin) when
+// the kernel has epoll_pwait2; without it (or its nanosecond timeouts)
+// waits in the quiet set would cost more than the wake-ups they save.
+func (l *eventLoop) openQuiet() error {
+	if l.noPwait2 {
+		return nil
+	}
+	var err error
+	if l.quiet, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return fmt.Errorf("epoll: %w", err)
+	}
+	if err := unix.EpollCtl(l.quiet, unix.EPOLL_CTL_ADD, l.wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: evWake}); err != nil {
+		return fmt.Errorf("epoll_ctl: %w", err)
+	}
+	l.stamps = true
+	return nil
 }
 
 func (l *eventLoop) addConn() *loopConn {
@@ -244,12 +300,12 @@ func (l *eventLoop) closeAll() {
 	}
 	l.wakeMu.Lock()
 	defer l.wakeMu.Unlock()
-	for _, fd := range []int{l.timer, l.wake, l.ep} {
+	for _, fd := range []int{l.timer, l.wake, l.ep, l.quiet} {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
 	}
-	l.timer, l.wake, l.ep = -1, -1, -1
+	l.timer, l.wake, l.ep, l.quiet = -1, -1, -1, -1
 }
 
 // run is the loop: send what is due, wait for readiness or the next timer,
@@ -259,10 +315,11 @@ func (l *eventLoop) run() {
 	defer runtime.UnlockOSThread()
 	defer setTimerSlack(timerSlack)()
 	defer l.closeAll()
+	defer func() { loopWaits.Add(l.waits) }()
 	if l.open != nil {
 		defer func() { l.r.mergeLag(l.sendLag) }()
 	}
-	now := l.r.since()
+	now := l.clock()
 	if l.open != nil {
 		l.dispatchDue(now)
 	} else {
@@ -272,16 +329,22 @@ func (l *eventLoop) run() {
 			l.sendNext(c, now)
 		}
 	}
+	yieldAt := now + yieldEvery
 	for {
+		if now >= yieldAt {
+			runtime.Gosched()
+			yieldAt = now + yieldEvery
+		}
 		l.resendDue(now)
 		if (l.stopping && l.head == nil) || now >= l.graceEnd {
 			return
 		}
-		n, err := l.waitFor(l.nextWake(now))
+		want := l.nextWake(now)
+		n, err := l.waitFor(want, l.harvestLate(now, want))
 		if err != nil && err != unix.EINTR {
 			panic(fmt.Sprintf("epoll_wait: %v", err)) // only EBADF/EFAULT/EINVAL: a bug here
 		}
-		now = l.r.since()
+		now = l.clock()
 		for i := 0; i < n; i++ {
 			ev := l.events[i]
 			switch ev.Fd {
@@ -303,6 +366,16 @@ func (l *eventLoop) run() {
 		}
 	}
 }
+
+// yieldEvery is how often the loop passes through the Go scheduler. The
+// loop goroutine never blocks in Go (its waits are system calls), so the
+// scheduler never sees it switch; sysmon then takes it for a goroutine
+// that has run 10 ms and preempts it, which on a locked thread hands the
+// P to another thread and back, and, having had work, sysmon polls every
+// 20 us again for a millisecond before it backs off to 10 ms: thousands
+// of wake-ups a second, more than the loop's own. A yield every 5 ms
+// costs a few context switches and keeps sysmon asleep.
+const yieldEvery = 5 * time.Millisecond
 
 // nextWake is when the loop must wake at the latest: the first request
 // deadline, back-off or grace end, or the next open-loop request's due
@@ -330,6 +403,20 @@ func (l *eventLoop) nextWake(now time.Duration) time.Duration {
 	return want
 }
 
+// clock reads the time since the run began and, for the receive stamps,
+// the wall clock at the same instant.
+func (l *eventLoop) clock() time.Duration {
+	t := time.Now()
+	l.wall = t.UnixNano()
+	return t.Sub(l.r.rec.origin)
+}
+
+// harvestLate reports whether the loop may wait until want without its
+// connections and read the answers that arrived meanwhile only then.
+func (l *eventLoop) harvestLate(now, want time.Duration) bool {
+	return l.stamps && l.head != nil && l.unsettled == 0 && want-now <= harvestWithin
+}
+
 // timerSlack is how late the kernel may wake the loop for a timeout (the
 // thread's timer slack, PR_SET_TIMERSLACK): an open-loop request due at t
 // goes out between t and t+timerSlack, plus the scheduling delay, when
@@ -344,11 +431,23 @@ const timerSlack = 40 * time.Microsecond
 // nanoseconds; a kernel older than 5.11 has no epoll_pwait2, and the loop
 // arms its timerfd instead, a wake-up and two system calls more per
 // timeout.
-func (l *eventLoop) waitFor(want time.Duration) (int, error) {
+//
+// With quiet set, it waits in the quiet set, which only an interrupt
+// wakes, and then looks at the connections without waiting.
+func (l *eventLoop) waitFor(want time.Duration, quiet bool) (int, error) {
 	if want == neverArmed {
-		return l.epollWait(nil)
+		l.waits++
+		return l.epollWait(l.ep, nil)
 	}
 	d := want - l.r.since()
+	if d > 0 && quiet {
+		l.waits++
+		ts := unix.NsecToTimespec(int64(d))
+		if _, err := l.epollWait(l.quiet, &ts); err != nil && err != unix.EINTR {
+			return 0, err
+		}
+		d = 0
+	}
 	if d <= 0 {
 		// Already due: a look without waiting, which needs none of the
 		// scheduler's bookkeeping for a call that may block.
@@ -358,9 +457,10 @@ func (l *eventLoop) waitFor(want time.Duration) (int, error) {
 		}
 		return int(n), nil
 	}
+	l.waits++
 	if !l.noPwait2 {
 		ts := unix.NsecToTimespec(int64(d))
-		n, err := l.epollWait(&ts)
+		n, err := l.epollWait(l.ep, &ts)
 		if err != unix.ENOSYS {
 			return n, err
 		}
@@ -373,27 +473,42 @@ func (l *eventLoop) waitFor(want time.Duration) (int, error) {
 		}
 		l.armed = want
 	}
-	return l.epollWait(nil)
+	return l.epollWait(l.ep, nil)
 }
 
-// epollWait is epoll_pwait2 with timeout ts (nil: none), or epoll_wait
-// without a timeout when the kernel has no epoll_pwait2. It goes through
-// the scheduler (entersyscall), as a call that may block must: waiting
-// in the kernel without telling it (as the loop's reads and writes do)
-// saved most of sysmon's wake-ups, but sysmon then preempts the loop every
-// 10 ms of "running" and hands its thread a P back through another
-// thread; on a busy machine the open loop fell behind its schedule more
-// often that way (and used no less CPU per request).
-func (l *eventLoop) epollWait(ts *unix.Timespec) (int, error) {
+// epollWait is epoll_pwait2 on the set ep with timeout ts (nil: none), or
+// epoll_wait without a timeout when the kernel has no epoll_pwait2. A
+// wait longer than rawWaitWithin goes through the scheduler
+// (entersyscall), as a call that may block must, so that the loop's P
+// serves other goroutines meanwhile. (Before the loop yielded every
+// yieldEvery, raw waits of any length made sysmon preempt the loop every
+// 10 ms and hand its thread a P back through another thread; on a busy
+// machine the open loop then fell behind its schedule more often.)
+func (l *eventLoop) epollWait(ep int, ts *unix.Timespec) (int, error) {
 	if l.noPwait2 {
-		return unix.EpollWait(l.ep, l.events, -1)
+		return unix.EpollWait(ep, l.events, -1)
 	}
-	n, _, errno := unix.Syscall6(unix.SYS_EPOLL_PWAIT2, uintptr(l.ep), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), uintptr(unsafe.Pointer(ts)), 0, 0)
+	call := unix.Syscall6
+	if l.rawWaits && ts != nil && ts.Sec == 0 && ts.Nsec <= int64(rawWaitWithin) {
+		call = unix.RawSyscall6
+	}
+	n, _, errno := call(unix.SYS_EPOLL_PWAIT2, uintptr(ep), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), uintptr(unsafe.Pointer(ts)), 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}
 	return int(n), nil
 }
+
+// rawWaitWithin: a shorter wait goes straight to the kernel
+// (RawSyscall6) when the loops leave the process a P (eventLoop.rawWaits).
+// The scheduler's bookkeeping for a call that may block cost a second
+// context switch per wake-up: a thread that only waits 100 us at a time
+// in epoll_pwait2 (and yields every 5 ms, as the loop does) spent 15-18 us
+// of CPU a wake-up through Syscall6 and 8-10 us through RawSyscall6, with
+// a third of the context switches. The bound keeps what the scheduler
+// cannot see short: the loop's P is held meanwhile, and a stop-the-world
+// waits for it.
+const rawWaitWithin = time.Millisecond
 
 // usePwait2 is false in tests of the loop on a kernel without
 // epoll_pwait2.
@@ -530,6 +645,9 @@ func (l *eventLoop) connect(c *loopConn) error {
 		return os.NewSyscallError("socket", err)
 	}
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if l.stamps && unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS_NEW, 1) != nil {
+		l.stamps = false // a kernel before 5.1: answers are read at once and timed when read
+	}
 	c.fd = fd
 	c.framer.reset()
 	c.wantsOut = true
@@ -541,6 +659,7 @@ func (l *eventLoop) connect(c *loopConn) error {
 		c.state = connWriting
 	case unix.EINPROGRESS:
 		c.state = connConnecting
+		l.unsettle(c, true)
 	default:
 		return l.opError("dial", "connect", err)
 	}
@@ -581,6 +700,7 @@ func (l *eventLoop) handle(c *loopConn, events uint32, now time.Duration) {
 		}
 		l.rest.noteConnect(now - c.dialAt)
 		c.state = connWriting
+		l.unsettle(c, false)
 		l.write(c, now)
 	case connWriting:
 		if events&unix.EPOLLIN != 0 {
@@ -601,6 +721,7 @@ func (l *eventLoop) write(c *loopConn, now time.Duration) {
 		n, errno := nonblockingIO(unix.SYS_WRITE, c.fd, req[c.written:])
 		if errno == unix.EAGAIN {
 			l.setWantsOut(c, true)
+			l.unsettle(c, true)
 			return
 		}
 		if errno == unix.EINTR {
@@ -614,8 +735,23 @@ func (l *eventLoop) write(c *loopConn, now time.Duration) {
 		c.bytesSent += int64(n)
 	}
 	l.setWantsOut(c, false)
+	l.unsettle(c, c.framer.started)
 	c.state = connReading
 	c.wroteAt = now
+}
+
+// unsettle marks c as having I/O under way that the loop must see at once
+// (see harvestWithin), or not.
+func (l *eventLoop) unsettle(c *loopConn, on bool) {
+	if c.unsettled == on {
+		return
+	}
+	c.unsettled = on
+	if on {
+		l.unsettled++
+	} else {
+		l.unsettled--
+	}
 }
 
 func (l *eventLoop) setWantsOut(c *loopConn, on bool) {
@@ -633,11 +769,23 @@ func (l *eventLoop) setWantsOut(c *loopConn, on bool) {
 }
 
 func (l *eventLoop) read(c *loopConn, now time.Duration) {
+	at := now // when the bytes read arrived
 	for {
 		space := c.framer.space()
-		n, errno := nonblockingIO(unix.SYS_READ, c.fd, space)
+		var n int
+		var errno unix.Errno
+		if l.stamps {
+			var stamp int64
+			n, stamp, errno = l.rx.recv(c.fd, space)
+			if stamp != 0 {
+				at = l.arrival(c, stamp, now)
+			}
+		} else {
+			n, errno = nonblockingIO(unix.SYS_READ, c.fd, space)
+		}
 		switch {
 		case errno == unix.EAGAIN:
+			l.unsettle(c, c.framer.started)
 			return
 		case errno == unix.EINTR:
 			continue
@@ -647,7 +795,7 @@ func (l *eventLoop) read(c *loopConn, now time.Duration) {
 		case n == 0:
 			done, ferr := c.framer.eof()
 			if done {
-				l.complete(c, now)
+				l.complete(c, at, now) // a close has no stamp: the answer's last bytes'
 			} else {
 				l.fail(c, ferr, now)
 			}
@@ -660,26 +808,29 @@ func (l *eventLoop) read(c *loopConn, now time.Duration) {
 			return
 		}
 		if done {
-			l.complete(c, now)
+			l.complete(c, at, now)
 			return
 		}
 		if n < len(space) {
-			return // drained; epoll reports the rest
+			l.unsettle(c, true) // an answer in pieces: epoll reports the rest
+			return
 		}
 		c.framer.filled()
 	}
 }
 
-// complete records c's answered request and, in a closed loop, sends the
-// next one on it. A 408 on a kept-alive connection is most likely the
-// server closing it for idleness, not an answer (see restSender.exchange,
-// which the goroutine engine follows): the request goes again.
-func (l *eventLoop) complete(c *loopConn, now time.Duration) {
+// complete records c's request, answered at the time at, and, in a closed
+// loop, sends the next one on it. A 408 on a kept-alive connection is most
+// likely the server closing it for idleness, not an answer (see
+// restSender.exchange, which the goroutine engine follows): the request
+// goes again.
+func (l *eventLoop) complete(c *loopConn, at, now time.Duration) {
+	l.unsettle(c, false)
 	out := l.rest.statusOutcome(c.framer.status, c.framer.errorBody())
 	if c.framer.closeAfter { // always after a 408 or bytes nobody asked for
 		reused := c.reused
 		l.closeConn(c)
-		if out.Code == 408 && reused && !c.retried && now-c.wroteAt <= l.rest.resendWindow() {
+		if out.Code == 408 && reused && !c.retried && at-c.wroteAt <= l.rest.resendWindow() {
 			l.resend(c, now)
 			return
 		}
@@ -687,9 +838,17 @@ func (l *eventLoop) complete(c *loopConn, now time.Duration) {
 		c.reused = true
 	}
 	if out.Code != 408 {
-		l.rest.noteAnswer(now - c.wroteAt)
+		l.rest.noteAnswer(at - c.wroteAt)
 	}
-	l.finish(c, out, now)
+	l.finish(c, out, at, now)
+}
+
+// arrival places a receive stamp (wall clock, ns) on the run's clock: now
+// is when the loop woke, at the wall clock l.wall. The stamp is kept
+// between the request's send and now, should the wall clock have been set
+// meanwhile.
+func (l *eventLoop) arrival(c *loopConn, stamp int64, now time.Duration) time.Duration {
+	return min(max(now-time.Duration(l.wall-stamp), c.sent), now)
 }
 
 // fail records c's request as failed with err and drops the connection,
@@ -703,7 +862,7 @@ func (l *eventLoop) fail(c *loopConn, err error, now time.Duration) {
 		l.resend(c, now)
 		return
 	}
-	l.finish(c, restError(err), now)
+	l.finish(c, restError(err), now, now)
 }
 
 // resend sends c's request once more, on a new connection: the server
@@ -718,11 +877,13 @@ func (l *eventLoop) resend(c *loopConn, now time.Duration) {
 	l.send(c, now)
 }
 
-func (l *eventLoop) finish(c *loopConn, out Outcome, now time.Duration) {
+// finish records c's request as ended at done with out; now is the time
+// of the loop's wake-up.
+func (l *eventLoop) finish(c *loopConn, out Outcome, done, now time.Duration) {
 	l.unlinkInflight(c)
 	c.state = connIdle
 	out.BytesSent, out.BytesReceived = c.bytesSent, c.bytesReceived
-	l.r.finish(Sample{Phase: c.phase, InWindow: c.inWindow, Start: c.start, Sent: c.sent, Done: now, Outcome: out})
+	l.r.finish(Sample{Phase: c.phase, InWindow: c.inWindow, Start: c.start, Sent: c.sent, Done: done, Outcome: out})
 	switch {
 	case l.open != nil:
 		l.idle = append(l.idle, c)
@@ -763,6 +924,7 @@ func (l *eventLoop) closeConn(c *loopConn) {
 		c.fd = -1
 	}
 	c.wantsOut, c.reused = false, false
+	l.unsettle(c, false)
 }
 
 // expire fails the requests whose deadline has passed.
@@ -794,6 +956,46 @@ func (l *eventLoop) unlinkInflight(c *loopConn) {
 		l.tail = c.prev
 	}
 	c.prev, c.next = nil, nil
+}
+
+// rxMessage is recvmsg's message header, buffer and control buffer for
+// one receive time stamp, kept to reuse (the loop's hot path allocates
+// nothing).
+type rxMessage struct {
+	hdr unix.Msghdr
+	iov unix.Iovec
+	ctl [8]uint64 // room for one cmsg with a 16-byte __kernel_timespec
+}
+
+// recv is recvmsg(2) on a non-blocking socket into p; stamp is
+// the kernel's receive time of the last byte read (wall clock, ns), or 0
+// when it gave none. Straight to the kernel, as nonblockingIO.
+func (m *rxMessage) recv(fd int, p []byte) (n int, stamp int64, errno unix.Errno) {
+	if len(p) == 0 {
+		return 0, 0, 0
+	}
+	m.iov.Base = &p[0]
+	m.iov.SetLen(len(p))
+	m.hdr.Iov = &m.iov
+	m.hdr.SetIovlen(1)
+	m.hdr.Control = (*byte)(unsafe.Pointer(&m.ctl[0]))
+	m.hdr.SetControllen(int(unsafe.Sizeof(m.ctl)))
+	m.hdr.Flags = 0
+	r, _, e := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&m.hdr)), 0)
+	if e != 0 {
+		return 0, 0, e
+	}
+	// The stamp is the only control message asked for; a cut one
+	// (MSG_CTRUNC) is not trusted.
+	const dataAt = (unix.SizeofCmsghdr + 7) &^ 7
+	if m.hdr.Controllen >= dataAt+16 && m.hdr.Flags&unix.MSG_CTRUNC == 0 {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&m.ctl[0]))
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SO_TIMESTAMPNS_NEW {
+			ts := (*[2]int64)(unsafe.Pointer(uintptr(unsafe.Pointer(&m.ctl[0])) + dataAt))
+			stamp = ts[0]*1e9 + ts[1]
+		}
+	}
+	return int(r), stamp, 0
 }
 
 // lookupIP resolves names for the epoll engine; tests replace it.

@@ -4,8 +4,11 @@ package load
 
 import (
 	"context"
+	"io"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -42,4 +45,70 @@ func TestEpollEngineKeepsTheScheduleWithTimerfd(t *testing.T) {
 	usePwait2 = false
 	defer func() { usePwait2 = true }()
 	openLoopOf350(t, EngineEpoll)
+}
+
+// In an open loop the epoll engine reads an answer in the wake-up of the
+// next request due, not when it arrives, and times it by its arrival (the
+// kernel's receive stamp): one wake-up a request, and the latency is what
+// the server took, not when the loop got round to reading it. The server
+// answers after 2 ms; requests go out every 20 ms, so each answer is read
+// about 18 ms after it came.
+func TestEpollEngineTimesAnswersReadLateByTheirArrival(t *testing.T) {
+	harvestWithin = 50 * time.Millisecond
+	defer func() { harvestWithin = time.Millisecond }()
+	rec := NewRecorder()
+	type span struct{ before, after time.Duration }
+	var mu sync.Mutex
+	var writes []span // when the server wrote each answer, on the run's clock
+	srv := startRaw(t, func(conn net.Conn, _ int64) bool {
+		time.Sleep(2 * time.Millisecond)
+		before := rec.Now()
+		_, err := io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+		after := rec.Now()
+		mu.Lock()
+		writes = append(writes, span{before, after})
+		mu.Unlock()
+		return err == nil
+	})
+	rec.SetWindow(true) // keeps every request's times
+	waitsBefore := loopWaits.Load()
+	const requests = 20
+	if _, err := Run(context.Background(), Plan{Rate: 50, Requests: requests, MaxInflight: 4}, engineREST(t, EngineEpoll, srv.url, 5*time.Second), counter(1), rec); err != nil {
+		t.Fatal(err)
+	}
+	samples := rec.WindowSamples()
+	// The server notes a write after it returns, which may be after the
+	// client has read the answer and finished.
+	var written []span
+	for wait := time.Now(); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		written = slices.Clone(writes)
+		mu.Unlock()
+		if len(written) >= requests || time.Since(wait) > 5*time.Second {
+			break
+		}
+	}
+	if len(samples) != requests || len(written) != requests {
+		t.Fatalf("%d samples, %d answers written, want %d", len(samples), len(written), requests)
+	}
+	// An answer's stamp is taken on its way into the client's socket,
+	// inside the server's write on loopback; a millisecond covers the two
+	// clocks' reading, far less than the 18 ms the answer waited unread.
+	const slack = time.Millisecond
+	for _, s := range samples {
+		matched := false
+		for _, w := range written {
+			if s.Done >= w.before-slack && s.Done <= w.after+slack && w.before >= s.Sent {
+				matched = true
+			}
+		}
+		if !matched {
+			t.Errorf("answer to the request sent at %v timed at %v: no server write within %v of that", s.Sent, s.Done, slack)
+		}
+	}
+	// Without the late harvest the loop wakes twice a request: at its
+	// due time and at its answer.
+	if waits := loopWaits.Load() - waitsBefore; waits > requests*3/2 {
+		t.Errorf("the loop waited %d times for %d requests, want about one wait a request", waits, requests)
+	}
 }
