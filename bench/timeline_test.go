@@ -179,7 +179,10 @@ func TestWindowIsTheIntervalTheServerTraced(t *testing.T) {
 	if n := res.Window.Requests; n < 180 || n > 220 || res.Window.Latency.P50 < 20 {
 		t.Fatalf("window: %d requests, p50 %.1f ms: want the ~200 the server traced, slowed by 20 ms", n, res.Window.Latency.P50)
 	}
-	if res.Window.Requests+res.Outside.Requests != res.Requests || res.Outside.Latency.P90 > 20 {
-		t.Fatalf("window %d + outside %d of %d; outside p90 %.1f ms", res.Window.Requests, res.Outside.Requests, res.Requests, res.Outside.Latency.P90)
+	// The requests outside were not slowed: most are faster than the
+	// window's typical request (bound by this run's own window, since a busy
+	// machine slows both).
+	if res.Window.Requests+res.Outside.Requests != res.Requests || res.Outside.Latency.P90 >= res.Window.Latency.P50 {
+		t.Fatalf("window %d + outside %d of %d; outside p90 %.1f ms, window p50 %.1f ms", res.Window.Requests, res.Outside.Requests, res.Requests, res.Outside.Latency.P90, res.Window.Latency.P50)
 	}
 }
