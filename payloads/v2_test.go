@@ -266,13 +266,14 @@ func FuzzParseV2Body(f *testing.F) {
 	f.Add([]byte(`{"id": "a", "inputs": [{"name": "x", "shape": [2, 2], "datatype": "FP32", "data": [[1, 2], [3, 4]]}], "outputs": [{"name": "y"}]}`))
 	f.Add([]byte(`{"inputs": [{"name": "s", "shape": [1], "datatype": "BYTES", "data": ["\u00e9"], "parameters": {"k": 1.5}}], "parameters": {"p": "v"}}`))
 	f.Add([]byte(`{"inputs": [{"name": "b", "shape": [3], "datatype": "BOOL", "data": [true, false, true]}, {"name": "h", "shape": [1], "datatype": "FP16", "data": [0.1]}]}`))
+	f.Add([]byte(`{"inputs": [{"name": "x", "shape": [4611686018427387904, 4], "datatype": "FP32", "data": []}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req, err := ParseV2Body(data)
 		if err != nil {
 			return
 		}
 		for _, in := range req.Inputs {
-			if int64(v2Len(&in)) != elementCount(in.Shape) {
+			if n, ok := V2ElementCount(in.Shape); !ok || int64(v2Len(&in)) != n {
 				t.Fatalf("input %q: shape %v, %d values", in.Name, in.Shape, v2Len(&in))
 			}
 		}
@@ -330,4 +331,46 @@ func sameV2(a, b *V2Request) bool {
 		return &c
 	}
 	return fmt.Sprintf("%#v", norm(a)) == fmt.Sprintf("%#v", norm(b))
+}
+
+// A shape whose element count overflows an int64 must not pass for the
+// data given: 2^62*4 wraps to 0 and MaxInt64^2 wraps to 1.
+func TestParseV2BodyShapeOverflow(t *testing.T) {
+	for _, c := range []struct{ shape, data string }{
+		{"[4611686018427387904, 4]", "[]"},
+		{"[9223372036854775807, 9223372036854775807]", "[1]"},
+		{"[3037000500, 3037000500, 2]", "[]"},
+	} {
+		body := `{"inputs": [{"name": "x", "shape": ` + c.shape + `, "datatype": "FP32", "data": ` + c.data + `}]}`
+		_, err := ParseV2Body([]byte(body))
+		if err == nil || !strings.Contains(err.Error(), `input "x": shape `) || !strings.Contains(err.Error(), "more elements than an int64 counts") {
+			t.Errorf("shape %s: err = %v, want the overflow named", c.shape, err)
+		}
+		// The binary form checks the same count.
+		hdr := `{"inputs": [{"name": "x", "shape": ` + c.shape + `, "datatype": "FP32", "parameters": {"binary_data_size": 4}}]}`
+		if _, err := ParseV2Binary(append([]byte(hdr), 0, 0, 0, 0), len(hdr)); err == nil {
+			t.Errorf("binary, shape %s: no error", c.shape)
+		}
+	}
+	// A zero dimension is zero elements, however large the others.
+	req, err := ParseV2Body([]byte(`{"inputs": [{"name": "x", "shape": [1099511627776, 0], "datatype": "FP32", "data": []}]}`))
+	if err != nil || len(req.Inputs[0].Floats) != 0 {
+		t.Fatalf("zero-size tensor: %v", err)
+	}
+}
+
+func TestV2ElementCount(t *testing.T) {
+	for _, c := range []struct {
+		shape []int64
+		n     int64
+		ok    bool
+	}{
+		{nil, 1, true}, {[]int64{2, 3}, 6, true}, {[]int64{1 << 40, 0}, 0, true},
+		{[]int64{1 << 62, 4}, 0, false}, {[]int64{math.MaxInt64, math.MaxInt64}, 0, false},
+		{[]int64{math.MaxInt64, 1}, math.MaxInt64, true},
+	} {
+		if n, ok := V2ElementCount(c.shape); n != c.n || ok != c.ok {
+			t.Errorf("V2ElementCount(%v) = %d, %v; want %d, %v", c.shape, n, ok, c.n, c.ok)
+		}
+	}
 }
