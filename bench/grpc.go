@@ -11,6 +11,7 @@ import (
 	"github.com/loadprof/loadprof/internal/setting"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/payloads"
+	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/tfproto"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -114,7 +115,14 @@ func prepareGRPC(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *
 		return fail(&InputError{err})
 	}
 	name := g.describe()
-	return &target{name: name, kind: "grpc", tr: closing{tr, conns}, preflight: func(ctx context.Context) error {
+	protocol := report.ProtocolTF
+	if g.Protocol == ProtocolV2 {
+		protocol = report.ProtocolV2
+		if g.TensorContent {
+			protocol = report.ProtocolV2Raw
+		}
+	}
+	return &target{name: name, kind: "grpc", protocol: protocol, tr: closing{tr, conns}, preflight: func(ctx context.Context) error {
 		// The call has the transport's own context; cancelling ctx closes
 		// the connections under it, which ends it at once.
 		stop := context.AfterFunc(ctx, func() { load.CloseConns(conns) })

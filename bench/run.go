@@ -290,6 +290,7 @@ func closeHlog(h *report.HlogWriter) {
 type target struct {
 	name      string // what the results call it
 	kind      string // "rest" or "grpc"
+	protocol  string // report.ProtocolTF, ProtocolV2, ...
 	tr        load.Transport
 	engine    load.Engine                 // REST only
 	preflight func(context.Context) error // cancelling the context ends it at once
@@ -319,7 +320,7 @@ func prepareREST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *
 		return nil, &InputError{err}
 	}
 	name := RedactURL(cfg.URL)
-	return &target{name: name, kind: "rest", tr: rest, engine: rest.Engine(), preflight: func(ctx context.Context) error { return preflightREST(ctx, rest, set, name) }}, nil
+	return &target{name: name, kind: "rest", protocol: report.ProtocolTF, tr: rest, engine: rest.Engine(), preflight: func(ctx context.Context) error { return preflightREST(ctx, rest, set, name) }}, nil
 }
 
 // notTFServing refuses a native V2 body for a TF Serving target.
@@ -434,6 +435,7 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 		StartedAt:   timing.Start.UTC(),
 		Target:      t.name,
 		Transport:   t.kind,
+		Protocol:    t.protocol,
 		Loop:        "closed",
 		Rate:        cfg.Plan.Rate,
 		Concurrency: cfg.Plan.Concurrency,

@@ -38,6 +38,9 @@ func TestV2GRPCLoadSendsWhatTheServerCounts(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
+		if want := map[bool]string{false: "v2", true: "v2-raw"}[c.opts.TensorContent]; res.Protocol != want {
+			t.Fatalf("%s: protocol %q, want %q", c.name, res.Protocol, want)
+		}
 		if res.Transport != "grpc" || res.Requests != c.plan.Requests || len(res.Errors) != 0 || res.Latency.Count != c.plan.Requests || !strings.HasSuffix(res.Target, "(V2)") {
 			t.Fatalf("%s: transport %s, target %q, %d requests, errors %v", c.name, res.Transport, res.Target, res.Requests, res.Errors)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/payloads"
+	"github.com/loadprof/loadprof/report"
 )
 
 // V2 (Open Inference Protocol) REST targets: a URL whose path is
@@ -72,7 +73,11 @@ func prepareV2REST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig
 		return nil, &InputError{err}
 	}
 	name := RedactURL(cfg.URL)
-	return &target{name: name, kind: "rest", tr: rest, engine: rest.Engine(), preflight: func(ctx context.Context) error { return preflightREST(ctx, rest, set, name) }}, nil
+	protocol := report.ProtocolV2
+	if cfg.V2Binary {
+		protocol = report.ProtocolV2Binary
+	}
+	return &target{name: name, kind: "rest", protocol: protocol, tr: rest, engine: rest.Engine(), preflight: func(ctx context.Context) error { return preflightREST(ctx, rest, set, name) }}, nil
 }
 
 // fetchV2Metadata asks whether the server and the model are ready and
