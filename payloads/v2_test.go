@@ -58,7 +58,8 @@ func TestParseV2BodyErrorsNameInputAndLine(t *testing.T) {
 		{`{"inputs": [{"name": "x", "datatype": "FP32", "data": [1]}]}`, `input "x" has no "shape"`},
 		{`{"inputs": [{"name": "x", "shape": [1], "datatype": "FP16", "data": [70000]}]}`, `input "x": 70000 does not fit in FP16`},
 		{`{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}, {"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}`, `input "x" is given twice`},
-		{`{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}], "outputs": [{"name": "y", "parameters": {"classification": 3}}]}`, `only the "binary_data"`},
+		{`{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}], "outputs": [{"name": "y", "parameters": {"binary_data": 1}}]}`, `output "y": "binary_data" must be true or false, got 1`},
+		{`{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "parameters": {"binary_data_size": 4}, "data": [1]}]}`, `input "x": a binary_data_size parameter claims a binary tensor after the JSON, which a JSON body does not have`},
 	}
 	for _, c := range cases {
 		_, err := ParseV2Body([]byte(c.body))
@@ -294,6 +295,15 @@ func FuzzParseV2Body(f *testing.F) {
 		if err != nil {
 			t.Fatalf("binary body does not parse: %v", err)
 		}
+		if len(req.Outputs) == 0 {
+			// Every output is asked for in binary.
+			if again.Parameters["binary_data_output"] != true {
+				t.Fatalf("binary body without outputs does not ask for binary outputs: %s", body[:n])
+			}
+			if _, had := req.Parameters["binary_data_output"]; !had {
+				delete(again.Parameters, "binary_data_output")
+			}
+		}
 		if !sameV2(again, req) {
 			t.Fatalf("binary round trip:\n%+v\n%+v", again, req)
 		}
@@ -305,6 +315,9 @@ func FuzzParseV2Body(f *testing.F) {
 func sameV2(a, b *V2Request) bool {
 	norm := func(r *V2Request) *V2Request {
 		c := *r
+		if len(c.Parameters) == 0 {
+			c.Parameters = nil
+		}
 		c.Inputs = append([]V2Input(nil), r.Inputs...)
 		for i := range c.Inputs {
 			in := &c.Inputs[i]
@@ -372,5 +385,45 @@ func TestV2ElementCount(t *testing.T) {
 		if n, ok := V2ElementCount(c.shape); n != c.n || ok != c.ok {
 			t.Errorf("V2ElementCount(%v) = %d, %v; want %d, %v", c.shape, n, ok, c.n, c.ok)
 		}
+	}
+}
+
+// --v2-binary asks for binary outputs: each named output gets
+// binary_data, its other parameters kept; with none named, the request
+// asks for all of them in binary, as tritonclient does.
+func TestRenderBinaryAsksForBinaryOutputs(t *testing.T) {
+	in := V2Input{Name: "x", Datatype: "FP32", Shape: []int64{1}, Floats: []float64{1}}
+	none := &V2Request{Inputs: []V2Input{in}, Parameters: map[string]any{"p": "v"}}
+	body, n, err := none.RenderBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"parameters":{"binary_data_output":true,"p":"v"}}`; !strings.HasSuffix(string(body[:n]), want) {
+		t.Errorf("no outputs: header %s, want it to end %s", body[:n], want)
+	}
+	if js, _ := none.RenderJSON(); strings.Contains(string(js), "binary_data_output") {
+		t.Errorf("JSON body asks for binary outputs: %s", js)
+	}
+	req, err := ParseV2Body([]byte(`{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}], "outputs": [{"name": "y", "parameters": {"classification": 3}}, {"name": "z"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, n, err = req.RenderBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"outputs":[{"name":"y","parameters":{"binary_data":true,"classification":3}},{"name":"z","parameters":{"binary_data":true}}]}`; !strings.HasSuffix(string(body[:n]), want) {
+		t.Errorf("named outputs: header %s, want it to end %s", body[:n], want)
+	}
+	js, _ := req.RenderJSON()
+	if want := `"outputs":[{"name":"y","parameters":{"classification":3}},{"name":"z"}]}`; !strings.HasSuffix(string(js), want) {
+		t.Errorf("JSON: %s, want it to end %s", js, want)
+	}
+	grpcReq, err := req.ToModelInferRequest("m", "", V2ProtoOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := grpcReq.GetOutputs()[0].GetParameters()["classification"]; p.GetInt64Param() != 3 {
+		t.Errorf("gRPC output parameters: %v", grpcReq.GetOutputs()[0].GetParameters())
 	}
 }

@@ -206,6 +206,9 @@ func parseV2Input(v *Value, index int, in *V2Input, raw *v2Raw) error {
 	case in.Shape == nil:
 		return &SyntaxError{Line: v.Line, Msg: what + " has no \"shape\""}
 	}
+	if _, ok := in.Parameters["binary_data_size"]; ok && raw == nil {
+		return &SyntaxError{Line: v.Line, Msg: fmt.Sprintf("%s: a binary_data_size parameter claims a binary tensor after the JSON, which a JSON body does not have: give the input's \"data\" (--v2-binary sends the tensors in the binary extension)", what)}
+	}
 	if size, ok := in.Parameters["binary_data_size"]; ok && raw != nil {
 		delete(in.Parameters, "binary_data_size")
 		if len(in.Parameters) == 0 {
@@ -292,12 +295,16 @@ func parseV2Outputs(v *Value) ([]V2Output, error) {
 				if err != nil {
 					return nil, err
 				}
-				for k, p := range params {
+				if p, ok := params["binary_data"]; ok {
 					b, isBool := p.(bool)
-					if k != "binary_data" || !isBool {
-						return nil, &SyntaxError{Line: m.Value.Line, Msg: fmt.Sprintf("output %q: loadprof sends only the \"binary_data\" (true or false) output parameter, got %q", name.Str, k)}
+					if !isBool {
+						return nil, &SyntaxError{Line: m.Value.Line, Msg: fmt.Sprintf("output %q: \"binary_data\" must be true or false, got %v", name.Str, p)}
 					}
 					outs[i].Binary = b
+					delete(params, "binary_data")
+				}
+				if len(params) > 0 {
+					outs[i].Parameters = params
 				}
 			default:
 				return nil, &SyntaxError{Line: m.Value.Line, Msg: fmt.Sprintf("output %q: unknown key %q (want name, parameters)", name.Str, m.Key)}

@@ -58,7 +58,11 @@ func (r *V2Request) ToModelInferRequest(model, version string, opts V2ProtoOptio
 	}
 	for _, o := range r.Outputs {
 		// binary_data is the REST binary extension's; gRPC has no use for it.
-		req.Outputs = append(req.Outputs, &v2proto.ModelInferRequest_InferRequestedOutputTensor{Name: o.Name})
+		params, err := v2ParamsProto(o.Parameters)
+		if err != nil {
+			return nil, fmt.Errorf("output %q: %w", o.Name, err)
+		}
+		req.Outputs = append(req.Outputs, &v2proto.ModelInferRequest_InferRequestedOutputTensor{Name: o.Name, Parameters: params})
 	}
 	return req, nil
 }
