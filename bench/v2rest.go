@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,7 +32,8 @@ func prepareV2REST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig
 	if err != nil {
 		return nil, &InputError{err}
 	}
-	meta, err := fetchV2Metadata(ctx, cfg, tlsConfig, u, route)
+	getter := newV2Getter(cfg, tlsConfig, u)
+	meta, err := fetchV2Metadata(ctx, getter, route)
 	if err != nil {
 		return nil, interruptedOr(ctx, err)
 	}
@@ -68,6 +70,7 @@ func prepareV2REST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig
 	rest, err := load.NewREST(load.RESTConfig{
 		URL: cfg.URL, Headers: cfg.Headers, Bodies: bodies, BodyHeaders: headers, ContentType: contentType,
 		Timeout: cfg.Timeout, MaxResponseBytes: cfg.MaxResponseBytes, TLS: tlsConfig, Engine: cfg.RESTEngine,
+		CheckProbeAnswer: checkV2Answer,
 	})
 	if err != nil {
 		return nil, &InputError{err}
@@ -77,41 +80,97 @@ func prepareV2REST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig
 	if cfg.V2Binary {
 		protocol = report.ProtocolV2Binary
 	}
-	return &target{name: name, kind: "rest", protocol: protocol, tr: rest, engine: rest.Engine(), preflight: func(ctx context.Context) error { return preflightREST(ctx, rest, set, name) }}, nil
+	return &target{name: name, kind: "rest", protocol: protocol, tr: rest, engine: rest.Engine(), preflight: func(ctx context.Context) error {
+		var serverError func(context.Context, int) error
+		if cfg.V2Binary {
+			serverError = func(ctx context.Context, code int) error { return binaryRefused(ctx, getter, code) }
+		}
+		return preflightREST(ctx, rest, set, name, serverError)
+	}}, nil
+}
+
+// checkV2Answer checks the preflight's answer as a V2 infer response, in
+// JSON or in the binary tensor extension.
+func checkV2Answer(body []byte, header func(string) []byte) error {
+	headerLen := -1
+	if h := header(payloads.V2BinaryHeader); len(h) > 0 {
+		n, err := strconv.Atoi(string(h))
+		if err != nil || n < 0 {
+			return fmt.Errorf("%s %q is not a length", payloads.V2BinaryHeader, h)
+		}
+		headerLen = n
+	}
+	return payloads.CheckV2InferResponse(body, headerLen)
+}
+
+// binaryRefused says why a binary request failed with a server error when
+// the server's metadata (GET /v2) does not list the binary tensor
+// extension; nil when it does, or does not say: then the failure is the
+// load's to count.
+func binaryRefused(ctx context.Context, g *v2Getter, code int) error {
+	status, body, err := g.get(ctx, "/v2")
+	if err != nil || status != http.StatusOK {
+		return nil
+	}
+	var doc struct {
+		Extensions *[]string `json:"extensions"`
+	}
+	if json.Unmarshal(body, &doc) != nil || doc.Extensions == nil || slices.Contains(*doc.Extensions, "binary_tensor_data") {
+		return nil
+	}
+	return &TargetError{fmt.Errorf("%s answered %d to a request in the binary tensor extension, and its GET /v2 extensions %q do not include binary_tensor_data: run without bench.Config.V2Binary", g.name, code, *doc.Extensions)}
+}
+
+// v2Getter makes the V2 REST GETs of the preflight (readiness, metadata,
+// server metadata) with the run's headers.
+type v2Getter struct {
+	client  *http.Client
+	origin  string
+	name    string // the target's URL, redacted
+	headers []load.Header
+}
+
+func newV2Getter(cfg Config, tlsConfig *tls.Config, u *url.URL) *v2Getter {
+	wait := max(cfg.Timeout, 10*time.Second)
+	return &v2Getter{
+		client:  &http.Client{Timeout: wait, Transport: &http.Transport{TLSClientConfig: tlsConfig, Proxy: nil}},
+		origin:  u.Scheme + "://" + u.Host,
+		name:    RedactURL(cfg.URL),
+		headers: cfg.Headers,
+	}
+}
+
+func (g *v2Getter) get(ctx context.Context, path string) (int, []byte, error) {
+	defer g.client.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.origin+path, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("User-Agent", "loadprof")
+	for _, h := range g.headers {
+		req.Header.Set(h.Key, h.Value)
+	}
+	resp, err := g.client.Do(req)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return 0, nil, &TargetError{fmt.Errorf("%s: GET %s: %v", g.name, path, err)}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return 0, nil, &TargetError{fmt.Errorf("%s: GET %s: %v", g.name, path, err)}
+	}
+	return resp.StatusCode, body, nil
 }
 
 // fetchV2Metadata asks whether the server and the model are ready and
 // reads the model's metadata.
-func fetchV2Metadata(ctx context.Context, cfg Config, tlsConfig *tls.Config, u *url.URL, route load.V2Route) (*payloads.V2ModelMetadata, error) {
-	wait := max(cfg.Timeout, 10*time.Second)
-	client := &http.Client{Timeout: wait, Transport: &http.Transport{TLSClientConfig: tlsConfig, Proxy: nil}}
-	defer client.CloseIdleConnections()
-	origin := u.Scheme + "://" + u.Host
-	get := func(path string) (int, []byte, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, origin+path, nil)
-		if err != nil {
-			return 0, nil, err
-		}
-		req.Header.Set("User-Agent", "loadprof")
-		for _, h := range cfg.Headers {
-			req.Header.Set(h.Key, h.Value)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			var uerr *url.Error
-			if errors.As(err, &uerr) {
-				err = uerr.Err
-			}
-			return 0, nil, &TargetError{fmt.Errorf("%s: GET %s: %v", RedactURL(cfg.URL), path, err)}
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-		if err != nil {
-			return 0, nil, &TargetError{fmt.Errorf("%s: GET %s: %v", RedactURL(cfg.URL), path, err)}
-		}
-		return resp.StatusCode, body, nil
-	}
-	name := RedactURL(cfg.URL)
+func fetchV2Metadata(ctx context.Context, g *v2Getter, route load.V2Route) (*payloads.V2ModelMetadata, error) {
+	get := func(path string) (int, []byte, error) { return g.get(ctx, path) }
+	name := g.name
 	for _, check := range []struct{ path, what string }{
 		{"/v2/health/ready", "the server is not ready"},
 		{route.Base() + "/ready", fmt.Sprintf("model %q is not ready", route.Model)},

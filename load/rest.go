@@ -54,6 +54,10 @@ type RESTConfig struct {
 	MaxResponseBytes int // larger responses fail as TooLarge; 0 means 64 MiB
 	TLS              *tls.Config
 	Engine           Engine
+	// CheckProbeAnswer, when set, checks the whole body of a 2xx answer
+	// to a Probe (header gives the answer's headers): an error makes the
+	// probe's outcome BadResponse. The load does not check answers.
+	CheckProbeAnswer func(body []byte, header func(key string) []byte) error
 }
 
 // Engine is how REST requests are driven.
@@ -602,6 +606,12 @@ func (r *REST) Probe(ctx context.Context, payload int) (Outcome, string) {
 		var body []byte
 		if code != 408 { // see exchange
 			body = s.resp.Body()
+		}
+		if check := r.cfg.CheckProbeAnswer; check != nil && code/100 == 2 {
+			if err := check(body, s.resp.Header.Peek); err != nil {
+				done <- probed{out: Outcome{Class: BadResponse, Code: code, Err: err}}
+				return
+			}
 		}
 		if len(body) > 512 {
 			body = body[:512]

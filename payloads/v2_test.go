@@ -427,3 +427,30 @@ func TestRenderBinaryAsksForBinaryOutputs(t *testing.T) {
 		t.Errorf("gRPC output parameters: %v", grpcReq.GetOutputs()[0].GetParameters())
 	}
 }
+
+func TestCheckV2InferResponse(t *testing.T) {
+	bin := append([]byte(`{"outputs":[{"name":"y","datatype":"FP32","shape":[1],"parameters":{"binary_data_size":4}}]}`), 0, 0, 128, 63)
+	binHeader := len(bin) - 4
+	for _, c := range []struct {
+		body      string
+		headerLen int
+		want      string // "" for a valid answer
+	}{
+		{`{"model_name":"m","outputs":[{"name":"y","datatype":"FP32","shape":[2],"data":[1,2]}]}`, -1, ""},
+		{`{"outputs":[]}`, -1, ""},
+		{string(bin), binHeader, ""},
+		{`{"predictions": [1]}`, -1, `no "outputs" list`},
+		{`<html>ok</html>`, -1, `not JSON with "outputs"`},
+		{`{"outputs":[{"name":"y","datatype":"DT_FLOAT","shape":[1],"data":[1]}]}`, -1, `output "y" has datatype "DT_FLOAT", which is not a V2 datatype`},
+		{`{"outputs":[{"name":"y","datatype":"FP32","data":[1]}]}`, -1, `output "y" has no shape`},
+		{`{"outputs":[{"name":"y","datatype":"FP32","shape":[1]}]}`, -1, `output "y" has neither a "data" list nor a binary_data_size`},
+		{string(bin[:binHeader]), -1, `has a binary_data_size, but the answer has no Inference-Header-Content-Length header`},
+		{string(bin) + "x", binHeader, "add up to 4 bytes, 5 follow"},
+		{string(bin), len(bin) + 1, "is longer than the"},
+	} {
+		err := CheckV2InferResponse([]byte(c.body), c.headerLen)
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%q (header %d): %v, want %q", c.body, c.headerLen, err, c.want)
+		}
+	}
+}
