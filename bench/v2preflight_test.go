@@ -29,7 +29,7 @@ func startFakeV2(t *testing.T, routes map[string]string, infer http.HandlerFunc)
 	t.Helper()
 	f := &fakeV2{}
 	base := map[string]string{
-		"/v2/health/ready": `{"ready": true}`,
+		"/v2/health/ready":   `{"ready": true}`,
 		"/v2/models/m/ready": `{"name": "m", "ready": true}`,
 		"/v2/models/m":       `{"name": "m", "versions": ["1"], "platform": "fake", "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}], "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1]}]}`,
 		"/v2":                `{"name": "fake", "version": "1", "extensions": ["binary_tensor_data"]}`,
