@@ -85,7 +85,7 @@ func fetchV2GRPCMetadata(ctx context.Context, cfg Config, version string, invoke
 		case callCtx.Err() == context.DeadlineExceeded || (ctx.Err() == nil && time.Since(began) >= wait*9/10):
 			return &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s for %s did not answer within %v (bench.Config.Timeout, at least 10 s): is the model still loading, or is this the right port?", g.Addr, method, model, wait)}
 		case st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded:
-			return &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s", g.Addr, connectionHint(st.Message(), cfg.TLS))}
+			return &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s", g.Addr, connectionHint(st.Message(), cfg.TLS, true))}
 		case st.Code() == codes.Unimplemented:
 			return &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s does not serve the V2 GRPCInferenceService (%s); for TF Serving leave out bench.Config.GRPC.Protocol", g.Addr, st.Message())}
 		}

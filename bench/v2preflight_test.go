@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/sim"
 )
 
 // fakeV2 is a V2 REST server on loopback whose readiness, metadata and
@@ -145,4 +146,37 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// A V2 target on the wrong port or server gets a one-line hint naming the
+// route to use, as the TF Serving paths do.
+func TestV2WrongProtocolHints(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	run := func(cfg Config) error {
+		cfg.DataPath = writeFile(t, "data.json", body)
+		cfg.Plan = load.Plan{Concurrency: 1, Requests: 5}
+		cfg.Timeout = 5 * time.Second
+		_, err := Run(context.Background(), cfg)
+		return err
+	}
+	v1Only := httptest.NewServer(http.NotFoundHandler())
+	defer v1Only.Close()
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"V2 URL on the gRPC port", Config{URL: "http://" + srv.GRPCAddr() + "/v2/models/test_model/infer"},
+			"this port speaks HTTP/2, as gRPC does (Triton's and KServe's gRPC port is 8001 or 8081, REST 8000 or 8080): for V2 gRPC use bench.Config.GRPC.Addr HOST:PORT bench.Config.GRPC.Protocol v2 bench.Config.GRPC.Model NAME"},
+		{"V2 URL on a V1-only server", Config{URL: v1Only.URL + "/v2/models/m/infer"},
+			"the server does not serve the V2 REST protocol (GET /v2/health/ready answered 404); a TF Serving server's route is " + v1Only.URL + "/v1/models/m:predict"},
+		{"V2 gRPC on the REST port", Config{GRPC: GRPCTarget{Addr: srv.RESTAddr(), Model: "test_model", Protocol: ProtocolV2}},
+			"for V2 REST use bench.Config.URL http://HOST:PORT/v2/models/NAME/infer"},
+	} {
+		err := run(c.cfg)
+		var te *TargetError
+		if !errors.As(err, &te) || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), "Unsolicited") {
+			t.Errorf("%s: got %v\nwant %s", c.name, err, c.want)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -152,6 +153,9 @@ func (g *v2Getter) get(ctx context.Context, path string) (int, []byte, error) {
 	}
 	resp, err := g.client.Do(req)
 	if err != nil {
+		if hint := g.sniff(ctx, path); hint != "" {
+			return 0, nil, &TargetError{fmt.Errorf("%s: %s", g.name, hint)}
+		}
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
 			err = uerr.Err
@@ -166,6 +170,40 @@ func (g *v2Getter) get(ctx context.Context, path string) (int, []byte, error) {
 	return resp.StatusCode, body, nil
 }
 
+// sniff says what kind of server answered a GET that failed, when that
+// explains it better than the error (Go's client words an HTTP/2 answer
+// as an unsolicited response): "" when nothing can be learnt.
+func (g *v2Getter) sniff(ctx context.Context, path string) string {
+	u, err := url.Parse(g.origin)
+	if err != nil || u.Scheme != "http" {
+		return "" // https: the handshake error says enough
+	}
+	d := net.Dialer{Timeout: 2 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return ""
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: loadprof\r\n\r\n", path, u.Host)
+	buf := make([]byte, 64)
+	n := 0
+	for n < 9 {
+		m, err := conn.Read(buf[n:])
+		n += m
+		if err != nil {
+			break
+		}
+	}
+	hint := load.DescribeAnswer(buf[:n])
+	if strings.Contains(hint, "HTTP/2") {
+		return "this port speaks HTTP/2, as gRPC does (Triton's and KServe's gRPC port is 8001 or 8081, REST 8000 or 8080): for V2 gRPC use bench.Config.GRPC.Addr HOST:PORT bench.Config.GRPC.Protocol v2 bench.Config.GRPC.Model NAME"
+	}
+	return hint
+}
+
 // fetchV2Metadata asks whether the server and the model are ready and
 // reads the model's metadata.
 func fetchV2Metadata(ctx context.Context, g *v2Getter, route load.V2Route) (*payloads.V2ModelMetadata, error) {
@@ -178,6 +216,9 @@ func fetchV2Metadata(ctx context.Context, g *v2Getter, route load.V2Route) (*pay
 		code, body, err := get(check.path)
 		if err != nil {
 			return nil, err
+		}
+		if code == http.StatusNotFound && check.path == "/v2/health/ready" {
+			return nil, &TargetError{fmt.Errorf("%s: the server does not serve the V2 REST protocol (GET /v2/health/ready answered 404); a TF Serving server's route is %s/v1/models/%s:predict", name, g.origin, route.Model)}
 		}
 		if code != http.StatusOK {
 			return nil, &TargetError{fmt.Errorf("%s: %s (GET %s answered %d%s)", name, check.what, check.path, code, v2ErrorSuffix(body))}
