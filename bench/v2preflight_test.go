@@ -180,3 +180,29 @@ func TestV2WrongProtocolHints(t *testing.T) {
 		}
 	}
 }
+
+// -H "Host: x" reaches the server on the preflight's GETs as on the infer
+// calls (a virtual-host gateway routes by it).
+func TestV2HostHeaderReachesEveryRoute(t *testing.T) {
+	f := startFakeV2(t, nil, answering(200, `{"outputs": [{"name": "y", "datatype": "FP32", "shape": [2], "data": [10, 26]}]}`))
+	for _, engine := range restEngines() {
+		f.mu.Lock()
+		f.asked, f.hosts = nil, nil
+		f.mu.Unlock()
+		_, err := Run(context.Background(), Config{
+			URL: f.URL + "/v2/models/m/infer", DataPath: writeFile(t, "data.json", v2Body), RESTEngine: engine,
+			Headers: []load.Header{{Key: "Host", Value: "m.models.example"}},
+			Plan:    load.Plan{Concurrency: 1, Requests: 3}, Timeout: 5 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.mu.Lock()
+		for i, h := range f.hosts {
+			if h != "m.models.example" {
+				t.Errorf("%s: %s had Host %q", engine, f.asked[i], h)
+			}
+		}
+		f.mu.Unlock()
+	}
+}

@@ -149,6 +149,10 @@ func (g *v2Getter) get(ctx context.Context, path string) (int, []byte, error) {
 	}
 	req.Header.Set("User-Agent", "loadprof")
 	for _, h := range g.headers {
+		if strings.EqualFold(h.Key, "Host") {
+			req.Host = h.Value // net/http ignores a Host in req.Header
+			continue
+		}
 		req.Header.Set(h.Key, h.Value)
 	}
 	resp, err := g.client.Do(req)

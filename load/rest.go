@@ -235,8 +235,16 @@ func NewREST(cfg RESTConfig) (*REST, error) {
 				req.Header.Set(h.Key, h.Value)
 			}
 		}
+		hostSet := false
 		for _, h := range cfg.Headers {
 			req.Header.Set(h.Key, h.Value)
+			hostSet = hostSet || strings.EqualFold(h.Key, "Host")
+		}
+		if hostSet {
+			// fasthttp writes the URL as given (absolute-form) when the
+			// Host header is set, and the absolute URI's host overrides
+			// Host (RFC 9112, 3.2.2): send origin-form so the override holds.
+			req.SetRequestURI(u.RequestURI())
 		}
 		req.SetBodyRaw(body)
 		var buf bytes.Buffer
