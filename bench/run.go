@@ -298,7 +298,11 @@ type target struct {
 
 func prepareREST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *tls.Config) (*target, error) {
 	if u, err := url.Parse(cfg.URL); err == nil {
-		if route, ok := load.ParseV2InferPath(u.Path); ok {
+		route, ok, err := load.ParseV2InferPath(u.Path)
+		if err != nil {
+			return nil, &InputError{setting.Errorf("bench.Config.URL", "bench.Config.URL %s: %v", RedactURL(cfg.URL), err)}
+		}
+		if ok {
 			return prepareV2REST(ctx, cfg, set, tlsConfig, route)
 		}
 	}

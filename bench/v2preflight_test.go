@@ -206,3 +206,43 @@ func TestV2HostHeaderReachesEveryRoute(t *testing.T) {
 		f.mu.Unlock()
 	}
 }
+
+// A gateway's prefix before /v2/ (Seldon Core's /seldon/NS/MODEL) is kept
+// on every V2 route the run asks.
+func TestV2RESTUnderAGatewayPrefix(t *testing.T) {
+	f := startFakeV2(t, nil, answering(200, `{"outputs": [{"name": "y", "datatype": "FP32", "shape": [2], "data": [10, 26]}]}`))
+	inner := f.Config.Handler
+	var seen []string
+	var mu sync.Mutex
+	f.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.URL.Path)
+		mu.Unlock()
+		http.StripPrefix("/seldon/ns/m", inner).ServeHTTP(w, r)
+	})
+	res, err := Run(context.Background(), Config{
+		URL: f.URL + "/seldon/ns/m/v2/models/m/infer", DataPath: writeFile(t, "data.json", v2Body),
+		Plan: load.Plan{Concurrency: 1, Requests: 3}, Timeout: 5 * time.Second,
+	})
+	if err != nil || res.Requests != 3 || len(res.Errors) != 0 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(seen[:3], " "); got != "/seldon/ns/m/v2/health/ready /seldon/ns/m/v2/models/m/ready /seldon/ns/m/v2/models/m" {
+		t.Fatalf("asked %s", got)
+	}
+}
+
+func TestMalformedV2URLIsAnInputError(t *testing.T) {
+	for _, path := range []string{"/v2/models/x/infer/", "/v2/models/x:predict", "/v2/models//infer", "/v2/models/x/versions//infer"} {
+		_, err := Run(context.Background(), Config{
+			URL: "http://127.0.0.1:9" + path, DataPath: writeFile(t, "data.json", body),
+			Plan: load.Plan{Concurrency: 1, Requests: 3}, Timeout: 5 * time.Second,
+		})
+		var ie *InputError
+		if !errors.As(err, &ie) || !strings.Contains(err.Error(), "bench.Config.URL http://127.0.0.1:9"+path+": "+path+" is not a V2 infer path") {
+			t.Errorf("%s: got %v", path, err)
+		}
+	}
+}

@@ -33,7 +33,7 @@ func prepareV2REST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig
 	if err != nil {
 		return nil, &InputError{err}
 	}
-	getter := newV2Getter(cfg, tlsConfig, u)
+	getter := newV2Getter(cfg, tlsConfig, u, route)
 	meta, err := fetchV2Metadata(ctx, getter, route)
 	if err != nil {
 		return nil, interruptedOr(ctx, err)
@@ -109,7 +109,7 @@ func checkV2Answer(body []byte, header func(string) []byte) error {
 // extension; nil when it does, or does not say: then the failure is the
 // load's to count.
 func binaryRefused(ctx context.Context, g *v2Getter, code int) error {
-	status, body, err := g.get(ctx, "/v2")
+	status, body, err := g.get(ctx, g.route.Server(""))
 	if err != nil || status != http.StatusOK {
 		return nil
 	}
@@ -129,15 +129,17 @@ type v2Getter struct {
 	origin  string
 	name    string // the target's URL, redacted
 	headers []load.Header
+	route   load.V2Route
 }
 
-func newV2Getter(cfg Config, tlsConfig *tls.Config, u *url.URL) *v2Getter {
+func newV2Getter(cfg Config, tlsConfig *tls.Config, u *url.URL, route load.V2Route) *v2Getter {
 	wait := max(cfg.Timeout, 10*time.Second)
 	return &v2Getter{
 		client:  &http.Client{Timeout: wait, Transport: &http.Transport{TLSClientConfig: tlsConfig, Proxy: nil}},
 		origin:  u.Scheme + "://" + u.Host,
 		name:    RedactURL(cfg.URL),
 		headers: cfg.Headers,
+		route:   route,
 	}
 }
 
@@ -214,15 +216,15 @@ func fetchV2Metadata(ctx context.Context, g *v2Getter, route load.V2Route) (*pay
 	get := func(path string) (int, []byte, error) { return g.get(ctx, path) }
 	name := g.name
 	for _, check := range []struct{ path, what string }{
-		{"/v2/health/ready", "the server is not ready"},
+		{route.Server("/health/ready"), "the server is not ready"},
 		{route.Base() + "/ready", fmt.Sprintf("model %q is not ready", route.Model)},
 	} {
 		code, body, err := get(check.path)
 		if err != nil {
 			return nil, err
 		}
-		if code == http.StatusNotFound && check.path == "/v2/health/ready" {
-			return nil, &TargetError{fmt.Errorf("%s: the server does not serve the V2 REST protocol (GET /v2/health/ready answered 404); a TF Serving server's route is %s/v1/models/%s:predict", name, g.origin, route.Model)}
+		if code == http.StatusNotFound && check.path == route.Server("/health/ready") {
+			return nil, &TargetError{fmt.Errorf("%s: the server does not serve the V2 REST protocol (GET %s answered 404); a TF Serving server's route is %s%s/v1/models/%s:predict", name, check.path, g.origin, route.Prefix, route.Model)}
 		}
 		if code != http.StatusOK {
 			return nil, &TargetError{fmt.Errorf("%s: %s (GET %s answered %d%s)", name, check.what, check.path, code, v2ErrorSuffix(body))}

@@ -202,7 +202,7 @@ func NewREST(cfg RESTConfig) (*REST, error) {
 		cfg.Timeout = 10 * time.Second
 	}
 	r := &REST{cfg: cfg, addr: addr, conns: map[*restSender]struct{}{}, engine: cfg.Engine}
-	_, r.v2 = ParseV2InferPath(u.Path)
+	_, r.v2, _ = ParseV2InferPath(u.Path)
 	switch {
 	case cfg.Engine == EngineEpoll && !eventLoopsAvailable:
 		return nil, setting.Invalid("load.RESTConfig.Engine", "epoll", "needs Linux; use goroutines")

@@ -47,6 +47,7 @@ func TestV2BadInputNamesFlagsAndFiles(t *testing.T) {
 		{[]string{"run", "--url", srv.PredictURL(), "--data", good, "--rate", "10", "--v2-binary"}, "--v2-binary needs a V2 target: --url http://HOST:PORT/v2/models/NAME/infer"},
 		{[]string{"run", "--url", srv.V2InferURL(), "--data", wide, "--rate", "10"}, `wide.json: model "test_model": input "x": dimension 1 is 3, the model wants 4`},
 		{[]string{"run", "--url", srv.PredictURL(), "--data", v2, "--rate", "10"}, "v2.json: a V2 (Open Inference Protocol) infer body"},
+		{[]string{"run", "--url", srv.V2InferURL() + "/", "--data", good, "--rate", "10"}, "--url " + srv.V2InferURL() + "/: /v2/models/test_model/infer/ is not a V2 infer path (it does not end in /infer): a V2 infer URL is http://HOST:PORT[/PREFIX]/v2/models/NAME[/versions/VERSION]/infer"},
 		{[]string{"run", "--url", srv.V2InferURL(), "--data", overflow, "--rate", "10"}, `overflow.json: line 1: input "x": shape [4611686018427387904, 4] holds more elements than an int64 counts`},
 		{[]string{"run", "--grpc", srv.GRPCAddr(), "--protocol", "v2", "--model", "test_model", "--data", overflow, "--rate", "10"}, `overflow.json: line 1: input "x": shape [4611686018427387904, 4] holds more elements than an int64 counts`},
 	}
