@@ -43,14 +43,11 @@ func prepareV2REST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig
 	if cfg.V2Binary {
 		headers = make([][]load.Header, set.Len())
 	}
+	anyUnchecked := false
 	for i := range set.Payloads {
 		p := &set.Payloads[i]
-		req := p.V2
-		if req != nil {
-			err = req.CheckV2(meta)
-		} else {
-			req, err = p.Request.ToV2(meta)
-		}
+		req, unchecked, err := v2RequestOf(p, meta)
+		anyUnchecked = anyUnchecked || unchecked
 		if err == nil {
 			if cfg.V2Binary {
 				var n int
@@ -63,6 +60,9 @@ func prepareV2REST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig
 		if err != nil {
 			return nil, &InputError{&payloads.Error{Source: p.Source, Msg: fmt.Sprintf("model %q: %v", route.Model, err), Err: err}}
 		}
+	}
+	if anyUnchecked {
+		warnUnchecked(cfg, route.Model)
 	}
 	contentType := "application/json"
 	if cfg.V2Binary {
@@ -280,9 +280,6 @@ func parseV2Metadata(body []byte) (*payloads.V2ModelMetadata, error) {
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, fmt.Errorf("not V2 model metadata: %v", err)
-	}
-	if len(doc.Inputs) == 0 {
-		return nil, errors.New("the metadata lists no inputs")
 	}
 	meta := &payloads.V2ModelMetadata{Name: doc.Name, Versions: doc.Versions, Platform: doc.Platform}
 	for _, t := range doc.Inputs {
