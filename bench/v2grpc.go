@@ -73,7 +73,7 @@ func prepareV2Calls(ctx context.Context, cfg Config, set *payloads.Set, invoke i
 		anyUnchecked = anyUnchecked || unchecked
 		req, err := v2.ToModelInferRequest(g.Model, version, payloads.V2ProtoOptions{Raw: g.TensorContent})
 		if err != nil {
-			return nil, &InputError{&payloads.Error{Source: p.Source, Msg: err.Error(), Err: err}}
+			return nil, &InputError{&payloads.Error{Source: p.Source, Msg: fmt.Sprintf("model %q: %v", g.Model, err), Err: err}}
 		}
 		if requests[i], err = proto.Marshal(req); err != nil {
 			return nil, err

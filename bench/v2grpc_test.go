@@ -60,10 +60,10 @@ func TestV2GRPCPayloadsThatDoNotFitStopTheRunNamingFileAndInput(t *testing.T) {
 		want string
 	}{
 		// The conversion's error, with the payload's name.
-		{`{"inputs": {"z": [1]}}`, false, `data.json: input "z" is not in the model`},
+		{`{"inputs": {"z": [1]}}`, false, `data.json: model "test_model": input "z" is not in the model`},
 		// ToModelInferRequest's: FP16 has no typed field; the conversion's range check, with the line.
-		{`{"inputs": {"h": [1]}}`, false, `data.json: input "h": FP16 has no typed contents field in the V2 protocol`},
-		{`{"inputs": {"h": [1e6]}}`, true, `data.json: input "h": line 1: 1e6 does not fit in FP16`},
+		{`{"inputs": {"h": [1]}}`, false, `data.json: model "test_model": input "h": FP16 has no typed contents field in the V2 protocol`},
+		{`{"inputs": {"h": [1e6]}}`, true, `data.json: model "test_model": input "h": line 1: 1e6 does not fit in FP16`},
 	}
 	for _, c := range cases {
 		cfg := v2Config(srv, writeFile(t, "data.json", c.body), load.Plan{Concurrency: 1, Requests: 1})
