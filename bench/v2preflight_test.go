@@ -246,3 +246,21 @@ func TestMalformedV2URLIsAnInputError(t *testing.T) {
 		}
 	}
 }
+
+// {"ready": false} with a 200 is not ready, as gRPC's ready field is not.
+func TestV2RESTReadyFalseIsNotReady(t *testing.T) {
+	for path, want := range map[string]string{
+		"/v2/health/ready":   `the server is not ready (GET /v2/health/ready answered 200 with "ready": false)`,
+		"/v2/models/m/ready": `model "m" is not ready (GET /v2/models/m/ready answered 200 with "ready": false)`,
+	} {
+		f := startFakeV2(t, map[string]string{path: `{"ready": false}`}, answering(200, `{"outputs": []}`))
+		_, err := Run(context.Background(), Config{
+			URL: f.URL + "/v2/models/m/infer", DataPath: writeFile(t, "data.json", v2Body),
+			Plan: load.Plan{Concurrency: 1, Requests: 3}, Timeout: 5 * time.Second,
+		})
+		var te *TargetError
+		if !errors.As(err, &te) || !strings.Contains(err.Error(), want) || f.inferCount() != 0 {
+			t.Errorf("%s: got %v (%d infer calls)", path, err, f.inferCount())
+		}
+	}
+}

@@ -229,6 +229,14 @@ func fetchV2Metadata(ctx context.Context, g *v2Getter, route load.V2Route) (*pay
 		if code != http.StatusOK {
 			return nil, &TargetError{fmt.Errorf("%s: %s (GET %s answered %d%s)", name, check.what, check.path, code, v2ErrorSuffix(body))}
 		}
+		// A 200 may still say no (KServe's and MLServer's readiness routes
+		// answer {"ready": false}), as gRPC's ready field does.
+		var ready struct {
+			Ready *bool `json:"ready"`
+		}
+		if json.Unmarshal(body, &ready) == nil && ready.Ready != nil && !*ready.Ready {
+			return nil, &TargetError{fmt.Errorf("%s: %s (GET %s answered 200 with \"ready\": false)", name, check.what, check.path)}
+		}
 	}
 	code, body, err := get(route.Base())
 	if err != nil {

@@ -87,3 +87,13 @@ func TestSimPrintsItsV2InferURL(t *testing.T) {
 	}
 	t.Fatal("no V2 REST infer line")
 }
+
+func TestSimHelpNamesItsV2Service(t *testing.T) {
+	code, stdout, stderr := loadprof(t, "sim", "--help")
+	help := stdout + stderr
+	for _, want := range []string{"KServe V2", "/v2/models/NAME/infer", "inference.GRPCInferenceService"} {
+		if code != 0 || !strings.Contains(help, want) {
+			t.Errorf("exit %d, no %q in\n%s", code, want, help)
+		}
+	}
+}
