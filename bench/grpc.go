@@ -11,6 +11,7 @@ import (
 	"github.com/loadprof/loadprof/internal/setting"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/payloads"
+	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/tfproto"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -114,7 +115,14 @@ func prepareGRPC(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *
 		return fail(&InputError{err})
 	}
 	name := g.describe()
-	return &target{name: name, kind: "grpc", tr: closing{tr, conns}, preflight: func(ctx context.Context) error {
+	protocol := report.ProtocolTF
+	if g.Protocol == ProtocolV2 {
+		protocol = report.ProtocolV2
+		if g.TensorContent {
+			protocol = report.ProtocolV2Raw
+		}
+	}
+	return &target{name: name, kind: "grpc", protocol: protocol, tr: closing{tr, conns}, preflight: func(ctx context.Context) error {
 		// The call has the transport's own context; cancelling ctx closes
 		// the connections under it, which ends it at once.
 		stop := context.AfterFunc(ctx, func() { load.CloseConns(conns) })
@@ -216,7 +224,7 @@ func fetchSignatures(ctx context.Context, cfg Config, invoke invokeFunc) (map[st
 			return nil, &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: GetModelMetadata for model %q did not answer within %v (bench.Config.Timeout, at least 10 s): is the model still loading, or is this the right port?", g.Addr, g.Model, wait)}
 		}
 		if st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded {
-			return nil, &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s", g.Addr, connectionHint(st.Message(), cfg.TLS))}
+			return nil, &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s", g.Addr, connectionHint(st.Message(), cfg.TLS, false))}
 		}
 		if st.Code() == codes.Unimplemented {
 			return nil, &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s does not serve TF Serving's PredictionService (%s); for Triton, KServe, MLServer or OpenVINO Model Server give bench.Config.GRPC.Protocol %s", g.Addr, st.Message(), ProtocolV2)}
@@ -243,10 +251,14 @@ func sortedNames(m map[string]*tfproto.SignatureDef) []string {
 	return names
 }
 
-// connectionHint says what a failed gRPC connection most likely means.
-func connectionHint(msg string, t TLSFiles) string {
+// connectionHint says what a failed gRPC connection most likely means;
+// v2 is whether the run asked for the V2 protocol, whose REST route the
+// hint then names.
+func connectionHint(msg string, t TLSFiles, v2 bool) string {
 	usesTLS := t.Enabled || t.CA != "" || t.Cert != ""
 	switch {
+	case strings.Contains(msg, "looked like an HTTP/1.1 header") && v2:
+		return "this port speaks HTTP/1.1, not gRPC (Triton's and KServe's REST port is 8000 or 8080, gRPC 8001 or 8081): for V2 REST use bench.Config.URL http://HOST:PORT/v2/models/NAME/infer; " + msg
 	case strings.Contains(msg, "looked like an HTTP/1.1 header"):
 		return "this port speaks HTTP/1.1, not gRPC (TF Serving's REST port is 8501, gRPC 8500): for REST use bench.Config.URL http://HOST:PORT/v1/models/NAME:predict; " + msg
 	case !usesTLS && (strings.Contains(msg, "server preface") || strings.Contains(msg, "EOF")):

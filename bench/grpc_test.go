@@ -67,7 +67,7 @@ func TestGRPCLoadFromRowAndColumnarJSON(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if res.Transport != "grpc" || res.Requests != c.plan.Requests || len(res.Errors) != 0 || res.Latency.Count != c.plan.Requests {
+		if res.Transport != "grpc" || res.Protocol != "tf" || res.Requests != c.plan.Requests || len(res.Errors) != 0 || res.Latency.Count != c.plan.Requests {
 			t.Fatalf("%s: transport %s, %d requests, errors %v", c.name, res.Transport, res.Requests, res.Errors)
 		}
 		if got := srv.Predicts() - before; got != c.plan.Requests+1 {

@@ -290,6 +290,7 @@ func closeHlog(h *report.HlogWriter) {
 type target struct {
 	name      string // what the results call it
 	kind      string // "rest" or "grpc"
+	protocol  string // report.ProtocolTF, ProtocolV2, ...
 	tr        load.Transport
 	engine    load.Engine                 // REST only
 	preflight func(context.Context) error // cancelling the context ends it at once
@@ -297,7 +298,11 @@ type target struct {
 
 func prepareREST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *tls.Config) (*target, error) {
 	if u, err := url.Parse(cfg.URL); err == nil {
-		if route, ok := load.ParseV2InferPath(u.Path); ok {
+		route, ok, err := load.ParseV2InferPath(u.Path)
+		if err != nil {
+			return nil, &InputError{setting.Errorf("bench.Config.URL", "bench.Config.URL %s: %v", RedactURL(cfg.URL), err)}
+		}
+		if ok {
 			return prepareV2REST(ctx, cfg, set, tlsConfig, route)
 		}
 	}
@@ -319,7 +324,7 @@ func prepareREST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *
 		return nil, &InputError{err}
 	}
 	name := RedactURL(cfg.URL)
-	return &target{name: name, kind: "rest", tr: rest, engine: rest.Engine(), preflight: func(ctx context.Context) error { return preflightREST(ctx, rest, set, name) }}, nil
+	return &target{name: name, kind: "rest", protocol: report.ProtocolTF, tr: rest, engine: rest.Engine(), preflight: func(ctx context.Context) error { return preflightREST(ctx, rest, set, name, nil) }}, nil
 }
 
 // notTFServing refuses a native V2 body for a TF Serving target.
@@ -330,13 +335,18 @@ func notTFServing(p payloads.Payload) error {
 // preflightREST sends the first payload once. A target that cannot be
 // reached, or that rejects the payload (4xx), fails the run before any load
 // is sent; a timeout or a transient 5xx or 429 is left to the run to count.
-func preflightREST(ctx context.Context, rest *load.REST, set *payloads.Set, url string) error {
+func preflightREST(ctx context.Context, rest *load.REST, set *payloads.Set, url string, serverError func(ctx context.Context, code int) error) error {
 	out, body := probeTolerantly(ctx, func() (load.Outcome, string) { return rest.Probe(ctx, 0) })
 	switch {
 	case out.Class == load.OK || out.Class == load.Timeout:
 		return nil // a slow first call (lazy initialisation) is the warm-up's business
 	case out.Class == load.HTTPStatus && (out.Code >= 500 || out.Code == 429):
+		if serverError != nil {
+			return serverError(ctx, out.Code)
+		}
 		return nil
+	case out.Class == load.BadResponse && rest.IsV2():
+		return &TargetError{fmt.Errorf("%s answered %s with %d and something that is not a V2 infer response: %v", url, set.Payloads[0].Source, out.Code, out.Err)}
 	case out.Class == load.HTTPStatus:
 		if rest.IsV2() && out.Err != nil {
 			// A V2 server's words are its "error" text.
@@ -434,6 +444,7 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 		StartedAt:   timing.Start.UTC(),
 		Target:      t.name,
 		Transport:   t.kind,
+		Protocol:    t.protocol,
 		Loop:        "closed",
 		Rate:        cfg.Plan.Rate,
 		Concurrency: cfg.Plan.Concurrency,

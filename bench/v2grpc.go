@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -18,11 +19,31 @@ import (
 // is meta: a native V2 body as it is, a TF Serving body converted through
 // the metadata's datatypes and shapes, each checked against the metadata.
 // The conversion is the payloads package's, shared with V2 REST.
-func v2RequestOf(p *payloads.Payload, meta payloads.V2ModelMetadata) (*payloads.V2Request, error) {
-	if p.V2 != nil {
-		return p.V2, p.V2.CheckV2(&meta)
+//
+// A model whose metadata lists no inputs (MLServer's often do) takes a
+// native V2 body as it is, since it carries its own datatypes and shapes
+// (unchecked is then true, for the caller's one warning); a TF Serving body
+// needs them from the metadata.
+func v2RequestOf(p *payloads.Payload, meta *payloads.V2ModelMetadata) (req *payloads.V2Request, unchecked bool, err error) {
+	if len(meta.Inputs) == 0 {
+		if p.V2 != nil {
+			return p.V2, true, nil
+		}
+		return nil, false, errors.New("the model's metadata lists no inputs, and a TF Serving body needs their datatypes and shapes to become a V2 request: give a V2 body ({\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}]})")
 	}
-	return p.Request.ToV2(&meta)
+	if p.V2 != nil {
+		return p.V2, false, p.V2.CheckV2(meta)
+	}
+	req, err = p.Request.ToV2(meta)
+	return req, false, err
+}
+
+// warnUnchecked is the one warning line of a run whose V2 bodies were sent
+// without metadata to check them against.
+func warnUnchecked(cfg Config, model string) {
+	if cfg.Warnings != nil {
+		fmt.Fprintf(cfg.Warnings, "warning: model %q's metadata lists no inputs: the V2 bodies of %s are sent as they are, not checked against it\n", model, cfg.DataPath)
+	}
 }
 
 // v2Method is the full name of a GRPCInferenceService method.
@@ -42,19 +63,24 @@ func prepareV2Calls(ctx context.Context, cfg Config, set *payloads.Set, invoke i
 		return nil, err
 	}
 	requests := make([][]byte, set.Len())
+	anyUnchecked := false
 	for i := range set.Payloads {
 		p := &set.Payloads[i]
-		v2, err := v2RequestOf(p, meta)
+		v2, unchecked, err := v2RequestOf(p, &meta)
 		if err != nil {
-			return nil, &InputError{&payloads.Error{Source: p.Source, Msg: err.Error(), Err: err}}
+			return nil, &InputError{&payloads.Error{Source: p.Source, Msg: fmt.Sprintf("model %q: %v", g.Model, err), Err: err}}
 		}
+		anyUnchecked = anyUnchecked || unchecked
 		req, err := v2.ToModelInferRequest(g.Model, version, payloads.V2ProtoOptions{Raw: g.TensorContent})
 		if err != nil {
-			return nil, &InputError{&payloads.Error{Source: p.Source, Msg: err.Error(), Err: err}}
+			return nil, &InputError{&payloads.Error{Source: p.Source, Msg: fmt.Sprintf("model %q: %v", g.Model, err), Err: err}}
 		}
 		if requests[i], err = proto.Marshal(req); err != nil {
 			return nil, err
 		}
+	}
+	if anyUnchecked {
+		warnUnchecked(cfg, g.Model)
 	}
 	return &grpcCalls{method: load.ModelInferMethod, requests: requests, check: load.ModelInferResponseCheck(),
 		response: "V2 ModelInfer response", service: "V2 GRPCInferenceService"}, nil
@@ -85,7 +111,7 @@ func fetchV2GRPCMetadata(ctx context.Context, cfg Config, version string, invoke
 		case callCtx.Err() == context.DeadlineExceeded || (ctx.Err() == nil && time.Since(began) >= wait*9/10):
 			return &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s for %s did not answer within %v (bench.Config.Timeout, at least 10 s): is the model still loading, or is this the right port?", g.Addr, method, model, wait)}
 		case st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded:
-			return &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s", g.Addr, connectionHint(st.Message(), cfg.TLS))}
+			return &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s", g.Addr, connectionHint(st.Message(), cfg.TLS, true))}
 		case st.Code() == codes.Unimplemented:
 			return &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s does not serve the V2 GRPCInferenceService (%s); for TF Serving leave out bench.Config.GRPC.Protocol", g.Addr, st.Message())}
 		}

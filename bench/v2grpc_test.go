@@ -38,6 +38,9 @@ func TestV2GRPCLoadSendsWhatTheServerCounts(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
+		if want := map[bool]string{false: "v2", true: "v2-raw"}[c.opts.TensorContent]; res.Protocol != want {
+			t.Fatalf("%s: protocol %q, want %q", c.name, res.Protocol, want)
+		}
 		if res.Transport != "grpc" || res.Requests != c.plan.Requests || len(res.Errors) != 0 || res.Latency.Count != c.plan.Requests || !strings.HasSuffix(res.Target, "(V2)") {
 			t.Fatalf("%s: transport %s, target %q, %d requests, errors %v", c.name, res.Transport, res.Target, res.Requests, res.Errors)
 		}
@@ -57,10 +60,10 @@ func TestV2GRPCPayloadsThatDoNotFitStopTheRunNamingFileAndInput(t *testing.T) {
 		want string
 	}{
 		// The conversion's error, with the payload's name.
-		{`{"inputs": {"z": [1]}}`, false, `data.json: input "z" is not in the model`},
+		{`{"inputs": {"z": [1]}}`, false, `data.json: model "test_model": input "z" is not in the model`},
 		// ToModelInferRequest's: FP16 has no typed field; the conversion's range check, with the line.
-		{`{"inputs": {"h": [1]}}`, false, `data.json: input "h": FP16 has no typed contents field in the V2 protocol`},
-		{`{"inputs": {"h": [1e6]}}`, true, `data.json: input "h": line 1: 1e6 does not fit in FP16`},
+		{`{"inputs": {"h": [1]}}`, false, `data.json: model "test_model": input "h": FP16 has no typed contents field in the V2 protocol`},
+		{`{"inputs": {"h": [1e6]}}`, true, `data.json: model "test_model": input "h": line 1: 1e6 does not fit in FP16`},
 	}
 	for _, c := range cases {
 		cfg := v2Config(srv, writeFile(t, "data.json", c.body), load.Plan{Concurrency: 1, Requests: 1})

@@ -7,14 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/payloads"
+	"github.com/loadprof/loadprof/report"
 )
 
 // V2 (Open Inference Protocol) REST targets: a URL whose path is
@@ -30,7 +33,8 @@ func prepareV2REST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig
 	if err != nil {
 		return nil, &InputError{err}
 	}
-	meta, err := fetchV2Metadata(ctx, cfg, tlsConfig, u, route)
+	getter := newV2Getter(cfg, tlsConfig, u, route)
+	meta, err := fetchV2Metadata(ctx, getter, route)
 	if err != nil {
 		return nil, interruptedOr(ctx, err)
 	}
@@ -39,14 +43,11 @@ func prepareV2REST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig
 	if cfg.V2Binary {
 		headers = make([][]load.Header, set.Len())
 	}
+	anyUnchecked := false
 	for i := range set.Payloads {
 		p := &set.Payloads[i]
-		req := p.V2
-		if req != nil {
-			err = req.CheckV2(meta)
-		} else {
-			req, err = p.Request.ToV2(meta)
-		}
+		req, unchecked, err := v2RequestOf(p, meta)
+		anyUnchecked = anyUnchecked || unchecked
 		if err == nil {
 			if cfg.V2Binary {
 				var n int
@@ -60,6 +61,9 @@ func prepareV2REST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig
 			return nil, &InputError{&payloads.Error{Source: p.Source, Msg: fmt.Sprintf("model %q: %v", route.Model, err), Err: err}}
 		}
 	}
+	if anyUnchecked {
+		warnUnchecked(cfg, route.Model)
+	}
 	contentType := "application/json"
 	if cfg.V2Binary {
 		contentType = "application/octet-stream"
@@ -67,56 +71,171 @@ func prepareV2REST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig
 	rest, err := load.NewREST(load.RESTConfig{
 		URL: cfg.URL, Headers: cfg.Headers, Bodies: bodies, BodyHeaders: headers, ContentType: contentType,
 		Timeout: cfg.Timeout, MaxResponseBytes: cfg.MaxResponseBytes, TLS: tlsConfig, Engine: cfg.RESTEngine,
+		CheckProbeAnswer: checkV2Answer,
 	})
 	if err != nil {
 		return nil, &InputError{err}
 	}
 	name := RedactURL(cfg.URL)
-	return &target{name: name, kind: "rest", tr: rest, engine: rest.Engine(), preflight: func(ctx context.Context) error { return preflightREST(ctx, rest, set, name) }}, nil
+	protocol := report.ProtocolV2
+	if cfg.V2Binary {
+		protocol = report.ProtocolV2Binary
+	}
+	return &target{name: name, kind: "rest", protocol: protocol, tr: rest, engine: rest.Engine(), preflight: func(ctx context.Context) error {
+		var serverError func(context.Context, int) error
+		if cfg.V2Binary {
+			serverError = func(ctx context.Context, code int) error { return binaryRefused(ctx, getter, code) }
+		}
+		return preflightREST(ctx, rest, set, name, serverError)
+	}}, nil
+}
+
+// checkV2Answer checks the preflight's answer as a V2 infer response, in
+// JSON or in the binary tensor extension.
+func checkV2Answer(body []byte, header func(string) []byte) error {
+	headerLen := -1
+	if h := header(payloads.V2BinaryHeader); len(h) > 0 {
+		n, err := strconv.Atoi(string(h))
+		if err != nil || n < 0 {
+			return fmt.Errorf("%s %q is not a length", payloads.V2BinaryHeader, h)
+		}
+		headerLen = n
+	}
+	return payloads.CheckV2InferResponse(body, headerLen)
+}
+
+// binaryRefused says why a binary request failed with a server error when
+// the server's metadata (GET /v2) does not list the binary tensor
+// extension; nil when it does, or does not say: then the failure is the
+// load's to count.
+func binaryRefused(ctx context.Context, g *v2Getter, code int) error {
+	status, body, err := g.get(ctx, g.route.Server(""))
+	if err != nil || status != http.StatusOK {
+		return nil
+	}
+	var doc struct {
+		Extensions *[]string `json:"extensions"`
+	}
+	if json.Unmarshal(body, &doc) != nil || doc.Extensions == nil || slices.Contains(*doc.Extensions, "binary_tensor_data") {
+		return nil
+	}
+	return &TargetError{fmt.Errorf("%s answered %d to a request in the binary tensor extension, and its GET /v2 extensions %q do not include binary_tensor_data: run without bench.Config.V2Binary", g.name, code, *doc.Extensions)}
+}
+
+// v2Getter makes the V2 REST GETs of the preflight (readiness, metadata,
+// server metadata) with the run's headers.
+type v2Getter struct {
+	client  *http.Client
+	origin  string
+	name    string // the target's URL, redacted
+	headers []load.Header
+	route   load.V2Route
+}
+
+func newV2Getter(cfg Config, tlsConfig *tls.Config, u *url.URL, route load.V2Route) *v2Getter {
+	wait := max(cfg.Timeout, 10*time.Second)
+	return &v2Getter{
+		client:  &http.Client{Timeout: wait, Transport: &http.Transport{TLSClientConfig: tlsConfig, Proxy: nil}},
+		origin:  u.Scheme + "://" + u.Host,
+		name:    RedactURL(cfg.URL),
+		headers: cfg.Headers,
+		route:   route,
+	}
+}
+
+func (g *v2Getter) get(ctx context.Context, path string) (int, []byte, error) {
+	defer g.client.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.origin+path, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("User-Agent", "loadprof")
+	for _, h := range g.headers {
+		if strings.EqualFold(h.Key, "Host") {
+			req.Host = h.Value // net/http ignores a Host in req.Header
+			continue
+		}
+		req.Header.Set(h.Key, h.Value)
+	}
+	resp, err := g.client.Do(req)
+	if err != nil {
+		if hint := g.sniff(ctx, path); hint != "" {
+			return 0, nil, &TargetError{fmt.Errorf("%s: %s", g.name, hint)}
+		}
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return 0, nil, &TargetError{fmt.Errorf("%s: GET %s: %v", g.name, path, err)}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return 0, nil, &TargetError{fmt.Errorf("%s: GET %s: %v", g.name, path, err)}
+	}
+	return resp.StatusCode, body, nil
+}
+
+// sniff says what kind of server answered a GET that failed, when that
+// explains it better than the error (Go's client words an HTTP/2 answer
+// as an unsolicited response): "" when nothing can be learnt.
+func (g *v2Getter) sniff(ctx context.Context, path string) string {
+	u, err := url.Parse(g.origin)
+	if err != nil || u.Scheme != "http" {
+		return "" // https: the handshake error says enough
+	}
+	d := net.Dialer{Timeout: 2 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return ""
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: loadprof\r\n\r\n", path, u.Host)
+	buf := make([]byte, 64)
+	n := 0
+	for n < 9 {
+		m, err := conn.Read(buf[n:])
+		n += m
+		if err != nil {
+			break
+		}
+	}
+	hint := load.DescribeAnswer(buf[:n])
+	if strings.Contains(hint, "HTTP/2") {
+		return "this port speaks HTTP/2, as gRPC does (Triton's and KServe's gRPC port is 8001 or 8081, REST 8000 or 8080): for V2 gRPC use bench.Config.GRPC.Addr HOST:PORT bench.Config.GRPC.Protocol v2 bench.Config.GRPC.Model NAME"
+	}
+	return hint
 }
 
 // fetchV2Metadata asks whether the server and the model are ready and
 // reads the model's metadata.
-func fetchV2Metadata(ctx context.Context, cfg Config, tlsConfig *tls.Config, u *url.URL, route load.V2Route) (*payloads.V2ModelMetadata, error) {
-	wait := max(cfg.Timeout, 10*time.Second)
-	client := &http.Client{Timeout: wait, Transport: &http.Transport{TLSClientConfig: tlsConfig, Proxy: nil}}
-	defer client.CloseIdleConnections()
-	origin := u.Scheme + "://" + u.Host
-	get := func(path string) (int, []byte, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, origin+path, nil)
-		if err != nil {
-			return 0, nil, err
-		}
-		req.Header.Set("User-Agent", "loadprof")
-		for _, h := range cfg.Headers {
-			req.Header.Set(h.Key, h.Value)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			var uerr *url.Error
-			if errors.As(err, &uerr) {
-				err = uerr.Err
-			}
-			return 0, nil, &TargetError{fmt.Errorf("%s: GET %s: %v", RedactURL(cfg.URL), path, err)}
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-		if err != nil {
-			return 0, nil, &TargetError{fmt.Errorf("%s: GET %s: %v", RedactURL(cfg.URL), path, err)}
-		}
-		return resp.StatusCode, body, nil
-	}
-	name := RedactURL(cfg.URL)
+func fetchV2Metadata(ctx context.Context, g *v2Getter, route load.V2Route) (*payloads.V2ModelMetadata, error) {
+	get := func(path string) (int, []byte, error) { return g.get(ctx, path) }
+	name := g.name
 	for _, check := range []struct{ path, what string }{
-		{"/v2/health/ready", "the server is not ready"},
+		{route.Server("/health/ready"), "the server is not ready"},
 		{route.Base() + "/ready", fmt.Sprintf("model %q is not ready", route.Model)},
 	} {
 		code, body, err := get(check.path)
 		if err != nil {
 			return nil, err
 		}
+		if code == http.StatusNotFound && check.path == route.Server("/health/ready") {
+			return nil, &TargetError{fmt.Errorf("%s: the server does not serve the V2 REST protocol (GET %s answered 404); a TF Serving server's route is %s%s/v1/models/%s:predict", name, check.path, g.origin, route.Prefix, route.Model)}
+		}
 		if code != http.StatusOK {
 			return nil, &TargetError{fmt.Errorf("%s: %s (GET %s answered %d%s)", name, check.what, check.path, code, v2ErrorSuffix(body))}
+		}
+		// A 200 may still say no (KServe's and MLServer's readiness routes
+		// answer {"ready": false}), as gRPC's ready field does.
+		var ready struct {
+			Ready *bool `json:"ready"`
+		}
+		if json.Unmarshal(body, &ready) == nil && ready.Ready != nil && !*ready.Ready {
+			return nil, &TargetError{fmt.Errorf("%s: %s (GET %s answered 200 with \"ready\": false)", name, check.what, check.path)}
 		}
 	}
 	code, body, err := get(route.Base())
@@ -169,9 +288,6 @@ func parseV2Metadata(body []byte) (*payloads.V2ModelMetadata, error) {
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, fmt.Errorf("not V2 model metadata: %v", err)
-	}
-	if len(doc.Inputs) == 0 {
-		return nil, errors.New("the metadata lists no inputs")
 	}
 	meta := &payloads.V2ModelMetadata{Name: doc.Name, Versions: doc.Versions, Platform: doc.Platform}
 	for _, t := range doc.Inputs {

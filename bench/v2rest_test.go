@@ -34,6 +34,9 @@ func TestV2RESTRunsTFServingAndV2BodiesJSONAndBinary(t *testing.T) {
 				if res.Requests != 20 || len(res.Errors) != 0 {
 					t.Fatalf("%s binary=%v %s: %d requests, errors %v %v", engine, binary, data, res.Requests, res.Errors, res.ErrorSamples)
 				}
+				if want := map[bool]string{false: "v2", true: "v2-binary"}[binary]; res.Protocol != want {
+					t.Fatalf("%s binary=%v: protocol %q, want %q", engine, binary, res.Protocol, want)
+				}
 			}
 		}
 	}

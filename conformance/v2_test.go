@@ -367,6 +367,8 @@ func TestBinaryExtensionMatchesTritonclientByteForByte(t *testing.T) {
 		{Inputs: []tensor{bytesT}, Outputs: []string{"y"}},
 		{Inputs: []tensor{bools}, Outputs: []string{"y"}},
 		{ID: "all-4", Inputs: []tensor{fp32, int64s, bytesT, bools}, Outputs: []string{"y", "z"}},
+		// No outputs named: every output is asked for in binary.
+		{Inputs: []tensor{fp32}, Outputs: []string{}},
 	}
 	spec, _ := json.Marshal(requests)
 	cmd := exec.Command(py, "triton_binary.py")
@@ -390,10 +392,14 @@ func TestBinaryExtensionMatchesTritonclientByteForByte(t *testing.T) {
 		for _, name := range r.Outputs {
 			outputs = append(outputs, map[string]string{"name": name})
 		}
-		doc, _ := json.Marshal(map[string]any{"id": r.ID, "inputs": r.Inputs, "outputs": outputs})
-		if r.ID == "" {
-			doc, _ = json.Marshal(map[string]any{"inputs": r.Inputs, "outputs": outputs})
+		body := map[string]any{"inputs": r.Inputs}
+		if r.ID != "" {
+			body["id"] = r.ID
 		}
+		if len(outputs) > 0 {
+			body["outputs"] = outputs
+		}
+		doc, _ := json.Marshal(body)
 		req, err := payloads.ParseV2Body(doc)
 		if err != nil {
 			t.Fatalf("%s: %v", doc, err)

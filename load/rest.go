@@ -54,6 +54,10 @@ type RESTConfig struct {
 	MaxResponseBytes int // larger responses fail as TooLarge; 0 means 64 MiB
 	TLS              *tls.Config
 	Engine           Engine
+	// CheckProbeAnswer, when set, checks the whole body of a 2xx answer
+	// to a Probe (header gives the answer's headers): an error makes the
+	// probe's outcome BadResponse. The load does not check answers.
+	CheckProbeAnswer func(body []byte, header func(key string) []byte) error
 }
 
 // Engine is how REST requests are driven.
@@ -198,7 +202,7 @@ func NewREST(cfg RESTConfig) (*REST, error) {
 		cfg.Timeout = 10 * time.Second
 	}
 	r := &REST{cfg: cfg, addr: addr, conns: map[*restSender]struct{}{}, engine: cfg.Engine}
-	_, r.v2 = ParseV2InferPath(u.Path)
+	_, r.v2, _ = ParseV2InferPath(u.Path)
 	switch {
 	case cfg.Engine == EngineEpoll && !eventLoopsAvailable:
 		return nil, setting.Invalid("load.RESTConfig.Engine", "epoll", "needs Linux; use goroutines")
@@ -231,8 +235,16 @@ func NewREST(cfg RESTConfig) (*REST, error) {
 				req.Header.Set(h.Key, h.Value)
 			}
 		}
+		hostSet := false
 		for _, h := range cfg.Headers {
 			req.Header.Set(h.Key, h.Value)
+			hostSet = hostSet || strings.EqualFold(h.Key, "Host")
+		}
+		if hostSet {
+			// fasthttp writes the URL as given (absolute-form) when the
+			// Host header is set, and the absolute URI's host overrides
+			// Host (RFC 9112, 3.2.2): send origin-form so the override holds.
+			req.SetRequestURI(u.RequestURI())
 		}
 		req.SetBodyRaw(body)
 		var buf bytes.Buffer
@@ -602,6 +614,12 @@ func (r *REST) Probe(ctx context.Context, payload int) (Outcome, string) {
 		var body []byte
 		if code != 408 { // see exchange
 			body = s.resp.Body()
+		}
+		if check := r.cfg.CheckProbeAnswer; check != nil && code/100 == 2 {
+			if err := check(body, s.resp.Header.Peek); err != nil {
+				done <- probed{out: Outcome{Class: BadResponse, Code: code, Err: err}}
+				return
+			}
 		}
 		if len(body) > 512 {
 			body = body[:512]

@@ -3,6 +3,7 @@ package load
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -11,40 +12,63 @@ import (
 // V2Route is the model (and version) a V2 (Open Inference Protocol) infer
 // URL names.
 type V2Route struct {
+	// Prefix is the path before /v2/ that a gateway routes by (Seldon
+	// Core's /seldon/NAMESPACE/MODEL); "" for a server's own port.
+	Prefix  string
 	Model   string
 	Version string // "" for the server's choice
 }
 
-// Base is the route's model path, /v2/models/NAME[/versions/V], under
-// which the ready and metadata routes are.
+// Base is the route's model path, PREFIX/v2/models/NAME[/versions/V],
+// under which the ready and metadata routes are.
 func (r V2Route) Base() string {
-	p := "/v2/models/" + r.Model
+	p := r.Prefix + "/v2/models/" + r.Model
 	if r.Version != "" {
 		p += "/versions/" + r.Version
 	}
 	return p
 }
 
-// ParseV2InferPath reads /v2/models/NAME[/versions/V]/infer. ok is false
-// for any other path (TF Serving's /v1/models/NAME:predict among them):
-// the URL's path is what says which protocol a REST target speaks.
-func ParseV2InferPath(path string) (route V2Route, ok bool) {
-	rest, found := strings.CutPrefix(path, "/v2/models/")
-	if !found {
-		return V2Route{}, false
+// Server is the path of a server-wide V2 route under the route's prefix:
+// Server("/health/ready") is PREFIX/v2/health/ready.
+func (r V2Route) Server(path string) string { return r.Prefix + "/v2" + path }
+
+// V2InferURLForm is what a V2 infer URL looks like, for error messages.
+const V2InferURLForm = "http://HOST:PORT[/PREFIX]/v2/models/NAME[/versions/VERSION]/infer"
+
+// ParseV2InferPath reads [PREFIX]/v2/models/NAME[/versions/V]/infer. ok
+// is false and err nil for a path that is not V2 (TF Serving's
+// /v1/models/NAME:predict among them): the URL's path is what says which
+// protocol a REST target speaks. A path with /v2/models/ in it that is not
+// a V2 infer route is an error, rather than taken for TF Serving's.
+func ParseV2InferPath(path string) (route V2Route, ok bool, err error) {
+	i := strings.Index(path, "/v2/models/")
+	if i < 0 {
+		return V2Route{}, false, nil
 	}
-	rest, found = strings.CutSuffix(rest, "/infer")
+	bad := func(why string) (V2Route, bool, error) {
+		return V2Route{}, false, fmt.Errorf("%s is not a V2 infer path (%s): a V2 infer URL is %s", path, why, V2InferURLForm)
+	}
+	route.Prefix = path[:i]
+	rest, found := strings.CutSuffix(path[i+len("/v2/models/"):], "/infer")
 	if !found {
-		return V2Route{}, false
+		return bad("it does not end in /infer")
 	}
 	parts := strings.Split(rest, "/")
 	switch {
 	case len(parts) == 1 && parts[0] != "":
-		return V2Route{Model: parts[0]}, true
+		route.Model = parts[0]
 	case len(parts) == 3 && parts[0] != "" && parts[1] == "versions" && parts[2] != "":
-		return V2Route{Model: parts[0], Version: parts[2]}, true
+		route.Model, route.Version = parts[0], parts[2]
+	case slices.Contains(parts, ""):
+		return bad("a name or version is empty")
+	default:
+		return bad("the model part is not NAME or NAME/versions/VERSION")
 	}
-	return V2Route{}, false
+	if strings.ContainsAny(route.Model, ":") {
+		return bad("the model name has a ':'")
+	}
+	return route, true, nil
 }
 
 // IsV2 reports whether the target is a V2 infer route.

@@ -19,20 +19,43 @@ func TestParseV2InferPath(t *testing.T) {
 		"/v2/models/m/versions/3/infer":    {Model: "m", Version: "3"},
 		"/v2/models/resnet-50/infer":       {Model: "resnet-50"},
 		"/v2/models/m/versions/v1.2/infer": {Model: "m", Version: "v1.2"},
+		// Seldon Core's gateway path.
+		"/seldon/ns/m/v2/models/m/infer": {Prefix: "/seldon/ns/m", Model: "m"},
 	}
 	for path, want := range cases {
-		got, ok := ParseV2InferPath(path)
-		if !ok || got != want {
-			t.Errorf("%s: %+v %v, want %+v", path, got, ok, want)
+		got, ok, err := ParseV2InferPath(path)
+		if !ok || err != nil || got != want {
+			t.Errorf("%s: %+v %v %v, want %+v", path, got, ok, err, want)
 		}
 	}
-	for _, path := range []string{"/v1/models/m:predict", "/v2/models/m", "/v2/models//infer", "/v2/models/m/ready", "/v2/models/m/versions//infer", "/v2/models/m/labels/x/infer"} {
-		if got, ok := ParseV2InferPath(path); ok {
-			t.Errorf("%s: took it as %+v", path, got)
+	for _, path := range []string{"/v1/models/m:predict", "/", "", "/predict"} {
+		if got, ok, err := ParseV2InferPath(path); ok || err != nil {
+			t.Errorf("%s: took it as %+v (%v)", path, got, err)
+		}
+	}
+	// V2-looking paths that are not infer routes are errors, not TF paths.
+	for path, why := range map[string]string{
+		"/v2/models/m":                 "it does not end in /infer",
+		"/v2/models/m/ready":           "it does not end in /infer",
+		"/v2/models/x/infer/":          "it does not end in /infer",
+		"/v2/models/x:predict":         "it does not end in /infer",
+		"/v2/models//infer":            "a name or version is empty",
+		"/v2/models/m/versions//infer": "a name or version is empty",
+		"/v2/models/m/labels/x/infer":  "the model part is not NAME or NAME/versions/VERSION",
+		"/v2/models/m:x/infer":         "the model name has a ':'",
+	} {
+		_, ok, err := ParseV2InferPath(path)
+		want := path + " is not a V2 infer path (" + why + "): a V2 infer URL is http://HOST:PORT[/PREFIX]/v2/models/NAME[/versions/VERSION]/infer"
+		if ok || err == nil || err.Error() != want {
+			t.Errorf("%s: %v %v, want %q", path, ok, err, want)
 		}
 	}
 	if b := (V2Route{Model: "m", Version: "2"}).Base(); b != "/v2/models/m/versions/2" {
 		t.Errorf("base %s", b)
+	}
+	r := V2Route{Prefix: "/seldon/ns/m", Model: "m"}
+	if b, h := r.Base(), r.Server("/health/ready"); b != "/seldon/ns/m/v2/models/m" || h != "/seldon/ns/m/v2/health/ready" {
+		t.Errorf("prefixed: base %s, health %s", b, h)
 	}
 }
 

@@ -27,10 +27,12 @@ type V2Input struct {
 }
 
 // V2Output asks for one output by name; Binary asks for it in the binary
-// tensor extension ("parameters": {"binary_data": true}).
+// tensor extension ("parameters": {"binary_data": true}). Parameters are
+// its other parameters (e.g. Triton's "classification"), passed through.
 type V2Output struct {
-	Name   string
-	Binary bool
+	Name       string
+	Binary     bool
+	Parameters map[string]any
 }
 
 // V2Request is a validated V2 infer request.

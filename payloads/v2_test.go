@@ -58,7 +58,8 @@ func TestParseV2BodyErrorsNameInputAndLine(t *testing.T) {
 		{`{"inputs": [{"name": "x", "datatype": "FP32", "data": [1]}]}`, `input "x" has no "shape"`},
 		{`{"inputs": [{"name": "x", "shape": [1], "datatype": "FP16", "data": [70000]}]}`, `input "x": 70000 does not fit in FP16`},
 		{`{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}, {"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}`, `input "x" is given twice`},
-		{`{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}], "outputs": [{"name": "y", "parameters": {"classification": 3}}]}`, `only the "binary_data"`},
+		{`{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}], "outputs": [{"name": "y", "parameters": {"binary_data": 1}}]}`, `output "y": "binary_data" must be true or false, got 1`},
+		{`{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "parameters": {"binary_data_size": 4}, "data": [1]}]}`, `input "x": a binary_data_size parameter claims a binary tensor after the JSON, which a JSON body does not have`},
 	}
 	for _, c := range cases {
 		_, err := ParseV2Body([]byte(c.body))
@@ -266,13 +267,14 @@ func FuzzParseV2Body(f *testing.F) {
 	f.Add([]byte(`{"id": "a", "inputs": [{"name": "x", "shape": [2, 2], "datatype": "FP32", "data": [[1, 2], [3, 4]]}], "outputs": [{"name": "y"}]}`))
 	f.Add([]byte(`{"inputs": [{"name": "s", "shape": [1], "datatype": "BYTES", "data": ["\u00e9"], "parameters": {"k": 1.5}}], "parameters": {"p": "v"}}`))
 	f.Add([]byte(`{"inputs": [{"name": "b", "shape": [3], "datatype": "BOOL", "data": [true, false, true]}, {"name": "h", "shape": [1], "datatype": "FP16", "data": [0.1]}]}`))
+	f.Add([]byte(`{"inputs": [{"name": "x", "shape": [4611686018427387904, 4], "datatype": "FP32", "data": []}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req, err := ParseV2Body(data)
 		if err != nil {
 			return
 		}
 		for _, in := range req.Inputs {
-			if int64(v2Len(&in)) != elementCount(in.Shape) {
+			if n, ok := V2ElementCount(in.Shape); !ok || int64(v2Len(&in)) != n {
 				t.Fatalf("input %q: shape %v, %d values", in.Name, in.Shape, v2Len(&in))
 			}
 		}
@@ -293,6 +295,15 @@ func FuzzParseV2Body(f *testing.F) {
 		if err != nil {
 			t.Fatalf("binary body does not parse: %v", err)
 		}
+		if len(req.Outputs) == 0 {
+			// Every output is asked for in binary.
+			if again.Parameters["binary_data_output"] != true {
+				t.Fatalf("binary body without outputs does not ask for binary outputs: %s", body[:n])
+			}
+			if _, had := req.Parameters["binary_data_output"]; !had {
+				delete(again.Parameters, "binary_data_output")
+			}
+		}
 		if !sameV2(again, req) {
 			t.Fatalf("binary round trip:\n%+v\n%+v", again, req)
 		}
@@ -304,6 +315,9 @@ func FuzzParseV2Body(f *testing.F) {
 func sameV2(a, b *V2Request) bool {
 	norm := func(r *V2Request) *V2Request {
 		c := *r
+		if len(c.Parameters) == 0 {
+			c.Parameters = nil
+		}
 		c.Inputs = append([]V2Input(nil), r.Inputs...)
 		for i := range c.Inputs {
 			in := &c.Inputs[i]
@@ -330,4 +344,113 @@ func sameV2(a, b *V2Request) bool {
 		return &c
 	}
 	return fmt.Sprintf("%#v", norm(a)) == fmt.Sprintf("%#v", norm(b))
+}
+
+// A shape whose element count overflows an int64 must not pass for the
+// data given: 2^62*4 wraps to 0 and MaxInt64^2 wraps to 1.
+func TestParseV2BodyShapeOverflow(t *testing.T) {
+	for _, c := range []struct{ shape, data string }{
+		{"[4611686018427387904, 4]", "[]"},
+		{"[9223372036854775807, 9223372036854775807]", "[1]"},
+		{"[3037000500, 3037000500, 2]", "[]"},
+	} {
+		body := `{"inputs": [{"name": "x", "shape": ` + c.shape + `, "datatype": "FP32", "data": ` + c.data + `}]}`
+		_, err := ParseV2Body([]byte(body))
+		if err == nil || !strings.Contains(err.Error(), `input "x": shape `) || !strings.Contains(err.Error(), "more elements than an int64 counts") {
+			t.Errorf("shape %s: err = %v, want the overflow named", c.shape, err)
+		}
+		// The binary form checks the same count.
+		hdr := `{"inputs": [{"name": "x", "shape": ` + c.shape + `, "datatype": "FP32", "parameters": {"binary_data_size": 4}}]}`
+		if _, err := ParseV2Binary(append([]byte(hdr), 0, 0, 0, 0), len(hdr)); err == nil {
+			t.Errorf("binary, shape %s: no error", c.shape)
+		}
+	}
+	// A zero dimension is zero elements, however large the others.
+	req, err := ParseV2Body([]byte(`{"inputs": [{"name": "x", "shape": [1099511627776, 0], "datatype": "FP32", "data": []}]}`))
+	if err != nil || len(req.Inputs[0].Floats) != 0 {
+		t.Fatalf("zero-size tensor: %v", err)
+	}
+}
+
+func TestV2ElementCount(t *testing.T) {
+	for _, c := range []struct {
+		shape []int64
+		n     int64
+		ok    bool
+	}{
+		{nil, 1, true}, {[]int64{2, 3}, 6, true}, {[]int64{1 << 40, 0}, 0, true},
+		{[]int64{1 << 62, 4}, 0, false}, {[]int64{math.MaxInt64, math.MaxInt64}, 0, false},
+		{[]int64{math.MaxInt64, 1}, math.MaxInt64, true},
+	} {
+		if n, ok := V2ElementCount(c.shape); n != c.n || ok != c.ok {
+			t.Errorf("V2ElementCount(%v) = %d, %v; want %d, %v", c.shape, n, ok, c.n, c.ok)
+		}
+	}
+}
+
+// --v2-binary asks for binary outputs: each named output gets
+// binary_data, its other parameters kept; with none named, the request
+// asks for all of them in binary, as tritonclient does.
+func TestRenderBinaryAsksForBinaryOutputs(t *testing.T) {
+	in := V2Input{Name: "x", Datatype: "FP32", Shape: []int64{1}, Floats: []float64{1}}
+	none := &V2Request{Inputs: []V2Input{in}, Parameters: map[string]any{"p": "v"}}
+	body, n, err := none.RenderBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"parameters":{"binary_data_output":true,"p":"v"}}`; !strings.HasSuffix(string(body[:n]), want) {
+		t.Errorf("no outputs: header %s, want it to end %s", body[:n], want)
+	}
+	if js, _ := none.RenderJSON(); strings.Contains(string(js), "binary_data_output") {
+		t.Errorf("JSON body asks for binary outputs: %s", js)
+	}
+	req, err := ParseV2Body([]byte(`{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}], "outputs": [{"name": "y", "parameters": {"classification": 3}}, {"name": "z"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, n, err = req.RenderBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"outputs":[{"name":"y","parameters":{"binary_data":true,"classification":3}},{"name":"z","parameters":{"binary_data":true}}]}`; !strings.HasSuffix(string(body[:n]), want) {
+		t.Errorf("named outputs: header %s, want it to end %s", body[:n], want)
+	}
+	js, _ := req.RenderJSON()
+	if want := `"outputs":[{"name":"y","parameters":{"classification":3}},{"name":"z"}]}`; !strings.HasSuffix(string(js), want) {
+		t.Errorf("JSON: %s, want it to end %s", js, want)
+	}
+	grpcReq, err := req.ToModelInferRequest("m", "", V2ProtoOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := grpcReq.GetOutputs()[0].GetParameters()["classification"]; p.GetInt64Param() != 3 {
+		t.Errorf("gRPC output parameters: %v", grpcReq.GetOutputs()[0].GetParameters())
+	}
+}
+
+func TestCheckV2InferResponse(t *testing.T) {
+	bin := append([]byte(`{"outputs":[{"name":"y","datatype":"FP32","shape":[1],"parameters":{"binary_data_size":4}}]}`), 0, 0, 128, 63)
+	binHeader := len(bin) - 4
+	for _, c := range []struct {
+		body      string
+		headerLen int
+		want      string // "" for a valid answer
+	}{
+		{`{"model_name":"m","outputs":[{"name":"y","datatype":"FP32","shape":[2],"data":[1,2]}]}`, -1, ""},
+		{`{"outputs":[]}`, -1, ""},
+		{string(bin), binHeader, ""},
+		{`{"predictions": [1]}`, -1, `no "outputs" list`},
+		{`<html>ok</html>`, -1, `not JSON with "outputs"`},
+		{`{"outputs":[{"name":"y","datatype":"DT_FLOAT","shape":[1],"data":[1]}]}`, -1, `output "y" has datatype "DT_FLOAT", which is not a V2 datatype`},
+		{`{"outputs":[{"name":"y","datatype":"FP32","data":[1]}]}`, -1, `output "y" has no shape`},
+		{`{"outputs":[{"name":"y","datatype":"FP32","shape":[1]}]}`, -1, `output "y" has neither a "data" list nor a binary_data_size`},
+		{string(bin[:binHeader]), -1, `has a binary_data_size, but the answer has no Inference-Header-Content-Length header`},
+		{string(bin) + "x", binHeader, "add up to 4 bytes, 5 follow"},
+		{string(bin), len(bin) + 1, "is longer than the"},
+	} {
+		err := CheckV2InferResponse([]byte(c.body), c.headerLen)
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%q (header %d): %v, want %q", c.body, c.headerLen, err, c.want)
+		}
+	}
 }

@@ -206,6 +206,9 @@ func parseV2Input(v *Value, index int, in *V2Input, raw *v2Raw) error {
 	case in.Shape == nil:
 		return &SyntaxError{Line: v.Line, Msg: what + " has no \"shape\""}
 	}
+	if _, ok := in.Parameters["binary_data_size"]; ok && raw == nil {
+		return &SyntaxError{Line: v.Line, Msg: fmt.Sprintf("%s: a binary_data_size parameter claims a binary tensor after the JSON, which a JSON body does not have: give the input's \"data\" (--v2-binary sends the tensors in the binary extension)", what)}
+	}
 	if size, ok := in.Parameters["binary_data_size"]; ok && raw != nil {
 		delete(in.Parameters, "binary_data_size")
 		if len(in.Parameters) == 0 {
@@ -232,7 +235,10 @@ func parseV2Input(v *Value, index int, in *V2Input, raw *v2Raw) error {
 	if err := flatten(&t, data, what); err != nil {
 		return err
 	}
-	want := elementCount(in.Shape)
+	want, ok := V2ElementCount(in.Shape)
+	if !ok {
+		return &SyntaxError{Line: v.Line, Msg: fmt.Sprintf("%s: shape %s holds more elements than an int64 counts", what, shape64String(in.Shape))}
+	}
 	// Data is flat, or nested exactly as the shape says.
 	if len(t.Shape) > 1 && !sameShape(t.Shape, in.Shape) {
 		return &SyntaxError{Line: data.Line, Msg: fmt.Sprintf("%s: \"data\" is nested as %s, \"shape\" says %s (give it flat or nested as the shape)", what, shapeString(t.Shape), shape64String(in.Shape))}
@@ -289,12 +295,16 @@ func parseV2Outputs(v *Value) ([]V2Output, error) {
 				if err != nil {
 					return nil, err
 				}
-				for k, p := range params {
+				if p, ok := params["binary_data"]; ok {
 					b, isBool := p.(bool)
-					if k != "binary_data" || !isBool {
-						return nil, &SyntaxError{Line: m.Value.Line, Msg: fmt.Sprintf("output %q: loadprof sends only the \"binary_data\" (true or false) output parameter, got %q", name.Str, k)}
+					if !isBool {
+						return nil, &SyntaxError{Line: m.Value.Line, Msg: fmt.Sprintf("output %q: \"binary_data\" must be true or false, got %v", name.Str, p)}
 					}
 					outs[i].Binary = b
+					delete(params, "binary_data")
+				}
+				if len(params) > 0 {
+					outs[i].Parameters = params
 				}
 			default:
 				return nil, &SyntaxError{Line: m.Value.Line, Msg: fmt.Sprintf("output %q: unknown key %q (want name, parameters)", name.Str, m.Key)}
@@ -304,13 +314,28 @@ func parseV2Outputs(v *Value) ([]V2Output, error) {
 	return outs, nil
 }
 
-func elementCount(shape []int64) int64 {
+// V2ElementCount is the number of elements a shape of non-negative
+// dimensions holds, and false when that number does not fit in an int64.
+// A zero dimension makes the count 0 whatever the others are.
+func V2ElementCount(shape []int64) (int64, bool) {
+	for _, d := range shape {
+		if d == 0 {
+			return 0, true
+		}
+	}
 	n := int64(1)
 	for _, d := range shape {
+		if d < 0 || n > math.MaxInt64/d {
+			return 0, false
+		}
 		n *= d
 	}
-	return n
+	return n, true
 }
+
+// ShapeString prints a V2 shape the way every loadprof message does:
+// [2, 3].
+func ShapeString(shape []int64) string { return shape64String(shape) }
 
 func sameShape(a []int, b []int64) bool {
 	if len(a) != len(b) {
@@ -397,7 +422,10 @@ func fillV2(in *V2Input, t *Tensor) error {
 // decodeV2Raw sets in's values from its tensor in the binary extension,
 // checking its size against the shape.
 func decodeV2Raw(in *V2Input, tensor []byte) error {
-	n := elementCount(in.Shape)
+	n, ok := V2ElementCount(in.Shape)
+	if !ok {
+		return fmt.Errorf("shape %s holds more elements than an int64 counts", shape64String(in.Shape))
+	}
 	le := binary.LittleEndian
 	if in.Datatype == "BYTES" {
 		in.Bytes = make([][]byte, 0, n)
@@ -415,8 +443,8 @@ func decodeV2Raw(in *V2Input, tensor []byte) error {
 		return nil
 	}
 	size := int64(v2Datatypes[in.Datatype])
-	if int64(len(tensor)) != n*size {
-		return fmt.Errorf("binary_data_size is %d bytes, shape %s of %s takes %d", len(tensor), shape64String(in.Shape), in.Datatype, n*size)
+	if n > int64(len(tensor))/size || int64(len(tensor)) != n*size {
+		return fmt.Errorf("binary_data_size is %d bytes, shape %s of %s takes %d elements of %d bytes", len(tensor), shape64String(in.Shape), in.Datatype, n, size)
 	}
 	for i := int64(0); i < n; i++ {
 		e := tensor[i*size : (i+1)*size]

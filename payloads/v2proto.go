@@ -58,22 +58,25 @@ func (r *V2Request) ToModelInferRequest(model, version string, opts V2ProtoOptio
 	}
 	for _, o := range r.Outputs {
 		// binary_data is the REST binary extension's; gRPC has no use for it.
-		req.Outputs = append(req.Outputs, &v2proto.ModelInferRequest_InferRequestedOutputTensor{Name: o.Name})
+		params, err := v2ParamsProto(o.Parameters)
+		if err != nil {
+			return nil, fmt.Errorf("output %q: %w", o.Name, err)
+		}
+		req.Outputs = append(req.Outputs, &v2proto.ModelInferRequest_InferRequestedOutputTensor{Name: o.Name, Parameters: params})
 	}
 	return req, nil
 }
 
 // v2ElementCount is the number of elements shape holds.
 func v2ElementCount(shape []int64) (int, error) {
-	n := int64(1)
 	for _, d := range shape {
 		if d < 0 {
-			return 0, fmt.Errorf("shape %v has a negative dimension", shape)
+			return 0, fmt.Errorf("shape %s has a negative dimension", shape64String(shape))
 		}
-		if d > 0 && n > math.MaxInt32/d {
-			return 0, fmt.Errorf("shape %v holds more elements than loadprof sends", shape)
-		}
-		n *= d
+	}
+	n, ok := V2ElementCount(shape)
+	if !ok || n > math.MaxInt32 {
+		return 0, fmt.Errorf("shape %s holds more elements than loadprof sends", shape64String(shape))
 	}
 	return int(n), nil
 }
@@ -104,7 +107,7 @@ func v2InputProto(in *V2Input, opts V2ProtoOptions) (*v2proto.ModelInferRequest_
 		return nil, nil, err
 	}
 	if got != want {
-		return nil, nil, fmt.Errorf("shape %v holds %d elements, the input has %d", in.Shape, want, got)
+		return nil, nil, fmt.Errorf("shape %s holds %d elements, the input has %d", shape64String(in.Shape), want, got)
 	}
 	if err := v2CheckRange(in); err != nil {
 		return nil, nil, err
@@ -386,7 +389,7 @@ func v2FromContents(in *V2Input, c *v2proto.InferTensorContents) error {
 		return fmt.Errorf("unknown datatype %q", in.Datatype)
 	}
 	if got != want {
-		return fmt.Errorf("shape %v holds %d elements, the %s contents have %d", in.Shape, want, in.Datatype, got)
+		return fmt.Errorf("shape %s holds %d elements, the %s contents have %d", shape64String(in.Shape), want, in.Datatype, got)
 	}
 	return nil
 }
@@ -411,12 +414,12 @@ func v2FromRaw(in *V2Input, b []byte) error {
 			b = b[4+n:]
 		}
 		if len(in.Bytes) != want {
-			return fmt.Errorf("shape %v holds %d elements, the raw contents have %d", in.Shape, want, len(in.Bytes))
+			return fmt.Errorf("shape %s holds %d elements, the raw contents have %d", shape64String(in.Shape), want, len(in.Bytes))
 		}
 		return nil
 	}
 	if len(b) != want*el.size {
-		return fmt.Errorf("shape %v of %s needs %d raw bytes, got %d", in.Shape, in.Datatype, want*el.size, len(b))
+		return fmt.Errorf("shape %s of %s needs %d raw bytes, got %d", shape64String(in.Shape), in.Datatype, want*el.size, len(b))
 	}
 	for i := 0; i < len(b); i += el.size {
 		e := b[i : i+el.size]

@@ -189,7 +189,7 @@ func TestV2ConversionErrorsNameTheInput(t *testing.T) {
 		raw  bool
 		want string
 	}{
-		{V2Input{Name: "x", Datatype: "FP32", Shape: []int64{2, 2}, Floats: []float64{1, 2, 3}}, false, `input "x": shape [2 2] holds 4 elements, the input has 3`},
+		{V2Input{Name: "x", Datatype: "FP32", Shape: []int64{2, 2}, Floats: []float64{1, 2, 3}}, false, `input "x": shape [2, 2] holds 4 elements, the input has 3`},
 		{V2Input{Name: "s", Datatype: "INT8", Shape: []int64{1}, Ints: []int64{128}}, true, `input "s": element 0, 128, does not fit in INT8`},
 		{V2Input{Name: "u", Datatype: "UINT32", Shape: []int64{1}, Uints: []uint64{1 << 32}}, false, `input "u": element 0, 4294967296, does not fit in UINT32`},
 		{V2Input{Name: "f", Datatype: "FP32", Shape: []int64{1}, Floats: []float64{1e39}}, false, `input "f": element 0, 1e+39, does not fit in FP32`},
@@ -319,4 +319,18 @@ func hasNaN(vs []float64) bool {
 		}
 	}
 	return false
+}
+
+// The receiving side of gRPC refuses a shape whose count overflows instead
+// of comparing a wrapped count, and prints shapes as the JSON side does.
+func TestV2InputsFromProtoShapeOverflow(t *testing.T) {
+	for _, shape := range [][]int64{{1 << 62, 4}, {math.MaxInt64, math.MaxInt64}, {1 << 40, 1 << 40, 0, 1 << 40}} {
+		req := &v2proto.ModelInferRequest{Inputs: []*v2proto.ModelInferRequest_InferInputTensor{{
+			Name: "x", Datatype: "FP32", Shape: shape, Contents: &v2proto.InferTensorContents{Fp32Contents: []float32{1}},
+		}}}
+		_, err := V2InputsFromProto(req)
+		if err == nil || !strings.Contains(err.Error(), "shape "+ShapeString(shape)) {
+			t.Errorf("shape %v: err = %v", shape, err)
+		}
+	}
 }

@@ -31,7 +31,8 @@ func (r *V2Request) RenderJSON() ([]byte, error) {
 // every input's raw tensor in input order (little-endian, row-major; BOOL
 // one byte; BYTES elements each after a 4-byte little-endian length; FP16
 // and BF16 converted from the values). Every requested output is asked for
-// as binary. headerLen is the value of the Inference-Header-Content-Length
+// as binary; with none named, the request asks for every output in binary
+// ("binary_data_output": true). headerLen is the value of the Inference-Header-Content-Length
 // header.
 func (r *V2Request) RenderBinary() (body []byte, headerLen int, err error) {
 	body, err = r.render(true)
@@ -113,17 +114,39 @@ func (r *V2Request) render(binary bool) ([]byte, error) {
 			}
 			b = append(b, `{"name":`...)
 			b = appendJSONString(b, o.Name)
+			params := o.Parameters
 			if o.Binary || binary {
-				b = append(b, `,"parameters":{"binary_data":true}`...)
+				params = make(map[string]any, len(o.Parameters)+1)
+				for k, v := range o.Parameters {
+					params[k] = v
+				}
+				params["binary_data"] = true
+			}
+			if len(params) > 0 {
+				b = append(b, `,"parameters":`...)
+				var err error
+				if b, err = appendV2Params(b, params); err != nil {
+					return nil, fmt.Errorf("output %q: %w", o.Name, err)
+				}
 			}
 			b = append(b, '}')
 		}
 		b = append(b, ']')
 	}
-	if len(r.Parameters) > 0 {
+	params := r.Parameters
+	if binary && len(r.Outputs) == 0 {
+		// With no outputs named, the server returns all of them, in
+		// binary only when the request says so (as tritonclient does).
+		params = make(map[string]any, len(r.Parameters)+1)
+		for k, v := range r.Parameters {
+			params[k] = v
+		}
+		params["binary_data_output"] = true
+	}
+	if len(params) > 0 {
 		b = append(b, `,"parameters":`...)
 		var err error
-		if b, err = appendV2Params(b, r.Parameters); err != nil {
+		if b, err = appendV2Params(b, params); err != nil {
 			return nil, fmt.Errorf("the request's parameters: %w", err)
 		}
 	}

@@ -368,6 +368,9 @@ func comparabilityNotes(base, next *Result) []string {
 	if b, n := base.Transport, next.Transport; b != "" && n != "" && b != n {
 		notes = append(notes, fmt.Sprintf("the transports differ (base %s, new %s): so does the latency the protocol itself adds", b, n))
 	}
+	if b, n := ProtocolOf(base), ProtocolOf(next); b != n {
+		notes = append(notes, fmt.Sprintf("the protocols differ (base %s, new %s): each encodes and decodes the tensors its own way, on the client and on the server", b, n))
+	}
 	if b, n := base.Client.Engine, next.Client.Engine; b != "" && n != "" && b != n {
 		notes = append(notes, fmt.Sprintf("the REST engines differ (base %s, new %s): so does the client's own share of the latency", b, n))
 	}

@@ -95,6 +95,7 @@ func Merge(results []*Result, sources []string) (*Result, []string, error) {
 	}
 	out.Target = sameOrMixed(results, func(r *Result) string { return r.Target })
 	out.Transport = sameOrMixed(results, func(r *Result) string { return r.Transport })
+	out.Protocol = sameOrMixed(results, ProtocolOf)
 	out.Client.Engine = sameOrMixed(results, func(r *Result) string { return r.Client.Engine }) // "" for gRPC
 	if out.Client.Engine == mixed {
 		out.Client.Engine = sameOrMixed(restOnly(results), func(r *Result) string { return r.Client.Engine })
@@ -200,7 +201,7 @@ func Merge(results []*Result, sources []string) (*Result, []string, error) {
 		notes = append(notes, fmt.Sprintf("%d seconds of the merged series have no p50/p99: a run whose result keeps no per-second histograms (version 2) shares them with another", inexact))
 	}
 	var differ []string
-	for _, field := range []struct{ name, value string }{{"transport", out.Transport}, {"target", out.Target}, {"REST engine", out.Client.Engine}} {
+	for _, field := range []struct{ name, value string }{{"transport", out.Transport}, {"protocol", out.Protocol}, {"target", out.Target}, {"REST engine", out.Client.Engine}} {
 		if field.value == mixed {
 			differ = append(differ, field.name)
 		}
@@ -285,7 +286,7 @@ func mergeConfig(results []*Result) map[string]any {
 func mergedInput(r *Result, src string) MergedInput {
 	in := MergedInput{
 		File: src, Version: r.Version, Tool: r.Tool, Host: r.Host,
-		StartedAt: r.StartedAt, Target: r.Target, Transport: r.Transport, Engine: r.Client.Engine,
+		StartedAt: r.StartedAt, Target: r.Target, Transport: r.Transport, Protocol: ProtocolOf(r), Engine: r.Client.Engine,
 		Config: r.Config, Requests: r.Requests, ThroughputRPS: r.ThroughputRPS, Profile: r.Profile,
 	}
 	if wu := r.Phases.Warmup; wu.End > wu.Start {
@@ -478,7 +479,7 @@ func writeMergedInputs(w io.Writer, r *Result, from string) {
 		if in.Host != nil && in.Host.Name != "" {
 			host = " on " + in.Host.Name
 		}
-		fmt.Fprintf(w, "  %-*s  %s %s%s; started %s%s: %d requests, %.1f req/s\n", width, in.File, strings.ToUpper(in.Transport), in.Target,
+		fmt.Fprintf(w, "  %-*s  %s %s%s; started %s%s: %d requests, %.1f req/s\n", width, in.File, strings.ToUpper(in.Transport), headingTarget(in.Target, in.Protocol),
 			level, in.StartedAt.UTC().Format("15:04:05.000"), host, in.Requests, in.ThroughputRPS)
 	}
 }

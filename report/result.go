@@ -36,12 +36,16 @@ const ResultVersion = 3
 // Result is a finished (or interrupted) run, as written to result.json.
 // Other tools read this file: keys are only ever added.
 type Result struct {
-	Version       int               `json:"version"`
-	Tool          string            `json:"tool"`
-	Config        map[string]any    `json:"config"`
-	StartedAt     time.Time         `json:"started_at"`
-	Target        string            `json:"target"`
-	Transport     string            `json:"transport"`
+	Version   int            `json:"version"`
+	Tool      string         `json:"tool"`
+	Config    map[string]any `json:"config"`
+	StartedAt time.Time      `json:"started_at"`
+	Target    string         `json:"target"`
+	Transport string         `json:"transport"`
+	// Protocol is the model server protocol and its tensor encoding (see
+	// the Protocol constants); "" in results that predate it, which were
+	// all TF Serving's (ProtocolOf).
+	Protocol      string            `json:"protocol,omitempty"`
 	Loop          string            `json:"loop"`                  // "open" or "closed"
 	LatencyFrom   string            `json:"latency_measured_from"` // "intended_send" or "send"
 	Phases        Phases            `json:"phases"`
@@ -174,6 +178,7 @@ type MergedInput struct {
 	FinishedAt    *time.Time     `json:"finished_at,omitempty"`
 	Target        string         `json:"target"`
 	Transport     string         `json:"transport"`
+	Protocol      string         `json:"protocol,omitempty"`
 	Engine        string         `json:"engine,omitempty"`
 	Config        map[string]any `json:"config"`
 	Requests      int64          `json:"requests"`
@@ -595,4 +600,47 @@ func SortedKeys(m map[string]int64) []string {
 		return keys[i] < keys[j]
 	})
 	return keys
+}
+
+// The values of Result.Protocol: TF Serving's protocol, or the Open
+// Inference Protocol (KServe V2) with its tensor encoding.
+const (
+	ProtocolTF       = "tf"        // TF Serving's REST predict or gRPC PredictionService
+	ProtocolV2       = "v2"        // V2 with JSON tensors (REST) or typed contents (gRPC)
+	ProtocolV2Binary = "v2-binary" // V2 REST with the binary tensor extension
+	ProtocolV2Raw    = "v2-raw"    // V2 gRPC with raw_input_contents
+)
+
+// ProtocolOf is r's protocol: a result that does not say predates the V2
+// protocol and ran TF Serving's.
+func ProtocolOf(r *Result) string {
+	if r.Protocol == "" {
+		return ProtocolTF
+	}
+	return r.Protocol
+}
+
+// protocolWords is how a heading names a V2 protocol: " (V2)",
+// " (V2, binary)", " (V2, raw)"; "" for TF Serving's.
+func protocolWords(protocol string) string {
+	switch protocol {
+	case ProtocolV2:
+		return " (V2)"
+	case ProtocolV2Binary:
+		return " (V2, binary)"
+	case ProtocolV2Raw:
+		return " (V2, raw)"
+	case "", ProtocolTF:
+		return ""
+	}
+	return " (" + protocol + ")"
+}
+
+// headingTarget is the target as a heading shows it, with its protocol.
+// A V2 gRPC target's name already ends in " (V2)".
+func headingTarget(target, protocol string) string {
+	if w := protocolWords(protocol); w != "" {
+		return strings.TrimSuffix(target, " (V2)") + w
+	}
+	return target
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -137,6 +138,9 @@ func (p *predictionService) predict(ctx context.Context, req *tfproto.PredictReq
 			return nil, status.Errorf(codes.InvalidArgument, "inputs disagree on the batch size: %d and %d", batch, n)
 		}
 		if batch < 0 {
+			if err := checkBatch(int64(n), proto.Size(req)); err != nil {
+				return nil, status.Error(codes.InvalidArgument, err.Error())
+			}
 			batch, sums = n, make([]float64, n)
 		}
 		if n > 0 {

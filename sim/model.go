@@ -160,7 +160,7 @@ func (sig *Signature) inputNames() string {
 // predict computes the simulated model: for each example, the sum of its
 // numbers, byte lengths of its strings and true booleans, over all inputs.
 // The batch size is the first dimension of the inputs (1 for scalars).
-func predict(inputs []*payloads.Tensor) ([]float64, error) {
+func predict(inputs []*payloads.Tensor, requestBytes int) ([]float64, error) {
 	batch := -1
 	for _, t := range inputs {
 		n := 1
@@ -171,6 +171,9 @@ func predict(inputs []*payloads.Tensor) ([]float64, error) {
 			return nil, fmt.Errorf("inputs disagree on the batch size: %d and %d", batch, n)
 		}
 		batch = n
+	}
+	if err := checkBatch(int64(batch), requestBytes); err != nil {
+		return nil, err
 	}
 	out := make([]float64, batch)
 	for _, t := range inputs {
@@ -196,4 +199,15 @@ func predict(inputs []*payloads.Tensor) ([]float64, error) {
 		}
 	}
 	return out, nil
+}
+
+// checkBatch bounds the outputs the simulator allocates for one request by
+// the request's size. A declared shape is not evidence of data: a
+// zero-size tensor [2^40, 0] or a shape whose count overflows would
+// otherwise make the simulator allocate by what the request claims.
+func checkBatch(batch int64, requestBytes int) error {
+	if batch > int64(requestBytes) {
+		return fmt.Errorf("batch size %d is larger than the %d-byte request: the simulator answers at most one example per request byte", batch, requestBytes)
+	}
+	return nil
 }

@@ -704,7 +704,7 @@ func (s *Server) predict(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
-	out, err := predict(bound)
+	out, err := predict(bound, len(ctx.PostBody()))
 	if err != nil {
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return

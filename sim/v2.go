@@ -195,7 +195,7 @@ func (s *Server) v2Infer(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
-	out, err := predictV2(req.Inputs)
+	out, err := predictV2(req.Inputs, len(ctx.PostBody()))
 	if err != nil {
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
@@ -269,7 +269,7 @@ func (s *Server) writeV2Answer(ctx *fasthttp.RequestCtx, id, name string, out []
 // predictV2 is predict for V2 inputs: for each example (the first
 // dimension), the sum of its numbers, byte lengths of its strings and true
 // booleans, over all inputs.
-func predictV2(inputs []payloads.V2Input) ([]float64, error) {
+func predictV2(inputs []payloads.V2Input, requestBytes int) ([]float64, error) {
 	batch := int64(-1)
 	for _, in := range inputs {
 		n := int64(1)
@@ -280,6 +280,9 @@ func predictV2(inputs []payloads.V2Input) ([]float64, error) {
 			return nil, fmt.Errorf("inputs disagree on the batch size: %d and %d", batch, n)
 		}
 		batch = n
+	}
+	if err := checkBatch(batch, requestBytes); err != nil {
+		return nil, err
 	}
 	out := make([]float64, batch)
 	if batch == 0 {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // inferenceService is the simulator's Open Inference Protocol (KServe V2)
@@ -83,7 +84,7 @@ func (v *inferenceService) infer(ctx context.Context, req *v2proto.ModelInferReq
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	sums, err := s.cfg.Signature.v2Sums(inputs)
+	sums, err := s.cfg.Signature.v2Sums(inputs, proto.Size(req))
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -120,7 +121,7 @@ func (v *inferenceService) infer(ctx context.Context, req *v2proto.ModelInferReq
 // v2Sums checks V2 inputs against the signature (names, datatypes,
 // shapes, a common batch size) and returns the sum of each example's
 // values, the simulated model's output (string lengths for BYTES).
-func (sig *Signature) v2Sums(inputs []payloads.V2Input) ([]float64, error) {
+func (sig *Signature) v2Sums(inputs []payloads.V2Input, requestBytes int) ([]float64, error) {
 	if len(inputs) != len(sig.Inputs) {
 		names := make([]string, len(inputs))
 		for i, in := range inputs {
@@ -146,7 +147,7 @@ func (sig *Signature) v2Sums(inputs []payloads.V2Input) ([]float64, error) {
 				ok = spec.Shape[j] < 0 || spec.Shape[j] == in.Shape[j]
 			}
 			if !ok {
-				return nil, fmt.Errorf("input '%s': shape %v does not match the model's %v", in.Name, in.Shape, spec.Shape)
+				return nil, fmt.Errorf("input '%s': shape %s does not match the model's %s", in.Name, payloads.ShapeString(in.Shape), payloads.ShapeString(spec.Shape))
 			}
 		}
 		values := v2FloatValues(in)
@@ -158,6 +159,9 @@ func (sig *Signature) v2Sums(inputs []payloads.V2Input) ([]float64, error) {
 			return nil, fmt.Errorf("inputs disagree on the batch size: %d and %d", batch, n)
 		}
 		if batch < 0 {
+			if err := checkBatch(int64(n), requestBytes); err != nil {
+				return nil, err
+			}
 			batch, sums = n, make([]float64, n)
 		}
 		if n > 0 {

@@ -121,7 +121,7 @@ func TestV2GRPCModelInferAnswersTypedAndRawLikePredict(t *testing.T) {
 		{&v2proto.ModelInferRequest{ModelName: "test_model", ModelVersion: "7"}, codes.NotFound, "version 7"},
 		{v2Infer(t, &payloads.V2Request{Inputs: r.Inputs[:2]}, false), codes.InvalidArgument, "expected 3 inputs but got 2"},
 		{v2Infer(t, &payloads.V2Request{Inputs: []payloads.V2Input{r.Inputs[0], r.Inputs[1], {Name: "text", Datatype: "FP32", Shape: []int64{2}, Floats: []float64{1, 2}}}}, false), codes.InvalidArgument, "datatype FP32, the model wants BYTES"},
-		{v2Infer(t, &payloads.V2Request{Inputs: []payloads.V2Input{{Name: "x", Datatype: "FP32", Shape: []int64{1, 3}, Floats: []float64{1, 2, 3}}, r.Inputs[1], r.Inputs[2]}}, true), codes.InvalidArgument, "shape [1 3] does not match the model's [-1 2]"},
+		{v2Infer(t, &payloads.V2Request{Inputs: []payloads.V2Input{{Name: "x", Datatype: "FP32", Shape: []int64{1, 3}, Floats: []float64{1, 2, 3}}, r.Inputs[1], r.Inputs[2]}}, true), codes.InvalidArgument, "shape [1, 3] does not match the model's [-1, 2]"},
 		{v2Infer(t, &payloads.V2Request{Inputs: []payloads.V2Input{{Name: "z", Datatype: "FP32", Shape: []int64{1}, Floats: []float64{1}}, r.Inputs[1], r.Inputs[2]}}, false), codes.InvalidArgument, "unexpected inference input 'z'"},
 		{v2Infer(t, &payloads.V2Request{Inputs: r.Inputs, Outputs: []payloads.V2Output{{Name: "nope"}}}, false), codes.InvalidArgument, "unexpected inference output 'nope'"},
 		{&v2proto.ModelInferRequest{ModelName: "test_model", Inputs: []*v2proto.ModelInferRequest_InferInputTensor{{Name: "x", Datatype: "FP32", Shape: []int64{1, 2}}},

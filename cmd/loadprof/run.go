@@ -228,7 +228,7 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 	if err != nil {
 		return nil, err
 	}
-	if err := f.checkTargetAndData(); err != nil {
+	if err := f.checkTargetAndData(fs); err != nil {
 		return nil, err
 	}
 	var hs []load.Header
@@ -341,7 +341,7 @@ func (f *runFlags) checkRanges() error {
 	)
 }
 
-func (f *runFlags) checkTargetAndData() error {
+func (f *runFlags) checkTargetAndData(fs *pflag.FlagSet) error {
 	if (*f.url == "") == (*f.grpcAddr == "") {
 		return errors.New("give one target, --url (REST) or --grpc HOST:PORT (see 'loadprof run --help')")
 	}
@@ -350,6 +350,23 @@ func (f *runFlags) checkTargetAndData() error {
 	}
 	if *f.url != "" && *f.protocol != bench.ProtocolTFServing {
 		return fmt.Errorf("--protocol %s is for --grpc: over REST the URL's path says the protocol (/v1/models/NAME:predict or /v2/models/NAME/infer)", *f.protocol)
+	}
+	// Flags that would do nothing with the target are refused rather than
+	// silently ignored: the run would not be the one asked for.
+	var idle []string
+	if *f.url != "" {
+		for _, name := range []string{"model", "model-version", "model-label", "signature", "tensor-content"} {
+			// --model also picks the model of --metrics' series.
+			if fs.Changed(name) && (name != "model" || len(*f.metrics) == 0) {
+				idle = append(idle, "--"+name)
+			}
+		}
+		if len(idle) > 0 {
+			return fmt.Errorf("%s: not used with --url, whose path names the model and version (%s, %s); they are for --grpc", strings.Join(idle, ", "), "/v1/models/NAME[/versions/V]:predict", "/v2/models/NAME[/versions/V]/infer")
+		}
+	}
+	if *f.grpcAddr != "" && *f.v2Binary {
+		return errors.New("--v2-binary: not used with --grpc, whose V2 tensors are typed contents or, with --tensor-content, raw_input_contents; it is for a V2 --url")
 	}
 	return nil
 }

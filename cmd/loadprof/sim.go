@@ -38,8 +38,8 @@ type simFlags struct {
 }
 
 func (s *simFlags) register(fs *pflag.FlagSet, restDefault, grpcDefault string) {
-	fs.StringVar(&s.restAddr, "rest", restDefault, "REST listen address (TF Serving's --rest_api_port); empty for none")
-	fs.StringVar(&s.grpcAddr, "grpc", grpcDefault, "gRPC listen address (TF Serving's --port); empty for none")
+	fs.StringVar(&s.restAddr, "rest", restDefault, "REST listen address (TF Serving's --rest_api_port; V2 REST too); empty for none")
+	fs.StringVar(&s.grpcAddr, "grpc", grpcDefault, "gRPC listen address (TF Serving's --port; V2 GRPCInferenceService too); empty for none")
 	fs.StringVar(&s.model, "model", "test_model", "model name")
 	fs.StringVar(&s.signatureName, "signature", "serving_default", "signature name")
 	fs.StringArrayVar(&s.inputs, "input", nil, "signature input NAME:TYPE[:DIMS], e.g. x:float:-1,4 or text:string:-1 (repeatable; default x:float:-1,4)")
@@ -128,7 +128,7 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var flags simFlags
 	flags.register(fs, "127.0.0.1:8501", "127.0.0.1:8500")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: loadprof sim [flags]\n\nA simulated TensorFlow Serving model server on loopback, for demos and tests.\nIt is not TensorFlow Serving.\n\nFlags:\n%s", fs.FlagUsages())
+		fmt.Fprintf(fs.Output(), "Usage: loadprof sim [flags]\n\nA simulated model server on loopback, for demos and tests. It speaks TF Serving's\nprotocol (REST /v1/models/NAME:predict, gRPC PredictionService) and the Open\nInference Protocol, KServe V2 (REST /v2/models/NAME/infer with the binary tensor\nextension, gRPC inference.GRPCInferenceService), on the same two ports, with the\nsame latency, stall and error options. It is not TensorFlow Serving or Triton.\n\nFlags:\n%s", fs.FlagUsages())
 	}
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code

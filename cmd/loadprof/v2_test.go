@@ -39,6 +39,7 @@ func TestV2BadInputNamesFlagsAndFiles(t *testing.T) {
 	good := writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`)
 	wide := writeFile(t, "wide.json", `{"instances": [[1, 2, 3]]}`)
 	v2 := writeFile(t, "v2.json", `{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}`)
+	overflow := writeFile(t, "overflow.json", `{"inputs": [{"name": "x", "shape": [4611686018427387904, 4], "datatype": "FP32", "data": []}]}`)
 	cases := []struct {
 		args []string
 		want string
@@ -46,6 +47,13 @@ func TestV2BadInputNamesFlagsAndFiles(t *testing.T) {
 		{[]string{"run", "--url", srv.PredictURL(), "--data", good, "--rate", "10", "--v2-binary"}, "--v2-binary needs a V2 target: --url http://HOST:PORT/v2/models/NAME/infer"},
 		{[]string{"run", "--url", srv.V2InferURL(), "--data", wide, "--rate", "10"}, `wide.json: model "test_model": input "x": dimension 1 is 3, the model wants 4`},
 		{[]string{"run", "--url", srv.PredictURL(), "--data", v2, "--rate", "10"}, "v2.json: a V2 (Open Inference Protocol) infer body"},
+		{[]string{"run", "--url", srv.V2InferURL(), "--data", good, "--rate", "10", "--tensor-content"}, "--tensor-content: not used with --url, whose path names the model and version"},
+		{[]string{"run", "--url", srv.PredictURL(), "--data", good, "--rate", "10", "--model", "m", "--model-version", "2", "--signature", "s"}, "--model, --model-version, --signature: not used with --url, whose path names the model and version (/v1/models/NAME[/versions/V]:predict, /v2/models/NAME[/versions/V]/infer); they are for --grpc"},
+		{[]string{"run", "--url", srv.V2InferURL(), "--data", good, "--rate", "10", "--model", "m"}, "--model: not used with --url"},
+		{[]string{"run", "--grpc", srv.GRPCAddr(), "--protocol", "v2", "--model", "test_model", "--data", good, "--rate", "10", "--v2-binary"}, "--v2-binary: not used with --grpc"},
+		{[]string{"run", "--url", srv.V2InferURL() + "/", "--data", good, "--rate", "10"}, "--url " + srv.V2InferURL() + "/: /v2/models/test_model/infer/ is not a V2 infer path (it does not end in /infer): a V2 infer URL is http://HOST:PORT[/PREFIX]/v2/models/NAME[/versions/VERSION]/infer"},
+		{[]string{"run", "--url", srv.V2InferURL(), "--data", overflow, "--rate", "10"}, `overflow.json: line 1: input "x": shape [4611686018427387904, 4] holds more elements than an int64 counts`},
+		{[]string{"run", "--grpc", srv.GRPCAddr(), "--protocol", "v2", "--model", "test_model", "--data", overflow, "--rate", "10"}, `overflow.json: line 1: input "x": shape [4611686018427387904, 4] holds more elements than an int64 counts`},
 	}
 	for _, c := range cases {
 		code, _, stderr := loadprof(t, c.args...)
@@ -78,4 +86,14 @@ func TestSimPrintsItsV2InferURL(t *testing.T) {
 		}
 	}
 	t.Fatal("no V2 REST infer line")
+}
+
+func TestSimHelpNamesItsV2Service(t *testing.T) {
+	code, stdout, stderr := loadprof(t, "sim", "--help")
+	help := stdout + stderr
+	for _, want := range []string{"KServe V2", "/v2/models/NAME/infer", "inference.GRPCInferenceService"} {
+		if code != 0 || !strings.Contains(help, want) {
+			t.Errorf("exit %d, no %q in\n%s", code, want, help)
+		}
+	}
 }

@@ -1,0 +1,58 @@
+package report
+
+import (
+	"strings"
+	"testing"
+)
+
+// A run's protocol reaches its summary heading, a comparison of runs of
+// different protocols notes it, and a merge keeps each run's.
+func TestProtocolInHeadingCompareAndMerge(t *testing.T) {
+	for _, c := range []struct{ transport, target, protocol, want string }{
+		{"rest", "http://h:8000/v2/models/m/infer", ProtocolV2, "loadprof run: REST http://h:8000/v2/models/m/infer (V2) ("},
+		{"rest", "http://h:8000/v2/models/m/infer", ProtocolV2Binary, "loadprof run: REST http://h:8000/v2/models/m/infer (V2, binary) ("},
+		{"grpc", "grpc://h:8001 model m (V2)", ProtocolV2, "loadprof run: GRPC grpc://h:8001 model m (V2) ("},
+		{"grpc", "grpc://h:8001 model m (V2)", ProtocolV2Raw, "loadprof run: GRPC grpc://h:8001 model m (V2, raw) ("},
+		{"rest", "http://h:8501/v1/models/m:predict", ProtocolTF, "loadprof run: REST http://h:8501/v1/models/m:predict ("},
+		{"rest", "http://h:8501/v1/models/m:predict", "", "loadprof run: REST http://h:8501/v1/models/m:predict ("},
+	} {
+		r := crafted(t, 100, 10, 10, 0)
+		r.Transport, r.Target, r.Protocol = c.transport, c.target, c.protocol
+		var out strings.Builder
+		WriteSummary(&out, r)
+		if first, _, _ := strings.Cut(out.String(), "\n"); !strings.HasPrefix(first, c.want) {
+			t.Errorf("protocol %q: heading %q, want it to start %q", c.protocol, first, c.want)
+		}
+	}
+
+	base, next := crafted(t, 1000, 100, 100, 0), crafted(t, 1000, 100, 100, 0)
+	for _, r := range []*Result{base, next} {
+		r.Loop, r.Transport, r.Config = "closed", "rest", map[string]any{"concurrency": "4"}
+	}
+	// A result without the field ran TF Serving's protocol.
+	next.Protocol = ProtocolTF
+	if notes := comparabilityNotes(base, next); len(notes) != 0 {
+		t.Fatalf("tf and a result without protocol: notes %q", notes)
+	}
+	next.Protocol = ProtocolV2
+	notes := strings.Join(comparabilityNotes(base, next), "|")
+	if !strings.Contains(notes, "the protocols differ (base tf, new v2)") {
+		t.Fatalf("tf and v2 compared: notes %q", notes)
+	}
+
+	merged, mergeNotes, err := Merge([]*Result{base, next}, []string{"a.json", "b.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if merged.Protocol != mixed || merged.MergedFrom[0].Protocol != ProtocolTF || merged.MergedFrom[1].Protocol != ProtocolV2 {
+		t.Fatalf("merged protocol %q, inputs %q %q", merged.Protocol, merged.MergedFrom[0].Protocol, merged.MergedFrom[1].Protocol)
+	}
+	if !strings.Contains(strings.Join(mergeNotes, "|"), "differ in protocol") {
+		t.Fatalf("merge notes %q", mergeNotes)
+	}
+	var out strings.Builder
+	WriteSummary(&out, merged)
+	if !strings.Contains(out.String(), "b.json") || !strings.Contains(out.String(), "(V2)") {
+		t.Fatalf("merged summary:\n%s", out.String())
+	}
+}
