@@ -500,3 +500,37 @@ func TestEveryRunSettingReachesTheWorkersOrStaysOnPurpose(t *testing.T) {
 		t.Errorf("the worker's run lost settings: V2Binary %v, protocol %q, tensor content %v, url %q", cfg.V2Binary, cfg.GRPC.Protocol, cfg.GRPC.TensorContent, cfg.URL)
 	}
 }
+
+// A worker stopped on its own machine (Ctrl-C there) did not run its
+// share: the coordinator says so (exit 5), and the merged throughput is
+// the requests over the merged span, not the workers' paces added.
+func TestWorkerInterruptedOnItsOwnIsMissingAndThroughputIsNotOverstated(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	cfg := Config{Run: runConfig(t, srv, 100, 3*time.Second), Workers: 2, Listener: ln, Token: testToken,
+		StartDelay: 200 * time.Millisecond, HeartbeatEvery: 100 * time.Millisecond}
+	whole := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	early := startWorkers(ctx, t, ln.Addr().String(), testToken, 1)
+	go func() {
+		for srv.Predicts() < 30 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+	}()
+	res, err := Coordinate(context.Background(), cfg)
+	whole()
+	early()
+	var we *WorkersError
+	if !errors.As(err, &we) || len(we.Missing) != 1 || we.Missing[0].Status != report.WorkerInterrupted {
+		t.Fatalf("err %v, want the worker interrupted on its own reported missing", err)
+	}
+	if res == nil {
+		t.Fatal("no merged result")
+	}
+	span := res.Phases.Steady.End - res.Phases.Steady.Start
+	if span <= 0 || res.ThroughputRPS > float64(res.Requests)/span*1.001 {
+		t.Errorf("merged throughput %.1f req/s, more than its %d requests over the merged steady span %.2f s", res.ThroughputRPS, res.Requests, span)
+	}
+}

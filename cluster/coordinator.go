@@ -795,7 +795,10 @@ func (c *coordinator) merge(run bench.Config, win *coordWindow) (*report.Result,
 			results = append(results, wk.result)
 			sources = append(sources, fmt.Sprintf("worker-%d", wk.rep.Index))
 		}
-		if wk.rep.Status != report.WorkerOK && wk.rep.Status != report.WorkerInterrupted {
+		// A worker stopped early by anything but the coordinator's own
+		// interrupt (Ctrl-C on its machine) did not run its share: the
+		// result lacks part of the load asked for.
+		if wk.rep.Status != report.WorkerOK && (wk.rep.Status != report.WorkerInterrupted || !c.stop) {
 			missing = append(missing, wk.rep)
 		}
 	}
