@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -532,5 +535,39 @@ func TestWorkerInterruptedOnItsOwnIsMissingAndThroughputIsNotOverstated(t *testi
 	span := res.Phases.Steady.End - res.Phases.Steady.Start
 	if span <= 0 || res.ThroughputRPS > float64(res.Requests)/span*1.001 {
 		t.Errorf("merged throughput %.1f req/s, more than its %d requests over the merged steady span %.2f s", res.ThroughputRPS, res.Requests, span)
+	}
+}
+
+// A worker whose join reply arrives after the common start begins late:
+// the coordinator tells from the start the worker reports, counts it as
+// late and the run as lacking a worker.
+func TestWorkerWhoseJoinReplyComesLateIsReportedLate(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	cfg := Config{Run: runConfig(t, srv, 60, 2*time.Second), Workers: 2, Listener: ln, Token: testToken,
+		StartDelay: 200 * time.Millisecond, HeartbeatEvery: 100 * time.Millisecond}
+	// The second worker reaches the coordinator through a proxy that
+	// holds the join reply for a second: a slow link.
+	target, _ := url.Parse("http://" + ln.Addr().String())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(r *http.Response) error {
+		if r.Request.URL.Path == pathJoin {
+			time.Sleep(time.Second)
+		}
+		return nil
+	}
+	slow := httptest.NewServer(proxy)
+	defer slow.Close()
+	fast := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 1)
+	late := startWorkers(context.Background(), t, slow.URL, testToken, 1)
+	res, err := Coordinate(context.Background(), cfg)
+	fast()
+	late()
+	var we *WorkersError
+	if !errors.As(err, &we) || len(we.Missing) != 1 || we.Missing[0].Status != report.WorkerLate {
+		t.Fatalf("err %v, want the late worker reported late", err)
+	}
+	if res == nil || len(res.Workers) != 2 {
+		t.Fatalf("result %+v", res)
 	}
 }

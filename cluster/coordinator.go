@@ -52,6 +52,10 @@ type Config struct {
 	// as lost (defaults when 0).
 	HeartbeatEvery time.Duration
 	LostAfter      time.Duration
+	// LateAfter is how long after the common start a worker may begin
+	// (beyond its clock's uncertainty) before it counts as late
+	// (DefaultLateAfter when 0).
+	LateAfter time.Duration
 	// Log gets one line per event of the workers (joined, lost, done);
 	// nil for none.
 	Log io.Writer
@@ -69,6 +73,7 @@ const (
 	DefaultStartDelay     = 2 * time.Second
 	DefaultHeartbeat      = 500 * time.Millisecond
 	DefaultLostAfter      = 10 * time.Second
+	DefaultLateAfter      = 250 * time.Millisecond
 )
 
 // WorkersError says that the result lacks workers asked for: some did
@@ -91,17 +96,18 @@ func (e *WorkersError) Error() string {
 
 // worker is one worker as the coordinator tracks it.
 type worker struct {
-	rep      report.WorkerReport
-	offset   time.Duration
-	lastSeen time.Time
-	reply    *joinReply
-	result   *report.Result
-	events   []profile.ClientEvent
-	trunc    bool
-	done     bool                // sent its result, or failed, or lost (this round)
-	gone     bool                // lost in an earlier round: no later round waits for it
-	released bool                // told there is no further round
-	base     report.WorkerReport // what stays from round to round (name, clock)
+	rep         report.WorkerReport
+	offset      time.Duration
+	uncertainty time.Duration
+	lastSeen    time.Time
+	reply       *joinReply
+	result      *report.Result
+	events      []profile.ClientEvent
+	trunc       bool
+	done        bool                // sent its result, or failed, or lost (this round)
+	gone        bool                // lost in an earlier round: no later round waits for it
+	released    bool                // told there is no further round
+	base        report.WorkerReport // what stays from round to round (name, clock)
 }
 
 type coordinator struct {
@@ -303,6 +309,7 @@ func newCoordinator(cfg Config) (*coordinator, error) {
 	def(&cfg.StartDelay, DefaultStartDelay)
 	def(&cfg.HeartbeatEvery, DefaultHeartbeat)
 	def(&cfg.LostAfter, DefaultLostAfter)
+	def(&cfg.LateAfter, DefaultLateAfter)
 	spec, count, err := specOf(cfg.Run)
 	if err != nil {
 		return nil, err
@@ -396,7 +403,7 @@ func (c *coordinator) join(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	wk := &worker{offset: time.Duration(req.OffsetNs), rep: report.WorkerReport{
+	wk := &worker{offset: time.Duration(req.OffsetNs), uncertainty: time.Duration(req.UncertaintyNs).Abs(), rep: report.WorkerReport{
 		Name: req.Name, Host: host,
 		ClockOffsetMs: float64(req.OffsetNs) / 1e6, ClockUncertaintyMs: float64(req.UncertaintyNs) / 1e6,
 	}}
@@ -628,9 +635,21 @@ func (c *coordinator) result(w http.ResponseWriter, r *http.Request) {
 		}
 		wk.rep.Error = rr.Error
 		wk.events, wk.trunc = eventsFromWire(rr.Events, shift), rr.Truncated
+		if rr.BeganNs != 0 {
+			began := time.Unix(0, rr.BeganNs).Add(shift)
+			if late := began.Sub(c.startAt); late > c.cfg.LateAfter+wk.uncertainty {
+				// Its share ran on a span of its own: the window saw
+				// less of the combined load than planned.
+				wk.rep.Status = report.WorkerLate
+				wk.rep.Error = fmt.Sprintf("began %v after the common start (its join reply came late); its requests are in the result", late.Round(time.Millisecond))
+			}
+		}
 	}
-	status, index := wk.rep.Status, wk.rep.Index
+	status, index, name, errText := wk.rep.Status, wk.rep.Index, wk.rep.Name, wk.rep.Error
 	c.mu.Unlock()
+	if status == report.WorkerLate {
+		c.logf("warning: worker %d (%s) %s", index, name, errText)
+	}
 	c.logf("worker %d done: %s", index, status)
 	writeJSON(w, http.StatusOK, struct{}{})
 	c.signal()

@@ -90,6 +90,10 @@ type resultReport struct {
 	// its own clock, for the trace's client plane.
 	Events    []clientEvent `json:"events,omitempty"`
 	Truncated bool          `json:"truncated,omitempty"`
+	// BeganNs is when the worker began its share (Unix ns, its own
+	// clock): the common start, or later when the reply that gave it
+	// came after it. 0 when it did not begin.
+	BeganNs int64 `json:"began_ns,omitempty"`
 }
 
 // clientEvent is profile.ClientEvent in Unix ns, compact on the wire.

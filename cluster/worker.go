@@ -193,6 +193,9 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 
 	// The common start, on this machine's clock.
 	start := reply.StartAt.Add(offset)
+	if late := time.Since(start); late > 0 {
+		logf("warning: the start time had passed %v before this worker was ready: it begins late (the coordinator counts it as late)", late.Round(time.Millisecond))
+	}
 	t := time.NewTimer(time.Until(start))
 	select {
 	case <-t.C:
@@ -200,6 +203,7 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 		t.Stop()
 		return c.report(ctx, resultReport{Round: reply.Round, Worker: reply.Worker, Error: "stopped before the start: " + context.Cause(runCtx).Error()}, reply.LostAfter)
 	}
+	began := time.Now()
 	run.Watch = func(p func() load.Progress) { live.read.Store(&p) }
 	res, runErr := bench.Run(runCtx, run)
 	final := heartbeat{Round: reply.Round, Worker: reply.Worker, Phase: "done"}
@@ -207,7 +211,7 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 		final.Requests, final.Errors = res.Requests, sumErrors(res.Errors)
 	}
 	live.final.Store(&final)
-	rr := resultReport{Round: reply.Round, Worker: reply.Worker, Result: res, Events: events, Truncated: truncated}
+	rr := resultReport{Round: reply.Round, Worker: reply.Worker, Result: res, Events: events, Truncated: truncated, BeganNs: began.UnixNano()}
 	if runErr != nil {
 		rr.Error = runErr.Error()
 	}
