@@ -571,3 +571,43 @@ func TestWorkerWhoseJoinReplyComesLateIsReportedLate(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 }
+
+// Many workers missing for one reason make one part of the line, not one
+// each; a single missing worker is named.
+func TestWorkersErrorSummarisesARunOfMissingWorkers(t *testing.T) {
+	missing := []report.WorkerReport{{Index: 1, Name: "pod-0", Status: report.WorkerLost, Error: "silent"}}
+	for i := 2; i <= 1000; i++ {
+		missing = append(missing, report.WorkerReport{Index: i, Status: report.WorkerNotJoined, Error: "did not join within 1m0s"})
+	}
+	got := (&WorkersError{Missing: missing}).Error()
+	want := "the result lacks worker 1 (pod-0) lost (silent), 999 workers not joined: 2..1000 (did not join within 1m0s)"
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+// The log counts in words ("1 worker"), names each worker, and the
+// progress stops once every worker is done.
+func TestCoordinatorLogSaysOneWorkerAndNoProgressAfterTheEnd(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	var log, progress strings.Builder
+	var mu sync.Mutex
+	cfg := Config{Run: runConfig(t, srv, 50, time.Second), Workers: 1, Listener: ln, Token: testToken, StartDelay: 100 * time.Millisecond,
+		HeartbeatEvery: 50 * time.Millisecond, Log: lockedWriter{&mu, &log}, Progress: lockedWriter{&mu, &progress}, ProgressEvery: time.Nanosecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 1)
+	if _, err := Coordinate(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	wait()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, want := range []string{"waiting for 1 worker on", "1 worker start at", "worker 1 (w1) done: ok"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
+	}
+	if strings.Contains(progress.String(), "0 workers running") || strings.Contains(log.String()+progress.String(), "1 workers") {
+		t.Errorf("progress or log:\n%s%s", log.String(), progress.String())
+	}
+}

@@ -66,6 +66,13 @@ type Config struct {
 	ProgressEvery time.Duration
 }
 
+// MaxWorkers is the most workers a run may have: a Kubernetes Indexed
+// Job's limit on completions, far beyond what one coordinator serves.
+const MaxWorkers = 100000
+
+// MaxWorkersWhy says where MaxWorkers comes from, for messages.
+const MaxWorkersWhy = " (a Kubernetes Indexed Job's limit)"
+
 // Defaults of Config.
 const (
 	DefaultJoinTimeout    = 2 * time.Minute
@@ -84,12 +91,31 @@ type WorkersError struct {
 }
 
 func (e *WorkersError) Error() string {
-	parts := make([]string, len(e.Missing))
-	for i, w := range e.Missing {
-		parts[i] = fmt.Sprintf("worker %d %s", w.Index, strings.ReplaceAll(w.Status, "_", " "))
-		if w.Error != "" {
-			parts[i] += " (" + w.Error + ")"
+	// Consecutive workers missing for the same reason make one part
+	// ("999 workers not joined: 2..1000"): a run that asked for many
+	// more than came stays one line.
+	var parts []string
+	for i := 0; i < len(e.Missing); {
+		w := e.Missing[i]
+		j := i + 1
+		for j < len(e.Missing) && e.Missing[j].Status == w.Status && e.Missing[j].Error == w.Error && e.Missing[j].Index == e.Missing[j-1].Index+1 {
+			j++
 		}
+		status := strings.ReplaceAll(w.Status, "_", " ")
+		var part string
+		switch {
+		case j-i == 1 && w.Name != "":
+			part = fmt.Sprintf("worker %d (%s) %s", w.Index, w.Name, status)
+		case j-i == 1:
+			part = fmt.Sprintf("worker %d %s", w.Index, status)
+		default:
+			part = fmt.Sprintf("%d workers %s: %d..%d", j-i, status, w.Index, e.Missing[j-1].Index)
+		}
+		if w.Error != "" {
+			part += " (" + w.Error + ")"
+		}
+		parts = append(parts, part)
+		i = j
 	}
 	return "the result lacks " + strings.Join(parts, ", ")
 }
@@ -165,7 +191,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 	c.srv = &http.Server{Handler: c.handler(), ReadHeaderTimeout: 10 * time.Second}
 	c.served = make(chan struct{})
 	go func() { defer close(c.served); _ = c.srv.Serve(cfg.Listener) }()
-	c.logf("waiting for %d workers on %s (join timeout %v)", cfg.Workers, cfg.Listener.Addr(), c.cfg.JoinTimeout)
+	c.logf("waiting for %s on %s (join timeout %v)", workersCount(cfg.Workers), cfg.Listener.Addr(), c.cfg.JoinTimeout)
 	if err := c.waitForJoins(ctx); err != nil {
 		c.shutdown()
 		return nil, err
@@ -278,26 +304,36 @@ func (c *coordinator) shutdown() {
 	<-c.served
 }
 
-func newCoordinator(cfg Config) (*coordinator, error) {
+// CheckShares reports why run cannot be shared by workers (too many or
+// too few of them for its load, settings that need one machine), before
+// any file is read: what `loadprof k8s` checks before it prints.
+func CheckShares(run bench.Config, workers int) error {
+	p := run.Plan
 	switch {
-	case cfg.Workers < 1:
-		return nil, setting.Invalid("cluster.Config.Workers", fmt.Sprint(cfg.Workers), "must be at least 1")
-	case cfg.Token == "":
-		return nil, setting.Errorf("cluster.Config.Token", "cluster.Config.Token: a coordinated run needs a shared token, so that no stray process can join")
-	case cfg.Run.IntervalLog != nil:
-		return nil, setting.Errorf("cluster.Config.Workers", "bench.Config.IntervalLog is one machine's stream; a coordinated run keeps every second's histogram in its result")
-	}
-	p := cfg.Run.Plan
-	if p.Concurrency > 0 && p.Concurrency < cfg.Workers {
-		return nil, setting.Errorf("cluster.Config.Workers", "load.Plan.Concurrency %d with cluster.Config.Workers %d: every worker needs at least one request in flight", p.Concurrency, cfg.Workers)
-	}
-	if p.Requests > 0 && p.Duration == 0 && p.Requests < int64(cfg.Workers) {
-		return nil, setting.Errorf("cluster.Config.Workers", "load.Plan.Requests %d with cluster.Config.Workers %d: every worker needs at least one request", p.Requests, cfg.Workers)
-	}
-	if cfg.Run.Profile != nil && p.WarmupRequests > 0 {
+	case workers < 1:
+		return setting.Invalid("cluster.Config.Workers", fmt.Sprint(workers), "must be at least 1")
+	case workers > MaxWorkers:
+		return setting.Invalid("cluster.Config.Workers", fmt.Sprint(workers), fmt.Sprintf("must be at most %d%s", MaxWorkers, MaxWorkersWhy))
+	case run.IntervalLog != nil:
+		return setting.Errorf("cluster.Config.Workers", "bench.Config.IntervalLog is one machine's stream; a coordinated run keeps every second's histogram in its result")
+	case p.Concurrency > 0 && p.Concurrency < workers:
+		return setting.Errorf("cluster.Config.Workers", "load.Plan.Concurrency %d with cluster.Config.Workers %d: every worker needs at least one request in flight", p.Concurrency, workers)
+	case p.Requests > 0 && p.Duration == 0 && p.Requests < int64(workers):
+		return setting.Errorf("cluster.Config.Workers", "load.Plan.Requests %d with cluster.Config.Workers %d: every worker needs at least one request", p.Requests, workers)
+	case run.Profile != nil && p.WarmupRequests > 0:
 		// The window opens at a time every worker knows in advance; a
 		// warm-up counted in requests ends at a different time on each.
-		return nil, setting.Errorf("load.Plan.WarmupRequests", "load.Plan.WarmupRequests with cluster.Config.Workers and bench.Config.Profile: give the warm-up as a duration, so that the window opens at one time for every worker")
+		return setting.Errorf("load.Plan.WarmupRequests", "load.Plan.WarmupRequests with cluster.Config.Workers and bench.Config.Profile: give the warm-up as a duration, so that the window opens at one time for every worker")
+	}
+	return nil
+}
+
+func newCoordinator(cfg Config) (*coordinator, error) {
+	if cfg.Token == "" {
+		return nil, setting.Errorf("cluster.Config.Token", "cluster.Config.Token: a coordinated run needs a shared token, so that no stray process can join")
+	}
+	if err := CheckShares(cfg.Run, cfg.Workers); err != nil {
+		return nil, err
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -351,6 +387,14 @@ func specOf(run bench.Config) (RunSpec, int, error) {
 		}
 	}
 	return spec, set.Len(), nil
+}
+
+// workersCount is "1 worker", "2 workers".
+func workersCount(n int) string {
+	if n == 1 {
+		return "1 worker"
+	}
+	return fmt.Sprintf("%d workers", n)
 }
 
 func (c *coordinator) logf(format string, args ...any) {
@@ -474,7 +518,7 @@ func (c *coordinator) waitForJoins(ctx context.Context) error {
 		return why
 	}
 	if k := len(c.workers); k < c.cfg.Workers {
-		c.logf("warning: %d of %d workers joined within %v; they share the whole load", k, c.cfg.Workers, c.cfg.JoinTimeout)
+		c.logf("warning: %d of %s joined within %v; they share the whole load", k, workersCount(c.cfg.Workers), c.cfg.JoinTimeout)
 	}
 	c.closed = true // later joins are refused
 	return nil
@@ -524,7 +568,7 @@ func (c *coordinator) startRound(run bench.Config) error {
 		// Silence counts from the start: the reply is on its way.
 		wk.lastSeen = start
 	}
-	c.logf("%d workers start at %s", k, start.UTC().Format("15:04:05.000"))
+	c.logf("%s start at %s", workersCount(k), start.UTC().Format("15:04:05.000"))
 	if c.round == 1 {
 		close(c.started)
 	} else {
@@ -650,7 +694,7 @@ func (c *coordinator) result(w http.ResponseWriter, r *http.Request) {
 	if status == report.WorkerLate {
 		c.logf("warning: worker %d (%s) %s", index, name, errText)
 	}
-	c.logf("worker %d done: %s", index, status)
+	c.logf("worker %d (%s) done: %s", index, name, status)
 	writeJSON(w, http.StatusOK, struct{}{})
 	c.signal()
 }
@@ -749,7 +793,7 @@ func (c *coordinator) waitForResults(ctx context.Context) {
 				wk.done, wk.gone = true, true
 				wk.rep.Status = report.WorkerLost
 				wk.rep.Error = fmt.Sprintf("silent for %v mid-run; its %d requests so far are not in the result", c.cfg.LostAfter, wk.rep.Requests)
-				c.logf("worker %d lost: %s", wk.rep.Index, wk.rep.Error)
+				c.logf("worker %d (%s) lost: %s", wk.rep.Index, wk.rep.Name, wk.rep.Error)
 				continue
 			}
 			pending++
@@ -785,7 +829,10 @@ func (c *coordinator) writeProgress() {
 			running++
 		}
 	}
-	fmt.Fprintf(c.cfg.Progress, "loadprof coordinator: %d workers running: %d steady requests, %d errors so far\n", running, requests, errs)
+	if running == 0 {
+		return // every worker is done: the summary follows
+	}
+	fmt.Fprintf(c.cfg.Progress, "loadprof coordinator: %s running: %d steady requests, %d errors so far\n", workersCount(running), requests, errs)
 }
 
 // windowEvents are the window's requests of every worker, on the

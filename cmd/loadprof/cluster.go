@@ -48,7 +48,7 @@ type clusterOptions struct {
 
 // options reads the cluster flags; nil when the run is not coordinated.
 func (f *clusterFlags) options(fs *pflag.FlagSet) (*clusterOptions, error) {
-	if *f.workers == 0 {
+	if !fs.Changed("workers") {
 		for _, name := range []string{"listen", "token", "join-timeout", "max-clock-offset", "clock-offset", "worker-lost-after", "serve-results", "serve-for"} {
 			if fs.Changed(name) {
 				return nil, fmt.Errorf("--%s goes with --workers N", name)
@@ -56,7 +56,7 @@ func (f *clusterFlags) options(fs *pflag.FlagSet) (*clusterOptions, error) {
 		}
 		return nil, nil
 	}
-	if err := firstError(atLeast("--workers", *f.workers, 1), positiveDuration("--join-timeout", *f.joinTimeout),
+	if err := firstError(atLeast("--workers", *f.workers, 1), atMost("--workers", *f.workers, cluster.MaxWorkers, cluster.MaxWorkersWhy), positiveDuration("--join-timeout", *f.joinTimeout),
 		positiveDuration("--max-clock-offset", *f.maxOffset), positiveDuration("--worker-lost-after", *f.lostAfter)); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadprof/loadprof/sim"
+)
+
+// --workers and k8s's own flags out of range, and a run k8s would put in
+// a Job that run itself refuses: exit 2 with one line naming the flag,
+// before any manifest is printed.
+func TestWorkersAndK8sFlagsOutOfRangeExitTwoNamingThem(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	data := writeFile(t, "data.json", oneBody)
+	run := []string{"run", "--url", srv.PredictURL(), "--data", data}
+	k8s := func(own []string, runFlags ...string) []string {
+		args := append([]string{"k8s", "--image", "x"}, own...)
+		return append(append(append(args, "--"), run...), runFlags...)
+	}
+	two := []string{"--workers", "2"}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{append(append([]string{}, run...), "--rate", "10", "--token", "t", "--workers", "0"), "loadprof run: --workers 0: must be at least 1\n"},
+		{append(append([]string{}, run...), "--rate", "10", "--token", "t", "--workers", "1000000"), "loadprof run: --workers 1000000: must be at most 100000 (a Kubernetes Indexed Job's limit)\n"},
+		{k8s([]string{"--workers", "0"}, "--rate", "10"), "loadprof k8s: --workers 0: must be at least 1\n"},
+		{k8s([]string{"--workers", "100001"}, "--rate", "10"), "loadprof k8s: --workers 100001: must be at most 100000 (a Kubernetes Indexed Job's limit)\n"},
+		{k8s(append(two, "--port", "0"), "--rate", "10"), "loadprof k8s: --port 0: must be at least 1\n"},
+		{k8s(append(two, "--port", "65536"), "--rate", "10"), "loadprof k8s: --port 65536: must be at most 65535\n"},
+		{k8s(append(two, "--worker-cpu", "lots"), "--rate", "10"), `loadprof k8s: --worker-cpu "lots": want a positive Kubernetes quantity (500m, 2, 512Mi, 1Gi)` + "\n"},
+		{k8s(append(two, "--worker-memory", "0"), "--rate", "10"), `loadprof k8s: --worker-memory "0": want a positive Kubernetes quantity (500m, 2, 512Mi, 1Gi)` + "\n"},
+		{k8s(append(two, "--deadline", "-1s"), "--rate", "10"), "loadprof k8s: --deadline -1s: must be positive\n"},
+		{k8s(two), "loadprof k8s: give --rate (open loop) or --concurrency (closed loop)\n"},
+		{k8s([]string{"--workers", "4"}, "--concurrency", "2"), "loadprof k8s: --concurrency 2 with --workers 4: every worker needs at least one request in flight\n"},
+		{k8s(two, "--rate", "10", "--ca", "/nonexistent/ca.pem"), "--ca /nonexistent/ca.pem"},
+	}
+	for _, c := range cases {
+		code, stdout, stderr := loadprofWithin(t, 30*time.Second, c.args...)
+		if code != exitBadInput || stdout != "" || !strings.Contains(stderr, c.want) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("loadprof %s: exit %d, stdout %d bytes, stderr %q; want 2 and %q", strings.Join(c.args, " "), code, len(stdout), stderr, c.want)
+		}
+	}
+}
+
+// k8s puts its own paths in place of --out, --html and --logdir: it says
+// so, naming the flag.
+func TestK8sWarnsWhenItReplacesAnOutputPath(t *testing.T) {
+	data := writeFile(t, "data.json", oneBody)
+	code, stdout, stderr := loadprof(t, "k8s", "--workers", "2", "--image", "x", "--", "run", "--url", "http://m:8501/v1/models/m:predict",
+		"--data", data, "--rate", "10", "--out", "mine.json", "--html", "mine.html")
+	if code != exitOK || stdout == "" {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"warning: --out mine.json: the coordinator writes /results/result.json", "warning: --html mine.html: the coordinator writes /results/report.html"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+}
