@@ -195,6 +195,11 @@ func Manifests(s Spec) ([]any, error) {
 	nonRoot := true
 	uid := int64(65532)
 	security := &PodSecurityContext{RunAsNonRoot: &nonRoot, RunAsUser: &uid}
+	// The restricted Pod Security Standard: a namespace that enforces it
+	// admits the pods. loadprof needs no privilege: it sends requests.
+	noEscalation := false
+	restricted := &SecurityContext{AllowPrivilegeEscalation: &noEscalation, Capabilities: &Capabilities{Drop: []string{"ALL"}},
+		SeccompProfile: &SeccompProfile{Type: "RuntimeDefault"}}
 	objs = append(objs, Job{
 		TypeMeta: TypeMeta{APIVersion: "batch/v1", Kind: "Job"}, Metadata: meta(coordName, "coordinator"),
 		Spec: JobSpec{Completions: &one, Parallelism: &one, BackoffLimit: &zero, ActiveDeadlineSeconds: deadline,
@@ -203,7 +208,7 @@ func Manifests(s Spec) ([]any, error) {
 				Containers: []Container{{
 					Name: "coordinator", Image: s.Image, Args: args, Env: tokenEnv, VolumeMounts: mounts,
 					Ports:     []ContainerPort{{Name: "join", ContainerPort: int32(s.Port), Protocol: "TCP"}},
-					Resources: requests(s.CoordCPU, s.CoordMemory),
+					Resources: requests(s.CoordCPU, s.CoordMemory), SecurityContext: restricted,
 				}},
 			}}},
 	})
@@ -222,7 +227,7 @@ func Manifests(s Spec) ([]any, error) {
 				Containers: []Container{{
 					Name: "worker", Image: s.Image, Args: workerArgs, Env: tokenEnv,
 					Resources:    requests(s.WorkerCPU, s.WorkerMemory),
-					VolumeMounts: []VolumeMount{{Name: "tmp", MountPath: "/tmp"}},
+					VolumeMounts: []VolumeMount{{Name: "tmp", MountPath: "/tmp"}}, SecurityContext: restricted,
 				}},
 			}}},
 	})
