@@ -33,8 +33,8 @@ func addClusterFlags(fs *pflag.FlagSet) *clusterFlags {
 		maxOffset:    fs.Duration("max-clock-offset", cluster.DefaultMaxClockOffset, "with --workers: refuse a worker whose clock is further off than this from the coordinator's"),
 		clockAction:  fs.String("clock-offset", "refuse", "with --workers: what a clock beyond --max-clock-offset gets: refuse, or warn (let in; every time is corrected by the measured offset anyway)"),
 		lostAfter:    fs.Duration("worker-lost-after", cluster.DefaultLostAfter, "with --workers: a worker silent this long mid-run counts as lost (its measurements are left out)"),
-		serveResults: fs.String("serve-results", "", "with --workers: after the run, serve this directory (where --out, --html and --logdir wrote) as a .tar.gz at http://LISTEN/v1/results to whoever has the token, until fetched once: how results leave a Kubernetes pod"),
-		serveFor:     fs.Duration("serve-for", 30*time.Minute, "with --serve-results: how long to wait for the fetch"),
+		serveResults: fs.String("serve-results", "", "with --workers: after the run, serve this directory (where --out, --html and --logdir wrote) as a .tar.gz at http://LISTEN/v1/results to whoever has the token, until a whole fetch is acknowledged (POST /v1/results/ack): how results leave a Kubernetes pod"),
+		serveFor:     fs.Duration("serve-for", 30*time.Minute, "with --serve-results: how long to wait for the fetch and its acknowledgement"),
 	}
 }
 

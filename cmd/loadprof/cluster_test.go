@@ -362,7 +362,7 @@ func TestK8sPrintsManifestsWhoseCoordinatorArgsAreTheRun(t *testing.T) {
 	}
 }
 
-func TestServeResultsHandsTheOutputsOnceToWhoeverHasTheToken(t *testing.T) {
+func TestServeResultsHandsTheOutputsToWhoeverHasTheTokenUntilAcknowledged(t *testing.T) {
 	srv := startSim(t, sim.Config{})
 	dir := t.TempDir()
 	addr := testkit.ClosedAddr(t)
@@ -417,6 +417,13 @@ func TestServeResultsHandsTheOutputsOnceToWhoeverHasTheToken(t *testing.T) {
 	}
 	if !slices.Contains(names, "result.json") {
 		t.Errorf("archive holds %v", names)
+	}
+	ack, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/results/ack", nil)
+	ack.Header.Set("Authorization", "Bearer acceptance")
+	if resp, err := http.DefaultClient.Do(ack); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("acknowledging the fetch: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
 	}
 	if code := coord.wait(t); code != 0 {
 		t.Errorf("coordinator exit %d after the fetch: %s", code, coord.stderr.String())
