@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -58,5 +61,84 @@ func TestK8sWarnsWhenItReplacesAnOutputPath(t *testing.T) {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
+	}
+}
+
+// A credential given with -H goes into the Secret and reaches the
+// coordinator through LOADPROF_HEADERS, never into a Job's args; other
+// headers stay arguments.
+func TestK8sPutsCredentialHeadersInTheSecretNotTheArgs(t *testing.T) {
+	data := writeFile(t, "data.json", oneBody)
+	code, stdout, stderr := loadprof(t, "k8s", "--workers", "2", "--image", "x", "--", "run", "--url", "http://m:8501/v1/models/m:predict",
+		"--data", data, "--rate", "10", "-H", "Authorization: Bearer s3cret", "-H", "X-Trace: on")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var list struct {
+		Items []struct {
+			Kind       string            `json:"kind"`
+			StringData map[string]string `json:"stringData"`
+			Spec       struct {
+				Template struct {
+					Spec struct {
+						Containers []struct {
+							Args []string `json:"args"`
+							Env  []struct {
+								Name      string `json:"name"`
+								ValueFrom *struct {
+									SecretKeyRef struct{ Name, Key string } `json:"secretKeyRef"`
+								} `json:"valueFrom"`
+							} `json:"env"`
+						} `json:"containers"`
+					} `json:"spec"`
+				} `json:"template"`
+			} `json:"spec"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &list); err != nil {
+		t.Fatal(err)
+	}
+	var inSecret, inEnv, traceArg bool
+	for _, it := range list.Items {
+		if it.Kind == "Secret" && strings.Contains(it.StringData["headers"], "Authorization: Bearer s3cret") {
+			inSecret = true
+		}
+		for _, c := range it.Spec.Template.Spec.Containers {
+			args := strings.Join(c.Args, " ")
+			if strings.Contains(args, "s3cret") {
+				t.Errorf("the credential is in a Job's args: %s", args)
+			}
+			traceArg = traceArg || strings.Contains(args, "--header=X-Trace: on")
+			for _, e := range c.Env {
+				if e.Name == "LOADPROF_HEADERS" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef.Key == "headers" {
+					inEnv = true
+				}
+			}
+		}
+	}
+	if !inSecret || !inEnv || !traceArg {
+		t.Errorf("credential in the Secret %v, LOADPROF_HEADERS from it %v, other header an arg %v\n%s", inSecret, inEnv, traceArg, stdout)
+	}
+}
+
+// run takes headers from LOADPROF_HEADERS as if given with -H (result.json
+// records them, credentials redacted); a malformed line is refused.
+func TestRunReadsHeadersFromTheEnvironment(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	out := filepath.Join(t.TempDir(), "result.json")
+	p := startProc(t, []string{"LOADPROF_HEADERS=Authorization: Bearer s3cret\nX-Trace: on"}, "run", "--url", srv.PredictURL(),
+		"--data", writeFile(t, "data.json", oneBody), "--rate", "20", "--duration", "300ms", "--out", out, "-q")
+	if code := p.wait(t); code != exitOK {
+		t.Fatalf("exit %d: %s", code, p.stderr.String())
+	}
+	res := readResult(t, out)
+	got := fmt.Sprint(res.Config["header"])
+	if !strings.Contains(got, "X-Trace: on") || !strings.Contains(got, "Authorization: <redacted>") || strings.Contains(got, "s3cret") {
+		t.Errorf("headers recorded %s", got)
+	}
+	bad := startProc(t, []string{"LOADPROF_HEADERS=no colon here"}, "run", "--url", srv.PredictURL(),
+		"--data", writeFile(t, "d.json", oneBody), "--rate", "20", "--duration", "300ms", "-q")
+	if code := bad.wait(t); code != exitBadInput || !strings.Contains(bad.stderr.String(), "LOADPROF_HEADERS line 1") {
+		t.Errorf("a malformed LOADPROF_HEADERS: exit %d: %s", code, bad.stderr.String())
 	}
 }

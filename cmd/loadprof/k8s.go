@@ -138,6 +138,10 @@ func k8sCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		if sv, ok := f.Value.(pflag.SliceValue); ok {
 			for _, v := range sv.GetSlice() {
+				if k, _, _ := strings.Cut(v, ":"); f.Name == "header" && isCredential(k) {
+					spec.SecretHeaders = append(spec.SecretHeaders, v) // the Secret, not the args
+					continue
+				}
 				spec.RunArgs = append(spec.RunArgs, "--"+f.Name+"="+v)
 			}
 			return
@@ -147,11 +151,6 @@ func k8sCommand(args []string, stdout, stderr io.Writer) int {
 	for _, f := range []struct{ flag, in string }{{"out", "/results/result.json"}, {"html", "/results/report.html"}, {"logdir", "/results/tb"}} {
 		if runFS.Changed(f.flag) {
 			fmt.Fprintf(stderr, "loadprof k8s: warning: --%s %s: the coordinator writes %s in its pod instead; it leaves the cluster with the results (see the README)\n", f.flag, runFS.Lookup(f.flag).Value, f.in)
-		}
-	}
-	for _, h := range *flags.headers {
-		if k, _, _ := strings.Cut(h, ":"); isCredential(k) {
-			fmt.Fprintf(stderr, "loadprof k8s: warning: -H %s: the header is in the coordinator Job's args, readable by whoever can read the Job\n", k)
 		}
 	}
 	objs, err := kube.Manifests(spec)
