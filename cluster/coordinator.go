@@ -489,10 +489,20 @@ func (c *coordinator) join(w http.ResponseWriter, r *http.Request) {
 	reply, err := wk.reply, c.startErr
 	c.mu.Unlock()
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "%v", err)
+		writeError(w, http.StatusServiceUnavailable, "%s: %v", StoppedBeforeStart, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, reply)
+}
+
+// StoppedBeforeStart is what a worker held at join is told when the
+// coordinator gives up before the run (interrupted, nobody else came).
+const StoppedBeforeStart = "the coordinator stopped before the run began"
+
+func (c *coordinator) joined() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.workers)
 }
 
 // waitForJoins waits until every worker has joined or the join timeout.
@@ -505,7 +515,7 @@ func (c *coordinator) waitForJoins(ctx context.Context) error {
 	case <-c.full:
 	case <-timer.C:
 	case <-ctx.Done():
-		why = fmt.Errorf("interrupted before every worker joined: %w", ctx.Err())
+		why = fmt.Errorf("interrupted before every worker joined (%s)", workersCount(c.joined()))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -4,12 +4,19 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
+	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/loadprof/loadprof/internal/testkit"
+	"github.com/loadprof/loadprof/sim"
 )
 
 // A fetch cut short does not end the serving: the results stay until a
@@ -70,5 +77,60 @@ func TestServeResultsKeepsServingUntilTheFetchIsAcknowledged(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("still serving after the acknowledgement")
+	}
+}
+
+// A worker pointed at something that is not a coordinator says so at
+// once, instead of retrying until its join timeout and saying "not
+// reached".
+func TestWorkerSaysWhenItsJoinAddressIsNotACoordinator(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{})
+	notFound := httptest.NewServer(http.NotFoundHandler())
+	defer notFound.Close()
+	empty := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{}`)) }))
+	defer empty.Close()
+	html := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`<html>`)) }))
+	defer html.Close()
+	for name, addr := range map[string]string{"404": notFound.URL, "no now_ns": empty.URL, "html": html.URL, "gRPC": srv.GRPCAddr()} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := Work(ctx, WorkerConfig{Coordinator: addr, Token: testToken, JoinTimeout: 30 * time.Second, TempDir: t.TempDir()})
+		cancel()
+		var nc *NotCoordinatorError
+		if !errors.As(err, &nc) || !strings.Contains(err.Error(), "is not a loadprof coordinator") {
+			t.Errorf("%s: %v, want 'is not a loadprof coordinator'", name, err)
+		}
+	}
+}
+
+// Ctrl-C on the coordinator while it waits for joins: the worker held at
+// join hears that the coordinator stopped before the run began.
+func TestWorkerHeldAtJoinHearsTheCoordinatorStopped(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{})
+	ln := listen(t)
+	var log strings.Builder
+	var mu sync.Mutex
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := Config{Run: runConfig(t, srv, 10, time.Second), Workers: 2, Listener: ln, Token: testToken, Log: lockedWriter{&mu, &log}}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 1)
+	go func() {
+		for {
+			mu.Lock()
+			joined := strings.Contains(log.String(), "joined")
+			mu.Unlock()
+			if joined {
+				cancel()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	if _, err := Coordinate(ctx, cfg); err == nil {
+		t.Fatal("an interrupted join wait returned no error")
+	}
+	err := wait()[0].err
+	var gone *UnreachableError
+	if !errors.As(err, &gone) || !strings.Contains(err.Error(), StoppedBeforeStart) || strings.Contains(err.Error(), "context canceled") {
+		t.Errorf("worker: %v", err)
 	}
 }

@@ -180,13 +180,20 @@ func workerCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return exitCode(nil, interruptCode(ctx)) // a worker interrupted here sent what it had
 	}
 	printError(stderr, "worker", err)
+	return workerErrorCode(ctx, err)
+}
+
+// workerErrorCode is the exit code of a worker that failed with err.
+func workerErrorCode(ctx context.Context, err error) int {
 	var se *cluster.StatusError
 	var gone *cluster.UnreachableError
 	switch {
+	case errors.As(err, &gone):
+		// Checked first: a coordinator gone or stopped may have said so
+		// with a status (503), which is no refusal.
+		return exitTarget
 	case errors.As(err, &se):
 		return exitBadInput // refused: a wrong token, a clock too far off, a run already started
-	case errors.As(err, &gone):
-		return exitTarget
 	}
 	return exitCode(err, interruptCode(ctx))
 }

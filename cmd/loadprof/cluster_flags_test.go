@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadprof/loadprof/cluster"
 	"github.com/loadprof/loadprof/sim"
 )
 
@@ -140,5 +142,19 @@ func TestRunReadsHeadersFromTheEnvironment(t *testing.T) {
 		"--data", writeFile(t, "d.json", oneBody), "--rate", "20", "--duration", "300ms", "-q")
 	if code := bad.wait(t); code != exitBadInput || !strings.Contains(bad.stderr.String(), "LOADPROF_HEADERS line 1") {
 		t.Errorf("a malformed LOADPROF_HEADERS: exit %d: %s", code, bad.stderr.String())
+	}
+}
+
+// A coordinator that stopped before the run (Ctrl-C during the join
+// wait) answers the held joins with 503: the workers exit 3, not 2 as if
+// refused.
+func TestWorkerWhoseCoordinatorStoppedBeforeTheRunExitsThree(t *testing.T) {
+	stopped := &cluster.UnreachableError{Err: fmt.Errorf("joining x: %w", &cluster.StatusError{Path: "/v1/join", Status: 503, Msg: cluster.StoppedBeforeStart})}
+	if code := workerErrorCode(context.Background(), stopped); code != exitTarget {
+		t.Errorf("exit %d, want %d", code, exitTarget)
+	}
+	refused := fmt.Errorf("joining x: %w", &cluster.StatusError{Path: "/v1/join", Status: 401, Msg: "wrong token"})
+	if code := workerErrorCode(context.Background(), refused); code != exitBadInput {
+		t.Errorf("refused: exit %d, want %d", code, exitBadInput)
 	}
 }
