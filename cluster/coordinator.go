@@ -150,6 +150,7 @@ type coordinator struct {
 	startErr error
 	window   *WindowSpec   // the profile window of this round; nil for none
 	stop     bool          // interrupted: workers are told to stop
+	stopAt   time.Time     // when
 	changed  chan struct{} // a result arrived
 	closed   bool          // no more joins: the workers are known
 	round    int           // the round under way, from 1
@@ -650,9 +651,12 @@ func (c *coordinator) heartbeat(w http.ResponseWriter, r *http.Request) {
 	}
 	wk.lastSeen = time.Now()
 	wk.rep.Requests, wk.rep.Errors = hb.Requests, hb.Errors
-	stop := c.stop
+	reply := heartbeatReply{Stop: c.stop}
+	if end := c.windowClosedAt(); !end.IsZero() {
+		reply.WindowEndNs = end.UnixNano()
+	}
 	c.mu.Unlock()
-	writeJSON(w, http.StatusOK, heartbeatReply{Stop: stop})
+	writeJSON(w, http.StatusOK, reply)
 }
 
 func (c *coordinator) result(w http.ResponseWriter, r *http.Request) {
@@ -818,11 +822,28 @@ func (c *coordinator) waitForResults(ctx context.Context) {
 		case <-interrupted:
 			interrupted = nil
 			c.mu.Lock()
-			c.stop = true
+			c.stop, c.stopAt = true, time.Now()
 			c.mu.Unlock()
 			c.logf("interrupted: telling the workers to stop")
 		}
 	}
+}
+
+// windowClosedAt is when this round's profile window closed early (the
+// interrupt fell inside it); zero when it was not closed early. c.mu is
+// held.
+func (c *coordinator) windowClosedAt() time.Time {
+	if !c.stop || c.window == nil || !c.stopAt.Before(c.window.Open.Add(c.window.Length)) {
+		return time.Time{}
+	}
+	return maxTime(c.stopAt, c.window.Open)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // writeProgress writes the round's counts so far; c.mu is held.
@@ -926,7 +947,7 @@ func (c *coordinator) merge(run bench.Config, win *coordWindow) (*report.Result,
 	merged.Workers = reps
 	if win != nil {
 		events, truncated := c.windowEvents()
-		merged.Profile = win.finish(events, truncated, merged.StartedAt)
+		merged.Profile = win.finish(events, truncated, merged.StartedAt, c.windowClosedAt())
 	}
 	if merged.Profile != nil && merged.Profile.Error != "" && run.Profile.Required && !merged.Interrupted {
 		errs = append(errs, &bench.TargetError{Err: errors.New(merged.Profile.Error)})

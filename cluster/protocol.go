@@ -79,6 +79,10 @@ type heartbeat struct {
 
 type heartbeatReply struct {
 	Stop bool `json:"stop"` // the coordinator was interrupted: stop and send what you have
+	// WindowEndNs, with Stop, is when the profile window really closed
+	// (the coordinator's clock, Unix ns): the interrupt, before its
+	// planned end. Requests sent after it are outside the window.
+	WindowEndNs int64 `json:"window_end_ns,omitempty"`
 }
 
 type resultReport struct {

@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadprof/loadprof/bench"
 	"github.com/loadprof/loadprof/internal/testkit"
+	"github.com/loadprof/loadprof/profile"
 	"github.com/loadprof/loadprof/sim"
 )
 
@@ -132,5 +134,50 @@ func TestWorkerHeldAtJoinHearsTheCoordinatorStopped(t *testing.T) {
 	var gone *UnreachableError
 	if !errors.As(err, &gone) || !strings.Contains(err.Error(), StoppedBeforeStart) || strings.Contains(err.Error(), "context canceled") {
 		t.Errorf("worker: %v", err)
+	}
+}
+
+// Ctrl-C on the coordinator inside the profile window: the window ends
+// at the interrupt, and the requests the workers sent after it (until
+// their next heartbeat told them) count as outside.
+func TestInterruptInsideTheWindowEndsTheWindowThere(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	const rate = 100.0
+	run := runConfig(t, srv, rate, time.Hour)
+	run.Profile = &bench.ProfileConfig{Addr: srv.GRPCAddr(), Options: profile.Options{Duration: time.Hour, LogDir: t.TempDir()}}
+	// A heartbeat a second: the workers hear of the interrupt up to a
+	// second after it, sending all the while.
+	cfg := Config{Run: run, Workers: 2, Listener: ln, Token: testToken, StartDelay: 200 * time.Millisecond, HeartbeatEvery: time.Second}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for !srv.Profiling() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		for n := srv.Predicts(); srv.Predicts() < n+50; {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+	}()
+	res, err := Coordinate(ctx, cfg)
+	wait()
+	if res == nil || res.Profile == nil || res.Window == nil || res.Outside == nil {
+		t.Fatalf("result %v: %+v", err, res)
+	}
+	p := res.Profile
+	length := p.WindowEndS - p.WindowStartS
+	if length <= 0 || length > 600 {
+		t.Fatalf("window %.2f s to %.2f s: its end is not the interrupt", p.WindowStartS, p.WindowEndS)
+	}
+	// Open loop: the window holds the requests due while it was open (a
+	// few more for the sends' own lag), not those of the time the workers
+	// took to hear of the interrupt.
+	if due := rate * length; float64(res.Window.Requests) > due+10 {
+		t.Errorf("window of %.2f s holds %d requests; %.0f were due in it", length, res.Window.Requests, due)
+	}
+	if res.Window.Requests+res.Outside.Requests != res.Requests {
+		t.Errorf("window %d + outside %d != %d requests", res.Window.Requests, res.Outside.Requests, res.Requests)
 	}
 }

@@ -233,12 +233,19 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 	run.Warnings = cfg.Warnings
 	var events []clientEvent
 	var truncated bool
+	var windowEnd atomic.Int64 // Unix ns on the coordinator's clock; 0 for as planned
 	if run.RemoteWindow != nil {
 		run.RemoteWindow.Events = func(e []profile.ClientEvent, t bool) { events, truncated = eventsToWire(e), t }
+		run.RemoteWindow.ClosedAt = func() time.Time {
+			if ns := windowEnd.Load(); ns != 0 {
+				return time.Unix(0, ns).Add(offset) // onto this machine's clock
+			}
+			return time.Time{}
+		}
 	}
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	live := &liveness{worker: reply.Worker, round: reply.Round}
+	live := &liveness{worker: reply.Worker, round: reply.Round, windowEnd: &windowEnd}
 	var wg sync.WaitGroup
 	beatDone := make(chan struct{})
 	wg.Add(1)
@@ -314,6 +321,8 @@ type liveness struct {
 	round  int
 	read   atomic.Pointer[func() load.Progress]
 	final  atomic.Pointer[heartbeat]
+	// windowEnd gets the coordinator's early close of the window.
+	windowEnd *atomic.Int64
 }
 
 func (l *liveness) now() heartbeat {
@@ -348,6 +357,9 @@ func beat(ctx context.Context, c *client, reply joinReply, live *liveness, stop 
 		switch {
 		case err == nil:
 			lastOK = time.Now()
+			if r.WindowEndNs != 0 {
+				live.windowEnd.Store(r.WindowEndNs)
+			}
 			if r.Stop && !stopped {
 				stopped = true
 				logf("the coordinator says stop")
