@@ -54,9 +54,9 @@ func (r *Result) steadyEnd() time.Time {
 
 // Merge combines results of runs made at the same time from several
 // machines against one target: histograms and counts are merged exactly,
-// throughputs add up. The merged clock starts at the earliest start; each
-// run's per-second points move onto it by its start's offset rounded to a
-// whole second, and a merged second's percentiles come from the merged
+// the throughput is the requests over the merged steady span. The merged
+// clock starts at the earliest start; each run's per-second points move
+// onto it by its start's offset rounded to a whole second, and a merged second's percentiles come from the merged
 // histograms of the points that fall on it (series_histograms): exact for
 // version 3 results. Phases span from the earliest start to the latest end
 // of the inputs'. A field on which the inputs differ (transport, target,
