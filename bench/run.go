@@ -202,6 +202,12 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 	if win != nil {
 		profileReport = win.finish()
 	}
+	if rw := cfg.RemoteWindow; rw != nil && rw.ClosedAt != nil {
+		if closed := rw.ClosedAt(); !closed.IsZero() && closed.Before(rw.Open.Add(rw.Length)) {
+			origin := rec.Origin()
+			rec.NarrowWindow(rw.Open.Sub(origin), closed.Sub(origin))
+		}
+	}
 	if remoteEvents != nil && cfg.RemoteWindow.Events != nil {
 		cfg.RemoteWindow.Events(remoteEvents(), rec.WindowTruncated())
 	}
@@ -240,6 +246,12 @@ type RemoteWindow struct {
 	Open   time.Time
 	Length time.Duration
 	Events func(events []profile.ClientEvent, truncated bool)
+	// ClosedAt, when set, is asked after the load for when the window
+	// really closed (this machine's clock): the zero time when it ran
+	// its length. A window closed early (the coordinator interrupted)
+	// counts only the requests sent before it closed; the later ones are
+	// outside.
+	ClosedAt func() time.Time
 }
 
 // follow marks rec's window open and closed at w's times; hold closes when

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -498,5 +501,113 @@ func TestEveryRunSettingReachesTheWorkersOrStaysOnPurpose(t *testing.T) {
 	}
 	if !cfg.V2Binary || cfg.GRPC.Protocol != bench.ProtocolV2 || !cfg.GRPC.TensorContent || cfg.URL != run.URL {
 		t.Errorf("the worker's run lost settings: V2Binary %v, protocol %q, tensor content %v, url %q", cfg.V2Binary, cfg.GRPC.Protocol, cfg.GRPC.TensorContent, cfg.URL)
+	}
+}
+
+// A worker stopped on its own machine (Ctrl-C there) did not run its
+// share: the coordinator says so (exit 5), and the merged throughput is
+// the requests over the merged span, not the workers' paces added.
+func TestWorkerInterruptedOnItsOwnIsMissingAndThroughputIsNotOverstated(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	cfg := Config{Run: runConfig(t, srv, 100, 3*time.Second), Workers: 2, Listener: ln, Token: testToken,
+		StartDelay: 200 * time.Millisecond, HeartbeatEvery: 100 * time.Millisecond}
+	whole := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	early := startWorkers(ctx, t, ln.Addr().String(), testToken, 1)
+	go func() {
+		for srv.Predicts() < 30 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+	}()
+	res, err := Coordinate(context.Background(), cfg)
+	whole()
+	early()
+	var we *WorkersError
+	if !errors.As(err, &we) || len(we.Missing) != 1 || we.Missing[0].Status != report.WorkerInterrupted {
+		t.Fatalf("err %v, want the worker interrupted on its own reported missing", err)
+	}
+	if res == nil {
+		t.Fatal("no merged result")
+	}
+	span := res.Phases.Steady.End - res.Phases.Steady.Start
+	if span <= 0 || res.ThroughputRPS > float64(res.Requests)/span*1.001 {
+		t.Errorf("merged throughput %.1f req/s, more than its %d requests over the merged steady span %.2f s", res.ThroughputRPS, res.Requests, span)
+	}
+}
+
+// A worker whose join reply arrives after the common start begins late:
+// the coordinator tells from the start the worker reports, counts it as
+// late and the run as lacking a worker.
+func TestWorkerWhoseJoinReplyComesLateIsReportedLate(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	cfg := Config{Run: runConfig(t, srv, 60, 2*time.Second), Workers: 2, Listener: ln, Token: testToken,
+		StartDelay: 200 * time.Millisecond, HeartbeatEvery: 100 * time.Millisecond}
+	// The second worker reaches the coordinator through a proxy that
+	// holds the join reply for a second: a slow link.
+	target, _ := url.Parse("http://" + ln.Addr().String())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(r *http.Response) error {
+		if r.Request.URL.Path == pathJoin {
+			time.Sleep(time.Second)
+		}
+		return nil
+	}
+	slow := httptest.NewServer(proxy)
+	defer slow.Close()
+	fast := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 1)
+	late := startWorkers(context.Background(), t, slow.URL, testToken, 1)
+	res, err := Coordinate(context.Background(), cfg)
+	fast()
+	late()
+	var we *WorkersError
+	if !errors.As(err, &we) || len(we.Missing) != 1 || we.Missing[0].Status != report.WorkerLate {
+		t.Fatalf("err %v, want the late worker reported late", err)
+	}
+	if res == nil || len(res.Workers) != 2 {
+		t.Fatalf("result %+v", res)
+	}
+}
+
+// Many workers missing for one reason make one part of the line, not one
+// each; a single missing worker is named.
+func TestWorkersErrorSummarisesARunOfMissingWorkers(t *testing.T) {
+	missing := []report.WorkerReport{{Index: 1, Name: "pod-0", Status: report.WorkerLost, Error: "silent"}}
+	for i := 2; i <= 1000; i++ {
+		missing = append(missing, report.WorkerReport{Index: i, Status: report.WorkerNotJoined, Error: "did not join within 1m0s"})
+	}
+	got := (&WorkersError{Missing: missing}).Error()
+	want := "the result lacks worker 1 (pod-0) lost (silent), 999 workers not joined: 2..1000 (did not join within 1m0s)"
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+// The log counts in words ("1 worker"), names each worker, and the
+// progress stops once every worker is done.
+func TestCoordinatorLogSaysOneWorkerAndNoProgressAfterTheEnd(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	var log, progress strings.Builder
+	var mu sync.Mutex
+	cfg := Config{Run: runConfig(t, srv, 50, time.Second), Workers: 1, Listener: ln, Token: testToken, StartDelay: 100 * time.Millisecond,
+		HeartbeatEvery: 50 * time.Millisecond, Log: lockedWriter{&mu, &log}, Progress: lockedWriter{&mu, &progress}, ProgressEvery: time.Nanosecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 1)
+	if _, err := Coordinate(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	wait()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, want := range []string{"waiting for 1 worker on", "1 worker start at", "worker 1 (w1) done: ok"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
+	}
+	if strings.Contains(progress.String(), "0 workers running") || strings.Contains(log.String()+progress.String(), "1 workers") {
+		t.Errorf("progress or log:\n%s%s", log.String(), progress.String())
 	}
 }

@@ -52,6 +52,10 @@ type Config struct {
 	// as lost (defaults when 0).
 	HeartbeatEvery time.Duration
 	LostAfter      time.Duration
+	// LateAfter is how long after the common start a worker may begin
+	// (beyond its clock's uncertainty) before it counts as late
+	// (DefaultLateAfter when 0).
+	LateAfter time.Duration
 	// Log gets one line per event of the workers (joined, lost, done);
 	// nil for none.
 	Log io.Writer
@@ -62,6 +66,13 @@ type Config struct {
 	ProgressEvery time.Duration
 }
 
+// MaxWorkers is the most workers a run may have: a Kubernetes Indexed
+// Job's limit on completions, far beyond what one coordinator serves.
+const MaxWorkers = 100000
+
+// MaxWorkersWhy says where MaxWorkers comes from, for messages.
+const MaxWorkersWhy = " (a Kubernetes Indexed Job's limit)"
+
 // Defaults of Config.
 const (
 	DefaultJoinTimeout    = 2 * time.Minute
@@ -69,6 +80,7 @@ const (
 	DefaultStartDelay     = 2 * time.Second
 	DefaultHeartbeat      = 500 * time.Millisecond
 	DefaultLostAfter      = 10 * time.Second
+	DefaultLateAfter      = 250 * time.Millisecond
 )
 
 // WorkersError says that the result lacks workers asked for: some did
@@ -79,29 +91,49 @@ type WorkersError struct {
 }
 
 func (e *WorkersError) Error() string {
-	parts := make([]string, len(e.Missing))
-	for i, w := range e.Missing {
-		parts[i] = fmt.Sprintf("worker %d %s", w.Index, strings.ReplaceAll(w.Status, "_", " "))
-		if w.Error != "" {
-			parts[i] += " (" + w.Error + ")"
+	// Consecutive workers missing for the same reason make one part
+	// ("999 workers not joined: 2..1000"): a run that asked for many
+	// more than came stays one line.
+	var parts []string
+	for i := 0; i < len(e.Missing); {
+		w := e.Missing[i]
+		j := i + 1
+		for j < len(e.Missing) && e.Missing[j].Status == w.Status && e.Missing[j].Error == w.Error && e.Missing[j].Index == e.Missing[j-1].Index+1 {
+			j++
 		}
+		status := strings.ReplaceAll(w.Status, "_", " ")
+		var part string
+		switch {
+		case j-i == 1 && w.Name != "":
+			part = fmt.Sprintf("worker %d (%s) %s", w.Index, w.Name, status)
+		case j-i == 1:
+			part = fmt.Sprintf("worker %d %s", w.Index, status)
+		default:
+			part = fmt.Sprintf("%d workers %s: %d..%d", j-i, status, w.Index, e.Missing[j-1].Index)
+		}
+		if w.Error != "" {
+			part += " (" + w.Error + ")"
+		}
+		parts = append(parts, part)
+		i = j
 	}
 	return "the result lacks " + strings.Join(parts, ", ")
 }
 
 // worker is one worker as the coordinator tracks it.
 type worker struct {
-	rep      report.WorkerReport
-	offset   time.Duration
-	lastSeen time.Time
-	reply    *joinReply
-	result   *report.Result
-	events   []profile.ClientEvent
-	trunc    bool
-	done     bool                // sent its result, or failed, or lost (this round)
-	gone     bool                // lost in an earlier round: no later round waits for it
-	released bool                // told there is no further round
-	base     report.WorkerReport // what stays from round to round (name, clock)
+	rep         report.WorkerReport
+	offset      time.Duration
+	uncertainty time.Duration
+	lastSeen    time.Time
+	reply       *joinReply
+	result      *report.Result
+	events      []profile.ClientEvent
+	trunc       bool
+	done        bool                // sent its result, or failed, or lost (this round)
+	gone        bool                // lost in an earlier round: no later round waits for it
+	released    bool                // told there is no further round
+	base        report.WorkerReport // what stays from round to round (name, clock)
 }
 
 type coordinator struct {
@@ -118,6 +150,7 @@ type coordinator struct {
 	startErr error
 	window   *WindowSpec   // the profile window of this round; nil for none
 	stop     bool          // interrupted: workers are told to stop
+	stopAt   time.Time     // when
 	changed  chan struct{} // a result arrived
 	closed   bool          // no more joins: the workers are known
 	round    int           // the round under way, from 1
@@ -159,7 +192,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 	c.srv = &http.Server{Handler: c.handler(), ReadHeaderTimeout: 10 * time.Second}
 	c.served = make(chan struct{})
 	go func() { defer close(c.served); _ = c.srv.Serve(cfg.Listener) }()
-	c.logf("waiting for %d workers on %s (join timeout %v)", cfg.Workers, cfg.Listener.Addr(), c.cfg.JoinTimeout)
+	c.logf("waiting for %s on %s (join timeout %v)", workersCount(cfg.Workers), cfg.Listener.Addr(), c.cfg.JoinTimeout)
 	if err := c.waitForJoins(ctx); err != nil {
 		c.shutdown()
 		return nil, err
@@ -272,26 +305,36 @@ func (c *coordinator) shutdown() {
 	<-c.served
 }
 
-func newCoordinator(cfg Config) (*coordinator, error) {
+// CheckShares reports why run cannot be shared by workers (too many or
+// too few of them for its load, settings that need one machine), before
+// any file is read: what `loadprof k8s` checks before it prints.
+func CheckShares(run bench.Config, workers int) error {
+	p := run.Plan
 	switch {
-	case cfg.Workers < 1:
-		return nil, setting.Invalid("cluster.Config.Workers", fmt.Sprint(cfg.Workers), "must be at least 1")
-	case cfg.Token == "":
-		return nil, setting.Errorf("cluster.Config.Token", "cluster.Config.Token: a coordinated run needs a shared token, so that no stray process can join")
-	case cfg.Run.IntervalLog != nil:
-		return nil, setting.Errorf("cluster.Config.Workers", "bench.Config.IntervalLog is one machine's stream; a coordinated run keeps every second's histogram in its result")
-	}
-	p := cfg.Run.Plan
-	if p.Concurrency > 0 && p.Concurrency < cfg.Workers {
-		return nil, setting.Errorf("cluster.Config.Workers", "load.Plan.Concurrency %d with cluster.Config.Workers %d: every worker needs at least one request in flight", p.Concurrency, cfg.Workers)
-	}
-	if p.Requests > 0 && p.Duration == 0 && p.Requests < int64(cfg.Workers) {
-		return nil, setting.Errorf("cluster.Config.Workers", "load.Plan.Requests %d with cluster.Config.Workers %d: every worker needs at least one request", p.Requests, cfg.Workers)
-	}
-	if cfg.Run.Profile != nil && p.WarmupRequests > 0 {
+	case workers < 1:
+		return setting.Invalid("cluster.Config.Workers", fmt.Sprint(workers), "must be at least 1")
+	case workers > MaxWorkers:
+		return setting.Invalid("cluster.Config.Workers", fmt.Sprint(workers), fmt.Sprintf("must be at most %d%s", MaxWorkers, MaxWorkersWhy))
+	case run.IntervalLog != nil:
+		return setting.Errorf("cluster.Config.Workers", "bench.Config.IntervalLog is one machine's stream; a coordinated run keeps every second's histogram in its result")
+	case p.Concurrency > 0 && p.Concurrency < workers:
+		return setting.Errorf("cluster.Config.Workers", "load.Plan.Concurrency %d with cluster.Config.Workers %d: every worker needs at least one request in flight", p.Concurrency, workers)
+	case p.Requests > 0 && p.Duration == 0 && p.Requests < int64(workers):
+		return setting.Errorf("cluster.Config.Workers", "load.Plan.Requests %d with cluster.Config.Workers %d: every worker needs at least one request", p.Requests, workers)
+	case run.Profile != nil && p.WarmupRequests > 0:
 		// The window opens at a time every worker knows in advance; a
 		// warm-up counted in requests ends at a different time on each.
-		return nil, setting.Errorf("load.Plan.WarmupRequests", "load.Plan.WarmupRequests with cluster.Config.Workers and bench.Config.Profile: give the warm-up as a duration, so that the window opens at one time for every worker")
+		return setting.Errorf("load.Plan.WarmupRequests", "load.Plan.WarmupRequests with cluster.Config.Workers and bench.Config.Profile: give the warm-up as a duration, so that the window opens at one time for every worker")
+	}
+	return nil
+}
+
+func newCoordinator(cfg Config) (*coordinator, error) {
+	if cfg.Token == "" {
+		return nil, setting.Errorf("cluster.Config.Token", "cluster.Config.Token: a coordinated run needs a shared token, so that no stray process can join")
+	}
+	if err := CheckShares(cfg.Run, cfg.Workers); err != nil {
+		return nil, err
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -303,6 +346,7 @@ func newCoordinator(cfg Config) (*coordinator, error) {
 	def(&cfg.StartDelay, DefaultStartDelay)
 	def(&cfg.HeartbeatEvery, DefaultHeartbeat)
 	def(&cfg.LostAfter, DefaultLostAfter)
+	def(&cfg.LateAfter, DefaultLateAfter)
 	spec, count, err := specOf(cfg.Run)
 	if err != nil {
 		return nil, err
@@ -344,6 +388,14 @@ func specOf(run bench.Config) (RunSpec, int, error) {
 		}
 	}
 	return spec, set.Len(), nil
+}
+
+// workersCount is "1 worker", "2 workers".
+func workersCount(n int) string {
+	if n == 1 {
+		return "1 worker"
+	}
+	return fmt.Sprintf("%d workers", n)
 }
 
 func (c *coordinator) logf(format string, args ...any) {
@@ -396,7 +448,7 @@ func (c *coordinator) join(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	wk := &worker{offset: time.Duration(req.OffsetNs), rep: report.WorkerReport{
+	wk := &worker{offset: time.Duration(req.OffsetNs), uncertainty: time.Duration(req.UncertaintyNs).Abs(), rep: report.WorkerReport{
 		Name: req.Name, Host: host,
 		ClockOffsetMs: float64(req.OffsetNs) / 1e6, ClockUncertaintyMs: float64(req.UncertaintyNs) / 1e6,
 	}}
@@ -438,10 +490,20 @@ func (c *coordinator) join(w http.ResponseWriter, r *http.Request) {
 	reply, err := wk.reply, c.startErr
 	c.mu.Unlock()
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "%v", err)
+		writeError(w, http.StatusServiceUnavailable, "%s: %v", StoppedBeforeStart, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, reply)
+}
+
+// StoppedBeforeStart is what a worker held at join is told when the
+// coordinator gives up before the run (interrupted, nobody else came).
+const StoppedBeforeStart = "the coordinator stopped before the run began"
+
+func (c *coordinator) joined() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.workers)
 }
 
 // waitForJoins waits until every worker has joined or the join timeout.
@@ -454,7 +516,7 @@ func (c *coordinator) waitForJoins(ctx context.Context) error {
 	case <-c.full:
 	case <-timer.C:
 	case <-ctx.Done():
-		why = fmt.Errorf("interrupted before every worker joined: %w", ctx.Err())
+		why = fmt.Errorf("interrupted before every worker joined (%s)", workersCount(c.joined()))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -467,7 +529,7 @@ func (c *coordinator) waitForJoins(ctx context.Context) error {
 		return why
 	}
 	if k := len(c.workers); k < c.cfg.Workers {
-		c.logf("warning: %d of %d workers joined within %v; they share the whole load", k, c.cfg.Workers, c.cfg.JoinTimeout)
+		c.logf("warning: %d of %s joined within %v; they share the whole load", k, workersCount(c.cfg.Workers), c.cfg.JoinTimeout)
 	}
 	c.closed = true // later joins are refused
 	return nil
@@ -517,7 +579,7 @@ func (c *coordinator) startRound(run bench.Config) error {
 		// Silence counts from the start: the reply is on its way.
 		wk.lastSeen = start
 	}
-	c.logf("%d workers start at %s", k, start.UTC().Format("15:04:05.000"))
+	c.logf("%s start at %s", workersCount(k), start.UTC().Format("15:04:05.000"))
 	if c.round == 1 {
 		close(c.started)
 	} else {
@@ -589,9 +651,12 @@ func (c *coordinator) heartbeat(w http.ResponseWriter, r *http.Request) {
 	}
 	wk.lastSeen = time.Now()
 	wk.rep.Requests, wk.rep.Errors = hb.Requests, hb.Errors
-	stop := c.stop
+	reply := heartbeatReply{Stop: c.stop}
+	if end := c.windowClosedAt(); !end.IsZero() {
+		reply.WindowEndNs = end.UnixNano()
+	}
 	c.mu.Unlock()
-	writeJSON(w, http.StatusOK, heartbeatReply{Stop: stop})
+	writeJSON(w, http.StatusOK, reply)
 }
 
 func (c *coordinator) result(w http.ResponseWriter, r *http.Request) {
@@ -628,10 +693,22 @@ func (c *coordinator) result(w http.ResponseWriter, r *http.Request) {
 		}
 		wk.rep.Error = rr.Error
 		wk.events, wk.trunc = eventsFromWire(rr.Events, shift), rr.Truncated
+		if rr.BeganNs != 0 {
+			began := time.Unix(0, rr.BeganNs).Add(shift)
+			if late := began.Sub(c.startAt); late > c.cfg.LateAfter+wk.uncertainty {
+				// Its share ran on a span of its own: the window saw
+				// less of the combined load than planned.
+				wk.rep.Status = report.WorkerLate
+				wk.rep.Error = fmt.Sprintf("began %v after the common start (its join reply came late); its requests are in the result", late.Round(time.Millisecond))
+			}
+		}
 	}
-	status, index := wk.rep.Status, wk.rep.Index
+	status, index, name, errText := wk.rep.Status, wk.rep.Index, wk.rep.Name, wk.rep.Error
 	c.mu.Unlock()
-	c.logf("worker %d done: %s", index, status)
+	if status == report.WorkerLate {
+		c.logf("warning: worker %d (%s) %s", index, name, errText)
+	}
+	c.logf("worker %d (%s) done: %s", index, name, status)
 	writeJSON(w, http.StatusOK, struct{}{})
 	c.signal()
 }
@@ -730,7 +807,7 @@ func (c *coordinator) waitForResults(ctx context.Context) {
 				wk.done, wk.gone = true, true
 				wk.rep.Status = report.WorkerLost
 				wk.rep.Error = fmt.Sprintf("silent for %v mid-run; its %d requests so far are not in the result", c.cfg.LostAfter, wk.rep.Requests)
-				c.logf("worker %d lost: %s", wk.rep.Index, wk.rep.Error)
+				c.logf("worker %d (%s) lost: %s", wk.rep.Index, wk.rep.Name, wk.rep.Error)
 				continue
 			}
 			pending++
@@ -745,11 +822,28 @@ func (c *coordinator) waitForResults(ctx context.Context) {
 		case <-interrupted:
 			interrupted = nil
 			c.mu.Lock()
-			c.stop = true
+			c.stop, c.stopAt = true, time.Now()
 			c.mu.Unlock()
 			c.logf("interrupted: telling the workers to stop")
 		}
 	}
+}
+
+// windowClosedAt is when this round's profile window closed early (the
+// interrupt fell inside it); zero when it was not closed early. c.mu is
+// held.
+func (c *coordinator) windowClosedAt() time.Time {
+	if !c.stop || c.window == nil || !c.stopAt.Before(c.window.Open.Add(c.window.Length)) {
+		return time.Time{}
+	}
+	return maxTime(c.stopAt, c.window.Open)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // writeProgress writes the round's counts so far; c.mu is held.
@@ -766,7 +860,10 @@ func (c *coordinator) writeProgress() {
 			running++
 		}
 	}
-	fmt.Fprintf(c.cfg.Progress, "loadprof coordinator: %d workers running: %d steady requests, %d errors so far\n", running, requests, errs)
+	if running == 0 {
+		return // every worker is done: the summary follows
+	}
+	fmt.Fprintf(c.cfg.Progress, "loadprof coordinator: %s running: %d steady requests, %d errors so far\n", workersCount(running), requests, errs)
 }
 
 // windowEvents are the window's requests of every worker, on the
@@ -795,7 +892,10 @@ func (c *coordinator) merge(run bench.Config, win *coordWindow) (*report.Result,
 			results = append(results, wk.result)
 			sources = append(sources, fmt.Sprintf("worker-%d", wk.rep.Index))
 		}
-		if wk.rep.Status != report.WorkerOK && wk.rep.Status != report.WorkerInterrupted {
+		// A worker stopped early by anything but the coordinator's own
+		// interrupt (Ctrl-C on its machine) did not run its share: the
+		// result lacks part of the load asked for.
+		if wk.rep.Status != report.WorkerOK && (wk.rep.Status != report.WorkerInterrupted || !c.stop) {
 			missing = append(missing, wk.rep)
 		}
 	}
@@ -847,7 +947,7 @@ func (c *coordinator) merge(run bench.Config, win *coordWindow) (*report.Result,
 	merged.Workers = reps
 	if win != nil {
 		events, truncated := c.windowEvents()
-		merged.Profile = win.finish(events, truncated, merged.StartedAt)
+		merged.Profile = win.finish(events, truncated, merged.StartedAt, c.windowClosedAt())
 	}
 	if merged.Profile != nil && merged.Profile.Error != "" && run.Profile.Required && !merged.Interrupted {
 		errs = append(errs, &bench.TargetError{Err: errors.New(merged.Profile.Error)})

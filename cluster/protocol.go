@@ -79,6 +79,10 @@ type heartbeat struct {
 
 type heartbeatReply struct {
 	Stop bool `json:"stop"` // the coordinator was interrupted: stop and send what you have
+	// WindowEndNs, with Stop, is when the profile window really closed
+	// (the coordinator's clock, Unix ns): the interrupt, before its
+	// planned end. Requests sent after it are outside the window.
+	WindowEndNs int64 `json:"window_end_ns,omitempty"`
 }
 
 type resultReport struct {
@@ -90,6 +94,10 @@ type resultReport struct {
 	// its own clock, for the trace's client plane.
 	Events    []clientEvent `json:"events,omitempty"`
 	Truncated bool          `json:"truncated,omitempty"`
+	// BeganNs is when the worker began its share (Unix ns, its own
+	// clock): the common start, or later when the reply that gave it
+	// came after it. 0 when it did not begin.
+	BeganNs int64 `json:"began_ns,omitempty"`
 }
 
 // clientEvent is profile.ClientEvent in Unix ns, compact on the wire.

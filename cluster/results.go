@@ -11,20 +11,35 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
 // pathResults is where a coordinator serves its output directory after a
 // run: GET, the token as a bearer credential, a gzipped tar of the
-// directory.
-const pathResults = "/v1/results"
+// directory. pathResultsAck is where the fetcher says it has the whole
+// archive (POST, the token): the coordinator then stops serving.
+const (
+	pathResults    = "/v1/results"
+	pathResultsAck = "/v1/results/ack"
+)
 
 // ServeResults serves dir as a .tar.gz at /v1/results on ln to whoever
-// presents token, until it has been fetched whole once, for at most
-// wait, or until ctx is done: how results leave a pod whose image has no
-// shell or tar (kubectl cp needs both). It closes ln.
+// presents token, as many times as asked, until a fetch has written the
+// whole archive and the fetcher acknowledged it (POST /v1/results/ack),
+// for at most wait, or until ctx is done: how results leave a pod whose
+// image has no shell or tar (kubectl cp needs both). A fetch cut short
+// (a dropped port-forward) does not end it: the data is known delivered
+// only when the fetcher says so. It closes ln.
 func ServeResults(ctx context.Context, ln net.Listener, token, dir string, wait time.Duration, log io.Writer) error {
-	fetched := make(chan struct{}, 1)
+	logf := func(format string, args ...any) {
+		if log != nil {
+			fmt.Fprintf(log, "loadprof coordinator: "+format+"\n", args...)
+		}
+	}
+	acked := make(chan struct{})
+	var mu sync.Mutex
+	written, ackedOnce := false, false
 	mux := http.NewServeMux()
 	mux.HandleFunc(pathResults, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
@@ -38,29 +53,55 @@ func ServeResults(ctx context.Context, ln net.Listener, token, dir string, wait 
 		w.Header().Set("Content-Type", "application/gzip")
 		w.Header().Set("Content-Disposition", `attachment; filename="loadprof-results.tar.gz"`)
 		if err := writeTarGz(w, dir); err != nil {
-			if log != nil {
-				fmt.Fprintf(log, "loadprof coordinator: serving the results: %v\n", err)
-			}
+			logf("serving the results to %s: %v", r.RemoteAddr, err)
 			return
 		}
-		select {
-		case fetched <- struct{}{}:
-		default:
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		mu.Lock()
+		written = true
+		mu.Unlock()
+		logf("the results were sent whole to %s; waiting for POST %s", r.RemoteAddr, pathResultsAck)
+	})
+	mux.HandleFunc(pathResultsAck, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			writeError(w, http.StatusMethodNotAllowed, "POST only")
+			return
+		}
+		if !tokenOK(r, token) {
+			writeError(w, http.StatusUnauthorized, "wrong or missing token (--token or %s)", TokenEnv)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !written {
+			writeError(w, http.StatusConflict, "no fetch of %s has been sent whole yet: fetch it first", pathResults)
+			return
+		}
+		writeJSON(w, http.StatusOK, struct{}{})
+		if !ackedOnce {
+			ackedOnce = true
+			close(acked)
 		}
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	if log != nil {
-		fmt.Fprintf(log, "loadprof coordinator: serving %s at http://%s%s for up to %v (one fetch ends it)\n", dir, ln.Addr(), pathResults, wait)
-	}
+	logf("serving %s at http://%s%s for up to %v (until POST %s after a whole fetch)", dir, ln.Addr(), pathResults, wait, pathResultsAck)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	var err error
 	select {
-	case <-fetched:
+	case <-acked:
 	case <-timer.C:
-		err = fmt.Errorf("--serve-results: nobody fetched the results within --serve-for %v", wait)
+		mu.Lock()
+		if written {
+			err = fmt.Errorf("--serve-results: the results were fetched, but nobody acknowledged them (POST %s) within --serve-for %v", pathResultsAck, wait)
+		} else {
+			err = fmt.Errorf("--serve-results: nobody fetched the results whole within --serve-for %v", wait)
+		}
+		mu.Unlock()
 	case <-ctx.Done():
 	case err = <-served:
 	}

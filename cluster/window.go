@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/loadprof/loadprof/bench"
@@ -80,9 +81,18 @@ func (w *coordWindow) fail(err error) {
 // group of lines for each worker, every worker's requests on the
 // coordinator's clock) and summarises the trace. origin is the merged
 // result's start, from which its window times count.
-func (w *coordWindow) finish(perWorker [][]profile.ClientEvent, truncated bool, origin time.Time) *report.ProfileReport {
+func (w *coordWindow) finish(perWorker [][]profile.ClientEvent, truncated bool, origin, closedAt time.Time) *report.ProfileReport {
 	o := w.cfg.Options
-	startS, endS := w.open.Sub(origin).Seconds(), w.open.Add(w.length).Sub(origin).Seconds()
+	end := w.open.Add(w.length)
+	if !closedAt.IsZero() && closedAt.Before(end) {
+		// Closed early (interrupted): the window is what it really
+		// was, and its requests those sent before it closed.
+		end = closedAt
+		for i, evs := range perWorker {
+			perWorker[i] = slices.DeleteFunc(slices.Clone(evs), func(e profile.ClientEvent) bool { return e.Sent.After(end) })
+		}
+	}
+	startS, endS := w.open.Sub(origin).Seconds(), end.Sub(origin).Seconds()
 	select {
 	case <-w.done:
 	case <-time.After(time.Until(w.open) + o.Duration + o.Slack + 10*time.Second):

@@ -2,12 +2,14 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,6 +84,12 @@ func Work(ctx context.Context, cfg WorkerConfig) error {
 	var reply joinReply
 	req := joinRequest{Protocol: ProtocolVersion, Name: cfg.Name, Tool: "loadprof " + bench.Version, OffsetNs: int64(offset), UncertaintyNs: int64(uncertainty)}
 	if err := c.call(ctx, pathJoin, req, &reply, time.Until(deadline)); err != nil {
+		var se *StatusError
+		if errors.As(err, &se) && se.Status == http.StatusServiceUnavailable {
+			// Not refused: the coordinator gave up before the run (its
+			// Ctrl-C); the message says so.
+			return &UnreachableError{fmt.Errorf("joining %s: %s", c.base, se.Msg)}
+		}
 		err = fmt.Errorf("joining %s: %w", c.base, err)
 		if !refused(err) {
 			err = &UnreachableError{err}
@@ -138,7 +146,13 @@ func measureClock(ctx context.Context, c *client, n int, deadline time.Time) (of
 		var r clockReply
 		err := c.call(ctx, pathClock, struct{}{}, &r, 5*time.Second)
 		back := time.Now()
+		if err == nil && !plausibleClock(r.NowNs, sent) {
+			err = &NotCoordinatorError{Addr: c.base, Why: fmt.Sprintf("its clock reply has no plausible now_ns (%d)", r.NowNs)}
+		}
 		if err != nil {
+			if nc := notCoordinator(c.base, err); nc != nil {
+				return 0, 0, nc
+			}
 			if refused(err) {
 				return 0, 0, err
 			}
@@ -162,6 +176,49 @@ func measureClock(ctx context.Context, c *client, n int, deadline time.Time) (of
 	return offset, best / 2, nil
 }
 
+// plausibleClock reports whether a coordinator's clock reading is one a
+// clock could give: within a year of this machine's (a clock further off
+// is refused at join anyway; this catches a server that is something
+// else and answered {} or a number of its own).
+func plausibleClock(nowNs int64, local time.Time) bool {
+	const year = 365 * 24 * time.Hour
+	return nowNs > 0 && time.Unix(0, nowNs).Sub(local).Abs() < year
+}
+
+// NotCoordinatorError is an answer at the coordinator's address from
+// something that is not a loadprof coordinator (a model server's gRPC
+// port, a web server): trying again will not help.
+type NotCoordinatorError struct {
+	Addr string
+	Why  string
+}
+
+func (e *NotCoordinatorError) Error() string {
+	return fmt.Sprintf("%s is not a loadprof coordinator: %s (is --join the coordinator's --listen address?)", e.Addr, e.Why)
+}
+
+// notCoordinator turns an answer no coordinator gives into a
+// *NotCoordinatorError; nil for any other error.
+func notCoordinator(addr string, err error) error {
+	var nc *NotCoordinatorError
+	var se *StatusError
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &nc):
+		return nc
+	case errors.As(err, &se) && (se.Status == http.StatusNotFound || se.Status == http.StatusMethodNotAllowed):
+		return &NotCoordinatorError{Addr: addr, Why: fmt.Sprintf("it answered %s with %d", se.Path, se.Status)}
+	case errors.As(err, &syntax), errors.As(err, &typ):
+		return &NotCoordinatorError{Addr: addr, Why: "its answer is not the coordinator's JSON"}
+	case strings.Contains(err.Error(), "malformed HTTP response"):
+		// An HTTP/2-only server (gRPC) answers HTTP/1.1 with its
+		// preface.
+		return &NotCoordinatorError{Addr: addr, Why: "it answered in HTTP/2 (a gRPC port?)"}
+	}
+	return nil
+}
+
 // runShare runs the worker's share and sends the result.
 func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply, offset time.Duration, logf func(string, ...any)) error {
 	dir, err := os.MkdirTemp(cfg.TempDir, "loadprof-worker-")
@@ -176,12 +233,19 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 	run.Warnings = cfg.Warnings
 	var events []clientEvent
 	var truncated bool
+	var windowEnd atomic.Int64 // Unix ns on the coordinator's clock; 0 for as planned
 	if run.RemoteWindow != nil {
 		run.RemoteWindow.Events = func(e []profile.ClientEvent, t bool) { events, truncated = eventsToWire(e), t }
+		run.RemoteWindow.ClosedAt = func() time.Time {
+			if ns := windowEnd.Load(); ns != 0 {
+				return time.Unix(0, ns).Add(offset) // onto this machine's clock
+			}
+			return time.Time{}
+		}
 	}
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	live := &liveness{worker: reply.Worker, round: reply.Round}
+	live := &liveness{worker: reply.Worker, round: reply.Round, windowEnd: &windowEnd}
 	var wg sync.WaitGroup
 	beatDone := make(chan struct{})
 	wg.Add(1)
@@ -193,6 +257,9 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 
 	// The common start, on this machine's clock.
 	start := reply.StartAt.Add(offset)
+	if late := time.Since(start); late > 0 {
+		logf("warning: the start time had passed %v before this worker was ready: it begins late (the coordinator counts it as late)", late.Round(time.Millisecond))
+	}
 	t := time.NewTimer(time.Until(start))
 	select {
 	case <-t.C:
@@ -200,6 +267,7 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 		t.Stop()
 		return c.report(ctx, resultReport{Round: reply.Round, Worker: reply.Worker, Error: "stopped before the start: " + context.Cause(runCtx).Error()}, reply.LostAfter)
 	}
+	began := time.Now()
 	run.Watch = func(p func() load.Progress) { live.read.Store(&p) }
 	res, runErr := bench.Run(runCtx, run)
 	final := heartbeat{Round: reply.Round, Worker: reply.Worker, Phase: "done"}
@@ -207,7 +275,7 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 		final.Requests, final.Errors = res.Requests, sumErrors(res.Errors)
 	}
 	live.final.Store(&final)
-	rr := resultReport{Round: reply.Round, Worker: reply.Worker, Result: res, Events: events, Truncated: truncated}
+	rr := resultReport{Round: reply.Round, Worker: reply.Worker, Result: res, Events: events, Truncated: truncated, BeganNs: began.UnixNano()}
 	if runErr != nil {
 		rr.Error = runErr.Error()
 	}
@@ -253,6 +321,8 @@ type liveness struct {
 	round  int
 	read   atomic.Pointer[func() load.Progress]
 	final  atomic.Pointer[heartbeat]
+	// windowEnd gets the coordinator's early close of the window.
+	windowEnd *atomic.Int64
 }
 
 func (l *liveness) now() heartbeat {
@@ -287,6 +357,9 @@ func beat(ctx context.Context, c *client, reply joinReply, live *liveness, stop 
 		switch {
 		case err == nil:
 			lastOK = time.Now()
+			if r.WindowEndNs != 0 {
+				live.windowEnd.Store(r.WindowEndNs)
+			}
 			if r.Stop && !stopped {
 				stopped = true
 				logf("the coordinator says stop")

@@ -16,7 +16,9 @@ import (
 	"io"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -47,7 +49,15 @@ type Spec struct {
 	// JoinTimeout is the coordinator's --join-timeout, added to RunArgs
 	// when set (pods take a while to be scheduled and pull the image).
 	JoinTimeout time.Duration
+	// SecretHeaders are the run's -H headers that carry credentials
+	// ("Key: value"): they go into the token's Secret and reach the
+	// coordinator as HeadersEnv, not as arguments.
+	SecretHeaders []string
 }
+
+// HeadersEnv is the environment variable `loadprof run` reads extra
+// headers from, one "Key: value" a line, as if each were given with -H.
+const HeadersEnv = "LOADPROF_HEADERS"
 
 // Input is the payload as files.
 type Input struct {
@@ -159,8 +169,16 @@ func Manifests(s Spec) ([]any, error) {
 		args = append(args, "--join-timeout", s.JoinTimeout.String())
 	}
 	tokenEnv := []EnvVar{{Name: "LOADPROF_TOKEN", ValueFrom: &EnvVarSource{SecretKeyRef: &SecretKeySelector{Name: tokenSecret, Key: "token"}}}}
+	secretData := map[string]string{"token": s.Token}
+	coordEnv := tokenEnv
+	if len(s.SecretHeaders) > 0 {
+		// Credentials stay out of the Job's args, which whoever may read
+		// the Job reads: the run takes them from its environment.
+		secretData["headers"] = strings.Join(s.SecretHeaders, "\n")
+		coordEnv = append(slices.Clip(tokenEnv), EnvVar{Name: HeadersEnv, ValueFrom: &EnvVarSource{SecretKeyRef: &SecretKeySelector{Name: tokenSecret, Key: "headers"}}})
+	}
 	objs := []any{
-		Secret{TypeMeta: TypeMeta{APIVersion: "v1", Kind: "Secret"}, Metadata: meta(tokenSecret, "token"), Type: "Opaque", StringData: map[string]string{"token": s.Token}},
+		Secret{TypeMeta: TypeMeta{APIVersion: "v1", Kind: "Secret"}, Metadata: meta(tokenSecret, "token"), Type: "Opaque", StringData: secretData},
 		data,
 	}
 	volumes := []Volume{
@@ -195,15 +213,20 @@ func Manifests(s Spec) ([]any, error) {
 	nonRoot := true
 	uid := int64(65532)
 	security := &PodSecurityContext{RunAsNonRoot: &nonRoot, RunAsUser: &uid}
+	// The restricted Pod Security Standard: a namespace that enforces it
+	// admits the pods. loadprof needs no privilege: it sends requests.
+	noEscalation := false
+	restricted := &SecurityContext{AllowPrivilegeEscalation: &noEscalation, Capabilities: &Capabilities{Drop: []string{"ALL"}},
+		SeccompProfile: &SeccompProfile{Type: "RuntimeDefault"}}
 	objs = append(objs, Job{
 		TypeMeta: TypeMeta{APIVersion: "batch/v1", Kind: "Job"}, Metadata: meta(coordName, "coordinator"),
 		Spec: JobSpec{Completions: &one, Parallelism: &one, BackoffLimit: &zero, ActiveDeadlineSeconds: deadline,
 			Template: PodTemplateSpec{Metadata: ObjectMeta{Labels: labels("coordinator")}, Spec: PodSpec{
 				RestartPolicy: "Never", SecurityContext: security, Volumes: volumes,
 				Containers: []Container{{
-					Name: "coordinator", Image: s.Image, Args: args, Env: tokenEnv, VolumeMounts: mounts,
+					Name: "coordinator", Image: s.Image, Args: args, Env: coordEnv, VolumeMounts: mounts,
 					Ports:     []ContainerPort{{Name: "join", ContainerPort: int32(s.Port), Protocol: "TCP"}},
-					Resources: requests(s.CoordCPU, s.CoordMemory),
+					Resources: requests(s.CoordCPU, s.CoordMemory), SecurityContext: restricted,
 				}},
 			}}},
 	})
@@ -222,7 +245,7 @@ func Manifests(s Spec) ([]any, error) {
 				Containers: []Container{{
 					Name: "worker", Image: s.Image, Args: workerArgs, Env: tokenEnv,
 					Resources:    requests(s.WorkerCPU, s.WorkerMemory),
-					VolumeMounts: []VolumeMount{{Name: "tmp", MountPath: "/tmp"}},
+					VolumeMounts: []VolumeMount{{Name: "tmp", MountPath: "/tmp"}}, SecurityContext: restricted,
 				}},
 			}}},
 	})

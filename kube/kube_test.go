@@ -271,3 +271,28 @@ func TestKubectlAcceptsTheManifests(t *testing.T) {
 		}
 	}
 }
+
+// Every container meets the restricted Pod Security Standard, so that a
+// namespace that enforces it admits the run.
+func TestEveryContainerMeetsTheRestrictedPodSecurityStandard(t *testing.T) {
+	m := decodeAll(t, testSpec())
+	for name, job := range m.jobs {
+		pod := job.Spec.Template.Spec
+		if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot {
+			t.Errorf("%s: the pod may run as root", name)
+		}
+		for _, c := range pod.Containers {
+			sc := c.SecurityContext
+			switch {
+			case sc == nil:
+				t.Errorf("%s/%s: no securityContext", name, c.Name)
+			case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
+				t.Errorf("%s/%s: allowPrivilegeEscalation is not false", name, c.Name)
+			case sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}):
+				t.Errorf("%s/%s: capabilities %+v, want drop [ALL]", name, c.Name, sc.Capabilities)
+			case sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault:
+				t.Errorf("%s/%s: seccompProfile %+v, want RuntimeDefault", name, c.Name, sc.SeccompProfile)
+			}
+		}
+	}
+}

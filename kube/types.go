@@ -100,6 +100,27 @@ type Container struct {
 	Ports        []ContainerPort      `json:"ports,omitempty"`
 	Resources    ResourceRequirements `json:"resources"`
 	VolumeMounts []VolumeMount        `json:"volumeMounts,omitempty"`
+	// SecurityContext is what the restricted Pod Security Standard asks
+	// of every container.
+	SecurityContext *SecurityContext `json:"securityContext,omitempty"`
+}
+
+// SecurityContext is a container's security settings.
+type SecurityContext struct {
+	AllowPrivilegeEscalation *bool           `json:"allowPrivilegeEscalation,omitempty"`
+	Capabilities             *Capabilities   `json:"capabilities,omitempty"`
+	SeccompProfile           *SeccompProfile `json:"seccompProfile,omitempty"`
+}
+
+// Capabilities are the Linux capabilities added to and dropped from a
+// container.
+type Capabilities struct {
+	Drop []string `json:"drop,omitempty"`
+}
+
+// SeccompProfile is the seccomp filter of a container.
+type SeccompProfile struct {
+	Type string `json:"type"`
 }
 
 // ContainerPort is a port a container listens on.

@@ -117,7 +117,8 @@ func TestMergeOfTwoHalvesEqualsOneRun(t *testing.T) {
 	if !got.Equals(all) || m.Latency != StatsOf(all) {
 		t.Fatalf("merged histogram differs: %+v vs %+v", m.Latency, StatsOf(all))
 	}
-	if m.Requests != 20000 || m.ThroughputRPS != 250 || m.Errors["timeout"] != 3 || m.Errors["http_503"] != 4 {
+	// a ran 100 s, b 66.7 s: together 20000 requests over a's 100 s.
+	if m.Requests != 20000 || m.ThroughputRPS != 200 || m.Errors["timeout"] != 3 || m.Errors["http_503"] != 4 {
 		t.Fatalf("merged %+v", m)
 	}
 	rb.LatencyFrom = "intended_send"

@@ -54,9 +54,9 @@ func (r *Result) steadyEnd() time.Time {
 
 // Merge combines results of runs made at the same time from several
 // machines against one target: histograms and counts are merged exactly,
-// throughputs add up. The merged clock starts at the earliest start; each
-// run's per-second points move onto it by its start's offset rounded to a
-// whole second, and a merged second's percentiles come from the merged
+// the throughput is the requests over the merged steady span. The merged
+// clock starts at the earliest start; each run's per-second points move
+// onto it by its start's offset rounded to a whole second, and a merged second's percentiles come from the merged
 // histograms of the points that fall on it (series_histograms): exact for
 // version 3 results. Phases span from the earliest start to the latest end
 // of the inputs'. A field on which the inputs differ (transport, target,
@@ -127,8 +127,6 @@ func Merge(results []*Result, sources []string) (*Result, []string, error) {
 			return nil, nil, err
 		}
 		out.Requests += r.Requests
-		out.ThroughputRPS += r.ThroughputRPS
-		out.SuccessRPS += r.SuccessRPS
 		out.Interrupted = out.Interrupted || r.Interrupted
 		out.Unfinished += r.Unfinished
 		addCounts(out.Errors, r.Errors)
@@ -163,6 +161,7 @@ func Merge(results []*Result, sources []string) (*Result, []string, error) {
 		}
 	}
 	out.FinishedAt = finished
+	out.ThroughputRPS, out.SuccessRPS = mergedThroughput(results, out.Phases.Steady)
 	warmup, exact, err := mergeWarmupLatency(results, sources)
 	if err != nil {
 		return nil, nil, err
@@ -309,6 +308,30 @@ func mergedInput(r *Result, src string) MergedInput {
 
 // mergePhaseSpan adds phase p of a run whose clock starts offset seconds
 // into the merged one: counts add up, the span covers both.
+// mergedThroughput is the requests (and the successful ones) of the
+// runs over their merged steady span: adding the runs' own throughputs
+// would count a run that stopped early (Ctrl-C on one machine) as if it
+// had sent at its pace over the whole span. The span is at least each
+// run's own (an open loop's counts the intended send times, which may
+// outlast the first to last request).
+func mergedThroughput(results []*Result, steady Phase) (rps, okRPS float64) {
+	span := steady.End - steady.Start
+	var requests, ok float64
+	for _, r := range results {
+		if r.ThroughputRPS <= 0 {
+			continue
+		}
+		own := float64(r.Requests) / r.ThroughputRPS
+		span = max(span, own)
+		requests += float64(r.Requests)
+		ok += r.SuccessRPS * own
+	}
+	if span <= 0 {
+		return 0, 0
+	}
+	return requests / span, ok / span
+}
+
 func mergePhaseSpan(dst *Phase, p Phase, offset float64) {
 	addCounts(dst.Errors, p.Errors)
 	if p.Requests == 0 {

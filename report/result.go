@@ -137,6 +137,7 @@ const (
 	WorkerNotJoined   = "not_joined"  // did not join within the join timeout
 	WorkerRefused     = "refused"     // joined with a clock too far off (--max-clock-offset)
 	WorkerFailed      = "failed"      // ran, but its run failed (it says why)
+	WorkerLate        = "late"        // began after the common start (its join reply came late): its share ran on a span of its own
 )
 
 // Units are the units of the numbers whose names do not carry one.

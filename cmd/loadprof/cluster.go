@@ -33,8 +33,8 @@ func addClusterFlags(fs *pflag.FlagSet) *clusterFlags {
 		maxOffset:    fs.Duration("max-clock-offset", cluster.DefaultMaxClockOffset, "with --workers: refuse a worker whose clock is further off than this from the coordinator's"),
 		clockAction:  fs.String("clock-offset", "refuse", "with --workers: what a clock beyond --max-clock-offset gets: refuse, or warn (let in; every time is corrected by the measured offset anyway)"),
 		lostAfter:    fs.Duration("worker-lost-after", cluster.DefaultLostAfter, "with --workers: a worker silent this long mid-run counts as lost (its measurements are left out)"),
-		serveResults: fs.String("serve-results", "", "with --workers: after the run, serve this directory (where --out, --html and --logdir wrote) as a .tar.gz at http://LISTEN/v1/results to whoever has the token, until fetched once: how results leave a Kubernetes pod"),
-		serveFor:     fs.Duration("serve-for", 30*time.Minute, "with --serve-results: how long to wait for the fetch"),
+		serveResults: fs.String("serve-results", "", "with --workers: after the run, serve this directory (where --out, --html and --logdir wrote) as a .tar.gz at http://LISTEN/v1/results to whoever has the token, until a whole fetch is acknowledged (POST /v1/results/ack): how results leave a Kubernetes pod"),
+		serveFor:     fs.Duration("serve-for", 30*time.Minute, "with --serve-results: how long to wait for the fetch and its acknowledgement"),
 	}
 }
 
@@ -48,7 +48,7 @@ type clusterOptions struct {
 
 // options reads the cluster flags; nil when the run is not coordinated.
 func (f *clusterFlags) options(fs *pflag.FlagSet) (*clusterOptions, error) {
-	if *f.workers == 0 {
+	if !fs.Changed("workers") {
 		for _, name := range []string{"listen", "token", "join-timeout", "max-clock-offset", "clock-offset", "worker-lost-after", "serve-results", "serve-for"} {
 			if fs.Changed(name) {
 				return nil, fmt.Errorf("--%s goes with --workers N", name)
@@ -56,7 +56,7 @@ func (f *clusterFlags) options(fs *pflag.FlagSet) (*clusterOptions, error) {
 		}
 		return nil, nil
 	}
-	if err := firstError(atLeast("--workers", *f.workers, 1), positiveDuration("--join-timeout", *f.joinTimeout),
+	if err := firstError(atLeast("--workers", *f.workers, 1), atMost("--workers", *f.workers, cluster.MaxWorkers, cluster.MaxWorkersWhy), positiveDuration("--join-timeout", *f.joinTimeout),
 		positiveDuration("--max-clock-offset", *f.maxOffset), positiveDuration("--worker-lost-after", *f.lostAfter)); err != nil {
 		return nil, err
 	}
@@ -180,13 +180,20 @@ func workerCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return exitCode(nil, interruptCode(ctx)) // a worker interrupted here sent what it had
 	}
 	printError(stderr, "worker", err)
+	return workerErrorCode(ctx, err)
+}
+
+// workerErrorCode is the exit code of a worker that failed with err.
+func workerErrorCode(ctx context.Context, err error) int {
 	var se *cluster.StatusError
 	var gone *cluster.UnreachableError
 	switch {
+	case errors.As(err, &gone):
+		// Checked first: a coordinator gone or stopped may have said so
+		// with a status (503), which is no refusal.
+		return exitTarget
 	case errors.As(err, &se):
 		return exitBadInput // refused: a wrong token, a clock too far off, a run already started
-	case errors.As(err, &gone):
-		return exitTarget
 	}
 	return exitCode(err, interruptCode(ctx))
 }

@@ -25,6 +25,13 @@ func atLeast[N int | int64](flag string, v, min N) error {
 	return nil
 }
 
+func atMost[N int | int64](flag string, v, max N, why string) error {
+	if v > max {
+		return fmt.Errorf("%s %d: must be at most %d%s", flag, v, max, why)
+	}
+	return nil
+}
+
 func positiveDuration(flag string, d time.Duration) error {
 	if d <= 0 {
 		return fmt.Errorf("%s %v: must be positive", flag, d)

@@ -13,6 +13,7 @@ import (
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/payloads"
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // k8sOwnedFlags are the run flags the manifests set themselves (paths in
@@ -53,6 +54,12 @@ func k8sCommand(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return usageError(fs, err, stdout, stderr)
 	}
+	if err := checkK8sFlags(fs, *workers, *port, *deadline, map[string]string{
+		"worker-cpu": *workerCPU, "worker-memory": *workerMemory, "coordinator-cpu": *coordCPU, "coordinator-memory": *coordMemory,
+	}); err != nil {
+		printError(stderr, "k8s", err)
+		return exitBadInput
+	}
 	rest := fs.Args()
 	if fs.ArgsLenAtDash() != 0 || len(rest) == 0 || rest[0] != "run" {
 		fmt.Fprintln(stderr, "loadprof k8s: want the run after --: loadprof k8s --workers N --image IMAGE -- run --url ... --data ... --rate ...")
@@ -79,8 +86,16 @@ func k8sCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "loadprof k8s: --data -: the payload goes into a ConfigMap; give a file or a directory")
 		return exitBadInput
 	}
-	// Check the run's flags as `run` would, the payload included.
-	if _, err := flags.options(runFS, strings.NewReader(""), io.Discard); err != nil {
+	// Check the run's flags as `run` would, the payload included, and
+	// its load against the workers that share it.
+	opts, err := flags.options(runFS, strings.NewReader(""), io.Discard)
+	if err == nil && opts.sweep == nil {
+		err = opts.bench.Plan.Check() // what run checks when the load starts
+	}
+	if err == nil {
+		err = cluster.CheckShares(opts.bench, *workers)
+	}
+	if err != nil {
 		printError(stderr, "k8s", err)
 		return exitBadInput
 	}
@@ -123,15 +138,19 @@ func k8sCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		if sv, ok := f.Value.(pflag.SliceValue); ok {
 			for _, v := range sv.GetSlice() {
+				if k, _, _ := strings.Cut(v, ":"); f.Name == "header" && isCredential(k) {
+					spec.SecretHeaders = append(spec.SecretHeaders, v) // the Secret, not the args
+					continue
+				}
 				spec.RunArgs = append(spec.RunArgs, "--"+f.Name+"="+v)
 			}
 			return
 		}
 		spec.RunArgs = append(spec.RunArgs, "--"+f.Name+"="+f.Value.String())
 	})
-	for _, h := range *flags.headers {
-		if k, _, _ := strings.Cut(h, ":"); isCredential(k) {
-			fmt.Fprintf(stderr, "loadprof k8s: warning: -H %s: the header is in the coordinator Job's args, readable by whoever can read the Job\n", k)
+	for _, f := range []struct{ flag, in string }{{"out", "/results/result.json"}, {"html", "/results/report.html"}, {"logdir", "/results/tb"}} {
+		if runFS.Changed(f.flag) {
+			fmt.Fprintf(stderr, "loadprof k8s: warning: --%s %s: the coordinator writes %s in its pod instead; it leaves the cluster with the results (see the README)\n", f.flag, runFS.Lookup(f.flag).Value, f.in)
 		}
 	}
 	objs, err := kube.Manifests(spec)
@@ -143,6 +162,27 @@ func k8sCommand(args []string, stdout, stderr io.Writer) int {
 		return exitBadInput
 	}
 	return exitOK
+}
+
+// checkK8sFlags checks k8s's own flags: one error naming the first
+// wrong one.
+func checkK8sFlags(fs *pflag.FlagSet, workers, port int, deadline time.Duration, quantities map[string]string) error {
+	if err := firstError(atLeast("--workers", workers, 1), atMost("--workers", workers, cluster.MaxWorkers, cluster.MaxWorkersWhy),
+		atLeast("--port", port, 1), atMost("--port", port, 65535, "")); err != nil {
+		return err
+	}
+	if fs.Changed("deadline") {
+		if err := positiveDuration("--deadline", deadline); err != nil {
+			return err
+		}
+	}
+	for _, name := range []string{"worker-cpu", "worker-memory", "coordinator-cpu", "coordinator-memory"} {
+		q, err := resource.ParseQuantity(quantities[name])
+		if err != nil || q.Sign() <= 0 {
+			return fmt.Errorf("--%s %q: want a positive Kubernetes quantity (500m, 2, 512Mi, 1Gi)", name, quantities[name])
+		}
+	}
+	return nil
 }
 
 // isCredential reports whether a header carries a credential, as result

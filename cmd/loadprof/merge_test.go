@@ -21,7 +21,9 @@ func TestMergePrintsEachInputAndWhatItCouldNotMergeAndKeepsTheirSettings(t *test
 		"loadprof merge: 2 runs made at the same time (started within 403 ms), open loop",
 		rest + "  REST http://127.0.0.1:18601/v1/models/test_model:predict, 40 req/s offered; started 01:39:02.106: 120 requests, 40.0 req/s",
 		grpc + "  GRPC grpc://127.0.0.1:18600 model test_model, 30 req/s offered; started 01:39:02.510: 90 requests, 30.0 req/s",
-		"steady       3.4s       210 requests      5 errors  70.0 req/s",
+		// 210 requests over the merged steady span (the runs overlap, 403 ms
+		// apart), not the two paces added (70).
+		"steady       3.4s       210 requests      5 errors  62.2 req/s",
 		`note: the runs differ in transport, target: the merged result says "mixed" there`,
 		"note: 4 seconds of the merged series have no p50/p99",
 		"merged result written to " + out,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/loadprof/loadprof/bench"
 	"github.com/loadprof/loadprof/internal/outfile"
+	"github.com/loadprof/loadprof/kube"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/payloads"
 	"github.com/loadprof/loadprof/profile"
@@ -137,7 +138,7 @@ func newRunFlags() (*pflag.FlagSet, *runFlags) {
 	f.useTLS = fs.Bool("tls", false, "with --grpc: use TLS (https:// URLs always do)")
 	f.data = fs.String("data", "", "payload: a TF Serving JSON body (or a V2 infer body, for a V2 target), a .jsonl file (one body per line), a directory of them, or - for stdin")
 	f.maxPayload = fs.Int64("max-payload", payloads.DefaultMaxBytes, "largest payload file read, in bytes")
-	f.headers = fs.StringArrayP("header", "H", nil, "extra header \"Key: value\" (repeatable)")
+	f.headers = fs.StringArrayP("header", "H", nil, "extra header \"Key: value\" (repeatable; also $LOADPROF_HEADERS, one a line)")
 	f.rateSpec = fs.String("rate", "", "open loop: requests per second; latency counts from each request's intended send time. FROM:TO:STEP sweeps (50:500:50)")
 	f.concSpec = fs.String("concurrency", "", "closed loop: requests in flight. FROM:TO:STEP or FROM:TO:xFACTOR sweeps (1:64:x2)")
 	f.maxErrors = fs.String("max-errors", "", "exit 1 when the steady phase has more errors than this: a count (10) or a rate (0.5%), for CI")
@@ -236,6 +237,18 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 		parsed, err := load.ParseHeader(h)
 		if err != nil {
 			return nil, fmt.Errorf("-H: %w", err)
+		}
+		hs = append(hs, parsed)
+	}
+	// Headers from the environment (a Kubernetes Secret's credentials,
+	// kept out of the Job's arguments): one "Key: value" a line.
+	for i, line := range strings.Split(os.Getenv(kube.HeadersEnv), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		parsed, err := load.ParseHeader(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", kube.HeadersEnv, i+1, err)
 		}
 		hs = append(hs, parsed)
 	}
