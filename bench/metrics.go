@@ -225,10 +225,13 @@ func urlSecrets(raw string) []string {
 }
 
 // headEndpoint is the endpoint whose request figures head the server
-// block: the first whose steady window is whole (its scrapes at the
-// phase's edges succeeded), else the first with request figures at all;
+// block: of those that counted requests over the window, the one whose
+// count is nearest the client's (another server, or another model's
+// series, counts something else), whole windows (both edge scrapes
+// answered) before cut ones; else the first with request figures at all;
 // -1 when none has any.
-func headEndpoint(reps []servermetrics.Report) int {
+func headEndpoint(reps []servermetrics.Report, client int64) int {
+	best, bestWhole, bestDiff := -1, false, math.Inf(1)
 	first := -1
 	for i, rep := range reps {
 		w := rep.Steady
@@ -238,12 +241,20 @@ func headEndpoint(reps []servermetrics.Report) int {
 		if w == nil || (w.Requests == nil && w.Latency == nil) {
 			continue
 		}
-		if rep.Steady != nil && !cutShort(rep) {
-			return i
-		}
 		if first < 0 {
 			first = i
 		}
+		if w.Requests == nil || *w.Requests <= 0 {
+			continue
+		}
+		whole := rep.Steady != nil && !cutShort(rep)
+		diff := math.Abs(*w.Requests - float64(client))
+		if best < 0 || (whole && !bestWhole) || (whole == bestWhole && diff < bestDiff) {
+			best, bestWhole, bestDiff = i, whole, diff
+		}
+	}
+	if best >= 0 {
+		return best
 	}
 	return first
 }
@@ -273,7 +284,7 @@ func serverReport(reps []servermetrics.Report, res *report.Result, origin time.T
 	}
 	sr := &report.ServerReport{Model: model, Endpoints: []report.ServerEndpoint{}}
 	headed := false
-	head := headEndpoint(reps)
+	head := headEndpoint(reps, res.Requests)
 	for i, rep := range reps {
 		ep := report.ServerEndpoint{URL: rep.URL, Scrapes: rep.Scrapes, FailedScrapes: rep.FailedScrapes}
 		w, name := rep.Steady, "steady"
@@ -291,7 +302,7 @@ func serverReport(reps []servermetrics.Report, res *report.Result, origin time.T
 			}
 		}
 		sr.Endpoints = append(sr.Endpoints, ep)
-		// The first endpoint with request figures heads the block; a GPU
+		// The endpoint whose count fits the load heads the block; a GPU
 		// exporter's figures join it.
 		if w == nil {
 			continue
@@ -300,7 +311,7 @@ func serverReport(reps []servermetrics.Report, res *report.Result, origin time.T
 			headed = true
 			gpu := sr.ServerFigures
 			sr.ServerWindow = *ep.Steady
-			sr.Server = w.Server
+			sr.Server, sr.Head = w.Server, rep.URL
 			for _, f := range w.Families {
 				sr.Families = append(sr.Families, familyOf(f))
 			}

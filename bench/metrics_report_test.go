@@ -99,3 +99,32 @@ func TestAnIntervalGetsTheClientSecondsItMostlyCovers(t *testing.T) {
 		}
 	}
 }
+
+// Two servers scraped, the load sent to the second listed: the head is
+// the one whose count fits the load, and the summary says each one's.
+func TestTheHeadIsTheEndpointWhoseCountFitsTheLoad(t *testing.T) {
+	origin := time.Now()
+	steady := func(server string, requests, mean float64) *servermetrics.Window {
+		w := &servermetrics.Window{Name: "steady", Start: origin.Add(time.Second), End: origin.Add(3 * time.Second), Server: server, Requests: f64(requests),
+			Latency: &servermetrics.Latency{Family: ":tensorflow:serving:request_latency", Count: requests, MeanMs: mean}}
+		return w
+	}
+	idle, busy, other := steady("tfserving", 0, 0), steady("tfserving", 300, 4), steady("tfserving", 40, 9)
+	reps := []servermetrics.Report{
+		{URL: "http://sim2/metrics", Scrapes: 3, Steady: idle, Run: idle},
+		{URL: "http://other/metrics", Scrapes: 3, Steady: other, Run: other},
+		{URL: "http://sim1/metrics", Scrapes: 3, Steady: busy, Run: busy},
+	}
+	res := &report.Result{Requests: 300, LatencyOK: report.Stats{Count: 300, Mean: 5}}
+	s := serverReport(reps, res, origin, "m")
+	if s.Requests == nil || *s.Requests != 300 || s.Head != "http://sim1/metrics" || s.LatencyMs.Mean != 4 {
+		t.Fatalf("head %q with %v requests, want sim1's 300", s.Head, s.Requests)
+	}
+	res.Server = s
+	lines := strings.Join(report.CountingEndpointLines(s), "\n")
+	for _, want := range []string{"2 endpoints counted requests", "http://other/metrics: requests 40", "http://sim1/metrics: requests 300"} {
+		if !strings.Contains(lines, want) {
+			t.Errorf("summary lines %q lack %q", lines, want)
+		}
+	}
+}

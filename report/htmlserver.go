@@ -88,6 +88,20 @@ func serverRows(r *Result) []serverRow {
 	if s.GPUPowerW != nil {
 		rows = append(rows, serverRow{Key: "gpu-power", Label: "GPU power", Server: fmt.Sprintf("%.0f W", *s.GPUPowerW)})
 	}
+	// Several endpoints counting requests: each says its own, beside the
+	// head's (the count nearest the client's).
+	if eps := countingEndpoints(s); len(eps) > 1 {
+		for i, ep := range eps {
+			row := serverRow{Key: fmt.Sprintf("endpoint-%d", i), Label: "requests at " + ep.URL, Server: formatCount(*ep.Steady.Requests), Client: fmt.Sprint(r.Requests)}
+			if l := ep.Steady.LatencyMs; l != nil {
+				row.Note = "latency " + latencyLine(l)
+			}
+			if ep.URL == s.Head {
+				row.Note = "the figures above; " + row.Note
+			}
+			rows = append(rows, row)
+		}
+	}
 	return rows
 }
 

@@ -34,6 +34,9 @@ func writeServerSummary(w io.Writer, r *Result) {
 		for _, line := range ServerLines(r) {
 			fmt.Fprintln(w, "    "+line)
 		}
+		for _, line := range CountingEndpointLines(s) {
+			fmt.Fprintln(w, "    "+line)
+		}
 	}
 	if p := s.Profile; p != nil && p.Requests != nil {
 		line := fmt.Sprintf("    profile window (%.1f-%.1f s): server %s requests", p.StartS, p.EndS, formatCount(*p.Requests))
@@ -254,6 +257,37 @@ func BucketBounds(q *ServerQuantile) string {
 		lo = "0"
 	}
 	return "[" + lo + "-" + hi + "]"
+}
+
+// countingEndpoints are the endpoints that counted requests over their
+// window.
+func countingEndpoints(s *ServerReport) []ServerEndpoint {
+	var out []ServerEndpoint
+	for _, ep := range s.Endpoints {
+		if ep.Steady != nil && ep.Steady.Requests != nil && *ep.Steady.Requests > 0 {
+			out = append(out, ep)
+		}
+	}
+	return out
+}
+
+// CountingEndpointLines say, when several endpoints counted requests,
+// whose figures head the block and each one's own: one endpoint's
+// figures are never said for all of them.
+func CountingEndpointLines(s *ServerReport) []string {
+	eps := countingEndpoints(s)
+	if len(eps) < 2 {
+		return nil
+	}
+	out := []string{fmt.Sprintf("%d endpoints counted requests; the figures above are %s's, the count nearest the client's. Each endpoint's:", len(eps), s.Head)}
+	for _, ep := range eps {
+		line := fmt.Sprintf("  %s: requests %s", ep.URL, formatCount(*ep.Steady.Requests))
+		if l := ep.Steady.LatencyMs; l != nil {
+			line += ", latency " + latencyLine(l)
+		}
+		out = append(out, line)
+	}
+	return out
 }
 
 // scraped reports whether any endpoint answered a scrape.
