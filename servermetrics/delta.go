@@ -105,6 +105,12 @@ func (acc *Accumulation) step(a, b *Snapshot) {
 		if na != nil && na.Kind != nb.Kind {
 			na = nil
 		}
+		if acc.Changes[key] == nil && knownByName[nb.Family] == nil && na != nil && unmoved(na, nb) {
+			// A series loadprof has no name for that has not moved costs
+			// nothing until it does: a large static page would otherwise
+			// hold a Change a series in every window.
+			continue
+		}
 		switch nb.Kind {
 		case Counter:
 			c := acc.change(key, nb)
@@ -126,6 +132,20 @@ func (acc *Accumulation) step(a, b *Snapshot) {
 			acc.histogramStep(c, key, na, nb, a.At, b.At)
 		}
 	}
+}
+
+// unmoved reports whether a counter, summary or histogram series is the
+// same in a and b.
+func unmoved(a, b *Series) bool {
+	switch b.Kind {
+	case Counter:
+		return a.Value == b.Value
+	case Summary:
+		return a.Count == b.Count && a.Sum == b.Sum
+	case Histogram:
+		return a.Count == b.Count && a.Sum == b.Sum && sameBounds(a.Bounds, b.Bounds) && sameBounds(a.Cumulative, b.Cumulative)
+	}
+	return false
 }
 
 // increase is the counter increase from a (nil when the series is new) to

@@ -99,7 +99,11 @@ func Figures(name string, acc *Accumulation) Window {
 		c := acc.Changes[key]
 		spec := knownByName[c.Family]
 		if spec == nil {
-			w.Raw = append(w.Raw, raw(c))
+			// A counter or histogram that did not move says nothing, and a
+			// large static page would cost one entry per series.
+			if moved(c) {
+				w.Raw = append(w.Raw, raw(c))
+			}
 			continue
 		}
 		bySpec[spec] = append(bySpec[spec], c)
@@ -292,6 +296,18 @@ func quantile(q float64, bounds, cum []float64, scale float64) *Quantile {
 		out.BucketHighMs = &h
 	}
 	return out
+}
+
+// moved reports whether a series changed over its window: a counter or
+// histogram that counted something, or a gauge that was read.
+func moved(c *Change) bool {
+	switch c.Kind {
+	case Counter:
+		return c.Increase != 0
+	case Histogram, Summary:
+		return c.Count != 0 || c.Sum != 0
+	}
+	return c.GaugeN > 0
 }
 
 func raw(c *Change) RawChange {
