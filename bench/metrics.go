@@ -34,7 +34,15 @@ type metricsRun struct {
 	cfg      MetricsConfig
 	model    string
 	samplers []*servermetrics.Sampler
+	// interrupted reports whether the run's context was cancelled (the
+	// user pressed Ctrl-C): the last scrapes are then waited for briefly.
+	interrupted func() bool
 }
+
+// interruptedScrapeCap bounds the wait for the last scrape of an
+// interrupted run: the user asked to stop, and the load's results must
+// not wait on a hung endpoint.
+const interruptedScrapeCap = time.Second
 
 // checkMetrics finds a bad --metrics setting before any load is sent.
 func (m *MetricsConfig) check() error {
@@ -72,7 +80,8 @@ func startMetrics(ctx context.Context, cfg Config) (*metricsRun, error) {
 	if cfg.Metrics == nil || len(cfg.Metrics.URLs) == 0 {
 		return nil, nil
 	}
-	m := &metricsRun{cfg: *cfg.Metrics, model: cfg.Metrics.Model}
+	runCtx := ctx
+	m := &metricsRun{cfg: *cfg.Metrics, model: cfg.Metrics.Model, interrupted: func() bool { return runCtx.Err() != nil }}
 	if m.model == "" {
 		m.model = cfg.GRPC.Model
 	}
@@ -152,16 +161,25 @@ func (m *metricsRun) mark(name string) {
 }
 
 // close takes the last scrapes and returns every endpoint's report; it
-// returns within about two scrape timeouts, the endpoints together.
+// returns within about two scrape timeouts, the endpoints together, or
+// about a second when the run was interrupted.
 func (m *metricsRun) close() []servermetrics.Report {
 	if m == nil {
 		return nil
 	}
 	out := make([]servermetrics.Report, len(m.samplers))
 	done := make(chan struct{}, len(m.samplers))
+	timeout := m.cfg.Timeout
+	if timeout == 0 {
+		timeout = 2 * time.Second
+	}
+	limit := 2*timeout + 100*time.Millisecond
+	if m.interrupted != nil && m.interrupted() {
+		limit = min(timeout, interruptedScrapeCap)
+	}
 	for i, s := range m.samplers {
 		go func() {
-			s.Close()
+			s.CloseWithin(limit)
 			out[i] = redactReport(s.Report(), m.cfg.URLs[i])
 			done <- struct{}{}
 		}()

@@ -88,8 +88,14 @@ func summarize(url, model string, samples []Sample) Report {
 
 // add takes the next sample; snap is what it read, nil when it failed.
 func (s *summary) add(sm Sample, snap *Snapshot) {
-	s.r.Scrapes++
-	if snap == nil {
+	if snap == nil && sm.Abandoned {
+		// Not a scrape the endpoint failed: loadprof stopped waiting. Its
+		// marks still close their windows (at the scrape before).
+		s.r.Warnings = append(s.r.Warnings, sm.Warning)
+	} else {
+		s.r.Scrapes++
+	}
+	if snap == nil && !sm.Abandoned {
 		s.r.FailedScrapes++
 		s.r.Warnings = append(s.r.Warnings, sm.Warning)
 	}
