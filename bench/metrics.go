@@ -428,12 +428,14 @@ func rawOf(raw []servermetrics.RawChange) []report.ServerRaw {
 	return out
 }
 
-// intervalsOf is the server's intervals beside the client's figures over
-// the seconds each mostly covers: the client keeps its series per second
-// of completion, and scrapes land a little after each whole second, so a
-// second counts for an interval when at least half of it lies inside
-// (1.004-2.004 s is second 1, not seconds 1 and 2), and an interval that
-// covers no second so (a mark's scrape) gets the second around its middle.
+// intervalsOf is the server's intervals beside the client's figures. The
+// client keeps its series per second of completion: an interval's client
+// requests are each second's apportioned by how much of it the interval
+// covers (a sub-second interval at a mark gets its part, not a whole
+// second's, so the intervals add up to what the client sent); its client
+// latency is of the seconds it mostly covers (scrapes land a little after
+// each whole second: 1.004-2.004 s is second 1, not seconds 1 and 2), or
+// of the second around its middle when it covers none so.
 func intervalsOf(ivs []servermetrics.Window, res *report.Result, at func(time.Time) float64) []report.ServerInterval {
 	hists := map[int]string{}
 	for _, sh := range res.SeriesHistograms {
@@ -456,11 +458,15 @@ func intervalsOf(ivs []servermetrics.Window, res *report.Result, at func(time.Ti
 		if len(covered) == 0 {
 			covered[int(math.Floor((iv.StartS+iv.EndS)/2))] = true
 		}
+		share := 0.0
 		for _, p := range res.Series {
+			overlap := math.Min(iv.EndS, float64(p.Second+1)) - math.Max(iv.StartS, float64(p.Second))
+			if overlap > 0 {
+				share += float64(p.Requests) * math.Min(overlap, 1)
+			}
 			if !covered[p.Second] {
 				continue // not a second the interval covers
 			}
-			iv.ClientRequests += p.Requests
 			enc, ok := hists[p.Second]
 			if !ok {
 				continue
@@ -475,6 +481,9 @@ func intervalsOf(ivs []servermetrics.Window, res *report.Result, at func(time.Ti
 				client.Merge(h)
 			}
 		}
+		// Rounded down: intervals side by side never add up to more than
+		// the client sent.
+		iv.ClientRequests = int64(math.Floor(share + 1e-9))
 		if client != nil && client.TotalCount() > 0 {
 			p99 := float64(client.ValueAtQuantile(99)) / 1e3
 			mean := client.Mean() / 1e3

@@ -75,8 +75,8 @@ func TestTheModelFilterIsTheModelBeingLoaded(t *testing.T) {
 	}
 }
 
-// Scrapes land a little after each whole second: an interval gets the
-// client seconds it mostly covers, not a neighbour it grazes.
+// An interval's client requests are the seconds' it covers, each in
+// proportion to how much of it it covers.
 func TestAnIntervalGetsTheClientSecondsItMostlyCovers(t *testing.T) {
 	res := &report.Result{Series: []report.Second{{Second: 0, Requests: 100}, {Second: 1, Requests: 200}, {Second: 2, Requests: 400}}}
 	t0 := time.Date(2026, 11, 26, 5, 0, 0, 0, time.UTC)
@@ -88,10 +88,11 @@ func TestAnIntervalGetsTheClientSecondsItMostlyCovers(t *testing.T) {
 		from, to float64
 		want     int64
 	}{
-		{1.004, 2.004, 200},   // second 1, not 1 and 2
-		{0.004, 2.004, 300},   // seconds 0 and 1
-		{1.0045, 1.0068, 200}, // a mark's scrape: the second around it
-		{1.7, 2.3, 400},       // covers neither half: the second of its middle
+		{1.004, 2.004, 200}, // second 1 but for its first 4 ms, and 4 ms of second 2
+		{0.004, 2.004, 301}, // seconds 0 and 1, 4 ms of second 2
+		{1.0045, 1.0068, 0}, // a mark's scrape: 2.3 ms of second 1's 200
+		{1.7, 2.3, 180},     // 30% of seconds 1 and 2
+		{0.5, 1.25, 100},    // half of second 0 and a quarter of second 1
 	} {
 		got := intervalsOf([]servermetrics.Window{win(c.from, c.to)}, res, at)
 		if len(got) != 1 || got[0].ClientRequests != c.want {
@@ -126,5 +127,31 @@ func TestTheHeadIsTheEndpointWhoseCountFitsTheLoad(t *testing.T) {
 		if !strings.Contains(lines, want) {
 			t.Errorf("summary lines %q lack %q", lines, want)
 		}
+	}
+}
+
+// Sub-second intervals at the steady phase's edges (the marks' scrapes)
+// beside whole-second ones: the client's requests over the intervals add
+// up to no more than it sent, and close to it.
+func TestTheIntervalsClientRequestsAddUpToNoMoreThanSent(t *testing.T) {
+	res := &report.Result{}
+	var sent int64
+	for sec := 0; sec < 6; sec++ {
+		res.Series = append(res.Series, report.Second{Second: sec, Requests: 200})
+		sent += 200
+	}
+	t0 := time.Date(2026, 11, 26, 5, 0, 0, 0, time.UTC)
+	at := func(tm time.Time) float64 { return tm.Sub(t0).Seconds() }
+	var ivs []servermetrics.Window
+	edges := []float64{0, 0.003, 1.002, 1.503, 1.51, 2.51, 3.5, 4.5, 4.52, 5.004, 5.9, 6.0}
+	for i := 1; i < len(edges); i++ {
+		ivs = append(ivs, servermetrics.Window{Start: t0.Add(time.Duration(edges[i-1] * float64(time.Second))), End: t0.Add(time.Duration(edges[i] * float64(time.Second)))})
+	}
+	var sum int64
+	for _, iv := range intervalsOf(ivs, res, at) {
+		sum += iv.ClientRequests
+	}
+	if sum > sent || sum < sent-int64(len(ivs)) {
+		t.Errorf("the intervals' client requests add up to %d; the client sent %d", sum, sent)
 	}
 }
