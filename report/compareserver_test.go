@@ -82,3 +82,30 @@ func TestCompareHasTheServersRowsWhenBothRunsScrapedIt(t *testing.T) {
 		}
 	}
 }
+
+// The new run scraped a server that counted nothing of this model: its
+// server figures are absent, not zero, so no row calls it better.
+func TestCompareSaysAnAbsentServerFigureIsAbsent(t *testing.T) {
+	base, next := crafted(t, 10000, 100, 1000, 0), crafted(t, 10000, 100, 1000, 0)
+	base.Server = serverBlock(10000, 3.121, 6.0, bucketQ(2.8, 1.984, 3.570), bucketQ(5.9, 3.570, 6.427))
+	zero := 0.0
+	next.Server = &ServerReport{ServerWindow: ServerWindow{Window: "steady", ServerFigures: ServerFigures{Requests: nil,
+		LatencyMs: &ServerLatency{Family: ":tensorflow:serving:request_latency"}}},
+		Endpoints: []ServerEndpoint{{URL: "http://x/metrics", Scrapes: 3, Steady: &ServerWindow{ServerFigures: ServerFigures{Requests: &zero}}}}}
+	c := Compare(base, next, nil)
+	var text strings.Builder
+	c.Write(&text)
+	for _, r := range c.Rows {
+		if strings.HasPrefix(r.Metric, "server_") || r.Metric == "outside" {
+			if r.Verdict != "" || r.Absent != "new" {
+				t.Errorf("%s: verdict %q, absent %q: want no verdict, the new run's figure absent", r.Metric, r.Verdict, r.Absent)
+			}
+		}
+	}
+	if !strings.Contains(text.String(), "server_mean            3.121            -            -         -") {
+		t.Errorf("server_mean not said absent:\n%s", text.String())
+	}
+	if !strings.Contains(text.String(), "the new run scraped the server's metrics but has no request figures") {
+		t.Errorf("no note says why the new run has no server figures:\n%s", text.String())
+	}
+}
