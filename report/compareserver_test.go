@@ -109,3 +109,20 @@ func TestCompareSaysAnAbsentServerFigureIsAbsent(t *testing.T) {
 		t.Errorf("no note says why the new run has no server figures:\n%s", text.String())
 	}
 }
+
+// A merge of runs that scraped the server keeps each input's server
+// block and says why the blocks are not added up.
+func TestMergeKeepsEachInputsServerBlockAndSaysSo(t *testing.T) {
+	a, b := crafted(t, 1000, 10, 100, 0), crafted(t, 1000, 10, 100, 0)
+	a.Server = serverBlock(2000, 3, 1, bucketQ(2.8, 1.984, 3.570), bucketQ(5.9, 3.570, 6.427))
+	m, notes, err := Merge([]*Result{a, b}, []string{"a.json", "b.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := m.MergedFrom[0].Server; s == nil || *s.Requests != 2000 || m.MergedFrom[1].Server != nil {
+		t.Errorf("merged_from's server blocks: %+v, %+v", m.MergedFrom[0].Server, m.MergedFrom[1].Server)
+	}
+	if !strings.Contains(strings.Join(notes, "\n"), "1 of the inputs carry server figures (--metrics): not merged") {
+		t.Errorf("no note says the server figures are not merged: %q", notes)
+	}
+}
