@@ -281,7 +281,7 @@ func headEndpoint(reps []servermetrics.Report, client int64) int {
 // failed, so that the window is not the steady phase.
 func cutShort(rep servermetrics.Report) bool {
 	for _, msg := range rep.Warnings {
-		if strings.HasPrefix(msg, "steady window:") {
+		if strings.Contains(msg, ": steady window: ") {
 			return true
 		}
 	}

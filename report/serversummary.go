@@ -192,7 +192,7 @@ func requestsNote(r *Result) string {
 			return ": " + cut
 		}
 		if restarted(s) {
-			return ": the server restarted during the run (its counters went down), so what it counted before is lost"
+			return ": the server restarted during the run (its counters went down), so what it counted between the last scrape before the restart and the restart is missing"
 		}
 	}
 	edges := math.Max(math.Max(2, 0.01*float64(client)), float64(r.Client.PeakInflight)) + endedDuringEdgeScrapes(r)

@@ -168,15 +168,15 @@ func (w *markWindow) figures(r *Report) *Window {
 	case !w.opened && !w.closed:
 		return nil
 	case !w.opened || !w.closed:
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%s window: only one of its marks %s and %s was set", w.name, w.open, w.close))
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %s window: only one of its marks %s and %s was set", r.URL, w.name, w.open, w.close))
 		return nil
 	case w.acc == nil || w.acc.Snapshots < 2:
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%s window: fewer than two successful scrapes between %s and %s; no figures", w.name, w.open, w.close))
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %s window: fewer than two successful scrapes between %s and %s; no figures", r.URL, w.name, w.open, w.close))
 		return nil
 	}
 	if w.cutStart || w.cutEnd {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%s window: the scrape at a mark failed; the window runs from %s to %s instead",
-			w.name, w.acc.From.Format("15:04:05.000"), w.acc.To.Format("15:04:05.000")))
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %s window: the scrape at a mark failed; the window runs from %s to %s instead",
+			r.URL, w.name, w.acc.From.Format("15:04:05.000"), w.acc.To.Format("15:04:05.000")))
 	}
 	f := Figures(w.name, w.acc)
 	if !w.cutStart {
