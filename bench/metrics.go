@@ -339,7 +339,9 @@ func serverReport(reps []servermetrics.Report, res *report.Result, origin time.T
 			}
 			sr.Intervals = intervalsOf(rep.Intervals, res, at)
 			keepGPU(&sr.ServerFigures, gpu)
-			if out, ok := servermetrics.OutsideMs(res.LatencyOK.Mean, w); ok && res.LatencyOK.Count > 0 {
+			// A window whose edge scrape lagged far is of another span than
+			// the client's: their difference is not time outside the server.
+			if out, ok := servermetrics.OutsideMs(res.LatencyOK.Mean, w); ok && res.LatencyOK.Count > 0 && report.LagWithheld(&sr.ServerWindow) == "" {
 				sr.OutsideMs = &out
 			}
 			continue

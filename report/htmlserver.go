@@ -49,7 +49,11 @@ func serverRows(r *Result) []serverRow {
 		rows = append(rows, serverRow{Key: "requests", Label: "requests", Server: formatCount(*s.Requests), Client: fmt.Sprint(r.Requests),
 			Note: trimColon(requestsNote(r))})
 	}
-	if l := s.LatencyMs; l != nil {
+	withheld := LagWithheld(&s.ServerWindow)
+	if withheld != "" && (s.LatencyMs != nil || s.OutsideMs != nil) {
+		rows = append(rows, serverRow{Key: "withheld", Label: "latency, outside the server", Server: "-", Note: withheld})
+	}
+	if l := s.LatencyMs; l != nil && withheld == "" {
 		c := r.LatencyOK
 		rows = append(rows, serverRow{Key: "mean", Label: "latency mean (ms)", Server: FormatMs(l.Mean), Client: FormatMs(c.Mean), Note: "server: " + l.Family + "; client: successful requests"})
 		for _, q := range []struct {
@@ -64,7 +68,7 @@ func serverRows(r *Result) []serverRow {
 				Note: "the server's estimate lies in the bucket in brackets"})
 		}
 	}
-	if s.OutsideMs != nil {
+	if s.OutsideMs != nil && withheld == "" {
 		rows = append(rows, serverRow{Key: "outside", Label: "outside the server (ms)", Server: FormatMs(*s.OutsideMs),
 			Note: "the client's mean minus the server's: network, tunnel, proxy, the client itself"})
 	}

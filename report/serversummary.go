@@ -81,14 +81,40 @@ func markLagNotes(s *ServerReport) []string {
 			edge string
 			lag  *float64
 		}{{"start", w.StartLagMs}, {"end", w.EndLagMs}} {
-			if e.lag == nil || *e.lag < markLagShare*span {
-				continue
+			if e.lag == nil || *e.lag < markLagShare*span || *e.lag > withheldLagShare*span {
+				continue // a lag past withheldLagShare is said where the figures are withheld
 			}
 			out = append(out, fmt.Sprintf("the scrape at the %s's %s was answered %.0f ms after it, %.0f%% of the server's %.1f s window: its figures cover a slightly different span than the client's",
 				phase, e.edge, *e.lag, 100**e.lag/span, span/1e3))
 		}
 	}
 	return out
+}
+
+// withheldLagShare is the part of the window a mark's scrape may lag
+// before the server's latency and the figure outside it are withheld:
+// past it the server's window is another span than the client's, and
+// their difference is no time spent outside the server.
+const withheldLagShare = 0.25
+
+// LagWithheld says why the server's latency figures of w are withheld,
+// or "" when they stand: a scrape at an edge of w was answered later
+// than withheldLagShare of it.
+func LagWithheld(w *ServerWindow) string {
+	if w == nil || w.EndS <= w.StartS {
+		return ""
+	}
+	span := (w.EndS - w.StartS) * 1e3
+	for _, e := range []struct {
+		edge string
+		lag  *float64
+	}{{"start", w.StartLagMs}, {"end", w.EndLagMs}} {
+		if e.lag != nil && *e.lag > withheldLagShare*span {
+			return fmt.Sprintf("withheld: the scrape at the %s was answered %.0f ms after it, %.0f%% of the server's %.1f s window, so the server's figures are of another span than the client's",
+				e.edge, *e.lag, 100**e.lag/span, span/1e3)
+		}
+	}
+	return ""
 }
 
 func windowName(w string) string {
@@ -114,10 +140,14 @@ func ServerLines(r *Result) []string {
 	if s.Requests != nil {
 		out = append(out, fmt.Sprintf("requests: server %s, client %d (steady)%s", formatCount(*s.Requests), r.Requests, requestsNote(r)))
 	}
-	if l := s.LatencyMs; l != nil {
+	withheld := LagWithheld(&s.ServerWindow)
+	if l := s.LatencyMs; l != nil && withheld == "" {
 		out = append(out, "latency:  "+latencyLine(l))
 	}
-	if s.OutsideMs != nil {
+	if withheld != "" && (s.LatencyMs != nil || s.OutsideMs != nil) {
+		out = append(out, "latency and outside the server: "+withheld)
+	}
+	if s.OutsideMs != nil && withheld == "" {
 		out = append(out, fmt.Sprintf("outside the server: %s ms (the client's mean %s ms minus the server's %s ms: network, tunnel, proxy, client)",
 			FormatMs(*s.OutsideMs), FormatMs(r.LatencyOK.Mean), FormatMs(s.LatencyMs.Mean)))
 	}

@@ -142,3 +142,32 @@ func TestRequestsEndedDuringTheEdgeScrapesAreNoDifference(t *testing.T) {
 		t.Errorf("5 fewer with 4 in flight and scrapes answered at once:\n%s", got)
 	}
 }
+
+// A mark's scrape answered after a large part of the window: the
+// server's latency and the figure outside it are withheld, and the
+// summary and page say why rather than calling the span slightly
+// different.
+func TestALargeMarkLagWithholdsTheLatencyFigures(t *testing.T) {
+	n, outside, lag, small := 400.0, 5.0, 1500.0, 10.0
+	r := &Result{Requests: 400, LatencyOK: Stats{Count: 400, Mean: 9}, Server: &ServerReport{
+		ServerWindow: ServerWindow{Window: "steady", StartS: 1.3, EndS: 5.0, StartLagMs: &small, EndLagMs: &lag,
+			ServerFigures: ServerFigures{Requests: &n, LatencyMs: &ServerLatency{Family: "f", Count: 400, Mean: 4}}},
+		OutsideMs: &outside, Server: "tfserving", Endpoints: []ServerEndpoint{{URL: "http://h/metrics", Scrapes: 5}},
+	}}
+	r.Phases.Steady.Start, r.Phases.Steady.End = 1, 5
+	var b strings.Builder
+	WriteSummary(&b, r)
+	got := b.String()
+	if strings.Contains(got, "latency:  mean") || strings.Contains(got, "outside the server: 5") || strings.Contains(got, "slightly different span") {
+		t.Errorf("figures of another span are said:\n%s", got)
+	}
+	if !strings.Contains(got, "latency and outside the server: withheld: the scrape at the end was answered 1500 ms after it, 41% of the server's 3.7 s window") {
+		t.Errorf("no line says why the latency is withheld:\n%s", got)
+	}
+	rows := serverRows(r)
+	for _, row := range rows {
+		if row.Key == "mean" || row.Key == "outside" {
+			t.Errorf("the page says %s of another span: %+v", row.Key, row)
+		}
+	}
+}
