@@ -1,6 +1,9 @@
 package report
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // serverRow is one line of a run's "What the server measured" table: a
 // figure as the server measured it beside the client's.
@@ -64,11 +67,13 @@ func serverRows(r *Result) []serverRow {
 			if q.q == nil {
 				continue
 			}
-			rows = append(rows, serverRow{Key: q.key, Label: "latency " + q.key + " (ms)", Server: FormatMs(q.q.Ms) + " " + BucketBounds(q.q), Client: FormatMs(q.client),
+			rows = append(rows, serverRow{Key: q.key, Label: "latency " + q.key + " (ms)", Server: strings.TrimSuffix(strings.Replace(QuantileText(q.q), " ms ", " ", 1), " ms"), Client: FormatMs(q.client),
 				Note: "the server's estimate lies in the bucket in brackets"})
 		}
 	}
-	if s.OutsideMs != nil && withheld == "" {
+	if s.OutsideMs != nil && withheld == "" && *s.OutsideMs < 0 {
+		rows = append(rows, serverRow{Key: "outside", Label: "outside the server (ms)", Server: "-", Note: NegativeOutside(r)})
+	} else if s.OutsideMs != nil && withheld == "" {
 		rows = append(rows, serverRow{Key: "outside", Label: "outside the server (ms)", Server: FormatMs(*s.OutsideMs),
 			Note: "the client's mean minus the server's: network, tunnel, proxy, the client itself"})
 	}

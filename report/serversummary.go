@@ -117,6 +117,13 @@ func LagWithheld(w *ServerWindow) string {
 	return ""
 }
 
+// NegativeOutside says why a negative "outside the server" is no time:
+// the server cannot take longer than the client waited for it.
+func NegativeOutside(r *Result) string {
+	return fmt.Sprintf("none: the server's mean %s ms exceeds the client's %s ms, so they do not measure the same requests: a wrong unit, the family of another model or server, or the server's clock",
+		FormatMs(r.Server.LatencyMs.Mean), FormatMs(r.LatencyOK.Mean))
+}
+
 func windowName(w string) string {
 	if w == "run" {
 		return "whole run's (the steady phase's scrapes failed)"
@@ -147,7 +154,9 @@ func ServerLines(r *Result) []string {
 	if withheld != "" && (s.LatencyMs != nil || s.OutsideMs != nil) {
 		out = append(out, "latency and outside the server: "+withheld)
 	}
-	if s.OutsideMs != nil && withheld == "" {
+	if s.OutsideMs != nil && withheld == "" && *s.OutsideMs < 0 {
+		out = append(out, "outside the server: "+NegativeOutside(r))
+	} else if s.OutsideMs != nil && withheld == "" {
 		out = append(out, fmt.Sprintf("outside the server: %s ms (the client's mean %s ms minus the server's %s ms: network, tunnel, proxy, client)",
 			FormatMs(*s.OutsideMs), FormatMs(r.LatencyOK.Mean), FormatMs(s.LatencyMs.Mean)))
 	}
@@ -269,10 +278,20 @@ func latencyLine(l *ServerLatency) string {
 		q    *ServerQuantile
 	}{{"p50", l.P50}, {"p90", l.P90}, {"p99", l.P99}} {
 		if q.q != nil {
-			parts = append(parts, q.name+" "+FormatMs(q.q.Ms)+" ms "+BucketBounds(q.q))
+			parts = append(parts, q.name+" "+QuantileText(q.q))
 		}
 	}
 	return strings.Join(parts, ", ") + " (" + l.Family + ")"
+}
+
+// QuantileText is a percentile from buckets with its bucket: in the +Inf
+// bucket it is only known to exceed the last bound, and no point value
+// is said.
+func QuantileText(q *ServerQuantile) string {
+	if q.BucketHighMs == nil {
+		return "> " + FormatMs(q.BucketLowMs) + " ms " + BucketBounds(q)
+	}
+	return FormatMs(q.Ms) + " ms " + BucketBounds(q)
 }
 
 // BucketBounds says which histogram bucket a percentile fell in: the

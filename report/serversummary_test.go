@@ -171,3 +171,34 @@ func TestALargeMarkLagWithholdsTheLatencyFigures(t *testing.T) {
 		}
 	}
 }
+
+// A server mean above the client's is flagged, not printed as network
+// time, and a percentile in the +Inf bucket is only known to exceed its
+// lower bound.
+func TestANegativeOutsideIsFlaggedAndAnInfPercentileIsABound(t *testing.T) {
+	n, outside, lo := 400.0, -3.5, 25.0
+	r := &Result{Requests: 400, LatencyOK: Stats{Count: 400, Mean: 2}, Server: &ServerReport{
+		ServerWindow: ServerWindow{Window: "steady", StartS: 1, EndS: 5,
+			ServerFigures: ServerFigures{Requests: &n, LatencyMs: &ServerLatency{Family: "f", Count: 400, Mean: 5.5,
+				P99: &ServerQuantile{Ms: 37.5, BucketLowMs: lo}}}},
+		OutsideMs: &outside, Server: "tfserving", Endpoints: []ServerEndpoint{{URL: "http://h/metrics", Scrapes: 5}},
+	}}
+	r.Phases.Steady.Start, r.Phases.Steady.End = 1, 5
+	var b strings.Builder
+	WriteSummary(&b, r)
+	got := b.String()
+	if strings.Contains(got, "outside the server: -3.500") || !strings.Contains(got, "outside the server: none: the server's mean 5.500 ms exceeds the client's 2.000 ms") {
+		t.Errorf("a negative outside is said as time:\n%s", got)
+	}
+	if strings.Contains(got, "37.50") || !strings.Contains(got, "p99 > 25.00 ms [25.00-+Inf]") {
+		t.Errorf("a +Inf bucket's percentile is said as a point:\n%s", got)
+	}
+	for _, row := range serverRows(r) {
+		if row.Key == "outside" && row.Server != "-" {
+			t.Errorf("the page says outside %q", row.Server)
+		}
+		if row.Key == "p99" && row.Server != "> 25.00 [25.00-+Inf]" {
+			t.Errorf("the page says p99 %q", row.Server)
+		}
+	}
+}
