@@ -98,6 +98,9 @@ func Figures(name string, acc *Accumulation) Window {
 	for _, key := range acc.sortedKeys() {
 		c := acc.Changes[key]
 		spec := knownByName[c.Family]
+		if spec != nil && !spec.matches(c.Labels) {
+			spec = nil // another path's, say: raw
+		}
 		if spec == nil {
 			// A counter or histogram that did not move says nothing, and a
 			// large static page would cost one entry per series.
@@ -120,6 +123,11 @@ func Figures(name string, acc *Accumulation) Window {
 		}
 		w.Families = append(w.Families, f)
 		w.headline(spec, f)
+	}
+	if w.Latency == nil && w.Compute != nil {
+		if spec := knownByName[w.Compute.Family]; spec != nil && spec.latencyAlone {
+			w.Latency, w.Compute = w.Compute, nil
+		}
 	}
 	if w.Requests == nil && w.Latency != nil {
 		n := w.Latency.Count
