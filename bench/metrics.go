@@ -417,8 +417,16 @@ func quantileOf(q *servermetrics.Quantile) *report.ServerQuantile {
 }
 
 func familyOf(f servermetrics.Family) report.ServerFamily {
-	return report.ServerFamily{Name: f.Name, What: f.What, Unit: f.Unit, Series: f.Series, Count: f.Count, Mean: f.Mean,
+	out := report.ServerFamily{Name: f.Name, What: f.What, Unit: f.Unit, Series: f.Series, Count: f.Count,
 		P50: quantileOf(f.P50), P90: quantileOf(f.P90), P99: quantileOf(f.P99)}
+	switch f.What {
+	case "requests", "inferences", "executions", "other_count":
+		// A counter's figure is its count: a mean of 0 would be noise.
+	default:
+		mean := f.Mean
+		out.Mean = &mean
+	}
+	return out
 }
 
 func rawOf(raw []servermetrics.RawChange) []report.ServerRaw {

@@ -155,3 +155,13 @@ func TestTheIntervalsClientRequestsAddUpToNoMoreThanSent(t *testing.T) {
 		t.Errorf("the intervals' client requests add up to %d; the client sent %d", sum, sent)
 	}
 }
+
+// A counter family's figure is its count: result.json gives it no
+// meaningless mean of 0; a latency family keeps its mean.
+func TestACounterFamilyHasNoMean(t *testing.T) {
+	c := familyOf(servermetrics.Family{Name: ":tensorflow:serving:request_count", What: "requests", Unit: "requests", Series: 1, Count: 200})
+	l := familyOf(servermetrics.Family{Name: ":tensorflow:serving:request_latency", What: "latency", Unit: "ms", Series: 1, Count: 200, Mean: 4})
+	if c.Mean != nil || l.Mean == nil || *l.Mean != 4 {
+		t.Errorf("counter mean %v, latency mean %v", c.Mean, l.Mean)
+	}
+}

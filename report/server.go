@@ -75,7 +75,7 @@ type ServerFamily struct {
 	Unit   string          `json:"unit"`
 	Series int             `json:"series"`
 	Count  float64         `json:"count"`
-	Mean   float64         `json:"mean"`
+	Mean   *float64        `json:"mean,omitempty"` // absent for counters: a count has no mean
 	P50    *ServerQuantile `json:"p50,omitempty"`
 	P90    *ServerQuantile `json:"p90,omitempty"`
 	P99    *ServerQuantile `json:"p99,omitempty"`
