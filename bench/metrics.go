@@ -34,7 +34,15 @@ type metricsRun struct {
 	cfg      MetricsConfig
 	model    string
 	samplers []*servermetrics.Sampler
+	// interrupted reports whether the run's context was cancelled (the
+	// user pressed Ctrl-C): the last scrapes are then waited for briefly.
+	interrupted func() bool
 }
+
+// interruptedScrapeCap bounds the wait for the last scrape of an
+// interrupted run: the user asked to stop, and the load's results must
+// not wait on a hung endpoint.
+const interruptedScrapeCap = time.Second
 
 // checkMetrics finds a bad --metrics setting before any load is sent.
 func (m *MetricsConfig) check() error {
@@ -72,7 +80,8 @@ func startMetrics(ctx context.Context, cfg Config) (*metricsRun, error) {
 	if cfg.Metrics == nil || len(cfg.Metrics.URLs) == 0 {
 		return nil, nil
 	}
-	m := &metricsRun{cfg: *cfg.Metrics, model: cfg.Metrics.Model}
+	runCtx := ctx
+	m := &metricsRun{cfg: *cfg.Metrics, model: cfg.Metrics.Model, interrupted: func() bool { return runCtx.Err() != nil }}
 	if m.model == "" {
 		m.model = cfg.GRPC.Model
 	}
@@ -152,16 +161,25 @@ func (m *metricsRun) mark(name string) {
 }
 
 // close takes the last scrapes and returns every endpoint's report; it
-// returns within about two scrape timeouts, the endpoints together.
+// returns within about two scrape timeouts, the endpoints together, or
+// about a second when the run was interrupted.
 func (m *metricsRun) close() []servermetrics.Report {
 	if m == nil {
 		return nil
 	}
 	out := make([]servermetrics.Report, len(m.samplers))
 	done := make(chan struct{}, len(m.samplers))
+	timeout := m.cfg.Timeout
+	if timeout == 0 {
+		timeout = 2 * time.Second
+	}
+	limit := 2*timeout + 100*time.Millisecond
+	if m.interrupted != nil && m.interrupted() {
+		limit = min(timeout, interruptedScrapeCap)
+	}
 	for i, s := range m.samplers {
 		go func() {
-			s.Close()
+			s.CloseWithin(limit)
 			out[i] = redactReport(s.Report(), m.cfg.URLs[i])
 			done <- struct{}{}
 		}()
@@ -225,10 +243,13 @@ func urlSecrets(raw string) []string {
 }
 
 // headEndpoint is the endpoint whose request figures head the server
-// block: the first whose steady window is whole (its scrapes at the
-// phase's edges succeeded), else the first with request figures at all;
+// block: of those that counted requests over the window, the one whose
+// count is nearest the client's (another server, or another model's
+// series, counts something else), whole windows (both edge scrapes
+// answered) before cut ones; else the first with request figures at all;
 // -1 when none has any.
-func headEndpoint(reps []servermetrics.Report) int {
+func headEndpoint(reps []servermetrics.Report, client int64) int {
+	best, bestWhole, bestDiff := -1, false, math.Inf(1)
 	first := -1
 	for i, rep := range reps {
 		w := rep.Steady
@@ -238,12 +259,20 @@ func headEndpoint(reps []servermetrics.Report) int {
 		if w == nil || (w.Requests == nil && w.Latency == nil) {
 			continue
 		}
-		if rep.Steady != nil && !cutShort(rep) {
-			return i
-		}
 		if first < 0 {
 			first = i
 		}
+		if w.Requests == nil || *w.Requests <= 0 {
+			continue
+		}
+		whole := rep.Steady != nil && !cutShort(rep)
+		diff := math.Abs(*w.Requests - float64(client))
+		if best < 0 || (whole && !bestWhole) || (whole == bestWhole && diff < bestDiff) {
+			best, bestWhole, bestDiff = i, whole, diff
+		}
+	}
+	if best >= 0 {
+		return best
 	}
 	return first
 }
@@ -252,7 +281,7 @@ func headEndpoint(reps []servermetrics.Report) int {
 // failed, so that the window is not the steady phase.
 func cutShort(rep servermetrics.Report) bool {
 	for _, msg := range rep.Warnings {
-		if strings.HasPrefix(msg, "steady window:") {
+		if strings.Contains(msg, ": steady window: ") {
 			return true
 		}
 	}
@@ -273,7 +302,7 @@ func serverReport(reps []servermetrics.Report, res *report.Result, origin time.T
 	}
 	sr := &report.ServerReport{Model: model, Endpoints: []report.ServerEndpoint{}}
 	headed := false
-	head := headEndpoint(reps)
+	head := headEndpoint(reps, res.Requests)
 	for i, rep := range reps {
 		ep := report.ServerEndpoint{URL: rep.URL, Scrapes: rep.Scrapes, FailedScrapes: rep.FailedScrapes}
 		w, name := rep.Steady, "steady"
@@ -291,7 +320,7 @@ func serverReport(reps []servermetrics.Report, res *report.Result, origin time.T
 			}
 		}
 		sr.Endpoints = append(sr.Endpoints, ep)
-		// The first endpoint with request figures heads the block; a GPU
+		// The endpoint whose count fits the load heads the block; a GPU
 		// exporter's figures join it.
 		if w == nil {
 			continue
@@ -300,7 +329,7 @@ func serverReport(reps []servermetrics.Report, res *report.Result, origin time.T
 			headed = true
 			gpu := sr.ServerFigures
 			sr.ServerWindow = *ep.Steady
-			sr.Server = w.Server
+			sr.Server, sr.Head = w.Server, rep.URL
 			for _, f := range w.Families {
 				sr.Families = append(sr.Families, familyOf(f))
 			}
@@ -310,7 +339,9 @@ func serverReport(reps []servermetrics.Report, res *report.Result, origin time.T
 			}
 			sr.Intervals = intervalsOf(rep.Intervals, res, at)
 			keepGPU(&sr.ServerFigures, gpu)
-			if out, ok := servermetrics.OutsideMs(res.LatencyOK.Mean, w); ok && res.LatencyOK.Count > 0 {
+			// A window whose edge scrape lagged far is of another span than
+			// the client's: their difference is not time outside the server.
+			if out, ok := servermetrics.OutsideMs(res.LatencyOK.Mean, w); ok && res.LatencyOK.Count > 0 && report.LagWithheld(&sr.ServerWindow) == "" {
 				sr.OutsideMs = &out
 			}
 			continue
@@ -386,8 +417,16 @@ func quantileOf(q *servermetrics.Quantile) *report.ServerQuantile {
 }
 
 func familyOf(f servermetrics.Family) report.ServerFamily {
-	return report.ServerFamily{Name: f.Name, What: f.What, Unit: f.Unit, Series: f.Series, Count: f.Count, Mean: f.Mean,
+	out := report.ServerFamily{Name: f.Name, What: f.What, Unit: f.Unit, Series: f.Series, Count: f.Count,
 		P50: quantileOf(f.P50), P90: quantileOf(f.P90), P99: quantileOf(f.P99)}
+	switch f.What {
+	case "requests", "inferences", "executions", "other_count":
+		// A counter's figure is its count: a mean of 0 would be noise.
+	default:
+		mean := f.Mean
+		out.Mean = &mean
+	}
+	return out
 }
 
 func rawOf(raw []servermetrics.RawChange) []report.ServerRaw {
@@ -399,12 +438,14 @@ func rawOf(raw []servermetrics.RawChange) []report.ServerRaw {
 	return out
 }
 
-// intervalsOf is the server's intervals beside the client's figures over
-// the seconds each mostly covers: the client keeps its series per second
-// of completion, and scrapes land a little after each whole second, so a
-// second counts for an interval when at least half of it lies inside
-// (1.004-2.004 s is second 1, not seconds 1 and 2), and an interval that
-// covers no second so (a mark's scrape) gets the second around its middle.
+// intervalsOf is the server's intervals beside the client's figures. The
+// client keeps its series per second of completion: an interval's client
+// requests are each second's apportioned by how much of it the interval
+// covers (a sub-second interval at a mark gets its part, not a whole
+// second's, so the intervals add up to what the client sent); its client
+// latency is of the seconds it mostly covers (scrapes land a little after
+// each whole second: 1.004-2.004 s is second 1, not seconds 1 and 2), or
+// of the second around its middle when it covers none so.
 func intervalsOf(ivs []servermetrics.Window, res *report.Result, at func(time.Time) float64) []report.ServerInterval {
 	hists := map[int]string{}
 	for _, sh := range res.SeriesHistograms {
@@ -427,11 +468,15 @@ func intervalsOf(ivs []servermetrics.Window, res *report.Result, at func(time.Ti
 		if len(covered) == 0 {
 			covered[int(math.Floor((iv.StartS+iv.EndS)/2))] = true
 		}
+		share := 0.0
 		for _, p := range res.Series {
+			overlap := math.Min(iv.EndS, float64(p.Second+1)) - math.Max(iv.StartS, float64(p.Second))
+			if overlap > 0 {
+				share += float64(p.Requests) * math.Min(overlap, 1)
+			}
 			if !covered[p.Second] {
 				continue // not a second the interval covers
 			}
-			iv.ClientRequests += p.Requests
 			enc, ok := hists[p.Second]
 			if !ok {
 				continue
@@ -446,6 +491,9 @@ func intervalsOf(ivs []servermetrics.Window, res *report.Result, at func(time.Ti
 				client.Merge(h)
 			}
 		}
+		// Rounded down: intervals side by side never add up to more than
+		// the client sent.
+		iv.ClientRequests = int64(math.Floor(share + 1e-9))
 		if client != nil && client.TotalCount() > 0 {
 			p99 := float64(client.ValueAtQuantile(99)) / 1e3
 			mean := client.Mean() / 1e3

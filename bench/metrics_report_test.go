@@ -75,8 +75,8 @@ func TestTheModelFilterIsTheModelBeingLoaded(t *testing.T) {
 	}
 }
 
-// Scrapes land a little after each whole second: an interval gets the
-// client seconds it mostly covers, not a neighbour it grazes.
+// An interval's client requests are the seconds' it covers, each in
+// proportion to how much of it it covers.
 func TestAnIntervalGetsTheClientSecondsItMostlyCovers(t *testing.T) {
 	res := &report.Result{Series: []report.Second{{Second: 0, Requests: 100}, {Second: 1, Requests: 200}, {Second: 2, Requests: 400}}}
 	t0 := time.Date(2026, 11, 26, 5, 0, 0, 0, time.UTC)
@@ -88,14 +88,80 @@ func TestAnIntervalGetsTheClientSecondsItMostlyCovers(t *testing.T) {
 		from, to float64
 		want     int64
 	}{
-		{1.004, 2.004, 200},   // second 1, not 1 and 2
-		{0.004, 2.004, 300},   // seconds 0 and 1
-		{1.0045, 1.0068, 200}, // a mark's scrape: the second around it
-		{1.7, 2.3, 400},       // covers neither half: the second of its middle
+		{1.004, 2.004, 200}, // second 1 but for its first 4 ms, and 4 ms of second 2
+		{0.004, 2.004, 301}, // seconds 0 and 1, 4 ms of second 2
+		{1.0045, 1.0068, 0}, // a mark's scrape: 2.3 ms of second 1's 200
+		{1.7, 2.3, 180},     // 30% of seconds 1 and 2
+		{0.5, 1.25, 100},    // half of second 0 and a quarter of second 1
 	} {
 		got := intervalsOf([]servermetrics.Window{win(c.from, c.to)}, res, at)
 		if len(got) != 1 || got[0].ClientRequests != c.want {
 			t.Errorf("%.4f-%.4f s: client requests %+v, want %d", c.from, c.to, got, c.want)
 		}
+	}
+}
+
+// Two servers scraped, the load sent to the second listed: the head is
+// the one whose count fits the load, and the summary says each one's.
+func TestTheHeadIsTheEndpointWhoseCountFitsTheLoad(t *testing.T) {
+	origin := time.Now()
+	steady := func(server string, requests, mean float64) *servermetrics.Window {
+		w := &servermetrics.Window{Name: "steady", Start: origin.Add(time.Second), End: origin.Add(3 * time.Second), Server: server, Requests: f64(requests),
+			Latency: &servermetrics.Latency{Family: ":tensorflow:serving:request_latency", Count: requests, MeanMs: mean}}
+		return w
+	}
+	idle, busy, other := steady("tfserving", 0, 0), steady("tfserving", 300, 4), steady("tfserving", 40, 9)
+	reps := []servermetrics.Report{
+		{URL: "http://sim2/metrics", Scrapes: 3, Steady: idle, Run: idle},
+		{URL: "http://other/metrics", Scrapes: 3, Steady: other, Run: other},
+		{URL: "http://sim1/metrics", Scrapes: 3, Steady: busy, Run: busy},
+	}
+	res := &report.Result{Requests: 300, LatencyOK: report.Stats{Count: 300, Mean: 5}}
+	s := serverReport(reps, res, origin, "m")
+	if s.Requests == nil || *s.Requests != 300 || s.Head != "http://sim1/metrics" || s.LatencyMs.Mean != 4 {
+		t.Fatalf("head %q with %v requests, want sim1's 300", s.Head, s.Requests)
+	}
+	res.Server = s
+	lines := strings.Join(report.CountingEndpointLines(s), "\n")
+	for _, want := range []string{"2 endpoints counted requests", "http://other/metrics: requests 40", "http://sim1/metrics: requests 300"} {
+		if !strings.Contains(lines, want) {
+			t.Errorf("summary lines %q lack %q", lines, want)
+		}
+	}
+}
+
+// Sub-second intervals at the steady phase's edges (the marks' scrapes)
+// beside whole-second ones: the client's requests over the intervals add
+// up to no more than it sent, and close to it.
+func TestTheIntervalsClientRequestsAddUpToNoMoreThanSent(t *testing.T) {
+	res := &report.Result{}
+	var sent int64
+	for sec := 0; sec < 6; sec++ {
+		res.Series = append(res.Series, report.Second{Second: sec, Requests: 200})
+		sent += 200
+	}
+	t0 := time.Date(2026, 11, 26, 5, 0, 0, 0, time.UTC)
+	at := func(tm time.Time) float64 { return tm.Sub(t0).Seconds() }
+	var ivs []servermetrics.Window
+	edges := []float64{0, 0.003, 1.002, 1.503, 1.51, 2.51, 3.5, 4.5, 4.52, 5.004, 5.9, 6.0}
+	for i := 1; i < len(edges); i++ {
+		ivs = append(ivs, servermetrics.Window{Start: t0.Add(time.Duration(edges[i-1] * float64(time.Second))), End: t0.Add(time.Duration(edges[i] * float64(time.Second)))})
+	}
+	var sum int64
+	for _, iv := range intervalsOf(ivs, res, at) {
+		sum += iv.ClientRequests
+	}
+	if sum > sent || sum < sent-int64(len(ivs)) {
+		t.Errorf("the intervals' client requests add up to %d; the client sent %d", sum, sent)
+	}
+}
+
+// A counter family's figure is its count: result.json gives it no
+// meaningless mean of 0; a latency family keeps its mean.
+func TestACounterFamilyHasNoMean(t *testing.T) {
+	c := familyOf(servermetrics.Family{Name: ":tensorflow:serving:request_count", What: "requests", Unit: "requests", Series: 1, Count: 200})
+	l := familyOf(servermetrics.Family{Name: ":tensorflow:serving:request_latency", What: "latency", Unit: "ms", Series: 1, Count: 200, Mean: 4})
+	if c.Mean != nil || l.Mean == nil || *l.Mean != 4 {
+		t.Errorf("counter mean %v, latency mean %v", c.Mean, l.Mean)
 	}
 }

@@ -279,3 +279,62 @@ func TestThePageShowsWhatTheServerMeasured(t *testing.T) {
 		t.Logf("screenshot in %s", shots)
 	}
 }
+
+// Ctrl-C while the metrics endpoint hangs: the last scrape is waited for
+// briefly, not for the scrape timeout, the abandoned scrape is no
+// failure of the endpoint's, and the load's results stand.
+func TestAnInterruptDoesNotWaitForAHungMetricsEndpoint(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	const timeout = 20 * time.Second
+	ctx, interrupt := context.WithCancel(context.Background())
+	defer interrupt()
+	var scrapes atomic.Int64
+	waited := make(chan time.Duration, 100)
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if scrapes.Add(1) > 3 {
+			// Hung: the user interrupts, the scrape is left waiting.
+			interrupt()
+			at := time.Now()
+			<-r.Context().Done()
+			waited <- time.Since(at)
+			return
+		}
+		resp, err := http.Get(srv.MetricsURL())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(page.Close)
+	res, err := Run(ctx, Config{
+		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
+		Plan:    load.Plan{Rate: 50, Duration: time.Minute, MaxInflight: 100},
+		Metrics: &MetricsConfig{URLs: []string{page.URL + sim.MetricsPath}, Interval: 100 * time.Millisecond, Timeout: timeout},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Interrupted || res.Requests == 0 {
+		t.Fatalf("interrupted %v, %d requests: the load's results are lost", res.Interrupted, res.Requests)
+	}
+	// The server sees the client give up a moment after Run returns.
+	select {
+	case d := <-waited:
+		if d >= timeout/2 {
+			t.Errorf("the hung scrape was waited for %v, as long as its %v timeout", d, timeout)
+		}
+	case <-time.After(timeout):
+		t.Fatal("the hung scrape was never cancelled")
+	}
+	s := res.Server
+	if s == nil || len(s.Endpoints) != 1 || s.Endpoints[0].FailedScrapes != 0 {
+		t.Fatalf("the abandoned scrape counts as a failure: %+v", s)
+	}
+	for _, w := range s.Warnings {
+		if strings.Contains(w, "context canceled") {
+			t.Errorf("warning %q: loadprof's own cancelling is no failure", w)
+		}
+	}
+}

@@ -187,6 +187,23 @@ type Row struct {
 	// perSecondSpread); 0 when they do not carry enough seconds.
 	Spread  float64
 	Verdict string
+	// Absent is "base" or "new" when that run has no such figure (a
+	// server figure its endpoints did not give): the row says "-" there,
+	// with no change and no verdict.
+	Absent string
+}
+
+// cells are the row's base, new and change as the text and the page say
+// them.
+func (r Row) cells() (base, next, change string) {
+	base, next, change = num(r.Base, r.Unit), num(r.New, r.Unit), signed(r.Change, r.Unit)
+	switch r.Absent {
+	case "base":
+		base, change = "-", "-"
+	case "new":
+		next, change = "-", "-"
+	}
+	return base, next, change
 }
 
 // Comparison is the outcome of `loadprof compare`.
@@ -492,7 +509,8 @@ func (c Comparison) Write(w io.Writer) {
 		if r.Noisy != "" && r.Verdict != VerdictPass {
 			status += " (noisy: " + r.Noisy + ")"
 		}
-		fmt.Fprintf(w, "%-*s %12s %12s %12s %9s  %-10s %s\n", width, r.Metric, num(r.Base, r.Unit), num(r.New, r.Unit), signed(r.Change, r.Unit), pct, limit, strings.TrimSpace(status))
+		b, n, change := r.cells()
+		fmt.Fprintf(w, "%-*s %12s %12s %12s %9s  %-10s %s\n", width, r.Metric, b, n, change, pct, limit, strings.TrimSpace(status))
 	}
 	for _, n := range c.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)

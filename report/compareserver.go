@@ -25,7 +25,7 @@ type serverMetric struct {
 
 func serverQuantile(pick func(*ServerLatency) *ServerQuantile) func(*ServerReport) (float64, *ServerQuantile, bool) {
 	return func(s *ServerReport) (float64, *ServerQuantile, bool) {
-		if s.LatencyMs == nil {
+		if !hasLatency(s) {
 			return 0, nil, false
 		}
 		q := pick(s.LatencyMs)
@@ -36,6 +36,10 @@ func serverQuantile(pick func(*ServerLatency) *ServerQuantile) func(*ServerRepor
 	}
 }
 
+// hasLatency reports whether s has a server latency over some requests:
+// a family that counted none has a mean of 0 that is no figure.
+func hasLatency(s *ServerReport) bool { return s.LatencyMs != nil && s.LatencyMs.Count > 0 }
+
 var serverMetrics = []serverMetric{
 	{name: "server_requests", neutral: true, read: func(s *ServerReport) (float64, *ServerQuantile, bool) {
 		if s.Requests == nil {
@@ -44,7 +48,7 @@ var serverMetrics = []serverMetric{
 		return *s.Requests, nil, true
 	}},
 	{name: "server_mean", higherBad: true, unit: "ms", read: func(s *ServerReport) (float64, *ServerQuantile, bool) {
-		if s.LatencyMs == nil {
+		if !hasLatency(s) {
 			return 0, nil, false
 		}
 		return s.LatencyMs.Mean, nil, true
@@ -71,7 +75,16 @@ func compareServer(base, next *Result) []Row {
 	for _, m := range serverMetrics {
 		b, bq, okB := m.read(base.Server)
 		n, nq, okN := m.read(next.Server)
-		if !okB || !okN {
+		switch {
+		case !okB && !okN:
+			continue
+		case !okB || !okN:
+			// One run lacks it: "-" on its side, no change to judge.
+			row := Row{Metric: m.name, Base: b, New: n, Unit: m.unit, Percent: math.NaN(), Absent: "new"}
+			if !okB {
+				row.Absent = "base"
+			}
+			rows = append(rows, row)
 			continue
 		}
 		row := Row{Metric: m.name, Base: b, New: n, Change: n - b, Unit: m.unit, Percent: percentChange(b, n)}
@@ -118,6 +131,18 @@ func serverCompareNotes(base, next *Result) []string {
 		return []string{fmt.Sprintf("only the %s run scraped the server's metrics (--metrics): no server rows", which)}
 	}
 	var notes []string
+	for _, side := range []struct {
+		which string
+		s     *ServerReport
+	}{{"base", bs}, {"new", ns}} {
+		if side.s.Requests == nil && !hasLatency(side.s) {
+			why := "its endpoints exported no request family loadprof knows for the model"
+			if !scraped(side.s.Endpoints) {
+				why = "no scrape of its endpoints succeeded"
+			}
+			notes = append(notes, fmt.Sprintf("the %s run scraped the server's metrics but has no request figures (%s): its server rows say -", side.which, why))
+		}
+	}
 	if bs.Server != "" && ns.Server != "" && bs.Server != ns.Server {
 		notes = append(notes, fmt.Sprintf("the server figures come from different servers (base %s, new %s)", bs.Server, ns.Server))
 	}

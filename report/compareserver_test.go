@@ -82,3 +82,47 @@ func TestCompareHasTheServersRowsWhenBothRunsScrapedIt(t *testing.T) {
 		}
 	}
 }
+
+// The new run scraped a server that counted nothing of this model: its
+// server figures are absent, not zero, so no row calls it better.
+func TestCompareSaysAnAbsentServerFigureIsAbsent(t *testing.T) {
+	base, next := crafted(t, 10000, 100, 1000, 0), crafted(t, 10000, 100, 1000, 0)
+	base.Server = serverBlock(10000, 3.121, 6.0, bucketQ(2.8, 1.984, 3.570), bucketQ(5.9, 3.570, 6.427))
+	zero := 0.0
+	next.Server = &ServerReport{ServerWindow: ServerWindow{Window: "steady", ServerFigures: ServerFigures{Requests: nil,
+		LatencyMs: &ServerLatency{Family: ":tensorflow:serving:request_latency"}}},
+		Endpoints: []ServerEndpoint{{URL: "http://x/metrics", Scrapes: 3, Steady: &ServerWindow{ServerFigures: ServerFigures{Requests: &zero}}}}}
+	c := Compare(base, next, nil)
+	var text strings.Builder
+	c.Write(&text)
+	for _, r := range c.Rows {
+		if strings.HasPrefix(r.Metric, "server_") || r.Metric == "outside" {
+			if r.Verdict != "" || r.Absent != "new" {
+				t.Errorf("%s: verdict %q, absent %q: want no verdict, the new run's figure absent", r.Metric, r.Verdict, r.Absent)
+			}
+		}
+	}
+	if !strings.Contains(text.String(), "server_mean            3.121            -            -         -") {
+		t.Errorf("server_mean not said absent:\n%s", text.String())
+	}
+	if !strings.Contains(text.String(), "the new run scraped the server's metrics but has no request figures") {
+		t.Errorf("no note says why the new run has no server figures:\n%s", text.String())
+	}
+}
+
+// A merge of runs that scraped the server keeps each input's server
+// block and says why the blocks are not added up.
+func TestMergeKeepsEachInputsServerBlockAndSaysSo(t *testing.T) {
+	a, b := crafted(t, 1000, 10, 100, 0), crafted(t, 1000, 10, 100, 0)
+	a.Server = serverBlock(2000, 3, 1, bucketQ(2.8, 1.984, 3.570), bucketQ(5.9, 3.570, 6.427))
+	m, notes, err := Merge([]*Result{a, b}, []string{"a.json", "b.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := m.MergedFrom[0].Server; s == nil || *s.Requests != 2000 || m.MergedFrom[1].Server != nil {
+		t.Errorf("merged_from's server blocks: %+v, %+v", m.MergedFrom[0].Server, m.MergedFrom[1].Server)
+	}
+	if !strings.Contains(strings.Join(notes, "\n"), "1 of the inputs carry server figures (--metrics): not merged") {
+		t.Errorf("no note says the server figures are not merged: %q", notes)
+	}
+}

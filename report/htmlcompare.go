@@ -148,8 +148,8 @@ func WriteCompareHTML(w io.Writer, base, next *Result, names [2]string, opts Com
 
 	var rows []compareRow
 	for _, r := range c.Rows {
-		row := compareRow{Metric: r.Metric, Base: num(r.Base, r.Unit), New: num(r.New, r.Unit), Change: signed(r.Change, r.Unit),
-			Percent: "-", Verdict: r.Verdict, Why: r.Noisy}
+		b, n, change := r.cells()
+		row := compareRow{Metric: r.Metric, Base: b, New: n, Change: change, Percent: "-", Verdict: r.Verdict, Why: r.Noisy}
 		if !math.IsNaN(r.Percent) {
 			row.Percent = fmt.Sprintf("%+.1f%%", r.Percent)
 		}

@@ -1,6 +1,9 @@
 package report
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // serverRow is one line of a run's "What the server measured" table: a
 // figure as the server measured it beside the client's.
@@ -49,7 +52,11 @@ func serverRows(r *Result) []serverRow {
 		rows = append(rows, serverRow{Key: "requests", Label: "requests", Server: formatCount(*s.Requests), Client: fmt.Sprint(r.Requests),
 			Note: trimColon(requestsNote(r))})
 	}
-	if l := s.LatencyMs; l != nil {
+	withheld := LagWithheld(&s.ServerWindow)
+	if withheld != "" && (s.LatencyMs != nil || s.OutsideMs != nil) {
+		rows = append(rows, serverRow{Key: "withheld", Label: "latency, outside the server", Server: "-", Note: withheld})
+	}
+	if l := s.LatencyMs; l != nil && withheld == "" {
 		c := r.LatencyOK
 		rows = append(rows, serverRow{Key: "mean", Label: "latency mean (ms)", Server: FormatMs(l.Mean), Client: FormatMs(c.Mean), Note: "server: " + l.Family + "; client: successful requests"})
 		for _, q := range []struct {
@@ -60,11 +67,13 @@ func serverRows(r *Result) []serverRow {
 			if q.q == nil {
 				continue
 			}
-			rows = append(rows, serverRow{Key: q.key, Label: "latency " + q.key + " (ms)", Server: FormatMs(q.q.Ms) + " " + BucketBounds(q.q), Client: FormatMs(q.client),
+			rows = append(rows, serverRow{Key: q.key, Label: "latency " + q.key + " (ms)", Server: strings.TrimSuffix(strings.Replace(QuantileText(q.q), " ms ", " ", 1), " ms"), Client: FormatMs(q.client),
 				Note: "the server's estimate lies in the bucket in brackets"})
 		}
 	}
-	if s.OutsideMs != nil {
+	if s.OutsideMs != nil && withheld == "" && *s.OutsideMs < 0 {
+		rows = append(rows, serverRow{Key: "outside", Label: "outside the server (ms)", Server: "-", Note: NegativeOutside(r)})
+	} else if s.OutsideMs != nil && withheld == "" {
 		rows = append(rows, serverRow{Key: "outside", Label: "outside the server (ms)", Server: FormatMs(*s.OutsideMs),
 			Note: "the client's mean minus the server's: network, tunnel, proxy, the client itself"})
 	}
@@ -87,6 +96,20 @@ func serverRows(r *Result) []serverRow {
 	}
 	if s.GPUPowerW != nil {
 		rows = append(rows, serverRow{Key: "gpu-power", Label: "GPU power", Server: fmt.Sprintf("%.0f W", *s.GPUPowerW)})
+	}
+	// Several endpoints counting requests: each says its own, beside the
+	// head's (the count nearest the client's).
+	if eps := countingEndpoints(s); len(eps) > 1 {
+		for i, ep := range eps {
+			row := serverRow{Key: fmt.Sprintf("endpoint-%d", i), Label: "requests at " + ep.URL, Server: formatCount(*ep.Steady.Requests), Client: fmt.Sprint(r.Requests)}
+			if l := ep.Steady.LatencyMs; l != nil {
+				row.Note = "latency " + latencyLine(l)
+			}
+			if ep.URL == s.Head {
+				row.Note = "the figures above; " + row.Note
+			}
+			rows = append(rows, row)
+		}
 	}
 	return rows
 }

@@ -208,7 +208,21 @@ func Merge(results []*Result, sources []string) (*Result, []string, error) {
 	if len(differ) > 0 {
 		notes = append(notes, fmt.Sprintf("the runs differ in %s: the merged result says %q there (merged_from keeps each run's)", strings.Join(differ, ", "), mixed))
 	}
+	if n := withServer(out.MergedFrom); n > 0 {
+		notes = append(notes, fmt.Sprintf("%d of the inputs carry server figures (--metrics): not merged, since each machine's scrapes of one server count every machine's requests; merged_from[].server keeps each input's", n))
+	}
 	return out, notes, nil
+}
+
+// withServer is how many of the inputs carry a server block.
+func withServer(inputs []MergedInput) int {
+	n := 0
+	for _, in := range inputs {
+		if in.Server != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // unknownSeriesFields are the per-second fields some result does not
@@ -286,7 +300,7 @@ func mergedInput(r *Result, src string) MergedInput {
 	in := MergedInput{
 		File: src, Version: r.Version, Tool: r.Tool, Host: r.Host,
 		StartedAt: r.StartedAt, Target: r.Target, Transport: r.Transport, Protocol: ProtocolOf(r), Engine: r.Client.Engine,
-		Config: r.Config, Requests: r.Requests, ThroughputRPS: r.ThroughputRPS, Profile: r.Profile,
+		Config: r.Config, Requests: r.Requests, ThroughputRPS: r.ThroughputRPS, Profile: r.Profile, Server: r.Server,
 	}
 	if wu := r.Phases.Warmup; wu.End > wu.Start {
 		in.Warmup = &Span{Start: wu.Start, End: wu.End}

@@ -192,6 +192,10 @@ type MergedInput struct {
 	// Profile is its profile window, on its own clock (a merge has no
 	// window of its own: each machine opened its own, or none).
 	Profile *ProfileReport `json:"profile,omitempty"`
+	// Server is its server block (--metrics) as it was: the machines'
+	// scrapes of one server each count all their requests, so a merge
+	// keeps them side by side rather than adding them.
+	Server *ServerReport `json:"server,omitempty"`
 }
 
 // upgrade gives an older result's config the typed values of version 3,

@@ -3,14 +3,15 @@ package report
 // ServerReport is what the model server said about itself over the run
 // (--metrics): its own count and latency of the requests over the steady
 // phase, beside the client's, and what it measured around the model. The
-// figures head the block from the first endpoint that has request
-// figures; every endpoint's own are in Endpoints.
+// figures heading the block are those of the endpoint Head, whose request
+// count is nearest the client's; every endpoint's own are in Endpoints.
 type ServerReport struct {
 	ServerWindow
 	// OutsideMs is the client's mean latency of the successful steady
 	// requests minus the server's mean over the same phase: time spent
 	// outside the server (network, a tunnel, a proxy, the client itself).
 	OutsideMs *float64         `json:"outside_ms"`
+	Head      string           `json:"head,omitempty"`   // the URL of the endpoint the request figures are from
 	Server    string           `json:"server,omitempty"` // tfserving, triton, kserve, mlserver, vllm
 	Model     string           `json:"model,omitempty"`  // the series kept: this model's
 	Families  []ServerFamily   `json:"families,omitempty"`
@@ -74,7 +75,7 @@ type ServerFamily struct {
 	Unit   string          `json:"unit"`
 	Series int             `json:"series"`
 	Count  float64         `json:"count"`
-	Mean   float64         `json:"mean"`
+	Mean   *float64        `json:"mean,omitempty"` // absent for counters: a count has no mean
 	P50    *ServerQuantile `json:"p50,omitempty"`
 	P90    *ServerQuantile `json:"p90,omitempty"`
 	P99    *ServerQuantile `json:"p99,omitempty"`

@@ -34,6 +34,9 @@ func writeServerSummary(w io.Writer, r *Result) {
 		for _, line := range ServerLines(r) {
 			fmt.Fprintln(w, "    "+line)
 		}
+		for _, line := range CountingEndpointLines(s) {
+			fmt.Fprintln(w, "    "+line)
+		}
 	}
 	if p := s.Profile; p != nil && p.Requests != nil {
 		line := fmt.Sprintf("    profile window (%.1f-%.1f s): server %s requests", p.StartS, p.EndS, formatCount(*p.Requests))
@@ -78,14 +81,47 @@ func markLagNotes(s *ServerReport) []string {
 			edge string
 			lag  *float64
 		}{{"start", w.StartLagMs}, {"end", w.EndLagMs}} {
-			if e.lag == nil || *e.lag < markLagShare*span {
-				continue
+			if e.lag == nil || *e.lag < markLagShare*span || *e.lag > withheldLagShare*span {
+				continue // a lag past withheldLagShare is said where the figures are withheld
 			}
 			out = append(out, fmt.Sprintf("the scrape at the %s's %s was answered %.0f ms after it, %.0f%% of the server's %.1f s window: its figures cover a slightly different span than the client's",
 				phase, e.edge, *e.lag, 100**e.lag/span, span/1e3))
 		}
 	}
 	return out
+}
+
+// withheldLagShare is the part of the window a mark's scrape may lag
+// before the server's latency and the figure outside it are withheld:
+// past it the server's window is another span than the client's, and
+// their difference is no time spent outside the server.
+const withheldLagShare = 0.25
+
+// LagWithheld says why the server's latency figures of w are withheld,
+// or "" when they stand: a scrape at an edge of w was answered later
+// than withheldLagShare of it.
+func LagWithheld(w *ServerWindow) string {
+	if w == nil || w.EndS <= w.StartS {
+		return ""
+	}
+	span := (w.EndS - w.StartS) * 1e3
+	for _, e := range []struct {
+		edge string
+		lag  *float64
+	}{{"start", w.StartLagMs}, {"end", w.EndLagMs}} {
+		if e.lag != nil && *e.lag > withheldLagShare*span {
+			return fmt.Sprintf("withheld: the scrape at the %s was answered %.0f ms after it, %.0f%% of the server's %.1f s window, so the server's figures are of another span than the client's",
+				e.edge, *e.lag, 100**e.lag/span, span/1e3)
+		}
+	}
+	return ""
+}
+
+// NegativeOutside says why a negative "outside the server" is no time:
+// the server cannot take longer than the client waited for it.
+func NegativeOutside(r *Result) string {
+	return fmt.Sprintf("none: the server's mean %s ms exceeds the client's %s ms, so they do not measure the same requests: a wrong unit, the family of another model or server, or the server's clock",
+		FormatMs(r.Server.LatencyMs.Mean), FormatMs(r.LatencyOK.Mean))
 }
 
 func windowName(w string) string {
@@ -111,10 +147,16 @@ func ServerLines(r *Result) []string {
 	if s.Requests != nil {
 		out = append(out, fmt.Sprintf("requests: server %s, client %d (steady)%s", formatCount(*s.Requests), r.Requests, requestsNote(r)))
 	}
-	if l := s.LatencyMs; l != nil {
+	withheld := LagWithheld(&s.ServerWindow)
+	if l := s.LatencyMs; l != nil && withheld == "" {
 		out = append(out, "latency:  "+latencyLine(l))
 	}
-	if s.OutsideMs != nil {
+	if withheld != "" && (s.LatencyMs != nil || s.OutsideMs != nil) {
+		out = append(out, "latency and outside the server: "+withheld)
+	}
+	if s.OutsideMs != nil && withheld == "" && *s.OutsideMs < 0 {
+		out = append(out, "outside the server: "+NegativeOutside(r))
+	} else if s.OutsideMs != nil && withheld == "" {
 		out = append(out, fmt.Sprintf("outside the server: %s ms (the client's mean %s ms minus the server's %s ms: network, tunnel, proxy, client)",
 			FormatMs(*s.OutsideMs), FormatMs(r.LatencyOK.Mean), FormatMs(s.LatencyMs.Mean)))
 	}
@@ -189,7 +231,7 @@ func requestsNote(r *Result) string {
 			return ": " + cut
 		}
 		if restarted(s) {
-			return ": the server restarted during the run (its counters went down), so what it counted before is lost"
+			return ": the server restarted during the run (its counters went down), so what it counted between the last scrape before the restart and the restart is missing"
 		}
 	}
 	edges := math.Max(math.Max(2, 0.01*float64(client)), float64(r.Client.PeakInflight)) + endedDuringEdgeScrapes(r)
@@ -236,10 +278,20 @@ func latencyLine(l *ServerLatency) string {
 		q    *ServerQuantile
 	}{{"p50", l.P50}, {"p90", l.P90}, {"p99", l.P99}} {
 		if q.q != nil {
-			parts = append(parts, q.name+" "+FormatMs(q.q.Ms)+" ms "+BucketBounds(q.q))
+			parts = append(parts, q.name+" "+QuantileText(q.q))
 		}
 	}
 	return strings.Join(parts, ", ") + " (" + l.Family + ")"
+}
+
+// QuantileText is a percentile from buckets with its bucket: in the +Inf
+// bucket it is only known to exceed the last bound, and no point value
+// is said.
+func QuantileText(q *ServerQuantile) string {
+	if q.BucketHighMs == nil {
+		return "> " + FormatMs(q.BucketLowMs) + " ms " + BucketBounds(q)
+	}
+	return FormatMs(q.Ms) + " ms " + BucketBounds(q)
 }
 
 // BucketBounds says which histogram bucket a percentile fell in: the
@@ -254,6 +306,37 @@ func BucketBounds(q *ServerQuantile) string {
 		lo = "0"
 	}
 	return "[" + lo + "-" + hi + "]"
+}
+
+// countingEndpoints are the endpoints that counted requests over their
+// window.
+func countingEndpoints(s *ServerReport) []ServerEndpoint {
+	var out []ServerEndpoint
+	for _, ep := range s.Endpoints {
+		if ep.Steady != nil && ep.Steady.Requests != nil && *ep.Steady.Requests > 0 {
+			out = append(out, ep)
+		}
+	}
+	return out
+}
+
+// CountingEndpointLines say, when several endpoints counted requests,
+// whose figures head the block and each one's own: one endpoint's
+// figures are never said for all of them.
+func CountingEndpointLines(s *ServerReport) []string {
+	eps := countingEndpoints(s)
+	if len(eps) < 2 {
+		return nil
+	}
+	out := []string{fmt.Sprintf("%d endpoints counted requests; the figures above are %s's, the count nearest the client's. Each endpoint's:", len(eps), s.Head)}
+	for _, ep := range eps {
+		line := fmt.Sprintf("  %s: requests %s", ep.URL, formatCount(*ep.Steady.Requests))
+		if l := ep.Steady.LatencyMs; l != nil {
+			line += ", latency " + latencyLine(l)
+		}
+		out = append(out, line)
+	}
+	return out
 }
 
 // scraped reports whether any endpoint answered a scrape.

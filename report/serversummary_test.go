@@ -51,7 +51,8 @@ func TestTheServerSectionNamesWhatTheScrapesShow(t *testing.T) {
 	whole := *cut
 	whole.StartS, whole.EndS = 1.004, 5.003
 	whole.Warnings = []string{"http://h/metrics: :tensorflow:serving:request_count{} went down between the scrapes at 3.0 and 4.0: the server restarted"}
-	if got := summary(&whole); !strings.Contains(got, "the server restarted during the run") || strings.Contains(got, "wrong model") {
+	if got := summary(&whole); !strings.Contains(got, "the server restarted during the run") || strings.Contains(got, "wrong model") ||
+		strings.Contains(got, "counted before is lost") || !strings.Contains(got, "between the last scrape before the restart and the restart is missing") {
 		t.Errorf("a restart:\n%s", got)
 	}
 }
@@ -139,5 +140,65 @@ func TestRequestsEndedDuringTheEdgeScrapesAreNoDifference(t *testing.T) {
 	}
 	if got := note(295, 0.1, 0.1); !strings.Contains(got, "the server counted 5 fewer") {
 		t.Errorf("5 fewer with 4 in flight and scrapes answered at once:\n%s", got)
+	}
+}
+
+// A mark's scrape answered after a large part of the window: the
+// server's latency and the figure outside it are withheld, and the
+// summary and page say why rather than calling the span slightly
+// different.
+func TestALargeMarkLagWithholdsTheLatencyFigures(t *testing.T) {
+	n, outside, lag, small := 400.0, 5.0, 1500.0, 10.0
+	r := &Result{Requests: 400, LatencyOK: Stats{Count: 400, Mean: 9}, Server: &ServerReport{
+		ServerWindow: ServerWindow{Window: "steady", StartS: 1.3, EndS: 5.0, StartLagMs: &small, EndLagMs: &lag,
+			ServerFigures: ServerFigures{Requests: &n, LatencyMs: &ServerLatency{Family: "f", Count: 400, Mean: 4}}},
+		OutsideMs: &outside, Server: "tfserving", Endpoints: []ServerEndpoint{{URL: "http://h/metrics", Scrapes: 5}},
+	}}
+	r.Phases.Steady.Start, r.Phases.Steady.End = 1, 5
+	var b strings.Builder
+	WriteSummary(&b, r)
+	got := b.String()
+	if strings.Contains(got, "latency:  mean") || strings.Contains(got, "outside the server: 5") || strings.Contains(got, "slightly different span") {
+		t.Errorf("figures of another span are said:\n%s", got)
+	}
+	if !strings.Contains(got, "latency and outside the server: withheld: the scrape at the end was answered 1500 ms after it, 41% of the server's 3.7 s window") {
+		t.Errorf("no line says why the latency is withheld:\n%s", got)
+	}
+	rows := serverRows(r)
+	for _, row := range rows {
+		if row.Key == "mean" || row.Key == "outside" {
+			t.Errorf("the page says %s of another span: %+v", row.Key, row)
+		}
+	}
+}
+
+// A server mean above the client's is flagged, not printed as network
+// time, and a percentile in the +Inf bucket is only known to exceed its
+// lower bound.
+func TestANegativeOutsideIsFlaggedAndAnInfPercentileIsABound(t *testing.T) {
+	n, outside, lo := 400.0, -3.5, 25.0
+	r := &Result{Requests: 400, LatencyOK: Stats{Count: 400, Mean: 2}, Server: &ServerReport{
+		ServerWindow: ServerWindow{Window: "steady", StartS: 1, EndS: 5,
+			ServerFigures: ServerFigures{Requests: &n, LatencyMs: &ServerLatency{Family: "f", Count: 400, Mean: 5.5,
+				P99: &ServerQuantile{Ms: 37.5, BucketLowMs: lo}}}},
+		OutsideMs: &outside, Server: "tfserving", Endpoints: []ServerEndpoint{{URL: "http://h/metrics", Scrapes: 5}},
+	}}
+	r.Phases.Steady.Start, r.Phases.Steady.End = 1, 5
+	var b strings.Builder
+	WriteSummary(&b, r)
+	got := b.String()
+	if strings.Contains(got, "outside the server: -3.500") || !strings.Contains(got, "outside the server: none: the server's mean 5.500 ms exceeds the client's 2.000 ms") {
+		t.Errorf("a negative outside is said as time:\n%s", got)
+	}
+	if strings.Contains(got, "37.50") || !strings.Contains(got, "p99 > 25.00 ms [25.00-+Inf]") {
+		t.Errorf("a +Inf bucket's percentile is said as a point:\n%s", got)
+	}
+	for _, row := range serverRows(r) {
+		if row.Key == "outside" && row.Server != "-" {
+			t.Errorf("the page says outside %q", row.Server)
+		}
+		if row.Key == "p99" && row.Server != "> 25.00 [25.00-+Inf]" {
+			t.Errorf("the page says p99 %q", row.Server)
+		}
 	}
 }

@@ -39,6 +39,9 @@ type Accumulation struct {
 	Warnings                 []string
 	// Snapshots is how many successful scrapes were added.
 	Snapshots int
+
+	stepResets     int    // series that went down in the step being added
+	stepFirstReset string // the first of them
 }
 
 // NewAccumulation is an empty window.
@@ -70,6 +73,7 @@ func (acc *Accumulation) Add(prev, s *Snapshot) {
 		acc.From, acc.FromAnswered = s.At, answered(s)
 	} else {
 		acc.step(prev, s)
+		acc.warnResets(prev.At, s.At)
 	}
 	acc.gauges(s)
 	acc.To, acc.ToAnswered = s.At, answered(s)
@@ -105,6 +109,12 @@ func (acc *Accumulation) step(a, b *Snapshot) {
 		if na != nil && na.Kind != nb.Kind {
 			na = nil
 		}
+		if acc.Changes[key] == nil && knownByName[nb.Family] == nil && na != nil && unmoved(na, nb) {
+			// A series loadprof has no name for that has not moved costs
+			// nothing until it does: a large static page would otherwise
+			// hold a Change a series in every window.
+			continue
+		}
 		switch nb.Kind {
 		case Counter:
 			c := acc.change(key, nb)
@@ -128,6 +138,20 @@ func (acc *Accumulation) step(a, b *Snapshot) {
 	}
 }
 
+// unmoved reports whether a counter, summary or histogram series is the
+// same in a and b.
+func unmoved(a, b *Series) bool {
+	switch b.Kind {
+	case Counter:
+		return a.Value == b.Value
+	case Summary:
+		return a.Count == b.Count && a.Sum == b.Sum
+	case Histogram:
+		return a.Count == b.Count && a.Sum == b.Sum && sameBounds(a.Bounds, b.Bounds) && sameBounds(a.Cumulative, b.Cumulative)
+	}
+	return false
+}
+
 // increase is the counter increase from a (nil when the series is new) to
 // value, and whether the counter went down on the way.
 func increase(a *Series, value float64, get func(*Series) float64) (float64, bool) {
@@ -145,8 +169,25 @@ func (acc *Accumulation) noteReset(c *Change, reset bool, key string, from, to t
 		return
 	}
 	c.Resets++
-	acc.Warnings = append(acc.Warnings, fmt.Sprintf("%s went down between the scrapes at %s and %s: the server restarted (or reset it), so only what it counted since then is included",
-		key, from.Format("15:04:05.000"), to.Format("15:04:05.000")))
+	if acc.stepResets == 0 {
+		acc.stepFirstReset = key
+	}
+	acc.stepResets++
+}
+
+// warnResets says once for the step from..to that series went down: one
+// restart resets every series at once, and one line says it.
+func (acc *Accumulation) warnResets(from, to time.Time) {
+	if acc.stepResets == 0 {
+		return
+	}
+	which := acc.stepFirstReset
+	if acc.stepResets > 1 {
+		which = fmt.Sprintf("%s and %d other series", which, acc.stepResets-1)
+	}
+	acc.Warnings = append(acc.Warnings, fmt.Sprintf("%s went down between the scrapes at %s and %s: the server restarted (or reset them); what it counted in that interval before the restart is missing, the rest is included",
+		which, from.Format("15:04:05.000"), to.Format("15:04:05.000")))
+	acc.stepResets, acc.stepFirstReset = 0, ""
 }
 
 func (acc *Accumulation) histogramStep(c *Change, key string, a, b *Series, from, to time.Time) {

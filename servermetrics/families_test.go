@@ -358,8 +358,9 @@ func TestCounterResetCountsOnlySinceTheRestart(t *testing.T) {
 	}
 	near(t, "latency count", w.Latency.Count, 150)
 	near(t, "latency mean", w.Latency.MeanMs, (100000.0+15000+10000)/150/1000)
-	if len(w.Warnings) != 2 || !strings.Contains(w.Warnings[0], "restarted") {
-		t.Errorf("warnings = %q, want one per reset series", w.Warnings)
+	if len(w.Warnings) != 1 || !strings.Contains(w.Warnings[0], "restarted") || !strings.Contains(w.Warnings[0], "and 1 other series") ||
+		!strings.Contains(w.Warnings[0], "in that interval before the restart is missing") {
+		t.Errorf("warnings = %q, want one for the restart, of both series", w.Warnings)
 	}
 	for _, f := range w.Families {
 		if f.Count < 0 || f.Mean < 0 {
@@ -419,4 +420,39 @@ func TestASumThatIsNotANumberIsNoFigure(t *testing.T) {
 	if len(w.Warnings) == 0 || !strings.Contains(w.Warnings[0], "not a number") {
 		t.Errorf("warnings %q", w.Warnings)
 	}
+}
+
+// MLServer over HTTP: the HTTP server's time of the inference path is
+// the request latency (it holds the codec and HTTP handling), the
+// model's own time is compute; other paths are not the load's.
+func TestMLServersHTTPInferenceTimeIsItsLatency(t *testing.T) {
+	const infer, health = `method="POST",path="/v2/models/{model_name}/infer",status_code="200"`, `method="GET",path="/v2/health/ready",status_code="200"`
+	page := func(n int, httpSum, modelSum string) string {
+		return "# TYPE model_infer_request_success_total counter\n" +
+			`model_infer_request_success_total{model="iris",version="v1"} ` + itoa(n) + "\n" +
+			"# TYPE model_infer_request_duration summary\n" +
+			`model_infer_request_duration_count{model="iris",version="v1"} ` + itoa(n) + "\n" +
+			`model_infer_request_duration_sum{model="iris",version="v1"} ` + modelSum + "\n" +
+			"# TYPE rest_server_request_duration_seconds histogram\n" +
+			bucket("rest_server_request_duration_seconds", infer, "0.01", 0) +
+			bucket("rest_server_request_duration_seconds", infer, "0.025", n) +
+			bucket("rest_server_request_duration_seconds", infer, "+Inf", n) +
+			`rest_server_request_duration_seconds_sum{` + infer + `} ` + httpSum + "\n" +
+			`rest_server_request_duration_seconds_count{` + infer + `} ` + itoa(n) + "\n" +
+			bucket("rest_server_request_duration_seconds", health, "0.01", 2*n) +
+			bucket("rest_server_request_duration_seconds", health, "0.025", 2*n) +
+			bucket("rest_server_request_duration_seconds", health, "+Inf", 2*n) +
+			`rest_server_request_duration_seconds_sum{` + health + `} 0.001` + "\n" +
+			`rest_server_request_duration_seconds_count{` + health + `} ` + itoa(2*n) + "\n"
+	}
+	// 20 requests: 15 ms each over HTTP, 10 ms each in the model.
+	w := window(t, Filter{Model: "iris"}, page(5, "0.075", "0.05"), page(25, "0.375", "0.25"))
+	if w.Latency == nil || w.Latency.Family != "rest_server_request_duration_seconds" || w.Latency.Count != 20 {
+		t.Fatalf("latency %+v: want the HTTP server's inference path", w.Latency)
+	}
+	near(t, "mlserver HTTP mean", w.Latency.MeanMs, 15)
+	if w.Compute == nil || w.Compute.Family != "model_infer_request_duration" {
+		t.Fatalf("compute %+v: want the model's own time", w.Compute)
+	}
+	near(t, "mlserver model mean", w.Compute.MeanMs, 10)
 }

@@ -98,8 +98,15 @@ func Figures(name string, acc *Accumulation) Window {
 	for _, key := range acc.sortedKeys() {
 		c := acc.Changes[key]
 		spec := knownByName[c.Family]
+		if spec != nil && !spec.matches(c.Labels) {
+			spec = nil // another path's, say: raw
+		}
 		if spec == nil {
-			w.Raw = append(w.Raw, raw(c))
+			// A counter or histogram that did not move says nothing, and a
+			// large static page would cost one entry per series.
+			if moved(c) {
+				w.Raw = append(w.Raw, raw(c))
+			}
 			continue
 		}
 		bySpec[spec] = append(bySpec[spec], c)
@@ -116,6 +123,11 @@ func Figures(name string, acc *Accumulation) Window {
 		}
 		w.Families = append(w.Families, f)
 		w.headline(spec, f)
+	}
+	if w.Latency == nil && w.Compute != nil {
+		if spec := knownByName[w.Compute.Family]; spec != nil && spec.latencyAlone {
+			w.Latency, w.Compute = w.Compute, nil
+		}
 	}
 	if w.Requests == nil && w.Latency != nil {
 		n := w.Latency.Count
@@ -292,6 +304,18 @@ func quantile(q float64, bounds, cum []float64, scale float64) *Quantile {
 		out.BucketHighMs = &h
 	}
 	return out
+}
+
+// moved reports whether a series changed over its window: a counter or
+// histogram that counted something, or a gauge that was read.
+func moved(c *Change) bool {
+	switch c.Kind {
+	case Counter:
+		return c.Increase != 0
+	case Histogram, Summary:
+		return c.Count != 0 || c.Sum != 0
+	}
+	return c.GaugeN > 0
 }
 
 func raw(c *Change) RawChange {

@@ -42,6 +42,23 @@ type familySpec struct {
 	// countFamilies, for shapeDurationTotal: the counters whose increase
 	// is the number of requests the total time is over.
 	countFamilies []string
+	// labels, when set, are label values a series must have to count
+	// (MLServer's HTTP family times every path; only inference is the
+	// load's).
+	labels map[string]string
+	// latencyAlone: a compute family that is the request latency when
+	// the server exports no latency family (MLServer over gRPC).
+	latencyAlone bool
+}
+
+// matches reports whether a series with these labels counts for spec.
+func (spec *familySpec) matches(labels map[string]string) bool {
+	for k, v := range spec.labels {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 const (
@@ -61,7 +78,9 @@ const (
 //   - KServe's ModelServer (python/kserve/kserve/metrics.py): histograms
 //     in seconds, label model_name.
 //   - MLServer (mlserver/handlers/dataplane.py, its REST server's
-//     starlette exporter): a summary in seconds, labels model and version.
+//     starlette exporter, prefix rest_server): the model's time a summary
+//     in seconds (labels model and version), the HTTP server's a
+//     histogram in seconds by path template.
 //   - vLLM (vllm/engine/metrics.py, v1/metrics/loggers.py): histograms in
 //     seconds with the vllm: prefix.
 //   - NVIDIA's DCGM exporter: percent, MiB and watts.
@@ -94,7 +113,12 @@ var knownFamilies = []familySpec{
 
 	{name: "model_infer_request_success_total", server: "mlserver", what: whatRequests, shape: shapeCounter, scale: 1, unit: "requests"},
 	{name: "model_infer_request_failure_total", server: "mlserver", what: whatRequests, shape: shapeCounter, scale: 1, unit: "requests"},
-	{name: "model_infer_request_duration", server: "mlserver", what: whatLatency, shape: shapeSummary, scale: sToMs, unit: "ms"},
+	// The HTTP server's time of an inference request is the server's
+	// latency (it holds the codec and the HTTP handling); the model's own
+	// time is compute, and the latency when no HTTP family is there.
+	{name: "rest_server_request_duration_seconds", server: "mlserver", what: whatLatency, shape: shapeHistogram, scale: sToMs, unit: "ms",
+		labels: map[string]string{"path": "/v2/models/{model_name}/infer"}},
+	{name: "model_infer_request_duration", server: "mlserver", what: whatCompute, shape: shapeSummary, scale: sToMs, unit: "ms", latencyAlone: true},
 	{name: "rest_server_requests_duration_seconds", server: "mlserver", what: whatStage, shape: shapeHistogram, scale: sToMs, unit: "ms"},
 
 	{name: "vllm:request_success_total", server: "vllm", what: whatRequests, shape: shapeCounter, scale: 1, unit: "requests"},

@@ -32,6 +32,29 @@ type summary struct {
 	run     *Accumulation
 	windows [2]markWindow
 	gauges  map[string]float64 // each gauge's last value an interval listed
+	// rawKept and rawDropped count the raw series the intervals listed
+	// and left out (keepRaw).
+	rawKept, rawDropped int
+}
+
+// The raw series an interval lists, and all the intervals together: a
+// page of thousands of changing counters would otherwise make the
+// result, and the memory holding it, grow with the run's length. The
+// run, steady and profile windows still list every series that moved.
+const (
+	rawPerInterval = 1000
+	rawInAll       = 100_000
+)
+
+// keepRaw is the part of an interval's raw series the caps leave.
+func (s *summary) keepRaw(raw []RawChange) []RawChange {
+	n := min(len(raw), rawPerInterval, max(0, rawInAll-s.rawKept))
+	s.rawDropped += len(raw) - n
+	s.rawKept += n
+	if n == len(raw) {
+		return raw
+	}
+	return append([]RawChange(nil), raw[:n]...) // not raw[:n], which keeps the rest alive
 }
 
 // markWindow is a window between two marks.
@@ -65,8 +88,14 @@ func summarize(url, model string, samples []Sample) Report {
 
 // add takes the next sample; snap is what it read, nil when it failed.
 func (s *summary) add(sm Sample, snap *Snapshot) {
-	s.r.Scrapes++
-	if snap == nil {
+	if snap == nil && sm.Abandoned {
+		// Not a scrape the endpoint failed: loadprof stopped waiting. Its
+		// marks still close their windows (at the scrape before).
+		s.r.Warnings = append(s.r.Warnings, sm.Warning)
+	} else {
+		s.r.Scrapes++
+	}
+	if snap == nil && !sm.Abandoned {
 		s.r.FailedScrapes++
 		s.r.Warnings = append(s.r.Warnings, sm.Warning)
 	}
@@ -109,7 +138,7 @@ func (s *summary) add(sm Sample, snap *Snapshot) {
 		// most of them still between two scrapes); the run, steady and
 		// profile windows list them all.
 		iv := Figures("interval", Accumulate([]*Snapshot{s.prev, snap}))
-		iv.Raw = changed(iv.Raw, s.gauges)
+		iv.Raw = s.keepRaw(changed(iv.Raw, s.gauges))
 		s.r.Intervals = append(s.r.Intervals, iv)
 	}
 	s.prev = snap
@@ -120,6 +149,10 @@ func (s *summary) report() Report {
 	r := s.r
 	r.Warnings = append([]string(nil), s.r.Warnings...)
 	r.Intervals = append([]Window(nil), s.r.Intervals...)
+	if s.rawDropped > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("the intervals list at most %d raw series each and %d in all: %d changes of raw series were left out of them (the steady and run windows list every series that moved)",
+			rawPerInterval, rawInAll, s.rawDropped))
+	}
 	if s.run == nil {
 		return r
 	}
@@ -135,15 +168,15 @@ func (w *markWindow) figures(r *Report) *Window {
 	case !w.opened && !w.closed:
 		return nil
 	case !w.opened || !w.closed:
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%s window: only one of its marks %s and %s was set", w.name, w.open, w.close))
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %s window: only one of its marks %s and %s was set", r.URL, w.name, w.open, w.close))
 		return nil
 	case w.acc == nil || w.acc.Snapshots < 2:
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%s window: fewer than two successful scrapes between %s and %s; no figures", w.name, w.open, w.close))
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %s window: fewer than two successful scrapes between %s and %s; no figures", r.URL, w.name, w.open, w.close))
 		return nil
 	}
 	if w.cutStart || w.cutEnd {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%s window: the scrape at a mark failed; the window runs from %s to %s instead",
-			w.name, w.acc.From.Format("15:04:05.000"), w.acc.To.Format("15:04:05.000")))
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %s window: the scrape at a mark failed; the window runs from %s to %s instead",
+			r.URL, w.name, w.acc.From.Format("15:04:05.000"), w.acc.To.Format("15:04:05.000")))
 	}
 	f := Figures(w.name, w.acc)
 	if !w.cutStart {

@@ -62,6 +62,9 @@ type Sample struct {
 	// between fall on the wrong side of the mark.
 	MarkLagMs float64 `json:"mark_lag_ms,omitempty"`
 	Warning   string  `json:"warning,omitempty"`
+	// Abandoned: loadprof itself cancelled the scrape at the end of the
+	// run (CloseWithin); the endpoint did not fail it.
+	Abandoned bool `json:"abandoned,omitempty"`
 
 	ok bool
 	// snap is what the scrape read, in samples a test builds; a
@@ -102,6 +105,9 @@ type Sampler struct {
 	pending   []string    // marks not scraped yet
 	pendingAt []time.Time // when each was set
 	closed    bool
+	// abandoning: CloseWithin cancelled the scrapes; a scrape that fails
+	// for it was abandoned, not failed.
+	abandoning bool
 
 	sumMu sync.Mutex // the summary is fed outside mu: it takes a while for a large page
 	sum   *summary
@@ -162,6 +168,14 @@ func (s *Sampler) Mark(name string) {
 // every sample. It returns within about two scrape timeouts (and a
 // second) whatever the endpoint does.
 func (s *Sampler) Close() []Sample {
+	return s.CloseWithin(2*s.cfg.Timeout + 100*time.Millisecond)
+}
+
+// CloseWithin is Close with the wait for the last scrape bounded by
+// limit (an interrupted run's user is waiting): past it the scrape under
+// way is cancelled, and that abandoned scrape is no failure of the
+// endpoint's. It returns within limit and a second.
+func (s *Sampler) CloseWithin(limit time.Duration) []Sample {
 	s.mu.Lock()
 	already := s.closed
 	s.closed = true
@@ -169,21 +183,24 @@ func (s *Sampler) Close() []Sample {
 	if !already {
 		close(s.closing)
 	}
-	// The loop may be in an interval scrape, then takes the last one:
-	// two timeouts at most. Past that (a client that ignores its
-	// deadline), cancelling ends the scrape; past a second more, the
-	// goroutine is left to finish on its own and its sample is lost.
-	t := time.NewTimer(2*s.cfg.Timeout + 100*time.Millisecond)
+	// The loop may be in an interval scrape, then takes the last one.
+	// Past the limit, cancelling ends the scrape; past a second more (a
+	// client that ignores its context), the goroutine is left to finish
+	// on its own and its sample is lost.
+	t := time.NewTimer(limit)
 	defer t.Stop()
 	select {
 	case <-s.done:
 	case <-t.C:
+		s.mu.Lock()
+		s.abandoning = true
+		s.mu.Unlock()
 		s.cancel()
 		t.Reset(time.Second)
 		select {
 		case <-s.done:
 		case <-t.C:
-			s.add(Sample{At: time.Now(), Marks: []string{MarkEnd}, Warning: fmt.Sprintf("%s: the last scrape did not end when cancelled; abandoned", s.cfg.URL)}, nil)
+			s.add(Sample{At: time.Now(), Marks: []string{MarkEnd}, Abandoned: true, Warning: fmt.Sprintf("%s: the last scrape did not end when cancelled; abandoned", s.cfg.URL)}, nil)
 		}
 	}
 	s.cancel()
@@ -232,7 +249,17 @@ func (s *Sampler) loop(ctx context.Context) {
 }
 
 func (s *Sampler) stopped(ctx context.Context) {
+	if s.ourCancel() {
+		return // CloseWithin stopped it: nothing failed
+	}
 	s.add(Sample{At: time.Now(), Warning: fmt.Sprintf("%s: sampling stopped: %v", s.cfg.URL, ctx.Err())}, nil)
+}
+
+// ourCancel reports whether the sampling was cancelled by CloseWithin.
+func (s *Sampler) ourCancel() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.abandoning
 }
 
 // add summarizes a sample and keeps it without its snapshot.
@@ -267,6 +294,9 @@ func (s *Sampler) scrape(ctx context.Context, extra []string) {
 	switch {
 	case err == nil:
 		snap.At, snap.Answered = at, at.Add(sm.Took)
+	case ctx.Err() != nil && s.ourCancel():
+		sm.Abandoned = true
+		sm.Warning = fmt.Sprintf("%s: the scrape under way at the end of the run was abandoned (not waited for)", s.cfg.URL)
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 		sm.Warning = fmt.Sprintf("%s: no answer within %v", s.cfg.URL, s.cfg.Timeout)
 	default:

@@ -247,7 +247,7 @@ func TestSamplerKeepsSamplesWhenTheEndpointDies(t *testing.T) {
 	if rep.Steady == nil {
 		t.Fatalf("no steady window from the scrapes before the endpoint died: %q", rep.Warnings)
 	}
-	if !strings.Contains(strings.Join(rep.Warnings, "\n"), "steady window: the scrape at a mark failed") {
-		t.Errorf("warnings %q do not say the steady window was cut short", rep.Warnings)
+	if !strings.Contains(strings.Join(rep.Warnings, "\n"), srv.URL+": steady window: the scrape at a mark failed") {
+		t.Errorf("warnings %q do not say the steady window of %s was cut short", rep.Warnings, srv.URL)
 	}
 }

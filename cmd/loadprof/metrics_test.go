@@ -96,6 +96,8 @@ func TestMetricsFlagsAreChecked(t *testing.T) {
 		{[]string{"--metrics", srv.MetricsURL(), "--metrics-timeout", "0s"}, "loadprof run: --metrics-timeout 0s: must be positive\n"},
 		{[]string{"--metrics", srv.MetricsURL(), "--metrics-interval", "1ms"}, "loadprof run: --metrics-interval 1ms: must be at least 100ms: each scrape reads and parses the server's whole metrics page\n"},
 		{[]string{"--metrics", srv.MetricsURL(), "--metrics-interval", "0"}, "loadprof run: --metrics-interval 0s: must be at least 100ms: each scrape reads and parses the server's whole metrics page\n"},
+		{[]string{"--metrics-interval", "500ms"}, "loadprof run: --metrics-interval 500ms: needs --metrics URL (it sets how that endpoint is scraped)\n"},
+		{[]string{"--metrics-timeout", "20s"}, "loadprof run: --metrics-timeout 20s: needs --metrics URL (it sets how that endpoint is scraped)\n"},
 	} {
 		args := append([]string{"run", "--url", srv.PredictURL(), "--data", data, "--rate", "10", "--duration", "1s"}, c.args...)
 		code, _, stderr := loadprof(t, args...)

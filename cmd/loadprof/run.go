@@ -293,6 +293,11 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 		}
 		opts.bench.Profile = &bench.ProfileConfig{Addr: addr, Delay: *f.profileDelay, Required: *f.profileRequired, Options: profOpts, RequestEvents: *f.requestEvents}
 	}
+	for _, name := range []string{"metrics-interval", "metrics-timeout"} {
+		if len(*f.metrics) == 0 && fs.Changed(name) {
+			return nil, fmt.Errorf("--%s %s: needs --metrics URL (it sets how that endpoint is scraped)", name, fs.Lookup(name).Value)
+		}
+	}
 	if len(*f.metrics) > 0 {
 		// Each scrape makes the server render, and loadprof parse, the
 		// whole page (15-20 ms of CPU for TF Serving's): a few a second
