@@ -118,7 +118,7 @@ func v2InputProto(in *V2Input, opts V2ProtoOptions) (*v2proto.ModelInferRequest_
 	}
 	t := &v2proto.ModelInferRequest_InferInputTensor{Name: in.Name, Datatype: in.Datatype, Shape: append([]int64{}, in.Shape...), Parameters: params}
 	if opts.Raw {
-		return t, v2RawContents(in, el.size), nil
+		return t, v2RawContents(in), nil
 	}
 	c := &v2proto.InferTensorContents{}
 	switch in.Datatype {
@@ -199,57 +199,11 @@ func v2CheckRange(in *V2Input) error {
 	return nil
 }
 
-// v2RawContents encodes an input's elements, which v2InputProto checked, in the
-// raw form: little-endian, row-major, BYTES elements each behind a 4-byte
-// little-endian length.
-func v2RawContents(in *V2Input, size int) []byte {
-	le := binary.LittleEndian
-	var b []byte
-	switch in.Datatype {
-	case "BOOL":
-		b = make([]byte, 0, len(in.Bools))
-		for _, v := range in.Bools {
-			b = append(b, boolByte(v))
-		}
-	case "INT8", "INT16", "INT32", "INT64":
-		b = make([]byte, 0, size*len(in.Ints))
-		for _, v := range in.Ints {
-			b = appendIntLE(b, uint64(v), size)
-		}
-	case "UINT8", "UINT16", "UINT32", "UINT64":
-		b = make([]byte, 0, size*len(in.Uints))
-		for _, v := range in.Uints {
-			b = appendIntLE(b, v, size)
-		}
-	case "FP16", "BF16", "FP32", "FP64":
-		b = make([]byte, 0, size*len(in.Floats))
-		for _, v := range in.Floats {
-			switch in.Datatype {
-			case "FP16":
-				b = le.AppendUint16(b, halfBits(v))
-			case "BF16":
-				b = le.AppendUint16(b, bfloat16Bits(v))
-			case "FP32":
-				b = le.AppendUint32(b, math.Float32bits(float32(v)))
-			default:
-				b = le.AppendUint64(b, math.Float64bits(v))
-			}
-		}
-	case "BYTES":
-		n := 0
-		for _, v := range in.Bytes {
-			n += 4 + len(v)
-		}
-		b = make([]byte, 0, n)
-		for _, v := range in.Bytes {
-			b = le.AppendUint32(b, uint32(len(v)))
-			b = append(b, v...)
-		}
-	}
-	if b == nil {
-		b = []byte{} // an empty tensor still has its (empty) entry
-	}
-	return b
+// v2RawContents encodes an input's elements, which v2InputProto checked, in
+// the raw form, which is the binary tensor extension's layout: a non-nil
+// slice, since an empty tensor still has its (empty) entry.
+func v2RawContents(in *V2Input) []byte {
+	return appendV2Raw([]byte{}, in)
 }
 
 func v2ParamsProto(params map[string]any) (map[string]*v2proto.InferParameter, error) {
