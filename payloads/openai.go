@@ -137,7 +137,7 @@ func parseOpenAIRoot(root *Value, ep OpenAIEndpoint) (*OpenAIRequest, error) {
 			return nil, err
 		}
 	default:
-		return nil, setting.Invalid("payloads.ParseOpenAIBody.ep", fmt.Sprint(uint8(ep)), "must be Completions or ChatCompletions")
+		return nil, fmt.Errorf("payloads: OpenAI endpoint %d is neither Completions nor ChatCompletions", uint8(ep))
 	}
 	var err error
 	if r.MaxTokens, err = optionalCount(root, "max_tokens"); err != nil {

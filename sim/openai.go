@@ -105,8 +105,14 @@ func (l *LLM) check() error {
 		return setting.Invalid("sim.LLM.OutputTokens", strconv.Itoa(l.OutputTokens), "must be at least 1")
 	case !(l.InputTokensPerWord > 0) || math.IsInf(l.InputTokensPerWord, 0):
 		return setting.Invalid("sim.LLM.InputTokensPerWord", fmt.Sprint(l.InputTokensPerWord), "must be a positive number")
-	case f.StallRate < 0 || f.CloseRate < 0 || f.MalformedRate < 0 || !(f.StallRate+f.CloseRate+f.MalformedRate <= 1):
-		return setting.Invalid("sim.StreamFaults", fmt.Sprintf("stall %g, close %g, malformed %g", f.StallRate, f.CloseRate, f.MalformedRate), "each rate must be between 0 and 1, and together at most 1")
+	case !(f.StallRate >= 0 && f.StallRate <= 1):
+		return setting.Invalid("sim.StreamFaults.StallRate", fmt.Sprint(f.StallRate), "must be between 0 and 1")
+	case !(f.CloseRate >= 0 && f.CloseRate <= 1):
+		return setting.Invalid("sim.StreamFaults.CloseRate", fmt.Sprint(f.CloseRate), "must be between 0 and 1")
+	case !(f.MalformedRate >= 0 && f.MalformedRate <= 1):
+		return setting.Invalid("sim.StreamFaults.MalformedRate", fmt.Sprint(f.MalformedRate), "must be between 0 and 1")
+	case f.StallRate+f.CloseRate+f.MalformedRate > 1:
+		return setting.Invalid("sim.StreamFaults.MalformedRate", fmt.Sprint(f.MalformedRate), fmt.Sprintf("with the stall rate %g and the close rate %g, more than 1 together", f.StallRate, f.CloseRate))
 	case f.Stall < 0:
 		return setting.Invalid("sim.StreamFaults.Stall", f.Stall.String(), "must not be negative")
 	case f.After < 0:
