@@ -43,6 +43,10 @@ echo "== Open Inference Protocol (KServe V2) peers for the conformance suite: ML
 v2env=$(bash scripts/pyenv-v2.sh)
 export LOADPROF_PYTHON_V2="$v2env/bin/python"
 
+echo "== the official OpenAI Python client, which checks the simulator's OpenAI-compatible routes (cached virtualenv of its own)"
+llmenv=$(bash scripts/pyenv-llm.sh)
+export LOADPROF_PYTHON_LLM="$llmenv/bin/python"
+
 echo "== chromium (renders the HTML report and xprof's trace viewer) and npm's hdr-histogram-js (decodes our histograms) and puppeteer-core (drives chromium)"
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then

@@ -654,3 +654,6 @@ func (a *answer) whole(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
 	ctx.SetBody(b)
 }
+
+// Started is when the server started: LLMStream.Arrived counts from it.
+func (s *Server) Started() time.Time { return s.start }
