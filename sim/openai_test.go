@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -426,5 +427,33 @@ func TestLLMSettingsOutOfRangeAreRefused(t *testing.T) {
 			s.Close()
 			t.Errorf("%+v: started", l)
 		}
+	}
+}
+
+// BenchmarkOpenAIStreamTokens measures the simulator's cost per streamed
+// token, with tokens due back to back: one op is one token written and
+// flushed (a chunk, the client reading it raw).
+func BenchmarkOpenAIStreamTokens(b *testing.B) {
+	const perStream = 1000
+	s, err := StartLoopback(Config{Model: "tiny", LLM: LLM{TTFT: time.Nanosecond, TokenDelay: time.Nanosecond, OutputTokens: perStream}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	body := `{"model": "tiny", "prompt": "x", "stream": true, "max_tokens": ` + strconv.Itoa(perStream) + `}`
+	b.ReportAllocs()
+	b.ResetTimer()
+	for sent := 0; sent < b.N; sent += perStream {
+		n := min(perStream, b.N-sent)
+		req, _ := http.NewRequest("POST", s.OpenAIBaseURL()+"/completions", strings.NewReader(strings.Replace(body, strconv.Itoa(perStream), strconv.Itoa(n), 1)))
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
 	}
 }
