@@ -207,6 +207,13 @@ func (r *OpenAIRequest) parsePrompt(root *Value) error {
 		if len(p.Items) == 0 {
 			return fieldErrorf(p, `"prompt" is an empty list`)
 		}
+		// One kind throughout: strings, token ids, or lists of token ids.
+		first := promptItemKind(&p.Items[0])
+		for i := range p.Items {
+			if k := promptItemKind(&p.Items[i]); k != first && k != "" && first != "" {
+				return fieldErrorf(&p.Items[i], `"prompt"[%d] is a %s among %ss: a prompt list holds one kind`, i, k, first)
+			}
+		}
 		for i := range p.Items {
 			item := &p.Items[i]
 			switch {
@@ -231,6 +238,19 @@ func (r *OpenAIRequest) parsePrompt(root *Value) error {
 		return nil
 	}
 	return fieldErrorf(p, `"prompt" must be a string, a list of strings, or token ids, got %s`, describeOpenAIValue(p))
+}
+
+// promptItemKind names what a prompt list's item is, "" for anything else.
+func promptItemKind(v *Value) string {
+	switch {
+	case v.Kind == String:
+		return "string"
+	case isTokenID(v):
+		return "token id"
+	case v.Kind == Array:
+		return "token-id list"
+	}
+	return ""
 }
 
 func isTokenID(v *Value) bool {

@@ -57,6 +57,8 @@ func TestParseOpenAIBodyRefusesWhatServersRefuse(t *testing.T) {
 		{Completions, `{"model": "m", "prompt": []}`, `"prompt" is an empty list`},
 		{Completions, `{"model": "m", "prompt": [[1, -2]]}`, `"prompt"[0][1] must be a token id`},
 		{Completions, `{"model": "m", "prompt": {"a": 1}}`, `"prompt" must be a string`},
+		{Completions, `{"model": "m", "prompt": [1, "a"]}`, `"prompt"[1] is a string among token ids`},
+		{Completions, `{"model": "m", "prompt": ["a", [1]]}`, `"prompt"[1] is a token-id list among strings`},
 		{Completions, `{"model": "m", "messages": []}`, `"messages" belongs to /v1/chat/completions`},
 		{ChatCompletions, `{"model": "m"}`, `"messages" is missing`},
 		{ChatCompletions, `{"model": "m", "messages": []}`, `"messages" is an empty list`},

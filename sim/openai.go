@@ -428,9 +428,10 @@ func (a *answer) wait(timer *time.Timer, t time.Time) error {
 }
 
 func (a *answer) Read([]byte) (int, error) {
-	// fasthttp reads a body stream instead of calling WriteTo only when it
-	// cannot frame chunks (an HTTP/1.0 client).
-	return 0, errors.New("the simulator streams only over HTTP/1.1")
+	// fasthttp frames chunks with WriteTo (SupportsBodyWriteTo), HTTP/1.0
+	// clients included; it reads only on paths the simulator does not
+	// take, such as response compression.
+	return 0, errors.New("the simulator's streams are written, not read")
 }
 
 // SupportsBodyWriteTo lets fasthttp write each Write of WriteTo as one
