@@ -315,12 +315,16 @@ func TestOpenAIStreamFaults(t *testing.T) {
 			t.Fatalf("%v: %+v", err, events)
 		}
 		rec := streamsWhenKept(t, s, 1)[0]
-		if rec.Fault != "stall" || rec.Gaps[0] < stall {
-			t.Errorf("record: %+v, want the gap after token 1 at least %v", rec, stall)
+		if rec.Fault != "stall" || len(rec.Gaps) != 3 {
+			t.Fatalf("record: %+v", rec)
 		}
-		for _, g := range rec.Gaps[1:] {
-			if g >= stall {
-				t.Errorf("gaps %v: the stall should be one gap, the schedule moved by it", rec.Gaps)
+		// Every token after the first leaves no earlier than its due time
+		// moved by the stall.
+		at, due := rec.FirstToken, time.Millisecond+stall
+		for k, g := range rec.Gaps {
+			at, due = at+g, due+rec.Planned[k]
+			if at < due {
+				t.Errorf("token %d left %v after arrival, before its due time moved by the stall, %v: %+v", k+1, at, due, rec)
 			}
 		}
 	})
