@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -460,4 +461,84 @@ func BenchmarkOpenAIStreamTokens(b *testing.B) {
 		}
 		resp.Body.Close()
 	}
+}
+
+func TestOpenAIWholeAnswersPlayTheFaultsToo(t *testing.T) {
+	const body = `{"model": "tiny", "prompt": "x"}`
+	fast := LLM{TTFT: time.Millisecond, TokenDelay: time.Millisecond, OutputTokens: 4}
+	closing := fast
+	closing.Faults.CloseRate = 1
+	s := startLLM(t, closing)
+	if resp, err := http.Post(s.OpenAIBaseURL()+"/completions", "application/json", strings.NewReader(body)); err == nil {
+		resp.Body.Close()
+		t.Errorf("close fault: got a response, status %d", resp.StatusCode)
+	}
+	garbling := fast
+	garbling.Faults.MalformedRate = 1
+	s = startLLM(t, garbling)
+	status, doc, raw := call(t, "POST", s.OpenAIBaseURL()+"/completions", body)
+	if status != 200 || doc != nil || !strings.HasPrefix(raw, `{"id":"cmpl-1"`) {
+		t.Errorf("malformed fault: %d %q, want a 200 whose body is cut short", status, raw)
+	}
+	stalling := fast
+	stalling.Faults = StreamFaults{StallRate: 1, Stall: 100 * time.Millisecond}
+	s = startLLM(t, stalling)
+	if status, _, raw := call(t, "POST", s.OpenAIBaseURL()+"/completions", body); status != 200 {
+		t.Errorf("stall fault: %d %s", status, raw)
+	}
+	if rec := streamsWhenKept(t, s, 1)[0]; rec.FirstToken < 4*time.Millisecond+100*time.Millisecond {
+		t.Errorf("stall fault: answered after %v, want at least the last token's due time plus the stall", rec.FirstToken)
+	}
+}
+
+// BenchmarkOpenAITokenLateness streams to 50 clients at once, a token every
+// 5ms each (10000 tokens/s in all), and reports how late the simulator's
+// token writes were against their due times: the error the simulator adds
+// to the TTFT and inter-token gaps it is configured with.
+func BenchmarkOpenAITokenLateness(b *testing.B) {
+	const streams, tokens = 50, 100
+	l := LLM{TTFT: 20 * time.Millisecond, TokenDelay: 5 * time.Millisecond, OutputTokens: tokens, KeepStreams: 1 << 20}
+	s, err := StartLoopback(Config{Model: "tiny", LLM: l})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: streams, DisableCompression: true}}
+	body := `{"model": "tiny", "prompt": "x", "stream": true}`
+	for i := 0; i < b.N; i++ {
+		done := make(chan error, streams)
+		for j := 0; j < streams; j++ {
+			go func() {
+				resp, err := client.Post(s.OpenAIBaseURL()+"/completions", "application/json", strings.NewReader(body))
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				done <- err
+			}()
+		}
+		for j := 0; j < streams; j++ {
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.StopTimer()
+	var late []time.Duration
+	for _, rec := range s.LLMStreams() {
+		at, due := rec.FirstToken, l.TTFT
+		late = append(late, at-due)
+		for k, g := range rec.Gaps {
+			at, due = at+g, due+rec.Planned[k]
+			late = append(late, at-due)
+		}
+	}
+	slices.Sort(late)
+	var sum time.Duration
+	for _, d := range late {
+		sum += d
+	}
+	b.ReportMetric(float64(sum.Microseconds())/float64(len(late)), "late-mean-µs")
+	b.ReportMetric(float64(late[len(late)*99/100].Microseconds()), "late-p99-µs")
+	b.ReportMetric(float64(late[len(late)-1].Microseconds()), "late-max-µs")
 }
