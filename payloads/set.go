@@ -30,6 +30,8 @@ type Payload struct {
 	// V2 is set instead of Request for a native V2 (Open Inference
 	// Protocol) infer body, which only a V2 target takes.
 	V2 *V2Request
+	// OpenAI is set instead for an OpenAI-compatible body (LoadOpenAI).
+	OpenAI *OpenAIRequest
 }
 
 // Set is the ordered list of payloads a run sends round-robin.

@@ -43,6 +43,10 @@ echo "== Open Inference Protocol (KServe V2) peers for the conformance suite: ML
 v2env=$(bash scripts/pyenv-v2.sh)
 export LOADPROF_PYTHON_V2="$v2env/bin/python"
 
+echo "== the official OpenAI Python client, which checks the simulator's OpenAI-compatible routes (cached virtualenv of its own)"
+llmenv=$(bash scripts/pyenv-llm.sh)
+export LOADPROF_PYTHON_LLM="$llmenv/bin/python"
+
 echo "== chromium (renders the HTML report and xprof's trace viewer) and npm's hdr-histogram-js (decodes our histograms) and puppeteer-core (drives chromium)"
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
@@ -60,9 +64,10 @@ go test -count=1 -timeout 20m ./...
 echo "== go test -race (everything but the conformance suite, which the run above covers)"
 go test -race -count=1 -timeout 20m $(go list ./... | grep -v /conformance)
 
-echo "== fuzz (short): payload parser, JSON-to-TensorProto conversion, V2 body parsing and rendering, HTTP response framing, response heads against fasthttp"
+echo "== fuzz (short): payload parser, JSON-to-TensorProto conversion, V2 body parsing and rendering, OpenAI .jsonl reading, HTTP response framing, response heads against fasthttp"
 go test -run '^$' -fuzz '^FuzzParseBody$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./payloads
 go test -run '^$' -fuzz '^FuzzToTensorProtos$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./payloads
 go test -run '^$' -fuzz '^FuzzParseV2Body$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./payloads
+go test -run '^$' -fuzz '^FuzzOpenAIJSONLines$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./payloads
 go test -run '^$' -fuzz '^FuzzResponseFramer$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./load
 go test -run '^$' -fuzz '^FuzzPlainResponseHead$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./load

@@ -1,7 +1,9 @@
 // Package sim is an embedded simulator of a TensorFlow Serving model server
 // on loopback. It answers the REST predict, status and metadata routes the
 // way TF Serving does, with a configurable latency distribution, error rate
-// and periodic stalls, so that demos and tests run anywhere. It is never
+// and periodic stalls, so that demos and tests run anywhere. The same REST
+// port serves the Open Inference Protocol (v2.go) and an OpenAI-compatible
+// language model that streams tokens as vLLM does (openai.go). It is never
 // presented as the real thing.
 package sim
 

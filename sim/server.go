@@ -103,6 +103,10 @@ type Config struct {
 	// server's metrics do not, like a network or a tunnel in between.
 	NetworkDelay time.Duration
 
+	// LLM is the language model behind the OpenAI-compatible routes
+	// (/v1/completions, /v1/chat/completions) on the REST port.
+	LLM LLM
+
 	// KeepArrivals, when positive, keeps the arrival time of the first
 	// that many predict calls (REST and gRPC), for tests that check when
 	// a load generator sent its requests.
@@ -140,6 +144,8 @@ type Server struct {
 
 	metrics serverMetrics // TF Serving's metric families
 	delayed atomic.Int64  // nanoseconds held for NetworkDelay
+
+	llm llmState // the OpenAI-compatible routes (openai.go)
 }
 
 // noteArrival keeps the arrival time of a predict call (Config.KeepArrivals).
@@ -196,10 +202,15 @@ func Start(cfg Config) (*Server, error) {
 	if err := cfg.Latency.check(); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
+	cfg.LLM.withDefaults()
+	if err := cfg.LLM.check(); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
 	if cfg.NetworkDelay < 0 {
 		return nil, fmt.Errorf("sim: %w", setting.Invalid("sim.Config.NetworkDelay", cfg.NetworkDelay.String(), "must not be negative"))
 	}
 	s := &Server{cfg: cfg, start: time.Now(), closing: make(chan struct{})}
+	s.startLLM()
 	if cfg.REST != "" {
 		ln, err := net.Listen("tcp", cfg.REST)
 		if err != nil {
@@ -492,6 +503,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if path == MetricsPath && ctx.IsGet() {
 		ctx.SetContentType("text/plain; version=0.0.4")
 		ctx.SetBody(s.metrics.render())
+		return
+	}
+	if s.handleOpenAI(ctx, path) {
 		return
 	}
 	if strings.HasPrefix(path, "/v2") && (len(path) == 3 || path[3] == '/') {

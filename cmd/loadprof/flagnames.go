@@ -69,6 +69,18 @@ var settingFlags = map[string]string{
 	"sim.Config.GRPC":         "--grpc",
 	"sim.Config.NetworkDelay": "--network-delay",
 
+	"sim.LLM.TTFT":                   "--ttft",
+	"sim.LLM.TokenDelay":             "--token-delay",
+	"sim.LLM.TokenJitter":            "--token-jitter",
+	"sim.LLM.OutputTokens":           "--output-tokens",
+	"sim.LLM.InputTokensPerWord":     "--input-tokens-per-word",
+	"sim.StreamFaults.StallRate":     "--stream-stall-rate",
+	"sim.StreamFaults.CloseRate":     "--stream-close-rate",
+	"sim.StreamFaults.MalformedRate": "--stream-malformed-rate",
+	"sim.StreamFaults.Stall":         "--stream-stall",
+	"sim.StreamFaults.After":         "--stream-fault-after",
+	"payloads.LoadOpenAI.path":       "--data",
+
 	"cluster.Config.Workers":     "--workers",
 	"cluster.Config.Token":       "--token",
 	"cluster.WorkerConfig.Token": "--token",
@@ -86,6 +98,7 @@ var settingFlags = map[string]string{
 // leaves them at their zero value, so no error of the command names them.
 var settingsWithoutFlags = map[string]bool{
 	"sim.Latency.WhileProfiling": true,
+	"sim.LLM.KeepStreams":        true,
 }
 
 // inFlags is msg with every library setting named by its flag.

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/loadprof/loadprof/bench"
@@ -35,6 +37,18 @@ type simFlags struct {
 	traceEvents       int
 	clockOffset       time.Duration
 	networkDelay      time.Duration
+
+	// The OpenAI-compatible routes.
+	ttft, tokenDelay, tokenJitter time.Duration
+	tokenSeed                     uint64
+	outputTokens                  int
+	inputTokensPerWord            float64
+	streamStallRate               float64
+	streamStall                   time.Duration
+	streamCloseRate               float64
+	streamMalformedRate           float64
+	streamFaultAfter              int
+	profileDir                    string
 }
 
 func (s *simFlags) register(fs *pflag.FlagSet, restDefault, grpcDefault string) {
@@ -56,6 +70,18 @@ func (s *simFlags) register(fs *pflag.FlagSet, restDefault, grpcDefault string) 
 	fs.DurationVar(&s.clockOffset, "clock-offset", 0, "run the simulator's clock this far ahead of this machine's in its profile traces (negative: behind), like a server on another machine")
 	fs.DurationVar(&s.networkDelay, "network-delay", 0, "hold each predict call this long before the server's clock starts, like a network in between: the client sees it, the server's metrics (/monitoring/prometheus/metrics) do not")
 	fs.IntVar(&s.traceEvents, "trace-events", 0, "add this many GPU kernel events to each profile trace (10000000 is about 140 MB), to try big traces")
+	fs.DurationVar(&s.ttft, "ttft", 20*time.Millisecond, "OpenAI routes: time from a request's arrival to its first token")
+	fs.DurationVar(&s.tokenDelay, "token-delay", 5*time.Millisecond, "OpenAI routes: time between two tokens")
+	fs.DurationVar(&s.tokenJitter, "token-jitter", 0, "OpenAI routes: move each gap between tokens by a uniform amount in [-D, +D] (at most --token-delay; the mean stays --token-delay)")
+	fs.Uint64Var(&s.tokenSeed, "token-seed", 1, "OpenAI routes: seed of --token-jitter and of the fault draws")
+	fs.IntVar(&s.outputTokens, "output-tokens", 16, "OpenAI routes: tokens per answer; a request's max_tokens caps it")
+	fs.Float64Var(&s.inputTokensPerWord, "input-tokens-per-word", 1, "OpenAI routes: prompt tokens = ceil(words of the prompt or the messages' text × this), plus any token ids")
+	fs.Float64Var(&s.streamStallRate, "stream-stall-rate", 0, "OpenAI routes: fraction of answers that pause for --stream-stall mid-stream")
+	fs.DurationVar(&s.streamStall, "stream-stall", 10*time.Second, "OpenAI routes: length of the --stream-stall-rate pause")
+	fs.Float64Var(&s.streamCloseRate, "stream-close-rate", 0, "OpenAI routes: fraction of answers whose connection closes mid-stream")
+	fs.Float64Var(&s.streamMalformedRate, "stream-malformed-rate", 0, "OpenAI routes: fraction of answers with one SSE event mid-stream whose data is not JSON")
+	fs.IntVar(&s.streamFaultAfter, "stream-fault-after", 0, "OpenAI routes: tokens sent before a stream fault; 0: half the answer")
+	fs.StringVar(&s.profileDir, "profile-dir", "", "serve vLLM's POST /start_profile and /stop_profile, writing a small trace of each window here (like VLLM_TORCH_PROFILER_DIR)")
 }
 
 func (s *simFlags) config() (sim.Config, error) {
@@ -68,6 +94,15 @@ func (s *simFlags) config() (sim.Config, error) {
 		},
 		Profiler:     sim.ProfilerConfig{TraceEvents: s.traceEvents, ClockOffset: s.clockOffset},
 		NetworkDelay: s.networkDelay,
+		LLM: sim.LLM{
+			TTFT: s.ttft, TokenDelay: s.tokenDelay, TokenJitter: s.tokenJitter, Seed: s.tokenSeed,
+			OutputTokens: s.outputTokens, InputTokensPerWord: s.inputTokensPerWord,
+			Faults: sim.StreamFaults{
+				StallRate: s.streamStallRate, Stall: s.streamStall, CloseRate: s.streamCloseRate,
+				MalformedRate: s.streamMalformedRate, After: s.streamFaultAfter,
+			},
+			ProfileDir: s.profileDir,
+		},
 	}
 	if s.traceEvents < 0 {
 		return cfg, fmt.Errorf("--trace-events %d: must not be negative", s.traceEvents)
@@ -80,8 +115,27 @@ func (s *simFlags) config() (sim.Config, error) {
 		nonNegativeDuration("--stall-every", s.stallEvery),
 		nonNegativeDuration("--network-delay", s.networkDelay),
 		atLeast("--workers", s.workers, 0),
+		nonNegativeDuration("--ttft", s.ttft),
+		nonNegativeDuration("--token-delay", s.tokenDelay),
+		nonNegativeDuration("--token-jitter", s.tokenJitter),
+		atLeast("--output-tokens", s.outputTokens, 1),
+		within("--stream-stall-rate", s.streamStallRate, 0, 1),
+		within("--stream-close-rate", s.streamCloseRate, 0, 1),
+		within("--stream-malformed-rate", s.streamMalformedRate, 0, 1),
+		positiveDuration("--stream-stall", s.streamStall),
+		atLeast("--stream-fault-after", s.streamFaultAfter, 0),
 	); err != nil {
 		return cfg, err
+	}
+	switch {
+	case s.ttft == 0 && s.tokenDelay == 0:
+		return cfg, fmt.Errorf("--ttft and --token-delay: one of them must be above 0")
+	case s.tokenJitter > s.tokenDelay:
+		return cfg, fmt.Errorf("--token-jitter %v: must be at most --token-delay %v, so that the mean gap is --token-delay", s.tokenJitter, s.tokenDelay)
+	case !(s.inputTokensPerWord > 0) || math.IsInf(s.inputTokensPerWord, 0):
+		return cfg, fmt.Errorf("--input-tokens-per-word %g: must be a positive number", s.inputTokensPerWord)
+	case s.streamStallRate+s.streamCloseRate+s.streamMalformedRate > 1:
+		return cfg, fmt.Errorf("--stream-stall-rate, --stream-close-rate and --stream-malformed-rate: %g together, must be at most 1", s.streamStallRate+s.streamCloseRate+s.streamMalformedRate)
 	}
 	if s.errorStatus < 400 || s.errorStatus > 599 {
 		return cfg, fmt.Errorf("--error-status %d: must be an HTTP error status, 400 to 599", s.errorStatus)
@@ -128,7 +182,7 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var flags simFlags
 	flags.register(fs, "127.0.0.1:8501", "127.0.0.1:8500")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: loadprof sim [flags]\n\nA simulated model server on loopback, for demos and tests. It speaks TF Serving's\nprotocol (REST /v1/models/NAME:predict, gRPC PredictionService) and the Open\nInference Protocol, KServe V2 (REST /v2/models/NAME/infer with the binary tensor\nextension, gRPC inference.GRPCInferenceService), on the same two ports, with the\nsame latency, stall and error options. It is not TensorFlow Serving or Triton.\n\nFlags:\n%s", fs.FlagUsages())
+		fmt.Fprintf(fs.Output(), "Usage: loadprof sim [flags]\n\nA simulated model server on loopback, for demos and tests. It speaks TF Serving's\nprotocol (REST /v1/models/NAME:predict, gRPC PredictionService) and the Open\nInference Protocol, KServe V2 (REST /v2/models/NAME/infer with the binary tensor\nextension, gRPC inference.GRPCInferenceService), on the same two ports, with the\nsame latency, stall and error options, and an OpenAI-compatible language model\n(/v1/completions, /v1/chat/completions, streamed as vLLM streams them) on the\nREST port. It is not TensorFlow Serving, Triton or vLLM.\n\nFlags:\n%s", fs.FlagUsages())
 	}
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code
@@ -137,6 +191,12 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		printError(stderr, "sim", err)
 		return exitBadInput
+	}
+	var traceMu sync.Mutex
+	cfg.LLM.OnTrace = func(path string) {
+		traceMu.Lock()
+		fmt.Fprintf(stdout, "loadprof sim: /stop_profile wrote %s\n", path)
+		traceMu.Unlock()
 	}
 	srv, err := sim.Start(cfg)
 	if err != nil {
@@ -148,6 +208,11 @@ func simCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stdout, "  REST predict: %s\n", srv.PredictURL())
 		fmt.Fprintf(stdout, "  V2 REST infer: %s (Open Inference Protocol)\n", srv.V2InferURL())
 		fmt.Fprintf(stdout, "  metrics: %s (TF Serving's Prometheus families)\n", srv.MetricsURL())
+		fmt.Fprintf(stdout, "  OpenAI-compatible: %s/completions and %s/chat/completions, model %q (TTFT %v, %v between tokens, %d tokens)\n",
+			srv.OpenAIBaseURL(), srv.OpenAIBaseURL(), cfg.Model, cfg.LLM.TTFT, cfg.LLM.TokenDelay, cfg.LLM.OutputTokens)
+		if cfg.LLM.ProfileDir != "" {
+			fmt.Fprintf(stdout, "  vLLM profiler control: POST /start_profile, /stop_profile (traces in %s)\n", cfg.LLM.ProfileDir)
+		}
 	}
 	if cfg.GRPC != "" {
 		fmt.Fprintf(stdout, "  gRPC: %s (tensorflow.serving.PredictionService, and V2 inference.GRPCInferenceService)\n", srv.GRPCAddr())
