@@ -42,7 +42,10 @@ fi
 echo "== Open Inference Protocol (KServe V2) peers for the conformance suite: MLServer, tritonclient (cached virtualenv of their own)"
 v2env=$(bash scripts/pyenv-v2.sh)
 export LOADPROF_PYTHON_V2="$v2env/bin/python"
-vllmenv=$(bash scripts/pyenv-vllm.sh); export LOADPROF_PYTHON_VLLM="$vllmenv/bin/python" # vLLM's CPU build, the LLM conformance peer (a venv of its own, ~6 GiB)
+
+echo "== vLLM's CPU build, the real OpenAI-compatible peer (cached virtualenv of its own, ~6 GiB)"
+vllmenv=$(bash scripts/pyenv-vllm.sh)
+export LOADPROF_PYTHON_VLLM="$vllmenv/bin/python"
 
 echo "== the official OpenAI Python client, which checks the simulator's OpenAI-compatible routes (cached virtualenv of its own)"
 llmenv=$(bash scripts/pyenv-llm.sh)
