@@ -28,6 +28,10 @@ type MetricsConfig struct {
 	Model string
 	// Timeout bounds one scrape; 2 s when 0.
 	Timeout time.Duration
+	// Headers are sent with every scrape, and only they: the load's
+	// headers (Config.Headers, credentials of the model's endpoint) are
+	// never sent to a metrics endpoint, which may be another host.
+	Headers []load.Header
 }
 
 // metricsRun is the Samplers of one run, one per endpoint.
@@ -170,8 +174,15 @@ func startMetrics(ctx context.Context, cfg Config) (*metricsRun, error) {
 		tr.TLSClientConfig = tlsCfg
 		client = &http.Client{Transport: tr}
 	}
+	var header http.Header
+	for _, h := range m.cfg.Headers {
+		if header == nil {
+			header = http.Header{}
+		}
+		header.Add(h.Key, h.Value)
+	}
 	for _, u := range m.cfg.URLs {
-		s, err := servermetrics.Start(ctx, servermetrics.Config{URL: u, Model: m.model, Interval: m.cfg.Interval, Timeout: m.cfg.Timeout, Client: client})
+		s, err := servermetrics.Start(ctx, servermetrics.Config{URL: u, Model: m.model, Interval: m.cfg.Interval, Timeout: m.cfg.Timeout, Client: client, Header: header})
 		if err != nil {
 			m.close()
 			return nil, err

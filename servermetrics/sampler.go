@@ -29,6 +29,9 @@ type Config struct {
 	Interval time.Duration // between scrapes; 1 s when 0
 	Timeout  time.Duration // of one scrape; 2 s when 0
 	Client   *http.Client  // a client of the Sampler's own when nil
+	// Header is sent with every scrape (an endpoint behind a proxy's
+	// authentication); a Host entry sets the request's Host.
+	Header http.Header
 }
 
 // Check reports a setting out of range, named by its Go name
@@ -333,7 +336,7 @@ func (s *Sampler) scrape(ctx context.Context, extra []string) {
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	at := time.Now()
-	snap, err := scrape(sctx, s.client, s.cfg.URL, s.parser.parse)
+	snap, err := scrape(sctx, s.client, s.cfg.URL, s.cfg.Header, s.parser.parse)
 	sm := Sample{At: at, Took: time.Since(at), Marks: marks, MarkTimes: times}
 	if len(marks) > len(extra) {
 		sm.MarkLagMs = float64(at.Sub(times[0])) / 1e6

@@ -85,15 +85,22 @@ type Series struct {
 
 // Scrape fetches url and parses it. The request ends with ctx.
 func Scrape(ctx context.Context, client *http.Client, url string, f Filter) (*Snapshot, error) {
-	return scrape(ctx, client, url, func(r io.Reader, contentType string) (*Snapshot, error) { return Parse(r, contentType, f) })
+	return scrape(ctx, client, url, nil, func(r io.Reader, contentType string) (*Snapshot, error) { return Parse(r, contentType, f) })
 }
 
-// scrape fetches url and parses it with parse.
-func scrape(ctx context.Context, client *http.Client, url string, parse func(r io.Reader, contentType string) (*Snapshot, error)) (*Snapshot, error) {
+// scrape fetches url, with header's entries, and parses it with parse.
+func scrape(ctx context.Context, client *http.Client, url string, header http.Header, parse func(r io.Reader, contentType string) (*Snapshot, error)) (*Snapshot, error) {
 	at := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
+	}
+	for k, vs := range header {
+		if http.CanonicalHeaderKey(k) == "Host" {
+			req.Host = vs[len(vs)-1]
+			continue
+		}
+		req.Header[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
 	}
 	req.Header.Set("Accept", acceptHeader)
 	resp, err := client.Do(req)
