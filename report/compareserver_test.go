@@ -126,3 +126,63 @@ func TestMergeKeepsEachInputsServerBlockAndSaysSo(t *testing.T) {
 		t.Errorf("no note says the server figures are not merged: %q", notes)
 	}
 }
+
+// --max takes the server's figures with the client latencies' syntax: a
+// rise past the limit regresses, one within passes, a rise inside one
+// bucket is noisy, a limited figure a run lacks cannot pass, and
+// server_requests takes no limit.
+func TestCompareLimitsTheServersFigures(t *testing.T) {
+	base, next := crafted(t, 10000, 100, 1000, 0), crafted(t, 10000, 100, 1000, 0)
+	base.Server = serverBlock(10000, 3.1, 6.0, bucketQ(2.8, 1.984, 3.570), bucketQ(5.9, 3.570, 6.427))
+	next.Server = serverBlock(10004, 4.2, 5.1, bucketQ(3.1, 1.984, 3.570), bucketQ(9.8, 6.427, 11.568))
+	limits, err := ParseLimits("server_p99=+10%,server_mean=2ms,server_p50=1%,outside=5%")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Compare(base, next, limits)
+	rows := map[string]Row{}
+	for _, r := range c.Rows {
+		rows[r.Metric] = r
+	}
+	for metric, want := range map[string]string{"server_p99": VerdictRegressed, "server_mean": VerdictPass,
+		"server_p50": VerdictNoisy, "outside": VerdictPass, "server_requests": VerdictDiffers} {
+		if got := rows[metric].Verdict; got != want {
+			t.Errorf("%s: verdict %q, want %q (%+v)", metric, got, want, rows[metric])
+		}
+	}
+	if strings.Join(c.Broken, ",") != "server_p99" || strings.Join(c.Noisy, ",") != "server_p50" {
+		t.Errorf("broken %v, noisy %v: want server_p99 regressed, server_p50 noisy", c.Broken, c.Noisy)
+	}
+	var text strings.Builder
+	c.Write(&text)
+	for _, want := range []string{
+		"server_p99             5.900        9.800       +3.900    +66.1%  <= +10%    REGRESSED\n",
+		"server_mean            3.100        4.200       +1.100    +35.5%  <= +2ms    pass\n",
+		"REGRESSION: server_p99 over the limit",
+	} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("no %q in\n%s", want, text.String())
+		}
+	}
+
+	// The new run without its server block: the limited figure fails.
+	next.Server = nil
+	c = Compare(base, next, limits[:1])
+	if strings.Join(c.Broken, ",") != "server_p99" || !strings.Contains(strings.Join(c.Notes, "\n"), "server_p99 is limited (--max) but the new run has no such server figure") {
+		t.Errorf("no server block in the new run: broken %v, notes %q", c.Broken, c.Notes)
+	}
+	text.Reset()
+	c.Write(&text)
+	if !strings.Contains(text.String(), "server_p99        5.900            -            -         -  <= +10%    REGRESSED\n") {
+		t.Errorf("the limited row says nothing of the missing figure:\n%s", text.String())
+	}
+	for _, bad := range []struct{ spec, want string }{
+		{"server_requests=5%", "server_requests takes no limit"},
+		{"server_p99=-10%", "server_p99 regresses when it rises"},
+		{"server_p99=3", "a latency limit needs % or ms"},
+	} {
+		if _, err := ParseLimits(bad.spec); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s: error %v, want %q", bad.spec, err, bad.want)
+		}
+	}
+}
