@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -184,5 +185,61 @@ func TestCompareLimitsTheServersFigures(t *testing.T) {
 		if _, err := ParseLimits(bad.spec); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%s: error %v, want %q", bad.spec, err, bad.want)
 		}
+	}
+}
+
+// A sweep whose steps scraped the server shows, per step, the server's p99
+// and the time outside it, in the text summary and the page's step table;
+// a step without figures says "-", one whose p99 is in the +Inf bucket
+// "> bound".
+func TestSweepTablesShowTheServersP99AndOutsidePerStep(t *testing.T) {
+	var steps []StepResult
+	for i, level := range []float64{100, 200, 300} {
+		r := goldenResult(t)
+		r.ThroughputRPS = level
+		r.Config = map[string]any{"rate": level}
+		steps = append(steps, StepResult{Level: level, Pass: true, Attempts: 1, Result: r})
+		if i < 2 {
+			r.Server = serverBlock(1000*level, 2+float64(i), 1.5+float64(i), bucketQ(2, 1.984, 3.570), bucketQ(5.9+float64(i), 3.570, 6.427))
+		}
+	}
+	inf := steps[1].Result.Server.LatencyMs.P99
+	inf.BucketHighMs, inf.BucketLowMs = nil, 20
+	sw := &SweepResult{Version: 2, Kind: "sweep", Loop: "open", SLO: "p99<500ms", Stopped: "the last level", Steps: steps}
+	var text strings.Builder
+	WriteSweepSummary(&text, sw)
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`p99 ms +server p99 ms +outside ms +errors`),
+		regexp.MustCompile(`\n  100 .* 5\.900 +1\.500 +1 `),
+		regexp.MustCompile(`\n  200 .* > 20\.00 +2\.500 +1 `),
+		regexp.MustCompile(`\n  300 .* - +- +1 `),
+	} {
+		if !want.MatchString(text.String()) {
+			t.Errorf("sweep summary has no %s:\n%s", want, text.String())
+		}
+	}
+	var page bytes.Buffer
+	if err := writeSweepHTML(&page, sw, ReportOptions{NoAssets: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<th class="num" title="the server's own p99`, `<td class="num server-p99">5.900</td><td class="num outside">1.500</td>`,
+		`<td class="num server-p99">&gt; 20.00</td>`, `<td class="num server-p99">-</td><td class="num outside">-</td>`} {
+		if !strings.Contains(page.String(), want) {
+			t.Errorf("the sweep page has no %s", want)
+		}
+	}
+
+	// Without --metrics, neither table has the columns.
+	for _, st := range steps {
+		st.Result.Server = nil
+	}
+	text.Reset()
+	WriteSweepSummary(&text, sw)
+	page.Reset()
+	if err := writeSweepHTML(&page, sw, ReportOptions{NoAssets: true}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(text.String(), "server p99") || strings.Contains(page.String(), `class="num server-p99"`) || strings.Contains(page.String(), `title="the server's own p99`) {
+		t.Errorf("server columns without a server block:\n%s", text.String())
 	}
 }
