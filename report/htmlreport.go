@@ -110,6 +110,9 @@ type runView struct {
 	BytesNote                   string
 	// Server is the server's figures beside the client's (--metrics).
 	Server []serverRow
+	// ServerProfile is the server's figures over the profile window
+	// beside the client's window requests.
+	ServerProfile []serverRow
 }
 
 // inputRow is one run of a merge as the page lists it.
@@ -466,6 +469,7 @@ func viewOf(id, name string, r *Result) runView {
 	}
 	v.Warnings = clientWarnings(r)
 	v.Server = serverRows(r)
+	v.ServerProfile = profileServerRows(r)
 	return v
 }
 
