@@ -391,7 +391,7 @@ func TestV2GRPCAgainstMLServer(t *testing.T) {
 			GRPC:     bench.GRPCTarget{Addr: ml.grpc, Model: "sum", Protocol: bench.ProtocolV2},
 			DataPath: writeFile(t, "data.json", body),
 			Plan:     load.Plan{Concurrency: 4, Requests: 200}, Timeout: 10 * time.Second,
-			Metrics:  &bench.MetricsConfig{URLs: []string{"http://" + ml.metrics + "/metrics"}, Interval: 200 * time.Millisecond},
+			Metrics: &bench.MetricsConfig{URLs: []string{"http://" + ml.metrics + "/metrics"}, Interval: 200 * time.Millisecond},
 		})
 		if err != nil {
 			t.Fatal(err)
