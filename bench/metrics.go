@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -27,6 +28,10 @@ type MetricsConfig struct {
 	Model string
 	// Timeout bounds one scrape; 2 s when 0.
 	Timeout time.Duration
+	// Headers are sent with every scrape, and only they: the load's
+	// headers (Config.Headers, credentials of the model's endpoint) are
+	// never sent to a metrics endpoint, which may be another host.
+	Headers []load.Header
 }
 
 // metricsRun is the Samplers of one run, one per endpoint.
@@ -34,9 +39,74 @@ type metricsRun struct {
 	cfg      MetricsConfig
 	model    string
 	samplers []*servermetrics.Sampler
-	// interrupted reports whether the run's context was cancelled (the
-	// user pressed Ctrl-C): the last scrapes are then waited for briefly.
-	interrupted func() bool
+	// interrupted is the run's context's Done: once the user pressed
+	// Ctrl-C the last scrapes are waited for briefly; hurry ends the wait
+	// at a second Ctrl-C.
+	interrupted <-chan struct{}
+	hurry       *Hurry
+}
+
+// Hurry carries a second interrupt to the waits at the end of a run. The
+// first interrupt cancels the run's context: the load stops and the run
+// reports what it measured, waiting a little for the last scrapes. A
+// second one should not lose that: once the load has ended,
+// Now cuts every remaining wait short and the results are still
+// written; before, nothing is measured yet and the caller may just quit.
+type Hurry struct {
+	mu   sync.Mutex
+	held bool // a run's load has ended
+	now  chan struct{}
+}
+
+// NewHurry is a Hurry not yet hurried.
+func NewHurry() *Hurry { return &Hurry{now: make(chan struct{})} }
+
+type hurryKey struct{}
+
+// WithHurry is ctx carrying h to the runs started with it.
+func WithHurry(ctx context.Context, h *Hurry) context.Context {
+	return context.WithValue(ctx, hurryKey{}, h)
+}
+
+// hurryOf is ctx's Hurry; nil (whose methods do little) without one.
+func hurryOf(ctx context.Context) *Hurry {
+	h, _ := ctx.Value(hurryKey{}).(*Hurry)
+	return h
+}
+
+// loadEnded notes that a run's load has ended: results are held that a
+// second interrupt must not lose.
+func (h *Hurry) loadEnded() {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	h.held = true
+	h.mu.Unlock()
+}
+
+// Now ends the waits left when results are held, and reports whether
+// they are (else nothing was measured: the caller may quit at once).
+func (h *Hurry) Now() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.held {
+		return false
+	}
+	select {
+	case <-h.now:
+	default:
+		close(h.now)
+	}
+	return true
+}
+
+// done is closed by Now; nil (never closed) for a nil Hurry.
+func (h *Hurry) done() <-chan struct{} {
+	if h == nil {
+		return nil
+	}
+	return h.now
 }
 
 // interruptedScrapeCap bounds the wait for the last scrape of an
@@ -80,8 +150,7 @@ func startMetrics(ctx context.Context, cfg Config) (*metricsRun, error) {
 	if cfg.Metrics == nil || len(cfg.Metrics.URLs) == 0 {
 		return nil, nil
 	}
-	runCtx := ctx
-	m := &metricsRun{cfg: *cfg.Metrics, model: cfg.Metrics.Model, interrupted: func() bool { return runCtx.Err() != nil }}
+	m := &metricsRun{cfg: *cfg.Metrics, model: cfg.Metrics.Model, interrupted: ctx.Done(), hurry: hurryOf(ctx)}
 	if m.model == "" {
 		m.model = cfg.GRPC.Model
 	}
@@ -105,8 +174,15 @@ func startMetrics(ctx context.Context, cfg Config) (*metricsRun, error) {
 		tr.TLSClientConfig = tlsCfg
 		client = &http.Client{Transport: tr}
 	}
+	var header http.Header
+	for _, h := range m.cfg.Headers {
+		if header == nil {
+			header = http.Header{}
+		}
+		header.Add(h.Key, h.Value)
+	}
 	for _, u := range m.cfg.URLs {
-		s, err := servermetrics.Start(ctx, servermetrics.Config{URL: u, Model: m.model, Interval: m.cfg.Interval, Timeout: m.cfg.Timeout, Client: client})
+		s, err := servermetrics.Start(ctx, servermetrics.Config{URL: u, Model: m.model, Interval: m.cfg.Interval, Timeout: m.cfg.Timeout, Client: client, Header: header})
 		if err != nil {
 			m.close()
 			return nil, err
@@ -162,7 +238,8 @@ func (m *metricsRun) mark(name string) {
 
 // close takes the last scrapes and returns every endpoint's report; it
 // returns within about two scrape timeouts, the endpoints together, or
-// about a second when the run was interrupted.
+// about a second once the run is interrupted (also while it waits), or
+// at once on a second interrupt.
 func (m *metricsRun) close() []servermetrics.Report {
 	if m == nil {
 		return nil
@@ -174,12 +251,15 @@ func (m *metricsRun) close() []servermetrics.Report {
 		timeout = 2 * time.Second
 	}
 	limit := 2*timeout + 100*time.Millisecond
-	if m.interrupted != nil && m.interrupted() {
-		limit = min(timeout, interruptedScrapeCap)
+	short := min(timeout, interruptedScrapeCap)
+	select {
+	case <-m.interrupted:
+		limit = short
+	default:
 	}
 	for i, s := range m.samplers {
 		go func() {
-			s.CloseWithin(limit)
+			s.CloseBy(limit, m.interrupted, short, m.hurry.done())
 			out[i] = redactReport(s.Report(), m.cfg.URLs[i])
 			done <- struct{}{}
 		}()

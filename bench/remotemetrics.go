@@ -42,6 +42,7 @@ func (r *RemoteMetrics) Mark(name string) {
 // endpoint that failed.
 func (r *RemoteMetrics) Finish(res *report.Result, origin time.Time, warnings io.Writer) {
 	if r != nil {
+		r.m.hurry.loadEnded() // the workers' results are in res
 		r.m.finish(res, origin, warnings)
 	}
 }

@@ -189,6 +189,7 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 	}
 	stopProgress := startProgress(cfg.Progress, rec, plan, cfg.ProgressEvery)
 	timing, err := load.Run(ctx, plan, t.tr, set, rec)
+	hurryOf(ctx).loadEnded() // a second interrupt now cuts the waits short, not the results
 	stopProgress()
 	metrics.mark(servermetrics.MarkSteadyEnd)
 	if err != nil {

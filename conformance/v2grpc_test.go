@@ -32,7 +32,7 @@ import (
 // mlServer is a running MLServer serving v2_sum_model.py as "sum" (FP32,
 // INT64, BYTES and BOOL inputs) and as "half" (one FP16 input).
 type mlServer struct {
-	rest, grpc string // HOST:PORT
+	rest, grpc, metrics string // HOST:PORT
 }
 
 var v2Models = map[string]string{
@@ -69,9 +69,9 @@ func startMLServer(t *testing.T, python string) *mlServer {
 		return n
 	}
 	ml := &mlServer{}
-	httpPort, grpcPort := port(), port()
-	ml.rest, ml.grpc = fmt.Sprintf("127.0.0.1:%d", httpPort), fmt.Sprintf("127.0.0.1:%d", grpcPort)
-	settings := fmt.Sprintf(`{"host": "127.0.0.1", "http_port": %d, "grpc_port": %d, "metrics_port": %d, "parallel_workers": 0}`, httpPort, grpcPort, port())
+	httpPort, grpcPort, metricsPort := port(), port(), port()
+	ml.rest, ml.grpc, ml.metrics = fmt.Sprintf("127.0.0.1:%d", httpPort), fmt.Sprintf("127.0.0.1:%d", grpcPort), fmt.Sprintf("127.0.0.1:%d", metricsPort)
+	settings := fmt.Sprintf(`{"host": "127.0.0.1", "http_port": %d, "grpc_port": %d, "metrics_port": %d, "parallel_workers": 0}`, httpPort, grpcPort, metricsPort)
 	if err := os.WriteFile(filepath.Join(dir, "settings.json"), []byte(settings), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -391,6 +391,7 @@ func TestV2GRPCAgainstMLServer(t *testing.T) {
 			GRPC:     bench.GRPCTarget{Addr: ml.grpc, Model: "sum", Protocol: bench.ProtocolV2},
 			DataPath: writeFile(t, "data.json", body),
 			Plan:     load.Plan{Concurrency: 4, Requests: 200}, Timeout: 10 * time.Second,
+			Metrics: &bench.MetricsConfig{URLs: []string{"http://" + ml.metrics + "/metrics"}, Interval: 200 * time.Millisecond},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -398,6 +399,16 @@ func TestV2GRPCAgainstMLServer(t *testing.T) {
 		// The load and the preflight's one call.
 		if served := ml.calls(t) - before - 1; res.Requests != 200 || len(res.Errors) != 0 || served != 201 {
 			t.Fatalf("loadprof sent %d (errors %v), MLServer's model answered %d, want 201", res.Requests, res.Errors, served)
+		}
+		// MLServer's gRPC server timed the calls: its ModelInfer histogram
+		// is the server's latency, over the steady phase's calls but for
+		// those in flight at its edges (4 at most at each).
+		s := res.Server
+		if s == nil || s.Server != "mlserver" || s.LatencyMs == nil || s.LatencyMs.Family != "grpc_server_handling_seconds" {
+			t.Fatalf("server block %+v: want MLServer's gRPC handling time as the latency", s)
+		}
+		if n := s.LatencyMs.Count; n < 200-8 || n > 200+8 || s.LatencyMs.Mean <= 0 || s.LatencyMs.Mean > res.LatencyOK.Mean {
+			t.Errorf("MLServer timed %v calls at a mean of %.3f ms; loadprof sent 200 at a mean of %.3f ms", n, s.LatencyMs.Mean, res.LatencyOK.Mean)
 		}
 	})
 

@@ -78,6 +78,13 @@ func findMetric(name string) (metric, bool) {
 			return m, true
 		}
 	}
+	// The server's figures (compareserver.go) take a limit like the
+	// client's latencies: in % or ms, failing when they rise by more.
+	for _, m := range serverMetrics {
+		if m.name == name && !m.neutral {
+			return metric{name: m.name, higherBad: m.higherBad, unit: m.unit, isLatency: true}, true
+		}
+	}
 	return metric{}, false
 }
 
@@ -103,6 +110,9 @@ func ParseLimits(spec string) ([]Limit, error) {
 			name = "p999"
 		}
 		m, known := findMetric(name)
+		if name == "server_requests" {
+			return nil, fmt.Errorf("report.ParseLimits %q: server_requests takes no limit (the server's count follows the run's length and rate; neither way is worse)", part)
+		}
 		if !ok || !known {
 			return nil, fmt.Errorf("report.ParseLimits %q: want METRIC=CHANGE with METRIC one of %s", part, metricNames())
 		}
@@ -152,9 +162,14 @@ func limitMagnitude(part string) string {
 }
 
 func metricNames() string {
-	names := make([]string, len(metrics))
-	for i, m := range metrics {
-		names[i] = m.name
+	names := make([]string, 0, len(metrics)+len(serverMetrics))
+	for _, m := range metrics {
+		names = append(names, m.name)
+	}
+	for _, m := range serverMetrics {
+		if !m.neutral {
+			names = append(names, m.name)
+		}
 	}
 	return strings.Join(names, ", ")
 }
@@ -187,9 +202,9 @@ type Row struct {
 	// perSecondSpread); 0 when they do not carry enough seconds.
 	Spread  float64
 	Verdict string
-	// Absent is "base" or "new" when that run has no such figure (a
-	// server figure its endpoints did not give): the row says "-" there,
-	// with no change and no verdict.
+	// Absent is "base", "new" or "both" when that run has no such figure
+	// (a server figure its endpoints did not give): the row says "-"
+	// there, with no change and no verdict unless the figure is limited.
 	Absent string
 }
 
@@ -202,6 +217,8 @@ func (r Row) cells() (base, next, change string) {
 		base, change = "-", "-"
 	case "new":
 		next, change = "-", "-"
+	case "both":
+		base, next, change = "-", "-", "-"
 	}
 	return base, next, change
 }
@@ -275,8 +292,23 @@ func Compare(base, next *Result, limits []Limit) Comparison {
 		}
 		c.Rows = append(c.Rows, row)
 	}
-	c.Rows = append(c.Rows, compareServer(base, next)...)
 	c.Notes = append(comparabilityNotes(base, next), serverCompareNotes(base, next)...)
+	for _, row := range compareServer(base, next, byMetric) {
+		switch row.Verdict {
+		case VerdictRegressed:
+			c.Broken = append(c.Broken, row.Metric)
+			if row.Absent != "" {
+				which := "the " + row.Absent + " run has"
+				if row.Absent == "both" {
+					which = "neither run has"
+				}
+				c.Notes = append(c.Notes, fmt.Sprintf("%s is limited (--max) but %s no such server figure (--metrics): the limit cannot pass", row.Metric, which))
+			}
+		case VerdictNoisy:
+			c.Noisy = append(c.Noisy, row.Metric)
+		}
+		c.Rows = append(c.Rows, row)
+	}
 	return c
 }
 

@@ -63,31 +63,43 @@ var serverMetrics = []serverMetric{
 	}},
 }
 
-// compareServer is the rows of the server's figures that both runs have.
-// They take no limit: a percentile from the server's buckets moves in
-// steps of a bucket, and its row says so when both estimates lie in the
-// same one.
-func compareServer(base, next *Result) []Row {
-	if base.Server == nil || next.Server == nil {
+// compareServer is the rows of the server's figures either run has. A
+// figure limits names (--max server_p99=10%) is judged as a client
+// latency is: regressed when it rose by more, noisy rather than
+// regressed when both percentile estimates lie in one of the server's
+// buckets (the change is then the interpolation's), and regressed when
+// a run lacks it (a gate that asked for it cannot pass without it).
+func compareServer(base, next *Result, limits map[string]*Limit) []Row {
+	if (base.Server == nil || next.Server == nil) && !limitsServer(limits) {
 		return nil
 	}
 	var rows []Row
 	for _, m := range serverMetrics {
-		b, bq, okB := m.read(base.Server)
-		n, nq, okN := m.read(next.Server)
+		limit := limits[m.name]
+		if (base.Server == nil || next.Server == nil) && limit == nil {
+			continue // only the limited figures of a run without its server block
+		}
+		b, bq, okB := readServer(m, base.Server)
+		n, nq, okN := readServer(m, next.Server)
 		switch {
-		case !okB && !okN:
+		case !okB && !okN && limit == nil:
 			continue
 		case !okB || !okN:
 			// One run lacks it: "-" on its side, no change to judge.
-			row := Row{Metric: m.name, Base: b, New: n, Unit: m.unit, Percent: math.NaN(), Absent: "new"}
-			if !okB {
+			row := Row{Metric: m.name, Base: b, New: n, Unit: m.unit, Percent: math.NaN(), Absent: "new", Limit: limit}
+			switch {
+			case !okB && !okN:
+				row.Absent = "both"
+			case !okB:
 				row.Absent = "base"
+			}
+			if limit != nil {
+				row.Broken, row.Verdict = true, VerdictRegressed
 			}
 			rows = append(rows, row)
 			continue
 		}
-		row := Row{Metric: m.name, Base: b, New: n, Change: n - b, Unit: m.unit, Percent: percentChange(b, n)}
+		row := Row{Metric: m.name, Base: b, New: n, Change: n - b, Unit: m.unit, Percent: percentChange(b, n), Limit: limit}
 		if !m.neutral {
 			row.Worse = (m.higherBad && row.Change > 0) || (!m.higherBad && row.Change < 0)
 			row.Improved = row.Change != 0 && !row.Worse
@@ -96,6 +108,20 @@ func compareServer(base, next *Result) []Row {
 			row.Noisy = "both estimates lie in the server's bucket " + BucketBounds(bq) + " ms: the change is the interpolation's, not measured"
 		}
 		switch {
+		case limit != nil:
+			allowed := limit.Value
+			if limit.Percent {
+				allowed = math.Abs(b) * limit.Value / 100
+			}
+			row.Broken = row.Change > allowed
+			switch {
+			case !row.Broken:
+				row.Verdict = VerdictPass
+			case row.Noisy != "":
+				row.Verdict = VerdictNoisy
+			default:
+				row.Verdict = VerdictRegressed
+			}
 		case row.Change == 0:
 			row.Verdict = VerdictSame
 		case m.neutral:
@@ -108,6 +134,24 @@ func compareServer(base, next *Result) []Row {
 		rows = append(rows, row)
 	}
 	return rows
+}
+
+// limitsServer reports whether limits hold a server figure's.
+func limitsServer(limits map[string]*Limit) bool {
+	for _, m := range serverMetrics {
+		if limits[m.name] != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// readServer is m.read of s, nothing of a run without a server block.
+func readServer(m serverMetric, s *ServerReport) (float64, *ServerQuantile, bool) {
+	if s == nil {
+		return 0, nil, false
+	}
+	return m.read(s)
 }
 
 func sameBucket(a, b *ServerQuantile) bool {
@@ -128,7 +172,7 @@ func serverCompareNotes(base, next *Result) []string {
 		if bs != nil {
 			which = "base"
 		}
-		return []string{fmt.Sprintf("only the %s run scraped the server's metrics (--metrics): no server rows", which)}
+		return []string{fmt.Sprintf("only the %s run scraped the server's metrics (--metrics): its server figures are not compared", which)}
 	}
 	var notes []string
 	for _, side := range []struct {

@@ -190,7 +190,7 @@ func WriteCompareHTML(w io.Writer, base, next *Result, names [2]string, opts Com
 		CSS                   template.CSS
 	}{
 		Title: runs[0].Name + " (base) vs " + runs[1].Name + " (new)", Version: Version,
-		Verdict: verdict, VerdictClass: verdictClass, Runs: runs, Rows: rows, Notes: c.Notes, ServerRows: len(compareServer(base, next)) > 0,
+		Verdict: verdict, VerdictClass: verdictClass, Runs: runs, Rows: rows, Notes: c.Notes, ServerRows: len(compareServer(base, next, nil)) > 0,
 		Differ: settingsThatDiffer(base, next), BaseColor: baseColor, NewColor: newColor,
 		BaseConfig: configRows(base.Config), NewConfig: configRows(next.Config), Data: template.JS(raw),
 	}

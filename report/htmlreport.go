@@ -110,6 +110,9 @@ type runView struct {
 	BytesNote                   string
 	// Server is the server's figures beside the client's (--metrics).
 	Server []serverRow
+	// ServerProfile is the server's figures over the profile window
+	// beside the client's window requests.
+	ServerProfile []serverRow
 }
 
 // inputRow is one run of a merge as the page lists it.
@@ -466,6 +469,7 @@ func viewOf(id, name string, r *Result) runView {
 	}
 	v.Warnings = clientWarnings(r)
 	v.Server = serverRows(r)
+	v.ServerProfile = profileServerRows(r)
 	return v
 }
 
@@ -694,6 +698,7 @@ type sweepView struct {
 	MaxPassing                string // "" when no step passed
 	Shared                    []kv   // the sweep's settings and those every step shared
 	Steps                     []stepRow
+	Server                    bool // a step scraped the server's metrics: the table has its columns
 }
 
 type stepRow struct {
@@ -709,6 +714,9 @@ type stepRow struct {
 	Notes     []string // bisection, unstable, profiled again
 	RunID     string   // the id of its run section
 	HasResult bool
+	// ServerP99 and Outside are the server's p99 and the time outside it
+	// (StepServerCells), with Server.
+	ServerP99, Outside string
 }
 
 // sweepChart is latency against achieved throughput, one point a step,
@@ -789,6 +797,7 @@ func writeSweepHTML(w io.Writer, sw *SweepResult, opts ReportOptions) error {
 	if sw.MaxPassing != nil {
 		sv.MaxPassing = fmt.Sprintf("%g", *sw.MaxPassing)
 	}
+	sv.Server = sw.scrapedServer()
 	view := pageView{Version: Version, Title: "sweep", Sweep: sv}
 	var data pageData
 	seen := map[float64]bool{}
@@ -801,6 +810,7 @@ func writeSweepHTML(w io.Writer, sw *SweepResult, opts ReportOptions) error {
 		if r.Requests > 0 {
 			row.ErrPct = 100 * float64(row.Errors) / float64(r.Requests)
 		}
+		row.ServerP99, row.Outside = StepServerCells(r)
 		if st.Bisection {
 			row.Notes = append(row.Notes, "bisection step")
 		}

@@ -114,6 +114,64 @@ func serverRows(r *Result) []serverRow {
 	return rows
 }
 
+// profileServerRows are the server's figures over the profile window
+// beside the client's requests sent while it was open (Result.Window):
+// what the trace shows, as both sides counted and timed it. Nil without
+// a window or without the server's figures over it.
+func profileServerRows(r *Result) []serverRow {
+	if r.Server == nil || r.Server.Profile == nil || r.Window == nil {
+		return nil
+	}
+	p, c := r.Server.Profile, r.Window
+	if p.Requests == nil && p.LatencyMs == nil {
+		return nil
+	}
+	var rows []serverRow
+	if p.Requests != nil {
+		rows = append(rows, serverRow{Key: "requests", Label: "requests", Server: formatCount(*p.Requests), Client: fmt.Sprint(c.Requests),
+			Note: "client: the steady requests sent while the window was open; a few in flight at its edges may count on either side"})
+	}
+	if withheld := LagWithheld(p); withheld != "" {
+		if p.LatencyMs != nil {
+			rows = append(rows, serverRow{Key: "withheld", Label: "latency, outside the server", Server: "-", Note: withheld})
+		}
+		return rows
+	}
+	l := p.LatencyMs
+	if l == nil || l.Count == 0 {
+		return rows
+	}
+	ok := c.LatencyOK
+	rows = append(rows, serverRow{Key: "mean", Label: "latency mean (ms)", Server: FormatMs(l.Mean), Client: FormatMs(ok.Mean), Note: "server: " + l.Family + "; client: successful window requests"})
+	for _, q := range []struct {
+		key    string
+		q      *ServerQuantile
+		client float64
+	}{{"p50", l.P50, ok.P50}, {"p90", l.P90, ok.P90}, {"p99", l.P99, ok.P99}} {
+		if q.q != nil {
+			rows = append(rows, serverRow{Key: q.key, Label: "latency " + q.key + " (ms)", Server: strings.TrimSuffix(strings.Replace(QuantileText(q.q), " ms ", " ", 1), " ms"), Client: FormatMs(q.client),
+				Note: "the server's estimate lies in the bucket in brackets"})
+		}
+	}
+	if ok.Count > 0 {
+		outside := ok.Mean - l.Mean
+		row := serverRow{Key: "outside", Label: "outside the server (ms)", Server: FormatMs(outside), Note: "the client's window mean minus the server's"}
+		if outside < 0 {
+			row.Server, row.Note = "-", "none: the server's mean exceeds the client's over the window, so they do not measure the same requests"
+		}
+		rows = append(rows, row)
+	}
+	for _, ql := range []struct {
+		key, label string
+		l          *ServerLatency
+	}{{"queue", "queueing mean (ms)", p.QueueMs}, {"compute", "compute mean (ms)", p.ComputeMs}} {
+		if ql.l != nil {
+			rows = append(rows, serverRow{Key: ql.key, Label: ql.label, Server: FormatMs(ql.l.Mean), Note: ql.l.Family})
+		}
+	}
+	return rows
+}
+
 func trimColon(s string) string {
 	if len(s) > 2 && s[:2] == ": " {
 		return s[2:]

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 )
@@ -200,5 +201,57 @@ func TestANegativeOutsideIsFlaggedAndAnInfPercentileIsABound(t *testing.T) {
 		if row.Key == "p99" && row.Server != "> 25.00 [25.00-+Inf]" {
 			t.Errorf("the page says p99 %q", row.Server)
 		}
+	}
+}
+
+// A run with a profile window and metrics shows the server's figures over
+// the window beside the client's window requests on the page.
+func TestThePageShowsTheServersProfileWindowBesideTheClients(t *testing.T) {
+	r := goldenResult(t)
+	steadyN, winN, hi := 1000.0, 200.0, 6.427
+	outside := r.LatencyOK.Mean - 4
+	r.Window = &Slice{Requests: 200, Errors: map[string]int64{}, Latency: Stats{Count: 200, Mean: 7.5, P50: 7, P90: 9, P99: 11},
+		LatencyOK: Stats{Count: 200, Mean: 7.5, P50: 7, P90: 9, P99: 11}, Histogram: r.Histogram}
+	r.Server = &ServerReport{
+		ServerWindow: ServerWindow{Window: "steady", StartS: 1, EndS: 11,
+			ServerFigures: ServerFigures{Requests: &steadyN, LatencyMs: &ServerLatency{Family: ":tensorflow:serving:request_latency", Count: 1000, Mean: 4}}},
+		Profile: &ServerWindow{Window: "profile", StartS: 3, EndS: 5,
+			ServerFigures: ServerFigures{Requests: &winN, LatencyMs: &ServerLatency{Family: ":tensorflow:serving:request_latency", Count: 200, Mean: 5.25,
+				P99: &ServerQuantile{Ms: 6.1, BucketLowMs: 3.57, BucketHighMs: &hi}}, ComputeMs: &ServerLatency{Family: ":tensorflow:serving:runtime_latency", Count: 200, Mean: 5}}},
+		OutsideMs: &outside, Server: "tfserving", Endpoints: []ServerEndpoint{{URL: "http://h/metrics", Scrapes: 12}},
+	}
+	var page bytes.Buffer
+	if err := WriteHTML(&page, []*Result{r}, []string{"r.json"}, ReportOptions{NoAssets: true}); err != nil {
+		t.Fatal(err)
+	}
+	got := page.String()
+	i := strings.Index(got, `-server-profile">`)
+	if i < 0 {
+		t.Fatalf("no profile window table of the server's on the page")
+	}
+	table := got[i:]
+	table = table[:strings.Index(table, "</table>")]
+	for _, want := range []string{
+		`<tr data-figure="requests"><td>requests</td><td class="num" data-stat="server">200</td><td class="num" data-stat="client">200</td>`,
+		`<tr data-figure="mean"><td>latency mean (ms)</td><td class="num" data-stat="server">5.250</td><td class="num" data-stat="client">7.500</td>`,
+		`<tr data-figure="p99"><td>latency p99 (ms)</td><td class="num" data-stat="server">6.100 [3.570-6.427]</td><td class="num" data-stat="client">11.00</td>`,
+		`<tr data-figure="outside"><td>outside the server (ms)</td><td class="num" data-stat="server">2.250</td>`,
+		`<tr data-figure="compute"><td>compute mean (ms)</td><td class="num" data-stat="server">5.000</td>`,
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("the window table has no %s:\n%s", want, table)
+		}
+	}
+	if !strings.Contains(got, "Over the profile window (3.0&ndash;5.0 s") {
+		t.Error("the window's span is not said")
+	}
+	// Without the client's window (no --profile), no such table.
+	r.Window = nil
+	page.Reset()
+	if err := WriteHTML(&page, []*Result{r}, []string{"r.json"}, ReportOptions{NoAssets: true}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(page.String(), `-server-profile"`) {
+		t.Error("a profile window table without a window")
 	}
 }

@@ -38,7 +38,12 @@ func WriteSweepSummary(w io.Writer, s *SweepResult) {
 		level = "concurrency"
 	}
 	fmt.Fprintf(w, "loadprof sweep (%s loop): %s\n\n", s.Loop, s.Stopped)
-	fmt.Fprintf(w, "  %-12s %12s %10s %10s %8s %-6s %s\n", level, "achieved/s", "p50 ms", "p99 ms", "errors", "SLO", "trace run / notes")
+	server := s.scrapedServer()
+	serverHead := ""
+	if server {
+		serverHead = fmt.Sprintf(" %14s %10s", "server p99 ms", "outside ms")
+	}
+	fmt.Fprintf(w, "  %-12s %12s %10s %10s%s %8s %-6s %s\n", level, "achieved/s", "p50 ms", "p99 ms", serverHead, "errors", "SLO", "trace run / notes")
 	for _, st := range s.Steps {
 		r := st.Result
 		if r == nil {
@@ -55,13 +60,62 @@ func WriteSweepSummary(w io.Writer, s *SweepResult) {
 		if st.Unstable != "" {
 			notes = strings.TrimSpace(fmt.Sprintf("%s unstable after %d tries: %s", notes, st.Attempts, st.Unstable))
 		}
-		fmt.Fprintf(w, "  %-12g %12.1f %10s %10s %8d %-6s %s\n", st.Level, r.ThroughputRPS, FormatMs(r.Latency.P50), FormatMs(r.Latency.P99), sum(r.Errors), verdict, notes)
+		serverCells := ""
+		if server {
+			p99, outside := StepServerCells(r)
+			serverCells = fmt.Sprintf(" %14s %10s", p99, outside)
+		}
+		fmt.Fprintf(w, "  %-12g %12.1f %10s %10s%s %8d %-6s %s\n", st.Level, r.ThroughputRPS, FormatMs(r.Latency.P50), FormatMs(r.Latency.P99), serverCells, sum(r.Errors), verdict, notes)
+	}
+	if server {
+		fmt.Fprintln(w, "\n  server p99: the server's own, from its histogram's buckets over the step's steady phase (an estimate; '>' in the last bucket);")
+		fmt.Fprintln(w, "  outside: the client's mean minus the server's (network, tunnel, proxy, client); '-' where a step has no such figure")
 	}
 	if s.MaxPassing != nil {
 		fmt.Fprintf(w, "\n  highest %s meeting the SLO (%s): %g\n", level, s.SLO, *s.MaxPassing)
 	} else {
 		fmt.Fprintf(w, "\n  no step met the SLO (%s)\n", s.SLO)
 	}
+}
+
+// scrapedServer reports whether a step of the sweep scraped the server's
+// metrics (--metrics).
+func (s *SweepResult) scrapedServer() bool {
+	for _, st := range s.Steps {
+		if st.Result != nil && st.Result.Server != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// StepServerCells are a step's server p99 and outside-the-server figures
+// in milliseconds as the sweep's tables say them: "-" where the step has
+// none, "withheld" where an edge scrape lagged too far (LagWithheld),
+// "> X" for a p99 in the last, +Inf, bucket, and "none" for a negative
+// outside figure, which is no time (NegativeOutside).
+func StepServerCells(r *Result) (p99, outside string) {
+	p99, outside = "-", "-"
+	s := r.Server
+	if s == nil {
+		return p99, outside
+	}
+	if LagWithheld(&s.ServerWindow) != "" {
+		return "withheld", "withheld"
+	}
+	if l := s.LatencyMs; l != nil && l.Count > 0 && l.P99 != nil {
+		p99 = FormatMs(l.P99.Ms)
+		if l.P99.BucketHighMs == nil {
+			p99 = "> " + FormatMs(l.P99.BucketLowMs)
+		}
+	}
+	if s.OutsideMs != nil {
+		outside = FormatMs(*s.OutsideMs)
+		if *s.OutsideMs < 0 {
+			outside = "none"
+		}
+	}
+	return p99, outside
 }
 
 // NoSuccess reports whether no step of the sweep had a successful steady

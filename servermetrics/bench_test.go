@@ -100,7 +100,7 @@ func benchmarkScrape(b *testing.B, coreMoves bool) {
 	// (the loopback server's share is in it: writing bytes it has).
 	cpu0 := processCPU()
 	for b.Loop() {
-		snap, err := scrape(ctx, srv.Client(), srv.URL, parser.parse)
+		snap, err := scrape(ctx, srv.Client(), srv.URL, nil, parser.parse)
 		if err != nil {
 			b.Fatal(err)
 		}

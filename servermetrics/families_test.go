@@ -456,3 +456,39 @@ func TestMLServersHTTPInferenceTimeIsItsLatency(t *testing.T) {
 	}
 	near(t, "mlserver model mean", w.Compute.MeanMs, 10)
 }
+
+// MLServer over gRPC: its interceptor's histogram of the V2 service's
+// ModelInfer calls is the request latency, beside an HTTP family that
+// timed nothing in the window; the other methods are not the load's.
+func TestMLServersGRPCInferenceTimeIsItsLatency(t *testing.T) {
+	const infer, meta = `grpc_method="ModelInfer",grpc_service="inference.GRPCInferenceService",grpc_type="UNARY"`, `grpc_method="ModelMetadata",grpc_service="inference.GRPCInferenceService",grpc_type="UNARY"`
+	const rest = `method="POST",path="/v2/models/{model_name}/infer",status_code="200"`
+	page := func(n int, grpcSum string) string {
+		return "# TYPE model_infer_request_success_total counter\n" +
+			`model_infer_request_success_total{model="iris",version="v1"} ` + itoa(n) + "\n" +
+			"# TYPE rest_server_request_duration_seconds histogram\n" +
+			bucket("rest_server_request_duration_seconds", rest, "0.01", 3) +
+			bucket("rest_server_request_duration_seconds", rest, "+Inf", 3) +
+			`rest_server_request_duration_seconds_sum{` + rest + `} 0.01` + "\n" +
+			`rest_server_request_duration_seconds_count{` + rest + `} 3` + "\n" +
+			"# TYPE grpc_server_handling_seconds histogram\n" +
+			bucket("grpc_server_handling_seconds", infer, "0.005", 0) +
+			bucket("grpc_server_handling_seconds", infer, "0.01", n) +
+			bucket("grpc_server_handling_seconds", infer, "+Inf", n) +
+			`grpc_server_handling_seconds_sum{` + infer + `} ` + grpcSum + "\n" +
+			`grpc_server_handling_seconds_count{` + infer + `} ` + itoa(n) + "\n" +
+			bucket("grpc_server_handling_seconds", meta, "0.005", 4*n) +
+			bucket("grpc_server_handling_seconds", meta, "+Inf", 4*n) +
+			`grpc_server_handling_seconds_sum{` + meta + `} 0.001` + "\n" +
+			`grpc_server_handling_seconds_count{` + meta + `} ` + itoa(4*n) + "\n"
+	}
+	// 20 calls of 8 ms each.
+	w := window(t, Filter{Model: "iris"}, page(5, "0.04"), page(25, "0.2"))
+	if w.Server != "mlserver" || w.Requests == nil || *w.Requests != 20 {
+		t.Fatalf("server %q requests %v", w.Server, w.Requests)
+	}
+	if w.Latency == nil || w.Latency.Family != "grpc_server_handling_seconds" || w.Latency.Count != 20 {
+		t.Fatalf("latency %+v: want the gRPC server's ModelInfer calls", w.Latency)
+	}
+	near(t, "mlserver gRPC mean", w.Latency.MeanMs, 8)
+}

@@ -181,7 +181,9 @@ func (w *Window) headline(spec *familySpec, f Family) {
 		}
 		*w.Requests += f.Count
 	case whatLatency:
-		if w.Latency == nil {
+		// A family that timed nothing in the window (MLServer's HTTP one
+		// in a gRPC run) gives way to one that did.
+		if w.Latency == nil || (w.Latency.Count == 0 && f.Count > 0) {
 			w.Latency = lat()
 		}
 	case whatQueue:

@@ -78,9 +78,11 @@ const (
 //   - KServe's ModelServer (python/kserve/kserve/metrics.py): histograms
 //     in seconds, label model_name.
 //   - MLServer (mlserver/handlers/dataplane.py, its REST server's
-//     starlette exporter, prefix rest_server): the model's time a summary
-//     in seconds (labels model and version), the HTTP server's a
-//     histogram in seconds by path template.
+//     starlette exporter, prefix rest_server; mlserver/grpc/interceptors.py
+//     with py_grpc_prometheus/server_metrics.py): the model's time a
+//     summary in seconds (labels model and version), the HTTP server's a
+//     histogram in seconds by path template, the gRPC server's a
+//     histogram in seconds by service and method.
 //   - vLLM (vllm/engine/metrics.py, v1/metrics/loggers.py): histograms in
 //     seconds with the vllm: prefix.
 //   - NVIDIA's DCGM exporter: percent, MiB and watts.
@@ -118,6 +120,11 @@ var knownFamilies = []familySpec{
 	// time is compute, and the latency when no HTTP family is there.
 	{name: "rest_server_request_duration_seconds", server: "mlserver", what: whatLatency, shape: shapeHistogram, scale: sToMs, unit: "ms",
 		labels: map[string]string{"path": "/v2/models/{model_name}/infer"}},
+	// Over gRPC, MLServer's interceptor (py-grpc-prometheus's, with its
+	// handling-time histogram on) times each call of the V2 service; its
+	// series have no model label, so another model's calls count too.
+	{name: "grpc_server_handling_seconds", server: "mlserver", what: whatLatency, shape: shapeHistogram, scale: sToMs, unit: "ms",
+		labels: map[string]string{"grpc_service": "inference.GRPCInferenceService", "grpc_method": "ModelInfer"}},
 	{name: "model_infer_request_duration", server: "mlserver", what: whatCompute, shape: shapeSummary, scale: sToMs, unit: "ms", latencyAlone: true},
 	{name: "rest_server_requests_duration_seconds", server: "mlserver", what: whatStage, shape: shapeHistogram, scale: sToMs, unit: "ms"},
 

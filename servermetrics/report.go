@@ -2,6 +2,7 @@ package servermetrics
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -35,6 +36,9 @@ type summary struct {
 	// rawKept and rawDropped count the raw series the intervals listed
 	// and left out (keepRaw).
 	rawKept, rawDropped int
+	// pageDropped is the most series of unknown families a page had
+	// beyond those kept (maxRawSeries).
+	pageDropped int
 }
 
 // The raw series an interval lists, and all the intervals together: a
@@ -128,6 +132,7 @@ func (s *summary) add(sm Sample, snap *Snapshot) {
 	if snap == nil {
 		return
 	}
+	s.pageDropped = max(s.pageDropped, snap.DroppedRaw)
 	if s.run == nil {
 		s.run = NewAccumulation()
 	}
@@ -152,6 +157,10 @@ func (s *summary) report() Report {
 	if s.rawDropped > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("the intervals list at most %d raw series each and %d in all: %d changes of raw series were left out of them (the steady and run windows list every series that moved)",
 			rawPerInterval, rawInAll, s.rawDropped))
+	}
+	if s.pageDropped > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("the page had %s series of families loadprof does not know beyond the first %s, which it keeps raw: they were left out (every family loadprof knows is read)",
+			thousands(s.pageDropped), thousands(maxRawSeries)))
 	}
 	if s.run == nil {
 		return r
@@ -211,4 +220,13 @@ func changed(raw []RawChange, gauges map[string]float64) []RawChange {
 		}
 	}
 	return out
+}
+
+// thousands is n with commas between its groups of three digits.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

@@ -29,6 +29,9 @@ type Config struct {
 	Interval time.Duration // between scrapes; 1 s when 0
 	Timeout  time.Duration // of one scrape; 2 s when 0
 	Client   *http.Client  // a client of the Sampler's own when nil
+	// Header is sent with every scrape (an endpoint behind a proxy's
+	// authentication); a Host entry sets the request's Host.
+	Header http.Header
 }
 
 // Check reports a setting out of range, named by its Go name
@@ -108,6 +111,9 @@ type Sampler struct {
 	// abandoning: CloseWithin cancelled the scrapes; a scrape that fails
 	// for it was abandoned, not failed.
 	abandoning bool
+	// sealed: Close returned without the goroutine's last sample; it
+	// adds nothing more.
+	sealed bool
 
 	sumMu sync.Mutex // the summary is fed outside mu: it takes a while for a large page
 	sum   *summary
@@ -176,6 +182,16 @@ func (s *Sampler) Close() []Sample {
 // way is cancelled, and that abandoned scrape is no failure of the
 // endpoint's. It returns within limit and a second.
 func (s *Sampler) CloseWithin(limit time.Duration) []Sample {
+	return s.CloseBy(limit, nil, 0, nil)
+}
+
+// CloseBy is CloseWithin with two more ends to the wait: once shorten is
+// closed (the user interrupted the run while it waited) the wait is
+// bounded by shortLimit from then, and once stop is closed (the user
+// interrupted again) the scrape under way is abandoned at once, and so
+// is the wait for the goroutine's end: the results already measured are
+// written without waiting for an endpoint. Nil channels never close.
+func (s *Sampler) CloseBy(limit time.Duration, shorten <-chan struct{}, shortLimit time.Duration, stop <-chan struct{}) []Sample {
 	s.mu.Lock()
 	already := s.closed
 	s.closed = true
@@ -189,22 +205,50 @@ func (s *Sampler) CloseWithin(limit time.Duration) []Sample {
 	// on its own and its sample is lost.
 	t := time.NewTimer(limit)
 	defer t.Stop()
-	select {
-	case <-s.done:
-	case <-t.C:
-		s.mu.Lock()
-		s.abandoning = true
-		s.mu.Unlock()
-		s.cancel()
-		t.Reset(time.Second)
+wait:
+	for {
 		select {
 		case <-s.done:
+			s.cancel()
+			return s.Samples()
+		case <-shorten:
+			shorten = nil // once
+			if shortLimit < limit {
+				if !t.Stop() {
+					break wait // it fired meanwhile
+				}
+				t.Reset(shortLimit)
+			}
+		case <-stop:
+			break wait
 		case <-t.C:
-			s.add(Sample{At: time.Now(), Marks: []string{MarkEnd}, Abandoned: true, Warning: fmt.Sprintf("%s: the last scrape did not end when cancelled; abandoned", s.cfg.URL)}, nil)
+			break wait
 		}
+	}
+	s.mu.Lock()
+	s.abandoning = true
+	s.mu.Unlock()
+	s.cancel()
+	t.Reset(time.Second)
+	select {
+	case <-s.done:
+	case <-stop:
+		s.abandonLast("was abandoned when the run was interrupted again")
+	case <-t.C:
+		s.abandonLast("did not end when cancelled; abandoned")
 	}
 	s.cancel()
 	return s.Samples()
+}
+
+// abandonLast stands for the last scrape, which the loop's goroutine has
+// not ended: what it may still add is dropped, so that the samples and
+// the report Close returns stay the last ones.
+func (s *Sampler) abandonLast(why string) {
+	s.add(Sample{At: time.Now(), Marks: []string{MarkEnd}, Abandoned: true, Warning: fmt.Sprintf("%s: the last scrape %s", s.cfg.URL, why)}, nil)
+	s.mu.Lock()
+	s.sealed = true
+	s.mu.Unlock()
 }
 
 // Report is the endpoint's figures from the samples so far (all of them
@@ -264,6 +308,12 @@ func (s *Sampler) ourCancel() bool {
 
 // add summarizes a sample and keeps it without its snapshot.
 func (s *Sampler) add(sm Sample, snap *Snapshot) {
+	s.mu.Lock()
+	sealed := s.sealed
+	s.mu.Unlock()
+	if sealed {
+		return
+	}
 	s.sumMu.Lock()
 	s.sum.add(sm, snap)
 	s.sumMu.Unlock()
@@ -286,7 +336,7 @@ func (s *Sampler) scrape(ctx context.Context, extra []string) {
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	at := time.Now()
-	snap, err := scrape(sctx, s.client, s.cfg.URL, s.parser.parse)
+	snap, err := scrape(sctx, s.client, s.cfg.URL, s.cfg.Header, s.parser.parse)
 	sm := Sample{At: at, Took: time.Since(at), Marks: marks, MarkTimes: times}
 	if len(marks) > len(extra) {
 		sm.MarkLagMs = float64(at.Sub(times[0])) / 1e6

@@ -404,3 +404,55 @@ func TestTheIntervalsRawSeriesAreCapped(t *testing.T) {
 		t.Errorf("no warning says %s raw changes were left out: %q", dropped, rep.Warnings)
 	}
 }
+
+// A closed stop ends Close's wait for a scrape that never answers at
+// once, and shorten bounds it by its own limit: the run's results are
+// written without waiting the hour the limit allows.
+func TestCloseByEndsTheWaitAtStopOrShorten(t *testing.T) {
+	release := make(chan struct{})
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			_, _ = io.WriteString(w, "# TYPE x counter\nx 1\n")
+			return
+		}
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	for _, c := range []struct {
+		name string
+		stop bool
+	}{{"stop", true}, {"shorten", false}} {
+		calls.Store(0)
+		s, err := Start(context.Background(), Config{URL: srv.URL, Interval: time.Hour, Timeout: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for len(s.Samples()) < 1 {
+			time.Sleep(time.Millisecond)
+		}
+		ch := make(chan struct{})
+		close(ch)
+		returned := make(chan []Sample, 1)
+		go func() {
+			if c.stop {
+				returned <- s.CloseBy(time.Hour, nil, time.Hour, ch)
+			} else {
+				returned <- s.CloseBy(time.Hour, ch, 10*time.Millisecond, nil)
+			}
+		}()
+		select {
+		case samples := <-returned:
+			last := samples[len(samples)-1]
+			if len(samples) != 2 || !last.Abandoned || s.Report().FailedScrapes != 0 {
+				t.Errorf("%s: samples %+v, %d failed: want the last one abandoned, none failed", c.name, samples, s.Report().FailedScrapes)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("%s: CloseBy still waiting after a minute (its limit is an hour)", c.name)
+		}
+	}
+}

@@ -54,6 +54,15 @@ type Snapshot struct {
 	// read its counters somewhere between At and Answered.
 	Answered time.Time
 	Series   map[string]*Series
+	// DroppedRaw is how many series of families loadprof does not know
+	// the page had beyond those a Sampler keeps (maxRawSeries).
+	DroppedRaw int
+
+	// admit, when set, decides whether a series of a family loadprof
+	// does not know is kept (by its key); droppedBy counts the series it
+	// did not keep by family.
+	admit     func(key string) bool
+	droppedBy map[string]int
 }
 
 // Kind is the Prometheus type of a series.
@@ -85,15 +94,22 @@ type Series struct {
 
 // Scrape fetches url and parses it. The request ends with ctx.
 func Scrape(ctx context.Context, client *http.Client, url string, f Filter) (*Snapshot, error) {
-	return scrape(ctx, client, url, func(r io.Reader, contentType string) (*Snapshot, error) { return Parse(r, contentType, f) })
+	return scrape(ctx, client, url, nil, func(r io.Reader, contentType string) (*Snapshot, error) { return Parse(r, contentType, f) })
 }
 
-// scrape fetches url and parses it with parse.
-func scrape(ctx context.Context, client *http.Client, url string, parse func(r io.Reader, contentType string) (*Snapshot, error)) (*Snapshot, error) {
+// scrape fetches url, with header's entries, and parses it with parse.
+func scrape(ctx context.Context, client *http.Client, url string, header http.Header, parse func(r io.Reader, contentType string) (*Snapshot, error)) (*Snapshot, error) {
 	at := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
+	}
+	for k, vs := range header {
+		if http.CanonicalHeaderKey(k) == "Host" {
+			req.Host = vs[len(vs)-1]
+			continue
+		}
+		req.Header[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
 	}
 	req.Header.Set("Accept", acceptHeader)
 	resp, err := client.Do(req)
@@ -145,12 +161,13 @@ func Parse(r io.Reader, contentType string, f Filter) (*Snapshot, error) {
 		// TF Serving answers with no Content-Type of its own.
 		format = expfmt.FmtText
 	}
-	return parseDecoder(expfmt.NewDecoder(r, format), f)
+	return parseDecoder(expfmt.NewDecoder(r, format), f, nil)
 }
 
-// parseDecoder reads every family dec decodes.
-func parseDecoder(dec expfmt.Decoder, f Filter) (*Snapshot, error) {
-	snap := &Snapshot{Series: map[string]*Series{}}
+// parseDecoder reads every family dec decodes; admit, when not nil, picks
+// the series of unknown families kept (Snapshot.admit).
+func parseDecoder(dec expfmt.Decoder, f Filter, admit func(string) bool) (*Snapshot, error) {
+	snap := &Snapshot{Series: map[string]*Series{}, admit: admit}
 	for {
 		var mf dto.MetricFamily
 		err := dec.Decode(&mf)
@@ -164,12 +181,27 @@ func parseDecoder(dec expfmt.Decoder, f Filter) (*Snapshot, error) {
 	}
 }
 
+// maxRawSeries bounds the series of families loadprof does not know that
+// a Sampler keeps from a page: a page of hundreds of thousands of them (a
+// node exporter's, a big cluster's) would otherwise cost hundreds of
+// megabytes a scrape, to be listed raw. The known families are all kept.
+const maxRawSeries = 10_000
+
 func (s *Snapshot) add(mf *dto.MetricFamily, f Filter) {
 	name := mf.GetName()
 	for _, m := range mf.GetMetric() {
 		// expfmt's text decoder hands out the families it parsed before
 		// a syntax error, the last one possibly half-built.
 		if m == nil || !f.keep(m.GetLabel()) {
+			continue
+		}
+		key := seriesKey(name, m.GetLabel())
+		if s.admit != nil && knownByName[name] == nil && !s.admit(key) {
+			if s.droppedBy == nil {
+				s.droppedBy = map[string]int{}
+			}
+			s.DroppedRaw++
+			s.droppedBy[name]++
 			continue
 		}
 		se := &Series{Family: name, Labels: make(map[string]string, len(m.GetLabel()))}
@@ -218,7 +250,7 @@ func (s *Snapshot) add(mf *dto.MetricFamily, f Filter) {
 		default:
 			se.Kind, se.Value = Untyped, m.GetUntyped().GetValue()
 		}
-		s.Series[seriesKey(name, m.GetLabel())] = se
+		s.Series[key] = se
 	}
 }
 

@@ -68,6 +68,9 @@ const (
   throughput (rps ok_rps): a drop; rps=5% fails when the throughput drops by more than 5%,
       rps=20 when it drops by more than 20 req/s. "-5%" is the same; "+5%" is refused.
   errors: NEW's steady error count (errors=0), or its rate of the requests (errors=0.1%).
+  server (server_mean server_p50 server_p99 outside), from --metrics: a rise, as latency;
+      server_p99=+10% fails when the server's p99 rises by more than 10%, and when a run has
+      no such figure. A rise with both percentile estimates in one server bucket is "noisy".
   Each metric may be limited once. A change over its limit is "noisy", not "regressed", when
   it is within the runs' own variation: less than twice the standard error of the difference
   of the two runs' per-second values (p50, p99, max, rps and ok_rps, which result.json keeps

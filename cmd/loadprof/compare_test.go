@@ -139,3 +139,47 @@ func TestReportOfTwoResultsWritesTheComparePageWithTheLimits(t *testing.T) {
 		}
 	}
 }
+
+// withServer rewrites the result at path with a server block whose p99
+// estimate is p99Ms (in a bucket of its own) and mean meanMs.
+func withServer(t *testing.T, path string, meanMs, p99Ms float64) string {
+	t.Helper()
+	r, err := report.ReadResult(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requests, hi, outside := float64(r.Requests), p99Ms*1.1, r.LatencyOK.Mean-meanMs
+	r.Server = &report.ServerReport{Server: "tfserving", OutsideMs: &outside, ServerWindow: report.ServerWindow{Window: "steady",
+		ServerFigures: report.ServerFigures{Requests: &requests, LatencyMs: &report.ServerLatency{Family: ":tensorflow:serving:request_latency",
+			Count: requests, Mean: meanMs, P99: &report.ServerQuantile{Ms: p99Ms, BucketLowMs: p99Ms * 0.9, BucketHighMs: &hi}}}}}
+	out := filepath.Join(t.TempDir(), filepath.Base(path))
+	if err := r.WriteJSON(out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// compare --max takes the server's figures: exit 1 when the server's p99
+// rose past its limit, or when the new run has no server figures at all.
+func TestCompareMaxOnTheServersFiguresSetsTheExitCode(t *testing.T) {
+	plain := resultFile(t, "base.json", 100, 1000)
+	base := withServer(t, plain, 3, 6)
+	same := withServer(t, resultFile(t, "same.json", 100, 1000), 3.1, 6.2)
+	slower := withServer(t, resultFile(t, "slower.json", 100, 1000), 3.1, 9)
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{base, same, "--max", "server_p99=+10%"}, 0, "server_p99             6.000        6.200       +0.200     +3.3%  <= +10%    pass"},
+		{[]string{base, slower, "--max", "server_p99=+10%"}, 1, "REGRESSION: server_p99 over the limit"},
+		{[]string{base, slower, "--max", "server_p99=5ms,server_mean=1ms"}, 0, "no regression"},
+		{[]string{base, plain, "--max", "p99=10%", "--max", "server_p99=10%"}, 1, "the new run has no such server figure (--metrics): the limit cannot pass"},
+		{[]string{base, same, "--max", "server_requests=1%"}, 2, "server_requests takes no limit"},
+	} {
+		code, stdout, stderr := loadprof(t, append([]string{"compare"}, c.args...)...)
+		if code != c.code || !strings.Contains(stdout+stderr, c.want) {
+			t.Errorf("compare %v: exit %d (want %d), want %q in\n%s%s", c.args[2:], code, c.code, c.want, stdout, stderr)
+		}
+	}
+}

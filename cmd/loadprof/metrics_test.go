@@ -2,12 +2,17 @@ package main
 
 import (
 	"encoding/json"
+	"encoding/pem"
+	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -98,6 +103,8 @@ func TestMetricsFlagsAreChecked(t *testing.T) {
 		{[]string{"--metrics", srv.MetricsURL(), "--metrics-interval", "0"}, "loadprof run: --metrics-interval 0s: must be at least 100ms: each scrape reads and parses the server's whole metrics page\n"},
 		{[]string{"--metrics-interval", "500ms"}, "loadprof run: --metrics-interval 500ms: needs --metrics URL (it sets how that endpoint is scraped)\n"},
 		{[]string{"--metrics-timeout", "20s"}, "loadprof run: --metrics-timeout 20s: needs --metrics URL (it sets how that endpoint is scraped)\n"},
+		{[]string{"--metrics-header", "Authorization: Bearer s3cr3t"}, "loadprof run: --metrics-header: needs --metrics URL (it sets how that endpoint is scraped)\n"},
+		{[]string{"--metrics", srv.MetricsURL(), "--metrics-header", "Bearer s3cr3t"}, "loadprof run: --metrics-header: header \"Bearer s3cr3t\" is not of the form \"Key: value\"\n"},
 	} {
 		args := append([]string{"run", "--url", srv.PredictURL(), "--data", data, "--rate", "10", "--duration", "1s"}, c.args...)
 		code, _, stderr := loadprof(t, args...)
@@ -185,5 +192,115 @@ func TestAnInterruptedRunsServerFiguresAreOfItsSteadyPhase(t *testing.T) {
 	// the marks a request or two may be on the wire.
 	if res.Server.Window != "steady" || res.Server.Requests == nil || math.Abs(*res.Server.Requests-float64(res.Requests)) > 3 {
 		t.Fatalf("server window %q requests %s, client %d", res.Server.Window, raw, res.Requests)
+	}
+}
+
+// scrapeRecorder proxies the simulator's metrics page and keeps what each
+// scrape sent: its headers and its basic auth.
+type scrapeRecorder struct {
+	mu      sync.Mutex
+	headers []http.Header
+	users   []string // "user:password" of each scrape's basic auth, "" without
+}
+
+func (rec *scrapeRecorder) handler(srv *sim.Server) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pw, _ := r.BasicAuth()
+		rec.mu.Lock()
+		rec.headers = append(rec.headers, r.Header.Clone())
+		if user != "" || pw != "" {
+			rec.users = append(rec.users, user+":"+pw)
+		} else {
+			rec.users = append(rec.users, "")
+		}
+		rec.mu.Unlock()
+		resp, err := http.Get(srv.MetricsURL())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+		io.Copy(w, resp.Body)
+	})
+}
+
+// --metrics-header goes with every scrape, and the load's -H headers never
+// do: the metrics endpoint may be another host, and the model's
+// credentials are not its. result.json redacts a credential given there.
+func TestMetricsHeadersGoToTheEndpointAndTheLoadsHeadersDoNot(t *testing.T) {
+	srv := startSim(t, sim.Config{Model: "m"})
+	var rec scrapeRecorder
+	ts := httptest.NewServer(rec.handler(srv))
+	defer ts.Close()
+	out := filepath.Join(t.TempDir(), "r.json")
+	code, stdout, stderr := loadprof(t, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`),
+		"--rate", "50", "--duration", "500ms", "-H", "Authorization: Bearer load-s3cr3t", "-H", "X-Load: yes",
+		"--metrics", ts.URL+"/metrics", "--metrics-header", "Authorization: Bearer metrics-s3cr3t", "--metrics-header", "X-Scope-OrgID: team-a",
+		"--out", out)
+	if code != 0 || !regexp.MustCompile(`requests: server 2[0-9], client 25`).MatchString(stdout) {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.headers) < 3 {
+		t.Fatalf("%d scrapes", len(rec.headers))
+	}
+	for i, h := range rec.headers {
+		if h.Get("Authorization") != "Bearer metrics-s3cr3t" || h.Get("X-Scope-OrgID") != "team-a" || h.Get("X-Load") != "" || len(h.Values("Authorization")) != 1 {
+			t.Errorf("scrape %d sent %v: want --metrics-header's, none of -H's", i, h)
+		}
+	}
+	raw, _ := os.ReadFile(out)
+	if strings.Contains(string(raw), "metrics-s3cr3t") || !strings.Contains(string(raw), `"X-Scope-OrgID: team-a"`) {
+		t.Errorf("result.json's config: want the metrics credential redacted, the other header kept:\n%s", raw)
+	}
+
+	// Without --metrics-header, nothing of -H goes to the endpoint.
+	rec.headers, rec.users = nil, nil
+	rec.mu.Unlock()
+	code, _, stderr = loadprof(t, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`),
+		"--rate", "50", "--duration", "200ms", "-H", "Authorization: Bearer load-s3cr3t", "--metrics", ts.URL+"/metrics", "-q")
+	rec.mu.Lock()
+	if code != 0 || len(rec.headers) == 0 {
+		t.Fatalf("exit %d, %d scrapes: %s", code, len(rec.headers), stderr)
+	}
+	for i, h := range rec.headers {
+		if h.Get("Authorization") != "" {
+			t.Errorf("scrape %d sent -H's Authorization %q", i, h.Get("Authorization"))
+		}
+	}
+}
+
+// A metrics URL with user:password@ scrapes with basic auth (and says
+// the password nowhere, TestCredentialsInAMetricsURLNeverAppear); an
+// https:// endpoint is trusted by --ca as the target is.
+func TestMetricsEndpointWithBasicAuthAndOverHTTPS(t *testing.T) {
+	srv := startSim(t, sim.Config{Model: "m"})
+	var rec scrapeRecorder
+	ts := httptest.NewTLSServer(rec.handler(srv))
+	defer ts.Close()
+	ca := writeFile(t, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw})))
+	data := writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`)
+	withAuth := strings.Replace(ts.URL, "https://", "https://scraper:pw-s3cr3t@", 1) + "/metrics"
+	code, stdout, stderr := loadprof(t, "run", "--url", srv.PredictURL(), "--data", data, "--rate", "50", "--duration", "500ms",
+		"--metrics", withAuth, "--ca", ca)
+	if code != 0 || !regexp.MustCompile(`requests: server 2[0-9], client 25`).MatchString(stdout) || strings.Contains(stderr, "warning: metrics") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	rec.mu.Lock()
+	for i, u := range rec.users {
+		if u != "scraper:pw-s3cr3t" {
+			t.Errorf("scrape %d: basic auth %q, want the URL's", i, u)
+		}
+	}
+	rec.mu.Unlock()
+
+	// Without --ca the certificate is not trusted: every scrape fails,
+	// each with a warning, and the load's results stand.
+	code, stdout, stderr = loadprof(t, "run", "--url", srv.PredictURL(), "--data", data, "--rate", "50", "--duration", "200ms",
+		"--metrics", ts.URL+"/metrics", "-q")
+	if code != 0 || !strings.Contains(stderr, "warning: metrics "+ts.URL+"/metrics") || !strings.Contains(stderr, "certificate") {
+		t.Errorf("untrusted https endpoint: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }

@@ -113,7 +113,7 @@ type runFlags struct {
 	data, rateSpec, concSpec, maxErrors, sloSpec, search    *string
 	profileSteps, out, hgrm, htmlOut, hlog, ca, cert, key   *string
 	profileAddr, engine, cpuProfile                         *string
-	headers, requestEvents, metrics                         *[]string
+	headers, requestEvents, metrics, metricsHeaders         *[]string
 	tolerance, stability                                    *float64
 	duration, timeout, grace, profileDelay, metricsInterval *time.Duration
 	metricsTimeout                                          *time.Duration
@@ -170,6 +170,7 @@ func newRunFlags() (*pflag.FlagSet, *runFlags) {
 	f.profileRequired = fs.Bool("profile-required", false, "exit 3 when the capture fails (by default the load results still count)")
 	f.requestEvents = fs.StringSlice("profile-request-events", profile.DefaultRequestEvents, "names of the server's per-request trace events, in order of preference (the first the trace has is used): they place loadprof's client plane on the server's timeline and split client latency into time inside and outside the server")
 	f.metrics = fs.StringArray("metrics", nil, "scrape this Prometheus endpoint of the server through the run (repeatable): TF Serving's http://HOST:8501/monitoring/prometheus/metrics, Triton's :8002/metrics, a DCGM exporter; the summary puts the server's count and latency beside the client's")
+	f.metricsHeaders = fs.StringArray("metrics-header", nil, "with --metrics: header \"Key: value\" sent with every scrape (repeatable), e.g. the metrics endpoint's credentials; -H headers are never sent there")
 	f.metricsTimeout = fs.Duration("metrics-timeout", 2*time.Second, "with --metrics: how long one scrape may take (a failed one is a warning)")
 	f.metricsInterval = fs.Duration("metrics-interval", time.Second, "with --metrics: time between scrapes, at least 100ms (the steady phase's and the profile window's edges are scraped too)")
 	f.cpus = fs.Int("cpus", 0, "OS threads running Go code (GOMAXPROCS); 0 keeps all cores. The epoll engine runs at most one event loop fewer (one per 32 connections or 25,000 req/s): --cpus 1 or 2 matches wrk -t1")
@@ -293,9 +294,13 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 		}
 		opts.bench.Profile = &bench.ProfileConfig{Addr: addr, Delay: *f.profileDelay, Required: *f.profileRequired, Options: profOpts, RequestEvents: *f.requestEvents}
 	}
-	for _, name := range []string{"metrics-interval", "metrics-timeout"} {
+	for _, name := range []string{"metrics-interval", "metrics-timeout", "metrics-header"} {
 		if len(*f.metrics) == 0 && fs.Changed(name) {
-			return nil, fmt.Errorf("--%s %s: needs --metrics URL (it sets how that endpoint is scraped)", name, fs.Lookup(name).Value)
+			value := " " + fs.Lookup(name).Value.String()
+			if name == "metrics-header" {
+				value = "" // may be a credential
+			}
+			return nil, fmt.Errorf("--%s%s: needs --metrics URL (it sets how that endpoint is scraped)", name, value)
 		}
 	}
 	if len(*f.metrics) > 0 {
@@ -308,7 +313,11 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 		if *f.metricsTimeout <= 0 {
 			return nil, fmt.Errorf("--metrics-timeout %v: must be positive", *f.metricsTimeout)
 		}
-		opts.bench.Metrics = &bench.MetricsConfig{URLs: *f.metrics, Interval: *f.metricsInterval, Timeout: *f.metricsTimeout, Model: *f.model}
+		mhs, err := parseHeaders("--metrics-header", *f.metricsHeaders)
+		if err != nil {
+			return nil, err
+		}
+		opts.bench.Metrics = &bench.MetricsConfig{URLs: *f.metrics, Interval: *f.metricsInterval, Timeout: *f.metricsTimeout, Model: *f.model, Headers: mhs}
 	}
 	if !*f.quiet {
 		// A line rewritten every second on a terminal, a line every 10 s in
@@ -669,6 +678,9 @@ func settings(fs *pflag.FlagSet, headers []load.Header) map[string]any {
 		switch f.Name {
 		case "header":
 			m[f.Name] = bench.RedactHeaders(headers)
+		case "metrics-header":
+			hs, _ := parseHeaders(f.Name, f.Value.(pflag.SliceValue).GetSlice()) // checked already
+			m[f.Name] = bench.RedactHeaders(hs)
 		case "url":
 			m[f.Name] = bench.RedactURL(f.Value.String())
 		case "metrics":
@@ -751,4 +763,17 @@ func setProcs(cpus int, cfg bench.Config) {
 	if procs != runtime.GOMAXPROCS(0) {
 		runtime.GOMAXPROCS(procs)
 	}
+}
+
+// parseHeaders reads the "Key: value" values of flag.
+func parseHeaders(flag string, values []string) ([]load.Header, error) {
+	var hs []load.Header
+	for _, v := range values {
+		h, err := load.ParseHeader(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", flag, err)
+		}
+		hs = append(hs, h)
+	}
+	return hs, nil
 }

@@ -8,17 +8,25 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/loadprof/loadprof/bench"
 )
 
 // interruptContext returns a context cancelled by the first SIGINT or
 // SIGTERM (its cause says which: interruptCode), so that a run stops
-// sending and reports what it measured. A second signal ends the process
-// at once: whatever the run is still waiting for (a server that never
-// answers), the user can always leave. stop releases the signals.
+// sending and reports what it measured. A second signal before the load
+// ended ends the process at once: whatever the run is still waiting for
+// (requests in flight a server never answers), the user can always
+// leave. A second signal after it (the run waits for the last scrapes of
+// --metrics) cuts those waits short and the results are still written
+// (bench.Hurry); a third ends the process at once. stop releases the
+// signals.
 func interruptContext(stderr io.Writer) (ctx context.Context, stop func()) {
 	ctx, cancelCause := context.WithCancelCause(context.Background())
+	hurry := bench.NewHurry()
+	ctx = bench.WithHurry(ctx, hurry)
 	cancel := func() { cancelCause(nil) }
-	sigs := make(chan os.Signal, 2)
+	sigs := make(chan os.Signal, 3)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() {
@@ -31,6 +39,15 @@ func interruptContext(stderr io.Writer) (ctx context.Context, stop func()) {
 		cause := signalled{sig}
 		cancelCause(cause)
 		fmt.Fprintln(stderr, "loadprof: interrupted; finishing (interrupt again to quit at once)")
+		select {
+		case <-sigs:
+		case <-done:
+			return
+		}
+		if !hurry.Now() {
+			os.Exit(cause.exitCode())
+		}
+		fmt.Fprintln(stderr, "loadprof: interrupted again; writing what was measured without waiting further (interrupt again to quit at once)")
 		select {
 		case <-sigs:
 			os.Exit(cause.exitCode())

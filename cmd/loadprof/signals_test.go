@@ -3,11 +3,15 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -171,5 +175,85 @@ func TestSecondCtrlCEndsTheProcessAtOnce(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGINT)
 	if code := endsWithin(t, cmd, done, grace/4, "second SIGINT"); code != 130 {
 		t.Fatalf("exit %d after the second SIGINT, want 130", code)
+	}
+}
+
+// hangingMetrics proxies the simulator's metrics page until the simulator
+// has served after predictions, then holds every scrape unanswered (until
+// the scraper gives up or the test ends); hung gets a value per held
+// scrape.
+func hangingMetrics(t *testing.T, srv *sim.Server, after int64) (url string, hung chan struct{}) {
+	t.Helper()
+	hung = make(chan struct{}, 100)
+	release := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if srv.Predicts() >= after {
+			select {
+			case hung <- struct{}{}:
+			default:
+			}
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		resp, err := http.Get(srv.MetricsURL())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+		io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(ts.Close)
+	t.Cleanup(func() { close(release) }) // before Close, which waits for the handlers
+	return ts.URL + "/metrics", hung
+}
+
+// Two Ctrl-Cs while the run waits for the last scrape of an endpoint that
+// stopped answering (--metrics-timeout 1h: the wait could last two hours)
+// still write result.json with every request measured, and the summary.
+func TestCtrlCTwiceDuringTheLastScrapeStillWritesTheResults(t *testing.T) {
+	srv := startSim(t, sim.Config{Model: "m"})
+	metricsURL, hung := hangingMetrics(t, srv, 10)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "result.json")
+	html := filepath.Join(dir, "report.html")
+	cmd, stderr, done := startLoadprof(t, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`),
+		"--rate", "20", "--duration", "500ms", "--metrics", metricsURL, "--metrics-interval", "1h", "--metrics-timeout", "1h",
+		"--out", out, "--html", html)
+	select {
+	case <-hung: // the load is over and the scrape at its end hangs
+	case err := <-done:
+		t.Fatalf("loadprof ended (%v) before a scrape hung: %s", err, stderr)
+	case <-time.After(time.Minute):
+		t.Fatal("no scrape hung within a minute")
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	time.Sleep(200 * time.Millisecond) // let the first be handled: the second must not be merged into it
+	cmd.Process.Signal(syscall.SIGINT)
+	if code := endsWithin(t, cmd, done, time.Minute, "two SIGINTs in the last scrape"); code != 130 {
+		t.Errorf("exit %d, want 130; stderr %s", code, stderr)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("result.json not written: %v; stderr %s", err, stderr)
+	}
+	var res struct {
+		Requests int64 `json:"requests"`
+		Server   *struct {
+			Warnings []string `json:"warnings"`
+		} `json:"server"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 10 || res.Server == nil {
+		t.Errorf("result.json: %d requests (want 10), server block %+v", res.Requests, res.Server)
+	}
+	if _, err := os.Stat(html); err != nil {
+		t.Errorf("report.html not written: %v", err)
 	}
 }
