@@ -572,6 +572,78 @@ func TestWorkerWhoseJoinReplyComesLateIsReportedLate(t *testing.T) {
 	}
 }
 
+// --worker-start-tolerance: a worker whose join reply comes a second
+// late is on time under a tolerance of 5 s, and late under 250 ms.
+func TestStartToleranceDecidesWhenAWorkerIsLate(t *testing.T) {
+	for _, c := range []struct {
+		tolerance time.Duration
+		want      string
+	}{{5 * time.Second, report.WorkerOK}, {250 * time.Millisecond, report.WorkerLate}} {
+		srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+		ln := listen(t)
+		cfg := Config{Run: runConfig(t, srv, 40, time.Second), Workers: 1, Listener: ln, Token: testToken,
+			StartDelay: 100 * time.Millisecond, HeartbeatEvery: 100 * time.Millisecond, StartTolerance: c.tolerance}
+		target, _ := url.Parse("http://" + ln.Addr().String())
+		proxy := httputil.NewSingleHostReverseProxy(target)
+		proxy.ModifyResponse = func(r *http.Response) error {
+			if r.Request.URL.Path == pathJoin {
+				time.Sleep(time.Second)
+			}
+			return nil
+		}
+		slow := httptest.NewServer(proxy)
+		wait := startWorkers(context.Background(), t, slow.URL, testToken, 1)
+		res, _ := Coordinate(context.Background(), cfg)
+		wait()
+		slow.Close()
+		if res == nil || len(res.Workers) != 1 || res.Workers[0].Status != c.want {
+			t.Errorf("tolerance %v: workers %+v, want %s", c.tolerance, res.Workers, c.want)
+		}
+	}
+}
+
+// Every endpoint of the coordinator and of ServeResults refuses another
+// method (405) and a call without the token (401).
+func TestEveryEndpointChecksItsMethodAndTheToken(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{})
+	c, err := newCoordinator(Config{Run: runConfig(t, srv, 10, time.Second), Workers: 1, Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord := httptest.NewServer(c.handler())
+	defer coord.Close()
+	ln := listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- ServeResults(ctx, ln, testToken, t.TempDir(), time.Minute, nil) }()
+	defer func() { cancel(); <-served }()
+	results := "http://" + ln.Addr().String()
+	for _, e := range []struct{ base, path, method, other string }{
+		{coord.URL, pathClock, http.MethodPost, http.MethodGet}, {coord.URL, pathJoin, http.MethodPost, http.MethodGet},
+		{coord.URL, pathHeartbeat, http.MethodPost, http.MethodGet}, {coord.URL, pathResult, http.MethodPost, http.MethodGet},
+		{coord.URL, pathNext, http.MethodPost, http.MethodGet},
+		{results, pathResults, http.MethodGet, http.MethodPost}, {results, pathResultsAck, http.MethodPost, http.MethodGet},
+	} {
+		for _, call := range []struct {
+			method, token string
+			want          int
+		}{{e.other, testToken, http.StatusMethodNotAllowed}, {e.method, "", http.StatusUnauthorized}, {e.method, "guess", http.StatusUnauthorized}} {
+			req, _ := http.NewRequest(call.method, e.base+e.path, strings.NewReader("{}"))
+			if call.token != "" {
+				req.Header.Set("Authorization", "Bearer "+call.token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != call.want {
+				t.Errorf("%s %s with token %q: %d, want %d", call.method, e.path, call.token, resp.StatusCode, call.want)
+			}
+		}
+	}
+}
+
 // Many workers missing for one reason make one part of the line, not one
 // each; a single missing worker is named.
 func TestWorkersErrorSummarisesARunOfMissingWorkers(t *testing.T) {

@@ -52,10 +52,10 @@ type Config struct {
 	// as lost (defaults when 0).
 	HeartbeatEvery time.Duration
 	LostAfter      time.Duration
-	// LateAfter is how long after the common start a worker may begin
-	// (beyond its clock's uncertainty) before it counts as late
-	// (DefaultLateAfter when 0).
-	LateAfter time.Duration
+	// StartTolerance is how long after the common start a worker may
+	// begin (beyond its clock's uncertainty) before it counts as late
+	// (DefaultStartTolerance when 0): --worker-start-tolerance.
+	StartTolerance time.Duration
 	// Log gets one line per event of the workers (joined, lost, done);
 	// nil for none.
 	Log io.Writer
@@ -80,7 +80,10 @@ const (
 	DefaultStartDelay     = 2 * time.Second
 	DefaultHeartbeat      = 500 * time.Millisecond
 	DefaultLostAfter      = 10 * time.Second
-	DefaultLateAfter      = 250 * time.Millisecond
+	// DefaultStartTolerance is a scheduler's wake-up and a join
+	// reply's last hop on a loaded machine, with room to spare: a
+	// worker later than that shifts the combined load visibly.
+	DefaultStartTolerance = 250 * time.Millisecond
 )
 
 // WorkersError says that the result lacks workers asked for: some did
@@ -346,7 +349,7 @@ func newCoordinator(cfg Config) (*coordinator, error) {
 	def(&cfg.StartDelay, DefaultStartDelay)
 	def(&cfg.HeartbeatEvery, DefaultHeartbeat)
 	def(&cfg.LostAfter, DefaultLostAfter)
-	def(&cfg.LateAfter, DefaultLateAfter)
+	def(&cfg.StartTolerance, DefaultStartTolerance)
 	spec, count, err := specOf(cfg.Run)
 	if err != nil {
 		return nil, err
@@ -406,20 +409,10 @@ func (c *coordinator) logf(format string, args ...any) {
 
 func (c *coordinator) handler() http.Handler {
 	mux := http.NewServeMux()
-	auth := func(h func(http.ResponseWriter, *http.Request)) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			if r.Method != http.MethodPost {
-				writeError(w, http.StatusMethodNotAllowed, "POST only")
-				return
-			}
-			if !tokenOK(r, c.cfg.Token) {
-				c.logf("refused a call to %s from %s: wrong or missing token", r.URL.Path, r.RemoteAddr)
-				writeError(w, http.StatusUnauthorized, "wrong or missing token (--token or %s)", TokenEnv)
-				return
-			}
-			h(w, r)
-		}
+	refused := func(r *http.Request) {
+		c.logf("refused a call to %s from %s: wrong or missing token", r.URL.Path, r.RemoteAddr)
 	}
+	auth := func(h http.HandlerFunc) http.HandlerFunc { return guarded(http.MethodPost, c.cfg.Token, refused, h) }
 	mux.HandleFunc(pathClock, auth(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, clockReply{NowNs: time.Now().UnixNano()})
 	}))
@@ -695,11 +688,11 @@ func (c *coordinator) result(w http.ResponseWriter, r *http.Request) {
 		wk.events, wk.trunc = eventsFromWire(rr.Events, shift), rr.Truncated
 		if rr.BeganNs != 0 {
 			began := time.Unix(0, rr.BeganNs).Add(shift)
-			if late := began.Sub(c.startAt); late > c.cfg.LateAfter+wk.uncertainty {
+			if late := began.Sub(c.startAt); late > c.cfg.StartTolerance+wk.uncertainty {
 				// Its share ran on a span of its own: the window saw
 				// less of the combined load than planned.
 				wk.rep.Status = report.WorkerLate
-				wk.rep.Error = fmt.Sprintf("began %v after the common start (its join reply came late); its requests are in the result", late.Round(time.Millisecond))
+				wk.rep.Error = fmt.Sprintf("began %v after the common start, more than --worker-start-tolerance %v (its join reply came late); its requests are in the result", late.Round(time.Millisecond), c.cfg.StartTolerance)
 			}
 		}
 	}

@@ -152,6 +152,27 @@ type errorReply struct {
 // histograms and the window's events (200,000 at most) fits many times.
 const maxMessage = 256 << 20
 
+// guarded serves h only to a call made with method and the bearer token
+// want: every endpoint of the coordinator and of ServeResults goes
+// through it, so none can forget a check. refused, when not nil, hears of
+// each call turned away for its token.
+func guarded(method, want string, refused func(*http.Request), h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != method {
+			writeError(w, http.StatusMethodNotAllowed, "%s only", method)
+			return
+		}
+		if !tokenOK(r, want) {
+			if refused != nil {
+				refused(r)
+			}
+			writeError(w, http.StatusUnauthorized, "wrong or missing token (--token or %s)", TokenEnv)
+			return
+		}
+		h(w, r)
+	}
+}
+
 // tokenOK compares the presented bearer token with want in constant
 // time, so that the time a refusal takes says nothing of the token.
 func tokenOK(r *http.Request, want string) bool {
