@@ -86,8 +86,6 @@ func (o *clusterOptions) checkWithRun(opts *runOptions) error {
 	switch {
 	case opts.sweep != nil && opts.sweep.closed && opts.sweep.steps.Values[0] < float64(o.cfg.Workers):
 		return fmt.Errorf("--concurrency %g with --workers %d: every worker needs at least one request in flight at every step", opts.sweep.steps.Values[0], o.cfg.Workers)
-	case opts.outputs.hlog != "":
-		return errors.New("--hlog streams one machine's seconds; with --workers, --out keeps every second's merged histogram (series_histograms)")
 	}
 	return nil
 }

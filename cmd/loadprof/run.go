@@ -529,10 +529,12 @@ func runAndReport(ctx context.Context, opts *runOptions, stdout, stderr io.Write
 	cfg := opts.bench
 	var res *report.Result
 	var err error
+	// A coordinated run writes its interval log once the workers'
+	// seconds are in; one machine's streams it.
+	cfg.IntervalLog = opts.outputs.intervalLog()
 	if opts.cluster != nil {
 		res, err = opts.cluster.coordinate(ctx, cfg, stderr)
 	} else {
-		cfg.IntervalLog = opts.outputs.intervalLog()
 		res, err = bench.Run(ctx, cfg)
 	}
 	if res != nil {
