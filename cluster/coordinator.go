@@ -852,15 +852,15 @@ func (c *coordinator) keepLost(wk *worker) string {
 	h, covered, err := wk.seconds.steady()
 	wk.seconds = workerSeconds{}
 	if err != nil || covered == 0 {
-		return fmt.Sprintf("%s before it sent any finished second: its %d steady requests so far (its last count) are not in the merged figures, and their latencies are unknown", silent, wk.rep.Requests)
+		return silent + " before it sent a finished second: none of its requests are in the merged figures, and their latencies are unknown"
 	}
 	enc, err := report.EncodeHistogram(h)
 	if err != nil {
-		return fmt.Sprintf("%s: its %d steady requests so far are not in the merged figures (%v)", silent, wk.rep.Requests, err)
+		return fmt.Sprintf("%s: none of its requests are in the merged figures (its seconds: %v)", silent, err)
 	}
 	wk.rep.CoveredS, wk.rep.Histogram = covered, enc
-	return fmt.Sprintf("%s, after %g s of its run: the latencies of %d steady requests it sent in them are kept in this entry's histogram; they and its %d steady requests so far (its last count) are not in the merged figures",
-		silent, covered, h.TotalCount(), wk.rep.Requests)
+	return fmt.Sprintf("%s; the latencies of the %d steady requests in the first %g s of its run are kept apart in its entry (histogram): none of its requests are in the merged figures",
+		silent, h.TotalCount(), covered)
 }
 
 // windowClosedAt is when this round's profile window closed early (the

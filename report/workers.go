@@ -35,19 +35,16 @@ func workerWords(w WorkerReport) string {
 }
 
 // workerDetail is what the summary and the HTML report both say of a
-// worker: its status; its counts when it ran (a lost worker's are not in
-// the merged figures, and the seconds it had sent are kept apart); its
-// clock when it joined; what went wrong.
+// worker: its status; its counts when it ran (a lost worker's last
+// reported ones); its clock when it joined; what went wrong.
 func workerDetail(w WorkerReport) string {
 	s := strings.ReplaceAll(w.Status, "_", " ")
 	if w.Status != WorkerNeverJoined && w.Status != WorkerRefused {
 		s += fmt.Sprintf(", %d requests, %d errors", w.Requests, w.Errors)
 		if w.Status == WorkerLost {
-			s += " (its last count, not in the merged figures"
-			if w.CoveredS > 0 {
-				s += fmt.Sprintf("; the latencies of its first %g s kept in workers[].histogram", w.CoveredS)
-			}
-			s += ")"
+			// Its error says what of it is kept and that the merged
+			// figures leave it out.
+			s += " (its last count)"
 		}
 	}
 	if w.Status != WorkerNeverJoined {
