@@ -323,7 +323,7 @@ func TestWorkerProcessKilledMidRunIsReportedAndTheOthersKept(t *testing.T) {
 		if err != nil || w.CoveredS < 1 || h.TotalCount() == 0 || h.TotalCount() > w.Requests {
 			t.Errorf("lost worker: covered %v s, histogram %q (%v), %d requests reported", w.CoveredS, w.Histogram, err, w.Requests)
 		}
-		if !strings.Contains(w.Error, "not in the merged figures") {
+		if !strings.Contains(w.Error, "none of its requests are in the merged figures") {
 			t.Errorf("lost worker's error %q", w.Error)
 		}
 	}
