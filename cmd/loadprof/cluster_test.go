@@ -275,6 +275,29 @@ func TestCoordinatedRunWritesOneIntervalLogOfTheMergedSeconds(t *testing.T) {
 	if !bytes.HasPrefix(data, []byte("#[Logged with loadprof")) || !bytes.Contains(data, []byte("#[BaseTime: ")) {
 		t.Errorf("the log lacks one machine's header:\n%.400s", data)
 	}
+	// HdrHistogram's own HistogramLogProcessor, when its jar is named (as
+	// bench's hlog tests take it): its total is the merged count.
+	jar := os.Getenv("LOADPROF_HDRHISTOGRAM_JAR")
+	java, err := exec.LookPath("java")
+	if jar == "" || err != nil {
+		t.Logf("HistogramLogProcessor not run: LOADPROF_HDRHISTOGRAM_JAR %q, java: %v", jar, err)
+		return
+	}
+	prefix := filepath.Join(dir, "java")
+	if out, err := exec.Command(java, "-cp", jar, "org.HdrHistogram.HistogramLogProcessor", "-i", hlog, "-outputValueUnitRatio", "1000", "-o", prefix).CombinedOutput(); err != nil {
+		t.Fatalf("HistogramLogProcessor: %v\n%s", err, out)
+	}
+	lines, _ := os.ReadFile(prefix)
+	var last string
+	for _, l := range strings.Split(strings.TrimSpace(string(lines)), "\n") {
+		if strings.Contains(l, " T:") {
+			last = l
+		}
+	}
+	var total int64
+	if _, after, ok := strings.Cut(last, " T:"); !ok || func() error { _, err := fmt.Sscanf(after, "%d", &total); return err }() != nil || total != want.TotalCount() {
+		t.Errorf("HistogramLogProcessor's total %d (%q), the merged histogram's %d", total, last, want.TotalCount())
+	}
 }
 
 func TestWorkerProcessKilledMidRunIsReportedAndTheOthersKept(t *testing.T) {
