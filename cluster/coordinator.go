@@ -657,7 +657,12 @@ func (c *coordinator) heartbeat(w http.ResponseWriter, r *http.Request) {
 	}
 	wk.lastSeen = time.Now()
 	wk.rep.Requests, wk.rep.Errors = hb.Requests, hb.Errors
-	reply := heartbeatReply{Stop: c.stop, SecondsHave: wk.seconds.add(hb.secondsBatch)}
+	reply := heartbeatReply{Stop: c.stop, SecondsHave: len(wk.seconds.intervals)}
+	if !wk.done {
+		// A heartbeat that follows the result brings nothing new (the
+		// result had every second), and the seconds may be let go.
+		reply.SecondsHave = wk.seconds.add(hb.secondsBatch)
+	}
 	if end := c.windowClosedAt(); !end.IsZero() {
 		reply.WindowEndNs = end.UnixNano()
 	}
