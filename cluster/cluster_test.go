@@ -164,8 +164,8 @@ func TestWorkerThatNeverJoinsIsReportedAndTheOthersShareTheLoad(t *testing.T) {
 	res, err := Coordinate(context.Background(), cfg)
 	wait()
 	var we *WorkersError
-	if !errors.As(err, &we) || len(we.Missing) != 1 || we.Missing[0].Status != report.WorkerNotJoined {
-		t.Fatalf("err %v, want one worker not joined", err)
+	if !errors.As(err, &we) || len(we.Missing) != 1 || we.Missing[0].Status != report.WorkerNeverJoined {
+		t.Fatalf("err %v, want one worker never joined", err)
 	}
 	if res == nil || len(res.Workers) != 3 {
 		t.Fatalf("result %+v", res)
@@ -179,7 +179,7 @@ func TestWorkerThatNeverJoinsIsReportedAndTheOthersShareTheLoad(t *testing.T) {
 			}
 		}
 	}
-	if ok != 2 || res.Workers[2].Status != report.WorkerNotJoined {
+	if ok != 2 || res.Workers[2].Status != report.WorkerNeverJoined {
 		t.Errorf("workers %+v", res.Workers)
 	}
 }
@@ -465,7 +465,7 @@ func TestEveryRunSettingReachesTheWorkersOrStaysOnPurpose(t *testing.T) {
 	coordinatorOnly := map[string]string{
 		"Profile":       "the coordinator opens the one window",
 		"Metrics":       "the coordinator scrapes the server",
-		"IntervalLog":   "refused with workers; the merged per-second histograms are in the result",
+		"IntervalLog":   "the coordinator writes the merged log from the seconds the workers send",
 		"Progress":      "the coordinator prints the workers' progress",
 		"ProgressEvery": "the coordinator prints the workers' progress",
 		"Watch":         "the worker's own heartbeat",
@@ -572,15 +572,146 @@ func TestWorkerWhoseJoinReplyComesLateIsReportedLate(t *testing.T) {
 	}
 }
 
+// --worker-start-tolerance: a worker whose join reply comes a second
+// late is on time under a tolerance of 5 s, and late under 250 ms.
+func TestStartToleranceDecidesWhenAWorkerIsLate(t *testing.T) {
+	for _, c := range []struct {
+		tolerance time.Duration
+		want      string
+	}{{5 * time.Second, report.WorkerOK}, {250 * time.Millisecond, report.WorkerLate}} {
+		srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+		ln := listen(t)
+		cfg := Config{Run: runConfig(t, srv, 40, time.Second), Workers: 1, Listener: ln, Token: testToken,
+			StartDelay: 100 * time.Millisecond, HeartbeatEvery: 100 * time.Millisecond, StartTolerance: c.tolerance}
+		target, _ := url.Parse("http://" + ln.Addr().String())
+		proxy := httputil.NewSingleHostReverseProxy(target)
+		proxy.ModifyResponse = func(r *http.Response) error {
+			if r.Request.URL.Path == pathJoin {
+				time.Sleep(time.Second)
+			}
+			return nil
+		}
+		slow := httptest.NewServer(proxy)
+		wait := startWorkers(context.Background(), t, slow.URL, testToken, 1)
+		res, _ := Coordinate(context.Background(), cfg)
+		wait()
+		slow.Close()
+		if res == nil || len(res.Workers) != 1 || res.Workers[0].Status != c.want {
+			t.Errorf("tolerance %v: workers %+v, want %s", c.tolerance, res.Workers, c.want)
+		}
+	}
+}
+
+// Every endpoint of the coordinator and of ServeResults refuses another
+// method (405) and a call without the token (401).
+func TestEveryEndpointChecksItsMethodAndTheToken(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{})
+	c, err := newCoordinator(Config{Run: runConfig(t, srv, 10, time.Second), Workers: 1, Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord := httptest.NewServer(c.handler())
+	defer coord.Close()
+	ln := listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- ServeResults(ctx, ln, testToken, t.TempDir(), time.Minute, nil) }()
+	defer func() { cancel(); <-served }()
+	results := "http://" + ln.Addr().String()
+	for _, e := range []struct{ base, path, method, other string }{
+		{coord.URL, pathClock, http.MethodPost, http.MethodGet}, {coord.URL, pathJoin, http.MethodPost, http.MethodGet},
+		{coord.URL, pathHeartbeat, http.MethodPost, http.MethodGet}, {coord.URL, pathResult, http.MethodPost, http.MethodGet},
+		{coord.URL, pathNext, http.MethodPost, http.MethodGet},
+		{results, pathResults, http.MethodGet, http.MethodPost}, {results, pathResultsAck, http.MethodPost, http.MethodGet},
+	} {
+		for _, call := range []struct {
+			method, token string
+			want          int
+		}{{e.other, testToken, http.StatusMethodNotAllowed}, {e.method, "", http.StatusUnauthorized}, {e.method, "guess", http.StatusUnauthorized}} {
+			req, _ := http.NewRequest(call.method, e.base+e.path, strings.NewReader("{}"))
+			if call.token != "" {
+				req.Header.Set("Authorization", "Bearer "+call.token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != call.want {
+				t.Errorf("%s %s with token %q: %d, want %d", call.method, e.path, call.token, resp.StatusCode, call.want)
+			}
+		}
+	}
+}
+
+// Every worker asked for has one workers[] entry, and the error names
+// each missing one by the index it has there: a late worker (joined),
+// a refused one, and two that never joined.
+func TestEveryMissingWorkerHasOneEntryWithTheIndexTheErrorGives(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ln := listen(t)
+	cfg := Config{Run: runConfig(t, srv, 40, time.Second), Workers: 4, Listener: ln, Token: testToken, JoinTimeout: 3 * time.Second,
+		StartDelay: 100 * time.Millisecond, HeartbeatEvery: 100 * time.Millisecond}
+	target, _ := url.Parse("http://" + ln.Addr().String())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(r *http.Response) error {
+		if r.Request.URL.Path == pathJoin {
+			time.Sleep(time.Second)
+		}
+		return nil
+	}
+	slow := httptest.NewServer(proxy)
+	defer slow.Close()
+	type outcome struct {
+		res *report.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() { res, err := Coordinate(context.Background(), cfg); done <- outcome{res, err} }()
+	late := startWorkers(context.Background(), t, slow.URL, testToken, 1)
+	c := &client{base: baseURL(ln.Addr().String()), token: testToken, http: &http.Client{}}
+	if err := c.call(context.Background(), pathJoin, joinRequest{Protocol: ProtocolVersion, Name: "skewed", OffsetNs: int64(time.Minute)}, nil, time.Minute); err == nil {
+		t.Fatal("a worker a minute off was let in")
+	}
+	o := <-done
+	res, err := o.res, o.err
+	late()
+	var we *WorkersError
+	if !errors.As(err, &we) || res == nil {
+		t.Fatalf("err %v, result %v", err, res != nil)
+	}
+	var statuses []string
+	for i, w := range res.Workers {
+		statuses = append(statuses, w.Status)
+		if w.Index != i+1 {
+			t.Errorf("workers[%d] has index %d", i, w.Index)
+		}
+	}
+	if want := []string{report.WorkerLate, report.WorkerRefused, report.WorkerNeverJoined, report.WorkerNeverJoined}; !reflect.DeepEqual(statuses, want) {
+		t.Fatalf("statuses %v, want %v (one entry per worker asked for)", statuses, want)
+	}
+	if len(we.Missing) != 4 {
+		t.Fatalf("the error names %d workers: %v", len(we.Missing), err)
+	}
+	for _, m := range we.Missing {
+		if m.Index < 1 || m.Index > len(res.Workers) || res.Workers[m.Index-1].Status != m.Status {
+			t.Errorf("the error's worker %d (%s) is not workers[%d]", m.Index, m.Status, m.Index-1)
+		}
+	}
+	if !strings.Contains(err.Error(), "2 workers never joined: 3..4") {
+		t.Errorf("err %v", err)
+	}
+}
+
 // Many workers missing for one reason make one part of the line, not one
 // each; a single missing worker is named.
 func TestWorkersErrorSummarisesARunOfMissingWorkers(t *testing.T) {
 	missing := []report.WorkerReport{{Index: 1, Name: "pod-0", Status: report.WorkerLost, Error: "silent"}}
 	for i := 2; i <= 1000; i++ {
-		missing = append(missing, report.WorkerReport{Index: i, Status: report.WorkerNotJoined, Error: "did not join within 1m0s"})
+		missing = append(missing, report.WorkerReport{Index: i, Status: report.WorkerNeverJoined, Error: "did not join within 1m0s"})
 	}
 	got := (&WorkersError{Missing: missing}).Error()
-	want := "the result lacks worker 1 (pod-0) lost (silent), 999 workers not joined: 2..1000 (did not join within 1m0s)"
+	want := "the result lacks worker 1 (pod-0) lost (silent), 999 workers never joined: 2..1000 (did not join within 1m0s)"
 	if got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
@@ -609,5 +740,38 @@ func TestCoordinatorLogSaysOneWorkerAndNoProgressAfterTheEnd(t *testing.T) {
 	}
 	if strings.Contains(progress.String(), "0 workers running") || strings.Contains(log.String()+progress.String(), "1 workers") {
 		t.Errorf("progress or log:\n%s%s", log.String(), progress.String())
+	}
+}
+
+// A worker's seconds reach the coordinator once each: lines split
+// across writes are whole when taken, a batch sent again (its answer
+// lost) is not counted twice, and what the coordinator holds is dropped.
+func TestSecondsTapSendsEachIntervalOnce(t *testing.T) {
+	tap := &secondsTap{}
+	log := "#[Logged with loadprof x]\n#[BaseTime: 1795000000.250 (seconds since epoch)]\n\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n" +
+		"Tag=warmup,0.000,1.000,1.000,AAAA\n#[Profile window opened in the second starting at 1.000]\n1.000,1.000,2.000,BBBB\n2.000,1.000,2.000,CCCC\n"
+	for i := 0; i < len(log); i += 7 {
+		_, _ = tap.Write([]byte(log[i:min(i+7, len(log))]))
+	}
+	first := tap.batch(2)
+	if first.OriginNs != time.UnixMilli(1_795_000_000_250).UnixNano() || first.From != 0 || len(first.Seconds) != 2 ||
+		first.Seconds[0] != (wireInterval{Second: 0, Warmup: true, Histogram: "AAAA"}) || first.Seconds[1] != (wireInterval{Second: 1, Histogram: "BBBB"}) {
+		t.Fatalf("first batch %+v", first)
+	}
+	var held workerSeconds
+	if have := held.add(first); have != 2 {
+		t.Fatalf("held %d", have)
+	}
+	// The answer was lost: the worker sends it again with what follows.
+	again := tap.batch(0)
+	if have := held.add(again); have != 3 || held.intervals[2].Histogram != "CCCC" {
+		t.Fatalf("held %+v", held.intervals)
+	}
+	tap.acked(3)
+	if rest := tap.batch(0); rest.From != 3 || len(rest.Seconds) != 0 {
+		t.Errorf("after the ack: %+v", rest)
+	}
+	if have := held.add(again); have != 3 {
+		t.Errorf("a batch sent a third time: held %d", have)
 	}
 }

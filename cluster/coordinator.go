@@ -26,7 +26,8 @@ import (
 type Config struct {
 	// Run is the whole run. Its load (rate, concurrency, requests) is the
 	// total the workers send together; its Profile window is opened by
-	// the coordinator. IntervalLog and Metrics are not supported.
+	// the coordinator. IntervalLog, when set, gets the merged interval
+	// log once the workers' results are in.
 	Run     bench.Config
 	Workers int
 	// Listener is where workers join (the coordinator serves on it and
@@ -36,7 +37,7 @@ type Config struct {
 	Token string
 	// JoinTimeout bounds the wait for Workers to join (DefaultJoinTimeout
 	// when 0). Those that joined by then run the whole load between them
-	// (each a larger share); the rest are reported as not joined.
+	// (each a larger share); the rest are reported as never joined.
 	JoinTimeout time.Duration
 	// MaxClockOffset is the largest clock offset a worker may have
 	// (DefaultMaxClockOffset when 0); a worker further off is refused, or,
@@ -52,10 +53,10 @@ type Config struct {
 	// as lost (defaults when 0).
 	HeartbeatEvery time.Duration
 	LostAfter      time.Duration
-	// LateAfter is how long after the common start a worker may begin
-	// (beyond its clock's uncertainty) before it counts as late
-	// (DefaultLateAfter when 0).
-	LateAfter time.Duration
+	// StartTolerance is how long after the common start a worker may
+	// begin (beyond its clock's uncertainty) before it counts as late
+	// (DefaultStartTolerance when 0): --worker-start-tolerance.
+	StartTolerance time.Duration
 	// Log gets one line per event of the workers (joined, lost, done);
 	// nil for none.
 	Log io.Writer
@@ -80,7 +81,10 @@ const (
 	DefaultStartDelay     = 2 * time.Second
 	DefaultHeartbeat      = 500 * time.Millisecond
 	DefaultLostAfter      = 10 * time.Second
-	DefaultLateAfter      = 250 * time.Millisecond
+	// DefaultStartTolerance is a scheduler's wake-up and a join
+	// reply's last hop on a loaded machine, with room to spare: a
+	// worker later than that shifts the combined load visibly.
+	DefaultStartTolerance = 250 * time.Millisecond
 )
 
 // WorkersError says that the result lacks workers asked for: some did
@@ -92,7 +96,7 @@ type WorkersError struct {
 
 func (e *WorkersError) Error() string {
 	// Consecutive workers missing for the same reason make one part
-	// ("999 workers not joined: 2..1000"): a run that asked for many
+	// ("999 workers never joined: 2..1000"): a run that asked for many
 	// more than came stays one line.
 	var parts []string
 	for i := 0; i < len(e.Missing); {
@@ -130,6 +134,7 @@ type worker struct {
 	result      *report.Result
 	events      []profile.ClientEvent
 	trunc       bool
+	seconds     workerSeconds       // its finished seconds this round, as it sent them
 	done        bool                // sent its result, or failed, or lost (this round)
 	gone        bool                // lost in an earlier round: no later round waits for it
 	released    bool                // told there is no further round
@@ -148,17 +153,21 @@ type coordinator struct {
 	fullOnce sync.Once
 	started  chan struct{} // closed when the first round's replies are ready (or the run gave up)
 	startErr error
-	window   *WindowSpec   // the profile window of this round; nil for none
-	stop     bool          // interrupted: workers are told to stop
-	stopAt   time.Time     // when
-	changed  chan struct{} // a result arrived
-	closed   bool          // no more joins: the workers are known
-	round    int           // the round under way, from 1
-	startAt  time.Time     // its common start
-	next     chan struct{} // closed when round+1 is ready, or the session is over
-	over     bool          // no round follows: workers waiting for one are told so
-	srv      *http.Server
-	served   chan struct{}
+	window   *WindowSpec // the profile window of this round; nil for none
+	// keepSeconds: this round writes an interval log, so every worker's
+	// seconds are kept to the end; without one only until its result
+	// (they serve then for a worker lost before it).
+	keepSeconds bool
+	stop        bool          // interrupted: workers are told to stop
+	stopAt      time.Time     // when
+	changed     chan struct{} // a result arrived
+	closed      bool          // no more joins: the workers are known
+	round       int           // the round under way, from 1
+	startAt     time.Time     // its common start
+	next        chan struct{} // closed when round+1 is ready, or the session is over
+	over        bool          // no round follows: workers waiting for one are told so
+	srv         *http.Server
+	served      chan struct{}
 }
 
 // Coordinate runs cfg: it waits for the workers, runs them, and returns
@@ -222,6 +231,13 @@ func (s *Session) Run(ctx context.Context, run bench.Config) (*report.Result, er
 	// The steady phases have ended: every worker sent its result.
 	metrics.Mark(servermetrics.MarkSteadyEnd)
 	res, err := c.merge(run, win)
+	if res != nil && run.IntervalLog != nil {
+		out, lerr := run.IntervalLog()
+		if lerr == nil {
+			lerr = c.writeIntervalLog(out, res.StartedAt)
+		}
+		err = errors.Join(err, lerr)
+	}
 	if res != nil {
 		metrics.Finish(res, res.StartedAt, run.Warnings)
 	} else {
@@ -315,8 +331,6 @@ func CheckShares(run bench.Config, workers int) error {
 		return setting.Invalid("cluster.Config.Workers", fmt.Sprint(workers), "must be at least 1")
 	case workers > MaxWorkers:
 		return setting.Invalid("cluster.Config.Workers", fmt.Sprint(workers), fmt.Sprintf("must be at most %d%s", MaxWorkers, MaxWorkersWhy))
-	case run.IntervalLog != nil:
-		return setting.Errorf("cluster.Config.Workers", "bench.Config.IntervalLog is one machine's stream; a coordinated run keeps every second's histogram in its result")
 	case p.Concurrency > 0 && p.Concurrency < workers:
 		return setting.Errorf("cluster.Config.Workers", "load.Plan.Concurrency %d with cluster.Config.Workers %d: every worker needs at least one request in flight", p.Concurrency, workers)
 	case p.Requests > 0 && p.Duration == 0 && p.Requests < int64(workers):
@@ -346,7 +360,7 @@ func newCoordinator(cfg Config) (*coordinator, error) {
 	def(&cfg.StartDelay, DefaultStartDelay)
 	def(&cfg.HeartbeatEvery, DefaultHeartbeat)
 	def(&cfg.LostAfter, DefaultLostAfter)
-	def(&cfg.LateAfter, DefaultLateAfter)
+	def(&cfg.StartTolerance, DefaultStartTolerance)
 	spec, count, err := specOf(cfg.Run)
 	if err != nil {
 		return nil, err
@@ -406,20 +420,10 @@ func (c *coordinator) logf(format string, args ...any) {
 
 func (c *coordinator) handler() http.Handler {
 	mux := http.NewServeMux()
-	auth := func(h func(http.ResponseWriter, *http.Request)) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			if r.Method != http.MethodPost {
-				writeError(w, http.StatusMethodNotAllowed, "POST only")
-				return
-			}
-			if !tokenOK(r, c.cfg.Token) {
-				c.logf("refused a call to %s from %s: wrong or missing token", r.URL.Path, r.RemoteAddr)
-				writeError(w, http.StatusUnauthorized, "wrong or missing token (--token or %s)", TokenEnv)
-				return
-			}
-			h(w, r)
-		}
+	refused := func(r *http.Request) {
+		c.logf("refused a call to %s from %s: wrong or missing token", r.URL.Path, r.RemoteAddr)
 	}
+	auth := func(h http.HandlerFunc) http.HandlerFunc { return guarded(http.MethodPost, c.cfg.Token, refused, h) }
 	mux.HandleFunc(pathClock, auth(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, clockReply{NowNs: time.Now().UnixNano()})
 	}))
@@ -566,6 +570,7 @@ func (c *coordinator) startRound(run bench.Config) error {
 	}
 	c.round++
 	c.startAt = start
+	c.keepSeconds = run.IntervalLog != nil
 	for i, wk := range alive {
 		spec := c.spec
 		spec.Plan = shareOf(plan, i, k)
@@ -576,6 +581,7 @@ func (c *coordinator) startRound(run bench.Config) error {
 		wk.rep = wk.base
 		wk.rep.Share = spec.Plan.Rate + float64(spec.Plan.Concurrency)
 		wk.result, wk.events, wk.trunc, wk.done = nil, nil, false, false
+		wk.seconds = workerSeconds{}
 		// Silence counts from the start: the reply is on its way.
 		wk.lastSeen = start
 	}
@@ -651,7 +657,12 @@ func (c *coordinator) heartbeat(w http.ResponseWriter, r *http.Request) {
 	}
 	wk.lastSeen = time.Now()
 	wk.rep.Requests, wk.rep.Errors = hb.Requests, hb.Errors
-	reply := heartbeatReply{Stop: c.stop}
+	reply := heartbeatReply{Stop: c.stop, SecondsHave: len(wk.seconds.intervals)}
+	if !wk.done {
+		// A heartbeat that follows the result brings nothing new (the
+		// result had every second), and the seconds may be let go.
+		reply.SecondsHave = wk.seconds.add(hb.secondsBatch)
+	}
 	if end := c.windowClosedAt(); !end.IsZero() {
 		reply.WindowEndNs = end.UnixNano()
 	}
@@ -678,6 +689,10 @@ func (c *coordinator) result(w http.ResponseWriter, r *http.Request) {
 	}
 	wk.done = true
 	wk.lastSeen = time.Now()
+	wk.seconds.add(rr.secondsBatch)
+	if !c.keepSeconds {
+		wk.seconds = workerSeconds{}
+	}
 	shift := -wk.offset // onto the coordinator's clock
 	switch {
 	case rr.Result == nil:
@@ -695,11 +710,11 @@ func (c *coordinator) result(w http.ResponseWriter, r *http.Request) {
 		wk.events, wk.trunc = eventsFromWire(rr.Events, shift), rr.Truncated
 		if rr.BeganNs != 0 {
 			began := time.Unix(0, rr.BeganNs).Add(shift)
-			if late := began.Sub(c.startAt); late > c.cfg.LateAfter+wk.uncertainty {
+			if late := began.Sub(c.startAt); late > c.cfg.StartTolerance+wk.uncertainty {
 				// Its share ran on a span of its own: the window saw
 				// less of the combined load than planned.
 				wk.rep.Status = report.WorkerLate
-				wk.rep.Error = fmt.Sprintf("began %v after the common start (its join reply came late); its requests are in the result", late.Round(time.Millisecond))
+				wk.rep.Error = fmt.Sprintf("began %v after the common start, more than --worker-start-tolerance %v (its join reply came late); its requests are in the result", late.Round(time.Millisecond), c.cfg.StartTolerance)
 			}
 		}
 	}
@@ -806,7 +821,7 @@ func (c *coordinator) waitForResults(ctx context.Context) {
 			if now.Sub(wk.lastSeen) > c.cfg.LostAfter {
 				wk.done, wk.gone = true, true
 				wk.rep.Status = report.WorkerLost
-				wk.rep.Error = fmt.Sprintf("silent for %v mid-run; its %d requests so far are not in the result", c.cfg.LostAfter, wk.rep.Requests)
+				wk.rep.Error = c.keepLost(wk)
 				c.logf("worker %d (%s) lost: %s", wk.rep.Index, wk.rep.Name, wk.rep.Error)
 				continue
 			}
@@ -827,6 +842,30 @@ func (c *coordinator) waitForResults(ctx context.Context) {
 			c.logf("interrupted: telling the workers to stop")
 		}
 	}
+}
+
+// keepLost keeps in wk's entry what a worker lost mid-run had sent of
+// its seconds (see report.WorkerReport.CoveredS), and says what of it the
+// result has. c.mu is held.
+//
+// Its requests are left out of the merged figures: the seconds it sent
+// give its steady latencies, but not its errors by kind, its successful
+// requests' latencies, the window's part or its per-second load, so a
+// merge of them would make the merged figures disagree with one another.
+func (c *coordinator) keepLost(wk *worker) string {
+	silent := fmt.Sprintf("silent for %v mid-run", c.cfg.LostAfter)
+	h, covered, err := wk.seconds.steady()
+	wk.seconds = workerSeconds{}
+	if err != nil || covered == 0 {
+		return silent + " before it sent a finished second: none of its requests are in the merged figures, and their latencies are unknown"
+	}
+	enc, err := report.EncodeHistogram(h)
+	if err != nil {
+		return fmt.Sprintf("%s: none of its requests are in the merged figures (its seconds: %v)", silent, err)
+	}
+	wk.rep.CoveredS, wk.rep.Histogram = covered, enc
+	return fmt.Sprintf("%s; the latencies of the %d steady requests in the first %g s of its run are kept apart in its entry (histogram): none of its requests are in the merged figures",
+		silent, h.TotalCount(), covered)
 }
 
 // windowClosedAt is when this round's profile window closed early (the
@@ -886,8 +925,17 @@ func (c *coordinator) merge(run bench.Config, win *coordWindow) (*report.Result,
 	var results []*report.Result
 	var sources []string
 	var reps, missing []report.WorkerReport
+	// workers[] and the error's list are one list: each worker keeps the
+	// index it has in workers[] (joined in order of joining, then the
+	// refused, then one entry for each worker that never joined).
+	add := func(rep report.WorkerReport, lacking bool) {
+		rep.Index = len(reps) + 1
+		reps = append(reps, rep)
+		if lacking {
+			missing = append(missing, rep)
+		}
+	}
 	for _, wk := range c.workers {
-		reps = append(reps, wk.rep)
 		if wk.result != nil {
 			results = append(results, wk.result)
 			sources = append(sources, fmt.Sprintf("worker-%d", wk.rep.Index))
@@ -895,28 +943,13 @@ func (c *coordinator) merge(run bench.Config, win *coordWindow) (*report.Result,
 		// A worker stopped early by anything but the coordinator's own
 		// interrupt (Ctrl-C on its machine) did not run its share: the
 		// result lacks part of the load asked for.
-		if wk.rep.Status != report.WorkerOK && (wk.rep.Status != report.WorkerInterrupted || !c.stop) {
-			missing = append(missing, wk.rep)
-		}
+		add(wk.rep, wk.rep.Status != report.WorkerOK && (wk.rep.Status != report.WorkerInterrupted || !c.stop))
 	}
 	for _, wk := range c.refused {
-		reps = append(reps, wk.rep)
-		missing = append(missing, wk.rep)
+		add(wk.rep, true)
 	}
 	for i := len(c.workers) + len(c.refused); i < c.cfg.Workers; i++ {
-		rep := report.WorkerReport{Status: report.WorkerNotJoined, Error: fmt.Sprintf("did not join within %v", c.cfg.JoinTimeout)}
-		reps = append(reps, rep)
-		missing = append(missing, rep)
-	}
-	for i := range reps {
-		if reps[i].Index == 0 {
-			reps[i].Index = i + 1
-		}
-	}
-	for i := range missing {
-		if missing[i].Index == 0 {
-			missing[i].Index = len(c.workers) + i + 1
-		}
+		add(report.WorkerReport{Status: report.WorkerNeverJoined, Error: fmt.Sprintf("did not join within %v", c.cfg.JoinTimeout)}, true)
 	}
 	var errs []error
 	if len(missing) > 0 {

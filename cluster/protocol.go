@@ -75,10 +75,39 @@ type heartbeat struct {
 	Phase    string `json:"phase"` // waiting, warmup, steady, done
 	Requests int64  `json:"requests"`
 	Errors   int64  `json:"errors"`
+	secondsBatch
 }
+
+// secondsBatch carries a worker's finished seconds: the intervals of its
+// own interval log (one histogram per phase and second), sent as they
+// come with the heartbeats and the rest with the result, so that the
+// coordinator can write one merged interval log (--hlog) and keep what a
+// worker lost mid-run had measured. From is the index of the first one
+// in the worker's sequence: a batch whose answer was lost is sent again
+// and counted once.
+type secondsBatch struct {
+	OriginNs int64          `json:"origin_ns,omitempty"` // second 0's start, on the worker's clock (Unix ns); 0 until known
+	From     int            `json:"seconds_from,omitempty"`
+	Seconds  []wireInterval `json:"seconds,omitempty"`
+}
+
+// wireInterval is one interval of a worker's log.
+type wireInterval struct {
+	Second    int    `json:"t"`
+	Warmup    bool   `json:"w,omitempty"`
+	Histogram string `json:"h"` // V2 compressed, base64
+}
+
+// maxSecondsPerBeat bounds a heartbeat's intervals (two a second at
+// most are made): a worker that could not reach the coordinator for a
+// while catches up over a few beats.
+const maxSecondsPerBeat = 64
 
 type heartbeatReply struct {
 	Stop bool `json:"stop"` // the coordinator was interrupted: stop and send what you have
+	// SecondsHave is how many of the worker's intervals the coordinator
+	// holds: the worker need not send them again.
+	SecondsHave int `json:"seconds_have"`
 	// WindowEndNs, with Stop, is when the profile window really closed
 	// (the coordinator's clock, Unix ns): the interrupt, before its
 	// planned end. Requests sent after it are outside the window.
@@ -98,6 +127,8 @@ type resultReport struct {
 	// clock): the common start, or later when the reply that gave it
 	// came after it. 0 when it did not begin.
 	BeganNs int64 `json:"began_ns,omitempty"`
+	// The intervals the coordinator does not hold yet.
+	secondsBatch
 }
 
 // clientEvent is profile.ClientEvent in Unix ns, compact on the wire.
@@ -151,6 +182,27 @@ type errorReply struct {
 // maxMessage bounds a message read by either side: a result with its
 // histograms and the window's events (200,000 at most) fits many times.
 const maxMessage = 256 << 20
+
+// guarded serves h only to a call made with method and the bearer token
+// want: every endpoint of the coordinator and of ServeResults goes
+// through it, so none can forget a check. refused, when not nil, hears of
+// each call turned away for its token.
+func guarded(method, want string, refused func(*http.Request), h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != method {
+			writeError(w, http.StatusMethodNotAllowed, "%s only", method)
+			return
+		}
+		if !tokenOK(r, want) {
+			if refused != nil {
+				refused(r)
+			}
+			writeError(w, http.StatusUnauthorized, "wrong or missing token (--token or %s)", TokenEnv)
+			return
+		}
+		h(w, r)
+	}
+}
 
 // tokenOK compares the presented bearer token with want in constant
 // time, so that the time a refusal takes says nothing of the token.

@@ -41,15 +41,7 @@ func ServeResults(ctx context.Context, ln net.Listener, token, dir string, wait 
 	var mu sync.Mutex
 	written, ackedOnce := false, false
 	mux := http.NewServeMux()
-	mux.HandleFunc(pathResults, func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet {
-			writeError(w, http.StatusMethodNotAllowed, "GET only")
-			return
-		}
-		if !tokenOK(r, token) {
-			writeError(w, http.StatusUnauthorized, "wrong or missing token (--token or %s)", TokenEnv)
-			return
-		}
+	mux.HandleFunc(pathResults, guarded(http.MethodGet, token, nil, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/gzip")
 		w.Header().Set("Content-Disposition", `attachment; filename="loadprof-results.tar.gz"`)
 		if err := writeTarGz(w, dir); err != nil {
@@ -63,16 +55,8 @@ func ServeResults(ctx context.Context, ln net.Listener, token, dir string, wait 
 		written = true
 		mu.Unlock()
 		logf("the results were sent whole to %s; waiting for POST %s", r.RemoteAddr, pathResultsAck)
-	})
-	mux.HandleFunc(pathResultsAck, func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			writeError(w, http.StatusMethodNotAllowed, "POST only")
-			return
-		}
-		if !tokenOK(r, token) {
-			writeError(w, http.StatusUnauthorized, "wrong or missing token (--token or %s)", TokenEnv)
-			return
-		}
+	}))
+	mux.HandleFunc(pathResultsAck, guarded(http.MethodPost, token, nil, func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
 		if !written {
@@ -84,7 +68,7 @@ func ServeResults(ctx context.Context, ln net.Listener, token, dir string, wait 
 			ackedOnce = true
 			close(acked)
 		}
-	})
+	}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

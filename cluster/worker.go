@@ -243,9 +243,13 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 			return time.Time{}
 		}
 	}
+	// The run's seconds go to the coordinator as they end (see
+	// secondsBatch), through the interval log bench writes.
+	tap := &secondsTap{}
+	run.IntervalLog = func() (io.WriteCloser, error) { return tap, nil }
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	live := &liveness{worker: reply.Worker, round: reply.Round, windowEnd: &windowEnd}
+	live := &liveness{worker: reply.Worker, round: reply.Round, windowEnd: &windowEnd, tap: tap}
 	var wg sync.WaitGroup
 	beatDone := make(chan struct{})
 	wg.Add(1)
@@ -275,7 +279,7 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 		final.Requests, final.Errors = res.Requests, sumErrors(res.Errors)
 	}
 	live.final.Store(&final)
-	rr := resultReport{Round: reply.Round, Worker: reply.Worker, Result: res, Events: events, Truncated: truncated, BeganNs: began.UnixNano()}
+	rr := resultReport{Round: reply.Round, Worker: reply.Worker, Result: res, Events: events, Truncated: truncated, BeganNs: began.UnixNano(), secondsBatch: tap.batch(0)}
 	if runErr != nil {
 		rr.Error = runErr.Error()
 	}
@@ -323,6 +327,7 @@ type liveness struct {
 	final  atomic.Pointer[heartbeat]
 	// windowEnd gets the coordinator's early close of the window.
 	windowEnd *atomic.Int64
+	tap       *secondsTap // the finished seconds the coordinator lacks
 }
 
 func (l *liveness) now() heartbeat {
@@ -353,10 +358,17 @@ func beat(ctx context.Context, c *client, reply joinReply, live *liveness, stop 
 		case <-tick.C:
 		}
 		var r heartbeatReply
-		err := c.call(context.WithoutCancel(ctx), pathHeartbeat, live.now(), &r, every*4)
+		hb := live.now()
+		if live.tap != nil {
+			hb.secondsBatch = live.tap.batch(maxSecondsPerBeat)
+		}
+		err := c.call(context.WithoutCancel(ctx), pathHeartbeat, hb, &r, every*4)
 		switch {
 		case err == nil:
 			lastOK = time.Now()
+			if live.tap != nil {
+				live.tap.acked(r.SecondsHave)
+			}
 			if r.WindowEndNs != 0 {
 				live.windowEnd.Store(r.WindowEndNs)
 			}

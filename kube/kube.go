@@ -40,6 +40,7 @@ type Spec struct {
 	TLS     []FlagFile
 	Profile bool // the run has --profile: its trace goes under /results
 	HTML    bool // the run asked for --html
+	HLog    bool // the run asked for --hlog
 	// ServeFor is how long the coordinator serves its results after the
 	// run, waiting to be fetched (DefaultServeFor when 0).
 	ServeFor                time.Duration
@@ -164,6 +165,9 @@ func Manifests(s Spec) ([]any, error) {
 	}
 	if s.HTML {
 		args = append(args, "--html", resultsDir+"/report.html")
+	}
+	if s.HLog {
+		args = append(args, "--hlog", resultsDir+"/result.hlog")
 	}
 	if s.JoinTimeout > 0 {
 		args = append(args, "--join-timeout", s.JoinTimeout.String())

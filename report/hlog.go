@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"iter"
 	"strconv"
 	"sync"
 	"time"
@@ -242,6 +243,42 @@ func (w *HlogWriter) Close() error {
 	<-w.done
 	err := w.err
 	if cerr := w.out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// HlogInterval is one second of an interval log written whole: its
+// warm-up and steady histograms (nil: none that second) and a comment
+// written before them ("" for none, else whole lines).
+type HlogInterval struct {
+	Second         int
+	Note           string
+	Warmup, Steady *hdrhistogram.Histogram
+}
+
+// WriteHlog writes a whole interval log, in the format HlogWriter streams,
+// to out and closes it: what a coordinated run (run --workers) writes from
+// its workers' seconds once they are all in. Times are relative to origin.
+// Each second is encoded as it comes, so seconds may reuse their
+// histograms.
+func WriteHlog(out io.WriteCloser, origin time.Time, seconds iter.Seq[HlogInterval]) error {
+	w := &HlogWriter{origin: origin}
+	buf := w.header()
+	var err error
+	for s := range seconds {
+		buf = w.appendSecond(buf, hlogSecond{second: s.Second, note: s.Note, warmup: s.Warmup, steady: s.Steady})
+		if len(buf) >= 1<<20 {
+			if _, err = out.Write(buf); err != nil {
+				break
+			}
+			buf = buf[:0]
+		}
+	}
+	if err == nil {
+		_, err = out.Write(buf)
+	}
+	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
 	return err

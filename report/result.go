@@ -111,7 +111,7 @@ type WorkerReport struct {
 	Index  int    `json:"index"` // 1-based, the order of joining
 	Name   string `json:"name,omitempty"`
 	Host   string `json:"host,omitempty"` // the address it joined from
-	Status string `json:"status"`         // WorkerOK, WorkerInterrupted, WorkerLost, WorkerNotJoined, WorkerRefused or WorkerFailed
+	Status string `json:"status"`         // WorkerOK, WorkerInterrupted, WorkerLost, WorkerNeverJoined, WorkerRefused or WorkerFailed
 	// Error says what went wrong, for any status but ok.
 	Error string `json:"error,omitempty"`
 	// Requests and Errors are its steady phase's: from its result, or, for
@@ -127,17 +127,24 @@ type WorkerReport struct {
 	// Share is the load it was given: requests per second (open loop) or
 	// requests in flight (closed loop).
 	Share float64 `json:"share,omitempty"`
+	// CoveredS and Histogram keep what a worker lost mid-run had sent of
+	// its per-second latencies before it went silent: the seconds from
+	// its start they cover, and its steady requests' latencies over those
+	// seconds (encoded as Histogram is). They are not in the merged
+	// figures, which come from whole results only.
+	CoveredS  float64 `json:"covered_s,omitempty"`
+	Histogram string  `json:"histogram,omitempty"`
 }
 
 // The statuses of a WorkerReport.
 const (
-	WorkerOK          = "ok"          // ran its share and sent its result
-	WorkerInterrupted = "interrupted" // stopped early (Ctrl-C on the coordinator) and sent what it measured
-	WorkerLost        = "lost"        // stopped answering mid-run: its measurements are not in the result
-	WorkerNotJoined   = "not_joined"  // did not join within the join timeout
-	WorkerRefused     = "refused"     // joined with a clock too far off (--max-clock-offset)
-	WorkerFailed      = "failed"      // ran, but its run failed (it says why)
-	WorkerLate        = "late"        // began after the common start (its join reply came late): its share ran on a span of its own
+	WorkerOK          = "ok"           // ran its share and sent its result
+	WorkerInterrupted = "interrupted"  // stopped early (Ctrl-C on the coordinator) and sent what it measured
+	WorkerLost        = "lost"         // stopped answering mid-run: its measurements are not in the result
+	WorkerNeverJoined = "never_joined" // did not join within the join timeout
+	WorkerRefused     = "refused"      // joined with a clock too far off (--max-clock-offset)
+	WorkerFailed      = "failed"       // ran, but its run failed (it says why)
+	WorkerLate        = "late"         // began after the common start (its join reply came late): its share ran on a span of its own
 )
 
 // Units are the units of the numbers whose names do not carry one.

@@ -6,8 +6,8 @@ import (
 	"strings"
 )
 
-// writeWorkers lists the workers of a coordinated run that are not in
-// its figures, and every worker's clock offset: one line each.
+// writeWorkers lists every worker of a coordinated run, one line each,
+// with the words the HTML report gives it (workerWords).
 func writeWorkers(w io.Writer, workers []WorkerReport) {
 	ok := 0
 	for _, wk := range workers {
@@ -21,26 +21,34 @@ func writeWorkers(w io.Writer, workers []WorkerReport) {
 		if name == "" {
 			name = "-"
 		}
-		line := fmt.Sprintf("    worker %d %-12s %-11s %9d requests %6d errors", wk.Index, name, strings.ReplaceAll(wk.Status, "_", " "), wk.Requests, wk.Errors)
-		if wk.Status != WorkerNotJoined {
-			line += fmt.Sprintf("  clock %+.3f ms (±%.3f)", wk.ClockOffsetMs, wk.ClockUncertaintyMs)
-		}
-		if wk.Error != "" {
-			line += ": " + wk.Error
-		}
-		fmt.Fprintln(w, line)
+		fmt.Fprintf(w, "    worker %d %-12s %s\n", wk.Index, name, workerDetail(wk))
 	}
 }
 
 // workerWords is one worker of a coordinated run in a line of the HTML
 // report's facts.
 func workerWords(w WorkerReport) string {
-	s := strings.ReplaceAll(w.Status, "_", " ")
 	if w.Name != "" {
-		s = w.Name + ": " + s
+		return w.Name + ": " + workerDetail(w)
 	}
-	if w.Status != WorkerNotJoined {
-		s += fmt.Sprintf(", %d requests, %d errors, clock %+.3f ms (±%.3f ms)", w.Requests, w.Errors, w.ClockOffsetMs, w.ClockUncertaintyMs)
+	return workerDetail(w)
+}
+
+// workerDetail is what the summary and the HTML report both say of a
+// worker: its status; its counts when it ran (a lost worker's last
+// reported ones); its clock when it joined; what went wrong.
+func workerDetail(w WorkerReport) string {
+	s := strings.ReplaceAll(w.Status, "_", " ")
+	if w.Status != WorkerNeverJoined && w.Status != WorkerRefused {
+		s += fmt.Sprintf(", %d requests, %d errors", w.Requests, w.Errors)
+		if w.Status == WorkerLost {
+			// Its error says what of it is kept and that the merged
+			// figures leave it out.
+			s += " (its last count)"
+		}
+	}
+	if w.Status != WorkerNeverJoined {
+		s += fmt.Sprintf(", clock %+.3f ms (±%.3f ms)", w.ClockOffsetMs, w.ClockUncertaintyMs)
 	}
 	if w.Error != "" {
 		s += ": " + w.Error

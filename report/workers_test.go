@@ -1,6 +1,8 @@
 package report
 
 import (
+	"fmt"
+	"html"
 	"strings"
 	"testing"
 )
@@ -9,7 +11,7 @@ func TestSummaryListsTheWorkersOfACoordinatedRun(t *testing.T) {
 	r := &Result{Transport: "rest", Target: "http://x", Loop: "open", Workers: []WorkerReport{
 		{Index: 1, Name: "a", Status: WorkerOK, Requests: 100, ClockOffsetMs: 0.25, ClockUncertaintyMs: 0.1},
 		{Index: 2, Name: "b", Status: WorkerLost, Requests: 40, Error: "silent for 10s"},
-		{Index: 3, Status: WorkerNotJoined, Error: "did not join within 2m0s"},
+		{Index: 3, Status: WorkerNeverJoined, Error: "did not join within 2m0s"},
 	}}
 	var b strings.Builder
 	WriteSummary(&b, r)
@@ -23,7 +25,7 @@ func TestSummaryListsTheWorkersOfACoordinatedRun(t *testing.T) {
 		t.Errorf("a coordinated run's summary is headed as a merge:\n%s", b.String())
 	}
 	out := b.String()
-	for _, want := range []string{"coordinated: 1 of 3 workers in the result", "worker 2 b", "lost", "silent for 10s", "worker 3 -", "not joined", "clock +0.250 ms"} {
+	for _, want := range []string{"coordinated: 1 of 3 workers in the result", "worker 2 b", "lost", "silent for 10s", "worker 3 -", "never joined: did not join", "clock +0.250 ms"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
@@ -47,5 +49,54 @@ func TestHTMLReportListsTheWorkers(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("the page lacks %q", want)
 		}
+	}
+}
+
+// The summary and the HTML report say the same of every worker: counts
+// only for a worker that ran (a lost one's marked as outside the merged
+// figures), a clock only for one that joined.
+func TestSummaryAndHTMLSayTheSameOfEachWorker(t *testing.T) {
+	h := newHistogram()
+	_ = h.RecordValue(1000)
+	enc, err := EncodeHistogram(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	workers := []WorkerReport{
+		{Index: 1, Name: "a", Status: WorkerOK, Requests: 100, ClockOffsetMs: 0.25},
+		{Index: 2, Name: "b", Status: WorkerLost, Requests: 40, CoveredS: 3, Histogram: enc, Error: "silent for 10s"},
+		{Index: 3, Name: "c", Status: WorkerRefused, ClockOffsetMs: 2000, Error: "its clock is 2s off"},
+		{Index: 4, Status: WorkerNeverJoined, Error: "did not join within 2m0s"},
+		{Index: 5, Status: WorkerNeverJoined, Error: "did not join within 2m0s"},
+	}
+	r := &Result{Version: ResultVersion, Transport: "rest", Target: "http://x", Loop: "open", Requests: 1, Histogram: enc, Latency: StatsOf(h), Workers: workers}
+	var sum, page strings.Builder
+	WriteSummary(&sum, r)
+	if err := WriteHTML(&page, []*Result{r}, []string{"run"}, ReportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wants := map[int][]string{
+		1: {"ok, 100 requests, 0 errors, clock +0.250 ms"},
+		2: {"lost, 40 requests, 0 errors (its last count), clock"},
+		3: {"refused, clock +2000.000 ms"},
+		4: {"never joined: did not join within 2m0s"},
+		5: {"never joined: did not join within 2m0s"},
+	}
+	for i, w := range workers {
+		detail := workerDetail(w)
+		for _, want := range wants[w.Index] {
+			if !strings.HasPrefix(detail, want) {
+				t.Errorf("worker %d: %q, want it to begin %q", i+1, detail, want)
+			}
+		}
+		if !strings.Contains(sum.String(), fmt.Sprintf("worker %d ", w.Index)) || !strings.Contains(sum.String(), detail) {
+			t.Errorf("the summary lacks worker %d as %q:\n%s", w.Index, detail, sum.String())
+		}
+		if !strings.Contains(html.UnescapeString(page.String()), detail) {
+			t.Errorf("the page lacks worker %d as %q", w.Index, detail)
+		}
+	}
+	if strings.Contains(workerDetail(workers[3]), "requests") || strings.Contains(workerDetail(workers[2]), "requests") {
+		t.Error("counts for a worker that never ran")
 	}
 }

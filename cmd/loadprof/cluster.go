@@ -21,20 +21,22 @@ type clusterFlags struct {
 	listen, token, clockAction *string
 	joinTimeout, maxOffset     *time.Duration
 	lostAfter, serveFor        *time.Duration
+	startTolerance             *time.Duration
 	serveResults               *string
 }
 
 func addClusterFlags(fs *pflag.FlagSet) *clusterFlags {
 	return &clusterFlags{
-		workers:      fs.Int("workers", 0, "coordinate this many workers ('loadprof worker --join'): they share the load (rate or concurrency split evenly), start together, and their histograms are merged exactly; this process opens the profile window"),
-		listen:       fs.String("listen", ":7070", "with --workers: the address workers join at"),
-		token:        fs.String("token", "", "with --workers: the secret workers must present (default $"+cluster.TokenEnv+")"),
-		joinTimeout:  fs.Duration("join-timeout", cluster.DefaultJoinTimeout, "with --workers: how long to wait for every worker to join; the workers that joined by then share the whole load, the others are reported missing (exit 5)"),
-		maxOffset:    fs.Duration("max-clock-offset", cluster.DefaultMaxClockOffset, "with --workers: refuse a worker whose clock is further off than this from the coordinator's"),
-		clockAction:  fs.String("clock-offset", "refuse", "with --workers: what a clock beyond --max-clock-offset gets: refuse, or warn (let in; every time is corrected by the measured offset anyway)"),
-		lostAfter:    fs.Duration("worker-lost-after", cluster.DefaultLostAfter, "with --workers: a worker silent this long mid-run counts as lost (its measurements are left out)"),
-		serveResults: fs.String("serve-results", "", "with --workers: after the run, serve this directory (where --out, --html and --logdir wrote) as a .tar.gz at http://LISTEN/v1/results to whoever has the token, until a whole fetch is acknowledged (POST /v1/results/ack): how results leave a Kubernetes pod"),
-		serveFor:     fs.Duration("serve-for", 30*time.Minute, "with --serve-results: how long to wait for the fetch and its acknowledgement"),
+		workers:        fs.Int("workers", 0, "coordinate this many workers ('loadprof worker --join'): they share the load (rate or concurrency split evenly), start together, and their histograms are merged exactly; this process opens the profile window"),
+		listen:         fs.String("listen", ":7070", "with --workers: the address workers join at"),
+		token:          fs.String("token", "", "with --workers: the secret workers must present (default $"+cluster.TokenEnv+")"),
+		joinTimeout:    fs.Duration("join-timeout", cluster.DefaultJoinTimeout, "with --workers: how long to wait for every worker to join; the workers that joined by then share the whole load, the others are reported missing (exit 5)"),
+		maxOffset:      fs.Duration("max-clock-offset", cluster.DefaultMaxClockOffset, "with --workers: refuse a worker whose clock is further off than this from the coordinator's"),
+		clockAction:    fs.String("clock-offset", "refuse", "with --workers: what a clock beyond --max-clock-offset gets: refuse, or warn (let in; every time is corrected by the measured offset anyway)"),
+		lostAfter:      fs.Duration("worker-lost-after", cluster.DefaultLostAfter, "with --workers: a worker silent this long mid-run counts as lost (left out of the merged figures; the latencies it had sent are kept in its workers[] entry)"),
+		startTolerance: fs.Duration("worker-start-tolerance", cluster.DefaultStartTolerance, "with --workers: a worker that begins later than this after the common start (beyond its clock's uncertainty) is reported late (exit 5); its requests are still merged"),
+		serveResults:   fs.String("serve-results", "", "with --workers: after the run, serve this directory (where --out, --html and --logdir wrote) as a .tar.gz at http://LISTEN/v1/results to whoever has the token, until a whole fetch is acknowledged (POST /v1/results/ack): how results leave a Kubernetes pod"),
+		serveFor:       fs.Duration("serve-for", 30*time.Minute, "with --serve-results: how long to wait for the fetch and its acknowledgement"),
 	}
 }
 
@@ -49,7 +51,7 @@ type clusterOptions struct {
 // options reads the cluster flags; nil when the run is not coordinated.
 func (f *clusterFlags) options(fs *pflag.FlagSet) (*clusterOptions, error) {
 	if !fs.Changed("workers") {
-		for _, name := range []string{"listen", "token", "join-timeout", "max-clock-offset", "clock-offset", "worker-lost-after", "serve-results", "serve-for"} {
+		for _, name := range []string{"listen", "token", "join-timeout", "max-clock-offset", "clock-offset", "worker-lost-after", "worker-start-tolerance", "serve-results", "serve-for"} {
 			if fs.Changed(name) {
 				return nil, fmt.Errorf("--%s goes with --workers N", name)
 			}
@@ -57,7 +59,7 @@ func (f *clusterFlags) options(fs *pflag.FlagSet) (*clusterOptions, error) {
 		return nil, nil
 	}
 	if err := firstError(atLeast("--workers", *f.workers, 1), atMost("--workers", *f.workers, cluster.MaxWorkers, cluster.MaxWorkersWhy), positiveDuration("--join-timeout", *f.joinTimeout),
-		positiveDuration("--max-clock-offset", *f.maxOffset), positiveDuration("--worker-lost-after", *f.lostAfter)); err != nil {
+		positiveDuration("--max-clock-offset", *f.maxOffset), positiveDuration("--worker-lost-after", *f.lostAfter), positiveDuration("--worker-start-tolerance", *f.startTolerance)); err != nil {
 		return nil, err
 	}
 	token := *f.token
@@ -75,7 +77,7 @@ func (f *clusterFlags) options(fs *pflag.FlagSet) (*clusterOptions, error) {
 	}
 	return &clusterOptions{listen: *f.listen, serveDir: *f.serveResults, serveFor: *f.serveFor, cfg: cluster.Config{
 		Workers: *f.workers, Token: token, JoinTimeout: *f.joinTimeout, MaxClockOffset: *f.maxOffset,
-		WarnClockOffset: *f.clockAction == "warn", LostAfter: *f.lostAfter,
+		WarnClockOffset: *f.clockAction == "warn", LostAfter: *f.lostAfter, StartTolerance: *f.startTolerance,
 	}}, nil
 }
 
@@ -84,8 +86,6 @@ func (o *clusterOptions) checkWithRun(opts *runOptions) error {
 	switch {
 	case opts.sweep != nil && opts.sweep.closed && opts.sweep.steps.Values[0] < float64(o.cfg.Workers):
 		return fmt.Errorf("--concurrency %g with --workers %d: every worker needs at least one request in flight at every step", opts.sweep.steps.Values[0], o.cfg.Workers)
-	case opts.outputs.hlog != "":
-		return errors.New("--hlog streams one machine's seconds; with --workers, --out keeps every second's merged histogram (series_histograms)")
 	}
 	return nil
 }

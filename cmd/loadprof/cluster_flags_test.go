@@ -31,6 +31,8 @@ func TestWorkersAndK8sFlagsOutOfRangeExitTwoNamingThem(t *testing.T) {
 	}{
 		{append(append([]string{}, run...), "--rate", "10", "--token", "t", "--workers", "0"), "loadprof run: --workers 0: must be at least 1\n"},
 		{append(append([]string{}, run...), "--rate", "10", "--token", "t", "--workers", "1000000"), "loadprof run: --workers 1000000: must be at most 100000 (a Kubernetes Indexed Job's limit)\n"},
+		{append(append([]string{}, run...), "--rate", "10", "--token", "t", "--workers", "2", "--worker-start-tolerance", "0s"), "loadprof run: --worker-start-tolerance 0s: must be positive\n"},
+		{append(append([]string{}, run...), "--rate", "10", "--worker-start-tolerance", "1s"), "loadprof run: --worker-start-tolerance goes with --workers N\n"},
 		{k8s([]string{"--workers", "0"}, "--rate", "10"), "loadprof k8s: --workers 0: must be at least 1\n"},
 		{k8s([]string{"--workers", "100001"}, "--rate", "10"), "loadprof k8s: --workers 100001: must be at most 100000 (a Kubernetes Indexed Job's limit)\n"},
 		{k8s(append(two, "--port", "0"), "--rate", "10"), "loadprof k8s: --port 0: must be at least 1\n"},

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/loadprof/loadprof/internal/testkit"
 	"github.com/loadprof/loadprof/profile"
 	"github.com/loadprof/loadprof/report"
@@ -204,6 +205,101 @@ func TestCoordinatorAndThreeWorkerProcessesMergeExactlyWithOneTrace(t *testing.T
 	}
 }
 
+// --hlog with --workers: one interval log of the merged seconds, in one
+// machine's format, that HdrHistogram's log reader reads: its untagged
+// (steady) intervals add up to the merged histogram bucket for bucket,
+// its warm-up intervals to the merged warm-up's.
+func TestCoordinatedRunWritesOneIntervalLogOfTheMergedSeconds(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond, Jitter: 2 * time.Millisecond}})
+	dir := t.TempDir()
+	addr := testkit.ClosedAddr(t)
+	merged, hlog := filepath.Join(dir, "merged.json"), filepath.Join(dir, "merged.hlog")
+	coord := startProc(t, []string{clusterEnv}, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),
+		"--rate", "150", "--warmup", "1s", "--duration", "3s", "--workers", "3", "--listen", addr, "--out", merged, "--hlog", hlog, "-q")
+	var workers []*proc
+	for range 3 {
+		workers = append(workers, startProc(t, []string{clusterEnv}, "worker", "--join", addr))
+	}
+	if code := coord.wait(t); code != 0 {
+		t.Fatalf("coordinator exit %d\n%s", code, coord.stderr.String())
+	}
+	for _, w := range workers {
+		w.wait(t)
+	}
+	res := readResult(t, merged)
+	f, err := os.Open(hlog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	steady, warmup := hdrhistogram.New(1, 3_600_000_000, 3), hdrhistogram.New(1, 3_600_000_000, 3)
+	reader := hdrhistogram.NewHistogramLogReader(f)
+	intervals := 0
+	for {
+		h, err := reader.NextIntervalHistogram()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h == nil {
+			break
+		}
+		intervals++
+		switch h.Tag() {
+		case "":
+			steady.Merge(h)
+		case report.HlogWarmupTag:
+			warmup.Merge(h)
+		default:
+			t.Errorf("interval tagged %q", h.Tag())
+		}
+	}
+	want, err := report.DecodeHistogram(res.Histogram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if steady.TotalCount() == 0 || !steady.Equals(want) {
+		t.Errorf("the log's steady intervals hold %d values, the merged histogram %d (or they differ bucket for bucket)", steady.TotalCount(), want.TotalCount())
+	}
+	wantWarmup, err := report.DecodeHistogram(res.Phases.Warmup.Histogram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if warmup.TotalCount() == 0 || !warmup.Equals(wantWarmup) {
+		t.Errorf("the log's warm-up intervals hold %d values, the merged warm-up %d", warmup.TotalCount(), wantWarmup.TotalCount())
+	}
+	// One interval per phase and second, not one per worker.
+	if intervals > 2*6 {
+		t.Errorf("%d intervals for a 4 s run", intervals)
+	}
+	data, _ := os.ReadFile(hlog)
+	if !bytes.HasPrefix(data, []byte("#[Logged with loadprof")) || !bytes.Contains(data, []byte("#[BaseTime: ")) {
+		t.Errorf("the log lacks one machine's header:\n%.400s", data)
+	}
+	// HdrHistogram's own HistogramLogProcessor, when its jar is named (as
+	// bench's hlog tests take it): its total is the merged count.
+	jar := os.Getenv("LOADPROF_HDRHISTOGRAM_JAR")
+	java, err := exec.LookPath("java")
+	if jar == "" || err != nil {
+		t.Logf("HistogramLogProcessor not run: LOADPROF_HDRHISTOGRAM_JAR %q, java: %v", jar, err)
+		return
+	}
+	prefix := filepath.Join(dir, "java")
+	if out, err := exec.Command(java, "-cp", jar, "org.HdrHistogram.HistogramLogProcessor", "-i", hlog, "-outputValueUnitRatio", "1000", "-o", prefix).CombinedOutput(); err != nil {
+		t.Fatalf("HistogramLogProcessor: %v\n%s", err, out)
+	}
+	lines, _ := os.ReadFile(prefix)
+	var last string
+	for _, l := range strings.Split(strings.TrimSpace(string(lines)), "\n") {
+		if strings.Contains(l, " T:") {
+			last = l
+		}
+	}
+	var total int64
+	if _, after, ok := strings.Cut(last, " T:"); !ok || func() error { _, err := fmt.Sscanf(after, "%d", &total); return err }() != nil || total != want.TotalCount() {
+		t.Errorf("HistogramLogProcessor's total %d (%q), the merged histogram's %d", total, last, want.TotalCount())
+	}
+}
+
 func TestWorkerProcessKilledMidRunIsReportedAndTheOthersKept(t *testing.T) {
 	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
 	dir := t.TempDir()
@@ -215,8 +311,8 @@ func TestWorkerProcessKilledMidRunIsReportedAndTheOthersKept(t *testing.T) {
 	for i := range 3 {
 		workers = append(workers, startProc(t, []string{clusterEnv}, "worker", "--join", addr, "--out", filepath.Join(dir, fmt.Sprintf("w%d.json", i))))
 	}
-	// Kill one once the load is under way.
-	for deadline := time.Now().Add(time.Minute); srv.Predicts() < 30 && time.Now().Before(deadline); {
+	// Kill one once the load has run a few seconds (90 req/s in all).
+	for deadline := time.Now().Add(time.Minute); srv.Predicts() < 250 && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
 	_ = workers[2].cmd.Process.Signal(syscall.SIGKILL)
@@ -240,8 +336,18 @@ func TestWorkerProcessKilledMidRunIsReportedAndTheOthersKept(t *testing.T) {
 	}
 	lost := 0
 	for _, w := range res.Workers {
-		if w.Status == report.WorkerLost {
-			lost++
+		if w.Status != report.WorkerLost {
+			continue
+		}
+		lost++
+		// What it sent of its seconds before it was killed is kept in
+		// its entry, apart from the merged figures.
+		h, err := report.DecodeHistogram(w.Histogram)
+		if err != nil || w.CoveredS < 1 || h.TotalCount() == 0 || h.TotalCount() > w.Requests {
+			t.Errorf("lost worker: covered %v s, histogram %q (%v), %d requests reported", w.CoveredS, w.Histogram, err, w.Requests)
+		}
+		if !strings.Contains(w.Error, "none of its requests are in the merged figures") {
+			t.Errorf("lost worker's error %q", w.Error)
 		}
 	}
 	if lost != 1 {
@@ -300,7 +406,7 @@ func TestK8sPrintsManifestsWhoseCoordinatorArgsAreTheRun(t *testing.T) {
 	data := writeFile(t, "data.json", oneBody)
 	code, stdout, stderr := loadprof(t, "k8s", "--workers", "5", "--image", "reg/loadprof:1", "--namespace", "bench", "--",
 		"run", "--url", "http://tfs:8501/v1/models/m:predict", "--data", data, "--rate", "500", "--duration", "30s", "--warmup", "5s",
-		"-H", "Authorization: Bearer abc", "-H", "X-Trace: 1", "--profile", "tfs:8500", "--html", "r.html")
+		"-H", "Authorization: Bearer abc", "-H", "X-Trace: 1", "--profile", "tfs:8500", "--html", "r.html", "--hlog", "r.hlog")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -350,7 +456,7 @@ func TestK8sPrintsManifestsWhoseCoordinatorArgsAreTheRun(t *testing.T) {
 	}
 	if *f.rateSpec != "500" || *f.duration != 30*time.Second || f.warmup.d != 5*time.Second || *f.data != "/data/data.json" ||
 		*f.cluster.workers != 5 || *f.out != "/results/result.json" || *f.htmlOut != "/results/report.html" ||
-		*f.cluster.serveResults != "/results" || f.prof.logdir != "/results/tb" || len(*f.headers) != 1 || (*f.headers)[0] != "X-Trace: 1" {
+		*f.cluster.serveResults != "/results" || *f.hlog != "/results/result.hlog" || f.prof.logdir != "/results/tb" || len(*f.headers) != 1 || (*f.headers)[0] != "X-Trace: 1" {
 		t.Errorf("coordinator args %v", coordArgs)
 	}
 	code, _, stderr = loadprof(t, "k8s", "--workers", "2", "--image", "x", "--", "run", "--url", "http://a/", "--data", data, "--rate", "1", "--workers", "3")

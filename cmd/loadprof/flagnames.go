@@ -86,7 +86,6 @@ var settingFlags = map[string]string{
 	"cluster.WorkerConfig.Token": "--token",
 	"bench.Config.DataPath":      "--data",
 	"bench.Config.RemoteWindow":  "--workers",
-	"bench.Config.IntervalLog":   "--hlog",
 	"bench.Config.Profile":       "--profile",
 
 	"servermetrics.Config.URL":      "--metrics",

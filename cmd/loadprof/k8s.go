@@ -20,12 +20,11 @@ import (
 // the pods, the coordination); k8sRefusedFlags those a pod cannot use.
 var (
 	k8sOwnedFlags = map[string]bool{
-		"data": true, "out": true, "html": true, "logdir": true, "ca": true, "cert": true, "key": true, "quiet": true,
+		"data": true, "out": true, "html": true, "hlog": true, "logdir": true, "ca": true, "cert": true, "key": true, "quiet": true,
 		"workers": true, "listen": true, "token": true, "serve-results": true, "serve-for": true,
 	}
 	k8sRefusedFlags = map[string]string{
 		"hgrm":       "--hgrm: the pod keeps --out, from which 'loadprof report --hgrm' makes it",
-		"hlog":       "--hlog does not go with --workers",
 		"cpuprofile": "--cpuprofile is for loadprof's own development",
 	}
 )
@@ -110,7 +109,7 @@ func k8sCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	spec := kube.Spec{
 		Name: *name, Namespace: *namespace, Image: *image, Workers: *workers, Token: *token, Port: *port,
-		Data: kube.Input{Dir: data.Dir}, Profile: *flags.profileAddr != "", HTML: *flags.htmlOut != "",
+		Data: kube.Input{Dir: data.Dir}, Profile: *flags.profileAddr != "", HTML: *flags.htmlOut != "", HLog: *flags.hlog != "",
 		ServeFor: *serveFor, ActiveDeadline: *deadline,
 		WorkerCPU: *workerCPU, WorkerMemory: *workerMemory, CoordCPU: *coordCPU, CoordMemory: *coordMemory,
 	}
@@ -148,7 +147,7 @@ func k8sCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		spec.RunArgs = append(spec.RunArgs, "--"+f.Name+"="+f.Value.String())
 	})
-	for _, f := range []struct{ flag, in string }{{"out", "/results/result.json"}, {"html", "/results/report.html"}, {"logdir", "/results/tb"}} {
+	for _, f := range []struct{ flag, in string }{{"out", "/results/result.json"}, {"html", "/results/report.html"}, {"hlog", "/results/result.hlog"}, {"logdir", "/results/tb"}} {
 		if runFS.Changed(f.flag) {
 			fmt.Fprintf(stderr, "loadprof k8s: warning: --%s %s: the coordinator writes %s in its pod instead; it leaves the cluster with the results (see the README)\n", f.flag, runFS.Lookup(f.flag).Value, f.in)
 		}

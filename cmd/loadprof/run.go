@@ -158,7 +158,7 @@ func newRunFlags() (*pflag.FlagSet, *runFlags) {
 	f.out = fs.String("out", "", "write the result as JSON to this file; - writes it to standard output (the summary then goes to stderr)")
 	f.hgrm = fs.String("hgrm", "", "write the steady latency distribution as HdrHistogram .hgrm text to this file")
 	f.htmlOut = fs.String("html", "", "write a self-contained HTML report of the run to this file")
-	f.hlog = fs.String("hlog", "", "stream an HdrHistogram interval log to this file as the run goes (one histogram per second, values in microseconds, warm-up tagged \"warmup\")")
+	f.hlog = fs.String("hlog", "", "stream an HdrHistogram interval log to this file as the run goes (one histogram per second, values in microseconds, warm-up tagged \"warmup\"; with --workers, written once their results are in)")
 	f.quiet = fs.BoolP("quiet", "q", false, "no progress on stderr (a live line on a terminal, a line every 10s otherwise)")
 	f.ca = fs.String("ca", "", "PEM file of the CA that signed the server certificate (https)")
 	f.cert = fs.String("cert", "", "client certificate PEM for mutual TLS")
@@ -538,10 +538,12 @@ func runAndReport(ctx context.Context, opts *runOptions, stdout, stderr io.Write
 	cfg := opts.bench
 	var res *report.Result
 	var err error
+	// A coordinated run writes its interval log once the workers'
+	// seconds are in; one machine's streams it.
+	cfg.IntervalLog = opts.outputs.intervalLog()
 	if opts.cluster != nil {
 		res, err = opts.cluster.coordinate(ctx, cfg, stderr)
 	} else {
-		cfg.IntervalLog = opts.outputs.intervalLog()
 		res, err = bench.Run(ctx, cfg)
 	}
 	if res != nil {
