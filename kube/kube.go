@@ -54,11 +54,19 @@ type Spec struct {
 	// ("Key: value"): they go into the token's Secret and reach the
 	// coordinator as HeadersEnv, not as arguments.
 	SecretHeaders []string
+	// SecretMetricsHeaders are the --metrics-header headers that carry
+	// credentials: into the Secret too, reaching the coordinator as
+	// MetricsHeadersEnv.
+	SecretMetricsHeaders []string
 }
 
 // HeadersEnv is the environment variable `loadprof run` reads extra
 // headers from, one "Key: value" a line, as if each were given with -H.
 const HeadersEnv = "LOADPROF_HEADERS"
+
+// MetricsHeadersEnv is the environment variable `loadprof run` reads extra
+// --metrics-header headers from, one "Key: value" a line.
+const MetricsHeadersEnv = "LOADPROF_METRICS_HEADERS"
 
 // Input is the payload as files.
 type Input struct {
@@ -180,6 +188,10 @@ func Manifests(s Spec) ([]any, error) {
 		// the Job reads: the run takes them from its environment.
 		secretData["headers"] = strings.Join(s.SecretHeaders, "\n")
 		coordEnv = append(slices.Clip(tokenEnv), EnvVar{Name: HeadersEnv, ValueFrom: &EnvVarSource{SecretKeyRef: &SecretKeySelector{Name: tokenSecret, Key: "headers"}}})
+	}
+	if len(s.SecretMetricsHeaders) > 0 {
+		secretData["metrics-headers"] = strings.Join(s.SecretMetricsHeaders, "\n")
+		coordEnv = append(slices.Clip(coordEnv), EnvVar{Name: MetricsHeadersEnv, ValueFrom: &EnvVarSource{SecretKeyRef: &SecretKeySelector{Name: tokenSecret, Key: "metrics-headers"}}})
 	}
 	objs := []any{
 		Secret{TypeMeta: TypeMeta{APIVersion: "v1", Kind: "Secret"}, Metadata: meta(tokenSecret, "token"), Type: "Opaque", StringData: secretData},

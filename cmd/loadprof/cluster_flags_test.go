@@ -74,7 +74,8 @@ func TestK8sWarnsWhenItReplacesAnOutputPath(t *testing.T) {
 func TestK8sPutsCredentialHeadersInTheSecretNotTheArgs(t *testing.T) {
 	data := writeFile(t, "data.json", oneBody)
 	code, stdout, stderr := loadprof(t, "k8s", "--workers", "2", "--image", "x", "--", "run", "--url", "http://m:8501/v1/models/m:predict",
-		"--data", data, "--rate", "10", "-H", "Authorization: Bearer s3cret", "-H", "X-Trace: on")
+		"--data", data, "--rate", "10", "-H", "Authorization: Bearer s3cret", "-H", "X-Trace: on",
+		"--metrics", "http://m:8501/monitoring/prometheus/metrics", "--metrics-header", "Authorization: Bearer m3trics", "--metrics-header", "X-Scope-OrgID: a")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -102,26 +103,34 @@ func TestK8sPutsCredentialHeadersInTheSecretNotTheArgs(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &list); err != nil {
 		t.Fatal(err)
 	}
-	var inSecret, inEnv, traceArg bool
+	var inSecret, inEnv, traceArg, metricsInSecret, metricsInEnv, orgArg bool
 	for _, it := range list.Items {
-		if it.Kind == "Secret" && strings.Contains(it.StringData["headers"], "Authorization: Bearer s3cret") {
-			inSecret = true
+		if it.Kind == "Secret" {
+			inSecret = inSecret || strings.Contains(it.StringData["headers"], "Authorization: Bearer s3cret")
+			metricsInSecret = metricsInSecret || it.StringData["metrics-headers"] == "Authorization: Bearer m3trics"
 		}
 		for _, c := range it.Spec.Template.Spec.Containers {
 			args := strings.Join(c.Args, " ")
-			if strings.Contains(args, "s3cret") {
-				t.Errorf("the credential is in a Job's args: %s", args)
+			if strings.Contains(args, "s3cret") || strings.Contains(args, "m3trics") {
+				t.Errorf("a credential is in a Job's args: %s", args)
 			}
 			traceArg = traceArg || strings.Contains(args, "--header=X-Trace: on")
+			orgArg = orgArg || strings.Contains(args, "--metrics-header=X-Scope-OrgID: a")
 			for _, e := range c.Env {
 				if e.Name == "LOADPROF_HEADERS" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef.Key == "headers" {
 					inEnv = true
+				}
+				if e.Name == "LOADPROF_METRICS_HEADERS" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef.Key == "metrics-headers" {
+					metricsInEnv = true
 				}
 			}
 		}
 	}
 	if !inSecret || !inEnv || !traceArg {
 		t.Errorf("credential in the Secret %v, LOADPROF_HEADERS from it %v, other header an arg %v\n%s", inSecret, inEnv, traceArg, stdout)
+	}
+	if !metricsInSecret || !metricsInEnv || !orgArg {
+		t.Errorf("metrics credential in the Secret %v, LOADPROF_METRICS_HEADERS from it %v, other metrics header an arg %v\n%s", metricsInSecret, metricsInEnv, orgArg, stdout)
 	}
 }
 

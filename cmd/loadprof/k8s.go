@@ -137,9 +137,15 @@ func k8sCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		if sv, ok := f.Value.(pflag.SliceValue); ok {
 			for _, v := range sv.GetSlice() {
-				if k, _, _ := strings.Cut(v, ":"); f.Name == "header" && isCredential(k) {
-					spec.SecretHeaders = append(spec.SecretHeaders, v) // the Secret, not the args
-					continue
+				if k, _, _ := strings.Cut(v, ":"); isCredential(k) {
+					switch f.Name { // the Secret, not the args
+					case "header":
+						spec.SecretHeaders = append(spec.SecretHeaders, v)
+						continue
+					case "metrics-header":
+						spec.SecretMetricsHeaders = append(spec.SecretMetricsHeaders, v)
+						continue
+					}
 				}
 				spec.RunArgs = append(spec.RunArgs, "--"+f.Name+"="+v)
 			}

@@ -272,6 +272,36 @@ func TestMetricsHeadersGoToTheEndpointAndTheLoadsHeadersDoNot(t *testing.T) {
 	}
 }
 
+// LOADPROF_METRICS_HEADERS (where loadprof k8s puts a metrics credential,
+// from a Secret) adds its lines to --metrics-header's.
+func TestRunReadsMetricsHeadersFromTheEnvironment(t *testing.T) {
+	srv := startSim(t, sim.Config{Model: "m"})
+	var rec scrapeRecorder
+	ts := httptest.NewServer(rec.handler(srv))
+	defer ts.Close()
+	data := writeFile(t, "data.json", `{"instances": [[1, 2, 3, 4]]}`)
+	p := startProc(t, []string{"LOADPROF_METRICS_HEADERS=Authorization: Bearer env-s3cr3t\n"}, "run", "--url", srv.PredictURL(), "--data", data,
+		"--rate", "50", "--duration", "300ms", "--metrics", ts.URL+"/metrics", "--metrics-header", "X-Scope-OrgID: a", "-q")
+	if code := p.wait(t); code != exitOK {
+		t.Fatalf("exit %d: %s", code, p.stderr.String())
+	}
+	rec.mu.Lock()
+	if len(rec.headers) == 0 {
+		t.Fatal("no scrape")
+	}
+	for i, h := range rec.headers {
+		if h.Get("Authorization") != "Bearer env-s3cr3t" || h.Get("X-Scope-OrgID") != "a" {
+			t.Errorf("scrape %d sent %v: want the environment's header beside the flag's", i, h)
+		}
+	}
+	rec.mu.Unlock()
+	bad := startProc(t, []string{"LOADPROF_METRICS_HEADERS=no colon"}, "run", "--url", srv.PredictURL(), "--data", data,
+		"--rate", "50", "--duration", "300ms", "--metrics", ts.URL+"/metrics", "-q")
+	if code := bad.wait(t); code != exitBadInput || !strings.Contains(bad.stderr.String(), "LOADPROF_METRICS_HEADERS") {
+		t.Errorf("a malformed LOADPROF_METRICS_HEADERS: exit %d: %s", code, bad.stderr.String())
+	}
+}
+
 // A metrics URL with user:password@ scrapes with basic auth (and says
 // the password nowhere, TestCredentialsInAMetricsURLNeverAppear); an
 // https:// endpoint is trusted by --ca as the target is.

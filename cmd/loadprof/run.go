@@ -317,6 +317,12 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 		if err != nil {
 			return nil, err
 		}
+		// The metrics endpoint's credentials from a Kubernetes Secret.
+		envHeaders, err := parseHeaders(kube.MetricsHeadersEnv, nonBlankLines(os.Getenv(kube.MetricsHeadersEnv)))
+		if err != nil {
+			return nil, err
+		}
+		mhs = append(mhs, envHeaders...)
 		opts.bench.Metrics = &bench.MetricsConfig{URLs: *f.metrics, Interval: *f.metricsInterval, Timeout: *f.metricsTimeout, Model: *f.model, Headers: mhs}
 	}
 	if !*f.quiet {
@@ -778,4 +784,15 @@ func parseHeaders(flag string, values []string) ([]load.Header, error) {
 		hs = append(hs, h)
 	}
 	return hs, nil
+}
+
+// nonBlankLines is s's lines that hold more than blanks.
+func nonBlankLines(s string) []string {
+	var lines []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.TrimSpace(line) != "" {
+			lines = append(lines, line)
+		}
+	}
+	return lines
 }
