@@ -494,8 +494,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetBody(s.metrics.render())
 		return
 	}
-	if strings.HasPrefix(path, "/v2") && (len(path) == 3 || path[3] == '/') {
-		s.handleV2(ctx, path)
+	if v2, ok := v2Path(path); ok {
+		s.handleV2(ctx, v2)
 		return
 	}
 	r, err := parseRoute(path)
