@@ -7,7 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,7 +27,7 @@ import (
 // (restBenchPayloads). The protocols take turns in rounds (so that the
 // machine's other load falls on both alike); reported are each protocol's
 // median round (cpu-ns/req), v2/tf as the median of the rounds' ratios
-// with the least and greatest (v2/tf-lo, v2/tf-hi), the simulator's own
+// with their quartiles (v2/tf-q1, v2/tf-q3), the simulator's own
 // ratio over all rounds (sim-v2/tf; it runs in its own process, so that
 // the rest are loadprof's CPU alone), and the 1-minute load average.
 //
@@ -65,7 +65,7 @@ func BenchmarkGRPCProtocolCPU(b *testing.B) {
 					defer t.tr.Close()
 					trs[i] = t.tr
 				}
-				const rounds = 9
+				const rounds = 15
 				n := int64(b.N/rounds + 1)
 				var self [2][]float64
 				var sim [2]time.Duration
@@ -93,8 +93,9 @@ func BenchmarkGRPCProtocolCPU(b *testing.B) {
 				b.ReportMetric(median(self[0]), "tf-cpu-ns/req")
 				b.ReportMetric(median(self[1]), "v2-cpu-ns/req")
 				b.ReportMetric(median(ratios), "v2/tf")
-				b.ReportMetric(slices.Min(ratios), "v2/tf-lo")
-				b.ReportMetric(slices.Max(ratios), "v2/tf-hi")
+				sort.Float64s(ratios)
+				b.ReportMetric(ratios[(rounds-1)/4], "v2/tf-q1")
+				b.ReportMetric(ratios[3*(rounds-1)/4], "v2/tf-q3")
 				if sim[0] > 0 {
 					b.ReportMetric(float64(sim[1])/float64(sim[0]), "sim-v2/tf")
 				}
