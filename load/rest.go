@@ -93,10 +93,12 @@ func ParseEngine(s string) (Engine, error) {
 // one request at a time on each, so the number of connections is the
 // number of requests in flight. Every payload's request is rendered once
 // (by fasthttp) before the load starts. With the goroutine engine each
-// Sender owns a connection and parses responses with fasthttp; with the
-// epoll engine Run drives the connections itself (evloop_linux.go) and
-// frames responses itself (httpframe.go): a plain head is read by its own
-// parser, and fasthttp parses only the heads that parser leaves to it.
+// Sender owns a connection; with the epoll engine Run drives the
+// connections itself (evloop_linux.go). Both frame the load's responses
+// with responseFramer (httpframe.go): a plain head is read by its own
+// parser, fasthttp parses only the heads that parser leaves to it, and a
+// body is counted, not kept. Only Probe, which shows and checks the body,
+// reads a whole response with fasthttp.
 type REST struct {
 	cfg      RESTConfig
 	engine   Engine
@@ -265,7 +267,7 @@ func (r *REST) Engine() Engine { return r.engine }
 func (r *REST) NewSender() Sender { return r.newSender() }
 
 func (r *REST) newSender() *restSender {
-	s := &restSender{rest: r, resp: &fasthttp.Response{}}
+	s := &restSender{rest: r, framer: newResponseFramer(int64(r.cfg.MaxResponseBytes))}
 	r.mu.Lock()
 	r.conns[s] = struct{}{}
 	r.mu.Unlock()
@@ -293,6 +295,9 @@ type restSender struct {
 	connMu sync.Mutex
 	tls    bool // conn is a *tls.Conn
 	br     *bufio.Reader
+	// The load's answers go through framer, which keeps no body; the
+	// probe's (resp set, framer nil) are read whole by fasthttp.
+	framer *responseFramer
 	resp   *fasthttp.Response
 	probe  socketProbe // the TCP socket under conn
 	wrote  time.Time   // when the last request was written
@@ -343,6 +348,9 @@ func (s *restSender) dial(deadline time.Time) error {
 	} else {
 		s.br.Reset(&s.counted)
 	}
+	if s.framer != nil {
+		s.framer.reset()
+	}
 	return nil
 }
 
@@ -356,7 +364,8 @@ func (s *restSender) drop() {
 }
 
 // roundTrip sends the rendered request of payload and returns the status
-// of its answer; the response is in s.resp unless the status is 408. A
+// of its answer; the start of an error's body is in s.framer (the load) or
+// the whole response in s.resp (the probe) unless the status is 408. A
 // connection that failed or that the server closes is dropped, and the
 // next request dials a new one.
 //
@@ -414,6 +423,9 @@ func (s *restSender) exchange(payload int, deadline time.Time) (code int, answer
 		return 0, false, err
 	}
 	s.wrote = time.Now()
+	if s.framer != nil {
+		return s.readFramed()
+	}
 	// fasthttp reports every failure before the first response byte as
 	// EOF; wait for that byte here so that a reset stays a reset.
 	if _, err := s.br.Peek(1); err != nil {
@@ -447,6 +459,52 @@ func (s *restSender) exchange(payload int, deadline time.Time) (code int, answer
 		s.drop()
 	}
 	return code, true, nil
+}
+
+// readFramed reads the answer as the epoll engine does (see
+// eventLoop.read): the framer parses a plain head itself and counts the
+// body without copying it, keeping only the start of an error's. Reading
+// the answer with fasthttp.Response instead parsed and stored every header
+// and copied every body, work that grew with what a protocol's answers
+// carry (a V2 answer's extra header and longer body) rather than being
+// the same for every request.
+func (s *restSender) readFramed() (code int, answered bool, err error) {
+	f := s.framer
+	for {
+		space := f.space()
+		n, err := s.counted.Read(space)
+		if n > 0 {
+			answered = true
+			done, ferr := f.advance(n)
+			if ferr != nil {
+				s.drop()
+				return 0, true, ferr
+			}
+			if done {
+				// closeAfter: a 408, Connection: close, a body until
+				// close, or bytes after the answer (out of step).
+				if f.closeAfter {
+					s.drop()
+				}
+				return f.status, true, nil
+			}
+			if n == len(space) {
+				f.filled()
+			}
+		}
+		switch {
+		case err == io.EOF:
+			done, ferr := f.eof()
+			s.drop()
+			if done {
+				return f.status, true, nil
+			}
+			return 0, answered || f.pending(), ferr
+		case err != nil:
+			s.drop()
+			return 0, answered, err
+		}
+	}
 }
 
 // isStatus408 reports whether b starts with the status line of a 408.
@@ -538,9 +596,7 @@ func (s *restSender) send(payload int) Outcome {
 	if err != nil {
 		return restError(err)
 	}
-	out := s.rest.statusOutcome(code, s.resp.Body())
-	s.resp.ResetBody()
-	return out
+	return s.rest.statusOutcome(code, s.framer.errorBody())
 }
 
 // statusOutcome is the outcome of an HTTP answer with status code: OK for

@@ -8,13 +8,22 @@ import (
 	"strings"
 )
 
-// v2Datatypes are the tensor datatypes of the Open Inference Protocol, with
-// the size of one element in the binary tensor extension (0 for BYTES,
-// whose elements carry their own length).
-var v2Datatypes = map[string]int{
-	"BOOL": 1, "UINT8": 1, "UINT16": 2, "UINT32": 4, "UINT64": 8,
-	"INT8": 1, "INT16": 2, "INT32": 4, "INT64": 8,
-	"FP16": 2, "BF16": 2, "FP32": 4, "FP64": 8, "BYTES": 0,
+// v2Element is what loadprof knows of a V2 datatype: the size in bytes of
+// one element in the raw layout (the binary tensor extension's and gRPC's
+// raw_input_contents; 0 for BYTES, whose elements carry their own length),
+// and which V2Input slice carries its values.
+type v2Element struct {
+	size  int
+	slice string // "Bools", "Ints", "Uints", "Floats" or "Bytes"
+}
+
+// v2Datatypes are the tensor datatypes of the Open Inference Protocol.
+var v2Datatypes = map[string]v2Element{
+	"BOOL": {1, "Bools"},
+	"INT8": {1, "Ints"}, "INT16": {2, "Ints"}, "INT32": {4, "Ints"}, "INT64": {8, "Ints"},
+	"UINT8": {1, "Uints"}, "UINT16": {2, "Uints"}, "UINT32": {4, "Uints"}, "UINT64": {8, "Uints"},
+	"FP16": {2, "Floats"}, "BF16": {2, "Floats"}, "FP32": {4, "Floats"}, "FP64": {8, "Floats"},
+	"BYTES": {0, "Bytes"},
 }
 
 // IsV2Datatype reports whether name is a V2 tensor datatype.
@@ -388,7 +397,7 @@ func fillV2(in *V2Input, t *Tensor) error {
 		}
 	case "INT8", "INT16", "INT32", "INT64":
 		in.Ints = make([]int64, n)
-		bits := 8 * v2Datatypes[in.Datatype]
+		bits := 8 * v2Datatypes[in.Datatype].size
 		for i, l := range t.Leaves {
 			v, err := strconv.ParseInt(l.NumText, 10, bits)
 			if err != nil {
@@ -398,7 +407,7 @@ func fillV2(in *V2Input, t *Tensor) error {
 		}
 	case "UINT8", "UINT16", "UINT32", "UINT64":
 		in.Uints = make([]uint64, n)
-		bits := 8 * v2Datatypes[in.Datatype]
+		bits := 8 * v2Datatypes[in.Datatype].size
 		for i, l := range t.Leaves {
 			v, err := strconv.ParseUint(l.NumText, 10, bits)
 			if err != nil {
@@ -419,60 +428,75 @@ func fillV2(in *V2Input, t *Tensor) error {
 	return nil
 }
 
-// decodeV2Raw sets in's values from its tensor in the binary extension,
-// checking its size against the shape.
+// decodeV2Raw sets in's values from its tensor in the raw layout, which
+// the binary tensor extension and gRPC's raw_input_contents share:
+// little-endian, row-major, each BYTES element behind its 4-byte length.
+// The elements must fill in's shape.
 func decodeV2Raw(in *V2Input, tensor []byte) error {
+	el, ok := v2Datatypes[in.Datatype]
+	if !ok {
+		return fmt.Errorf("unknown datatype %q", in.Datatype)
+	}
+	for _, d := range in.Shape {
+		if d < 0 {
+			return fmt.Errorf("shape %s has a negative dimension", shape64String(in.Shape))
+		}
+	}
 	n, ok := V2ElementCount(in.Shape)
 	if !ok {
 		return fmt.Errorf("shape %s holds more elements than an int64 counts", shape64String(in.Shape))
 	}
 	le := binary.LittleEndian
 	if in.Datatype == "BYTES" {
-		in.Bytes = make([][]byte, 0, n)
+		// Each element takes at least its 4-byte length: a shape larger
+		// than the tensor allocates nothing for it.
+		in.Bytes = make([][]byte, 0, min(n, int64(len(tensor)/4)))
 		for len(tensor) > 0 {
-			if len(tensor) < 4 || int64(le.Uint32(tensor)) > int64(len(tensor)-4) {
-				return fmt.Errorf("BYTES element %d runs past its tensor", len(in.Bytes))
+			if len(tensor) < 4 || uint64(le.Uint32(tensor)) > uint64(len(tensor)-4) {
+				return fmt.Errorf("BYTES element %d runs past the end of the tensor", len(in.Bytes))
 			}
 			size := le.Uint32(tensor)
 			in.Bytes = append(in.Bytes, tensor[4:4+size:4+size])
 			tensor = tensor[4+size:]
 		}
 		if int64(len(in.Bytes)) != n {
-			return fmt.Errorf("the tensor has %d BYTES elements, shape %s has %d", len(in.Bytes), shape64String(in.Shape), n)
+			return fmt.Errorf("shape %s holds %d elements, the tensor has %d", shape64String(in.Shape), n, len(in.Bytes))
 		}
 		return nil
 	}
-	size := int64(v2Datatypes[in.Datatype])
+	size := int64(el.size)
 	if n > int64(len(tensor))/size || int64(len(tensor)) != n*size {
-		return fmt.Errorf("binary_data_size is %d bytes, shape %s of %s takes %d elements of %d bytes", len(tensor), shape64String(in.Shape), in.Datatype, n, size)
+		return fmt.Errorf("shape %s holds %d elements of %s (%d bytes each), the tensor has %d bytes", shape64String(in.Shape), n, in.Datatype, size, len(tensor))
 	}
 	for i := int64(0); i < n; i++ {
 		e := tensor[i*size : (i+1)*size]
-		var u uint64
-		for j := size - 1; j >= 0; j-- {
-			u = u<<8 | uint64(e[j])
-		}
 		switch in.Datatype {
 		case "BOOL":
-			in.Bools = append(in.Bools, u != 0)
+			in.Bools = append(in.Bools, e[0] != 0)
 		case "INT8":
-			in.Ints = append(in.Ints, int64(int8(u)))
+			in.Ints = append(in.Ints, int64(int8(e[0])))
 		case "INT16":
-			in.Ints = append(in.Ints, int64(int16(u)))
+			in.Ints = append(in.Ints, int64(int16(le.Uint16(e))))
 		case "INT32":
-			in.Ints = append(in.Ints, int64(int32(u)))
+			in.Ints = append(in.Ints, int64(int32(le.Uint32(e))))
 		case "INT64":
-			in.Ints = append(in.Ints, int64(u))
-		case "UINT8", "UINT16", "UINT32", "UINT64":
-			in.Uints = append(in.Uints, u)
+			in.Ints = append(in.Ints, int64(le.Uint64(e)))
+		case "UINT8":
+			in.Uints = append(in.Uints, uint64(e[0]))
+		case "UINT16":
+			in.Uints = append(in.Uints, uint64(le.Uint16(e)))
+		case "UINT32":
+			in.Uints = append(in.Uints, uint64(le.Uint32(e)))
+		case "UINT64":
+			in.Uints = append(in.Uints, le.Uint64(e))
 		case "FP16":
-			in.Floats = append(in.Floats, halfValue(uint16(u)))
+			in.Floats = append(in.Floats, halfValue(le.Uint16(e)))
 		case "BF16":
-			in.Floats = append(in.Floats, float64(math.Float32frombits(uint32(u)<<16)))
+			in.Floats = append(in.Floats, float64(math.Float32frombits(uint32(le.Uint16(e))<<16)))
 		case "FP32":
-			in.Floats = append(in.Floats, float64(math.Float32frombits(uint32(u))))
+			in.Floats = append(in.Floats, float64(math.Float32frombits(le.Uint32(e))))
 		case "FP64":
-			in.Floats = append(in.Floats, math.Float64frombits(u))
+			in.Floats = append(in.Floats, math.Float64frombits(le.Uint64(e)))
 		}
 	}
 	return nil

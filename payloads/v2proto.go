@@ -1,7 +1,6 @@
 package payloads
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -18,21 +17,6 @@ type V2ProtoOptions struct {
 	// BYTES elements each behind a 4-byte length) instead of the typed
 	// InferTensorContents fields. FP16 and BF16 exist only in this form.
 	Raw bool
-}
-
-// v2Element is the size in bytes of one element of a fixed-size V2
-// datatype in raw form, and which V2Input slice carries its values.
-type v2Element struct {
-	size  int
-	slice string // "Bools", "Ints", "Uints", "Floats" or "Bytes"
-}
-
-var v2Elements = map[string]v2Element{
-	"BOOL": {1, "Bools"},
-	"INT8": {1, "Ints"}, "INT16": {2, "Ints"}, "INT32": {4, "Ints"}, "INT64": {8, "Ints"},
-	"UINT8": {1, "Uints"}, "UINT16": {2, "Uints"}, "UINT32": {4, "Uints"}, "UINT64": {8, "Uints"},
-	"FP16": {2, "Floats"}, "BF16": {2, "Floats"}, "FP32": {4, "Floats"}, "FP64": {8, "Floats"},
-	"BYTES": {0, "Bytes"},
 }
 
 // ToModelInferRequest builds the gRPC ModelInferRequest of r for model
@@ -94,7 +78,7 @@ func v2Values(in *V2Input, slot string) (int, error) {
 }
 
 func v2InputProto(in *V2Input, opts V2ProtoOptions) (*v2proto.ModelInferRequest_InferInputTensor, []byte, error) {
-	el, ok := v2Elements[in.Datatype]
+	el, ok := v2Datatypes[in.Datatype]
 	if !ok {
 		return nil, nil, fmt.Errorf("unknown datatype %q", in.Datatype)
 	}
@@ -292,7 +276,7 @@ func V2InputsFromProto(req *v2proto.ModelInferRequest) ([]V2Input, error) {
 			if c := t.GetContents(); c != nil && proto.Size(c) > 0 {
 				err = errors.New("has contents, and the request has raw_input_contents")
 			} else {
-				err = v2FromRaw(in, raw[i])
+				err = decodeV2Raw(in, raw[i])
 			}
 		} else {
 			err = v2FromContents(in, t.GetContents())
@@ -337,74 +321,13 @@ func v2FromContents(in *V2Input, c *v2proto.InferTensorContents) error {
 	case "BYTES":
 		in.Bytes, got = c.GetBytesContents(), len(c.GetBytesContents())
 	default:
-		if _, known := v2Elements[in.Datatype]; known {
+		if _, known := v2Datatypes[in.Datatype]; known {
 			return fmt.Errorf("%s has no typed contents field: it must come in raw_input_contents", in.Datatype)
 		}
 		return fmt.Errorf("unknown datatype %q", in.Datatype)
 	}
 	if got != want {
 		return fmt.Errorf("shape %s holds %d elements, the %s contents have %d", shape64String(in.Shape), want, in.Datatype, got)
-	}
-	return nil
-}
-
-func v2FromRaw(in *V2Input, b []byte) error {
-	el, ok := v2Elements[in.Datatype]
-	if !ok {
-		return fmt.Errorf("unknown datatype %q", in.Datatype)
-	}
-	want, err := v2ElementCount(in.Shape)
-	if err != nil {
-		return err
-	}
-	le := binary.LittleEndian
-	if in.Datatype == "BYTES" {
-		for len(b) > 0 {
-			if len(b) < 4 || uint64(len(b)-4) < uint64(le.Uint32(b)) {
-				return fmt.Errorf("raw BYTES element %d runs past the end of its %d bytes", len(in.Bytes), len(b))
-			}
-			n := le.Uint32(b)
-			in.Bytes = append(in.Bytes, b[4:4+n])
-			b = b[4+n:]
-		}
-		if len(in.Bytes) != want {
-			return fmt.Errorf("shape %s holds %d elements, the raw contents have %d", shape64String(in.Shape), want, len(in.Bytes))
-		}
-		return nil
-	}
-	if len(b) != want*el.size {
-		return fmt.Errorf("shape %s of %s needs %d raw bytes, got %d", shape64String(in.Shape), in.Datatype, want*el.size, len(b))
-	}
-	for i := 0; i < len(b); i += el.size {
-		e := b[i : i+el.size]
-		switch in.Datatype {
-		case "BOOL":
-			in.Bools = append(in.Bools, e[0] != 0)
-		case "INT8":
-			in.Ints = append(in.Ints, int64(int8(e[0])))
-		case "INT16":
-			in.Ints = append(in.Ints, int64(int16(le.Uint16(e))))
-		case "INT32":
-			in.Ints = append(in.Ints, int64(int32(le.Uint32(e))))
-		case "INT64":
-			in.Ints = append(in.Ints, int64(le.Uint64(e)))
-		case "UINT8":
-			in.Uints = append(in.Uints, uint64(e[0]))
-		case "UINT16":
-			in.Uints = append(in.Uints, uint64(le.Uint16(e)))
-		case "UINT32":
-			in.Uints = append(in.Uints, uint64(le.Uint32(e)))
-		case "UINT64":
-			in.Uints = append(in.Uints, le.Uint64(e))
-		case "FP16":
-			in.Floats = append(in.Floats, halfValue(le.Uint16(e)))
-		case "BF16":
-			in.Floats = append(in.Floats, float64(math.Float32frombits(uint32(le.Uint16(e))<<16)))
-		case "FP32":
-			in.Floats = append(in.Floats, float64(math.Float32frombits(le.Uint32(e))))
-		case "FP64":
-			in.Floats = append(in.Floats, math.Float64frombits(le.Uint64(e)))
-		}
 	}
 	return nil
 }

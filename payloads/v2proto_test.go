@@ -2,6 +2,7 @@ package payloads
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -214,9 +215,9 @@ func TestV2InputsFromProtoRejectsContentsThatDoNotFill(t *testing.T) {
 		want string
 	}{
 		{&v2proto.ModelInferRequest{Inputs: []*v2proto.ModelInferRequest_InferInputTensor{{Name: "x", Datatype: "FP32", Shape: []int64{2}}},
-			RawInputContents: [][]byte{{0, 0, 0, 0}}}, `input "x": shape [2] of FP32 needs 8 raw bytes, got 4`},
+			RawInputContents: [][]byte{{0, 0, 0, 0}}}, `input "x": shape [2] holds 2 elements of FP32 (4 bytes each), the tensor has 4 bytes`},
 		{&v2proto.ModelInferRequest{Inputs: []*v2proto.ModelInferRequest_InferInputTensor{{Name: "t", Datatype: "BYTES", Shape: []int64{1}}},
-			RawInputContents: [][]byte{{9, 0, 0, 0, 'a'}}}, `input "t": raw BYTES element 0 runs past the end`},
+			RawInputContents: [][]byte{{9, 0, 0, 0, 'a'}}}, `input "t": BYTES element 0 runs past the end of the tensor`},
 		{&v2proto.ModelInferRequest{Inputs: []*v2proto.ModelInferRequest_InferInputTensor{{Name: "x", Datatype: "FP32", Shape: []int64{1}}, {Name: "y", Datatype: "FP32", Shape: []int64{1}}},
 			RawInputContents: [][]byte{{0, 0, 0, 0}}}, `raw_input_contents has 1 entries for 2 inputs`},
 		{&v2proto.ModelInferRequest{Inputs: []*v2proto.ModelInferRequest_InferInputTensor{{Name: "x", Datatype: "FP32", Shape: []int64{2},
@@ -331,6 +332,50 @@ func TestV2InputsFromProtoShapeOverflow(t *testing.T) {
 		_, err := V2InputsFromProto(req)
 		if err == nil || !strings.Contains(err.Error(), "shape "+ShapeString(shape)) {
 			t.Errorf("shape %v: err = %v", shape, err)
+		}
+	}
+}
+
+// The binary tensor extension and gRPC's raw_input_contents lay tensors out
+// alike, and one decoder reads both: the same bytes give the same values
+// or the same error either way. A shape far larger than its tensor is an
+// error, with nothing allocated for the shape.
+func TestV2RawTensorsReadAlikeInBinaryAndGRPC(t *testing.T) {
+	cases := []struct {
+		datatype string
+		shape    []int64
+		tensor   []byte
+		want     string // "" when it decodes
+	}{
+		{"FP32", []int64{2}, []byte{0, 0, 0x80, 0x3f, 0, 0, 0, 0x40}, ""},
+		{"INT16", []int64{1, 2}, []byte{0xff, 0xff, 2, 0}, ""},
+		{"BOOL", []int64{3}, []byte{1, 0, 1}, ""},
+		{"BYTES", []int64{2}, []byte{1, 0, 0, 0, 'a', 0, 0, 0, 0}, ""},
+		{"FP32", []int64{2}, []byte{0, 0, 0, 0}, "shape [2] holds 2 elements of FP32 (4 bytes each), the tensor has 4 bytes"},
+		{"BYTES", []int64{1}, []byte{9, 0, 0, 0, 'a'}, "BYTES element 0 runs past the end of the tensor"},
+		{"BYTES", []int64{3}, []byte{1, 0, 0, 0, 'a'}, "shape [3] holds 3 elements, the tensor has 1"},
+		{"BYTES", []int64{1 << 40}, []byte{1, 0, 0, 0, 'a'}, "shape [1099511627776] holds 1099511627776 elements, the tensor has 1"},
+		{"INT64", []int64{1 << 40, 1 << 30}, []byte{1, 0, 0, 0}, "shape [1099511627776, 1073741824] holds more elements than an int64 counts"},
+	}
+	for _, c := range cases {
+		header := fmt.Sprintf(`{"inputs": [{"name": "x", "datatype": %q, "shape": %s, "parameters": {"binary_data_size": %d}}]}`, c.datatype, shape64String(c.shape), len(c.tensor))
+		binary, berr := ParseV2Binary(append([]byte(header), c.tensor...), len(header))
+		grpc, gerr := V2InputsFromProto(&v2proto.ModelInferRequest{
+			Inputs:           []*v2proto.ModelInferRequest_InferInputTensor{{Name: "x", Datatype: c.datatype, Shape: c.shape}},
+			RawInputContents: [][]byte{c.tensor},
+		})
+		if c.want == "" {
+			if berr != nil || gerr != nil {
+				t.Errorf("%s %v: errors %v (binary), %v (gRPC)", c.datatype, c.shape, berr, gerr)
+				continue
+			}
+			if !reflect.DeepEqual(binary.Inputs[0], grpc[0]) {
+				t.Errorf("%s %v: binary %+v, gRPC %+v", c.datatype, c.shape, binary.Inputs[0], grpc[0])
+			}
+			continue
+		}
+		if berr == nil || gerr == nil || !strings.Contains(berr.Error(), c.want) || !strings.Contains(gerr.Error(), c.want) {
+			t.Errorf("%s %v: errors %v (binary), %v (gRPC), want both to say %q", c.datatype, c.shape, berr, gerr, c.want)
 		}
 	}
 }

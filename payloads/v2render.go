@@ -255,7 +255,7 @@ func v2RawSize(in *V2Input) int {
 		}
 		return n
 	}
-	return v2Datatypes[in.Datatype] * v2Len(in)
+	return v2Datatypes[in.Datatype].size * v2Len(in)
 }
 
 func v2Len(in *V2Input) int {
@@ -276,7 +276,7 @@ func v2Len(in *V2Input) int {
 // out.
 func appendV2Raw(b []byte, in *V2Input) []byte {
 	le := binary.LittleEndian
-	size := v2Datatypes[in.Datatype]
+	size := v2Datatypes[in.Datatype].size
 	switch in.Datatype {
 	case "BOOL":
 		for _, v := range in.Bools {

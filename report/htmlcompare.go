@@ -226,6 +226,7 @@ func settingsThatDiffer(base, next *Result) []settingDiff {
 		}
 	}
 	add("transport", base.Transport, next.Transport)
+	add("protocol", ProtocolOf(base), ProtocolOf(next)) // a result that does not say ran TF Serving's
 	add("engine", base.Client.Engine, next.Client.Engine)
 	add("loop", base.Loop, next.Loop)
 	add("target", base.Target, next.Target)

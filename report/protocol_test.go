@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 )
@@ -54,5 +55,31 @@ func TestProtocolInHeadingCompareAndMerge(t *testing.T) {
 	WriteSummary(&out, merged)
 	if !strings.Contains(out.String(), "b.json") || !strings.Contains(out.String(), "(V2)") {
 		t.Fatalf("merged summary:\n%s", out.String())
+	}
+}
+
+// The compare page lists the protocol among the settings that differ when
+// the runs' protocols do (beside the note the text compare prints too),
+// and not for a result that predates the field against a TF Serving run.
+func TestComparePageShowsTheProtocolRow(t *testing.T) {
+	base, next := goldenResult(t), goldenResult(t)
+	page := func() string {
+		var buf bytes.Buffer
+		if err := WriteCompareHTML(&buf, base, next, [2]string{"base.json", "new.json"}, CompareOptions{NoAssets: true}); err != nil {
+			t.Fatal(err)
+		}
+		return buf.String()
+	}
+	base.Protocol, next.Protocol = "", ProtocolTF
+	if p := page(); strings.Contains(p, "<td>protocol</td>") || strings.Contains(p, "the protocols differ") {
+		t.Fatal("a protocol row or note for tf against a result without the field")
+	}
+	next.Protocol = ProtocolV2Binary
+	p := page()
+	if !strings.Contains(p, "<tr><td>protocol</td><td>tf</td><td>v2-binary</td></tr>") {
+		t.Errorf("no protocol row tf / v2-binary in the settings that differ:\n%s", p[strings.Index(p, `id="differ"`):][:400])
+	}
+	if !strings.Contains(p, "the protocols differ (base tf, new v2-binary)") {
+		t.Error("no note that the protocols differ")
 	}
 }

@@ -508,8 +508,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if s.handleOpenAI(ctx, path) {
 		return
 	}
-	if strings.HasPrefix(path, "/v2") && (len(path) == 3 || path[3] == '/') {
-		s.handleV2(ctx, path)
+	if v2, ok := v2Path(path); ok {
+		s.handleV2(ctx, v2)
 		return
 	}
 	r, err := parseRoute(path)

@@ -55,6 +55,28 @@ func (s *Server) V2InferURL() string {
 	return strings.TrimSuffix(s.PredictURL(), "/v1/models/"+s.cfg.Model+":predict") + "/v2/models/" + s.cfg.Model + "/infer"
 }
 
+// v2Path is path from its first /v2 segment on: the V2 routes are served
+// under any prefix before it, such as the /seldon/NAMESPACE/MODEL a
+// Seldon Core gateway routes by, as load.ParseV2InferPath allows in a
+// target's URL. ok is false for a path without a /v2 segment, and for TF
+// Serving's /v1/ routes (a model may be named v2).
+func v2Path(path string) (string, bool) {
+	if strings.HasPrefix(path, "/v1/") {
+		return "", false
+	}
+	for from := 0; ; {
+		i := strings.Index(path[from:], "/v2")
+		if i < 0 {
+			return "", false
+		}
+		i += from
+		if end := i + len("/v2"); end == len(path) || path[end] == '/' {
+			return path[i:], true
+		}
+		from = i + len("/v2")
+	}
+}
+
 // v2Route is a parsed /v2/models/... path.
 type v2Route struct {
 	model, version string

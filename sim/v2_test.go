@@ -46,6 +46,20 @@ func TestV2RESTRoutes(t *testing.T) {
 			t.Errorf("%s %s: %d %s, want %d with %s", c.method, c.path, code, body, c.status, c.contains)
 		}
 	}
+	// Under a gateway's prefix, as load.ParseV2InferPath takes a target's
+	// URL: the same routes.
+	for _, c := range cases {
+		path := "/seldon/ns/test_model" + c.path
+		code, _, body := call(t, c.method, base+path, c.body)
+		if code != c.status || !strings.Contains(body, c.contains) {
+			t.Errorf("%s %s: %d %s, want %d with %s", c.method, path, code, body, c.status, c.contains)
+		}
+	}
+	for _, path := range []string{"/v1/models/v2", "/seldon/v2x/models/test_model/ready", "/v22/models/test_model/ready"} {
+		if code, _, body := call(t, "GET", base+path, ""); code != 404 || strings.Contains(body, "Model") {
+			t.Errorf("GET %s: %d %s, want TF Serving's 404", path, code, body)
+		}
+	}
 	if got := s.V2InferURL(); got != base+"/v2/models/test_model/infer" {
 		t.Errorf("V2InferURL %s", got)
 	}

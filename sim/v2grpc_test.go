@@ -125,7 +125,7 @@ func TestV2GRPCModelInferAnswersTypedAndRawLikePredict(t *testing.T) {
 		{v2Infer(t, &payloads.V2Request{Inputs: []payloads.V2Input{{Name: "z", Datatype: "FP32", Shape: []int64{1}, Floats: []float64{1}}, r.Inputs[1], r.Inputs[2]}}, false), codes.InvalidArgument, "unexpected inference input 'z'"},
 		{v2Infer(t, &payloads.V2Request{Inputs: r.Inputs, Outputs: []payloads.V2Output{{Name: "nope"}}}, false), codes.InvalidArgument, "unexpected inference output 'nope'"},
 		{&v2proto.ModelInferRequest{ModelName: "test_model", Inputs: []*v2proto.ModelInferRequest_InferInputTensor{{Name: "x", Datatype: "FP32", Shape: []int64{1, 2}}},
-			RawInputContents: [][]byte{{1, 2, 3}}}, codes.InvalidArgument, "needs 8 raw bytes, got 3"},
+			RawInputContents: [][]byte{{1, 2, 3}}}, codes.InvalidArgument, "shape [1, 2] holds 2 elements of FP32 (4 bytes each), the tensor has 3 bytes"},
 	}
 	for _, tc := range cases {
 		_, err := c.ModelInfer(context.Background(), tc.req)
