@@ -252,29 +252,35 @@ func (s *chunkScanner) scan(data []byte, ev *SSEEvent) {
 	if !s.peek('{') {
 		return
 	}
+	// A repeated member counts as its last occurrence, as encoding/json
+	// reads it.
 	var choices, usage, errObj, objectIsError bool
 	tokens := 0
 	s.object(func(key []byte) {
 		switch string(key) {
 		case "choices":
+			choices, tokens = false, 0
 			if s.peek('[') {
 				choices = true
 				s.array(func() { tokens += s.choice() })
 				return
 			}
 		case "usage":
+			usage, ev.PromptTokens, ev.CompletionTokens = false, -1, -1
 			if s.peek('{') {
 				usage = true
 				s.usage(ev)
 				return
 			}
 		case "error":
+			errObj = false
 			if s.peek('{') {
 				errObj = true
 				s.errorObject(ev)
 				return
 			}
 		case "object":
+			objectIsError = false
 			if s.peek('"') {
 				v, _ := s.str()
 				objectIsError = string(v) == "error"
@@ -317,24 +323,27 @@ func (s *chunkScanner) choice() int {
 		s.value()
 		return 0
 	}
-	got := 0
+	var text, content bool
 	s.object(func(key []byte) {
 		switch string(key) {
 		case "text":
+			text = false
 			if s.peek('"') {
-				if v, ok := s.str(); ok && len(v) > 0 {
-					got = 1
-				}
+				v, ok := s.str()
+				text = ok && len(v) > 0
 				return
 			}
 		case "delta":
+			content = false
 			if s.peek('{') {
 				s.object(func(key []byte) {
-					if string(key) == "content" && s.peek('"') {
-						if v, ok := s.str(); ok && len(v) > 0 {
-							got = 1
+					if string(key) == "content" {
+						content = false
+						if s.peek('"') {
+							v, ok := s.str()
+							content = ok && len(v) > 0
+							return
 						}
-						return
 					}
 					s.value()
 				})
@@ -343,7 +352,10 @@ func (s *chunkScanner) choice() int {
 		}
 		s.value()
 	})
-	return got
+	if text || content {
+		return 1
+	}
+	return 0
 }
 
 func (s *chunkScanner) usage(ev *SSEEvent) {
