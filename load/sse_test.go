@@ -253,6 +253,16 @@ func TestSSEParserReadsTheFieldsOfAnEventStream(t *testing.T) {
 		{"multi-line data is one document",
 			"data: {\"choices\":\ndata: [{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n",
 			[]parsedEvent{{Kind: SSEChunk, Tokens: 1, PromptTokens: -1, CompletionTokens: -1, Data: "{\"choices\":\n[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}"}}},
+		{"multi-line data with CRLF and CR line ends",
+			"data: {\"choices\":\r\ndata: [{\"text\":\"a\"}]}\r\n\r\ndata: {\"choices\":\rdata: []}\r\r",
+			[]parsedEvent{
+				{Kind: SSEChunk, Tokens: 1, PromptTokens: -1, CompletionTokens: -1, Data: "{\"choices\":\n[{\"text\":\"a\"}]}"},
+				{Kind: SSEChunk, PromptTokens: -1, CompletionTokens: -1, Data: "{\"choices\":\n[]}"}}},
+		{"a repeated member counts as its last, as encoding/json reads it",
+			"data: {\"choices\":[{\"text\":\"a\"}],\"choices\":[]}\n\ndata: {\"choices\":[{\"text\":\"a\",\"text\":\"\"},{\"delta\":{\"content\":\"\",\"content\":\"b\"}}]}\n\n",
+			[]parsedEvent{
+				{Kind: SSEChunk, PromptTokens: -1, CompletionTokens: -1, Data: `{"choices":[{"text":"a"}],"choices":[]}`},
+				{Kind: SSEChunk, Tokens: 1, PromptTokens: -1, CompletionTokens: -1, Data: `{"choices":[{"text":"a","text":""},{"delta":{"content":"","content":"b"}}]}`}}},
 		{"empty, null and role-only content carry no tokens",
 			"data: {\"choices\":[{\"text\":\"\"}]}\n\ndata: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":null}}],\"usage\":null}\n\ndata: {\"choices\":[{\"delta\":{}}]}\n\n",
 			[]parsedEvent{
@@ -392,6 +402,7 @@ func FuzzSSE(f *testing.F) {
 	f.Add([]byte(": c\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":3}}\n\n"), uint16(1))
 	f.Add([]byte("data: {\"error\":{\"message\":\"m\",\"code\":1}}\n\ndata: {\"choices\":[{\"index\":0,\n\n"), uint16(30))
 	f.Add([]byte("data: {\"choices\":\ndata: [{\"text\":\"\\u0041\"},{\"text\":\"b\"}]}\n\n"), uint16(17))
+	f.Add([]byte("data: {\"choices\":[{\"text\":\"a\"}],\"choices\":null,\"usage\":{}}\n\n"), uint16(9))
 	f.Fuzz(func(t *testing.T, stream []byte, split uint16) {
 		k := int(split) % (len(stream) + 1)
 		var whole, parts SSEParser
