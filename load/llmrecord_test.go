@@ -198,7 +198,9 @@ func statsEqual(t *testing.T, what string, a, b *LLMStats) {
 	if flat(a) != flat(b) {
 		t.Fatalf("%s: counts differ:\n%s\n%s", what, flat(a), flat(b))
 	}
-	hists := func(s *LLMStats) []*hdrhistogram.Histogram { return []*hdrhistogram.Histogram{s.TTFT, s.ITL, s.TPOT, s.E2E} }
+	hists := func(s *LLMStats) []*hdrhistogram.Histogram {
+		return []*hdrhistogram.Histogram{s.TTFT, s.ITL, s.TPOT, s.E2E}
+	}
 	for i, ha := range hists(a) {
 		hb := hists(b)[i]
 		// A merge records each bucket at its lowest value: the buckets

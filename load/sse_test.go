@@ -507,4 +507,44 @@ func BenchmarkSSEParse(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tokens), "ns/token")
 		})
 	}
+	// For scale: the same events decoded with encoding/json, as a
+	// straightforward client would.
+	b.Run("encoding-json", func(b *testing.B) {
+		type chunk struct {
+			Choices []struct {
+				Text  *string `json:"text"`
+				Delta struct {
+					Content *string `json:"content"`
+				} `json:"delta"`
+			} `json:"choices"`
+			Usage *struct {
+				PromptTokens     int64 `json:"prompt_tokens"`
+				CompletionTokens int64 `json:"completion_tokens"`
+			} `json:"usage"`
+		}
+		b.SetBytes(int64(len(stream)))
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			n := 0
+			for _, ev := range bytes.Split(stream, []byte("\n\n")) {
+				data, ok := bytes.CutPrefix(ev, []byte("data: "))
+				if !ok || string(data) == "[DONE]" {
+					continue
+				}
+				var c chunk
+				if err := json.Unmarshal(data, &c); err != nil {
+					b.Fatal(err)
+				}
+				for _, ch := range c.Choices {
+					if ch.Delta.Content != nil && *ch.Delta.Content != "" {
+						n++
+					}
+				}
+			}
+			if n != tokens {
+				b.Fatalf("%d tokens", n)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tokens), "ns/token")
+	})
 }
