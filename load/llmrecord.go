@@ -1,6 +1,6 @@
 package load
 
-// The timing of streamed LLM answers: an LLMStream follows one request's
+// The timing of streamed LLM answers: an LLMStreamTimer follows one request's
 // events as they arrive and yields its TTFT, inter-token gaps, TPOT and
 // end-to-end latency; LLMStats holds those of many requests in HDR
 // histograms with the token and failure counts, and an LLMRecorder keeps
@@ -80,7 +80,7 @@ type LLMRequest struct {
 	// with Chunks 0.
 	TTFT time.Duration
 	// Gaps are the times between successive output-carrying events,
-	// Chunks-1 of them. The slice belongs to the LLMStream that made the
+	// Chunks-1 of them. The slice belongs to the LLMStreamTimer that made the
 	// request and is reused by its next Begin.
 	Gaps   []time.Duration
 	E2E    time.Duration // End - Start
@@ -104,10 +104,10 @@ type LLMRequest struct {
 	ErrorMessage string
 }
 
-// LLMStream follows one request's events. One belongs to a connection (or
+// LLMStreamTimer follows one request's events. One belongs to a connection (or
 // a goroutine) and is reused request after request: after the first few
 // requests it allocates nothing.
-type LLMStream struct {
+type LLMStreamTimer struct {
 	req       LLMRequest
 	last      time.Duration
 	tokens    int64
@@ -117,15 +117,15 @@ type LLMStream struct {
 }
 
 // Begin starts a request sent (or due, in an open loop) at start.
-func (s *LLMStream) Begin(start time.Duration) {
+func (s *LLMStreamTimer) Begin(start time.Duration) {
 	gaps := s.req.Gaps[:0]
-	*s = LLMStream{usageOut: -1, usageIn: -1}
+	*s = LLMStreamTimer{usageOut: -1, usageIn: -1}
 	s.req = LLMRequest{Start: start, Gaps: gaps, InputTokens: -1}
 }
 
 // Event takes one parsed event that arrived at at (run clock). Events
 // after [DONE] are ignored.
-func (s *LLMStream) Event(ev *SSEEvent, at time.Duration) {
+func (s *LLMStreamTimer) Event(ev *SSEEvent, at time.Duration) {
 	if s.req.Done {
 		return
 	}
@@ -167,7 +167,7 @@ func (s *LLMStream) Event(ev *SSEEvent, at time.Duration) {
 // end becomes LLMStreamError after an error event, LLMClosedMidStream
 // without [DONE], and LLMMalformed with malformed events. The result's
 // Gaps are valid until the next Begin.
-func (s *LLMStream) Finish(end time.Duration, failure LLMFailure) *LLMRequest {
+func (s *LLMStreamTimer) Finish(end time.Duration, failure LLMFailure) *LLMRequest {
 	r := &s.req
 	r.End = end
 	r.E2E = end - r.Start

@@ -26,7 +26,7 @@ var (
 const ms = time.Millisecond
 
 func TestLLMStreamRecoversTTFTAndEveryGapFromTheEventTimes(t *testing.T) {
-	var s LLMStream
+	var s LLMStreamTimer
 	s.Begin(100 * ms) // the intended send time
 	s.Event(&roleEvent, 110*ms)
 	s.Event(&tokenEvent, 130*ms)
@@ -81,7 +81,7 @@ func TestLLMStreamClassifiesHowAStreamEnded(t *testing.T) {
 		{"HTTP error", nil, LLMHTTPError, LLMHTTPError, ""},
 	}
 	for _, c := range cases {
-		var s LLMStream
+		var s LLMStreamTimer
 		s.Begin(0)
 		for i, ev := range c.events {
 			s.Event(ev, time.Duration(i+1)*ms)
@@ -95,7 +95,7 @@ func TestLLMStreamClassifiesHowAStreamEnded(t *testing.T) {
 
 func TestLLMStatsRecordTheTimingsExactly(t *testing.T) {
 	st := NewLLMStats()
-	var s LLMStream
+	var s LLMStreamTimer
 	// Two streams: TTFT 30ms and 50ms; gaps 5, 7 and 9ms.
 	s.Begin(0)
 	s.Event(&tokenEvent, 30*ms)
@@ -159,7 +159,7 @@ func near(got, want int64) bool {
 func randomRequests(rng *rand.Rand, n int) []LLMRequest {
 	out := make([]LLMRequest, n)
 	for i := range out {
-		var s LLMStream
+		var s LLMStreamTimer
 		start := time.Duration(rng.IntN(10_000)) * ms
 		s.Begin(start)
 		at := start + time.Duration(rng.IntN(500_000))*time.Microsecond
@@ -280,7 +280,7 @@ func TestLLMRecorderFromConcurrentWorkersEqualsOneRecorder(t *testing.T) {
 
 func TestLLMRecordingAllocatesNothing(t *testing.T) {
 	rec := NewLLMRecorder()
-	var s LLMStream
+	var s LLMStreamTimer
 	u := usageEventOf(10, 8)
 	stream := func() {
 		s.Begin(0)

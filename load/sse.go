@@ -52,7 +52,7 @@ type SSEEvent struct {
 	// Tokens is the output tokens the chunk carried: one per choice whose
 	// text (completions) or delta.content (chat) is a non-empty string,
 	// as vLLM's bench serve counts them. The usage block, when a server
-	// sends one, gives the exact count (LLMStream prefers it).
+	// sends one, gives the exact count (LLMStreamTimer prefers it).
 	Tokens int
 	// HasUsage is set when the chunk had a usage object; PromptTokens and
 	// CompletionTokens are its members (-1 when absent or not integers).
