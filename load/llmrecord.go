@@ -1,0 +1,380 @@
+package load
+
+// The timing of streamed LLM answers: an LLMStreamTimer follows one request's
+// events as they arrive and yields its TTFT, inter-token gaps, TPOT and
+// end-to-end latency; LLMStats holds those of many requests in HDR
+// histograms with the token and failure counts, and an LLMRecorder keeps
+// them by phase for concurrent engines, as Recorder does for latencies.
+
+import (
+	"sync"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// LLMFailure is how a streamed request failed, or LLMOK.
+type LLMFailure uint8
+
+// The failure classes of streamed requests, counted apart.
+const (
+	LLMOK LLMFailure = iota
+	// LLMStalled: no event for longer than the engine's stall bound.
+	LLMStalled
+	// LLMClosedMidStream: the connection ended (or the body did) before
+	// [DONE].
+	LLMClosedMidStream
+	// LLMMalformed: the stream held data that is not a chunk
+	// (SSEMalformed) or an event past the parser's bound. A stream that
+	// still reached [DONE] keeps its timings and tokens.
+	LLMMalformed
+	// LLMHTTPError: the answer's status was not 2xx.
+	LLMHTTPError
+	// LLMStreamError: the server sent an error event in the stream.
+	LLMStreamError
+	numLLMFailures
+)
+
+func (f LLMFailure) String() string {
+	switch f {
+	case LLMOK:
+		return "ok"
+	case LLMStalled:
+		return "stalled"
+	case LLMClosedMidStream:
+		return "closed_mid_stream"
+	case LLMMalformed:
+		return "malformed"
+	case LLMHTTPError:
+		return "http_error"
+	case LLMStreamError:
+		return "stream_error"
+	}
+	return "unknown"
+}
+
+// TokenSource says where a request's output token count came from.
+type TokenSource uint8
+
+// Token counts come from the server's usage block when it sent one, or
+// else from the chunks that carried output.
+const (
+	TokensFromChunks TokenSource = iota
+	TokensFromUsage
+)
+
+func (s TokenSource) String() string {
+	if s == TokensFromUsage {
+		return "usage"
+	}
+	return "chunks"
+}
+
+// LLMRequest is one streamed request's timing. Times are offsets on the
+// run's clock (Recorder.Now); durations count from Start, the intended
+// send time in an open loop and the actual one in a closed loop.
+type LLMRequest struct {
+	Start time.Duration
+	End   time.Duration // when the stream ended ([DONE], the failure, or the body's end)
+	// TTFT is from Start to the first event that carried output; 0
+	// with Chunks 0.
+	TTFT time.Duration
+	// Gaps are the times between successive output-carrying events,
+	// Chunks-1 of them. The slice belongs to the LLMStreamTimer that made the
+	// request and is reused by its next Begin.
+	Gaps   []time.Duration
+	E2E    time.Duration // End - Start
+	Chunks int           // events that carried output
+	// OutputTokens is usage's completion_tokens when the server sent it
+	// (OutputFrom TokensFromUsage), else the output counted in the chunks.
+	OutputTokens int64
+	OutputFrom   TokenSource
+	// InputTokens is usage's prompt_tokens, -1 when the server sent none.
+	InputTokens int64
+	// TPOT is (E2E - TTFT)/(OutputTokens - 1), 0 with fewer than two
+	// output tokens.
+	TPOT time.Duration
+	// Done is set when the stream reached [DONE].
+	Done bool
+	// Malformed counts the events that were not chunks.
+	Malformed int
+	Failure   LLMFailure
+	// ErrorMessage is the message of the stream's first error event
+	// (copied: it outlives the parser's buffer).
+	ErrorMessage string
+}
+
+// LLMStreamTimer follows one request's events. One belongs to a connection (or
+// a goroutine) and is reused request after request: after the first few
+// requests it allocates nothing.
+type LLMStreamTimer struct {
+	req       LLMRequest
+	last      time.Duration
+	tokens    int64
+	usageOut  int64
+	usageIn   int64
+	errorSeen bool
+}
+
+// Begin starts a request sent (or due, in an open loop) at start.
+func (s *LLMStreamTimer) Begin(start time.Duration) {
+	gaps := s.req.Gaps[:0]
+	*s = LLMStreamTimer{usageOut: -1, usageIn: -1}
+	s.req = LLMRequest{Start: start, Gaps: gaps, InputTokens: -1}
+}
+
+// Event takes one parsed event that arrived at at (run clock). Events
+// after [DONE] are ignored.
+func (s *LLMStreamTimer) Event(ev *SSEEvent, at time.Duration) {
+	if s.req.Done {
+		return
+	}
+	switch ev.Kind {
+	case SSEDone:
+		s.req.Done = true
+	case SSEMalformed:
+		s.req.Malformed++
+	case SSEError:
+		if !s.errorSeen {
+			s.errorSeen = true
+			s.req.ErrorMessage = string(ev.ErrorMessage)
+		}
+	case SSEChunk:
+		if ev.Tokens > 0 {
+			if s.req.Chunks == 0 {
+				s.req.TTFT = at - s.req.Start
+			} else {
+				s.req.Gaps = append(s.req.Gaps, at-s.last)
+			}
+			s.last = at
+			s.req.Chunks++
+			s.tokens += int64(ev.Tokens)
+		}
+		if ev.HasUsage {
+			if ev.CompletionTokens >= 0 {
+				s.usageOut = ev.CompletionTokens
+			}
+			if ev.PromptTokens >= 0 {
+				s.usageIn = ev.PromptTokens
+			}
+		}
+	}
+}
+
+// Finish ends the request at end (run clock). failure is what the engine
+// saw (LLMOK when the body ended cleanly, a stall, a closed connection, an
+// HTTP status, a body past the parser's bound as LLMMalformed); a clean
+// end becomes LLMStreamError after an error event, LLMClosedMidStream
+// without [DONE], and LLMMalformed with malformed events. The result's
+// Gaps are valid until the next Begin.
+func (s *LLMStreamTimer) Finish(end time.Duration, failure LLMFailure) *LLMRequest {
+	r := &s.req
+	r.End = end
+	r.E2E = end - r.Start
+	if failure == LLMOK {
+		switch {
+		case s.errorSeen:
+			failure = LLMStreamError
+		case !r.Done:
+			failure = LLMClosedMidStream
+		case r.Malformed > 0:
+			failure = LLMMalformed
+		}
+	}
+	r.Failure = failure
+	r.OutputTokens, r.OutputFrom = s.tokens, TokensFromChunks
+	if s.usageOut >= 0 {
+		r.OutputTokens, r.OutputFrom = s.usageOut, TokensFromUsage
+	}
+	r.InputTokens = s.usageIn
+	r.TPOT = 0
+	if r.OutputTokens > 1 && r.Chunks > 0 {
+		r.TPOT = (r.E2E - r.TTFT) / time.Duration(r.OutputTokens-1)
+	}
+	return r
+}
+
+// LLMStats are the timings and counts of many streamed requests. Its
+// histograms are in us with the latency histograms' range (NewHistogram).
+// It is not locked: an engine's loop may own one and Merge it into
+// another, or record through an LLMRecorder.
+type LLMStats struct {
+	Requests int64 // finished, whatever their failure
+	// Failures counts the requests by failure class (index LLMOK counts
+	// the successful ones).
+	Failures [numLLMFailures]int64
+	// MalformedEvents counts the events that were not chunks, in every
+	// request.
+	MalformedEvents int64
+
+	// The histograms hold the requests whose streams completed ([DONE]
+	// reached, without a stream error): LLMOK and LLMMalformed. TTFT and
+	// E2E need a request with output; ITL holds every gap; TPOT the
+	// requests with two output tokens or more.
+	TTFT, ITL, TPOT, E2E *hdrhistogram.Histogram
+	Timed                int64 // requests in TTFT and E2E
+
+	// Token totals over every request, failed ones included (output
+	// received is output, whatever came after it). OutputFromUsage
+	// counts the requests whose count came from usage.
+	OutputTokens, InputTokens int64
+	OutputFromUsage           int64
+	// TimedOutputTokens sums the output of the timed requests, for
+	// throughput figures that match the histograms.
+	TimedOutputTokens int64
+
+	FirstAt time.Duration // earliest Start, -1 before any request
+	LastAt  time.Duration // latest End
+}
+
+// NewLLMStats returns empty stats.
+func NewLLMStats() *LLMStats {
+	return &LLMStats{TTFT: NewHistogram(), ITL: NewHistogram(), TPOT: NewHistogram(), E2E: NewHistogram(), FirstAt: -1}
+}
+
+// histUs is d in us within the histograms' range; floor is the smallest
+// value kept (0 for gaps: two chunks read together are 0 apart).
+func histUs(d time.Duration, floor int64) int64 {
+	return min(max(int64(d/time.Microsecond), floor), HistogramMaxUs)
+}
+
+// Add records one finished request.
+func (st *LLMStats) Add(r *LLMRequest) {
+	st.Requests++
+	st.Failures[r.Failure]++
+	st.MalformedEvents += int64(r.Malformed)
+	st.OutputTokens += r.OutputTokens
+	if r.InputTokens > 0 {
+		st.InputTokens += r.InputTokens
+	}
+	if r.OutputFrom == TokensFromUsage {
+		st.OutputFromUsage++
+	}
+	if st.FirstAt < 0 || r.Start < st.FirstAt {
+		st.FirstAt = r.Start
+	}
+	if r.End > st.LastAt {
+		st.LastAt = r.End
+	}
+	if (r.Failure != LLMOK && r.Failure != LLMMalformed) || r.Chunks == 0 {
+		return
+	}
+	st.Timed++
+	st.TimedOutputTokens += r.OutputTokens
+	_ = st.TTFT.RecordValue(histUs(r.TTFT, HistogramMinUs))
+	_ = st.E2E.RecordValue(histUs(r.E2E, HistogramMinUs))
+	for _, g := range r.Gaps {
+		_ = st.ITL.RecordValue(histUs(g, 0))
+	}
+	if r.OutputTokens > 1 {
+		_ = st.TPOT.RecordValue(histUs(r.TPOT, 0))
+	}
+}
+
+// Merge adds o's requests to st.
+func (st *LLMStats) Merge(o *LLMStats) {
+	st.Requests += o.Requests
+	for i := range st.Failures {
+		st.Failures[i] += o.Failures[i]
+	}
+	st.MalformedEvents += o.MalformedEvents
+	st.TTFT.Merge(o.TTFT)
+	st.ITL.Merge(o.ITL)
+	st.TPOT.Merge(o.TPOT)
+	st.E2E.Merge(o.E2E)
+	st.Timed += o.Timed
+	st.OutputTokens += o.OutputTokens
+	st.InputTokens += o.InputTokens
+	st.OutputFromUsage += o.OutputFromUsage
+	st.TimedOutputTokens += o.TimedOutputTokens
+	if o.FirstAt >= 0 && (st.FirstAt < 0 || o.FirstAt < st.FirstAt) {
+		st.FirstAt = o.FirstAt
+	}
+	st.LastAt = max(st.LastAt, o.LastAt)
+}
+
+// Clone returns a deep copy of st.
+func (st *LLMStats) Clone() *LLMStats {
+	c := *st
+	c.TTFT, c.ITL, c.TPOT, c.E2E = st.TTFT.Clone(), st.ITL.Clone(), st.TPOT.Clone(), st.E2E.Clone()
+	return &c
+}
+
+// Errors is the number of failed requests.
+func (st *LLMStats) Errors() int64 { return st.Requests - st.Failures[LLMOK] }
+
+// LLMRecorder collects streamed requests from concurrent workers by phase,
+// the way Recorder collects latencies: the steady requests also go to the
+// window's or the outside's stats. Record takes a lock and allocates
+// nothing.
+type LLMRecorder struct {
+	mu                              sync.Mutex
+	warmup, steady, window, outside *LLMStats
+	frozen                          bool
+	late                            int64
+}
+
+// NewLLMRecorder returns an empty LLMRecorder.
+func NewLLMRecorder() *LLMRecorder {
+	return &LLMRecorder{warmup: NewLLMStats(), steady: NewLLMStats(), window: NewLLMStats(), outside: NewLLMStats()}
+}
+
+// Record adds one finished request of the phase; inWindow is whether it
+// was sent in the profile window (Sample.InWindow).
+func (r *LLMRecorder) Record(phase Phase, inWindow bool, req *LLMRequest) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.frozen {
+		r.late++
+		return
+	}
+	if phase == Warmup {
+		r.warmup.Add(req)
+		return
+	}
+	r.steady.Add(req)
+	if inWindow {
+		r.window.Add(req)
+	} else {
+		r.outside.Add(req)
+	}
+}
+
+// Merge adds everything o recorded to r (workers' recorders into the
+// run's). o must not be recording.
+func (r *LLMRecorder) Merge(o *LLMRecorder) {
+	if r == o {
+		return
+	}
+	o.mu.Lock()
+	snap := LLMSnapshot{Warmup: o.warmup.Clone(), Steady: o.steady.Clone(), Window: o.window.Clone(), Outside: o.outside.Clone(), Late: o.late}
+	o.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.warmup.Merge(snap.Warmup)
+	r.steady.Merge(snap.Steady)
+	r.window.Merge(snap.Window)
+	r.outside.Merge(snap.Outside)
+	r.late += snap.Late
+}
+
+// Freeze stops recording, as Recorder.Freeze does: later requests are
+// counted as late only.
+func (r *LLMRecorder) Freeze() {
+	r.mu.Lock()
+	r.frozen = true
+	r.mu.Unlock()
+}
+
+// LLMSnapshot is a copy of what an LLMRecorder holds.
+type LLMSnapshot struct {
+	Warmup, Steady, Window, Outside *LLMStats
+	Late                            int64
+}
+
+// Snapshot copies the recorded stats.
+func (r *LLMRecorder) Snapshot() LLMSnapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return LLMSnapshot{Warmup: r.warmup.Clone(), Steady: r.steady.Clone(), Window: r.window.Clone(), Outside: r.outside.Clone(), Late: r.late}
+}

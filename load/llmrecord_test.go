@@ -1,0 +1,298 @@
+package load
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Events as a stream delivers them.
+var (
+	roleEvent    = SSEEvent{Kind: SSEChunk, PromptTokens: -1, CompletionTokens: -1}
+	tokenEvent   = SSEEvent{Kind: SSEChunk, Tokens: 1, PromptTokens: -1, CompletionTokens: -1}
+	doneEvent    = SSEEvent{Kind: SSEDone, PromptTokens: -1, CompletionTokens: -1}
+	badEvent     = SSEEvent{Kind: SSEMalformed, PromptTokens: -1, CompletionTokens: -1}
+	errorEvent   = SSEEvent{Kind: SSEError, PromptTokens: -1, CompletionTokens: -1, ErrorMessage: []byte("out of memory")}
+	usageEventOf = func(prompt, completion int64) SSEEvent {
+		return SSEEvent{Kind: SSEChunk, HasUsage: true, PromptTokens: prompt, CompletionTokens: completion}
+	}
+)
+
+const ms = time.Millisecond
+
+func TestLLMStreamRecoversTTFTAndEveryGapFromTheEventTimes(t *testing.T) {
+	var s LLMStreamTimer
+	s.Begin(100 * ms) // the intended send time
+	s.Event(&roleEvent, 110*ms)
+	s.Event(&tokenEvent, 130*ms)
+	s.Event(&tokenEvent, 135*ms)
+	s.Event(&badEvent, 136*ms)
+	s.Event(&tokenEvent, 142*ms)
+	s.Event(&tokenEvent, 142*ms)
+	u := usageEventOf(17, 4)
+	s.Event(&u, 143*ms)
+	s.Event(&doneEvent, 144*ms)
+	s.Event(&tokenEvent, 150*ms) // after [DONE]: ignored
+	r := s.Finish(145*ms, LLMOK)
+	want := LLMRequest{
+		Start: 100 * ms, End: 145 * ms, TTFT: 30 * ms, Gaps: []time.Duration{5 * ms, 7 * ms, 0},
+		E2E: 45 * ms, Chunks: 4, OutputTokens: 4, OutputFrom: TokensFromUsage, InputTokens: 17,
+		TPOT: 5 * ms, Done: true, Malformed: 1, Failure: LLMMalformed,
+	}
+	if !reflect.DeepEqual(*r, want) {
+		t.Fatalf("got  %+v\nwant %+v", *r, want)
+	}
+
+	// Reused: nothing of the first request stays.
+	s.Begin(200 * ms)
+	s.Event(&tokenEvent, 210*ms)
+	s.Event(&tokenEvent, 213*ms)
+	s.Event(&tokenEvent, 219*ms)
+	s.Event(&doneEvent, 219*ms)
+	r = s.Finish(220*ms, LLMOK)
+	want = LLMRequest{
+		Start: 200 * ms, End: 220 * ms, TTFT: 10 * ms, Gaps: []time.Duration{3 * ms, 6 * ms},
+		E2E: 20 * ms, Chunks: 3, OutputTokens: 3, OutputFrom: TokensFromChunks, InputTokens: -1,
+		TPOT: 5 * ms, Done: true,
+	}
+	if !reflect.DeepEqual(*r, want) {
+		t.Fatalf("reused: got  %+v\nwant %+v", *r, want)
+	}
+}
+
+func TestLLMStreamClassifiesHowAStreamEnded(t *testing.T) {
+	cases := []struct {
+		name    string
+		events  []*SSEEvent
+		engine  LLMFailure
+		want    LLMFailure
+		message string
+	}{
+		{"done", []*SSEEvent{&tokenEvent, &doneEvent}, LLMOK, LLMOK, ""},
+		{"body ended before [DONE]", []*SSEEvent{&tokenEvent}, LLMOK, LLMClosedMidStream, ""},
+		{"error event", []*SSEEvent{&tokenEvent, &errorEvent, &doneEvent}, LLMOK, LLMStreamError, "out of memory"},
+		{"malformed event", []*SSEEvent{&badEvent, &tokenEvent, &doneEvent}, LLMOK, LLMMalformed, ""},
+		{"stalled, as the engine saw", []*SSEEvent{&tokenEvent}, LLMStalled, LLMStalled, ""},
+		{"HTTP error", nil, LLMHTTPError, LLMHTTPError, ""},
+	}
+	for _, c := range cases {
+		var s LLMStreamTimer
+		s.Begin(0)
+		for i, ev := range c.events {
+			s.Event(ev, time.Duration(i+1)*ms)
+		}
+		r := s.Finish(10*ms, c.engine)
+		if r.Failure != c.want || r.ErrorMessage != c.message {
+			t.Errorf("%s: %v %q, want %v %q", c.name, r.Failure, r.ErrorMessage, c.want, c.message)
+		}
+	}
+}
+
+func TestLLMStatsRecordTheTimingsExactly(t *testing.T) {
+	st := NewLLMStats()
+	var s LLMStreamTimer
+	// Two streams: TTFT 30ms and 50ms; gaps 5, 7 and 9ms.
+	s.Begin(0)
+	s.Event(&tokenEvent, 30*ms)
+	s.Event(&tokenEvent, 35*ms)
+	s.Event(&tokenEvent, 42*ms)
+	s.Event(&doneEvent, 42*ms)
+	st.Add(s.Finish(44*ms, LLMOK))
+	s.Begin(time.Second)
+	s.Event(&tokenEvent, time.Second+50*ms)
+	s.Event(&tokenEvent, time.Second+59*ms)
+	u := usageEventOf(8, 2)
+	s.Event(&u, time.Second+60*ms)
+	s.Event(&doneEvent, time.Second+60*ms)
+	st.Add(s.Finish(time.Second+61*ms, LLMOK))
+	// A failed stream: its tokens count, its times do not.
+	s.Begin(2 * time.Second)
+	s.Event(&tokenEvent, 2*time.Second+time.Millisecond)
+	st.Add(s.Finish(2*time.Second+90*ms, LLMClosedMidStream))
+
+	if st.Requests != 3 || st.Timed != 2 || st.Errors() != 1 || st.Failures[LLMClosedMidStream] != 1 {
+		t.Fatalf("counts %+v", st)
+	}
+	if st.OutputTokens != 3+2+1 || st.TimedOutputTokens != 5 || st.InputTokens != 8 || st.OutputFromUsage != 1 {
+		t.Fatalf("tokens: output %d (timed %d), input %d, from usage %d", st.OutputTokens, st.TimedOutputTokens, st.InputTokens, st.OutputFromUsage)
+	}
+	for _, c := range []struct {
+		name      string
+		got       []int64
+		wantCount int64
+		wantMin   int64
+		wantMax   int64
+	}{
+		{"ttft", []int64{st.TTFT.Min(), st.TTFT.Max()}, 2, 30_000, 50_000},
+		{"itl", []int64{st.ITL.Min(), st.ITL.Max()}, 3, 5_000, 9_000},
+		{"e2e", []int64{st.E2E.Min(), st.E2E.Max()}, 2, 44_000, 61_000},
+		// TPOT: (44-30)/2 = 7ms and (61-50)/1 = 11ms.
+		{"tpot", []int64{st.TPOT.Min(), st.TPOT.Max()}, 2, 7_000, 11_000},
+	} {
+		h := map[string]int64{"ttft": st.TTFT.TotalCount(), "itl": st.ITL.TotalCount(), "e2e": st.E2E.TotalCount(), "tpot": st.TPOT.TotalCount()}[c.name]
+		// HDR keeps 3 digits: values up to 2048 are exact, these within 0.1%.
+		if h != c.wantCount || !near(c.got[0], c.wantMin) || !near(c.got[1], c.wantMax) {
+			t.Errorf("%s: %d values in [%d, %d], want %d in [%d, %d]", c.name, h, c.got[0], c.got[1], c.wantCount, c.wantMin, c.wantMax)
+		}
+	}
+	if got := ValueAtPercentile(st.ITL, 50); !near(got, 7_000) {
+		t.Errorf("ITL p50 %dus, want 7000", got)
+	}
+	if st.FirstAt != 0 || st.LastAt != 2*time.Second+90*ms {
+		t.Errorf("span [%v, %v]", st.FirstAt, st.LastAt)
+	}
+}
+
+// near reports whether an HDR value is within the histograms' precision
+// (3 digits) of want.
+func near(got, want int64) bool {
+	d := got - want
+	return d >= -want/1000-1 && d <= want/1000+1
+}
+
+// randomRequests makes n finished requests of varied shapes.
+func randomRequests(rng *rand.Rand, n int) []LLMRequest {
+	out := make([]LLMRequest, n)
+	for i := range out {
+		var s LLMStreamTimer
+		start := time.Duration(rng.IntN(10_000)) * ms
+		s.Begin(start)
+		at := start + time.Duration(rng.IntN(500_000))*time.Microsecond
+		for k := rng.IntN(20); k > 0; k-- {
+			switch rng.IntN(10) {
+			case 0:
+				s.Event(&badEvent, at)
+			case 1:
+				s.Event(&roleEvent, at)
+			default:
+				s.Event(&tokenEvent, at)
+			}
+			at += time.Duration(rng.IntN(50_000)) * time.Microsecond
+		}
+		if rng.IntN(2) == 0 {
+			u := usageEventOf(int64(rng.IntN(100)), int64(rng.IntN(30)))
+			s.Event(&u, at)
+		}
+		if rng.IntN(5) != 0 {
+			s.Event(&doneEvent, at)
+		}
+		r := *s.Finish(at+ms, LLMFailure(rng.IntN(int(numLLMFailures))))
+		r.Gaps = append([]time.Duration(nil), r.Gaps...)
+		out[i] = r
+	}
+	return out
+}
+
+func statsEqual(t *testing.T, what string, a, b *LLMStats) {
+	t.Helper()
+	flat := func(s *LLMStats) string {
+		c := *s
+		c.TTFT, c.ITL, c.TPOT, c.E2E = nil, nil, nil, nil
+		return fmt.Sprintf("%+v", c)
+	}
+	if flat(a) != flat(b) {
+		t.Fatalf("%s: counts differ:\n%s\n%s", what, flat(a), flat(b))
+	}
+	hists := func(s *LLMStats) []*hdrhistogram.Histogram {
+		return []*hdrhistogram.Histogram{s.TTFT, s.ITL, s.TPOT, s.E2E}
+	}
+	for i, ha := range hists(a) {
+		hb := hists(b)[i]
+		// A merge records each bucket at its lowest value: the buckets
+		// and the percentiles read from them are what must agree.
+		if !reflect.DeepEqual(ha.Export().Counts, hb.Export().Counts) || ha.TotalCount() != hb.TotalCount() ||
+			ValueAtPercentile(ha, 99) != ValueAtPercentile(hb, 99) || ValueAtPercentile(ha, 50) != ValueAtPercentile(hb, 50) {
+			t.Fatalf("%s: histogram %d (TTFT, ITL, TPOT, E2E) differs", what, i)
+		}
+	}
+}
+
+func TestLLMStatsMergedEqualAllRecordedInOne(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	reqs := randomRequests(rng, 2000)
+	one := NewLLMStats()
+	parts := []*LLMStats{NewLLMStats(), NewLLMStats(), NewLLMStats()}
+	for i := range reqs {
+		one.Add(&reqs[i])
+		parts[i%len(parts)].Add(&reqs[i])
+	}
+	merged := NewLLMStats()
+	for _, p := range parts {
+		merged.Merge(p)
+	}
+	if one.Timed == 0 || one.ITL.TotalCount() == 0 || one.Errors() == 0 {
+		t.Fatalf("the requests do not exercise the stats: %+v", one)
+	}
+	statsEqual(t, "merged stats", one, merged)
+}
+
+func TestLLMRecorderFromConcurrentWorkersEqualsOneRecorder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	reqs := randomRequests(rng, 1200)
+	phaseOf := func(i int) (Phase, bool) { return Phase(min(i%3, 1)), i%5 == 0 }
+
+	one := NewLLMRecorder()
+	for i := range reqs {
+		p, w := phaseOf(i)
+		one.Record(p, w, &reqs[i])
+	}
+	// Workers record concurrently into a shared recorder and into their
+	// own, merged at the end.
+	shared, run := NewLLMRecorder(), NewLLMRecorder()
+	own := []*LLMRecorder{NewLLMRecorder(), NewLLMRecorder(), NewLLMRecorder(), NewLLMRecorder()}
+	var wg sync.WaitGroup
+	for w := range own {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(reqs); i += len(own) {
+				p, win := phaseOf(i)
+				shared.Record(p, win, &reqs[i])
+				own[w].Record(p, win, &reqs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	for _, o := range own {
+		run.Merge(o)
+	}
+	want := one.Snapshot()
+	for name, got := range map[string]LLMSnapshot{"shared": shared.Snapshot(), "merged": run.Snapshot()} {
+		statsEqual(t, name+" warm-up", want.Warmup, got.Warmup)
+		statsEqual(t, name+" steady", want.Steady, got.Steady)
+		statsEqual(t, name+" window", want.Window, got.Window)
+		statsEqual(t, name+" outside", want.Outside, got.Outside)
+	}
+	if want.Window.Requests == 0 || want.Warmup.Requests == 0 || want.Steady.Requests != want.Window.Requests+want.Outside.Requests {
+		t.Fatalf("phases: warm-up %d, steady %d = window %d + outside %d", want.Warmup.Requests, want.Steady.Requests, want.Window.Requests, want.Outside.Requests)
+	}
+	one.Freeze()
+	one.Record(Steady, false, &reqs[0])
+	if s := one.Snapshot(); s.Late != 1 || s.Steady.Requests != want.Steady.Requests {
+		t.Errorf("after Freeze: late %d, steady %d", s.Late, s.Steady.Requests)
+	}
+}
+
+func TestLLMRecordingAllocatesNothing(t *testing.T) {
+	rec := NewLLMRecorder()
+	var s LLMStreamTimer
+	u := usageEventOf(10, 8)
+	stream := func() {
+		s.Begin(0)
+		for i := 0; i < 8; i++ {
+			s.Event(&tokenEvent, time.Duration(i+1)*ms)
+		}
+		s.Event(&u, 9*ms)
+		s.Event(&doneEvent, 9*ms)
+		rec.Record(Steady, false, s.Finish(10*ms, LLMOK))
+	}
+	stream()
+	if a := testing.AllocsPerRun(100, stream); a != 0 {
+		t.Errorf("%v allocations per recorded stream, want 0", a)
+	}
+}
