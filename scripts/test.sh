@@ -68,10 +68,11 @@ go test -count=1 -timeout 20m ./...
 echo "== go test -race (everything but the conformance suite, which the run above covers)"
 go test -race -count=1 -timeout 20m $(go list ./... | grep -v /conformance)
 
-echo "== fuzz (short): payload parser, JSON-to-TensorProto conversion, V2 body parsing and rendering, OpenAI .jsonl reading, HTTP response framing, response heads against fasthttp"
+echo "== fuzz (short): payload parser, JSON-to-TensorProto conversion, V2 body parsing and rendering, OpenAI .jsonl reading, HTTP response framing, OpenAI event streams, response heads against fasthttp"
 go test -run '^$' -fuzz '^FuzzParseBody$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./payloads
 go test -run '^$' -fuzz '^FuzzToTensorProtos$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./payloads
 go test -run '^$' -fuzz '^FuzzParseV2Body$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./payloads
 go test -run '^$' -fuzz '^FuzzOpenAIJSONLines$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./payloads
 go test -run '^$' -fuzz '^FuzzResponseFramer$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./load
+go test -run '^$' -fuzz '^FuzzSSE$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./load
 go test -run '^$' -fuzz '^FuzzPlainResponseHead$' -fuzztime "${LOADPROF_FUZZTIME:-15s}" ./load
