@@ -26,6 +26,13 @@ bash scripts/genproto-check.sh
 echo "== the peer comparison scripts (their parsing, ratios and verdicts)"
 python3 -m unittest discover -s scripts/peers
 
+# vLLM's venv is the largest download (about 4 GiB the first time): it is
+# built in the background while the other peers install.
+vllm_path=$(mktemp)
+trap 'rm -f "$vllm_path"' EXIT
+bash scripts/pyenv-vllm.sh >"$vllm_path" &
+vllm_pid=$!
+
 echo "== python peers for the conformance suite (cached virtualenv)"
 venv=$(bash scripts/pyenv.sh)
 export LOADPROF_PYTHON="$venv/bin/python"
@@ -43,8 +50,9 @@ echo "== Open Inference Protocol (KServe V2) peers for the conformance suite: ML
 v2env=$(bash scripts/pyenv-v2.sh)
 export LOADPROF_PYTHON_V2="$v2env/bin/python"
 
-echo "== vLLM's CPU build, the real OpenAI-compatible peer (cached virtualenv of its own, ~6 GiB)"
-vllmenv=$(bash scripts/pyenv-vllm.sh)
+echo "== vLLM's CPU build, the real OpenAI-compatible peer (cached virtualenv of its own, ~6 GiB, built in the background since the start)"
+wait "$vllm_pid" || { echo "scripts/pyenv-vllm.sh failed (its output above)"; exit 1; }
+vllmenv=$(cat "$vllm_path")
 export LOADPROF_PYTHON_VLLM="$vllmenv/bin/python"
 
 echo "== the official OpenAI Python client, which checks the simulator's OpenAI-compatible routes (cached virtualenv of its own)"
