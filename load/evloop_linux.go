@@ -313,7 +313,10 @@ func (l *eventLoop) closeAll() {
 func (l *eventLoop) run() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	defer setTimerSlack(timerSlack)()
+	defer setTimerSlack(l.r.plan.sendSlack())()
+	if loopThreadStarted != nil {
+		loopThreadStarted()
+	}
 	defer l.closeAll()
 	defer func() { loopWaits.Add(l.waits) }()
 	if l.open != nil {
@@ -417,14 +420,13 @@ func (l *eventLoop) harvestLate(now, want time.Duration) bool {
 	return l.stamps && l.head != nil && l.unsettled == 0 && want-now <= harvestWithin
 }
 
-// timerSlack is how late the kernel may wake the loop for a timeout (the
-// thread's timer slack, PR_SET_TIMERSLACK): an open-loop request due at t
-// goes out between t and t+timerSlack, plus the scheduling delay, when
-// nothing else wakes the loop first. The slack lets the kernel fire the
-// wake-up with another timer's, and lets a response that arrives within it
-// wake the loop for both: one wake-up instead of two. The kernel's
+// The loop's thread has the plan's SendSlack as its timer slack
+// (PR_SET_TIMERSLACK): the kernel may wake it that much later than a
+// timeout asks. An open-loop request due at t goes out between t and
+// t+slack, plus the scheduling delay, when nothing else wakes the loop
+// first; a lone timer fires at the end of its slack, so every request due
+// within the slack of the first goes out in the same wake-up. The kernel's
 // default for a thread is 50 us.
-const timerSlack = 40 * time.Microsecond
 
 // waitFor waits in epoll until something is ready or the offset want has
 // come (neverArmed: no timeout). The timeout is epoll_pwait2's, in
@@ -509,6 +511,10 @@ func (l *eventLoop) epollWait(ep int, ts *unix.Timespec) (int, error) {
 // cannot see short: the loop's P is held meanwhile, and a stop-the-world
 // waits for it.
 const rawWaitWithin = time.Millisecond
+
+// loopThreadStarted, when set (by tests), is called on each loop's
+// thread once the thread is set up.
+var loopThreadStarted func()
 
 // usePwait2 is false in tests of the loop on a kernel without
 // epoll_pwait2.

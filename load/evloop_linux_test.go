@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A name whose first address refuses connections: the epoll engine uses
@@ -110,5 +112,39 @@ func TestEpollEngineTimesAnswersReadLateByTheirArrival(t *testing.T) {
 	// due time and at its answer.
 	if waits := loopWaits.Load() - waitsBefore; waits > requests*3/2 {
 		t.Errorf("the loop waited %d times for %d requests, want about one wait a request", waits, requests)
+	}
+}
+
+// Each loop's thread waits with the plan's send slack as its timer slack,
+// the default when the plan has none, and gets the thread's own back
+// after the run.
+func TestEpollEngineWaitsWithThePlansSendSlack(t *testing.T) {
+	srv := startRaw(t, okJSON(0))
+	var mu sync.Mutex
+	var slacks []time.Duration
+	loopThreadStarted = func() {
+		ns, err := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
+		if err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		slacks = append(slacks, time.Duration(ns))
+		mu.Unlock()
+	}
+	defer func() { loopThreadStarted = nil }()
+	for _, tc := range []struct{ plan, want time.Duration }{{0, DefaultSendSlack}, {3 * time.Millisecond, 3 * time.Millisecond}, {time.Nanosecond, time.Nanosecond}} {
+		slacks = nil
+		plan := Plan{Rate: 1000, Requests: 5, MaxInflight: 4, SendSlack: tc.plan}
+		if _, err := Run(context.Background(), plan, engineREST(t, EngineEpoll, srv.url, 5*time.Second), counter(1), NewRecorder()); err != nil {
+			t.Fatal(err)
+		}
+		if len(slacks) == 0 {
+			t.Fatalf("SendSlack %v: no loop started", tc.plan)
+		}
+		for _, got := range slacks {
+			if got != tc.want {
+				t.Errorf("SendSlack %v: a loop waited with a timer slack of %v, want %v", tc.plan, got, tc.want)
+			}
+		}
 	}
 }
