@@ -45,10 +45,14 @@ const (
 // request instead of two. The kernel stamps each segment as it reaches the
 // socket (SO_TIMESTAMPNS_NEW), and recvmsg hands over the stamp of the last
 // one read, so the latency is the answer's arrival however late the loop
-// reads it. A loop waits without its connections (in its quiet epoll set,
-// which has only the wake eventfd) only while a request is due within
-// harvestWithin; before a request goes out it looks at every connection,
-// so an answered connection is free again for it. Answers that arrive
+// reads it. A loop waits without its connections' answers (in its quiet
+// epoll set, which has the wake eventfd and every connection for a close
+// or an error only) only while a request is due within harvestWithin.
+// When that wait times out, the loop reads the requests in flight
+// directly, one recvmsg each, without asking epoll which are ready: an
+// answered connection is free again for the request due, and an idle
+// connection the server closed has woken the wait, which then looks at
+// every connection as any other wait does. Answers that arrive
 // while nothing is due soon, connects, blocked writes and answers that
 // arrive in pieces wake the loop at once as before: a late read of those
 // would delay the request itself, which no stamp can undo.
@@ -110,7 +114,9 @@ type eventLoop struct {
 	maxConns        int
 
 	head, tail *loopConn     // requests in flight, in deadline order (the timeout is the same for all)
-	quiet      int           // epoll set with only the wake eventfd, for waits that harvest answers late; -1 without
+	inflight   int           // their number
+	quiet      int           // epoll set with the wake eventfd and the connections' closes, for waits that harvest answers late; -1 without
+	harvest    bool          // a quiet wait timed out: read the requests in flight without an epoll look
 	stamps     bool          // connections carry the kernel's receive time stamps (open loop)
 	unsettled  int           // connections with loopConn.unsettled set
 	wall       int64         // the wall clock (ns since the epoch) when now was read, to place the kernel's stamps
@@ -348,6 +354,9 @@ func (l *eventLoop) run() {
 			panic(fmt.Sprintf("epoll_wait: %v", err)) // only EBADF/EFAULT/EINVAL: a bug here
 		}
 		now = l.clock()
+		if l.harvest {
+			l.harvestInflight(now)
+		}
 		for i := 0; i < n; i++ {
 			ev := l.events[i]
 			switch ev.Fd {
@@ -406,6 +415,26 @@ func (l *eventLoop) nextWake(now time.Duration) time.Duration {
 	return want
 }
 
+// harvestDirectly is the most requests in flight that the loop reads
+// after a quiet wait without asking epoll which are answered: a read of an
+// unanswered one costs as much as the look would, and a loop far behind its
+// schedule (hundreds in flight) would read every one at every wake-up.
+const harvestDirectly = 4
+
+// harvestInflight reads the answers of the requests in flight after a
+// quiet wait that timed out. Each was written whole and has no byte of its
+// answer yet (harvestLate waits quietly only then); one whose answer has
+// not come is left in flight.
+func (l *eventLoop) harvestInflight(now time.Duration) {
+	for c := l.head; c != nil; {
+		next := c.next // reading c may finish it and take it off the list
+		if c.state == connReading {
+			l.read(c, now)
+		}
+		c = next
+	}
+}
+
 // clock reads the time since the run began and, for the receive stamps,
 // the wall clock at the same instant.
 func (l *eventLoop) clock() time.Duration {
@@ -442,13 +471,21 @@ func (l *eventLoop) waitFor(want time.Duration, quiet bool) (int, error) {
 		return l.epollWait(l.ep, nil)
 	}
 	d := want - l.r.since()
+	l.harvest = false
 	if d > 0 && quiet {
 		l.waits++
 		ts := unix.NsecToTimespec(int64(d))
-		if _, err := l.epollWait(l.quiet, &ts); err != nil && err != unix.EINTR {
+		n, err := l.epollWait(l.quiet, &ts)
+		if err != nil && err != unix.EINTR {
 			return 0, err
 		}
-		d = 0
+		if n == 0 && err == nil && l.inflight <= harvestDirectly {
+			// Only time passed: the answers are in the sockets of the
+			// requests in flight, and nothing else happened.
+			l.harvest = true
+			return 0, nil
+		}
+		d = 0 // an interrupt, a close or many in flight: look at everything
 	}
 	if d <= 0 {
 		// Already due: a look without waiting, which needs none of the
@@ -659,6 +696,13 @@ func (l *eventLoop) connect(c *loopConn) error {
 	c.wantsOut = true
 	if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT, Fd: int32(c.index)}); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
+	}
+	if l.quiet >= 0 {
+		// A close or an error (EPOLLHUP and EPOLLERR are implied) ends a
+		// quiet wait; an answer does not.
+		if err := unix.EpollCtl(l.quiet, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLRDHUP, Fd: int32(c.index)}); err != nil {
+			return os.NewSyscallError("epoll_ctl", err)
+		}
 	}
 	switch err := unix.Connect(fd, l.sa); err {
 	case nil:
@@ -941,6 +985,7 @@ func (l *eventLoop) expire(now time.Duration) {
 }
 
 func (l *eventLoop) pushInflight(c *loopConn) {
+	l.inflight++
 	c.prev, c.next = l.tail, nil
 	if l.tail != nil {
 		l.tail.next = c
@@ -951,6 +996,7 @@ func (l *eventLoop) pushInflight(c *loopConn) {
 }
 
 func (l *eventLoop) unlinkInflight(c *loopConn) {
+	l.inflight--
 	if c.prev != nil {
 		c.prev.next = c.next
 	} else {

@@ -148,3 +148,42 @@ func TestEpollEngineWaitsWithThePlansSendSlack(t *testing.T) {
 		}
 	}
 }
+
+// While the open loop waits without its connections' answers, a server
+// that closes an idle connection wakes it: the loop drops the connection
+// before the next request is due, so no request goes out on a closed
+// connection and has to be sent again. The server answers in 1 ms and
+// closes a connection idle for 5 ms; requests go out every 50 ms, each on
+// a new connection. (Only a server delayed by 45 ms closes a connection
+// as a request goes out on it, which the resend is for.)
+func TestEpollEngineDropsConnectionsClosedDuringAQuietWait(t *testing.T) {
+	harvestWithin = 50 * time.Millisecond
+	defer func() { harvestWithin = time.Millisecond }()
+	h := hostile{delay: time.Millisecond, idle: 5 * time.Millisecond}
+	srv := startHostile(t, h)
+	rest := hostileREST(t, EngineEpoll, srv, nil)
+	rec := NewRecorder()
+	const requests = 10
+	waitsBefore := loopWaits.Load()
+	if _, err := Run(context.Background(), Plan{Rate: 20, Requests: requests, MaxInflight: 4}, rest, counter(1), rec); err != nil {
+		t.Fatal(err)
+	}
+	if s := rec.Snapshot(true).Steady; s.Requests != requests || len(s.Errors) != 0 {
+		t.Fatalf("%d requests, errors %v", s.Requests, s.Errors)
+	}
+	if srv.idleCloses.Load() == 0 {
+		t.Fatal("the server closed no idle connection: the test tested nothing")
+	}
+	if got := rest.resent.Load(); got > requests/5 {
+		t.Errorf("%d of %d requests sent again: they went out on connections the server had closed", got, requests)
+	}
+	if got := srv.requests.Load(); got != requests {
+		t.Errorf("the server read %d requests, want %d", got, requests)
+	}
+	// A few waits a request (its due time, the close, the answer read
+	// and the idle connection dropped after it): a close that is still
+	// pending must not make every quiet wait return at once.
+	if waits := loopWaits.Load() - waitsBefore; waits > 6*requests {
+		t.Errorf("the loop waited %d times for %d requests: it spins on a close", waits, requests)
+	}
+}
