@@ -217,7 +217,8 @@ const defaultGrace = 2 * time.Second
 const DefaultSendSlack = 40 * time.Microsecond
 
 // maxSendSlack bounds Plan.SendSlack: a wait the loop makes without the
-// scheduler's knowledge (rawWaitWithin) must stay short.
+// scheduler's knowledge (at most rawWaitWithin asked for) lasts up to the
+// slack longer, and a stop of the world waits for it.
 const maxSendSlack = 10 * time.Millisecond
 
 // sendSlack is the timer slack of the plan's event loops.
