@@ -114,7 +114,6 @@ type eventLoop struct {
 	maxConns        int
 
 	head, tail *loopConn     // requests in flight, in deadline order (the timeout is the same for all)
-	inflight   int           // their number
 	quiet      int           // epoll set with the wake eventfd and the connections' closes, for waits that harvest answers late; -1 without
 	harvest    bool          // a quiet wait timed out: read the requests in flight without an epoll look
 	stamps     bool          // connections carry the kernel's receive time stamps (open loop)
@@ -354,8 +353,12 @@ func (l *eventLoop) run() {
 			panic(fmt.Sprintf("epoll_wait: %v", err)) // only EBADF/EFAULT/EINVAL: a bug here
 		}
 		now = l.clock()
-		if l.harvest {
-			l.harvestInflight(now)
+		if l.harvest && !l.harvestInflight(now) {
+			// An unanswered request with newer ones behind it: ask
+			// epoll which of those are answered.
+			if n, err = l.look(); err != nil && err != unix.EINTR {
+				panic(fmt.Sprintf("epoll_wait: %v", err))
+			}
 		}
 		for i := 0; i < n; i++ {
 			ev := l.events[i]
@@ -415,24 +418,25 @@ func (l *eventLoop) nextWake(now time.Duration) time.Duration {
 	return want
 }
 
-// harvestDirectly is the most requests in flight that the loop reads
-// after a quiet wait without asking epoll which are answered: a read of an
-// unanswered one costs as much as the look would, and a loop far behind its
-// schedule (hundreds in flight) would read every one at every wake-up.
-const harvestDirectly = 4
-
 // harvestInflight reads the answers of the requests in flight after a
-// quiet wait that timed out. Each was written whole and has no byte of its
-// answer yet (harvestLate waits quietly only then); one whose answer has
-// not come is left in flight.
-func (l *eventLoop) harvestInflight(now time.Duration) {
+// quiet wait that timed out, oldest first. Each was written whole and had
+// no byte of its answer yet (harvestLate waits quietly only then). Answers
+// mostly come in the order the requests went out, so the first that has
+// none ends the reads: it reports false when newer requests are behind
+// that one, for the loop to ask epoll about them instead of reading each
+// (a read that finds nothing costs as much as the look).
+func (l *eventLoop) harvestInflight(now time.Duration) bool {
 	for c := l.head; c != nil; {
 		next := c.next // reading c may finish it and take it off the list
 		if c.state == connReading {
 			l.read(c, now)
+			if c.state == connReading && !c.framer.started { // no answer yet
+				return next == nil
+			}
 		}
 		c = next
 	}
+	return true
 }
 
 // clock reads the time since the run began and, for the receive stamps,
@@ -479,22 +483,16 @@ func (l *eventLoop) waitFor(want time.Duration, quiet bool) (int, error) {
 		if err != nil && err != unix.EINTR {
 			return 0, err
 		}
-		if n == 0 && err == nil && l.inflight <= harvestDirectly {
+		if n == 0 && err == nil {
 			// Only time passed: the answers are in the sockets of the
 			// requests in flight, and nothing else happened.
 			l.harvest = true
 			return 0, nil
 		}
-		d = 0 // an interrupt, a close or many in flight: look at everything
+		d = 0 // an interrupt or a close: look at everything
 	}
 	if d <= 0 {
-		// Already due: a look without waiting, which needs none of the
-		// scheduler's bookkeeping for a call that may block.
-		n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.ep), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
-		if errno != 0 {
-			return 0, errno
-		}
-		return int(n), nil
+		return l.look()
 	}
 	l.waits++
 	if !l.noPwait2 {
@@ -513,6 +511,17 @@ func (l *eventLoop) waitFor(want time.Duration, quiet bool) (int, error) {
 		l.armed = want
 	}
 	return l.epollWait(l.ep, nil)
+}
+
+// look reports what is ready in the loop's epoll set without waiting,
+// which needs none of the scheduler's bookkeeping for a call that may
+// block.
+func (l *eventLoop) look() (int, error) {
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.ep), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
 
 // epollWait is epoll_pwait2 on the set ep with timeout ts (nil: none), or
@@ -985,7 +994,6 @@ func (l *eventLoop) expire(now time.Duration) {
 }
 
 func (l *eventLoop) pushInflight(c *loopConn) {
-	l.inflight++
 	c.prev, c.next = l.tail, nil
 	if l.tail != nil {
 		l.tail.next = c
@@ -996,7 +1004,6 @@ func (l *eventLoop) pushInflight(c *loopConn) {
 }
 
 func (l *eventLoop) unlinkInflight(c *loopConn) {
-	l.inflight--
 	if c.prev != nil {
 		c.prev.next = c.next
 	} else {
