@@ -138,6 +138,15 @@ func TestSharesAddUpToTheWholeRun(t *testing.T) {
 	}
 }
 
+// Every setting of the plan that a worker needs travels to it.
+func TestPlanSpecCarriesThePlan(t *testing.T) {
+	p := load.Plan{Rate: 90, WarmupDuration: time.Second, WarmupRequests: 5, Duration: 2 * time.Second, Requests: 10,
+		MaxInflight: 7, Grace: 3 * time.Second, SendSlack: 250 * time.Microsecond}
+	if got := planSpecOf(p).plan(); !reflect.DeepEqual(got, p) {
+		t.Errorf("the plan came back as %+v, want %+v", got, p)
+	}
+}
+
 func TestWrongTokenIsRefused(t *testing.T) {
 	srv := testkit.Sim(t, sim.Config{})
 	ln := listen(t)

@@ -56,16 +56,17 @@ type PlanSpec struct {
 	Requests       int64         `json:"requests,omitempty"`
 	MaxInflight    int           `json:"max_inflight,omitempty"`
 	Grace          time.Duration `json:"grace,omitempty"`
+	SendSlack      time.Duration `json:"send_slack,omitempty"`
 }
 
 func planSpecOf(p load.Plan) PlanSpec {
 	return PlanSpec{Rate: p.Rate, Concurrency: p.Concurrency, WarmupDuration: p.WarmupDuration, WarmupRequests: p.WarmupRequests,
-		Duration: p.Duration, Requests: p.Requests, MaxInflight: p.MaxInflight, Grace: p.Grace}
+		Duration: p.Duration, Requests: p.Requests, MaxInflight: p.MaxInflight, Grace: p.Grace, SendSlack: p.SendSlack}
 }
 
 func (p PlanSpec) plan() load.Plan {
 	return load.Plan{Rate: p.Rate, Concurrency: p.Concurrency, WarmupDuration: p.WarmupDuration, WarmupRequests: p.WarmupRequests,
-		Duration: p.Duration, Requests: p.Requests, MaxInflight: p.MaxInflight, Grace: p.Grace}
+		Duration: p.Duration, Requests: p.Requests, MaxInflight: p.MaxInflight, Grace: p.Grace, SendSlack: p.SendSlack}
 }
 
 // WindowSpec is the profile window the coordinator opens, on the

@@ -45,10 +45,14 @@ const (
 // request instead of two. The kernel stamps each segment as it reaches the
 // socket (SO_TIMESTAMPNS_NEW), and recvmsg hands over the stamp of the last
 // one read, so the latency is the answer's arrival however late the loop
-// reads it. A loop waits without its connections (in its quiet epoll set,
-// which has only the wake eventfd) only while a request is due within
-// harvestWithin; before a request goes out it looks at every connection,
-// so an answered connection is free again for it. Answers that arrive
+// reads it. A loop waits without its connections' answers (in its quiet
+// epoll set, which has the wake eventfd and every connection for a close
+// or an error only) only while a request is due within harvestWithin.
+// When that wait times out, the loop reads the requests in flight
+// directly, one recvmsg each, without asking epoll which are ready: an
+// answered connection is free again for the request due, and an idle
+// connection the server closed has woken the wait, which then looks at
+// every connection as any other wait does. Answers that arrive
 // while nothing is due soon, connects, blocked writes and answers that
 // arrive in pieces wake the loop at once as before: a late read of those
 // would delay the request itself, which no stamp can undo.
@@ -110,7 +114,8 @@ type eventLoop struct {
 	maxConns        int
 
 	head, tail *loopConn     // requests in flight, in deadline order (the timeout is the same for all)
-	quiet      int           // epoll set with only the wake eventfd, for waits that harvest answers late; -1 without
+	quiet      int           // epoll set with the wake eventfd and the connections' closes, for waits that harvest answers late; -1 without
+	harvest    bool          // a quiet wait timed out: read the requests in flight without an epoll look
 	stamps     bool          // connections carry the kernel's receive time stamps (open loop)
 	unsettled  int           // connections with loopConn.unsettled set
 	wall       int64         // the wall clock (ns since the epoch) when now was read, to place the kernel's stamps
@@ -313,7 +318,10 @@ func (l *eventLoop) closeAll() {
 func (l *eventLoop) run() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	defer setTimerSlack(timerSlack)()
+	defer setTimerSlack(l.r.plan.sendSlack())()
+	if loopThreadStarted != nil {
+		loopThreadStarted()
+	}
 	defer l.closeAll()
 	defer func() { loopWaits.Add(l.waits) }()
 	if l.open != nil {
@@ -345,6 +353,13 @@ func (l *eventLoop) run() {
 			panic(fmt.Sprintf("epoll_wait: %v", err)) // only EBADF/EFAULT/EINVAL: a bug here
 		}
 		now = l.clock()
+		if l.harvest && !l.harvestInflight(now) {
+			// An unanswered request with newer ones behind it: ask
+			// epoll which of those are answered.
+			if n, err = l.look(); err != nil && err != unix.EINTR {
+				panic(fmt.Sprintf("epoll_wait: %v", err))
+			}
+		}
 		for i := 0; i < n; i++ {
 			ev := l.events[i]
 			switch ev.Fd {
@@ -403,6 +418,27 @@ func (l *eventLoop) nextWake(now time.Duration) time.Duration {
 	return want
 }
 
+// harvestInflight reads the answers of the requests in flight after a
+// quiet wait that timed out, oldest first. Each was written whole and had
+// no byte of its answer yet (harvestLate waits quietly only then). Answers
+// mostly come in the order the requests went out, so the first that has
+// none ends the reads: it reports false when newer requests are behind
+// that one, for the loop to ask epoll about them instead of reading each
+// (a read that finds nothing costs as much as the look).
+func (l *eventLoop) harvestInflight(now time.Duration) bool {
+	for c := l.head; c != nil; {
+		next := c.next // reading c may finish it and take it off the list
+		if c.state == connReading {
+			l.read(c, now)
+			if c.state == connReading && !c.framer.started { // no answer yet
+				return next == nil
+			}
+		}
+		c = next
+	}
+	return true
+}
+
 // clock reads the time since the run began and, for the receive stamps,
 // the wall clock at the same instant.
 func (l *eventLoop) clock() time.Duration {
@@ -417,14 +453,13 @@ func (l *eventLoop) harvestLate(now, want time.Duration) bool {
 	return l.stamps && l.head != nil && l.unsettled == 0 && want-now <= harvestWithin
 }
 
-// timerSlack is how late the kernel may wake the loop for a timeout (the
-// thread's timer slack, PR_SET_TIMERSLACK): an open-loop request due at t
-// goes out between t and t+timerSlack, plus the scheduling delay, when
-// nothing else wakes the loop first. The slack lets the kernel fire the
-// wake-up with another timer's, and lets a response that arrives within it
-// wake the loop for both: one wake-up instead of two. The kernel's
+// The loop's thread has the plan's SendSlack as its timer slack
+// (PR_SET_TIMERSLACK): the kernel may wake it that much later than a
+// timeout asks. An open-loop request due at t goes out between t and
+// t+slack, plus the scheduling delay, when nothing else wakes the loop
+// first; a lone timer fires at the end of its slack, so every request due
+// within the slack of the first goes out in the same wake-up. The kernel's
 // default for a thread is 50 us.
-const timerSlack = 40 * time.Microsecond
 
 // waitFor waits in epoll until something is ready or the offset want has
 // come (neverArmed: no timeout). The timeout is epoll_pwait2's, in
@@ -440,22 +475,24 @@ func (l *eventLoop) waitFor(want time.Duration, quiet bool) (int, error) {
 		return l.epollWait(l.ep, nil)
 	}
 	d := want - l.r.since()
+	l.harvest = false
 	if d > 0 && quiet {
 		l.waits++
 		ts := unix.NsecToTimespec(int64(d))
-		if _, err := l.epollWait(l.quiet, &ts); err != nil && err != unix.EINTR {
+		n, err := l.epollWait(l.quiet, &ts)
+		if err != nil && err != unix.EINTR {
 			return 0, err
 		}
-		d = 0
+		if n == 0 && err == nil {
+			// Only time passed: the answers are in the sockets of the
+			// requests in flight, and nothing else happened.
+			l.harvest = true
+			return 0, nil
+		}
+		d = 0 // an interrupt or a close: look at everything
 	}
 	if d <= 0 {
-		// Already due: a look without waiting, which needs none of the
-		// scheduler's bookkeeping for a call that may block.
-		n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.ep), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
-		if errno != 0 {
-			return 0, errno
-		}
-		return int(n), nil
+		return l.look()
 	}
 	l.waits++
 	if !l.noPwait2 {
@@ -474,6 +511,17 @@ func (l *eventLoop) waitFor(want time.Duration, quiet bool) (int, error) {
 		l.armed = want
 	}
 	return l.epollWait(l.ep, nil)
+}
+
+// look reports what is ready in the loop's epoll set without waiting,
+// which needs none of the scheduler's bookkeeping for a call that may
+// block.
+func (l *eventLoop) look() (int, error) {
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.ep), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
 
 // epollWait is epoll_pwait2 on the set ep with timeout ts (nil: none), or
@@ -509,6 +557,10 @@ func (l *eventLoop) epollWait(ep int, ts *unix.Timespec) (int, error) {
 // cannot see short: the loop's P is held meanwhile, and a stop-the-world
 // waits for it.
 const rawWaitWithin = time.Millisecond
+
+// loopThreadStarted, when set (by tests), is called on each loop's
+// thread once the thread is set up.
+var loopThreadStarted func()
 
 // usePwait2 is false in tests of the loop on a kernel without
 // epoll_pwait2.
@@ -653,6 +705,13 @@ func (l *eventLoop) connect(c *loopConn) error {
 	c.wantsOut = true
 	if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT, Fd: int32(c.index)}); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
+	}
+	if l.quiet >= 0 {
+		// A close or an error (EPOLLHUP and EPOLLERR are implied) ends a
+		// quiet wait; an answer does not.
+		if err := unix.EpollCtl(l.quiet, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLRDHUP, Fd: int32(c.index)}); err != nil {
+			return os.NewSyscallError("epoll_ctl", err)
+		}
 	}
 	switch err := unix.Connect(fd, l.sa); err {
 	case nil:

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A name whose first address refuses connections: the epoll engine uses
@@ -110,5 +112,78 @@ func TestEpollEngineTimesAnswersReadLateByTheirArrival(t *testing.T) {
 	// due time and at its answer.
 	if waits := loopWaits.Load() - waitsBefore; waits > requests*3/2 {
 		t.Errorf("the loop waited %d times for %d requests, want about one wait a request", waits, requests)
+	}
+}
+
+// Each loop's thread waits with the plan's send slack as its timer slack,
+// the default when the plan has none, and gets the thread's own back
+// after the run.
+func TestEpollEngineWaitsWithThePlansSendSlack(t *testing.T) {
+	srv := startRaw(t, okJSON(0))
+	var mu sync.Mutex
+	var slacks []time.Duration
+	loopThreadStarted = func() {
+		ns, err := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
+		if err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		slacks = append(slacks, time.Duration(ns))
+		mu.Unlock()
+	}
+	defer func() { loopThreadStarted = nil }()
+	for _, tc := range []struct{ plan, want time.Duration }{{0, DefaultSendSlack}, {3 * time.Millisecond, 3 * time.Millisecond}, {time.Nanosecond, time.Nanosecond}} {
+		slacks = nil
+		plan := Plan{Rate: 1000, Requests: 5, MaxInflight: 4, SendSlack: tc.plan}
+		if _, err := Run(context.Background(), plan, engineREST(t, EngineEpoll, srv.url, 5*time.Second), counter(1), NewRecorder()); err != nil {
+			t.Fatal(err)
+		}
+		if len(slacks) == 0 {
+			t.Fatalf("SendSlack %v: no loop started", tc.plan)
+		}
+		for _, got := range slacks {
+			if got != tc.want {
+				t.Errorf("SendSlack %v: a loop waited with a timer slack of %v, want %v", tc.plan, got, tc.want)
+			}
+		}
+	}
+}
+
+// While the open loop waits without its connections' answers, a server
+// that closes an idle connection wakes it: the loop drops the connection
+// before the next request is due, so no request goes out on a closed
+// connection and has to be sent again. The server answers in 1 ms and
+// closes a connection idle for 5 ms; requests go out every 50 ms, each on
+// a new connection. (Only a server delayed by 45 ms closes a connection
+// as a request goes out on it, which the resend is for.)
+func TestEpollEngineDropsConnectionsClosedDuringAQuietWait(t *testing.T) {
+	harvestWithin = 50 * time.Millisecond
+	defer func() { harvestWithin = time.Millisecond }()
+	h := hostile{delay: time.Millisecond, idle: 5 * time.Millisecond}
+	srv := startHostile(t, h)
+	rest := hostileREST(t, EngineEpoll, srv, nil)
+	rec := NewRecorder()
+	const requests = 10
+	waitsBefore := loopWaits.Load()
+	if _, err := Run(context.Background(), Plan{Rate: 20, Requests: requests, MaxInflight: 4}, rest, counter(1), rec); err != nil {
+		t.Fatal(err)
+	}
+	if s := rec.Snapshot(true).Steady; s.Requests != requests || len(s.Errors) != 0 {
+		t.Fatalf("%d requests, errors %v", s.Requests, s.Errors)
+	}
+	if srv.idleCloses.Load() == 0 {
+		t.Fatal("the server closed no idle connection: the test tested nothing")
+	}
+	if got := rest.resent.Load(); got > requests/5 {
+		t.Errorf("%d of %d requests sent again: they went out on connections the server had closed", got, requests)
+	}
+	if got := srv.requests.Load(); got != requests {
+		t.Errorf("the server read %d requests, want %d", got, requests)
+	}
+	// A few waits a request (its due time, the close, the answer read
+	// and the idle connection dropped after it): a close that is still
+	// pending must not make every quiet wait return at once.
+	if waits := loopWaits.Load() - waitsBefore; waits > 6*requests {
+		t.Errorf("the loop waited %d times for %d requests: it spins on a close", waits, requests)
 	}
 }

@@ -26,6 +26,8 @@ func TestPlanCheckNamesTheSettingOutOfRange(t *testing.T) {
 		"load.Plan.WarmupRequests -5: must not be negative":        func(p *Plan) { p.WarmupRequests = -5 },
 		"load.Plan.MaxInflight 0: must be at least 1":              func(p *Plan) { p.MaxInflight = 0 },
 		"load.Plan.Grace -1s: must not be negative":                func(p *Plan) { p.Grace = -time.Second },
+		"load.Plan.SendSlack -1µs: must not be negative":           func(p *Plan) { p.SendSlack = -time.Microsecond },
+		"load.Plan.SendSlack 11ms: must be at most 10ms":           func(p *Plan) { p.SendSlack = 11 * time.Millisecond },
 		"give load.Plan.Rate (open loop) or load.Plan.Concurrency": func(p *Plan) { p.Rate = 0 },
 	} {
 		p := ok

@@ -32,6 +32,14 @@ type Plan struct {
 	// Grace is how long an interrupted run waits for requests in flight.
 	Grace time.Duration
 
+	// SendSlack is how late the epoll engine's open loop may send a request
+	// (the timer slack of its waits): a wait that would end at a request's
+	// intended time may end up to SendSlack later, so that one wake-up sends
+	// every request due by then. A larger slack buys fewer wake-ups (less
+	// CPU per request) with more send lag; 0 means DefaultSendSlack. The
+	// goroutine engine and gRPC time their sends with Go's timers instead.
+	SendSlack time.Duration
+
 	// Hold, when set, keeps the steady phase running past Duration until it
 	// is closed (a profile window that has not returned yet).
 	Hold <-chan struct{}
@@ -78,6 +86,10 @@ func (p *Plan) Check() error {
 		return setting.Invalid("load.Plan.MaxInflight", fmt.Sprint(p.MaxInflight), "must be at least 1")
 	case p.Grace < 0:
 		return setting.Invalid("load.Plan.Grace", p.Grace.String(), "must not be negative")
+	case p.SendSlack < 0:
+		return setting.Invalid("load.Plan.SendSlack", p.SendSlack.String(), "must not be negative")
+	case p.SendSlack > maxSendSlack:
+		return setting.Invalid("load.Plan.SendSlack", p.SendSlack.String(), "must be at most "+maxSendSlack.String())
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ var settingFlags = map[string]string{
 	"load.Plan.WarmupRequests": "--warmup",
 	"load.Plan.MaxInflight":    "--max-inflight",
 	"load.Plan.Grace":          "--grace",
+	"load.Plan.SendSlack":      "--send-slack",
 	"load.RESTConfig.URL":      "--url",
 	"load.RESTConfig.Engine":   "--rest-engine",
 	"load.DialGRPC.target":     "--grpc",

@@ -116,7 +116,7 @@ type runFlags struct {
 	headers, requestEvents, metrics, metricsHeaders         *[]string
 	tolerance, stability                                    *float64
 	duration, timeout, grace, profileDelay, metricsInterval *time.Duration
-	metricsTimeout                                          *time.Duration
+	metricsTimeout, sendSlack                               *time.Duration
 	warmup                                                  *warmupValue
 	prof                                                    *profileFlags
 	v2Binary                                                *bool
@@ -155,6 +155,7 @@ func newRunFlags() (*pflag.FlagSet, *runFlags) {
 	f.maxInflight = fs.Int("max-inflight", 1000, "open loop: most requests in flight (and connections) at once")
 	f.maxResponse = fs.Int("max-response", 64<<20, "largest response accepted, in bytes (REST: the body; gRPC: the response message); larger ones count as response_too_large")
 	f.grace = fs.Duration("grace", 2*time.Second, "after Ctrl-C, how long to wait for requests in flight")
+	f.sendSlack = fs.Duration("send-slack", load.DefaultSendSlack, "open loop, REST epoll engine: how late a request may leave so that one wake-up sends every request due by then; more slack, less CPU per request and more send lag")
 	f.out = fs.String("out", "", "write the result as JSON to this file; - writes it to standard output (the summary then goes to stderr)")
 	f.hgrm = fs.String("hgrm", "", "write the steady latency distribution as HdrHistogram .hgrm text to this file")
 	f.htmlOut = fs.String("html", "", "write a self-contained HTML report of the run to this file")
@@ -275,7 +276,7 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 				Rate: rate, Concurrency: concurrency,
 				WarmupDuration: f.warmup.d, WarmupRequests: f.warmup.n,
 				Duration: *f.duration, Requests: *f.requests,
-				MaxInflight: *f.maxInflight, Grace: *f.grace,
+				MaxInflight: *f.maxInflight, Grace: *f.grace, SendSlack: *f.sendSlack,
 			},
 			Timeout: *f.timeout, MaxResponseBytes: *f.maxResponse, RESTEngine: restEngine,
 			V2Binary: *f.v2Binary,
@@ -361,6 +362,7 @@ func (f *runFlags) checkRanges() error {
 		atLeast("--requests", *f.requests, 0),
 		positiveDuration("--timeout", *f.timeout),
 		positiveDuration("--grace", *f.grace),
+		positiveDuration("--send-slack", *f.sendSlack),
 		atLeast("--max-inflight", *f.maxInflight, 1),
 		atLeast("--max-response", *f.maxResponse, 1),
 		atLeast("--max-payload", *f.maxPayload, 1),

@@ -48,6 +48,8 @@ func TestEveryNumericFlagOutOfRangeExitsTwoNamingIt(t *testing.T) {
 		{run("--rate", "10", "--timeout", "0"), "--timeout 0s: must be positive"},
 		{run("--rate", "10", "--grace", "-1s"), "--grace -1s: must be positive"},
 		{run("--rate", "10", "--grace", "0s"), "--grace 0s: must be positive"},
+		{run("--rate", "10", "--send-slack", "0s"), "--send-slack 0s: must be positive"},
+		{run("--rate", "10", "--send-slack", "20ms"), "--send-slack 20ms: must be at most 10ms"},
 		{run("--rate", "10", "--max-response", "0"), "--max-response 0: must be at least 1"},
 		{run("--rate", "10", "--max-inflight", "0"), "--max-inflight 0: must be at least 1"},
 		{run("--rate", "10", "--connections", "0"), "--connections 0: must be at least 1"},

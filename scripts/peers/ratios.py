@@ -4,6 +4,7 @@ peer in the same run, and says whether each goal is met.
 
 Usage: python3 scripts/peers/ratios.py [--rounds 3] [--seconds 5] [--rate 10000]
                                        [--connections 32] [--loadprof BINARY] [--json FILE]
+                                       [--slacks 1ns,40us,100us,250us,1ms]
 
 CPU is the user+system time of the client process (wait4's rusage) divided
 by the requests it made. The client runs on core 0 and the server on core 1
@@ -21,6 +22,8 @@ Measurements, per round:
   REST  loadprof --rate R              open loop, epoll engine
   gRPC  loadprof --rate R              open loop
   gRPC  loadprof --concurrency 32      closed loop
+  REST  loadprof --rate R --send-slack S, for each S of --slacks (the
+        trade-off between CPU per request and send lag, beside fortio)
 """
 import argparse
 import json
@@ -40,9 +43,9 @@ REACHED = 0.98
 class Measure:
     """One tool's figures from one round."""
 
-    def __init__(self, requests, cpu_s, achieved_rps, send_lag_p99_us=None):
+    def __init__(self, requests, cpu_s, achieved_rps, send_lag_p99_us=None, send_lag_p50_us=None):
         self.requests, self.cpu_s, self.achieved_rps = requests, cpu_s, achieved_rps
-        self.send_lag_p99_us = send_lag_p99_us
+        self.send_lag_p99_us, self.send_lag_p50_us = send_lag_p99_us, send_lag_p50_us
 
     @property
     def cpu_us_per_request(self):
@@ -60,6 +63,13 @@ def loadprof_result(path):
     n = res["requests"] + res["phases"]["warmup"]["requests"] + 1
     lag = (res.get("client") or {}).get("send_lag_ms")
     return n, res["throughput_rps"], (1000 * lag["p99"] if lag else None)
+
+
+def loadprof_lag_p50(path):
+    """The send lag p50 (us) of an open-loop loadprof result.json, or None."""
+    with open(path) as f:
+        lag = (json.load(f).get("client") or {}).get("send_lag_ms")
+    return 1000 * lag["p50"] if lag and "p50" in lag else None
 
 
 def fortio_result(path):
@@ -104,14 +114,14 @@ def summarize(rounds, ratios, rate, lag_tools):
 
     n = len(rounds)
     say("== median over %d rounds [lowest..highest]" % n)
-    say("%-34s %16s %22s" % ("client", "cpu us/request", "requests/s"))
+    say("%-46s %16s %22s" % ("client", "cpu us/request", "requests/s"))
     tools = list(rounds[0].keys())
     achieved = {}
     for tool in tools:
         cpu = median_spread([r[tool].cpu_us_per_request for r in rounds])
         rps = median_spread([r[tool].achieved_rps for r in rounds])
         achieved[tool] = rps[0]
-        say("%-34s %6.2f [%.2f..%.2f] %8.0f [%.0f..%.0f]" % ((tool,) + cpu + rps))
+        say("%-46s %6.2f [%.2f..%.2f] %8.0f [%.0f..%.0f]" % ((tool,) + cpu + rps))
     say()
     for q in ratios:
         value = median_spread([r[q.num].cpu_us_per_request / r[q.den].cpu_us_per_request for r in rounds])
@@ -136,6 +146,25 @@ def summarize(rounds, ratios, rate, lag_tools):
     return lines
 
 
+def slack_curve(rounds, slack_tools, peer_tool):
+    """Prints, for each (slack, tool) of slack_tools, its CPU per request,
+    its ratio to peer_tool's in the same round and its send lag p50 and
+    p99, each the median over the rounds [lowest..highest]; returns the
+    lines it printed."""
+    lines = ["== CPU per request against send lag, by --send-slack (open loop; the ratio is to %s)" % peer_tool,
+             "%-10s %22s %22s %22s %22s" % ("slack", "cpu us/request", "ratio", "send lag p50 us", "send lag p99 us")]
+    for slack, tool in slack_tools:
+        cpu = median_spread([r[tool].cpu_us_per_request for r in rounds])
+        ratio = median_spread([r[tool].cpu_us_per_request / r[peer_tool].cpu_us_per_request for r in rounds])
+        cells = ["%6.2f [%.2f..%.2f]" % cpu, "%5.2fx [%.2f..%.2f]" % ratio]
+        for lags in ([r[tool].send_lag_p50_us for r in rounds], [r[tool].send_lag_p99_us for r in rounds]):
+            cells.append("-" if None in lags else "%6.0f [%.0f..%.0f]" % median_spread(lags))
+        lines.append("%-10s %22s %22s %22s %22s" % tuple([slack] + cells))
+    for line in lines:
+        print(line)
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -146,6 +175,7 @@ def main():
     ap.add_argument("--json", help="also write every round's figures and the summary lines to this file")
     ap.add_argument("--client-core", type=int, default=0)
     ap.add_argument("--server-core", type=int, default=1)
+    ap.add_argument("--slacks", default="", help="also the REST open loop at each of these --send-slack values, comma-separated (1ns,40us,1ms)")
     args = ap.parse_args()
     if args.rounds < 3:
         print("note: fewer than 3 rounds give no meaningful spread", file=sys.stderr)
@@ -177,7 +207,7 @@ def main():
         _, cpu = run_cpu([binary, "run"] + target + ["--data", data] + load +
                          ["--duration", "%ds" % secs, "-q", "--out", out], core)
         n, rps, lag = loadprof_result(out)
-        return Measure(n, cpu, rps, lag)
+        return Measure(n, cpu, rps, lag, loadprof_lag_p50(out))
 
     rest = ["--url", url, "--rest-engine", "epoll"]
     grpc = ["--grpc", addr, "--model", "test_model"]
@@ -212,6 +242,11 @@ def main():
         (names["grpc_open"], lambda: run_loadprof(grpc, opened)),
         (names["grpc_closed"], lambda: run_loadprof(grpc, closed)),
     ]
+    slack_tools = []
+    for slack in [v for v in args.slacks.split(",") if v]:
+        name = "REST loadprof --rate %g --send-slack %s" % (rate, slack)
+        slack_tools.append((slack, name))
+        plan.append((name, lambda slack=slack: run_loadprof(rest, opened + ["--send-slack", slack])))
     ratios = [
         Ratio("REST open loop, loadprof / fortio (cpu per request)", names["lp_open"], names["fortio"], 0.6,
               [names["lp_open"], names["fortio"]]),
@@ -226,16 +261,19 @@ def main():
             order = plan if i % 2 == 0 else plan[::-1]
             got = {}
             print("\n== round %d of %d" % (i + 1, args.rounds))
-            print("%-34s %10s %12s %8s %12s %14s" % ("client", "requests", "requests/s", "cpu s", "cpu us/req", "send lag p99"))
+            print("%-46s %10s %12s %8s %12s %14s" % ("client", "requests", "requests/s", "cpu s", "cpu us/req", "send lag p99"))
             for name, measure in order:
                 m = measure()
                 got[name] = m
                 lag = "" if m.send_lag_p99_us is None else "%.1f us" % m.send_lag_p99_us
-                print("%-34s %10d %12.0f %8.2f %12.2f %14s" % (name, m.requests, m.achieved_rps, m.cpu_s,
+                print("%-46s %10d %12.0f %8.2f %12.2f %14s" % (name, m.requests, m.achieved_rps, m.cpu_s,
                                                                m.cpu_us_per_request, lag), flush=True)
             rounds.append({name: got[name] for name, _ in plan})
         print()
         lines = summarize(rounds, ratios, rate, [names["lp_open"], names["grpc_open"]])
+        if slack_tools:
+            print()
+            lines += [""] + slack_curve(rounds, slack_tools, names["fortio"])
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"rate": rate, "seconds": secs, "connections": conns, "loadprof": git_head(),

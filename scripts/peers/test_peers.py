@@ -48,6 +48,12 @@ class ParseTest(unittest.TestCase):
         self.assertEqual(rps, 10000.0)
         self.assertAlmostEqual(lag, 42.5)
 
+    def test_loadprof_send_lag_p50(self):
+        res = loadprof_json(lag_p99_ms=0.09)
+        res["client"]["send_lag_ms"]["p50"] = 0.0315
+        self.assertAlmostEqual(ratios.loadprof_lag_p50(write_json(res)), 31.5)
+        self.assertIsNone(ratios.loadprof_lag_p50(write_json(loadprof_json())))
+
     def test_loadprof_without_send_lag(self):
         self.assertIsNone(ratios.loadprof_result(write_json(loadprof_json()))[2])
 
@@ -97,6 +103,23 @@ class SummaryTest(unittest.TestCase):
         self.assertIn("goal < 100 us: met", self.line(self.summary([self.round(1, 1, lag=99)] * 3), "send lag p99, a"))
         self.assertIn("NOT met", self.line(self.summary([self.round(1, 1, lag=100)] * 3), "send lag p99, a"))
         self.assertIn("not in result.json", self.line(self.summary([self.round(1, 1, lag=None)] * 3), "send lag p99, a"))
+
+
+class SlackCurveTest(unittest.TestCase):
+    def test_ratio_to_the_peer_in_the_same_round_and_lag_medians(self):
+        def rnd(a_us, peer_us, p50, p99):
+            return {"a": ratios.Measure(1000, a_us * 1e-3, 10000, p99, p50), "peer": ratios.Measure(1000, peer_us * 1e-3, 10000)}
+        rounds = [rnd(20, 40, 30, 90), rnd(30, 40, 50, 120), rnd(10, 20, 40, 100)]
+        with contextlib.redirect_stdout(io.StringIO()):
+            lines = ratios.slack_curve(rounds, [("250us", "a")], "peer")
+        row = next(s for s in lines if s.startswith("250us"))
+        self.assertEqual(row.split(), ["250us", "20.00", "[10.00..30.00]", "0.50x", "[0.50..0.75]", "40", "[30..50]", "100", "[90..120]"])
+
+    def test_a_missing_send_lag_is_a_dash(self):
+        rounds = [{"a": ratios.Measure(1000, 0.02, 10000), "peer": ratios.Measure(1000, 0.04, 10000)}]
+        with contextlib.redirect_stdout(io.StringIO()):
+            lines = ratios.slack_curve(rounds, [("1ms", "a")], "peer")
+        self.assertEqual(lines[-1].split()[-2:], ["-", "-"])
 
 
 class SoakTest(unittest.TestCase):
