@@ -189,6 +189,9 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 	}
 	stopProgress := startProgress(cfg.Progress, rec, plan, cfg.ProgressEvery)
 	timing, err := load.Run(ctx, plan, t.tr, set, rec)
+	if t.llm != nil {
+		t.llm.Freeze() // as rec is: a request that outlived the run's wait is in neither
+	}
 	hurryOf(ctx).loadEnded() // a second interrupt now cuts the waits short, not the results
 	stopProgress()
 	metrics.mark(servermetrics.MarkSteadyEnd)

@@ -213,3 +213,33 @@ func TestLLMStreamFaultsCountedPerClass(t *testing.T) {
 		}
 	}
 }
+
+// TestLLMLongStreamIsNotAStall checks that the timeout bounds the wait for
+// each event, not the whole answer: a stream longer than the timeout
+// whose gaps are shorter succeeds.
+func TestLLMLongStreamIsNotAStall(t *testing.T) {
+	for _, engine := range []Engine{EngineGoroutines, EngineEpoll} {
+		for _, loop := range []string{"open", "closed"} {
+			t.Run(fmt.Sprintf("%s/%s", engine, loop), func(t *testing.T) {
+				s, err := sim.StartLoopback(sim.Config{Model: "tiny", LLM: sim.LLM{TTFT: 50 * time.Millisecond, TokenDelay: 60 * time.Millisecond, OutputTokens: 10}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				plan := Plan{Concurrency: 2, Requests: 2}
+				if loop == "open" {
+					plan = Plan{Rate: 20, Requests: 2, MaxInflight: 10}
+				}
+				snap, lat := llmRun(t, s, engine, "/v1/chat/completions", []string{chatBody}, []bool{true}, plan, 300*time.Millisecond)
+				if st := snap.Steady; st.Failures[LLMOK] != 2 || lat.Steady.ErrorTotal() != 0 {
+					t.Fatalf("failures %v, errors %v: a 600ms stream with 60ms gaps failed a 300ms timeout", st.Failures, lat.Steady.Errors)
+				}
+				// The answer took longer than the timeout: the check means
+				// something.
+				if e2e := usOf(snap.Steady.E2E.Mean()); e2e <= 300*time.Millisecond {
+					t.Fatalf("e2e %v", e2e)
+				}
+			})
+		}
+	}
+}
