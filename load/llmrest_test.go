@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,8 +32,8 @@ func llmRun(t *testing.T, s *sim.Server, engine Engine, path string, bodies []st
 	}
 	defer tr.Close()
 	rec := NewRecorder()
-	n := 0
-	pick := PickerFunc(func() int { n++; return (n - 1) % len(bodies) })
+	var n atomic.Int64
+	pick := PickerFunc(func() int { return int(n.Add(1)-1) % len(bodies) })
 	if _, err := Run(context.Background(), plan, tr, pick, rec); err != nil {
 		t.Fatal(err)
 	}
