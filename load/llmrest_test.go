@@ -252,3 +252,33 @@ func TestLLMLongStreamIsNotAStall(t *testing.T) {
 		}
 	}
 }
+
+// TestLLMStreamAllocatesNothingPerRequest checks that a connection's
+// stream state, once warm, times a whole streamed answer fed in pieces
+// without allocating: the hot path costs no garbage per token.
+func TestLLMStreamAllocatesNothingPerRequest(t *testing.T) {
+	var body []byte
+	for i := 0; i < 16; i++ {
+		body = fmt.Appendf(body, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" w%d\"}}]}\n\n", i)
+	}
+	body = append(body, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":16}}\n\ndata: [DONE]\n\n"...)
+	rec := NewLLMRecorder()
+	s := &llmStream{rec: rec}
+	var out Outcome
+	run := func() {
+		s.begin(Steady, false, 0, true)
+		for i := 0; i < len(body); i += 37 {
+			s.arrived(time.Duration(i) * time.Microsecond)
+			s.body(200, body[i:min(i+37, len(body))])
+		}
+		out = s.end(Outcome{Class: OK, Code: 200}, time.Millisecond)
+	}
+	run()
+	if allocs := testing.AllocsPerRun(100, run); allocs != 0 {
+		t.Errorf("%v allocations per streamed answer", allocs)
+	}
+	st := rec.Snapshot().Steady
+	if out.Class != OK || st.Failures[LLMOK] != 102 || st.OutputTokens != 16*102 || st.ITL.TotalCount() != 15*102 {
+		t.Errorf("outcome %v, failures %v, output %d, gaps %d", out.Key(), st.Failures, st.OutputTokens, st.ITL.TotalCount())
+	}
+}
