@@ -8,10 +8,10 @@ import (
 func TestSummaryShowsLLMStreamFigures(t *testing.T) {
 	out, in, perS := int64(640), int64(30), 812.5
 	r := &Result{Transport: "rest", Target: "http://h/v1/completions", Protocol: ProtocolOpenAI, Loop: "open",
-		TTFT: &Stats{Count: 10, Min: 20, Mean: 21, P50: 21, P90: 22, P95: 22, P99: 23, P999: 23, Max: 23},
-		ITL:  &Stats{Count: 630, Min: 0, Mean: 5, P50: 5, P90: 6, P95: 6, P99: 7, P999: 8, Max: 9},
-		TPOT: &Stats{Count: 10, Min: 4.9, Mean: 5, P50: 5, P90: 5, P95: 5, P99: 5.1, P999: 5.1, Max: 5.1},
-		E2E:  &Stats{Count: 10, Min: 330, Mean: 335, P50: 335, P90: 340, P95: 340, P99: 341, P999: 341, Max: 341},
+		TTFT:         &Stats{Count: 10, Min: 20, Mean: 21, P50: 21, P90: 22, P95: 22, P99: 23, P999: 23, Max: 23},
+		ITL:          &Stats{Count: 630, Min: 0, Mean: 5, P50: 5, P90: 6, P95: 6, P99: 7, P999: 8, Max: 9},
+		TPOT:         &Stats{Count: 10, Min: 4.9, Mean: 5, P50: 5, P90: 5, P95: 5, P99: 5.1, P999: 5.1, Max: 5.1},
+		E2E:          &Stats{Count: 10, Min: 330, Mean: 335, P50: 335, P90: 340, P95: 340, P99: 341, P999: 341, Max: 341},
 		OutputTokens: &out, InputTokens: &in, OutputTokensPerS: &perS}
 	var b strings.Builder
 	WriteSummary(&b, r)
