@@ -108,7 +108,7 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 	if err := checkLogDir(cfg); err != nil {
 		return nil, &InputError{err}
 	}
-	set, err := payloads.Load(cfg.DataPath, payloads.Options{Stdin: cfg.Stdin, MaxBytes: cfg.MaxPayloadBytes})
+	set, err := loadPayloads(cfg)
 	if err != nil {
 		return nil, &InputError{err}
 	}
@@ -189,6 +189,9 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 	}
 	stopProgress := startProgress(cfg.Progress, rec, plan, cfg.ProgressEvery)
 	timing, err := load.Run(ctx, plan, t.tr, set, rec)
+	if t.llm != nil {
+		t.llm.Freeze() // as rec is: a request that outlived the run's wait is in neither
+	}
 	hurryOf(ctx).loadEnded() // a second interrupt now cuts the waits short, not the results
 	stopProgress()
 	metrics.mark(servermetrics.MarkSteadyEnd)
@@ -306,10 +309,14 @@ type target struct {
 	protocol  string // report.ProtocolTF, ProtocolV2, ...
 	tr        load.Transport
 	engine    load.Engine                 // REST only
+	llm       *load.LLMRecorder           // an OpenAI-compatible target's stream timings; nil for others
 	preflight func(context.Context) error // cancelling the context ends it at once
 }
 
 func prepareREST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *tls.Config) (*target, error) {
+	if _, ok := openAIEndpoint(cfg); ok {
+		return prepareOpenAIREST(ctx, cfg, set, tlsConfig)
+	}
 	if u, err := url.Parse(cfg.URL); err == nil {
 		route, ok, err := load.ParseV2InferPath(u.Path)
 		if err != nil {
@@ -502,9 +509,13 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 		return ph
 	}
 	res.Phases = report.Phases{Warmup: phase(snap.Warmup), Steady: phase(snap.Steady)}
-	if span := steadySpan(cfg.Plan, snap.Steady, timing.Interrupted); snap.Steady.Requests > 0 && span > 0 {
+	span := steadySpan(cfg.Plan, snap.Steady, timing.Interrupted)
+	if snap.Steady.Requests > 0 && span > 0 {
 		res.ThroughputRPS = float64(snap.Steady.Requests) / span.Seconds()
 		res.SuccessRPS = float64(snap.Steady.Requests-snap.Steady.ErrorTotal()) / span.Seconds()
+	}
+	if t.llm != nil {
+		addLLM(res, t.llm.Snapshot().Steady, span)
 	}
 	var err error
 	if res.Histogram, err = report.EncodeHistogram(snap.Steady.Histogram); err != nil {

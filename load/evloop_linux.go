@@ -279,6 +279,7 @@ func (l *eventLoop) openQuiet() error {
 
 func (l *eventLoop) addConn() *loopConn {
 	c := &loopConn{index: len(l.conns), fd: -1, framer: newResponseFramer(int64(l.rest.cfg.MaxResponseBytes))}
+	c.framer.stream = l.rest.newLLMStream()
 	l.conns = append(l.conns, c)
 	l.idle = append(l.idle, c)
 	return c
@@ -666,6 +667,7 @@ func (l *eventLoop) sendNext(c *loopConn, now time.Duration) {
 func (l *eventLoop) start(c *loopConn, phase Phase, startAt, now time.Duration) {
 	c.phase, c.start, c.sent, c.inWindow = phase, startAt, max(now, startAt), l.r.begin()
 	c.payload = l.r.pick.Next()
+	c.framer.stream.begin(phase, c.inWindow, startAt, l.rest.llmStreamed(c.payload))
 	c.retried = false
 	c.bytesSent, c.bytesReceived = 0, 0
 	c.deadline = now + l.rest.cfg.Timeout
@@ -861,11 +863,13 @@ func (l *eventLoop) read(c *loopConn, now time.Duration) {
 			return
 		}
 		c.bytesReceived += int64(n)
+		c.framer.stream.arrived(at)
 		done, ferr := c.framer.advance(n)
 		if ferr != nil {
 			l.fail(c, ferr, now)
 			return
 		}
+		l.streamAlive(c, now)
 		if done {
 			l.complete(c, at, now)
 			return
@@ -942,6 +946,7 @@ func (l *eventLoop) finish(c *loopConn, out Outcome, done, now time.Duration) {
 	l.unlinkInflight(c)
 	c.state = connIdle
 	out.BytesSent, out.BytesReceived = c.bytesSent, c.bytesReceived
+	out = c.framer.stream.end(out, done)
 	l.r.finish(Sample{Phase: c.phase, InWindow: c.inWindow, Start: c.start, Sent: c.sent, Done: done, Outcome: out})
 	switch {
 	case l.open != nil:

@@ -116,6 +116,10 @@ type responseFramer struct {
 	// (what a server says is wrong is usually there).
 	errBody    [maxErrorBody]byte
 	errBodyLen int
+
+	// stream, when set, takes a 2xx body's bytes as they arrive (chunked
+	// framing removed): an LLM target's event stream (llmrest.go).
+	stream *llmStream
 }
 
 // maxErrorBody is how much of an error response's body is kept.
@@ -221,6 +225,13 @@ func (f *responseFramer) advance(m int) (done bool, err error) {
 				take = f.remaining
 			}
 			f.keepErrorBody(f.buf[:take]) // a chunk's CRLF too: trimmed with the rest
+			if f.stream != nil {
+				data := take
+				if f.chunked {
+					data = min(take, max(f.remaining-2, 0)) // not the chunk's CRLF
+				}
+				f.stream.body(f.status, f.buf[:data])
+			}
 			f.consume(int(take))
 			f.remaining -= take
 			if f.remaining > 0 {
@@ -270,6 +281,9 @@ func (f *responseFramer) advance(m int) (done bool, err error) {
 			}
 		case frameUntilClose:
 			f.keepErrorBody(f.buf[:f.n])
+			if f.stream != nil {
+				f.stream.body(f.status, f.buf[:f.n])
+			}
 			f.bodySeen += int64(f.n)
 			f.n = 0
 			if f.bodySeen > f.maxBody {

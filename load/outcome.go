@@ -28,6 +28,10 @@ const (
 	TooLarge                // the response exceeded the size limit
 	BadResponse             // bytes came back that are not a valid answer (not HTTP, not the call's message type)
 	OtherFailure            // anything else (DNS, TLS, protocol errors)
+	// StreamFailure is a streamed LLM answer that went wrong after its
+	// 2xx head (Code is its LLMFailure): it stalled, closed before
+	// [DONE], held malformed events or an error event.
+	StreamFailure
 )
 
 // Outcome is how one request ended.
@@ -93,6 +97,8 @@ func (k ErrorKey) String() string {
 		return "response_too_large"
 	case BadResponse:
 		return "bad_response"
+	case StreamFailure:
+		return LLMFailure(k.Code).String()
 	}
 	return "other"
 }

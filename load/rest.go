@@ -58,6 +58,9 @@ type RESTConfig struct {
 	// to a Probe (header gives the answer's headers): an error makes the
 	// probe's outcome BadResponse. The load does not check answers.
 	CheckProbeAnswer func(body []byte, header func(key string) []byte) error
+	// LLM, when set, times the answers as OpenAI-compatible streams
+	// (llmrest.go).
+	LLM *LLMTarget
 }
 
 // Engine is how REST requests are driven.
@@ -103,6 +106,7 @@ type REST struct {
 	cfg      RESTConfig
 	engine   Engine
 	v2       bool // the URL is a V2 infer route: error answers are V2's {"error": ...}
+	llm      *LLMTarget
 	addr     string
 	tls      *tls.Config
 	requests [][]byte // rendered request per payload
@@ -205,6 +209,9 @@ func NewREST(cfg RESTConfig) (*REST, error) {
 	}
 	r := &REST{cfg: cfg, addr: addr, conns: map[*restSender]struct{}{}, engine: cfg.Engine}
 	_, r.v2, _ = ParseV2InferPath(u.Path)
+	if err := r.setLLM(cfg.LLM); err != nil {
+		return nil, err
+	}
 	switch {
 	case cfg.Engine == EngineEpoll && !eventLoopsAvailable:
 		return nil, setting.Invalid("load.RESTConfig.Engine", "epoll", "needs Linux; use goroutines")
@@ -267,7 +274,8 @@ func (r *REST) Engine() Engine { return r.engine }
 func (r *REST) NewSender() Sender { return r.newSender() }
 
 func (r *REST) newSender() *restSender {
-	s := &restSender{rest: r, framer: newResponseFramer(int64(r.cfg.MaxResponseBytes))}
+	s := &restSender{rest: r, framer: newResponseFramer(int64(r.cfg.MaxResponseBytes)), stream: r.newLLMStream()}
+	s.framer.stream = s.stream
 	r.mu.Lock()
 	r.conns[s] = struct{}{}
 	r.mu.Unlock()
@@ -304,6 +312,11 @@ type restSender struct {
 
 	counted countingReader // conn, counting the bytes read for Outcome.BytesReceived
 	sentNow int64          // bytes written for the request being sent
+
+	// An LLM target's stream timing (llmrest.go); stream nil otherwise.
+	stream *llmStream
+	next   pendingRequest
+	clock  func() time.Duration
 }
 
 // countingReader counts the bytes read through it.
@@ -475,11 +488,13 @@ func (s *restSender) readFramed() (code int, answered bool, err error) {
 		n, err := s.counted.Read(space)
 		if n > 0 {
 			answered = true
+			s.streamRead()
 			done, ferr := f.advance(n)
 			if ferr != nil {
 				s.drop()
 				return 0, true, ferr
 			}
+			s.streamAlive()
 			if done {
 				// closeAfter: a 408, Connection: close, a body until
 				// close, or bytes after the answer (out of step).
@@ -586,9 +601,10 @@ func closedByPeer(err error) bool {
 
 func (s *restSender) Send(payload int) Outcome {
 	s.sentNow, s.counted.n = 0, 0
+	s.beginStream(payload)
 	out := s.send(payload)
 	out.BytesSent, out.BytesReceived = s.sentNow, s.counted.n
-	return out
+	return s.endStream(out)
 }
 
 func (s *restSender) send(payload int) Outcome {

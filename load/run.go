@@ -309,6 +309,9 @@ func (r *runner) finish(s Sample) {
 // the request is in the profile window if the window is open now.
 func (r *runner) send(s Sender, phase Phase, startAt time.Duration) Outcome {
 	inWindow := r.begin()
+	if b, ok := s.(requestBeginner); ok {
+		b.beginRequest(phase, inWindow, startAt, r.since)
+	}
 	sent := r.since()
 	out := s.Send(r.pick.Next())
 	r.finish(Sample{Phase: phase, InWindow: inWindow, Start: startAt, Sent: max(sent, startAt), Done: r.since(), Outcome: out})

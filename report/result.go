@@ -103,6 +103,24 @@ type Result struct {
 	// entry for each worker asked for, whether it joined, finished or not;
 	// nil for a run from one machine.
 	Workers []WorkerReport `json:"workers,omitempty"`
+
+	// An OpenAI-compatible (LLM) target's streamed answers, over the
+	// steady requests; absent for other targets. TTFT and E2E hold the
+	// requests whose streams completed with output, ITL every gap between
+	// two output chunks, TPOT the requests with two output tokens or more
+	// (docs/result-schema.md). Latency stays the end-to-end latency of
+	// every request, as for any target.
+	TTFT *Stats `json:"ttft_ms,omitempty"`
+	ITL  *Stats `json:"itl_ms,omitempty"`
+	TPOT *Stats `json:"tpot_ms,omitempty"`
+	E2E  *Stats `json:"e2e_ms,omitempty"`
+	// OutputTokens and InputTokens are the steady requests' totals (the
+	// server's usage when it sent one, else the output chunks counted);
+	// OutputTokensPerS is the output of the completed streams over the
+	// steady span.
+	OutputTokens     *int64   `json:"output_tokens,omitempty"`
+	InputTokens      *int64   `json:"input_tokens,omitempty"`
+	OutputTokensPerS *float64 `json:"output_tokens_per_s,omitempty"`
 }
 
 // WorkerReport is one worker of a coordinated run as the coordinator saw
@@ -621,6 +639,7 @@ const (
 	ProtocolV2       = "v2"        // V2 with JSON tensors (REST) or typed contents (gRPC)
 	ProtocolV2Binary = "v2-binary" // V2 REST with the binary tensor extension
 	ProtocolV2Raw    = "v2-raw"    // V2 gRPC with raw_input_contents
+	ProtocolOpenAI   = "openai"    // OpenAI-compatible /v1/completions or /v1/chat/completions
 )
 
 // ProtocolOf is r's protocol: a result that does not say predates the V2
@@ -642,6 +661,8 @@ func protocolWords(protocol string) string {
 		return " (V2, binary)"
 	case ProtocolV2Raw:
 		return " (V2, raw)"
+	case ProtocolOpenAI:
+		return " (OpenAI)"
 	case "", ProtocolTF:
 		return ""
 	}

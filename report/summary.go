@@ -60,6 +60,7 @@ func WriteSummary(w io.Writer, r *Result) {
 	}
 	fmt.Fprintln(w, "  (milliseconds; every request that reached the server, answered with any status or failed,")
 	fmt.Fprintln(w, "   a failure at the time it failed and a timeout at --timeout; \"ok only\": successful requests)")
+	writeLLMSummary(w, r)
 	if len(r.Errors) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "  errors:")

@@ -1,0 +1,80 @@
+package bench
+
+// OpenAI-compatible (LLM) REST targets: POST /v1/completions and
+// /v1/chat/completions, recognised from the URL's path as the V2 route
+// is. Their payloads are OpenAI request bodies, and their answers are
+// timed token by token (load.LLMTarget): the result gets TTFT, ITL, TPOT,
+// end-to-end latency and token counts beside the usual latency.
+
+import (
+	"context"
+	"crypto/tls"
+	"net/url"
+	"time"
+
+	"github.com/loadprof/loadprof/internal/setting"
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/payloads"
+	"github.com/loadprof/loadprof/report"
+)
+
+// openAIEndpoint recognises an OpenAI-compatible REST URL.
+func openAIEndpoint(cfg Config) (payloads.OpenAIEndpoint, bool) {
+	if cfg.URL == "" || cfg.GRPC.Addr != "" {
+		return 0, false
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return 0, false
+	}
+	return payloads.OpenAIEndpointOf(u.Path)
+}
+
+// loadPayloads reads the run's payloads in the target's format.
+func loadPayloads(cfg Config) (*payloads.Set, error) {
+	opts := payloads.Options{Stdin: cfg.Stdin, MaxBytes: cfg.MaxPayloadBytes}
+	if ep, ok := openAIEndpoint(cfg); ok {
+		return payloads.LoadOpenAI(cfg.DataPath, ep, opts)
+	}
+	return payloads.Load(cfg.DataPath, opts)
+}
+
+// prepareOpenAIREST readies an OpenAI-compatible target. Each body is sent
+// as given: "stream": true gets an event stream, timed event by event, and
+// a body without it one answer, timed as one event.
+func prepareOpenAIREST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *tls.Config) (*target, error) {
+	if cfg.V2Binary {
+		return nil, &InputError{setting.Errorf("bench.Config.V2Binary", "bench.Config.V2Binary needs a V2 target, not an OpenAI-compatible one")}
+	}
+	bodies := make([][]byte, set.Len())
+	streamed := make([]bool, set.Len())
+	for i, p := range set.Payloads {
+		bodies[i], streamed[i] = p.Body, p.OpenAI != nil && p.OpenAI.Stream
+	}
+	llm := load.NewLLMRecorder()
+	rest, err := load.NewREST(load.RESTConfig{
+		URL: cfg.URL, Headers: cfg.Headers, Bodies: bodies, Timeout: cfg.Timeout,
+		MaxResponseBytes: cfg.MaxResponseBytes, TLS: tlsConfig, Engine: cfg.RESTEngine,
+		LLM: &load.LLMTarget{Recorder: llm, Streamed: streamed},
+	})
+	if err != nil {
+		return nil, &InputError{err}
+	}
+	name := RedactURL(cfg.URL)
+	return &target{name: name, kind: "rest", protocol: report.ProtocolOpenAI, tr: rest, engine: rest.Engine(), llm: llm,
+		preflight: func(ctx context.Context) error { return preflightREST(ctx, rest, set, name, nil) }}, nil
+}
+
+// addLLM puts the steady requests' stream figures in res; span is the
+// steady phase's, which output_tokens_per_s divides by.
+func addLLM(res *report.Result, st *load.LLMStats, span time.Duration) {
+	ttft, itl, tpot, e2e := report.StatsOf(st.TTFT), report.StatsOf(st.ITL), report.StatsOf(st.TPOT), report.StatsOf(st.E2E)
+	res.TTFT, res.ITL, res.TPOT, res.E2E = &ttft, &itl, &tpot, &e2e
+	out, in := st.OutputTokens, st.InputTokens
+	res.OutputTokens, res.InputTokens = &out, &in
+	var perS float64
+	if span > 0 {
+		perS = float64(st.TimedOutputTokens) / span.Seconds()
+	}
+	res.OutputTokensPerS = &perS
+}

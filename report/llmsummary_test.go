@@ -1,0 +1,31 @@
+package report
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestSummaryShowsLLMStreamFigures(t *testing.T) {
+	out, in, perS := int64(640), int64(30), 812.5
+	r := &Result{Transport: "rest", Target: "http://h/v1/completions", Protocol: ProtocolOpenAI, Loop: "open",
+		TTFT:         &Stats{Count: 10, Min: 20, Mean: 21, P50: 21, P90: 22, P95: 22, P99: 23, P999: 23, Max: 23},
+		ITL:          &Stats{Count: 630, Min: 0, Mean: 5, P50: 5, P90: 6, P95: 6, P99: 7, P999: 8, Max: 9},
+		TPOT:         &Stats{Count: 10, Min: 4.9, Mean: 5, P50: 5, P90: 5, P95: 5, P99: 5.1, P999: 5.1, Max: 5.1},
+		E2E:          &Stats{Count: 10, Min: 330, Mean: 335, P50: 335, P90: 340, P95: 340, P99: 341, P999: 341, Max: 341},
+		OutputTokens: &out, InputTokens: &in, OutputTokensPerS: &perS}
+	var b strings.Builder
+	WriteSummary(&b, r)
+	s := b.String()
+	for _, want := range []string{"(OpenAI)", "  ttft            10    20.00", "  itl            630        0    5.000", "  tpot ", "  e2e             10   330.00",
+		"tokens   640 output, 30 input, 812.5 output tokens/s"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("no %q in\n%s", want, s)
+		}
+	}
+	b.Reset()
+	r.TTFT = nil
+	WriteSummary(&b, r)
+	if strings.Contains(b.String(), "ttft") {
+		t.Errorf("stream table for a target without it:\n%s", b.String())
+	}
+}
