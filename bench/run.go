@@ -344,7 +344,9 @@ func prepareREST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig *
 		return nil, &InputError{err}
 	}
 	name := RedactURL(cfg.URL)
-	return &target{name: name, kind: "rest", protocol: report.ProtocolTF, tr: rest, engine: rest.Engine(), preflight: func(ctx context.Context) error { return preflightREST(ctx, rest, set, name, nil) }}, nil
+	return &target{name: name, kind: "rest", protocol: report.ProtocolTF, tr: rest, engine: rest.Engine(), preflight: func(ctx context.Context) error {
+		return withV2Hint(ctx, preflightREST(ctx, rest, set, name, nil), cfg, tlsConfig)
+	}}, nil
 }
 
 // notTFServing refuses a native V2 body for a TF Serving target.
@@ -372,7 +374,7 @@ func preflightREST(ctx context.Context, rest *load.REST, set *payloads.Set, url 
 			// A V2 server's words are its "error" text.
 			body = strings.TrimPrefix(out.Err.Error(), fmt.Sprintf("HTTP %d: ", out.Code))
 		}
-		return &TargetError{fmt.Errorf("%s answered %d to %s: %s", url, out.Code, set.Payloads[0].Source, strings.TrimSpace(body))}
+		return &TargetError{&statusError{out.Code, fmt.Errorf("%s answered %d to %s: %s", url, out.Code, set.Payloads[0].Source, strings.TrimSpace(body))}}
 	case out.Class == load.TooLarge:
 		if errors.Is(out.Err, load.ErrResponseHeadTooLarge) || errors.Is(out.Err, load.ErrResponseTrailerTooLarge) {
 			// A head or trailer over the fixed limit: no flag raises it.

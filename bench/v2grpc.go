@@ -46,6 +46,20 @@ func warnUnchecked(cfg Config, model string) {
 	}
 }
 
+// warnSignatureNames is the one warning line of a run whose TF Serving
+// bodies name a signature, which a V2 target has no use for.
+func warnSignatureNames(cfg Config, set *payloads.Set) {
+	if cfg.Warnings == nil {
+		return
+	}
+	for i := range set.Payloads {
+		if r := set.Payloads[i].Request; r != nil && r.SignatureName != "" {
+			fmt.Fprintf(cfg.Warnings, "warning: %s: \"signature_name\" %q: the V2 protocol has no signatures; the field is not sent\n", cfg.DataPath, r.SignatureName)
+			return
+		}
+	}
+}
+
 // v2Method is the full name of a GRPCInferenceService method.
 func v2Method(name string) string { return "/inference.GRPCInferenceService/" + name }
 
@@ -82,6 +96,7 @@ func prepareV2Calls(ctx context.Context, cfg Config, set *payloads.Set, invoke i
 	if anyUnchecked {
 		warnUnchecked(cfg, g.Model)
 	}
+	warnSignatureNames(cfg, set)
 	return &grpcCalls{method: load.ModelInferMethod, requests: requests, check: load.ModelInferResponseCheck(),
 		response: "V2 ModelInfer response", service: "V2 GRPCInferenceService"}, nil
 }
@@ -100,6 +115,10 @@ func fetchV2GRPCMetadata(ctx context.Context, cfg Config, version string, invoke
 	}
 	began := time.Now()
 	call := func(method string, req, resp proto.Message) error {
+		what := method + " for " + model
+		if method == "ServerReady" {
+			what = method // the server's readiness, not the model's
+		}
 		err := invoke(ctx, v2Method(method), req, resp)
 		if err == nil {
 			return nil
@@ -109,13 +128,13 @@ func fetchV2GRPCMetadata(ctx context.Context, cfg Config, version string, invoke
 		// (it counts the grpc-timeout we sent): either way it was the wait.
 		switch {
 		case callCtx.Err() == context.DeadlineExceeded || (ctx.Err() == nil && time.Since(began) >= wait*9/10):
-			return &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s for %s did not answer within %v (bench.Config.Timeout, at least 10 s): is the model still loading, or is this the right port?", g.Addr, method, model, wait)}
+			return &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s did not answer within %v (bench.Config.Timeout, at least 10 s): is the model still loading, or is this the right port?", g.Addr, what, wait)}
 		case st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded:
 			return &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s", g.Addr, connectionHint(st.Message(), cfg.TLS, true))}
 		case st.Code() == codes.Unimplemented:
 			return &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s does not serve the V2 GRPCInferenceService (%s); for TF Serving leave out bench.Config.GRPC.Protocol", g.Addr, st.Message())}
 		}
-		return &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s for %s: %s: %s", g.Addr, method, model, st.Code(), st.Message())}
+		return &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s: %s: %s", g.Addr, what, st.Code(), st.Message())}
 	}
 	var server v2proto.ServerReadyResponse
 	if err := call("ServerReady", &v2proto.ServerReadyRequest{}, &server); err != nil {
@@ -137,5 +156,9 @@ func fetchV2GRPCMetadata(ctx context.Context, cfg Config, version string, invoke
 	}
 	// Metadata without inputs (an MLServer model whose settings declare
 	// none) is for the conversion to judge: a native V2 body needs none.
-	return payloads.V2MetadataFromProto(&meta), nil
+	out := payloads.V2MetadataFromProto(&meta)
+	if err := out.CheckInputs(); err != nil {
+		return payloads.V2ModelMetadata{}, &TargetError{fmt.Errorf("bench.Config.GRPC.Addr %s: %s's metadata (ModelMetadata): %v", g.Addr, model, err)}
+	}
+	return out, nil
 }

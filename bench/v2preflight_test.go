@@ -84,6 +84,7 @@ func answering(code int, body string) http.HandlerFunc {
 func TestV2RESTPreflightChecksTheAnswerIsAV2InferResponse(t *testing.T) {
 	for _, c := range []struct{ body, want string }{
 		{`{"predictions": [10, 26]}`, `no "outputs" list`},
+		{`{"outputs": []}`, `an empty "outputs" list: no output tensor`},
 		{`<html>hello</html>`, `not JSON with "outputs"`},
 		{`{"outputs": [{"name": "y", "datatype": "float32", "shape": [2], "data": [10, 26]}]}`, `output "y" has datatype "float32", which is not a V2 datatype`},
 	} {

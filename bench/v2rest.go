@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,6 +65,7 @@ func prepareV2REST(ctx context.Context, cfg Config, set *payloads.Set, tlsConfig
 	if anyUnchecked {
 		warnUnchecked(cfg, route.Model)
 	}
+	warnSignatureNames(cfg, set)
 	contentType := "application/json"
 	if cfg.V2Binary {
 		contentType = "application/octet-stream"
@@ -159,11 +161,14 @@ func (g *v2Getter) get(ctx context.Context, path string) (int, []byte, error) {
 	}
 	resp, err := g.client.Do(req)
 	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) && uerr.Timeout() && ctx.Err() == nil {
+			return 0, nil, &TargetError{fmt.Errorf("%s: GET %s did not answer within %v (bench.Config.Timeout, at least 10 s): is the model still loading, or is this the right port?", g.name, path, g.client.Timeout)}
+		}
 		if hint := g.sniff(ctx, path); hint != "" {
 			return 0, nil, &TargetError{fmt.Errorf("%s: %s", g.name, hint)}
 		}
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
+		if uerr != nil {
 			err = uerr.Err
 		}
 		return 0, nil, &TargetError{fmt.Errorf("%s: GET %s: %v", g.name, path, err)}
@@ -285,19 +290,79 @@ func parseV2Metadata(body []byte) (*payloads.V2ModelMetadata, error) {
 		Platform string   `json:"platform"`
 		Inputs   []tensor `json:"inputs"`
 		Outputs  []tensor `json:"outputs"`
+		Error    string   `json:"error"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, fmt.Errorf("not V2 model metadata: %v", err)
 	}
+	if doc.Error != "" && doc.Name == "" && len(doc.Inputs) == 0 {
+		// Some servers say "not found" with a 200: not a model without
+		// inputs.
+		return nil, fmt.Errorf("the server answered with an error: %s", doc.Error)
+	}
 	meta := &payloads.V2ModelMetadata{Name: doc.Name, Versions: doc.Versions, Platform: doc.Platform}
 	for _, t := range doc.Inputs {
-		if t.Name == "" || !payloads.IsV2Datatype(t.Datatype) {
-			return nil, fmt.Errorf("input %q has datatype %q, which is not a V2 datatype", t.Name, t.Datatype)
-		}
 		meta.Inputs = append(meta.Inputs, payloads.V2TensorMetadata{Name: t.Name, Datatype: t.Datatype, Shape: t.Shape})
+	}
+	if err := meta.CheckInputs(); err != nil {
+		return nil, err
 	}
 	for _, t := range doc.Outputs {
 		meta.Outputs = append(meta.Outputs, payloads.V2TensorMetadata{Name: t.Name, Datatype: t.Datatype, Shape: t.Shape})
 	}
 	return meta, nil
+}
+
+// statusError is a preflight's refusal by HTTP status, for the hints that
+// depend on the status.
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
+
+// v1PredictPath is a TF Serving predict path:
+// [PREFIX]/v1/models/NAME[/versions/V | /labels/L]:predict.
+var v1PredictPath = regexp.MustCompile(`^(.*)/v1/models/([^/:]+)(?:/versions/([0-9]+)|/labels/[^/:]+)?:predict$`)
+
+// withV2Hint adds to a TF Serving target's preflight refusal with 404 the
+// V2 infer URL to use, when the server answers GET [PREFIX]/v2 with V2
+// server metadata: a Triton, KServe or MLServer port given a /v1/ URL.
+func withV2Hint(ctx context.Context, err error, cfg Config, tlsConfig *tls.Config) error {
+	var se *statusError
+	if !errors.As(err, &se) || se.code != http.StatusNotFound {
+		return err
+	}
+	u, perr := url.Parse(cfg.URL)
+	if perr != nil {
+		return err
+	}
+	m := v1PredictPath.FindStringSubmatch(u.Path)
+	if m == nil {
+		return err
+	}
+	route := load.V2Route{Prefix: m[1], Model: m[2], Version: m[3]}
+	// A cheap question: a server that does not answer it at once is not
+	// worth the wait before the refusal it would only explain.
+	askCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	g := newV2Getter(cfg, tlsConfig, u, route)
+	code, body, gerr := g.get(askCtx, route.Server(""))
+	if gerr != nil || code != http.StatusOK || !isV2ServerMetadata(body) {
+		return err
+	}
+	return &TargetError{fmt.Errorf("%w; this server speaks the Open Inference Protocol (V2): use %s/infer", se, route.Base())}
+}
+
+// isV2ServerMetadata reports whether body is a V2 server metadata answer:
+// an object with a name, a version and a list of extensions.
+func isV2ServerMetadata(body []byte) bool {
+	var doc struct {
+		Name       *string   `json:"name"`
+		Version    *string   `json:"version"`
+		Extensions *[]string `json:"extensions"`
+	}
+	return json.Unmarshal(body, &doc) == nil && doc.Name != nil && doc.Version != nil && doc.Extensions != nil
 }

@@ -129,7 +129,7 @@ func convertTensor(t *Tensor, info *tfproto.TensorInfo, opts ConvertOptions) (*t
 				tp.BoolVal = append(tp.BoolVal, l.Bool)
 			}
 		case tfproto.DataType_DT_FLOAT:
-			if !math.IsInf(l.Num, 0) && math.Abs(l.Num) > math.MaxFloat32 {
+			if leafOverflows(l.Num, l.NumText, &fp32Format) {
 				return nil, fmt.Errorf("line %d: %s does not fit in DT_FLOAT", l.Line, l.NumText)
 			}
 			if opts.TensorContent {
@@ -138,16 +138,23 @@ func convertTensor(t *Tensor, info *tfproto.TensorInfo, opts ConvertOptions) (*t
 				tp.FloatVal = append(tp.FloatVal, float32(l.Num))
 			}
 		case tfproto.DataType_DT_DOUBLE:
+			if leafOverflows(l.Num, l.NumText, nil) {
+				return nil, fmt.Errorf("line %d: %s does not fit in DT_DOUBLE", l.Line, l.NumText)
+			}
 			if opts.TensorContent {
 				content = le.AppendUint64(content, math.Float64bits(l.Num))
 			} else {
 				tp.DoubleVal = append(tp.DoubleVal, l.Num)
 			}
 		case tfproto.DataType_DT_HALF, tfproto.DataType_DT_BFLOAT16:
-			bits := bfloat16Bits(l.Num)
+			format := bf16Format
 			if dtype == tfproto.DataType_DT_HALF {
-				bits = halfBits(l.Num)
+				format = fp16Format
 			}
+			if leafOverflows(l.Num, l.NumText, &format) {
+				return nil, fmt.Errorf("line %d: %s does not fit in %s", l.Line, l.NumText, dtypeName(dtype))
+			}
+			bits := uint16(roundFloatBits(l.Num, format))
 			if opts.TensorContent {
 				content = le.AppendUint16(content, bits)
 			} else {
@@ -232,47 +239,82 @@ func appendIntLE(b []byte, v uint64, size int) []byte {
 
 // bfloat16Bits rounds v to bfloat16 (round to nearest even) and returns its
 // bit pattern.
-func bfloat16Bits(v float64) uint16 {
-	f := math.Float32bits(float32(v))
-	if math.IsNaN(v) {
-		return uint16(f>>16) | 0x40
-	}
-	rounding := uint32(0x7fff) + (f>>16)&1
-	return uint16((f + rounding) >> 16)
-}
+func bfloat16Bits(v float64) uint16 { return uint16(roundFloatBits(v, bf16Format)) }
 
 // halfBits converts v to IEEE 754 binary16 (round to nearest even).
-func halfBits(v float64) uint16 {
-	f := math.Float32bits(float32(v))
-	sign := uint16(f>>16) & 0x8000
-	exp := int((f>>23)&0xff) - 127 + 15
-	mant := f & 0x7fffff
+func halfBits(v float64) uint16 { return uint16(roundFloatBits(v, fp16Format)) }
+
+// floatFormat is an IEEE 754 binary interchange format narrower than float64.
+type floatFormat struct{ expBits, mantBits uint }
+
+var (
+	fp16Format = floatFormat{5, 10}
+	bf16Format = floatFormat{8, 7}
+	fp32Format = floatFormat{8, 23}
+)
+
+// roundFloatBits rounds v to the format (to nearest, ties to even) straight
+// from float64 and returns its bit pattern. Going through float32 first would
+// round twice, and a value just below a halfway point could end up on the
+// wrong side of it (at the top of the range: infinity instead of the
+// largest finite value).
+func roundFloatBits(v float64, f floatFormat) uint64 {
+	b := math.Float64bits(v)
+	sign := b >> 63 << (f.expBits + f.mantBits)
+	exp := int(b>>52) & 0x7ff
+	frac := b & (1<<52 - 1)
+	infBits := (uint64(1)<<f.expBits - 1) << f.mantBits
 	switch {
-	case (f>>23)&0xff == 0xff: // Inf or NaN
-		if mant != 0 {
-			return sign | 0x7e00
-		}
-		return sign | 0x7c00
-	case exp >= 0x1f: // overflow
-		return sign | 0x7c00
-	case exp <= 0: // subnormal or zero
-		if exp < -10 {
-			return sign
-		}
-		mant |= 0x800000
-		shift := uint32(14 - exp)
-		half := uint16(mant >> shift)
-		rem := mant & (1<<shift - 1)
-		mid := uint32(1) << (shift - 1)
-		if rem > mid || (rem == mid && half&1 == 1) {
-			half++
-		}
-		return sign | half
+	case exp == 0x7ff && frac != 0: // NaN, kept quiet
+		return sign | infBits | 1<<(f.mantBits-1)
+	case exp == 0x7ff:
+		return sign | infBits
+	case exp == 0: // float64 subnormals are far below every narrower format's range
+		return sign
 	}
-	half := sign | uint16(exp)<<10 | uint16(mant>>13)
-	rem := mant & 0x1fff
-	if rem > 0x1000 || (rem == 0x1000 && half&1 == 1) {
-		half++ // may carry into the exponent, which is the right rounding
+	bias := 1<<(f.expBits-1) - 1
+	e := exp - 1023 + bias // biased exponent in the target format
+	m := frac | 1<<52      // 53 significant bits
+	shift := 52 - int(f.mantBits)
+	if e < 1 { // subnormal in the target: fewer significant bits
+		shift += 1 - e
 	}
-	return half
+	if shift > 54 { // less than half the smallest subnormal
+		return sign
+	}
+	q := m >> shift
+	rem := m & (1<<shift - 1)
+	halfway := uint64(1) << (shift - 1)
+	if rem > halfway || (rem == halfway && q&1 == 1) {
+		q++ // may carry into the exponent, which is the right rounding
+	}
+	r := q // subnormal: q is the fraction (a carry makes it the smallest normal)
+	if e >= 1 {
+		r = uint64(e-1)<<f.mantBits + q // q holds the implicit leading 1
+	}
+	if r >= infBits {
+		r = infBits
+	}
+	return sign | r
+}
+
+// roundsToInfinity reports whether a finite v becomes infinite when rounded
+// to nearest even in the format: such a value is refused, since the server
+// would silently receive infinity instead of the user's number. NaN and
+// infinities are not finite values and pass.
+func roundsToInfinity(v float64, f floatFormat) bool {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return false
+	}
+	return roundFloatBits(v, f)&^(1<<(f.expBits+f.mantBits)) == (uint64(1)<<f.expBits-1)<<f.mantBits
+}
+
+// leafOverflows reports whether a JSON number does not fit the format: its
+// value rounds to infinity, or its text was too large even for float64 (an
+// Infinity literal is a deliberate infinity and fits). f nil is float64.
+func leafOverflows(num float64, text string, f *floatFormat) bool {
+	if math.IsInf(num, 0) {
+		return !strings.HasSuffix(text, "Infinity")
+	}
+	return f != nil && roundsToInfinity(num, *f)
 }

@@ -1,5 +1,7 @@
 package payloads
 
+import "fmt"
+
 // The Open Inference Protocol (KServe V2) request model. A V2 request is
 // built once before the load, either from a native V2 body or from a TF
 // Serving body and the model's V2 metadata, and then rendered into the wire
@@ -62,4 +64,15 @@ type V2ModelMetadata struct {
 	Platform string
 	Inputs   []V2TensorMetadata
 	Outputs  []V2TensorMetadata
+}
+
+// CheckInputs checks that every input the metadata lists has a name and a
+// V2 datatype: anything else is the server's mistake, not the payload's.
+func (m *V2ModelMetadata) CheckInputs() error {
+	for _, t := range m.Inputs {
+		if t.Name == "" || !IsV2Datatype(t.Datatype) {
+			return fmt.Errorf("input %q has datatype %q, which is not a V2 datatype", t.Name, t.Datatype)
+		}
+	}
+	return nil
 }

@@ -437,7 +437,7 @@ func TestCheckV2InferResponse(t *testing.T) {
 		want      string // "" for a valid answer
 	}{
 		{`{"model_name":"m","outputs":[{"name":"y","datatype":"FP32","shape":[2],"data":[1,2]}]}`, -1, ""},
-		{`{"outputs":[]}`, -1, ""},
+		{`{"outputs":[]}`, -1, `an empty "outputs" list: no output tensor`}, // as gRPC refuses an answer without an output
 		{string(bin), binHeader, ""},
 		{`{"predictions": [1]}`, -1, `no "outputs" list`},
 		{`<html>ok</html>`, -1, `not JSON with "outputs"`},

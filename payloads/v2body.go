@@ -416,10 +416,10 @@ func fillV2(in *V2Input, t *Tensor) error {
 			in.Uints[i] = v
 		}
 	default: // FP16, BF16, FP32, FP64
-		limit := map[string]float64{"FP16": 65504, "BF16": math.MaxFloat32, "FP32": math.MaxFloat32, "FP64": math.MaxFloat64}[in.Datatype]
+		format := v2FloatFormat(in.Datatype)
 		in.Floats = make([]float64, n)
 		for i, l := range t.Leaves {
-			if !math.IsInf(l.Num, 0) && math.Abs(l.Num) > limit {
+			if leafOverflows(l.Num, l.NumText, format) {
 				return &SyntaxError{Line: l.Line, Msg: fmt.Sprintf("%s does not fit in %s", l.NumText, in.Datatype)}
 			}
 			in.Floats[i] = l.Num
@@ -520,4 +520,18 @@ func halfValue(h uint16) float64 {
 		return math.Inf(int(sign))
 	}
 	return sign * math.Ldexp(1+mant/1024, exp-15)
+}
+
+// v2FloatFormat is the format of a V2 float datatype narrower than float64
+// (nil for FP64).
+func v2FloatFormat(datatype string) *floatFormat {
+	switch datatype {
+	case "FP16":
+		return &fp16Format
+	case "BF16":
+		return &bf16Format
+	case "FP32":
+		return &fp32Format
+	}
+	return nil
 }

@@ -138,8 +138,9 @@ func v2InputProto(in *V2Input, opts V2ProtoOptions) (*v2proto.ModelInferRequest_
 	return t, nil, nil
 }
 
-// v2CheckRange checks that integers fit their datatype and floats fit
-// FP32 (a larger value would silently become infinity).
+// v2CheckRange checks that integers fit their datatype and that no finite
+// float rounds to infinity in its datatype (the server would silently get
+// infinity instead).
 func v2CheckRange(in *V2Input) error {
 	var lo, hi int64
 	var uhi uint64
@@ -157,12 +158,9 @@ func v2CheckRange(in *V2Input) error {
 	case "UINT32":
 		uhi = math.MaxUint32
 	case "FP32", "FP16", "BF16":
-		limit := math.MaxFloat32
-		if in.Datatype == "FP16" {
-			limit = 65504
-		}
+		format := v2FloatFormat(in.Datatype)
 		for i, v := range in.Floats {
-			if !math.IsInf(v, 0) && !math.IsNaN(v) && math.Abs(v) > limit {
+			if roundsToInfinity(v, *format) {
 				return fmt.Errorf("element %d, %g, does not fit in %s", i, v, in.Datatype)
 			}
 		}

@@ -38,6 +38,10 @@ func CheckV2InferResponse(body []byte, headerLen int) error {
 	if doc.Outputs == nil {
 		return errors.New(`no "outputs" list`)
 	}
+	if len(*doc.Outputs) == 0 {
+		// As over gRPC: an answer without a tensor is no inference.
+		return errors.New(`an empty "outputs" list: no output tensor`)
+	}
 	binary := 0
 	for i, o := range *doc.Outputs {
 		switch {

@@ -400,6 +400,9 @@ func (f *runFlags) checkTargetAndData(fs *pflag.FlagSet) error {
 			return fmt.Errorf("%s: not used with --url, whose path names the model and version (%s, %s); they are for --grpc", strings.Join(idle, ", "), "/v1/models/NAME[/versions/V]:predict", "/v2/models/NAME[/versions/V]/infer")
 		}
 	}
+	if *f.grpcAddr != "" && *f.protocol == bench.ProtocolV2 && fs.Changed("signature") {
+		return fmt.Errorf("--signature: the V2 protocol (--protocol %s) has no signatures; leave it out", bench.ProtocolV2)
+	}
 	if *f.grpcAddr != "" && *f.v2Binary {
 		return errors.New("--v2-binary: not used with --grpc, whose V2 tensors are typed contents or, with --tensor-content, raw_input_contents; it is for a V2 --url")
 	}
