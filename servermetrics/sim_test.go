@@ -217,8 +217,16 @@ func TestOutsideTheServerRecoversTheNetworkDelay(t *testing.T) {
 	if held < float64(delay)/1e6 {
 		t.Fatalf("the sim held calls %.3f ms, less than the %v asked", held, delay)
 	}
-	if recovered < (1-delayTolerance)*held || recovered > (1+delayTolerance)*held {
-		t.Errorf("recovered %.3f ms of a %.3f ms network delay, want within %g%%", recovered, held, 100*delayTolerance)
+	// Outside the server is the delay plus what the client adds, which is
+	// never negative: the delay is all there, to #17's 10%, before the
+	// baseline is taken off. Less the baseline it is no more than 10% over
+	// the delay. On an idle machine the baseline is a fraction of a
+	// millisecond and the two bounds are "within 10%"; on a busy one the
+	// delayed calls' own lateness partly overlaps the timer's lateness the
+	// sim counted as held, so the baseline may take off more than it adds.
+	if got < (1-delayTolerance)*held || recovered > (1+delayTolerance)*held {
+		t.Errorf("outside the server %.3f ms, recovered %.3f ms (less the %.3f ms without a delay) of a %.3f ms network delay: want at least %g%% of it outside and at most %g%% more recovered",
+			got, recovered, baseline, held, 100*(1-delayTolerance), 100*(1+delayTolerance))
 	}
 }
 
