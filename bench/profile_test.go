@@ -55,12 +55,19 @@ func TestWindowTaggingShowsTheProfilingSlowdownOnlyInTheWindow(t *testing.T) {
 		if res.Window.Latency.P50 < 20 || res.Outside.Latency.P50 > res.Window.Latency.P50-margin {
 			t.Fatalf("%s: window p50 %.1f ms, outside p50 %.1f ms", transport, res.Window.Latency.P50, res.Outside.Latency.P50)
 		}
-		if n := res.Window.Requests; n < 150 || n > 260 {
-			t.Fatalf("%s: %d requests in a 1 s window at 200/s", transport, n)
-		}
 		p := res.Profile
 		if p.Saved != profile.SavedLocal || len(p.Files) != 1 || p.WindowEndS-p.WindowStartS < 0.9 {
 			t.Fatalf("%s: profile %+v", transport, p.Result)
+		}
+		// The window holds the requests the server traced in it (about 200
+		// in its second, more when a busy machine wakes its timer late),
+		// give or take a tenth: those at its edges.
+		tr, err := profile.ReadServerTrace(p.Files, profile.DefaultRequestEvents)
+		if err != nil {
+			t.Fatalf("%s: %v", transport, err)
+		}
+		if n, want := res.Window.Requests, int64(len(tr.Requests)); want == 0 || 10*max(n-want, want-n) > want {
+			t.Fatalf("%s: %d requests in the window, the server traced %d", transport, n, want)
 		}
 		// TensorBoard's layout: LOGDIR/plugins/profile/RUN/HOST.xplane.pb
 		rel, _ := filepath.Rel(logdir, p.Files[0])
