@@ -166,8 +166,9 @@ func TestClockBoundHoldsTheTruthUnderQueueing(t *testing.T) {
 // profiler: the window row must hold the ones the server traced (slowed by
 // 20 ms here), not the call's two seconds.
 func TestWindowIsTheIntervalTheServerTraced(t *testing.T) {
-	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond, WhileProfiling: 20 * time.Millisecond},
-		Profiler: sim.ProfilerConfig{AnswerDelay: time.Second, ClockOffset: time.Hour}})
+	const clockOffset = time.Hour
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond, WhileProfiling: 20 * time.Millisecond}, KeepArrivals: 10_000,
+		Profiler: sim.ProfilerConfig{AnswerDelay: time.Second, ClockOffset: clockOffset}})
 	logdir := t.TempDir()
 	res, err := Run(context.Background(), Config{URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
 		Plan: load.Plan{Rate: 200, Duration: 3 * time.Second, MaxInflight: 200}, Profile: profiled(srv, logdir)})
@@ -187,7 +188,7 @@ func TestWindowIsTheIntervalTheServerTraced(t *testing.T) {
 	}
 	traced := time.Duration(tr.StopNs - tr.StartNs).Seconds()
 	p := res.Profile
-	t.Logf("window %.3f..%.3f s (%s), the server traced %.3f s: %d requests p50 %.1f ms, the server traced %d; outside %d p90 %.1f ms", p.WindowStartS, p.WindowEndS,
+	t.Logf("window %.3f..%.3f s (%s), the server traced %.3f s: %d requests p50 %.1f ms, the trace has %d; outside %d p90 %.1f ms", p.WindowStartS, p.WindowEndS,
 		p.WindowFrom, traced, res.Window.Requests, res.Window.Latency.P50, len(tr.Requests), res.Outside.Requests, res.Outside.Latency.P90)
 	if traced < 1 {
 		t.Fatalf("the server traced %.3f s of a 1 s window", traced)
@@ -197,16 +198,23 @@ func TestWindowIsTheIntervalTheServerTraced(t *testing.T) {
 	if width := p.WindowEndS - p.WindowStartS; p.WindowFrom != "server_trace" || math.Abs(width-traced) > 0.002 {
 		t.Fatalf("window %.3f..%.3f s from %q, want the %.3f s the server traced", p.WindowStartS, p.WindowEndS, p.WindowFrom, traced)
 	}
-	// It holds the requests the server traced, slowed by 20 ms, give or
-	// take a tenth: those at its edges, which the server saw arrive or
-	// end outside it.
-	if n, want := res.Window.Requests, int64(len(tr.Requests)); want == 0 || math.Abs(float64(n-want)) > float64(want)/10 || res.Window.Latency.P50 < 20 {
-		t.Fatalf("window: %d requests, p50 %.1f ms: want the %d the server traced, slowed by 20 ms", n, res.Window.Latency.P50, want)
+	// It holds the requests the server saw arrive in its window (on its
+	// clock, an hour off), slowed by 20 ms, give or take a tenth: those at
+	// its edges. (The trace itself leaves out the calls still running at
+	// its stop, many on a busy machine.)
+	var arrived int64
+	for _, a := range srv.Arrivals() {
+		if at := srv.Started().Add(a).Add(clockOffset).UnixNano(); at >= tr.StartNs && at <= tr.StopNs {
+			arrived++
+		}
 	}
-	// The requests outside were not slowed: most are faster than the
-	// window's typical request (bound by this run's own window, since a busy
-	// machine slows both).
-	if res.Window.Requests+res.Outside.Requests != res.Requests || res.Outside.Latency.P90 >= res.Window.Latency.P50 {
-		t.Fatalf("window %d + outside %d of %d; outside p90 %.1f ms, window p50 %.1f ms", res.Window.Requests, res.Outside.Requests, res.Requests, res.Outside.Latency.P90, res.Window.Latency.P50)
+	if n := res.Window.Requests; arrived == 0 || 10*max(n-arrived, arrived-n) > arrived || res.Window.Latency.P50 < 20 {
+		t.Fatalf("window: %d requests, p50 %.1f ms: want the %d that arrived while the server traced, slowed by 20 ms", n, res.Window.Latency.P50, arrived)
+	}
+	// The requests outside were not slowed: the typical one is faster than
+	// the window's (bound by this run's own window, since a busy machine
+	// slows both; under a load of 11 the outside p90 reached 416 ms).
+	if res.Window.Requests+res.Outside.Requests != res.Requests || res.Outside.Latency.P50 >= res.Window.Latency.P50 {
+		t.Fatalf("window %d + outside %d of %d; outside p50 %.1f ms, window p50 %.1f ms", res.Window.Requests, res.Outside.Requests, res.Requests, res.Outside.Latency.P50, res.Window.Latency.P50)
 	}
 }
