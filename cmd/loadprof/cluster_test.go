@@ -93,7 +93,7 @@ func readResult(t *testing.T, path string) *report.Result {
 const clusterEnv = "LOADPROF_TOKEN=acceptance"
 
 func TestCoordinatorAndThreeWorkerProcessesMergeExactlyWithOneTrace(t *testing.T) {
-	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond, Jitter: time.Millisecond}})
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond, Jitter: time.Millisecond}, KeepArrivals: 10_000})
 	dir, logdir := t.TempDir(), t.TempDir()
 	addr := testkit.ClosedAddr(t)
 	merged := filepath.Join(dir, "merged.json")
@@ -124,14 +124,27 @@ func TestCoordinatorAndThreeWorkerProcessesMergeExactlyWithOneTrace(t *testing.T
 		t.Errorf("merged %d requests, the workers' own results %d", res.Requests, sum)
 	}
 	// The rate the workers achieved together: the steady requests they
-	// sent over the 4 s steady phase, within 1% of the target. (The
-	// result's throughput divides by the span to the last answer, which
-	// a busy machine's tail latency stretches: within 5%.)
+	// sent over the 4 s steady phase, within 1% of the target.
 	if achieved := float64(res.Requests) / 4; math.Abs(achieved-rate) > rate/100 {
 		t.Errorf("achieved %.2f req/s (%d requests in 4 s), want %v within 1%%", achieved, res.Requests, rate)
 	}
-	if math.Abs(res.ThroughputRPS-rate) > rate/20 {
-		t.Errorf("throughput %.2f req/s, want %v within 5%%", res.ThroughputRPS, rate)
+	// The result's throughput divides by the steady phase's span, to the
+	// last answer, which a busy machine's tail latency stretches (276
+	// req/s under a load of 15): it is checked, within 1%, against the
+	// calls the server itself saw arrive over that span, on the merged
+	// clock.
+	from := res.StartedAt.Add(time.Duration(res.Phases.Steady.Start * float64(time.Second)))
+	to := res.StartedAt.Add(time.Duration(res.Phases.Steady.End * float64(time.Second)))
+	var arrived int
+	for _, a := range srv.Arrivals() {
+		if at := srv.Started().Add(a); !at.Before(from) && !at.After(to) {
+			arrived++
+		}
+	}
+	serverRate := float64(arrived) / to.Sub(from).Seconds()
+	t.Logf("throughput %.2f req/s; the server saw %d calls arrive in the %.3f s steady phase: %.2f a second", res.ThroughputRPS, arrived, to.Sub(from).Seconds(), serverRate)
+	if math.Abs(res.ThroughputRPS-serverRate) > serverRate/100 {
+		t.Errorf("throughput %.2f req/s, the server saw %.2f calls a second over the steady phase: want within 1%%", res.ThroughputRPS, serverRate)
 	}
 	// Bucket for bucket: the merged histogram is the workers' own merged.
 	want, err := report.DecodeHistogram(own[0].Histogram)
