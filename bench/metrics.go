@@ -421,8 +421,14 @@ func serverReport(reps []servermetrics.Report, res *report.Result, origin time.T
 			keepGPU(&sr.ServerFigures, gpu)
 			// A window whose edge scrape lagged far is of another span than
 			// the client's: their difference is not time outside the server.
+			// A negative one is no time: the server's mean exceeds the
+			// client's, so they timed different things.
 			if out, ok := servermetrics.OutsideMs(res.LatencyOK.Mean, w); ok && res.LatencyOK.Count > 0 && report.LagWithheld(&sr.ServerWindow) == "" {
-				sr.OutsideMs = &out
+				if out >= 0 {
+					sr.OutsideMs = &out
+				} else {
+					sr.Warnings = append(sr.Warnings, "outside_ms: "+report.NegativeOutsideText(w.Latency.MeanMs, res.LatencyOK.Mean))
+				}
 			}
 			continue
 		}
@@ -483,7 +489,8 @@ func windowOf(name string, w *servermetrics.Window, at func(time.Time) float64) 
 }
 
 func latencyOf(l *servermetrics.Latency) *report.ServerLatency {
-	if l == nil {
+	if l == nil || l.Count == 0 {
+		// Nothing timed: a mean of 0 would read as a 0 ms server.
 		return nil
 	}
 	return &report.ServerLatency{Family: l.Family, Count: l.Count, Mean: l.MeanMs, P50: quantileOf(l.P50), P90: quantileOf(l.P90), P99: quantileOf(l.P99)}
@@ -503,6 +510,9 @@ func familyOf(f servermetrics.Family) report.ServerFamily {
 	case "requests", "inferences", "executions", "other_count":
 		// A counter's figure is its count: a mean of 0 would be noise.
 	default:
+		if f.Count == 0 {
+			break // nothing observed: no mean
+		}
 		mean := f.Mean
 		out.Mean = &mean
 	}

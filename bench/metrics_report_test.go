@@ -165,3 +165,32 @@ func TestACounterFamilyHasNoMean(t *testing.T) {
 		t.Errorf("counter mean %v, latency mean %v", c.Mean, l.Mean)
 	}
 }
+
+// A server mean above the client's makes outside_ms no time: it is null,
+// with the reason in server.warnings. A latency family that observed
+// nothing has no mean: latency_ms is null, not a 0 ms mean.
+func TestANegativeOutsideIsNullAndAnEmptyLatencyHasNoMean(t *testing.T) {
+	origin := time.Now()
+	tf := servermetrics.Window{Name: "steady", Start: origin.Add(time.Second), End: origin.Add(3 * time.Second), Server: "tfserving", Requests: f64(200)}
+	tf.Latency = &servermetrics.Latency{Family: ":tensorflow:serving:request_latency", Count: 200, MeanMs: 57.4}
+	reps := []servermetrics.Report{{URL: "http://tf/metrics", Scrapes: 3, Steady: &tf, Run: &tf}}
+	res := &report.Result{Requests: 200, LatencyOK: report.Stats{Count: 200, Mean: 9.5}}
+	s := serverReport(reps, res, origin, "m")
+	if s.OutsideMs != nil {
+		t.Errorf("outside_ms %v: want null (the server's mean exceeds the client's)", *s.OutsideMs)
+	}
+	if !strings.Contains(strings.Join(s.Warnings, "\n"), "outside_ms: none: the server's mean 57.40 ms exceeds the client's 9.500 ms") {
+		t.Errorf("warnings %q do not say why outside_ms is null", s.Warnings)
+	}
+
+	empty := tf
+	empty.Latency = &servermetrics.Latency{Family: ":tensorflow:serving:request_latency", Count: 0}
+	empty.Families = []servermetrics.Family{{Name: ":tensorflow:serving:request_latency", What: "latency", Unit: "ms", Series: 1}}
+	s = serverReport([]servermetrics.Report{{URL: "http://tf/metrics", Scrapes: 3, Steady: &empty, Run: &empty}}, res, origin, "m")
+	if s.LatencyMs != nil {
+		t.Errorf("latency_ms %+v: want null when the family observed nothing", s.LatencyMs)
+	}
+	if len(s.Families) != 1 || s.Families[0].Mean != nil {
+		t.Errorf("families %+v: want no mean for a family that observed nothing", s.Families)
+	}
+}

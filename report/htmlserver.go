@@ -71,7 +71,7 @@ func serverRows(r *Result) []serverRow {
 				Note: "the server's estimate lies in the bucket in brackets"})
 		}
 	}
-	if s.OutsideMs != nil && withheld == "" && *s.OutsideMs < 0 {
+	if withheld == "" && OutsideNone(r) {
 		rows = append(rows, serverRow{Key: "outside", Label: "outside the server (ms)", Server: "-", Note: NegativeOutside(r)})
 	} else if s.OutsideMs != nil && withheld == "" {
 		rows = append(rows, serverRow{Key: "outside", Label: "outside the server (ms)", Server: FormatMs(*s.OutsideMs),

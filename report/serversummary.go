@@ -120,8 +120,28 @@ func LagWithheld(w *ServerWindow) string {
 // NegativeOutside says why a negative "outside the server" is no time:
 // the server cannot take longer than the client waited for it.
 func NegativeOutside(r *Result) string {
+	return NegativeOutsideText(r.Server.LatencyMs.Mean, r.LatencyOK.Mean)
+}
+
+// NegativeOutsideText is NegativeOutside of the two means.
+func NegativeOutsideText(serverMeanMs, clientMeanMs float64) string {
 	return fmt.Sprintf("none: the server's mean %s ms exceeds the client's %s ms, so they do not measure the same requests: a wrong unit, the family of another model or server, or the server's clock",
-		FormatMs(r.Server.LatencyMs.Mean), FormatMs(r.LatencyOK.Mean))
+		FormatMs(serverMeanMs), FormatMs(clientMeanMs))
+}
+
+// OutsideNone reports whether the time outside the server is no figure
+// because the server's mean exceeds the client's (NegativeOutside):
+// result.json then has outside_ms null (a result written before said it
+// as a negative number).
+func OutsideNone(r *Result) bool {
+	s := r.Server
+	if s == nil {
+		return false
+	}
+	if s.OutsideMs != nil {
+		return *s.OutsideMs < 0
+	}
+	return hasLatency(s) && r.LatencyOK.Count > 0 && s.LatencyMs.Mean > r.LatencyOK.Mean
 }
 
 func windowName(w string) string {
@@ -151,10 +171,10 @@ func ServerLines(r *Result) []string {
 	if l := s.LatencyMs; l != nil && withheld == "" {
 		out = append(out, "latency:  "+latencyLine(l))
 	}
-	if withheld != "" && (s.LatencyMs != nil || s.OutsideMs != nil) {
+	if withheld != "" && s.LatencyMs != nil {
 		out = append(out, "latency and outside the server: "+withheld)
 	}
-	if s.OutsideMs != nil && withheld == "" && *s.OutsideMs < 0 {
+	if withheld == "" && OutsideNone(r) {
 		out = append(out, "outside the server: "+NegativeOutside(r))
 	} else if s.OutsideMs != nil && withheld == "" {
 		out = append(out, fmt.Sprintf("outside the server: %s ms (the client's mean %s ms minus the server's %s ms: network, tunnel, proxy, client)",

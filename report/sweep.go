@@ -109,11 +109,10 @@ func StepServerCells(r *Result) (p99, outside string) {
 			p99 = "> " + FormatMs(l.P99.BucketLowMs)
 		}
 	}
-	if s.OutsideMs != nil {
+	if OutsideNone(r) {
+		outside = "none"
+	} else if s.OutsideMs != nil {
 		outside = FormatMs(*s.OutsideMs)
-		if *s.OutsideMs < 0 {
-			outside = "none"
-		}
 	}
 	return p99, outside
 }
