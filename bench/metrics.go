@@ -443,8 +443,33 @@ func serverReport(reps []servermetrics.Report, res *report.Result, origin time.T
 	if sr.Window == "" {
 		sr.Window = "steady"
 	}
+	if sr.Requests == nil && sr.LatencyMs == nil {
+		if msg := wrongModel(reps, model); msg != "" {
+			sr.Warnings = append(sr.Warnings, msg)
+		}
+	}
 	sr.Warnings = countRepeats(sr.Warnings)
 	return sr
+}
+
+// wrongModel says, when the endpoints gave no request figures of model,
+// which models a known request family was exported for instead: the
+// model label (--model, or the URL's model) is then wrong.
+func wrongModel(reps []servermetrics.Report, model string) string {
+	best, order := "", -1
+	var models []string
+	for _, rep := range reps {
+		for family, ms := range rep.OtherModels {
+			o := servermetrics.KnownOrder(family)
+			if servermetrics.CountsRequests(family) && (order < 0 || o < order) {
+				best, order, models = family, o, ms
+			}
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s is exported for model(s) %s, not %s (--model / the URL's model)", best, strings.Join(models, ", "), model)
 }
 
 // countRepeats says each message once, in the order first said, with how

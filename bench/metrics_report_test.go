@@ -1,12 +1,19 @@
 package bench
 
 import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/servermetrics"
+	"github.com/loadprof/loadprof/sim"
 )
 
 func f64(v float64) *float64 { return &v }
@@ -192,5 +199,34 @@ func TestANegativeOutsideIsNullAndAnEmptyLatencyHasNoMean(t *testing.T) {
 	}
 	if len(s.Families) != 1 || s.Families[0].Mean != nil {
 		t.Errorf("families %+v: want no mean for a family that observed nothing", s.Families)
+	}
+}
+
+// An endpoint that exports TF Serving's families only for another model
+// gives no figures of the model loaded, and the summary and
+// server.warnings say which model(s) they were exported for.
+func TestAWrongModelLabelNamesTheModelsExported(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	var n atomic.Int64
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "# TYPE :tensorflow:serving:request_count counter\n:tensorflow:serving:request_count{model_name=\"other_model\",status=\"OK\"} %d\n", n.Add(7))
+	}))
+	defer page.Close()
+	res, err := Run(context.Background(), Config{
+		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
+		Plan:    load.Plan{Rate: 50, Duration: 400 * time.Millisecond, MaxInflight: 10},
+		Metrics: &MetricsConfig{URLs: []string{page.URL}, Interval: 100 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ":tensorflow:serving:request_count is exported for model(s) other_model, not " + srv.Model() + " (--model / the URL's model)"
+	if res.Server == nil || !strings.Contains(strings.Join(res.Server.Warnings, "\n"), want) {
+		t.Fatalf("server block %+v: want the warning %q", res.Server, want)
+	}
+	var sum strings.Builder
+	report.WriteSummary(&sum, res)
+	if !strings.Contains(sum.String(), "no request figures: "+want) {
+		t.Errorf("summary does not name the models exported:\n%s", sum.String())
 	}
 }

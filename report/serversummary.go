@@ -25,7 +25,9 @@ func writeServerSummary(w io.Writer, r *Result) {
 	}
 	fmt.Fprintf(w, "  server (%s%s, over the %s phase, %s):\n", what, model, windowName(s.Window), endpointList(s.Endpoints))
 	if s.Requests == nil && s.LatencyMs == nil {
-		if scraped(s.Endpoints) {
+		if why := WrongModel(s); why != "" {
+			fmt.Fprintln(w, "    no request figures: "+why)
+		} else if scraped(s.Endpoints) {
 			fmt.Fprintln(w, "    no request figures: the endpoints exported no family loadprof knows for requests")
 		} else {
 			fmt.Fprintln(w, "    no figures: no scrape succeeded (result.json's server.warnings say why)")
@@ -56,6 +58,17 @@ func writeServerSummary(w io.Writer, r *Result) {
 			fmt.Fprintf(w, "    warning: %s: %d of %d scrapes failed; the load's results stand\n", ep.URL, ep.FailedScrapes, ep.Scrapes)
 		}
 	}
+}
+
+// WrongModel is the warning that the server's request families were
+// exported for other models than the one loadprof filtered on, or "".
+func WrongModel(s *ServerReport) string {
+	for _, msg := range s.Warnings {
+		if strings.Contains(msg, " is exported for model(s) ") {
+			return msg
+		}
+	}
+	return ""
 }
 
 // markLagShare is the part of a window a mark's scrape may lag behind

@@ -19,6 +19,10 @@ type Report struct {
 	Profile       *Window  `json:"profile,omitempty"`   // MarkProfileOpen to MarkProfileClose
 	Intervals     []Window `json:"intervals,omitempty"` // raw series: only those that changed
 	Warnings      []string `json:"warnings,omitempty"`  // failed scrapes, missing marks
+	// OtherModels are, for each known family, the models (sorted) whose
+	// series the model filter left out: with no figures of the model,
+	// they say the model label is wrong.
+	OtherModels map[string][]string `json:"other_models,omitempty"`
 }
 
 // summary cuts samples into windows as they arrive: the whole run, the
@@ -44,6 +48,8 @@ type summary struct {
 	// prevUnread are the families the previous snapshot could not read
 	// (a NaN or Inf count): the interval after it has no figure of them.
 	prevUnread map[string]bool
+	// otherModels gathers the snapshots' otherModels.
+	otherModels map[string]map[string]bool
 }
 
 // The raw series an interval lists, and all the intervals together: a
@@ -142,6 +148,17 @@ func (s *summary) add(sm Sample, snap *Snapshot) {
 		return
 	}
 	s.pageDropped = max(s.pageDropped, snap.DroppedRaw)
+	for family, models := range snap.otherModels {
+		if s.otherModels == nil {
+			s.otherModels = map[string]map[string]bool{}
+		}
+		if s.otherModels[family] == nil {
+			s.otherModels[family] = map[string]bool{}
+		}
+		for m := range models {
+			s.otherModels[family][m] = true
+		}
+	}
 	if s.run == nil {
 		s.run = NewAccumulation()
 	}
@@ -245,6 +262,15 @@ func (s *summary) report() Report {
 	if s.pageDropped > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("the page had %s series of families loadprof does not know beyond the first %s, which it keeps raw: they were left out (every family loadprof knows is read)",
 			thousands(s.pageDropped), thousands(maxRawSeries)))
+	}
+	for family, models := range s.otherModels {
+		if r.OtherModels == nil {
+			r.OtherModels = map[string][]string{}
+		}
+		for m := range models {
+			r.OtherModels[family] = append(r.OtherModels[family], m)
+		}
+		sort.Strings(r.OtherModels[family])
 	}
 	if s.run == nil {
 		return r
