@@ -423,7 +423,8 @@ func serverReport(reps []servermetrics.Report, res *report.Result, origin time.T
 			// the client's: their difference is not time outside the server.
 			// A negative one is no time: the server's mean exceeds the
 			// client's, so they timed different things.
-			if out, ok := servermetrics.OutsideMs(res.LatencyOK.Mean, w); ok && res.LatencyOK.Count > 0 && report.LagWithheld(&sr.ServerWindow) == "" {
+			if out, ok := servermetrics.OutsideMs(res.LatencyOK.Mean, w); ok && res.LatencyOK.Count > 0 && report.LagWithheld(&sr.ServerWindow) == "" &&
+				report.SpanWithheld(&sr.ServerWindow, res.Phases.Steady.Start, res.Phases.Steady.End) == "" {
 				if out >= 0 {
 					sr.OutsideMs = &out
 				} else {

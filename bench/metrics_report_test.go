@@ -230,3 +230,17 @@ func TestAWrongModelLabelNamesTheModelsExported(t *testing.T) {
 		t.Errorf("summary does not name the models exported:\n%s", sum.String())
 	}
 }
+
+// A fallback window (the steady phase's edge scrapes failed) far shorter
+// than the steady phase gives no outside_ms.
+func TestAShortFallbackWindowHasNoOutside(t *testing.T) {
+	origin := time.Now()
+	run := servermetrics.Window{Name: "run", Start: origin.Add(1200 * time.Millisecond), End: origin.Add(1215 * time.Millisecond), Server: "tfserving", Requests: f64(3)}
+	run.Latency = &servermetrics.Latency{Family: ":tensorflow:serving:request_latency", Count: 3, MeanMs: 4}
+	res := &report.Result{Requests: 300, LatencyOK: report.Stats{Count: 300, Mean: 9.5},
+		Phases: report.Phases{Steady: report.Phase{Start: 0.3, End: 3.3}}}
+	s := serverReport([]servermetrics.Report{{URL: "http://tf/metrics", Scrapes: 5, FailedScrapes: 3, Run: &run}}, res, origin, "m")
+	if s.Window != "run" || s.OutsideMs != nil {
+		t.Errorf("window %q, outside_ms %v: want the run window and no outside figure", s.Window, s.OutsideMs)
+	}
+}

@@ -52,7 +52,7 @@ func serverRows(r *Result) []serverRow {
 		rows = append(rows, serverRow{Key: "requests", Label: "requests", Server: formatCount(*s.Requests), Client: fmt.Sprint(r.Requests),
 			Note: trimColon(requestsNote(r))})
 	}
-	withheld := LagWithheld(&s.ServerWindow)
+	withheld := Withheld(r)
 	if withheld != "" && (s.LatencyMs != nil || s.OutsideMs != nil) {
 		rows = append(rows, serverRow{Key: "withheld", Label: "latency, outside the server", Server: "-", Note: withheld})
 	}

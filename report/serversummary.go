@@ -23,7 +23,7 @@ func writeServerSummary(w io.Writer, r *Result) {
 	if s.Model != "" {
 		model = ", model " + s.Model
 	}
-	fmt.Fprintf(w, "  server (%s%s, over the %s phase, %s):\n", what, model, windowName(s.Window), endpointList(s.Endpoints))
+	fmt.Fprintf(w, "  server (%s%s, over %s, %s):\n", what, model, windowLabel(r), endpointList(s.Endpoints))
 	if s.Requests == nil && s.LatencyMs == nil {
 		if why := WrongModel(s); why != "" {
 			fmt.Fprintln(w, "    no request figures: "+why)
@@ -154,14 +154,45 @@ func OutsideNone(r *Result) bool {
 	if s.OutsideMs != nil {
 		return *s.OutsideMs < 0
 	}
-	return hasLatency(s) && r.LatencyOK.Count > 0 && s.LatencyMs.Mean > r.LatencyOK.Mean
+	return hasLatency(s) && r.LatencyOK.Count > 0 && s.LatencyMs.Mean > r.LatencyOK.Mean && Withheld(r) == ""
 }
 
-func windowName(w string) string {
-	if w == "run" {
-		return "whole run's (the steady phase's scrapes failed)"
+// windowLabel says what the server's window covers: the steady phase,
+// or, when the scrapes at its edges failed, the span of the scrapes that
+// answered, which may be far from the whole run.
+func windowLabel(r *Result) string {
+	s := r.Server
+	if s.Window != "run" {
+		return "the " + s.Window + " phase"
 	}
-	return w
+	return fmt.Sprintf("the %.3f-%.3f s its scrapes answered (the steady phase's edge scrapes failed)", s.StartS, s.EndS)
+}
+
+// Withheld says why the server's latency figures and the time outside it
+// are withheld, or "" when they stand: an edge scrape lagged
+// (LagWithheld), or the server's window is not the client's span.
+func Withheld(r *Result) string {
+	if why := LagWithheld(&r.Server.ServerWindow); why != "" {
+		return why
+	}
+	return SpanWithheld(&r.Server.ServerWindow, r.Phases.Steady.Start, r.Phases.Steady.End)
+}
+
+// SpanWithheld says why the server's latency figures of w are withheld
+// when its span differs from the client's steady phase (from..to s) by
+// more than withheldLagShare of it (the edge scrapes failed, and the
+// window runs between whichever scrapes answered), or "".
+func SpanWithheld(w *ServerWindow, from, to float64) string {
+	client := to - from
+	if w == nil || client <= 0 {
+		return ""
+	}
+	span := w.EndS - w.StartS
+	if math.Abs(span-client) <= withheldLagShare*client {
+		return ""
+	}
+	return fmt.Sprintf("withheld: the server's scrapes span %.3f-%.3f s (%.3f s), the client's steady phase %.3f-%.3f s (%.3f s): the server's figures are of another span than the client's",
+		w.StartS, w.EndS, span, from, to, client)
 }
 
 func endpointList(eps []ServerEndpoint) string {
@@ -180,7 +211,7 @@ func ServerLines(r *Result) []string {
 	if s.Requests != nil {
 		out = append(out, fmt.Sprintf("requests: server %s, client %d (steady)%s", formatCount(*s.Requests), r.Requests, requestsNote(r)))
 	}
-	withheld := LagWithheld(&s.ServerWindow)
+	withheld := Withheld(r)
 	if l := s.LatencyMs; l != nil && withheld == "" {
 		out = append(out, "latency:  "+latencyLine(l))
 	}

@@ -255,3 +255,34 @@ func TestThePageShowsTheServersProfileWindowBesideTheClients(t *testing.T) {
 		t.Error("a profile window table without a window")
 	}
 }
+
+// When the steady phase's edge scrapes failed and the scrapes that
+// answered span far less than the steady phase, the server's latency and
+// outside it are withheld, and the window is labelled by what it covers.
+func TestAShortFallbackWindowWithholdsLatencyAndOutside(t *testing.T) {
+	requests, outside := 3.0, 4.5
+	r := &Result{Requests: 300, LatencyOK: Stats{Count: 300, Mean: 9},
+		Phases: Phases{Steady: Phase{Start: 0.3, End: 3.3}},
+		Server: &ServerReport{
+			ServerWindow: ServerWindow{Window: "run", StartS: 1.2, EndS: 1.215, ServerFigures: ServerFigures{Requests: &requests,
+				LatencyMs: &ServerLatency{Family: ":tensorflow:serving:request_latency", Count: 3, Mean: 4.5}}},
+			OutsideMs: &outside, Server: "tfserving", Endpoints: []ServerEndpoint{{URL: "http://h/metrics", Scrapes: 5, FailedScrapes: 3}},
+		}}
+	var b strings.Builder
+	WriteSummary(&b, r)
+	out := b.String()
+	for _, want := range []string{"over the 1.200-1.215 s its scrapes answered (the steady phase's edge scrapes failed)",
+		"latency and outside the server: withheld: the server's scrapes span 1.200-1.215 s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+	for _, not := range []string{"latency:  mean", "outside the server: 4.5", "whole run"} {
+		if strings.Contains(out, not) {
+			t.Errorf("%q in\n%s", not, out)
+		}
+	}
+	if _, outside := StepServerCells(r); outside != "withheld" {
+		t.Errorf("the sweep's outside cell %q, want withheld", outside)
+	}
+}

@@ -100,7 +100,7 @@ func StepServerCells(r *Result) (p99, outside string) {
 	if s == nil {
 		return p99, outside
 	}
-	if LagWithheld(&s.ServerWindow) != "" {
+	if Withheld(r) != "" {
 		return "withheld", "withheld"
 	}
 	if l := s.LatencyMs; l != nil && l.Count > 0 && l.P99 != nil {
