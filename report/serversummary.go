@@ -184,8 +184,8 @@ func Withheld(r *Result) string {
 // window runs between whichever scrapes answered), or "".
 func SpanWithheld(w *ServerWindow, from, to float64) string {
 	client := to - from
-	if w == nil || client <= 0 {
-		return ""
+	if w == nil || client <= 0 || w.EndS <= w.StartS {
+		return "" // no span to tell (LagWithheld says the same)
 	}
 	span := w.EndS - w.StartS
 	if math.Abs(span-client) <= withheldLagShare*client {
