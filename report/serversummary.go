@@ -50,6 +50,9 @@ func writeServerSummary(w io.Writer, r *Result) {
 		}
 		fmt.Fprintln(w, line)
 	}
+	if note := KServeNote(s); note != "" {
+		fmt.Fprintln(w, "    note: "+note)
+	}
 	for _, note := range markLagNotes(s) {
 		fmt.Fprintln(w, "    note: "+note)
 	}
@@ -69,6 +72,27 @@ func WrongModel(s *ServerReport) string {
 		}
 	}
 	return ""
+}
+
+// KServeNote says, when the server's latency is KServe's
+// request_predict_seconds, that it times predict() alone, so that the time
+// outside the server holds KServe's own HTTP, JSON and pre/postprocess
+// time; with the means of the pre/postprocess families when exported.
+func KServeNote(s *ServerReport) string {
+	if s.LatencyMs == nil || s.LatencyMs.Family != "request_predict_seconds" {
+		return ""
+	}
+	note := "KServe's request_predict_seconds times only the model's predict(): outside the server includes KServe's HTTP, JSON decoding and encoding, preprocess and postprocess time"
+	var stages []string
+	for _, f := range s.Families {
+		if (f.Name == "request_preprocess_seconds" || f.Name == "request_postprocess_seconds") && f.Mean != nil && f.Count > 0 {
+			stages = append(stages, strings.TrimSuffix(strings.TrimPrefix(f.Name, "request_"), "_seconds")+" mean "+FormatMs(*f.Mean)+" ms")
+		}
+	}
+	if len(stages) > 0 {
+		note += " (" + strings.Join(stages, ", ") + ")"
+	}
+	return note
 }
 
 // markLagShare is the part of a window a mark's scrape may lag behind

@@ -286,3 +286,22 @@ func TestAShortFallbackWindowWithholdsLatencyAndOutside(t *testing.T) {
 		t.Errorf("the sweep's outside cell %q, want withheld", outside)
 	}
 }
+
+// KServe's request_predict_seconds times predict() alone: the summary
+// says what outside the server then holds, with the pre/postprocess means.
+func TestTheSummaryNotesWhatKServesLatencyLeavesOut(t *testing.T) {
+	requests, outside, pre, post := 100.0, 3.0, 0.8, 0.4
+	r := &Result{Requests: 100, LatencyOK: Stats{Count: 100, Mean: 9}, Server: &ServerReport{
+		ServerWindow: ServerWindow{Window: "steady", ServerFigures: ServerFigures{Requests: &requests,
+			LatencyMs: &ServerLatency{Family: "request_predict_seconds", Count: 100, Mean: 6}}},
+		OutsideMs: &outside, Server: "kserve", Endpoints: []ServerEndpoint{{URL: "http://h/metrics", Scrapes: 5}},
+		Families: []ServerFamily{{Name: "request_preprocess_seconds", What: "stage", Count: 100, Mean: &pre},
+			{Name: "request_postprocess_seconds", What: "stage", Count: 100, Mean: &post}},
+	}}
+	var b strings.Builder
+	WriteSummary(&b, r)
+	want := "note: KServe's request_predict_seconds times only the model's predict(): outside the server includes KServe's HTTP, JSON decoding and encoding, preprocess and postprocess time (preprocess mean 0.800 ms, postprocess mean 0.400 ms)"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("no %q in\n%s", want, b.String())
+	}
+}
