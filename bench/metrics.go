@@ -237,7 +237,7 @@ func (m *metricsRun) mark(name string) {
 }
 
 // close takes the last scrapes and returns every endpoint's report; it
-// returns within about two scrape timeouts, the endpoints together, or
+// returns within about one scrape timeout, the endpoints together, or
 // about a second once the run is interrupted (also while it waits), or
 // at once on a second interrupt.
 func (m *metricsRun) close() []servermetrics.Report {
@@ -250,7 +250,9 @@ func (m *metricsRun) close() []servermetrics.Report {
 	if timeout == 0 {
 		timeout = 2 * time.Second
 	}
-	limit := 2*timeout + 100*time.Millisecond
+	// One timeout in all: a hung scrape under way and the last scrape
+	// after it share it (the run has ended; its results wait on this).
+	limit := timeout
 	short := min(timeout, interruptedScrapeCap)
 	select {
 	case <-m.interrupted:

@@ -244,3 +244,40 @@ func TestAShortFallbackWindowHasNoOutside(t *testing.T) {
 		t.Errorf("window %q, outside_ms %v: want the run window and no outside figure", s.Window, s.OutsideMs)
 	}
 }
+
+// A hung endpoint delays the end of a finished run by one
+// --metrics-timeout in all: the last scrape does not wait a timeout of
+// its own after the hung scrape under way used up the first.
+func TestAHungEndpointDelaysTheEndByOneTimeout(t *testing.T) {
+	release := make(chan struct{})
+	var arrived atomic.Int64
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer page.Close()
+	defer close(release)
+	const timeout = 400 * time.Millisecond
+	m, err := startMetrics(context.Background(), Config{URL: "http://127.0.0.1:1/v1/models/m:predict",
+		Metrics: &MetricsConfig{URLs: []string{page.URL}, Interval: time.Hour, Timeout: timeout}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for arrived.Load() == 0 { // the first scrape is under way, and hangs
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	reps := m.close()
+	took := time.Since(start)
+	// Two timeouts was the old wait; one and a half leaves a busy
+	// machine room and still tells them apart.
+	if took > timeout*3/2 {
+		t.Errorf("the end waited %v for a hung endpoint, want about one --metrics-timeout (%v)", took, timeout)
+	}
+	if len(reps) != 1 || reps[0].FailedScrapes == 0 {
+		t.Errorf("reports %+v: want the failed scrapes counted", reps)
+	}
+}
