@@ -612,7 +612,9 @@ func intervalsOf(ivs []servermetrics.Window, res *report.Result, at func(time.Ti
 		// Rounded down: intervals side by side never add up to more than
 		// the client sent.
 		iv.ClientRequests = int64(math.Floor(share + 1e-9))
-		if client != nil && client.TotalCount() > 0 {
+		// An interval the client completed no request in has no client
+		// figures: the seconds it touches are its neighbours'.
+		if client != nil && client.TotalCount() > 0 && iv.ClientRequests > 0 {
 			p99 := float64(client.ValueAtQuantile(99)) / 1e3
 			mean := client.Mean() / 1e3
 			iv.ClientP99Ms, iv.ClientMeanMs = &p99, &mean

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/servermetrics"
@@ -279,5 +280,31 @@ func TestAHungEndpointDelaysTheEndByOneTimeout(t *testing.T) {
 	}
 	if len(reps) != 1 || reps[0].FailedScrapes == 0 {
 		t.Errorf("reports %+v: want the failed scrapes counted", reps)
+	}
+}
+
+// An interval the client completed no request in carries no client
+// figures (the second around it is its neighbours').
+func TestAnIntervalWithoutClientRequestsHasNoClientFigures(t *testing.T) {
+	h := hdrhistogram.New(1, 60_000_000, 3)
+	for range 100 {
+		h.RecordValue(5000)
+	}
+	enc, err := report.EncodeHistogram(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := &report.Result{Series: []report.Second{{Second: 0, Requests: 100}}, SeriesHistograms: []report.SecondHistogram{{Second: 0, Histogram: enc}}}
+	origin := time.Now()
+	at := func(t time.Time) float64 { return t.Sub(origin).Seconds() }
+	ivs := intervalsOf([]servermetrics.Window{
+		{Start: origin, End: origin.Add(995 * time.Millisecond)},
+		{Start: origin.Add(995 * time.Millisecond), End: origin.Add(999 * time.Millisecond)},
+	}, res, at)
+	if ivs[0].ClientRequests == 0 || ivs[0].ClientMeanMs == nil {
+		t.Fatalf("first interval %+v: want the client's figures", ivs[0])
+	}
+	if ivs[1].ClientRequests != 0 || ivs[1].ClientP99Ms != nil || ivs[1].ClientMeanMs != nil {
+		t.Errorf("4 ms interval: client requests %d, p99 %v, mean %v: want 0 and no figures", ivs[1].ClientRequests, ivs[1].ClientP99Ms, ivs[1].ClientMeanMs)
 	}
 }

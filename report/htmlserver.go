@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -26,7 +27,13 @@ func serverChartOf(s *ServerReport) *serverChart {
 		return nil
 	}
 	c := &serverChart{}
+	short := shortInterval(s.Intervals)
 	for _, iv := range s.Intervals {
+		if iv.EndS-iv.StartS < short {
+			// A sliver between two close scrapes (one at the steady
+			// phase's end, say) holds a few requests: a point of noise.
+			continue
+		}
 		c.Time = append(c.Time, (iv.StartS+iv.EndS)/2)
 		var p99 *float64
 		if iv.P99 != nil {
@@ -39,6 +46,17 @@ func serverChartOf(s *ServerReport) *serverChart {
 		c.ClientMeanMs = append(c.ClientMeanMs, iv.ClientMeanMs)
 	}
 	return c
+}
+
+// shortInterval is the length under which the chart leaves an interval
+// out: half the median interval.
+func shortInterval(ivs []ServerInterval) float64 {
+	d := make([]float64, len(ivs))
+	for i, iv := range ivs {
+		d[i] = iv.EndS - iv.StartS
+	}
+	sort.Float64s(d)
+	return d[len(d)/2] / 2
 }
 
 // serverRows are the server block's figures for the page's table.

@@ -305,3 +305,19 @@ func TestTheSummaryNotesWhatKServesLatencyLeavesOut(t *testing.T) {
 		t.Errorf("no %q in\n%s", want, b.String())
 	}
 }
+
+// The chart leaves out a sliver of an interval between two close scrapes:
+// its few requests would draw a spike.
+func TestTheServerChartLeavesOutASliverInterval(t *testing.T) {
+	mean := 5.0
+	var ivs []ServerInterval
+	for i := range 4 {
+		ivs = append(ivs, ServerInterval{StartS: float64(i), EndS: float64(i + 1), MeanMs: &mean, ClientRequests: 100})
+	}
+	spike := 90.0
+	ivs = append(ivs, ServerInterval{StartS: 4, EndS: 4.02, MeanMs: &spike, ClientRequests: 2})
+	c := serverChartOf(&ServerReport{Intervals: ivs})
+	if len(c.Time) != 4 {
+		t.Errorf("chart times %v: want the 4 whole intervals, not the 20 ms sliver", c.Time)
+	}
+}
