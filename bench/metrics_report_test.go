@@ -308,3 +308,18 @@ func TestAnIntervalWithoutClientRequestsHasNoClientFigures(t *testing.T) {
 		t.Errorf("4 ms interval: client requests %d, p99 %v, mean %v: want 0 and no figures", ivs[1].ClientRequests, ivs[1].ClientP99Ms, ivs[1].ClientMeanMs)
 	}
 }
+
+// One rule redacts the credentials of -H and --metrics-header alike,
+// whatever the header's made-up name.
+func TestRedactHeadersCatchesCredentialLookingNames(t *testing.T) {
+	for _, name := range []string{"X-Custom-Auth", "X-Auth-Token", "Ocp-Apim-Subscription-Key", "X-Key", "My-Secret-Header", "XSecretValue", "Cookie", "Set-Cookie", "Proxy-Authorization", "x_api_key"} {
+		if got := RedactHeaders([]load.Header{{Key: name, Value: "v4lue"}}); got[0] != name+": <redacted>" {
+			t.Errorf("%s: %q, want its value redacted", name, got[0])
+		}
+	}
+	for _, name := range []string{"Content-Type", "X-Request-Source", "Keep-Alive", "Accept"} {
+		if got := RedactHeaders([]load.Header{{Key: name, Value: "v"}}); got[0] != name+": v" {
+			t.Errorf("%s: %q, want it kept", name, got[0])
+		}
+	}
+}
