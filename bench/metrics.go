@@ -116,11 +116,17 @@ const interruptedScrapeCap = time.Second
 
 // checkMetrics finds a bad --metrics setting before any load is sent.
 func (m *MetricsConfig) check() error {
+	seen := map[string]bool{}
 	for _, u := range m.URLs {
 		c := servermetrics.Config{URL: u, Interval: m.Interval, Timeout: m.Timeout}
 		if err := c.Check(); err != nil {
 			return err
 		}
+		if seen[u] {
+			// Its figures would count twice in the block's endpoints.
+			return setting.Invalid("servermetrics.Config.URL", RedactURL(u), "given twice: each endpoint is scraped once")
+		}
+		seen[u] = true
 	}
 	if m.Interval < 0 {
 		return setting.Invalid("servermetrics.Config.Interval", m.Interval.String(), "must not be negative")
