@@ -229,6 +229,14 @@ func (m *metricsRun) finish(res *report.Result, origin time.Time, warnings io.Wr
 		return
 	}
 	res.Server = serverReport(m.close(), res, origin, m.model)
+	select {
+	case <-m.interrupted:
+		// Ctrl-C while the last scrapes were waited for: the load had
+		// ended, but the run was interrupted all the same, and the last
+		// scrape cut short.
+		res.Interrupted = true
+	default:
+	}
 	warnMetrics(warnings, res.Server)
 }
 

@@ -323,3 +323,40 @@ func TestRedactHeadersCatchesCredentialLookingNames(t *testing.T) {
 		}
 	}
 }
+
+// An interrupt while the end of the run waits for the last scrape marks
+// the result interrupted, as the summary then says.
+func TestAnInterruptDuringTheLastScrapeMarksTheRunInterrupted(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var n atomic.Int64
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) >= 4 { // the scrape at the end, after the load
+			cancel()
+			<-r.Context().Done()
+			return
+		}
+		fmt.Fprintf(w, "# TYPE :tensorflow:serving:request_count counter\n:tensorflow:serving:request_count{model_name=%q} %d\n", srv.Model(), n.Load())
+	}))
+	defer page.Close()
+	res, err := Run(ctx, Config{
+		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
+		Plan:    load.Plan{Rate: 20, Duration: 300 * time.Millisecond, MaxInflight: 10},
+		Metrics: &MetricsConfig{URLs: []string{page.URL}, Interval: time.Hour, Timeout: time.Minute},
+	})
+	if res == nil {
+		t.Fatalf("no result: %v", err)
+	}
+	if n.Load() < 4 {
+		t.Fatalf("%d scrapes: the end scrape never came", n.Load())
+	}
+	if !res.Interrupted {
+		t.Error("the result is not marked interrupted")
+	}
+	var sum strings.Builder
+	report.WriteSummary(&sum, res)
+	if !strings.Contains(sum.String(), "INTERRUPTED") {
+		t.Errorf("no INTERRUPTED line:\n%s", sum.String())
+	}
+}
