@@ -116,11 +116,17 @@ const interruptedScrapeCap = time.Second
 
 // checkMetrics finds a bad --metrics setting before any load is sent.
 func (m *MetricsConfig) check() error {
+	seen := map[string]bool{}
 	for _, u := range m.URLs {
 		c := servermetrics.Config{URL: u, Interval: m.Interval, Timeout: m.Timeout}
 		if err := c.Check(); err != nil {
 			return err
 		}
+		if seen[u] {
+			// Its figures would count twice in the block's endpoints.
+			return setting.Invalid("servermetrics.Config.URL", RedactURL(u), "given twice: each endpoint is scraped once")
+		}
+		seen[u] = true
 	}
 	if m.Interval < 0 {
 		return setting.Invalid("servermetrics.Config.Interval", m.Interval.String(), "must not be negative")
@@ -223,6 +229,14 @@ func (m *metricsRun) finish(res *report.Result, origin time.Time, warnings io.Wr
 		return
 	}
 	res.Server = serverReport(m.close(), res, origin, m.model)
+	select {
+	case <-m.interrupted:
+		// Ctrl-C while the last scrapes were waited for: the load had
+		// ended, but the run was interrupted all the same, and the last
+		// scrape cut short.
+		res.Interrupted = true
+	default:
+	}
 	warnMetrics(warnings, res.Server)
 }
 
@@ -237,7 +251,7 @@ func (m *metricsRun) mark(name string) {
 }
 
 // close takes the last scrapes and returns every endpoint's report; it
-// returns within about two scrape timeouts, the endpoints together, or
+// returns within about one scrape timeout, the endpoints together, or
 // about a second once the run is interrupted (also while it waits), or
 // at once on a second interrupt.
 func (m *metricsRun) close() []servermetrics.Report {
@@ -250,7 +264,9 @@ func (m *metricsRun) close() []servermetrics.Report {
 	if timeout == 0 {
 		timeout = 2 * time.Second
 	}
-	limit := 2*timeout + 100*time.Millisecond
+	// One timeout in all: a hung scrape under way and the last scrape
+	// after it share it (the run has ended; its results wait on this).
+	limit := timeout
 	short := min(timeout, interruptedScrapeCap)
 	select {
 	case <-m.interrupted:
@@ -421,8 +437,15 @@ func serverReport(reps []servermetrics.Report, res *report.Result, origin time.T
 			keepGPU(&sr.ServerFigures, gpu)
 			// A window whose edge scrape lagged far is of another span than
 			// the client's: their difference is not time outside the server.
-			if out, ok := servermetrics.OutsideMs(res.LatencyOK.Mean, w); ok && res.LatencyOK.Count > 0 && report.LagWithheld(&sr.ServerWindow) == "" {
-				sr.OutsideMs = &out
+			// A negative one is no time: the server's mean exceeds the
+			// client's, so they timed different things.
+			if out, ok := servermetrics.OutsideMs(res.LatencyOK.Mean, w); ok && res.LatencyOK.Count > 0 && report.LagWithheld(&sr.ServerWindow) == "" &&
+				report.SpanWithheld(&sr.ServerWindow, res.Phases.Steady.Start, res.Phases.Steady.End) == "" {
+				if out >= 0 {
+					sr.OutsideMs = &out
+				} else {
+					sr.Warnings = append(sr.Warnings, "outside_ms: "+report.NegativeOutsideText(w.Latency.MeanMs, res.LatencyOK.Mean))
+				}
 			}
 			continue
 		}
@@ -437,8 +460,33 @@ func serverReport(reps []servermetrics.Report, res *report.Result, origin time.T
 	if sr.Window == "" {
 		sr.Window = "steady"
 	}
+	if sr.Requests == nil && sr.LatencyMs == nil {
+		if msg := wrongModel(reps, model); msg != "" {
+			sr.Warnings = append(sr.Warnings, msg)
+		}
+	}
 	sr.Warnings = countRepeats(sr.Warnings)
 	return sr
+}
+
+// wrongModel says, when the endpoints gave no request figures of model,
+// which models a known request family was exported for instead: the
+// model label (--model, or the URL's model) is then wrong.
+func wrongModel(reps []servermetrics.Report, model string) string {
+	best, order := "", -1
+	var models []string
+	for _, rep := range reps {
+		for family, ms := range rep.OtherModels {
+			o := servermetrics.KnownOrder(family)
+			if servermetrics.CountsRequests(family) && (order < 0 || o < order) {
+				best, order, models = family, o, ms
+			}
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s is exported for model(s) %s, not %s (--model / the URL's model)", best, strings.Join(models, ", "), model)
 }
 
 // countRepeats says each message once, in the order first said, with how
@@ -483,7 +531,8 @@ func windowOf(name string, w *servermetrics.Window, at func(time.Time) float64) 
 }
 
 func latencyOf(l *servermetrics.Latency) *report.ServerLatency {
-	if l == nil {
+	if l == nil || l.Count == 0 {
+		// Nothing timed: a mean of 0 would read as a 0 ms server.
 		return nil
 	}
 	return &report.ServerLatency{Family: l.Family, Count: l.Count, Mean: l.MeanMs, P50: quantileOf(l.P50), P90: quantileOf(l.P90), P99: quantileOf(l.P99)}
@@ -503,6 +552,9 @@ func familyOf(f servermetrics.Family) report.ServerFamily {
 	case "requests", "inferences", "executions", "other_count":
 		// A counter's figure is its count: a mean of 0 would be noise.
 	default:
+		if f.Count == 0 {
+			break // nothing observed: no mean
+		}
 		mean := f.Mean
 		out.Mean = &mean
 	}
@@ -574,7 +626,9 @@ func intervalsOf(ivs []servermetrics.Window, res *report.Result, at func(time.Ti
 		// Rounded down: intervals side by side never add up to more than
 		// the client sent.
 		iv.ClientRequests = int64(math.Floor(share + 1e-9))
-		if client != nil && client.TotalCount() > 0 {
+		// An interval the client completed no request in has no client
+		// figures: the seconds it touches are its neighbours'.
+		if client != nil && client.TotalCount() > 0 && iv.ClientRequests > 0 {
 			p99 := float64(client.ValueAtQuantile(99)) / 1e3
 			mean := client.Mean() / 1e3
 			iv.ClientP99Ms, iv.ClientMeanMs = &p99, &mean

@@ -1,12 +1,20 @@
 package bench
 
 import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/servermetrics"
+	"github.com/loadprof/loadprof/sim"
 )
 
 func f64(v float64) *float64 { return &v }
@@ -163,5 +171,192 @@ func TestACounterFamilyHasNoMean(t *testing.T) {
 	l := familyOf(servermetrics.Family{Name: ":tensorflow:serving:request_latency", What: "latency", Unit: "ms", Series: 1, Count: 200, Mean: 4})
 	if c.Mean != nil || l.Mean == nil || *l.Mean != 4 {
 		t.Errorf("counter mean %v, latency mean %v", c.Mean, l.Mean)
+	}
+}
+
+// A server mean above the client's makes outside_ms no time: it is null,
+// with the reason in server.warnings. A latency family that observed
+// nothing has no mean: latency_ms is null, not a 0 ms mean.
+func TestANegativeOutsideIsNullAndAnEmptyLatencyHasNoMean(t *testing.T) {
+	origin := time.Now()
+	tf := servermetrics.Window{Name: "steady", Start: origin.Add(time.Second), End: origin.Add(3 * time.Second), Server: "tfserving", Requests: f64(200)}
+	tf.Latency = &servermetrics.Latency{Family: ":tensorflow:serving:request_latency", Count: 200, MeanMs: 57.4}
+	reps := []servermetrics.Report{{URL: "http://tf/metrics", Scrapes: 3, Steady: &tf, Run: &tf}}
+	res := &report.Result{Requests: 200, LatencyOK: report.Stats{Count: 200, Mean: 9.5}}
+	s := serverReport(reps, res, origin, "m")
+	if s.OutsideMs != nil {
+		t.Errorf("outside_ms %v: want null (the server's mean exceeds the client's)", *s.OutsideMs)
+	}
+	if !strings.Contains(strings.Join(s.Warnings, "\n"), "outside_ms: none: the server's mean 57.40 ms exceeds the client's 9.500 ms") {
+		t.Errorf("warnings %q do not say why outside_ms is null", s.Warnings)
+	}
+
+	empty := tf
+	empty.Latency = &servermetrics.Latency{Family: ":tensorflow:serving:request_latency", Count: 0}
+	empty.Families = []servermetrics.Family{{Name: ":tensorflow:serving:request_latency", What: "latency", Unit: "ms", Series: 1}}
+	s = serverReport([]servermetrics.Report{{URL: "http://tf/metrics", Scrapes: 3, Steady: &empty, Run: &empty}}, res, origin, "m")
+	if s.LatencyMs != nil {
+		t.Errorf("latency_ms %+v: want null when the family observed nothing", s.LatencyMs)
+	}
+	if len(s.Families) != 1 || s.Families[0].Mean != nil {
+		t.Errorf("families %+v: want no mean for a family that observed nothing", s.Families)
+	}
+}
+
+// An endpoint that exports TF Serving's families only for another model
+// gives no figures of the model loaded, and the summary and
+// server.warnings say which model(s) they were exported for.
+func TestAWrongModelLabelNamesTheModelsExported(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	var n atomic.Int64
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "# TYPE :tensorflow:serving:request_count counter\n:tensorflow:serving:request_count{model_name=\"other_model\",status=\"OK\"} %d\n", n.Add(7))
+	}))
+	defer page.Close()
+	res, err := Run(context.Background(), Config{
+		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
+		Plan:    load.Plan{Rate: 50, Duration: 400 * time.Millisecond, MaxInflight: 10},
+		Metrics: &MetricsConfig{URLs: []string{page.URL}, Interval: 100 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ":tensorflow:serving:request_count is exported for model(s) other_model, not " + srv.Model() + " (--model / the URL's model)"
+	if res.Server == nil || !strings.Contains(strings.Join(res.Server.Warnings, "\n"), want) {
+		t.Fatalf("server block %+v: want the warning %q", res.Server, want)
+	}
+	var sum strings.Builder
+	report.WriteSummary(&sum, res)
+	if !strings.Contains(sum.String(), "no request figures: "+want) {
+		t.Errorf("summary does not name the models exported:\n%s", sum.String())
+	}
+}
+
+// A fallback window (the steady phase's edge scrapes failed) far shorter
+// than the steady phase gives no outside_ms.
+func TestAShortFallbackWindowHasNoOutside(t *testing.T) {
+	origin := time.Now()
+	run := servermetrics.Window{Name: "run", Start: origin.Add(1200 * time.Millisecond), End: origin.Add(1215 * time.Millisecond), Server: "tfserving", Requests: f64(3)}
+	run.Latency = &servermetrics.Latency{Family: ":tensorflow:serving:request_latency", Count: 3, MeanMs: 4}
+	res := &report.Result{Requests: 300, LatencyOK: report.Stats{Count: 300, Mean: 9.5},
+		Phases: report.Phases{Steady: report.Phase{Start: 0.3, End: 3.3}}}
+	s := serverReport([]servermetrics.Report{{URL: "http://tf/metrics", Scrapes: 5, FailedScrapes: 3, Run: &run}}, res, origin, "m")
+	if s.Window != "run" || s.OutsideMs != nil {
+		t.Errorf("window %q, outside_ms %v: want the run window and no outside figure", s.Window, s.OutsideMs)
+	}
+}
+
+// A hung endpoint delays the end of a finished run by one
+// --metrics-timeout in all: the last scrape does not wait a timeout of
+// its own after the hung scrape under way used up the first.
+func TestAHungEndpointDelaysTheEndByOneTimeout(t *testing.T) {
+	release := make(chan struct{})
+	var arrived atomic.Int64
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer page.Close()
+	defer close(release)
+	const timeout = 400 * time.Millisecond
+	m, err := startMetrics(context.Background(), Config{URL: "http://127.0.0.1:1/v1/models/m:predict",
+		Metrics: &MetricsConfig{URLs: []string{page.URL}, Interval: time.Hour, Timeout: timeout}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for arrived.Load() == 0 { // the first scrape is under way, and hangs
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	reps := m.close()
+	took := time.Since(start)
+	// Two timeouts was the old wait; one and a half leaves a busy
+	// machine room and still tells them apart.
+	if took > timeout*3/2 {
+		t.Errorf("the end waited %v for a hung endpoint, want about one --metrics-timeout (%v)", took, timeout)
+	}
+	if len(reps) != 1 || reps[0].FailedScrapes == 0 {
+		t.Errorf("reports %+v: want the failed scrapes counted", reps)
+	}
+}
+
+// An interval the client completed no request in carries no client
+// figures (the second around it is its neighbours').
+func TestAnIntervalWithoutClientRequestsHasNoClientFigures(t *testing.T) {
+	h := hdrhistogram.New(1, 60_000_000, 3)
+	for range 100 {
+		h.RecordValue(5000)
+	}
+	enc, err := report.EncodeHistogram(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := &report.Result{Series: []report.Second{{Second: 0, Requests: 100}}, SeriesHistograms: []report.SecondHistogram{{Second: 0, Histogram: enc}}}
+	origin := time.Now()
+	at := func(t time.Time) float64 { return t.Sub(origin).Seconds() }
+	ivs := intervalsOf([]servermetrics.Window{
+		{Start: origin, End: origin.Add(995 * time.Millisecond)},
+		{Start: origin.Add(995 * time.Millisecond), End: origin.Add(999 * time.Millisecond)},
+	}, res, at)
+	if ivs[0].ClientRequests == 0 || ivs[0].ClientMeanMs == nil {
+		t.Fatalf("first interval %+v: want the client's figures", ivs[0])
+	}
+	if ivs[1].ClientRequests != 0 || ivs[1].ClientP99Ms != nil || ivs[1].ClientMeanMs != nil {
+		t.Errorf("4 ms interval: client requests %d, p99 %v, mean %v: want 0 and no figures", ivs[1].ClientRequests, ivs[1].ClientP99Ms, ivs[1].ClientMeanMs)
+	}
+}
+
+// One rule redacts the credentials of -H and --metrics-header alike,
+// whatever the header's made-up name.
+func TestRedactHeadersCatchesCredentialLookingNames(t *testing.T) {
+	for _, name := range []string{"X-Custom-Auth", "X-Auth-Token", "Ocp-Apim-Subscription-Key", "X-Key", "My-Secret-Header", "XSecretValue", "Cookie", "Set-Cookie", "Proxy-Authorization", "x_api_key"} {
+		if got := RedactHeaders([]load.Header{{Key: name, Value: "v4lue"}}); got[0] != name+": <redacted>" {
+			t.Errorf("%s: %q, want its value redacted", name, got[0])
+		}
+	}
+	for _, name := range []string{"Content-Type", "X-Request-Source", "Keep-Alive", "Accept"} {
+		if got := RedactHeaders([]load.Header{{Key: name, Value: "v"}}); got[0] != name+": v" {
+			t.Errorf("%s: %q, want it kept", name, got[0])
+		}
+	}
+}
+
+// An interrupt while the end of the run waits for the last scrape marks
+// the result interrupted, as the summary then says.
+func TestAnInterruptDuringTheLastScrapeMarksTheRunInterrupted(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var n atomic.Int64
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) >= 4 { // the scrape at the end, after the load
+			cancel()
+			<-r.Context().Done()
+			return
+		}
+		fmt.Fprintf(w, "# TYPE :tensorflow:serving:request_count counter\n:tensorflow:serving:request_count{model_name=%q} %d\n", srv.Model(), n.Load())
+	}))
+	defer page.Close()
+	res, err := Run(ctx, Config{
+		URL: srv.PredictURL(), DataPath: writeFile(t, "data.json", body), Timeout: 5 * time.Second,
+		Plan:    load.Plan{Rate: 20, Duration: 300 * time.Millisecond, MaxInflight: 10},
+		Metrics: &MetricsConfig{URLs: []string{page.URL}, Interval: time.Hour, Timeout: time.Minute},
+	})
+	if res == nil {
+		t.Fatalf("no result: %v", err)
+	}
+	if n.Load() < 4 {
+		t.Fatalf("%d scrapes: the end scrape never came", n.Load())
+	}
+	if !res.Interrupted {
+		t.Error("the result is not marked interrupted")
+	}
+	var sum strings.Builder
+	report.WriteSummary(&sum, res)
+	if !strings.Contains(sum.String(), "INTERRUPTED") {
+		t.Errorf("no INTERRUPTED line:\n%s", sum.String())
 	}
 }

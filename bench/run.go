@@ -632,14 +632,27 @@ func isSecretQueryName(name string) bool {
 	return false
 }
 
+// isSecretHeader reports whether a header's name looks like it carries a
+// credential: the one rule for -H and --metrics-header. Over-redacting a
+// harmless header costs a value in result.json; missing a credential
+// leaks it, so the rule is wide: a name holding secret, token, password,
+// cookie, authorization or credential anywhere, or a word (between - and
+// _) or an ending that is auth, key, pass, pwd, sig or session.
 func isSecretHeader(key string) bool {
 	k := strings.ToLower(key)
-	for _, s := range []string{"authorization", "cookie", "token", "secret", "api-key", "apikey", "password", "x-api-key"} {
+	for _, s := range []string{"secret", "token", "password", "passwd", "cookie", "authorization", "credential", "apikey"} {
 		if strings.Contains(k, s) {
 			return true
 		}
 	}
-	return false
+	words := strings.FieldsFunc(k, func(r rune) bool { return r == '-' || r == '_' || r == '.' })
+	for _, w := range words {
+		switch w {
+		case "auth", "key", "pass", "pwd", "sig", "signature", "session":
+			return true
+		}
+	}
+	return strings.HasSuffix(k, "key") || strings.HasSuffix(k, "auth")
 }
 
 func errorNames(m map[load.ErrorKey]int64) map[string]int64 {

@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"math"
+	"strings"
 )
 
 // VerdictDiffers is the verdict of a row that moved but has no better
@@ -56,7 +57,9 @@ var serverMetrics = []serverMetric{
 	{name: "server_p50", higherBad: true, unit: "ms", read: serverQuantile(func(l *ServerLatency) *ServerQuantile { return l.P50 })},
 	{name: "server_p99", higherBad: true, unit: "ms", read: serverQuantile(func(l *ServerLatency) *ServerQuantile { return l.P99 })},
 	{name: "outside", higherBad: true, unit: "ms", read: func(s *ServerReport) (float64, *ServerQuantile, bool) {
-		if s.OutsideMs == nil {
+		// A negative one (a result written before they were null) is no
+		// time: the server's mean exceeded the client's.
+		if s.OutsideMs == nil || *s.OutsideMs < 0 {
 			return 0, nil, false
 		}
 		return *s.OutsideMs, nil, true
@@ -185,6 +188,14 @@ func serverCompareNotes(base, next *Result) []string {
 				why = "no scrape of its endpoints succeeded"
 			}
 			notes = append(notes, fmt.Sprintf("the %s run scraped the server's metrics but has no request figures (%s): its server rows say -", side.which, why))
+		}
+	}
+	for _, side := range []struct {
+		which string
+		r     *Result
+	}{{"base", base}, {"new", next}} {
+		if OutsideNone(side.r) {
+			notes = append(notes, fmt.Sprintf("the %s run has no time outside the server: %s", side.which, strings.TrimPrefix(NegativeOutside(side.r), "none: ")))
 		}
 	}
 	if bs.Server != "" && ns.Server != "" && bs.Server != ns.Server {

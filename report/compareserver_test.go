@@ -243,3 +243,37 @@ func TestSweepTablesShowTheServersP99AndOutsidePerStep(t *testing.T) {
 		t.Errorf("server columns without a server block:\n%s", text.String())
 	}
 }
+
+// An outside figure that is no time (the server's mean exceeds the
+// client's: a wrong unit) is "-" with no verdict, whether the result
+// says it as null or, written before, as a negative number.
+func TestCompareGivesANegativeOutsideNoVerdict(t *testing.T) {
+	for _, written := range []string{"null", "negative"} {
+		base, next := crafted(t, 10000, 100, 1000, 0), crafted(t, 10000, 100, 1000, 0)
+		base.Server = serverBlock(10000, 3.1, 6.0, bucketQ(2.8, 1.984, 3.570), bucketQ(5.9, 3.570, 6.427))
+		next.LatencyOK = next.Latency
+		mean := next.LatencyOK.Mean + 47.9
+		next.Server = serverBlock(10000, mean, -47.9, bucketQ(2.8, 1.984, 3.570), bucketQ(5.9, 3.570, 6.427))
+		if written == "null" {
+			next.Server.OutsideMs = nil
+		}
+		c := Compare(base, next, nil)
+		var row *Row
+		for i := range c.Rows {
+			if c.Rows[i].Metric == "outside" {
+				row = &c.Rows[i]
+			}
+		}
+		if row == nil || row.Absent != "new" || row.Verdict != "" {
+			t.Errorf("%s: outside row %+v: want '-' on the new side and no verdict", written, row)
+		}
+		if !strings.Contains(strings.Join(c.Notes, "\n"), "the new run has no time outside the server: the server's mean") {
+			t.Errorf("%s: notes %q do not say why", written, c.Notes)
+		}
+		var sum strings.Builder
+		WriteSummary(&sum, next)
+		if !strings.Contains(sum.String(), "outside the server: none: the server's mean") {
+			t.Errorf("%s: the summary does not say outside is none:\n%s", written, sum.String())
+		}
+	}
+}

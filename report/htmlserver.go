@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -26,7 +27,13 @@ func serverChartOf(s *ServerReport) *serverChart {
 		return nil
 	}
 	c := &serverChart{}
+	short := shortInterval(s.Intervals)
 	for _, iv := range s.Intervals {
+		if iv.EndS-iv.StartS < short {
+			// A sliver between two close scrapes (one at the steady
+			// phase's end, say) holds a few requests: a point of noise.
+			continue
+		}
 		c.Time = append(c.Time, (iv.StartS+iv.EndS)/2)
 		var p99 *float64
 		if iv.P99 != nil {
@@ -41,6 +48,17 @@ func serverChartOf(s *ServerReport) *serverChart {
 	return c
 }
 
+// shortInterval is the length under which the chart leaves an interval
+// out: half the median interval.
+func shortInterval(ivs []ServerInterval) float64 {
+	d := make([]float64, len(ivs))
+	for i, iv := range ivs {
+		d[i] = iv.EndS - iv.StartS
+	}
+	sort.Float64s(d)
+	return d[len(d)/2] / 2
+}
+
 // serverRows are the server block's figures for the page's table.
 func serverRows(r *Result) []serverRow {
 	s := r.Server
@@ -52,7 +70,7 @@ func serverRows(r *Result) []serverRow {
 		rows = append(rows, serverRow{Key: "requests", Label: "requests", Server: formatCount(*s.Requests), Client: fmt.Sprint(r.Requests),
 			Note: trimColon(requestsNote(r))})
 	}
-	withheld := LagWithheld(&s.ServerWindow)
+	withheld := Withheld(r)
 	if withheld != "" && (s.LatencyMs != nil || s.OutsideMs != nil) {
 		rows = append(rows, serverRow{Key: "withheld", Label: "latency, outside the server", Server: "-", Note: withheld})
 	}
@@ -71,7 +89,7 @@ func serverRows(r *Result) []serverRow {
 				Note: "the server's estimate lies in the bucket in brackets"})
 		}
 	}
-	if s.OutsideMs != nil && withheld == "" && *s.OutsideMs < 0 {
+	if withheld == "" && OutsideNone(r) {
 		rows = append(rows, serverRow{Key: "outside", Label: "outside the server (ms)", Server: "-", Note: NegativeOutside(r)})
 	} else if s.OutsideMs != nil && withheld == "" {
 		rows = append(rows, serverRow{Key: "outside", Label: "outside the server (ms)", Server: FormatMs(*s.OutsideMs),

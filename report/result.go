@@ -1,11 +1,11 @@
 package report
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"runtime"
@@ -458,16 +458,30 @@ func DecodeHistogram(s string) (*hdrhistogram.Histogram, error) {
 // reader sees the old file or the whole new one, never half of it.
 func (r *Result) WriteJSON(path string) error { return WriteJSONOutput("", path, r) }
 
-// WriteJSONOutput writes v as indented JSON to the output path named by flag.
+// WriteJSONOutput writes v as indented JSON to the output path named by
+// flag, saying on standard error where it wrote null for a NaN or Inf.
 func WriteJSONOutput(flag, path string, v any) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // keep "<redacted>" readable
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		return err
+	return WriteJSONOutputWarn(flag, path, v, os.Stderr)
+}
+
+// WriteJSONOutputWarn writes v as indented JSON to the output path named
+// by flag. A NaN or Inf anywhere in v is written as null, and warn gets a
+// line naming where (a figure that is not a number must not cost the
+// whole file). A value that cannot be encoded all the same is an
+// *outfile.Error: the file is not written, and is not said to be.
+func WriteJSONOutputWarn(flag, path string, v any, warn io.Writer) error {
+	data, nonFinite, err := encodeFinite(v)
+	if err != nil {
+		return &outfile.Error{Flag: flag, Path: path, Err: err}
 	}
-	return outfile.Write(flag, path, buf.Bytes())
+	if len(nonFinite) > 0 && warn != nil {
+		name := path
+		if flag != "" {
+			name = flag + " " + path
+		}
+		fmt.Fprintf(warn, "loadprof: warning: %s: not a number (NaN or Inf), written as null: %s\n", name, strings.Join(nonFinite, ", "))
+	}
+	return outfile.Write(flag, path, data)
 }
 
 // ReadSweep reads the result.json of a sweep.

@@ -23,9 +23,11 @@ func writeServerSummary(w io.Writer, r *Result) {
 	if s.Model != "" {
 		model = ", model " + s.Model
 	}
-	fmt.Fprintf(w, "  server (%s%s, over the %s phase, %s):\n", what, model, windowName(s.Window), endpointList(s.Endpoints))
+	fmt.Fprintf(w, "  server (%s%s, over %s, %s):\n", what, model, windowLabel(r), endpointList(s.Endpoints))
 	if s.Requests == nil && s.LatencyMs == nil {
-		if scraped(s.Endpoints) {
+		if why := WrongModel(s); why != "" {
+			fmt.Fprintln(w, "    no request figures: "+why)
+		} else if scraped(s.Endpoints) {
 			fmt.Fprintln(w, "    no request figures: the endpoints exported no family loadprof knows for requests")
 		} else {
 			fmt.Fprintln(w, "    no figures: no scrape succeeded (result.json's server.warnings say why)")
@@ -48,6 +50,9 @@ func writeServerSummary(w io.Writer, r *Result) {
 		}
 		fmt.Fprintln(w, line)
 	}
+	if note := KServeNote(s); note != "" {
+		fmt.Fprintln(w, "    note: "+note)
+	}
 	for _, note := range markLagNotes(s) {
 		fmt.Fprintln(w, "    note: "+note)
 	}
@@ -56,6 +61,38 @@ func writeServerSummary(w io.Writer, r *Result) {
 			fmt.Fprintf(w, "    warning: %s: %d of %d scrapes failed; the load's results stand\n", ep.URL, ep.FailedScrapes, ep.Scrapes)
 		}
 	}
+}
+
+// WrongModel is the warning that the server's request families were
+// exported for other models than the one loadprof filtered on, or "".
+func WrongModel(s *ServerReport) string {
+	for _, msg := range s.Warnings {
+		if strings.Contains(msg, " is exported for model(s) ") {
+			return msg
+		}
+	}
+	return ""
+}
+
+// KServeNote says, when the server's latency is KServe's
+// request_predict_seconds, that it times predict() alone, so that the time
+// outside the server holds KServe's own HTTP, JSON and pre/postprocess
+// time; with the means of the pre/postprocess families when exported.
+func KServeNote(s *ServerReport) string {
+	if s.LatencyMs == nil || s.LatencyMs.Family != "request_predict_seconds" {
+		return ""
+	}
+	note := "KServe's request_predict_seconds times only the model's predict(): outside the server includes KServe's HTTP, JSON decoding and encoding, preprocess and postprocess time"
+	var stages []string
+	for _, f := range s.Families {
+		if (f.Name == "request_preprocess_seconds" || f.Name == "request_postprocess_seconds") && f.Mean != nil && f.Count > 0 {
+			stages = append(stages, strings.TrimSuffix(strings.TrimPrefix(f.Name, "request_"), "_seconds")+" mean "+FormatMs(*f.Mean)+" ms")
+		}
+	}
+	if len(stages) > 0 {
+		note += " (" + strings.Join(stages, ", ") + ")"
+	}
+	return note
 }
 
 // markLagShare is the part of a window a mark's scrape may lag behind
@@ -120,15 +157,66 @@ func LagWithheld(w *ServerWindow) string {
 // NegativeOutside says why a negative "outside the server" is no time:
 // the server cannot take longer than the client waited for it.
 func NegativeOutside(r *Result) string {
-	return fmt.Sprintf("none: the server's mean %s ms exceeds the client's %s ms, so they do not measure the same requests: a wrong unit, the family of another model or server, or the server's clock",
-		FormatMs(r.Server.LatencyMs.Mean), FormatMs(r.LatencyOK.Mean))
+	return NegativeOutsideText(r.Server.LatencyMs.Mean, r.LatencyOK.Mean)
 }
 
-func windowName(w string) string {
-	if w == "run" {
-		return "whole run's (the steady phase's scrapes failed)"
+// NegativeOutsideText is NegativeOutside of the two means.
+func NegativeOutsideText(serverMeanMs, clientMeanMs float64) string {
+	return fmt.Sprintf("none: the server's mean %s ms exceeds the client's %s ms, so they do not measure the same requests: a wrong unit, the family of another model or server, or the server's clock",
+		FormatMs(serverMeanMs), FormatMs(clientMeanMs))
+}
+
+// OutsideNone reports whether the time outside the server is no figure
+// because the server's mean exceeds the client's (NegativeOutside):
+// result.json then has outside_ms null (a result written before said it
+// as a negative number).
+func OutsideNone(r *Result) bool {
+	s := r.Server
+	if s == nil {
+		return false
 	}
-	return w
+	if s.OutsideMs != nil {
+		return *s.OutsideMs < 0
+	}
+	return hasLatency(s) && r.LatencyOK.Count > 0 && s.LatencyMs.Mean > r.LatencyOK.Mean && Withheld(r) == ""
+}
+
+// windowLabel says what the server's window covers: the steady phase,
+// or, when the scrapes at its edges failed, the span of the scrapes that
+// answered, which may be far from the whole run.
+func windowLabel(r *Result) string {
+	s := r.Server
+	if s.Window != "run" {
+		return "the " + s.Window + " phase"
+	}
+	return fmt.Sprintf("the %.3f-%.3f s its scrapes answered (the steady phase's edge scrapes failed)", s.StartS, s.EndS)
+}
+
+// Withheld says why the server's latency figures and the time outside it
+// are withheld, or "" when they stand: an edge scrape lagged
+// (LagWithheld), or the server's window is not the client's span.
+func Withheld(r *Result) string {
+	if why := LagWithheld(&r.Server.ServerWindow); why != "" {
+		return why
+	}
+	return SpanWithheld(&r.Server.ServerWindow, r.Phases.Steady.Start, r.Phases.Steady.End)
+}
+
+// SpanWithheld says why the server's latency figures of w are withheld
+// when its span differs from the client's steady phase (from..to s) by
+// more than withheldLagShare of it (the edge scrapes failed, and the
+// window runs between whichever scrapes answered), or "".
+func SpanWithheld(w *ServerWindow, from, to float64) string {
+	client := to - from
+	if w == nil || client <= 0 || w.EndS <= w.StartS {
+		return "" // no span to tell (LagWithheld says the same)
+	}
+	span := w.EndS - w.StartS
+	if math.Abs(span-client) <= withheldLagShare*client {
+		return ""
+	}
+	return fmt.Sprintf("withheld: the server's scrapes span %.3f-%.3f s (%.3f s), the client's steady phase %.3f-%.3f s (%.3f s): the server's figures are of another span than the client's",
+		w.StartS, w.EndS, span, from, to, client)
 }
 
 func endpointList(eps []ServerEndpoint) string {
@@ -147,14 +235,14 @@ func ServerLines(r *Result) []string {
 	if s.Requests != nil {
 		out = append(out, fmt.Sprintf("requests: server %s, client %d (steady)%s", formatCount(*s.Requests), r.Requests, requestsNote(r)))
 	}
-	withheld := LagWithheld(&s.ServerWindow)
+	withheld := Withheld(r)
 	if l := s.LatencyMs; l != nil && withheld == "" {
 		out = append(out, "latency:  "+latencyLine(l))
 	}
-	if withheld != "" && (s.LatencyMs != nil || s.OutsideMs != nil) {
+	if withheld != "" && s.LatencyMs != nil {
 		out = append(out, "latency and outside the server: "+withheld)
 	}
-	if s.OutsideMs != nil && withheld == "" && *s.OutsideMs < 0 {
+	if withheld == "" && OutsideNone(r) {
 		out = append(out, "outside the server: "+NegativeOutside(r))
 	} else if s.OutsideMs != nil && withheld == "" {
 		out = append(out, fmt.Sprintf("outside the server: %s ms (the client's mean %s ms minus the server's %s ms: network, tunnel, proxy, client)",

@@ -255,3 +255,69 @@ func TestThePageShowsTheServersProfileWindowBesideTheClients(t *testing.T) {
 		t.Error("a profile window table without a window")
 	}
 }
+
+// When the steady phase's edge scrapes failed and the scrapes that
+// answered span far less than the steady phase, the server's latency and
+// outside it are withheld, and the window is labelled by what it covers.
+func TestAShortFallbackWindowWithholdsLatencyAndOutside(t *testing.T) {
+	requests, outside := 3.0, 4.5
+	r := &Result{Requests: 300, LatencyOK: Stats{Count: 300, Mean: 9},
+		Phases: Phases{Steady: Phase{Start: 0.3, End: 3.3}},
+		Server: &ServerReport{
+			ServerWindow: ServerWindow{Window: "run", StartS: 1.2, EndS: 1.215, ServerFigures: ServerFigures{Requests: &requests,
+				LatencyMs: &ServerLatency{Family: ":tensorflow:serving:request_latency", Count: 3, Mean: 4.5}}},
+			OutsideMs: &outside, Server: "tfserving", Endpoints: []ServerEndpoint{{URL: "http://h/metrics", Scrapes: 5, FailedScrapes: 3}},
+		}}
+	var b strings.Builder
+	WriteSummary(&b, r)
+	out := b.String()
+	for _, want := range []string{"over the 1.200-1.215 s its scrapes answered (the steady phase's edge scrapes failed)",
+		"latency and outside the server: withheld: the server's scrapes span 1.200-1.215 s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+	for _, not := range []string{"latency:  mean", "outside the server: 4.5", "whole run"} {
+		if strings.Contains(out, not) {
+			t.Errorf("%q in\n%s", not, out)
+		}
+	}
+	if _, outside := StepServerCells(r); outside != "withheld" {
+		t.Errorf("the sweep's outside cell %q, want withheld", outside)
+	}
+}
+
+// KServe's request_predict_seconds times predict() alone: the summary
+// says what outside the server then holds, with the pre/postprocess means.
+func TestTheSummaryNotesWhatKServesLatencyLeavesOut(t *testing.T) {
+	requests, outside, pre, post := 100.0, 3.0, 0.8, 0.4
+	r := &Result{Requests: 100, LatencyOK: Stats{Count: 100, Mean: 9}, Server: &ServerReport{
+		ServerWindow: ServerWindow{Window: "steady", ServerFigures: ServerFigures{Requests: &requests,
+			LatencyMs: &ServerLatency{Family: "request_predict_seconds", Count: 100, Mean: 6}}},
+		OutsideMs: &outside, Server: "kserve", Endpoints: []ServerEndpoint{{URL: "http://h/metrics", Scrapes: 5}},
+		Families: []ServerFamily{{Name: "request_preprocess_seconds", What: "stage", Count: 100, Mean: &pre},
+			{Name: "request_postprocess_seconds", What: "stage", Count: 100, Mean: &post}},
+	}}
+	var b strings.Builder
+	WriteSummary(&b, r)
+	want := "note: KServe's request_predict_seconds times only the model's predict(): outside the server includes KServe's HTTP, JSON decoding and encoding, preprocess and postprocess time (preprocess mean 0.800 ms, postprocess mean 0.400 ms)"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("no %q in\n%s", want, b.String())
+	}
+}
+
+// The chart leaves out a sliver of an interval between two close scrapes:
+// its few requests would draw a spike.
+func TestTheServerChartLeavesOutASliverInterval(t *testing.T) {
+	mean := 5.0
+	var ivs []ServerInterval
+	for i := range 4 {
+		ivs = append(ivs, ServerInterval{StartS: float64(i), EndS: float64(i + 1), MeanMs: &mean, ClientRequests: 100})
+	}
+	spike := 90.0
+	ivs = append(ivs, ServerInterval{StartS: 4, EndS: 4.02, MeanMs: &spike, ClientRequests: 2})
+	c := serverChartOf(&ServerReport{Intervals: ivs})
+	if len(c.Time) != 4 {
+		t.Errorf("chart times %v: want the 4 whole intervals, not the 20 ms sliver", c.Time)
+	}
+}

@@ -100,7 +100,7 @@ func StepServerCells(r *Result) (p99, outside string) {
 	if s == nil {
 		return p99, outside
 	}
-	if LagWithheld(&s.ServerWindow) != "" {
+	if Withheld(r) != "" {
 		return "withheld", "withheld"
 	}
 	if l := s.LatencyMs; l != nil && l.Count > 0 && l.P99 != nil {
@@ -109,11 +109,10 @@ func StepServerCells(r *Result) (p99, outside string) {
 			p99 = "> " + FormatMs(l.P99.BucketLowMs)
 		}
 	}
-	if s.OutsideMs != nil {
+	if OutsideNone(r) {
+		outside = "none"
+	} else if s.OutsideMs != nil {
 		outside = FormatMs(*s.OutsideMs)
-		if *s.OutsideMs < 0 {
-			outside = "none"
-		}
 	}
 	return p99, outside
 }

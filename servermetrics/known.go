@@ -150,3 +150,21 @@ var knownByName = func() map[string]*familySpec {
 	}
 	return m
 }()
+
+// CountsRequests reports whether the known family name counts or times
+// the server's requests (its request count or request latency).
+func CountsRequests(name string) bool {
+	spec := knownByName[name]
+	return spec != nil && (spec.what == whatRequests || spec.what == whatLatency)
+}
+
+// KnownOrder is the place of the known family name in loadprof's list
+// (servers in order, each's request count first); -1 when unknown.
+func KnownOrder(name string) int {
+	for i := range knownFamilies {
+		if knownFamilies[i].name == name {
+			return i
+		}
+	}
+	return -1
+}

@@ -39,6 +39,9 @@ type parsedBlock struct {
 	series   []keyedSeries
 	families []string // its HELP and TYPE lines'
 	dropped  int      // series not admitted
+	// others: its known families' series of other models (Snapshot's
+	// otherModels).
+	others map[string]map[string]bool
 }
 
 type keyedSeries struct {
@@ -100,6 +103,22 @@ func (p *pageParser) parse(r io.Reader, contentType string) (*Snapshot, error) {
 				cacheable = false
 			}
 		}
+		for family, models := range part.otherModels {
+			for m := range models {
+				snap.noteOtherModel(family, m)
+			}
+			sum, ok := owner[family]
+			if !ok {
+				cacheable = false
+				continue
+			}
+			b := blocks[sum]
+			if b.others == nil {
+				b.others = map[string]map[string]bool{}
+			}
+			b.others[family] = models
+			blocks[sum] = b
+		}
 		for key, se := range part.Series {
 			snap.Series[key] = se
 			sum, ok := owner[se.Family]
@@ -141,6 +160,11 @@ func (p *pageParser) parse(r io.Reader, contentType string) (*Snapshot, error) {
 				snap.Series[ks.key] = ks.se
 			}
 			snap.DroppedRaw += cached.dropped
+			for family, models := range cached.others {
+				for m := range models {
+					snap.noteOtherModel(family, m)
+				}
+			}
 			continue
 		}
 		blocks[sum] = parsedBlock{families: families}

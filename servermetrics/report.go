@@ -2,6 +2,8 @@ package servermetrics
 
 import (
 	"fmt"
+	"math"
+	"sort"
 	"strconv"
 	"time"
 )
@@ -17,6 +19,10 @@ type Report struct {
 	Profile       *Window  `json:"profile,omitempty"`   // MarkProfileOpen to MarkProfileClose
 	Intervals     []Window `json:"intervals,omitempty"` // raw series: only those that changed
 	Warnings      []string `json:"warnings,omitempty"`  // failed scrapes, missing marks
+	// OtherModels are, for each known family, the models (sorted) whose
+	// series the model filter left out: with no figures of the model,
+	// they say the model label is wrong.
+	OtherModels map[string][]string `json:"other_models,omitempty"`
 }
 
 // summary cuts samples into windows as they arrive: the whole run, the
@@ -39,6 +45,11 @@ type summary struct {
 	// pageDropped is the most series of unknown families a page had
 	// beyond those kept (maxRawSeries).
 	pageDropped int
+	// prevUnread are the families the previous snapshot could not read
+	// (a NaN or Inf count): the interval after it has no figure of them.
+	prevUnread map[string]bool
+	// otherModels gathers the snapshots' otherModels.
+	otherModels map[string]map[string]bool
 }
 
 // The raw series an interval lists, and all the intervals together: a
@@ -103,6 +114,10 @@ func (s *summary) add(sm Sample, snap *Snapshot) {
 		s.r.FailedScrapes++
 		s.r.Warnings = append(s.r.Warnings, sm.Warning)
 	}
+	var unread map[string]bool
+	if snap != nil {
+		snap, unread = s.readable(snap)
+	}
 	// A window already open takes the scrape first: a close mark in it
 	// makes it the window's last.
 	for i := range s.windows {
@@ -133,6 +148,17 @@ func (s *summary) add(sm Sample, snap *Snapshot) {
 		return
 	}
 	s.pageDropped = max(s.pageDropped, snap.DroppedRaw)
+	for family, models := range snap.otherModels {
+		if s.otherModels == nil {
+			s.otherModels = map[string]map[string]bool{}
+		}
+		if s.otherModels[family] == nil {
+			s.otherModels[family] = map[string]bool{}
+		}
+		for m := range models {
+			s.otherModels[family][m] = true
+		}
+	}
 	if s.run == nil {
 		s.run = NewAccumulation()
 	}
@@ -142,11 +168,86 @@ func (s *summary) add(sm Sample, snap *Snapshot) {
 		// result stays small (a TF Serving page has hundreds of series,
 		// most of them still between two scrapes); the run, steady and
 		// profile windows list them all.
-		iv := Figures("interval", Accumulate([]*Snapshot{s.prev, snap}))
+		acc := Accumulate([]*Snapshot{s.prev, snap})
+		for key, c := range acc.Changes {
+			if unread[c.Family] || s.prevUnread[c.Family] {
+				delete(acc.Changes, key) // no reading of it at one end
+			}
+		}
+		iv := Figures("interval", acc)
 		iv.Raw = s.keepRaw(changed(iv.Raw, s.gauges))
 		s.r.Intervals = append(s.r.Intervals, iv)
 	}
-	s.prev = snap
+	s.prev, s.prevUnread = snap, unread
+}
+
+// readable is snap without the counts it could not read: a counter,
+// histogram or summary series holding a NaN or Inf (a server's bug, or a
+// value it could not compute on that scrape) is no reading of its family
+// for that scrape. Every series of such a family takes its value from
+// the previous snapshot instead (none when there is none), so that the
+// windows spanning the scrape count the family's change between the
+// readings around it, and a warning says so; the intervals at that
+// scrape leave the family out. snap's own series are not changed (the
+// parser shares them between scrapes).
+func (s *summary) readable(snap *Snapshot) (*Snapshot, map[string]bool) {
+	var unread map[string]bool
+	for _, se := range snap.Series {
+		if !finiteSeries(se) {
+			if unread == nil {
+				unread = map[string]bool{}
+			}
+			unread[se.Family] = true
+		}
+	}
+	if unread == nil {
+		return snap, nil
+	}
+	out := *snap
+	out.Series = make(map[string]*Series, len(snap.Series))
+	for key, se := range snap.Series {
+		if !unread[se.Family] {
+			out.Series[key] = se
+		}
+	}
+	if s.prev != nil {
+		for key, se := range s.prev.Series {
+			if unread[se.Family] {
+				out.Series[key] = se
+			}
+		}
+	}
+	names := make([]string, 0, len(unread))
+	for name := range unread {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s.r.Warnings = append(s.r.Warnings, fmt.Sprintf("%s: %s read NaN or Inf in a scrape: that scrape's reading of it is left out (the figures over the windows around it use the readings before and after)",
+			s.r.URL, name))
+	}
+	return &out, unread
+}
+
+// finiteSeries reports whether a counter, histogram or summary series
+// holds only numbers; gauges are left to the figures, which skip a NaN
+// reading of them already.
+func finiteSeries(se *Series) bool {
+	ok := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	switch se.Kind {
+	case Counter:
+		return ok(se.Value)
+	case Histogram, Summary:
+		if !ok(se.Count) || !ok(se.Sum) {
+			return false
+		}
+		for _, v := range se.Cumulative {
+			if !ok(v) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // report is the windows so far.
@@ -161,6 +262,15 @@ func (s *summary) report() Report {
 	if s.pageDropped > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("the page had %s series of families loadprof does not know beyond the first %s, which it keeps raw: they were left out (every family loadprof knows is read)",
 			thousands(s.pageDropped), thousands(maxRawSeries)))
+	}
+	for family, models := range s.otherModels {
+		if r.OtherModels == nil {
+			r.OtherModels = map[string][]string{}
+		}
+		for m := range models {
+			r.OtherModels[family] = append(r.OtherModels[family], m)
+		}
+		sort.Strings(r.OtherModels[family])
 	}
 	if s.run == nil {
 		return r

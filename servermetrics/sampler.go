@@ -99,6 +99,10 @@ func (s *Sample) markAt(mark string) (time.Time, bool) {
 // Timeout. It summarizes each scrape as it arrives and keeps only the
 // last snapshot (Report).
 type Sampler struct {
+	// endBy is when Close stops waiting: the last scrape's own timeout
+	// ends there, so that a scrape under way that used up most of the
+	// wait does not get a whole timeout more.
+	endBy  time.Time
 	cfg    Config
 	client *http.Client
 	parser *pageParser // only the loop's goroutine uses it
@@ -195,6 +199,9 @@ func (s *Sampler) CloseBy(limit time.Duration, shorten <-chan struct{}, shortLim
 	s.mu.Lock()
 	already := s.closed
 	s.closed = true
+	if !already {
+		s.endBy = time.Now().Add(limit)
+	}
 	s.mu.Unlock()
 	if !already {
 		close(s.closing)
@@ -329,11 +336,16 @@ func (s *Sampler) scrape(ctx context.Context, extra []string) {
 	s.mu.Lock()
 	marks, times := append(s.pending, extra...), s.pendingAt
 	s.pending, s.pendingAt = nil, nil
+	endBy := s.endBy
 	s.mu.Unlock()
 	for range extra {
 		times = append(times, now)
 	}
-	sctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	deadline := now.Add(s.cfg.Timeout)
+	if len(extra) > 0 && !endBy.IsZero() && endBy.Before(deadline) {
+		deadline = endBy // the last scrape: Close waits no longer
+	}
+	sctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	at := time.Now()
 	snap, err := scrape(sctx, s.client, s.cfg.URL, s.cfg.Header, s.parser.parse)
@@ -348,7 +360,7 @@ func (s *Sampler) scrape(ctx context.Context, extra []string) {
 		sm.Abandoned = true
 		sm.Warning = fmt.Sprintf("%s: the scrape under way at the end of the run was abandoned (not waited for)", s.cfg.URL)
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-		sm.Warning = fmt.Sprintf("%s: no answer within %v", s.cfg.URL, s.cfg.Timeout)
+		sm.Warning = fmt.Sprintf("%s: no answer within %v", s.cfg.URL, min(s.cfg.Timeout, max(0, deadline.Sub(now).Round(time.Millisecond))))
 	default:
 		sm.Warning = fmt.Sprintf("%s: %v", s.cfg.URL, err)
 	}

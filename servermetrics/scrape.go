@@ -47,6 +47,16 @@ func (f Filter) keep(labels []*dto.LabelPair) bool {
 	return true
 }
 
+// modelOf is the model a series' labels name.
+func modelOf(labels []*dto.LabelPair) string {
+	for _, l := range labels {
+		if n := l.GetName(); n == "model_name" || n == "model" {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
 // Snapshot is one scrape's series, keyed by family name and labels.
 type Snapshot struct {
 	At time.Time // when the scrape was sent
@@ -63,6 +73,22 @@ type Snapshot struct {
 	// did not keep by family.
 	admit     func(key string) bool
 	droppedBy map[string]int
+	// otherModels are, for each known family, the models its series the
+	// filter dropped were of: a wrong --model shows as known families
+	// exported only for other models.
+	otherModels map[string]map[string]bool
+}
+
+// noteOtherModel records that a series of the known family name was of
+// model, not the filter's.
+func (s *Snapshot) noteOtherModel(name, model string) {
+	if s.otherModels == nil {
+		s.otherModels = map[string]map[string]bool{}
+	}
+	if s.otherModels[name] == nil {
+		s.otherModels[name] = map[string]bool{}
+	}
+	s.otherModels[name][model] = true
 }
 
 // Kind is the Prometheus type of a series.
@@ -192,7 +218,13 @@ func (s *Snapshot) add(mf *dto.MetricFamily, f Filter) {
 	for _, m := range mf.GetMetric() {
 		// expfmt's text decoder hands out the families it parsed before
 		// a syntax error, the last one possibly half-built.
-		if m == nil || !f.keep(m.GetLabel()) {
+		if m == nil {
+			continue
+		}
+		if !f.keep(m.GetLabel()) {
+			if knownByName[name] != nil {
+				s.noteOtherModel(name, modelOf(m.GetLabel()))
+			}
 			continue
 		}
 		key := seriesKey(name, m.GetLabel())

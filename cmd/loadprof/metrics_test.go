@@ -132,6 +132,7 @@ func TestMetricsFlagsAreChecked(t *testing.T) {
 		{[]string{"--metrics-timeout", "20s"}, "loadprof run: --metrics-timeout 20s: needs --metrics URL (it sets how that endpoint is scraped)\n"},
 		{[]string{"--metrics-header", "Authorization: Bearer s3cr3t"}, "loadprof run: --metrics-header: needs --metrics URL (it sets how that endpoint is scraped)\n"},
 		{[]string{"--metrics", srv.MetricsURL(), "--metrics-header", "Bearer s3cr3t"}, "loadprof run: --metrics-header: header \"Bearer s3cr3t\" is not of the form \"Key: value\"\n"},
+		{[]string{"--metrics", srv.MetricsURL(), "--metrics", srv.MetricsURL()}, "loadprof run: --metrics " + srv.MetricsURL() + ": given twice: each endpoint is scraped once\n"},
 	} {
 		args := append([]string{"run", "--url", srv.PredictURL(), "--data", data, "--rate", "10", "--duration", "1s"}, c.args...)
 		code, _, stderr := loadprof(t, args...)

@@ -72,10 +72,10 @@ func (o runOutputs) intervalLog() func() (io.WriteCloser, error) {
 // and returns the run's outcome: runErr, unless a write failed. Failed
 // writes are the outcome then (exit 4), joined to the run's own failed
 // writes (the interval log, a trace).
-func (o runOutputs) writeResult(res *report.Result, runErr error) error {
+func (o runOutputs) writeResult(res *report.Result, runErr error, warn io.Writer) error {
 	var errs []error
 	if o.result != "" {
-		errs = append(errs, report.WriteJSONOutput("--out", o.result, res))
+		errs = append(errs, report.WriteJSONOutputWarn("--out", o.result, res, warn))
 	}
 	if o.hgrm != "" {
 		h, err := report.DecodeHistogram(res.Histogram)

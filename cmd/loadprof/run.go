@@ -559,7 +559,7 @@ func runAndReport(ctx context.Context, opts *runOptions, stdout, stderr io.Write
 	}
 	if res != nil {
 		inFlagTerms(res)
-		err = opts.outputs.writeResult(res, err)
+		err = opts.outputs.writeResult(res, err, stderr)
 		report.WriteSummary(stdout, res)
 		o := opts.outputs
 		if o.result != "" || o.hgrm != "" || o.hlog != "" {
