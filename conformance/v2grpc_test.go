@@ -407,8 +407,19 @@ func TestV2GRPCAgainstMLServer(t *testing.T) {
 		if s == nil || s.Server != "mlserver" || s.LatencyMs == nil || s.LatencyMs.Family != "grpc_server_handling_seconds" {
 			t.Fatalf("server block %+v: want MLServer's gRPC handling time as the latency", s)
 		}
-		if n := s.LatencyMs.Count; n < 200-8 || n > 200+8 || s.LatencyMs.Mean <= 0 || s.LatencyMs.Mean > res.LatencyOK.Mean {
-			t.Errorf("MLServer timed %v calls at a mean of %.3f ms; loadprof sent 200 at a mean of %.3f ms", n, s.LatencyMs.Mean, res.LatencyOK.Mean)
+		// A busy server answers the edge scrapes late: the calls that
+		// ended between an edge and its scrape's answer may count on
+		// either side, as many as the client completed in those spans.
+		edges := 8.0
+		if w := s.ServerWindow; w.EndS > w.StartS {
+			for _, l := range []*float64{w.StartLagMs, w.EndLagMs} {
+				if l != nil {
+					edges += float64(res.Requests) / (w.EndS - w.StartS) * *l / 1e3
+				}
+			}
+		}
+		if n := s.LatencyMs.Count; float64(n) < 200-edges || float64(n) > 200+edges || s.LatencyMs.Mean <= 0 || s.LatencyMs.Mean > res.LatencyOK.Mean {
+			t.Errorf("MLServer timed %v calls at a mean of %.3f ms; loadprof sent 200 at a mean of %.3f ms (edges allow %.0f either way)", n, s.LatencyMs.Mean, res.LatencyOK.Mean, edges)
 		}
 	})
 
