@@ -715,6 +715,10 @@ func TestWorkersErrorSummarisesARunOfMissingWorkers(t *testing.T) {
 	if got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
+	// A sweep says it in a few words.
+	if got, want := (&WorkersError{Missing: missing}).SweepStop(), "worker 1 (pod-0) lost, worker 2 never joined, worker 3 never joined, and 997 more"; got != want {
+		t.Errorf("SweepStop: got %q\nwant %q", got, want)
+	}
 }
 
 // The log counts in words ("1 worker"), names each worker, and the

@@ -124,6 +124,23 @@ func (e *WorkersError) Error() string {
 	return "the result lacks " + strings.Join(parts, ", ")
 }
 
+// SweepStop is the short reason a sweep gives for ending at the step
+// that lacks these workers: "worker 2 (pod-1) lost".
+func (e *WorkersError) SweepStop() string {
+	var parts []string
+	for _, w := range e.Missing {
+		part := fmt.Sprintf("worker %d", w.Index)
+		if w.Name != "" {
+			part += " (" + w.Name + ")"
+		}
+		parts = append(parts, part+" "+strings.ReplaceAll(w.Status, "_", " "))
+	}
+	if len(parts) > 3 {
+		parts = append(parts[:3], fmt.Sprintf("and %d more", len(parts)-3))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // worker is one worker as the coordinator tracks it.
 type worker struct {
 	rep         report.WorkerReport
