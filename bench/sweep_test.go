@@ -158,7 +158,9 @@ func TestAnInterruptedStepIsNeitherPassingNorTheAnswer(t *testing.T) {
 // cluster): a step's run that came back without one of its workers.
 type lostWorkerError struct{}
 
-func (lostWorkerError) Error() string     { return "the result lacks worker 2 (w2) lost (silent for 1s mid-run)" }
+func (lostWorkerError) Error() string {
+	return "the result lacks worker 2 (w2) lost (silent for 1s mid-run)"
+}
 func (lostWorkerError) SweepStop() string { return "worker 2 (w2) lost" }
 
 func TestSweepCutShortByALostWorkerKeepsThePassedStepsAndSaysWhy(t *testing.T) {
