@@ -357,7 +357,7 @@ func TestClockOffsetWarnLetsTheWorkerInAndAnExtraWorkerIsRefused(t *testing.T) {
 		var r joinReply
 		err := c.call(context.Background(), pathJoin, joinRequest{Protocol: ProtocolVersion, Name: "skewed", OffsetNs: int64(2 * time.Second)}, &r, time.Minute)
 		if err == nil {
-			err = runShare(context.Background(), c, WorkerConfig{TempDir: t.TempDir()}, r, 2*time.Second, func(string, ...any) {})
+			_, err = runShare(context.Background(), c, WorkerConfig{TempDir: t.TempDir()}, r, 2*time.Second, func(string, ...any) {})
 		}
 		if err == nil {
 			_, err = c.awaitNext(context.Background(), r)
@@ -777,5 +777,60 @@ func TestSecondsTapSendsEachIntervalOnce(t *testing.T) {
 	}
 	if have := held.add(again); have != 3 {
 		t.Errorf("a batch sent a third time: held %d", have)
+	}
+}
+
+// Ctrl-C after every worker joined but before the common start: the
+// result says interrupted, with every worker's entry, and the workers,
+// told to stop, exit without asking for a next round (with LostAfter an
+// hour they would otherwise wait that long for a coordinator that has
+// closed).
+func TestInterruptBeforeTheCommonStartWritesAnInterruptedResultAndReleasesTheWorkers(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{})
+	ln := listen(t)
+	var mu sync.Mutex
+	var log strings.Builder
+	cfg := Config{Run: runConfig(t, srv, 20, time.Hour), Workers: 2, Listener: ln, Token: testToken,
+		StartDelay: time.Hour, HeartbeatEvery: 100 * time.Millisecond, LostAfter: time.Hour, Log: lockedWriter{&mu, &log}}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for {
+			mu.Lock()
+			started := strings.Contains(log.String(), "start at")
+			mu.Unlock()
+			if started {
+				cancel()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	res, err := Coordinate(ctx, cfg)
+	if err != nil || res == nil {
+		t.Fatalf("result %v, err %v", res, err)
+	}
+	if !res.Interrupted || res.Requests != 0 || len(res.Workers) != 2 {
+		t.Errorf("interrupted %v, %d requests, workers %+v", res.Interrupted, res.Requests, res.Workers)
+	}
+	for _, w := range res.Workers {
+		if w.Status != report.WorkerInterrupted {
+			t.Errorf("worker %d: %s (%s), want interrupted", w.Index, w.Status, w.Error)
+		}
+	}
+	if _, err := report.DecodeHistogram(res.Histogram); err != nil {
+		t.Errorf("histogram: %v", err)
+	}
+	done := make(chan []workerRun)
+	go func() { done <- wait() }()
+	select {
+	case runs := <-done:
+		for i, w := range runs {
+			if w.err != nil {
+				t.Errorf("worker %d: %v", i+1, w.err)
+			}
+		}
+	case <-time.After(time.Minute): // far below LostAfter
+		t.Fatal("the workers told to stop are still waiting for a next round")
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/loadprof/loadprof/bench"
 	"github.com/loadprof/loadprof/internal/setting"
+	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/payloads"
 	"github.com/loadprof/loadprof/profile"
 	"github.com/loadprof/loadprof/report"
@@ -155,6 +156,7 @@ type worker struct {
 	done        bool                // sent its result, or failed, or lost (this round)
 	gone        bool                // lost in an earlier round: no later round waits for it
 	released    bool                // told there is no further round
+	toldStop    bool                // a heartbeat reply told it to stop: it asks for no next round
 	base        report.WorkerReport // what stays from round to round (name, clock)
 }
 
@@ -320,7 +322,7 @@ func (c *coordinator) allReleased() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, wk := range c.workers {
-		if !wk.gone && !wk.released && wk.reply != nil && wk.done && wk.rep.Status != report.WorkerFailed {
+		if !wk.gone && !wk.released && !wk.toldStop && wk.reply != nil && wk.done && wk.rep.Status != report.WorkerFailed {
 			return false
 		}
 	}
@@ -675,6 +677,7 @@ func (c *coordinator) heartbeat(w http.ResponseWriter, r *http.Request) {
 	wk.lastSeen = time.Now()
 	wk.rep.Requests, wk.rep.Errors = hb.Requests, hb.Errors
 	reply := heartbeatReply{Stop: c.stop, SecondsHave: len(wk.seconds.intervals)}
+	wk.toldStop = wk.toldStop || c.stop
 	if !wk.done {
 		// A heartbeat that follows the result brings nothing new (the
 		// result had every second), and the seconds may be let go.
@@ -712,6 +715,10 @@ func (c *coordinator) result(w http.ResponseWriter, r *http.Request) {
 	}
 	shift := -wk.offset // onto the coordinator's clock
 	switch {
+	case rr.Result == nil && c.stop:
+		// Stopped by the coordinator's own interrupt before it sent a
+		// request (the interrupt fell before the common start).
+		wk.rep.Status, wk.rep.Error = report.WorkerInterrupted, rr.Error
 	case rr.Result == nil:
 		wk.rep.Status, wk.rep.Error = report.WorkerFailed, rr.Error
 	default:
@@ -775,7 +782,8 @@ func (c *coordinator) nextRound(w http.ResponseWriter, r *http.Request) {
 			c.mu.Unlock()
 			writeJSON(w, http.StatusOK, nextReply{Next: reply})
 			return
-		case c.over:
+		case c.over || c.stop:
+			// An interrupted run has no further round.
 			wk.released = true
 			c.mu.Unlock()
 			writeJSON(w, http.StatusOK, nextReply{Done: true})
@@ -972,6 +980,14 @@ func (c *coordinator) merge(run bench.Config, win *coordWindow) (*report.Result,
 	if len(missing) > 0 {
 		errs = append(errs, &WorkersError{Missing: missing})
 	}
+	if len(results) == 0 && c.stop {
+		// Interrupted before any worker sent a request: the result
+		// says so, with every worker's entry, as a run from one machine
+		// interrupted before its load does.
+		empty := c.interruptedEmpty(run)
+		empty.Workers = reps
+		return empty, errors.Join(errs...)
+	}
 	if len(results) == 0 {
 		return nil, errors.Join(append(errs, &bench.TargetError{Err: errors.New("no worker sent a result")})...)
 	}
@@ -1003,4 +1019,23 @@ func (c *coordinator) merge(run bench.Config, win *coordWindow) (*report.Result,
 		errs = append(errs, &bench.TargetError{Err: errors.New(merged.Profile.Error)})
 	}
 	return merged, errors.Join(errs...)
+}
+
+// interruptedEmpty is the result of a round interrupted before any
+// worker sent a request: no requests, an empty histogram. c.mu is held.
+func (c *coordinator) interruptedEmpty(run bench.Config) *report.Result {
+	empty, _ := report.EncodeHistogram(load.NewHistogram()) // an empty histogram always encodes
+	r := &report.Result{
+		Version: report.ResultVersion, Tool: "loadprof " + bench.Version, Config: run.Settings,
+		StartedAt: c.startAt.UTC(), FinishedAt: c.stopAt.UTC(), Target: bench.RedactURL(run.URL), Transport: "rest",
+		Loop: "closed", LatencyFrom: "send", Rate: run.Plan.Rate, Concurrency: run.Plan.Concurrency,
+		Histogram: empty, Interrupted: true,
+	}
+	if run.GRPC.Addr != "" {
+		r.Target, r.Transport = run.GRPC.Addr, "grpc"
+	}
+	if run.Plan.Rate > 0 {
+		r.Loop, r.LatencyFrom, r.MaxInflight = "open", "intended_send", run.Plan.MaxInflight
+	}
+	return r
 }

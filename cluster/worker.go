@@ -98,7 +98,10 @@ func Work(ctx context.Context, cfg WorkerConfig) error {
 	}
 	for {
 		logf("worker %d, one of %d; the load starts at %s (coordinator's clock)", reply.Worker, reply.Of, reply.StartAt.UTC().Format("15:04:05.000"))
-		if err := runShare(ctx, c, cfg, reply, offset, logf); err != nil {
+		told, err := runShare(ctx, c, cfg, reply, offset, logf)
+		if err != nil || told {
+			// A worker the coordinator told to stop has no next round
+			// to ask for: the coordinator is closing.
 			return err
 		}
 		next, err := c.awaitNext(ctx, reply)
@@ -219,16 +222,21 @@ func notCoordinator(addr string, err error) error {
 	return nil
 }
 
-// runShare runs the worker's share and sends the result.
-func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply, offset time.Duration, logf func(string, ...any)) error {
+// errCoordinatorStopped is why a worker's run stops when the
+// coordinator says stop (it was interrupted).
+var errCoordinatorStopped = errors.New("the coordinator was interrupted")
+
+// runShare runs the worker's share and sends the result; told says the
+// coordinator stopped it.
+func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply, offset time.Duration, logf func(string, ...any)) (told bool, err error) {
 	dir, err := os.MkdirTemp(cfg.TempDir, "loadprof-worker-")
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer os.RemoveAll(dir)
 	run, err := reply.Spec.benchConfig(dir, offset)
 	if err != nil {
-		return c.report(ctx, resultReport{Round: reply.Round, Worker: reply.Worker, Error: err.Error()}, reply.LostAfter)
+		return false, c.report(ctx, resultReport{Round: reply.Round, Worker: reply.Worker, Error: err.Error()}, reply.LostAfter)
 	}
 	run.Warnings = cfg.Warnings
 	var events []clientEvent
@@ -249,6 +257,7 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 	run.IntervalLog = func() (io.WriteCloser, error) { return tap, nil }
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
+	toldStop := func() bool { return errors.Is(context.Cause(runCtx), errCoordinatorStopped) }
 	live := &liveness{worker: reply.Worker, round: reply.Round, windowEnd: &windowEnd, tap: tap}
 	var wg sync.WaitGroup
 	beatDone := make(chan struct{})
@@ -269,7 +278,8 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 	case <-t.C:
 	case <-runCtx.Done():
 		t.Stop()
-		return c.report(ctx, resultReport{Round: reply.Round, Worker: reply.Worker, Error: "stopped before the start: " + context.Cause(runCtx).Error()}, reply.LostAfter)
+		err := c.report(ctx, resultReport{Round: reply.Round, Worker: reply.Worker, Error: "stopped before the start: " + context.Cause(runCtx).Error()}, reply.LostAfter)
+		return toldStop(), err
 	}
 	began := time.Now()
 	run.Watch = func(p func() load.Progress) { live.read.Store(&p) }
@@ -292,9 +302,9 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 	}
 	err = c.report(ctx, rr, reply.LostAfter)
 	if err == nil && runErr != nil && res == nil {
-		return runErr
+		return toldStop(), runErr
 	}
-	return err
+	return toldStop(), err
 }
 
 // report sends the result, retrying for up to lostAfter a coordinator
@@ -375,7 +385,7 @@ func beat(ctx context.Context, c *client, reply joinReply, live *liveness, stop 
 			if r.Stop && !stopped {
 				stopped = true
 				logf("the coordinator says stop")
-				stop(errors.New("the coordinator was interrupted"))
+				stop(errCoordinatorStopped)
 			}
 		case refused(err) && !stopped:
 			stopped = true
