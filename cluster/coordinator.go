@@ -86,6 +86,10 @@ const (
 	// reply's last hop on a loaded machine, with room to spare: a
 	// worker later than that shifts the combined load visibly.
 	DefaultStartTolerance = 250 * time.Millisecond
+	// MinLostAfter is the shortest LostAfter with the default heartbeat:
+	// two heartbeats, so that one late beat does not make a healthy
+	// worker lost.
+	MinLostAfter = 2 * DefaultHeartbeat
 )
 
 // WorkersError says that the result lacks workers asked for: some did
@@ -380,6 +384,9 @@ func newCoordinator(cfg Config) (*coordinator, error) {
 	def(&cfg.HeartbeatEvery, DefaultHeartbeat)
 	def(&cfg.LostAfter, DefaultLostAfter)
 	def(&cfg.StartTolerance, DefaultStartTolerance)
+	if cfg.LostAfter < 2*cfg.HeartbeatEvery {
+		return nil, setting.Invalid("cluster.Config.LostAfter", cfg.LostAfter.String(), fmt.Sprintf("must be at least %v (twice cluster.Config.HeartbeatEvery %v; a shorter one counts healthy workers as lost)", 2*cfg.HeartbeatEvery, cfg.HeartbeatEvery))
+	}
 	spec, count, err := specOf(cfg.Run)
 	if err != nil {
 		return nil, err

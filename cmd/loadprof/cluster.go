@@ -62,6 +62,9 @@ func (f *clusterFlags) options(fs *pflag.FlagSet) (*clusterOptions, error) {
 		positiveDuration("--max-clock-offset", *f.maxOffset), positiveDuration("--worker-lost-after", *f.lostAfter), positiveDuration("--worker-start-tolerance", *f.startTolerance)); err != nil {
 		return nil, err
 	}
+	if min := cluster.MinLostAfter; *f.lostAfter < min {
+		return nil, fmt.Errorf("--worker-lost-after %v: must be at least %v (twice the workers' heartbeat interval %v; a shorter one counts healthy workers as lost)", *f.lostAfter, min, cluster.DefaultHeartbeat)
+	}
 	token := *f.token
 	if token == "" {
 		token = os.Getenv(cluster.TokenEnv)

@@ -33,6 +33,8 @@ func TestWorkersAndK8sFlagsOutOfRangeExitTwoNamingThem(t *testing.T) {
 		{append(append([]string{}, run...), "--rate", "10", "--token", "t", "--workers", "1000000"), "loadprof run: --workers 1000000: must be at most 100000 (a Kubernetes Indexed Job's limit)\n"},
 		{append(append([]string{}, run...), "--rate", "10", "--token", "t", "--workers", "2", "--worker-start-tolerance", "0s"), "loadprof run: --worker-start-tolerance 0s: must be positive\n"},
 		{append(append([]string{}, run...), "--rate", "10", "--worker-start-tolerance", "1s"), "loadprof run: --worker-start-tolerance goes with --workers N\n"},
+		{append(append([]string{}, run...), "--rate", "10", "--token", "t", "--workers", "2", "--worker-lost-after", "900ms"), "loadprof run: --worker-lost-after 900ms: must be at least 1s (twice the workers' heartbeat interval 500ms; a shorter one counts healthy workers as lost)\n"},
+		{k8s(two, "--rate", "10", "--worker-lost-after", "200ms"), "loadprof k8s: --worker-lost-after 200ms: must be at least 1s"},
 		{k8s([]string{"--workers", "0"}, "--rate", "10"), "loadprof k8s: --workers 0: must be at least 1\n"},
 		{k8s([]string{"--workers", "100001"}, "--rate", "10"), "loadprof k8s: --workers 100001: must be at most 100000 (a Kubernetes Indexed Job's limit)\n"},
 		{k8s(append(two, "--port", "0"), "--rate", "10"), "loadprof k8s: --port 0: must be at least 1\n"},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,7 +87,12 @@ func k8sCommand(args []string, stdout, stderr io.Writer) int {
 		return exitBadInput
 	}
 	// Check the run's flags as `run` would, the payload included, and
-	// its load against the workers that share it.
+	// its load against the workers that share it: as the coordinator's
+	// run, which the manifests give --workers and a token (so that its
+	// own coordination flags, --join-timeout, --worker-lost-after, are
+	// checked, not refused).
+	_ = runFS.Set("workers", strconv.Itoa(*workers))
+	_ = runFS.Set("token", "checked-only")
 	opts, err := flags.options(runFS, strings.NewReader(""), io.Discard)
 	if err == nil && opts.sweep == nil {
 		err = opts.bench.Plan.Check() // what run checks when the load starts
