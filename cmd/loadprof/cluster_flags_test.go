@@ -42,6 +42,8 @@ func TestWorkersAndK8sFlagsOutOfRangeExitTwoNamingThem(t *testing.T) {
 		{k8s(append(two, "--worker-cpu", "lots"), "--rate", "10"), `loadprof k8s: --worker-cpu "lots": want a positive Kubernetes quantity (500m, 2, 512Mi, 1Gi)` + "\n"},
 		{k8s(append(two, "--worker-memory", "0"), "--rate", "10"), `loadprof k8s: --worker-memory "0": want a positive Kubernetes quantity (500m, 2, 512Mi, 1Gi)` + "\n"},
 		{k8s(append(two, "--deadline", "-1s"), "--rate", "10"), "loadprof k8s: --deadline -1s: must be positive\n"},
+		{k8s(append(two, "--deadline", "1m"), "--rate", "10", "--warmup", "30s", "--duration", "5m"), "loadprof k8s: --deadline 1m0s: shorter than the run itself (5m30s of warm-up and duration)"},
+		{k8s(append(two, "--deadline", "1m"), "--rate", "10:30:10", "--warmup", "5s", "--duration", "20s"), "loadprof k8s: --deadline 1m0s: shorter than the run itself (1m15s of warm-up and duration over the sweep's steps)"},
 		{k8s(two), "loadprof k8s: give --rate (open loop) or --concurrency (closed loop)\n"},
 		{k8s([]string{"--workers", "4"}, "--concurrency", "2"), "loadprof k8s: --concurrency 2 with --workers 4: every worker needs at least one request in flight\n"},
 		{k8s(two, "--rate", "10", "--ca", "/nonexistent/ca.pem"), "--ca /nonexistent/ca.pem"},
@@ -169,5 +171,23 @@ func TestWorkerWhoseCoordinatorStoppedBeforeTheRunExitsThree(t *testing.T) {
 	refused := fmt.Errorf("joining x: %w", &cluster.StatusError{Path: "/v1/join", Status: 401, Msg: "wrong token"})
 	if code := workerErrorCode(context.Background(), refused); code != exitBadInput {
 		t.Errorf("refused: exit %d, want %d", code, exitBadInput)
+	}
+}
+
+// A --deadline the run fits in but the join wait and the fetch may not
+// is printed with a warning.
+func TestK8sWarnsOfADeadlineShorterThanJoinRunAndServe(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	data := writeFile(t, "data.json", oneBody)
+	code, stdout, stderr := loadprofWithin(t, 30*time.Second, "k8s", "--image", "x", "--workers", "2", "--deadline", "20m", "--",
+		"run", "--url", srv.PredictURL(), "--data", data, "--rate", "10", "--duration", "5m")
+	if code != exitOK || !strings.Contains(stdout, `"activeDeadlineSeconds": 1200`) ||
+		!strings.Contains(stderr, "warning: --deadline 20m0s is shorter than the join wait (up to 10m0s) + the run (5m2s) + --serve-for 30m0s") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = loadprofWithin(t, 30*time.Second, "k8s", "--image", "x", "--workers", "2", "--deadline", "50m", "--",
+		"run", "--url", srv.PredictURL(), "--data", data, "--rate", "10", "--duration", "5m", "--join-timeout", "1m")
+	if code != exitOK || stderr != "" {
+		t.Errorf("a deadline that fits: exit %d, stderr %q", code, stderr)
 	}
 }
