@@ -11,6 +11,7 @@ import (
 
 	"github.com/loadprof/loadprof/bench"
 	"github.com/loadprof/loadprof/cluster"
+	"github.com/loadprof/loadprof/internal/outfile"
 	"github.com/loadprof/loadprof/report"
 	"github.com/spf13/pflag"
 )
@@ -155,7 +156,17 @@ func workerCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintln(stderr, "loadprof worker: --join HOST:PORT is required (see 'loadprof worker --help')")
 		return exitBadInput
 	}
+	if err := cluster.CheckCoordinatorAddr(*join); err != nil {
+		fmt.Fprintf(stderr, "loadprof worker: --join %q: %v\n", *join, err)
+		return exitBadInput
+	}
 	if err := positiveDuration("--join-timeout", *joinTimeout); err != nil {
+		printError(stderr, "worker", err)
+		return exitBadInput
+	}
+	// As run does: an --out that cannot be written is found before the
+	// worker joins and the run waits for it.
+	if err := outfile.Check("--out", *out); err != nil {
 		printError(stderr, "worker", err)
 		return exitBadInput
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loadprof/loadprof/cluster"
+	"github.com/loadprof/loadprof/internal/testkit"
 	"github.com/loadprof/loadprof/sim"
 )
 
@@ -189,5 +190,34 @@ func TestK8sWarnsOfADeadlineShorterThanJoinRunAndServe(t *testing.T) {
 		"run", "--url", srv.PredictURL(), "--data", data, "--rate", "10", "--duration", "5m", "--join-timeout", "1m")
 	if code != exitOK || stderr != "" {
 		t.Errorf("a deadline that fits: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// A --join that is no HOST:PORT, or an --out that cannot be written, is
+// refused at once; a coordinator not reached yet is said every few
+// seconds (not with -q).
+func TestWorkerRefusesABadJoinAddressAndSaysWhileItWaits(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--join", "127.0.0.1:notaport"}, `loadprof worker: --join "127.0.0.1:notaport": port "notaport": want a number from 1 to 65535` + "\n"},
+		{[]string{"--join", "127.0.0.1"}, `loadprof worker: --join "127.0.0.1": want HOST:PORT`},
+		{[]string{"--join", "http://127.0.0.1:0"}, `port "0": want a number from 1 to 65535`},
+		{[]string{"--join", "127.0.0.1:7070", "--out", filepath.Join(t.TempDir(), "absent", "w.json")}, "loadprof worker: --out "},
+	} {
+		code, _, stderr := loadprofWithin(t, 30*time.Second, append([]string{"worker", "--token", "t"}, c.args...)...)
+		if code != exitBadInput || !strings.Contains(stderr, c.want) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("worker %v: exit %d, stderr %q; want 2 and %q", c.args, code, stderr, c.want)
+		}
+	}
+	addr := testkit.ClosedAddr(t)
+	code, _, stderr := loadprofWithin(t, time.Minute, "worker", "--token", "t", "--join", addr, "--join-timeout", "2s")
+	if code != exitTarget || !strings.Contains(stderr, "loadprof worker: waiting for the coordinator at http://"+addr+": connection refused\n") {
+		t.Errorf("unreachable coordinator: exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = loadprofWithin(t, time.Minute, "worker", "--token", "t", "--join", addr, "--join-timeout", "2s", "-q")
+	if code != exitTarget || strings.Contains(stderr, "waiting") {
+		t.Errorf("-q: exit %d, stderr %q", code, stderr)
 	}
 }
