@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -832,5 +833,42 @@ func TestInterruptBeforeTheCommonStartWritesAnInterruptedResultAndReleasesTheWor
 		}
 	case <-time.After(time.Minute): // far below LostAfter
 		t.Fatal("the workers told to stop are still waiting for a next round")
+	}
+}
+
+// A worker's name beyond a DNS name's length is refused at join with a
+// clear message, and every endpoint refuses a body beyond its bound with
+// 413 rather than reading it.
+func TestCoordinatorBoundsNamesAndBodies(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{})
+	c, err := newCoordinator(Config{Run: runConfig(t, srv, 10, time.Second), Workers: 1, Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord := httptest.NewServer(c.handler())
+	defer coord.Close()
+	cl := &client{base: coord.URL, token: testToken, http: &http.Client{}}
+	err = cl.call(context.Background(), pathJoin, joinRequest{Protocol: ProtocolVersion, Name: strings.Repeat("n", MaxWorkerName+1)}, &joinReply{}, time.Minute)
+	var se *StatusError
+	if !errors.As(err, &se) || se.Status != http.StatusBadRequest || !strings.Contains(se.Msg, "worker name of 254 bytes: at most 253") {
+		t.Errorf("a 254-byte name: %v", err)
+	}
+	if c.joined() != 0 {
+		t.Errorf("%d joined", c.joined())
+	}
+	for path, limit := range map[string]int{pathJoin: maxSmallMessage, pathNext: maxSmallMessage, pathHeartbeat: maxHeartbeat} { // a result's bound (256 MiB) is too much for a test to send
+		// A JSON string one byte longer than the bound.
+		body := `{"name":"` + strings.Repeat("x", limit) + `"}`
+		req, _ := http.NewRequest(http.MethodPost, coord.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(msg), fmt.Sprintf("larger than %d bytes", limit)) {
+			t.Errorf("%s with %d bytes: %d %s", path, len(body), resp.StatusCode, msg)
+		}
 	}
 }

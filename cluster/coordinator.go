@@ -460,17 +460,34 @@ func (c *coordinator) handler() http.Handler {
 	return mux
 }
 
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	if err := json.NewDecoder(io.LimitReader(r.Body, maxMessage)).Decode(v); err != nil {
+// decode reads a worker's message, of limit bytes at most (see
+// maxSmallMessage, maxHeartbeat, maxMessage): a body beyond it is refused
+// with 413 before it is held in memory.
+func decode(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit)).Decode(v)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, "message to %s larger than %d bytes", r.URL.Path, limit)
+		return false
+	case err != nil:
 		writeError(w, http.StatusBadRequest, "bad message: %v", err)
 		return false
 	}
 	return true
 }
 
+// MaxWorkerName bounds a worker's name in bytes: a DNS name's length,
+// which a pod's host name is.
+const MaxWorkerName = 253
+
 func (c *coordinator) join(w http.ResponseWriter, r *http.Request) {
 	var req joinRequest
-	if !decode(w, r, &req) {
+	if !decode(w, r, &req, maxSmallMessage) {
+		return
+	}
+	if len(req.Name) > MaxWorkerName {
+		writeError(w, http.StatusBadRequest, "worker name of %d bytes: at most %d (a DNS name's length)", len(req.Name), MaxWorkerName)
 		return
 	}
 	if req.Protocol != ProtocolVersion {
@@ -666,7 +683,7 @@ func (c *coordinator) find(index int) *worker {
 
 func (c *coordinator) heartbeat(w http.ResponseWriter, r *http.Request) {
 	var hb heartbeat
-	if !decode(w, r, &hb) {
+	if !decode(w, r, &hb, maxHeartbeat) {
 		return
 	}
 	c.mu.Lock()
@@ -699,7 +716,7 @@ func (c *coordinator) heartbeat(w http.ResponseWriter, r *http.Request) {
 
 func (c *coordinator) result(w http.ResponseWriter, r *http.Request) {
 	var rr resultReport
-	if !decode(w, r, &rr) {
+	if !decode(w, r, &rr, maxMessage) {
 		return
 	}
 	c.mu.Lock()
@@ -767,7 +784,7 @@ const nextRoundWait = 5 * time.Second
 // the next round's share when it starts, "done" when there is none.
 func (c *coordinator) nextRound(w http.ResponseWriter, r *http.Request) {
 	var req nextRequest
-	if !decode(w, r, &req) {
+	if !decode(w, r, &req, maxSmallMessage) {
 		return
 	}
 	held := time.NewTimer(nextRoundWait)

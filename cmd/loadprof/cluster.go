@@ -160,6 +160,10 @@ func workerCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "loadprof worker: --join %q: %v\n", *join, err)
 		return exitBadInput
 	}
+	if len(*name) > cluster.MaxWorkerName {
+		fmt.Fprintf(stderr, "loadprof worker: --name of %d bytes: at most %d (a DNS name's length)\n", len(*name), cluster.MaxWorkerName)
+		return exitBadInput
+	}
 	if err := positiveDuration("--join-timeout", *joinTimeout); err != nil {
 		printError(stderr, "worker", err)
 		return exitBadInput

@@ -204,6 +204,7 @@ func TestWorkerRefusesABadJoinAddressAndSaysWhileItWaits(t *testing.T) {
 		{[]string{"--join", "127.0.0.1:notaport"}, `loadprof worker: --join "127.0.0.1:notaport": port "notaport": want a number from 1 to 65535` + "\n"},
 		{[]string{"--join", "127.0.0.1"}, `loadprof worker: --join "127.0.0.1": want HOST:PORT`},
 		{[]string{"--join", "http://127.0.0.1:0"}, `port "0": want a number from 1 to 65535`},
+		{[]string{"--join", "127.0.0.1:7070", "--name", strings.Repeat("n", 300)}, "loadprof worker: --name of 300 bytes: at most 253 (a DNS name's length)\n"},
 		{[]string{"--join", "127.0.0.1:7070", "--out", filepath.Join(t.TempDir(), "absent", "w.json")}, "loadprof worker: --out "},
 	} {
 		code, _, stderr := loadprofWithin(t, 30*time.Second, append([]string{"worker", "--token", "t"}, c.args...)...)
