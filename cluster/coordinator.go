@@ -269,6 +269,35 @@ func (s *Session) Run(ctx context.Context, run bench.Config) (*report.Result, er
 	return res, err
 }
 
+// StopWorkers tells the workers of the round under way to stop, as an
+// interrupt does, and waits (bound at most) until every one still
+// running has heard it in a heartbeat's reply: what a coordinator about
+// to quit does, so that its workers stop at once rather than when they
+// find it silent (--worker-lost-after).
+func (s *Session) StopWorkers(bound time.Duration) {
+	c := s.c
+	c.mu.Lock()
+	if !c.stop {
+		c.stop, c.stopAt = true, time.Now()
+	}
+	c.mu.Unlock()
+	deadline := time.Now().Add(bound)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		told := true
+		for _, wk := range c.workers {
+			if wk.reply != nil && !wk.done && !wk.gone && !wk.toldStop {
+				told = false
+			}
+		}
+		c.mu.Unlock()
+		if told {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // markEdges marks the steady phase's start and the window's edges on the
 // server's metrics at the times the workers were given; stop cancels the
 // marks not yet made.

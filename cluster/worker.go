@@ -336,7 +336,14 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 			cfg.Result(res)
 		}
 	}
-	err = c.report(ctx, rr, reply.LostAfter)
+	sendFor := reply.LostAfter
+	if toldStop() {
+		// A coordinator that said stop is waiting for the result now, or
+		// has quit (a second Ctrl-C): a few seconds of retries, not
+		// --worker-lost-after.
+		sendFor = 0
+	}
+	err = c.report(ctx, rr, sendFor)
 	if err == nil && runErr != nil && res == nil {
 		return toldStop(), runErr
 	}

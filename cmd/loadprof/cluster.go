@@ -114,7 +114,20 @@ func (o *clusterOptions) coordinate(ctx context.Context, run bench.Config, log i
 	}
 	cfg := o.cfg
 	cfg.Run, cfg.Listener, cfg.Log, cfg.Progress = run, ln, log, run.Progress
-	return cluster.Coordinate(ctx, cfg)
+	session, err := cluster.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer session.Close()
+	defer stopWorkersOnQuit(session)()
+	return session.Run(ctx, cfg.Run)
+}
+
+// stopWorkersOnQuit makes a second interrupt, which ends the process,
+// tell the session's workers to stop first (a moment at most); remove
+// undoes it.
+func stopWorkersOnQuit(s *cluster.Session) (remove func()) {
+	return beforeQuit(func() { s.StopWorkers(quitHookBound) })
 }
 
 // serveResults serves --serve-results after the run, whatever its exit

@@ -605,3 +605,33 @@ func TestTheTokenNeverReachesResultJSON(t *testing.T) {
 		t.Errorf("config.token %v, want <redacted>", res.Config["token"])
 	}
 }
+
+// A second Ctrl-C ends the coordinator at once, but first tells its
+// workers to stop: they stop within moments, not when they find it
+// silent (--worker-lost-after, an hour here).
+func TestSecondInterruptOfTheCoordinatorStopsItsWorkersBeforeItQuits(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	addr := testkit.ClosedAddr(t)
+	coord := startProc(t, []string{clusterEnv}, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),
+		"--rate", "20", "--duration", "1h", "--workers", "1", "--listen", addr, "-q", "--worker-lost-after", "1h")
+	w := startProc(t, []string{clusterEnv}, "worker", "--join", addr)
+	for deadline := time.Now().Add(time.Minute); srv.Predicts() < 10 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = coord.cmd.Process.Signal(os.Interrupt)
+	// The second soon after, most likely before the worker's next
+	// heartbeat (every 500 ms) could hear of the first.
+	time.Sleep(50 * time.Millisecond)
+	_ = coord.cmd.Process.Signal(os.Interrupt)
+	if code := coord.wait(t); code != exitInterrupted {
+		t.Errorf("coordinator exit %d\n%s", code, coord.stderr.String())
+	}
+	select {
+	case <-w.done:
+	case <-time.After(time.Minute): // far below the hour it would wait otherwise
+		t.Fatalf("the worker did not stop\n%s", w.stderr.String())
+	}
+	if !strings.Contains(w.stderr.String(), "the coordinator says stop") {
+		t.Errorf("worker stderr:\n%s", w.stderr.String())
+	}
+}
