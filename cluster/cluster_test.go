@@ -822,6 +822,11 @@ func TestInterruptBeforeTheCommonStartWritesAnInterruptedResultAndReleasesTheWor
 	if _, err := report.DecodeHistogram(res.Histogram); err != nil {
 		t.Errorf("histogram: %v", err)
 	}
+	var summary strings.Builder
+	report.WriteSummary(&summary, res) // what run prints of it
+	if !strings.Contains(summary.String(), "interrupted") {
+		t.Errorf("summary:\n%s", summary.String())
+	}
 	done := make(chan []workerRun)
 	go func() { done <- wait() }()
 	select {
