@@ -414,7 +414,7 @@ func newCoordinator(cfg Config) (*coordinator, error) {
 	def(&cfg.LostAfter, DefaultLostAfter)
 	def(&cfg.StartTolerance, DefaultStartTolerance)
 	if cfg.LostAfter < 2*cfg.HeartbeatEvery {
-		return nil, setting.Invalid("cluster.Config.LostAfter", cfg.LostAfter.String(), fmt.Sprintf("must be at least %v (twice cluster.Config.HeartbeatEvery %v; a shorter one counts healthy workers as lost)", 2*cfg.HeartbeatEvery, cfg.HeartbeatEvery))
+		return nil, setting.Invalid("cluster.Config.LostAfter", cfg.LostAfter.String(), fmt.Sprintf("must be at least %v (twice the workers' heartbeat interval %v; a shorter one counts healthy workers as lost)", 2*cfg.HeartbeatEvery, cfg.HeartbeatEvery))
 	}
 	spec, count, err := specOf(cfg.Run)
 	if err != nil {

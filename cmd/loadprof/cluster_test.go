@@ -664,14 +664,15 @@ func TestCoordinatedSweepCutShortByALostWorkerKeepsThePassedSteps(t *testing.T) 
 	if err := json.Unmarshal(data, &sw); err != nil {
 		t.Fatal(err)
 	}
-	if sw.MaxPassing == nil || *sw.MaxPassing != 20 || !strings.HasPrefix(sw.Stopped, "stopped at step 2 (40): worker 2 (") || !strings.HasSuffix(sw.Stopped, ") lost") {
+	// The killed process may have joined first or second.
+	if sw.MaxPassing == nil || *sw.MaxPassing != 20 || !strings.HasPrefix(sw.Stopped, "stopped at step 2 (40): worker ") || !strings.HasSuffix(sw.Stopped, ") lost") {
 		t.Errorf("max_passing %v, stopped %q", sw.MaxPassing, sw.Stopped)
 	}
 	if len(sw.Steps) != 2 || !sw.Steps[0].Pass || sw.Steps[1].Stopped == "" {
 		t.Errorf("steps %+v", sw.Steps)
 	}
 	table := coord.stdout.String()
-	if strings.Contains(table, "FAIL") || strings.Contains(table, "SLO ()") || !strings.Contains(table, "stopped: worker 2 (") ||
+	if strings.Contains(table, "FAIL") || strings.Contains(table, "SLO ()") || !strings.Contains(table, "stopped: worker ") ||
 		!strings.Contains(table, "highest passing rate (no --slo given): 20") {
 		t.Errorf("table:\n%s", table)
 	}
