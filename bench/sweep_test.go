@@ -75,8 +75,9 @@ func TestSweepFindsTheCapacityOfAQueueingServer(t *testing.T) {
 		t.Fatalf("last step %+v", last)
 	}
 	var out strings.Builder
+	res.SLO = "p99<400ms,errors<1%" // as run sets it: the --slo given
 	report.WriteSweepSummary(&out, res)
-	if !strings.Contains(out.String(), "highest rate meeting the SLO") || !strings.Contains(out.String(), "FAIL") {
+	if !strings.Contains(out.String(), "highest rate meeting the SLO (p99<400ms,errors<1%)") || !strings.Contains(out.String(), "FAIL") {
 		t.Fatalf("summary:\n%s", out.String())
 	}
 }
