@@ -131,6 +131,19 @@ func RunSweep(ctx context.Context, sc SweepConfig) (*report.SweepResult, error) 
 			return nil, err // nothing was measured: the error alone, as a plain run gives it
 		}
 		if err != nil {
+			// The step did not end as a step (a worker of a coordinated
+			// run was lost): it is neither passed nor broken, and the
+			// steps before it still count.
+			why := err.Error()
+			var ss interface{ SweepStop() string }
+			if errors.As(err, &ss) {
+				why = ss.SweepStop()
+			}
+			if step != nil {
+				out.Steps[len(out.Steps)-1].Stopped = why
+			}
+			out.Stopped = fmt.Sprintf("stopped at step %d (%g): %s", i+1, level, why)
+			out.MaxPassing = passing(lastPass)
 			return out, err
 		}
 		if step.Result != nil && step.Result.Interrupted {
@@ -177,8 +190,7 @@ func RunSweep(ctx context.Context, sc SweepConfig) (*report.SweepResult, error) 
 		out.Stopped += fmt.Sprintf("; bisection to within %g%%", 100*sc.Tolerance)
 	}
 	if lastPass > 0 {
-		v := lastPass
-		out.MaxPassing = &v
+		out.MaxPassing = passing(lastPass)
 		if profileMax && ctx.Err() == nil {
 			// Its own run name: the step may have been profiled already.
 			step, err := runStep(ctx, sc, lastPass, true, "max_")
@@ -191,6 +203,14 @@ func RunSweep(ctx context.Context, sc SweepConfig) (*report.SweepResult, error) 
 		}
 	}
 	return out, nil
+}
+
+// passing is a sweep's max_passing: nil when no step passed (-1).
+func passing(level float64) *float64 {
+	if level <= 0 {
+		return nil
+	}
+	return &level
 }
 
 // profileSelection reads ProfileSteps: a comma list of all, first,

@@ -75,8 +75,9 @@ func TestSweepFindsTheCapacityOfAQueueingServer(t *testing.T) {
 		t.Fatalf("last step %+v", last)
 	}
 	var out strings.Builder
+	res.SLO = "p99<400ms,errors<1%" // as run sets it: the --slo given
 	report.WriteSweepSummary(&out, res)
-	if !strings.Contains(out.String(), "highest rate meeting the SLO") || !strings.Contains(out.String(), "FAIL") {
+	if !strings.Contains(out.String(), "highest rate meeting the SLO (p99<400ms,errors<1%)") || !strings.Contains(out.String(), "FAIL") {
 		t.Fatalf("summary:\n%s", out.String())
 	}
 }
@@ -151,5 +152,52 @@ func TestAnInterruptedStepIsNeitherPassingNorTheAnswer(t *testing.T) {
 	second := res.Steps[1]
 	if !res.Steps[0].Pass || second.Pass || !second.Result.Interrupted || res.MaxPassing == nil || *res.MaxPassing != 100 || !strings.Contains(res.Stopped, "interrupted") {
 		t.Fatalf("steps %v, max passing %v, stopped %q", summarize(res), res.MaxPassing, res.Stopped)
+	}
+}
+
+// lostWorkerError stands for cluster.WorkersError (bench cannot import
+// cluster): a step's run that came back without one of its workers.
+type lostWorkerError struct{}
+
+func (lostWorkerError) Error() string {
+	return "the result lacks worker 2 (w2) lost (silent for 1s mid-run)"
+}
+func (lostWorkerError) SweepStop() string { return "worker 2 (w2) lost" }
+
+func TestSweepCutShortByALostWorkerKeepsThePassedStepsAndSaysWhy(t *testing.T) {
+	steps, _ := ParseSteps("--rate", "20:60:20")
+	ran := 0
+	res, err := RunSweep(context.Background(), SweepConfig{
+		Base: Config{URL: "http://127.0.0.1:1/v1/models/m:predict", Plan: load.Plan{Duration: time.Second, MaxInflight: 10}}, Steps: steps, SLO: report.SLO{ErrPct: -1},
+		Run: func(_ context.Context, cfg Config) (*report.Result, error) {
+			ran++
+			r := &report.Result{Requests: int64(cfg.Plan.Rate), Rate: cfg.Plan.Rate}
+			if ran == 2 {
+				return r, lostWorkerError{}
+			}
+			return r, nil
+		},
+	})
+	if _, ok := err.(lostWorkerError); !ok || res == nil {
+		t.Fatalf("err %v, result %v", err, res)
+	}
+	if ran != 2 || len(res.Steps) != 2 {
+		t.Fatalf("ran %d steps, kept %d", ran, len(res.Steps))
+	}
+	if res.MaxPassing == nil || *res.MaxPassing != 20 {
+		t.Errorf("max_passing %v, want 20", res.MaxPassing)
+	}
+	if want := "stopped at step 2 (40): worker 2 (w2) lost"; res.Stopped != want {
+		t.Errorf("stopped %q, want %q", res.Stopped, want)
+	}
+	if st := res.Steps[1]; st.Pass || st.Stopped != "worker 2 (w2) lost" {
+		t.Errorf("step 2: pass %v, stopped %q", st.Pass, st.Stopped)
+	}
+	var out strings.Builder
+	report.WriteSweepSummary(&out, res)
+	table := out.String()
+	if strings.Contains(table, "FAIL") || !strings.Contains(table, "stopped: worker 2 (w2) lost") ||
+		strings.Contains(table, "SLO ()") || !strings.Contains(table, "highest passing rate (no --slo given): 20") {
+		t.Errorf("table:\n%s", table)
 	}
 }

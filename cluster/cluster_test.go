@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -366,7 +367,7 @@ func TestClockOffsetWarnLetsTheWorkerInAndAnExtraWorkerIsRefused(t *testing.T) {
 		var r joinReply
 		err := c.call(context.Background(), pathJoin, joinRequest{Protocol: ProtocolVersion, Name: "skewed", OffsetNs: int64(2 * time.Second)}, &r, time.Minute)
 		if err == nil {
-			err = runShare(context.Background(), c, WorkerConfig{TempDir: t.TempDir()}, r, 2*time.Second, func(string, ...any) {})
+			_, err = runShare(context.Background(), c, WorkerConfig{TempDir: t.TempDir()}, r, 2*time.Second, func(string, ...any) {})
 		}
 		if err == nil {
 			_, err = c.awaitNext(context.Background(), r)
@@ -724,6 +725,10 @@ func TestWorkersErrorSummarisesARunOfMissingWorkers(t *testing.T) {
 	if got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
+	// A sweep says it in a few words.
+	if got, want := (&WorkersError{Missing: missing}).SweepStop(), "worker 1 (pod-0) lost, worker 2 never joined, worker 3 never joined, and 997 more"; got != want {
+		t.Errorf("SweepStop: got %q\nwant %q", got, want)
+	}
 }
 
 // The log counts in words ("1 worker"), names each worker, and the
@@ -782,5 +787,102 @@ func TestSecondsTapSendsEachIntervalOnce(t *testing.T) {
 	}
 	if have := held.add(again); have != 3 {
 		t.Errorf("a batch sent a third time: held %d", have)
+	}
+}
+
+// Ctrl-C after every worker joined but before the common start: the
+// result says interrupted, with every worker's entry, and the workers,
+// told to stop, exit without asking for a next round (with LostAfter an
+// hour they would otherwise wait that long for a coordinator that has
+// closed).
+func TestInterruptBeforeTheCommonStartWritesAnInterruptedResultAndReleasesTheWorkers(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{})
+	ln := listen(t)
+	var mu sync.Mutex
+	var log strings.Builder
+	cfg := Config{Run: runConfig(t, srv, 20, time.Hour), Workers: 2, Listener: ln, Token: testToken,
+		StartDelay: time.Hour, HeartbeatEvery: 100 * time.Millisecond, LostAfter: time.Hour, Log: lockedWriter{&mu, &log}}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for {
+			mu.Lock()
+			started := strings.Contains(log.String(), "start at")
+			mu.Unlock()
+			if started {
+				cancel()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	res, err := Coordinate(ctx, cfg)
+	if err != nil || res == nil {
+		t.Fatalf("result %v, err %v", res, err)
+	}
+	if !res.Interrupted || res.Requests != 0 || len(res.Workers) != 2 {
+		t.Errorf("interrupted %v, %d requests, workers %+v", res.Interrupted, res.Requests, res.Workers)
+	}
+	for _, w := range res.Workers {
+		if w.Status != report.WorkerInterrupted {
+			t.Errorf("worker %d: %s (%s), want interrupted", w.Index, w.Status, w.Error)
+		}
+	}
+	if _, err := report.DecodeHistogram(res.Histogram); err != nil {
+		t.Errorf("histogram: %v", err)
+	}
+	var summary strings.Builder
+	report.WriteSummary(&summary, res) // what run prints of it
+	if !strings.Contains(summary.String(), "interrupted") {
+		t.Errorf("summary:\n%s", summary.String())
+	}
+	done := make(chan []workerRun)
+	go func() { done <- wait() }()
+	select {
+	case runs := <-done:
+		for i, w := range runs {
+			if w.err != nil {
+				t.Errorf("worker %d: %v", i+1, w.err)
+			}
+		}
+	case <-time.After(time.Minute): // far below LostAfter
+		t.Fatal("the workers told to stop are still waiting for a next round")
+	}
+}
+
+// A worker's name beyond a DNS name's length is refused at join with a
+// clear message, and every endpoint refuses a body beyond its bound with
+// 413 rather than reading it.
+func TestCoordinatorBoundsNamesAndBodies(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{})
+	c, err := newCoordinator(Config{Run: runConfig(t, srv, 10, time.Second), Workers: 1, Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord := httptest.NewServer(c.handler())
+	defer coord.Close()
+	cl := &client{base: coord.URL, token: testToken, http: &http.Client{}}
+	err = cl.call(context.Background(), pathJoin, joinRequest{Protocol: ProtocolVersion, Name: strings.Repeat("n", MaxWorkerName+1)}, &joinReply{}, time.Minute)
+	var se *StatusError
+	if !errors.As(err, &se) || se.Status != http.StatusBadRequest || !strings.Contains(se.Msg, "worker name of 254 bytes: at most 253") {
+		t.Errorf("a 254-byte name: %v", err)
+	}
+	if c.joined() != 0 {
+		t.Errorf("%d joined", c.joined())
+	}
+	for path, limit := range map[string]int{pathJoin: maxSmallMessage, pathNext: maxSmallMessage, pathHeartbeat: maxHeartbeat} { // a result's bound (256 MiB) is too much for a test to send
+		// A JSON string one byte longer than the bound.
+		body := `{"name":"` + strings.Repeat("x", limit) + `"}`
+		req, _ := http.NewRequest(http.MethodPost, coord.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(msg), fmt.Sprintf("larger than %d bytes", limit)) {
+			t.Errorf("%s with %d bytes: %d %s", path, len(body), resp.StatusCode, msg)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/loadprof/loadprof/bench"
 	"github.com/loadprof/loadprof/internal/setting"
+	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/payloads"
 	"github.com/loadprof/loadprof/profile"
 	"github.com/loadprof/loadprof/report"
@@ -85,6 +86,10 @@ const (
 	// reply's last hop on a loaded machine, with room to spare: a
 	// worker later than that shifts the combined load visibly.
 	DefaultStartTolerance = 250 * time.Millisecond
+	// MinLostAfter is the shortest LostAfter with the default heartbeat:
+	// two heartbeats, so that one late beat does not make a healthy
+	// worker lost.
+	MinLostAfter = 2 * DefaultHeartbeat
 )
 
 // WorkersError says that the result lacks workers asked for: some did
@@ -124,6 +129,23 @@ func (e *WorkersError) Error() string {
 	return "the result lacks " + strings.Join(parts, ", ")
 }
 
+// SweepStop is the short reason a sweep gives for ending at the step
+// that lacks these workers: "worker 2 (pod-1) lost".
+func (e *WorkersError) SweepStop() string {
+	var parts []string
+	for _, w := range e.Missing {
+		part := fmt.Sprintf("worker %d", w.Index)
+		if w.Name != "" {
+			part += " (" + w.Name + ")"
+		}
+		parts = append(parts, part+" "+strings.ReplaceAll(w.Status, "_", " "))
+	}
+	if len(parts) > 3 {
+		parts = append(parts[:3], fmt.Sprintf("and %d more", len(parts)-3))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // worker is one worker as the coordinator tracks it.
 type worker struct {
 	rep         report.WorkerReport
@@ -138,6 +160,7 @@ type worker struct {
 	done        bool                // sent its result, or failed, or lost (this round)
 	gone        bool                // lost in an earlier round: no later round waits for it
 	released    bool                // told there is no further round
+	toldStop    bool                // a heartbeat reply told it to stop: it asks for no next round
 	base        report.WorkerReport // what stays from round to round (name, clock)
 }
 
@@ -246,6 +269,35 @@ func (s *Session) Run(ctx context.Context, run bench.Config) (*report.Result, er
 	return res, err
 }
 
+// StopWorkers tells the workers of the round under way to stop, as an
+// interrupt does, and waits (bound at most) until every one still
+// running has heard it in a heartbeat's reply: what a coordinator about
+// to quit does, so that its workers stop at once rather than when they
+// find it silent (--worker-lost-after).
+func (s *Session) StopWorkers(bound time.Duration) {
+	c := s.c
+	c.mu.Lock()
+	if !c.stop {
+		c.stop, c.stopAt = true, time.Now()
+	}
+	c.mu.Unlock()
+	deadline := time.Now().Add(bound)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		told := true
+		for _, wk := range c.workers {
+			if wk.reply != nil && !wk.done && !wk.gone && !wk.toldStop {
+				told = false
+			}
+		}
+		c.mu.Unlock()
+		if told {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // markEdges marks the steady phase's start and the window's edges on the
 // server's metrics at the times the workers were given; stop cancels the
 // marks not yet made.
@@ -303,7 +355,7 @@ func (c *coordinator) allReleased() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, wk := range c.workers {
-		if !wk.gone && !wk.released && wk.reply != nil && wk.done && wk.rep.Status != report.WorkerFailed {
+		if !wk.gone && !wk.released && !wk.toldStop && wk.reply != nil && wk.done && wk.rep.Status != report.WorkerFailed {
 			return false
 		}
 	}
@@ -361,6 +413,9 @@ func newCoordinator(cfg Config) (*coordinator, error) {
 	def(&cfg.HeartbeatEvery, DefaultHeartbeat)
 	def(&cfg.LostAfter, DefaultLostAfter)
 	def(&cfg.StartTolerance, DefaultStartTolerance)
+	if cfg.LostAfter < 2*cfg.HeartbeatEvery {
+		return nil, setting.Invalid("cluster.Config.LostAfter", cfg.LostAfter.String(), fmt.Sprintf("must be at least %v (twice the workers' heartbeat interval %v; a shorter one counts healthy workers as lost)", 2*cfg.HeartbeatEvery, cfg.HeartbeatEvery))
+	}
 	spec, count, err := specOf(cfg.Run)
 	if err != nil {
 		return nil, err
@@ -434,17 +489,34 @@ func (c *coordinator) handler() http.Handler {
 	return mux
 }
 
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	if err := json.NewDecoder(io.LimitReader(r.Body, maxMessage)).Decode(v); err != nil {
+// decode reads a worker's message, of limit bytes at most (see
+// maxSmallMessage, maxHeartbeat, maxMessage): a body beyond it is refused
+// with 413 before it is held in memory.
+func decode(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit)).Decode(v)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, "message to %s larger than %d bytes", r.URL.Path, limit)
+		return false
+	case err != nil:
 		writeError(w, http.StatusBadRequest, "bad message: %v", err)
 		return false
 	}
 	return true
 }
 
+// MaxWorkerName bounds a worker's name in bytes: a DNS name's length,
+// which a pod's host name is.
+const MaxWorkerName = 253
+
 func (c *coordinator) join(w http.ResponseWriter, r *http.Request) {
 	var req joinRequest
-	if !decode(w, r, &req) {
+	if !decode(w, r, &req, maxSmallMessage) {
+		return
+	}
+	if len(req.Name) > MaxWorkerName {
+		writeError(w, http.StatusBadRequest, "worker name of %d bytes: at most %d (a DNS name's length)", len(req.Name), MaxWorkerName)
 		return
 	}
 	if req.Protocol != ProtocolVersion {
@@ -640,7 +712,7 @@ func (c *coordinator) find(index int) *worker {
 
 func (c *coordinator) heartbeat(w http.ResponseWriter, r *http.Request) {
 	var hb heartbeat
-	if !decode(w, r, &hb) {
+	if !decode(w, r, &hb, maxHeartbeat) {
 		return
 	}
 	c.mu.Lock()
@@ -658,6 +730,7 @@ func (c *coordinator) heartbeat(w http.ResponseWriter, r *http.Request) {
 	wk.lastSeen = time.Now()
 	wk.rep.Requests, wk.rep.Errors = hb.Requests, hb.Errors
 	reply := heartbeatReply{Stop: c.stop, SecondsHave: len(wk.seconds.intervals)}
+	wk.toldStop = wk.toldStop || c.stop
 	if !wk.done {
 		// A heartbeat that follows the result brings nothing new (the
 		// result had every second), and the seconds may be let go.
@@ -672,7 +745,7 @@ func (c *coordinator) heartbeat(w http.ResponseWriter, r *http.Request) {
 
 func (c *coordinator) result(w http.ResponseWriter, r *http.Request) {
 	var rr resultReport
-	if !decode(w, r, &rr) {
+	if !decode(w, r, &rr, maxMessage) {
 		return
 	}
 	c.mu.Lock()
@@ -695,6 +768,10 @@ func (c *coordinator) result(w http.ResponseWriter, r *http.Request) {
 	}
 	shift := -wk.offset // onto the coordinator's clock
 	switch {
+	case rr.Result == nil && c.stop:
+		// Stopped by the coordinator's own interrupt before it sent a
+		// request (the interrupt fell before the common start).
+		wk.rep.Status, wk.rep.Error = report.WorkerInterrupted, rr.Error
 	case rr.Result == nil:
 		wk.rep.Status, wk.rep.Error = report.WorkerFailed, rr.Error
 	default:
@@ -736,7 +813,7 @@ const nextRoundWait = 5 * time.Second
 // the next round's share when it starts, "done" when there is none.
 func (c *coordinator) nextRound(w http.ResponseWriter, r *http.Request) {
 	var req nextRequest
-	if !decode(w, r, &req) {
+	if !decode(w, r, &req, maxSmallMessage) {
 		return
 	}
 	held := time.NewTimer(nextRoundWait)
@@ -758,7 +835,8 @@ func (c *coordinator) nextRound(w http.ResponseWriter, r *http.Request) {
 			c.mu.Unlock()
 			writeJSON(w, http.StatusOK, nextReply{Next: reply})
 			return
-		case c.over:
+		case c.over || c.stop:
+			// An interrupted run has no further round.
 			wk.released = true
 			c.mu.Unlock()
 			writeJSON(w, http.StatusOK, nextReply{Done: true})
@@ -955,6 +1033,14 @@ func (c *coordinator) merge(run bench.Config, win *coordWindow) (*report.Result,
 	if len(missing) > 0 {
 		errs = append(errs, &WorkersError{Missing: missing})
 	}
+	if len(results) == 0 && c.stop {
+		// Interrupted before any worker sent a request: the result
+		// says so, with every worker's entry, as a run from one machine
+		// interrupted before its load does.
+		empty := c.interruptedEmpty(run)
+		empty.Workers = reps
+		return empty, errors.Join(errs...)
+	}
 	if len(results) == 0 {
 		return nil, errors.Join(append(errs, &bench.TargetError{Err: errors.New("no worker sent a result")})...)
 	}
@@ -986,4 +1072,23 @@ func (c *coordinator) merge(run bench.Config, win *coordWindow) (*report.Result,
 		errs = append(errs, &bench.TargetError{Err: errors.New(merged.Profile.Error)})
 	}
 	return merged, errors.Join(errs...)
+}
+
+// interruptedEmpty is the result of a round interrupted before any
+// worker sent a request: no requests, an empty histogram. c.mu is held.
+func (c *coordinator) interruptedEmpty(run bench.Config) *report.Result {
+	empty, _ := report.EncodeHistogram(load.NewHistogram()) // an empty histogram always encodes
+	r := &report.Result{
+		Version: report.ResultVersion, Tool: "loadprof " + bench.Version, Config: run.Settings,
+		StartedAt: c.startAt.UTC(), FinishedAt: c.stopAt.UTC(), Target: bench.RedactURL(run.URL), Transport: "rest",
+		Loop: "closed", LatencyFrom: "send", Rate: run.Plan.Rate, Concurrency: run.Plan.Concurrency,
+		Histogram: empty, Interrupted: true,
+	}
+	if run.GRPC.Addr != "" {
+		r.Target, r.Transport = run.GRPC.Addr, "grpc"
+	}
+	if run.Plan.Rate > 0 {
+		r.Loop, r.LatencyFrom, r.MaxInflight = "open", "intended_send", run.Plan.MaxInflight
+	}
+	return r
 }

@@ -183,6 +183,15 @@ type errorReply struct {
 // histograms and the window's events (200,000 at most) fits many times.
 const maxMessage = 256 << 20
 
+// maxHeartbeat bounds a heartbeat: maxSecondsPerBeat histograms of a
+// second each (a V2 histogram of one second's latencies stays well under
+// 64 KiB even spread over the whole range) and a few counts.
+const maxHeartbeat = maxSecondsPerBeat*(64<<10) + 64<<10
+
+// maxSmallMessage bounds a join and a call for the next round: a name,
+// a few numbers.
+const maxSmallMessage = 64 << 10
+
 // guarded serves h only to a call made with method and the bearer token
 // want: every endpoint of the coordinator and of ServeResults goes
 // through it, so none can forget a check. refused, when not nil, hears of

@@ -6,15 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/loadprof/loadprof/bench"
+	"github.com/loadprof/loadprof/internal/setting"
 	"github.com/loadprof/loadprof/load"
 	"github.com/loadprof/loadprof/profile"
 	"github.com/loadprof/loadprof/report"
@@ -52,6 +55,29 @@ const (
 // retryEvery is the pause between attempts to reach a coordinator.
 const retryEvery = time.Second
 
+// waitingLogEvery is how often a worker that cannot reach its
+// coordinator says so.
+const waitingLogEvery = 5 * time.Second
+
+// CheckCoordinatorAddr reports why addr (a worker's --join) cannot be a
+// coordinator's address: it wants HOST:PORT (or http://HOST:PORT) with a
+// port number. Checked before any attempt, since retrying a malformed
+// address only ends at the join timeout.
+func CheckCoordinatorAddr(addr string) error {
+	hostPort := strings.TrimRight(strings.TrimPrefix(strings.TrimPrefix(addr, "http://"), "https://"), "/")
+	host, port, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return fmt.Errorf("want HOST:PORT (the coordinator's --listen address): %v", err)
+	}
+	if host == "" {
+		return errors.New("want HOST:PORT: the host is missing")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q: want a number from 1 to 65535", port)
+	}
+	return nil
+}
+
 // Work joins the coordinator, runs the share it is given, and sends back
 // the result. It returns nil when the coordinator took the result; a
 // *StatusError when the coordinator refused the worker (wrong token, a
@@ -62,6 +88,9 @@ func Work(ctx context.Context, cfg WorkerConfig) error {
 	}
 	if cfg.ClockSamples <= 0 {
 		cfg.ClockSamples = DefaultClockSamples
+	}
+	if err := CheckCoordinatorAddr(cfg.Coordinator); err != nil {
+		return setting.Invalid("cluster.WorkerConfig.Coordinator", fmt.Sprintf("%q", cfg.Coordinator), err.Error())
 	}
 	if cfg.Token == "" {
 		return fmt.Errorf("cluster.WorkerConfig.Token: no token: give the run's (--token or %s)", TokenEnv)
@@ -76,7 +105,7 @@ func Work(ctx context.Context, cfg WorkerConfig) error {
 		}
 	}
 	deadline := time.Now().Add(cfg.JoinTimeout)
-	offset, uncertainty, err := measureClock(ctx, c, cfg.ClockSamples, deadline)
+	offset, uncertainty, err := measureClock(ctx, c, cfg.ClockSamples, deadline, logf)
 	if err != nil {
 		return err
 	}
@@ -98,7 +127,10 @@ func Work(ctx context.Context, cfg WorkerConfig) error {
 	}
 	for {
 		logf("worker %d, one of %d; the load starts at %s (coordinator's clock)", reply.Worker, reply.Of, reply.StartAt.UTC().Format("15:04:05.000"))
-		if err := runShare(ctx, c, cfg, reply, offset, logf); err != nil {
+		told, err := runShare(ctx, c, cfg, reply, offset, logf)
+		if err != nil || told {
+			// A worker the coordinator told to stop has no next round
+			// to ask for: the coordinator is closing.
 			return err
 		}
 		next, err := c.awaitNext(ctx, reply)
@@ -139,8 +171,9 @@ func (c *client) awaitNext(ctx context.Context, reply joinReply) (*joinReply, er
 // n round trips: the one with the least delay bounds the offset best (its
 // half is the uncertainty), as NTP does. It retries a coordinator it
 // cannot reach until deadline.
-func measureClock(ctx context.Context, c *client, n int, deadline time.Time) (offset, uncertainty time.Duration, err error) {
+func measureClock(ctx context.Context, c *client, n int, deadline time.Time, logf func(string, ...any)) (offset, uncertainty time.Duration, err error) {
 	best := time.Duration(-1)
+	var lastSaid time.Time
 	for got := 0; got < n; {
 		sent := time.Now()
 		var r clockReply
@@ -161,6 +194,12 @@ func measureClock(ctx context.Context, c *client, n int, deadline time.Time) (of
 			}
 			if time.Now().Add(retryEvery).After(deadline) {
 				return 0, 0, &UnreachableError{fmt.Errorf("coordinator %s not reached: %w", c.base, err)}
+			}
+			if time.Since(lastSaid) >= waitingLogEvery {
+				// A coordinator not up yet (its pod being scheduled) is
+				// normal; a silent worker looks hung.
+				lastSaid = time.Now()
+				logf("waiting for the coordinator at %s: %v", c.base, unwrapNet(err))
 			}
 			time.Sleep(retryEvery)
 			continue
@@ -219,16 +258,21 @@ func notCoordinator(addr string, err error) error {
 	return nil
 }
 
-// runShare runs the worker's share and sends the result.
-func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply, offset time.Duration, logf func(string, ...any)) error {
+// errCoordinatorStopped is why a worker's run stops when the
+// coordinator says stop (it was interrupted).
+var errCoordinatorStopped = errors.New("the coordinator was interrupted")
+
+// runShare runs the worker's share and sends the result; told says the
+// coordinator stopped it.
+func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply, offset time.Duration, logf func(string, ...any)) (told bool, err error) {
 	dir, err := os.MkdirTemp(cfg.TempDir, "loadprof-worker-")
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer os.RemoveAll(dir)
 	run, err := reply.Spec.benchConfig(dir, offset)
 	if err != nil {
-		return c.report(ctx, resultReport{Round: reply.Round, Worker: reply.Worker, Error: err.Error()}, reply.LostAfter)
+		return false, c.report(ctx, resultReport{Round: reply.Round, Worker: reply.Worker, Error: err.Error()}, reply.LostAfter)
 	}
 	run.Warnings = cfg.Warnings
 	var events []clientEvent
@@ -249,6 +293,7 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 	run.IntervalLog = func() (io.WriteCloser, error) { return tap, nil }
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
+	toldStop := func() bool { return errors.Is(context.Cause(runCtx), errCoordinatorStopped) }
 	live := &liveness{worker: reply.Worker, round: reply.Round, windowEnd: &windowEnd, tap: tap}
 	var wg sync.WaitGroup
 	beatDone := make(chan struct{})
@@ -269,7 +314,8 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 	case <-t.C:
 	case <-runCtx.Done():
 		t.Stop()
-		return c.report(ctx, resultReport{Round: reply.Round, Worker: reply.Worker, Error: "stopped before the start: " + context.Cause(runCtx).Error()}, reply.LostAfter)
+		err := c.report(ctx, resultReport{Round: reply.Round, Worker: reply.Worker, Error: "stopped before the start: " + context.Cause(runCtx).Error()}, reply.LostAfter)
+		return toldStop(), err
 	}
 	began := time.Now()
 	run.Watch = func(p func() load.Progress) { live.read.Store(&p) }
@@ -290,11 +336,18 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 			cfg.Result(res)
 		}
 	}
-	err = c.report(ctx, rr, reply.LostAfter)
-	if err == nil && runErr != nil && res == nil {
-		return runErr
+	sendFor := reply.LostAfter
+	if toldStop() {
+		// A coordinator that said stop is waiting for the result now, or
+		// has quit (a second Ctrl-C): a few seconds of retries, not
+		// --worker-lost-after.
+		sendFor = 0
 	}
-	return err
+	err = c.report(ctx, rr, sendFor)
+	if err == nil && runErr != nil && res == nil {
+		return toldStop(), runErr
+	}
+	return toldStop(), err
 }
 
 // report sends the result, retrying for up to lostAfter a coordinator
@@ -375,7 +428,7 @@ func beat(ctx context.Context, c *client, reply joinReply, live *liveness, stop 
 			if r.Stop && !stopped {
 				stopped = true
 				logf("the coordinator says stop")
-				stop(errors.New("the coordinator was interrupted"))
+				stop(errCoordinatorStopped)
 			}
 		case refused(err) && !stopped:
 			stopped = true
@@ -421,4 +474,16 @@ func (s RunSpec) benchConfig(dir string, offset time.Duration) (bench.Config, er
 		cfg.RemoteWindow = &bench.RemoteWindow{Open: s.Window.Open.Add(offset), Length: s.Window.Length}
 	}
 	return cfg, nil
+}
+
+// unwrapNet is a failed call's innermost cause ("connection refused"),
+// without the URL and operation a log line already names.
+func unwrapNet(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
 }

@@ -467,8 +467,32 @@ func comparabilityNotes(base, next *Result) []string {
 		if r.Interrupted {
 			notes = append(notes, fmt.Sprintf("the %s run was interrupted: its numbers are partial", []string{"base", "new"}[i]))
 		}
+		if missing := missingWorkers(r); missing != "" {
+			notes = append(notes, fmt.Sprintf("the %s run lacks workers (%s): the load they were to send is not in its numbers, and the others carried more", []string{"base", "new"}[i], missing))
+		}
 	}
 	return notes
+}
+
+// missingWorkers says which workers of a coordinated run sent nothing
+// into its merged figures ("1 lost, 2 never joined"); "" for none.
+func missingWorkers(r *Result) string {
+	count := map[string]int{}
+	var order []string
+	for _, w := range r.Workers {
+		switch w.Status {
+		case WorkerLost, WorkerNeverJoined, WorkerRefused, WorkerFailed:
+			if count[w.Status] == 0 {
+				order = append(order, w.Status)
+			}
+			count[w.Status]++
+		}
+	}
+	var parts []string
+	for _, st := range order {
+		parts = append(parts, fmt.Sprintf("%d %s", count[st], strings.ReplaceAll(st, "_", " ")))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // clientLagNoteMs is the send lag with slots free above which the run's

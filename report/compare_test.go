@@ -395,3 +395,19 @@ func TestCompareSaysWhichRunIsUnmeasuredOrInterrupted(t *testing.T) {
 		}
 	}
 }
+
+// A coordinated run that lacks workers carried less load than asked (or
+// the others more): compare says so, naming how many and why.
+func TestCompareNotesARunThatLacksWorkers(t *testing.T) {
+	base, next := crafted(t, 1000, 100, 100, 0), crafted(t, 1000, 100, 100, 0)
+	base.Workers = []WorkerReport{{Index: 1, Status: WorkerOK}, {Index: 2, Status: WorkerLate}, {Index: 3, Status: WorkerInterrupted}}
+	next.Workers = []WorkerReport{{Index: 1, Status: WorkerOK}, {Index: 2, Status: WorkerLost}, {Index: 3, Status: WorkerNeverJoined}, {Index: 4, Status: WorkerNeverJoined}}
+	var out strings.Builder
+	Compare(base, next, nil).Write(&out)
+	if want := "note: the new run lacks workers (1 lost, 2 never joined)"; !strings.Contains(out.String(), want) {
+		t.Errorf("no %q in\n%s", want, out.String())
+	}
+	if strings.Contains(out.String(), "the base run lacks") {
+		t.Errorf("the base run had every worker:\n%s", out.String())
+	}
+}

@@ -15,7 +15,10 @@ type StepResult struct {
 	Unstable  string   `json:"unstable,omitempty"` // why the halves of the step disagreed on its last try
 	TraceRun  string   `json:"trace_run,omitempty"`
 	Bisection bool     `json:"bisection,omitempty"`
-	Result    *Result  `json:"result"`
+	// Stopped is why the step ended without a verdict (a coordinated
+	// run's worker was lost) and the sweep with it.
+	Stopped string  `json:"stopped,omitempty"`
+	Result  *Result `json:"result"`
 }
 
 // SweepResult is what a sweep writes to result.json.
@@ -54,6 +57,10 @@ func WriteSweepSummary(w io.Writer, s *SweepResult) {
 			verdict = "FAIL"
 		}
 		notes := st.TraceRun
+		if st.Stopped != "" {
+			verdict = "-"
+			notes = strings.TrimSpace(notes + " stopped: " + st.Stopped)
+		}
 		if st.Bisection {
 			notes = strings.TrimSpace(notes + " (bisection)")
 		}
@@ -71,9 +78,15 @@ func WriteSweepSummary(w io.Writer, s *SweepResult) {
 		fmt.Fprintln(w, "\n  server p99: the server's own, from its histogram's buckets over the step's steady phase (an estimate; '>' in the last bucket);")
 		fmt.Fprintln(w, "  outside: the client's mean minus the server's (network, tunnel, proxy, client); '-' where a step has no such figure")
 	}
-	if s.MaxPassing != nil {
+	switch {
+	case s.SLO == "" && s.MaxPassing != nil:
+		// Without --slo a step passes when it ran without failing.
+		fmt.Fprintf(w, "\n  highest passing %s (no --slo given): %g\n", level, *s.MaxPassing)
+	case s.SLO == "":
+		fmt.Fprintf(w, "\n  no step passed (no --slo given)\n")
+	case s.MaxPassing != nil:
 		fmt.Fprintf(w, "\n  highest %s meeting the SLO (%s): %g\n", level, s.SLO, *s.MaxPassing)
-	} else {
+	default:
 		fmt.Fprintf(w, "\n  no step met the SLO (%s)\n", s.SLO)
 	}
 }

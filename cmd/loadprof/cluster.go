@@ -11,6 +11,7 @@ import (
 
 	"github.com/loadprof/loadprof/bench"
 	"github.com/loadprof/loadprof/cluster"
+	"github.com/loadprof/loadprof/internal/outfile"
 	"github.com/loadprof/loadprof/report"
 	"github.com/spf13/pflag"
 )
@@ -62,6 +63,9 @@ func (f *clusterFlags) options(fs *pflag.FlagSet) (*clusterOptions, error) {
 		positiveDuration("--max-clock-offset", *f.maxOffset), positiveDuration("--worker-lost-after", *f.lostAfter), positiveDuration("--worker-start-tolerance", *f.startTolerance)); err != nil {
 		return nil, err
 	}
+	if min := cluster.MinLostAfter; *f.lostAfter < min {
+		return nil, fmt.Errorf("--worker-lost-after %v: must be at least %v (twice the workers' heartbeat interval %v; a shorter one counts healthy workers as lost)", *f.lostAfter, min, cluster.DefaultHeartbeat)
+	}
 	token := *f.token
 	if token == "" {
 		token = os.Getenv(cluster.TokenEnv)
@@ -110,7 +114,20 @@ func (o *clusterOptions) coordinate(ctx context.Context, run bench.Config, log i
 	}
 	cfg := o.cfg
 	cfg.Run, cfg.Listener, cfg.Log, cfg.Progress = run, ln, log, run.Progress
-	return cluster.Coordinate(ctx, cfg)
+	session, err := cluster.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer session.Close()
+	defer stopWorkersOnQuit(session)()
+	return session.Run(ctx, cfg.Run)
+}
+
+// stopWorkersOnQuit makes a second interrupt, which ends the process,
+// tell the session's workers to stop first (a moment at most); remove
+// undoes it.
+func stopWorkersOnQuit(s *cluster.Session) (remove func()) {
+	return beforeQuit(func() { s.StopWorkers(quitHookBound) })
 }
 
 // serveResults serves --serve-results after the run, whatever its exit
@@ -152,7 +169,21 @@ func workerCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintln(stderr, "loadprof worker: --join HOST:PORT is required (see 'loadprof worker --help')")
 		return exitBadInput
 	}
+	if err := cluster.CheckCoordinatorAddr(*join); err != nil {
+		fmt.Fprintf(stderr, "loadprof worker: --join %q: %v\n", *join, err)
+		return exitBadInput
+	}
+	if len(*name) > cluster.MaxWorkerName {
+		fmt.Fprintf(stderr, "loadprof worker: --name of %d bytes: at most %d (a DNS name's length)\n", len(*name), cluster.MaxWorkerName)
+		return exitBadInput
+	}
 	if err := positiveDuration("--join-timeout", *joinTimeout); err != nil {
+		printError(stderr, "worker", err)
+		return exitBadInput
+	}
+	// As run does: an --out that cannot be written is found before the
+	// worker joins and the run waits for it.
+	if err := outfile.Check("--out", *out); err != nil {
 		printError(stderr, "worker", err)
 		return exitBadInput
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loadprof/loadprof/cluster"
+	"github.com/loadprof/loadprof/internal/testkit"
 	"github.com/loadprof/loadprof/sim"
 )
 
@@ -33,6 +34,8 @@ func TestWorkersAndK8sFlagsOutOfRangeExitTwoNamingThem(t *testing.T) {
 		{append(append([]string{}, run...), "--rate", "10", "--token", "t", "--workers", "1000000"), "loadprof run: --workers 1000000: must be at most 100000 (a Kubernetes Indexed Job's limit)\n"},
 		{append(append([]string{}, run...), "--rate", "10", "--token", "t", "--workers", "2", "--worker-start-tolerance", "0s"), "loadprof run: --worker-start-tolerance 0s: must be positive\n"},
 		{append(append([]string{}, run...), "--rate", "10", "--worker-start-tolerance", "1s"), "loadprof run: --worker-start-tolerance goes with --workers N\n"},
+		{append(append([]string{}, run...), "--rate", "10", "--token", "t", "--workers", "2", "--worker-lost-after", "900ms"), "loadprof run: --worker-lost-after 900ms: must be at least 1s (twice the workers' heartbeat interval 500ms; a shorter one counts healthy workers as lost)\n"},
+		{k8s(two, "--rate", "10", "--worker-lost-after", "200ms"), "loadprof k8s: --worker-lost-after 200ms: must be at least 1s"},
 		{k8s([]string{"--workers", "0"}, "--rate", "10"), "loadprof k8s: --workers 0: must be at least 1\n"},
 		{k8s([]string{"--workers", "100001"}, "--rate", "10"), "loadprof k8s: --workers 100001: must be at most 100000 (a Kubernetes Indexed Job's limit)\n"},
 		{k8s(append(two, "--port", "0"), "--rate", "10"), "loadprof k8s: --port 0: must be at least 1\n"},
@@ -40,6 +43,8 @@ func TestWorkersAndK8sFlagsOutOfRangeExitTwoNamingThem(t *testing.T) {
 		{k8s(append(two, "--worker-cpu", "lots"), "--rate", "10"), `loadprof k8s: --worker-cpu "lots": want a positive Kubernetes quantity (500m, 2, 512Mi, 1Gi)` + "\n"},
 		{k8s(append(two, "--worker-memory", "0"), "--rate", "10"), `loadprof k8s: --worker-memory "0": want a positive Kubernetes quantity (500m, 2, 512Mi, 1Gi)` + "\n"},
 		{k8s(append(two, "--deadline", "-1s"), "--rate", "10"), "loadprof k8s: --deadline -1s: must be positive\n"},
+		{k8s(append(two, "--deadline", "1m"), "--rate", "10", "--warmup", "30s", "--duration", "5m"), "loadprof k8s: --deadline 1m0s: shorter than the run itself (5m30s of warm-up and duration)"},
+		{k8s(append(two, "--deadline", "1m"), "--rate", "10:30:10", "--warmup", "5s", "--duration", "20s"), "loadprof k8s: --deadline 1m0s: shorter than the run itself (1m15s of warm-up and duration over the sweep's steps)"},
 		{k8s(two), "loadprof k8s: give --rate (open loop) or --concurrency (closed loop)\n"},
 		{k8s([]string{"--workers", "4"}, "--concurrency", "2"), "loadprof k8s: --concurrency 2 with --workers 4: every worker needs at least one request in flight\n"},
 		{k8s(two, "--rate", "10", "--ca", "/nonexistent/ca.pem"), "--ca /nonexistent/ca.pem"},
@@ -167,5 +172,53 @@ func TestWorkerWhoseCoordinatorStoppedBeforeTheRunExitsThree(t *testing.T) {
 	refused := fmt.Errorf("joining x: %w", &cluster.StatusError{Path: "/v1/join", Status: 401, Msg: "wrong token"})
 	if code := workerErrorCode(context.Background(), refused); code != exitBadInput {
 		t.Errorf("refused: exit %d, want %d", code, exitBadInput)
+	}
+}
+
+// A --deadline the run fits in but the join wait and the fetch may not
+// is printed with a warning.
+func TestK8sWarnsOfADeadlineShorterThanJoinRunAndServe(t *testing.T) {
+	srv := startSim(t, sim.Config{})
+	data := writeFile(t, "data.json", oneBody)
+	code, stdout, stderr := loadprofWithin(t, 30*time.Second, "k8s", "--image", "x", "--workers", "2", "--deadline", "20m", "--",
+		"run", "--url", srv.PredictURL(), "--data", data, "--rate", "10", "--duration", "5m")
+	if code != exitOK || !strings.Contains(stdout, `"activeDeadlineSeconds": 1200`) ||
+		!strings.Contains(stderr, "warning: --deadline 20m0s is shorter than the join wait (up to 10m0s) + the run (5m2s) + --serve-for 30m0s") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = loadprofWithin(t, 30*time.Second, "k8s", "--image", "x", "--workers", "2", "--deadline", "50m", "--",
+		"run", "--url", srv.PredictURL(), "--data", data, "--rate", "10", "--duration", "5m", "--join-timeout", "1m")
+	if code != exitOK || stderr != "" {
+		t.Errorf("a deadline that fits: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// A --join that is no HOST:PORT, or an --out that cannot be written, is
+// refused at once; a coordinator not reached yet is said every few
+// seconds (not with -q).
+func TestWorkerRefusesABadJoinAddressAndSaysWhileItWaits(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--join", "127.0.0.1:notaport"}, `loadprof worker: --join "127.0.0.1:notaport": port "notaport": want a number from 1 to 65535` + "\n"},
+		{[]string{"--join", "127.0.0.1"}, `loadprof worker: --join "127.0.0.1": want HOST:PORT`},
+		{[]string{"--join", "http://127.0.0.1:0"}, `port "0": want a number from 1 to 65535`},
+		{[]string{"--join", "127.0.0.1:7070", "--name", strings.Repeat("n", 300)}, "loadprof worker: --name of 300 bytes: at most 253 (a DNS name's length)\n"},
+		{[]string{"--join", "127.0.0.1:7070", "--out", filepath.Join(t.TempDir(), "absent", "w.json")}, "loadprof worker: --out "},
+	} {
+		code, _, stderr := loadprofWithin(t, 30*time.Second, append([]string{"worker", "--token", "t"}, c.args...)...)
+		if code != exitBadInput || !strings.Contains(stderr, c.want) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("worker %v: exit %d, stderr %q; want 2 and %q", c.args, code, stderr, c.want)
+		}
+	}
+	addr := testkit.ClosedAddr(t)
+	code, _, stderr := loadprofWithin(t, time.Minute, "worker", "--token", "t", "--join", addr, "--join-timeout", "2s")
+	if code != exitTarget || !strings.Contains(stderr, "loadprof worker: waiting for the coordinator at http://"+addr+": connection refused\n") {
+		t.Errorf("unreachable coordinator: exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = loadprofWithin(t, time.Minute, "worker", "--token", "t", "--join", addr, "--join-timeout", "2s", "-q")
+	if code != exitTarget || strings.Contains(stderr, "waiting") {
+		t.Errorf("-q: exit %d, stderr %q", code, stderr)
 	}
 }

@@ -618,3 +618,75 @@ func TestTheTokenNeverReachesResultJSON(t *testing.T) {
 		t.Errorf("config.token %v, want <redacted>", res.Config["token"])
 	}
 }
+
+// A second Ctrl-C ends the coordinator at once, but first tells its
+// workers to stop: they stop within moments, not when they find it
+// silent (--worker-lost-after, an hour here).
+func TestSecondInterruptOfTheCoordinatorStopsItsWorkersBeforeItQuits(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	addr := testkit.ClosedAddr(t)
+	coord := startProc(t, []string{clusterEnv}, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),
+		"--rate", "20", "--duration", "1h", "--workers", "1", "--listen", addr, "-q", "--worker-lost-after", "1h")
+	w := startProc(t, []string{clusterEnv}, "worker", "--join", addr)
+	for deadline := time.Now().Add(time.Minute); srv.Predicts() < 10 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = coord.cmd.Process.Signal(os.Interrupt)
+	// The second soon after, most likely before the worker's next
+	// heartbeat (every 500 ms) could hear of the first.
+	time.Sleep(50 * time.Millisecond)
+	_ = coord.cmd.Process.Signal(os.Interrupt)
+	if code := coord.wait(t); code != exitInterrupted {
+		t.Errorf("coordinator exit %d\n%s", code, coord.stderr.String())
+	}
+	select {
+	case <-w.done:
+	case <-time.After(time.Minute): // far below the hour it would wait otherwise
+		t.Fatalf("the worker did not stop\n%s", w.stderr.String())
+	}
+	if !strings.Contains(w.stderr.String(), "the coordinator says stop") {
+		t.Errorf("worker stderr:\n%s", w.stderr.String())
+	}
+}
+
+// A coordinated sweep that loses a worker in step 2: the steps before
+// it count (max_passing), the sweep says why it stopped, the step is
+// shown stopped rather than failed, and no "SLO ()" without --slo.
+func TestCoordinatedSweepCutShortByALostWorkerKeepsThePassedSteps(t *testing.T) {
+	srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
+	dir := t.TempDir()
+	addr := testkit.ClosedAddr(t)
+	out := filepath.Join(dir, "sweep.json")
+	coord := startProc(t, []string{clusterEnv}, "run", "--url", srv.PredictURL(), "--data", writeFile(t, "data.json", oneBody),
+		"--rate", "20:60:20", "--duration", "2s", "--workers", "2", "--listen", addr, "--out", out, "--worker-lost-after", "1s")
+	workers := []*proc{startProc(t, []string{clusterEnv}, "worker", "--join", addr), startProc(t, []string{clusterEnv}, "worker", "--join", addr)}
+	// Step 1 sends 40 requests (20/s for 2 s) and step 2 80; kill a worker once step 2
+	// has begun.
+	for deadline := time.Now().Add(time.Minute); srv.Predicts() < 60 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = workers[1].cmd.Process.Signal(syscall.SIGKILL)
+	if code := coord.wait(t); code != exitWorkers {
+		t.Fatalf("coordinator exit %d, want %d\n%s\n%s", code, exitWorkers, coord.stdout.String(), coord.stderr.String())
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sw report.SweepResult
+	if err := json.Unmarshal(data, &sw); err != nil {
+		t.Fatal(err)
+	}
+	// The killed process may have joined first or second.
+	if sw.MaxPassing == nil || *sw.MaxPassing != 20 || !strings.HasPrefix(sw.Stopped, "stopped at step 2 (40): worker ") || !strings.HasSuffix(sw.Stopped, ") lost") {
+		t.Errorf("max_passing %v, stopped %q", sw.MaxPassing, sw.Stopped)
+	}
+	if len(sw.Steps) != 2 || !sw.Steps[0].Pass || sw.Steps[1].Stopped == "" {
+		t.Errorf("steps %+v", sw.Steps)
+	}
+	table := coord.stdout.String()
+	if strings.Contains(table, "FAIL") || strings.Contains(table, "SLO ()") || !strings.Contains(table, "stopped: worker ") ||
+		!strings.Contains(table, "highest passing rate (no --slo given): 20") {
+		t.Errorf("table:\n%s", table)
+	}
+}

@@ -95,7 +95,8 @@ func TestEverySettingMapsToAFlagTheCommandsHave(t *testing.T) {
 	for _, fs := range []*pflag.FlagSet{runFS, simFS} {
 		fs.VisitAll(func(f *pflag.Flag) { flags["--"+f.Name] = true })
 	}
-	flags["--max"] = true // compare and report
+	flags["--max"] = true  // compare and report
+	flags["--join"] = true // worker
 	for name, flag := range settingFlags {
 		if !flags[flag] {
 			t.Errorf("%s maps to %s, which no command has", name, flag)

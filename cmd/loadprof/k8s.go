@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,7 +87,12 @@ func k8sCommand(args []string, stdout, stderr io.Writer) int {
 		return exitBadInput
 	}
 	// Check the run's flags as `run` would, the payload included, and
-	// its load against the workers that share it.
+	// its load against the workers that share it: as the coordinator's
+	// run, which the manifests give --workers and a token (so that its
+	// own coordination flags, --join-timeout, --worker-lost-after, are
+	// checked, not refused).
+	_ = runFS.Set("workers", strconv.Itoa(*workers))
+	_ = runFS.Set("token", "checked-only")
 	opts, err := flags.options(runFS, strings.NewReader(""), io.Discard)
 	if err == nil && opts.sweep == nil {
 		err = opts.bench.Plan.Check() // what run checks when the load starts
@@ -113,6 +119,24 @@ func k8sCommand(args []string, stdout, stderr io.Writer) int {
 		ServeFor: *serveFor, ActiveDeadline: *deadline,
 		WorkerCPU: *workerCPU, WorkerMemory: *workerMemory, CoordCPU: *coordCPU, CoordMemory: *coordMemory,
 	}
+	if !runFS.Changed("join-timeout") {
+		// Pods wait to be scheduled and to pull the image.
+		spec.JoinTimeout = 10 * time.Minute
+	}
+	if *deadline > 0 {
+		joinWait := spec.JoinTimeout
+		if joinWait == 0 {
+			joinWait = *flags.cluster.joinTimeout
+		}
+		run, whole := runLength(opts)
+		switch {
+		case run > 0 && *deadline < run:
+			fmt.Fprintf(stderr, "loadprof k8s: --deadline %v: shorter than the run itself (%v of warm-up and duration%s): Kubernetes would stop both Jobs before the load ends\n", *deadline, run, map[bool]string{true: " over the sweep's steps"}[opts.sweep != nil])
+			return exitBadInput
+		case run > 0 && *deadline < whole+joinWait+*serveFor:
+			fmt.Fprintf(stderr, "loadprof k8s: warning: --deadline %v is shorter than the join wait (up to %v) + the run (%v) + --serve-for %v: Kubernetes may stop the Jobs before the results are fetched\n", *deadline, joinWait, whole, *serveFor)
+		}
+	}
 	for _, f := range data.Files {
 		spec.Data.Files = append(spec.Data.Files, kube.File{Name: f.Name, Content: f.Content})
 	}
@@ -126,10 +150,6 @@ func k8sCommand(args []string, stdout, stderr io.Writer) int {
 			return exitBadInput
 		}
 		spec.TLS = append(spec.TLS, kube.FlagFile{Flag: tf.flag, File: kube.File{Name: baseName(tf.path), Content: content}})
-	}
-	if !runFS.Changed("join-timeout") {
-		// Pods wait to be scheduled and to pull the image.
-		spec.JoinTimeout = 10 * time.Minute
 	}
 	runFS.Visit(func(f *pflag.Flag) {
 		if k8sOwnedFlags[f.Name] {
@@ -201,4 +221,21 @@ func baseName(p string) string {
 		return p[i+1:]
 	}
 	return p
+}
+
+// runLength is how long a coordinated run's load lasts at least: its
+// warm-up and duration, each step's for a sweep (its bisection and
+// repeats not counted); whole adds each round's start delay. Zero for
+// a run bounded by a request count.
+func runLength(opts *runOptions) (run, whole time.Duration) {
+	p := opts.bench.Plan
+	if p.Duration <= 0 {
+		return 0, 0
+	}
+	rounds := 1
+	if opts.sweep != nil {
+		rounds = len(opts.sweep.steps.Values)
+	}
+	run = time.Duration(rounds) * (p.WarmupDuration + p.Duration)
+	return run, run + time.Duration(rounds)*cluster.DefaultStartDelay
 }

@@ -623,6 +623,7 @@ func sweepAndReport(ctx context.Context, opts *runOptions, stdout, stderr io.Wri
 			return exitCode(err, interruptCode(ctx))
 		}
 		defer session.Close()
+		defer stopWorkersOnQuit(session)()
 		sc.Run = session.Run
 	}
 	res, err := bench.RunSweep(ctx, sc)

@@ -7,7 +7,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/loadprof/loadprof/bench"
 )
@@ -45,6 +47,7 @@ func interruptContext(stderr io.Writer) (ctx context.Context, stop func()) {
 			return
 		}
 		if !hurry.Now() {
+			runQuitHooks(quitHookBound)
 			os.Exit(cause.exitCode())
 		}
 		fmt.Fprintln(stderr, "loadprof: interrupted again; writing what was measured without waiting further (interrupt again to quit at once)")
@@ -86,4 +89,57 @@ func interruptCode(ctx context.Context) int {
 		return s.exitCode()
 	}
 	return exitInterrupted
+}
+
+// quitHookBound bounds the hooks a second interrupt runs before the
+// process ends.
+const quitHookBound = time.Second
+
+// quitHooks are what must be tried before a second interrupt ends the
+// process: a coordinator tells its workers to stop.
+var quitHooks struct {
+	sync.Mutex
+	next int
+	fns  map[int]func()
+}
+
+// beforeQuit adds fn to the hooks; remove takes it out.
+func beforeQuit(fn func()) (remove func()) {
+	quitHooks.Lock()
+	defer quitHooks.Unlock()
+	if quitHooks.fns == nil {
+		quitHooks.fns = map[int]func(){}
+	}
+	id := quitHooks.next
+	quitHooks.next++
+	quitHooks.fns[id] = fn
+	return func() {
+		quitHooks.Lock()
+		defer quitHooks.Unlock()
+		delete(quitHooks.fns, id)
+	}
+}
+
+// runQuitHooks runs every hook at once and waits for them, bound at
+// most: quitting is what the user asked for.
+func runQuitHooks(bound time.Duration) {
+	quitHooks.Lock()
+	var fns []func()
+	for _, fn := range quitHooks.fns {
+		fns = append(fns, fn)
+	}
+	quitHooks.Unlock()
+	done := make(chan struct{}, len(fns))
+	for _, fn := range fns {
+		go func() { fn(); done <- struct{}{} }()
+	}
+	timer := time.NewTimer(bound)
+	defer timer.Stop()
+	for range fns {
+		select {
+		case <-done:
+		case <-timer.C:
+			return
+		}
+	}
 }
