@@ -31,36 +31,6 @@ func delayTolerance() float64 {
 	return 0.1
 }
 
-// countingScrape is a metrics endpoint in front of the simulator's that
-// notes what the simulator had counted around each scrape: the page is
-// rendered between the two readings.
-type countingScrape struct {
-	srv *sim.Server
-	mu  sync.Mutex
-	at  [][2]int64 // the sim's successful calls before and after each scrape
-}
-
-func (c *countingScrape) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	before, _ := c.srv.PredictLatency()
-	resp, err := http.Get(c.srv.MetricsURL())
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	defer resp.Body.Close()
-	page, err := io.ReadAll(resp.Body)
-	after, _ := c.srv.PredictLatency()
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	c.mu.Lock()
-	c.at = append(c.at, [2]int64{before, after})
-	c.mu.Unlock()
-	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
-	_, _ = w.Write(page)
-}
-
 // scrapeIndex finds which scrape opened (or closed) a window at run
 // time s: every scrape succeeded, so the intervals run from each to the
 // next.
@@ -79,10 +49,10 @@ func scrapeIndex(t *testing.T, ivs []report.ServerInterval, s float64) int {
 }
 
 // scrapedRun is one run against a simulator holding every call for a
-// network delay, its metrics scraped through a countingScrape.
+// network delay, its metrics scraped through a testkit.CountingScrape.
 type scrapedRun struct {
 	srv      *sim.Server
-	counting *countingScrape
+	counting *testkit.CountingScrape
 	res      *report.Result
 	err      error
 }
@@ -96,13 +66,11 @@ func runScraped(t *testing.T, delays ...time.Duration) []*scrapedRun {
 	var wg sync.WaitGroup
 	for i, delay := range delays {
 		srv := startSim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}, NetworkDelay: delay})
-		counting := &countingScrape{srv: srv}
-		page := httptest.NewServer(counting)
-		t.Cleanup(page.Close)
+		counting := testkit.NewCountingScrape(t, srv)
 		cfg := Config{
 			URL: srv.PredictURL(), DataPath: writeFile(t, fmt.Sprintf("data%d.json", i), body), Timeout: 5 * time.Second,
 			Plan:    load.Plan{Rate: 100, WarmupDuration: 300 * time.Millisecond, Duration: 3 * time.Second, MaxInflight: 100},
-			Metrics: &MetricsConfig{URLs: []string{page.URL + sim.MetricsPath}, Interval: 250 * time.Millisecond},
+			Metrics: &MetricsConfig{URLs: []string{counting.URL}, Interval: 250 * time.Millisecond},
 		}
 		runs[i] = &scrapedRun{srv: srv, counting: counting}
 		wg.Add(1)
@@ -145,11 +113,9 @@ func TestServerFiguresOverTheSteadyPhaseEqualTheSims(t *testing.T) {
 	// scrapes at its marks: exact when no call ended while either page
 	// was being rendered, else within what ended meanwhile.
 	from, to := scrapeIndex(t, s.Intervals, s.StartS), scrapeIndex(t, s.Intervals, s.EndS)
-	counting.mu.Lock()
-	open, closed := counting.at[from], counting.at[to]
-	counting.mu.Unlock()
+	lowN, highN := counting.Between(t, from, to)
 	got := *s.Requests
-	low, high := float64(closed[0]-open[1]), float64(closed[1]-open[0])
+	low, high := float64(lowN), float64(highN)
 	t.Logf("server counted %v over the steady phase; the sim %v..%v; the client %d", got, low, high, res.Requests)
 	if got < low || got > high {
 		t.Fatalf("server counted %v requests, the sim %v to %v between the same scrapes", got, low, high)
