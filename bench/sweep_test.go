@@ -61,13 +61,29 @@ func TestSweepFindsTheCapacityOfAQueueingServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.MaxPassing == nil || *res.MaxPassing < 200 || *res.MaxPassing > 290 {
-		t.Fatalf("max passing %v; steps %+v", res.MaxPassing, summarize(res))
+	// Each step's verdict is its own figures', whatever the machine did.
+	for _, st := range res.Steps {
+		if p99 := st.Result.Latency.P99; st.Pass && p99 >= 400 {
+			t.Fatalf("level %g passed with p99 %.1f ms; steps %v", st.Level, p99, summarize(res))
+		}
 	}
-	if len(res.Steps) < 4 || res.Steps[2].Pass || !res.Steps[0].Pass || !strings.Contains(res.Stopped, "step 3 (300) broke the SLO") {
+	// The ramp stops at its first step that broke the SLO. At 200/s the
+	// server has a fifth spare: only a machine so busy that such a step
+	// itself measured a p99 past 400 ms stops the ramp before 300.
+	broke := 0
+	for broke < len(res.Steps) && res.Steps[broke].Pass && !res.Steps[broke].Bisection {
+		broke++
+	}
+	if broke < 2 {
+		t.Logf("a busy machine: the ramp broke at step %d; steps %v", broke+1, summarize(res))
+	}
+	if broke >= 3 || !strings.Contains(res.Stopped, fmt.Sprintf("step %d (%d) broke the SLO", broke+1, 100*(broke+1))) {
 		t.Fatalf("steps %v, stopped %q", summarize(res), res.Stopped)
 	}
-	if res.Steps[0].TraceRun != "rate_100" || res.Steps[1].TraceRun != "rate_200" || res.Steps[2].TraceRun != "" {
+	if res.MaxPassing == nil || *res.MaxPassing > 290 || (broke == 2 && *res.MaxPassing < 200) {
+		t.Fatalf("max passing %v; steps %+v", res.MaxPassing, summarize(res))
+	}
+	if broke == 2 && (res.Steps[0].TraceRun != "rate_100" || res.Steps[1].TraceRun != "rate_200" || res.Steps[2].TraceRun != "") {
 		t.Fatalf("trace runs %q %q %q", res.Steps[0].TraceRun, res.Steps[1].TraceRun, res.Steps[2].TraceRun)
 	}
 	// "max": the highest passing level once more, with a profile.
