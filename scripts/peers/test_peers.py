@@ -13,6 +13,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402
+import llm_cpu  # noqa: E402
 import ratios  # noqa: E402
 import soak_rss  # noqa: E402
 
@@ -120,6 +121,70 @@ class SlackCurveTest(unittest.TestCase):
         with contextlib.redirect_stdout(io.StringIO()):
             lines = ratios.slack_curve(rounds, [("1ms", "a")], "peer")
         self.assertEqual(lines[-1].split()[-2:], ["-", "-"])
+
+
+class LLMParseTest(unittest.TestCase):
+    def test_loadprof_tokens(self):
+        path = write_json({"requests": 4000, "errors": {}, "throughput_rps": 399.5, "output_tokens": 256000})
+        self.assertEqual(llm_cpu.loadprof_result(path), (4000, 256000, 399.5))
+
+    def test_loadprof_errors_void_the_comparison(self):
+        path = write_json({"requests": 4000, "errors": {"stream_stalled": 2}, "throughput_rps": 399.5,
+                           "output_tokens": 255900})
+        with self.assertRaises(SystemExit):
+            llm_cpu.loadprof_result(path)
+
+    def test_loadprof_without_tokens_is_not_a_stream_run(self):
+        path = write_json({"requests": 4000, "errors": {}, "throughput_rps": 399.5})
+        with self.assertRaises(SystemExit):
+            llm_cpu.loadprof_result(path)
+
+    def test_vllm_tokens(self):
+        path = write_json({"completed": 4000, "failed": 0, "total_output_tokens": 256000,
+                           "request_throughput": 380.25, "duration": 10.5})
+        self.assertEqual(llm_cpu.vllm_result(path), (4000, 256000, 380.25))
+
+    def test_vllm_failures_void_the_comparison(self):
+        path = write_json({"completed": 3990, "failed": 10, "total_output_tokens": 255360, "request_throughput": 380.0})
+        with self.assertRaises(SystemExit):
+            llm_cpu.vllm_result(path)
+
+
+class LLMSummaryTest(unittest.TestCase):
+    def run_of(self, tokens, cpu_s, rps=400.0):
+        return llm_cpu.Run(tokens // 64, tokens, cpu_s, rps)
+
+    def test_start_up_cpu_is_taken_off(self):
+        # 16 s of start-up, then 64,000 tokens for 3.2 s more: 50 us a token.
+        us = llm_cpu.marginal_us_per_token(self.run_of(64064, 19.2), self.run_of(64, 16.0))
+        self.assertAlmostEqual(us, 50.0)
+
+    def test_no_more_tokens_than_the_one_prompt_run_exits(self):
+        with self.assertRaises(SystemExit):
+            llm_cpu.marginal_us_per_token(self.run_of(64, 17.0), self.run_of(64, 16.0))
+
+    def rnd(self, lp_us, vllm_us, vllm_rps=400.0):
+        tokens = 64000
+        return {"loadprof": (self.run_of(tokens + 64, 0.01 + lp_us * tokens * 1e-6), self.run_of(64, 0.01)),
+                "vllm": (self.run_of(tokens + 64, 16 + vllm_us * tokens * 1e-6, vllm_rps), self.run_of(64, 16.0))}
+
+    def summary(self, rounds, rate=400):
+        with contextlib.redirect_stdout(io.StringIO()):
+            return llm_cpu.summarize(rounds, rate, 64)
+
+    def test_median_and_spread_of_the_ratio(self):
+        lines = self.summary([self.rnd(2, 40), self.rnd(4, 40), self.rnd(2, 20)])
+        ratio = next(s for s in lines if s.startswith("vLLM bench serve / loadprof"))
+        self.assertTrue(ratio.endswith("10.0x [10.0..20.0]"), ratio)
+        row = next(s for s in lines if s.startswith("loadprof "))
+        self.assertEqual(row.split()[1:5], ["2.00", "[2.00..4.00]", "0.01", "[0.01..0.01]"])
+        row = next(s for s in lines if s.startswith("vllm "))
+        self.assertEqual(row.split()[1:5], ["40.00", "[20.00..40.00]", "16.00", "[16.00..16.00]"])
+        self.assertFalse(any("reached less" in s for s in lines))
+
+    def test_a_client_short_of_the_rate_is_said(self):
+        lines = self.summary([self.rnd(2, 40, vllm_rps=300)] * 3)
+        self.assertIn("vllm reached less than 90% of 400 requests/s", lines[-1])
 
 
 class SoakTest(unittest.TestCase):
