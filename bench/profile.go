@@ -168,9 +168,16 @@ func (w *window) fail(err error) {
 // summarises the trace.
 func (w *window) finish() *report.ProfileReport {
 	o := w.cfg.Options
+	bound := o.Duration + o.Slack + 10*time.Second
+	if w.cfg.HTTP != "" {
+		// Both the start and the stop may take --profile-timeout; past
+		// this bound the window's goroutine has certainly returned, so
+		// the report is never read while it is written.
+		bound = o.Duration + 2*w.httpSlack() + 10*time.Second
+	}
 	select {
 	case <-w.done:
-	case <-time.After(o.Duration + o.Slack + 10*time.Second):
+	case <-time.After(bound):
 		w.fail(fmt.Errorf("profile %s: the capture did not return", w.where()))
 		return w.report
 	}
@@ -230,10 +237,7 @@ func (w *window) runHTTP(ctx context.Context) {
 	prefix := profile.HTTPRunPrefix(time.Now())
 	hw := &profile.HTTPWindow{Backend: profile.BackendVLLMHTTP, URL: w.cfg.HTTP, Prefix: prefix}
 	w.report.HTTP = hw
-	slack := w.cfg.Options.Slack
-	if slack <= 0 {
-		slack = 60 * time.Second
-	}
+	slack := w.httpSlack()
 	// Not cancelled by an interrupt: a start the server took must be
 	// known, so that it is stopped.
 	startCtx, cancelStart := context.WithTimeout(context.WithoutCancel(ctx), slack)
@@ -305,4 +309,12 @@ func (c *ProfileConfig) check(ctx context.Context, tlsConfig *tls.Config) error 
 		return fmt.Errorf("profile %s: %w", c.HTTP, err)
 	}
 	return conn.Close()
+}
+
+// httpSlack bounds each of the HTTP control's calls: --profile-timeout.
+func (w *window) httpSlack() time.Duration {
+	if w.cfg.Options.Slack > 0 {
+		return w.cfg.Options.Slack
+	}
+	return time.Minute
 }
