@@ -536,10 +536,12 @@ func runWithHTTPWindow(t *testing.T, srv *vllmServer, body map[string]any, maxTo
 	if len(res.Errors) != 0 || res.OutputTokens == nil {
 		t.Fatalf("errors %v, output tokens %v", res.Errors, res.OutputTokens)
 	}
-	requests := after.success - before.success
-	generated := after.generated - before.generated
+	// The server saw one request more than the run counts: the checking
+	// request bench.Run sends before the load (answered, so sent once).
+	requests := after.success - before.success - 1
+	generated := after.generated - before.generated - float64(maxTokens)
 	if float64(res.Requests) != requests || float64(*res.OutputTokens) != generated || *res.OutputTokens != res.Requests*int64(maxTokens) {
-		t.Errorf("loadprof: %d requests, %d output tokens; vLLM's /metrics: %v requests succeeded, %v tokens generated (max_tokens %d each)",
+		t.Errorf("loadprof: %d requests, %d output tokens; vLLM's /metrics less the checking request: %v requests succeeded, %v tokens generated (max_tokens %d each)",
 			res.Requests, *res.OutputTokens, requests, generated, maxTokens)
 	}
 }
