@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -26,6 +28,12 @@ type ProfileConfig struct {
 	// RequestEvents name the server's request-level events, in order of
 	// preference; profile.DefaultRequestEvents when empty.
 	RequestEvents []string
+	// HTTP, when set, is the base URL (http://HOST:PORT) of vLLM's HTTP
+	// profiler control: the window is opened with POST /start_profile and
+	// closed with /stop_profile instead of the gRPC ProfilerService (Addr
+	// is then unused). Options.Duration is the window's length and
+	// Options.Slack bounds the wait for /stop_profile.
+	HTTP string
 }
 
 // window runs one capture while the load runs and holds the steady phase
@@ -104,6 +112,10 @@ func newWindow(cfg ProfileConfig, grace time.Duration, tlsConfig *tls.Config, re
 
 // start is called when the first steady request is sent.
 func (w *window) start(ctx context.Context) {
+	if w.cfg.HTTP != "" {
+		go w.runHTTP(ctx)
+		return
+	}
 	go func() {
 		defer close(w.done)
 		defer w.release()
@@ -156,10 +168,23 @@ func (w *window) fail(err error) {
 // summarises the trace.
 func (w *window) finish() *report.ProfileReport {
 	o := w.cfg.Options
+	bound := o.Duration + o.Slack + 10*time.Second
+	if w.cfg.HTTP != "" {
+		// Both the start and the stop may take --profile-timeout; past
+		// this bound the window's goroutine has certainly returned, so
+		// the report is never read while it is written.
+		bound = o.Duration + 2*w.httpSlack() + 10*time.Second
+	}
 	select {
 	case <-w.done:
-	case <-time.After(o.Duration + o.Slack + 10*time.Second):
-		w.fail(fmt.Errorf("profile %s: the capture did not return", w.cfg.Addr))
+	case <-time.After(bound):
+		w.fail(fmt.Errorf("profile %s: the capture did not return", w.where()))
+		return w.report
+	}
+	if w.cfg.HTTP != "" {
+		// The trace stays on the server's disk: nothing to summarise or
+		// place, and the window is the one the control calls bounded.
+		w.report.WindowFrom = "profile_call"
 		return w.report
 	}
 	res := w.report.Result
@@ -180,4 +205,116 @@ func (w *window) finish() *report.ProfileReport {
 	}
 	w.narrowToServerWindow()
 	return w.report
+}
+
+// where names the profiler in messages.
+func (w *window) where() string {
+	if w.cfg.HTTP != "" {
+		return w.cfg.HTTP
+	}
+	return w.cfg.Addr
+}
+
+// runHTTP is the window through vLLM's HTTP profiler control. The
+// requests inside are those sent between /start_profile's answer (the
+// server is tracing by then) and the sending of /stop_profile. The stop is
+// sent on an interrupt too, on a context of its own: a server left
+// profiling grows its trace until it runs out of memory.
+func (w *window) runHTTP(ctx context.Context) {
+	defer close(w.done)
+	defer w.release()
+	t := time.NewTimer(w.cfg.Delay)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+		w.fail(fmt.Errorf("profile %s: interrupted before the window opened", w.cfg.HTTP))
+		return
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: w.tls, Proxy: nil}}
+	defer client.CloseIdleConnections()
+	ctl := &profile.HTTPProfiler{Base: w.cfg.HTTP, Client: client}
+	prefix := profile.HTTPRunPrefix(time.Now())
+	hw := &profile.HTTPWindow{Backend: profile.BackendVLLMHTTP, URL: w.cfg.HTTP, Prefix: prefix}
+	w.report.HTTP = hw
+	slack := w.httpSlack()
+	// Not cancelled by an interrupt: a start the server took must be
+	// known, so that it is stopped.
+	startCtx, cancelStart := context.WithTimeout(context.WithoutCancel(ctx), slack)
+	err := ctl.Start(startCtx, prefix)
+	cancelStart()
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	hw.Started = time.Now()
+	w.rec.SetWindow(true)
+	w.report.WindowStartS = w.rec.Now().Seconds()
+	if w.edge != nil {
+		w.edge(true)
+	}
+	length := w.cfg.Options.Duration
+	if length <= 0 {
+		length = profile.DefaultDuration
+	}
+	timer := time.NewTimer(length)
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+		timer.Stop()
+		hw.Interrupted = true
+	}
+	w.rec.SetWindow(false)
+	w.report.WindowEndS = w.rec.Now().Seconds()
+	if w.edge != nil {
+		w.edge(false)
+	}
+	// The load may end now: the server writes its trace with or without it.
+	w.release()
+	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), slack)
+	defer cancelStop()
+	hw.StopSent = time.Now()
+	err = ctl.Stop(stopCtx)
+	hw.Stopped = time.Now()
+	hw.StopMs = float64(hw.Stopped.Sub(hw.StopSent).Microseconds()) / 1e3
+	if err != nil {
+		if stopCtx.Err() != nil {
+			err = fmt.Errorf("profile %s/stop_profile: no answer in %v (--profile-timeout): the server may still be writing its trace, or still profiling", w.cfg.HTTP, slack)
+		}
+		w.fail(err)
+		return
+	}
+	hw.Trace = profile.TraceHint(prefix)
+}
+
+// check finds a profiler that cannot be reached before the load starts.
+// The HTTP control has nothing to ask without opening a window, so its
+// check is a TCP connection; a server without its profiler is found at
+// /start_profile.
+func (c *ProfileConfig) check(ctx context.Context, tlsConfig *tls.Config) error {
+	if c.HTTP == "" {
+		return checkProfiler(ctx, c.Addr, tlsConfig)
+	}
+	u, err := url.Parse(c.HTTP)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", c.HTTP, err)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), map[string]string{"https": "443"}[u.Scheme]+map[string]string{"http": "80"}[u.Scheme])
+	}
+	d := net.Dialer{Timeout: profilerCheckWait}
+	conn, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", c.HTTP, err)
+	}
+	return conn.Close()
+}
+
+// httpSlack bounds each of the HTTP control's calls: --profile-timeout.
+func (w *window) httpSlack() time.Duration {
+	if w.cfg.Options.Slack > 0 {
+		return w.cfg.Options.Slack
+	}
+	return time.Minute
 }

@@ -138,7 +138,7 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 	}
 	if cfg.Profile != nil {
 		// Found now, not after the load: a profiler that cannot be reached.
-		if err := checkProfiler(ctx, cfg.Profile.Addr, tlsConfig); err != nil {
+		if err := cfg.Profile.check(ctx, tlsConfig); err != nil {
 			if cfg.Profile.Required {
 				return nil, interruptedOr(ctx, &TargetError{fmt.Errorf("bench.Config.Profile.Required: %w", err)})
 			}

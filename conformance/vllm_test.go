@@ -30,6 +30,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loadprof/loadprof/bench"
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/profile"
 )
 
 // Bounds of the waits on vLLM. They are liveness bounds, not performance
@@ -486,6 +490,90 @@ func TestVLLMOpenAIStreaming(t *testing.T) {
 			t.Errorf("/stop_profile with no window open: status %d: %s", resp.StatusCode, b)
 		}
 	})
+
+	t.Run("loadprof run with the HTTP window", func(t *testing.T) {
+		runWithHTTPWindow(t, srv, chatBody(), maxTokens)
+	})
+}
+
+// runWithHTTPWindow runs loadprof (bench.Run) on vLLM: streamed chat at a
+// low rate with a window through /start_profile and /stop_profile. The
+// window's trace must carry the run's prefix, and loadprof's requests and
+// output tokens must be the server's, from its /metrics counters.
+func runWithHTTPWindow(t *testing.T, srv *vllmServer, body map[string]any, maxTokens int) {
+	body["stream_options"] = map[string]any{"include_usage": true}
+	raw, _ := json.Marshal(body)
+	data := filepath.Join(t.TempDir(), "chat.json")
+	if err := os.WriteFile(data, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := vllmCounters(t, srv)
+	res, err := bench.Run(context.Background(), bench.Config{
+		URL: srv.base + "/v1/chat/completions", DataPath: data, Timeout: vllmRequestBound,
+		Plan: load.Plan{Rate: 2, Duration: 6 * time.Second, MaxInflight: 16, Grace: vllmRequestBound},
+		Profile: &bench.ProfileConfig{HTTP: srv.base, Delay: time.Second, Required: true,
+			Options: profile.Options{Duration: 3 * time.Second, Slack: vllmTraceBound}},
+	})
+	if err != nil {
+		t.Fatalf("bench.Run: %v; vLLM's output:\n%s", err, tail(srv.stderr.String(), 4000))
+	}
+	after := vllmCounters(t, srv)
+	p := res.Profile
+	if p == nil || p.HTTP == nil || p.Error != "" || p.HTTP.Trace == "" {
+		t.Fatalf("profile report %+v", p)
+	}
+	t.Logf("prefix %s, window %.3fs..%.3fs, /stop_profile answered in %.0f ms; %d requests (window %d, outside %d)",
+		p.HTTP.Prefix, p.WindowStartS, p.WindowEndS, p.HTTP.StopMs, res.Requests, res.Window.Requests, res.Outside.Requests)
+	matches, _ := filepath.Glob(filepath.Join(srv.traceDir, p.HTTP.Prefix+"_*.pt.trace.json.gz"))
+	if len(matches) == 0 {
+		names, _ := filepath.Glob(filepath.Join(srv.traceDir, "*"))
+		t.Fatalf("no %s_*.pt.trace.json.gz in %s (there: %v)", p.HTTP.Prefix, srv.traceDir, names)
+	}
+	t.Logf("the run's trace files: %v", matches)
+	if res.Window == nil || res.Window.Requests == 0 {
+		t.Errorf("no request in the window: %+v", res.Window)
+	}
+	if len(res.Errors) != 0 || res.OutputTokens == nil {
+		t.Fatalf("errors %v, output tokens %v", res.Errors, res.OutputTokens)
+	}
+	// The server saw one request more than the run counts: the checking
+	// request bench.Run sends before the load (answered, so sent once).
+	requests := after.success - before.success - 1
+	generated := after.generated - before.generated - float64(maxTokens)
+	if float64(res.Requests) != requests || float64(*res.OutputTokens) != generated || *res.OutputTokens != res.Requests*int64(maxTokens) {
+		t.Errorf("loadprof: %d requests, %d output tokens; vLLM's /metrics less the checking request: %v requests succeeded, %v tokens generated (max_tokens %d each)",
+			res.Requests, *res.OutputTokens, requests, generated, maxTokens)
+	}
+}
+
+// vllmCountersNow are vLLM's request and token counters for the tiny model.
+type vllmCountersNow struct{ success, generated float64 }
+
+// vllmCounters reads vllm:request_success_total (summed over its
+// finished_reason labels) and vllm:generation_tokens_total.
+func vllmCounters(t *testing.T, srv *vllmServer) vllmCountersNow {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: vllmRequestBound}).Get(srv.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var c vllmCountersNow
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.Contains(line, `model_name="tiny"`) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		switch {
+		case strings.HasPrefix(line, "vllm:request_success_total{"):
+			c.success += v
+		case strings.HasPrefix(line, "vllm:generation_tokens_total{"):
+			c.generated += v
+		}
+	}
+	return c
 }
 
 // checkTorchTrace reads a gzipped Chrome trace the torch profiler wrote in

@@ -26,11 +26,18 @@ type ProfileReport struct {
 	// Timeline: the clock offset, where the client plane is placed, and
 	// the latency split around the server's request events.
 	Timeline *profile.Timeline `json:"timeline,omitempty"`
+	// HTTP is a window opened through vLLM's HTTP profiler control (the
+	// backend, prefix, start and stop); Result is nil then.
+	HTTP *profile.HTTPWindow `json:"http,omitempty"`
 }
 
 // WriteProfileSummary prints where the trace is and its top ops.
 func WriteProfileSummary(w io.Writer, p *ProfileReport) {
 	fmt.Fprintln(w)
+	if p.HTTP != nil {
+		writeHTTPWindow(w, p)
+		return
+	}
 	if p.Result == nil {
 		fmt.Fprintf(w, "  profile: FAILED: %s\n", p.Error)
 		return
@@ -93,4 +100,28 @@ func planesOf(ops []profile.Op) []string {
 		}
 	}
 	return out
+}
+
+// writeHTTPWindow prints a window of vLLM's HTTP profiler control: the
+// trace is on the server's disk, so where it is, by name.
+func writeHTTPWindow(w io.Writer, p *ProfileReport) {
+	h := p.HTTP
+	if h.Started.IsZero() {
+		fmt.Fprintf(w, "  profile: FAILED: %s\n", p.Error)
+		return
+	}
+	fmt.Fprintf(w, "  profile window %.3fs..%.3fs on %s (POST /start_profile, /stop_profile), prefix %s", p.WindowStartS, p.WindowEndS, h.URL, h.Prefix)
+	if h.Interrupted {
+		fmt.Fprint(w, " (ended early)")
+	}
+	fmt.Fprintln(w)
+	if !h.Stopped.IsZero() {
+		fmt.Fprintf(w, "  /stop_profile answered in %.0f ms\n", h.StopMs)
+	}
+	if h.Trace != "" {
+		fmt.Fprintf(w, "  the server wrote its trace %s (on the server's disk, not this machine)\n", h.Trace)
+	}
+	if p.Error != "" {
+		fmt.Fprintf(w, "  profile: %s\n", p.Error)
+	}
 }

@@ -33,6 +33,7 @@ var schemaTypes = map[string]reflect.Type{
 	"op":               reflect.TypeOf(profile.Op{}),
 	"plane_stats":      reflect.TypeOf(profile.PlaneStats{}),
 	"timeline":         reflect.TypeOf(profile.Timeline{}),
+	"http_window":      reflect.TypeOf(profile.HTTPWindow{}),
 	"clock":            reflect.TypeOf(profile.ClockEstimate{}),
 	"latency_split":    reflect.TypeOf(profile.LatencySplit{}),
 	"percentiles":      reflect.TypeOf(profile.Percentiles{}),

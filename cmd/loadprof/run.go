@@ -113,6 +113,7 @@ type runFlags struct {
 	data, rateSpec, concSpec, maxErrors, sloSpec, search    *string
 	profileSteps, out, hgrm, htmlOut, hlog, ca, cert, key   *string
 	profileAddr, engine, cpuProfile                         *string
+	profileHTTP                                             *string
 	headers, requestEvents, metrics, metricsHeaders         *[]string
 	tolerance, stability                                    *float64
 	duration, timeout, grace, profileDelay, metricsInterval *time.Duration
@@ -167,6 +168,8 @@ func newRunFlags() (*pflag.FlagSet, *runFlags) {
 	f.insecure = fs.Bool("insecure-skip-verify", false, "do not verify the server certificate")
 	f.prof = addProfileFlags(fs)
 	f.profileAddr = fs.String("profile", "", "open a profile window through the ProfilerService at HOST:PORT (TF Serving's gRPC port, 8500) during the steady load")
+	f.profileHTTP = fs.String("profile-http", "", "open the profile window through vLLM's HTTP profiler control instead (POST /start_profile and /stop_profile; the server writes the trace to its own torch_profiler_dir): alone, on the --url target's HOST:PORT; --profile-http=http://HOST:PORT for another")
+	fs.Lookup("profile-http").NoOptDefVal = profileHTTPTarget
 	f.profileDelay = fs.Duration("profile-delay", 0, "open the window this long after the steady phase starts")
 	f.profileRequired = fs.Bool("profile-required", false, "exit 3 when the capture fails (by default the load results still count)")
 	f.requestEvents = fs.StringSlice("profile-request-events", profile.DefaultRequestEvents, "names of the server's per-request trace events, in order of preference (the first the trace has is used): they place loadprof's client plane on the server's timeline and split client latency into time inside and outside the server")
@@ -294,6 +297,14 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 			return nil, fmt.Errorf("--profile %w", err)
 		}
 		opts.bench.Profile = &bench.ProfileConfig{Addr: addr, Delay: *f.profileDelay, Required: *f.profileRequired, Options: profOpts, RequestEvents: *f.requestEvents}
+	}
+	if fs.Changed("profile-http") {
+		base, err := profileHTTPBase(*f.profileHTTP, *f.profileAddr, *f.url)
+		if err != nil {
+			return nil, err
+		}
+		profOpts.LogDir = "" // the trace stays on the server
+		opts.bench.Profile = &bench.ProfileConfig{HTTP: base, Delay: *f.profileDelay, Required: *f.profileRequired, Options: profOpts}
 	}
 	for _, name := range []string{"metrics-interval", "metrics-timeout", "metrics-header"} {
 		if len(*f.metrics) == 0 && fs.Changed(name) {
@@ -801,4 +812,27 @@ func nonBlankLines(s string) []string {
 		}
 	}
 	return lines
+}
+
+// profileHTTPTarget is --profile-http given alone: the target's own
+// HOST:PORT, where vLLM serves its profiler control beside the API.
+const profileHTTPTarget = "target"
+
+// profileHTTPBase is the profiler control's base URL from --profile-http.
+func profileHTTPBase(given, grpcProfile, target string) (string, error) {
+	switch {
+	case grpcProfile != "":
+		return "", errors.New("--profile and --profile-http: give one window backend (the gRPC ProfilerService or vLLM's HTTP control)")
+	case given == profileHTTPTarget && target == "":
+		return "", errors.New("--profile-http alone uses the --url target's HOST:PORT: give --profile-http=http://HOST:PORT with --grpc")
+	case given == profileHTTPTarget:
+		given = ""
+	case given == "":
+		return "", errors.New("--profile-http=: give http://HOST:PORT, or --profile-http alone for the --url target's")
+	}
+	base, err := profile.HTTPBase(given, target)
+	if err != nil {
+		return "", fmt.Errorf("--profile-http %w", err)
+	}
+	return base, nil
 }
