@@ -908,10 +908,16 @@ func (l *eventLoop) complete(c *loopConn, at, now time.Duration) {
 
 // arrival places a receive stamp (wall clock, ns) on the run's clock: now
 // is when the loop woke, at the wall clock l.wall. The stamp is kept
-// between the request's send and now, should the wall clock have been set
-// meanwhile.
+// after the request's send, and before the time it is when the bytes are
+// read, should the wall clock have been set meanwhile. Bytes may arrive
+// after the loop read its clock (a late server's answer, between that
+// read and this recv): their stamp is later than now, and it holds.
 func (l *eventLoop) arrival(c *loopConn, stamp int64, now time.Duration) time.Duration {
-	return min(max(now-time.Duration(l.wall-stamp), c.sent), now)
+	at := now - time.Duration(l.wall-stamp)
+	if at > now {
+		return min(at, time.Since(l.r.rec.origin))
+	}
+	return max(at, c.sent)
 }
 
 // fail records c's request as failed with err and drops the connection,
