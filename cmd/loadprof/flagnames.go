@@ -56,6 +56,7 @@ var settingFlags = map[string]string{
 	"payloads.Options.MaxBytes": "--max-payload",
 
 	"report.ParseSLO":    "--slo",
+	"bench.Config.SLO":   "--slo",
 	"report.ParseLimits": "--max",
 
 	"sim.ParseTensorSpec":     "--input",
