@@ -91,9 +91,12 @@ func TestSweepLLMSLOFindsTheBatchLimit(t *testing.T) {
 	data := writeFile(t, "chat.jsonl", llmSLOChat)
 	out := filepath.Join(t.TempDir(), "sweep.json")
 	code, stdout, stderr := loadprof(t, "run", "--url", "http://"+srv.RESTAddr()+"/v1/chat/completions", "--data", data,
-		"--concurrency", "1:4:x2", "--duration", "1s", "--warmup", "0", "--slo", "itl_mean<35ms,ttft_p99<5s", "--out", out, "--quiet")
+		"--concurrency", "1:4:x2", "--duration", "1s", "--warmup", "0", "--slo", "itl_mean<35ms,ttft_p99<5s", "--out", out)
 	if code != 0 {
 		t.Fatalf("exit %d: %s\n%s", code, stderr, stdout)
+	}
+	if !strings.Contains(stderr, "step concurrency_4: ") || !strings.Contains(stderr, "itl p99 ") {
+		t.Errorf("the progress lines lack the steps' stream figures:\n%s", stderr)
 	}
 	for _, want := range []string{"ttft p99 ms", "itl p99 ms", "out tok/s", "goodput/s", "highest concurrency meeting the SLO (itl_mean<35ms,ttft_p99<5s): 2"} {
 		if !strings.Contains(stdout, want) {
