@@ -61,7 +61,7 @@ func TestRunLLMSLOGoodput(t *testing.T) {
 // that a single run's --slo without LLM terms still asks for a sweep.
 func TestRunLLMSLORefusedForOtherTargets(t *testing.T) {
 	srv := startSim(t, sim.Config{})
-	data := writeFile(t, "req.json", `{"instances":[[1.0]]}`)
+	data := writeFile(t, "req.json", `{"instances":[[1.0, 2.0, 3.0, 4.0]]}`)
 	url := "http://" + srv.RESTAddr() + "/v1/models/test_model:predict"
 	code, _, stderr := loadprof(t, "run", "--url", url, "--data", data, "--requests", "5", "--warmup", "0", "--concurrency", "1", "--slo", "ttft_p99<500ms")
 	if code != 2 || !strings.Contains(stderr, "--slo ttft_p99") || !strings.Contains(stderr, "OpenAI-compatible") {
