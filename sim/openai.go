@@ -408,8 +408,9 @@ type answer struct {
 	faultAfter   int
 	conn         interface{ Close() error }
 
-	buf  []byte
-	done bool
+	buf      []byte
+	done     bool
+	released bool // its slot among the streams in flight is given back
 }
 
 // tokenText is the text of the i-th token: a word with its leading space,
@@ -469,12 +470,21 @@ func (a *answer) Close() error {
 	return nil
 }
 
+// release gives the answer's place among the streams in flight back,
+// once.
+func (a *answer) release() {
+	if !a.released {
+		a.released = true
+		a.s.llm.inFlight.Add(-1)
+	}
+}
+
 func (a *answer) finishRecord() {
 	if a.done {
 		return
 	}
 	a.done = true
-	a.s.llm.inFlight.Add(-1)
+	a.release()
 	a.s.llmDone(a.rec, a.arrived)
 }
 
@@ -536,6 +546,9 @@ func (a *answer) WriteTo(w io.Writer) (int64, error) {
 		a.buf = a.appendUsageChunk(a.buf)
 	}
 	a.buf = append(a.buf, "data: [DONE]\n\n"...)
+	// The answer is decoded: its slot goes back before the client can
+	// read [DONE] and send its next request (LLM.Capacity).
+	a.release()
 	if err := send(a.buf); err != nil {
 		return written, err
 	}

@@ -343,7 +343,7 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 		if opts.sweep, err = f.sweepOptions(*sweep, concurrency > 0, opts); err != nil {
 			return nil, err
 		}
-		if opts.sweep.sloSpec != "" {
+		if opts.sweep.slo.HasLLM() {
 			opts.bench.SLO, opts.bench.SLOSpec = &opts.sweep.slo, opts.sweep.sloSpec
 		}
 	} else if *f.sloSpec != "" {
@@ -354,12 +354,17 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 			return nil, err
 		}
 		if !slo.HasLLM() {
-			return nil, errors.New("--slo goes with a sweep (--rate FROM:TO:STEP or --concurrency FROM:TO:STEP), or, for an OpenAI-compatible target's goodput, takes LLM terms (ttft_p99<500ms,itl_p99<50ms)")
+			return nil, fmt.Errorf("--slo %s: latency and error terms go with a sweep (--rate FROM:TO:STEP or --concurrency FROM:TO:STEP); one run takes LLM terms (ttft_p99<500ms,itl_p99<50ms) for an OpenAI-compatible target's goodput", *f.sloSpec)
 		}
 		opts.bench.SLO, opts.bench.SLOSpec = &slo, *f.sloSpec
 	}
 	if opts.cluster, err = f.cluster.options(fs); err != nil {
 		return nil, err
+	}
+	if opts.cluster != nil && opts.bench.SLO != nil {
+		// The workers would each count their own goodput, and a merged
+		// run has no per-request LLM figures to judge the terms by yet.
+		return nil, fmt.Errorf("--slo %s: the LLM terms (%s) are for a run from one machine, not with --workers yet", opts.bench.SLOSpec, strings.Join(opts.bench.SLO.LLMTermNames(), ","))
 	}
 	if opts.cluster != nil {
 		if err := opts.cluster.checkWithRun(opts); err != nil {
