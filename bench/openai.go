@@ -52,6 +52,9 @@ func prepareOpenAIREST(ctx context.Context, cfg Config, set *payloads.Set, tlsCo
 		bodies[i], streamed[i] = p.Body, p.OpenAI != nil && p.OpenAI.Stream
 	}
 	llm := load.NewLLMRecorder()
+	if cfg.SLO != nil && cfg.SLO.HasLLM() {
+		llm.SetGoal(llmGoal(cfg.SLO.RequestBounds()))
+	}
 	rest, err := load.NewREST(load.RESTConfig{
 		URL: cfg.URL, Headers: cfg.Headers, Bodies: bodies, Timeout: cfg.Timeout,
 		MaxResponseBytes: cfg.MaxResponseBytes, TLS: tlsConfig, Engine: cfg.RESTEngine,
@@ -65,9 +68,17 @@ func prepareOpenAIREST(ctx context.Context, cfg Config, set *payloads.Set, tlsCo
 		preflight: func(ctx context.Context) error { return preflightREST(ctx, rest, set, name, nil) }}, nil
 }
 
-// addLLM puts the steady requests' stream figures in res; span is the
-// steady phase's, which output_tokens_per_s divides by.
-func addLLM(res *report.Result, st *load.LLMStats, span time.Duration) {
+// llmGoal is the per-request goal of the objective's LLM terms.
+func llmGoal(b report.RequestBounds) load.LLMGoal {
+	d := func(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }
+	return load.LLMGoal{TTFT: d(b.TTFTMs), ITLMax: d(b.ITLMaxMs), ITLMean: d(b.ITLMeanMs), TPOT: d(b.TPOTMs), E2E: d(b.E2EMs)}
+}
+
+// addLLM puts the steady requests' stream figures in res, and their
+// goodput when the run has an objective with LLM terms; span is the
+// steady phase's, which output_tokens_per_s and the goodput rate divide
+// by.
+func addLLM(res *report.Result, st *load.LLMStats, span time.Duration, cfg Config) {
 	ttft, itl, tpot, e2e := report.StatsOf(st.TTFT), report.StatsOf(st.ITL), report.StatsOf(st.TPOT), report.StatsOf(st.E2E)
 	res.TTFT, res.ITL, res.TPOT, res.E2E = &ttft, &itl, &tpot, &e2e
 	out, in := st.OutputTokens, st.InputTokens
@@ -77,4 +88,14 @@ func addLLM(res *report.Result, st *load.LLMStats, span time.Duration) {
 		perS = float64(st.TimedOutputTokens) / span.Seconds()
 	}
 	res.OutputTokensPerS = &perS
+	if cfg.SLO != nil && cfg.SLO.HasLLM() {
+		g := &report.Goodput{Requests: st.Good, SLO: cfg.SLOSpec}
+		if st.Requests > 0 {
+			g.Share = float64(st.Good) / float64(st.Requests)
+		}
+		if span > 0 {
+			g.Rate = float64(st.Good) / span.Seconds()
+		}
+		res.Goodput = g
+	}
 }

@@ -76,6 +76,12 @@ type Config struct {
 	// coordinator of a cluster run); nil for none. Not with Profile.
 	RemoteWindow *RemoteWindow
 	Metrics      *MetricsConfig // the server's Prometheus metrics to scrape; nil for none
+	// SLO is the objective whose LLM terms (ttft_p99<500ms, ...) an
+	// OpenAI-compatible target's requests are judged by one by one for
+	// goodput (Result.Goodput); SLOSpec is it as written. Nil for none.
+	// LLM terms with any other target are refused.
+	SLO     *report.SLO
+	SLOSpec string
 
 	// IntervalLog, when set, opens the writer an HdrHistogram interval log
 	// streams to, one histogram per second as the run goes. Run calls it
@@ -118,6 +124,12 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 	}
 	if (cfg.URL == "") == (cfg.GRPC.Addr == "") {
 		return nil, &InputError{setting.Errorf("bench.Config.URL", "give one target: bench.Config.URL (REST) or bench.Config.GRPC.Addr (gRPC)")}
+	}
+	if cfg.SLO != nil && cfg.SLO.HasLLM() {
+		if _, ok := openAIEndpoint(cfg); !ok {
+			return nil, &InputError{setting.Errorf("bench.Config.SLO", "bench.Config.SLO %s: only an OpenAI-compatible target (a URL ending in /v1/completions or /v1/chat/completions) has stream figures; give the latency terms (p99<50ms) for this one",
+				strings.Join(cfg.SLO.LLMTermNames(), ","))}
+		}
 	}
 	tlsConfig, err := cfg.TLS.config()
 	if err != nil {
@@ -517,7 +529,7 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 		res.SuccessRPS = float64(snap.Steady.Requests-snap.Steady.ErrorTotal()) / span.Seconds()
 	}
 	if t.llm != nil {
-		addLLM(res, t.llm.Snapshot().Steady, span)
+		addLLM(res, t.llm.Snapshot().Steady, span, cfg)
 	}
 	var err error
 	if res.Histogram, err = report.EncodeHistogram(snap.Steady.Histogram); err != nil {

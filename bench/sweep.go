@@ -299,7 +299,11 @@ func runStep(ctx context.Context, sc SweepConfig, level float64, withProfile boo
 		}
 		step.Unstable = unstable(res, sc.Stability)
 		if sc.Progress != nil {
-			fmt.Fprintf(sc.Progress, "step %s: %.1f req/s, p99 %s ms, pass %v %s\n", name, res.ThroughputRPS, report.FormatMs(res.Latency.P99), step.Pass, step.Unstable)
+			streams := ""
+			if res.TTFT != nil && res.ITL != nil {
+				streams = fmt.Sprintf(", ttft p99 %s ms, itl p99 %s ms", report.FormatMs(res.TTFT.P99), report.FormatMs(res.ITL.P99))
+			}
+			fmt.Fprintf(sc.Progress, "step %s: %.1f req/s, p99 %s ms%s, pass %v %s\n", name, res.ThroughputRPS, report.FormatMs(res.Latency.P99), streams, step.Pass, step.Unstable)
 		}
 		if step.Unstable == "" || ctx.Err() != nil {
 			break

@@ -480,6 +480,8 @@ func TestEveryRunSettingReachesTheWorkersOrStaysOnPurpose(t *testing.T) {
 		"ProgressEvery": "the coordinator prints the workers' progress",
 		"Watch":         "the worker's own heartbeat",
 		"Warnings":      "each process writes its own",
+		"SLO":           "LLM terms (goodput) are refused with --workers (cmd/loadprof)",
+		"SLOSpec":       "LLM terms (goodput) are refused with --workers (cmd/loadprof)",
 	}
 	ct := reflect.TypeOf(bench.Config{})
 	for i := range ct.NumField() {

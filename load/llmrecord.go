@@ -225,6 +225,10 @@ type LLMStats struct {
 
 	FirstAt time.Duration // earliest Start, -1 before any request
 	LastAt  time.Duration // latest End
+
+	// Good counts the requests that met the recorder's LLMGoal (none
+	// without one).
+	Good int64
 }
 
 // NewLLMStats returns empty stats.
@@ -291,6 +295,7 @@ func (st *LLMStats) Merge(o *LLMStats) {
 		st.FirstAt = o.FirstAt
 	}
 	st.LastAt = max(st.LastAt, o.LastAt)
+	st.Good += o.Good
 }
 
 // Clone returns a deep copy of st.
@@ -303,6 +308,45 @@ func (st *LLMStats) Clone() *LLMStats {
 // Errors is the number of failed requests.
 func (st *LLMStats) Errors() int64 { return st.Requests - st.Failures[LLMOK] }
 
+// LLMGoal is the per-request objective goodput counts against: a
+// request is good when its stream completed with output and each figure
+// with a bound (0: none) is under it: TTFT, TPOT, end to end, its largest
+// inter-token gap (ITLMax) and its mean gap (ITLMean). The judgement is
+// vLLM bench serve's --goodput's (TTFT, TPOT, E2E) with the request's
+// own gaps added.
+type LLMGoal struct {
+	TTFT, ITLMax, ITLMean, TPOT, E2E time.Duration
+}
+
+// Set reports whether the goal has any bound.
+func (g LLMGoal) Set() bool { return g != LLMGoal{} }
+
+// Met reports whether r met the goal. A request whose stream did not
+// complete ([DONE] with output, LLMOK or LLMMalformed) never does.
+func (g LLMGoal) Met(r *LLMRequest) bool {
+	if (r.Failure != LLMOK && r.Failure != LLMMalformed) || r.Chunks == 0 {
+		return false
+	}
+	under := func(v, bound time.Duration) bool { return bound == 0 || v < bound }
+	if !under(r.TTFT, g.TTFT) || !under(r.TPOT, g.TPOT) || !under(r.E2E, g.E2E) {
+		return false
+	}
+	if g.ITLMax > 0 || g.ITLMean > 0 {
+		var sum, top time.Duration
+		for _, gap := range r.Gaps {
+			sum += gap
+			top = max(top, gap)
+		}
+		if !under(top, g.ITLMax) {
+			return false
+		}
+		if len(r.Gaps) > 0 && !under(sum/time.Duration(len(r.Gaps)), g.ITLMean) {
+			return false
+		}
+	}
+	return true
+}
+
 // LLMRecorder collects streamed requests from concurrent workers by phase,
 // the way Recorder collects latencies: the steady requests also go to the
 // window's or the outside's stats. Record takes a lock and allocates
@@ -312,11 +356,20 @@ type LLMRecorder struct {
 	warmup, steady, window, outside *LLMStats
 	frozen                          bool
 	late                            int64
+	goal                            LLMGoal
 }
 
 // NewLLMRecorder returns an empty LLMRecorder.
 func NewLLMRecorder() *LLMRecorder {
 	return &LLMRecorder{warmup: NewLLMStats(), steady: NewLLMStats(), window: NewLLMStats(), outside: NewLLMStats()}
+}
+
+// SetGoal sets the objective goodput counts against (LLMStats.Good);
+// call it before recording.
+func (r *LLMRecorder) SetGoal(g LLMGoal) {
+	r.mu.Lock()
+	r.goal = g
+	r.mu.Unlock()
 }
 
 // Record adds one finished request of the phase; inWindow is whether it
@@ -332,11 +385,18 @@ func (r *LLMRecorder) Record(phase Phase, inWindow bool, req *LLMRequest) {
 		r.warmup.Add(req)
 		return
 	}
-	r.steady.Add(req)
+	good := r.goal.Set() && r.goal.Met(req)
+	add := func(st *LLMStats) {
+		st.Add(req)
+		if good {
+			st.Good++
+		}
+	}
+	add(r.steady)
 	if inWindow {
-		r.window.Add(req)
+		add(r.window)
 	} else {
-		r.outside.Add(req)
+		add(r.outside)
 	}
 }
 

@@ -47,4 +47,7 @@ func writeLLMSummary(w io.Writer, r *Result) {
 		perS = *r.OutputTokensPerS
 	}
 	fmt.Fprintf(w, "  tokens   %d output, %d input, %.1f output tokens/s\n", out, in, perS)
+	if g := r.Goodput; g != nil {
+		fmt.Fprintf(w, "  goodput  %d requests (%.1f%%), %.2f/s met %s one by one\n", g.Requests, 100*g.Share, g.Rate, g.SLO)
+	}
 }

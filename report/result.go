@@ -121,6 +121,9 @@ type Result struct {
 	OutputTokens     *int64   `json:"output_tokens,omitempty"`
 	InputTokens      *int64   `json:"input_tokens,omitempty"`
 	OutputTokensPerS *float64 `json:"output_tokens_per_s,omitempty"`
+	// Goodput is the steady requests that met --slo's LLM terms one by
+	// one (report/llmslo.go); absent without such terms.
+	Goodput *Goodput `json:"goodput,omitempty"`
 }
 
 // WorkerReport is one worker of a coordinated run as the coordinator saw

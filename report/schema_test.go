@@ -29,6 +29,7 @@ var schemaTypes = map[string]reflect.Type{
 	"merged_input":     reflect.TypeOf(MergedInput{}),
 	"worker":           reflect.TypeOf(WorkerReport{}),
 	"span":             reflect.TypeOf(Span{}),
+	"goodput":          reflect.TypeOf(Goodput{}),
 	"profile":          reflect.TypeOf(ProfileReport{}),
 	"op":               reflect.TypeOf(profile.Op{}),
 	"plane_stats":      reflect.TypeOf(profile.PlaneStats{}),

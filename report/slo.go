@@ -10,6 +10,9 @@ import (
 type SLO struct {
 	Latency map[string]float64 // metric (p50, p90, p95, p99, p999, max, mean) -> ms
 	ErrPct  float64            // errors as % of requests; -1 when not set
+	// LLM holds the terms on an OpenAI-compatible target's stream figures,
+	// "ttft_p99" -> ms (report/llmslo.go); empty for other objectives.
+	LLM map[string]float64
 }
 
 // ParseSLO reads an objective, "p99<50ms,errors<0.1%".
@@ -25,6 +28,9 @@ func ParseSLO(spec string) (SLO, error) {
 		if name == "p99.9" {
 			name = "p999"
 		}
+		if m, ok := strings.CutSuffix(name, "_p99.9"); ok {
+			name = m + "_p999"
+		}
 		switch {
 		case name == "errors":
 			v, err := strconv.ParseFloat(strings.TrimSuffix(val, "%"), 64)
@@ -38,8 +44,17 @@ func ParseSLO(spec string) (SLO, error) {
 				return slo, fmt.Errorf("report.ParseSLO %q: %v", part, err)
 			}
 			slo.Latency[name] = ms
+		case isLLMTerm(name):
+			ms, err := parseMs(val)
+			if err != nil {
+				return slo, fmt.Errorf("report.ParseSLO %q: %v", part, err)
+			}
+			if slo.LLM == nil {
+				slo.LLM = map[string]float64{}
+			}
+			slo.LLM[name] = ms
 		default:
-			return slo, fmt.Errorf("report.ParseSLO %q: unknown metric %q (p50, p90, p95, p99, p999, max, mean, errors)", part, name)
+			return slo, fmt.Errorf("report.ParseSLO %q: unknown metric %q (p50, p90, p95, p99, p999, max, mean, errors; for LLM targets ttft_, itl_, tpot_ or e2e_ with one of those statistics, e.g. ttft_p99)", part, name)
 		}
 	}
 	return slo, nil
@@ -72,6 +87,7 @@ func (s SLO) Broken(r *Result) []string {
 			broken = append(broken, fmt.Sprintf("%s %.1fms >= %gms", name, stats[name], limit))
 		}
 	}
+	broken = append(broken, s.brokenLLM(r)...)
 	if Successes(r) == 0 && len(s.Latency) > 0 {
 		broken = append(broken, "no request succeeded")
 	}

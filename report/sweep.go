@@ -46,6 +46,10 @@ func WriteSweepSummary(w io.Writer, s *SweepResult) {
 	if server {
 		serverHead = fmt.Sprintf(" %14s %10s", "server p99 ms", "outside ms")
 	}
+	llm := s.streamed()
+	if llm {
+		serverHead += fmt.Sprintf(" %12s %10s %10s %14s", "ttft p99 ms", "itl p99 ms", "out tok/s", "goodput/s")
+	}
 	fmt.Fprintf(w, "  %-12s %12s %10s %10s%s %8s %-6s %s\n", level, "achieved/s", "p50 ms", "p99 ms", serverHead, "errors", "SLO", "trace run / notes")
 	for _, st := range s.Steps {
 		r := st.Result
@@ -72,6 +76,9 @@ func WriteSweepSummary(w io.Writer, s *SweepResult) {
 			p99, outside := StepServerCells(r)
 			serverCells = fmt.Sprintf(" %14s %10s", p99, outside)
 		}
+		if llm {
+			serverCells += stepLLMCells(r)
+		}
 		fmt.Fprintf(w, "  %-12g %12.1f %10s %10s%s %8d %-6s %s\n", st.Level, r.ThroughputRPS, FormatMs(r.Latency.P50), FormatMs(r.Latency.P99), serverCells, sum(r.Errors), verdict, notes)
 	}
 	if server {
@@ -89,6 +96,36 @@ func WriteSweepSummary(w io.Writer, s *SweepResult) {
 	default:
 		fmt.Fprintf(w, "\n  no step met the SLO (%s)\n", s.SLO)
 	}
+}
+
+// streamed reports whether a step of the sweep has LLM stream figures
+// (an OpenAI-compatible target).
+func (s *SweepResult) streamed() bool {
+	for _, st := range s.Steps {
+		if st.Result != nil && st.Result.TTFT != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// stepLLMCells are a step's TTFT and ITL p99, output tokens/s and
+// goodput (rate and share, "-" without LLM terms in the objective).
+func stepLLMCells(r *Result) string {
+	ms := func(st *Stats) string {
+		if st == nil || st.Count == 0 {
+			return "-"
+		}
+		return FormatMs(st.P99)
+	}
+	tokens, goodput := "-", "-"
+	if r.OutputTokensPerS != nil {
+		tokens = fmt.Sprintf("%.1f", *r.OutputTokensPerS)
+	}
+	if g := r.Goodput; g != nil {
+		goodput = fmt.Sprintf("%.1f (%.0f%%)", g.Rate, 100*g.Share)
+	}
+	return fmt.Sprintf(" %12s %10s %10s %14s", ms(r.TTFT), ms(r.ITL), tokens, goodput)
 }
 
 // scrapedServer reports whether a step of the sweep scraped the server's

@@ -58,6 +58,14 @@ type LLM struct {
 	ProfileDir string
 	OnTrace    func(path string)
 
+	// Capacity, when positive, makes the model batch-limited: up to
+	// Capacity streams in flight are decoded at full speed, and an answer
+	// that arrives with more in flight (itself included) has its token
+	// gaps stretched by in-flight/Capacity, as a server whose decode batch
+	// is full slows every stream. The stretch is fixed when the answer
+	// arrives. At most maxLLMCapacity.
+	Capacity int
+
 	// KeepStreams, when positive, keeps the record of the first that
 	// many answers (LLMStreams).
 	KeepStreams int
@@ -117,6 +125,8 @@ func (l *LLM) check() error {
 		return setting.Invalid("sim.StreamFaults.Stall", f.Stall.String(), "must not be negative")
 	case f.After < 0:
 		return setting.Invalid("sim.StreamFaults.After", strconv.Itoa(f.After), "must not be negative")
+	case l.Capacity < 0 || l.Capacity > maxLLMCapacity:
+		return setting.Invalid("sim.LLM.Capacity", strconv.Itoa(l.Capacity), fmt.Sprintf("must be between 0 (no limit) and %d", maxLLMCapacity))
 	case l.KeepStreams < 0:
 		return setting.Invalid("sim.LLM.KeepStreams", strconv.Itoa(l.KeepStreams), "must not be negative")
 	}
@@ -149,9 +159,15 @@ type LLMStream struct {
 	Err string
 }
 
+// maxLLMCapacity bounds LLM.Capacity.
+const maxLLMCapacity = 1 << 16
+
 // llmState is the OpenAI routes' share of the server.
 type llmState struct {
 	ids atomic.Int64
+	// inFlight counts the answers planned and not yet finished
+	// (LLM.Capacity).
+	inFlight atomic.Int64
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -177,8 +193,9 @@ func (st *llmState) roll() float64 {
 	return st.rng.Float64()
 }
 
-// plan draws the n-1 gaps of an answer of n tokens.
-func (st *llmState) plan(l *LLM, n int) []time.Duration {
+// plan draws the n-1 gaps of an answer of n tokens, stretched by stretch
+// (1 below LLM.Capacity).
+func (st *llmState) plan(l *LLM, n int, stretch float64) []time.Duration {
 	gaps := make([]time.Duration, max(n-1, 0))
 	st.rngMu.Lock()
 	for i := range gaps {
@@ -186,7 +203,7 @@ func (st *llmState) plan(l *LLM, n int) []time.Duration {
 		if l.TokenJitter > 0 {
 			g += time.Duration(st.rng.Int64N(2*int64(l.TokenJitter)+1)) - l.TokenJitter
 		}
-		gaps[i] = g
+		gaps[i] = time.Duration(float64(g) * stretch)
 	}
 	st.rngMu.Unlock()
 	return gaps
@@ -332,7 +349,11 @@ func (s *Server) openAICompletion(ctx *fasthttp.RequestCtx, ep payloads.OpenAIEn
 		n, finish = req.MaxTokens, "length"
 	}
 	rec.PromptTokens, rec.OutputTokens = l.promptTokens(req), n
-	rec.Planned = st.plan(l, n)
+	stretch := 1.0
+	if inFlight := st.inFlight.Add(1); l.Capacity > 0 && inFlight > int64(l.Capacity) {
+		stretch = float64(inFlight) / float64(l.Capacity)
+	}
+	rec.Planned = st.plan(l, n, stretch)
 	fault, after := "", 0
 	if f := &l.Faults; f.StallRate+f.CloseRate+f.MalformedRate > 0 {
 		switch u := st.roll(); {
@@ -387,8 +408,9 @@ type answer struct {
 	faultAfter   int
 	conn         interface{ Close() error }
 
-	buf  []byte
-	done bool
+	buf      []byte
+	done     bool
+	released bool // its slot among the streams in flight is given back
 }
 
 // tokenText is the text of the i-th token: a word with its leading space,
@@ -448,11 +470,21 @@ func (a *answer) Close() error {
 	return nil
 }
 
+// release gives the answer's place among the streams in flight back,
+// once.
+func (a *answer) release() {
+	if !a.released {
+		a.released = true
+		a.s.llm.inFlight.Add(-1)
+	}
+}
+
 func (a *answer) finishRecord() {
 	if a.done {
 		return
 	}
 	a.done = true
+	a.release()
 	a.s.llmDone(a.rec, a.arrived)
 }
 
@@ -514,6 +546,9 @@ func (a *answer) WriteTo(w io.Writer) (int64, error) {
 		a.buf = a.appendUsageChunk(a.buf)
 	}
 	a.buf = append(a.buf, "data: [DONE]\n\n"...)
+	// The answer is decoded: its slot goes back before the client can
+	// read [DONE] and send its next request (LLM.Capacity).
+	a.release()
 	if err := send(a.buf); err != nil {
 		return written, err
 	}

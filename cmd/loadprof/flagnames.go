@@ -56,6 +56,7 @@ var settingFlags = map[string]string{
 	"payloads.Options.MaxBytes": "--max-payload",
 
 	"report.ParseSLO":    "--slo",
+	"bench.Config.SLO":   "--slo",
 	"report.ParseLimits": "--max",
 
 	"sim.ParseTensorSpec":     "--input",
@@ -75,6 +76,7 @@ var settingFlags = map[string]string{
 	"sim.LLM.TokenJitter":            "--token-jitter",
 	"sim.LLM.OutputTokens":           "--output-tokens",
 	"sim.LLM.InputTokensPerWord":     "--input-tokens-per-word",
+	"sim.LLM.Capacity":               "--llm-capacity",
 	"sim.StreamFaults.StallRate":     "--stream-stall-rate",
 	"sim.StreamFaults.CloseRate":     "--stream-close-rate",
 	"sim.StreamFaults.MalformedRate": "--stream-malformed-rate",

@@ -143,7 +143,7 @@ func newRunFlags() (*pflag.FlagSet, *runFlags) {
 	f.rateSpec = fs.String("rate", "", "open loop: requests per second; latency counts from each request's intended send time. FROM:TO:STEP sweeps (50:500:50)")
 	f.concSpec = fs.String("concurrency", "", "closed loop: requests in flight. FROM:TO:STEP or FROM:TO:xFACTOR sweeps (1:64:x2)")
 	f.maxErrors = fs.String("max-errors", "", "exit 1 when the steady phase has more errors than this: a count (10) or a rate (0.5%), for CI")
-	f.sloSpec = fs.String("slo", "", "sweep: stop at the first step that breaks this objective, e.g. p99<50ms,errors<0.1%")
+	f.sloSpec = fs.String("slo", "", "sweep: stop at the first step that breaks this objective, e.g. p99<50ms,errors<0.1%; OpenAI-compatible targets also take ttft_, itl_, tpot_ and e2e_ terms (ttft_p99<500ms,itl_p99<50ms,tpot_mean<20ms,e2e_p99<5s), which also give the goodput, of one run too: the requests whose own TTFT, largest gap (mean gap for itl_mean), TPOT and e2e were under them")
 	f.search = fs.String("search", "", "sweep: \"binary\" narrows the highest passing level between the last passing and the first broken step")
 	f.tolerance = fs.Float64("search-tolerance", 0.05, "sweep: relative width at which the binary search stops")
 	f.profileSteps = fs.String("profile-steps", "", "sweep: profile at steps all, first, last, max (the highest passing, run again) or N,M (1-based)")
@@ -354,9 +354,28 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 		if opts.sweep, err = f.sweepOptions(*sweep, concurrency > 0, opts); err != nil {
 			return nil, err
 		}
+		if opts.sweep.slo.HasLLM() {
+			opts.bench.SLO, opts.bench.SLOSpec = &opts.sweep.slo, opts.sweep.sloSpec
+		}
+	} else if *f.sloSpec != "" {
+		// One run: the LLM terms give its goodput; the others judge sweep
+		// steps only.
+		slo, err := report.ParseSLO(*f.sloSpec)
+		if err != nil {
+			return nil, err
+		}
+		if !slo.HasLLM() {
+			return nil, fmt.Errorf("--slo %s: latency and error terms go with a sweep (--rate FROM:TO:STEP or --concurrency FROM:TO:STEP); one run takes LLM terms (ttft_p99<500ms,itl_p99<50ms) for an OpenAI-compatible target's goodput", *f.sloSpec)
+		}
+		opts.bench.SLO, opts.bench.SLOSpec = &slo, *f.sloSpec
 	}
 	if opts.cluster, err = f.cluster.options(fs); err != nil {
 		return nil, err
+	}
+	if opts.cluster != nil && opts.bench.SLO != nil {
+		// The workers would each count their own goodput, and a merged
+		// run has no per-request LLM figures to judge the terms by yet.
+		return nil, fmt.Errorf("--slo %s: the LLM terms (%s) are for a run from one machine, not with --workers yet", opts.bench.SLOSpec, strings.Join(opts.bench.SLO.LLMTermNames(), ","))
 	}
 	if opts.cluster != nil {
 		if err := opts.cluster.checkWithRun(opts); err != nil {
@@ -456,8 +475,8 @@ func (f *runFlags) loadLevel() (rate float64, concurrency int, sweep *bench.Step
 			rate = v
 		}
 	}
-	if (*f.sloSpec != "" || *f.search != "" || *f.profileSteps != "") && sweep == nil {
-		return 0, 0, nil, errors.New("--slo, --search and --profile-steps go with a sweep (--rate FROM:TO:STEP or --concurrency FROM:TO:STEP)")
+	if (*f.search != "" || *f.profileSteps != "") && sweep == nil {
+		return 0, 0, nil, errors.New("--search and --profile-steps go with a sweep (--rate FROM:TO:STEP or --concurrency FROM:TO:STEP)")
 	}
 	if *f.search != "" && *f.search != "binary" {
 		return 0, 0, nil, fmt.Errorf("--search %q: the only search is binary", *f.search)

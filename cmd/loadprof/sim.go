@@ -42,6 +42,7 @@ type simFlags struct {
 	ttft, tokenDelay, tokenJitter time.Duration
 	tokenSeed                     uint64
 	outputTokens                  int
+	llmCapacity                   int
 	inputTokensPerWord            float64
 	streamStallRate               float64
 	streamStall                   time.Duration
@@ -75,6 +76,7 @@ func (s *simFlags) register(fs *pflag.FlagSet, restDefault, grpcDefault string) 
 	fs.DurationVar(&s.tokenJitter, "token-jitter", 0, "OpenAI routes: move each gap between tokens by a uniform amount in [-D, +D] (at most --token-delay; the mean stays --token-delay)")
 	fs.Uint64Var(&s.tokenSeed, "token-seed", 1, "OpenAI routes: seed of --token-jitter and of the fault draws")
 	fs.IntVar(&s.outputTokens, "output-tokens", 16, "OpenAI routes: tokens per answer; a request's max_tokens caps it")
+	fs.IntVar(&s.llmCapacity, "llm-capacity", 0, "OpenAI routes: streams decoded at full speed; an answer arriving with more in flight has its token gaps stretched by in-flight/capacity, like a server with a full batch (0: no limit)")
 	fs.Float64Var(&s.inputTokensPerWord, "input-tokens-per-word", 1, "OpenAI routes: prompt tokens = ceil(words of the prompt or the messages' text × this), plus any token ids")
 	fs.Float64Var(&s.streamStallRate, "stream-stall-rate", 0, "OpenAI routes: fraction of answers that pause for --stream-stall mid-stream")
 	fs.DurationVar(&s.streamStall, "stream-stall", 10*time.Second, "OpenAI routes: length of the --stream-stall-rate pause")
@@ -96,7 +98,7 @@ func (s *simFlags) config() (sim.Config, error) {
 		NetworkDelay: s.networkDelay,
 		LLM: sim.LLM{
 			TTFT: s.ttft, TokenDelay: s.tokenDelay, TokenJitter: s.tokenJitter, Seed: s.tokenSeed,
-			OutputTokens: s.outputTokens, InputTokensPerWord: s.inputTokensPerWord,
+			OutputTokens: s.outputTokens, InputTokensPerWord: s.inputTokensPerWord, Capacity: s.llmCapacity,
 			Faults: sim.StreamFaults{
 				StallRate: s.streamStallRate, Stall: s.streamStall, CloseRate: s.streamCloseRate,
 				MalformedRate: s.streamMalformedRate, After: s.streamFaultAfter,
