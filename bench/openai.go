@@ -67,7 +67,7 @@ func prepareOpenAIREST(ctx context.Context, cfg Config, set *payloads.Set, tlsCo
 
 // addLLM puts the steady requests' stream figures in res; span is the
 // steady phase's, which output_tokens_per_s divides by.
-func addLLM(res *report.Result, st *load.LLMStats, span time.Duration) {
+func addLLM(res *report.Result, st *load.LLMStats, span time.Duration) error {
 	ttft, itl, tpot, e2e := report.StatsOf(st.TTFT), report.StatsOf(st.ITL), report.StatsOf(st.TPOT), report.StatsOf(st.E2E)
 	res.TTFT, res.ITL, res.TPOT, res.E2E = &ttft, &itl, &tpot, &e2e
 	out, in := st.OutputTokens, st.InputTokens
@@ -77,4 +77,31 @@ func addLLM(res *report.Result, st *load.LLMStats, span time.Duration) {
 		perS = float64(st.TimedOutputTokens) / span.Seconds()
 	}
 	res.OutputTokensPerS = &perS
+	hs, err := report.EncodeLLMHistograms(st.TTFT, st.ITL, st.TPOT, st.E2E, st.TimedOutputTokens)
+	if err != nil {
+		return err
+	}
+	res.LLMHistograms = &hs
+	return nil
+}
+
+// addLLMWindow splits the steady streams by the profile window: those
+// that started inside it and the others.
+func addLLMWindow(res *report.Result, window, outside *load.LLMStats) error {
+	for _, side := range []struct {
+		st  *load.LLMStats
+		dst **report.LLMSlice
+	}{{window, &res.LLMWindow}, {outside, &res.LLMOutside}} {
+		if side.st == nil {
+			continue
+		}
+		hs, err := report.EncodeLLMHistograms(side.st.TTFT, side.st.ITL, side.st.TPOT, side.st.E2E, side.st.TimedOutputTokens)
+		if err != nil {
+			return err
+		}
+		if *side.dst, err = report.NewLLMSlice(side.st.Requests, side.st.OutputTokens, hs); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -121,6 +121,12 @@ type Result struct {
 	OutputTokens     *int64   `json:"output_tokens,omitempty"`
 	InputTokens      *int64   `json:"input_tokens,omitempty"`
 	OutputTokensPerS *float64 `json:"output_tokens_per_s,omitempty"`
+	// LLMHistograms keeps the histograms behind TTFT, ITL, TPOT and E2E,
+	// for exact merges and the .hgrm files. LLMWindow and LLMOutside split
+	// the steady streams by the profile window, when one ran.
+	LLMHistograms *LLMHistograms `json:"llm_histograms,omitempty"`
+	LLMWindow     *LLMSlice      `json:"llm_window,omitempty"`
+	LLMOutside    *LLMSlice      `json:"llm_outside,omitempty"`
 }
 
 // WorkerReport is one worker of a coordinated run as the coordinator saw
@@ -591,6 +597,9 @@ func (r *Result) check() error {
 	}
 	if h.TotalCount() != r.Latency.Count {
 		return fmt.Errorf("\"histogram\" holds %d requests, \"latency_ms\" says %d", h.TotalCount(), r.Latency.Count)
+	}
+	if err := checkLLMHistograms(r); err != nil {
+		return err
 	}
 	return nil
 }
