@@ -3,10 +3,12 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/loadprof/loadprof/internal/testkit"
 	"github.com/loadprof/loadprof/report"
 	"github.com/loadprof/loadprof/sim"
 )
@@ -110,5 +112,53 @@ func TestLLMHistogramsKeptWindowSplitMergedAndHGRM(t *testing.T) {
 	}
 	if m.LLMWindow == nil || m.LLMWindow.Requests != a.LLMWindow.Requests || m.LLMOutside.Requests != a.LLMOutside.Requests+b.Requests {
 		t.Errorf("merged window split: %+v / %+v", m.LLMWindow, m.LLMOutside)
+	}
+}
+
+// TestLLMHTMLSectionEqualsTheSummary renders an OpenAI-compatible run's
+// page in headless Chromium and checks that its stream table, tokens line
+// and stream failures say what the text summary says, and that the TTFT
+// and ITL percentile chart was drawn.
+func TestLLMHTMLSectionEqualsTheSummary(t *testing.T) {
+	srv := startSim(t, sim.Config{LLM: sim.LLM{TTFT: 3 * time.Millisecond, TokenDelay: time.Millisecond, OutputTokens: 4, KeepStreams: 1000}})
+	dir := t.TempDir()
+	res := filepath.Join(dir, "a.json")
+	runLLM(t, srv, res, "--rate", "50", "--requests", "40", "--warmup", "0")
+	code, summary, stderr := loadprof(t, "report", res)
+	if code != 0 {
+		t.Fatalf("report exit %d: %s", code, stderr)
+	}
+	page := filepath.Join(dir, "a.html")
+	if code, _, stderr := loadprof(t, "report", res, "--html", page); code != 0 {
+		t.Fatalf("report --html exit %d: %s", code, stderr)
+	}
+	dom := testkit.PageDOM(t, page)
+	cell := regexp.MustCompile(`<td class="num" data-stat="([a-z0-9]+)">([^<]*)</td>`)
+	for _, kind := range []string{"ttft", "itl", "tpot", "e2e"} {
+		row := regexp.MustCompile(`<tr data-stream="` + kind + `">(.*?)</tr>`).FindStringSubmatch(dom)
+		if row == nil {
+			t.Fatalf("no %s row on the page", kind)
+		}
+		var cells []string
+		for _, m := range cell.FindAllStringSubmatch(row[1], -1) {
+			cells = append(cells, m[2])
+		}
+		line := regexp.MustCompile(`(?m)^  ` + kind + `\s+(.*)$`).FindStringSubmatch(summary)
+		if line == nil {
+			t.Fatalf("no %s line in the summary:\n%s", kind, summary)
+		}
+		if got, want := strings.Join(cells, " "), strings.Join(strings.Fields(line[1]), " "); got != want {
+			t.Errorf("%s: page %q, summary %q", kind, got, want)
+		}
+	}
+	tokens := regexp.MustCompile(`(?m)^  tokens\s+(.*)$`).FindStringSubmatch(summary)
+	if tokens == nil || !strings.Contains(dom, `<span data-tokens="true">`+tokens[1]+`</span>`) {
+		t.Errorf("tokens line %v not on the page", tokens)
+	}
+	if !strings.Contains(dom, `<tr data-class="closed_mid_stream"><td>closed_mid_stream</td><td class="num" data-stat="count">0</td></tr>`) {
+		t.Errorf("stream failures not on the page")
+	}
+	if !regexp.MustCompile(`id="[^"]*-llm-percentiles" data-curves="ttft,itl"`).MatchString(dom) && !strings.Contains(dom, `data-curves="ttft,itl"`) {
+		t.Errorf("the TTFT/ITL percentile chart was not drawn")
 	}
 }
