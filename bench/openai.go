@@ -78,7 +78,7 @@ func llmGoal(b report.RequestBounds) load.LLMGoal {
 // goodput when the run has an objective with LLM terms; span is the
 // steady phase's, which output_tokens_per_s and the goodput rate divide
 // by.
-func addLLM(res *report.Result, st *load.LLMStats, span time.Duration, cfg Config) {
+func addLLM(res *report.Result, st *load.LLMStats, span time.Duration, cfg Config) error {
 	ttft, itl, tpot, e2e := report.StatsOf(st.TTFT), report.StatsOf(st.ITL), report.StatsOf(st.TPOT), report.StatsOf(st.E2E)
 	res.TTFT, res.ITL, res.TPOT, res.E2E = &ttft, &itl, &tpot, &e2e
 	out, in := st.OutputTokens, st.InputTokens
@@ -98,4 +98,31 @@ func addLLM(res *report.Result, st *load.LLMStats, span time.Duration, cfg Confi
 		}
 		res.Goodput = g
 	}
+	hs, err := report.EncodeLLMHistograms(st.TTFT, st.ITL, st.TPOT, st.E2E, st.TimedOutputTokens)
+	if err != nil {
+		return err
+	}
+	res.LLMHistograms = &hs
+	return nil
+}
+
+// addLLMWindow splits the steady streams by the profile window: those
+// that started inside it and the others.
+func addLLMWindow(res *report.Result, window, outside *load.LLMStats) error {
+	for _, side := range []struct {
+		st  *load.LLMStats
+		dst **report.LLMSlice
+	}{{window, &res.LLMWindow}, {outside, &res.LLMOutside}} {
+		if side.st == nil {
+			continue
+		}
+		hs, err := report.EncodeLLMHistograms(side.st.TTFT, side.st.ITL, side.st.TPOT, side.st.E2E, side.st.TimedOutputTokens)
+		if err != nil {
+			return err
+		}
+		if *side.dst, err = report.NewLLMSlice(side.st.Requests, side.st.OutputTokens, hs); err != nil {
+			return err
+		}
+	}
+	return nil
 }

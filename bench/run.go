@@ -528,10 +528,12 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 		res.ThroughputRPS = float64(snap.Steady.Requests) / span.Seconds()
 		res.SuccessRPS = float64(snap.Steady.Requests-snap.Steady.ErrorTotal()) / span.Seconds()
 	}
-	if t.llm != nil {
-		addLLM(res, t.llm.Snapshot().Steady, span, cfg)
-	}
 	var err error
+	if t.llm != nil {
+		if err = addLLM(res, t.llm.Snapshot().Steady, span, cfg); err != nil {
+			return nil, err
+		}
+	}
 	if res.Histogram, err = report.EncodeHistogram(snap.Steady.Histogram); err != nil {
 		return nil, err
 	}
@@ -547,6 +549,12 @@ func buildResult(cfg Config, t *target, timing load.Timing, snap load.Snapshot) 
 		// Without a window "outside" would be every steady request again.
 		if res.Outside, err = sliceOf(snap.Outside); err != nil {
 			return nil, err
+		}
+		if t.llm != nil {
+			llm := t.llm.Snapshot()
+			if err = addLLMWindow(res, llm.Window, llm.Outside); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if snap.Warmup.Histogram.TotalCount() > 0 {

@@ -50,6 +50,42 @@ type metric struct {
 	// for the run's own variation; nil for the metrics the series does
 	// not hold (a p99's spread would overstate a p90's).
 	perSecond func(Second) (float64, bool)
+	// stream is set for an OpenAI-compatible target's figures: the count
+	// a percentile is taken over, and whether r has the figure at all.
+	// Their rows are left out when neither run has them.
+	stream func(*Result) (count int64, ok bool)
+}
+
+// streamStats reads an LLM figure's Stats, zero when absent.
+func streamStats(pick func(*Result) *Stats) (func(*Result) (int64, bool), func(*Result) *Stats) {
+	get := func(r *Result) *Stats {
+		if s := pick(r); s != nil {
+			return s
+		}
+		return &Stats{}
+	}
+	return func(r *Result) (int64, bool) {
+		s := pick(r)
+		if s == nil {
+			return 0, false
+		}
+		return s.Count, true
+	}, get
+}
+
+var (
+	ttftCount, ttftOf = streamStats(func(r *Result) *Stats { return r.TTFT })
+	itlCount, itlOf   = streamStats(func(r *Result) *Stats { return r.ITL })
+	tpotCount, tpotOf = streamStats(func(r *Result) *Stats { return r.TPOT })
+	e2eCount, e2eOf   = streamStats(func(r *Result) *Stats { return r.E2E })
+)
+
+// outputTokensPerS is a result's output tokens/s, and whether it has one.
+func outputTokensPerS(r *Result) (int64, bool) {
+	if r.OutputTokensPerS == nil {
+		return 0, false
+	}
+	return 0, true
 }
 
 func secondP50(s Second) (float64, bool) { return float64(s.P50Us) / usPerMs, s.P50Us > 0 }
@@ -70,6 +106,18 @@ var metrics = []metric{
 	{name: "p999", higherBad: true, quantile: 0.999, read: func(r *Result) float64 { return r.Latency.P999 }, unit: "ms", isLatency: true},
 	{name: "max", higherBad: true, read: func(r *Result) float64 { return r.Latency.Max }, unit: "ms", isLatency: true, perSecond: secondMax},
 	{name: "errors", higherBad: true, read: func(r *Result) float64 { return float64(sum(r.Errors)) }, isErrCount: true},
+	// An OpenAI-compatible target's stream figures (limits as latency's
+	// and rps's).
+	{name: "ttft_p99", higherBad: true, quantile: 0.99, read: func(r *Result) float64 { return ttftOf(r).P99 }, unit: "ms", isLatency: true, stream: ttftCount},
+	{name: "itl_p99", higherBad: true, quantile: 0.99, read: func(r *Result) float64 { return itlOf(r).P99 }, unit: "ms", isLatency: true, stream: itlCount},
+	{name: "tpot_mean", higherBad: true, read: func(r *Result) float64 { return tpotOf(r).Mean }, unit: "ms", isLatency: true, stream: tpotCount},
+	{name: "e2e_p99", higherBad: true, quantile: 0.99, read: func(r *Result) float64 { return e2eOf(r).P99 }, unit: "ms", isLatency: true, stream: e2eCount},
+	{name: "output_tokens_per_s", read: func(r *Result) float64 {
+		if r.OutputTokensPerS == nil {
+			return 0
+		}
+		return *r.OutputTokensPerS
+	}, unit: "tok/s", isRate: true, stream: outputTokensPerS},
 }
 
 func findMetric(name string) (metric, bool) {
@@ -127,6 +175,8 @@ func ParseLimits(spec string) ([]Limit, error) {
 			l.Percent, val = true, strings.TrimSuffix(val, "%")
 		case strings.HasSuffix(val, "ms") && m.isLatency:
 			l.Absolute, val = "ms", strings.TrimSuffix(val, "ms")
+		case m.isRate && m.stream != nil:
+			l.Absolute = "tok/s"
 		case m.isRate:
 			l.Absolute = "rps"
 		case m.isLatency:
@@ -246,6 +296,33 @@ func Compare(base, next *Result, limits []Limit) Comparison {
 	}
 	for _, m := range metrics {
 		row := Row{Metric: m.name, Base: m.read(base), New: m.read(next), Unit: m.unit, Limit: byMetric[m.name]}
+		if m.stream != nil {
+			_, inBase := m.stream(base)
+			_, inNext := m.stream(next)
+			switch {
+			case !inBase && !inNext && row.Limit == nil:
+				continue // not an OpenAI-compatible target: no such rows
+			case !inBase && !inNext:
+				row.Absent = "both"
+			case !inBase:
+				row.Absent = "base"
+			case !inNext:
+				row.Absent = "new"
+			}
+			if row.Absent != "" {
+				if row.Limit != nil {
+					row.Verdict, row.Broken = VerdictRegressed, true
+					c.Broken = append(c.Broken, m.name)
+					which := "the " + row.Absent + " run has"
+					if row.Absent == "both" {
+						which = "neither run has"
+					}
+					c.Notes = append(c.Notes, fmt.Sprintf("%s is limited (--max) but %s no stream figures (an OpenAI-compatible target's): the limit cannot pass", m.name, which))
+				}
+				c.Rows = append(c.Rows, row)
+				continue
+			}
+		}
 		row.Change = row.New - row.Base
 		row.Percent = math.NaN()
 		if row.Base != 0 {
@@ -255,8 +332,13 @@ func Compare(base, next *Result, limits []Limit) Comparison {
 		row.Improved = row.Change != 0 && !row.Worse
 		if m.quantile > 0 {
 			for _, r := range []*Result{base, next} {
-				if above := float64(r.Latency.Count) * (1 - m.quantile); r.Latency.Count > 0 && above < 10 {
-					row.Noisy = fmt.Sprintf("%s from %d requests: %.1f above it; want at least 10", m.name, r.Latency.Count, above)
+				count, what := r.Latency.Count, "requests"
+				if m.stream != nil {
+					count, _ = m.stream(r)
+					what = "values"
+				}
+				if above := float64(count) * (1 - m.quantile); count > 0 && above < 10 {
+					row.Noisy = fmt.Sprintf("%s from %d %s: %.1f above it; want at least 10", m.name, count, what, above)
 					break
 				}
 			}
@@ -292,7 +374,7 @@ func Compare(base, next *Result, limits []Limit) Comparison {
 		}
 		c.Rows = append(c.Rows, row)
 	}
-	c.Notes = append(comparabilityNotes(base, next), serverCompareNotes(base, next)...)
+	c.Notes = append(append(comparabilityNotes(base, next), serverCompareNotes(base, next)...), c.Notes...)
 	for _, row := range compareServer(base, next, byMetric) {
 		switch row.Verdict {
 		case VerdictRegressed:

@@ -113,6 +113,8 @@ type runView struct {
 	// ServerProfile is the server's figures over the profile window
 	// beside the client's window requests.
 	ServerProfile []serverRow
+	// LLM is an OpenAI-compatible target's stream figures; nil for others.
+	LLM *llmView
 }
 
 // inputRow is one run of a merge as the page lists it.
@@ -178,6 +180,9 @@ type runChart struct {
 	Percentiles percentileChart `json:"percentiles"`
 	Dist        distribution    `json:"distribution"`
 	Server      *serverChart    `json:"server,omitempty"`
+	// LLMPercentiles are an OpenAI-compatible target's TTFT and ITL by
+	// percentile, on the latency chart's axis.
+	LLMPercentiles *percentileChart `json:"llm_percentiles,omitempty"`
 }
 
 // percentileChart is latency by percentile on HdrHistogram's axis, x =
@@ -373,6 +378,14 @@ func chartOf(id string, r *Result) (runChart, string, error) {
 	c.Percentiles = percentileCurves(names, hs)
 	c.Dist = distributionOf(all)
 	c.Server = serverChartOf(r.Server)
+	if r.LLMHistograms != nil {
+		d, err := r.LLMHistograms.Decode()
+		if err != nil {
+			return c, "", fmt.Errorf("\"llm_histograms\": %w", err)
+		}
+		pc := percentileCurves([]string{"ttft", "itl"}, []*hdrhistogram.Histogram{d["ttft"], d["itl"]})
+		c.LLMPercentiles = &pc
+	}
 	return c, tailNote, nil
 }
 
@@ -413,6 +426,7 @@ func viewOf(id, name string, r *Result) runView {
 	v.Facts = runFacts(r)
 	v.Inputs = inputRows(r)
 	v.BytesNote = bytesNote(r)
+	v.LLM = llmViewOf(r)
 	for _, f := range r.SeriesUnknown {
 		switch f {
 		case fieldSent:

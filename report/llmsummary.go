@@ -12,13 +12,7 @@ func writeLLMSummary(w io.Writer, r *Result) {
 	if r.TTFT == nil {
 		return
 	}
-	// A gap of 0 is real (two chunks read together), not a missing value.
-	ms := func(count int64, v float64) string {
-		if v == 0 && count > 0 {
-			return "0"
-		}
-		return FormatMs(v)
-	}
+	ms := llmMs
 	row := func(name string, s Stats) {
 		fmt.Fprintf(w, "  %-8s %9d %8s %8s %8s %8s %8s %8s %8s %8s\n", name, s.Count,
 			ms(s.Count, s.Min), ms(s.Count, s.Mean), ms(s.Count, s.P50), ms(s.Count, s.P90), ms(s.Count, s.P95), ms(s.Count, s.P99), ms(s.Count, s.P999), ms(s.Count, s.Max))
@@ -35,6 +29,14 @@ func writeLLMSummary(w io.Writer, r *Result) {
 	}
 	fmt.Fprintln(w, "  (milliseconds; the streams that reached data: [DONE] with output: time to first token, every")
 	fmt.Fprintln(w, "   gap between output chunks, time per output token after the first, end to end)")
+	fmt.Fprintf(w, "  tokens   %s\n", llmTokensLine(r))
+	if g := r.Goodput; g != nil {
+		fmt.Fprintf(w, "  goodput  %d requests (%.1f%%), %.2f/s met %s one by one\n", g.Requests, 100*g.Share, g.Rate, g.SLO)
+	}
+}
+
+// llmTokensLine is the tokens line of the summary and the page.
+func llmTokensLine(r *Result) string {
 	var out, in int64
 	var perS float64
 	if r.OutputTokens != nil {
@@ -46,8 +48,59 @@ func writeLLMSummary(w io.Writer, r *Result) {
 	if r.OutputTokensPerS != nil {
 		perS = *r.OutputTokensPerS
 	}
-	fmt.Fprintf(w, "  tokens   %d output, %d input, %.1f output tokens/s\n", out, in, perS)
-	if g := r.Goodput; g != nil {
-		fmt.Fprintf(w, "  goodput  %d requests (%.1f%%), %.2f/s met %s one by one\n", g.Requests, 100*g.Share, g.Rate, g.SLO)
+	return fmt.Sprintf("%d output, %d input, %.1f output tokens/s", out, in, perS)
+}
+
+// llmMs is a stream figure as the summary prints it: a gap of 0 is real
+// (two chunks read together), not a missing value.
+func llmMs(count int64, v float64) string {
+	if v == 0 && count > 0 {
+		return "0"
 	}
+	return FormatMs(v)
+}
+
+// streamErrorClasses are the error classes a stream's failure is counted
+// under (load.LLMFailure), which the page lists beside the stream figures.
+var streamErrorClasses = []string{"stalled", "closed_mid_stream", "malformed", "stream_error"}
+
+// llmView is the page's stream section: the summary's table, the tokens
+// line and the stream failures.
+type llmView struct {
+	Rows         []llmRow
+	Tokens       string
+	StreamErrors []kv
+}
+
+type llmRow struct {
+	Name  string
+	Cells []kv // stat name, as the summary prints it
+}
+
+func llmViewOf(r *Result) *llmView {
+	if r.TTFT == nil {
+		return nil
+	}
+	v := &llmView{Tokens: llmTokensLine(r)}
+	for _, s := range []struct {
+		name  string
+		stats *Stats
+	}{{"ttft", r.TTFT}, {"itl", r.ITL}, {"tpot", r.TPOT}, {"e2e", r.E2E}} {
+		if s.stats == nil {
+			continue
+		}
+		st := *s.stats
+		row := llmRow{Name: s.name, Cells: []kv{{"count", fmt.Sprint(st.Count)}}}
+		for _, c := range []struct {
+			k string
+			v float64
+		}{{"min", st.Min}, {"mean", st.Mean}, {"p50", st.P50}, {"p90", st.P90}, {"p95", st.P95}, {"p99", st.P99}, {"p999", st.P999}, {"max", st.Max}} {
+			row.Cells = append(row.Cells, kv{c.k, llmMs(st.Count, c.v)})
+		}
+		v.Rows = append(v.Rows, row)
+	}
+	for _, class := range streamErrorClasses {
+		v.StreamErrors = append(v.StreamErrors, kv{class, fmt.Sprint(r.Errors[class])})
+	}
+	return v
 }

@@ -44,6 +44,19 @@ func CheckMergeable(results []*Result, sources []string) error {
 	return nil
 }
 
+// mergedSteadySpan is the merged steady span in seconds, at least each
+// input's own (its requests over its throughput), as mergedThroughput
+// divides by.
+func mergedSteadySpan(results []*Result, steady Phase) float64 {
+	span := steady.End - steady.Start
+	for _, r := range results {
+		if r.ThroughputRPS > 0 {
+			span = max(span, float64(r.Requests)/r.ThroughputRPS)
+		}
+	}
+	return span
+}
+
 func (r *Result) steadyStart() time.Time {
 	return r.StartedAt.Add(time.Duration(r.Phases.Steady.Start * float64(time.Second)))
 }
@@ -162,6 +175,11 @@ func Merge(results []*Result, sources []string) (*Result, []string, error) {
 	}
 	out.FinishedAt = finished
 	out.ThroughputRPS, out.SuccessRPS = mergedThroughput(results, out.Phases.Steady)
+	llmNotes, err := mergeLLM(out, results, sources, mergedSteadySpan(results, out.Phases.Steady))
+	if err != nil {
+		return nil, nil, err
+	}
+	notes = append(notes, llmNotes...)
 	warmup, exact, err := mergeWarmupLatency(results, sources)
 	if err != nil {
 		return nil, nil, err
@@ -329,14 +347,13 @@ func mergedInput(r *Result, src string) MergedInput {
 // run's own (an open loop's counts the intended send times, which may
 // outlast the first to last request).
 func mergedThroughput(results []*Result, steady Phase) (rps, okRPS float64) {
-	span := steady.End - steady.Start
+	span := mergedSteadySpan(results, steady)
 	var requests, ok float64
 	for _, r := range results {
 		if r.ThroughputRPS <= 0 {
 			continue
 		}
 		own := float64(r.Requests) / r.ThroughputRPS
-		span = max(span, own)
 		requests += float64(r.Requests)
 		ok += r.SuccessRPS * own
 	}

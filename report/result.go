@@ -124,6 +124,12 @@ type Result struct {
 	// Goodput is the steady requests that met --slo's LLM terms one by
 	// one (report/llmslo.go); absent without such terms.
 	Goodput *Goodput `json:"goodput,omitempty"`
+	// LLMHistograms keeps the histograms behind TTFT, ITL, TPOT and E2E,
+	// for exact merges and the .hgrm files. LLMWindow and LLMOutside split
+	// the steady streams by the profile window, when one ran.
+	LLMHistograms *LLMHistograms `json:"llm_histograms,omitempty"`
+	LLMWindow     *LLMSlice      `json:"llm_window,omitempty"`
+	LLMOutside    *LLMSlice      `json:"llm_outside,omitempty"`
 }
 
 // WorkerReport is one worker of a coordinated run as the coordinator saw
@@ -594,6 +600,9 @@ func (r *Result) check() error {
 	}
 	if h.TotalCount() != r.Latency.Count {
 		return fmt.Errorf("\"histogram\" holds %d requests, \"latency_ms\" says %d", h.TotalCount(), r.Latency.Count)
+	}
+	if err := checkLLMHistograms(r); err != nil {
+		return err
 	}
 	return nil
 }

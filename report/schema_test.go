@@ -20,6 +20,8 @@ var schemaTypes = map[string]reflect.Type{
 	"phase":            reflect.TypeOf(Phase{}),
 	"stats":            reflect.TypeOf(Stats{}),
 	"slice":            reflect.TypeOf(Slice{}),
+	"llm_histograms":   reflect.TypeOf(LLMHistograms{}),
+	"llm_slice":        reflect.TypeOf(LLMSlice{}),
 	"second":           reflect.TypeOf(Second{}),
 	"second_histogram": reflect.TypeOf(SecondHistogram{}),
 	"client":           reflect.TypeOf(ClientStats{}),

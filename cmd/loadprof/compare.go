@@ -71,6 +71,9 @@ const (
   server (server_mean server_p50 server_p99 outside), from --metrics: a rise, as latency;
       server_p99=+10% fails when the server's p99 rises by more than 10%, and when a run has
       no such figure. A rise with both percentile estimates in one server bucket is "noisy".
+  streams (ttft_p99 itl_p99 tpot_mean e2e_p99: a rise, as latency; output_tokens_per_s: a
+      drop, as rps, absolute in tokens/s), an OpenAI-compatible target's; they fail when a run
+      has no stream figures.
   Each metric may be limited once. A change over its limit is "noisy", not "regressed", when
   it is within the runs' own variation: less than twice the standard error of the difference
   of the two runs' per-second values (p50, p99, max, rps and ok_rps, which result.json keeps

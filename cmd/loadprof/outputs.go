@@ -68,6 +68,27 @@ func (o runOutputs) intervalLog() func() (io.WriteCloser, error) {
 	}
 }
 
+// writeLLMHGRM writes an OpenAI-compatible target's stream distributions
+// beside --hgrm, one file each (NAME.ttft.hgrm, .itl, .tpot, .e2e): the
+// HdrHistogram plotter reads one distribution per file and overlays the
+// files it is given, so separate files plot together where sections in
+// one file would not parse. Nothing for other targets, nor when --hgrm is
+// standard output (which holds the latency distribution alone).
+func writeLLMHGRM(hgrm string, res *report.Result) error {
+	if res.LLMHistograms == nil || outfile.IsStdout(hgrm) {
+		return nil
+	}
+	hs, err := res.LLMHistograms.Decode()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, kind := range report.LLMKinds {
+		errs = append(errs, report.WriteHGRMOutput("--hgrm", report.LLMHGRMPath(hgrm, kind), hs[kind]))
+	}
+	return errors.Join(errs...)
+}
+
 // writeResult writes --out and --hgrm from res, each whole or not at all,
 // and returns the run's outcome: runErr, unless a write failed. Failed
 // writes are the outcome then (exit 4), joined to the run's own failed
@@ -83,6 +104,7 @@ func (o runOutputs) writeResult(res *report.Result, runErr error, warn io.Writer
 			err = report.WriteHGRMOutput("--hgrm", o.hgrm, h)
 		}
 		errs = append(errs, err)
+		errs = append(errs, writeLLMHGRM(o.hgrm, res))
 	}
 	werr := errors.Join(errs...)
 	switch {
