@@ -119,12 +119,7 @@ func (w *window) start(ctx context.Context) {
 	go func() {
 		defer close(w.done)
 		defer w.release()
-		t := time.NewTimer(w.cfg.Delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			w.fail(fmt.Errorf("profile %s: interrupted before the window opened", w.cfg.Addr))
+		if !w.waitToOpen(ctx, w.cfg.Addr) {
 			return
 		}
 		creds := insecure.NewCredentials()
@@ -215,6 +210,20 @@ func (w *window) where() string {
 	return w.cfg.Addr
 }
 
+// waitToOpen waits out the window's delay; false, the window failed, when
+// ctx ends first. target names the profiler in the error.
+func (w *window) waitToOpen(ctx context.Context, target string) bool {
+	t := time.NewTimer(w.cfg.Delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		w.fail(fmt.Errorf("profile %s: interrupted before the window opened", target))
+		return false
+	}
+}
+
 // runHTTP is the window through vLLM's HTTP profiler control. The
 // requests inside are those sent between /start_profile's answer (the
 // server is tracing by then) and the sending of /stop_profile. The stop is
@@ -223,12 +232,7 @@ func (w *window) where() string {
 func (w *window) runHTTP(ctx context.Context) {
 	defer close(w.done)
 	defer w.release()
-	t := time.NewTimer(w.cfg.Delay)
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		t.Stop()
-		w.fail(fmt.Errorf("profile %s: interrupted before the window opened", w.cfg.HTTP))
+	if !w.waitToOpen(ctx, w.cfg.HTTP) {
 		return
 	}
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: w.tls, Proxy: nil}}

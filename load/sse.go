@@ -414,17 +414,7 @@ func (s *chunkScanner) peek(c byte) bool {
 // object reads an object, calling member with each key with the scanner
 // at the member's value, which member must consume.
 func (s *chunkScanner) object(member func(key []byte)) {
-	if !s.enter('{') {
-		return
-	}
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
-		s.depth--
-		return
-	}
-	for !s.bad {
-		s.ws()
+	s.items('{', '}', func() {
 		if !s.peek('"') {
 			s.bad = true
 			return
@@ -438,42 +428,30 @@ func (s *chunkScanner) object(member func(key []byte)) {
 		s.i++
 		s.ws()
 		member(key)
-		if s.bad {
-			return
-		}
-		s.ws()
-		if s.i >= len(s.b) {
-			s.bad = true
-			return
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			s.depth--
-			return
-		default:
-			s.bad = true
-			return
-		}
-	}
+	})
 }
 
 // array reads an array, calling elem with the scanner at each element.
 func (s *chunkScanner) array(elem func()) {
-	if !s.enter('[') {
+	s.items('[', ']', elem)
+}
+
+// items reads the comma-separated items between open and close (an
+// object's members or an array's elements), calling item at each, which
+// must consume it.
+func (s *chunkScanner) items(open, close byte, item func()) {
+	if !s.enter(open) {
 		return
 	}
 	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == ']' {
+	if s.i < len(s.b) && s.b[s.i] == close {
 		s.i++
 		s.depth--
 		return
 	}
 	for !s.bad {
 		s.ws()
-		elem()
+		item()
 		if s.bad {
 			return
 		}
@@ -485,7 +463,7 @@ func (s *chunkScanner) array(elem func()) {
 		switch s.b[s.i] {
 		case ',':
 			s.i++
-		case ']':
+		case close:
 			s.i++
 			s.depth--
 			return
