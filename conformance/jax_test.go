@@ -27,6 +27,16 @@ import (
 // address of its profiler server. The test skips when envVar is not set.
 func startXLAServer(t *testing.T, envVar, script, why string, env ...string) string {
 	t.Helper()
+	return addr(startXLAProgram(t, envVar, script, why, env...).Profiler)
+}
+
+// xlaReady is the first line an XLA program of conformance/ prints: its
+// profiler server's port, and its HTTP port if it serves one.
+type xlaReady struct{ Profiler, HTTP int }
+
+// startXLAProgram is startXLAServer, returning both ports.
+func startXLAProgram(t *testing.T, envVar, script, why string, env ...string) xlaReady {
+	t.Helper()
 	need(t) // TensorFlow's client and xprof come from the TensorFlow virtualenv
 	interpreter := os.Getenv(envVar)
 	if interpreter == "" {
@@ -60,7 +70,7 @@ func startXLAServer(t *testing.T, envVar, script, why string, env ...string) str
 		close(line)
 		io.Copy(io.Discard, stdout)
 	}()
-	var ready struct{ Profiler int }
+	var ready xlaReady
 	select {
 	case l, ok := <-line:
 		if !ok || json.Unmarshal([]byte(l), &ready) != nil || ready.Profiler == 0 {
@@ -69,7 +79,7 @@ func startXLAServer(t *testing.T, envVar, script, why string, env ...string) str
 	case <-time.After(3 * time.Minute):
 		t.Fatalf("%s did not start within 3 minutes", script)
 	}
-	return addr(ready.Profiler)
+	return ready
 }
 
 // readSpace reads one .xplane.pb.
