@@ -116,10 +116,12 @@ func restBenchPayloads() []struct{ name, data string } {
 // the simulator runs in another process) for TF Serving's REST protocol,
 // V2 JSON and V2 with the binary tensor extension, each data.json of
 // restBenchPayloads driving all three, on each engine, in a closed loop on
-// 32 connections and in an open loop at 2000 requests/s. In the closed
-// loop the simulator's pace, which differs by protocol (its own parsing),
-// sets how many answers each of the client's wake-ups collects; in the
-// open loop the schedule sets the wake-ups, and the figures are the
+// 8 connections and in an open loop at 2000 requests/s. The simulator
+// answers each request in a fixed 3 ms, so that in the closed loop its
+// pace is alike for every protocol as long as it keeps up (pace-v2json/tf
+// and pace-v2binary/tf: the median ratio of requests/s; far from 1 the
+// server, not the client, set how many answers a wake-up collected); in
+// the open loop the schedule sets the wake-ups, and the figures are the
 // client's protocol cost alone, as long as the simulator keeps up: the
 // fraction of requests that waited for one of the 64 slots is reported
 // (-saturated). The protocols take turns in rounds within one benchmark
@@ -130,7 +132,11 @@ func restBenchPayloads() []struct{ name, data string } {
 // the rounds' ratios, with their quartiles (-q1, -q3); the
 // simulator's own CPU ratio (sim-v2json/tf, sim-v2binary/tf, over all
 // rounds); and the 1-minute load average at the end (load1), since a
-// busy machine moves every figure. The goal is ratios within 10% of 1.
+// busy machine moves every figure. The goal (issue #18) is v2json/tf
+// within 10% of 1: the same data.json in either protocol's JSON. v2binary
+// sends the tensor as raw bytes, half the JSON's size at 2 KiB, and is
+// cheaper there by as much as the bytes it saves; it is reported beside,
+// not held to the goal.
 //
 //	go test -run '^$' -bench RESTProtocolCPU -benchtime 20000x ./bench
 func BenchmarkRESTProtocolCPU(b *testing.B) {
@@ -147,7 +153,12 @@ func BenchmarkRESTProtocolCPU(b *testing.B) {
 		name string
 		plan load.Plan
 	}{
-		{"closed", load.Plan{Concurrency: 32}},
+		// 8 connections at the simulator's fixed 3 ms is some 2,700
+		// requests/s, a pace the simulator keeps for every protocol and
+		// payload (at 32 it fell behind on V2 JSON's 2 KiB bodies, which
+		// then collected fewer answers a wake-up than TF's: the server's
+		// pace, not the client's cost). -pace reports how alike it was.
+		{"closed", load.Plan{Concurrency: 8}},
 		// Meant to be below the simulator's pace for every protocol and
 		// payload, so that the schedule, not the answers, wakes the
 		// client; -saturated says how often it was not (a busy machine
@@ -184,6 +195,7 @@ func BenchmarkRESTProtocolCPU(b *testing.B) {
 					csw := make([][]float64, len(protocols))
 					simCPU := make([]time.Duration, len(protocols))
 					saturated := make([]int64, len(protocols))
+					pace := make([][]float64, len(protocols)) // requests/s
 					b.ResetTimer()
 					for round := 0; round < rounds; round++ {
 						for k := range transports {
@@ -191,6 +203,7 @@ func BenchmarkRESTProtocolCPU(b *testing.B) {
 							rec := load.NewRecorder()
 							cpu0, csw0 := clientUsage(b)
 							sim0 := cpuOfProcess(b, simPID)
+							start := time.Now()
 							// The label splits a -cpuprofile by protocol
 							// (go tool pprof -tagfocus protocol=v2json).
 							pprof.Do(context.Background(), pprof.Labels("protocol", protocols[i].name), func(ctx context.Context) {
@@ -203,6 +216,7 @@ func BenchmarkRESTProtocolCPU(b *testing.B) {
 							if err != nil {
 								b.Fatal(err)
 							}
+							pace[i] = append(pace[i], float64(per)/time.Since(start).Seconds())
 							cpu1, csw1 := clientUsage(b)
 							simCPU[i] += cpuOfProcess(b, simPID) - sim0
 							cpu[i] = append(cpu[i], float64((cpu1-cpu0).Nanoseconds())/1e3/float64(per))
@@ -223,9 +237,12 @@ func BenchmarkRESTProtocolCPU(b *testing.B) {
 							continue
 						}
 						ratios := make([]float64, rounds)
+						paces := make([]float64, rounds)
 						for r := range ratios {
 							ratios[r] = cpu[i][r] / cpu[0][r]
+							paces[r] = pace[i][r] / pace[0][r]
 						}
+						b.ReportMetric(median(paces), "pace-"+p.name+"/tf")
 						sort.Float64s(ratios)
 						b.ReportMetric(median(ratios), p.name+"/tf")
 						b.ReportMetric(ratios[(rounds-1)/4], p.name+"/tf-q1")
