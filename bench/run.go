@@ -177,6 +177,11 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 			hlog.WatchWindow(rec.WindowState)
 		}
 		perSecond.next = hlog
+		if t.llm != nil {
+			t.llm.KeepSeconds()
+			hlog.KeepStreams()
+			perSecond.llm = t.llm
+		}
 	}
 	rec.SetIntervalSink(perSecond)
 	plan := cfg.Plan
@@ -232,6 +237,7 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 		closeHlog(hlog)
 		return nil, err
 	}
+	perSecond.closeStreams()
 	if res.SeriesHistograms, err = perSecond.forSeries(res.Series); err != nil {
 		closeHlog(hlog)
 		return nil, err

@@ -1,0 +1,102 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/report"
+	"github.com/loadprof/loadprof/sim"
+)
+
+// readHlogByTag reads an interval log with hdrhistogram-go's log reader and
+// returns each tag's intervals ("" for untagged) in the order read.
+func readHlogByTag(t *testing.T, path string) map[string][]*hdrhistogram.Histogram {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := hdrhistogram.NewHistogramLogReader(f)
+	out := map[string][]*hdrhistogram.Histogram{}
+	for {
+		h, err := r.NextIntervalHistogram()
+		if err != nil {
+			t.Fatalf("reading %s: %v", path, err)
+		}
+		if h == nil {
+			return out
+		}
+		out[h.Tag()] = append(out[h.Tag()], h)
+	}
+}
+
+func mergedOf(hs []*hdrhistogram.Histogram) *hdrhistogram.Histogram {
+	total := load.NewHistogram()
+	for _, h := range hs {
+		total.Merge(h)
+	}
+	return total
+}
+
+// TestHlogCarriesTheStreamFiguresTagged runs a streamed chat load with a
+// warm-up and an interval log: each stream figure's steady intervals, read
+// back with hdrhistogram-go's log reader, add up to result.json's
+// llm_histograms exactly; the warm-up's are tagged apart; the untagged
+// intervals are still the latency, exactly result.json's histogram.
+func TestHlogCarriesTheStreamFiguresTagged(t *testing.T) {
+	srv := startSim(t, sim.Config{LLM: sim.LLM{TTFT: 3 * time.Millisecond, TokenDelay: time.Millisecond, TokenJitter: time.Millisecond, OutputTokens: 4}})
+	path := filepath.Join(t.TempDir(), "run.hlog")
+	res, err := Run(context.Background(), Config{
+		URL: "http://" + srv.RESTAddr() + "/v1/chat/completions", DataPath: writeFile(t, "chat.json", chatBody),
+		IntervalLog: hlogTo(path), Timeout: 5 * time.Second,
+		Plan: load.Plan{Rate: 100, WarmupDuration: time.Second, Duration: 2 * time.Second, MaxInflight: 50},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.LLMHistograms == nil {
+		t.Fatal("no llm_histograms")
+	}
+	want, err := res.LLMHistograms.Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byTag := readHlogByTag(t, path)
+	for tag := range byTag {
+		if _, _, ok := report.ParseHlogTag(tag); !ok {
+			t.Errorf("the log holds tag %q", tag)
+		}
+	}
+	for _, kind := range report.LLMKinds {
+		tag := report.HlogLLMTag(kind, false)
+		got := mergedOf(byTag[tag])
+		if len(byTag[tag]) < 2 || got.TotalCount() == 0 || !sameValues(recordedValues(got), recordedValues(want[kind])) {
+			t.Errorf("tag %s: %d intervals holding %d values; llm_histograms.%s holds %d", tag, len(byTag[tag]), got.TotalCount(), kind, want[kind].TotalCount())
+		}
+		warm := report.HlogLLMTag(kind, true)
+		if n := mergedOf(byTag[warm]).TotalCount(); n == 0 {
+			t.Errorf("tag %s: no warm-up values", warm)
+		}
+	}
+	// Every warm-up request of the simulator streams tokens: its TTFT is
+	// in the warm-up's intervals, one per request.
+	if n := mergedOf(byTag[report.HlogLLMTag("ttft", true)]).TotalCount(); n != res.Phases.Warmup.Requests {
+		t.Errorf("warm-up TTFT intervals hold %d values, the warm-up had %d requests", n, res.Phases.Warmup.Requests)
+	}
+	steady, err := report.DecodeHistogram(res.Histogram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mergedOf(byTag[""]); !sameValues(recordedValues(got), recordedValues(steady)) {
+		t.Errorf("untagged intervals hold %d values, result.json's latency histogram %d", got.TotalCount(), steady.TotalCount())
+	}
+	if n := mergedOf(byTag[report.HlogWarmupTag]).TotalCount(); n != res.Phases.Warmup.Latency.Count {
+		t.Errorf("warm-up latency intervals hold %d values, the warm-up %d", n, res.Phases.Warmup.Latency.Count)
+	}
+}
