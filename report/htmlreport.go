@@ -301,7 +301,9 @@ const (
 // partial second.
 func chartOf(id string, r *Result) (runChart, string, error) {
 	end := runEnd(r)
-	c := runChart{ID: id, ClosedRun: r.Loop == "closed", EndS: end}
+	// Time is never null on the page: a run shorter than a partial second
+	// the rates can use has no point, and the script reads its length.
+	c := runChart{ID: id, ClosedRun: r.Loop == "closed", EndS: end, Time: []float64{}}
 	if r.Loop == "open" {
 		c.Offered = r.Rate
 	}
