@@ -1,8 +1,11 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -44,12 +47,11 @@ func mergedOf(hs []*hdrhistogram.Histogram) *hdrhistogram.Histogram {
 	return total
 }
 
-// TestHlogCarriesTheStreamFiguresTagged runs a streamed chat load with a
-// warm-up and an interval log: each stream figure's steady intervals, read
-// back with hdrhistogram-go's log reader, add up to result.json's
-// llm_histograms exactly; the warm-up's are tagged apart; the untagged
-// intervals are still the latency, exactly result.json's histogram.
-func TestHlogCarriesTheStreamFiguresTagged(t *testing.T) {
+// llmHlogRun runs a streamed chat load with a warm-up and an interval log
+// and returns the result, the log's path and the result's stream
+// histograms by kind.
+func llmHlogRun(t *testing.T) (*report.Result, string, map[string]*hdrhistogram.Histogram) {
+	t.Helper()
 	srv := startSim(t, sim.Config{LLM: sim.LLM{TTFT: 3 * time.Millisecond, TokenDelay: time.Millisecond, TokenJitter: time.Millisecond, OutputTokens: 4}})
 	path := filepath.Join(t.TempDir(), "run.hlog")
 	res, err := Run(context.Background(), Config{
@@ -67,6 +69,16 @@ func TestHlogCarriesTheStreamFiguresTagged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return res, path, want
+}
+
+// TestHlogCarriesTheStreamFiguresTagged runs a streamed chat load with a
+// warm-up and an interval log: each stream figure's steady intervals, read
+// back with hdrhistogram-go's log reader, add up to result.json's
+// llm_histograms exactly; the warm-up's are tagged apart; the untagged
+// intervals are still the latency, exactly result.json's histogram.
+func TestHlogCarriesTheStreamFiguresTagged(t *testing.T) {
+	res, path, want := llmHlogRun(t)
 	byTag := readHlogByTag(t, path)
 	for tag := range byTag {
 		if _, _, ok := report.ParseHlogTag(tag); !ok {
@@ -98,5 +110,41 @@ func TestHlogCarriesTheStreamFiguresTagged(t *testing.T) {
 	}
 	if n := mergedOf(byTag[report.HlogWarmupTag]).TotalCount(); n != res.Phases.Warmup.Latency.Count {
 		t.Errorf("warm-up latency intervals hold %d values, the warm-up %d", n, res.Phases.Warmup.Latency.Count)
+	}
+}
+
+// TestLLMHlogReadsTheSameInHdrHistogramPython reads a streamed load's log
+// with HdrHistogram's Python package: each stream figure's steady tag adds
+// up to result.json's llm_histograms, value for value.
+func TestLLMHlogReadsTheSameInHdrHistogramPython(t *testing.T) {
+	python := os.Getenv("LOADPROF_PYTHON")
+	if python == "" {
+		t.Skip("LOADPROF_PYTHON is not set (scripts/test.sh sets it to the conformance virtualenv, which has hdrhistogram)")
+	}
+	_, path, want := llmHlogRun(t)
+	cmd := exec.Command(python, "-c", pyReadHlog, path)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	raw, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python hdrh: %v\n%s", err, stderr.String())
+	}
+	var log struct {
+		Values map[string][][2]int64 `json:"values"`
+	}
+	if err := json.Unmarshal(raw, &log); err != nil {
+		t.Fatalf("%v: %s", err, raw)
+	}
+	for _, kind := range report.LLMKinds {
+		got := map[int64]int64{}
+		for _, vc := range log.Values[report.HlogLLMTag(kind, false)] {
+			got[vc[0]] = vc[1]
+		}
+		if w := recordedValues(want[kind]); len(w) == 0 || !sameValues(got, w) {
+			t.Errorf("%s: python's values (us) differ from llm_histograms':\n%v\n%v", kind, got, w)
+		}
+		if len(log.Values[report.HlogLLMTag(kind, true)]) == 0 {
+			t.Errorf("%s: python reads no warm-up values", kind)
+		}
 	}
 }
