@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -110,6 +111,61 @@ func TestHlogCarriesTheStreamFiguresTagged(t *testing.T) {
 	}
 	if n := mergedOf(byTag[report.HlogWarmupTag]).TotalCount(); n != res.Phases.Warmup.Latency.Count {
 		t.Errorf("warm-up latency intervals hold %d values, the warm-up %d", n, res.Phases.Warmup.Latency.Count)
+	}
+
+	// The series' TTFT p99 of each second is that of the second's
+	// interval: the steady phase's once it has values, else the warm-up's.
+	ttftAt := func(tag string) map[int]*hdrhistogram.Histogram {
+		m := map[int]*hdrhistogram.Histogram{}
+		for _, h := range byTag[tag] {
+			m[int((h.StartTimeMs()-res.StartedAt.UnixMilli())/1000)] = h
+		}
+		return m
+	}
+	steadyTTFT, warmTTFT := ttftAt(report.HlogLLMTag("ttft", false)), ttftAt(report.HlogLLMTag("ttft", true))
+	withTTFT := 0
+	for _, p := range res.Series {
+		h := steadyTTFT[p.Second]
+		if h == nil || h.TotalCount() == 0 {
+			h = warmTTFT[p.Second]
+		}
+		var want int64
+		if h != nil && h.TotalCount() > 0 {
+			want = load.ValueAtPercentile(h, 99)
+			withTTFT++
+		}
+		if p.TTFTP99Us != want {
+			t.Errorf("second %d: series ttft_p99_us %d, the log's interval gives %d", p.Second, p.TTFTP99Us, want)
+		}
+	}
+	if withTTFT < 3 {
+		t.Errorf("%d of %d seconds have a TTFT p99", withTTFT, len(res.Series))
+	}
+}
+
+// TestSeriesOfCopiesEveryFieldOfTheRecorder: the recorder's per-second
+// point and result.json's are converted field by field (result.json's has
+// more); a field added to the recorder's must reach result.json's.
+func TestSeriesOfCopiesEveryFieldOfTheRecorder(t *testing.T) {
+	var p load.Second
+	v := reflect.ValueOf(&p).Elem()
+	for i := range v.NumField() {
+		switch f := v.Field(i); f.Kind() {
+		case reflect.Int, reflect.Int64:
+			f.SetInt(int64(i + 1))
+		case reflect.Float64:
+			f.SetFloat(float64(i) + 0.5)
+		default:
+			t.Fatalf("load.Second.%s: kind %s not handled here", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	got := reflect.ValueOf(seriesOf([]load.Second{p})[0])
+	for i := range v.NumField() {
+		name := v.Type().Field(i).Name
+		f := got.FieldByName(name)
+		if !f.IsValid() || !reflect.DeepEqual(f.Interface(), v.Field(i).Interface()) {
+			t.Errorf("report.Second.%s: %v, load.Second's %v", name, f, v.Field(i))
+		}
 	}
 }
 

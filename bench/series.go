@@ -21,6 +21,7 @@ type secondHistograms struct {
 	// has each second's stream figures closed with the latency's and
 	// passed on to the interval log; nil for none.
 	llm     *load.LLMRecorder
+	ttftP99 map[int]int64           // by second, from llm: the series' TTFTP99Us
 	cur     *hdrhistogram.Histogram // the second being recorded: its steady requests
 	curWarm *hdrhistogram.Histogram // and its warm-up's, kept only when it has no steady one (as the recorder's series)
 	mu      sync.Mutex              // a late second after close is dropped, not sent on a closed channel
@@ -92,8 +93,19 @@ func (s *secondHistograms) Interval(second int) {
 	}
 }
 
-// addStreams hands a second's stream figures to the interval log.
-func (s *secondHistograms) addStreams(_ int, warmup, steady *load.LLMStats) {
+// addStreams keeps a second's TTFT p99 for the series (the steady
+// phase's when it has any, as the latency's) and hands its stream figures
+// to the interval log.
+func (s *secondHistograms) addStreams(second int, warmup, steady *load.LLMStats) {
+	for _, st := range []*load.LLMStats{steady, warmup} {
+		if st != nil && st.TTFT.TotalCount() > 0 {
+			if s.ttftP99 == nil {
+				s.ttftP99 = map[int]int64{}
+			}
+			s.ttftP99[second] = load.ValueAtPercentile(st.TTFT, 99)
+			break
+		}
+	}
 	for _, p := range []struct {
 		warmup bool
 		st     *load.LLMStats
@@ -116,6 +128,14 @@ func (s *secondHistograms) closeStreams() {
 		s.addStreams(second, warmup, steady)
 		s.next.StreamsInterval(second)
 	})
+}
+
+// addTTFT sets the series' TTFT p99 of each second. The recorder must be
+// done with the sink.
+func (s *secondHistograms) addTTFT(series []report.Second) {
+	for i := range series {
+		series[i].TTFTP99Us = s.ttftP99[series[i].Second]
+	}
 }
 
 // close waits for the histograms still being encoded. The recorder must be

@@ -14,7 +14,8 @@ import (
 
 // TestLLMGoodputOnThePageEqualsTheSummary checks that a run with --slo
 // LLM terms shows on its page the goodput line the text summary prints,
-// and that a run without them shows none. The run without is shorter than
+// and the TTFT p99 per second beside the latency's, and that a run
+// without them shows no goodput. The run without is shorter than
 // the quarter second a rate needs: its page has no per-second point, and
 // its script must run all the same.
 func TestLLMGoodputOnThePageEqualsTheSummary(t *testing.T) {
@@ -40,6 +41,11 @@ func TestLLMGoodputOnThePageEqualsTheSummary(t *testing.T) {
 	if !strings.Contains(dom, `<span data-goodput="true">`+html.EscapeString(line[1])+`</span>`) {
 		got := regexp.MustCompile(`<span data-goodput="true">[^<]*</span>`).FindString(dom)
 		t.Errorf("the page's goodput %q, the summary's %q", got, line[1])
+	}
+
+	// The latency over time has a fifth line, the TTFT p99 per second.
+	if !regexp.MustCompile(`id="[^"]*-latency-time"[^>]*data-series="5"`).MatchString(dom) || !strings.Contains(dom, "p99 time to first token") {
+		t.Errorf("the latency over time has no TTFT line: %s", regexp.MustCompile(`<div class="chart" id="[^"]*-latency-time"[^>]*>`).FindString(dom))
 	}
 
 	plain := filepath.Join(dir, "plain.html")
