@@ -177,6 +177,15 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 			hlog.WatchWindow(rec.WindowState)
 		}
 		perSecond.next = hlog
+		if t.llm != nil {
+			hlog.KeepStreams()
+		}
+	}
+	if t.llm != nil {
+		// Each second's stream figures, for the series' TTFT and the
+		// interval log, closed by the tick that closes the latency's.
+		t.llm.KeepSeconds()
+		perSecond.llm = t.llm
 	}
 	rec.SetIntervalSink(perSecond)
 	plan := cfg.Plan
@@ -232,6 +241,8 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 		closeHlog(hlog)
 		return nil, err
 	}
+	perSecond.closeStreams()
+	perSecond.addTTFT(res.Series)
 	if res.SeriesHistograms, err = perSecond.forSeries(res.Series); err != nil {
 		closeHlog(hlog)
 		return nil, err
@@ -702,7 +713,8 @@ func seriesOf(points []load.Second) []report.Second {
 	}
 	out := make([]report.Second, len(points))
 	for i, p := range points {
-		out[i] = report.Second(p)
+		out[i] = report.Second{Second: p.Second, Requests: p.Requests, Errors: p.Errors, P50Us: p.P50Us, P99Us: p.P99Us, MaxUs: p.MaxUs,
+			P90Us: p.P90Us, Sent: p.Sent, Inflight: p.Inflight, BytesSent: p.BytesSent, BytesReceived: p.BytesReceived}
 	}
 	return out
 }

@@ -16,7 +16,12 @@ import (
 // the recorder locked, so it only copies the counts there: encoding (about
 // a millisecond, mostly zlib's set-up) happens on a goroutine of its own.
 type secondHistograms struct {
-	next    *report.HlogWriter
+	next *report.HlogWriter
+	// llm, an OpenAI-compatible target's recorder keeping its seconds,
+	// has each second's stream figures closed with the latency's and
+	// passed on to the interval log; nil for none.
+	llm     *load.LLMRecorder
+	ttftP99 map[int]int64           // by second, from llm: the series' TTFTP99Us
 	cur     *hdrhistogram.Histogram // the second being recorded: its steady requests
 	curWarm *hdrhistogram.Histogram // and its warm-up's, kept only when it has no steady one (as the recorder's series)
 	mu      sync.Mutex              // a late second after close is dropped, not sent on a closed channel
@@ -66,6 +71,9 @@ func (s *secondHistograms) Add(phase load.Phase, latencyUs int64) {
 }
 
 func (s *secondHistograms) Interval(second int) {
+	if s.llm != nil {
+		s.llm.CloseSeconds(second, s.addStreams)
+	}
 	if s.next != nil {
 		s.next.Interval(second)
 	}
@@ -82,6 +90,51 @@ func (s *secondHistograms) Interval(second int) {
 	defer s.mu.Unlock()
 	if !s.closed {
 		s.pending <- secondCopy{second, h} // the encoder drains it: never blocks for long
+	}
+}
+
+// addStreams keeps a second's TTFT p99 for the series (the steady
+// phase's when it has any, as the latency's) and hands its stream figures
+// to the interval log.
+func (s *secondHistograms) addStreams(second int, warmup, steady *load.LLMStats) {
+	for _, st := range []*load.LLMStats{steady, warmup} {
+		if st != nil && st.TTFT.TotalCount() > 0 {
+			if s.ttftP99 == nil {
+				s.ttftP99 = map[int]int64{}
+			}
+			s.ttftP99[second] = load.ValueAtPercentile(st.TTFT, 99)
+			break
+		}
+	}
+	for _, p := range []struct {
+		warmup bool
+		st     *load.LLMStats
+	}{{true, warmup}, {false, steady}} {
+		if p.st != nil && s.next != nil {
+			s.next.AddStreams(p.warmup, p.st.TTFT, p.st.ITL, p.st.TPOT, p.st.E2E)
+		}
+	}
+}
+
+// closeStreams writes the stream figures of the seconds the last tick
+// left open (requests that ended after the latency's last second was
+// closed), each second apart. Call it once the recorders are frozen and
+// the latency's last second is closed.
+func (s *secondHistograms) closeStreams() {
+	if s.llm == nil || s.next == nil {
+		return
+	}
+	s.llm.CloseAllSeconds(func(second int, warmup, steady *load.LLMStats) {
+		s.addStreams(second, warmup, steady)
+		s.next.StreamsInterval(second)
+	})
+}
+
+// addTTFT sets the series' TTFT p99 of each second. The recorder must be
+// done with the sink.
+func (s *secondHistograms) addTTFT(series []report.Second) {
+	for i := range series {
+		series[i].TTFTP99Us = s.ttftP99[series[i].Second]
 	}
 }
 

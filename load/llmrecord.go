@@ -298,6 +298,15 @@ func (st *LLMStats) Merge(o *LLMStats) {
 	st.Good += o.Good
 }
 
+// reset empties st for reuse, keeping its histograms' memory.
+func (st *LLMStats) reset() {
+	ttft, itl, tpot, e2e := st.TTFT, st.ITL, st.TPOT, st.E2E
+	for _, h := range []*hdrhistogram.Histogram{ttft, itl, tpot, e2e} {
+		h.Reset()
+	}
+	*st = LLMStats{TTFT: ttft, ITL: itl, TPOT: tpot, E2E: e2e, FirstAt: -1}
+}
+
 // Clone returns a deep copy of st.
 func (st *LLMStats) Clone() *LLMStats {
 	c := *st
@@ -351,12 +360,39 @@ func (g LLMGoal) Met(r *LLMRequest) bool {
 // the way Recorder collects latencies: the steady requests also go to the
 // window's or the outside's stats. Record takes a lock and allocates
 // nothing.
+//
+// With KeepSeconds it also keeps each second's stats by phase (by the
+// second a request ended in), which the run's per-second tick takes with
+// CloseSeconds as it closes the latency series' seconds: the interval log
+// writes them beside the latency's.
 type LLMRecorder struct {
 	mu                              sync.Mutex
 	warmup, steady, window, outside *LLMStats
 	frozen                          bool
 	late                            int64
 	goal                            LLMGoal
+
+	keepSeconds bool
+	// open is the earliest second not yet closed; seconds holds the open
+	// seconds [open, open+llmOpenSeconds) at their index modulo
+	// llmOpenSeconds, a phase's stats nil until one of its requests ends
+	// in the second. Closed seconds' stats wait in spare for reuse.
+	open    int
+	seconds [llmOpenSeconds]llmSecond
+	spare   []*LLMStats
+}
+
+// llmOpenSeconds is how many seconds past the last closed one a request
+// can be kept apart in. A request ends at most a few milliseconds before
+// the Recorder sees it, and the tick closes a second within about a
+// second of its end, so two would do; a request later than the last
+// open second (a tick held up for seconds) is counted in that second
+// rather than lost.
+const llmOpenSeconds = 8
+
+// llmSecond is one open second's stats by phase.
+type llmSecond struct {
+	warmup, steady *LLMStats
 }
 
 // NewLLMRecorder returns an empty LLMRecorder.
@@ -381,6 +417,9 @@ func (r *LLMRecorder) Record(phase Phase, inWindow bool, req *LLMRequest) {
 		r.late++
 		return
 	}
+	if r.keepSeconds {
+		r.addToSecond(phase, req)
+	}
 	if phase == Warmup {
 		r.warmup.Add(req)
 		return
@@ -400,8 +439,79 @@ func (r *LLMRecorder) Record(phase Phase, inWindow bool, req *LLMRequest) {
 	}
 }
 
+// KeepSeconds makes r keep each second's stats for CloseSeconds; call it
+// before recording.
+func (r *LLMRecorder) KeepSeconds() {
+	r.mu.Lock()
+	r.keepSeconds = true
+	r.mu.Unlock()
+}
+
+// addToSecond counts req in the open second it ended in (the earliest
+// open one when that one is closed, the last when it is further ahead).
+// Called with r.mu held.
+func (r *LLMRecorder) addToSecond(phase Phase, req *LLMRequest) {
+	sec := min(max(int(req.End/time.Second), r.open), r.open+llmOpenSeconds-1)
+	slot := &r.seconds[sec%llmOpenSeconds]
+	st := &slot.steady
+	if phase == Warmup {
+		st = &slot.warmup
+	}
+	if *st == nil {
+		if n := len(r.spare); n > 0 {
+			*st, r.spare = r.spare[n-1], r.spare[:n-1]
+		} else {
+			*st = NewLLMStats()
+		}
+	}
+	(*st).Add(req)
+}
+
+// CloseSeconds closes every second up to through (run clock, whole
+// seconds) and calls emit for each that holds requests, with its warm-up
+// and steady stats (nil for a phase without requests in it). emit runs
+// with r locked and must copy what it keeps: the stats are reused once it
+// returns. Over a run, the steady stats emitted add up to Snapshot's
+// Steady exactly (and the warm-up's to Warmup) once the last second is
+// closed (CloseAllSeconds).
+func (r *LLMRecorder) CloseSeconds(through int, emit func(second int, warmup, steady *LLMStats)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closeThrough(through, emit)
+}
+
+// CloseAllSeconds closes every open second, as CloseSeconds does: what
+// the run's last tick left.
+func (r *LLMRecorder) CloseAllSeconds(emit func(second int, warmup, steady *LLMStats)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closeThrough(r.open+llmOpenSeconds-1, emit)
+}
+
+func (r *LLMRecorder) closeThrough(through int, emit func(second int, warmup, steady *LLMStats)) {
+	// Past the open seconds every slot is empty: the seconds there are
+	// closed without visiting them.
+	last := min(through, r.open+llmOpenSeconds-1)
+	defer func() { r.open = max(r.open, through+1) }()
+	for ; r.open <= last; r.open++ {
+		slot := &r.seconds[r.open%llmOpenSeconds]
+		if slot.warmup == nil && slot.steady == nil {
+			continue
+		}
+		emit(r.open, slot.warmup, slot.steady)
+		for _, st := range []*LLMStats{slot.warmup, slot.steady} {
+			if st != nil {
+				st.reset()
+				r.spare = append(r.spare, st)
+			}
+		}
+		*slot = llmSecond{}
+	}
+}
+
 // Merge adds everything o recorded to r (workers' recorders into the
-// run's). o must not be recording.
+// run's), its seconds kept apart (KeepSeconds) excepted. o must not be
+// recording.
 func (r *LLMRecorder) Merge(o *LLMRecorder) {
 	if r == o {
 		return

@@ -1,9 +1,11 @@
 package load
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -294,5 +296,182 @@ func TestLLMRecordingAllocatesNothing(t *testing.T) {
 	stream()
 	if a := testing.AllocsPerRun(100, stream); a != 0 {
 		t.Errorf("%v allocations per recorded stream, want 0", a)
+	}
+}
+
+// endingAt is a one-token completed request that ended at end.
+func endingAt(end time.Duration) *LLMRequest {
+	var s LLMStreamTimer
+	s.Begin(end - 5*ms)
+	s.Event(&tokenEvent, end-ms)
+	s.Event(&doneEvent, end)
+	return s.Finish(end, LLMOK)
+}
+
+// closedSeconds records what CloseSeconds emits, copied.
+type closedSeconds struct {
+	seconds        []int
+	warmup, steady map[int]*LLMStats
+}
+
+func (c *closedSeconds) emit(second int, warmup, steady *LLMStats) {
+	if c.warmup == nil {
+		c.warmup, c.steady = map[int]*LLMStats{}, map[int]*LLMStats{}
+	}
+	if n := len(c.seconds); n > 0 && c.seconds[n-1] >= second {
+		panic(fmt.Sprintf("second %d emitted after %d", second, c.seconds[n-1]))
+	}
+	c.seconds = append(c.seconds, second)
+	if warmup != nil {
+		c.warmup[second] = warmup.Clone()
+	}
+	if steady != nil {
+		c.steady[second] = steady.Clone()
+	}
+}
+
+func TestLLMRecorderKeepsEachSecondUntilTheTickClosesIt(t *testing.T) {
+	rec := NewLLMRecorder()
+	rec.KeepSeconds()
+	var got closedSeconds
+	rec.Record(Warmup, false, endingAt(300*ms))
+	rec.Record(Steady, false, endingAt(1100*ms))
+	rec.Record(Steady, false, endingAt(2500*ms)) // ended before second 1 closes: kept for second 2
+	rec.CloseSeconds(1, got.emit)
+	rec.Record(Steady, false, endingAt(1900*ms))        // recorded after its second closed: the earliest open one
+	rec.Record(Steady, false, endingAt(30*time.Second)) // far ahead: the last open second
+	rec.CloseSeconds(3, got.emit)
+	rec.CloseAllSeconds(got.emit)
+
+	if want := []int{0, 1, 2, 2 + llmOpenSeconds - 1}; !reflect.DeepEqual(got.seconds, want) {
+		t.Fatalf("seconds emitted %v, want %v", got.seconds, want)
+	}
+	if got.warmup[0] == nil || got.warmup[0].Timed != 1 || got.steady[0] != nil {
+		t.Errorf("second 0: warm-up %v, steady %v", got.warmup[0], got.steady[0])
+	}
+	for sec, n := range map[int]int64{1: 1, 2: 2, 2 + llmOpenSeconds - 1: 1} {
+		if got.steady[sec] == nil || got.steady[sec].Timed != n || got.warmup[sec] != nil {
+			t.Errorf("second %d: steady %v, want %d requests", sec, got.steady[sec], n)
+		}
+	}
+	// Closing a second far past the open ones leaves the seconds before
+	// it closed: a request that ended in one goes to the next open one.
+	rec.CloseSeconds(100, got.emit)
+	rec.Record(Steady, false, endingAt(50*time.Second))
+	got.seconds = nil
+	rec.CloseAllSeconds(got.emit)
+	if !reflect.DeepEqual(got.seconds, []int{101}) {
+		t.Errorf("after closing second 100, a request of second 50 is in %v, want [101]", got.seconds)
+	}
+}
+
+// TestLLMRecorderSecondsAddUpToThePhases records requests out of order
+// while a lagging tick closes seconds: the seconds' stats add up to the
+// phases' exactly, and a recorder that does not keep seconds emits none.
+func TestLLMRecorderSecondsAddUpToThePhases(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	reqs := randomRequests(rng, 2000)
+	slices.SortFunc(reqs, func(a, b LLMRequest) int { return cmp.Compare(a.End, b.End) })
+	// Requests reach the recorder up to 300ms out of order.
+	for i := range reqs {
+		j := min(i+rng.IntN(4), len(reqs)-1)
+		if reqs[j].End-reqs[i].End < 300*ms {
+			reqs[i], reqs[j] = reqs[j], reqs[i]
+		}
+	}
+	rec, plain := NewLLMRecorder(), NewLLMRecorder()
+	rec.KeepSeconds()
+	var got, none closedSeconds
+	for i := range reqs {
+		phase := Phase(min(i%4, 1))
+		rec.Record(phase, i%7 == 0, &reqs[i])
+		plain.Record(phase, false, &reqs[i])
+		if i%50 == 0 {
+			// The tick closes the seconds up to one before the
+			// latest end, as a tick late by up to a second would.
+			tick := int(reqs[i].End/time.Second) - 1
+			rec.CloseSeconds(tick, got.emit)
+			plain.CloseSeconds(tick, none.emit)
+		}
+	}
+	rec.CloseAllSeconds(got.emit)
+	plain.CloseAllSeconds(none.emit)
+	if len(none.seconds) != 0 {
+		t.Errorf("a recorder without KeepSeconds emitted seconds %v", none.seconds)
+	}
+	snap := rec.Snapshot()
+	for _, p := range []struct {
+		name    string
+		seconds map[int]*LLMStats
+		want    *LLMStats
+	}{{"warm-up", got.warmup, snap.Warmup}, {"steady", got.steady, snap.Steady}} {
+		sum := NewLLMStats()
+		for _, st := range p.seconds {
+			sum.Merge(st)
+		}
+		sum.Good = p.want.Good
+		statsEqual(t, p.name+" seconds added up", p.want, sum)
+	}
+	if len(got.seconds) < 5 {
+		t.Errorf("%d seconds emitted", len(got.seconds))
+	}
+}
+
+// TestLLMRecordingBySecondAllocatesNothing: keeping seconds, and closing
+// them, allocates nothing once the first seconds' stats are reused.
+func TestLLMRecordingBySecondAllocatesNothing(t *testing.T) {
+	rec := NewLLMRecorder()
+	rec.KeepSeconds()
+	var s LLMStreamTimer
+	emitted := 0
+	emit := func(int, *LLMStats, *LLMStats) { emitted++ }
+	at := time.Duration(0)
+	stream := func() {
+		s.Begin(at)
+		for i := 0; i < 8; i++ {
+			s.Event(&tokenEvent, at+time.Duration(i+1)*ms)
+		}
+		s.Event(&doneEvent, at+9*ms)
+		rec.Record(Phase(int(at/time.Second)%2), false, s.Finish(at+10*ms, LLMOK))
+		at += 100 * ms // ten requests a second
+		rec.CloseSeconds(int(at/time.Second)-1, emit)
+	}
+	for range 30 {
+		stream()
+	}
+	if a := testing.AllocsPerRun(200, stream); a != 0 {
+		t.Errorf("%v allocations per recorded stream with seconds kept, want 0", a)
+	}
+	if emitted < 20 {
+		t.Errorf("%d seconds emitted", emitted)
+	}
+}
+
+// BenchmarkLLMRecord is the recorder's cost per streamed request of 64
+// tokens, the phases' stats alone and with each second's kept
+// (KeepSeconds, for the interval log and the series' TTFT).
+func BenchmarkLLMRecord(b *testing.B) {
+	for _, keep := range []bool{false, true} {
+		b.Run(fmt.Sprintf("seconds=%v", keep), func(b *testing.B) {
+			rec := NewLLMRecorder()
+			if keep {
+				rec.KeepSeconds()
+			}
+			var s LLMStreamTimer
+			at := time.Duration(0)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				s.Begin(at)
+				for k := 0; k < 64; k++ {
+					s.Event(&tokenEvent, at+time.Duration(k+1)*ms)
+				}
+				s.Event(&doneEvent, at+65*ms)
+				rec.Record(Steady, i%2 == 0, s.Finish(at+66*ms, LLMOK))
+				at += time.Millisecond
+				if i%1000 == 0 {
+					rec.CloseSeconds(int(at/time.Second)-1, func(int, *LLMStats, *LLMStats) {})
+				}
+			}
+		})
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,15 +20,70 @@ import (
 // result.json does, and `-tag warmup` selects the warm-up.
 const HlogWarmupTag = "warmup"
 
+// HlogLLMTag is the tag of an OpenAI-compatible target's stream figure
+// kind (one of LLMKinds: ttft, itl, tpot, e2e) in the interval log: the
+// kind itself for the steady phase, "warmup-" and the kind for the
+// warm-up. Untagged intervals stay the latency, so a reader of the
+// latency alone sees what it saw before; HdrHistogram's log tools select
+// a figure with -tag.
+func HlogLLMTag(kind string, warmup bool) string {
+	if warmup {
+		return HlogWarmupTag + "-" + kind
+	}
+	return kind
+}
+
+// ParseHlogTag says what an interval log's tag holds: kind "" for the
+// latency (untagged, or HlogWarmupTag), else the stream figure's kind
+// (LLMKinds); warmup for the warm-up's intervals. ok is false for a tag
+// loadprof does not write.
+func ParseHlogTag(tag string) (kind string, warmup, ok bool) {
+	switch tag {
+	case "":
+		return "", false, true
+	case HlogWarmupTag:
+		return "", true, true
+	}
+	k, warm := tag, false
+	if rest, cut := strings.CutPrefix(tag, HlogWarmupTag+"-"); cut {
+		k, warm = rest, true
+	}
+	if slices.Contains(LLMKinds, k) {
+		return k, warm, true
+	}
+	return "", false, false
+}
+
+// hlogStreams is one second's stream histograms, [0] the warm-up's and
+// [1] the steady phase's, each in LLMKinds' order; nil: not written.
+type hlogStreams [2][4]*hdrhistogram.Histogram
+
+// hlogStreamTags are the stream figures' tags by phase and kind, as
+// hlogStreams holds them.
+var hlogStreamTags = func() (tags [2][4]string) {
+	for k, kind := range LLMKinds {
+		tags[0][k], tags[1][k] = HlogLLMTag(kind, true), HlogLLMTag(kind, false)
+	}
+	return tags
+}()
+
+// streamsComment says in the log what the stream figures' tags are.
+var streamsComment = fmt.Sprintf("#[Stream figures of an OpenAI-compatible target, in microseconds: Tag=%s, %s, %s, %s intervals are the steady phase's (result.json's llm_histograms), Tag=%s and the others the warm-up's]\n",
+	HlogLLMTag("ttft", false), HlogLLMTag("itl", false), HlogLLMTag("tpot", false), HlogLLMTag("e2e", false), HlogLLMTag("ttft", true))
+
 // HlogWriter streams an HdrHistogram interval log (the format of
 // HdrHistogram's HistogramLogWriter, which its log tools read): one
 // histogram per second of the run, values in microseconds, start times in
 // milliseconds. Every second is written (and reaches the file) as soon as
 // it ends, so the log can be followed while the run goes on.
 //
-// The recorder calls Add and Interval with its lock held, so they only
-// record and hand the finished second to a goroutine that encodes and
-// writes it: a slow disk never holds up the load.
+// An OpenAI-compatible target's stream figures (TTFT, ITL, TPOT, end to
+// end) go in the same log, as intervals tagged HlogLLMTag beside each
+// second's latency (KeepStreams).
+//
+// The recorder calls Add, AddStreams and Interval with its lock held, so
+// they only record and hand the finished second to a goroutine that
+// encodes and writes it: a slow disk never holds up the load.
 type HlogWriter struct {
 	out         io.WriteCloser
 	origin      time.Time
@@ -37,6 +94,10 @@ type HlogWriter struct {
 	warmup, steady *hdrhistogram.Histogram
 	steadyBegun    bool // a steady request has finished, or there is no warm-up
 	windowWas      bool
+	streams        bool        // KeepStreams was called
+	streamsSaid    bool        // the comment on the stream tags is written
+	curStreams     hlogStreams // the current second's stream histograms, both phases (nil before KeepStreams)
+	streamsIn      [2]bool     // the current second has stream values of the phase
 
 	mu      sync.Mutex
 	queue   []hlogSecond
@@ -52,6 +113,7 @@ type hlogSecond struct {
 	second         int
 	note           string                  // a comment written before the intervals, or ""
 	warmup, steady *hdrhistogram.Histogram // nil: no interval of that phase this second
+	streams        hlogStreams
 }
 
 // NewHlogWriter creates the log at path (see NewHlog), named after flag
@@ -118,11 +180,58 @@ func (w *HlogWriter) Add(warmup bool, latencyUs int64) {
 	_ = w.steady.RecordValue(latencyUs)
 }
 
+// KeepStreams makes the log carry stream figures (AddStreams); call it
+// before the first Interval.
+func (w *HlogWriter) KeepStreams() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.streams = true
+	for p := range w.curStreams {
+		for k := range w.curStreams[p] {
+			w.curStreams[p][k] = w.take()
+		}
+	}
+}
+
+// AddStreams adds a phase's stream histograms (TTFT, ITL, TPOT, end to
+// end, in us) to the current second. The histograms are copied.
+func (w *HlogWriter) AddStreams(warmup bool, ttft, itl, tpot, e2e *hdrhistogram.Histogram) {
+	if !w.streams {
+		return
+	}
+	p := phaseIndex(warmup)
+	for k, h := range [4]*hdrhistogram.Histogram{ttft, itl, tpot, e2e} {
+		if h != nil && h.TotalCount() > 0 {
+			w.curStreams[p][k].Merge(h)
+			w.streamsIn[p] = true
+		}
+	}
+}
+
+func phaseIndex(warmup bool) int {
+	if warmup {
+		return 0
+	}
+	return 1
+}
+
 // Interval ends second and queues it for the file: a warm-up interval while
 // the warm-up runs (also empty, so a stalled warm-up shows) and whenever
 // warm-up requests still finish, a steady one every second from the first
-// steady request on.
+// steady request on. The stream figures of a phase are written whenever
+// its latency is, and in any second that holds some.
 func (w *HlogWriter) Interval(second int) {
+	w.interval(second, true)
+}
+
+// StreamsInterval queues second with only the stream figures added since
+// the last Interval: those of requests that ended after the latency's
+// last second was closed.
+func (w *HlogWriter) StreamsInterval(second int) {
+	w.interval(second, false)
+}
+
+func (w *HlogWriter) interval(second int, latency bool) {
 	s := hlogSecond{second: second}
 	if w.windowState != nil {
 		// A change after this second ended (the second is closed late,
@@ -139,11 +248,26 @@ func (w *HlogWriter) Interval(second int) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.steadyBegun || w.warmup.TotalCount() > 0 {
+	if latency && (!w.steadyBegun || w.warmup.TotalCount() > 0) {
 		s.warmup, w.warmup = w.warmup, w.take()
 	}
-	if w.steadyBegun {
+	if latency && w.steadyBegun {
 		s.steady, w.steady = w.steady, w.take()
+	}
+	if w.streams {
+		if !w.streamsSaid {
+			w.streamsSaid = true
+			s.note = streamsComment + s.note
+		}
+		for p, latencyLine := range [2]bool{s.warmup != nil, s.steady != nil} {
+			if !latencyLine && !w.streamsIn[p] {
+				continue
+			}
+			for k := range w.curStreams[p] {
+				s.streams[p][k], w.curStreams[p][k] = w.curStreams[p][k], w.take()
+			}
+			w.streamsIn[p] = false
+		}
 	}
 	w.queue = append(w.queue, s)
 	select {
@@ -188,7 +312,11 @@ func (w *HlogWriter) writeLoop() {
 		}
 		w.mu.Lock()
 		for _, s := range batch {
-			for _, h := range []*hdrhistogram.Histogram{s.warmup, s.steady} {
+			hs := []*hdrhistogram.Histogram{s.warmup, s.steady}
+			for p := range s.streams {
+				hs = append(hs, s.streams[p][:]...)
+			}
+			for _, h := range hs {
 				if h != nil {
 					h.Reset()
 					w.free = append(w.free, h)
@@ -205,13 +333,22 @@ func (w *HlogWriter) writeLoop() {
 // appendSecond appends the lines of one second: start time relative to
 // BaseTime and length in seconds, the maximum in milliseconds (microsecond
 // values over the ratio 1000, as Java's writer is told for them), and the
-// compressed histogram.
+// compressed histogram. The latency comes first, then the stream figures,
+// the warm-up before the steady phase.
 func (w *HlogWriter) appendSecond(buf []byte, s hlogSecond) []byte {
 	buf = append(buf, s.note...)
-	for _, iv := range []struct {
+	type tagged struct {
 		tag string
 		h   *hdrhistogram.Histogram
-	}{{HlogWarmupTag, s.warmup}, {"", s.steady}} {
+	}
+	lines := make([]tagged, 0, 10)
+	lines = append(lines, tagged{HlogWarmupTag, s.warmup}, tagged{"", s.steady})
+	for p := range s.streams {
+		for k, h := range s.streams[p] {
+			lines = append(lines, tagged{hlogStreamTags[p][k], h})
+		}
+	}
+	for _, iv := range lines {
 		if iv.h == nil {
 			continue
 		}
@@ -250,11 +387,14 @@ func (w *HlogWriter) Close() error {
 
 // HlogInterval is one second of an interval log written whole: its
 // warm-up and steady histograms (nil: none that second) and a comment
-// written before them ("" for none, else whole lines).
+// written before them ("" for none, else whole lines). Streams holds an
+// OpenAI-compatible target's stream figures of the second by tag
+// (HlogLLMTag); a tag absent or nil is not written.
 type HlogInterval struct {
 	Second         int
 	Note           string
 	Warmup, Steady *hdrhistogram.Histogram
+	Streams        map[string]*hdrhistogram.Histogram
 }
 
 // WriteHlog writes a whole interval log, in the format HlogWriter streams,
@@ -266,8 +406,21 @@ func WriteHlog(out io.WriteCloser, origin time.Time, seconds iter.Seq[HlogInterv
 	w := &HlogWriter{origin: origin}
 	buf := w.header()
 	var err error
+	streamsSaid := false
 	for s := range seconds {
-		buf = w.appendSecond(buf, hlogSecond{second: s.Second, note: s.Note, warmup: s.Warmup, steady: s.Steady})
+		sec := hlogSecond{second: s.Second, note: s.Note, warmup: s.Warmup, steady: s.Steady}
+		for p, warmup := range [2]bool{true, false} {
+			for k, kind := range LLMKinds {
+				if h := s.Streams[HlogLLMTag(kind, warmup)]; h != nil {
+					if !streamsSaid {
+						streamsSaid = true
+						sec.note = streamsComment + sec.note
+					}
+					sec.streams[p][k] = h
+				}
+			}
+		}
+		buf = w.appendSecond(buf, sec)
 		if len(buf) >= 1<<20 {
 			if _, err = out.Write(buf); err != nil {
 				break

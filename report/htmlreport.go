@@ -177,6 +177,10 @@ type runChart struct {
 	Window    []float64 `json:"window,omitempty"`
 	ClosedRun bool      `json:"closed"`
 
+	// TTFTP99Ms is an OpenAI-compatible target's p99 time to first token
+	// per second, beside the latency; absent for other targets.
+	TTFTP99Ms []*float64 `json:"ttft_p99_ms,omitempty"`
+
 	Percentiles percentileChart `json:"percentiles"`
 	Dist        distribution    `json:"distribution"`
 	Server      *serverChart    `json:"server,omitempty"`
@@ -301,7 +305,9 @@ const (
 // partial second.
 func chartOf(id string, r *Result) (runChart, string, error) {
 	end := runEnd(r)
-	c := runChart{ID: id, ClosedRun: r.Loop == "closed", EndS: end}
+	// Time is never null on the page: a run shorter than a partial second
+	// the rates can use has no point, and the script reads its length.
+	c := runChart{ID: id, ClosedRun: r.Loop == "closed", EndS: end, Time: []float64{}}
 	if r.Loop == "open" {
 		c.Offered = r.Rate
 	}
@@ -311,6 +317,7 @@ func chartOf(id string, r *Result) (runChart, string, error) {
 		unknown[f] = true
 	}
 	tailNote := ""
+	anyTTFT := false
 	rate := func(field string, v, length float64) *float64 {
 		if unknown[field] {
 			return nil
@@ -328,7 +335,7 @@ func chartOf(id string, r *Result) (runChart, string, error) {
 	gap := func(t float64) {
 		c.Gaps = true
 		c.Time = append(c.Time, t)
-		for _, col := range []*[]*float64{&c.Sent, &c.OK, &c.Errors, &c.Inflight, &c.BytesOut, &c.BytesIn, &c.P50Ms, &c.P90Ms, &c.P99Ms, &c.MaxMs} {
+		for _, col := range []*[]*float64{&c.Sent, &c.OK, &c.Errors, &c.Inflight, &c.BytesOut, &c.BytesIn, &c.P50Ms, &c.P90Ms, &c.P99Ms, &c.MaxMs, &c.TTFTP99Ms} {
 			*col = append(*col, nil)
 		}
 	}
@@ -353,6 +360,11 @@ func chartOf(id string, r *Result) (runChart, string, error) {
 		c.BytesIn = append(c.BytesIn, rate(fieldBytesIn, float64(s.BytesReceived), length))
 		c.P50Ms, c.P90Ms = append(c.P50Ms, latency(s.P50Us)), append(c.P90Ms, latency(s.P90Us))
 		c.P99Ms, c.MaxMs = append(c.P99Ms, latency(s.P99Us)), append(c.MaxMs, latency(s.MaxUs))
+		c.TTFTP99Ms = append(c.TTFTP99Ms, latency(s.TTFTP99Us))
+		anyTTFT = anyTTFT || s.TTFTP99Us > 0
+	}
+	if !anyTTFT {
+		c.TTFTP99Ms = nil
 	}
 	c.Warmup = warmupSpans(r)
 	if p := r.Profile; p != nil && p.WindowEndS > p.WindowStartS {

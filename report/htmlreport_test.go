@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -110,5 +111,27 @@ func TestSweepHTMLTemplateGolden(t *testing.T) {
 	}
 	if !bytes.Equal(buf.Bytes(), want) {
 		t.Fatalf("the sweep report differs from %s (after checking the change: go test ./report -run Golden -args -update)", golden)
+	}
+}
+
+// TestARunShorterThanAPartialSecondHasAnEmptyTimeAxis: a run that ended
+// before its one second could give a rate has no point, and its time axis
+// is an empty list on the page, not null (the page's script reads its
+// length).
+func TestARunShorterThanAPartialSecondHasAnEmptyTimeAxis(t *testing.T) {
+	r := goldenResult(t)
+	r.Series = r.Series[:1]
+	r.Phases.Warmup = Phase{}
+	r.Phases.Steady.Start, r.Phases.Steady.End = 0, 0.1
+	c, note, err := chartOf("r0", r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(raw, []byte(`"time":[]`)) || note == "" {
+		t.Fatalf("time axis of a 0.1 s run: %s; note %q", raw[:min(len(raw), 200)], note)
 	}
 }

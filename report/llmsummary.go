@@ -30,9 +30,14 @@ func writeLLMSummary(w io.Writer, r *Result) {
 	fmt.Fprintln(w, "  (milliseconds; the streams that reached data: [DONE] with output: time to first token, every")
 	fmt.Fprintln(w, "   gap between output chunks, time per output token after the first, end to end)")
 	fmt.Fprintf(w, "  tokens   %s\n", llmTokensLine(r))
-	if g := r.Goodput; g != nil {
-		fmt.Fprintf(w, "  goodput  %d requests (%.1f%%), %.2f/s met %s one by one\n", g.Requests, 100*g.Share, g.Rate, g.SLO)
+	if r.Goodput != nil {
+		fmt.Fprintf(w, "  goodput  %s\n", goodputLine(r.Goodput))
 	}
+}
+
+// goodputLine is the goodput line of the summary and the page.
+func goodputLine(g *Goodput) string {
+	return fmt.Sprintf("%d requests (%.1f%%), %.2f/s met %s one by one", g.Requests, 100*g.Share, g.Rate, g.SLO)
 }
 
 // llmTokensLine is the tokens line of the summary and the page.
@@ -69,6 +74,7 @@ var streamErrorClasses = []string{"stalled", "closed_mid_stream", "malformed", "
 type llmView struct {
 	Rows         []llmRow
 	Tokens       string
+	Goodput      string // "" without --slo LLM terms
 	StreamErrors []kv
 }
 
@@ -82,6 +88,9 @@ func llmViewOf(r *Result) *llmView {
 		return nil
 	}
 	v := &llmView{Tokens: llmTokensLine(r)}
+	if r.Goodput != nil {
+		v.Goodput = goodputLine(r.Goodput)
+	}
 	for _, s := range []struct {
 		name  string
 		stats *Stats

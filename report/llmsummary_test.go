@@ -16,7 +16,7 @@ func TestSummaryShowsLLMStreamFigures(t *testing.T) {
 	var b strings.Builder
 	WriteSummary(&b, r)
 	s := b.String()
-	for _, want := range []string{"(OpenAI)", "  ttft            10    20.00", "  itl            630        0    5.000", "  tpot ", "  e2e             10   330.00",
+	for _, want := range []string{"loadprof run: REST http://h/v1/completions (OpenAI-compatible; open loop; latency from send time)\n", "  ttft            10    20.00", "  itl            630        0    5.000", "  tpot ", "  e2e             10   330.00",
 		"tokens   640 output, 30 input, 812.5 output tokens/s"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("no %q in\n%s", want, s)

@@ -10,12 +10,14 @@ import (
 // different protocols notes it, and a merge keeps each run's.
 func TestProtocolInHeadingCompareAndMerge(t *testing.T) {
 	for _, c := range []struct{ transport, target, protocol, want string }{
-		{"rest", "http://h:8000/v2/models/m/infer", ProtocolV2, "loadprof run: REST http://h:8000/v2/models/m/infer (V2) ("},
-		{"rest", "http://h:8000/v2/models/m/infer", ProtocolV2Binary, "loadprof run: REST http://h:8000/v2/models/m/infer (V2, binary) ("},
-		{"grpc", "grpc://h:8001 model m (V2)", ProtocolV2, "loadprof run: GRPC grpc://h:8001 model m (V2) ("},
-		{"grpc", "grpc://h:8001 model m (V2)", ProtocolV2Raw, "loadprof run: GRPC grpc://h:8001 model m (V2, raw) ("},
-		{"rest", "http://h:8501/v1/models/m:predict", ProtocolTF, "loadprof run: REST http://h:8501/v1/models/m:predict ("},
-		{"rest", "http://h:8501/v1/models/m:predict", "", "loadprof run: REST http://h:8501/v1/models/m:predict ("},
+		{"rest", "http://h:8000/v2/models/m/infer", ProtocolV2, "loadprof run: REST http://h:8000/v2/models/m/infer (V2; closed loop; latency from intended send time)"},
+		{"rest", "http://h:8000/v2/models/m/infer", ProtocolV2Binary, "loadprof run: REST http://h:8000/v2/models/m/infer (V2, binary; closed loop; latency from intended send time)"},
+		{"grpc", "grpc://h:8001 model m (V2)", ProtocolV2, "loadprof run: GRPC grpc://h:8001 model m (V2; closed loop; latency from intended send time)"},
+		{"grpc", "grpc://h:8001 model m (V2)", ProtocolV2Raw, "loadprof run: GRPC grpc://h:8001 model m (V2, raw; closed loop; latency from intended send time)"},
+		{"rest", "http://h:8501/v1/models/m:predict", ProtocolTF, "loadprof run: REST http://h:8501/v1/models/m:predict (closed loop; latency from intended send time)"},
+		{"rest", "http://h:8501/v1/models/m:predict", "", "loadprof run: REST http://h:8501/v1/models/m:predict (closed loop; latency from intended send time)"},
+		// One parenthetical: the protocol, the load, where latency counts from.
+		{"rest", "http://h:8000/v1/chat/completions", ProtocolOpenAI, "loadprof run: REST http://h:8000/v1/chat/completions (OpenAI-compatible; closed loop; latency from intended send time)"},
 	} {
 		r := crafted(t, 100, 10, 10, 0)
 		r.Transport, r.Target, r.Protocol = c.transport, c.target, c.protocol

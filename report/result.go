@@ -677,22 +677,31 @@ func ProtocolOf(r *Result) string {
 	return r.Protocol
 }
 
-// protocolWords is how a heading names a V2 protocol: " (V2)",
-// " (V2, binary)", " (V2, raw)"; "" for TF Serving's.
-func protocolWords(protocol string) string {
+// protocolName is how a heading names a protocol: "V2", "V2, binary",
+// "V2, raw", "OpenAI-compatible"; "" for TF Serving's.
+func protocolName(protocol string) string {
 	switch protocol {
 	case ProtocolV2:
-		return " (V2)"
+		return "V2"
 	case ProtocolV2Binary:
-		return " (V2, binary)"
+		return "V2, binary"
 	case ProtocolV2Raw:
-		return " (V2, raw)"
+		return "V2, raw"
 	case ProtocolOpenAI:
-		return " (OpenAI)"
+		return "OpenAI-compatible"
 	case "", ProtocolTF:
 		return ""
 	}
-	return " (" + protocol + ")"
+	return protocol
+}
+
+// protocolWords is the protocol as a heading appends it to a target:
+// " (V2)", " (OpenAI-compatible)"; "" for TF Serving's.
+func protocolWords(protocol string) string {
+	if name := protocolName(protocol); name != "" {
+		return " (" + name + ")"
+	}
+	return ""
 }
 
 // headingTarget is the target as a heading shows it, with its protocol.
@@ -702,4 +711,16 @@ func headingTarget(target, protocol string) string {
 		return strings.TrimSuffix(target, " (V2)") + w
 	}
 	return target
+}
+
+// runHeading is the first line of a run's summary: the transport, the
+// target, and one parenthetical with the protocol (none for TF Serving's),
+// the load (loop) and what latency counts from. A V2 gRPC target's name
+// already ends in " (V2)": the parenthetical says it instead.
+func runHeading(r *Result, loop, from string) string {
+	target, about := r.Target, loop
+	if name := protocolName(r.Protocol); name != "" {
+		target, about = strings.TrimSuffix(target, " (V2)"), name+"; "+loop
+	}
+	return fmt.Sprintf("loadprof run: %s %s (%s; latency from %s)", strings.ToUpper(r.Transport), target, about, from)
 }

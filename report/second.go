@@ -24,6 +24,12 @@ type Second struct {
 	Inflight      float64 `json:"inflight"` // mean requests outstanding over the second
 	BytesSent     int64   `json:"bytes_sent"`
 	BytesReceived int64   `json:"bytes_received"`
+
+	// TTFTP99Us is an OpenAI-compatible target's p99 time to first token
+	// over the streams that ended in the second (those of the steady
+	// phase once it has any, as for the latency); 0 for other targets,
+	// seconds without a completed stream, and merges.
+	TTFTP99Us int64 `json:"ttft_p99_us,omitempty"`
 }
 
 // The histogram range of load's recorder (load.HistogramMinUs and so on):

@@ -24,7 +24,7 @@ func WriteSummary(w io.Writer, r *Result) {
 	if len(r.MergedFrom) > 0 {
 		writeMergedInputs(w, r, from)
 	} else {
-		fmt.Fprintf(w, "loadprof run: %s %s (%s; latency from %s)\n", strings.ToUpper(r.Transport), headingTarget(r.Target, r.Protocol), loop, from)
+		fmt.Fprintln(w, runHeading(r, loop, from))
 	}
 	if len(r.Workers) > 0 {
 		writeWorkers(w, r.Workers)

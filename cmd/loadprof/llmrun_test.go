@@ -29,7 +29,7 @@ func TestRunOpenAIStreamsSummaryAndResult(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr)
 			}
-			for _, want := range []string{"(OpenAI)", "  ttft ", "  itl ", "  tpot ", "  e2e ", "120 output, 20 input", "output tokens/s"} {
+			for _, want := range []string{"/v1/chat/completions (OpenAI-compatible; ", "  ttft ", "  itl ", "  tpot ", "  e2e ", "120 output, 20 input", "output tokens/s"} {
 				if !strings.Contains(stdout, want) {
 					t.Errorf("summary lacks %q:\n%s", want, stdout)
 				}
