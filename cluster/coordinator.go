@@ -438,14 +438,18 @@ func specOf(run bench.Config) (RunSpec, int, error) {
 	if data.Stdin {
 		stdin = bytes.NewReader(data.Files[0].Content)
 	}
-	set, err := payloads.Load(run.DataPath, payloads.Options{Stdin: stdin, MaxBytes: run.MaxPayloadBytes})
+	url := run.URL
+	if run.GRPC.Addr != "" {
+		url = ""
+	}
+	set, err := LoadPayloads(url, run.DataPath, payloads.Options{Stdin: stdin, MaxBytes: run.MaxPayloadBytes})
 	if err != nil {
 		return RunSpec{}, 0, err
 	}
 	spec := RunSpec{
 		URL: run.URL, GRPC: run.GRPC, Headers: run.Headers, Data: data, MaxPayloadBytes: run.MaxPayloadBytes,
 		Plan: planSpecOf(run.Plan), Timeout: run.Timeout, MaxResponseBytes: run.MaxResponseBytes,
-		RESTEngine: run.RESTEngine, V2Binary: run.V2Binary, Settings: run.Settings,
+		RESTEngine: run.RESTEngine, V2Binary: run.V2Binary, Settings: run.Settings, SLO: llmSLOSpec(run),
 		TLS: TLSSpec{Enabled: run.TLS.Enabled, InsecureSkipVerify: run.TLS.InsecureSkipVerify},
 	}
 	for _, f := range []struct {
@@ -457,6 +461,16 @@ func specOf(run bench.Config) (RunSpec, int, error) {
 		}
 	}
 	return spec, set.Len(), nil
+}
+
+// llmSLOSpec is the objective the workers judge their streams by: --slo
+// as written when it has LLM terms, else none (its latency and error terms
+// judge the merged result of a sweep's step, on the coordinator).
+func llmSLOSpec(run bench.Config) string {
+	if run.SLO == nil || !run.SLO.HasLLM() {
+		return ""
+	}
+	return run.SLOSpec
 }
 
 // workersCount is "1 worker", "2 workers".
@@ -648,6 +662,7 @@ func (c *coordinator) startRound(run bench.Config) error {
 		spec.Plan = shareOf(plan, i, k)
 		spec.PayloadOffset = i * c.count / k
 		spec.Window = c.window
+		spec.SLO = llmSLOSpec(run)
 		spec.Settings = shareSettings(run.Settings, spec.Plan, i+1, k)
 		wk.reply = &joinReply{Round: c.round, Worker: wk.base.Index, Of: k, StartAt: start, Spec: spec, HeartbeatEvery: c.cfg.HeartbeatEvery, LostAfter: c.cfg.LostAfter}
 		wk.rep = wk.base

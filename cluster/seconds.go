@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -10,6 +11,41 @@ import (
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/loadprof/loadprof/report"
 )
+
+// The tags of the interval log's intervals. The latency's are
+// report.HlogWarmupTag and none; an OpenAI-compatible target's stream
+// figures have a tag each, prefixed "warmup-" for the warm-up's. The
+// cluster carries every tag as it is written and merges the seconds of
+// the workers tag by tag; these name the ones it knows, to order them.
+const (
+	tagSteady = ""
+	tagWarmup = report.HlogWarmupTag
+	tagTTFT   = "ttft"
+	tagITL    = "itl"
+	tagTPOT   = "tpot"
+	tagE2E    = "e2e"
+	// warmupTagPrefix makes a stream figure's tag its warm-up's.
+	warmupTagPrefix = "warmup-"
+)
+
+// tagOrder is the order of a second's intervals in the merged log: the
+// latency's warm-up and steady intervals first (as one machine's log
+// writes them), then the stream figures', steady before warm-up; tags
+// not known here after them, by name.
+func tagOrder(a, b string) int {
+	rank := func(t string) int {
+		known := []string{tagWarmup, tagSteady, tagTTFT, tagITL, tagTPOT, tagE2E,
+			warmupTagPrefix + tagTTFT, warmupTagPrefix + tagITL, warmupTagPrefix + tagTPOT, warmupTagPrefix + tagE2E}
+		if i := slices.Index(known, t); i >= 0 {
+			return i
+		}
+		return len(known)
+	}
+	if ra, rb := rank(a), rank(b); ra != rb {
+		return ra - rb
+	}
+	return strings.Compare(a, b)
+}
 
 // secondsTap is the worker's interval log (bench.Config.IntervalLog):
 // instead of a file, it keeps the intervals bench writes, one histogram
@@ -55,10 +91,9 @@ func (t *secondsTap) line(l string) {
 	if l == "" || l[0] == '#' || l[0] == '"' {
 		return
 	}
-	warmup := false
+	tag := ""
 	if rest, ok := strings.CutPrefix(l, "Tag="); ok {
-		tag, rest, _ := strings.Cut(rest, ",")
-		warmup, l = tag == report.HlogWarmupTag, rest
+		tag, l, _ = strings.Cut(rest, ",")
 	}
 	f := strings.Split(l, ",")
 	if len(f) != 4 {
@@ -68,7 +103,7 @@ func (t *secondsTap) line(l string) {
 	if err != nil {
 		return
 	}
-	t.pending = append(t.pending, wireInterval{Second: int(start), Warmup: warmup, Histogram: f[3]})
+	t.pending = append(t.pending, wireInterval{Second: int(start), Tag: tag, Histogram: f[3]})
 }
 
 // batch is what the coordinator does not hold yet, at most limit
@@ -112,14 +147,15 @@ func (s *workerSeconds) add(b secondsBatch) int {
 	return len(s.intervals)
 }
 
-// steady is the merge of the steady intervals, and the seconds from the
-// worker's start they cover (the end of the last interval of any phase).
+// steady is the merge of the steady latency intervals (untagged), and
+// the seconds from the worker's start they cover (the end of the last
+// interval of any phase or tag).
 func (s *workerSeconds) steady() (*hdrhistogram.Histogram, float64, error) {
 	h := hdrhistogram.New(report.HistogramMinUs, report.HistogramMaxUs, report.HistogramDigits)
 	covered := 0
 	for _, iv := range s.intervals {
 		covered = max(covered, iv.Second+1)
-		if iv.Warmup {
+		if iv.Tag != tagSteady {
 			continue
 		}
 		ih, err := report.DecodeHistogram(iv.Histogram)

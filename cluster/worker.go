@@ -470,6 +470,13 @@ func (s RunSpec) benchConfig(dir string, offset time.Duration) (bench.Config, er
 		PayloadOffset: s.PayloadOffset, Plan: s.Plan.plan(), Timeout: s.Timeout, MaxResponseBytes: s.MaxResponseBytes,
 		TLS: tlsFiles, RESTEngine: s.RESTEngine, V2Binary: s.V2Binary, Settings: s.Settings,
 	}
+	if s.SLO != "" {
+		slo, err := report.ParseSLO(s.SLO)
+		if err != nil {
+			return bench.Config{}, fmt.Errorf("cluster: the coordinator's objective %q: %w", s.SLO, err)
+		}
+		cfg.SLO, cfg.SLOSpec = &slo, s.SLO
+	}
 	if s.Window != nil {
 		cfg.RemoteWindow = &bench.RemoteWindow{Open: s.Window.Open.Add(offset), Length: s.Window.Length}
 	}

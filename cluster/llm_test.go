@@ -1,0 +1,167 @@
+package cluster
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/loadprof/loadprof/bench"
+	"github.com/loadprof/loadprof/internal/testkit"
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/report"
+	"github.com/loadprof/loadprof/sim"
+)
+
+// llmRun is an open-loop run on the simulator's chat route, judged by
+// slo when it is not empty.
+func llmRun(t *testing.T, srv *sim.Server, rate float64, d time.Duration, slo string) bench.Config {
+	t.Helper()
+	run := bench.Config{URL: "http://" + srv.RESTAddr() + "/v1/chat/completions",
+		DataPath: testkit.File(t, "chat.jsonl", `{"model":"test_model","messages":[{"role":"user","content":"hi there"}],"stream":true,"stream_options":{"include_usage":true}}`+"\n"+
+			`{"model":"test_model","messages":[{"role":"user","content":"a b c d"}],"stream":true}`+"\n"),
+		Plan:    load.Plan{Rate: rate, Duration: d, MaxInflight: 100, Grace: 2 * time.Second},
+		Timeout: 5 * time.Second, Settings: map[string]any{"rate": rate}}
+	if slo != "" {
+		s, err := report.ParseSLO(slo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run.SLO, run.SLOSpec = &s, slo
+	}
+	return run
+}
+
+// TestCoordinatedLLMRunMergesTheStreamFiguresAndGoodputExactly runs two
+// workers against the simulator's streamed chat route with faults and a
+// profile window: the merged stream figures are the workers' histograms
+// added (report.Merge of their own results), every stream the simulator
+// served is counted once, the stream errors add up, the window's split
+// covers every steady request, and the goodput is the workers' good
+// requests added.
+func TestCoordinatedLLMRunMergesTheStreamFiguresAndGoodputExactly(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{LLM: sim.LLM{TTFT: 5 * time.Millisecond, TokenDelay: time.Millisecond, OutputTokens: 4, KeepStreams: 100000,
+		Faults: sim.StreamFaults{CloseRate: 0.2, MalformedRate: 0.2, After: 2}}})
+	const slo = "ttft_p99<5s,e2e_p99<10s"
+	run := llmRun(t, srv, 60, 2*time.Second, slo)
+	run.Profile = &bench.ProfileConfig{Addr: srv.GRPCAddr(), Delay: 500 * time.Millisecond, Options: profile.Options{Duration: 500 * time.Millisecond, LogDir: t.TempDir()}}
+	ln := listen(t)
+	cfg := Config{Run: run, Workers: 2, Listener: ln, Token: testToken, StartDelay: 300 * time.Millisecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	res, err := Coordinate(context.Background(), cfg)
+	runs := wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own []*report.Result
+	for i, w := range runs {
+		if w.err != nil || w.res == nil {
+			t.Fatalf("worker %d: %v (result %v)", i+1, w.err, w.res != nil)
+		}
+		if w.res.Goodput == nil || w.res.Goodput.SLO != slo {
+			t.Fatalf("worker %d judged no goodput: %+v", i+1, w.res.Goodput)
+		}
+		own = append(own, w.res)
+	}
+	if res.TTFT == nil || res.LLMHistograms == nil || res.OutputTokens == nil || res.OutputTokensPerS == nil {
+		t.Fatalf("the merged result has no stream figures: ttft %v histograms %v", res.TTFT, res.LLMHistograms)
+	}
+
+	// Every stream the simulator served is a steady request of one
+	// worker, or one worker's preflight call.
+	if served := int64(len(srv.LLMStreams())); served != res.Requests+int64(len(own)) {
+		t.Errorf("the simulator served %d streams; the merged result counts %d steady requests and %d preflights", served, res.Requests, len(own))
+	}
+	// The merged figures are the workers' histograms added.
+	want, _, err := report.Merge(own, []string{"a", "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *res.TTFT != *want.TTFT || *res.ITL != *want.ITL || *res.TPOT != *want.TPOT || *res.E2E != *want.E2E || *res.LLMHistograms != *want.LLMHistograms {
+		t.Errorf("merged stream figures differ from the workers' merged: ttft %+v vs %+v", *res.TTFT, *want.TTFT)
+	}
+	var sumOut, sumTimed, sumGood, sumITL int64
+	for _, r := range own {
+		sumOut += *r.OutputTokens
+		sumTimed += r.LLMHistograms.TimedOutputTokens
+		sumGood += r.Goodput.Requests
+		sumITL += r.ITL.Count
+	}
+	if *res.OutputTokens != sumOut || res.LLMHistograms.TimedOutputTokens != sumTimed || res.ITL.Count != sumITL {
+		t.Errorf("tokens: merged %d (timed %d, gaps %d), the workers %d (%d, %d)", *res.OutputTokens, res.LLMHistograms.TimedOutputTokens, res.ITL.Count, sumOut, sumTimed, sumITL)
+	}
+	span := res.Phases.Steady.End - res.Phases.Steady.Start
+	if got := *res.OutputTokensPerS; got <= 0 || got > float64(sumTimed)/span*1.0001 {
+		t.Errorf("output tokens/s %v, at most %v over the merged span %vs", got, float64(sumTimed)/span, span)
+	}
+
+	// Stream errors add up, per class.
+	for _, class := range []string{"closed_mid_stream", "malformed"} {
+		var sum int64
+		for _, r := range own {
+			sum += r.Errors[class]
+		}
+		if res.Errors[class] != sum {
+			t.Errorf("%s: merged %d, the workers %d", class, res.Errors[class], sum)
+		}
+	}
+	if res.Errors["closed_mid_stream"] == 0 {
+		t.Errorf("no stream closed mid-stream: errors %v", res.Errors)
+	}
+
+	// The window's split covers every steady stream, as the latency's.
+	if res.LLMWindow == nil || res.LLMOutside == nil || res.Window == nil {
+		t.Fatalf("no window split: llm_window %v llm_outside %v window %v", res.LLMWindow, res.LLMOutside, res.Window)
+	}
+	if res.LLMWindow.Requests == 0 || res.LLMWindow.Requests+res.LLMOutside.Requests != res.Requests || res.LLMWindow.Requests != res.Window.Requests ||
+		res.LLMWindow.TTFT.Count+res.LLMOutside.TTFT.Count != res.TTFT.Count {
+		t.Errorf("window split: in %d (ttft %d), outside %d (ttft %d), all %d (ttft %d), latency window %d",
+			res.LLMWindow.Requests, res.LLMWindow.TTFT.Count, res.LLMOutside.Requests, res.LLMOutside.TTFT.Count, res.Requests, res.TTFT.Count, res.Window.Requests)
+	}
+
+	// Goodput: a stream closed mid-stream is the only one that breaks
+	// these bounds; the good ones are the workers' added.
+	g := res.Goodput
+	if g == nil {
+		t.Fatal("the merged result has no goodput")
+	}
+	if g.Requests != sumGood || g.Requests != res.Requests-res.Errors["closed_mid_stream"] || g.SLO != slo {
+		t.Errorf("goodput %+v: want the workers' %d, the requests %d less %d closed", g, sumGood, res.Requests, res.Errors["closed_mid_stream"])
+	}
+	if math.Abs(g.Share-float64(g.Requests)/float64(res.Requests)) > 1e-12 || g.Rate <= 0 || g.Rate > float64(g.Requests)/span*1.0001 {
+		t.Errorf("goodput share %v rate %v, want %d/%d and at most %v", g.Share, g.Rate, g.Requests, res.Requests, float64(g.Requests)/span)
+	}
+}
+
+// TestCoordinatedLLMSweepJudgesEachStepByTheMergedFigures runs a sweep's
+// steps on the workers with an LLM objective: each step's merged result
+// has the goodput and stream figures the workers measured.
+func TestCoordinatedLLMSweepJudgesEachStepByTheMergedFigures(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{LLM: sim.LLM{TTFT: 5 * time.Millisecond, TokenDelay: time.Millisecond, OutputTokens: 4}})
+	const slo = "ttft_p99<5s,itl_p99<5s"
+	ln := listen(t)
+	cfg := Config{Run: llmRun(t, srv, 20, time.Second, slo), Workers: 2, Listener: ln, Token: testToken, StartDelay: 300 * time.Millisecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	s, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bench.SweepConfig{Base: cfg.Run, Steps: bench.Steps{Values: []float64{20, 40}}, SLO: *cfg.Run.SLO,
+		Run: func(ctx context.Context, run bench.Config) (*report.Result, error) { return s.Run(ctx, run) }}
+	sw, err := bench.RunSweep(context.Background(), sc)
+	s.Close()
+	wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sw.Steps) != 2 {
+		t.Fatalf("%d steps", len(sw.Steps))
+	}
+	for _, step := range sw.Steps {
+		r := step.Result
+		if r.TTFT == nil || r.Goodput == nil || r.Goodput.Requests != r.Requests || len(r.Workers) != 2 || len(step.Broken) != 0 {
+			t.Errorf("step %v: ttft %v goodput %+v of %d requests, workers %d, broken %v", step.Level, r.TTFT, r.Goodput, r.Requests, len(r.Workers), step.Broken)
+		}
+	}
+}
