@@ -15,9 +15,10 @@ import (
 
 // writeIntervalLog writes the round's interval log (--hlog) to out: the
 // seconds of every worker whose result is merged, each second's
-// histograms merged across the workers, so that, as in one machine's log,
-// the untagged (steady) intervals add up exactly to the merged
-// histogram. origin is the merged result's start: a worker's seconds are
+// histograms merged across the workers tag by tag, so that, as in one
+// machine's log, the untagged (steady) intervals add up exactly to the
+// merged latency histogram and an LLM target's ttft, itl, tpot and e2e
+// intervals to its stream histograms. origin is the merged result's start: a worker's seconds are
 // moved by its own start rounded to a whole second, as report.Merge moves
 // its series. A worker lost or failed is named in a comment: its seconds
 // are not in the log, as its requests are not in the merged figures.
@@ -105,8 +106,9 @@ func (c *coordinator) writeIntervalLog(out io.WriteCloser, origin time.Time) err
 			head = ""
 			// The latency's intervals go as report writes them; the
 			// others (an LLM target's stream figures) as tagged lines
-			// of the same format after the second's comments, since
-			// report.HlogInterval has no place for them yet.
+			// of the same format, after the second's comments and
+			// before the latency's, since report.HlogInterval has no
+			// place for them yet.
 			for _, tag := range tags {
 				switch tag {
 				case tagWarmup:

@@ -29,9 +29,8 @@ const (
 )
 
 // tagOrder is the order of a second's intervals in the merged log: the
-// latency's warm-up and steady intervals first (as one machine's log
-// writes them), then the stream figures', steady before warm-up; tags
-// not known here after them, by name.
+// latency's warm-up and steady intervals, then the stream figures',
+// steady before warm-up; tags not known here after them, by name.
 func tagOrder(a, b string) int {
 	rank := func(t string) int {
 		known := []string{tagWarmup, tagSteady, tagTTFT, tagITL, tagTPOT, tagE2E,
