@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"math"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,5 +165,44 @@ func TestCoordinatedLLMSweepJudgesEachStepByTheMergedFigures(t *testing.T) {
 		if r.TTFT == nil || r.Goodput == nil || r.Goodput.Requests != r.Requests || len(r.Workers) != 2 || len(step.Broken) != 0 {
 			t.Errorf("step %v: ttft %v goodput %+v of %d requests, workers %d, broken %v", step.Level, r.TTFT, r.Goodput, r.Requests, len(r.Workers), step.Broken)
 		}
+	}
+}
+
+// TestCoordinatedRunOpensTheWindowThroughVLLMsHTTPControl runs two
+// workers with the window through the simulator's /start_profile and
+// /stop_profile (--profile-http): the coordinator starts and stops it
+// (the server writes its trace), says where, and the workers' streams
+// inside it are the window's.
+func TestCoordinatedRunOpensTheWindowThroughVLLMsHTTPControl(t *testing.T) {
+	traces := make(chan string, 4)
+	srv := testkit.Sim(t, sim.Config{LLM: sim.LLM{TTFT: 5 * time.Millisecond, TokenDelay: time.Millisecond, OutputTokens: 4,
+		ProfileDir: t.TempDir(), OnTrace: func(path string) { traces <- path }}})
+	run := llmRun(t, srv, 40, 2*time.Second, "")
+	run.Profile = &bench.ProfileConfig{HTTP: "http://" + srv.RESTAddr(), Delay: 500 * time.Millisecond, Options: profile.Options{Duration: 500 * time.Millisecond}}
+	ln := listen(t)
+	cfg := Config{Run: run, Workers: 2, Listener: ln, Token: testToken, StartDelay: 300 * time.Millisecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	res, err := Coordinate(context.Background(), cfg)
+	wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := res.Profile
+	if p == nil || p.Error != "" || p.HTTP == nil || p.HTTP.Trace == "" || p.HTTP.Backend != profile.BackendVLLMHTTP {
+		t.Fatalf("profile %+v", p)
+	}
+	if !p.HTTP.Started.Before(p.HTTP.StopSent) || math.Abs(p.WindowEndS-p.WindowStartS-0.5) > 1e-6 {
+		t.Errorf("window %v..%v s, started %v, stop sent %v", p.WindowStartS, p.WindowEndS, p.HTTP.Started, p.HTTP.StopSent)
+	}
+	select {
+	case path := <-traces:
+		if _, err := os.Stat(path); err != nil || !strings.Contains(p.HTTP.Trace, p.HTTP.Prefix) {
+			t.Errorf("trace %s: %v; result says %q", path, err, p.HTTP.Trace)
+		}
+	default:
+		t.Error("the server wrote no trace: /stop_profile never came")
+	}
+	if res.LLMWindow == nil || res.LLMWindow.Requests == 0 || res.LLMWindow.Requests+res.LLMOutside.Requests != res.Requests {
+		t.Errorf("window split: %+v / %+v of %d", res.LLMWindow, res.LLMOutside, res.Requests)
 	}
 }
