@@ -387,6 +387,10 @@ func CheckShares(run bench.Config, workers int) error {
 		return setting.Errorf("cluster.Config.Workers", "load.Plan.Concurrency %d with cluster.Config.Workers %d: every worker needs at least one request in flight", p.Concurrency, workers)
 	case p.Requests > 0 && p.Duration == 0 && p.Requests < int64(workers):
 		return setting.Errorf("cluster.Config.Workers", "load.Plan.Requests %d with cluster.Config.Workers %d: every worker needs at least one request", p.Requests, workers)
+	case run.SLO != nil && run.SLO.HasLLM() && !isOpenAI(run):
+		// Each worker would refuse it once every one has joined.
+		return setting.Errorf("bench.Config.SLO", "bench.Config.SLO %s: only an OpenAI-compatible target (a URL ending in /v1/completions or /v1/chat/completions) has stream figures; give the latency terms (p99<50ms) for this one",
+			strings.Join(run.SLO.LLMTermNames(), ","))
 	case run.Profile != nil && p.WarmupRequests > 0:
 		// The window opens at a time every worker knows in advance; a
 		// warm-up counted in requests ends at a different time on each.
@@ -439,7 +443,7 @@ func specOf(run bench.Config) (RunSpec, int, error) {
 		stdin = bytes.NewReader(data.Files[0].Content)
 	}
 	url := run.URL
-	if run.GRPC.Addr != "" {
+	if !isOpenAI(run) {
 		url = ""
 	}
 	set, err := LoadPayloads(url, run.DataPath, payloads.Options{Stdin: stdin, MaxBytes: run.MaxPayloadBytes})
@@ -461,6 +465,15 @@ func specOf(run bench.Config) (RunSpec, int, error) {
 		}
 	}
 	return spec, set.Len(), nil
+}
+
+// isOpenAI reports whether run's target is an OpenAI-compatible route.
+func isOpenAI(run bench.Config) bool {
+	if run.GRPC.Addr != "" {
+		return false
+	}
+	_, ok := openAIEndpoint(run.URL)
+	return ok
 }
 
 // llmSLOSpec is the objective the workers judge their streams by: --slo
