@@ -2,7 +2,10 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -204,5 +207,51 @@ func TestCoordinatedRunOpensTheWindowThroughVLLMsHTTPControl(t *testing.T) {
 	}
 	if res.LLMWindow == nil || res.LLMWindow.Requests == 0 || res.LLMWindow.Requests+res.LLMOutside.Requests != res.Requests {
 		t.Errorf("window split: %+v / %+v of %d", res.LLMWindow, res.LLMOutside, res.Requests)
+	}
+}
+
+// TestAWorkerOfTheFirstProtocolIsRefusedAtJoin checks the wire's
+// version: a version 1 worker would drop the LLM objective and send its
+// intervals with a warm-up flag instead of their tag, so the coordinator
+// refuses it with both versions named.
+func TestAWorkerOfTheFirstProtocolIsRefusedAtJoin(t *testing.T) {
+	run := bench.Config{URL: "http://127.0.0.1:1/v1/chat/completions",
+		DataPath: testkit.File(t, "chat.json", `{"model":"test_model","messages":[{"role":"user","content":"hi"}],"stream":true}`),
+		Plan:     load.Plan{Rate: 10, Duration: time.Second}}
+	c, err := newCoordinator(Config{Run: run, Workers: 1, Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.spec.SLO != "" || ProtocolVersion != 2 {
+		t.Fatalf("spec slo %q, protocol %d", c.spec.SLO, ProtocolVersion)
+	}
+	// The objective travels when it has LLM terms, and only then (a
+	// sweep's latency terms judge the merged steps on the coordinator).
+	for spec, want := range map[string]string{"p99<50ms,ttft_p99<500ms": "p99<50ms,ttft_p99<500ms", "p99<50ms,errors<1%": ""} {
+		slo, err := report.ParseSLO(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := run
+		r.SLO, r.SLOSpec = &slo, spec
+		got, _, err := specOf(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := got.benchConfig(t.TempDir(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.SLO != want || (want != "") != (cfg.SLO != nil && cfg.SLOSpec == want && cfg.SLO.HasLLM()) {
+			t.Errorf("--slo %s: the workers get %q (their run's %v), want %q", spec, got.SLO, cfg.SLO, want)
+		}
+	}
+	srv := httptest.NewServer(c.handler())
+	defer srv.Close()
+	cl := &client{base: srv.URL, token: testToken, http: srv.Client()}
+	err = cl.call(context.Background(), pathJoin, joinRequest{Protocol: 1, Name: "old"}, &joinReply{}, time.Minute)
+	var se *StatusError
+	if !errors.As(err, &se) || se.Status != http.StatusConflict || !strings.Contains(se.Msg, "protocol 1; this coordinator speaks 2") {
+		t.Errorf("a version 1 join: %v", err)
 	}
 }
