@@ -46,6 +46,10 @@ func llmRun(t *testing.T, srv *sim.Server, rate float64, d time.Duration, slo st
 // covers every steady request, and the goodput is the workers' good
 // requests added.
 func TestCoordinatedLLMRunMergesTheStreamFiguresAndGoodputExactly(t *testing.T) {
+	// The faults come from the simulator's seeded generator, one draw per
+	// answer in order of arrival: the first two answers, the workers'
+	// preflight calls before the common start, draw none (a preflight
+	// closed mid-stream would fail its worker).
 	srv := testkit.Sim(t, sim.Config{LLM: sim.LLM{TTFT: 5 * time.Millisecond, TokenDelay: time.Millisecond, OutputTokens: 4, KeepStreams: 100000,
 		Faults: sim.StreamFaults{CloseRate: 0.2, MalformedRate: 0.2, After: 2}}})
 	const slo = "ttft_p99<5s,e2e_p99<10s"
