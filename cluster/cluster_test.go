@@ -480,6 +480,7 @@ func TestEveryRunSettingReachesTheWorkersOrStaysOnPurpose(t *testing.T) {
 		"ProgressEvery": "the coordinator prints the workers' progress",
 		"Watch":         "the worker's own heartbeat",
 		"Warnings":      "each process writes its own",
+		"StartAt":       "the worker sets it to the common start it is given",
 	}
 	ct := reflect.TypeOf(bench.Config{})
 	for i := range ct.NumField() {

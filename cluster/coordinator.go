@@ -819,7 +819,7 @@ func (c *coordinator) result(w http.ResponseWriter, r *http.Request) {
 				// Its share ran on a span of its own: the window saw
 				// less of the combined load than planned.
 				wk.rep.Status = report.WorkerLate
-				wk.rep.Error = fmt.Sprintf("began %v after the common start, more than --worker-start-tolerance %v (its join reply came late); its requests are in the result", late.Round(time.Millisecond), c.cfg.StartTolerance)
+				wk.rep.Error = fmt.Sprintf("began %v after the common start, more than --worker-start-tolerance %v (its join reply came late, or its preflight call took that long); its requests are in the result", late.Round(time.Millisecond), c.cfg.StartTolerance)
 			}
 		}
 	}

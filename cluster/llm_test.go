@@ -259,3 +259,32 @@ func TestAWorkerOfTheFirstProtocolIsRefusedAtJoin(t *testing.T) {
 		t.Errorf("a version 1 join: %v", err)
 	}
 }
+
+// TestASlowPreflightDoesNotDelayTheWorkersLoad gives the workers a
+// target whose first answer takes 1.5 s (an LLM's whole stream is the
+// preflight call): they make it during the start delay, and their load
+// begins at the common start, so the window, a second into the steady
+// phase, opens a second after the merged result's start (it opened half
+// a second before it when the preflight came after the start).
+func TestASlowPreflightDoesNotDelayTheWorkersLoad(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{LLM: sim.LLM{TTFT: 1500 * time.Millisecond, TokenDelay: time.Millisecond, OutputTokens: 2,
+		ProfileDir: t.TempDir()}})
+	run := llmRun(t, srv, 4, 2*time.Second, "")
+	run.Profile = &bench.ProfileConfig{HTTP: "http://" + srv.RESTAddr(), Delay: time.Second, Options: profile.Options{Duration: 500 * time.Millisecond}}
+	ln := listen(t)
+	cfg := Config{Run: run, Workers: 2, Listener: ln, Token: testToken, StartDelay: 3 * time.Second}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	res, err := Coordinate(context.Background(), cfg)
+	wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := res.Profile; p == nil || p.WindowStartS < 0.5 || p.WindowStartS > 1.0001 {
+		t.Errorf("the window opened at %+v, want about 1 s after the merged start", p)
+	}
+	for _, w := range res.Workers {
+		if w.Status != report.WorkerOK {
+			t.Errorf("worker %d: %s (%s)", w.Index, w.Status, w.Error)
+		}
+	}
+}

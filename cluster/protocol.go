@@ -132,9 +132,9 @@ type resultReport struct {
 	// its own clock, for the trace's client plane.
 	Events    []clientEvent `json:"events,omitempty"`
 	Truncated bool          `json:"truncated,omitempty"`
-	// BeganNs is when the worker began its share (Unix ns, its own
-	// clock): the common start, or later when the reply that gave it
-	// came after it. 0 when it did not begin.
+	// BeganNs is when the worker's load began (Unix ns, its own clock):
+	// the common start, or later when the reply that gave it came after
+	// it or its preflight call ended after it. 0 when it did not begin.
 	BeganNs int64 `json:"began_ns,omitempty"`
 	// The intervals the coordinator does not hold yet.
 	secondsBatch
