@@ -90,6 +90,13 @@ type Config struct {
 	// write or close is the run's error, returned with the Result.
 	IntervalLog func() (io.WriteCloser, error)
 
+	// StartAt, when set, is when the load starts (this machine's clock):
+	// the checks and the preflight call are made before it, so that a
+	// slow first answer (an LLM's whole stream) does not delay the load
+	// of a coordinated run past its common start. A run ready later
+	// starts at once.
+	StartAt time.Time
+
 	// Progress gets the run's progress: on a terminal one line rewritten
 	// every second, elsewhere (a CI log) a line every 10 s; nil for none.
 	Progress      io.Writer
@@ -160,6 +167,15 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 		}
 	}
 
+	if !cfg.StartAt.IsZero() {
+		t := time.NewTimer(time.Until(cfg.StartAt))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, interruptedOr(ctx, ctx.Err())
+		}
+	}
 	rec := load.NewRecorder()
 	perSecond := newSecondHistograms()
 	defer perSecond.close()

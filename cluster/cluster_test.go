@@ -471,7 +471,7 @@ func TestCoordinatorScrapesTheServersMetricsOverTheCombinedLoad(t *testing.T) {
 func TestEveryRunSettingReachesTheWorkersOrStaysOnPurpose(t *testing.T) {
 	carried := map[string]bool{"URL": true, "GRPC": true, "Headers": true, "DataPath": true, "Stdin": true, "MaxPayloadBytes": true,
 		"PayloadOffset": true, "Plan": true, "Timeout": true, "MaxResponseBytes": true, "TLS": true, "RESTEngine": true,
-		"V2Binary": true, "Settings": true, "RemoteWindow": true}
+		"V2Binary": true, "Settings": true, "RemoteWindow": true, "SLO": true, "SLOSpec": true}
 	coordinatorOnly := map[string]string{
 		"Profile":       "the coordinator opens the one window",
 		"Metrics":       "the coordinator scrapes the server",
@@ -480,8 +480,7 @@ func TestEveryRunSettingReachesTheWorkersOrStaysOnPurpose(t *testing.T) {
 		"ProgressEvery": "the coordinator prints the workers' progress",
 		"Watch":         "the worker's own heartbeat",
 		"Warnings":      "each process writes its own",
-		"SLO":           "LLM terms (goodput) are refused with --workers (cmd/loadprof)",
-		"SLOSpec":       "LLM terms (goodput) are refused with --workers (cmd/loadprof)",
+		"StartAt":       "the worker sets it to the common start it is given",
 	}
 	ct := reflect.TypeOf(bench.Config{})
 	for i := range ct.NumField() {
@@ -771,7 +770,7 @@ func TestSecondsTapSendsEachIntervalOnce(t *testing.T) {
 	}
 	first := tap.batch(2)
 	if first.OriginNs != time.UnixMilli(1_795_000_000_250).UnixNano() || first.From != 0 || len(first.Seconds) != 2 ||
-		first.Seconds[0] != (wireInterval{Second: 0, Warmup: true, Histogram: "AAAA"}) || first.Seconds[1] != (wireInterval{Second: 1, Histogram: "BBBB"}) {
+		first.Seconds[0] != (wireInterval{Second: 0, Tag: tagWarmup, Histogram: "AAAA"}) || first.Seconds[1] != (wireInterval{Second: 1, Histogram: "BBBB"}) {
 		t.Fatalf("first batch %+v", first)
 	}
 	var held workerSeconds

@@ -387,6 +387,10 @@ func CheckShares(run bench.Config, workers int) error {
 		return setting.Errorf("cluster.Config.Workers", "load.Plan.Concurrency %d with cluster.Config.Workers %d: every worker needs at least one request in flight", p.Concurrency, workers)
 	case p.Requests > 0 && p.Duration == 0 && p.Requests < int64(workers):
 		return setting.Errorf("cluster.Config.Workers", "load.Plan.Requests %d with cluster.Config.Workers %d: every worker needs at least one request", p.Requests, workers)
+	case run.SLO != nil && run.SLO.HasLLM() && !isOpenAI(run):
+		// Each worker would refuse it once every one has joined.
+		return setting.Errorf("bench.Config.SLO", "bench.Config.SLO %s: only an OpenAI-compatible target (a URL ending in /v1/completions or /v1/chat/completions) has stream figures; give the latency terms (p99<50ms) for this one",
+			strings.Join(run.SLO.LLMTermNames(), ","))
 	case run.Profile != nil && p.WarmupRequests > 0:
 		// The window opens at a time every worker knows in advance; a
 		// warm-up counted in requests ends at a different time on each.
@@ -438,14 +442,18 @@ func specOf(run bench.Config) (RunSpec, int, error) {
 	if data.Stdin {
 		stdin = bytes.NewReader(data.Files[0].Content)
 	}
-	set, err := payloads.Load(run.DataPath, payloads.Options{Stdin: stdin, MaxBytes: run.MaxPayloadBytes})
+	url := run.URL
+	if !isOpenAI(run) {
+		url = ""
+	}
+	set, err := LoadPayloads(url, run.DataPath, payloads.Options{Stdin: stdin, MaxBytes: run.MaxPayloadBytes})
 	if err != nil {
 		return RunSpec{}, 0, err
 	}
 	spec := RunSpec{
 		URL: run.URL, GRPC: run.GRPC, Headers: run.Headers, Data: data, MaxPayloadBytes: run.MaxPayloadBytes,
 		Plan: planSpecOf(run.Plan), Timeout: run.Timeout, MaxResponseBytes: run.MaxResponseBytes,
-		RESTEngine: run.RESTEngine, V2Binary: run.V2Binary, Settings: run.Settings,
+		RESTEngine: run.RESTEngine, V2Binary: run.V2Binary, Settings: run.Settings, SLO: llmSLOSpec(run),
 		TLS: TLSSpec{Enabled: run.TLS.Enabled, InsecureSkipVerify: run.TLS.InsecureSkipVerify},
 	}
 	for _, f := range []struct {
@@ -457,6 +465,25 @@ func specOf(run bench.Config) (RunSpec, int, error) {
 		}
 	}
 	return spec, set.Len(), nil
+}
+
+// isOpenAI reports whether run's target is an OpenAI-compatible route.
+func isOpenAI(run bench.Config) bool {
+	if run.GRPC.Addr != "" {
+		return false
+	}
+	_, ok := openAIEndpoint(run.URL)
+	return ok
+}
+
+// llmSLOSpec is the objective the workers judge their streams by: --slo
+// as written when it has LLM terms, else none (its latency and error terms
+// judge the merged result of a sweep's step, on the coordinator).
+func llmSLOSpec(run bench.Config) string {
+	if run.SLO == nil || !run.SLO.HasLLM() {
+		return ""
+	}
+	return run.SLOSpec
 }
 
 // workersCount is "1 worker", "2 workers".
@@ -648,6 +675,7 @@ func (c *coordinator) startRound(run bench.Config) error {
 		spec.Plan = shareOf(plan, i, k)
 		spec.PayloadOffset = i * c.count / k
 		spec.Window = c.window
+		spec.SLO = llmSLOSpec(run)
 		spec.Settings = shareSettings(run.Settings, spec.Plan, i+1, k)
 		wk.reply = &joinReply{Round: c.round, Worker: wk.base.Index, Of: k, StartAt: start, Spec: spec, HeartbeatEvery: c.cfg.HeartbeatEvery, LostAfter: c.cfg.LostAfter}
 		wk.rep = wk.base
@@ -791,7 +819,7 @@ func (c *coordinator) result(w http.ResponseWriter, r *http.Request) {
 				// Its share ran on a span of its own: the window saw
 				// less of the combined load than planned.
 				wk.rep.Status = report.WorkerLate
-				wk.rep.Error = fmt.Sprintf("began %v after the common start, more than --worker-start-tolerance %v (its join reply came late); its requests are in the result", late.Round(time.Millisecond), c.cfg.StartTolerance)
+				wk.rep.Error = fmt.Sprintf("began %v after the common start, more than --worker-start-tolerance %v (its join reply came late, or its preflight call took that long); its requests are in the result", late.Round(time.Millisecond), c.cfg.StartTolerance)
 			}
 		}
 	}

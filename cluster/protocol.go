@@ -35,8 +35,12 @@ const (
 )
 
 // ProtocolVersion changes when a message changes meaning: a worker of
-// another version is refused at join.
-const ProtocolVersion = 1
+// another version is refused at join. 2: the run spec carries the LLM
+// objective (slo), which a worker of version 1 would drop without a word
+// (its goodput missing from the merge), and an interval carries its log
+// tag (tag) instead of a warm-up flag (w), so that a version 1
+// coordinator would take a worker's TTFT seconds for latencies.
+const ProtocolVersion = 2
 
 // TokenEnv is the environment variable that holds the shared token when
 // no flag gives it.
@@ -93,14 +97,19 @@ type secondsBatch struct {
 
 // wireInterval is one interval of a worker's log.
 type wireInterval struct {
-	Second    int    `json:"t"`
-	Warmup    bool   `json:"w,omitempty"`
+	Second int `json:"t"`
+	// Tag is the interval's tag in the log, as written: "" for the
+	// steady phase's latencies, "warmup" for the warm-up's, and an
+	// OpenAI-compatible target's stream figures under their own
+	// (seconds.go).
+	Tag       string `json:"tag,omitempty"`
 	Histogram string `json:"h"` // V2 compressed, base64
 }
 
-// maxSecondsPerBeat bounds a heartbeat's intervals (two a second at
-// most are made): a worker that could not reach the coordinator for a
-// while catches up over a few beats.
+// maxSecondsPerBeat bounds a heartbeat's intervals (two a second for the
+// latencies, eight more for an LLM target's stream figures): a worker
+// that could not reach the coordinator for a while catches up over a few
+// beats.
 const maxSecondsPerBeat = 64
 
 type heartbeatReply struct {
@@ -123,9 +132,9 @@ type resultReport struct {
 	// its own clock, for the trace's client plane.
 	Events    []clientEvent `json:"events,omitempty"`
 	Truncated bool          `json:"truncated,omitempty"`
-	// BeganNs is when the worker began its share (Unix ns, its own
-	// clock): the common start, or later when the reply that gave it
-	// came after it. 0 when it did not begin.
+	// BeganNs is when the worker's load began (Unix ns, its own clock):
+	// the common start, or later when the reply that gave it came after
+	// it or its preflight call ended after it. 0 when it did not begin.
 	BeganNs int64 `json:"began_ns,omitempty"`
 	// The intervals the coordinator does not hold yet.
 	secondsBatch

@@ -11,6 +11,24 @@ import (
 	"github.com/loadprof/loadprof/report"
 )
 
+// The tags of the interval log's intervals, as report writes them: the
+// latency's untagged (steady) and report.HlogWarmupTag, an
+// OpenAI-compatible target's stream figures report.HlogLLMTag's. The
+// cluster carries every tag as it is written and merges the workers'
+// seconds tag by tag.
+const (
+	tagSteady = ""
+	tagWarmup = report.HlogWarmupTag
+)
+
+// tagTTFT and the others name the stream figures' steady tags, and
+// warmupTagPrefix makes one its warm-up's (report.HlogLLMTag).
+var (
+	tagTTFT, tagITL, tagTPOT, tagE2E = report.HlogLLMTag("ttft", false), report.HlogLLMTag("itl", false),
+		report.HlogLLMTag("tpot", false), report.HlogLLMTag("e2e", false)
+	warmupTagPrefix = report.HlogWarmupTag + "-"
+)
+
 // secondsTap is the worker's interval log (bench.Config.IntervalLog):
 // instead of a file, it keeps the intervals bench writes, one histogram
 // per phase and second, until the coordinator has them. bench's log
@@ -55,10 +73,9 @@ func (t *secondsTap) line(l string) {
 	if l == "" || l[0] == '#' || l[0] == '"' {
 		return
 	}
-	warmup := false
+	tag := ""
 	if rest, ok := strings.CutPrefix(l, "Tag="); ok {
-		tag, rest, _ := strings.Cut(rest, ",")
-		warmup, l = tag == report.HlogWarmupTag, rest
+		tag, l, _ = strings.Cut(rest, ",")
 	}
 	f := strings.Split(l, ",")
 	if len(f) != 4 {
@@ -68,7 +85,7 @@ func (t *secondsTap) line(l string) {
 	if err != nil {
 		return
 	}
-	t.pending = append(t.pending, wireInterval{Second: int(start), Warmup: warmup, Histogram: f[3]})
+	t.pending = append(t.pending, wireInterval{Second: int(start), Tag: tag, Histogram: f[3]})
 }
 
 // batch is what the coordinator does not hold yet, at most limit
@@ -112,14 +129,15 @@ func (s *workerSeconds) add(b secondsBatch) int {
 	return len(s.intervals)
 }
 
-// steady is the merge of the steady intervals, and the seconds from the
-// worker's start they cover (the end of the last interval of any phase).
+// steady is the merge of the steady latency intervals (untagged), and
+// the seconds from the worker's start they cover (the end of the last
+// interval of any phase or tag).
 func (s *workerSeconds) steady() (*hdrhistogram.Histogram, float64, error) {
 	h := hdrhistogram.New(report.HistogramMinUs, report.HistogramMaxUs, report.HistogramDigits)
 	covered := 0
 	for _, iv := range s.intervals {
 		covered = max(covered, iv.Second+1)
-		if iv.Warmup {
+		if iv.Tag != tagSteady {
 			continue
 		}
 		ih, err := report.DecodeHistogram(iv.Histogram)

@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -23,6 +24,7 @@ import (
 	"github.com/loadprof/loadprof/bench"
 	"github.com/loadprof/loadprof/internal/setting"
 	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/payloads"
 )
 
 // RunSpec is one worker's run as the coordinator sends it: everything
@@ -43,6 +45,10 @@ type RunSpec struct {
 	Settings         map[string]any    `json:"settings,omitempty"`
 	Window           *WindowSpec       `json:"window,omitempty"`
 	Labels           map[string]string `json:"labels,omitempty"`
+	// SLO is --slo as written when it has LLM terms: each worker judges
+	// its own streams by them one by one and counts its good requests
+	// (Result.Goodput), which the coordinator adds up. Empty for none.
+	SLO string `json:"slo,omitempty"`
 }
 
 // PlanSpec is the part of load.Plan that travels (no channels or
@@ -100,6 +106,30 @@ type TLSSpec struct {
 	Cert               *File `json:"cert,omitempty"`
 	Key                *File `json:"key,omitempty"`
 	InsecureSkipVerify bool  `json:"insecure_skip_verify,omitempty"`
+}
+
+// LoadPayloads reads the payloads at path in the format of the target at
+// url: OpenAI request bodies for an OpenAI-compatible route
+// (/v1/completions, /v1/chat/completions), TF Serving or V2 bodies
+// otherwise (and for a gRPC target, url empty), as a run from one machine
+// reads them.
+func LoadPayloads(url, path string, opts payloads.Options) (*payloads.Set, error) {
+	if ep, ok := openAIEndpoint(url); ok {
+		return payloads.LoadOpenAI(path, ep, opts)
+	}
+	return payloads.Load(path, opts)
+}
+
+// openAIEndpoint is the OpenAI-compatible route of a REST target's URL.
+func openAIEndpoint(rawURL string) (payloads.OpenAIEndpoint, bool) {
+	if rawURL == "" {
+		return 0, false
+	}
+	u, err := neturl.Parse(rawURL)
+	if err != nil {
+		return 0, false
+	}
+	return payloads.OpenAIEndpointOf(u.Path)
 }
 
 // ReadData reads the payload path as payloads.Load would take it: a

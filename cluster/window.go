@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net/http"
 	"slices"
 	"time"
 
@@ -50,7 +52,11 @@ func (c *coordinator) openWindow(ctx context.Context, run bench.Config) *coordWi
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			w.fail(fmt.Errorf("profile %s: interrupted before the window opened", p.Addr))
+			w.fail(fmt.Errorf("profile %s: interrupted before the window opened", w.where()))
+			return
+		}
+		if p.HTTP != "" {
+			w.runHTTP(ctx, tlsConfig)
 			return
 		}
 		creds := insecure.NewCredentials()
@@ -70,6 +76,69 @@ func (c *coordinator) openWindow(ctx context.Context, run bench.Config) *coordWi
 		}
 	}()
 	return w
+}
+
+// runHTTP is the window through vLLM's HTTP profiler control
+// (--profile-http): /start_profile at the agreed open, /stop_profile at
+// its end, or at once when ctx ends inside it. The workers count the
+// requests they send in the agreed window; the server traces from
+// /start_profile's answer (http.started) to the stop. The stop goes out on
+// a context of its own: a server left profiling grows its trace until it
+// runs out of memory.
+func (w *coordWindow) runHTTP(ctx context.Context, tlsConfig *tls.Config) {
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig, Proxy: nil}}
+	defer client.CloseIdleConnections()
+	ctl := &profile.HTTPProfiler{Base: w.cfg.HTTP, Client: client}
+	prefix := profile.HTTPRunPrefix(time.Now())
+	hw := &profile.HTTPWindow{Backend: profile.BackendVLLMHTTP, URL: w.cfg.HTTP, Prefix: prefix}
+	w.rep.HTTP = hw
+	slack := w.httpSlack()
+	startCtx, cancelStart := context.WithTimeout(context.WithoutCancel(ctx), slack)
+	err := ctl.Start(startCtx, prefix)
+	cancelStart()
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	hw.Started = time.Now()
+	t := time.NewTimer(time.Until(w.open.Add(w.length)))
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+		hw.Interrupted = true
+	}
+	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), slack)
+	defer cancelStop()
+	hw.StopSent = time.Now()
+	err = ctl.Stop(stopCtx)
+	hw.Stopped = time.Now()
+	hw.StopMs = float64(hw.Stopped.Sub(hw.StopSent).Microseconds()) / 1e3
+	if err != nil {
+		if stopCtx.Err() != nil {
+			err = fmt.Errorf("profile %s/stop_profile: no answer in %v (--profile-timeout): the server may still be writing its trace, or still profiling", w.cfg.HTTP, slack)
+		}
+		w.fail(err)
+		return
+	}
+	hw.Trace = profile.TraceHint(prefix)
+}
+
+// httpSlack bounds each of the HTTP control's calls: --profile-timeout
+// (a minute when not given).
+func (w *coordWindow) httpSlack() time.Duration {
+	if w.cfg.Options.Slack > 0 {
+		return w.cfg.Options.Slack
+	}
+	return time.Minute
+}
+
+// where names the profiler in messages.
+func (w *coordWindow) where() string {
+	if w.cfg.HTTP != "" {
+		return w.cfg.HTTP
+	}
+	return w.cfg.Addr
 }
 
 func (w *coordWindow) fail(err error) {
@@ -93,12 +162,17 @@ func (w *coordWindow) finish(perWorker [][]profile.ClientEvent, truncated bool, 
 		}
 	}
 	startS, endS := w.open.Sub(origin).Seconds(), end.Sub(origin).Seconds()
+	bound := time.Until(w.open) + o.Duration + o.Slack + 10*time.Second
+	if w.cfg.HTTP != "" {
+		// The start and the stop may each take --profile-timeout.
+		bound = time.Until(w.open) + w.length + 2*w.httpSlack() + 10*time.Second
+	}
 	select {
 	case <-w.done:
-	case <-time.After(time.Until(w.open) + o.Duration + o.Slack + 10*time.Second):
+	case <-time.After(bound):
 		// The capture goroutine still owns w.rep.
 		return &report.ProfileReport{WindowStartS: startS, WindowEndS: endS, WindowFrom: "profile_call",
-			Error: fmt.Sprintf("profile %s: the capture did not return", w.cfg.Addr)}
+			Error: fmt.Sprintf("profile %s: the capture did not return", w.where())}
 	}
 	w.rep.WindowStartS, w.rep.WindowEndS = startS, endS
 	res := w.rep.Result

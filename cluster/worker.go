@@ -304,28 +304,31 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 	}()
 	defer func() { close(beatDone); wg.Wait() }()
 
-	// The common start, on this machine's clock.
+	// The common start, on this machine's clock. bench makes its checks
+	// and its preflight call before it and starts the load then: a
+	// preflight that takes long (an LLM's whole answer) must not shift
+	// the load past the start, nor its steady phase past the window.
 	start := reply.StartAt.Add(offset)
 	if late := time.Since(start); late > 0 {
 		logf("warning: the start time had passed %v before this worker was ready: it begins late (the coordinator counts it as late)", late.Round(time.Millisecond))
 	}
-	t := time.NewTimer(time.Until(start))
-	select {
-	case <-t.C:
-	case <-runCtx.Done():
-		t.Stop()
+	run.StartAt = start
+	var began atomic.Int64 // when the load began, Unix ns; 0 before
+	run.Watch = func(p func() load.Progress) {
+		began.Store(time.Now().UnixNano())
+		live.read.Store(&p)
+	}
+	res, runErr := bench.Run(runCtx, run)
+	if res == nil && began.Load() == 0 && runCtx.Err() != nil {
 		err := c.report(ctx, resultReport{Round: reply.Round, Worker: reply.Worker, Error: "stopped before the start: " + context.Cause(runCtx).Error()}, reply.LostAfter)
 		return toldStop(), err
 	}
-	began := time.Now()
-	run.Watch = func(p func() load.Progress) { live.read.Store(&p) }
-	res, runErr := bench.Run(runCtx, run)
 	final := heartbeat{Round: reply.Round, Worker: reply.Worker, Phase: "done"}
 	if res != nil {
 		final.Requests, final.Errors = res.Requests, sumErrors(res.Errors)
 	}
 	live.final.Store(&final)
-	rr := resultReport{Round: reply.Round, Worker: reply.Worker, Result: res, Events: events, Truncated: truncated, BeganNs: began.UnixNano(), secondsBatch: tap.batch(0)}
+	rr := resultReport{Round: reply.Round, Worker: reply.Worker, Result: res, Events: events, Truncated: truncated, BeganNs: began.Load(), secondsBatch: tap.batch(0)}
 	if runErr != nil {
 		rr.Error = runErr.Error()
 	}
@@ -469,6 +472,13 @@ func (s RunSpec) benchConfig(dir string, offset time.Duration) (bench.Config, er
 		URL: s.URL, GRPC: s.GRPC, Headers: s.Headers, DataPath: data, Stdin: stdin, MaxPayloadBytes: s.MaxPayloadBytes,
 		PayloadOffset: s.PayloadOffset, Plan: s.Plan.plan(), Timeout: s.Timeout, MaxResponseBytes: s.MaxResponseBytes,
 		TLS: tlsFiles, RESTEngine: s.RESTEngine, V2Binary: s.V2Binary, Settings: s.Settings,
+	}
+	if s.SLO != "" {
+		slo, err := report.ParseSLO(s.SLO)
+		if err != nil {
+			return bench.Config{}, fmt.Errorf("cluster: the coordinator's objective %q: %w", s.SLO, err)
+		}
+		cfg.SLO, cfg.SLOSpec = &slo, s.SLO
 	}
 	if s.Window != nil {
 		cfg.RemoteWindow = &bench.RemoteWindow{Open: s.Window.Open.Add(offset), Length: s.Window.Length}

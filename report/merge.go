@@ -180,6 +180,9 @@ func Merge(results []*Result, sources []string) (*Result, []string, error) {
 		return nil, nil, err
 	}
 	notes = append(notes, llmNotes...)
+	if note := mergeGoodput(out, results, mergedSteadySpan(results, out.Phases.Steady)); note != "" {
+		notes = append(notes, note)
+	}
 	warmup, exact, err := mergeWarmupLatency(results, sources)
 	if err != nil {
 		return nil, nil, err
@@ -585,3 +588,54 @@ func mergeTiming(r *Result) string {
 // mergeShift is how many whole seconds a run that started offset seconds
 // into a merge moves its per-second series by: they stay whole seconds.
 func mergeShift(offset float64) int { return int(math.Round(offset)) }
+
+// mergeGoodput puts the inputs' goodput in out when each has one under the
+// same objective: each input judged its own requests one by one, so the
+// good requests add up exactly, the share is of the inputs' requests
+// together and the rate is over the merged steady span (as
+// output_tokens_per_s). An input's share is of its requests' stream
+// count (every steady request an OpenAI-compatible target sent): its
+// good requests over its share give that count back exactly; an input
+// with none good falls back on its steady requests, the same count but
+// for a request finished in the moment between the two recorders'
+// freezes. Inputs without a goodput, or under another objective, leave
+// it out, with a note.
+func mergeGoodput(out *Result, results []*Result, span float64) string {
+	var with int
+	slo := ""
+	for _, r := range results {
+		if r.Goodput == nil {
+			continue
+		}
+		if with > 0 && r.Goodput.SLO != slo {
+			return fmt.Sprintf("the goodput is left out: the inputs judged it under different objectives (%q, %q)", slo, r.Goodput.SLO)
+		}
+		with++
+		slo = r.Goodput.SLO
+	}
+	switch {
+	case with == 0:
+		return ""
+	case with < len(results):
+		return fmt.Sprintf("the goodput is left out: %d of the %d inputs have none (--slo with LLM terms on every run)", len(results)-with, len(results))
+	}
+	var good, of int64
+	for _, r := range results {
+		g := r.Goodput
+		good += g.Requests
+		if g.Requests > 0 && g.Share > 0 {
+			of += int64(math.Round(float64(g.Requests) / g.Share))
+		} else {
+			of += r.Requests
+		}
+	}
+	g := &Goodput{Requests: good, SLO: slo}
+	if of > 0 {
+		g.Share = float64(good) / float64(of)
+	}
+	if span > 0 {
+		g.Rate = float64(good) / span
+	}
+	out.Goodput = g
+	return ""
+}

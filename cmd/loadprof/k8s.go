@@ -104,7 +104,11 @@ func k8sCommand(args []string, stdout, stderr io.Writer) int {
 		printError(stderr, "k8s", err)
 		return exitBadInput
 	}
-	if _, err := payloads.Load(*flags.data, payloads.Options{MaxBytes: *flags.maxPayload}); err != nil {
+	target := *flags.url
+	if *flags.grpcAddr != "" {
+		target = ""
+	}
+	if _, err := cluster.LoadPayloads(target, *flags.data, payloads.Options{MaxBytes: *flags.maxPayload}); err != nil {
 		printError(stderr, "k8s", err)
 		return exitBadInput
 	}

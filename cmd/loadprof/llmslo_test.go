@@ -78,11 +78,12 @@ func TestRunLLMSLORefusedForOtherTargets(t *testing.T) {
 	if code, _, stderr = loadprof(t, "run", "--url", url, "--data", data, "--requests", "5", "--concurrency", "1", "--slo", "ttft_p98<1s"); code != 2 || !strings.Contains(stderr, "unknown metric") {
 		t.Errorf("an unknown LLM statistic: exit %d, %s", code, stderr)
 	}
-	llmURL := "http://" + srv.RESTAddr() + "/v1/chat/completions"
-	code, _, stderr = loadprof(t, "run", "--url", llmURL, "--data", writeFile(t, "chat.jsonl", llmSLOChat), "--rate", "10", "--duration", "1s",
+	// A coordinator refuses them before any worker joins (each worker
+	// would refuse them only once all had).
+	code, _, stderr = loadprofWithin(t, 30*time.Second, "run", "--url", url, "--data", data, "--rate", "10", "--duration", "1s",
 		"--workers", "2", "--token", "a-shared-token-of-some-length", "--slo", "ttft_p99<500ms")
-	if code != 2 || !strings.Contains(stderr, "not with --workers") {
-		t.Errorf("LLM terms with --workers: exit %d, %s", code, stderr)
+	if code != 2 || !strings.Contains(stderr, "--slo ttft_p99") || !strings.Contains(stderr, "OpenAI-compatible") {
+		t.Errorf("LLM terms on a TF Serving target with --workers: exit %d, %s", code, stderr)
 	}
 }
 

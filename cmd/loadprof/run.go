@@ -372,11 +372,6 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 	if opts.cluster, err = f.cluster.options(fs); err != nil {
 		return nil, err
 	}
-	if opts.cluster != nil && opts.bench.SLO != nil {
-		// The workers would each count their own goodput, and a merged
-		// run has no per-request LLM figures to judge the terms by yet.
-		return nil, fmt.Errorf("--slo %s: the LLM terms (%s) are for a run from one machine, not with --workers yet", opts.bench.SLOSpec, strings.Join(opts.bench.SLO.LLMTermNames(), ","))
-	}
 	if opts.cluster != nil {
 		if err := opts.cluster.checkWithRun(opts); err != nil {
 			return nil, err
