@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -36,5 +38,51 @@ func TestRunRefusesLLMTermsAtTheTimeout(t *testing.T) {
 		"--slo", "ttft_p99<29s,e2e_p99<40s", "--timeout", "30s")
 	if code != 0 {
 		t.Errorf("ttft under and e2e over --timeout: exit %d, %s", code, stderr)
+	}
+}
+
+// TestRunOpenAIBodiesFromStdin checks --data - for an OpenAI-compatible
+// target: one body (pretty-printed over lines), a list, or JSON lines, as
+// for TF Serving bodies; a wrong line is named by its line on "-".
+func TestRunOpenAIBodiesFromStdin(t *testing.T) {
+	srv := startSim(t, sim.Config{LLM: sim.LLM{TTFT: time.Millisecond, TokenDelay: time.Millisecond, OutputTokens: 8, KeepStreams: 1000}})
+	url := "http://" + srv.RESTAddr() + "/v1/completions"
+	body := func(maxTokens int) string {
+		return fmt.Sprintf(`{"model": "test_model", "prompt": "one two", "max_tokens": %d, "stream": true}`, maxTokens)
+	}
+	for _, c := range []struct {
+		name, stdin string
+		want        []int // the max_tokens the server saw
+	}{
+		{"one body over lines", "{\n  \"model\": \"test_model\",\n  \"prompt\": \"one two\",\n  \"max_tokens\": 2\n}\n", []int{2}},
+		{"a list", "[" + body(3) + ",\n" + body(4) + "]", []int{3, 4}},
+		{"JSON lines", body(5) + "\n\n" + body(6) + "\n", []int{5, 6}},
+	} {
+		before := len(srv.LLMStreams())
+		cmd := exec.Command(binary, "run", "--url", url, "--data", "-", "--requests", "6", "--concurrency", "1", "--warmup", "0")
+		cmd.Stdin = strings.NewReader(c.stdin)
+		code, _, stderr := command(t, cmd)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", c.name, code, stderr)
+		}
+		seen := map[int]int{}
+		for _, r := range srv.LLMStreams()[before:] {
+			seen[r.OutputTokens]++
+		}
+		// Each body is sent (the run's own check may add one).
+		for _, n := range c.want {
+			if seen[n] < 6/len(c.want) {
+				t.Errorf("%s: the server saw max_tokens counts %v, want %v each at least %d times", c.name, seen, c.want, 6/len(c.want))
+			}
+		}
+		if len(seen) != len(c.want) {
+			t.Errorf("%s: the server saw %v, want %v", c.name, seen, c.want)
+		}
+	}
+	cmd := exec.Command(binary, "run", "--url", url, "--data", "-", "--requests", "2", "--concurrency", "1")
+	cmd.Stdin = strings.NewReader(body(2) + "\n" + `{"model": "test_model", "prompt": {"a": 1}}` + "\n")
+	code, _, stderr := command(t, cmd)
+	if code != 2 || !strings.Contains(stderr, "-: line 2") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Errorf("a wrong second line on stdin: exit %d, %q", code, stderr)
 	}
 }
