@@ -138,8 +138,8 @@ func (l *LLM) check() error {
 }
 
 // LLMStream is what the simulator did with one OpenAI-compatible request.
-// Times are the moments the writes of the chunks returned, which for a
-// stream is when the chunk was handed to the kernel.
+// Times are the moments the writes of the chunks began: a client cannot
+// read a token earlier.
 type LLMStream struct {
 	ID       string // the answer's id, "cmpl-N" or "chatcmpl-N"
 	Endpoint string // "/v1/completions" or "/v1/chat/completions"
@@ -533,10 +533,13 @@ func (a *answer) WriteTo(w io.Writer) (int64, error) {
 			a.buf = a.appendChunk(a.buf, -1) // the role, with the first token
 		}
 		a.buf = a.appendChunk(a.buf, i)
+		// Stamped as the write begins: the client cannot read the token
+		// before then, while the write's return may come late on a busy
+		// machine, after the client has read it.
+		now := time.Now()
 		if err := send(a.buf); err != nil {
 			return written, err
 		}
-		now := time.Now()
 		if i == 0 {
 			a.rec.FirstToken = now.Sub(a.arrived)
 		} else {
