@@ -61,8 +61,10 @@ const chatBody = `{"model":"tiny","messages":[{"role":"user","content":"say some
 // recording: each request's first-token write, on the simulator's clock,
 // less the time the client meant to send it (the same process, the same
 // monotonic clock). What is left is the time from the simulator's write to
-// the client's read, a fraction of a millisecond to a few on a loaded
-// machine, well inside 5% of 200 ms.
+// the client's read: a fraction of a millisecond idle, at the median up to
+// about 25 ms for a whole run at load 11 on 2 cores beside two CPU hogs,
+// inside 5% of a 500 ms TTFT. A fault smaller than 5% (a millisecond on
+// each TTFT) is not told apart from such a machine's delays.
 func TestLLMStreamTimingMatchesSimulator(t *testing.T) {
 	for _, engine := range []Engine{EngineGoroutines, EngineEpoll} {
 		for _, loop := range []string{"open", "closed"} {
