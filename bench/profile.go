@@ -344,7 +344,7 @@ func (w *window) stopAfterFailedStart(ctl *profile.HTTPProfiler, hw *profile.HTT
 	if err := w.stopHTTP(ctl, hw, slack); err != nil {
 		return "the server may still be profiling: " + err.Error()
 	}
-	return fmt.Sprintf("/stop_profile was sent and answered in %.0f ms, so the server is not left profiling (its files %s_* do not cover a window of this run)", hw.StopMs, hw.Prefix)
+	return fmt.Sprintf("/stop_profile was sent and answered in %.0f ms, so the server is not left profiling (any files %s_* it wrote cover no window of this run)", hw.StopMs, hw.Prefix)
 }
 
 // stopHTTP sends /stop_profile, bounded by slack, and records its times.
