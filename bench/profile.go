@@ -229,6 +229,13 @@ func (w *window) waitToOpen(ctx context.Context, target string) bool {
 // server is tracing by then) and the sending of /stop_profile. The stop is
 // sent on an interrupt too, on a context of its own: a server left
 // profiling grows its trace until it runs out of memory.
+//
+// The start has StartBound to answer. Past it the window could no longer
+// sit in the steady load without holding the steady phase longer than a
+// gRPC window may (holdMargin past its planned end), so the load goes on
+// without a window, and once the start has answered or timed out the stop
+// is still sent: vLLM starts its profiler for a start whose caller has
+// gone.
 func (w *window) runHTTP(ctx context.Context) {
 	defer close(w.done)
 	defer w.release()
@@ -242,12 +249,34 @@ func (w *window) runHTTP(ctx context.Context) {
 	hw := &profile.HTTPWindow{Backend: profile.BackendVLLMHTTP, URL: w.cfg.HTTP, Prefix: prefix}
 	w.report.HTTP = hw
 	slack := w.httpSlack()
+	length := w.cfg.Options.Duration
+	if length <= 0 {
+		length = profile.DefaultDuration
+	}
 	// Not cancelled by an interrupt: a start the server took must be
 	// known, so that it is stopped.
 	startCtx, cancelStart := context.WithTimeout(context.WithoutCancel(ctx), slack)
-	err := ctl.Start(startCtx, prefix)
-	cancelStart()
+	defer cancelStart()
+	startSent := time.Now()
+	answered := make(chan error, 1)
+	go func() { answered <- ctl.Start(startCtx, prefix) }()
+	bound := StartBound(length)
+	boundTimer := time.NewTimer(bound)
+	var err error
+	select {
+	case err = <-answered:
+		boundTimer.Stop()
+	case <-boundTimer.C:
+		w.lateStart(ctl, hw, startSent, bound, answered, startCtx)
+		return
+	}
+	hw.StartMs = msSince(startSent)
 	if err != nil {
+		if profile.StopOwed(err) {
+			// A 5xx or a lost answer: the server may be profiling.
+			w.release()
+			err = fmt.Errorf("%w; %s", err, w.stopAfterFailedStart(ctl, hw, slack))
+		}
 		w.fail(err)
 		return
 	}
@@ -256,10 +285,6 @@ func (w *window) runHTTP(ctx context.Context) {
 	w.report.WindowStartS = w.rec.Now().Seconds()
 	if w.edge != nil {
 		w.edge(true)
-	}
-	length := w.cfg.Options.Duration
-	if length <= 0 {
-		length = profile.DefaultDuration
 	}
 	timer := time.NewTimer(length)
 	select {
@@ -275,21 +300,68 @@ func (w *window) runHTTP(ctx context.Context) {
 	}
 	// The load may end now: the server writes its trace with or without it.
 	w.release()
-	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), slack)
-	defer cancelStop()
-	hw.StopSent = time.Now()
-	err = ctl.Stop(stopCtx)
-	hw.Stopped = time.Now()
-	hw.StopMs = float64(hw.Stopped.Sub(hw.StopSent).Microseconds()) / 1e3
-	if err != nil {
-		if stopCtx.Err() != nil {
-			err = fmt.Errorf("profile %s/stop_profile: no answer in %v (--profile-timeout): the server may still be writing its trace, or still profiling", w.cfg.HTTP, slack)
-		}
+	if err := w.stopHTTP(ctl, hw, slack); err != nil {
 		w.fail(err)
 		return
 	}
 	hw.Trace = profile.TraceHint(prefix)
 }
+
+// StartBound is how long /start_profile may take for a window of the given
+// length to open: the margin a window may hold the steady phase past its
+// planned end.
+func StartBound(window time.Duration) time.Duration { return holdMargin(window) }
+
+// lateStart handles a /start_profile that has not answered within its
+// bound: the steady phase is released at once, and the stop is sent once
+// the start has answered or timed out (a stop sent first could reach a
+// server before the start it ends).
+func (w *window) lateStart(ctl *profile.HTTPProfiler, hw *profile.HTTPWindow, startSent time.Time, bound time.Duration, answered <-chan error, startCtx context.Context) {
+	hw.Late = true
+	w.release()
+	err := <-answered // bounded by startCtx: --profile-timeout
+	hw.StartMs = msSince(startSent)
+	late := fmt.Sprintf("profile %s/start_profile: no answer within %v, when the window had to open in the steady load: no window was opened (the load went on without one)", w.cfg.HTTP, bound)
+	var then string
+	switch {
+	case err == nil:
+		then = fmt.Sprintf("it answered after %.1fs", hw.StartMs/1e3)
+	case startCtx.Err() != nil:
+		then = fmt.Sprintf("no answer in %v (--profile-timeout) either", w.httpSlack())
+	default:
+		then = fmt.Sprintf("after %.1fs: %v", hw.StartMs/1e3, err)
+	}
+	if err != nil && !profile.StopOwed(err) {
+		w.fail(fmt.Errorf("%s; %s", late, then))
+		return
+	}
+	w.fail(fmt.Errorf("%s; %s; %s", late, then, w.stopAfterFailedStart(ctl, hw, w.httpSlack())))
+}
+
+// stopAfterFailedStart sends the stop a start that may have taken effect
+// is owed, and says how it went.
+func (w *window) stopAfterFailedStart(ctl *profile.HTTPProfiler, hw *profile.HTTPWindow, slack time.Duration) string {
+	if err := w.stopHTTP(ctl, hw, slack); err != nil {
+		return "the server may still be profiling: " + err.Error()
+	}
+	return fmt.Sprintf("/stop_profile was sent and answered in %.0f ms, so the server is not left profiling (any files %s_* it wrote cover no window of this run)", hw.StopMs, hw.Prefix)
+}
+
+// stopHTTP sends /stop_profile, bounded by slack, and records its times.
+func (w *window) stopHTTP(ctl *profile.HTTPProfiler, hw *profile.HTTPWindow, slack time.Duration) error {
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), slack)
+	defer cancelStop()
+	hw.StopSent = time.Now()
+	err := ctl.Stop(stopCtx)
+	hw.Stopped = time.Now()
+	hw.StopMs = float64(hw.Stopped.Sub(hw.StopSent).Microseconds()) / 1e3
+	if err != nil && stopCtx.Err() != nil {
+		err = fmt.Errorf("profile %s/stop_profile: no answer in %v (--profile-timeout): the server may still be writing its trace, or still profiling", w.cfg.HTTP, slack)
+	}
+	return err
+}
+
+func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1e3 }
 
 // check finds a profiler that cannot be reached before the load starts.
 // The HTTP control has nothing to ask without opening a window, so its

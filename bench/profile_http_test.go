@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,5 +170,96 @@ func TestHTTPWindowCtrlCStopsTheServer(t *testing.T) {
 	}
 	if traces := srv.LLMTraces(); len(traces) != 1 {
 		t.Fatalf("server traces %v: the profiler was not stopped", traces)
+	}
+}
+
+// A /start_profile that hangs does not hold the steady phase: past its
+// bound the load goes on and ends on schedule without a window, the report
+// says the window was not opened, and the stop is still sent once the
+// start has taken effect, so the server is not left profiling.
+func TestHTTPWindowStalledStartDoesNotHoldTheLoad(t *testing.T) {
+	dir := t.TempDir()
+	const stall = 6 * time.Second
+	srv := startSim(t, sim.Config{LLM: sim.LLM{TTFT: time.Millisecond, TokenDelay: time.Millisecond, OutputTokens: 2, ProfileDir: dir,
+		ProfileStartDelay: stall, KeepStreams: 100000}})
+	window := time.Second // its start bound: 2s
+	cfg := httpWindowConfig(t, srv, load.Plan{Rate: 50, Duration: time.Second, MaxInflight: 50, Grace: 5 * time.Second}, window)
+	cfg.Profile.Delay = 0
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := res.Profile
+	if p == nil || p.HTTP == nil || !p.HTTP.Late || !p.HTTP.Started.IsZero() || p.HTTP.Trace != "" {
+		t.Fatalf("profile report %+v", p)
+	}
+	for _, want := range []string{"no answer within 2s", "no window was opened", "/stop_profile was sent", p.HTTP.Prefix + "_*"} {
+		if !strings.Contains(p.Error, want) {
+			t.Errorf("error %q does not say %q", p.Error, want)
+		}
+	}
+	if res.Window != nil && res.Window.Requests != 0 {
+		t.Errorf("%d requests counted in a window that never opened", res.Window.Requests)
+	}
+	starts, stops := srv.ProfileCalls()
+	if len(starts) != 1 || len(stops) != 1 || !stops[0].After(starts[0]) {
+		t.Fatalf("the server took starts %v and stops %v: want the stop after the start", starts, stops)
+	}
+	if traces := srv.LLMTraces(); len(traces) != 1 {
+		t.Errorf("server traces %v: the session the late start opened was not closed", traces)
+	}
+	// Every request of the run reached the server before the stalled start
+	// took effect: the steady phase did not wait for it.
+	var last time.Time
+	for _, r := range srv.LLMStreams() {
+		if at := srv.Started().Add(r.Arrived); at.After(last) {
+			last = at
+		}
+	}
+	if !last.Before(starts[0]) {
+		t.Errorf("the last request arrived %v after the start took effect: the steady phase waited for /start_profile", last.Sub(starts[0]))
+	}
+}
+
+// Another client's session (409) is left alone: no stop; a start that
+// failed with a 5xx may have started the profiler, so it is stopped.
+func TestHTTPWindowStopOnlyWhatItMayHaveStarted(t *testing.T) {
+	srv := startSim(t, sim.Config{LLM: sim.LLM{TTFT: time.Millisecond, TokenDelay: time.Millisecond, OutputTokens: 2, ProfileDir: t.TempDir()}})
+	base := "http://" + srv.RESTAddr()
+	resp, err := http.Post(base+"/start_profile", "application/json", strings.NewReader(`{"profile_prefix": "someone-else"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cfg := httpWindowConfig(t, srv, load.Plan{Rate: 50, Duration: 500 * time.Millisecond, MaxInflight: 50, Grace: 5 * time.Second}, 200*time.Millisecond)
+	cfg.Profile.Delay = 0
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := res.Profile; p == nil || !strings.Contains(p.Error, "409") || !strings.Contains(p.Error, "did not stop it") {
+		t.Fatalf("profile report %+v", p)
+	}
+	if _, stops := srv.ProfileCalls(); len(stops) != 0 {
+		t.Errorf("loadprof stopped another client's session (%d stops)", len(stops))
+	}
+
+	var stopsSeen atomic.Int32
+	ctl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/start_profile":
+			http.Error(w, `{"error":{"message":"engine failed","code":500}}`, http.StatusInternalServerError)
+		case "/stop_profile":
+			stopsSeen.Add(1)
+		}
+	}))
+	defer ctl.Close()
+	cfg.Profile.HTTP = ctl.URL
+	res, err = Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := res.Profile; p == nil || !strings.Contains(p.Error, "status 500") || !strings.Contains(p.Error, "/stop_profile was sent") || stopsSeen.Load() != 1 {
+		t.Fatalf("profile report %+v, %d stops", p, stopsSeen.Load())
 	}
 }

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -40,36 +41,6 @@ func llmRun(t *testing.T, s *sim.Server, engine Engine, path string, bodies []st
 	return llm.Snapshot(), rec.Snapshot(true)
 }
 
-// simTimings are the median first-token time and the mean gap the
-// simulator wrote over its kept streams, and the tokens it sent. The
-// median, for the first requests of a run also wait for the server's
-// accept and first read, which the simulator does not count.
-func simTimings(t *testing.T, s *sim.Server, want int) (ttft, gap time.Duration, sent int64) {
-	t.Helper()
-	recs := s.LLMStreams()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(recs) < want && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-		recs = s.LLMStreams()
-	}
-	if len(recs) != want {
-		t.Fatalf("the simulator kept %d answers, want %d", len(recs), want)
-	}
-	var gaps time.Duration
-	var nGaps int
-	firsts := make([]time.Duration, 0, len(recs))
-	for _, r := range recs {
-		sent += int64(r.Sent)
-		firsts = append(firsts, r.FirstToken)
-		for _, g := range r.Gaps {
-			gaps += g
-			nGaps++
-		}
-	}
-	slices.Sort(firsts)
-	return firsts[(len(firsts)-1)/2], gaps / time.Duration(max(nGaps, 1)), sent
-}
-
 func usOf(v float64) time.Duration { return time.Duration(v * float64(time.Microsecond)) }
 
 func within(got, want time.Duration, frac float64) bool {
@@ -80,64 +51,169 @@ const chatBody = `{"model":"tiny","messages":[{"role":"user","content":"say some
 
 // TestLLMStreamTimingMatchesSimulator checks that the REST engines recover
 // the TTFT and inter-token gaps the simulator wrote, within 5%, in open
-// and closed loops, and the output tokens it sent.
+// and closed loops, and the output tokens it sent, in every run.
+//
+// The bounds are on what the simulator recorded it did, request by
+// request, not on its settings: a busy machine makes the simulator's own
+// timers late (the recorded figures then differ from the settings, which
+// is logged, not failed) and makes the client send late (an open loop's
+// TTFT counts from the intended send time by design). Both are in the
+// recording: each request's first-token write, on the simulator's clock,
+// less the time the client meant to send it (the same process, the same
+// monotonic clock). What is left is the time from the simulator's write to
+// the client's read: a fraction of a millisecond idle, at the median up to
+// about 25 ms for a whole run at load 11 on 2 cores beside two CPU hogs,
+// inside 5% of a 500 ms TTFT. A fault smaller than 5% (a millisecond on
+// each TTFT) is not told apart from such a machine's delays.
 func TestLLMStreamTimingMatchesSimulator(t *testing.T) {
 	for _, engine := range []Engine{EngineGoroutines, EngineEpoll} {
 		for _, loop := range []string{"open", "closed"} {
 			t.Run(fmt.Sprintf("%s/%s", engine, loop), func(t *testing.T) {
 				const requests = 12
-				// The engines time what the simulator did exactly on an idle
-				// machine; a busy one adds scheduling delays that no server
-				// record sees (up to a few hundred ms at load 10 on 2 cores),
-				// in either direction for the mean gap. Those are transient
-				// and a timing bug is not: the 5% bounds must hold in one of
-				// three runs, and every count must hold in each.
-				var misses []string
-				for attempt := 1; attempt <= 3; attempt++ {
-					st, lat, ttft, gap, sent := llmTimedRun(t, engine, loop, requests)
-					misses = misses[:0]
-					if got := usOf(float64(ValueAtPercentile(st.TTFT, 50))); !within(got, ttft, 0.05) {
-						misses = append(misses, fmt.Sprintf("run %d: median TTFT %v, the simulator wrote the first token %v after arrival", attempt, got, ttft))
-					}
-					if got := usOf(st.ITL.Mean()); !within(got, gap, 0.05) {
-						misses = append(misses, fmt.Sprintf("run %d: mean ITL %v, the simulator's gaps %v", attempt, got, gap))
-					}
-					checkLLMCounts(t, st, lat, sent, requests)
-					if len(misses) == 0 {
-						break
-					}
-					t.Log(strings.Join(misses, "; "))
+				r := llmTimedRun(t, engine, loop, requests)
+				st := r.client
+				if got, want := usOf(float64(ValueAtPercentile(st.TTFT, 50))+llmTimingFault.ttftUs), r.ttft.median(); !within(got, want, 0.05) {
+					t.Errorf("median TTFT %v; the simulator wrote the first tokens %v after they were due to be sent (median)", got, want)
 				}
-				for _, m := range misses {
-					t.Error(m)
+				if got, want := usOf(st.ITL.Mean()+llmTimingFault.gapUs), r.gaps.mean(); !within(got, want, 0.05) {
+					t.Errorf("mean ITL %v, the simulator's gaps %v", got, want)
+				}
+				checkLLMCounts(t, st, r.lat, r.sent, requests)
+				if t.Failed() {
+					t.Log("on the run's clock:\n" + strings.Join(r.pairs, "\n"))
+				}
+				// The recording against the settings: the simulator's
+				// lateness on this machine, reported.
+				if got := r.firstFromArrival.median(); !within(got, llmTimedTTFT, 0.05) {
+					t.Logf("the simulator was late: its median first token went out %v after arrival, set to %v", got, llmTimedTTFT)
+				}
+				if got := r.gaps.mean(); !within(got, llmTimedGap, 0.05) {
+					t.Logf("the simulator was late: its mean gap was %v, set to %v", got, llmTimedGap)
 				}
 			})
 		}
 	}
 }
 
+// llmTimingFault is added to the client's figures before they are checked:
+// zero, but a fault planted here (a millisecond on every TTFT, say) shows
+// whether the bounds can see it.
+var llmTimingFault struct{ ttftUs, gapUs float64 }
+
+// The simulated model of the timing test: long times, so that 5% is far
+// above the write-to-read delays of a busy machine; a short gap, so that a
+// millisecond added to each is more than 5%.
+const (
+	llmTimedTTFT   = 500 * time.Millisecond
+	llmTimedGap    = 15 * time.Millisecond
+	llmTimedJitter = 5 * time.Millisecond
+	llmTimedTokens = 24
+)
+
+// durations are figures of a run's requests.
+type durations []time.Duration
+
+func (d durations) median() time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[(len(s)-1)/2]
+}
+
+func (d durations) mean() time.Duration {
+	var sum time.Duration
+	for _, v := range d {
+		sum += v
+	}
+	return sum / time.Duration(max(len(d), 1))
+}
+
+// llmTimedResult is what the engine recorded beside what the simulator
+// recorded.
+type llmTimedResult struct {
+	client *LLMStats
+	lat    Snapshot
+	// ttft: each request's first-token write on the simulator's clock
+	// less the time the client meant to send it; firstFromArrival: the
+	// simulator's own first-token time, from the request's arrival.
+	ttft, firstFromArrival durations
+	gaps                   durations // every gap between the simulator's token writes
+	sent                   int64     // tokens the simulator wrote
+	pairs                  []string  // each request's times, for a failure's log
+}
+
 // llmTimedRun runs requests chat streams against a fresh simulator and
-// returns what the engine recorded beside what the simulator wrote.
-func llmTimedRun(t *testing.T, engine Engine, loop string, requests int) (st *LLMStats, lat Snapshot, ttft, gap time.Duration, sent int64) {
+// returns what the engine recorded beside what the simulator did.
+func llmTimedRun(t *testing.T, engine Engine, loop string, requests int) llmTimedResult {
 	t.Helper()
-	s, err := sim.StartLoopback(sim.Config{Model: "tiny", LLM: sim.LLM{TTFT: 200 * time.Millisecond, TokenDelay: 30 * time.Millisecond,
-		TokenJitter: 10 * time.Millisecond, OutputTokens: 8, KeepStreams: 100}})
+	if engine == EngineEpoll && !eventLoopsAvailable {
+		t.Skip("no epoll engine here")
+	}
+	s, err := sim.StartLoopback(sim.Config{Model: "tiny", LLM: sim.LLM{TTFT: llmTimedTTFT, TokenDelay: llmTimedGap,
+		TokenJitter: llmTimedJitter, OutputTokens: llmTimedTokens, KeepStreams: 100}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	// Long times, so that 5% covers the usual scheduling delays.
 	plan := Plan{Concurrency: 4, Requests: int64(requests)}
 	if loop == "open" {
-		plan = Plan{Rate: 40, Requests: int64(requests), MaxInflight: 50}
+		plan = Plan{Rate: 10, Requests: int64(requests), MaxInflight: 50}
 	}
-	snap, lat := llmRun(t, s, engine, "/v1/chat/completions", []string{chatBody}, []bool{true}, plan, 10*time.Second)
-	st = snap.Steady
-	if st.Requests != int64(requests) || st.Failures[LLMOK] != int64(requests) || st.Timed != int64(requests) || lat.Steady.Requests != int64(requests) {
-		t.Fatalf("requests %d, ok %d, timed %d, recorder %d; want %d each (failures %v)", st.Requests, st.Failures[LLMOK], st.Timed, lat.Steady.Requests, requests, st.Failures)
+	llm := NewLLMRecorder()
+	tr, err := NewREST(RESTConfig{URL: "http://" + s.RESTAddr() + "/v1/chat/completions", Bodies: [][]byte{[]byte(chatBody)},
+		Timeout: 10 * time.Second, Engine: engine, LLM: &LLMTarget{Recorder: llm, Streamed: []bool{true}}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	ttft, gap, sent = simTimings(t, s, requests)
-	return st, lat, ttft, gap, sent
+	defer tr.Close()
+	rec := NewRecorder()
+	// Every request is a window sample: its start (intended in an open
+	// loop) is kept, to pair with the simulator's record of it.
+	rec.SetWindow(true)
+	if _, err := Run(context.Background(), plan, tr, PickerFunc(func() int { return 0 }), rec); err != nil {
+		t.Fatal(err)
+	}
+	r := llmTimedResult{client: llm.Snapshot().Steady, lat: rec.Snapshot(true)}
+	st := r.client
+	if st.Requests != int64(requests) || st.Failures[LLMOK] != int64(requests) || st.Timed != int64(requests) || r.lat.Steady.Requests != int64(requests) {
+		t.Fatalf("requests %d, ok %d, timed %d, recorder %d; want %d each (failures %v)", st.Requests, st.Failures[LLMOK], st.Timed, r.lat.Steady.Requests, requests, st.Failures)
+	}
+	recs := streamsKept(t, s, requests)
+	samples := rec.WindowSamples()
+	if len(samples) != requests {
+		t.Fatalf("%d window samples, want %d", len(samples), requests)
+	}
+	// The k-th request the client sent is the k-th the simulator saw
+	// arrive. Requests due together (a closed loop's first round) may
+	// swap with no effect, their due times being equal; at 10 a second a
+	// client late enough to send two at once is rare.
+	slices.SortFunc(samples, func(a, b Sample) int { return cmp.Compare(a.Sent, b.Sent) })
+	slices.SortFunc(recs, func(a, b sim.LLMStream) int { return cmp.Compare(a.Arrived, b.Arrived) })
+	for k, sr := range recs {
+		firstWrite := s.Started().Add(sr.Arrived + sr.FirstToken)
+		r.ttft = append(r.ttft, firstWrite.Sub(rec.Origin().Add(samples[k].Start)))
+		r.firstFromArrival = append(r.firstFromArrival, sr.FirstToken)
+		r.gaps = append(r.gaps, sr.Gaps...)
+		r.sent += int64(sr.Sent)
+		r.pairs = append(r.pairs, fmt.Sprintf("request %d: due %v, arrived %v, first token written %v after arrival", k,
+			samples[k].Start, s.Started().Add(sr.Arrived).Sub(rec.Origin()), sr.FirstToken))
+	}
+	return r
+}
+
+// streamsKept waits (bounded) for the simulator's records of n answers: a
+// client may read [DONE] a moment before the simulator's writer returns.
+func streamsKept(t *testing.T, s *sim.Server, n int) []sim.LLMStream {
+	t.Helper()
+	recs := s.LLMStreams()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(recs) < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		recs = s.LLMStreams()
+	}
+	if len(recs) != n {
+		t.Fatalf("the simulator kept %d answers, want %d", len(recs), n)
+	}
+	return recs
 }
 
 // checkLLMCounts checks what a timed run counted against what the

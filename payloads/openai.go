@@ -333,7 +333,8 @@ func describeOpenAIValue(v *Value) string {
 
 // LoadOpenAI reads OpenAI request bodies for endpoint ep from path: a JSON
 // file with one body (or a list of bodies), a .jsonl file with one body per
-// line, or a directory of such files (taken in name order). Every body is
+// line, a directory of such files (taken in name order), or "-" for stdin
+// (one body or a list, or JSON lines). Every body is
 // validated; the first that is wrong is an *Error naming its file and line.
 // Each payload's Body is the body as read (for a list, each element's own
 // bytes re-encoded compactly) and its OpenAI field what it asks for.
@@ -343,6 +344,9 @@ func LoadOpenAI(path string, ep OpenAIEndpoint, opts Options) (*Set, error) {
 	}
 	if path == "" {
 		return nil, setting.Errorf("payloads.LoadOpenAI.path", "payloads.LoadOpenAI.path: no payload file given")
+	}
+	if path == "-" {
+		return loadOpenAIStdin(ep, opts)
 	}
 	info, err := os.Stat(path)
 	if err != nil {
@@ -385,6 +389,34 @@ func LoadOpenAI(path string, ep OpenAIEndpoint, opts Options) (*Set, error) {
 		if err != nil {
 			return nil, err
 		}
+	}
+	return set, nil
+}
+
+// loadOpenAIStdin reads stdin as one document (a body or a list of them)
+// when it is one JSON value, and as JSON lines when it holds more than one
+// line and is not.
+func loadOpenAIStdin(ep OpenAIEndpoint, opts Options) (*Set, error) {
+	in := opts.Stdin
+	if in == nil {
+		in = os.Stdin
+	}
+	data, err := readLimited(in, "-", opts.MaxBytes)
+	if err != nil {
+		return nil, err
+	}
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return nil, &Error{Source: "-", Msg: "stdin is empty"}
+	}
+	set := &Set{}
+	if _, perr := ParseJSON(trimmed); perr == nil || bytes.Count(trimmed, []byte("\n")) == 0 {
+		err = set.addOpenAIDocument("-", data, ep)
+	} else {
+		err = set.addOpenAILines("-", data, ep)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return set, nil
 }

@@ -29,6 +29,13 @@ type HTTPWindow struct {
 	URL     string    `json:"url"`    // the server's base URL
 	Prefix  string    `json:"prefix"` // profile_prefix sent with /start_profile
 	Started time.Time `json:"started"`
+	// StartMs is how long /start_profile took to answer, or how long
+	// loadprof waited for it.
+	StartMs float64 `json:"start_ms"`
+	// Late: /start_profile had not answered when the window had to be
+	// open (StartBound), so no window was opened in the load; the stop
+	// was still sent.
+	Late bool `json:"late,omitempty"`
 	// StopSent is when /stop_profile was sent, Stopped when it answered:
 	// the server writes its trace between the two.
 	StopSent time.Time `json:"stop_sent"`
@@ -62,8 +69,22 @@ type HTTPProfiler struct {
 // profiler.
 var ErrNoProfiler = errors.New("the server runs without its profiler: start vLLM with --profiler-config '{\"profiler\":\"torch\",\"torch_profiler_dir\":\"/abs/dir\"}' (or VLLM_TORCH_PROFILER_DIR on older versions)")
 
-// ErrWindowOpen is a server whose profiler window is already open.
-var ErrWindowOpen = errors.New("a profile window is already open on the server (another client started one; it must call /stop_profile first)")
+// ErrWindowOpen is a server whose profiler window is already open: vLLM's
+// 409. The session is another client's (or an earlier run's that was
+// never stopped), so loadprof leaves it alone.
+var ErrWindowOpen = errors.New("a profile window is already open on the server (another client started one; it must call /stop_profile first; loadprof did not stop it)")
+
+// ErrStartRefused is a /start_profile the server refused without starting
+// anything (a 4xx): no stop is owed.
+var ErrStartRefused = errors.New("the server refused the start")
+
+// StopOwed tells whether a /start_profile that ended with err may have
+// started the server's profiler, so that a /stop_profile is owed: vLLM
+// starts it even when its caller has gone (a timeout), and a 5xx may
+// come after the engine began. A 4xx (404, 409, 400) started nothing.
+func StopOwed(err error) bool {
+	return err == nil || !(errors.Is(err, ErrNoProfiler) || errors.Is(err, ErrWindowOpen) || errors.Is(err, ErrStartRefused))
+}
 
 // HTTPBase makes the profiler's base URL from a --profile-http value or,
 // when that is empty, from the target's URL: scheme, host and port only.
@@ -106,11 +127,15 @@ func (p *HTTPProfiler) Start(ctx context.Context, prefix string) error {
 	case http.StatusConflict:
 		return fmt.Errorf("profile %s/start_profile: 409: %w", p.Base, ErrWindowOpen)
 	}
+	if status >= 400 && status < 500 {
+		return fmt.Errorf("profile %s/start_profile: status %d: %s: %w", p.Base, status, msg, ErrStartRefused)
+	}
 	return fmt.Errorf("profile %s/start_profile: status %d: %s", p.Base, status, msg)
 }
 
 // Stop closes the window; it returns once the server has written its trace
-// (seconds for a busy server), or when ctx ends.
+// (seconds for a busy server), or when ctx ends. vLLM answers 200 to a stop
+// with no session open too.
 func (p *HTTPProfiler) Stop(ctx context.Context) error {
 	status, msg, err := p.post(ctx, "/stop_profile", nil)
 	if err != nil {

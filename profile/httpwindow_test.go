@@ -50,7 +50,17 @@ func TestHTTPProfilerAnswers(t *testing.T) {
 	if err := p.Start(context.Background(), "x"); !errors.Is(err, ErrWindowOpen) || !strings.Contains(err.Error(), "already open") {
 		t.Errorf("409: %v", err)
 	}
+	if err := p.Start(context.Background(), "x"); StopOwed(err) {
+		t.Errorf("409 (another client's session): a stop is owed: %v", err)
+	}
+	status = http.StatusBadRequest
+	if err := p.Start(context.Background(), "x"); !errors.Is(err, ErrStartRefused) || StopOwed(err) {
+		t.Errorf("400: %v", err)
+	}
 	status = http.StatusInternalServerError
+	if err := p.Start(context.Background(), "x"); err == nil || !StopOwed(err) {
+		t.Errorf("500 on start (the engine may have started): no stop owed: %v", err)
+	}
 	if err := p.Stop(context.Background()); err == nil || !strings.Contains(err.Error(), "status 500") {
 		t.Errorf("500: %v", err)
 	}

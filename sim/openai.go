@@ -57,6 +57,10 @@ type LLM struct {
 	// on a vLLM without VLLM_TORCH_PROFILER_DIR.
 	ProfileDir string
 	OnTrace    func(path string)
+	// ProfileStartDelay makes /start_profile take this long before the
+	// session takes effect and the answer goes out, as an engine busy
+	// starting its profiler.
+	ProfileStartDelay time.Duration
 
 	// Capacity, when positive, makes the model batch-limited: up to
 	// Capacity streams in flight are decoded at full speed, and an answer
@@ -134,8 +138,8 @@ func (l *LLM) check() error {
 }
 
 // LLMStream is what the simulator did with one OpenAI-compatible request.
-// Times are the moments the writes of the chunks returned, which for a
-// stream is when the chunk was handed to the kernel.
+// Times are the moments the writes of the chunks began: a client cannot
+// read a token earlier.
 type LLMStream struct {
 	ID       string // the answer's id, "cmpl-N" or "chatcmpl-N"
 	Endpoint string // "/v1/completions" or "/v1/chat/completions"
@@ -283,7 +287,7 @@ func (s *Server) openAIModels(ctx *fasthttp.RequestCtx) {
 // openAIErrorTypes are the error types vLLM names for these statuses.
 var openAIErrorTypes = map[int]string{
 	400: "BadRequestError", 401: "AuthenticationError", 403: "PermissionDeniedError",
-	404: "NotFoundError", 405: "MethodNotAllowed", 422: "UnprocessableEntityError",
+	404: "NotFoundError", 405: "MethodNotAllowed", 409: "Conflict", 422: "UnprocessableEntityError",
 	429: "RateLimitError", 500: "InternalServerError", 503: "ServiceUnavailableError",
 }
 
@@ -529,10 +533,13 @@ func (a *answer) WriteTo(w io.Writer) (int64, error) {
 			a.buf = a.appendChunk(a.buf, -1) // the role, with the first token
 		}
 		a.buf = a.appendChunk(a.buf, i)
+		// Stamped as the write begins: the client cannot read the token
+		// before then, while the write's return may come late on a busy
+		// machine, after the client has read it.
+		now := time.Now()
 		if err := send(a.buf); err != nil {
 			return written, err
 		}
-		now := time.Now()
 		if i == 0 {
 			a.rec.FirstToken = now.Sub(a.arrived)
 		} else {
@@ -540,6 +547,7 @@ func (a *answer) WriteTo(w io.Writer) (int64, error) {
 		}
 		last = now
 		a.rec.Sent++
+		a.s.profileStep()
 	}
 	a.buf = a.buf[:0]
 	if a.includeUsage {
@@ -667,6 +675,7 @@ func (a *answer) whole(ctx *fasthttp.RequestCtx) {
 	var text []byte
 	for i := 0; i < n; i++ {
 		text = append(text, tokenText(i)...)
+		a.s.profileStep()
 	}
 	b := make([]byte, 0, 256+len(text))
 	if a.ep == payloads.Completions {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -365,10 +366,14 @@ func TestOpenAIProfilerControlWritesATraceOfTheWindow(t *testing.T) {
 	var told []string
 	s := startLLM(t, LLM{TTFT: time.Millisecond, TokenDelay: time.Millisecond, OutputTokens: 2, ProfileDir: dir, OnTrace: func(p string) { told = append(told, p) }})
 	base := "http://" + s.RESTAddr()
-	if status, _, raw := call(t, "POST", base+"/stop_profile", ""); status != 500 {
+	// vLLM ignores a stop with no session open: 200.
+	if status, _, raw := call(t, "POST", base+"/stop_profile", ""); status != 200 || raw != "" {
 		t.Errorf("stop before start: %d %s", status, raw)
 	}
-	if status, _, raw := call(t, "POST", base+"/start_profile", ""); status != 200 || raw != "" {
+	if len(s.LLMTraces()) != 0 {
+		t.Errorf("a stop with no session wrote %v", s.LLMTraces())
+	}
+	if status, _, raw := call(t, "POST", base+"/start_profile", `{"profile_prefix": "run-1.a"}`); status != 200 || raw != "" {
 		t.Fatalf("start: %d %q", status, raw)
 	}
 	for i := 0; i < 3; i++ {
@@ -381,7 +386,8 @@ func TestOpenAIProfilerControlWritesATraceOfTheWindow(t *testing.T) {
 		t.Fatalf("stop: %d %q", status, raw)
 	}
 	traces := s.LLMTraces()
-	if len(traces) != 1 || len(told) != 1 || told[0] != traces[0] || !strings.HasSuffix(traces[0], ".pt.trace.json.gz") || !strings.HasPrefix(traces[0], dir) {
+	if len(traces) != 1 || len(told) != 1 || told[0] != traces[0] || !strings.HasSuffix(traces[0], ".pt.trace.json.gz") ||
+		!strings.HasPrefix(traces[0], filepath.Join(dir, "run-1.a_")) {
 		t.Fatalf("traces %v, told %v", traces, told)
 	}
 	f, err := os.Open(traces[0])
@@ -541,4 +547,124 @@ func BenchmarkOpenAITokenLateness(b *testing.B) {
 	b.ReportMetric(float64(sum.Microseconds())/float64(len(late)), "late-mean-µs")
 	b.ReportMetric(float64(late[len(late)*99/100].Microseconds()), "late-p99-µs")
 	b.ReportMetric(float64(late[len(late)-1].Microseconds()), "late-max-µs")
+}
+
+// The profiler control answers what vLLM 0.32's does: its body's fields
+// checked strictly (400), a second start 409 with vLLM's error, a stop
+// with nothing open 200.
+func TestOpenAIProfilerControlAnswersAsVLLM(t *testing.T) {
+	s := startLLM(t, LLM{TTFT: time.Millisecond, TokenDelay: time.Millisecond, OutputTokens: 2, ProfileDir: t.TempDir()})
+	base := "http://" + s.RESTAddr()
+	for _, c := range []struct {
+		body     string
+		status   int
+		contains string
+	}{
+		{`{"profile_prefix": "_x"}`, 400, "profile_prefix must be"},
+		{`{"profile_prefix": "a/b"}`, 400, "profile_prefix must be"},
+		{`{"profile_prefix": 7}`, 400, "body.profile_prefix"},
+		{`{"delay_iterations": "3"}`, 400, "body.delay_iterations"},
+		{`{"max_iterations": 1.5}`, 400, "body.max_iterations"},
+		{`{"delay_iterations": -1}`, 400, "delay_iterations must be greater than or equal to 0"},
+		{`{"max_iterations": -2}`, 400, "max_iterations must be greater than or equal to 0"},
+		{`[1]`, 400, "JSON object"},
+		{`{"profile_prefix"`, 400, "JSON object"},
+	} {
+		status, doc, raw := call(t, "POST", base+"/start_profile", c.body)
+		if status != c.status || !strings.Contains(raw, c.contains) {
+			t.Errorf("start %s: %d %s, want %d with %q", c.body, status, raw, c.status, c.contains)
+		}
+		if e, _ := doc["error"].(map[string]any); e == nil || e["code"] != float64(c.status) {
+			t.Errorf("start %s: error body %s", c.body, raw)
+		}
+	}
+	// None of those opened a session; other fields are ignored.
+	if status, _, raw := call(t, "POST", base+"/start_profile", `{"profile_prefix": null, "other": 1}`); status != 200 {
+		t.Fatalf("start: %d %s", status, raw)
+	}
+	status, doc, raw := call(t, "POST", base+"/start_profile", "")
+	if e, _ := doc["error"].(map[string]any); status != 409 || e == nil || e["type"] != "Conflict" || !strings.Contains(raw, "Call /stop_profile") {
+		t.Errorf("second start: %d %s, want vLLM's 409", status, raw)
+	}
+	for i := 0; i < 2; i++ {
+		if status, _, raw := call(t, "POST", base+"/stop_profile", ""); status != 200 {
+			t.Errorf("stop %d: %d %s", i+1, status, raw)
+		}
+	}
+	if n := len(s.LLMTraces()); n != 1 {
+		t.Errorf("%d traces, want 1 (the second stop had no session)", n)
+	}
+	if starts, stops := s.ProfileCalls(); len(starts) != 1 || len(stops) != 2 {
+		t.Errorf("%d starts, %d stops taken; want 1 and 2", len(starts), len(stops))
+	}
+}
+
+// delay_iterations and max_iterations bound the recording inside a
+// session, counting each token written as an iteration: the trace is
+// written when max_iterations is reached, and the stop then writes none.
+func TestOpenAIProfilerIterationBounds(t *testing.T) {
+	s := startLLM(t, LLM{TTFT: time.Millisecond, TokenDelay: time.Millisecond, OutputTokens: 2, ProfileDir: t.TempDir()})
+	base := "http://" + s.RESTAddr()
+	if status, _, raw := call(t, "POST", base+"/start_profile", `{"profile_prefix": "it", "delay_iterations": 2, "max_iterations": 4}`); status != 200 {
+		t.Fatalf("start: %d %s", status, raw)
+	}
+	stream := func(i int) {
+		if _, _, err := readSSE(t, context.Background(), s, "/v1/completions", `{"model": "tiny", "prompt": "x", "stream": true}`); err != nil {
+			t.Fatal(err)
+		}
+		streamsWhenKept(t, s, i)
+	}
+	// Stream 1's two tokens are the delay; it ends recorded. Streams 2
+	// and 3 are the four iterations: the last token of stream 3 ends the
+	// recording before stream 3 ends.
+	for i := 1; i <= 3; i++ {
+		stream(i)
+		if n := len(s.LLMTraces()); (i < 3 && n != 0) || (i == 3 && n != 1) {
+			t.Fatalf("after stream %d: %d traces", i, n)
+		}
+	}
+	stream(4)
+	if status, _, _ := call(t, "POST", base+"/start_profile", ""); status != 409 {
+		t.Errorf("start after max_iterations, before the stop: %d, want 409 (the session lasts until /stop_profile)", status)
+	}
+	if status, _, _ := call(t, "POST", base+"/stop_profile", ""); status != 200 {
+		t.Errorf("stop: %d", status)
+	}
+	traces := s.LLMTraces()
+	if len(traces) != 1 || !strings.HasPrefix(filepath.Base(traces[0]), "it_") {
+		t.Fatalf("traces %v, want one named it_*", traces)
+	}
+	if n := simTraceRequests(t, traces[0]); n != 2 {
+		t.Errorf("the trace holds %d requests, want 2 (streams 1 and 2)", n)
+	}
+}
+
+// simTraceRequests reads the request count of a simulated trace.
+func simTraceRequests(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		TraceEvents []struct {
+			Name string         `json:"name"`
+			Args map[string]any `json:"args"`
+		} `json:"traceEvents"`
+	}
+	if err := json.NewDecoder(zr).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range doc.TraceEvents {
+		if e.Name == "profile window" {
+			return int(e.Args["requests"].(float64))
+		}
+	}
+	t.Fatalf("%s has no profile window event", path)
+	return 0
 }

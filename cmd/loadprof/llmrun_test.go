@@ -62,7 +62,12 @@ func TestRunOpenAIStreamsSummaryAndResult(t *testing.T) {
 			if res.TTFT["count"] != 20 || res.ITL["count"] != 100 || res.TPOT["count"] != 20 || res.E2E["count"] != 20 || res.Latency["count"] != 20 {
 				t.Errorf("counts: ttft %v itl %v tpot %v e2e %v latency %v", res.TTFT["count"], res.ITL["count"], res.TPOT["count"], res.E2E["count"], res.Latency["count"])
 			}
-			if !(res.TTFT["p50"] >= 10 && res.TTFT["p50"] < res.E2E["p50"] && res.ITL["mean"] >= 1) {
+			// The timing itself is checked against the simulator's record in
+			// load's TestLLMStreamTimingMatchesSimulator; here, that the
+			// figures are the stream's. The mean gap is not bounded by the
+			// 2 ms setting: a simulator late on a busy machine writes the
+			// tokens it owes back to back.
+			if !(res.TTFT["p50"] >= 10 && res.TTFT["p50"] < res.E2E["p50"] && res.ITL["mean"] > 0 && res.ITL["max"] < res.E2E["max"]) {
 				t.Errorf("ttft %v, itl %v, e2e %v", res.TTFT, res.ITL, res.E2E)
 			}
 		})

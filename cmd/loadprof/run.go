@@ -355,6 +355,9 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 			return nil, err
 		}
 		if opts.sweep.slo.HasLLM() {
+			if err := llmTermsUnderTimeout(opts.sweep.slo, opts.bench.Timeout); err != nil {
+				return nil, err
+			}
 			opts.bench.SLO, opts.bench.SLOSpec = &opts.sweep.slo, opts.sweep.sloSpec
 		}
 	} else if *f.sloSpec != "" {
@@ -366,6 +369,9 @@ func (f *runFlags) options(fs *pflag.FlagSet, stdin io.Reader, stderr io.Writer)
 		}
 		if !slo.HasLLM() {
 			return nil, fmt.Errorf("--slo %s: latency and error terms go with a sweep (--rate FROM:TO:STEP or --concurrency FROM:TO:STEP); one run takes LLM terms (ttft_p99<500ms,itl_p99<50ms) for an OpenAI-compatible target's goodput", *f.sloSpec)
+		}
+		if err := llmTermsUnderTimeout(slo, opts.bench.Timeout); err != nil {
+			return nil, err
 		}
 		opts.bench.SLO, opts.bench.SLOSpec = &slo, *f.sloSpec
 	}
@@ -826,6 +832,25 @@ func nonBlankLines(s string) []string {
 		}
 	}
 	return lines
+}
+
+// llmTermsUnderTimeout refuses the TTFT, ITL and TPOT terms at or above
+// --timeout: on a stream the timeout bounds the wait for each event, so a
+// first token or a gap that long fails its request as stalled and never
+// reaches the figures the term judges, which could then never break it.
+// The e2e terms are kept: a stream may run past the timeout, its events
+// each within it.
+func llmTermsUnderTimeout(slo report.SLO, timeout time.Duration) error {
+	for _, name := range slo.LLMTermNames() {
+		if strings.HasPrefix(name, "e2e_") {
+			continue
+		}
+		limit := time.Duration(slo.LLM[name] * float64(time.Millisecond))
+		if limit >= timeout {
+			return fmt.Errorf("--slo %s<%v: at or above --timeout %v (a first token or token gap that late fails the request as stalled, so the term could never be broken); lower the limit or raise --timeout", name, limit, timeout)
+		}
+	}
+	return nil
 }
 
 // profileHTTPTarget is --profile-http given alone: the target's own
