@@ -18,6 +18,7 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/loadprof/loadprof/cluster"
 	"github.com/loadprof/loadprof/internal/testkit"
 	"github.com/loadprof/loadprof/profile"
 	"github.com/loadprof/loadprof/report"
@@ -106,6 +107,7 @@ func TestCoordinatorAndThreeWorkerProcessesMergeExactlyWithOneTrace(t *testing.T
 		workers = append(workers, startProc(t, []string{clusterEnv}, "worker", "--join", addr, "--name", fmt.Sprintf("w%d", i+1),
 			"--out", filepath.Join(dir, fmt.Sprintf("w%d.json", i+1))))
 	}
+	excused := map[int]bool{}
 	if code := coord.wait(t); code != 0 {
 		// Every process's own words, and the workers' entries of the
 		// result (written on exit 5 too): which worker lacked, and why.
@@ -115,7 +117,14 @@ func TestCoordinatorAndThreeWorkerProcessesMergeExactlyWithOneTrace(t *testing.T
 			case <-time.After(10 * time.Second): // clusterOutputs says it runs
 			}
 		}
-		t.Fatalf("coordinator exit %d\n%s", code, clusterOutputs(coord, workers, merged))
+		var why string
+		if code == exitWorkers {
+			excused, why = heldBackWorkers(t, merged, dir)
+		}
+		if excused == nil {
+			t.Fatalf("coordinator exit %d%s\n%s", code, why, clusterOutputs(coord, workers, merged))
+		}
+		t.Logf("exit 5: %s", why)
 	}
 	var own []*report.Result
 	var sum int64
@@ -200,7 +209,7 @@ func TestCoordinatorAndThreeWorkerProcessesMergeExactlyWithOneTrace(t *testing.T
 		t.Fatalf("workers %+v", res.Workers)
 	}
 	for _, w := range res.Workers {
-		if w.Status != report.WorkerOK {
+		if w.Status != report.WorkerOK && !excused[w.Index] {
 			t.Errorf("worker %+v", w)
 		}
 	}
@@ -238,6 +247,46 @@ func TestCoordinatorAndThreeWorkerProcessesMergeExactlyWithOneTrace(t *testing.T
 	if len(files) != 2 {
 		t.Errorf("trace files %v: want the server's and one client plane", files)
 	}
+}
+
+// heldBackWorkers returns the workers (by index) the coordinated run's
+// result counts late only because the busy machine held them back: a
+// worker process starved as the common start passes (380 ms seen beside
+// CPU hogs) begins its load that much late, which the coordinator rightly
+// reports (exit 5). Each is excused only when its own result shows the
+// machine held it back: its send lag with slots free covers its lateness
+// past --worker-start-tolerance. Nil when any other worker lacks.
+func heldBackWorkers(t *testing.T, merged, dir string) (map[int]bool, string) {
+	t.Helper()
+	data, err := os.ReadFile(merged)
+	var res report.Result
+	if err != nil || json.Unmarshal(data, &res) != nil {
+		return nil, ""
+	}
+	excused := map[int]bool{}
+	var why []string
+	for _, w := range res.Workers {
+		if w.Status == report.WorkerOK {
+			continue
+		}
+		_, after, _ := strings.Cut(w.Error, "began ")
+		late, err := time.ParseDuration(strings.Fields(after + " x")[0])
+		if w.Status != report.WorkerLate || err != nil {
+			return nil, fmt.Sprintf(" (worker %d %s: not a late start)", w.Index, w.Status)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, w.Name+".json"))
+		var own report.Result
+		if err != nil || json.Unmarshal(data, &own) != nil {
+			return nil, fmt.Sprintf(" (worker %d: no result of its own: %v)", w.Index, err)
+		}
+		lag := time.Duration(own.Client.MaxFreeSendLagMs * float64(time.Millisecond))
+		if lag < late-cluster.DefaultStartTolerance {
+			return nil, fmt.Sprintf(" (worker %d began %v late, more than the tolerance and its own send lag with slots free, %v, together)", w.Index, late, lag)
+		}
+		excused[w.Index] = true
+		why = append(why, fmt.Sprintf("worker %d began %v late, held back by the machine (its send lag with slots free %v)", w.Index, late, lag.Round(100*time.Microsecond)))
+	}
+	return excused, strings.Join(why, "; ")
 }
 
 // clusterOutputs is what a coordinated run's processes said, and the
