@@ -28,9 +28,14 @@ type hostile struct {
 	delay time.Duration // before each answer
 	head  string        // the answer's head; a 200 with a 22-byte body when empty
 
-	idle       time.Duration // close a connection idle this long (0: never)
-	closeAfter bool          // close each connection right after its answer: an idle timeout of zero
-	send408    bool          // send a 408 before closing a connection for idleness
+	// idle: close a connection idle this long after an answer, as a
+	// keep-alive timeout does (0: never). A new connection waits for its
+	// first request: a busy machine's client may write it well after the
+	// connect, and a server closing it then fails a request that never
+	// was on a kept-alive connection.
+	idle       time.Duration
+	closeAfter bool // close each connection right after its answer: an idle timeout of zero
+	send408    bool // send a 408 before closing a connection for idleness
 
 	extra      bool          // after each answer, an answer to nothing
 	extraDelay time.Duration // this long after (0: in the same write)
@@ -86,7 +91,7 @@ func startHostile(t *testing.T, h hostile) *hostileServer {
 func (s *hostileServer) serve(conn net.Conn, connNumber int64, h hostile) {
 	br := bufio.NewReader(conn)
 	for served := 0; ; served++ {
-		if h.idle > 0 {
+		if h.idle > 0 && served > 0 {
 			conn.SetReadDeadline(time.Now().Add(h.idle))
 		}
 		req, err := http.ReadRequest(br)

@@ -66,7 +66,9 @@ type Sample struct {
 	MarkLagMs float64 `json:"mark_lag_ms,omitempty"`
 	Warning   string  `json:"warning,omitempty"`
 	// Abandoned: loadprof itself cancelled the scrape at the end of the
-	// run (CloseWithin); the endpoint did not fail it.
+	// run (CloseWithin) before the scrape's own deadline; the endpoint
+	// did not fail it. A scrape that had its whole time without an
+	// answer failed, whoever cancelled it then.
 	Abandoned bool `json:"abandoned,omitempty"`
 
 	ok bool
@@ -356,6 +358,12 @@ func (s *Sampler) scrape(ctx context.Context, extra []string) {
 	switch {
 	case err == nil:
 		snap.At, snap.Answered = at, at.Add(sm.Took)
+	case sctx.Err() != nil && !time.Now().Before(deadline):
+		// It had its whole time and did not answer: the endpoint failed
+		// it, even when the end of the run's cancel reached the request
+		// before its own deadline did (a busy machine runs them late,
+		// in either order).
+		sm.Warning = fmt.Sprintf("%s: no answer within %v", s.cfg.URL, min(s.cfg.Timeout, max(0, deadline.Sub(now).Round(time.Millisecond))))
 	case ctx.Err() != nil && s.ourCancel():
 		sm.Abandoned = true
 		sm.Warning = fmt.Sprintf("%s: the scrape under way at the end of the run was abandoned (not waited for)", s.cfg.URL)

@@ -456,3 +456,52 @@ func TestCloseByEndsTheWaitAtStopOrShorten(t *testing.T) {
 		}
 	}
 }
+
+// stallingTransport answers no request: past the request's own end it
+// holds on until release says so, as a goroutine a busy machine runs
+// late does.
+type stallingTransport struct {
+	entered chan struct{}
+	release func() bool
+}
+
+func (tr *stallingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	select {
+	case tr.entered <- struct{}{}:
+	default:
+	}
+	<-req.Context().Done()
+	for !tr.release() {
+		time.Sleep(time.Millisecond)
+	}
+	return nil, req.Context().Err()
+}
+
+// A scrape that had its whole --metrics-timeout without an answer
+// failed, even when the end of the run's cancel reaches it before its
+// own deadline's error does (both are late on a busy machine): the user
+// is told the endpoint did not answer, and it counts as failed.
+func TestAScrapeThatHadItsWholeTimeFailedWhoeverCancelledIt(t *testing.T) {
+	var started atomic.Pointer[Sampler]
+	tr := &stallingTransport{entered: make(chan struct{}, 1), release: func() bool {
+		s := started.Load()
+		return s != nil && s.ourCancel()
+	}}
+	s, err := Start(context.Background(), Config{URL: "http://127.0.0.1:1/metrics", Interval: time.Hour,
+		Timeout: 20 * time.Millisecond, Client: &http.Client{Transport: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started.Store(s)
+	<-tr.entered
+	// The first scrape's deadline passes; the transport sits on its
+	// error until CloseWithin's limit has passed and it cancelled.
+	samples := s.CloseWithin(50 * time.Millisecond)
+	rep := s.Report()
+	if len(samples) == 0 || samples[0].Abandoned || rep.FailedScrapes != 1 {
+		t.Fatalf("samples %+v, %d failed: want the first scrape failed (no answer within its timeout), not abandoned", samples, rep.FailedScrapes)
+	}
+	if !strings.Contains(samples[0].Warning, "no answer within 20ms") {
+		t.Errorf("warning %q: want it to say no answer within the timeout", samples[0].Warning)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/loadprof/loadprof/cluster"
 	"github.com/loadprof/loadprof/internal/testkit"
 	"github.com/loadprof/loadprof/profile"
 	"github.com/loadprof/loadprof/report"
@@ -106,14 +107,30 @@ func TestCoordinatorAndThreeWorkerProcessesMergeExactlyWithOneTrace(t *testing.T
 		workers = append(workers, startProc(t, []string{clusterEnv}, "worker", "--join", addr, "--name", fmt.Sprintf("w%d", i+1),
 			"--out", filepath.Join(dir, fmt.Sprintf("w%d.json", i+1))))
 	}
+	excused := map[int]bool{}
 	if code := coord.wait(t); code != 0 {
-		t.Fatalf("coordinator exit %d\n%s", code, coord.stderr.String())
+		// Every process's own words, and the workers' entries of the
+		// result (written on exit 5 too): which worker lacked, and why.
+		for _, w := range workers {
+			select {
+			case <-w.done:
+			case <-time.After(10 * time.Second): // clusterOutputs says it runs
+			}
+		}
+		var why string
+		if code == exitWorkers {
+			excused, why = heldBackWorkers(t, merged, dir)
+		}
+		if excused == nil {
+			t.Fatalf("coordinator exit %d%s\n%s", code, why, clusterOutputs(coord, workers, merged))
+		}
+		t.Logf("exit 5: %s", why)
 	}
 	var own []*report.Result
 	var sum int64
 	for i, w := range workers {
 		if code := w.wait(t); code != 0 {
-			t.Fatalf("worker %d exit %d\n%s", i+1, code, w.stderr.String())
+			t.Fatalf("worker %d exit %d\n%s", i+1, code, clusterOutputs(coord, workers, merged))
 		}
 		r := readResult(t, filepath.Join(dir, fmt.Sprintf("w%d.json", i+1)))
 		own = append(own, r)
@@ -131,18 +148,32 @@ func TestCoordinatorAndThreeWorkerProcessesMergeExactlyWithOneTrace(t *testing.T
 	// The result's throughput divides by the steady phase's span, to the
 	// last answer, which a busy machine's tail latency stretches (276
 	// req/s under a load of 15): it is checked, within 1%, against the
-	// calls the server itself saw arrive over that span, on the merged
-	// clock.
+	// steady calls the server itself saw arrive over that span, on the
+	// merged clock. The server's first calls are the warm-up's, which a
+	// busy machine's workers send late, into the steady span (18 of them,
+	// 1.5% of the steady calls, under a load of 10): they are not the
+	// steady phase's. A warm-up call overtaken by a steady one only swaps
+	// places with it inside the span. A request sent again (a kept-alive
+	// connection the server closed as it went out, res.Client.Resent)
+	// arrived twice.
 	from := res.StartedAt.Add(time.Duration(res.Phases.Steady.Start * float64(time.Second)))
 	to := res.StartedAt.Add(time.Duration(res.Phases.Steady.End * float64(time.Second)))
-	var arrived int
-	for _, a := range srv.Arrivals() {
+	arrivals := srv.Arrivals()
+	slices.Sort(arrivals)
+	warmup := int(min(res.Phases.Warmup.Requests, int64(len(arrivals))))
+	var arrived, lateWarmup int
+	for i, a := range arrivals {
 		if at := srv.Started().Add(a); !at.Before(from) && !at.After(to) {
-			arrived++
+			if i < warmup {
+				lateWarmup++
+			} else {
+				arrived++
+			}
 		}
 	}
+	arrived -= int(min(res.Client.Resent, int64(arrived)))
 	serverRate := float64(arrived) / to.Sub(from).Seconds()
-	t.Logf("throughput %.2f req/s; the server saw %d calls arrive in the %.3f s steady phase: %.2f a second", res.ThroughputRPS, arrived, to.Sub(from).Seconds(), serverRate)
+	t.Logf("throughput %.2f req/s; the server saw %d steady calls arrive in the %.3f s steady phase: %.2f a second (and %d warm-up calls sent late, %d sent again)", res.ThroughputRPS, arrived, to.Sub(from).Seconds(), serverRate, lateWarmup, res.Client.Resent)
 	if math.Abs(res.ThroughputRPS-serverRate) > serverRate/100 {
 		t.Errorf("throughput %.2f req/s, the server saw %.2f calls a second over the steady phase: want within 1%%", res.ThroughputRPS, serverRate)
 	}
@@ -178,7 +209,7 @@ func TestCoordinatorAndThreeWorkerProcessesMergeExactlyWithOneTrace(t *testing.T
 		t.Fatalf("workers %+v", res.Workers)
 	}
 	for _, w := range res.Workers {
-		if w.Status != report.WorkerOK {
+		if w.Status != report.WorkerOK && !excused[w.Index] {
 			t.Errorf("worker %+v", w)
 		}
 	}
@@ -216,6 +247,72 @@ func TestCoordinatorAndThreeWorkerProcessesMergeExactlyWithOneTrace(t *testing.T
 	if len(files) != 2 {
 		t.Errorf("trace files %v: want the server's and one client plane", files)
 	}
+}
+
+// heldBackWorkers returns the workers (by index) the coordinated run's
+// result counts late only because the busy machine held them back: a
+// worker process starved as the common start passes (380 ms seen beside
+// CPU hogs) begins its load that much late, which the coordinator rightly
+// reports (exit 5). Each is excused only when its own result shows the
+// machine held it back: its send lag with slots free covers its lateness
+// past --worker-start-tolerance. Nil when any other worker lacks.
+func heldBackWorkers(t *testing.T, merged, dir string) (map[int]bool, string) {
+	t.Helper()
+	data, err := os.ReadFile(merged)
+	var res report.Result
+	if err != nil || json.Unmarshal(data, &res) != nil {
+		return nil, ""
+	}
+	excused := map[int]bool{}
+	var why []string
+	for _, w := range res.Workers {
+		if w.Status == report.WorkerOK {
+			continue
+		}
+		_, after, _ := strings.Cut(w.Error, "began ")
+		late, err := time.ParseDuration(strings.Fields(after + " x")[0])
+		if w.Status != report.WorkerLate || err != nil {
+			return nil, fmt.Sprintf(" (worker %d %s: not a late start)", w.Index, w.Status)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, w.Name+".json"))
+		var own report.Result
+		if err != nil || json.Unmarshal(data, &own) != nil {
+			return nil, fmt.Sprintf(" (worker %d: no result of its own: %v)", w.Index, err)
+		}
+		lag := time.Duration(own.Client.MaxFreeSendLagMs * float64(time.Millisecond))
+		if lag < late-cluster.DefaultStartTolerance {
+			return nil, fmt.Sprintf(" (worker %d began %v late, more than the tolerance and its own send lag with slots free, %v, together)", w.Index, late, lag)
+		}
+		excused[w.Index] = true
+		why = append(why, fmt.Sprintf("worker %d began %v late, held back by the machine (its send lag with slots free %v)", w.Index, late, lag.Round(100*time.Microsecond)))
+	}
+	return excused, strings.Join(why, "; ")
+}
+
+// clusterOutputs is what a coordinated run's processes said, and the
+// workers' entries of its result when it was written.
+func clusterOutputs(coord *proc, workers []*proc, result string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "coordinator stderr:\n%s\ncoordinator stdout:\n%s\n", coord.stderr.String(), coord.stdout.String())
+	for i, w := range workers {
+		select {
+		case <-w.done:
+			fmt.Fprintf(&b, "worker %d exit %d, stderr:\n%s\n", i+1, w.code, w.stderr.String())
+		default:
+			fmt.Fprintf(&b, "worker %d still running\n", i+1)
+		}
+	}
+	var res report.Result
+	if data, err := os.ReadFile(result); err != nil {
+		fmt.Fprintf(&b, "no result: %v\n", err)
+	} else if err := json.Unmarshal(data, &res); err != nil {
+		fmt.Fprintf(&b, "result: %v\n", err)
+	} else {
+		for _, w := range res.Workers {
+			fmt.Fprintf(&b, "result: worker %d %q %s: %s\n", w.Index, w.Name, w.Status, w.Error)
+		}
+	}
+	return b.String()
 }
 
 // --hlog with --workers: one interval log of the merged seconds, in one
