@@ -281,7 +281,7 @@ func (s *llmStream) end(out Outcome, done time.Duration) Outcome {
 func streamError(r *LLMRequest, tooLong bool, err error) error {
 	switch {
 	case r.Failure == LLMStalled:
-		return fmt.Errorf("no event for the timeout after %d output chunks: %w", r.Chunks, err)
+		return fmt.Errorf("no output chunk for the timeout after %d output chunks: %w", r.Chunks, err)
 	case r.Failure == LLMClosedMidStream && err != nil:
 		return fmt.Errorf("the connection ended after %d output chunks, before data: [DONE]: %w", r.Chunks, err)
 	case r.Failure == LLMClosedMidStream:
