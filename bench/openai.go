@@ -88,6 +88,12 @@ func addLLM(res *report.Result, st *load.LLMStats, span time.Duration, cfg Confi
 		perS = float64(st.TimedOutputTokens) / span.Seconds()
 	}
 	res.OutputTokensPerS = &perS
+	if n := st.NoOutput; n > 0 {
+		res.StreamsWithoutOutput = &n
+	}
+	if n := st.UsageBelowChunks; n > 0 {
+		res.UsageBelowChunks = &n
+	}
 	if cfg.SLO != nil && cfg.SLO.HasLLM() {
 		g := &report.Goodput{Requests: st.Good, SLO: cfg.SLOSpec}
 		if st.Requests > 0 {

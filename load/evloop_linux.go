@@ -924,6 +924,9 @@ func (l *eventLoop) arrival(c *loopConn, stamp int64, now time.Duration) time.Du
 // unless the server closed a kept-alive connection before any byte of an
 // answer: then the request goes again.
 func (l *eventLoop) fail(c *loopConn, err error, now time.Duration) {
+	if l.streamComplete(c, now) {
+		return
+	}
 	reused := c.reused
 	written := c.state == connReading // a write that fails sent nothing the server took
 	l.closeConn(c)

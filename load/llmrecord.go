@@ -30,8 +30,15 @@ const (
 	LLMMalformed
 	// LLMHTTPError: the answer's status was not 2xx.
 	LLMHTTPError
-	// LLMStreamError: the server sent an error event in the stream.
+	// LLMStreamError: the server sent an error in the stream (an error
+	// event, or data with an "error" member), or answered a streamed
+	// request 2xx with a JSON error object. A stream that stalls or
+	// closes after its error event is counted here: the error is why.
 	LLMStreamError
+	// LLMNotStreamed: a request that asked for a stream was answered 2xx
+	// with one JSON document (a server that ignores "stream": true): no
+	// token was timed.
+	LLMNotStreamed
 	numLLMFailures
 )
 
@@ -49,6 +56,8 @@ func (f LLMFailure) String() string {
 		return "http_error"
 	case LLMStreamError:
 		return "stream_error"
+	case LLMNotStreamed:
+		return "not_streamed"
 	}
 	return "unknown"
 }
@@ -87,8 +96,12 @@ type LLMRequest struct {
 	Chunks int           // events that carried output
 	// OutputTokens is usage's completion_tokens when the server sent it
 	// (OutputFrom TokensFromUsage), else the output counted in the chunks.
-	OutputTokens int64
-	OutputFrom   TokenSource
+	// A usage below that count contradicts the stream (each output chunk
+	// carries at least a token): the chunks' count is kept and
+	// UsageBelowChunks set.
+	OutputTokens     int64
+	OutputFrom       TokenSource
+	UsageBelowChunks bool
 	// InputTokens is usage's prompt_tokens, -1 when the server sent none.
 	InputTokens int64
 	// TPOT is (E2E - TTFT)/(OutputTokens - 1), 0 with fewer than two
@@ -181,10 +194,16 @@ func (s *LLMStreamTimer) Finish(end time.Duration, failure LLMFailure) *LLMReque
 			failure = LLMMalformed
 		}
 	}
+	if s.errorSeen && (failure == LLMStalled || failure == LLMClosedMidStream) {
+		failure = LLMStreamError
+	}
 	r.Failure = failure
-	r.OutputTokens, r.OutputFrom = s.tokens, TokensFromChunks
-	if s.usageOut >= 0 {
+	r.OutputTokens, r.OutputFrom, r.UsageBelowChunks = s.tokens, TokensFromChunks, false
+	switch {
+	case s.usageOut >= s.tokens:
 		r.OutputTokens, r.OutputFrom = s.usageOut, TokensFromUsage
+	case s.usageOut >= 0:
+		r.UsageBelowChunks = true
 	}
 	r.InputTokens = s.usageIn
 	r.TPOT = 0
@@ -206,6 +225,14 @@ type LLMStats struct {
 	// MalformedEvents counts the events that were not chunks, in every
 	// request.
 	MalformedEvents int64
+	// NoOutput counts the successful requests (LLMOK) whose stream
+	// reached [DONE] without one output chunk: no TTFT to time, and a
+	// server answering nothing is worth a warning.
+	NoOutput int64
+	// UsageBelowChunks counts the requests whose usage gave fewer
+	// completion tokens than the output chunks counted
+	// (LLMRequest.UsageBelowChunks).
+	UsageBelowChunks int64
 
 	// The histograms hold the requests whose streams completed ([DONE]
 	// reached, without a stream error): LLMOK and LLMMalformed. TTFT and
@@ -247,6 +274,12 @@ func (st *LLMStats) Add(r *LLMRequest) {
 	st.Requests++
 	st.Failures[r.Failure]++
 	st.MalformedEvents += int64(r.Malformed)
+	if r.Failure == LLMOK && r.Chunks == 0 {
+		st.NoOutput++
+	}
+	if r.UsageBelowChunks {
+		st.UsageBelowChunks++
+	}
 	st.OutputTokens += r.OutputTokens
 	if r.InputTokens > 0 {
 		st.InputTokens += r.InputTokens
@@ -282,6 +315,8 @@ func (st *LLMStats) Merge(o *LLMStats) {
 		st.Failures[i] += o.Failures[i]
 	}
 	st.MalformedEvents += o.MalformedEvents
+	st.NoOutput += o.NoOutput
+	st.UsageBelowChunks += o.UsageBelowChunks
 	st.TTFT.Merge(o.TTFT)
 	st.ITL.Merge(o.ITL)
 	st.TPOT.Merge(o.TPOT)

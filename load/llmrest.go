@@ -71,10 +71,30 @@ type llmStream struct {
 
 	at         time.Duration // when the bytes being fed arrived (run clock)
 	answered   bool          // a 2xx body began: the head came
-	progressed bool          // bytes arrived since takeProgress
+	status     int           // the answer's status, once answered
+	progressed bool          // output (or a whole answer's bytes) arrived since takeProgress
 	tooLong    bool          // an event (or a whole answer) went past the parser's bound
 	whole      []byte        // a non-streamed answer, to read once complete
+	// sniffed: the first byte of a streamed answer's body that is not
+	// a space was seen; notStreamed: it opened a JSON document, not an
+	// event stream (the server ignored "stream": true).
+	sniffed, notStreamed bool
+	// done: data: [DONE] arrived, at doneAt. The answer is complete
+	// whatever its framing still owes (see drainBound).
+	done   bool
+	doneAt time.Duration
 }
+
+// llmDrainAfterDone bounds the wait, after data: [DONE], for the end of
+// the body's framing (the last chunk of a chunked body) that a
+// kept-alive connection needs to carry the next request. A server that
+// never sends it has still answered: the request succeeds at [DONE] and
+// the connection is closed instead of reused.
+const llmDrainAfterDone = 250 * time.Millisecond
+
+// drainBound is how long an engine waits for the body's end after
+// [DONE], the timeout when shorter.
+func drainBound(timeout time.Duration) time.Duration { return min(timeout, llmDrainAfterDone) }
 
 // begin starts timing a request due (open loop) or sent (closed loop) at
 // start.
@@ -85,7 +105,8 @@ func (s *llmStream) begin(phase Phase, inWindow bool, start time.Duration, strea
 	s.parser.Reset()
 	s.timer.Begin(start)
 	s.active, s.streamed, s.phase, s.inWindow = true, streamed, phase, inWindow
-	s.answered, s.progressed, s.tooLong = false, false, false
+	s.answered, s.progressed, s.tooLong, s.status = false, false, false, 0
+	s.sniffed, s.notStreamed, s.done, s.doneAt = false, false, false, 0
 	s.whole = s.whole[:0]
 }
 
@@ -96,8 +117,13 @@ func (s *llmStream) arrived(at time.Duration) {
 	}
 }
 
-// takeProgress reports whether body bytes arrived since it was last
-// asked: the stall bound (the timeout) starts again.
+// takeProgress reports whether the answer progressed since it was last
+// asked: the stall bound (the timeout) starts again. A stream progresses
+// with each event that carries output and with its end ([DONE], an
+// error), not with other bytes: a server that sends only comments
+// (keep-alives) or empty chunks for the timeout has stalled, however
+// alive its connection. A whole (not streamed) answer progresses with
+// its bytes.
 func (s *llmStream) takeProgress() bool {
 	if s == nil || !s.progressed {
 		return false
@@ -106,17 +132,25 @@ func (s *llmStream) takeProgress() bool {
 	return true
 }
 
+// finished reports whether the stream reached data: [DONE]: the engine
+// then waits at most drainBound for the body's end.
+func (s *llmStream) finished() bool { return s != nil && s.active && s.done }
+
 // body takes bytes of the answer's body (the framer's hook). Those of a
 // status other than 2xx are the framer's error sample, not events.
 func (s *llmStream) body(status int, b []byte) {
 	if !s.active || status < 200 || status > 299 {
 		return
 	}
-	s.answered, s.progressed = true, true
-	if s.tooLong {
-		return
+	s.answered, s.status = true, status
+	if s.tooLong || s.done {
+		return // after [DONE]: the body's end, or nothing the answer needs
 	}
-	if !s.streamed {
+	if s.streamed && !s.sniffed {
+		s.sniff(b)
+	}
+	if !s.streamed || s.notStreamed {
+		s.progressed = true
 		if len(s.whole)+len(b) > s.parser.maxEvent() {
 			s.tooLong = true
 			return
@@ -131,9 +165,31 @@ func (s *llmStream) body(status int, b []byte) {
 			return
 		}
 		b = b[n:]
-		if ev != nil {
-			s.timer.Event(ev, s.at)
+		if ev == nil {
+			continue
 		}
+		s.timer.Event(ev, s.at)
+		switch {
+		case ev.Kind == SSEDone:
+			s.done, s.doneAt, s.progressed = true, s.at, true
+			return
+		case ev.Kind == SSEError || ev.Tokens > 0:
+			s.progressed = true
+		}
+	}
+}
+
+// sniff looks at the first bytes of a streamed answer's body: a JSON
+// document there is an answer that was not streamed. An event stream
+// starts with a field name, a comment or a byte-order mark, never '{'.
+func (s *llmStream) sniff(b []byte) {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		s.sniffed, s.notStreamed = true, c == '{'
+		return
 	}
 }
 
@@ -155,6 +211,27 @@ func (s *llmStream) wholeAnswer(done time.Duration) {
 	}
 }
 
+// jsonForStream reads the JSON document that answered a streamed
+// request: an error object is the server's error (the timer sees it as
+// an error event: LLMStreamError), a completion is LLMNotStreamed (its
+// usage is still counted), anything else is LLMMalformed.
+func (s *llmStream) jsonForStream(done time.Duration) LLMFailure {
+	ev := SSEEvent{PromptTokens: -1, CompletionTokens: -1}
+	var sc chunkScanner
+	sc.scan(s.whole, &ev)
+	switch ev.Kind {
+	case SSEError:
+		s.timer.Event(&ev, done)
+		return LLMOK // Finish makes it LLMStreamError
+	case SSEChunk:
+		ev.Tokens = 0 // nothing was streamed: no token to time
+		s.timer.Event(&ev, done)
+		return LLMNotStreamed
+	}
+	s.timer.Event(&ev, done)
+	return LLMMalformed
+}
+
 // end finishes the request, which ended at done (run clock) with out,
 // records it, and returns the outcome the run counts: out, or, for a
 // stream that failed after its 2xx head (or stalled), a StreamFailure.
@@ -164,13 +241,21 @@ func (s *llmStream) end(out Outcome, done time.Duration) Outcome {
 	}
 	s.active = false
 	failure := LLMOK
+	if s.done && out.Class != OK {
+		// The answer was complete at [DONE]; what failed is the wait for
+		// the framing's end (the engine closed the connection).
+		out = Outcome{Class: OK, Code: s.status, BytesSent: out.BytesSent, BytesReceived: out.BytesReceived}
+		done = s.doneAt
+	}
 	switch out.Class {
 	case OK:
-		if !s.streamed && !s.tooLong {
-			s.wholeAnswer(done)
-		}
-		if s.tooLong {
+		switch {
+		case s.tooLong:
 			failure = LLMMalformed
+		case s.notStreamed:
+			failure = s.jsonForStream(done)
+		case !s.streamed:
+			s.wholeAnswer(done)
 		}
 	case Timeout:
 		failure = LLMStalled
@@ -196,13 +281,15 @@ func (s *llmStream) end(out Outcome, done time.Duration) Outcome {
 func streamError(r *LLMRequest, tooLong bool, err error) error {
 	switch {
 	case r.Failure == LLMStalled:
-		return fmt.Errorf("no event for the timeout after %d output chunks: %w", r.Chunks, err)
+		return fmt.Errorf("no output chunk for the timeout after %d output chunks: %w", r.Chunks, err)
 	case r.Failure == LLMClosedMidStream && err != nil:
 		return fmt.Errorf("the connection ended after %d output chunks, before data: [DONE]: %w", r.Chunks, err)
 	case r.Failure == LLMClosedMidStream:
 		return fmt.Errorf("the answer ended after %d output chunks without data: [DONE]", r.Chunks)
 	case r.Failure == LLMStreamError:
-		return fmt.Errorf("error event in the stream: %s", printable(r.ErrorMessage))
+		return fmt.Errorf("error in the stream: %s", printable(r.ErrorMessage))
+	case r.Failure == LLMNotStreamed:
+		return errors.New(`a streamed request ("stream": true) was answered with one JSON document, not an event stream`)
 	case tooLong:
 		return fmt.Errorf("%w (%d bytes)", ErrSSETooLong, DefaultSSEMaxEvent)
 	}
@@ -245,11 +332,16 @@ func (s *restSender) streamRead() {
 	}
 }
 
-// streamAlive gives a stream that got bytes the whole timeout again: a
-// stream fails when it stalls, not when it is long.
+// streamAlive gives a stream that got output the whole timeout again: a
+// stream fails when it stalls, not when it is long. After [DONE] the
+// wait for the body's end is drainBound.
 func (s *restSender) streamAlive() {
 	if s.stream.takeProgress() {
-		_ = s.conn.SetReadDeadline(time.Now().Add(s.rest.cfg.Timeout))
+		wait := s.rest.cfg.Timeout
+		if s.stream.finished() {
+			wait = drainBound(wait)
+		}
+		_ = s.conn.SetReadDeadline(time.Now().Add(wait))
 	}
 }
 

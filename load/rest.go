@@ -511,12 +511,15 @@ func (s *restSender) readFramed() (code int, answered bool, err error) {
 		case err == io.EOF:
 			done, ferr := f.eof()
 			s.drop()
-			if done {
+			if done || s.stream.finished() {
 				return f.status, true, nil
 			}
 			return 0, answered || f.pending(), ferr
 		case err != nil:
 			s.drop()
+			if s.stream.finished() { // data: [DONE] came: the answer is whole
+				return f.status, true, nil
+			}
 			return 0, answered, err
 		}
 	}

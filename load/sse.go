@@ -23,8 +23,10 @@ const (
 	SSEChunk SSEKind = iota + 1
 	// SSEDone is "data: [DONE]", the end of the answer.
 	SSEDone
-	// SSEError is an error object inside the stream: {"error": {...}},
-	// or the bare {"object": "error", ...} older vLLM versions send.
+	// SSEError is an error inside the stream: an event named "error"
+	// (event: error), data with an "error" member ({"error": {...}} or
+	// {"error": "..."}), or the bare {"object": "error", ...} older vLLM
+	// versions send.
 	SSEError
 	// SSEMalformed is data that is not JSON, or JSON that is not an
 	// object with choices, usage or error. The caller counts it.
@@ -49,10 +51,14 @@ func (k SSEKind) String() string {
 // parser's buffers and are valid until the next call of Feed.
 type SSEEvent struct {
 	Kind SSEKind
-	// Tokens is the output tokens the chunk carried: one per choice whose
-	// text (completions) or delta.content (chat) is a non-empty string,
-	// as vLLM's bench serve counts them. The usage block, when a server
-	// sends one, gives the exact count (LLMStreamTimer prefers it).
+	// Tokens is the output chunks the event carried: one per choice with
+	// output, that is a non-empty text (completions), or a delta (chat)
+	// with a non-empty content, reasoning_content or reasoning string or
+	// a non-empty tool_calls list. A reasoning model's thinking and a
+	// tool call are output the server generated token by token: leaving
+	// them out would time the whole reasoning phase as the first token.
+	// The usage block, when a server sends one, gives the exact count
+	// (LLMStreamTimer prefers it).
 	Tokens int
 	// HasUsage is set when the chunk had a usage object; PromptTokens and
 	// CompletionTokens are its members (-1 when absent or not integers).
@@ -89,13 +95,21 @@ type SSEParser struct {
 	inData bool   // the current event has a data field (possibly empty)
 	skipLF bool   // the previous line ended with CR: a leading LF belongs to it
 	failed bool
-	ev     SSEEvent
+	// errorEvent: the current event is named "error" (event: error).
+	errorEvent bool
+	// bom is how many bytes of a leading UTF-8 byte-order mark were
+	// taken; bomDone is set once the stream's first bytes were checked
+	// for one (the SSE standard strips it, servers on Windows send it).
+	bom     int
+	bomDone bool
+	ev      SSEEvent
 }
 
 // Reset forgets any partial line or event, keeping the buffers.
 func (p *SSEParser) Reset() {
 	p.line, p.data = p.line[:0], p.data[:0]
 	p.inData, p.skipLF, p.failed = false, false, false
+	p.errorEvent, p.bom, p.bomDone = false, 0, false
 }
 
 func (p *SSEParser) maxEvent() int {
@@ -124,6 +138,16 @@ func (p *SSEParser) Feed(b []byte) (n int, ev *SSEEvent, err error) {
 		return 0, nil, ErrSSETooLong
 	}
 	limit := p.maxEvent()
+	for !p.bomDone && n < len(b) {
+		if b[n] != utf8BOM[p.bom] {
+			// A partial mark (not UTF-8) is dropped with the mark.
+			p.bomDone = true
+			break
+		}
+		n++
+		p.bom++
+		p.bomDone = p.bom == len(utf8BOM)
+	}
 	for n < len(b) {
 		if p.skipLF {
 			p.skipLF = false
@@ -169,6 +193,9 @@ func (p *SSEParser) Feed(b []byte) (n int, ev *SSEEvent, err error) {
 	return n, nil, nil
 }
 
+// utf8BOM is the byte-order mark a stream may start with.
+const utf8BOM = "\xef\xbb\xbf"
+
 // sseLineEnd finds the end of the first line of b and the length of its
 // terminator (CRLF is 2); end is -1 when b holds no complete line. A CR
 // as b's last byte ends the line: a following LF is skipped by Feed.
@@ -194,6 +221,9 @@ func sseLineEnd(b []byte) (end, eol int) {
 // event that has data.
 func (p *SSEParser) takeLine(line []byte, limit int) (bool, error) {
 	if len(line) == 0 {
+		if !p.inData {
+			p.errorEvent = false // an event without data is not dispatched
+		}
 		return p.inData, nil
 	}
 	if line[0] == ':' {
@@ -206,8 +236,12 @@ func (p *SSEParser) takeLine(line []byte, limit int) (bool, error) {
 			value = value[1:]
 		}
 	}
+	if string(name) == "event" {
+		p.errorEvent = string(value) == "error"
+		return false, nil
+	}
 	if string(name) != "data" {
-		return false, nil // event, id, retry: nothing an OpenAI client needs
+		return false, nil // id, retry: nothing an OpenAI client needs
 	}
 	if len(p.data)+len(value)+1 > limit {
 		return false, ErrSSETooLong
@@ -222,14 +256,24 @@ func (p *SSEParser) takeLine(line []byte, limit int) (bool, error) {
 // event.
 func (p *SSEParser) classify() {
 	data := p.data[:len(p.data)-1] // the last data line's '\n'
-	p.data, p.inData = p.data[:0], false
+	errorEvent := p.errorEvent
+	p.data, p.inData, p.errorEvent = p.data[:0], false, false
 	p.ev = SSEEvent{Data: data, PromptTokens: -1, CompletionTokens: -1}
-	if string(bytes.TrimSpace(data)) == "[DONE]" {
+	if string(bytes.TrimSpace(data)) == "[DONE]" && !errorEvent {
 		p.ev.Kind = SSEDone
 		return
 	}
-	var s chunkScanner
+	s := chunkScanner{errorEvent: errorEvent}
 	s.scan(data, &p.ev)
+	if errorEvent {
+		// The event's name says it is an error whatever its data: the
+		// data's message when it has one, else the data itself.
+		msg, code := p.ev.ErrorMessage, p.ev.ErrorCode
+		if p.ev.Kind != SSEError {
+			msg, code = data, 0
+		}
+		p.ev = SSEEvent{Kind: SSEError, Data: data, PromptTokens: -1, CompletionTokens: -1, ErrorMessage: msg, ErrorCode: code}
+	}
 }
 
 // chunkScanner validates one JSON document and picks out the members an
@@ -239,6 +283,9 @@ type chunkScanner struct {
 	i     int
 	bad   bool
 	depth int
+	// errorEvent: the data is an error event's (event: error), whose
+	// object's message member is the error's message.
+	errorEvent bool
 }
 
 // maxJSONDepth bounds nesting, so that hostile data cannot exhaust the
@@ -274,9 +321,14 @@ func (s *chunkScanner) scan(data []byte, ev *SSEEvent) {
 			}
 		case "error":
 			errObj = false
-			if s.peek('{') {
+			switch {
+			case s.peek('{'):
 				errObj = true
 				s.errorObject(ev)
+				return
+			case s.peek('"'): // {"error": "message"}
+				errObj = true
+				ev.ErrorMessage, _ = s.str()
 				return
 			}
 		case "object":
@@ -306,7 +358,7 @@ func (s *chunkScanner) scan(data []byte, ev *SSEEvent) {
 		return
 	}
 	switch {
-	case errObj || (objectIsError && !choices):
+	case errObj || ((objectIsError || s.errorEvent) && !choices):
 		ev.Kind = SSEError
 	case choices || usage:
 		ev.Kind, ev.Tokens, ev.HasUsage = SSEChunk, tokens, usage
@@ -323,39 +375,59 @@ func (s *chunkScanner) choice() int {
 		s.value()
 		return 0
 	}
-	var text, content bool
+	var text, delta bool
 	s.object(func(key []byte) {
 		switch string(key) {
 		case "text":
-			text = false
-			if s.peek('"') {
-				v, ok := s.str()
-				text = ok && len(v) > 0
-				return
-			}
+			text = s.nonEmptyString()
+			return
 		case "delta":
-			content = false
+			delta = false
 			if s.peek('{') {
+				// The delta's members, each by its last occurrence.
+				var content, reasoningContent, reasoning, toolCalls bool
 				s.object(func(key []byte) {
-					if string(key) == "content" {
-						content = false
-						if s.peek('"') {
-							v, ok := s.str()
-							content = ok && len(v) > 0
+					switch string(key) {
+					case "content":
+						content = s.nonEmptyString()
+					case "reasoning_content":
+						reasoningContent = s.nonEmptyString()
+					case "reasoning":
+						reasoning = s.nonEmptyString()
+					case "tool_calls":
+						toolCalls = false
+						if s.peek('[') {
+							elems := 0
+							s.array(func() { elems++; s.value() })
+							toolCalls = elems > 0
 							return
 						}
+						s.value()
+					default:
+						s.value()
 					}
-					s.value()
 				})
+				delta = content || reasoningContent || reasoning || toolCalls
 				return
 			}
 		}
 		s.value()
 	})
-	if text || content {
+	if text || delta {
 		return 1
 	}
 	return 0
+}
+
+// nonEmptyString reads a value and reports whether it is a non-empty
+// string.
+func (s *chunkScanner) nonEmptyString() bool {
+	if s.peek('"') {
+		v, ok := s.str()
+		return ok && len(v) > 0
+	}
+	s.value()
+	return false
 }
 
 func (s *chunkScanner) usage(ev *SSEEvent) {

@@ -378,6 +378,9 @@ func oracleEvent(data []byte) (kind SSEKind, tokens int) {
 	choices, isArray := doc["choices"].([]any)
 	_, usage := doc["usage"].(map[string]any)
 	_, errObj := doc["error"].(map[string]any)
+	if _, errString := doc["error"].(string); errString {
+		errObj = true
+	}
 	switch {
 	case errObj || (doc["object"] == "error" && !isArray):
 		return SSEError, 0
@@ -389,7 +392,10 @@ func oracleEvent(data []byte) (kind SSEKind, tokens int) {
 		text, _ := m["text"].(string)
 		delta, _ := m["delta"].(map[string]any)
 		content, _ := delta["content"].(string)
-		if text != "" || content != "" {
+		reasoningContent, _ := delta["reasoning_content"].(string)
+		reasoning, _ := delta["reasoning"].(string)
+		toolCalls, _ := delta["tool_calls"].([]any)
+		if text != "" || content != "" || reasoningContent != "" || reasoning != "" || len(toolCalls) > 0 {
 			tokens++
 		}
 	}
@@ -403,6 +409,8 @@ func FuzzSSE(f *testing.F) {
 	f.Add([]byte("data: {\"error\":{\"message\":\"m\",\"code\":1}}\n\ndata: {\"choices\":[{\"index\":0,\n\n"), uint16(30))
 	f.Add([]byte("data: {\"choices\":\ndata: [{\"text\":\"\\u0041\"},{\"text\":\"b\"}]}\n\n"), uint16(17))
 	f.Add([]byte("data: {\"choices\":[{\"text\":\"a\"}],\"choices\":null,\"usage\":{}}\n\n"), uint16(9))
+	f.Add([]byte("\xef\xbb\xbfdata: {\"choices\":[{\"delta\":{\"reasoning_content\":\"r\",\"tool_calls\":[]}}]}\n\nevent: error\ndata: {\"error\":\"x\"}\n\n"), uint16(2))
+	f.Add([]byte("data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0}],\"reasoning\":\"\"}}]}\n\n"), uint16(20))
 	f.Fuzz(func(t *testing.T, stream []byte, split uint16) {
 		k := int(split) % (len(stream) + 1)
 		var whole, parts SSEParser
@@ -425,6 +433,9 @@ func FuzzSSE(f *testing.F) {
 				continue
 			}
 			kind, tokens := oracleEvent([]byte(e.Data))
+			if e.Kind == SSEError && kind != SSEError && bytes.Contains(stream, []byte("event")) {
+				continue // named "error" by an event field, which the oracle does not see
+			}
 			if kind == SSEMalformed && e.Kind != SSEMalformed {
 				t.Fatalf("%q is %v, encoding/json finds it malformed", e.Data, e.Kind)
 			}
@@ -547,4 +558,52 @@ func BenchmarkSSEParse(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tokens), "ns/token")
 	})
+}
+
+// TestSSEParserStripsALeadingByteOrderMark checks, at every split point,
+// that a stream's leading UTF-8 BOM is dropped (its first event kept) and
+// that a BOM anywhere else is data.
+func TestSSEParserStripsALeadingByteOrderMark(t *testing.T) {
+	stream := []byte("\xef\xbb\xbfdata: {\"choices\":[{\"text\":\"a\"}]}\n\n\xef\xbb\xbfdata: [DONE]\n\n")
+	for k := 0; k <= len(stream); k++ {
+		var p SSEParser
+		evs, err := feedPieces(&p, stream[:k], stream[k:])
+		// The second BOM starts a field name that is not "data": that
+		// event has no data and is not dispatched.
+		if err != nil || len(evs) != 1 || evs[0].Kind != SSEChunk || evs[0].Tokens != 1 {
+			t.Fatalf("split at %d: %v %+v, want the first chunk alone", k, err, evs)
+		}
+	}
+}
+
+// TestSSEParserReadsErrorsAndNonTextOutput checks the event kinds and
+// output of error events and of chunks whose output is reasoning or tool
+// calls.
+func TestSSEParserReadsErrorsAndNonTextOutput(t *testing.T) {
+	for _, c := range []struct {
+		stream string
+		kind   SSEKind
+		tokens int
+		msg    string
+	}{
+		{"event: error\ndata: {\"message\":\"m1\",\"code\":5}\n\n", SSEError, 0, "m1"},
+		{"event: error\ndata: not json\n\n", SSEError, 0, "not json"},
+		{"event: error\ndata: {\"choices\":[{\"text\":\"a\"}]}\n\n", SSEError, 0, `{"choices":[{"text":"a"}]}`},
+		{"event: error\n\ndata: {\"choices\":[{\"text\":\"a\"}]}\n\n", SSEChunk, 1, ""}, // the name went with an event without data
+		{"data: {\"error\":\"m2\"}\n\n", SSEError, 0, "m2"},
+		{"data: {\"error\":null,\"choices\":[{\"text\":\"a\"}]}\n\n", SSEChunk, 1, ""},
+		{"data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"r\"}},{\"delta\":{\"reasoning\":\"s\"}}]}\n\n", SSEChunk, 2, ""},
+		{"data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0}]}}]}\n\n", SSEChunk, 1, ""},
+		{"data: {\"choices\":[{\"delta\":{\"tool_calls\":[],\"reasoning_content\":\"\",\"content\":null}}]}\n\n", SSEChunk, 0, ""},
+	} {
+		var p SSEParser
+		evs, err := feedPieces(&p, []byte(c.stream))
+		if err != nil || len(evs) != 1 {
+			t.Errorf("%q: %v, %d events", c.stream, err, len(evs))
+			continue
+		}
+		if e := evs[0]; e.Kind != c.kind || e.Tokens != c.tokens || e.ErrorMessage != c.msg {
+			t.Errorf("%q: %v, %d tokens, message %q; want %v, %d, %q", c.stream, e.Kind, e.Tokens, e.ErrorMessage, c.kind, c.tokens, c.msg)
+		}
+	}
 }

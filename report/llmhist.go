@@ -151,10 +151,16 @@ func mergeLLM(out *Result, results []*Result, sources []string, span float64) ([
 	if llm < len(results) {
 		notes = append(notes, fmt.Sprintf("the stream figures are those of the %d inputs with an OpenAI-compatible target", llm))
 	}
-	var outTokens, inTokens int64
+	var outTokens, inTokens, noOutput, usageBelow int64
 	for i, r := range results {
 		if r.TTFT == nil {
 			continue
+		}
+		if r.StreamsWithoutOutput != nil {
+			noOutput += *r.StreamsWithoutOutput
+		}
+		if r.UsageBelowChunks != nil {
+			usageBelow += *r.UsageBelowChunks
 		}
 		if err := all.add(r.LLMHistograms, sources[i]); err != nil {
 			return nil, err
@@ -198,6 +204,12 @@ func mergeLLM(out *Result, results []*Result, sources []string, span float64) ([
 	ttft, itl, tpot, e2e := StatsOf(all.hists["ttft"]), StatsOf(all.hists["itl"]), StatsOf(all.hists["tpot"]), StatsOf(all.hists["e2e"])
 	out.TTFT, out.ITL, out.TPOT, out.E2E = &ttft, &itl, &tpot, &e2e
 	out.OutputTokens, out.InputTokens = &outTokens, &inTokens
+	if noOutput > 0 {
+		out.StreamsWithoutOutput = &noOutput
+	}
+	if usageBelow > 0 {
+		out.UsageBelowChunks = &usageBelow
+	}
 	var perS float64
 	if span > 0 {
 		perS = float64(all.timedOutput) / span

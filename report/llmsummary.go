@@ -33,6 +33,23 @@ func writeLLMSummary(w io.Writer, r *Result) {
 	if r.Goodput != nil {
 		fmt.Fprintf(w, "  goodput  %s\n", goodputLine(r.Goodput))
 	}
+	for _, warning := range llmWarnings(r) {
+		fmt.Fprintf(w, "  warning: %s\n", warning)
+	}
+}
+
+// llmWarnings are the summary's warnings about what the server's streams
+// said: answers that completed without output, usage that contradicts the
+// stream.
+func llmWarnings(r *Result) []string {
+	var out []string
+	if r.StreamsWithoutOutput != nil && *r.StreamsWithoutOutput > 0 {
+		out = append(out, fmt.Sprintf("%d streams reached data: [DONE] without one output chunk (no content, reasoning or tool call): counted ok, not timed", *r.StreamsWithoutOutput))
+	}
+	if r.UsageBelowChunks != nil && *r.UsageBelowChunks > 0 {
+		out = append(out, fmt.Sprintf("%d answers' usage gave fewer completion tokens than the output chunks they streamed: their chunks were counted instead", *r.UsageBelowChunks))
+	}
+	return out
 }
 
 // goodputLine is the goodput line of the summary and the page.
@@ -67,7 +84,7 @@ func llmMs(count int64, v float64) string {
 
 // streamErrorClasses are the error classes a stream's failure is counted
 // under (load.LLMFailure), which the page lists beside the stream figures.
-var streamErrorClasses = []string{"stalled", "closed_mid_stream", "malformed", "stream_error"}
+var streamErrorClasses = []string{"stalled", "closed_mid_stream", "malformed", "stream_error", "not_streamed"}
 
 // llmView is the page's stream section: the summary's table, the tokens
 // line and the stream failures.

@@ -29,3 +29,24 @@ func TestSummaryShowsLLMStreamFigures(t *testing.T) {
 		t.Errorf("stream table for a target without it:\n%s", b.String())
 	}
 }
+
+// TestSummaryWarnsOfStreamsWithoutOutputAndUsageBelowTheChunks checks the
+// summary's warnings.
+func TestSummaryWarnsOfStreamsWithoutOutputAndUsageBelowTheChunks(t *testing.T) {
+	none, below := int64(4), int64(7)
+	r := &Result{Transport: "rest", Target: "http://h/v1/chat/completions", Protocol: ProtocolOpenAI, Loop: "open",
+		TTFT: &Stats{}, StreamsWithoutOutput: &none, UsageBelowChunks: &below}
+	var b strings.Builder
+	WriteSummary(&b, r)
+	for _, want := range []string{"warning: 4 streams reached data: [DONE] without one output chunk", "warning: 7 answers' usage gave fewer completion tokens than the output chunks"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in\n%s", want, b.String())
+		}
+	}
+	r.StreamsWithoutOutput, r.UsageBelowChunks = nil, nil
+	b.Reset()
+	WriteSummary(&b, r)
+	if strings.Contains(b.String(), "warning:") {
+		t.Errorf("a warning without the counts:\n%s", b.String())
+	}
+}

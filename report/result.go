@@ -121,6 +121,13 @@ type Result struct {
 	OutputTokens     *int64   `json:"output_tokens,omitempty"`
 	InputTokens      *int64   `json:"input_tokens,omitempty"`
 	OutputTokensPerS *float64 `json:"output_tokens_per_s,omitempty"`
+	// StreamsWithoutOutput counts the steady streams that reached
+	// data: [DONE] without one output chunk; UsageBelowChunks the steady
+	// answers whose usage gave fewer completion tokens than the output
+	// chunks streamed (the chunks' count is kept). Both are warned of in
+	// the summary; absent when 0.
+	StreamsWithoutOutput *int64 `json:"streams_without_output,omitempty"`
+	UsageBelowChunks     *int64 `json:"usage_below_chunks,omitempty"`
 	// Goodput is the steady requests that met --slo's LLM terms one by
 	// one (report/llmslo.go); absent without such terms.
 	Goodput *Goodput `json:"goodput,omitempty"`
