@@ -96,6 +96,11 @@ type Config struct {
 	// of a coordinated run past its common start. A run ready later
 	// starts at once.
 	StartAt time.Time
+	// AwaitStart, when set, is called once the checks and the preflight
+	// call are made, and gives the start (as StartAt, which it replaces):
+	// a coordinated run's worker says it is ready and is told the common
+	// start. An error ends the run before any load is sent.
+	AwaitStart func(context.Context) (time.Time, error)
 
 	// Progress gets the run's progress: on a terminal one line rewritten
 	// every second, elsewhere (a CI log) a line every 10 s; nil for none.
@@ -167,6 +172,13 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 		}
 	}
 
+	if cfg.AwaitStart != nil {
+		at, err := cfg.AwaitStart(ctx)
+		if err != nil {
+			return nil, interruptedOr(ctx, err)
+		}
+		cfg.StartAt = at
+	}
 	if !cfg.StartAt.IsZero() {
 		t := time.NewTimer(time.Until(cfg.StartAt))
 		select {
