@@ -1,0 +1,148 @@
+package bench
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/loadprof/loadprof/load"
+	"github.com/loadprof/loadprof/profile"
+	"github.com/loadprof/loadprof/report"
+	"github.com/loadprof/loadprof/sim"
+)
+
+// hangingControl is a profiler control whose /start_profile (hangStart)
+// or /stop_profile (else) takes the call and answers nothing until the
+// test ends; the other call answers at once. started is closed when the
+// start arrives.
+type hangingControl struct {
+	srv     *httptest.Server
+	started chan struct{}
+	stops   atomic.Int32
+}
+
+func newHangingControl(t *testing.T, hangStart bool) *hangingControl {
+	c := &hangingControl{started: make(chan struct{})}
+	release := make(chan struct{})
+	var once atomic.Bool
+	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hang := false
+		switch r.URL.Path {
+		case "/start_profile":
+			if once.CompareAndSwap(false, true) {
+				close(c.started)
+			}
+			hang = hangStart
+		case "/stop_profile":
+			c.stops.Add(1)
+			hang = !hangStart
+		}
+		if hang {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+	}))
+	t.Cleanup(func() { close(release); c.srv.Close() })
+	return c
+}
+
+// hungControlRun runs a streamed load with a window (an hour, so that no
+// start bound passes) through ctl, whose calls may take
+// --profile-timeout of 10 minutes; it interrupts the run once the
+// start has arrived, and calls then (nil for nothing) once the load has
+// ended. The run must end long before those 10 minutes.
+func hungControlRun(t *testing.T, ctl *hangingControl, grace time.Duration, then func(h *Hurry)) *report.Result {
+	t.Helper()
+	srv := startSim(t, sim.Config{LLM: sim.LLM{TTFT: time.Millisecond, TokenDelay: time.Millisecond, OutputTokens: 2}})
+	cfg := httpWindowConfig(t, srv, load.Plan{Rate: 50, Duration: time.Hour, MaxInflight: 50, Grace: grace}, time.Hour)
+	cfg.Profile.HTTP = ctl.srv.URL
+	cfg.Profile.Delay = 0
+	cfg.Profile.Options = profile.Options{Duration: time.Hour, Slack: 10 * time.Minute}
+	hurry := NewHurry()
+	ctx, cancel := context.WithCancel(WithHurry(context.Background(), hurry))
+	defer cancel()
+	type ran struct {
+		res *report.Result
+		err error
+	}
+	done := make(chan ran, 1)
+	go func() {
+		res, err := Run(ctx, cfg)
+		done <- ran{res, err}
+	}()
+	<-ctl.started
+	cancel()
+	if then != nil {
+		for !hurry.Now() { // true once the load has ended
+			time.Sleep(10 * time.Millisecond)
+		}
+		then(hurry)
+	}
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if r.res.Profile == nil || r.res.Profile.HTTP == nil {
+			t.Fatalf("no HTTP window in the result: %+v", r.res.Profile)
+		}
+		return r.res
+	case <-time.After(time.Minute): // far below --profile-timeout's 10 minutes
+		t.Fatal("the interrupted run still waits for the hung control call")
+		return nil
+	}
+}
+
+// Ctrl-C while /start_profile hangs: the run waits --grace for it, then
+// gives it up, still sends the stop (the start may take effect later) and
+// writes its results. It waited the whole --profile-timeout before.
+func TestCtrlCBoundsTheWaitForAHungStartProfile(t *testing.T) {
+	ctl := newHangingControl(t, true)
+	res := hungControlRun(t, ctl, 300*time.Millisecond, nil)
+	p := res.Profile
+	if !p.HTTP.Started.IsZero() || !strings.Contains(p.Error, "stopped waiting") || !strings.Contains(p.Error, "no window was opened") {
+		t.Errorf("profile report %+v (error %q)", p.HTTP, p.Error)
+	}
+	if ctl.stops.Load() != 1 {
+		t.Errorf("%d stops sent after a start given up: want 1", ctl.stops.Load())
+	}
+}
+
+// A second Ctrl-C ends the wait for a hung /start_profile at once, even
+// with a --grace of 10 minutes, sends the stop and writes the results.
+func TestSecondCtrlCEndsTheWaitForAHungStartProfile(t *testing.T) {
+	ctl := newHangingControl(t, true)
+	res := hungControlRun(t, ctl, 10*time.Minute, func(*Hurry) {})
+	if !strings.Contains(res.Profile.Error, "stopped waiting") || ctl.stops.Load() != 1 {
+		t.Errorf("profile error %q, %d stops", res.Profile.Error, ctl.stops.Load())
+	}
+}
+
+// Ctrl-C while /stop_profile hangs, then a second Ctrl-C: the run stops
+// waiting and writes its results; the stop is not reported as answered.
+func TestCtrlCBoundsTheWaitForAHungStopProfile(t *testing.T) {
+	for _, second := range []bool{false, true} {
+		ctl := newHangingControl(t, false)
+		grace := 300 * time.Millisecond
+		var then func(*Hurry)
+		if second {
+			grace, then = 10*time.Minute, func(*Hurry) {}
+		}
+		res := hungControlRun(t, ctl, grace, then)
+		hw := res.Profile.HTTP
+		if hw.Started.IsZero() || !hw.Interrupted || !hw.Stopped.IsZero() || hw.Trace != "" || !strings.Contains(res.Profile.Error, "/stop_profile: no answer") {
+			t.Errorf("second interrupt %v: window %+v, error %q", second, hw, res.Profile.Error)
+		}
+		var out strings.Builder
+		report.WriteSummary(&out, res)
+		if strings.Contains(out.String(), "answered in") {
+			t.Errorf("second interrupt %v: the summary says a stop that never answered answered:\n%s", second, out.String())
+		}
+	}
+}
