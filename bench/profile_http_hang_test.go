@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -144,5 +145,65 @@ func TestCtrlCBoundsTheWaitForAHungStopProfile(t *testing.T) {
 		if strings.Contains(out.String(), "answered in") {
 			t.Errorf("second interrupt %v: the summary says a stop that never answered answered:\n%s", second, out.String())
 		}
+	}
+}
+
+// result.json has no zero timestamps for an HTTP window: a 409 start
+// (another client's window) leaves out started and every stop field, as
+// no stop was sent; a refused connection is not said to leave the
+// server profiling, and owes no stop.
+func TestHTTPWindowRecordsOnlyWhatHappened(t *testing.T) {
+	srv := startSim(t, sim.Config{LLM: sim.LLM{TTFT: time.Millisecond, TokenDelay: time.Millisecond, OutputTokens: 2}})
+	var stops atomic.Int32
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stop_profile" {
+			stops.Add(1)
+			return
+		}
+		http.Error(w, "busy", http.StatusConflict)
+	}))
+	defer busy.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close() // nothing listens there now
+	for _, c := range []struct {
+		name, url string
+		absent    []string
+		present   []string
+		notSaid   string
+	}{
+		{"409", busy.URL, []string{`"started"`, `"stop_sent"`, `"stopped"`, `"stop_ms"`}, []string{`"start_ms"`}, ""},
+		{"refused", closedURL, []string{`"started"`, `"stop_sent"`, `"stopped"`, `"stop_ms"`}, []string{`"start_ms"`}, "may still be profiling"},
+	} {
+		cfg := httpWindowConfig(t, srv, load.Plan{Rate: 50, Duration: 500 * time.Millisecond, MaxInflight: 50, Grace: 5 * time.Second}, 200*time.Millisecond)
+		cfg.Profile.HTTP = c.url
+		cfg.Profile.Delay = 0
+		res, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Profile == nil || res.Profile.HTTP == nil || res.Profile.Error == "" {
+			t.Fatalf("%s: profile %+v", c.name, res.Profile)
+		}
+		raw, err := json.Marshal(res.Profile.HTTP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range c.absent {
+			if strings.Contains(string(raw), k) {
+				t.Errorf("%s: result.json's window has %s: %s", c.name, k, raw)
+			}
+		}
+		for _, k := range c.present {
+			if !strings.Contains(string(raw), k) {
+				t.Errorf("%s: result.json's window lacks %s: %s", c.name, k, raw)
+			}
+		}
+		if c.notSaid != "" && strings.Contains(res.Profile.Error, c.notSaid) {
+			t.Errorf("%s: the error says %q: %s", c.name, c.notSaid, res.Profile.Error)
+		}
+	}
+	if stops.Load() != 0 {
+		t.Errorf("%d stops sent to another client's window", stops.Load())
 	}
 }
