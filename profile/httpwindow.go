@@ -25,9 +25,9 @@ const BackendVLLMHTTP = "vllm_http"
 // HTTPWindow is one window opened through a server's /start_profile and
 // closed through its /stop_profile, as result.json records it.
 type HTTPWindow struct {
-	Backend string    `json:"backend"`
-	URL     string    `json:"url"`    // the server's base URL
-	Prefix  string    `json:"prefix"` // profile_prefix sent with /start_profile
+	Backend string `json:"backend"`
+	URL     string `json:"url"`    // the server's base URL
+	Prefix  string `json:"prefix"` // profile_prefix sent with /start_profile
 	// Started is when /start_profile answered 200; zero (left out of
 	// result.json) when it did not.
 	Started time.Time `json:"started,omitzero"`
