@@ -29,3 +29,13 @@ func TestSummaryShowsLLMStreamFigures(t *testing.T) {
 		t.Errorf("stream table for a target without it:\n%s", b.String())
 	}
 }
+
+// A server that sent no usage gives no input count: the tokens line says
+// it is unknown, not 0.
+func TestTokensLineSaysInputUnknownWithoutUsage(t *testing.T) {
+	out, in, perS := int64(40), int64(0), 10.0
+	r := &Result{OutputTokens: &out, InputTokens: &in, OutputTokensPerS: &perS}
+	if got := llmTokensLine(r); !strings.Contains(got, "input unknown") || strings.Contains(got, "0 input") {
+		t.Errorf("tokens line %q", got)
+	}
+}

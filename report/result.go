@@ -121,6 +121,13 @@ type Result struct {
 	OutputTokens     *int64   `json:"output_tokens,omitempty"`
 	InputTokens      *int64   `json:"input_tokens,omitempty"`
 	OutputTokensPerS *float64 `json:"output_tokens_per_s,omitempty"`
+	// OutputTokensPerSPerRequest is the distribution of each timed
+	// stream's own output tokens over its end-to-end latency (e2e_ms,
+	// from the intended send time in the open loop): LLMPerf's
+	// request_output_throughput_token_per_s. In tokens/s; its
+	// percentiles are of those rates (p99: 99% of the streams were at
+	// most this fast; min is the slowest).
+	OutputTokensPerSPerRequest *Stats `json:"output_tokens_per_s_per_request,omitempty"`
 	// Goodput is the steady requests that met --slo's LLM terms one by
 	// one (report/llmslo.go); absent without such terms.
 	Goodput *Goodput `json:"goodput,omitempty"`
