@@ -207,3 +207,25 @@ func TestHTTPWindowRecordsOnlyWhatHappened(t *testing.T) {
 		t.Errorf("%d stops sent to another client's window", stops.Load())
 	}
 }
+
+// A --duration shorter than the window's end is not silently stretched:
+// the run warns that the steady phase lasts until the window closes.
+func TestWarnsWhenTheWindowOutlastsTheDuration(t *testing.T) {
+	srv := startSim(t, sim.Config{LLM: sim.LLM{TTFT: time.Millisecond, TokenDelay: time.Millisecond, OutputTokens: 2, ProfileDir: t.TempDir()}})
+	for _, c := range []struct {
+		duration time.Duration
+		warned   bool
+	}{{200 * time.Millisecond, true}, {time.Second, false}} {
+		cfg := httpWindowConfig(t, srv, load.Plan{Rate: 50, Duration: c.duration, MaxInflight: 50, Grace: 5 * time.Second}, 300*time.Millisecond)
+		cfg.Profile.Delay = 100 * time.Millisecond
+		var warnings strings.Builder
+		cfg.Warnings = &warnings
+		if _, err := Run(context.Background(), cfg); err != nil {
+			t.Fatal(err)
+		}
+		said := strings.Contains(warnings.String(), "load.Plan.Duration "+c.duration.String()+" is shorter than the profile window, which closes 400ms into the steady phase")
+		if said != c.warned {
+			t.Errorf("--duration %v: warned %v, want %v: %q", c.duration, said, c.warned, warnings.String())
+		}
+	}
+}
