@@ -105,10 +105,17 @@ func addLLM(res *report.Result, st *load.LLMStats, span time.Duration, cfg Confi
 		res.Goodput = g
 	}
 	hs, err := report.EncodeLLMHistograms(st.TTFT, st.ITL, st.TPOT, st.E2E, st.TimedOutputTokens)
+	if err == nil {
+		err = hs.SetOutputRate(st.OutputRate)
+	}
 	if err != nil {
 		return err
 	}
 	res.LLMHistograms = &hs
+	if st.OutputRate.TotalCount() > 0 {
+		rate := report.RateStatsOf(st.OutputRate)
+		res.OutputTokensPerSPerRequest = &rate
+	}
 	return nil
 }
 

@@ -3,12 +3,14 @@ package bench
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/loadprof/loadprof/load"
@@ -236,12 +238,19 @@ func (w *window) waitToOpen(ctx context.Context, target string) bool {
 // without a window, and once the start has answered or timed out the stop
 // is still sent: vLLM starts its profiler for a start whose caller has
 // gone.
+//
+// An interrupt bounds the waits for either call: --grace after it (the
+// wait for requests in flight), nothing after a second one (Hurry). A
+// start given up then is still followed by a stop, within
+// abandonedStopBound.
 func (w *window) runHTTP(ctx context.Context) {
 	defer close(w.done)
 	defer w.release()
 	if !w.waitToOpen(ctx, w.cfg.HTTP) {
 		return
 	}
+	cut, stopWatching := w.interruptCut(ctx)
+	defer stopWatching()
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: w.tls, Proxy: nil}}
 	defer client.CloseIdleConnections()
 	ctl := &profile.HTTPProfiler{Base: w.cfg.HTTP, Client: client}
@@ -267,15 +276,24 @@ func (w *window) runHTTP(ctx context.Context) {
 	case err = <-answered:
 		boundTimer.Stop()
 	case <-boundTimer.C:
-		w.lateStart(ctl, hw, startSent, bound, answered, startCtx)
+		w.lateStart(ctl, hw, startSent, bound, answered, startCtx, cut)
+		return
+	case <-cut:
+		boundTimer.Stop()
+		cancelStart()
+		hw.StartMs = msSince(startSent)
+		w.release()
+		w.fail(fmt.Errorf("profile %s/start_profile: no answer in %.1fs when the interrupted run stopped waiting (--grace, or a second interrupt): no window was opened; %s",
+			w.cfg.HTTP, hw.StartMs/1e3, w.stopAfterFailedStart(ctl, hw, abandonedStopBound, "", nil)))
 		return
 	}
 	hw.StartMs = msSince(startSent)
 	if err != nil {
-		if profile.StopOwed(err) {
-			// A 5xx or a lost answer: the server may be profiling.
+		if profile.StopOwed(err) && !refusedConn(err) {
+			// A 5xx or a lost answer: the server may be profiling (a
+			// refused connection reached nothing that could be).
 			w.release()
-			err = fmt.Errorf("%w; %s", err, w.stopAfterFailedStart(ctl, hw, slack))
+			err = fmt.Errorf("%w; %s", err, w.stopAfterFailedStart(ctl, hw, slack, "--profile-timeout", cut))
 		}
 		w.fail(err)
 		return
@@ -300,11 +318,42 @@ func (w *window) runHTTP(ctx context.Context) {
 	}
 	// The load may end now: the server writes its trace with or without it.
 	w.release()
-	if err := w.stopHTTP(ctl, hw, slack); err != nil {
+	if err := w.stopHTTP(ctl, hw, slack, "--profile-timeout", cut); err != nil {
 		w.fail(err)
 		return
 	}
 	hw.Trace = profile.TraceHint(prefix)
+}
+
+// abandonedStopBound bounds the stop sent after a start that was given
+// up on an interrupt: the user asked to stop waiting, and a server that
+// did not answer the start seldom answers the stop sooner.
+const abandonedStopBound = time.Second
+
+// interruptCut returns a channel closed --grace after ctx is cancelled,
+// or at once on a second interrupt (Hurry): the end of the HTTP
+// control's waits in an interrupted run. stop ends the watch.
+func (w *window) interruptCut(ctx context.Context) (cut <-chan struct{}, stop func()) {
+	c := make(chan struct{})
+	quit := make(chan struct{})
+	hurry := hurryOf(ctx).done()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-quit:
+			return
+		}
+		grace := time.NewTimer(w.cfg.Options.Grace)
+		defer grace.Stop()
+		select {
+		case <-grace.C:
+		case <-hurry:
+		case <-quit:
+			return
+		}
+		close(c)
+	}()
+	return c, func() { close(quit) }
 }
 
 // StartBound is how long /start_profile may take for a window of the given
@@ -315,15 +364,26 @@ func StartBound(window time.Duration) time.Duration { return holdMargin(window) 
 // lateStart handles a /start_profile that has not answered within its
 // bound: the steady phase is released at once, and the stop is sent once
 // the start has answered or timed out (a stop sent first could reach a
-// server before the start it ends).
-func (w *window) lateStart(ctl *profile.HTTPProfiler, hw *profile.HTTPWindow, startSent time.Time, bound time.Duration, answered <-chan error, startCtx context.Context) {
+// server before the start it ends), or the interrupted run stopped
+// waiting for it (cut).
+func (w *window) lateStart(ctl *profile.HTTPProfiler, hw *profile.HTTPWindow, startSent time.Time, bound time.Duration, answered <-chan error, startCtx context.Context, cut <-chan struct{}) {
 	hw.Late = true
 	w.release()
-	err := <-answered // bounded by startCtx: --profile-timeout
+	var err error
+	abandoned := false
+	select {
+	case err = <-answered: // bounded by startCtx: --profile-timeout
+	case <-cut:
+		abandoned = true
+	}
 	hw.StartMs = msSince(startSent)
 	late := fmt.Sprintf("profile %s/start_profile: no answer within %v, when the window had to open in the steady load: no window was opened (the load went on without one)", w.cfg.HTTP, bound)
 	var then string
 	switch {
+	case abandoned:
+		then = fmt.Sprintf("no answer in %.1fs when the interrupted run stopped waiting (--grace, or a second interrupt)", hw.StartMs/1e3)
+		w.fail(fmt.Errorf("%s; %s; %s", late, then, w.stopAfterFailedStart(ctl, hw, abandonedStopBound, "", nil)))
+		return
 	case err == nil:
 		then = fmt.Sprintf("it answered after %.1fs", hw.StartMs/1e3)
 	case startCtx.Err() != nil:
@@ -331,35 +391,69 @@ func (w *window) lateStart(ctl *profile.HTTPProfiler, hw *profile.HTTPWindow, st
 	default:
 		then = fmt.Sprintf("after %.1fs: %v", hw.StartMs/1e3, err)
 	}
-	if err != nil && !profile.StopOwed(err) {
+	if err != nil && (!profile.StopOwed(err) || refusedConn(err)) {
 		w.fail(fmt.Errorf("%s; %s", late, then))
 		return
 	}
-	w.fail(fmt.Errorf("%s; %s; %s", late, then, w.stopAfterFailedStart(ctl, hw, w.httpSlack())))
+	w.fail(fmt.Errorf("%s; %s; %s", late, then, w.stopAfterFailedStart(ctl, hw, w.httpSlack(), "--profile-timeout", cut)))
 }
 
 // stopAfterFailedStart sends the stop a start that may have taken effect
 // is owed, and says how it went.
-func (w *window) stopAfterFailedStart(ctl *profile.HTTPProfiler, hw *profile.HTTPWindow, slack time.Duration) string {
-	if err := w.stopHTTP(ctl, hw, slack); err != nil {
-		return "the server may still be profiling: " + err.Error()
+func (w *window) stopAfterFailedStart(ctl *profile.HTTPProfiler, hw *profile.HTTPWindow, bound time.Duration, boundName string, cut <-chan struct{}) string {
+	err := w.stopHTTP(ctl, hw, bound, boundName, cut)
+	switch {
+	case err == nil:
+		return fmt.Sprintf("/stop_profile was sent and answered in %.0f ms, so the server is not left profiling (any files %s_* it wrote cover no window of this run)", hw.StopMs, hw.Prefix)
+	case refusedConn(err):
+		// Nothing listens there: nothing is profiling either.
+		return err.Error()
 	}
-	return fmt.Sprintf("/stop_profile was sent and answered in %.0f ms, so the server is not left profiling (any files %s_* it wrote cover no window of this run)", hw.StopMs, hw.Prefix)
+	return "the server may still be profiling: " + err.Error()
 }
 
-// stopHTTP sends /stop_profile, bounded by slack, and records its times.
-func (w *window) stopHTTP(ctl *profile.HTTPProfiler, hw *profile.HTTPWindow, slack time.Duration) error {
-	stopCtx, cancelStop := context.WithTimeout(context.Background(), slack)
+// stopHTTP sends /stop_profile, bounded by bound (named by boundName in
+// the error) and by cut, and records its times: Stopped only when the
+// server answered.
+func (w *window) stopHTTP(ctl *profile.HTTPProfiler, hw *profile.HTTPWindow, bound time.Duration, boundName string, cut <-chan struct{}) error {
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), bound)
 	defer cancelStop()
 	hw.StopSent = time.Now()
-	err := ctl.Stop(stopCtx)
-	hw.Stopped = time.Now()
-	hw.StopMs = float64(hw.Stopped.Sub(hw.StopSent).Microseconds()) / 1e3
-	if err != nil && stopCtx.Err() != nil {
-		err = fmt.Errorf("profile %s/stop_profile: no answer in %v (--profile-timeout): the server may still be writing its trace, or still profiling", w.cfg.HTTP, slack)
+	answered := make(chan error, 1)
+	go func() { answered <- ctl.Stop(stopCtx) }()
+	var err error
+	select {
+	case err = <-answered:
+	case <-cut:
+		cancelStop()
+		<-answered // at once: its context is cancelled
+		hw.StopMs = msSince(hw.StopSent)
+		return fmt.Errorf("profile %s/stop_profile: no answer in %.1fs when the interrupted run stopped waiting (--grace, or a second interrupt): the server may still be writing its trace, or still profiling", w.cfg.HTTP, hw.StopMs/1e3)
 	}
+	hw.StopMs = msSince(hw.StopSent)
+	if noAnswer(err) {
+		if stopCtx.Err() != nil {
+			within := fmt.Sprintf("%v", bound)
+			if boundName != "" {
+				within += " (" + boundName + ")"
+			}
+			return fmt.Errorf("profile %s/stop_profile: no answer in %s: the server may still be writing its trace, or still profiling", w.cfg.HTTP, within)
+		}
+		return err
+	}
+	hw.Stopped = time.Now()
 	return err
 }
+
+// noAnswer tells whether a control call's error is one with no HTTP
+// answer (a connection refused or lost, a timeout), not a status.
+func noAnswer(err error) bool {
+	var ue *url.Error
+	return err != nil && errors.As(err, &ue)
+}
+
+// refusedConn tells whether a control call found nothing listening.
+func refusedConn(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
 
 func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1e3 }
 

@@ -96,6 +96,11 @@ type Config struct {
 	// of a coordinated run past its common start. A run ready later
 	// starts at once.
 	StartAt time.Time
+	// AwaitStart, when set, is called once the checks and the preflight
+	// call are made, and gives the start (as StartAt, which it replaces):
+	// a coordinated run's worker says it is ready and is told the common
+	// start. An error ends the run before any load is sent.
+	AwaitStart func(context.Context) (time.Time, error)
 
 	// Progress gets the run's progress: on a terminal one line rewritten
 	// every second, elsewhere (a CI log) a line every 10 s; nil for none.
@@ -167,6 +172,14 @@ func Run(ctx context.Context, cfg Config) (*report.Result, error) {
 		}
 	}
 
+	warnWindowOutlastsDuration(cfg)
+	if cfg.AwaitStart != nil {
+		at, err := cfg.AwaitStart(ctx)
+		if err != nil {
+			return nil, interruptedOr(ctx, err)
+		}
+		cfg.StartAt = at
+	}
 	if !cfg.StartAt.IsZero() {
 		t := time.NewTimer(time.Until(cfg.StartAt))
 		select {
@@ -443,6 +456,24 @@ func probeTolerantly(ctx context.Context, probe func() (load.Outcome, string)) (
 		out, body = probe()
 	}
 	return out, body
+}
+
+// warnWindowOutlastsDuration says when the profile window ends after the
+// steady phase's --duration: the steady phase is held until it closes,
+// so it runs longer than asked.
+func warnWindowOutlastsDuration(cfg Config) {
+	p := cfg.Profile
+	if p == nil || cfg.Warnings == nil || cfg.Plan.Duration <= 0 {
+		return
+	}
+	length := p.Options.Duration
+	if length <= 0 {
+		length = profile.DefaultDuration
+	}
+	if end := p.Delay + length; end > cfg.Plan.Duration {
+		fmt.Fprintf(cfg.Warnings, "warning: load.Plan.Duration %v is shorter than the profile window, which closes %v into the steady phase (bench.Config.Profile.Delay %v + profile.Options.Duration %v): the steady phase lasts until it has closed\n",
+			cfg.Plan.Duration, end, p.Delay, length)
+	}
 }
 
 // interruptedOr returns err, or, when ctx was cancelled meanwhile, an

@@ -480,7 +480,8 @@ func TestEveryRunSettingReachesTheWorkersOrStaysOnPurpose(t *testing.T) {
 		"ProgressEvery": "the coordinator prints the workers' progress",
 		"Watch":         "the worker's own heartbeat",
 		"Warnings":      "each process writes its own",
-		"StartAt":       "the worker sets it to the common start it is given",
+		"StartAt":       "the worker's AwaitStart gives the common start",
+		"AwaitStart":    "the worker asks the coordinator for the common start",
 	}
 	ct := reflect.TypeOf(bench.Config{})
 	for i := range ct.NumField() {
@@ -549,20 +550,20 @@ func TestWorkerInterruptedOnItsOwnIsMissingAndThroughputIsNotOverstated(t *testi
 	}
 }
 
-// A worker whose join reply arrives after the common start begins late:
+// A worker that hears the common start after it has passed begins late:
 // the coordinator tells from the start the worker reports, counts it as
 // late and the run as lacking a worker.
-func TestWorkerWhoseJoinReplyComesLateIsReportedLate(t *testing.T) {
+func TestWorkerWhoseStartReplyComesLateIsReportedLate(t *testing.T) {
 	srv := testkit.Sim(t, sim.Config{Latency: sim.Latency{Fixed: time.Millisecond}})
 	ln := listen(t)
 	cfg := Config{Run: runConfig(t, srv, 60, 2*time.Second), Workers: 2, Listener: ln, Token: testToken,
 		StartDelay: 200 * time.Millisecond, HeartbeatEvery: 100 * time.Millisecond}
 	// The second worker reaches the coordinator through a proxy that
-	// holds the join reply for a second: a slow link.
+	// holds the reply that gives the start for a second: a slow link.
 	target, _ := url.Parse("http://" + ln.Addr().String())
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.ModifyResponse = func(r *http.Response) error {
-		if r.Request.URL.Path == pathJoin {
+		if r.Request.URL.Path == pathReady {
 			time.Sleep(time.Second)
 		}
 		return nil
@@ -583,7 +584,7 @@ func TestWorkerWhoseJoinReplyComesLateIsReportedLate(t *testing.T) {
 	}
 }
 
-// --worker-start-tolerance: a worker whose join reply comes a second
+// --worker-start-tolerance: a worker whose start reply comes a second
 // late is on time under a tolerance of 5 s, and late under 250 ms.
 func TestStartToleranceDecidesWhenAWorkerIsLate(t *testing.T) {
 	for _, c := range []struct {
@@ -597,7 +598,7 @@ func TestStartToleranceDecidesWhenAWorkerIsLate(t *testing.T) {
 		target, _ := url.Parse("http://" + ln.Addr().String())
 		proxy := httputil.NewSingleHostReverseProxy(target)
 		proxy.ModifyResponse = func(r *http.Response) error {
-			if r.Request.URL.Path == pathJoin {
+			if r.Request.URL.Path == pathReady {
 				time.Sleep(time.Second)
 			}
 			return nil
@@ -632,7 +633,7 @@ func TestEveryEndpointChecksItsMethodAndTheToken(t *testing.T) {
 	for _, e := range []struct{ base, path, method, other string }{
 		{coord.URL, pathClock, http.MethodPost, http.MethodGet}, {coord.URL, pathJoin, http.MethodPost, http.MethodGet},
 		{coord.URL, pathHeartbeat, http.MethodPost, http.MethodGet}, {coord.URL, pathResult, http.MethodPost, http.MethodGet},
-		{coord.URL, pathNext, http.MethodPost, http.MethodGet},
+		{coord.URL, pathNext, http.MethodPost, http.MethodGet}, {coord.URL, pathReady, http.MethodPost, http.MethodGet},
 		{results, pathResults, http.MethodGet, http.MethodPost}, {results, pathResultsAck, http.MethodPost, http.MethodGet},
 	} {
 		for _, call := range []struct {
@@ -666,7 +667,7 @@ func TestEveryMissingWorkerHasOneEntryWithTheIndexTheErrorGives(t *testing.T) {
 	target, _ := url.Parse("http://" + ln.Addr().String())
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.ModifyResponse = func(r *http.Response) error {
-		if r.Request.URL.Path == pathJoin {
+		if r.Request.URL.Path == pathReady {
 			time.Sleep(time.Second)
 		}
 		return nil
@@ -748,7 +749,7 @@ func TestCoordinatorLogSaysOneWorkerAndNoProgressAfterTheEnd(t *testing.T) {
 	wait()
 	mu.Lock()
 	defer mu.Unlock()
-	for _, want := range []string{"waiting for 1 worker on", "1 worker start at", "worker 1 (w1) done: ok"} {
+	for _, want := range []string{"waiting for 1 worker on", "1 worker ready after", "worker 1 (w1) done: ok"} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, log.String())
 		}

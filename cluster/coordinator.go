@@ -102,12 +102,34 @@ type WorkersError struct {
 func (e *WorkersError) Error() string {
 	// Consecutive workers missing for the same reason make one part
 	// ("999 workers never joined: 2..1000"): a run that asked for many
-	// more than came stays one line.
+	// more than came stays one line. A late worker is not missing (its
+	// requests are in the result): it is named apart.
+	var lacking, late []report.WorkerReport
+	for _, w := range e.Missing {
+		if w.Status == report.WorkerLate {
+			late = append(late, w)
+		} else {
+			lacking = append(lacking, w)
+		}
+	}
+	var out []string
+	if len(lacking) > 0 {
+		out = append(out, "the result lacks "+workerParts(lacking))
+	}
+	if len(late) > 0 {
+		out = append(out, "the result has "+workerParts(late)+" on a span of its own")
+	}
+	return strings.Join(out, "; ")
+}
+
+// workerParts names workers, consecutive ones of one status and error
+// together.
+func workerParts(ws []report.WorkerReport) string {
 	var parts []string
-	for i := 0; i < len(e.Missing); {
-		w := e.Missing[i]
+	for i := 0; i < len(ws); {
+		w := ws[i]
 		j := i + 1
-		for j < len(e.Missing) && e.Missing[j].Status == w.Status && e.Missing[j].Error == w.Error && e.Missing[j].Index == e.Missing[j-1].Index+1 {
+		for j < len(ws) && ws[j].Status == w.Status && ws[j].Error == w.Error && ws[j].Index == ws[j-1].Index+1 {
 			j++
 		}
 		status := strings.ReplaceAll(w.Status, "_", " ")
@@ -118,7 +140,7 @@ func (e *WorkersError) Error() string {
 		case j-i == 1:
 			part = fmt.Sprintf("worker %d %s", w.Index, status)
 		default:
-			part = fmt.Sprintf("%d workers %s: %d..%d", j-i, status, w.Index, e.Missing[j-1].Index)
+			part = fmt.Sprintf("%d workers %s: %d..%d", j-i, status, w.Index, ws[j-1].Index)
 		}
 		if w.Error != "" {
 			part += " (" + w.Error + ")"
@@ -126,7 +148,7 @@ func (e *WorkersError) Error() string {
 		parts = append(parts, part)
 		i = j
 	}
-	return "the result lacks " + strings.Join(parts, ", ")
+	return strings.Join(parts, ", ")
 }
 
 // SweepStop is the short reason a sweep gives for ending at the step
@@ -158,6 +180,7 @@ type worker struct {
 	trunc       bool
 	seconds     workerSeconds       // its finished seconds this round, as it sent them
 	done        bool                // sent its result, or failed, or lost (this round)
+	ready       bool                // made its preflight call this round and waits for the start
 	gone        bool                // lost in an earlier round: no later round waits for it
 	released    bool                // told there is no further round
 	toldStop    bool                // a heartbeat reply told it to stop: it asks for no next round
@@ -186,7 +209,8 @@ type coordinator struct {
 	changed     chan struct{} // a result arrived
 	closed      bool          // no more joins: the workers are known
 	round       int           // the round under way, from 1
-	startAt     time.Time     // its common start
+	startAt     time.Time     // its common start; zero until every worker is ready
+	ready       chan struct{} // closed when the round's common start is set
 	next        chan struct{} // closed when round+1 is ready, or the session is over
 	over        bool          // no round follows: workers waiting for one are told so
 	srv         *http.Server
@@ -240,7 +264,7 @@ func (s *Session) Run(ctx context.Context, run bench.Config) (*report.Result, er
 	if err != nil {
 		return nil, err
 	}
-	if err := c.startRound(run); err != nil {
+	if err := c.startRound(ctx, run); err != nil {
 		metrics.Stop()
 		return nil, err
 	}
@@ -510,6 +534,7 @@ func (c *coordinator) handler() http.Handler {
 		writeJSON(w, http.StatusOK, clockReply{NowNs: time.Now().UnixNano()})
 	}))
 	mux.HandleFunc(pathJoin, auth(c.join))
+	mux.HandleFunc(pathReady, auth(c.readyCall))
 	mux.HandleFunc(pathHeartbeat, auth(c.heartbeat))
 	mux.HandleFunc(pathResult, auth(c.result))
 	mux.HandleFunc(pathNext, auth(c.nextRound))
@@ -638,13 +663,16 @@ func (c *coordinator) waitForJoins(ctx context.Context) error {
 	return nil
 }
 
-// startRound gives every worker still there its share of run and the
-// common start, and releases them: the held joins for the first round,
-// the workers waiting for the next one after it.
-func (c *coordinator) startRound(run bench.Config) error {
+// startRound gives every worker still there its share of run and
+// releases them (the held joins for the first round, the workers waiting
+// for the next one after it); each makes its checks and its preflight
+// call and says it is ready. The common start is set StartDelay after the
+// last is ready, so that a slow preflight (an LLM's whole answer) makes
+// no worker late; a worker not ready within readyBound is not waited for
+// (it begins late). An interrupt ends the wait.
+func (c *coordinator) startRound(ctx context.Context, run bench.Config) error {
 	plan := planSpecOf(run.Plan)
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	var alive []*worker
 	for _, wk := range c.workers {
 		if !wk.gone {
@@ -654,45 +682,155 @@ func (c *coordinator) startRound(run bench.Config) error {
 	k := len(alive)
 	switch {
 	case k == 0:
+		c.mu.Unlock()
 		return &bench.TargetError{Err: errors.New("no worker is left to run on")}
 	case plan.Concurrency > 0 && plan.Concurrency < k:
+		c.mu.Unlock()
 		return &bench.InputError{Err: setting.Errorf("load.Plan.Concurrency", "load.Plan.Concurrency %d over %d workers: every worker needs at least one request in flight", plan.Concurrency, k)}
 	}
-	start := time.Now().Add(c.cfg.StartDelay)
 	c.window = nil
+	var length time.Duration
 	if p := run.Profile; p != nil {
-		length := p.Options.Duration
+		length = p.Options.Duration
 		if length <= 0 {
 			length = profile.DefaultDuration
 		}
-		c.window = &WindowSpec{Open: start.Add(run.Plan.WarmupDuration + p.Delay), Length: length}
 	}
 	c.round++
-	c.startAt = start
+	c.startAt = time.Time{}
+	c.ready = make(chan struct{})
 	c.keepSeconds = run.IntervalLog != nil
+	released := time.Now()
 	for i, wk := range alive {
 		spec := c.spec
 		spec.Plan = shareOf(plan, i, k)
 		spec.PayloadOffset = i * c.count / k
-		spec.Window = c.window
+		if run.Profile != nil {
+			spec.Window = &WindowSpec{Length: length} // it opens at a time given with the start
+		}
 		spec.SLO = llmSLOSpec(run)
 		spec.Settings = shareSettings(run.Settings, spec.Plan, i+1, k)
-		wk.reply = &joinReply{Round: c.round, Worker: wk.base.Index, Of: k, StartAt: start, Spec: spec, HeartbeatEvery: c.cfg.HeartbeatEvery, LostAfter: c.cfg.LostAfter}
+		wk.reply = &joinReply{Round: c.round, Worker: wk.base.Index, Of: k, Spec: spec, HeartbeatEvery: c.cfg.HeartbeatEvery, LostAfter: c.cfg.LostAfter}
 		wk.rep = wk.base
 		wk.rep.Share = spec.Plan.Rate + float64(spec.Plan.Concurrency)
-		wk.result, wk.events, wk.trunc, wk.done = nil, nil, false, false
+		wk.result, wk.events, wk.trunc, wk.done, wk.ready = nil, nil, false, false, false
 		wk.seconds = workerSeconds{}
-		// Silence counts from the start: the reply is on its way.
-		wk.lastSeen = start
+		// Silence counts from now: the reply is on its way.
+		wk.lastSeen = released
 	}
-	c.logf("%s start at %s", workersCount(k), start.UTC().Format("15:04:05.000"))
 	if c.round == 1 {
 		close(c.started)
 	} else {
 		close(c.next)
 		c.next = make(chan struct{})
 	}
+	c.mu.Unlock()
+
+	waited := c.awaitReady(ctx, readyBound(run, c.cfg.LostAfter))
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	start := time.Now().Add(c.cfg.StartDelay)
+	if run.Profile != nil {
+		c.window = &WindowSpec{Open: start.Add(run.Plan.WarmupDuration + run.Profile.Delay), Length: length}
+	}
+	c.startAt = start
+	var notReady []string
+	for _, wk := range alive {
+		if !wk.ready && !wk.done {
+			notReady = append(notReady, fmt.Sprint(wk.base.Index))
+		}
+	}
+	close(c.ready)
+	if len(notReady) > 0 && ctx.Err() == nil {
+		c.logf("warning: worker %s not ready after %v (its preflight call has not ended): the others start without it", strings.Join(notReady, ", "), waited.Round(time.Millisecond))
+	}
+	c.logf("%s ready after %v; start at %s", workersCount(k), waited.Round(time.Millisecond), start.UTC().Format("15:04:05.000"))
 	return nil
+}
+
+// readyBound is how long a round's start waits for a worker's checks and
+// preflight call: the preflight's tries (each bounded by the request
+// timeout) and a worker's silence; a run without a timeout waits as long
+// as for a join.
+func readyBound(run bench.Config, lostAfter time.Duration) time.Duration {
+	if run.Timeout <= 0 {
+		return DefaultJoinTimeout
+	}
+	const preflightTries = 3 // bench's: a dropped connection is tried again
+	return preflightTries*run.Timeout + lostAfter
+}
+
+// awaitReady waits until every worker of the round has said it is ready,
+// has failed (its result came), or has been silent for LostAfter, at most
+// bound, or until ctx is done; it returns how long it waited.
+func (c *coordinator) awaitReady(ctx context.Context, bound time.Duration) time.Duration {
+	began := time.Now()
+	timer := time.NewTimer(bound)
+	defer timer.Stop()
+	tick := time.NewTicker(c.cfg.HeartbeatEvery)
+	defer tick.Stop()
+	for {
+		now := time.Now()
+		c.mu.Lock()
+		pending := 0
+		for _, wk := range c.workers {
+			if !wk.gone && !wk.done && !wk.ready && now.Sub(wk.lastSeen) <= c.cfg.LostAfter {
+				pending++
+			}
+		}
+		c.mu.Unlock()
+		if pending == 0 {
+			return time.Since(began)
+		}
+		select {
+		case <-c.changed:
+		case <-tick.C:
+		case <-timer.C:
+			return time.Since(began)
+		case <-ctx.Done():
+			return time.Since(began)
+		}
+	}
+}
+
+// readyCall takes a worker's word that it is ready for the round and
+// answers with the common start once it is set (held for nextRoundWait
+// at most: the worker asks again).
+func (c *coordinator) readyCall(w http.ResponseWriter, r *http.Request) {
+	var req readyRequest
+	if !decode(w, r, &req, maxSmallMessage) {
+		return
+	}
+	c.mu.Lock()
+	wk := c.find(req.Worker)
+	if wk == nil || wk.reply == nil || req.Round != c.round {
+		c.mu.Unlock()
+		writeError(w, http.StatusNotFound, "no worker %d in round %d of this run", req.Worker, req.Round)
+		return
+	}
+	wk.ready = true
+	wk.lastSeen = time.Now()
+	ready := c.ready
+	c.mu.Unlock()
+	c.signal()
+	held := time.NewTimer(nextRoundWait)
+	defer held.Stop()
+	select {
+	case <-ready:
+	case <-held.C:
+		writeJSON(w, http.StatusOK, readyReply{})
+		return
+	case <-r.Context().Done():
+		return
+	}
+	c.mu.Lock()
+	reply := readyReply{StartAt: c.startAt}
+	if c.window != nil {
+		reply.WindowOpen = c.window.Open
+	}
+	c.mu.Unlock()
+	writeJSON(w, http.StatusOK, reply)
 }
 
 // shareOf is worker i's part of plan among n workers: the rate or
@@ -819,7 +957,7 @@ func (c *coordinator) result(w http.ResponseWriter, r *http.Request) {
 				// Its share ran on a span of its own: the window saw
 				// less of the combined load than planned.
 				wk.rep.Status = report.WorkerLate
-				wk.rep.Error = fmt.Sprintf("began %v after the common start, more than --worker-start-tolerance %v (its join reply came late, or its preflight call took that long); its requests are in the result", late.Round(time.Millisecond), c.cfg.StartTolerance)
+				wk.rep.Error = fmt.Sprintf("began %v after the common start, more than --worker-start-tolerance %v (it was not ready by then, or the start's reply reached it late); its requests are in the result", late.Round(time.Millisecond), c.cfg.StartTolerance)
 			}
 		}
 	}

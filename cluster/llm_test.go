@@ -226,7 +226,7 @@ func TestAWorkerOfTheFirstProtocolIsRefusedAtJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.spec.SLO != "" || ProtocolVersion != 2 {
+	if c.spec.SLO != "" || ProtocolVersion != 3 {
 		t.Fatalf("spec slo %q, protocol %d", c.spec.SLO, ProtocolVersion)
 	}
 	// The objective travels when it has LLM terms, and only then (a
@@ -255,7 +255,7 @@ func TestAWorkerOfTheFirstProtocolIsRefusedAtJoin(t *testing.T) {
 	cl := &client{base: srv.URL, token: testToken, http: srv.Client()}
 	err = cl.call(context.Background(), pathJoin, joinRequest{Protocol: 1, Name: "old"}, &joinReply{}, time.Minute)
 	var se *StatusError
-	if !errors.As(err, &se) || se.Status != http.StatusConflict || !strings.Contains(se.Msg, "protocol 1; this coordinator speaks 2") {
+	if !errors.As(err, &se) || se.Status != http.StatusConflict || !strings.Contains(se.Msg, "protocol 1; this coordinator speaks 3") {
 		t.Errorf("a version 1 join: %v", err)
 	}
 }
@@ -286,5 +286,35 @@ func TestASlowPreflightDoesNotDelayTheWorkersLoad(t *testing.T) {
 		if w.Status != report.WorkerOK {
 			t.Errorf("worker %d: %s (%s)", w.Index, w.Status, w.Error)
 		}
+	}
+}
+
+// TestLongStreamsMakeNoWorkerLate runs two workers against streams of
+// about 1.8 s (the preflight call is one) with a start delay of 200 ms
+// and the default start tolerance: the common start is set once both
+// have made their preflight call, so both begin on time, the run has
+// no error, and the summary counts both in the result. (When the start
+// was given at join, each worker began about 1.6 s late and the run
+// failed with "0 of 2 workers in the result".)
+func TestLongStreamsMakeNoWorkerLate(t *testing.T) {
+	srv := testkit.Sim(t, sim.Config{LLM: sim.LLM{TTFT: 200 * time.Millisecond, TokenDelay: 200 * time.Millisecond, OutputTokens: 8}})
+	run := llmRun(t, srv, 4, time.Second, "")
+	ln := listen(t)
+	cfg := Config{Run: run, Workers: 2, Listener: ln, Token: testToken, StartDelay: 200 * time.Millisecond}
+	wait := startWorkers(context.Background(), t, ln.Addr().String(), testToken, 2)
+	res, err := Coordinate(context.Background(), cfg)
+	wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range res.Workers {
+		if w.Status != report.WorkerOK {
+			t.Errorf("worker %d: %s (%s)", w.Index, w.Status, w.Error)
+		}
+	}
+	var out strings.Builder
+	report.WriteSummary(&out, res)
+	if !strings.Contains(out.String(), "coordinated: 2 of 2 workers in the result") {
+		t.Errorf("the summary does not count both workers:\n%s", out.String())
 	}
 }

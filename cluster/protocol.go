@@ -21,6 +21,7 @@ import (
 //
 //	/v1/clock      {}                  -> {"now_ns"}         several times at join: the clock offset
 //	/v1/join       joinRequest         -> joinReply          held until every worker has joined (bounded)
+//	/v1/ready      readyRequest        -> readyReply         after the worker's preflight: held until every worker is ready (bounded); the common start
 //	/v1/heartbeat  heartbeat           -> heartbeatReply     every HeartbeatEvery while it runs; says stop
 //	/v1/result     resultReport        -> {}                 once a round, at its end
 //	/v1/next       nextRequest         -> nextReply          after the result: the next round (a sweep's step), or done
@@ -29,6 +30,7 @@ import (
 const (
 	pathClock     = "/v1/clock"
 	pathJoin      = "/v1/join"
+	pathReady     = "/v1/ready"
 	pathHeartbeat = "/v1/heartbeat"
 	pathResult    = "/v1/result"
 	pathNext      = "/v1/next"
@@ -39,8 +41,11 @@ const (
 // objective (slo), which a worker of version 1 would drop without a word
 // (its goodput missing from the merge), and an interval carries its log
 // tag (tag) instead of a warm-up flag (w), so that a version 1
-// coordinator would take a worker's TTFT seconds for latencies.
-const ProtocolVersion = 2
+// coordinator would take a worker's TTFT seconds for latencies. 3: the
+// common start comes in the reply to /v1/ready, once every worker has
+// made its preflight call (an LLM's whole answer may take seconds),
+// not in the join reply.
+const ProtocolVersion = 3
 
 // TokenEnv is the environment variable that holds the shared token when
 // no flag gives it.
@@ -61,16 +66,32 @@ type joinRequest struct {
 }
 
 type joinReply struct {
-	Round   int       `json:"round"`  // 1-based: a sweep's steps are rounds
-	Worker  int       `json:"worker"` // 1-based, the order of joining
-	Of      int       `json:"of"`
-	StartAt time.Time `json:"start_at"` // the coordinator's clock
-	Spec    RunSpec   `json:"spec"`
+	Round  int `json:"round"`  // 1-based: a sweep's steps are rounds
+	Worker int `json:"worker"` // 1-based, the order of joining
+	Of     int `json:"of"`
+	// Spec is the worker's share. Its window, if any, has the length
+	// only: when it opens comes with the common start (readyReply).
+	Spec RunSpec `json:"spec"`
 	// HeartbeatEvery is how often the worker reports; the coordinator
 	// counts a worker silent for LostAfter as lost, and a worker that
 	// cannot reach the coordinator for as long stops.
 	HeartbeatEvery time.Duration `json:"heartbeat_every"`
 	LostAfter      time.Duration `json:"lost_after"`
+}
+
+// readyRequest says that the worker has made its checks and preflight
+// call for Round and waits for the common start.
+type readyRequest struct {
+	Round  int `json:"round"`
+	Worker int `json:"worker"`
+}
+
+// readyReply is the common start, once every worker is ready (or the
+// coordinator stopped waiting for the others); a zero StartAt says "not
+// yet, ask again" (the call is held for nextRoundWait at most).
+type readyReply struct {
+	StartAt    time.Time `json:"start_at,omitzero"`    // the coordinator's clock
+	WindowOpen time.Time `json:"window_open,omitzero"` // the profile window's opening, when the round has one
 }
 
 type heartbeat struct {

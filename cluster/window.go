@@ -3,8 +3,10 @@ package cluster
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
@@ -112,8 +114,11 @@ func (w *coordWindow) runHTTP(ctx context.Context, tlsConfig *tls.Config) {
 	defer cancelStop()
 	hw.StopSent = time.Now()
 	err = ctl.Stop(stopCtx)
-	hw.Stopped = time.Now()
-	hw.StopMs = float64(hw.Stopped.Sub(hw.StopSent).Microseconds()) / 1e3
+	hw.StopMs = float64(time.Since(hw.StopSent).Microseconds()) / 1e3
+	var noAnswer *url.Error
+	if !errors.As(err, &noAnswer) {
+		hw.Stopped = time.Now() // it answered, with 200 or a status
+	}
 	if err != nil {
 		if stopCtx.Err() != nil {
 			err = fmt.Errorf("profile %s/stop_profile: no answer in %v (--profile-timeout): the server may still be writing its trace, or still profiling", w.cfg.HTTP, slack)

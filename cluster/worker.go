@@ -126,7 +126,7 @@ func Work(ctx context.Context, cfg WorkerConfig) error {
 		return err
 	}
 	for {
-		logf("worker %d, one of %d; the load starts at %s (coordinator's clock)", reply.Worker, reply.Of, reply.StartAt.UTC().Format("15:04:05.000"))
+		logf("worker %d, one of %d; the preflight call, then the common start", reply.Worker, reply.Of)
 		told, err := runShare(ctx, c, cfg, reply, offset, logf)
 		if err != nil || told {
 			// A worker the coordinator told to stop has no next round
@@ -165,6 +165,34 @@ func (c *client) awaitNext(ctx context.Context, reply joinReply) (*joinReply, er
 		}
 	}
 	return nil, nil
+}
+
+// awaitStart says the worker is ready for reply's round and asks until
+// the coordinator gives the common start; a coordinator that does not
+// answer for LostAfter is gone.
+func (c *client) awaitStart(ctx context.Context, reply joinReply) (readyReply, error) {
+	lastOK := time.Now()
+	for {
+		if err := ctx.Err(); err != nil {
+			return readyReply{}, context.Cause(ctx)
+		}
+		var r readyReply
+		err := c.call(ctx, pathReady, readyRequest{Round: reply.Round, Worker: reply.Worker}, &r, nextRoundWait+reply.LostAfter)
+		switch {
+		case err == nil && !r.StartAt.IsZero():
+			return r, nil
+		case err == nil:
+			lastOK = time.Now()
+		case ctx.Err() != nil:
+			return readyReply{}, context.Cause(ctx)
+		case refused(err):
+			return readyReply{}, fmt.Errorf("asking for the common start: %w", err)
+		case time.Since(lastOK) > reply.LostAfter:
+			return readyReply{}, &UnreachableError{fmt.Errorf("the coordinator has not answered for %v before the start: %w", reply.LostAfter, err)}
+		default:
+			time.Sleep(retryEvery)
+		}
+	}
 }
 
 // measureClock estimates the worker's clock minus the coordinator's from
@@ -304,15 +332,26 @@ func runShare(ctx context.Context, c *client, cfg WorkerConfig, reply joinReply,
 	}()
 	defer func() { close(beatDone); wg.Wait() }()
 
-	// The common start, on this machine's clock. bench makes its checks
-	// and its preflight call before it and starts the load then: a
-	// preflight that takes long (an LLM's whole answer) must not shift
-	// the load past the start, nor its steady phase past the window.
-	start := reply.StartAt.Add(offset)
-	if late := time.Since(start); late > 0 {
-		logf("warning: the start time had passed %v before this worker was ready: it begins late (the coordinator counts it as late)", late.Round(time.Millisecond))
+	// bench makes its checks and its preflight call, then asks for the
+	// common start: the coordinator sets it once every worker is ready,
+	// so that a preflight that takes long (an LLM's whole answer) does
+	// not shift this worker's load past it, nor its steady phase past the
+	// window.
+	run.AwaitStart = func(ctx context.Context) (time.Time, error) {
+		r, err := c.awaitStart(ctx, reply)
+		if err != nil {
+			return time.Time{}, err
+		}
+		start := r.StartAt.Add(offset) // on this machine's clock
+		if run.RemoteWindow != nil && !r.WindowOpen.IsZero() {
+			run.RemoteWindow.Open = r.WindowOpen.Add(offset)
+		}
+		logf("ready; the load starts at %s (coordinator's clock)", r.StartAt.UTC().Format("15:04:05.000"))
+		if late := time.Since(start); late > 0 {
+			logf("warning: the start time had passed %v when this worker heard it: it begins late (the coordinator counts it as late)", late.Round(time.Millisecond))
+		}
+		return start, nil
 	}
-	run.StartAt = start
 	var began atomic.Int64 // when the load began, Unix ns; 0 before
 	run.Watch = func(p func() load.Progress) {
 		began.Store(time.Now().UnixNano())

@@ -240,6 +240,12 @@ type LLMStats struct {
 	// requests with two output tokens or more.
 	TTFT, ITL, TPOT, E2E *hdrhistogram.Histogram
 	Timed                int64 // requests in TTFT and E2E
+	// OutputRate holds each timed request's output tokens over its
+	// end-to-end latency (LLMPerf's request_output_throughput_token_per_s,
+	// the "token-level inference speed" of NVIDIA's and Oracle's
+	// benchmark guides), in thousandths of a token per second, so that
+	// the histograms' unit conversion (/1000) gives tokens/s.
+	OutputRate *hdrhistogram.Histogram
 
 	// Token totals over every request, failed ones included (output
 	// received is output, whatever came after it). OutputFromUsage
@@ -260,7 +266,7 @@ type LLMStats struct {
 
 // NewLLMStats returns empty stats.
 func NewLLMStats() *LLMStats {
-	return &LLMStats{TTFT: NewHistogram(), ITL: NewHistogram(), TPOT: NewHistogram(), E2E: NewHistogram(), FirstAt: -1}
+	return &LLMStats{TTFT: NewHistogram(), ITL: NewHistogram(), TPOT: NewHistogram(), E2E: NewHistogram(), OutputRate: NewHistogram(), FirstAt: -1}
 }
 
 // histUs is d in us within the histograms' range; floor is the smallest
@@ -306,6 +312,15 @@ func (st *LLMStats) Add(r *LLMRequest) {
 	if r.OutputTokens > 1 {
 		_ = st.TPOT.RecordValue(histUs(r.TPOT, 0))
 	}
+	if r.E2E > 0 {
+		_ = st.OutputRate.RecordValue(outputRateValue(r.OutputTokens, r.E2E))
+	}
+}
+
+// outputRateValue is a request's output tokens/s as OutputRate holds it.
+func outputRateValue(tokens int64, e2e time.Duration) int64 {
+	v := float64(tokens) / e2e.Seconds() * 1000
+	return min(max(int64(v), HistogramMinUs), HistogramMaxUs)
 }
 
 // Merge adds o's requests to st.
@@ -321,6 +336,7 @@ func (st *LLMStats) Merge(o *LLMStats) {
 	st.ITL.Merge(o.ITL)
 	st.TPOT.Merge(o.TPOT)
 	st.E2E.Merge(o.E2E)
+	st.OutputRate.Merge(o.OutputRate)
 	st.Timed += o.Timed
 	st.OutputTokens += o.OutputTokens
 	st.InputTokens += o.InputTokens
@@ -335,17 +351,17 @@ func (st *LLMStats) Merge(o *LLMStats) {
 
 // reset empties st for reuse, keeping its histograms' memory.
 func (st *LLMStats) reset() {
-	ttft, itl, tpot, e2e := st.TTFT, st.ITL, st.TPOT, st.E2E
-	for _, h := range []*hdrhistogram.Histogram{ttft, itl, tpot, e2e} {
+	ttft, itl, tpot, e2e, rate := st.TTFT, st.ITL, st.TPOT, st.E2E, st.OutputRate
+	for _, h := range []*hdrhistogram.Histogram{ttft, itl, tpot, e2e, rate} {
 		h.Reset()
 	}
-	*st = LLMStats{TTFT: ttft, ITL: itl, TPOT: tpot, E2E: e2e, FirstAt: -1}
+	*st = LLMStats{TTFT: ttft, ITL: itl, TPOT: tpot, E2E: e2e, OutputRate: rate, FirstAt: -1}
 }
 
 // Clone returns a deep copy of st.
 func (st *LLMStats) Clone() *LLMStats {
 	c := *st
-	c.TTFT, c.ITL, c.TPOT, c.E2E = st.TTFT.Clone(), st.ITL.Clone(), st.TPOT.Clone(), st.E2E.Clone()
+	c.TTFT, c.ITL, c.TPOT, c.E2E, c.OutputRate = st.TTFT.Clone(), st.ITL.Clone(), st.TPOT.Clone(), st.E2E.Clone(), st.OutputRate.Clone()
 	return &c
 }
 

@@ -194,14 +194,14 @@ func statsEqual(t *testing.T, what string, a, b *LLMStats) {
 	t.Helper()
 	flat := func(s *LLMStats) string {
 		c := *s
-		c.TTFT, c.ITL, c.TPOT, c.E2E = nil, nil, nil, nil
+		c.TTFT, c.ITL, c.TPOT, c.E2E, c.OutputRate = nil, nil, nil, nil, nil
 		return fmt.Sprintf("%+v", c)
 	}
 	if flat(a) != flat(b) {
 		t.Fatalf("%s: counts differ:\n%s\n%s", what, flat(a), flat(b))
 	}
 	hists := func(s *LLMStats) []*hdrhistogram.Histogram {
-		return []*hdrhistogram.Histogram{s.TTFT, s.ITL, s.TPOT, s.E2E}
+		return []*hdrhistogram.Histogram{s.TTFT, s.ITL, s.TPOT, s.E2E, s.OutputRate}
 	}
 	for i, ha := range hists(a) {
 		hb := hists(b)[i]
@@ -209,7 +209,7 @@ func statsEqual(t *testing.T, what string, a, b *LLMStats) {
 		// and the percentiles read from them are what must agree.
 		if !reflect.DeepEqual(ha.Export().Counts, hb.Export().Counts) || ha.TotalCount() != hb.TotalCount() ||
 			ValueAtPercentile(ha, 99) != ValueAtPercentile(hb, 99) || ValueAtPercentile(ha, 50) != ValueAtPercentile(hb, 50) {
-			t.Fatalf("%s: histogram %d (TTFT, ITL, TPOT, E2E) differs", what, i)
+			t.Fatalf("%s: histogram %d (TTFT, ITL, TPOT, E2E, OutputRate) differs", what, i)
 		}
 	}
 }

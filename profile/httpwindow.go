@@ -25,10 +25,12 @@ const BackendVLLMHTTP = "vllm_http"
 // HTTPWindow is one window opened through a server's /start_profile and
 // closed through its /stop_profile, as result.json records it.
 type HTTPWindow struct {
-	Backend string    `json:"backend"`
-	URL     string    `json:"url"`    // the server's base URL
-	Prefix  string    `json:"prefix"` // profile_prefix sent with /start_profile
-	Started time.Time `json:"started"`
+	Backend string `json:"backend"`
+	URL     string `json:"url"`    // the server's base URL
+	Prefix  string `json:"prefix"` // profile_prefix sent with /start_profile
+	// Started is when /start_profile answered 200; zero (left out of
+	// result.json) when it did not.
+	Started time.Time `json:"started,omitzero"`
 	// StartMs is how long /start_profile took to answer, or how long
 	// loadprof waited for it.
 	StartMs float64 `json:"start_ms"`
@@ -37,10 +39,13 @@ type HTTPWindow struct {
 	// was still sent.
 	Late bool `json:"late,omitempty"`
 	// StopSent is when /stop_profile was sent, Stopped when it answered:
-	// the server writes its trace between the two.
-	StopSent time.Time `json:"stop_sent"`
-	Stopped  time.Time `json:"stopped"`
-	StopMs   float64   `json:"stop_ms"`
+	// the server writes its trace between the two. StopMs is how long it
+	// took to answer, or how long loadprof waited for an answer that did
+	// not come (Stopped zero). Each is left out of result.json when
+	// there was none: no stop sent, no answer.
+	StopSent time.Time `json:"stop_sent,omitzero"`
+	Stopped  time.Time `json:"stopped,omitzero"`
+	StopMs   float64   `json:"stop_ms,omitzero"`
 	// Interrupted: the run was interrupted inside the window, which was
 	// closed early.
 	Interrupted bool `json:"interrupted,omitempty"`

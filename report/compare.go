@@ -310,6 +310,7 @@ func Compare(base, next *Result, limits []Limit) Comparison {
 				row.Absent = "new"
 			}
 			if row.Absent != "" {
+				row.Percent = math.NaN() // no change to give: "-", not +0.0%
 				if row.Limit != nil {
 					row.Verdict, row.Broken = VerdictRegressed, true
 					c.Broken = append(c.Broken, m.name)
@@ -415,8 +416,8 @@ func unitSuffix(unit string) string {
 	if unit == "ms" {
 		return " ms"
 	}
-	if unit == "req/s" {
-		return " req/s"
+	if unit == "req/s" || unit == "tok/s" {
+		return " " + unit
 	}
 	return ""
 }
@@ -696,7 +697,7 @@ func num(v float64, unit string) string {
 	switch unit {
 	case "ms":
 		return FormatMs(v)
-	case "req/s":
+	case "req/s", "tok/s":
 		return fmt.Sprintf("%.1f", v)
 	}
 	return strconv.FormatFloat(v, 'f', -1, 64)

@@ -68,3 +68,29 @@ func TestCompareLimitsTheStreamFigures(t *testing.T) {
 		t.Errorf("absolute tokens/s limit: %v %v", l, err)
 	}
 }
+
+// compare prints output tokens/s with one decimal like req/s (it printed
+// 612.3138322738515), and a row the base run lacks has no percentage
+// (it printed +0.0%).
+func TestCompareFormatsTokensPerSAndNoChangeForAMissingBase(t *testing.T) {
+	base := withStreams(t, crafted(t, 10000, 100, 1000, 0), 10000, 200, 20, 612.3138322738515)
+	next := withStreams(t, crafted(t, 10000, 100, 1000, 0), 10000, 200, 20, 612.2466312262729)
+	var out strings.Builder
+	Compare(base, next, nil).Write(&out)
+	var row string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(line, "output_tokens_per_s") {
+			row = line
+		}
+	}
+	if f := strings.Fields(row); len(f) < 5 || f[1] != "612.3" || f[2] != "612.2" || f[3] != "-0.1" || f[4] != "-0.0%" {
+		t.Errorf("output_tokens_per_s row %q: want 612.3 612.2 -0.1 -0.0%%", row)
+	}
+	out.Reset()
+	Compare(crafted(t, 10000, 100, 1000, 0), next, nil).Write(&out)
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(line, "ttft_p99") && strings.Contains(line, "%") {
+			t.Errorf("a stream figure the base lacks has a change: %q", line)
+		}
+	}
+}

@@ -22,7 +22,28 @@ type LLMHistograms struct {
 	// which output_tokens_per_s divides by the steady span; a merge adds
 	// them and divides by the merged span.
 	TimedOutputTokens int64 `json:"timed_output_tokens"`
+	// OutputRate holds each timed stream's output tokens/s (its output
+	// over its end-to-end latency) in thousandths, behind
+	// output_tokens_per_s_per_request; empty in results written before
+	// it was kept.
+	OutputRate string `json:"output_rate,omitempty"`
 }
+
+// SetOutputRate encodes the per-request output rates (see
+// load.LLMStats.OutputRate).
+func (h *LLMHistograms) SetOutputRate(rate *hdrhistogram.Histogram) error {
+	enc, err := EncodeHistogram(rate)
+	if err != nil {
+		return err
+	}
+	h.OutputRate = enc
+	return nil
+}
+
+// RateStatsOf is output_tokens_per_s_per_request from its histogram:
+// tokens/s (the histogram holds thousandths, which StatsOf's ms
+// conversion divides back).
+func RateStatsOf(rate *hdrhistogram.Histogram) Stats { return StatsOf(rate) }
 
 // LLMSlice is the stream figures of the steady requests on one side of the
 // profile window (llm_window, llm_outside), with their histograms.
@@ -98,6 +119,10 @@ type llmAcc struct {
 	hists             map[string]*hdrhistogram.Histogram
 	timedOutput       int64
 	requests, outputs int64
+	// rate adds the inputs' per-request output rates; nil once an input
+	// lacks them (the merge then has none).
+	rate     *hdrhistogram.Histogram
+	rateGone bool
 }
 
 func (a *llmAcc) add(hs *LLMHistograms, src string) error {
@@ -115,12 +140,31 @@ func (a *llmAcc) add(hs *LLMHistograms, src string) error {
 		}
 	}
 	a.timedOutput += hs.TimedOutputTokens
+	switch {
+	case a.rateGone:
+	case hs.OutputRate == "":
+		a.rate, a.rateGone = nil, true
+	default:
+		r, err := DecodeHistogram(hs.OutputRate)
+		if err != nil {
+			return fmt.Errorf("%s: output_rate histogram: %w", src, err)
+		}
+		if a.rate == nil {
+			a.rate = r
+		} else if dropped := a.rate.Merge(r); dropped > 0 {
+			return fmt.Errorf("%s: %d output_rate values outside the histogram's range", src, dropped)
+		}
+	}
 	return nil
 }
 
 func (a *llmAcc) encoded() (LLMHistograms, error) {
 	h := a.hists
-	return EncodeLLMHistograms(h["ttft"], h["itl"], h["tpot"], h["e2e"], a.timedOutput)
+	out, err := EncodeLLMHistograms(h["ttft"], h["itl"], h["tpot"], h["e2e"], a.timedOutput)
+	if err == nil && a.rate != nil {
+		err = out.SetOutputRate(a.rate)
+	}
+	return out, err
 }
 
 // mergeLLM puts the inputs' stream figures in out: exact from their
@@ -215,6 +259,10 @@ func mergeLLM(out *Result, results []*Result, sources []string, span float64) ([
 		perS = float64(all.timedOutput) / span
 	}
 	out.OutputTokensPerS = &perS
+	if all.rate != nil {
+		rate := RateStatsOf(all.rate)
+		out.OutputTokensPerSPerRequest = &rate
+	}
 	for _, side := range []struct {
 		acc *llmAcc
 		dst **LLMSlice

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/loadprof/loadprof/profile"
 )
 
 func TestParseSLOLLMTerms(t *testing.T) {
@@ -82,5 +84,17 @@ func TestSweepSummaryShowsLLMColumns(t *testing.T) {
 	WriteSweepSummary(&b, s)
 	if strings.Contains(b.String(), "ttft p99") {
 		t.Errorf("a sweep without stream figures has LLM columns:\n%s", b.String())
+	}
+}
+
+// A step profiled through the HTTP control names the server's trace
+// files in its notes (the column stayed empty).
+func TestSweepSummaryNamesAnHTTPWindowsTrace(t *testing.T) {
+	res := &Result{ThroughputRPS: 2, Profile: &ProfileReport{HTTP: &profile.HTTPWindow{Prefix: "loadprof-20260101T000000Z", Trace: "under its torch_profiler_dir"}}}
+	s := &SweepResult{Loop: "open", SLO: "p99<1s", Steps: []StepResult{{Level: 2, Pass: true, Result: res}}}
+	var b bytes.Buffer
+	WriteSweepSummary(&b, s)
+	if !strings.Contains(b.String(), "server: loadprof-20260101T000000Z_*") {
+		t.Errorf("the step's notes do not name the server's trace:\n%s", b.String())
 	}
 }

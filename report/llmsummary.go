@@ -70,7 +70,17 @@ func llmTokensLine(r *Result) string {
 	if r.OutputTokensPerS != nil {
 		perS = *r.OutputTokensPerS
 	}
-	return fmt.Sprintf("%d output, %d input, %.1f output tokens/s", out, in, perS)
+	input := fmt.Sprintf("%d input", in)
+	if in == 0 {
+		// A prompt has a token at least: 0 is a server that sent no
+		// usage, which alone gives input counts.
+		input = "input unknown (the server sent no usage)"
+	}
+	line := fmt.Sprintf("%d output, %s, %.1f output tokens/s", out, input, perS)
+	if q := r.OutputTokensPerSPerRequest; q != nil && q.Count > 0 {
+		line += fmt.Sprintf("; per request (output / e2e): min %.1f, p50 %.1f, mean %.1f, max %.1f", q.Min, q.P50, q.Mean, q.Max)
+	}
+	return line
 }
 
 // llmMs is a stream figure as the summary prints it: a gap of 0 is real

@@ -50,3 +50,13 @@ func TestSummaryWarnsOfStreamsWithoutOutputAndUsageBelowTheChunks(t *testing.T) 
 		t.Errorf("a warning without the counts:\n%s", b.String())
 	}
 }
+
+// A server that sent no usage gives no input count: the tokens line says
+// it is unknown, not 0.
+func TestTokensLineSaysInputUnknownWithoutUsage(t *testing.T) {
+	out, in, perS := int64(40), int64(0), 10.0
+	r := &Result{OutputTokens: &out, InputTokens: &in, OutputTokensPerS: &perS}
+	if got := llmTokensLine(r); !strings.Contains(got, "input unknown") || strings.Contains(got, "0 input") {
+		t.Errorf("tokens line %q", got)
+	}
+}

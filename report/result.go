@@ -128,6 +128,13 @@ type Result struct {
 	// the summary; absent when 0.
 	StreamsWithoutOutput *int64 `json:"streams_without_output,omitempty"`
 	UsageBelowChunks     *int64 `json:"usage_below_chunks,omitempty"`
+	// OutputTokensPerSPerRequest is the distribution of each timed
+	// stream's own output tokens over its end-to-end latency (e2e_ms,
+	// from the intended send time in the open loop): LLMPerf's
+	// request_output_throughput_token_per_s. In tokens/s; its
+	// percentiles are of those rates (p99: 99% of the streams were at
+	// most this fast; min is the slowest).
+	OutputTokensPerSPerRequest *Stats `json:"output_tokens_per_s_per_request,omitempty"`
 	// Goodput is the steady requests that met --slo's LLM terms one by
 	// one (report/llmslo.go); absent without such terms.
 	Goodput *Goodput `json:"goodput,omitempty"`

@@ -79,7 +79,7 @@ func jsonFields(ty reflect.Type) []goField {
 		if name == "" {
 			name = f.Name
 		}
-		out = append(out, goField{name: name, typ: f.Type, omitempty: strings.Contains(opts, "omitempty")})
+		out = append(out, goField{name: name, typ: f.Type, omitempty: strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")})
 	}
 	return out
 }

@@ -61,6 +61,10 @@ func WriteSweepSummary(w io.Writer, s *SweepResult) {
 			verdict = "FAIL"
 		}
 		notes := st.TraceRun
+		if p := r.Profile; notes == "" && p != nil && p.HTTP != nil && p.HTTP.Trace != "" {
+			// The trace is on the server's disk, under the window's prefix.
+			notes = "server: " + p.HTTP.Prefix + "_*"
+		}
 		if st.Stopped != "" {
 			verdict = "-"
 			notes = strings.TrimSpace(notes + " stopped: " + st.Stopped)

@@ -9,13 +9,22 @@ import (
 // writeWorkers lists every worker of a coordinated run, one line each,
 // with the words the HTML report gives it (workerWords).
 func writeWorkers(w io.Writer, workers []WorkerReport) {
-	ok := 0
+	in, late := 0, 0
 	for _, wk := range workers {
-		if wk.Status == WorkerOK || wk.Status == WorkerInterrupted {
-			ok++
+		switch wk.Status {
+		case WorkerOK, WorkerInterrupted:
+			in++
+		case WorkerLate:
+			// Its requests are in the result; only its span is its own.
+			in++
+			late++
 		}
 	}
-	fmt.Fprintf(w, "  coordinated: %d of %d workers in the result\n", ok, len(workers))
+	if late > 0 {
+		fmt.Fprintf(w, "  coordinated: %d of %d workers in the result (%d began late)\n", in, len(workers), late)
+	} else {
+		fmt.Fprintf(w, "  coordinated: %d of %d workers in the result\n", in, len(workers))
+	}
 	for _, wk := range workers {
 		name := wk.Name
 		if name == "" {

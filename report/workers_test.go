@@ -32,6 +32,22 @@ func TestSummaryListsTheWorkersOfACoordinatedRun(t *testing.T) {
 	}
 }
 
+// A late worker's requests are in the result: the count has it, and
+// says it began late (it said "0 of 2 workers in the result" of a run
+// whose two late workers' requests were all in it).
+func TestSummaryCountsLateWorkersInTheResult(t *testing.T) {
+	r := &Result{Transport: "rest", Target: "http://x", Loop: "open", Workers: []WorkerReport{
+		{Index: 1, Status: WorkerLate, Requests: 4, Error: "began 1.019s after the common start"},
+		{Index: 2, Status: WorkerLate, Requests: 4},
+		{Index: 3, Status: WorkerLost},
+	}}
+	var b strings.Builder
+	WriteSummary(&b, r)
+	if want := "coordinated: 2 of 3 workers in the result (2 began late)"; !strings.Contains(b.String(), want) {
+		t.Errorf("summary lacks %q:\n%s", want, b.String())
+	}
+}
+
 func TestHTMLReportListsTheWorkers(t *testing.T) {
 	h := newHistogram()
 	_ = h.RecordValue(1000)
