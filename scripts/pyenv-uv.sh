@@ -11,12 +11,20 @@ uv_dir="$cache_root/uv-$uv_pin"
 uv="$uv_dir/bin/uv"
 if [ ! -x "$uv" ]; then
   mkdir -p "$cache_root"
-  # The venv scripts run concurrently (scripts/test.sh): each installs into a
-  # directory of its own and the first rename wins.
-  uv_tmp=$(mktemp -d "$cache_root/.uv-$uv_pin.XXXXXX")
-  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-    --no-deps --no-compile --target "$uv_tmp" "uv==$uv_pin" >&2
-  mv -T "$uv_tmp" "$uv_dir" 2>/dev/null || rm -rf "$uv_tmp"
+  # scripts/test.sh runs the venv scripts concurrently: one installs uv while
+  # the others wait on the lock, then find it there.
+  exec {uv_lock}>"$cache_root/.uv-$uv_pin.lock"
+  flock "$uv_lock"
+  if [ ! -x "$uv" ]; then
+    # Into a directory of its own first, so that an interrupted install
+    # leaves no uv-<version>/ behind.
+    uv_tmp=$(mktemp -d "$cache_root/.uv-$uv_pin.XXXXXX")
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+      --no-deps --no-compile --target "$uv_tmp" "uv==$uv_pin" >&2
+    rm -rf "$uv_dir"
+    mv -T "$uv_tmp" "$uv_dir"
+  fi
+  exec {uv_lock}>&-
   [ -x "$uv" ] || { echo "pyenv-uv.sh: uv==$uv_pin did not install into $uv_dir" >&2; exit 1; }
 fi
 export UV_CACHE_DIR="${UV_CACHE_DIR:-$cache_root/uv-cache}"
