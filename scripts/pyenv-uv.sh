@@ -31,10 +31,12 @@ export UV_CACHE_DIR="${UV_CACHE_DIR:-$cache_root/uv-cache}"
 # Only the interpreter each script names: never one uv would download.
 export UV_PYTHON_DOWNLOADS=never
 
-# new_venv VENV PYTHON: an empty virtualenv (no pip: uv installs into it)
-# for the interpreter PYTHON, which may be a pyenv shim.
+# new_venv VENV PYTHON: a virtualenv for the interpreter PYTHON, made by its
+# own venv module (not uv venv) so that it holds the pip and setuptools that
+# interpreter bundles, as before: vLLM imports torch.utils.cpp_extension,
+# which imports setuptools, and no requirements file pins it.
 new_venv() {
-  "$uv" venv --quiet --python "$("$2" -c 'import sys; print(sys.executable)')" "$1" >&2
+  "$2" -m venv "$1" >&2
 }
 
 # venv_install VENV ARGS...: uv pip install ARGS into VENV, compiling the
