@@ -32,8 +32,9 @@ venv="${LOADPROF_CACHE:-$HOME/.cache/loadprof}/venv-$name-$key"
 if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   rm -rf "$venv"
   mkdir -p "$(dirname "$venv")"
-  "$py" -m venv "$venv" >&2
-  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$req" >&2
+  source "$root/scripts/pyenv-uv.sh"
+  new_venv "$venv" "$py"
+  venv_install "$venv" --no-deps -r "$req"
   if [ "$name" = jax ]; then
     "$venv/bin/python" -c 'import jax.profiler' >&2
   fi

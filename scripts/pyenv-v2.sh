@@ -13,8 +13,9 @@ venv="${LOADPROF_CACHE:-$HOME/.cache/loadprof}/venv-v2-$key"
 if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   rm -rf "$venv"
   mkdir -p "$(dirname "$venv")"
-  "$py" -m venv "$venv" >&2
-  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$req" >&2
+  source "$root/scripts/pyenv-uv.sh"
+  new_venv "$venv" "$py"
+  venv_install "$venv" --no-deps -r "$req"
   "$venv/bin/python" -c 'import mlserver, tritonclient.http' >&2
   touch "$venv/.complete"
 fi

