@@ -330,10 +330,16 @@ func (w *window) runHTTP(ctx context.Context) {
 // did not answer the start seldom answers the stop sooner.
 const abandonedStopBound = time.Second
 
-// interruptCut returns a channel closed --grace after ctx is cancelled,
-// or at once on a second interrupt (Hurry): the end of the HTTP
-// control's waits in an interrupted run. stop ends the watch.
+// interruptCut is InterruptCut with the window's --grace.
 func (w *window) interruptCut(ctx context.Context) (cut <-chan struct{}, stop func()) {
+	return InterruptCut(ctx, w.cfg.Options.Grace)
+}
+
+// InterruptCut returns a channel closed grace after ctx is cancelled, or
+// at once on a second interrupt (the Hurry ctx carries): the end of the
+// HTTP profiler control's waits in an interrupted run, here and in a
+// coordinated one. stop ends the watch.
+func InterruptCut(ctx context.Context, grace time.Duration) (cut <-chan struct{}, stop func()) {
 	c := make(chan struct{})
 	quit := make(chan struct{})
 	hurry := hurryOf(ctx).done()
@@ -343,10 +349,10 @@ func (w *window) interruptCut(ctx context.Context) (cut <-chan struct{}, stop fu
 		case <-quit:
 			return
 		}
-		grace := time.NewTimer(w.cfg.Options.Grace)
-		defer grace.Stop()
+		graceTimer := time.NewTimer(grace)
+		defer graceTimer.Stop()
 		select {
-		case <-grace.C:
+		case <-graceTimer.C:
 		case <-hurry:
 		case <-quit:
 			return

@@ -88,6 +88,10 @@ func (c *coordinator) openWindow(ctx context.Context, run bench.Config) *coordWi
 // a context of its own: a server left profiling grows its trace until it
 // runs out of memory.
 func (w *coordWindow) runHTTP(ctx context.Context, tlsConfig *tls.Config) {
+	// An interrupt bounds the waits for either call, as in one machine's
+	// run: --grace after it, nothing after a second one.
+	cut, stopWatching := bench.InterruptCut(ctx, w.cfg.Options.Grace)
+	defer stopWatching()
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig, Proxy: nil}}
 	defer client.CloseIdleConnections()
 	ctl := &profile.HTTPProfiler{Base: w.cfg.HTTP, Client: client}
@@ -95,10 +99,22 @@ func (w *coordWindow) runHTTP(ctx context.Context, tlsConfig *tls.Config) {
 	hw := &profile.HTTPWindow{Backend: profile.BackendVLLMHTTP, URL: w.cfg.HTTP, Prefix: prefix}
 	w.rep.HTTP = hw
 	slack := w.httpSlack()
-	startCtx, cancelStart := context.WithTimeout(context.WithoutCancel(ctx), slack)
+	startCtx, cancelStart := cutContext(ctx, slack, cut)
 	err := ctl.Start(startCtx, prefix)
+	interrupted := cutBefore(cut)
 	cancelStart()
 	if err != nil {
+		if interrupted {
+			// The server may have taken the start: stop it, briefly.
+			stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			stopErr := ctl.Stop(stopCtx)
+			cancelStop()
+			then := "a stop was sent"
+			if stopErr != nil {
+				then = fmt.Sprintf("the stop sent after it failed too (%v)", stopErr)
+			}
+			err = fmt.Errorf("profile %s/start_profile: no answer when the interrupted run stopped waiting (--grace, or a second interrupt): no window was opened; %s", w.cfg.HTTP, then)
+		}
 		w.fail(err)
 		return
 	}
@@ -110,7 +126,7 @@ func (w *coordWindow) runHTTP(ctx context.Context, tlsConfig *tls.Config) {
 		t.Stop()
 		hw.Interrupted = true
 	}
-	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), slack)
+	stopCtx, cancelStop := cutContext(ctx, slack, cut)
 	defer cancelStop()
 	hw.StopSent = time.Now()
 	err = ctl.Stop(stopCtx)
@@ -120,13 +136,41 @@ func (w *coordWindow) runHTTP(ctx context.Context, tlsConfig *tls.Config) {
 		hw.Stopped = time.Now() // it answered, with 200 or a status
 	}
 	if err != nil {
-		if stopCtx.Err() != nil {
+		switch {
+		case cutBefore(cut):
+			err = fmt.Errorf("profile %s/stop_profile: no answer in %.1fs when the interrupted run stopped waiting (--grace, or a second interrupt): the server may still be writing its trace, or still profiling", w.cfg.HTTP, hw.StopMs/1e3)
+		case stopCtx.Err() != nil:
 			err = fmt.Errorf("profile %s/stop_profile: no answer in %v (--profile-timeout): the server may still be writing its trace, or still profiling", w.cfg.HTTP, slack)
 		}
 		w.fail(err)
 		return
 	}
 	hw.Trace = profile.TraceHint(prefix)
+}
+
+// cutContext is a context for one call of the HTTP control: bounded by
+// slack, not cancelled by the interrupt itself (a call the server took
+// must be known), but ended when cut closes.
+func cutContext(ctx context.Context, slack time.Duration, cut <-chan struct{}) (context.Context, context.CancelFunc) {
+	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), slack)
+	go func() {
+		select {
+		case <-cut:
+			cancel()
+		case <-c.Done():
+		}
+	}()
+	return c, cancel
+}
+
+// cutBefore says whether cut has closed.
+func cutBefore(cut <-chan struct{}) bool {
+	select {
+	case <-cut:
+		return true
+	default:
+		return false
+	}
 }
 
 // httpSlack bounds each of the HTTP control's calls: --profile-timeout
