@@ -101,7 +101,8 @@ var streamErrorClasses = []string{"stalled", "closed_mid_stream", "malformed", "
 type llmView struct {
 	Rows         []llmRow
 	Tokens       string
-	Goodput      string // "" without --slo LLM terms
+	Goodput      string   // "" without --slo LLM terms
+	Warnings     []string // the summary's stream warnings (llmWarnings)
 	StreamErrors []kv
 }
 
@@ -114,7 +115,7 @@ func llmViewOf(r *Result) *llmView {
 	if r.TTFT == nil {
 		return nil
 	}
-	v := &llmView{Tokens: llmTokensLine(r)}
+	v := &llmView{Tokens: llmTokensLine(r), Warnings: llmWarnings(r)}
 	if r.Goodput != nil {
 		v.Goodput = goodputLine(r.Goodput)
 	}

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"html"
 	"strings"
 	"testing"
 )
@@ -58,5 +59,25 @@ func TestTokensLineSaysInputUnknownWithoutUsage(t *testing.T) {
 	r := &Result{OutputTokens: &out, InputTokens: &in, OutputTokensPerS: &perS}
 	if got := llmTokensLine(r); !strings.Contains(got, "input unknown") || strings.Contains(got, "0 input") {
 		t.Errorf("tokens line %q", got)
+	}
+}
+
+// The page shows the summary's stream warnings, word for word.
+func TestPageShowsTheSummarysStreamWarnings(t *testing.T) {
+	none, below := int64(4), int64(7)
+	r := goldenResult(t)
+	r.Target, r.Protocol, r.TTFT = "http://h/v1/chat/completions", ProtocolOpenAI, &Stats{Count: 1}
+	r.StreamsWithoutOutput, r.UsageBelowChunks = &none, &below
+	var page strings.Builder
+	if err := WriteHTML(&page, []*Result{r}, []string{"r.json"}, ReportOptions{NoAssets: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range llmWarnings(r) {
+		if !strings.Contains(page.String(), `<p class="warn" data-stream-warning="true">warning: `+html.EscapeString(w)+`</p>`) {
+			t.Errorf("the page lacks the summary's warning %q", w)
+		}
+	}
+	if len(llmWarnings(r)) != 2 {
+		t.Errorf("warnings %q", llmWarnings(r))
 	}
 }
