@@ -242,7 +242,7 @@ func (w *window) waitToOpen(ctx context.Context, target string) bool {
 // An interrupt bounds the waits for either call: --grace after it (the
 // wait for requests in flight), nothing after a second one (Hurry). A
 // start given up then is still followed by a stop, within
-// abandonedStopBound.
+// AbandonedStopBound.
 func (w *window) runHTTP(ctx context.Context) {
 	defer close(w.done)
 	defer w.release()
@@ -284,7 +284,7 @@ func (w *window) runHTTP(ctx context.Context) {
 		hw.StartMs = msSince(startSent)
 		w.release()
 		w.fail(fmt.Errorf("profile %s/start_profile: no answer in %.1fs when the interrupted run stopped waiting (--grace, or a second interrupt): no window was opened; %s",
-			w.cfg.HTTP, hw.StartMs/1e3, w.stopAfterFailedStart(ctl, hw, abandonedStopBound, "", nil)))
+			w.cfg.HTTP, hw.StartMs/1e3, w.stopAfterFailedStart(ctl, hw, AbandonedStopBound, "", nil)))
 		return
 	}
 	hw.StartMs = msSince(startSent)
@@ -325,10 +325,10 @@ func (w *window) runHTTP(ctx context.Context) {
 	hw.Trace = profile.TraceHint(prefix)
 }
 
-// abandonedStopBound bounds the stop sent after a start that was given
-// up on an interrupt: the user asked to stop waiting, and a server that
+// AbandonedStopBound bounds the stop sent after a start that was given
+// up on an interrupt (here and by a coordinator): the user asked to stop waiting, and a server that
 // did not answer the start seldom answers the stop sooner.
-const abandonedStopBound = time.Second
+const AbandonedStopBound = time.Second
 
 // interruptCut is InterruptCut with the window's --grace.
 func (w *window) interruptCut(ctx context.Context) (cut <-chan struct{}, stop func()) {
@@ -388,7 +388,7 @@ func (w *window) lateStart(ctl *profile.HTTPProfiler, hw *profile.HTTPWindow, st
 	switch {
 	case abandoned:
 		then = fmt.Sprintf("no answer in %.1fs when the interrupted run stopped waiting (--grace, or a second interrupt)", hw.StartMs/1e3)
-		w.fail(fmt.Errorf("%s; %s; %s", late, then, w.stopAfterFailedStart(ctl, hw, abandonedStopBound, "", nil)))
+		w.fail(fmt.Errorf("%s; %s; %s", late, then, w.stopAfterFailedStart(ctl, hw, AbandonedStopBound, "", nil)))
 		return
 	case err == nil:
 		then = fmt.Sprintf("it answered after %.1fs", hw.StartMs/1e3)
@@ -487,10 +487,15 @@ func (c *ProfileConfig) check(ctx context.Context, tlsConfig *tls.Config) error 
 	return conn.Close()
 }
 
-// httpSlack bounds each of the HTTP control's calls: --profile-timeout.
-func (w *window) httpSlack() time.Duration {
-	if w.cfg.Options.Slack > 0 {
-		return w.cfg.Options.Slack
+// httpSlack is the window's HTTPSlack.
+func (w *window) httpSlack() time.Duration { return w.cfg.HTTPSlack() }
+
+// HTTPSlack bounds each call of the HTTP profiler control:
+// --profile-timeout (Options.Slack), a minute when not given. A
+// coordinator's window takes the same bound.
+func (c ProfileConfig) HTTPSlack() time.Duration {
+	if c.Options.Slack > 0 {
+		return c.Options.Slack
 	}
 	return time.Minute
 }

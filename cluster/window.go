@@ -98,7 +98,7 @@ func (w *coordWindow) runHTTP(ctx context.Context, tlsConfig *tls.Config) {
 	prefix := profile.HTTPRunPrefix(time.Now())
 	hw := &profile.HTTPWindow{Backend: profile.BackendVLLMHTTP, URL: w.cfg.HTTP, Prefix: prefix}
 	w.rep.HTTP = hw
-	slack := w.httpSlack()
+	slack := w.cfg.HTTPSlack()
 	startCtx, cancelStart := cutContext(ctx, slack, cut)
 	err := ctl.Start(startCtx, prefix)
 	interrupted := cutBefore(cut)
@@ -106,7 +106,7 @@ func (w *coordWindow) runHTTP(ctx context.Context, tlsConfig *tls.Config) {
 	if err != nil {
 		if interrupted {
 			// The server may have taken the start: stop it, briefly.
-			stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), bench.AbandonedStopBound)
 			stopErr := ctl.Stop(stopCtx)
 			cancelStop()
 			then := "a stop was sent"
@@ -173,15 +173,6 @@ func cutBefore(cut <-chan struct{}) bool {
 	}
 }
 
-// httpSlack bounds each of the HTTP control's calls: --profile-timeout
-// (a minute when not given).
-func (w *coordWindow) httpSlack() time.Duration {
-	if w.cfg.Options.Slack > 0 {
-		return w.cfg.Options.Slack
-	}
-	return time.Minute
-}
-
 // where names the profiler in messages.
 func (w *coordWindow) where() string {
 	if w.cfg.HTTP != "" {
@@ -214,7 +205,7 @@ func (w *coordWindow) finish(perWorker [][]profile.ClientEvent, truncated bool, 
 	bound := time.Until(w.open) + o.Duration + o.Slack + 10*time.Second
 	if w.cfg.HTTP != "" {
 		// The start and the stop may each take --profile-timeout.
-		bound = time.Until(w.open) + w.length + 2*w.httpSlack() + 10*time.Second
+		bound = time.Until(w.open) + w.length + 2*w.cfg.HTTPSlack() + 10*time.Second
 	}
 	select {
 	case <-w.done:
